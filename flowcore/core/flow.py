@@ -1,0 +1,522 @@
+"""``Flow``: a graph of tasks, built functionally (``with Flow(...)``) or imperatively.
+
+The graph is ``tasks`` (a set), ``edges`` (a set of :class:`Edge`) and ``constants``
+(``{task: {argument: value}}`` for constant inputs, which need no task). Upstream and
+downstream edges are indexed as they are added, so graph queries cost O(degree), and the
+topological order is memoised until the graph changes. Independent tasks run in the
+order they were added (Prefect 1's order depended on object ids).
+
+``Flow.run`` hands over to the engine (``engine.flow_runner.run_flow``), imported lazily
+in that one place: the graph model does not depend on the runners.
+"""
+
+from __future__ import annotations
+
+import heapq
+import warnings
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any
+
+from flowcore import configuration
+from flowcore.core.edge import Edge
+from flowcore.core.task import Task
+from flowcore.utilities import context as _context
+from flowcore.utilities.logging import get_logger
+
+if TYPE_CHECKING:
+    import logging
+
+    from flowcore.core.parameter import Parameter
+    from flowcore.engine.result import Result
+    from flowcore.engine.state import State
+
+__all__ = ["Flow"]
+
+
+class Flow:
+    """A named graph of tasks.
+
+    Args:
+        name: the flow's name (required).
+        schedule: a ``flowcore.schedules.Schedule`` used by ``flow.run()``.
+        executor: the executor ``flow.run()`` uses when none is given.
+        run_config, storage: accepted for Prefect 1 compatibility; unused locally.
+        tasks: tasks to add.
+        edges: edges to add.
+        reference_tasks: the tasks whose states decide the flow's state.
+        state_handlers: ``fn(flow, old_state, new_state) -> State | None`` callables.
+        on_failure: ``fn(flow, state)`` called when the flow run fails.
+        validate: validate the flow after adding ``tasks`` and ``edges``.
+        result: the default ``Result`` of tasks that have none.
+        terminal_state_handler: ``fn(flow, state, reference_task_states) -> State | None``.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        schedule: Any = None,
+        executor: Any = None,
+        run_config: Any = None,
+        storage: Any = None,
+        tasks: Iterable[Task] | None = None,
+        edges: Iterable[Edge] | None = None,
+        reference_tasks: Iterable[Task] | None = None,
+        state_handlers: list[Callable[..., State | None]] | None = None,
+        on_failure: Callable[[Flow, State], None] | None = None,
+        validate: bool | None = None,
+        result: Result | None = None,
+        terminal_state_handler: Callable[..., State | None] | None = None,
+    ) -> None:
+        if not name:
+            raise ValueError("A Flow needs a non-empty name: Flow('my-flow')")
+        self.name = name
+        self.schedule = schedule
+        self.executor = executor
+        self.run_config = run_config
+        self.storage = storage
+        self.result = result
+        self.terminal_state_handler = terminal_state_handler
+        self.tasks: set[Task] = set()
+        self.edges: set[Edge] = set()
+        self.constants: defaultdict[Task, dict[str, Any]] = defaultdict(dict)
+        self.slugs: dict[Task, str] = {}
+        self._slug_set: set[str] = set()
+        self._order: dict[Task, int] = {}
+        self._upstream: dict[Task, dict[Edge, None]] = {}
+        self._downstream: dict[Task, dict[Edge, None]] = {}
+        self._slug_counts: dict[str, int] = {}
+        self._reference_tasks: set[Task] = set()
+        self._cache: dict[Any, Any] = {}
+        if state_handlers is not None and not isinstance(state_handlers, (list, tuple)):
+            raise TypeError("Flow state_handlers must be a list of callables")
+        self.state_handlers = list(state_handlers or [])
+        if on_failure is not None:
+            from flowcore.core.task import _failure_callback
+
+            self.state_handlers.append(_failure_callback(on_failure))  # type: ignore[arg-type]
+        for task in tasks or ():
+            self.add_task(task)
+        for edge in edges or ():
+            self.add_edge(
+                edge.upstream_task, edge.downstream_task, key=edge.key,
+                mapped=edge.mapped, flattened=edge.flattened, validate=False,
+            )
+        self.set_reference_tasks(reference_tasks or [])
+        if validate:
+            self.validate()
+
+    # -- identity ---------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f'<Flow: name="{self.name}">'
+
+    def __eq__(self, other: object) -> bool:
+        if type(self) is not type(other):
+            return False
+        assert isinstance(other, Flow)
+        return (
+            self.name == other.name
+            and self.tasks == other.tasks
+            and self.edges == other.edges
+            and self.reference_tasks() == other.reference_tasks()
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __iter__(self) -> Iterator[Task]:
+        return iter(self.sorted_tasks())
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_cache"] = {}
+        return state
+
+    @property
+    def logger(self) -> logging.Logger:
+        return get_logger(self.name)
+
+    # -- the functional API -----------------------------------------------------------------
+
+    def __enter__(self) -> Flow:
+        scope = _context.context(flow=self, _unused_task_tracker=set())
+        self._scopes = getattr(self, "_scopes", [])
+        self._scopes.append(scope)
+        scope.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        tracker = _context.current().get("_unused_task_tracker") or set()
+        self._scopes.pop().__exit__(*exc)
+        unused = [t for t in tracker if t not in self.tasks and not t._is_constant]
+        if unused and exc[0] is None:
+            names = ", ".join(sorted(repr(t) for t in unused))
+            warnings.warn(
+                f"Tasks were created but not added to the flow: {names}. Call them with "
+                "their inputs, pass them to another task, or add them with flow.add_task().",
+                stacklevel=2,
+            )
+
+    # -- building ---------------------------------------------------------------------------
+
+    def add_task(self, task: Task) -> Task:
+        """Add ``task`` (idempotent); give it a slug unique within the flow."""
+        if not isinstance(task, Task):
+            raise TypeError(f"Flow.add_task takes a Task, got {type(task).__name__}: {task!r}")
+        if task in self._order:
+            return task
+        if task.slug is not None and task.slug in self._slug_set:
+            raise ValueError(
+                f'A task with the slug "{task.slug}" already exists in flow {self.name!r}; '
+                "give one of them another name or slug"
+            )
+        self.tasks.add(task)
+        self._order[task] = len(self._order)
+        self._upstream[task] = {}
+        self._downstream[task] = {}
+        slug = task.slug if task.slug is not None else self._generate_slug(task)
+        self.slugs[task] = slug
+        self._slug_set.add(slug)
+        self._cache.clear()
+        if not task._skip_case_attach:
+            scope = _context.current()
+            for key in ("case", "resource"):
+                owner = scope.get(key)
+                if owner is not None:
+                    owner.add_task(task, self)
+        return task
+
+    def _generate_slug(self, task: Task) -> str:
+        base = f"{task.name}-" + "-".join(sorted(task.tags))
+        while True:
+            count = self._slug_counts.get(base, 0) + 1
+            self._slug_counts[base] = count
+            slug = f"{base}{'' if base.endswith('-') else '-'}{count}"
+            if slug not in self._slug_set:
+                return slug
+
+    def add_edge(
+        self,
+        upstream_task: Any,
+        downstream_task: Any,
+        key: str | None = None,
+        mapped: bool = False,
+        flattened: bool = False,
+        validate: bool | None = None,
+    ) -> Edge:
+        """Add ``upstream_task -> downstream_task``; constants on plain keyed edges become
+        ``flow.constants`` entries instead of tasks."""
+        if validate is None:
+            validate = configuration.config.flows.eager_edge_validation
+        if mapped and _context.current().get("mapped"):
+            raise ValueError(
+                "Cannot set mapped=True inside a mapped context (apply_map already maps)"
+            )
+        if getattr(downstream_task, "_is_root_only", False):
+            raise ValueError(
+                f"{downstream_task!r} is a Parameter: Parameters must be root tasks and "
+                "cannot have upstream dependencies"
+            )
+        edge = Edge(upstream_task, downstream_task, key=key, mapped=mapped, flattened=flattened, flow=self)
+        upstream, downstream = edge.upstream_task, edge.downstream_task
+        if upstream._is_constant and key is not None and not edge.mapped and not edge.flattened:
+            self.add_task(downstream)
+            self.constants[downstream][key] = upstream.value  # type: ignore[attr-defined]
+            self._cache.clear()
+            return edge
+        self.add_task(upstream)
+        self.add_task(downstream)
+        if validate and key is not None:
+            self._check_key(downstream, key)
+        if edge not in self.edges:
+            self.edges.add(edge)
+            self._downstream[upstream][edge] = None
+            self._upstream[downstream][edge] = None
+            self._cache.clear()
+        if validate:
+            self.validate()
+        return edge
+
+    def _check_key(self, task: Task, key: str) -> None:
+        bound = {e.key for e in self._upstream[task]} | set(self.constants.get(task, ()))
+        if key in bound:
+            raise ValueError(f"Argument {key!r} of {task!r} is already bound to an upstream")
+        try:
+            task._run_signature().bind_partial(**{key: None})
+        except TypeError as exc:
+            raise TypeError(f"{task!r} has no argument {key!r}: {exc}") from None
+
+    def set_dependencies(
+        self,
+        task: Any,
+        upstream_tasks: Iterable[Any] | None = None,
+        downstream_tasks: Iterable[Any] | None = None,
+        keyword_tasks: dict[str, Any] | None = None,
+        mapped: bool = False,
+        validate: bool | None = None,
+    ) -> None:
+        """Add ``task`` with its state-only upstreams, downstreams and keyword inputs."""
+        from flowcore.utilities.tasks import as_task
+
+        task = self.add_task(as_task(task, flow=self))
+        for upstream in upstream_tasks or ():
+            self.add_edge(upstream, task, mapped=mapped, validate=validate)
+        for downstream in downstream_tasks or ():
+            self.add_edge(task, downstream, validate=validate)
+        for key, value in (keyword_tasks or {}).items():
+            self.add_edge(value, task, key=key, mapped=mapped, validate=validate)
+
+    def chain(self, *tasks: Task, validate: bool | None = None) -> list[Edge]:
+        """State edges ``t0 -> t1 -> ... -> tn``."""
+        return [self.add_edge(a, b, validate=validate) for a, b in zip(tasks, tasks[1:])]
+
+    def update(
+        self,
+        flow: Flow,
+        merge_parameters: bool = False,
+        validate: bool | None = None,
+        merge_reference_tasks: bool = False,
+    ) -> None:
+        """Copy ``flow``'s tasks, edges and constants into this flow."""
+        replaced: dict[Task, Task] = {}
+        if merge_parameters:
+            mine = {p.name: p for p in self.parameters()}
+            replaced = {p: mine[p.name] for p in flow.parameters() if p.name in mine}
+        for task in flow._order:
+            if task not in replaced:
+                self.add_task(task)
+        for edge in flow.edges:
+            self.add_edge(
+                replaced.get(edge.upstream_task, edge.upstream_task),
+                replaced.get(edge.downstream_task, edge.downstream_task),
+                key=edge.key, mapped=edge.mapped, flattened=edge.flattened, validate=False,
+            )
+        for task, values in flow.constants.items():
+            self.constants[replaced.get(task, task)].update(values)
+        if merge_reference_tasks:
+            self.set_reference_tasks(self._reference_tasks | flow._reference_tasks)
+        if validate or (validate is None and configuration.config.flows.eager_edge_validation):
+            self.validate()
+
+    def replace(self, old: Task, new: Task, validate: bool = True) -> None:
+        """Put ``new`` in ``old``'s place, with its edges, constants and reference status."""
+        if old not in self._order:
+            raise ValueError(f"{old!r} is not in flow {self.name!r}")
+        upstream = list(self._upstream[old])
+        downstream = list(self._downstream[old])
+        self._remove_task(old)
+        self.add_task(new)
+        for edge in upstream:
+            self.add_edge(edge.upstream_task, new, key=edge.key, mapped=edge.mapped,
+                          flattened=edge.flattened, validate=False)
+        for edge in downstream:
+            self.add_edge(new, edge.downstream_task, key=edge.key, mapped=edge.mapped,
+                          flattened=edge.flattened, validate=False)
+        if old in self.constants:
+            self.constants[new].update(self.constants.pop(old))
+        if old in self._reference_tasks:
+            self._reference_tasks = (self._reference_tasks - {old}) | {new}
+        if validate:
+            self.validate()
+
+    def _remove_task(self, task: Task) -> None:
+        for edge in list(self._upstream[task]) + list(self._downstream[task]):
+            self.edges.discard(edge)
+            self._downstream[edge.upstream_task].pop(edge, None)
+            self._upstream[edge.downstream_task].pop(edge, None)
+        self.tasks.discard(task)
+        self._slug_set.discard(self.slugs[task])
+        del self._order[task], self._upstream[task], self._downstream[task], self.slugs[task]
+        self._cache.clear()
+
+    def copy(self) -> Flow:
+        """A shallow copy with its own task, edge, constant and slug containers."""
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.tasks = set(self.tasks)
+        new.edges = set(self.edges)
+        new.constants = defaultdict(dict, {t: dict(v) for t, v in self.constants.items()})
+        new.slugs = dict(self.slugs)
+        new._slug_set = set(self._slug_set)
+        new._order = dict(self._order)
+        new._upstream = {t: dict(e) for t, e in self._upstream.items()}
+        new._downstream = {t: dict(e) for t, e in self._downstream.items()}
+        new._slug_counts = dict(self._slug_counts)
+        new._reference_tasks = set(self._reference_tasks)
+        new._cache = {}
+        new.state_handlers = list(self.state_handlers)
+        return new
+
+    # -- queries ----------------------------------------------------------------------------
+
+    def _require(self, task: Task) -> None:
+        if task not in self._order:
+            raise ValueError(f"{task!r} was not found in flow {self.name!r}")
+
+    def edges_to(self, task: Task) -> set[Edge]:
+        self._require(task)
+        return set(self._upstream[task])
+
+    def edges_from(self, task: Task) -> set[Edge]:
+        self._require(task)
+        return set(self._downstream[task])
+
+    def upstream_tasks(self, task: Task) -> set[Task]:
+        return {e.upstream_task for e in self.edges_to(task)}
+
+    def downstream_tasks(self, task: Task) -> set[Task]:
+        return {e.downstream_task for e in self.edges_from(task)}
+
+    def all_upstream_edges(self) -> dict[Task, set[Edge]]:
+        return {t: set(edges) for t, edges in self._upstream.items()}
+
+    def all_downstream_edges(self) -> dict[Task, set[Edge]]:
+        return {t: set(edges) for t, edges in self._downstream.items()}
+
+    def root_tasks(self) -> set[Task]:
+        """Tasks with no upstream edge."""
+        return {t for t in self._order if not self._upstream[t]}
+
+    def terminal_tasks(self) -> set[Task]:
+        """Tasks with no downstream edge."""
+        return {t for t in self._order if not self._downstream[t]}
+
+    def parameters(self) -> set[Parameter]:
+        from flowcore.core.parameter import Parameter
+
+        return {t for t in self._order if isinstance(t, Parameter)}
+
+    def get_tasks(
+        self,
+        name: str | None = None,
+        slug: str | None = None,
+        tags: Iterable[str] | None = None,
+        task_type: type | None = None,
+    ) -> list[Task]:
+        """Tasks matching every criterion given (``tags``: the task has all of them)."""
+        wanted_tags = set(tags or ())
+        return [
+            t
+            for t in self._order
+            if (name is None or t.name == name)
+            and (slug is None or self.slugs[t] == slug)
+            and wanted_tags <= t.tags
+            and (task_type is None or isinstance(t, task_type))
+        ]
+
+    def reference_tasks(self) -> set[Task]:
+        """The tasks whose states decide the flow state (default: the terminal tasks,
+        not counting resource init/cleanup tasks)."""
+        if self._reference_tasks:
+            return set(self._reference_tasks)
+        found = set()
+        for task in self._order:
+            if task._excluded_from_reference:
+                continue
+            downstream = {e.downstream_task for e in self._downstream[task]}
+            if all(t._excluded_from_reference for t in downstream):
+                found.add(task)
+        return found
+
+    def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
+        tasks = set(tasks)
+        missing = [t for t in tasks if t not in self._order]
+        if missing:
+            raise ValueError(f"Reference tasks are not in flow {self.name!r}: {missing}")
+        self._reference_tasks = tasks
+        self._cache.clear()
+
+    def sorted_tasks(self, root_tasks: Iterable[Task] | None = None) -> tuple[Task, ...]:
+        """Tasks in dependency order (ties broken by insertion order).
+
+        With ``root_tasks``, only those tasks and everything downstream of them.
+        Raises ValueError naming a cycle if the graph has one.
+        """
+        roots = tuple(root_tasks) if root_tasks is not None else None
+        cache_key = ("sorted", roots)
+        cached = self._cache.get(cache_key)
+        if cached is not None:
+            return cached  # type: ignore[no-any-return]
+        tasks = self._order if roots is None else self._downstream_closure(roots)
+        indegree = {t: sum(1 for e in self._upstream[t] if e.upstream_task in tasks) for t in tasks}
+        ready = [(self._order[t], id(t), t) for t, n in indegree.items() if n == 0]
+        heapq.heapify(ready)
+        ordered: list[Task] = []
+        while ready:
+            _, _, task = heapq.heappop(ready)
+            ordered.append(task)
+            for edge in self._downstream[task]:
+                child = edge.downstream_task
+                if child in indegree:
+                    indegree[child] -= 1
+                    if indegree[child] == 0:
+                        heapq.heappush(ready, (self._order[child], id(child), child))
+        if len(ordered) < len(indegree):
+            raise ValueError(
+                "Cycle found; flows must be acyclic! "
+                + " -> ".join(t.name for t in self._find_cycle(set(indegree) - set(ordered)))
+            )
+        result = tuple(ordered)
+        self._cache[cache_key] = result
+        return result
+
+    def _downstream_closure(self, roots: tuple[Task, ...]) -> dict[Task, int]:
+        for root in roots:
+            self._require(root)
+        seen: dict[Task, int] = {}
+        stack = list(roots)
+        while stack:
+            task = stack.pop()
+            if task not in seen:
+                seen[task] = self._order[task]
+                stack.extend(e.downstream_task for e in self._downstream[task])
+        return seen
+
+    def _find_cycle(self, candidates: set[Task]) -> list[Task]:
+        start = min(candidates, key=self._order.__getitem__)
+        path: list[Task] = [start]
+        index = {start: 0}
+        while True:
+            nxt = next(e.downstream_task for e in self._downstream[path[-1]] if e.downstream_task in candidates)
+            if nxt in index:
+                return path[index[nxt]:] + [nxt]
+            index[nxt] = len(path)
+            path.append(nxt)
+
+    def validate(self) -> None:
+        """Check edges, reference tasks, slugs and acyclicity; raise ValueError if wrong."""
+        if any(e.upstream_task not in self._order or e.downstream_task not in self._order for e in self.edges):
+            raise ValueError(f"Some edges of flow {self.name!r} refer to tasks not in the flow")
+        if any(t not in self._order for t in self._reference_tasks):
+            raise ValueError(f"Some reference tasks of flow {self.name!r} are not in the flow")
+        if len(set(self.slugs.values())) != len(self.slugs):
+            raise ValueError(f"Flow {self.name!r} has duplicate task slugs")
+        if set(self.tasks) != set(self._order):
+            raise ValueError(
+                f"flow.tasks of {self.name!r} was changed directly; use add_task()/replace()"
+            )
+        self.sorted_tasks()
+
+    # -- running ----------------------------------------------------------------------------
+
+    def run(
+        self,
+        parameters: dict[str, Any] | None = None,
+        run_on_schedule: bool | None = None,
+        runner_cls: type | None = None,
+        **kwargs: Any,
+    ) -> State | None:
+        """Run the flow locally and return its final state.
+
+        ``state.result`` maps every task to its State. Parameters come from
+        ``parameters`` and from keyword arguments named like a Parameter. Other keyword
+        arguments: ``executor``, ``task_states``, ``context``, ``task_contexts``,
+        ``state``, ``flow_run_id``, ``flow_run_name``, ``task_runner_state_handlers``.
+        """
+        from flowcore.engine.flow_runner import run_flow
+
+        return run_flow(
+            self, parameters=parameters, run_on_schedule=run_on_schedule,
+            runner_cls=runner_cls, **kwargs,
+        )
+

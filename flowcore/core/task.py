@@ -1,0 +1,635 @@
+"""``Task``: one unit of work in a flow, and the functional API that wires tasks together.
+
+A Task instance is a *template*: calling it (``add(x, 1)``) inside ``with Flow(...)``
+copies it, binds the copy's ``run()`` arguments to upstream tasks or constants, and adds
+the copy to the flow. ``run()`` itself is plain Python: ``add.run(1, 2)`` runs no engine.
+
+Everything the engine needs to know about a task is an attribute set here (retries,
+timeout, trigger, caching, result, target, handlers); the engine never inspects a task's
+class. Validation happens at construction and at bind time, so mistakes surface while the
+flow is built, not deep inside a run.
+"""
+
+from __future__ import annotations
+
+import inspect
+import typing
+import warnings
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from flowcore import configuration
+from flowcore.utilities import context as _context
+from flowcore.utilities.edges import EdgeAnnotation
+from flowcore.utilities.logging import get_logger
+
+if TYPE_CHECKING:
+    import logging
+
+    from flowcore.core.flow import Flow
+    from flowcore.engine.result import Result
+    from flowcore.engine.state import State
+
+__all__ = ["Task", "no_default"]
+
+RESERVED_ARGUMENTS = frozenset({"upstream_tasks", "mapped", "task_args", "flow"})
+_RESERVED_ATTRIBUTES = frozenset(
+    {
+        "name", "slug", "tags", "max_retries", "retry_delay", "retry_on", "timeout",
+        "trigger", "skip_on_upstream_skip", "cache_for", "cache_key", "cache_validator",
+        "checkpoint", "result", "target", "task_run_name", "state_handlers",
+        "auto_generated", "log_stdout", "nout",
+    }
+)
+
+
+class _NoDefault:
+    def __repr__(self) -> str:
+        return "no_default"
+
+    def __reduce__(self) -> str:
+        return "no_default"
+
+
+no_default: Any = _NoDefault()
+
+
+def validate_run_signature(run: Callable[..., Any], owner: str) -> None:
+    """Reject ``run`` signatures the flow API cannot bind (at class or task creation)."""
+    try:
+        params = inspect.signature(run).parameters.values()
+    except (TypeError, ValueError):
+        return
+    for param in params:
+        if param.kind is inspect.Parameter.VAR_POSITIONAL:
+            raise ValueError(
+                f"{owner}: run() may not take *{param.name}; task arguments are bound by "
+                "keyword. Accept **kwargs instead."
+            )
+        if param.kind is inspect.Parameter.POSITIONAL_ONLY and param.name != "self":
+            raise TypeError(
+                f"{owner}: run() may not have positional-only parameters ({param.name!r})"
+            )
+        if param.name in RESERVED_ARGUMENTS:
+            raise ValueError(
+                f"{owner}: run() may not have an argument named {param.name!r}; "
+                f"{sorted(RESERVED_ARGUMENTS)} are reserved for the flow API"
+            )
+
+
+class TaskMetaclass(type):
+    """Checks ``run`` signatures at class creation; warns when a Task is passed to a constructor."""
+
+    def __new__(mcs, name: str, bases: tuple[type, ...], namespace: dict[str, Any]) -> Any:
+        if "run" in namespace and callable(namespace["run"]):
+            validate_run_signature(namespace["run"], f"Task class {name}")
+        return super().__new__(mcs, name, bases, namespace)
+
+    def __call__(cls, *args: Any, **kwargs: Any) -> Any:
+        for value in (*args, *kwargs.values()):
+            if isinstance(value, Task):
+                warnings.warn(
+                    f"A Task ({value!r}) was passed to the {cls.__name__} constructor. "
+                    f"Create {cls.__name__} with its static settings first, then call the "
+                    "instance with the Task to bind it as an input.",
+                    stacklevel=2,
+                )
+                break
+        return super().__call__(*args, **kwargs)
+
+
+def _infer_nout(run: Callable[..., Any]) -> int | None:
+    try:
+        annotation = typing.get_type_hints(run).get("return")
+    except Exception:
+        annotation = inspect.signature(run).return_annotation
+    if annotation is None or annotation is inspect.Signature.empty:
+        return None
+    if typing.get_origin(annotation) is not tuple or annotation in (tuple, typing.Tuple):  # noqa: UP006
+        return None
+    args = typing.get_args(annotation)
+    if not args:
+        return 0 if "[()]" in repr(annotation) else None
+    if args == ((),):
+        return 0
+    if Ellipsis in args:
+        return None
+    return len(args)
+
+
+def _to_retry_delay(value: Any) -> timedelta | None:
+    if value is None or value is False:
+        return None
+    if isinstance(value, timedelta):
+        return value
+    return timedelta(seconds=value)
+
+
+class Task(metaclass=TaskMetaclass):
+    """A unit of work. Subclass it and implement ``run()``, or use ``@task``.
+
+    Args:
+        name: display name (default: the class name).
+        slug: a stable id, unique within a flow (default: generated by the flow).
+        tags: an iterable of strings (merged with any active ``flowcore.tags``).
+        max_retries: attempts after the first (default ``tasks.defaults.max_retries``).
+        retry_delay: a ``timedelta`` between attempts; required when retrying.
+        retry_on: an exception type or types; retry only when the error is one of them.
+        timeout: seconds (int) or a ``timedelta``; the run becomes ``TimedOut`` past it.
+        trigger: decides from upstream states whether to run (default ``all_successful``).
+        skip_on_upstream_skip: skip when any upstream skipped (default True).
+        cache_for: a ``timedelta``; cache successful outputs for that long.
+        cache_validator: decides whether a cached state is still valid.
+        cache_key: the key under which outputs are cached (default: the task name).
+        checkpoint: False opts out of checkpointing.
+        state_handlers: a list of ``fn(task, old_state, new_state) -> State | None``.
+        on_failure: ``fn(task, state)`` called when the task enters a failed state.
+        log_stdout: send ``print`` output inside ``run()`` to the task logger.
+        result: the ``Result`` used for checkpoints and targets.
+        target: a location template or callable; an existing target skips the run.
+        task_run_name: a template or callable naming each run.
+        nout: the number of outputs, so the task can be tuple-unpacked.
+    """
+
+    _is_constant = False
+    _is_root_only = False
+    _rerun_every_pass = False
+    _excluded_from_reference = False
+    _skip_case_attach = False
+
+    def __init__(
+        self,
+        name: str | None = None,
+        slug: str | None = None,
+        tags: Iterable[str] | None = None,
+        max_retries: int | None = None,
+        retry_delay: timedelta | None = None,
+        retry_on: type[Exception] | Iterable[type[Exception]] | None = None,
+        timeout: int | timedelta | None = None,
+        trigger: Callable[..., bool] | None = None,
+        skip_on_upstream_skip: bool = True,
+        cache_for: timedelta | None = None,
+        cache_validator: Callable[..., bool] | None = None,
+        cache_key: str | None = None,
+        checkpoint: bool | None = None,
+        state_handlers: Sequence[Callable[..., State | None]] | None = None,
+        on_failure: Callable[[Task, State], None] | None = None,
+        log_stdout: bool = False,
+        result: Result | None = None,
+        target: str | Callable[..., str] | None = None,
+        task_run_name: str | Callable[..., str] | None = None,
+        nout: int | None = None,
+    ) -> None:
+        if self.__dict__:
+            clashes = sorted(set(self.__dict__) & _RESERVED_ATTRIBUTES)
+            if clashes:
+                warnings.warn(
+                    f"{type(self).__name__} sets {clashes} before Task.__init__, which "
+                    "overwrites them; rename those attributes.",
+                    stacklevel=2,
+                )
+        defaults = configuration.config.tasks.defaults
+        self.name = name or type(self).__name__
+        self.slug = slug
+        if isinstance(tags, str):
+            raise TypeError(f"Task {self.name!r}: tags must be an iterable of strings, not a string")
+        self.tags = set(tags or ()) | set(_context.current().get("tags") or ())
+
+        if max_retries is None:
+            max_retries = defaults.get("max_retries") or 0
+        if retry_delay is None and max_retries:
+            retry_delay = _to_retry_delay(defaults.get("retry_delay"))
+        if max_retries and max_retries > 0 and retry_delay is None:
+            raise ValueError(
+                f"Task {self.name!r}: max_retries={max_retries} needs a retry_delay, "
+                "e.g. retry_delay=timedelta(seconds=10)"
+            )
+        if retry_delay is not None and not max_retries:
+            raise ValueError(
+                f"Task {self.name!r}: retry_delay is set but max_retries is 0; "
+                "give max_retries > 0 or drop retry_delay"
+            )
+        self.max_retries: int = max_retries
+        self.retry_delay = retry_delay
+        self.retry_on = self._check_retry_on(retry_on)
+
+        if timeout is None:
+            timeout = defaults.get("timeout")
+        self.timeout = self._check_timeout(timeout)
+
+        if trigger is None:
+            from flowcore import triggers
+
+            trigger = triggers.all_successful
+        self.trigger = trigger
+        self.skip_on_upstream_skip = skip_on_upstream_skip
+
+        if cache_for is None and cache_validator is not None:
+            from flowcore.engine import cache_validators
+
+            if cache_validator is not cache_validators.never_use:
+                warnings.warn(
+                    f"Task {self.name!r}: cache_validator is set without cache_for, so "
+                    "nothing will be cached; add cache_for=timedelta(...)",
+                    stacklevel=2,
+                )
+        if cache_validator is None:
+            from flowcore.engine import cache_validators
+
+            cache_validator = (
+                cache_validators.never_use if cache_for is None else cache_validators.duration_only
+            )
+        self.cache_for = cache_for
+        self.cache_validator = cache_validator
+        self.cache_key = cache_key
+        self.checkpoint = checkpoint
+
+        if state_handlers is not None and not isinstance(state_handlers, Sequence):
+            raise TypeError(
+                f"Task {self.name!r}: state_handlers must be a list of callables, "
+                f"got {type(state_handlers).__name__}"
+            )
+        self.state_handlers = list(state_handlers or [])
+        if on_failure is not None:
+            self.state_handlers.append(_failure_callback(on_failure))
+
+        self.log_stdout = log_stdout
+        self.target = target
+        self.result = _result_for_target(result, target, self.name)
+        self.task_run_name = task_run_name
+        self.auto_generated = False
+        if nout is None and type(self).run is not Task.run:
+            nout = _infer_nout(self.run)
+        self.nout = nout
+
+        tracker = _context.current().get("_unused_task_tracker")
+        if tracker is not None:
+            tracker.add(self)
+
+    def _check_retry_on(
+        self, retry_on: type[Exception] | Iterable[type[Exception]] | None
+    ) -> set[type[Exception]] | None:
+        if retry_on is None:
+            return None
+        types = {retry_on} if isinstance(retry_on, type) else set(retry_on)
+        for exc_type in types:
+            if not (isinstance(exc_type, type) and issubclass(exc_type, Exception)):
+                raise TypeError(
+                    f"Task {self.name!r}: retry_on takes Exception subclasses, got {exc_type!r}"
+                )
+        if not self.max_retries:
+            raise ValueError(
+                f"Task {self.name!r}: retry_on needs max_retries > 0 (and a retry_delay)"
+            )
+        return types
+
+    def _check_timeout(self, timeout: Any) -> int | None:
+        if timeout is None:
+            return None
+        if isinstance(timeout, timedelta):
+            seconds = int(timeout.total_seconds())
+            if timeout.total_seconds() != seconds:
+                warnings.warn(
+                    f"Task {self.name!r}: timeouts are whole seconds; "
+                    f"{timeout} is truncated to {seconds}s",
+                    stacklevel=3,
+                )
+            return seconds
+        if not isinstance(timeout, int) or isinstance(timeout, bool):
+            raise TypeError(
+                f"Task {self.name!r}: timeout must be an int (seconds) or a timedelta, "
+                f"got {type(timeout).__name__}"
+            )
+        return timeout
+
+    def __repr__(self) -> str:
+        return f"<Task: {self.name}>"
+
+    __hash__ = object.__hash__
+
+    @property
+    def logger(self) -> logging.Logger:
+        return get_logger(self.name)
+
+    def run(self) -> Any:
+        """The work. Subclasses override it; arguments are bound by keyword."""
+
+    # -- introspection ---------------------------------------------------------------------
+
+    def _run_signature(self) -> inspect.Signature:
+        sig = self.__dict__.get("_run_sig")
+        if sig is None:
+            sig = inspect.signature(self.run)
+            self.__dict__["_run_sig"] = sig
+        return sig
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        extras = [
+            inspect.Parameter("mapped", inspect.Parameter.KEYWORD_ONLY, default=False),
+            inspect.Parameter("task_args", inspect.Parameter.KEYWORD_ONLY, default=None),
+            inspect.Parameter("upstream_tasks", inspect.Parameter.KEYWORD_ONLY, default=None),
+            inspect.Parameter("flow", inspect.Parameter.KEYWORD_ONLY, default=None),
+        ]
+        params = list(self._run_signature().parameters.values())
+        var_kw = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
+        plain = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
+        return inspect.Signature(plain + extras + var_kw)
+
+    def inputs(self) -> dict[str, dict[str, Any]]:
+        """``{argument: {"type", "default", "required"}}`` from the run signature."""
+        described = {}
+        for name, param in self._run_signature().parameters.items():
+            if param.kind in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL):
+                continue
+            empty = param.default is inspect.Parameter.empty
+            described[name] = {
+                "type": Any if param.annotation is inspect.Parameter.empty else param.annotation,
+                "default": None if empty else param.default,
+                "required": empty,
+            }
+        return described
+
+    def outputs(self) -> Any:
+        """The return annotation of ``run()`` (``Any`` when absent)."""
+        annotation = self._run_signature().return_annotation
+        return Any if annotation is inspect.Signature.empty else annotation
+
+    # -- the functional API ----------------------------------------------------------------
+
+    def copy(self, **task_args: Any) -> Task:
+        """A shallow copy with ``task_args`` applied (each must be an existing attribute)."""
+        scope = _context.current()
+        flow = scope.get("flow")
+        if flow is not None and self in flow.tasks and (flow.edges_to(self) or flow.edges_from(self)):
+            warnings.warn(
+                f"Copying {self!r}, which has dependencies in the active flow; "
+                "the copy does not keep them.",
+                stacklevel=2,
+            )
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        if new.slug and "slug" not in task_args:
+            task_args["slug"] = new.slug + "-copy"
+        for attr, value in task_args.items():
+            if not hasattr(new, attr):
+                raise AttributeError(f"{self!r} has no attribute {attr!r} to set in copy()")
+            setattr(new, attr, value)
+        if "target" in task_args or "result" in task_args:
+            new.result = _result_for_target(new.result, new.target, new.name)
+        new.tags = set(new.tags) | set(scope.get("tags") or ())
+        tracker = scope.get("_unused_task_tracker")
+        if tracker is not None:
+            tracker.add(new)
+        return new
+
+    def __call__(
+        self,
+        *args: Any,
+        mapped: bool = False,
+        task_args: dict[str, Any] | None = None,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Copy this task and bind the copy's inputs in the active (or given) flow."""
+        new = self.copy(**(task_args or {}))
+        return new.bind(*args, mapped=mapped, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
+
+    def bind(
+        self,
+        *args: Any,
+        mapped: bool = False,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Bind this task's inputs in place (no copy)."""
+        signature = self._run_signature()
+        try:
+            callargs = dict(signature.bind(*args, **kwargs).arguments)
+        except TypeError as exc:
+            raise TypeError(f"Task {self.name!r}: {exc}") from None
+        for name, param in signature.parameters.items():
+            if param.kind is inspect.Parameter.VAR_KEYWORD and name in callargs:
+                callargs.update(callargs.pop(name))
+        scope = _context.current()
+        self.tags.update(scope.get("tags") or ())
+        flow = flow if flow is not None else scope.get("flow")
+        if flow is None:
+            raise ValueError(
+                f"Could not infer an active Flow context while creating edge to {self!r}. "
+                "Call tasks inside a `with Flow(...)` block (or pass flow=...); to run the "
+                f"task's code directly, call `{self.name}.run(...)`."
+            )
+        self.set_dependencies(
+            flow=flow, upstream_tasks=upstream_tasks, keyword_tasks=callargs, mapped=mapped
+        )
+        return self
+
+    def map(
+        self,
+        *args: Any,
+        upstream_tasks: Iterable[Any] | None = None,
+        flow: Flow | None = None,
+        task_args: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Task:
+        """Copy this task and map the copy over its arguments (``unmapped(...)`` opts out)."""
+        for arg in args:
+            if not hasattr(arg, "__getitem__") and not isinstance(arg, EdgeAnnotation):
+                raise TypeError(
+                    f"Task {self.name!r}: cannot map over {type(arg).__name__} {arg!r}; "
+                    "pass a list, a task, or wrap it in unmapped(...)"
+                )
+        task_args = dict(task_args or {})
+        task_args.setdefault("nout", None)
+        new = self.copy(**task_args)
+        return new.bind(*args, mapped=True, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
+
+    def set_dependencies(
+        self,
+        flow: Flow | None = None,
+        upstream_tasks: Iterable[Any] | None = None,
+        downstream_tasks: Iterable[Any] | None = None,
+        keyword_tasks: dict[str, Any] | None = None,
+        mapped: bool = False,
+        validate: bool | None = None,
+    ) -> None:
+        flow = flow if flow is not None else _context.current().get("flow")
+        if flow is None:
+            raise ValueError(
+                f"No flow to set dependencies of {self!r} in; pass flow=... or use a "
+                "`with Flow(...)` block"
+            )
+        flow.set_dependencies(
+            task=self,
+            upstream_tasks=upstream_tasks,
+            downstream_tasks=downstream_tasks,
+            keyword_tasks=keyword_tasks,
+            mapped=mapped,
+            validate=validate,
+        )
+
+    def set_upstream(
+        self, task: Any, flow: Flow | None = None, key: str | None = None, mapped: bool = False
+    ) -> Task:
+        """Make ``task`` an upstream of this task (a data edge when ``key`` is given)."""
+        if key is None:
+            self.set_dependencies(flow=flow, upstream_tasks=[task], mapped=mapped)
+        else:
+            self.set_dependencies(flow=flow, keyword_tasks={key: task}, mapped=mapped)
+        return self
+
+    def set_downstream(
+        self, task: Task, flow: Flow | None = None, key: str | None = None, mapped: bool = False
+    ) -> Task:
+        """Make ``task`` a downstream of this task (a data edge when ``key`` is given)."""
+        if key is None:
+            task.set_dependencies(flow=flow, upstream_tasks=[self], mapped=mapped)
+        else:
+            task.set_dependencies(flow=flow, keyword_tasks={key: self}, mapped=mapped)
+        return self
+
+    def pipe(self, _task: Any, **kwargs: Any) -> Task:
+        """``t.pipe(other, **kw)`` is ``other(t, **kw)``; with an annotation class, wraps t."""
+        if "self" in kwargs:
+            raise ValueError("pipe() does not take an argument named 'self'")
+        if isinstance(_task, type) and issubclass(_task, EdgeAnnotation):
+            from flowcore.utilities.tasks import as_task
+
+            return as_task(_task(self))
+        return _task(self, **kwargs)  # type: ignore[no-any-return]
+
+    def __getitem__(self, key: Any) -> Task:
+        from flowcore.tasks.core.operators import GetItem
+
+        label = key.name if isinstance(key, Task) else key
+        return GetItem(
+            checkpoint=self.checkpoint, result=self.result, name=f"{self.name}[{label}]"
+        ).bind(self, key)
+
+    def __iter__(self) -> Iterator[Task]:
+        if self.nout is None:
+            raise TypeError(
+                f"Task {self.name!r} is not iterable; to unpack several outputs, pass "
+                "nout=N or annotate run() with a fixed-length Tuple return type"
+            )
+        return (self[i] for i in range(self.nout))
+
+    def __or__(self, other: Any) -> Any:
+        self.set_downstream(other)
+        return other
+
+    def __ror__(self, other: Any) -> Task:
+        self.set_upstream(other)
+        return self
+
+    def _operator(self, name: str, *operands: Any) -> Task:
+        from flowcore.tasks.core import operators
+
+        return getattr(operators, name)().bind(*operands)  # type: ignore[no-any-return]
+
+    def __add__(self, other: Any) -> Task:
+        return self._operator("Add", self, other)
+
+    def __radd__(self, other: Any) -> Task:
+        return self._operator("Add", other, self)
+
+    def __sub__(self, other: Any) -> Task:
+        return self._operator("Sub", self, other)
+
+    def __rsub__(self, other: Any) -> Task:
+        return self._operator("Sub", other, self)
+
+    def __mul__(self, other: Any) -> Task:
+        return self._operator("Mul", self, other)
+
+    def __rmul__(self, other: Any) -> Task:
+        return self._operator("Mul", other, self)
+
+    def __truediv__(self, other: Any) -> Task:
+        return self._operator("Div", self, other)
+
+    def __rtruediv__(self, other: Any) -> Task:
+        return self._operator("Div", other, self)
+
+    def __floordiv__(self, other: Any) -> Task:
+        return self._operator("FloorDiv", self, other)
+
+    def __rfloordiv__(self, other: Any) -> Task:
+        return self._operator("FloorDiv", other, self)
+
+    def __mod__(self, other: Any) -> Task:
+        return self._operator("Mod", self, other)
+
+    def __rmod__(self, other: Any) -> Task:
+        return self._operator("Mod", other, self)
+
+    def __pow__(self, other: Any) -> Task:
+        return self._operator("Pow", self, other)
+
+    def __rpow__(self, other: Any) -> Task:
+        return self._operator("Pow", other, self)
+
+    def __and__(self, other: Any) -> Task:
+        return self._operator("And", self, other)
+
+    def __rand__(self, other: Any) -> Task:
+        return self._operator("And", other, self)
+
+    def __gt__(self, other: Any) -> Task:  # type: ignore[override]
+        return self._operator("GreaterThan", self, other)
+
+    def __ge__(self, other: Any) -> Task:  # type: ignore[override]
+        return self._operator("GreaterThanOrEqual", self, other)
+
+    def __lt__(self, other: Any) -> Task:  # type: ignore[override]
+        return self._operator("LessThan", self, other)
+
+    def __le__(self, other: Any) -> Task:  # type: ignore[override]
+        return self._operator("LessThanOrEqual", self, other)
+
+    def is_equal(self, other: Any) -> Task:
+        """A task that computes ``self == other`` (``==`` itself keeps identity)."""
+        return self._operator("Equal", self, other)
+
+    def is_not_equal(self, other: Any) -> Task:
+        return self._operator("NotEqual", self, other)
+
+    def not_(self) -> Task:
+        return self._operator("Not", self)
+
+    def or_(self, other: Any) -> Task:
+        return self._operator("Or", self, other)
+
+
+def _failure_callback(on_failure: Callable[[Task, State], None]) -> Callable[..., State]:
+    def on_failure_handler(task: Task, old_state: State, new_state: State) -> State:
+        if new_state.is_failed():
+            on_failure(task, new_state)
+        return new_state
+
+    on_failure_handler.__name__ = getattr(on_failure, "__name__", "on_failure")
+    return on_failure_handler
+
+
+def _result_for_target(result: Result | None, target: Any, name: str) -> Result | None:
+    """With both a result and a str target, a copy of the result located at the target."""
+    if result is None or target is None:
+        return result
+    new = result.copy()
+    if isinstance(target, str):
+        if result.location is not None and result.location != target:
+            warnings.warn(
+                f"Task {name!r}: both result.location ({result.location!r}) and target "
+                f"({target!r}) are set; the target wins",
+                stacklevel=3,
+            )
+        new.location = target
+        new._formatter = None
+    else:
+        new.location = None
+        new._formatter = target
+    return new

@@ -1,0 +1,125 @@
+"""Cache validators decide whether a ``Cached`` state may be reused (Prefect 1 semantics).
+
+A validator is ``fn(state: Cached, inputs: {name: value}, parameters: dict) -> bool``.
+Every built-in except ``never_use`` first checks that the cache has not expired.
+
+>>> from flowcore.engine.state import Cached
+>>> import pendulum
+>>> fresh = Cached(cached_result_expiration=pendulum.now("UTC").add(hours=1),
+...                hashed_inputs={"x": tokenize(1)}, cached_parameters={"p": 1})
+>>> duration_only(fresh, {}, {}), all_inputs(fresh, {"x": 1}, {}), all_inputs(fresh, {"x": 2}, {})
+(True, True, False)
+>>> all_parameters(fresh, {}, {"p": 1}), partial_parameters_only(["q"])(fresh, {}, {"p": 2})
+(True, True)
+>>> never_use(fresh, {}, {})
+False
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from flowcore.engine.state import State
+
+__all__ = [
+    "all_inputs",
+    "all_parameters",
+    "duration_only",
+    "never_use",
+    "partial_inputs_only",
+    "partial_parameters_only",
+    "tokenize",
+]
+
+Validator = Callable[[State, Mapping[str, Any], Mapping[str, Any]], bool]
+
+
+def tokenize(value: Any) -> str:
+    """The stable hash Prefect 1 stores in ``hashed_inputs`` (``dask.base.tokenize``)."""
+    from dask.base import tokenize as dask_tokenize
+
+    return dask_tokenize(value)  # type: ignore[no-any-return]
+
+
+def never_use(state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
+    """Never reuse a cache (the default without ``cache_for``)."""
+    return False
+
+
+def duration_only(state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
+    """Reuse until ``cached_result_expiration`` (None: forever). The default with ``cache_for``."""
+    expiration = getattr(state, "cached_result_expiration", None)
+    return expiration is None or expiration > datetime.now(timezone.utc)
+
+
+def _inputs_match(state: State, inputs: Mapping[str, Any], keys: Iterable[str] | None) -> bool:
+    hashed = getattr(state, "hashed_inputs", None)
+    if hashed is not None:
+        current = {k: tokenize(v) for k, v in inputs.items()}
+        cached = dict(hashed)
+    else:
+        current = dict(inputs)
+        cached = {k: r.value for k, r in (state.cached_inputs or {}).items()}
+    if keys is None:
+        return cached == current
+    keys = list(keys)
+    return {k: cached.get(k, _MISSING) for k in keys} == {k: current.get(k, _MISSING) for k in keys}
+
+
+class _Missing:
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _Missing)
+
+    __hash__ = object.__hash__
+
+
+_MISSING = _Missing()
+
+
+def all_inputs(state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
+    """Reuse while unexpired and every input equals (by token) the cached one."""
+    return duration_only(state, inputs, parameters) and _inputs_match(state, inputs, None)
+
+
+def all_parameters(state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
+    """Reuse while unexpired and the flow parameters equal the cached ones."""
+    return duration_only(state, inputs, parameters) and getattr(
+        state, "cached_parameters", None
+    ) == dict(parameters)
+
+
+def partial_parameters_only(validate_on: Iterable[str] | None = None) -> Validator:
+    """Reuse while unexpired and the listed parameters equal the cached ones."""
+    keys = None if validate_on is None else list(validate_on)
+
+    def partial_parameters_only(
+        state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]
+    ) -> bool:
+        if not duration_only(state, inputs, parameters):
+            return False
+        if keys is None:
+            return True
+        cached = getattr(state, "cached_parameters", None) or {}
+        return {k: cached.get(k, _MISSING) for k in keys} == {
+            k: parameters.get(k, _MISSING) for k in keys
+        }
+
+    return partial_parameters_only
+
+
+def partial_inputs_only(validate_on: Iterable[str] | None = None) -> Validator:
+    """Reuse while unexpired and the listed inputs equal (by token) the cached ones."""
+    keys = None if validate_on is None else list(validate_on)
+
+    def partial_inputs_only(
+        state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]
+    ) -> bool:
+        if not duration_only(state, inputs, parameters):
+            return False
+        if keys is None:
+            return True
+        return _inputs_match(state, inputs, keys)
+
+    return partial_inputs_only

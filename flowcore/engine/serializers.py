@@ -1,0 +1,165 @@
+"""Serializers turn a value into bytes and back (Prefect 1's interface).
+
+>>> JSONSerializer().deserialize(JSONSerializer().serialize({"a": [1, 2]}))
+{'a': [1, 2]}
+>>> PickleSerializer() == PickleSerializer()
+True
+>>> s = CompressedSerializer(PickleSerializer(), format="gzip")
+>>> s.deserialize(s.serialize(list(range(3))))
+[0, 1, 2]
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import importlib
+import json
+import pickle
+from collections.abc import Callable
+from typing import Any
+
+__all__ = [
+    "CompressedSerializer",
+    "DateTimeSerializer",
+    "JSONSerializer",
+    "PickleSerializer",
+    "Serializer",
+]
+
+_COMPRESSION_MODULES = ("bz2", "gzip", "lzma", "zlib")
+
+
+class Serializer:
+    """Base class: ``serialize(value) -> bytes`` and ``deserialize(bytes) -> value``."""
+
+    def serialize(self, value: Any) -> bytes:
+        raise NotImplementedError(f"{type(self).__name__} must implement serialize()")
+
+    def deserialize(self, value: bytes) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement deserialize()")
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other)
+
+    def __hash__(self) -> int:
+        return hash(type(self))
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}()"
+
+
+class PickleSerializer(Serializer):
+    """cloudpickle; reads plain pickles and base64-wrapped pickles (old Prefect format)."""
+
+    def serialize(self, value: Any) -> bytes:
+        import cloudpickle
+
+        return cloudpickle.dumps(value)  # type: ignore[no-any-return]
+
+    def deserialize(self, value: bytes) -> Any:
+        try:
+            return pickle.loads(value)
+        except Exception as exc:
+            try:
+                decoded = base64.b64decode(value, validate=True)
+            except (binascii.Error, ValueError):
+                raise exc from None
+            return pickle.loads(decoded)
+
+
+class JSONSerializer(Serializer):
+    """``json.dumps`` / ``json.loads`` over UTF-8."""
+
+    def serialize(self, value: Any) -> bytes:
+        return json.dumps(value).encode()
+
+    def deserialize(self, value: bytes) -> Any:
+        return json.loads(value)
+
+
+class DateTimeSerializer(Serializer):
+    """A pendulum ISO-8601 string."""
+
+    def serialize(self, value: Any) -> bytes:
+        import pendulum
+
+        return pendulum.instance(value).isoformat().encode()
+
+    def deserialize(self, value: bytes) -> Any:
+        import pendulum
+
+        return pendulum.parse(value.decode())
+
+
+class CompressedSerializer(Serializer):
+    """Wrap another serializer with compression.
+
+    Args:
+        serializer: the serializer whose bytes are compressed.
+        format: one of ``bz2``, ``gzip``, ``lzma``, ``zlib``.
+        compress / decompress: custom functions, given together instead of ``format``.
+        compress_kwargs / decompress_kwargs: extra keyword arguments for those functions.
+    """
+
+    def __init__(
+        self,
+        serializer: Serializer,
+        format: str | None = None,
+        compress: Callable[..., bytes] | None = None,
+        decompress: Callable[..., bytes] | None = None,
+        compress_kwargs: dict[str, Any] | None = None,
+        decompress_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        self.serializer = serializer
+        self.format = format
+        if format is not None:
+            if compress is not None or decompress is not None:
+                raise ValueError("CompressedSerializer: give `format` or the two functions, not both")
+            if format not in _COMPRESSION_MODULES:
+                raise ValueError(
+                    f"CompressedSerializer: unknown format {format!r}; "
+                    f"use one of {', '.join(_COMPRESSION_MODULES)}"
+                )
+            module = importlib.import_module(format)
+            compress, decompress = module.compress, module.decompress
+        elif compress is None or decompress is None:
+            raise ValueError(
+                "CompressedSerializer needs `format` or both `compress` and `decompress`"
+            )
+        self._compress = compress
+        self._decompress = decompress
+        self.compress_kwargs = compress_kwargs or {}
+        self.decompress_kwargs = decompress_kwargs or {}
+
+    def serialize(self, value: Any) -> bytes:
+        return self._compress(self.serializer.serialize(value), **self.compress_kwargs)
+
+    def deserialize(self, value: bytes) -> Any:
+        return self.serializer.deserialize(self._decompress(value, **self.decompress_kwargs))
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is type(self)
+            and self.serializer == other.serializer  # type: ignore[attr-defined]
+            and self._compress == other._compress  # type: ignore[attr-defined]
+            and self._decompress == other._decompress  # type: ignore[attr-defined]
+            and self.compress_kwargs == other.compress_kwargs  # type: ignore[attr-defined]
+            and self.decompress_kwargs == other.decompress_kwargs  # type: ignore[attr-defined]
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.serializer))
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        if self.format is not None:
+            state.pop("_compress")
+            state.pop("_decompress")
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        if self.format is not None:
+            module = importlib.import_module(self.format)
+            self._compress, self._decompress = module.compress, module.decompress

@@ -1,0 +1,545 @@
+"""States: what a task run or flow run is, was, or will be.
+
+A State is a small value object: ``message``, ``_result`` (a ``Result``; ``result`` reads
+its value), ``context`` (a dict) and ``cached_inputs`` (``{argument: Result}`` carried
+by a task that will run again). The class says which phase the run is in; the ``is_*``
+predicates are ``isinstance`` checks, so a subclass answers for its parents::
+
+    State
+    ├── Pending                          is_pending          waiting to run
+    │   └── Scheduled(start_time)        is_scheduled        not before start_time
+    │       ├── Paused                   (start_time None = until resumed)
+    │       ├── Resume                   resume a Paused task
+    │       └── Retrying(run_count)      is_retrying         failed; will run again
+    ├── _MetaState(state)                is_meta_state       wraps another state
+    │   ├── ClientFailed
+    │   ├── Submitted                    is_submitted
+    │   └── Queued(start_time)           is_queued, is_scheduled (not is_pending)
+    ├── Running                          is_running
+    │   └── Cancelling
+    └── Finished                         is_finished
+        ├── Looped(loop_count)           is_looped           one LOOP iteration done
+        ├── Success                      is_successful
+        │   ├── Cached                   is_cached           from a cache or a target
+        │   ├── Mapped(map_states)       is_mapped           parent of mapped children
+        │   └── Skipped                  is_skipped          counts as a success
+        ├── Cancelled
+        └── Failed                       is_failed
+            ├── TimedOut
+            ├── TriggerFailed
+            └── ValidationFailed
+
+A typical task run moves ``Pending -> Running -> Success``; a failure that may be retried
+moves ``Running -> Failed -> Retrying``, and the next pass ``Retrying -> Running``. The
+TaskRunner (``engine/task_runner.py``) owns every transition.
+
+States read the run context in one place only, :func:`_context_defaults`, for the keys
+Prefect 1 copies onto new states (``task_tags``, ``task_run_count``, ``task_loop_count``).
+
+>>> s = Success("done", result=3)
+>>> s.is_successful(), s.is_finished(), s.is_failed(), s.result
+(True, True, False, 3)
+>>> Skipped().is_successful(), TriggerFailed().is_failed()
+(True, True)
+>>> Pending().result is None and Pending()._result is NoResult
+True
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from datetime import datetime
+from typing import Any
+
+import pendulum
+
+from flowcore.engine.result import NoResult, Result
+from flowcore.utilities import context as _context
+
+__all__ = [
+    "Cached",
+    "Cancelled",
+    "Cancelling",
+    "ClientFailed",
+    "Failed",
+    "Finished",
+    "Looped",
+    "Mapped",
+    "Paused",
+    "Pending",
+    "Queued",
+    "Resume",
+    "Retrying",
+    "Running",
+    "Scheduled",
+    "Skipped",
+    "State",
+    "Submitted",
+    "Success",
+    "TimedOut",
+    "TriggerFailed",
+    "ValidationFailed",
+]
+
+_NOT_COMPARED = frozenset({"context", "message"})
+
+
+def _context_defaults(key: str) -> Any:
+    """The one context read states make (task tags, run and loop counts)."""
+    scope = _context._scope.get()
+    return None if scope is None else scope.get(key)
+
+
+def _as_pendulum(value: datetime | None) -> Any:
+    if value is None or isinstance(value, pendulum.DateTime):
+        return value
+    return pendulum.instance(value)
+
+
+class State:
+    """Base class of all states.
+
+    Args:
+        message: a string, or an exception whose text explains the state.
+        result: the value (wrapped in a ``Result``) or a ``Result``.
+        context: extra information; ``tags`` are added from the running task.
+        cached_inputs: ``{argument name: Result}`` for a task that will run again.
+    """
+
+    color = "#996633"
+
+    def __init__(
+        self,
+        message: str | Exception | None = None,
+        result: Any = NoResult,
+        context: dict[str, Any] | None = None,
+        cached_inputs: dict[str, Result] | None = None,
+    ) -> None:
+        self.message = message
+        self._result = result if isinstance(result, Result) else Result(value=result)
+        self.context = context if context is not None else {}
+        tags = _context_defaults("task_tags")
+        if tags:
+            self.context.setdefault("tags", sorted(tags))
+        self.cached_inputs = cached_inputs
+
+    @property
+    def result(self) -> Any:
+        return self._result.value
+
+    @result.setter
+    def result(self, value: Any) -> None:
+        self._result = value if isinstance(value, Result) else Result(value=value)
+
+    def __repr__(self) -> str:
+        if self.message:
+            return f'<{type(self).__name__}: "{self.message}">'
+        return f"<{type(self).__name__}>"
+
+    def __eq__(self, other: object) -> bool:
+        if type(self) is not type(other):
+            return False
+        assert isinstance(other, State)
+        if self.result != other.result:
+            return False
+        mine = {k: v for k, v in self.__dict__.items() if _compared(k)}
+        theirs = {k: v for k, v in other.__dict__.items() if _compared(k)}
+        return mine == theirs
+
+    __hash__ = object.__hash__
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        value = self._result.value
+        if isinstance(value, Exception):
+            state["_result"] = _picklable_exception_result(self._result)
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+    def load_result(self, result: Result | None = None) -> State:
+        """Read the value from its location if only the location is known."""
+        stored = self._result
+        if stored.value is None and stored.location is not None:
+            reader = result if result is not None else stored
+            self._result = reader.read(stored.location)
+        return self
+
+    def load_cached_results(self, results: dict[str, Result] | None = None) -> State:
+        """Read every cached input whose value is missing but whose location is known."""
+        for key, stored in (self.cached_inputs or {}).items():
+            if stored.value is None and stored.location is not None:
+                reader = (results or {}).get(key, stored)
+                self.cached_inputs[key] = reader.read(stored.location)  # type: ignore[index]
+        return self
+
+    @classmethod
+    def children(cls, include_self: bool = False, names_only: bool = False) -> list[Any]:
+        """Public subclasses, recursively."""
+        found: list[type[State]] = [cls] if include_self else []
+        pending = list(cls.__subclasses__())
+        while pending:
+            sub = pending.pop(0)
+            pending.extend(sub.__subclasses__())
+            if not sub.__name__.startswith("_"):
+                found.append(sub)
+        return [c.__name__ for c in found] if names_only else found
+
+    @classmethod
+    def parents(cls, include_self: bool = False, names_only: bool = False) -> list[Any]:
+        """Public ancestors up to ``State``."""
+        found = [
+            c
+            for c in cls.__mro__[0 if include_self else 1 :]
+            if issubclass(c, State) and not c.__name__.startswith("_")
+        ]
+        return [c.__name__ for c in found] if names_only else found
+
+    def is_pending(self) -> bool:
+        return isinstance(self, Pending)
+
+    def is_retrying(self) -> bool:
+        return isinstance(self, Retrying)
+
+    def is_running(self) -> bool:
+        return isinstance(self, Running)
+
+    def is_cancelling(self) -> bool:
+        return isinstance(self, Cancelling)
+
+    def is_finished(self) -> bool:
+        return isinstance(self, Finished)
+
+    def is_scheduled(self) -> bool:
+        return isinstance(self, (Scheduled, Queued))
+
+    def is_submitted(self) -> bool:
+        return isinstance(self, Submitted)
+
+    def is_queued(self) -> bool:
+        return isinstance(self, Queued)
+
+    def is_skipped(self) -> bool:
+        return isinstance(self, Skipped)
+
+    def is_successful(self) -> bool:
+        return isinstance(self, Success)
+
+    def is_failed(self) -> bool:
+        return isinstance(self, Failed)
+
+    def is_mapped(self) -> bool:
+        return isinstance(self, Mapped)
+
+    def is_cached(self) -> bool:
+        return isinstance(self, Cached)
+
+    def is_looped(self) -> bool:
+        return isinstance(self, Looped)
+
+    def is_meta_state(self) -> bool:
+        return isinstance(self, _MetaState)
+
+
+def _compared(key: str) -> bool:
+    return not key.startswith("_") and key not in _NOT_COMPARED
+
+
+def _picklable_exception_result(stored: Result) -> Result:
+    from flowcore.exceptions import FlowcoreSignal
+
+    value = stored.value
+    if isinstance(value, FlowcoreSignal):
+        return stored
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(value)
+    except Exception as exc:
+        replacement = stored.copy()
+        replacement.value = (
+            f"{type(value).__name__}: {value} (the exception could not be pickled: {exc!r})"
+        )
+        return replacement
+    return stored
+
+
+class Pending(State):
+    """Waiting to run."""
+
+    color = "#d3d3d3"
+
+
+class Scheduled(Pending):
+    """Waiting until ``start_time`` (default now, UTC)."""
+
+    color = "#ffab00"
+
+    def __init__(
+        self,
+        message: str | Exception | None = None,
+        result: Any = NoResult,
+        start_time: datetime | None = None,
+        cached_inputs: dict[str, Result] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
+        self.start_time = _as_pendulum(start_time) if start_time is not None else pendulum.now("UTC")
+        run_count = _context_defaults("task_run_count")
+        if run_count is not None:
+            self.context.setdefault("task_run_count", run_count)
+
+
+class Paused(Scheduled):
+    """Waiting to be resumed (``start_time`` None) or until ``start_time``."""
+
+    color = "#cfd8dc"
+
+    def __init__(
+        self,
+        message: str | Exception | None = None,
+        result: Any = NoResult,
+        start_time: datetime | None = None,
+        cached_inputs: dict[str, Result] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message, result, start_time, cached_inputs, context)
+        self.start_time = _as_pendulum(start_time)
+
+
+class Resume(Scheduled):
+    """Resume a Paused task: it runs at the next opportunity with ``context.resume``."""
+
+    color = "#fbc02d"
+
+
+class Retrying(Scheduled):
+    """Failed, and will run again at ``start_time``; ``run_count`` attempts so far."""
+
+    color = "#ffc107"
+
+    def __init__(
+        self,
+        message: str | Exception | None = None,
+        result: Any = NoResult,
+        start_time: datetime | None = None,
+        cached_inputs: dict[str, Result] | None = None,
+        context: dict[str, Any] | None = None,
+        run_count: int | None = None,
+    ) -> None:
+        super().__init__(message, result, start_time, cached_inputs, context)
+        if run_count is None:
+            run_count = _context_defaults("task_run_count") or 1
+        self.run_count = run_count
+
+
+class _MetaState(State):
+    """A state that wraps another (``state``); nested wrappers are flattened."""
+
+    color = "#9e9e9e"
+
+    def __init__(
+        self,
+        message: str | Exception | None = None,
+        result: Any = NoResult,
+        state: State | None = None,
+        context: dict[str, Any] | None = None,
+        cached_inputs: dict[str, Result] | None = None,
+    ) -> None:
+        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
+        self.state = state
+
+    @property
+    def state(self) -> State | None:
+        return self._state
+
+    @state.setter
+    def state(self, value: State | None) -> None:
+        while isinstance(value, _MetaState):
+            value = value.state
+        self._state = value
+
+    def __eq__(self, other: object) -> bool:
+        return super().__eq__(other) and self.state == other.state  # type: ignore[attr-defined]
+
+    __hash__ = object.__hash__
+
+
+class ClientFailed(_MetaState):
+    """A backend concept; accepted and unwrapped by the local engine."""
+
+    color = "#ff5252"
+
+
+class Submitted(_MetaState):
+    """A backend concept; accepted and unwrapped by the local engine."""
+
+    color = "#00bcd4"
+
+
+class Queued(_MetaState):
+    """A backend concept: wraps a state until ``start_time``."""
+
+    color = "#fff9c4"
+
+    def __init__(
+        self,
+        message: str | Exception | None = None,
+        result: Any = NoResult,
+        state: State | None = None,
+        start_time: datetime | None = None,
+        context: dict[str, Any] | None = None,
+        cached_inputs: dict[str, Result] | None = None,
+    ) -> None:
+        super().__init__(message, result, state, context, cached_inputs)
+        self.start_time = _as_pendulum(start_time) if start_time is not None else pendulum.now("UTC")
+
+
+class Running(State):
+    """The task body (or the flow) is running."""
+
+    color = "#00c1ff"
+
+
+class Cancelling(Running):
+    """A backend concept: a cancellation was requested."""
+
+    color = "#ff9800"
+
+
+class Finished(State):
+    """The run is over."""
+
+    color = "#ba68c8"
+
+
+class Looped(Finished):
+    """One iteration of a LOOP finished; ``loop_count`` iterations so far."""
+
+    color = "#ffeb3b"
+
+    def __init__(
+        self,
+        message: str | Exception | None = None,
+        result: Any = NoResult,
+        context: dict[str, Any] | None = None,
+        cached_inputs: dict[str, Result] | None = None,
+        loop_count: int | None = None,
+    ) -> None:
+        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
+        if loop_count is None:
+            loop_count = _context_defaults("task_loop_count") or 1
+        self.loop_count = loop_count
+
+
+class Success(Finished):
+    """Finished without error."""
+
+    color = "#28a745"
+
+
+class Cached(Success):
+    """A result served from an output cache or a target.
+
+    Args:
+        cached_parameters: the flow parameters when the value was cached.
+        cached_result_expiration: when the cache entry expires (None = never).
+        hashed_inputs: ``{argument: dask.base.tokenize(value)}``.
+    """
+
+    color = "#ffa07a"
+
+    def __init__(
+        self,
+        message: str | Exception | None = None,
+        result: Any = NoResult,
+        cached_inputs: dict[str, Result] | None = None,
+        cached_parameters: dict[str, Any] | None = None,
+        cached_result_expiration: datetime | None = None,
+        context: dict[str, Any] | None = None,
+        hashed_inputs: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
+        self.cached_parameters = cached_parameters
+        self.cached_result_expiration = _as_pendulum(cached_result_expiration)
+        self.hashed_inputs = hashed_inputs
+
+
+class Mapped(Success):
+    """The parent of mapped children: ``map_states`` holds their states."""
+
+    color = "#97d9f0"
+
+    def __init__(
+        self,
+        message: str | Exception | None = None,
+        result: Any = NoResult,
+        map_states: list[State] | None = None,
+        context: dict[str, Any] | None = None,
+        cached_inputs: dict[str, Result] | None = None,
+        n_map_states: int | None = None,
+    ) -> None:
+        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
+        self.map_states: list[Any] = map_states if map_states is not None else []
+        self._n_map_states = n_map_states
+
+    @property
+    def n_map_states(self) -> int:
+        return len(self.map_states) if self._n_map_states is None else self._n_map_states
+
+    @n_map_states.setter
+    def n_map_states(self, value: int | None) -> None:
+        self._n_map_states = value
+
+    def load_result(self, result: Result | None = None) -> State:
+        for child in self.map_states:
+            child.load_result(result)
+        self.result = [child.result for child in self.map_states]
+        return self
+
+    def iter_children(self) -> Iterator[State]:
+        return iter(self.map_states)
+
+
+class Skipped(Success):
+    """Skipped (by SKIP, an upstream skip, or a non-matching branch); counts as success."""
+
+    color = "#d2d2d2"
+
+
+class Cancelled(Finished):
+    """A backend concept: the run was cancelled."""
+
+    color = "#bdbdbd"
+
+
+class Failed(Finished):
+    """Finished with an error; ``result`` holds the exception."""
+
+    color = "#eb0000"
+
+
+class TimedOut(Failed):
+    """The task ran past its ``timeout``."""
+
+    color = "#cdcdcd"
+
+
+class TriggerFailed(Failed):
+    """The task's trigger did not pass; the task body did not run."""
+
+    color = "#c42800"
+
+
+class ValidationFailed(Failed):
+    """A user validation failed (``VALIDATIONFAIL``)."""
+
+    color = "#c42800"
+
+
+def copy_state(state: State) -> State:
+    """A shallow copy (used for per-child views of a mapped upstream)."""
+    return copy.copy(state)
+

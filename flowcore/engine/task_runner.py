@@ -1,0 +1,510 @@
+"""TaskRunner: the state machine of one task run.
+
+``TaskRunner.run`` pushes the task's context scope, then sends the state through a fixed
+list of steps. Each step takes a state and returns one (the same object when nothing
+changes) or raises ``ENDRUN(state)`` to finish early; handlers fire on every change
+(``engine/runner.py``)::
+
+    state in          step                              state out (else unchanged)
+    ───────────────   ───────────────────────────────   ─────────────────────────────────
+    any               initialize_run                    meta states unwrapped, None->Pending
+    Pending/Cached/   check_task_is_ready               ENDRUN if Running or Finished
+      Mapped
+    Scheduled         check_task_reached_start_time     ENDRUN if start_time is None/future
+    any               check_upstream_finished           ENDRUN if an upstream is unfinished
+    any               check_upstream_skipped            ENDRUN(Skipped)
+    (mapped parent)   check_task_ready_to_map           ENDRUN(Mapped(n) | Failed), always
+    any               check_target / check_task_is_cached   Cached (hit) | Pending (invalid)
+    any               check_task_trigger                ENDRUN(TriggerFailed | Paused | ...)
+    Pending           set_task_to_running               Running; ENDRUN if not Pending
+    Running           get_task_run_state                Success | Failed | TimedOut | Looped
+                                                        | a signal's state; checkpointed
+    Success           cache_result                      Cached (with cache_for)
+    Failed            check_for_retry                   Retrying (attempts left)
+    Looped            check_task_is_looping             Pending, and the steps run again
+
+A cache or target hit leaves at ``set_task_to_running`` (a Cached state is not Pending).
+Looping is a ``while`` loop in ``run``, with ``task_loop_count`` / ``task_loop_result`` in
+the context. Inputs are the upstream states' ``Result`` objects, keyed by argument name;
+a state carrying ``cached_inputs`` (a retry or a resume, possibly from another process)
+supplies the inputs whose upstream states are not available.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+from contextlib import redirect_stdout
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import pendulum
+
+from flowcore.engine import signals
+from flowcore.engine.result import NoResult, Result
+from flowcore.engine.runner import Runner
+from flowcore.engine.signals import ENDRUN
+from flowcore.engine.state import (
+    Cached,
+    Failed,
+    Looped,
+    Mapped,
+    Paused,
+    Pending,
+    Resume,
+    Retrying,
+    Running,
+    Scheduled,
+    Skipped,
+    State,
+    Success,
+    TimedOut,
+    TriggerFailed,
+    _MetaState,
+)
+from flowcore.exceptions import ResultNotImplementedError, TaskTimeoutSignal
+from flowcore.utilities import context as _context
+from flowcore.utilities.executors import run_with_timeout
+from flowcore.utilities.logging import get_child_logger, get_logger
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from flowcore.core.edge import Edge
+    from flowcore.core.task import Task
+
+__all__ = ["TaskRunner", "TaskRunnerInitializeResult"]
+
+_LOGGER = get_logger("TaskRunner")
+_SKIP_MESSAGE = (
+    "Upstream task was skipped; if this was not the intended behavior, consider changing "
+    "`skip_on_upstream_skip=False` for this task."
+)
+
+
+class TaskRunnerInitializeResult(NamedTuple):
+    state: State
+    context: dict[str, Any]
+
+
+class TaskRunner(Runner):
+    """Runs one task (or one mapped child) from a state to a new state.
+
+    Args:
+        task: the task to run.
+        state_handlers: runner-level handlers ``fn(runner, old, new)``.
+        flow_result: the flow's default ``Result``, used when the task has none.
+    """
+
+    def __init__(
+        self,
+        task: Task,
+        state_handlers: list[Callable[..., Any]] | None = None,
+        flow_result: Result | None = None,
+    ) -> None:
+        super().__init__(state_handlers, _LOGGER)
+        self.task = task
+        if task.result is not None:
+            self.result = task.result
+        elif flow_result is not None:
+            self.result = flow_result.copy()
+        else:
+            self.result = Result()
+        self.context: dict[str, Any] = {}
+        self._name = task.name
+        self._format_kwargs: dict[str, Any] | None = None
+
+    def __repr__(self) -> str:
+        return f"<TaskRunner: {self.task.name}>"
+
+    def call_runner_target_handlers(self, old_state: State, new_state: State) -> State:
+        if self.logger.isEnabledFor(logging.DEBUG):
+            self.logger.debug(
+                "Task '%s': Handling state change from %s to %s",
+                self._name, type(old_state).__name__, type(new_state).__name__,
+            )
+        for handler in self.task.state_handlers:
+            new_state = handler(self.task, old_state, new_state) or new_state
+        return new_state
+
+    # -- the run --------------------------------------------------------------------------
+
+    def run(
+        self,
+        state: State | None = None,
+        upstream_states: dict[Edge, State] | None = None,
+        context: dict[str, Any] | None = None,
+        is_mapped_parent: bool = False,
+    ) -> State:
+        """Run the task from ``state`` given its upstream states; return the new state."""
+        upstream_states = upstream_states or {}
+        scope = {**_context.current(), **context} if context else dict(_context.current())
+        token = _context.push(scope)
+        try:
+            state, _ = self.initialize_run(state, scope)
+            self.logger.info(f"Task '{self._name}': Starting task run...")
+            state = self._pipeline(state, upstream_states, is_mapped_parent)
+            while isinstance(state, Looped):
+                state = self.check_task_is_looping(state)
+                state = self._pipeline(state, upstream_states, is_mapped_parent)
+        finally:
+            _context.pop(token)
+        self.logger.info(
+            f"Task '{self._name}': Finished task run for task with final state: "
+            f"'{type(state).__name__}'"
+        )
+        return state
+
+    def _pipeline(self, state: State, upstream_states: dict[Edge, State], is_mapped_parent: bool) -> State:
+        self._format_kwargs = None
+        step = self._step
+        try:
+            state = step(self.check_task_is_ready, state)
+            state = step(self.check_task_reached_start_time, state)
+            state = step(self.check_upstream_finished, state, upstream_states)
+            state = step(self.check_upstream_skipped, state, upstream_states)
+            inputs = self.get_task_inputs(state, upstream_states)
+            if is_mapped_parent:
+                state = step(self.check_task_ready_to_map, state, upstream_states)
+            self.set_task_run_name(inputs)
+            if self.task.target:
+                state = step(self.check_target, state, inputs)
+            else:
+                state = step(self.check_task_is_cached, state, inputs)
+            state = step(self.check_task_trigger, state, upstream_states)
+            state = step(self.set_task_to_running, state, inputs)
+            state = step(self.get_task_run_state, state, inputs)
+            state = step(self.cache_result, state, inputs)
+            state = step(self.check_for_retry, state, inputs)
+        except ENDRUN as exc:
+            state = exc.state
+        except signals.PrefectStateSignal as exc:
+            if self.raise_on_exception:
+                raise
+            state = exc.state
+        except Exception as exc:
+            if self.raise_on_exception:
+                raise
+            message = f"Task '{self._name}': Unexpected error while running task: {exc!r}"
+            self.logger.exception(message)
+            state = Failed(message, result=exc)
+        return state
+
+    # -- steps ----------------------------------------------------------------------------
+
+    def initialize_run(self, state: State | None, context: dict[str, Any]) -> TaskRunnerInitializeResult:
+        """Unwrap the state and fill the task keys of ``context`` (updated in place)."""
+        while isinstance(state, _MetaState):
+            state = state.state
+        if state is None:
+            state = Pending()
+        if isinstance(state, Retrying):
+            run_count = state.run_count + 1
+        else:
+            run_count = state.context.get("task_run_count", 1)
+        if isinstance(state, Resume) or (
+            isinstance(state, Paused) and state.start_time is not None and state.start_time <= _now()
+        ):
+            context["resume"] = True
+        if "_loop_count" in state.context:
+            loop_result = state._result
+            if loop_result.value is None and loop_result.location is not None:
+                loop_result = self.result.read(loop_result.location)
+            context["task_loop_result"] = loop_result.value
+            context["task_loop_count"] = state.context["_loop_count"]
+        map_index = context.setdefault("map_index", None)
+        task = self.task
+        self._name = task.name if map_index is None else f"{task.name}[{map_index}]"
+        context["task_full_name"] = self._name
+        context["task_run_count"] = run_count
+        context["task_name"] = task.name
+        context["task_tags"] = task.tags
+        if "checkpointing" not in context:
+            config = context.get("config")
+            context["checkpointing"] = bool(config and config.get_path("flows.checkpointing"))
+        context["logger"] = task.logger if map_index is None else get_child_logger(task.logger, self._name)
+        self.raise_on_exception = bool(context.get("raise_on_exception"))
+        if task.target is not None:
+            self.result = self.result.copy()
+            if isinstance(task.target, str):
+                self.result.location, self.result._formatter = task.target, None
+            else:
+                self.result.location, self.result._formatter = None, task.target
+        self.context = context
+        return TaskRunnerInitializeResult(state, context)
+
+    def check_task_is_ready(self, state: State) -> State:
+        """Pending, Cached and Mapped states go on; anything else is final."""
+        if isinstance(state, (Pending, Cached, Mapped)):
+            return state
+        self.logger.debug("Task '%s': task is not ready to run (%s)", self._name, type(state).__name__)
+        raise ENDRUN(state)
+
+    def check_task_reached_start_time(self, state: State) -> State:
+        """A Scheduled state waits until its ``start_time`` (None: until resumed)."""
+        if isinstance(state, Scheduled):
+            if state.start_time is None or state.start_time > _now():
+                self.logger.debug("Task '%s': start_time has not been reached", self._name)
+                raise ENDRUN(state)
+        return state
+
+    def check_upstream_finished(self, state: State, upstream_states: dict[Edge, State]) -> State:
+        """Wait (ENDRUN, state unchanged) while an upstream has not finished."""
+        cached = state.cached_inputs
+        for edge, upstream in upstream_states.items():
+            if cached and edge.key in cached:
+                continue
+            if not all(s.is_finished() for s in _expanded(edge, upstream)):
+                self.logger.debug("Task '%s': not all upstream states are finished", self._name)
+                raise ENDRUN(state)
+        return state
+
+    def check_upstream_skipped(self, state: State, upstream_states: dict[Edge, State]) -> State:
+        """Skip when an upstream skipped and ``skip_on_upstream_skip`` is set."""
+        if self.task.skip_on_upstream_skip:
+            for edge, upstream in upstream_states.items():
+                if any(s.is_skipped() for s in _expanded(edge, upstream)):
+                    raise ENDRUN(Skipped(_SKIP_MESSAGE, result=None))
+        return state
+
+    def get_task_inputs(self, state: State, upstream_states: dict[Edge, State]) -> dict[str, Result]:
+        """``{argument: Result}`` from keyed edges, falling back on ``cached_inputs``."""
+        cached = state.cached_inputs
+        inputs: dict[str, Result] = {}
+        for edge, upstream in upstream_states.items():
+            key = edge.key
+            if key is None:
+                continue
+            if cached and key in cached and not upstream.is_finished():
+                inputs[key] = cached[key]
+            else:
+                inputs[key] = upstream._result
+        if cached:
+            for key, stored in cached.items():
+                inputs.setdefault(key, stored)
+        return inputs
+
+    def check_task_ready_to_map(self, state: State, upstream_states: dict[Edge, State]) -> State:
+        """For a mapped parent: always ENDRUN, with Mapped(n children) or Failed."""
+        if isinstance(state, Mapped):
+            state.cached_inputs = {e.key: s._result for e, s in upstream_states.items() if e.key}
+            raise ENDRUN(state)
+        mapped = [(e, s) for e, s in upstream_states.items() if e.mapped]
+        if upstream_states and not any(s.is_successful() for _, s in mapped):
+            raise ENDRUN(Failed("No upstream states can be mapped over."))
+        counts = []
+        for _, upstream in mapped:
+            if not upstream.is_successful():
+                continue
+            if isinstance(upstream, Mapped):
+                counts.append(upstream.n_map_states)
+            elif not hasattr(upstream.result, "__getitem__"):
+                raise ENDRUN(Failed("At least one upstream state has an unmappable result."))
+            else:
+                counts.append(len(upstream.result))
+        raise ENDRUN(Mapped("Ready to proceed with mapping.", n_map_states=min(counts, default=0)))
+
+    def set_task_run_name(self, inputs: dict[str, Result]) -> None:
+        """Format ``task.task_run_name`` into ``context.task_run_name``."""
+        template = self.task.task_run_name
+        if template is not None:
+            kwargs = self.formatting_kwargs(inputs)
+            name = template(**kwargs) if callable(template) else template.format(**kwargs)
+            self.context["task_run_name"] = name
+
+    def check_target(self, state: State, inputs: dict[str, Result]) -> State:
+        """An existing target ends the run as Cached with the stored value."""
+        target = self.task.target
+        kwargs = self.formatting_kwargs(inputs)
+        location = target(**kwargs) if callable(target) else target
+        if not self.result.exists(location, **kwargs):
+            return state
+        known = location.format(**kwargs)
+        return Cached(
+            result=self.result.read(known),
+            hashed_inputs=_hashed(inputs),
+            cached_result_expiration=None,
+            cached_parameters=self.context.get("parameters"),
+            message=f"Result found at task target {known}",
+        )
+
+    def check_task_is_cached(self, state: State, inputs: dict[str, Result]) -> State:
+        """Re-validate an incoming Cached state, or look the task up in ``context.caches``."""
+        task = self.task
+        parameters = self.context.get("parameters") or {}
+        if isinstance(state, Cached):
+            if task.cache_validator(state, _values(inputs), parameters):
+                return state
+            return Pending("Cache was invalid; ready to run.")
+        if task.cache_for is None:
+            return state
+        candidates = (self.context.get("caches") or {}).get(task.cache_key or task.name, ())
+        raw = _values(inputs)
+        for candidate in candidates:
+            if task.cache_validator(candidate, raw, parameters):
+                self.logger.debug("Task '%s': using cached result", self._name)
+                return candidate
+        if candidates:
+            self.logger.info(
+                f"Task '{self._name}': can't use cache because it is now invalid "
+                f"({len(candidates)} cached result(s) did not validate)"
+            )
+        return state
+
+    def check_task_trigger(self, state: State, upstream_states: dict[Edge, State]) -> State:
+        """Evaluate the trigger; a False or a signal ends the run."""
+        try:
+            if not self.task.trigger(upstream_states):
+                raise signals.TRIGGERFAIL("Trigger failed")
+        except signals.PrefectStateSignal as exc:
+            self.logger.debug("Task '%s': %s signal raised during trigger", self._name, type(exc).__name__)
+            if self.raise_on_exception:
+                raise
+            if isinstance(exc.state, Paused):
+                exc.state.cached_inputs = self.get_task_inputs(state, upstream_states)
+            raise ENDRUN(exc.state) from None
+        except Exception as exc:
+            self.logger.exception(f"Task '{self._name}': Unexpected error while evaluating task trigger: {exc!r}")
+            if self.raise_on_exception:
+                raise
+            raise ENDRUN(
+                TriggerFailed(f"Unexpected error while checking task trigger: {exc!r}", result=exc)
+            ) from None
+        return state
+
+    def set_task_to_running(self, state: State, inputs: dict[str, Result]) -> State:
+        """Pending becomes Running; anything else (e.g. a cache hit) is final."""
+        if not isinstance(state, Pending):
+            raise ENDRUN(state)
+        return Running("Starting task run.")
+
+    def get_task_run_state(self, state: State, inputs: dict[str, Result]) -> State:
+        """Call ``task.run`` with the input values; checkpoint and wrap the outcome."""
+        if not isinstance(state, Running):
+            raise ENDRUN(state)
+        task = self.task
+        raw = _values(inputs)
+        new_state: State | None = None
+        try:
+            if task.log_stdout:
+                value = self._run_logging_stdout(raw)
+            else:
+                value = run_with_timeout(task.run, raw, task.timeout, self._name)
+        except TaskTimeoutSignal as exc:
+            self.logger.error(f"Task '{self._name}': timed out after {task.timeout} seconds")
+            return TimedOut("Task timed out during execution.", result=exc)
+        except (signals.LOOP, signals.SUCCESS) as exc:
+            new_state = exc.state
+            value = new_state.result
+            if isinstance(new_state, Looped) and not new_state.message:
+                new_state.message = f"Task is looping ({new_state.loop_count})"
+        except (signals.PAUSE, signals.RETRY) as exc:
+            exc.state.cached_inputs = inputs
+            raise
+        except Exception as exc:
+            if self.raise_on_exception:
+                raise
+            self.logger.exception(f"Task '{self._name}': Exception encountered during task execution!")
+            return Failed(f"Error during execution of task: {exc!r}", result=exc)
+        stored = self._store(value, inputs)
+        if new_state is None:
+            return Success(result=stored, message="Task run succeeded.")
+        new_state._result = stored
+        return new_state
+
+    def cache_result(self, state: State, inputs: dict[str, Result]) -> State:
+        """With ``cache_for``, a success becomes Cached (expiring after ``cache_for``)."""
+        cache_for = self.task.cache_for
+        if cache_for is None or not isinstance(state, Success) or isinstance(state, Skipped):
+            return state
+        return Cached(
+            result=state._result,
+            hashed_inputs=_hashed(inputs),
+            cached_result_expiration=pendulum.now("UTC") + cache_for,
+            cached_parameters=self.context.get("parameters"),
+            message=state.message,
+        )
+
+    def check_for_retry(self, state: State, inputs: dict[str, Result]) -> State:
+        """A failure with attempts left becomes Retrying, carrying its inputs."""
+        task = self.task
+        if not isinstance(state, Failed) or not task.max_retries:
+            return state
+        if task.retry_on and not isinstance(state.result, tuple(task.retry_on)):
+            return state
+        run_count = self.context["task_run_count"]
+        if run_count > task.max_retries:
+            return state
+        loop_context: dict[str, Any] = {}
+        loop_result: Any = NoResult
+        if "task_loop_count" in self.context:
+            loop_context["_loop_count"] = self.context["task_loop_count"]
+            loop_result = self._store(self.context.get("task_loop_result"), inputs)
+        assert task.retry_delay is not None
+        return Retrying(
+            f"Retrying Task (after attempt {run_count} of {task.max_retries + 1})",
+            result=loop_result,
+            start_time=pendulum.now("UTC") + task.retry_delay,
+            cached_inputs=inputs,
+            context=loop_context,
+            run_count=run_count,
+        )
+
+    def check_task_is_looping(self, state: State) -> State:
+        """After a LOOP: expose the loop result and count, and start the next iteration."""
+        assert isinstance(state, Looped)
+        self.context["task_loop_result"] = state.result
+        self.context["task_loop_count"] = state.loop_count + 1
+        return Pending(state.message)
+
+    # -- helpers --------------------------------------------------------------------------
+
+    def formatting_kwargs(self, inputs: dict[str, Result]) -> dict[str, Any]:
+        """Keys for targets, locations and run names: parameters < context < inputs."""
+        if self._format_kwargs is None:
+            kwargs = dict(self.context.get("parameters") or {})
+            kwargs.update(self.context)
+            kwargs.update(_values(inputs))
+            kwargs.pop("self", None)
+            self._format_kwargs = kwargs
+        return self._format_kwargs
+
+    def _store(self, value: Any, inputs: dict[str, Result]) -> Result:
+        """Checkpoint ``value`` when checkpointing is on; else just carry it."""
+        if value is not None and self.context.get("checkpointing") is True and self.task.checkpoint is not False:
+            try:
+                return self.result.write(value, **self.formatting_kwargs(inputs))
+            except ResultNotImplementedError:
+                pass
+        return self.result.from_value(value)
+
+    def _run_logging_stdout(self, raw: dict[str, Any]) -> Any:
+        logger = self.context["logger"]
+        buffer = io.StringIO()
+        try:
+            with redirect_stdout(buffer):
+                return run_with_timeout(self.task.run, raw, self.task.timeout, self._name)
+        finally:
+            for line in buffer.getvalue().splitlines():
+                if line.strip():
+                    logger.info(line)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _values(inputs: dict[str, Result]) -> dict[str, Any]:
+    return {key: result.value for key, result in inputs.items()}
+
+
+def _hashed(inputs: dict[str, Result]) -> dict[str, str]:
+    from flowcore.engine.cache_validators import tokenize
+
+    return {key: tokenize(result.value) for key, result in inputs.items()}
+
+
+def _expanded(edge: Edge, upstream: State) -> list[State]:
+    if isinstance(upstream, Mapped) and not edge.mapped and upstream.map_states:
+        return upstream.map_states
+    return [upstream]

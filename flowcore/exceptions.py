@@ -1,0 +1,63 @@
+"""Every error and engine signal flowcore raises, in one place.
+
+The hierarchy has two roots, so that user code written as ``except Exception`` can
+never swallow the engine's control flow::
+
+    BaseException
+    └── FlowcoreSignal (PrefectSignal)        engine control flow, not errors
+        ├── TaskTimeoutSignal                 a task ran past its ``timeout``
+        ├── engine.signals.ENDRUN             stops a runner's pipeline with a final state
+        └── engine.signals.PrefectStateSignal FAIL, SUCCESS, SKIP, RETRY, PAUSE, LOOP, ...
+
+    Exception
+    └── FlowcoreException (PrefectException)  errors flowcore reports to the user
+        ├── ResultNotImplementedError         also a NotImplementedError: a base ``Result``
+        │                                     cannot store anything
+        └── MissingExtraError                 also an ImportError: an optional dependency
+                                              (an extra) is not installed
+
+Prefect 1's names (``PrefectSignal``, ``PrefectException``) are kept as aliases so that
+``except`` clauses written for Prefect 1 keep working after the import rename.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "FlowcoreException",
+    "FlowcoreSignal",
+    "MissingExtraError",
+    "PrefectException",
+    "PrefectSignal",
+    "ResultNotImplementedError",
+    "TaskTimeoutSignal",
+]
+
+
+class FlowcoreSignal(BaseException):
+    """Base of the engine's signals; a ``BaseException`` on purpose."""
+
+
+class TaskTimeoutSignal(FlowcoreSignal):
+    """Raised inside a task run that exceeded its ``timeout``; becomes ``TimedOut``."""
+
+
+class FlowcoreException(Exception):
+    """Base of the errors flowcore raises for the user to handle."""
+
+
+class ResultNotImplementedError(FlowcoreException, NotImplementedError):
+    """A storage operation was asked of a ``Result`` that has no storage backend."""
+
+
+class MissingExtraError(FlowcoreException, ImportError):
+    """An optional dependency is missing; the message names the extra to install."""
+
+    def __init__(self, feature: str, module: str, extra: str) -> None:
+        super().__init__(
+            f"{feature} needs the '{module}' package: pip install 'flowcore[{extra}]'"
+        )
+        self.extra = extra
+
+
+PrefectSignal = FlowcoreSignal
+PrefectException = FlowcoreException

@@ -1,0 +1,59 @@
+"""The executor interface.
+
+An executor receives plain callables and their arguments and knows nothing of the
+engine. ``start()`` is a context manager around a session (a pool, a cluster); it is
+re-entrant, so ``flow.run`` can hold one session across retry passes while each
+``FlowRunner.run`` also enters it. ``submit(fn, *args, extra_context=None, **kwargs)``
+returns a future-like value, and ``wait(x)`` resolves futures anywhere inside ``x``
+(lists, dicts, tuples).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+__all__ = ["Executor"]
+
+
+class Executor:
+    """Base class. Subclasses implement ``_session``, ``submit`` and ``wait``."""
+
+    def __init__(self) -> None:
+        self._depth = 0
+
+    def __repr__(self) -> str:
+        return f"<Executor: {type(self).__name__}>"
+
+    @contextmanager
+    def start(self) -> Iterator[None]:
+        """Open a session (nested calls share the outer one)."""
+        if self._depth:
+            self._depth += 1
+            try:
+                yield
+            finally:
+                self._depth -= 1
+            return
+        with self._session():
+            self._depth = 1
+            try:
+                yield
+            finally:
+                self._depth = 0
+
+    @contextmanager
+    def _session(self) -> Iterator[None]:
+        yield
+
+    def submit(self, fn: Callable[..., Any], *args: Any, extra_context: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement submit()")
+
+    def wait(self, futures: Any) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} must implement wait()")
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_depth"] = 0
+        return state

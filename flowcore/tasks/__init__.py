@@ -1,0 +1,1 @@
+"""Built-in tasks (``tasks.core``) and control flow (``tasks.control_flow``)."""

@@ -1,0 +1,1 @@
+"""Core tasks: functions, constants, collections, operators."""

@@ -1,0 +1,1 @@
+"""Process-wide helpers: configuration, context, logging, collections, edges, tasks."""

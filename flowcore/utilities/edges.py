@@ -1,0 +1,46 @@
+"""Edge annotations: wrap a task argument to say how its edge behaves.
+
+>>> unmapped([1, 2]).annotations, flatten(mapped(3)).annotations
+({'mapped': False}, {'mapped': True, 'flattened': True})
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["EdgeAnnotation", "flatten", "mapped", "unmapped"]
+
+
+class EdgeAnnotation:
+    """Base class: ``value`` plus the ``annotations`` it sets on its edge."""
+
+    annotations: dict[str, bool] = {}
+
+    def __init__(self, value: Any) -> None:
+        self.annotations = {}
+        if isinstance(value, EdgeAnnotation):
+            self.annotations.update(value.annotations)
+            value = value.value
+        self.annotations.update(type(self).annotations)
+        self.value = value
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.value!r})"
+
+
+class mapped(EdgeAnnotation):
+    """Map over this argument even without ``.map``: ``t(x=mapped(xs), y=1)``."""
+
+    annotations = {"mapped": True}
+
+
+class unmapped(EdgeAnnotation):
+    """Pass this argument whole to every mapped child."""
+
+    annotations = {"mapped": False}
+
+
+class flatten(EdgeAnnotation):
+    """Flatten this upstream's result (a list of lists) one level before use."""
+
+    annotations = {"flattened": True}
