@@ -1,0 +1,46 @@
+"""flowcore: a fast workflow engine with Prefect 1's API."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+EXTRAS = {
+    "aws": ["boto3>=1.26"],
+    "gcp": ["google-cloud-storage>=2.10"],
+    "redis": ["redis>=5.0"],
+    "viz": ["graphviz>=0.20"],
+}
+EXTRAS["test"] = [
+    "pytest>=8",
+    "pytest-timeout>=2.2",
+    "ruff>=0.5",
+    "mypy>=1.10",
+]
+EXTRAS["dev"] = EXTRAS["test"]
+EXTRAS["all"] = sorted({dep for name in ("aws", "gcp", "redis", "viz") for dep in EXTRAS[name]})
+
+setup(
+    name="flowcore",
+    version="0.1.0",
+    description="A fast, correct workflow engine with Prefect 1's API",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    packages=find_packages(include=["flowcore", "flowcore.*"]),
+    package_data={"flowcore": ["py.typed"]},
+    python_requires=">=3.10",
+    install_requires=[
+        "cloudpickle>=2.0",
+        "pendulum>=3.0",
+        "toolz>=0.12",
+        "dask>=2024.1",
+        "distributed>=2024.1",
+        'tomli>=2.0; python_version < "3.11"',
+    ],
+    extras_require=EXTRAS,
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3.10",
+        "Programming Language :: Python :: 3.11",
+        "Programming Language :: Python :: 3.12",
+    ],
+)

@@ -1,0 +1,80 @@
+"""The public namespace is part of the Prefect 1 compatibility contract."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+import flowcore
+
+
+def test_top_level_all() -> None:
+    assert set(flowcore.__all__) >= {
+        "Flow", "Task", "Parameter", "task", "tags", "mapped", "unmapped", "flatten",
+        "context", "config",
+    }
+    for name in flowcore.__all__:
+        assert hasattr(flowcore, name), name
+
+
+@pytest.mark.parametrize(
+    "module, names",
+    [
+        ("flowcore.core.task", ["Task"]),
+        ("flowcore.core.flow", ["Flow"]),
+        ("flowcore.core.edge", ["Edge"]),
+        ("flowcore.core.parameter", ["Parameter", "DateTimeParameter"]),
+        ("flowcore.engine.state", ["State", "Pending", "Scheduled", "Paused", "Resume",
+                                   "Retrying", "Running", "Finished", "Success", "Cached",
+                                   "Mapped", "Skipped", "Looped", "Failed", "TimedOut",
+                                   "TriggerFailed", "ValidationFailed", "Submitted", "Queued",
+                                   "ClientFailed", "Cancelled", "Cancelling"]),
+        ("flowcore.engine.signals", ["FAIL", "TRIGGERFAIL", "VALIDATIONFAIL", "SUCCESS",
+                                     "RETRY", "SKIP", "PAUSE", "LOOP", "ENDRUN",
+                                     "PrefectStateSignal", "signal_from_state"]),
+        ("flowcore.engine.runner", ["ENDRUN", "Runner"]),
+        ("flowcore.engine.task_runner", ["TaskRunner"]),
+        ("flowcore.engine.flow_runner", ["FlowRunner"]),
+        ("flowcore.engine", ["FlowRunner", "TaskRunner"]),
+        ("flowcore.engine.cache_validators", ["never_use", "duration_only", "all_inputs",
+                                              "all_parameters", "partial_inputs_only",
+                                              "partial_parameters_only"]),
+        ("flowcore.engine.serializers", ["PickleSerializer", "JSONSerializer",
+                                         "DateTimeSerializer", "CompressedSerializer"]),
+        ("flowcore.engine.result", ["Result", "NoResult"]),
+        ("flowcore.engine.results", ["PrefectResult", "ConstantResult"]),
+        ("flowcore.executors", ["LocalExecutor"]),
+        ("flowcore.triggers", ["all_successful", "all_failed", "all_finished", "always_run",
+                               "any_successful", "any_failed", "some_successful",
+                               "some_failed", "not_all_skipped", "manual_only"]),
+        ("flowcore.tasks.core.function", ["FunctionTask"]),
+        ("flowcore.tasks.core.constants", ["Constant"]),
+        ("flowcore.tasks.core.collections", ["List", "Tuple", "Set", "Dict"]),
+        ("flowcore.tasks.core.operators", ["Add", "Sub", "Mul", "Div", "FloorDiv", "Mod",
+                                           "Pow", "And", "Or", "Not", "Equal", "NotEqual",
+                                           "GreaterThan", "GreaterThanOrEqual", "LessThan",
+                                           "LessThanOrEqual", "GetItem", "GetAttr"]),
+        ("flowcore.utilities.tasks", ["task", "as_task", "tags", "pause_task", "unmapped"]),
+        ("flowcore.utilities.edges", ["EdgeAnnotation", "mapped", "unmapped", "flatten"]),
+        ("flowcore.utilities.context", ["Context", "context"]),
+        ("flowcore.utilities.configuration", ["set_temporary_config"]),
+        ("flowcore.utilities.debug", ["raise_on_exception"]),
+        ("flowcore.utilities.executors", ["run_with_timeout"]),
+        ("flowcore.utilities.logging", ["get_logger"]),
+        ("flowcore.utilities.collections", ["DotDict", "merge_dicts"]),
+        ("flowcore.exceptions", ["PrefectSignal", "TaskTimeoutSignal", "PrefectException"]),
+    ],
+)
+def test_prefect1_module_paths(module: str, names: list[str]) -> None:
+    imported = importlib.import_module(module)
+    for name in names:
+        assert hasattr(imported, name), f"{module}.{name}"
+
+
+def test_signals_are_base_exceptions_not_exceptions() -> None:
+    from flowcore.engine import signals
+
+    assert not issubclass(signals.FAIL, Exception)
+    assert issubclass(signals.FAIL, BaseException)
+    assert not issubclass(signals.ENDRUN, Exception)
