@@ -310,6 +310,7 @@ class Task(metaclass=TaskMetaclass):
 
     @property
     def logger(self) -> logging.Logger:
+        """``flowcore.<name>``."""
         return get_logger(self.name)
 
     def run(self) -> Any:

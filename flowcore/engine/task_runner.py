@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import io
 import logging
+from logging import INFO
 from contextlib import redirect_stdout
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -65,7 +66,7 @@ from flowcore.engine.state import (
 from flowcore.exceptions import ResultNotImplementedError, TaskTimeoutSignal
 from flowcore.utilities import context as _context
 from flowcore.utilities.executors import run_with_timeout
-from flowcore.utilities.logging import get_child_logger, get_logger
+from flowcore.utilities.logging import get_child_logger, get_logger, log
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -142,16 +143,17 @@ class TaskRunner(Runner):
         token = _context.push(scope)
         try:
             state, _ = self.initialize_run(state, scope)
-            self.logger.info(f"Task '{self._name}': Starting task run...")
+            log(self.logger, INFO, f"Task '{self._name}': Starting task run...")
             state = self._pipeline(state, upstream_states, is_mapped_parent)
             while isinstance(state, Looped):
                 state = self.check_task_is_looping(state)
                 state = self._pipeline(state, upstream_states, is_mapped_parent)
         finally:
             _context.pop(token)
-        self.logger.info(
+        log(
+            self.logger, INFO,
             f"Task '{self._name}': Finished task run for task with final state: "
-            f"'{type(state).__name__}'"
+            f"'{type(state).__name__}'",
         )
         return state
 
@@ -221,7 +223,7 @@ class TaskRunner(Runner):
         context["task_tags"] = task.tags
         if "checkpointing" not in context:
             config = context.get("config")
-            context["checkpointing"] = bool(config and config.get_path("flows.checkpointing"))
+            context["checkpointing"] = bool(config and config["flows"]["checkpointing"])
         context["logger"] = task.logger if map_index is None else get_child_logger(task.logger, self._name)
         self.raise_on_exception = bool(context.get("raise_on_exception"))
         if task.target is not None:
@@ -430,7 +432,11 @@ class TaskRunner(Runner):
         task = self.task
         if not isinstance(state, Failed) or not task.max_retries:
             return state
-        if task.retry_on and not isinstance(state.result, tuple(task.retry_on)):
+        if task.retry_on and state.result is not None and not isinstance(state.result, tuple(task.retry_on)):
+            self.logger.info(
+                f"Task '{self._name}': Skipping retry. Exception of type "
+                f"{type(state.result).__name__!r} is not an instance of the retry on exception types."
+            )
             return state
         run_count = self.context["task_run_count"]
         if run_count > task.max_retries:

@@ -7,29 +7,91 @@ added to records by a filter on that handler, so only records that are emitted p
 them. Mapped children log through a child logger named ``flowcore.<name>[i]`` that is not
 registered with :mod:`logging`, so a map of 100,000 items does not leave 100,000 loggers
 behind.
+
+The engine logs two lines per task run, as Prefect 1 does, so their cost matters:
+:func:`log` builds those records from a template (no stack walk, no per-record process
+lookups) and the handler's formatter renders the timestamp once per second. The records
+are ordinary ``logging.LogRecord`` objects, so any handler a user adds sees the usual
+attributes; with a custom record factory installed, :func:`log` uses it instead.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import sys
+import threading
+import time
+from typing import Any
 
 from flowcore import configuration
 from flowcore.utilities import context as _context
 
-__all__ = ["configure_logging", "get_logger", "get_child_logger"]
+__all__ = ["configure_logging", "get_child_logger", "get_logger", "log"]
 
 _CONTEXT_ATTRIBUTES = ("flow_name", "flow_run_id", "task_name", "task_slug", "task_run_id")
+_LOGGERS: dict[str | None, logging.Logger] = {}
+_ORIGINAL_FACTORY = logging.getLogRecordFactory()
+
+
+def _add_context(attributes: dict[str, Any]) -> None:
+    scope = _context._scope.get() or {}
+    for name in _CONTEXT_ATTRIBUTES:
+        attributes.setdefault(name, scope.get(name))
+    config = scope.get("config") or configuration.config
+    for name in config["logging"].get("log_attributes") or ():
+        attributes.setdefault(name, scope.get(name))
+    attributes["_flowcore_context"] = True
 
 
 class _ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        data = _context.current()
-        extra = configuration.config.get_path("logging.log_attributes", []) or []
-        for name in (*_CONTEXT_ATTRIBUTES, *extra):
-            if not hasattr(record, name):
-                setattr(record, name, data.get(name))
+        if "_flowcore_context" not in record.__dict__:
+            _add_context(record.__dict__)
         return True
+
+
+class _Formatter(logging.Formatter):
+    """A ``logging.Formatter`` that renders ``asctime`` once per second (the datefmt has
+    no sub-second field) and takes a short path for records without exceptions."""
+
+    def __init__(self, fmt: str, datefmt: str | None) -> None:
+        super().__init__(fmt, datefmt)
+        self._second = -1
+        self._asctime = ""
+        self._fast = isinstance(self._style, logging.PercentStyle) and (
+            datefmt is not None and "%f" not in datefmt
+        )
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
+        if not self._fast or datefmt != self.datefmt:
+            return super().formatTime(record, datefmt)
+        second = int(record.created)
+        if second != self._second:
+            self._asctime = super().formatTime(record, datefmt)
+            self._second = second
+        return self._asctime
+
+    def format(self, record: logging.LogRecord) -> str:
+        if not self._fast or record.exc_info or record.exc_text or record.stack_info:
+            return super().format(record)
+        record.message = record.getMessage()
+        record.asctime = self.formatTime(record, self.datefmt)
+        return self._style._fmt % record.__dict__  # type: ignore[operator]
+
+
+class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A ``StreamHandler`` whose ``emit`` flushes under the lock ``handle`` already holds."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            stream = self.stream
+            stream.write(self.format(record) + self.terminator)
+            stream.flush()
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
 
 
 def configure_logging(testing: bool = False) -> logging.Logger:
@@ -38,9 +100,9 @@ def configure_logging(testing: bool = False) -> logging.Logger:
     logger = logging.getLogger("flowcore")
     for handler in [h for h in logger.handlers if getattr(h, "_flowcore", False)]:
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _StreamHandler(sys.stderr)
     handler._flowcore = True  # type: ignore[attr-defined]
-    handler.setFormatter(logging.Formatter(settings.format, settings.datefmt))
+    handler.setFormatter(_Formatter(settings.format, settings.datefmt))
     handler.addFilter(_ContextFilter())
     logger.addHandler(handler)
     logger.setLevel(str(settings.level).upper())
@@ -54,7 +116,11 @@ def configure_logging(testing: bool = False) -> logging.Logger:
 
 def get_logger(name: str | None = None) -> logging.Logger:
     """``flowcore`` or ``flowcore.<name>``."""
-    return logging.getLogger("flowcore" if name is None else f"flowcore.{name}")
+    logger = _LOGGERS.get(name)
+    if logger is None:
+        logger = logging.getLogger("flowcore" if name is None else f"flowcore.{name}")
+        _LOGGERS[name] = logger
+    return logger
 
 
 def get_child_logger(parent: logging.Logger, full_name: str) -> logging.Logger:
@@ -62,6 +128,62 @@ def get_child_logger(parent: logging.Logger, full_name: str) -> logging.Logger:
     logger = logging.Logger(f"flowcore.{full_name}")
     logger.parent = parent
     return logger
+
+
+_STATIC_FIELDS: dict[str, Any] = {
+    "args": None,
+    "exc_info": None,
+    "exc_text": None,
+    "stack_info": None,
+    "pathname": __file__,
+    "filename": os.path.basename(__file__),
+    "module": "logging",
+    "lineno": 0,
+    "funcName": "log",
+    "taskName": None,
+}
+
+
+def log(logger: logging.Logger, level: int, message: str) -> None:
+    """Log a plain message (no arguments, no exception) cheaply; see the module docstring."""
+    if not logger.isEnabledFor(level):
+        return
+    if logging.getLogRecordFactory() is not _ORIGINAL_FACTORY:
+        logger.handle(logger.makeRecord(logger.name, level, "(flowcore)", 0, message, None, None))
+        return
+    record = logging.LogRecord.__new__(logging.LogRecord)
+    fields = record.__dict__
+    fields.update(_STATIC_FIELDS)
+    now = time.time_ns()
+    fields["name"] = logger.name
+    fields["msg"] = message
+    fields["levelno"] = level
+    fields["levelname"] = logging.getLevelName(level)
+    fields["created"] = now / 1e9
+    fields["msecs"] = (now % 1_000_000_000) // 1_000_000 + 0.0
+    start = logging._startTime  # type: ignore[attr-defined]
+    fields["relativeCreated"] = (now - start) / 1e6 if isinstance(start, int) else (now / 1e9 - start) * 1000
+    if logging.logThreads:
+        fields["thread"] = threading.get_ident()
+        fields["threadName"] = threading.current_thread().name
+    else:
+        fields["thread"] = fields["threadName"] = None
+    fields["processName"] = _process_name()
+    fields["process"] = os.getpid() if logging.logProcesses else None
+    _add_context(fields)
+    logger.handle(record)
+
+
+def _process_name() -> str | None:
+    if not logging.logMultiprocessing:
+        return None
+    mp = sys.modules.get("multiprocessing")
+    if mp is None:
+        return "MainProcess"
+    try:
+        return mp.current_process().name  # type: ignore[no-any-return]
+    except Exception:
+        return "MainProcess"
 
 
 configure_logging()
