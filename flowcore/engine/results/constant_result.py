@@ -14,7 +14,7 @@ class ConstantResult(Result):
 
     def __init__(self, **kwargs: Any) -> None:
         if "serializer" in kwargs:
-            raise ValueError("ConstantResult does not take a serializer")
+            raise ValueError("Can't pass a serializer to a ConstantResult.")
         super().__init__(**kwargs)
 
     def exists(self, location: str, **kwargs: Any) -> bool:
@@ -24,4 +24,4 @@ class ConstantResult(Result):
         return self
 
     def write(self, value_: Any, **kwargs: Any) -> Result:
-        raise ValueError("ConstantResult cannot be written; it holds a build-time constant")
+        raise ValueError("Cannot write values to `ConstantResult` types.")

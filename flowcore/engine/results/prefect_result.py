@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from flowcore.engine.result.base import Result
@@ -14,31 +13,44 @@ __all__ = ["PrefectResult"]
 class PrefectResult(Result):
     """Keeps small JSON-able values (Parameters use it) in the location string.
 
+    Only ``JSONSerializer`` (the default) and ``DateTimeSerializer`` are accepted, at
+    construction and on later assignment of ``serializer``.
+
     >>> r = PrefectResult().write({"a": 1})
     >>> r.location, PrefectResult().read(r.location).value
     ('{"a": 1}', {'a': 1})
     """
 
-    def __init__(self, serializer: Serializer | None = None, **kwargs: Any) -> None:
-        serializer = serializer if serializer is not None else JSONSerializer()
-        if not isinstance(serializer, (JSONSerializer, DateTimeSerializer)):
+    def __init__(self, **kwargs: Any) -> None:
+        if kwargs.get("serializer") is None:
+            kwargs["serializer"] = JSONSerializer()
+        super().__init__(**kwargs)
+
+    @property  # type: ignore[override]
+    def serializer(self) -> Serializer:
+        return self._serializer
+
+    @serializer.setter
+    def serializer(self, value: Serializer) -> None:
+        if not isinstance(value, (JSONSerializer, DateTimeSerializer)):
             raise TypeError(
                 "PrefectResult only supports JSONSerializer or DateTimeSerializer, "
-                f"got {type(serializer).__name__}"
+                f"got {type(value).__name__}"
             )
-        super().__init__(serializer=serializer, **kwargs)
+        self._serializer = value
 
     def exists(self, location: str, **kwargs: Any) -> bool:
+        """Whether ``location`` is text the serializer can read back."""
         try:
-            json.loads(location)
-        except (TypeError, ValueError):
+            self.serializer.deserialize(location.encode())
+        except Exception:
             return False
         return True
 
     def read(self, location: str) -> Result:
         new = self.copy()
-        new.location = location
         new.value = self.serializer.deserialize(location.encode())
+        new.location = location
         return new
 
     def write(self, value_: Any, **kwargs: Any) -> Result:

@@ -1,0 +1,86 @@
+"""``S3Result``: values stored as S3 objects (boto3, extra ``aws``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flowcore.engine.result.base import Result
+from flowcore.exceptions import ResultStorageError
+from flowcore.utilities import aws
+from flowcore.utilities._optional import import_optional
+
+__all__ = ["S3Result"]
+
+_MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+
+
+class S3Result(Result):
+    """Store values as objects in an S3 bucket (one PUT per write, so writes are atomic).
+
+    Args:
+        bucket: the bucket name.
+        boto3_kwargs: keyword arguments for the boto3 client (``region_name``,
+            ``endpoint_url``, ...). By default boto3's standard configuration applies,
+            including ``AWS_ENDPOINT_URL``.
+        upload_options: extra ``put_object`` arguments (``ServerSideEncryption``, ...).
+        **kwargs: ``Result`` arguments (``value``, ``location``, ``serializer``).
+    """
+
+    def __init__(
+        self,
+        bucket: str,
+        boto3_kwargs: dict[str, Any] | None = None,
+        upload_options: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.bucket = bucket
+        self.boto3_kwargs = dict(boto3_kwargs or {})
+        self.upload_options = dict(upload_options or {})
+        super().__init__(**kwargs)
+
+    @property
+    def client(self) -> Any:
+        """The boto3 S3 client (created on first use, shared in the process)."""
+        client = self.__dict__.get("_client")
+        if client is None:
+            client = aws.get_boto_client("s3", **self.boto3_kwargs)
+            self.__dict__["_client"] = client
+        return client
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state.pop("_client", None)
+        return state
+
+    def _call(self, operation: str, key: str, **kwargs: Any) -> Any:
+        botocore = import_optional("botocore.exceptions", "S3Result")
+        try:
+            return getattr(self.client, operation)(Bucket=self.bucket, Key=key, **kwargs)
+        except botocore.ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") in _MISSING_CODES:
+                raise FileNotFoundError(f"s3://{self.bucket}/{key}") from exc
+            raise ResultStorageError(
+                f"S3Result: {operation} s3://{self.bucket}/{key} failed: "
+                f"{error.get('Code')} {error.get('Message', '')}".rstrip()
+            ) from exc
+        except botocore.BotoCoreError as exc:
+            raise ResultStorageError(
+                f"S3Result: {operation} s3://{self.bucket}/{key} failed: {exc}"
+            ) from exc
+
+    def _exists(self, location: str) -> bool:
+        try:
+            self._call("head_object", location)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _read_bytes(self, location: str) -> bytes:
+        try:
+            return self._call("get_object", location)["Body"].read()  # type: ignore[no-any-return]
+        except FileNotFoundError as exc:
+            raise ResultStorageError(f"S3Result: no object at {exc}") from exc
+
+    def _write_bytes(self, location: str, data: bytes) -> None:
+        self._call("put_object", location, Body=data, **self.upload_options)

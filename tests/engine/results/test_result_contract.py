@@ -1,0 +1,154 @@
+"""One contract for every storage Result: LocalResult on a temporary directory, S3Result
+on moto's S3 server and GCSResult on fake-gcs-server (real processes, see tests/servers.py)."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import cloudpickle
+import pytest
+
+from flowcore.engine.result import Result
+from flowcore.engine.results import GCSResult, LocalResult, S3Result
+from flowcore.engine.serializers import CompressedSerializer, JSONSerializer
+from flowcore.exceptions import ResultStorageError
+
+Factory = Callable[..., Result]
+
+
+@pytest.fixture(params=["local", "s3", "gcs"])
+def make_result(request: pytest.FixtureRequest, tmp_path: Path) -> Factory:
+    """Builds a Result of the backend under test, each test with its own empty root."""
+    if request.param == "local":
+        return lambda **kwargs: LocalResult(dir=tmp_path / "results", **kwargs)
+    if request.param == "s3":
+        bucket = request.getfixturevalue("s3_bucket")
+        return lambda **kwargs: S3Result(bucket=bucket, **kwargs)
+    bucket = request.getfixturevalue("gcs_bucket")
+    return lambda **kwargs: GCSResult(bucket=bucket, **kwargs)
+
+
+def test_write_then_read_round_trip(make_result: Factory) -> None:
+    result = make_result(location="values/{name}.pkl")
+    written = result.write({"a": [1, 2]}, name="first")
+    assert written.value == {"a": [1, 2]}
+    assert written.location is not None and written.location.endswith("values/first.pkl")
+    assert result.read(written.location).value == {"a": [1, 2]}
+    assert result.value is None and result.location == "values/{name}.pkl"
+
+
+def test_exists_before_and_after_write(make_result: Factory) -> None:
+    result = make_result(location="x/{n}.bin")
+    assert not result.exists("x/{n}.bin", n=1)
+    result.write(b"payload", n=1)
+    assert result.exists("x/{n}.bin", n=1)
+    assert not result.exists("x/{n}.bin", n=2)
+
+
+def test_overwrite_replaces_value(make_result: Factory) -> None:
+    result = make_result(location="same.pkl")
+    result.write(1)
+    location = result.write(2).location
+    assert location is not None
+    assert result.read(location).value == 2
+
+
+def test_callable_location(make_result: Factory) -> None:
+    result = make_result(location=lambda **kw: f"by-callable/{kw['day']}.pkl")
+    written = result.write("v", day="monday")
+    assert written.location is not None and written.location.endswith("by-callable/monday.pkl")
+    assert result.read(written.location).value == "v"
+
+
+def test_default_location_when_no_template(make_result: Factory) -> None:
+    result = make_result()
+    first, second = result.write(1), result.write(2)
+    assert first.location != second.location
+    assert first.location is not None and second.location is not None
+    assert result.read(first.location).value == 1
+    assert result.read(second.location).value == 2
+
+
+@pytest.mark.parametrize("serializer", [JSONSerializer(), CompressedSerializer(JSONSerializer(), format="gzip")])
+def test_other_serializers(make_result: Factory, serializer: Any) -> None:
+    result = make_result(location="data.json", serializer=serializer)
+    written = result.write({"k": "v"})
+    assert written.location is not None
+    assert result.read(written.location).value == {"k": "v"}
+
+
+def test_unknown_template_key_names_the_key_and_the_known_keys(make_result: Factory) -> None:
+    result = make_result(location="{day}/out.pkl")
+    with pytest.raises(ValueError, match=r"unknown key 'day'; known keys: month, year"):
+        result.write(1, year=2024, month=3)
+
+
+@pytest.mark.parametrize(
+    "template, value",
+    [
+        ("safe/{name}.pkl", "../../escape"),
+        ("safe/{name}.pkl", "a/../../escape"),
+        ("safe/{name}.pkl", "../sibling"),
+        ("{name}.pkl", "/etc/flowcore-escape"),
+    ],
+)
+def test_location_from_a_value_cannot_escape_the_root(
+    make_result: Factory, template: str, value: str
+) -> None:
+    result = make_result(location=template)
+    with pytest.raises(ValueError, match="escapes"):
+        result.write("nope", name=value)
+    with pytest.raises(ValueError, match="escapes"):
+        result.exists(template, name=value)
+
+
+def test_an_absolute_path_inside_a_template_literal_stays_under_it(make_result: Factory) -> None:
+    result = make_result(location="safe/{name}.pkl")
+    written = result.write(1, name="/nested")
+    assert written.location is not None and written.location.endswith("nested.pkl")
+    assert result.read(written.location).value == 1
+
+
+def test_dots_that_stay_inside_are_allowed(make_result: Factory) -> None:
+    result = make_result(location="a/{name}.pkl")
+    written = result.write(5, name="b/../c")
+    assert written.location is not None
+    assert result.read(written.location).value == 5
+
+
+def test_reading_a_missing_location_is_a_storage_error(make_result: Factory) -> None:
+    result = make_result()
+    with pytest.raises(ResultStorageError):
+        result.read("no/such/thing.pkl")
+
+
+def test_unreadable_bytes_raise_on_read(make_result: Factory) -> None:
+    result = make_result(location="raw.bin", serializer=JSONSerializer())
+    written = result.write("text")
+    assert written.location is not None
+    with pytest.raises(Exception):  # noqa: B017 - any deserialisation error
+        make_result(serializer=CompressedSerializer(JSONSerializer(), format="gzip")).read(written.location)
+
+
+def test_pickles_without_its_client_and_works_after(make_result: Factory) -> None:
+    result = make_result(location="p.pkl")
+    result.write("before")
+    clone = cloudpickle.loads(cloudpickle.dumps(result))
+    assert "_client" not in clone.__dict__ and "_gcs_bucket" not in clone.__dict__
+    assert clone == result
+    written = clone.write("after")
+    assert written.location is not None
+    assert result.read(written.location).value == "after"
+    assert pickle.loads(pickle.dumps(clone)) == clone
+
+
+def test_from_value_and_format_do_not_touch_storage(make_result: Factory) -> None:
+    result = make_result(location="{x}.pkl")
+    carried = result.from_value(3)
+    assert carried.value == 3 and carried.location is None
+    formatted = result.format(x="seven")
+    assert formatted.location is not None and formatted.location.endswith("seven.pkl")
+    assert not result.exists("{x}.pkl", x="seven")

