@@ -54,7 +54,8 @@ def duration_only(state: State, inputs: Mapping[str, Any], parameters: Mapping[s
     return expiration is None or expiration > datetime.now(timezone.utc)
 
 
-def _inputs_match(state: State, inputs: Mapping[str, Any], keys: Iterable[str] | None) -> bool:
+def _inputs_match(state: State, inputs: Mapping[str, Any] | None, keys: list[str] | None) -> bool:
+    inputs = inputs or {}
     hashed = getattr(state, "hashed_inputs", None)
     if hashed is not None:
         current = {k: tokenize(v) for k, v in inputs.items()}
@@ -64,7 +65,6 @@ def _inputs_match(state: State, inputs: Mapping[str, Any], keys: Iterable[str] |
         cached = {k: r.value for k, r in (state.cached_inputs or {}).items()}
     if keys is None:
         return cached == current
-    keys = list(keys)
     return {k: cached.get(k, _MISSING) for k in keys} == {k: current.get(k, _MISSING) for k in keys}
 
 
@@ -87,7 +87,7 @@ def all_parameters(state: State, inputs: Mapping[str, Any], parameters: Mapping[
     """Reuse while unexpired and the flow parameters equal the cached ones."""
     return duration_only(state, inputs, parameters) and getattr(
         state, "cached_parameters", None
-    ) == dict(parameters)
+    ) == parameters
 
 
 def partial_parameters_only(validate_on: Iterable[str] | None = None) -> Validator:
@@ -102,10 +102,12 @@ def partial_parameters_only(validate_on: Iterable[str] | None = None) -> Validat
         if keys is None:
             return True
         cached = getattr(state, "cached_parameters", None) or {}
+        current = parameters or {}
         return {k: cached.get(k, _MISSING) for k in keys} == {
-            k: parameters.get(k, _MISSING) for k in keys
+            k: current.get(k, _MISSING) for k in keys
         }
 
+    partial_parameters_only.validate_on = keys  # type: ignore[attr-defined]
     return partial_parameters_only
 
 
@@ -122,4 +124,5 @@ def partial_inputs_only(validate_on: Iterable[str] | None = None) -> Validator:
             return True
         return _inputs_match(state, inputs, keys)
 
+    partial_inputs_only.validate_on = keys  # type: ignore[attr-defined]
     return partial_inputs_only

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pendulum
 
 from flowcore import configuration
+from flowcore.caching import CacheStore, MemoryCacheStore, store_from_spec
 from flowcore.core.edge import Edge
 from flowcore.engine.result import Result
 from flowcore.engine.results import ConstantResult
@@ -207,9 +208,12 @@ class FlowRunner(Runner):
                 run_parameters.setdefault(parameter.name, parameter.default)
         run_parameters.update(parameters)
         context["parameters"] = run_parameters
-        context.setdefault("flow_name", self.flow.name)
+        context["flow_name"] = self.flow.name
         context.setdefault("scheduled_start_time", pendulum.now("UTC"))
-        context.update(_date_keys(context.get("date"), self.logger))
+        dates = _date_keys(context.get("date"), self.logger)
+        context["date"] = dates.pop("date")
+        for key, value in dates.items():
+            context.setdefault(key, value)
         for task in self.flow.tasks:
             task_context = task_contexts.setdefault(task, {})
             task_context.setdefault("task_name", task.name)
@@ -358,8 +362,7 @@ class FlowRunner(Runner):
         if not all(s.is_finished() for s in terminal_states):
             self.logger.info("Flow run RUNNING: terminal tasks are incomplete.")
             state.result = return_states
-            return state
-        if any(s.is_failed() for s in key_states):
+        elif any(s.is_failed() for s in key_states):
             self.logger.info("Flow run FAILED: some reference tasks failed.")
             state = Failed("Some reference tasks failed.", result=return_states)
         elif all(s.is_successful() for s in key_states):
@@ -455,7 +458,10 @@ def _flatten_children(children: list[State]) -> list[State]:
         try:
             items = list(child.result)
         except TypeError:
-            warnings.warn(f"Cannot flatten the result of {child!r}; using it as one item", stacklevel=2)
+            get_logger("FlowRunner").warning(
+                "`flatten` was used on upstream task that did not return an iterable. "
+                "The value will be passed downstream unmodified."
+            )
             flat.append(child)
             continue
         for item in items:
@@ -468,9 +474,17 @@ def _flatten_children(children: list[State]) -> list[State]:
 
 def _date_keys(date: Any, logger: Any) -> dict[str, Any]:
     if isinstance(date, str):
-        date = pendulum.parse(date)
-    elif date is not None and not isinstance(date, datetime):
-        logger.warning(f"context 'date' must be a datetime or a string; got {date!r}; using now")
+        try:
+            date = pendulum.parse(date)
+        except Exception:
+            pass
+    if date is not None and not isinstance(date, datetime):
+        logger.warning(
+            "`date` was set in the context manually but could not be parsed into a pendulum "
+            "`DateTime` object. Additional context variables that rely on the current date i.e "
+            "`today` and `tomorrow` will be based on the current time instead of the `date` "
+            "context variable."
+        )
         date = None
     date = pendulum.instance(date) if date is not None else pendulum.now("UTC")
     keys: dict[str, Any] = {"date": date}
@@ -512,6 +526,9 @@ def run_flow(
             "Call flow.run(run_on_schedule=False) for a single run."
         )
     caches = scope.setdefault("caches", {})
+    store = _cache_store(flow, kwargs.pop("cache_store", None), caches)
+    kwargs["context"] = {"cache_store": store, **(kwargs.get("context") or {})}
+    _warn_about_shared_cache_keys(flow)
     if runner_cls is None:
         runner_cls = import_object(configuration.config.engine.flow_runner.default_class)
     executor = kwargs.pop("executor", None) or flow.executor
@@ -520,11 +537,11 @@ def run_flow(
     with executor.start():
         state = _run_passes(flow, runner_cls, executor, run_parameters, kwargs)
     if isinstance(state.result, dict):
-        _update_caches(caches, state.result)
+        _absorb_cached_states(store, state.result)
         for task in flow.tasks:
             state.result.setdefault(task, Pending("Task not run."))
     else:
-        flow.logger.error(f"Flow run of {flow.name!r} ended without task states: {state!r}")
+        flow.logger.error(f"Unexpected error occured in {runner_cls.__name__}: {state.result!r}")
     return state
 
 
@@ -607,24 +624,53 @@ def _scheduled_states(task_states: dict[Task, State]) -> list[Scheduled]:
     return found
 
 
-def _update_caches(caches: dict[str, list[Cached]], task_states: dict[Task, State]) -> None:
-    """After a run: keep each key's unexpired Cached states, adding this run's (once)."""
-    now = datetime.now(timezone.utc)
+def _cache_store(flow: Flow, given: Any, caches: dict[str, list[Cached]]) -> CacheStore:
+    """``flow.run(cache_store=...)``, else ``Flow(cache_store=...)``, else ``caching.store``."""
+    spec = given if given is not None else getattr(flow, "cache_store", None)
+    if spec is None:
+        spec = configuration.config.get_path("caching.store", "memory")
+    if spec is None or spec == "memory":
+        return MemoryCacheStore(caches)
+    return store_from_spec(spec)
+
+
+def _absorb_cached_states(store: CacheStore, task_states: dict[Task, State]) -> None:
+    """Driver-side update of an in-memory store after the run (as Prefect 1 does), which
+    also covers task runs that happened in other processes."""
+    if not isinstance(store, MemoryCacheStore):
+        return
     for task, state in task_states.items():
-        if isinstance(state, Cached):
-            new = [state]
-        elif isinstance(state, Mapped):
-            new = [s for s in state.map_states if isinstance(s, Cached)]
+        if isinstance(state, Mapped):
+            found = [s for s in state.map_states if isinstance(s, Cached)]
         else:
-            new = []
-        key = task.cache_key or task.name
-        if not new and key not in caches:
-            continue
-        merged: list[Cached] = []
-        seen: set[int] = set()
-        for entry in [*caches.get(key, ()), *new]:
-            expiration = entry.cached_result_expiration
-            if id(entry) not in seen and expiration is not None and expiration > now:
-                seen.add(id(entry))
-                merged.append(entry)
-        caches[key] = merged
+            found = [state] if isinstance(state, Cached) else []
+        for cached in found:
+            if cached.cached_result_expiration is not None:
+                store.put(task.cache_key or task.name, cached)
+
+
+def _warn_about_shared_cache_keys(flow: Flow) -> None:
+    """Warn when tasks cached with ``duration_only`` would share one value."""
+    messages = flow._cache.get("flowcore.cache_key_warnings")
+    if messages is None:
+        from flowcore.engine.cache_validators import duration_only
+
+        by_key: dict[str, list[Task]] = {}
+        for task in flow.sorted_tasks():
+            if task.cache_for is not None and task.cache_validator is duration_only:
+                by_key.setdefault(task.cache_key or task.name, []).append(task)
+        messages = []
+        for key, tasks in by_key.items():
+            mapped = [t for t in tasks if any(e.mapped for e in flow._upstream[t])]
+            if len(tasks) > 1 or mapped:
+                what = "mapped task" if len(tasks) == 1 else f"{len(tasks)} tasks"
+                messages.append(
+                    f"The {what} {sorted({t.name for t in tasks})} share the cache key {key!r} "
+                    "under cache_validator=duration_only, so every run (and every mapped child) "
+                    "will receive the first cached value. Give each task its own cache_key, "
+                    "or use cache_validator=all_inputs."
+                )
+        flow._cache["flowcore.cache_key_warnings"] = messages
+    for message in messages:
+        flow.logger.warning(message)
+

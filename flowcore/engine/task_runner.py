@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pendulum
 
+from flowcore.caching import CachePlan, MemoryCacheStore
 from flowcore.engine import signals
 from flowcore.engine.result import NoResult, Result
 from flowcore.engine.runner import Runner
@@ -112,6 +113,7 @@ class TaskRunner(Runner):
         else:
             self.result = Result()
         self.context: dict[str, Any] = {}
+        self.cache_plan: CachePlan | None = None
         self._name = task.name
         self._format_kwargs: dict[str, Any] | None = None
 
@@ -144,8 +146,8 @@ class TaskRunner(Runner):
         try:
             state, _ = self.initialize_run(state, scope)
             log(self.logger, INFO, f"Task '{self._name}': Starting task run...")
-            state = self._pipeline(state, upstream_states, is_mapped_parent)
-            while isinstance(state, Looped):
+            given, state = state, self._pipeline(state, upstream_states, is_mapped_parent)
+            while isinstance(state, Looped) and state is not given:
                 state = self.check_task_is_looping(state)
                 state = self._pipeline(state, upstream_states, is_mapped_parent)
             log(
@@ -224,6 +226,7 @@ class TaskRunner(Runner):
             context["checkpointing"] = bool(config and config["flows"]["checkpointing"])
         context["logger"] = task.logger if map_index is None else get_child_logger(task.logger, self._name)
         self.raise_on_exception = bool(context.get("raise_on_exception"))
+        self.cache_plan = self._cache_plan(context) if task.cache_for is not None else None
         if task.target is not None:
             self.result = self.result.copy()
             if isinstance(task.target, str):
@@ -344,27 +347,17 @@ class TaskRunner(Runner):
         )
 
     def check_task_is_cached(self, state: State, inputs: dict[str, Result]) -> State:
-        """Re-validate an incoming Cached state, or look the task up in ``context.caches``."""
-        task = self.task
+        """Re-validate an incoming Cached state, or look the task up in its cache store."""
         parameters = self.context.get("parameters") or {}
         if isinstance(state, Cached):
-            if task.cache_validator(state, _values(inputs), parameters):
+            if self.task.cache_validator(state, _values(inputs), parameters):
                 return state
             return Pending("Cache was invalid; ready to run.")
-        if task.cache_for is None:
+        plan = self.cache_plan
+        if plan is None:
             return state
-        candidates = (self.context.get("caches") or {}).get(task.cache_key or task.name, ())
-        raw = _values(inputs)
-        for candidate in candidates:
-            if task.cache_validator(candidate, raw, parameters):
-                self.logger.debug("Task '%s': using cached result", self._name)
-                return candidate
-        if candidates:
-            self.logger.info(
-                f"Task '{self._name}': can't use cache because it is now invalid "
-                f"({len(candidates)} cached result(s) did not validate)"
-            )
-        return state
+        hit = plan.lookup(_values(inputs), parameters)
+        return state if hit is None else hit
 
     def check_task_trigger(self, state: State, upstream_states: dict[Edge, State]) -> State:
         """Evaluate the trigger; a False or a signal ends the run."""
@@ -441,17 +434,27 @@ class TaskRunner(Runner):
         return new_state
 
     def cache_result(self, state: State, inputs: dict[str, Result]) -> State:
-        """With ``cache_for``, a success becomes Cached (expiring after ``cache_for``)."""
+        """With ``cache_for``, a success becomes Cached (expiring after ``cache_for``) and is
+        recorded in the cache store."""
         cache_for = self.task.cache_for
         if cache_for is None or not isinstance(state, Success) or isinstance(state, Skipped):
             return state
-        return Cached(
+        cached = Cached(
             result=state._result,
             hashed_inputs=_hashed(inputs),
-            cached_result_expiration=pendulum.now("UTC") + cache_for,
+            cached_result_expiration=_now() + cache_for,
             cached_parameters=self.context.get("parameters"),
             message=state.message,
         )
+        if self.cache_plan is not None:
+            try:
+                self.cache_plan.record(cached)
+            except Exception:
+                self.logger.exception(
+                    f"Task '{self._name}': could not record its cache entry in "
+                    f"{self.cache_plan.store!r}; the next run will run it again"
+                )
+        return cached
 
     def check_for_retry(self, state: State, inputs: dict[str, Result]) -> State:
         """A failure with attempts left becomes Retrying, carrying its inputs."""
@@ -490,6 +493,20 @@ class TaskRunner(Runner):
         return Pending(state.message)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _cache_plan(self, context: dict[str, Any]) -> CachePlan:
+        store = context.get("cache_store")
+        if store is None:
+            caches = context.get("caches")
+            store = MemoryCacheStore(caches if caches is not None else {})
+        return CachePlan(
+            key=self.task.cache_key or self.task.name,
+            validator=self.task.cache_validator,
+            store=store,
+            flow_run_id=context.get("flow_run_id"),
+            name=self._name,
+            logger=self.logger,
+        )
 
     def formatting_kwargs(self, inputs: dict[str, Result]) -> dict[str, Any]:
         """Keys for targets, locations and run names: parameters < context < inputs."""
