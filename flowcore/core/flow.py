@@ -50,6 +50,9 @@ class Flow:
         validate: validate the flow after adding ``tasks`` and ``edges``.
         result: the default ``Result`` of tasks that have none.
         terminal_state_handler: ``fn(flow, state, reference_task_states) -> State | None``.
+        cache_store: where output-cache records live for this flow's runs: a
+            ``flowcore.caching`` store, ``"memory"``, a directory, ``"s3://bucket/prefix"``
+            or ``"gs://bucket/prefix"`` (default: config ``caching.store``).
     """
 
     def __init__(
@@ -67,6 +70,7 @@ class Flow:
         validate: bool | None = None,
         result: Result | None = None,
         terminal_state_handler: Callable[..., State | None] | None = None,
+        cache_store: Any = None,
     ) -> None:
         if not name:
             raise ValueError("A Flow needs a non-empty name: Flow('my-flow')")
@@ -77,6 +81,7 @@ class Flow:
         self.storage = storage
         self.result = result
         self.terminal_state_handler = terminal_state_handler
+        self.cache_store = cache_store
         self.tasks: set[Task] = set()
         self.edges: set[Edge] = set()
         self.constants: defaultdict[Task, dict[str, Any]] = defaultdict(dict)
@@ -277,24 +282,31 @@ class Flow:
         validate: bool | None = None,
         merge_reference_tasks: bool = False,
     ) -> None:
-        """Copy ``flow``'s tasks, edges and constants into this flow."""
-        replaced: dict[Task, Task] = {}
+        """Copy ``flow``'s tasks, edges and constants into this flow.
+
+        With ``merge_parameters``, each Parameter of this flow that has a same-named
+        Parameter in ``flow`` is replaced by that one (as Prefect 1 does), and the result
+        is validated. With ``merge_reference_tasks``, the reference tasks become the union
+        of both flows' reference tasks.
+        """
         if merge_parameters:
-            mine = {p.name: p for p in self.parameters()}
-            replaced = {p: mine[p.name] for p in flow.parameters() if p.name in mine}
+            validate = True
+            incoming = {p.name: p for p in flow.parameters()}
+            mine = self.parameters()
+            for param in [p for p in self._order if p in mine]:
+                if param.name in incoming and incoming[param.name] is not param:
+                    self.replace(param, incoming[param.name], validate=False)
         for task in flow._order:
-            if task not in replaced:
-                self.add_task(task)
+            self.add_task(task)
         for edge in flow.edges:
             self.add_edge(
-                replaced.get(edge.upstream_task, edge.upstream_task),
-                replaced.get(edge.downstream_task, edge.downstream_task),
+                edge.upstream_task, edge.downstream_task,
                 key=edge.key, mapped=edge.mapped, flattened=edge.flattened, validate=False,
             )
         for task, values in flow.constants.items():
-            self.constants[replaced.get(task, task)].update(values)
+            self.constants[task].update(values)
         if merge_reference_tasks:
-            self.set_reference_tasks(self._reference_tasks | flow._reference_tasks)
+            self.set_reference_tasks(self.reference_tasks() | flow.reference_tasks())
         if validate or (validate is None and configuration.config.flows.eager_edge_validation):
             self.validate()
 
@@ -429,10 +441,10 @@ class Flow:
     def sorted_tasks(self, root_tasks: Iterable[Task] | None = None) -> tuple[Task, ...]:
         """Tasks in dependency order (ties broken by insertion order).
 
-        With ``root_tasks``, only those tasks and everything downstream of them.
+        With ``root_tasks`` (non-empty), only those tasks and everything downstream of them.
         Raises ValueError naming a cycle if the graph has one.
         """
-        roots = tuple(root_tasks) if root_tasks is not None else None
+        roots = tuple(root_tasks) if root_tasks else None
         cache_key = ("sorted", roots)
         cached = self._cache.get(cache_key)
         if cached is not None:
@@ -485,9 +497,9 @@ class Flow:
 
     def validate(self) -> None:
         """Check edges, reference tasks, slugs and acyclicity; raise ValueError if wrong."""
-        if any(e.upstream_task not in self._order or e.downstream_task not in self._order for e in self.edges):
+        if any(e.upstream_task not in self.tasks or e.downstream_task not in self.tasks for e in self.edges):
             raise ValueError(f"Some edges of flow {self.name!r} refer to tasks not in the flow")
-        if any(t not in self._order for t in self._reference_tasks):
+        if any(t not in self.tasks for t in self._reference_tasks):
             raise ValueError(f"Some reference tasks of flow {self.name!r} are not in the flow")
         if len(set(self.slugs.values())) != len(self.slugs):
             raise ValueError(f"Flow {self.name!r} has duplicate task slugs")
@@ -495,6 +507,8 @@ class Flow:
             raise ValueError(
                 f"flow.tasks of {self.name!r} was changed directly; use add_task()/replace()"
             )
+        if len(self.edges) != sum(len(edges) for edges in self._upstream.values()):
+            raise ValueError(f"flow.edges of {self.name!r} was changed directly; use add_edge()")
         self.sorted_tasks()
 
     # -- running ----------------------------------------------------------------------------
@@ -515,6 +529,11 @@ class Flow:
         """
         from flowcore.engine.flow_runner import run_flow
 
+        if getattr(self, "_scopes", None):
+            raise RuntimeError(
+                f"{self!r}.run() was called inside its own `with Flow(...)` block; "
+                "call run() after the block ends"
+            )
         return run_flow(
             self, parameters=parameters, run_on_schedule=run_on_schedule,
             runner_cls=runner_cls, **kwargs,

@@ -273,6 +273,8 @@ class TaskRunner(Runner):
     def get_task_inputs(self, state: State, upstream_states: dict[Edge, State]) -> dict[str, Result]:
         """``{argument: Result}`` from keyed edges, falling back on ``cached_inputs``."""
         cached = state.cached_inputs
+        if cached and any(r.value is None and r.location is not None for r in cached.values()):
+            cached = state.load_cached_results().cached_inputs
         inputs: dict[str, Result] = {}
         for edge, upstream in upstream_states.items():
             key = edge.key
