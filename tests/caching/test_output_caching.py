@@ -10,12 +10,12 @@ import pytest
 
 import flowcore.engine.task_runner as task_runner_module
 from flowcore import Flow, Parameter, context, task
+from flowcore.core.edge import Edge
+from flowcore.core.task import Task
 from flowcore.engine import cache_validators
 from flowcore.engine.result import Result
 from flowcore.engine.state import Cached, Retrying, Success
 from flowcore.engine.task_runner import TaskRunner
-from flowcore.core.edge import Edge
-from flowcore.core.task import Task
 
 
 def counted(name: str, calls: list[Any], **task_kwargs: Any) -> Any:
