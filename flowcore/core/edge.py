@@ -76,8 +76,10 @@ class Edge:
         return self._hash
 
     def __repr__(self) -> str:
-        key = f"{self.key}: " if self.key else ""
-        return f"<Edge ({key}{self.upstream_task.name} to {self.downstream_task.name})>"
+        return (
+            f"<Edge(key={self.key}, mapped={self.mapped}, flattened={self.flattened}): "
+            f"{self.upstream_task.name} to {self.downstream_task.name}>"
+        )
 
     def __getstate__(self) -> dict[str, Any]:
         return {name: getattr(self, name) for name in self.__slots__ if name != "_hash"}

@@ -99,6 +99,17 @@ class TaskMetaclass(type):
         return super().__call__(*args, **kwargs)
 
 
+_CALL_EXTRAS = [
+    inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation)
+    for name, default, annotation in (
+        ("mapped", False, bool),
+        ("task_args", None, dict),
+        ("upstream_tasks", None, typing.Iterable[Any]),
+        ("flow", None, "Flow"),
+    )
+]
+
+
 def _infer_nout(run: Callable[..., Any]) -> int | None:
     try:
         annotation = typing.get_type_hints(run).get("return")
@@ -272,7 +283,10 @@ class Task(metaclass=TaskMetaclass):
     ) -> set[type[Exception]] | None:
         if retry_on is None:
             return None
-        types = {retry_on} if isinstance(retry_on, type) else set(retry_on)
+        if isinstance(retry_on, type) or not isinstance(retry_on, Iterable):
+            types = {retry_on}
+        else:
+            types = set(retry_on)
         for exc_type in types:
             if not (isinstance(exc_type, type) and issubclass(exc_type, Exception)):
                 raise TypeError(
@@ -327,16 +341,10 @@ class Task(metaclass=TaskMetaclass):
 
     @property
     def __signature__(self) -> inspect.Signature:
-        extras = [
-            inspect.Parameter("mapped", inspect.Parameter.KEYWORD_ONLY, default=False),
-            inspect.Parameter("task_args", inspect.Parameter.KEYWORD_ONLY, default=None),
-            inspect.Parameter("upstream_tasks", inspect.Parameter.KEYWORD_ONLY, default=None),
-            inspect.Parameter("flow", inspect.Parameter.KEYWORD_ONLY, default=None),
-        ]
         params = list(self._run_signature().parameters.values())
         var_kw = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
         plain = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        return inspect.Signature(plain + extras + var_kw)
+        return inspect.Signature(plain + _CALL_EXTRAS + var_kw, return_annotation="Task")
 
     def inputs(self) -> dict[str, dict[str, Any]]:
         """``{argument: {"type", "default", "required"}}`` from the run signature."""
@@ -382,6 +390,7 @@ class Task(metaclass=TaskMetaclass):
         new.tags = set(new.tags) | set(scope.get("tags") or ())
         tracker = scope.get("_unused_task_tracker")
         if tracker is not None:
+            tracker.discard(self)
             tracker.add(new)
         return new
 
@@ -493,10 +502,10 @@ class Task(metaclass=TaskMetaclass):
             task.set_dependencies(flow=flow, keyword_tasks={key: self}, mapped=mapped)
         return self
 
-    def pipe(self, _task: Any, **kwargs: Any) -> Task:
+    def pipe(self, _task: Any, /, **kwargs: Any) -> Task:
         """``t.pipe(other, **kw)`` is ``other(t, **kw)``; with an annotation class, wraps t."""
         if "self" in kwargs:
-            raise ValueError("pipe() does not take an argument named 'self'")
+            raise ValueError('You cannot use the keyword argument "self" in .pipe.')
         if isinstance(_task, type) and issubclass(_task, EdgeAnnotation):
             from flowcore.utilities.tasks import as_task
 
@@ -506,7 +515,7 @@ class Task(metaclass=TaskMetaclass):
     def __getitem__(self, key: Any) -> Task:
         from flowcore.tasks.core.operators import GetItem
 
-        label = key.name if isinstance(key, Task) else key
+        label = key.name if isinstance(key, Task) else repr(key)
         return GetItem(
             checkpoint=self.checkpoint, result=self.result, name=f"{self.name}[{label}]"
         ).bind(self, key)

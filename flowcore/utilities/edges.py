@@ -1,7 +1,12 @@
 """Edge annotations: wrap a task argument to say how its edge behaves.
 
+Annotations nest and merge their flags; on a conflict the inner one wins, as in
+Prefect 1 (``unmapped(mapped(x))`` is mapped):
+
 >>> unmapped([1, 2]).annotations, flatten(mapped(3)).annotations
-({'mapped': False}, {'mapped': True, 'flattened': True})
+({'mapped': False}, {'flattened': True, 'mapped': True})
+>>> unmapped(mapped(3)).annotations
+{'mapped': True}
 """
 
 from __future__ import annotations
@@ -15,13 +20,13 @@ class EdgeAnnotation:
     """Base class: ``value`` plus the ``annotations`` it sets on its edge."""
 
     annotations: dict[str, bool] = {}
+    value: Any
 
     def __init__(self, value: Any) -> None:
-        self.annotations = {}
+        self.annotations = dict(type(self).annotations)
         if isinstance(value, EdgeAnnotation):
             self.annotations.update(value.annotations)
             value = value.value
-        self.annotations.update(type(self).annotations)
         self.value = value
 
     def __repr__(self) -> str:

@@ -104,14 +104,27 @@ def pause_task(message: str | None = None, duration: timedelta | None = None) ->
 
 
 def defaults_from_attrs(*attr_args: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
-    """Decorate ``run`` so that arguments left as None default to same-named attributes."""
+    """Decorate ``run`` so that keyword arguments not passed default to same-named attributes.
+
+    As in Prefect 1, an argument passed explicitly (even as None) is kept:
+
+    >>> from flowcore import Task
+    >>> class Greet(Task):
+    ...     def __init__(self, who="world", **kwargs):
+    ...         self.who = who
+    ...         super().__init__(**kwargs)
+    ...     @defaults_from_attrs("who")
+    ...     def run(self, who=None):
+    ...         return who
+    >>> Greet().run(), Greet().run(who="you"), Greet().run(who=None)
+    ('world', 'you', None)
+    """
 
     def wrapper(run: Callable[..., Any]) -> Callable[..., Any]:
         @functools.wraps(run)
         def method(self: Any, *args: Any, **kwargs: Any) -> Any:
             for attr in attr_args:
-                if kwargs.get(attr) is None:
-                    kwargs[attr] = getattr(self, attr)
+                kwargs.setdefault(attr, getattr(self, attr))
             return run(self, *args, **kwargs)
 
         return method
