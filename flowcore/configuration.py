@@ -5,8 +5,14 @@ Load order (later wins), as in Prefect 1 with ``flowcore`` in place of ``prefect
 1. the defaults below;
 2. ``~/.flowcore/config.toml`` (path overridable with ``FLOWCORE__USER_CONFIG_PATH``);
 3. environment variables ``FLOWCORE__SECTION__KEY=value``: keys are lower-cased (except
-   below ``context.secrets``) and values are cast (``true``/``false``, ints, floats,
-   Python literals such as lists); anything else stays a string.
+   below ``context.secrets``).
+
+Then, as in Prefect 1, every string value is interpolated and cast: ``$VAR`` / ``${VAR}``
+and ``~`` are expanded, the result is cast (``true``/``false`` in any case, then any Python
+literal: ints, floats, lists, ``None``...; anything else stays a string), and
+``${section.key}`` is replaced by that config value. Last, the task defaults are
+normalised: a false ``max_retries`` is 0, ``retry_delay``/``timeout`` false is None, and an
+int ``retry_delay`` is a number of seconds.
 
 The result is a :class:`Config`, a nested ``DotDict``: ``config.flows.checkpointing``.
 Unlike Prefect 1, the context reads the *live* config object, so assigning
@@ -17,8 +23,10 @@ from __future__ import annotations
 
 import ast
 import os
+import re
 import sys
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from flowcore.utilities.collections import DotDict, as_nested_dict, merge_dicts
@@ -66,6 +74,12 @@ DEFAULTS: dict[str, Any] = {
 class Config(DotDict):
     """Nested configuration with attribute access; ``Config.copy`` is deep."""
 
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.to_dict()!r})"
+
+    def __str__(self) -> str:
+        return str(self.to_dict())
+
     def copy(self) -> Config:
         return as_nested_dict(self, Config)  # type: ignore[no-any-return]
 
@@ -88,27 +102,89 @@ class Config(DotDict):
 
 
 def cast_env_value(raw: str) -> Any:
-    """Cast an environment string the way Prefect 1 does.
+    """Cast a config string the way Prefect 1 does: booleans, then any Python literal.
 
-    >>> cast_env_value("true"), cast_env_value("3"), cast_env_value("0.5")
-    (True, 3, 0.5)
-    >>> cast_env_value("[1, 2]"), cast_env_value("s3://bucket/x")
-    ([1, 2], 's3://bucket/x')
+    >>> cast_env_value("TRUE"), cast_env_value("3"), cast_env_value("0.5"), cast_env_value("None")
+    (True, 3, 0.5, None)
+    >>> cast_env_value("[1, 2]"), cast_env_value("s3://bucket/x"), cast_env_value("INFO")
+    ([1, 2], 's3://bucket/x', 'INFO')
     """
-    lowered = raw.strip().lower()
-    if lowered in ("true", "false"):
-        return lowered == "true"
-    for cast in (int, float):
-        try:
-            return cast(raw)
-        except ValueError:
-            pass
-    if raw.strip()[:1] in ("[", "{", "("):
-        try:
-            return ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            pass
-    return raw
+    if raw.upper() == "TRUE":
+        return True
+    if raw.upper() == "FALSE":
+        return False
+    try:
+        return ast.literal_eval(raw)
+    except Exception:
+        return raw
+
+
+_ENV_VAR = re.compile(r"\$(\w+|\{[^}]*\})")
+_CONFIG_REF = re.compile(r"\$\{(.[^${}]*)\}")
+
+
+def _expand(value: str, environ: Mapping[str, str]) -> str:
+    """``os.path.expandvars`` over ``environ``, then ``expanduser``, until nothing changes."""
+
+    def var(match: re.Match[str]) -> str:
+        name = match.group(1).strip("{}")
+        return environ.get(name, match.group(0))
+
+    for _ in range(10):
+        expanded = os.path.expanduser(_ENV_VAR.sub(var, value))
+        if expanded == value:
+            break
+        value = expanded
+    return value
+
+
+def _flatten(tree: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> dict[tuple[str, ...], Any]:
+    flat: dict[tuple[str, ...], Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, Mapping) and value:
+            flat.update(_flatten(value, prefix + (key,)))
+        else:
+            flat[prefix + (key,)] = value
+    return flat
+
+
+def _interpolate(tree: Mapping[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    flat = _flatten(tree)
+    for key, value in flat.items():
+        if isinstance(value, str):
+            flat[key] = cast_env_value(_expand(value, environ))
+    pending = set(flat)
+    for _ in range(10):
+        for key in list(pending):
+            value = flat[key]
+            match = _CONFIG_REF.search(value) if isinstance(value, str) else None
+            if match is None:
+                pending.discard(key)
+                continue
+            ref = flat.get(tuple(match.group(1).split(".")), "")
+            if value == match.group(0):
+                flat[key] = ref
+            else:
+                flat[key] = value.replace(match.group(0), str(ref), 1)
+    nested: dict[str, Any] = {}
+    for path, value in flat.items():
+        node = nested
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = value
+    return nested
+
+
+def _normalise_task_defaults(tree: dict[str, Any]) -> None:
+    defaults = tree.setdefault("tasks", {}).setdefault("defaults", {})
+    defaults["max_retries"] = defaults.get("max_retries") or 0
+    retry_delay = defaults.get("retry_delay", False)
+    if retry_delay is False or retry_delay is None:
+        defaults["retry_delay"] = None
+    elif isinstance(retry_delay, int):
+        defaults["retry_delay"] = timedelta(seconds=retry_delay)
+    if defaults.get("timeout", False) is False:
+        defaults["timeout"] = None
 
 
 def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
@@ -125,7 +201,7 @@ def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
         node = overrides
         for part in parts[:-1]:
             node = node.setdefault(part, {})
-        node[parts[-1]] = cast_env_value(raw)
+        node[parts[-1]] = raw
     return overrides
 
 
@@ -147,15 +223,11 @@ def load_configuration(environ: Mapping[str, str] | None = None) -> Config:
     env = _env_overrides(environ)
     merged = merge_dicts(DEFAULTS, {})
     user_path = env.get("user_config_path", merged["user_config_path"])
-    user_path = os.path.expanduser(str(user_path))
+    user_path = _expand(str(user_path), environ)
     if os.path.isfile(user_path):
         merged = merge_dicts(merged, _read_toml(user_path))
-    merged = merge_dicts(merged, env)
-    tasks_defaults = merged["tasks"]["defaults"]
-    if tasks_defaults.get("max_retries") is False:
-        tasks_defaults["max_retries"] = 0
-    if tasks_defaults.get("retry_delay") is False:
-        tasks_defaults["retry_delay"] = None
+    merged = _interpolate(merge_dicts(merged, env), environ)
+    _normalise_task_defaults(merged)
     return as_nested_dict(merged, Config)  # type: ignore[no-any-return]
 
 

@@ -15,6 +15,8 @@ never swallow the engine's control flow::
         │                                     cannot store anything
         ├── ResultStorageError                a storage backend (disk, S3, GCS) failed; the
         │                                     backend's own error is the ``__cause__``
+        ├── TemplateKeyError                  also a KeyError and a ValueError: a location
+        │                                     template names a key nobody supplied
         └── MissingExtraError                 also an ImportError: an optional dependency
                                               (an extra) is not installed
 
@@ -33,6 +35,7 @@ __all__ = [
     "ResultNotImplementedError",
     "ResultStorageError",
     "TaskTimeoutSignal",
+    "TemplateKeyError",
 ]
 
 
@@ -56,6 +59,17 @@ class ResultStorageError(FlowcoreException):
     """Reading, writing or checking a stored result failed in its storage backend."""
 
 
+class TemplateKeyError(FlowcoreException, KeyError, ValueError):
+    """A location template uses a key that was not supplied.
+
+    A ``KeyError``, as ``str.format`` raised in Prefect 1, and a ``ValueError``; the message
+    names the key and lists the known ones.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
 class MissingExtraError(FlowcoreException, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
@@ -63,7 +77,12 @@ class MissingExtraError(FlowcoreException, ImportError):
         super().__init__(
             f"{feature} needs the '{module}' package: pip install 'flowcore[{extra}]'"
         )
+        self._parts = (feature, module, extra)
         self.extra = extra
+
+    def __reduce__(self) -> tuple[type[MissingExtraError], tuple[str, str, str]]:
+        # rebuilt from the constructor arguments, so it survives a trip from a worker process
+        return (type(self), self._parts)
 
 
 PrefectSignal = FlowcoreSignal

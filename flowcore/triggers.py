@@ -38,14 +38,16 @@ Trigger = Callable[[Mapping[Any, State]], bool]
 
 
 def _states(upstream_states: Mapping[Any, State]) -> list[State]:
-    """Every upstream state, with Mapped parents replaced by their children."""
-    found: list[State] = []
+    """The distinct upstream states, with Mapped parents replaced by their children.
+
+    As in Prefect 1 a state object counts once even when several edges carry it (a task
+    that uses one upstream twice), and a Mapped parent with no children adds nothing.
+    """
+    found: dict[int, State] = {}
     for state in upstream_states.values():
-        if isinstance(state, Mapped) and state.map_states:
-            found.extend(state.map_states)
-        else:
-            found.append(state)
-    return found
+        for one in state.map_states if isinstance(state, Mapped) else (state,):
+            found.setdefault(id(one), one)
+    return list(found.values())
 
 
 def all_finished(upstream_states: Mapping[Any, State]) -> bool:
@@ -88,9 +90,8 @@ def all_failed(upstream_states: Mapping[Any, State]) -> bool:
 
 
 def any_successful(upstream_states: Mapping[Any, State]) -> bool:
-    """Runs when at least one upstream succeeded (or there are none)."""
-    states = _states(upstream_states)
-    if states and not any(s.is_successful() for s in states):
+    """Runs when at least one upstream succeeded (or there are no upstream edges)."""
+    if upstream_states and not any(s.is_successful() for s in _states(upstream_states)):
         raise signals.TRIGGERFAIL(
             'Trigger was "any_successful" but none of the upstream tasks succeeded.'
         )
@@ -98,9 +99,8 @@ def any_successful(upstream_states: Mapping[Any, State]) -> bool:
 
 
 def any_failed(upstream_states: Mapping[Any, State]) -> bool:
-    """Runs when at least one upstream failed (or there are none)."""
-    states = _states(upstream_states)
-    if states and not any(s.is_failed() for s in states):
+    """Runs when at least one upstream failed (or there are no upstream edges)."""
+    if upstream_states and not any(s.is_failed() for s in _states(upstream_states)):
         raise signals.TRIGGERFAIL(
             'Trigger was "any_failed" but none of the upstream tasks failed.'
         )
@@ -119,10 +119,13 @@ def _within(count: int, total: int, at_least: float | None, at_most: float | Non
 def some_failed(at_least: float | None = None, at_most: float | None = None) -> Trigger:
     """Runs when the number of failed upstreams is within the bounds.
 
-    A bound below 1 is a fraction of the upstream count; otherwise a count.
+    A bound below 1 is a fraction of the upstream count; otherwise a count. No upstream
+    at all passes.
     """
 
     def trigger(upstream_states: Mapping[Any, State]) -> bool:
+        if not upstream_states:
+            return True
         states = _states(upstream_states)
         failed = sum(s.is_failed() for s in states)
         if not _within(failed, len(states), at_least, at_most):
@@ -135,10 +138,13 @@ def some_failed(at_least: float | None = None, at_most: float | None = None) -> 
 def some_successful(at_least: float | None = None, at_most: float | None = None) -> Trigger:
     """Runs when the number of successful upstreams is within the bounds.
 
-    A bound below 1 is a fraction of the upstream count; otherwise a count.
+    A bound below 1 is a fraction of the upstream count; otherwise a count. No upstream
+    at all passes.
     """
 
     def trigger(upstream_states: Mapping[Any, State]) -> bool:
+        if not upstream_states:
+            return True
         states = _states(upstream_states)
         succeeded = sum(s.is_successful() for s in states)
         if not _within(succeeded, len(states), at_least, at_most):

@@ -36,9 +36,10 @@ class CachePlan:
         flow_run_id: the current run (its own records are never used).
         name: the task's full name, for log lines.
         logger: where diagnostics go.
+        refresh: ignore existing records (the task runs and its new record replaces them).
     """
 
-    __slots__ = ("key", "validator", "store", "flow_run_id", "name", "logger")
+    __slots__ = ("key", "validator", "store", "flow_run_id", "name", "logger", "refresh")
 
     def __init__(
         self,
@@ -48,8 +49,10 @@ class CachePlan:
         flow_run_id: str | None,
         name: str,
         logger: logging.Logger,
+        refresh: bool = False,
     ) -> None:
         self.key = key
+        self.refresh = refresh
         self.validator = validator
         self.store = store
         self.flow_run_id = flow_run_id
@@ -61,6 +64,8 @@ class CachePlan:
 
     def lookup(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> Cached | None:
         """The first record the validator accepts and whose value can be read."""
+        if self.refresh:
+            return None
         candidates = self.store.get(self.key, self.flow_run_id)
         for candidate in candidates:
             if not self.validator(candidate, inputs, parameters):
@@ -82,6 +87,9 @@ class CachePlan:
 
     def record(self, state: Cached) -> None:
         self.store.put(self.key, state, self.flow_run_id)
+
+    def release(self) -> None:
+        """Nothing to release: Prefect 1 caching takes no locks."""
 
 
 def explain_miss(
@@ -123,3 +131,102 @@ def _changed_parameters(candidate: Cached, parameters: Mapping[str, Any], keys: 
 
 
 _ABSENT = object()
+
+
+class PolicyPlan:
+    """Cache decisions of one task run under a cache policy (one record per key).
+
+    Args:
+        compute_key: ``(inputs) -> key or None``; raising means the key cannot be
+            computed (the run is then uncached, with a WARNING).
+        storage: values and records.
+        expiration: ``cache_expiration`` (None: never expires).
+        refresh: run and overwrite, ignoring any record.
+        serializable_lock: ``(lock_manager, holder)`` under SERIALIZABLE, else None.
+        flow_run_id: written into records.
+        name, logger: for log lines.
+    """
+
+    def __init__(
+        self,
+        compute_key: Callable[[Mapping[str, Any]], str | None],
+        storage: Any,
+        expiration: Any,
+        refresh: bool,
+        serializable_lock: tuple[Any, str] | None,
+        flow_run_id: str | None,
+        name: str,
+        logger: logging.Logger,
+    ) -> None:
+        self._compute_key = compute_key
+        self.storage = storage
+        self.expiration = expiration
+        self.refresh = refresh
+        self.serializable_lock = serializable_lock
+        self.flow_run_id = flow_run_id
+        self.name = name
+        self.logger = logger
+        self.key: str | None = None
+        self._locked = False
+
+    def revalidate(self, state: Cached, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
+        expiration = state.cached_result_expiration
+        return expiration is None or expiration > datetime.now(timezone.utc)
+
+    def lookup(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> Cached | None:
+        """The cached value of this run's key, if there is a usable one."""
+        try:
+            self.key = self._compute_key(inputs)
+        except Exception as exc:
+            self.logger.warning(
+                f"Task '{self.name}': the cache policy cannot compute a key ({exc}); "
+                "running without the cache"
+            )
+            self.key = None
+        if self.key is None:
+            return None
+        if self.serializable_lock is not None:
+            manager, holder = self.serializable_lock
+            manager.acquire_lock(self.key, holder)
+            self._locked = True
+        if self.refresh:
+            return None
+        return self._read(self.key)
+
+    def _read(self, key: str) -> Cached | None:
+        try:
+            record = self.storage.read_record(key)
+        except Exception as exc:
+            self.logger.warning(f"Task '{self.name}': cache record for key {key!r} cannot be read ({exc!r}); running the task again")
+            return None
+        if record is None:
+            return None
+        if record.expired():
+            self.logger.info(f"Task '{self.name}': cache miss for key {key!r}: the cached value expired at {record.expiration.isoformat()}")
+            return None
+        try:
+            stored = self.storage.read_value(record)
+        except Exception as exc:
+            self.logger.warning(
+                f"Task '{self.name}': cached value for key {key!r} at {record.value_location!r} "
+                f"cannot be read ({exc!r}); running the task again"
+            )
+            return None
+        return Cached(
+            f"Cached result found for key {key!r}",
+            result=stored,
+            cached_result_expiration=record.expiration,
+        )
+
+    def record(self, value: Any) -> None:
+        """Store ``value`` under this run's key (nothing if no key was computed)."""
+        if self.key is None:
+            return
+        expiration = None if self.expiration is None else datetime.now(timezone.utc) + self.expiration
+        self.storage.write(self.key, value, expiration, self.flow_run_id)
+
+    def release(self) -> None:
+        if self._locked and self.serializable_lock is not None:
+            manager, holder = self.serializable_lock
+            self._locked = False
+            manager.release_lock(self.key, holder)

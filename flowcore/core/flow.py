@@ -185,7 +185,7 @@ class Flow:
         self._cache.clear()
         if not task._skip_case_attach:
             scope = _context.current()
-            for key in ("case", "resource"):
+            for key in ("case", "resource", "transaction"):
                 owner = scope.get(key)
                 if owner is not None:
                     owner.add_task(task, self)
@@ -418,7 +418,8 @@ class Flow:
 
     def reference_tasks(self) -> set[Task]:
         """The tasks whose states decide the flow state (default: the terminal tasks,
-        not counting resource init/cleanup tasks)."""
+        not counting resource init/cleanup tasks; a task whose only downstreams are
+        resource cleanups counts as terminal)."""
         if self._reference_tasks:
             return set(self._reference_tasks)
         found = set()
@@ -426,7 +427,7 @@ class Flow:
             if task._excluded_from_reference:
                 continue
             downstream = {e.downstream_task for e in self._downstream[task]}
-            if all(t._excluded_from_reference for t in downstream):
+            if all(t._reference_transparent for t in downstream):
                 found.add(task)
         return found
 

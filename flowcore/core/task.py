@@ -39,7 +39,8 @@ _RESERVED_ATTRIBUTES = frozenset(
         "name", "slug", "tags", "max_retries", "retry_delay", "retry_on", "timeout",
         "trigger", "skip_on_upstream_skip", "cache_for", "cache_key", "cache_validator",
         "checkpoint", "result", "target", "task_run_name", "state_handlers",
-        "auto_generated", "log_stdout", "nout",
+        "auto_generated", "log_stdout", "nout", "cache_policy", "cache_expiration",
+        "refresh_cache",
     }
 )
 
@@ -161,12 +162,18 @@ class Task(metaclass=TaskMetaclass):
         target: a location template or callable; an existing target skips the run.
         task_run_name: a template or callable naming each run.
         nout: the number of outputs, so the task can be tuple-unpacked.
+        cache_policy: a ``flowcore.cache_policies`` policy computing the cache key.
+        cache_key_fn: ``fn(context, inputs) -> str | None``; a key function policy.
+        cache_expiration: a ``timedelta``; how long a value cached by a policy is valid.
+        refresh_cache: True always runs and overwrites the cache; False exempts the task
+            from ``tasks.refresh_cache``; None follows the config.
     """
 
     _is_constant = False
     _is_root_only = False
     _rerun_every_pass = False
     _excluded_from_reference = False
+    _reference_transparent = False
     _skip_case_attach = False
 
     def __init__(
@@ -191,6 +198,10 @@ class Task(metaclass=TaskMetaclass):
         target: str | Callable[..., str] | None = None,
         task_run_name: str | Callable[..., str] | None = None,
         nout: int | None = None,
+        cache_policy: Any = None,
+        cache_key_fn: Callable[..., str | None] | None = None,
+        cache_expiration: timedelta | None = None,
+        refresh_cache: bool | None = None,
     ) -> None:
         if self.__dict__:
             clashes = sorted(set(self.__dict__) & _RESERVED_ATTRIBUTES)
@@ -273,10 +284,50 @@ class Task(metaclass=TaskMetaclass):
         if nout is None and type(self).run is not Task.run:
             nout = _infer_nout(self.run)
         self.nout = nout
+        self.cache_policy = self._check_cache_policy(cache_policy, cache_key_fn, cache_expiration)
+        self.cache_expiration = cache_expiration
+        self.refresh_cache = refresh_cache
 
         tracker = _context.current().get("_unused_task_tracker")
         if tracker is not None:
             tracker.add(self)
+
+    def _check_cache_policy(self, policy: Any, key_fn: Any, expiration: Any) -> Any:
+        """The policy spelling of caching (``flowcore.cache_policies``), validated."""
+        from flowcore import cache_policies
+        from flowcore.transactions import IsolationLevel
+
+        if key_fn is not None:
+            if policy is not None:
+                raise ValueError(
+                    f"Task {self.name!r}: give cache_policy or cache_key_fn, not both "
+                    "(combine them with cache_policy=CacheKeyFnPolicy(fn) + POLICY)"
+                )
+            policy = cache_policies.CacheKeyFnPolicy(key_fn)
+        if policy is None:
+            if expiration is not None:
+                raise ValueError(
+                    f"Task {self.name!r}: cache_expiration needs a cache_policy or cache_key_fn"
+                )
+            return None
+        if not isinstance(policy, cache_policies.CachePolicy):
+            raise TypeError(
+                f"Task {self.name!r}: cache_policy must be a flowcore.cache_policies policy, "
+                f"got {type(policy).__name__}"
+            )
+        if self.cache_for is not None:
+            raise ValueError(
+                f"Task {self.name!r}: use either Prefect 1 caching (cache_for, "
+                "cache_validator, cache_key) or a cache policy, not both"
+            )
+        if expiration is not None and not isinstance(expiration, timedelta):
+            raise TypeError(f"Task {self.name!r}: cache_expiration must be a timedelta")
+        if policy.isolation_level is IsolationLevel.SERIALIZABLE and policy.lock_manager is None:
+            raise ValueError(
+                f"Task {self.name!r}: isolation_level=SERIALIZABLE needs a lock manager: "
+                "policy.configure(isolation_level=..., lock_manager=MemoryLockManager())"
+            )
+        return policy
 
     def _check_retry_on(
         self, retry_on: type[Exception] | Iterable[type[Exception]] | None

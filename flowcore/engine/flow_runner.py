@@ -54,6 +54,7 @@ from flowcore.engine.state import (
     Success,
     _MetaState,
 )
+from flowcore.transactions import commit_transactions
 from flowcore.utilities import context as _context
 from flowcore.utilities.logging import get_logger
 
@@ -537,6 +538,7 @@ def run_flow(
     with executor.start():
         state = _run_passes(flow, runner_cls, executor, run_parameters, kwargs)
     if isinstance(state.result, dict):
+        commit_transactions(state.result, flow.logger)
         _absorb_cached_states(store, state.result)
         for task in flow.tasks:
             state.result.setdefault(task, Pending("Task not run."))
@@ -640,6 +642,8 @@ def _absorb_cached_states(store: CacheStore, task_states: dict[Task, State]) -> 
     if not isinstance(store, MemoryCacheStore):
         return
     for task, state in task_states.items():
+        if getattr(task, "_transaction", None) is not None:
+            continue
         if isinstance(state, Mapped):
             found = [s for s in state.map_states if isinstance(s, Cached)]
         else:

@@ -84,7 +84,7 @@ class DateTimeSerializer(Serializer):
     def serialize(self, value: Any) -> bytes:
         import pendulum
 
-        return pendulum.instance(value).isoformat().encode()
+        return pendulum.instance(value).to_iso8601_string().encode()
 
     def deserialize(self, value: bytes) -> Any:
         import pendulum
@@ -97,7 +97,8 @@ class CompressedSerializer(Serializer):
 
     Args:
         serializer: the serializer whose bytes are compressed.
-        format: one of ``bz2``, ``gzip``, ``lzma``, ``zlib``.
+        format: the name of a module with ``compress`` and ``decompress`` functions
+            (usually ``bz2``, ``gzip``, ``lzma`` or ``zlib``).
         compress / decompress: custom functions, given together instead of ``format``.
         compress_kwargs / decompress_kwargs: extra keyword arguments for those functions.
     """
@@ -112,21 +113,15 @@ class CompressedSerializer(Serializer):
         decompress_kwargs: dict[str, Any] | None = None,
     ) -> None:
         self.serializer = serializer
-        self.format = format
-        if format is not None:
-            if compress is not None or decompress is not None:
-                raise ValueError("CompressedSerializer: give `format` or the two functions, not both")
-            if format not in _COMPRESSION_MODULES:
-                raise ValueError(
-                    f"CompressedSerializer: unknown format {format!r}; "
-                    f"use one of {', '.join(_COMPRESSION_MODULES)}"
-                )
-            module = importlib.import_module(format)
-            compress, decompress = module.compress, module.decompress
-        elif compress is None or decompress is None:
+        self.format = format or None
+        if format and (compress is not None or decompress is not None):
             raise ValueError(
-                "CompressedSerializer needs `format` or both `compress` and `decompress`"
+                "You must specify either `format` or `compress`/`decompress`, but not both."
             )
+        if format:
+            compress, decompress = _compression_from_module(format)
+        elif compress is None or decompress is None:
+            raise ValueError("You must specify either `format` or `compress`/`decompress`.")
         self._compress = compress
         self._decompress = decompress
         self.compress_kwargs = compress_kwargs or {}
@@ -161,5 +156,21 @@ class CompressedSerializer(Serializer):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self.format is not None:
-            module = importlib.import_module(self.format)
-            self._compress, self._decompress = module.compress, module.decompress
+            self._compress, self._decompress = _compression_from_module(self.format)
+
+
+def _compression_from_module(name: str) -> tuple[Callable[..., bytes], Callable[..., bytes]]:
+    others = ", ".join(m for m in _COMPRESSION_MODULES if m != name)
+    try:
+        module = importlib.import_module(name)
+    except ImportError as exc:
+        raise ImportError(
+            f"Compression module for {name!r} is not installed; did you mean one of {others}?"
+        ) from exc
+    try:
+        return module.compress, module.decompress
+    except AttributeError:
+        raise ValueError(
+            f"Compression module {name!r} has no 'compress' and 'decompress' functions; "
+            f"pass compress= and decompress= yourself, or use one of {others}"
+        ) from None

@@ -105,21 +105,22 @@ class ENDRUN(FlowcoreSignal):
         self.state = state
 
 
-_SIGNAL_FOR_STATE: list[tuple[type[_state.State], type[PrefectStateSignal]]] = [
-    (_state.TriggerFailed, TRIGGERFAIL),
-    (_state.ValidationFailed, VALIDATIONFAIL),
-    (_state.Failed, FAIL),
-    (_state.Skipped, SKIP),
-    (_state.Success, SUCCESS),
-    (_state.Retrying, RETRY),
-    (_state.Paused, PAUSE),
-    (_state.Looped, LOOP),
-]
+_SIGNAL_FOR_STATE: dict[type[_state.State], type[PrefectStateSignal]] = {
+    signal._state_cls: signal
+    for signal in (FAIL, TRIGGERFAIL, VALIDATIONFAIL, SUCCESS, RETRY, SKIP, PAUSE, LOOP)
+}
 
 
 def signal_from_state(state: _state.State) -> type[PrefectStateSignal]:
-    """The signal class that produces ``state``'s class (most specific first)."""
-    for state_cls, signal_cls in _SIGNAL_FOR_STATE:
-        if isinstance(state, state_cls):
-            return signal_cls
-    raise ValueError(f"No signal matches the state {state!r}")
+    """The signal class whose state has exactly ``state``'s class.
+
+    As in Prefect 1 the match is exact: ``Cached``, ``Mapped`` or ``TimedOut`` have no
+    signal and raise ``ValueError``.
+
+    >>> signal_from_state(_state.TriggerFailed()) is TRIGGERFAIL
+    True
+    """
+    try:
+        return _SIGNAL_FOR_STATE[type(state)]
+    except KeyError:
+        raise ValueError(f"No signal matches the provided state: {state}") from None

@@ -33,6 +33,10 @@ A typical task run moves ``Pending -> Running -> Success``; a failure that may b
 moves ``Running -> Failed -> Retrying``, and the next pass ``Retrying -> Running``. The
 TaskRunner (``engine/task_runner.py``) owns every transition.
 
+Two states are equal when they have the same class, equal ``result`` and equal public
+attributes other than ``message`` and ``context`` (a meta state's wrapped ``state`` is
+private, so it is not compared); the hash is identity, as in Prefect 1.
+
 States read the run context in one place only, :func:`_context_defaults`, for the keys
 Prefect 1 copies onto new states (``task_tags``, ``task_run_count``, ``task_loop_count``).
 
@@ -107,22 +111,22 @@ class State:
         cached_inputs: ``{argument name: Result}`` for a task that will run again.
     """
 
-    color = "#996633"
+    color = "#696969"
 
     def __init__(
         self,
         message: str | Exception | None = None,
-        result: Any = NoResult,
+        result: Any = None,
         context: dict[str, Any] | None = None,
         cached_inputs: dict[str, Result] | None = None,
     ) -> None:
         self.message = message
-        self._result = result if isinstance(result, Result) else Result(value=result)
-        self.context = context if context is not None else {}
+        self.result = NoResult if result is None else result
+        self.context = context or {}
         tags = _context_defaults("task_tags")
-        if tags:
-            self.context.setdefault("tags", sorted(tags))
-        self.cached_inputs = cached_inputs
+        if tags is not None:
+            self.context.setdefault("tags", sorted(tags, key=str))
+        self.cached_inputs: dict[str, Result] = cached_inputs or {}
 
     @property
     def result(self) -> Any:
@@ -133,7 +137,7 @@ class State:
         self._result = value if isinstance(value, Result) else Result(value=value)
 
     def __repr__(self) -> str:
-        if self.message:
+        if self.message is not None:
             return f'<{type(self).__name__}: "{self.message}">'
         return f"<{type(self).__name__}>"
 
@@ -168,33 +172,49 @@ class State:
         return self
 
     def load_cached_results(self, results: dict[str, Result] | None = None) -> State:
-        """Read every cached input whose value is missing but whose location is known."""
-        for key, stored in (self.cached_inputs or {}).items():
-            if stored.value is None and stored.location is not None:
-                reader = (results or {}).get(key, stored)
-                self.cached_inputs[key] = reader.read(stored.location)  # type: ignore[index]
+        """Read every cached input whose value is missing but whose location is known.
+
+        ``results`` maps an input name to the Result that reads it (default: the cached
+        Result itself); its ``location`` is used when the cached Result has none.
+        """
+        readers = results or {}
+        loaded: dict[str, Result] = {}
+        for key, stored in self.cached_inputs.items():
+            reader = readers.get(key) or stored
+            location = stored.location or reader.location
+            if stored.value is None and location is not None:
+                loaded[key] = reader.read(location)
+            else:
+                loaded[key] = stored
+        self.cached_inputs = loaded
         return self
 
     @classmethod
     def children(cls, include_self: bool = False, names_only: bool = False) -> list[Any]:
-        """Public subclasses, recursively."""
-        found: list[type[State]] = [cls] if include_self else []
-        pending = list(cls.__subclasses__())
-        while pending:
-            sub = pending.pop(0)
-            pending.extend(sub.__subclasses__())
-            if not sub.__name__.startswith("_"):
-                found.append(sub)
+        """Public subclasses, depth first (each class before its own subclasses); ``cls``
+        last when ``include_self``. Classes whose names start with "_" are hidden, their
+        subclasses are not.
+
+        >>> Success.children(include_self=True, names_only=True)
+        ['Cached', 'Mapped', 'Skipped', 'Success']
+        """
+        found = _public_subclasses(cls)
+        if include_self:
+            found.append(cls)
         return [c.__name__ for c in found] if names_only else found
 
     @classmethod
     def parents(cls, include_self: bool = False, names_only: bool = False) -> list[Any]:
-        """Public ancestors up to ``State``."""
-        found = [
-            c
-            for c in cls.__mro__[0 if include_self else 1 :]
-            if issubclass(c, State) and not c.__name__.startswith("_")
+        """Public ancestors, nearest first, up to ``State``; ``cls`` last when ``include_self``.
+
+        >>> Cached.parents(include_self=True, names_only=True)
+        ['Success', 'Finished', 'State', 'Cached']
+        """
+        found: list[type[State]] = [
+            c for c in cls.__mro__[1:] if issubclass(c, State) and not c.__name__.startswith("_")
         ]
+        if include_self:
+            found.append(cls)
         return [c.__name__ for c in found] if names_only else found
 
     def is_pending(self) -> bool:
@@ -243,6 +263,15 @@ class State:
         return isinstance(self, _MetaState)
 
 
+def _public_subclasses(cls: type[State]) -> list[type[State]]:
+    found: list[type[State]] = []
+    for sub in cls.__subclasses__():
+        if not sub.__name__.startswith("_"):
+            found.append(sub)
+        found.extend(_public_subclasses(sub))
+    return found
+
+
 def _compared(key: str) -> bool:
     return not key.startswith("_") and key not in _NOT_COMPARED
 
@@ -260,7 +289,7 @@ def _picklable_exception_result(stored: Result) -> Result:
     except Exception as exc:
         replacement = stored.copy()
         replacement.value = (
-            f"{type(value).__name__}: {value} (the exception could not be pickled: {exc!r})"
+            f"The following exception could not be pickled due to {exc!r}: {value!r}"
         )
         return replacement
     return stored
@@ -269,7 +298,16 @@ def _picklable_exception_result(stored: Result) -> Result:
 class Pending(State):
     """Waiting to run."""
 
-    color = "#d3d3d3"
+    color = "#7ebdff"
+
+    def __init__(
+        self,
+        message: str | Exception | None = None,
+        result: Any = None,
+        cached_inputs: dict[str, Result] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
 
 
 class Scheduled(Pending):
@@ -280,7 +318,7 @@ class Scheduled(Pending):
     def __init__(
         self,
         message: str | Exception | None = None,
-        result: Any = NoResult,
+        result: Any = None,
         start_time: datetime | None = None,
         cached_inputs: dict[str, Result] | None = None,
         context: dict[str, Any] | None = None,
@@ -289,41 +327,42 @@ class Scheduled(Pending):
         self.start_time = _as_pendulum(start_time) if start_time is not None else pendulum.now("UTC")
         run_count = _context_defaults("task_run_count")
         if run_count is not None:
-            self.context.setdefault("task_run_count", run_count)
+            self.context["task_run_count"] = run_count
 
 
 class Paused(Scheduled):
     """Waiting to be resumed (``start_time`` None) or until ``start_time``."""
 
-    color = "#cfd8dc"
+    color = "#99a8e8"
 
     def __init__(
         self,
         message: str | Exception | None = None,
-        result: Any = NoResult,
+        result: Any = None,
         start_time: datetime | None = None,
         cached_inputs: dict[str, Result] | None = None,
         context: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(message, result, start_time, cached_inputs, context)
-        self.start_time = _as_pendulum(start_time)
+        if start_time is None:
+            self.start_time = None
 
 
 class Resume(Scheduled):
     """Resume a Paused task: it runs at the next opportunity with ``context.resume``."""
 
-    color = "#fbc02d"
+    color = "#f58c0c"
 
 
 class Retrying(Scheduled):
     """Failed, and will run again at ``start_time``; ``run_count`` attempts so far."""
 
-    color = "#ffc107"
+    color = "#f66a0a"
 
     def __init__(
         self,
         message: str | Exception | None = None,
-        result: Any = NoResult,
+        result: Any = None,
         start_time: datetime | None = None,
         cached_inputs: dict[str, Result] | None = None,
         context: dict[str, Any] | None = None,
@@ -338,12 +377,12 @@ class Retrying(Scheduled):
 class _MetaState(State):
     """A state that wraps another (``state``); nested wrappers are flattened."""
 
-    color = "#9e9e9e"
+    color = "#696969"
 
     def __init__(
         self,
         message: str | Exception | None = None,
-        result: Any = NoResult,
+        result: Any = None,
         state: State | None = None,
         context: dict[str, Any] | None = None,
         cached_inputs: dict[str, Result] | None = None,
@@ -361,33 +400,28 @@ class _MetaState(State):
             value = value.state
         self._state = value
 
-    def __eq__(self, other: object) -> bool:
-        return super().__eq__(other) and self.state == other.state  # type: ignore[attr-defined]
-
-    __hash__ = object.__hash__
-
 
 class ClientFailed(_MetaState):
     """A backend concept; accepted and unwrapped by the local engine."""
 
-    color = "#ff5252"
+    color = "#eb0000"
 
 
 class Submitted(_MetaState):
     """A backend concept; accepted and unwrapped by the local engine."""
 
-    color = "#00bcd4"
+    color = "#ffdf5d"
 
 
 class Queued(_MetaState):
     """A backend concept: wraps a state until ``start_time``."""
 
-    color = "#fff9c4"
+    color = "#ffea7f"
 
     def __init__(
         self,
         message: str | Exception | None = None,
-        result: Any = NoResult,
+        result: Any = None,
         state: State | None = None,
         start_time: datetime | None = None,
         context: dict[str, Any] | None = None,
@@ -400,33 +434,33 @@ class Queued(_MetaState):
 class Running(State):
     """The task body (or the flow) is running."""
 
-    color = "#00c1ff"
+    color = "#3d67ff"
 
 
 class Cancelling(Running):
     """A backend concept: a cancellation was requested."""
 
-    color = "#ff9800"
+    color = "#E8E8E8"
 
 
 class Finished(State):
     """The run is over."""
 
-    color = "#ba68c8"
+    color = "#003ccb"
 
 
 class Looped(Finished):
     """One iteration of a LOOP finished; ``loop_count`` iterations so far."""
 
-    color = "#ffeb3b"
+    color = "#003ccb"
 
     def __init__(
         self,
         message: str | Exception | None = None,
-        result: Any = NoResult,
+        result: Any = None,
+        loop_count: int | None = None,
         context: dict[str, Any] | None = None,
         cached_inputs: dict[str, Result] | None = None,
-        loop_count: int | None = None,
     ) -> None:
         super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
         if loop_count is None:
@@ -449,12 +483,12 @@ class Cached(Success):
         hashed_inputs: ``{argument: dask.base.tokenize(value)}``.
     """
 
-    color = "#ffa07a"
+    color = "#34d058"
 
     def __init__(
         self,
         message: str | Exception | None = None,
-        result: Any = NoResult,
+        result: Any = None,
         cached_inputs: dict[str, Result] | None = None,
         cached_parameters: dict[str, Any] | None = None,
         cached_result_expiration: datetime | None = None,
@@ -470,33 +504,37 @@ class Cached(Success):
 class Mapped(Success):
     """The parent of mapped children: ``map_states`` holds their states."""
 
-    color = "#97d9f0"
+    color = "#003ccb"
 
     def __init__(
         self,
         message: str | Exception | None = None,
-        result: Any = NoResult,
+        result: Any = None,
         map_states: list[State] | None = None,
         context: dict[str, Any] | None = None,
         cached_inputs: dict[str, Result] | None = None,
         n_map_states: int | None = None,
     ) -> None:
         super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
-        self.map_states: list[Any] = map_states if map_states is not None else []
+        self.map_states: list[Any] = map_states or []
         self._n_map_states = n_map_states
 
     @property
     def n_map_states(self) -> int:
-        return len(self.map_states) if self._n_map_states is None else self._n_map_states
+        """The number of children: the value given, else (also when 0) ``len(map_states)``."""
+        return self._n_map_states or len(self.map_states)
 
     @n_map_states.setter
     def n_map_states(self, value: int | None) -> None:
         self._n_map_states = value
 
     def load_result(self, result: Result | None = None) -> State:
+        """Load every child's result; the parent's result becomes the list of them."""
         for child in self.map_states:
-            child.load_result(result)
-        self.result = [child.result for child in self.map_states]
+            if child is not None:
+                child.load_result(result)
+        if self.map_states:
+            self.result = [None if c is None else c.result for c in self.map_states]
         return self
 
     def iter_children(self) -> Iterator[State]:
@@ -506,7 +544,7 @@ class Mapped(Success):
 class Skipped(Success):
     """Skipped (by SKIP, an upstream skip, or a non-matching branch); counts as success."""
 
-    color = "#d2d2d2"
+    color = "#62757f"
 
 
 class Cancelled(Finished):
@@ -520,23 +558,32 @@ class Failed(Finished):
 
     color = "#eb0000"
 
+    def __init__(
+        self,
+        message: str | Exception | None = None,
+        result: Any = None,
+        cached_inputs: dict[str, Result] | None = None,
+        context: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
+
 
 class TimedOut(Failed):
     """The task ran past its ``timeout``."""
 
-    color = "#cdcdcd"
+    color = "#ff4e33"
 
 
 class TriggerFailed(Failed):
     """The task's trigger did not pass; the task body did not run."""
 
-    color = "#c42800"
+    color = "#ff5131"
 
 
 class ValidationFailed(Failed):
     """A user validation failed (``VALIDATIONFAIL``)."""
 
-    color = "#c42800"
+    color = "#ff5131"
 
 
 def copy_state(state: State) -> State:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import io
 import logging
+import uuid
 from contextlib import redirect_stdout
 from datetime import datetime, timezone
 from logging import INFO
@@ -41,7 +42,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pendulum
 
+from flowcore.cache_policies import KeyContext
 from flowcore.caching import CachePlan, MemoryCacheStore
+from flowcore.caching.keyed import KeyedStorage, default_storage
+from flowcore.caching.plan import PolicyPlan
 from flowcore.engine import signals
 from flowcore.engine.result import NoResult, Result
 from flowcore.engine.runner import Runner
@@ -65,6 +69,7 @@ from flowcore.engine.state import (
     _MetaState,
 )
 from flowcore.exceptions import ResultNotImplementedError, TaskTimeoutSignal
+from flowcore.transactions import IsolationLevel, StagedWrite
 from flowcore.utilities import context as _context
 from flowcore.utilities.executors import run_with_timeout
 from flowcore.utilities.logging import get_child_logger, get_logger, log
@@ -113,7 +118,8 @@ class TaskRunner(Runner):
         else:
             self.result = Result()
         self.context: dict[str, Any] = {}
-        self.cache_plan: CachePlan | None = None
+        self.cache_plan: CachePlan | PolicyPlan | None = None
+        self._staged: list[StagedWrite] = []
         self._name = task.name
         self._format_kwargs: dict[str, Any] | None = None
 
@@ -150,12 +156,16 @@ class TaskRunner(Runner):
             while isinstance(state, Looped) and state is not given:
                 state = self.check_task_is_looping(state)
                 state = self._pipeline(state, upstream_states, is_mapped_parent)
+            if self._staged:
+                state.__dict__["_staged_writes"] = self._staged
             log(
                 self.logger, INFO,
                 f"Task '{self._name}': Finished task run for task with final state: "
                 f"'{type(state).__name__}'",
             )
         finally:
+            if self.cache_plan is not None:
+                self.cache_plan.release()
             _context.pop(token)
         return state
 
@@ -226,7 +236,7 @@ class TaskRunner(Runner):
             context["checkpointing"] = bool(config and config["flows"]["checkpointing"])
         context["logger"] = task.logger if map_index is None else get_child_logger(task.logger, self._name)
         self.raise_on_exception = bool(context.get("raise_on_exception"))
-        self.cache_plan = self._cache_plan(context) if task.cache_for is not None else None
+        self.cache_plan = self._cache_plan(context)
         if task.target is not None:
             self.result = self.result.copy()
             if isinstance(task.target, str):
@@ -351,11 +361,13 @@ class TaskRunner(Runner):
     def check_task_is_cached(self, state: State, inputs: dict[str, Result]) -> State:
         """Re-validate an incoming Cached state, or look the task up in its cache store."""
         parameters = self.context.get("parameters") or {}
+        plan = self.cache_plan
         if isinstance(state, Cached):
-            if self.task.cache_validator(state, _values(inputs), parameters):
+            if plan is not None and plan.revalidate(state, _values(inputs), parameters):
+                return state
+            if plan is None and self.task.cache_validator(state, _values(inputs), parameters):
                 return state
             return Pending("Cache was invalid; ready to run.")
-        plan = self.cache_plan
         if plan is None:
             return state
         hit = plan.lookup(_values(inputs), parameters)
@@ -436,26 +448,23 @@ class TaskRunner(Runner):
         return new_state
 
     def cache_result(self, state: State, inputs: dict[str, Result]) -> State:
-        """With ``cache_for``, a success becomes Cached (expiring after ``cache_for``) and is
-        recorded in the cache store."""
-        cache_for = self.task.cache_for
-        if cache_for is None or not isinstance(state, Success) or isinstance(state, Skipped):
+        """Record a success in the cache. With ``cache_for`` (Prefect 1) the state becomes
+        Cached, expiring after ``cache_for``; under a cache policy it stays Success."""
+        plan = self.cache_plan
+        if plan is None or not isinstance(state, Success) or isinstance(state, Skipped):
             return state
+        if isinstance(plan, PolicyPlan):
+            self._write_cache(lambda: plan.record(state.result), f"cache value for key {plan.key!r}")
+            return state
+        assert self.task.cache_for is not None
         cached = Cached(
             result=state._result,
             hashed_inputs=_hashed(inputs),
-            cached_result_expiration=_now() + cache_for,
+            cached_result_expiration=_now() + self.task.cache_for,
             cached_parameters=self.context.get("parameters"),
             message=state.message,
         )
-        if self.cache_plan is not None:
-            try:
-                self.cache_plan.record(cached)
-            except Exception:
-                self.logger.exception(
-                    f"Task '{self._name}': could not record its cache entry in "
-                    f"{self.cache_plan.store!r}; the next run will run it again"
-                )
+        self._write_cache(lambda: plan.record(cached), f"cache record for key {plan.key!r}")
         return cached
 
     def check_for_retry(self, state: State, inputs: dict[str, Result]) -> State:
@@ -496,19 +505,51 @@ class TaskRunner(Runner):
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _cache_plan(self, context: dict[str, Any]) -> CachePlan:
-        store = context.get("cache_store")
-        if store is None:
-            caches = context.get("caches")
-            store = MemoryCacheStore(caches if caches is not None else {})
-        return CachePlan(
-            key=self.task.cache_key or self.task.name,
-            validator=self.task.cache_validator,
-            store=store,
-            flow_run_id=context.get("flow_run_id"),
-            name=self._name,
-            logger=self.logger,
+    def _cache_plan(self, context: dict[str, Any]) -> CachePlan | PolicyPlan | None:
+        """The cache plan for this run, from whichever spelling the task uses (or None)."""
+        task = self.task
+        if task.cache_for is None and task.cache_policy is None:
+            return None
+        refresh = task.refresh_cache
+        if refresh is None:
+            config = context.get("config")
+            refresh = bool(config and config.get_path("tasks.refresh_cache"))
+        if task.cache_policy is None:
+            store = context.get("cache_store")
+            if store is None:
+                caches = context.get("caches")
+                store = MemoryCacheStore(caches if caches is not None else {})
+            return CachePlan(
+                key=task.cache_key or task.name, validator=task.cache_validator, store=store,
+                flow_run_id=context.get("flow_run_id"), name=self._name, logger=self.logger,
+                refresh=refresh,
+            )
+        policy = task.cache_policy
+        key_context = KeyContext(task, context.get("task_run_id"), context.get("flow_run_id"), context.get("parameters") or {})
+        storage_result = self.result if type(self.result) is not Result else default_storage()
+        lock = None
+        if policy.isolation_level is IsolationLevel.SERIALIZABLE:
+            lock = (policy.lock_manager, f"{context.get('flow_run_id')}:{self._name}:{uuid.uuid4().hex}")
+        return PolicyPlan(
+            compute_key=lambda inputs: policy.compute_key(key_context, inputs),
+            storage=KeyedStorage(storage_result, policy.key_storage),
+            expiration=task.cache_expiration, refresh=refresh, serializable_lock=lock,
+            flow_run_id=context.get("flow_run_id"), name=self._name, logger=self.logger,
         )
+
+    def _write_cache(self, write: Callable[[], None], description: str) -> None:
+        """Write a cache entry now, or stage it when the task is in a transaction. A failed
+        write is logged loudly but does not fail a task that succeeded."""
+        if getattr(self.task, "_transaction", None) is not None:
+            self._staged.append(StagedWrite(f"Task '{self._name}': {description}", write))
+            return
+        try:
+            write()
+        except Exception:
+            self.logger.exception(
+                f"Task '{self._name}': could not write its {description}; "
+                "the next run will run it again"
+            )
 
     def formatting_kwargs(self, inputs: dict[str, Result]) -> dict[str, Any]:
         """Keys for targets, locations and run names: parameters < context < inputs."""
@@ -521,12 +562,23 @@ class TaskRunner(Runner):
         return self._format_kwargs
 
     def _store(self, value: Any, inputs: dict[str, Result]) -> Result:
-        """Checkpoint ``value`` when checkpointing is on; else just carry it."""
+        """Checkpoint ``value`` when checkpointing is on (staged inside a transaction);
+        else just carry it."""
         if value is not None and self.context.get("checkpointing") is True and self.task.checkpoint is not False:
+            kwargs = self.formatting_kwargs(inputs)
             try:
-                return self.result.write(value, **self.formatting_kwargs(inputs))
+                if getattr(self.task, "_transaction", None) is None:
+                    return self.result.write(value, **kwargs)
+                formatted = self.result.format(**kwargs)
             except ResultNotImplementedError:
-                pass
+                return self.result.from_value(value)
+            formatted.value = value
+            writer = formatted.copy()
+            writer.location = (formatted.location or "").replace("{", "{{").replace("}", "}}")
+            self._staged.append(
+                StagedWrite(f"Task '{self._name}': checkpoint {formatted.location}", lambda: writer.write(value))
+            )
+            return formatted
         return self.result.from_value(value)
 
     def _run_logging_stdout(self, raw: dict[str, Any]) -> Any:

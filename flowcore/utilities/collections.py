@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, MutableMapping
+from collections.abc import Generator, Iterable, Iterator, Mapping, MutableMapping
 from typing import Any
 
 __all__ = [
+    "CompoundKey",
     "DotDict",
     "as_nested_dict",
     "dict_to_flatdict",
     "ensure_iterable",
     "flatdict_to_dict",
+    "flatten_seq",
     "merge_dicts",
 ]
+
+
+def flatten_seq(seq: Iterable[Any]) -> Generator[Any, None, None]:
+    """Yield the items of nested iterables in order; strings and bytes are items.
+
+    >>> list(flatten_seq([1, [2, [3, "ab"]], (4,)]))
+    [1, 2, 3, 'ab', 4]
+    """
+    for item in seq:
+        if isinstance(item, Iterable) and not isinstance(item, (str, bytes)):
+            yield from flatten_seq(item)
+        else:
+            yield item
 
 
 class DotDict(dict):  # type: ignore[type-arg]
@@ -22,8 +37,8 @@ class DotDict(dict):  # type: ignore[type-arg]
     >>> d.a, d.b.c
     (1, 2)
     >>> d.z = 3
-    >>> d["z"]
-    3
+    >>> d["z"], d
+    (3, <DotDict: 'a', 'b', 'z'>)
     """
 
     def __getattr__(self, name: str) -> Any:
@@ -40,6 +55,11 @@ class DotDict(dict):  # type: ignore[type-arg]
             del self[name]
         except KeyError:
             raise AttributeError(name) from None
+
+    def __repr__(self) -> str:
+        if not self:
+            return f"<{type(self).__name__}>"
+        return f"<{type(self).__name__}: {', '.join(sorted(repr(k) for k in self))}>"
 
     def copy(self) -> DotDict:
         return type(self)(self)
@@ -74,35 +94,43 @@ def as_nested_dict(obj: Any, dct_class: type = DotDict) -> Any:
     return obj
 
 
-def dict_to_flatdict(dct: Mapping[str, Any], parent: str = "") -> dict[str, Any]:
-    """Flatten nested mappings into dotted keys.
+class CompoundKey(tuple):  # type: ignore[type-arg]
+    """The key of a flattened dict: the chain of keys leading to a value."""
+
+
+def dict_to_flatdict(dct: Mapping[Any, Any], parent: CompoundKey | None = None) -> dict[Any, Any]:
+    """Flatten nested dicts into ``{CompoundKey(path): value}`` (empty dicts vanish).
 
     >>> dict_to_flatdict({"a": {"b": 1}, "c": 2})
-    {'a.b': 1, 'c': 2}
+    {('a', 'b'): 1, ('c',): 2}
     """
-    flat: dict[str, Any] = {}
+    flat: dict[Any, Any] = {}
+    parent = parent or CompoundKey()
     for key, value in dct.items():
-        full = f"{parent}.{key}" if parent else str(key)
-        if isinstance(value, Mapping) and value:
-            flat.update(dict_to_flatdict(value, full))
+        path = CompoundKey((*parent, key))
+        if isinstance(value, dict):
+            flat.update(dict_to_flatdict(value, path))
         else:
-            flat[full] = value
+            flat[path] = value
     return flat
 
 
-def flatdict_to_dict(flat: Mapping[str, Any], dct_class: type = dict) -> Any:
-    """Inverse of :func:`dict_to_flatdict`.
+def flatdict_to_dict(flat: Mapping[Any, Any], dct_class: type | None = None) -> Any:
+    """Inverse of :func:`dict_to_flatdict`; keys that are not CompoundKeys stay as they are.
 
-    >>> flatdict_to_dict({"a.b": 1, "c": 2})
+    >>> flatdict_to_dict({CompoundKey(("a", "b")): 1, "c": 2})
     {'a': {'b': 1}, 'c': 2}
     """
-    result: MutableMapping[str, Any] = dct_class()
-    for dotted, value in flat.items():
-        node = result
-        *parents, last = dotted.split(".")
-        for part in parents:
-            node = node.setdefault(part, dct_class())
-        node[last] = value
+    cls = dct_class or dict
+    result: MutableMapping[Any, Any] = cls()
+    for key, value in flat.items():
+        if isinstance(key, CompoundKey):
+            node = result
+            for part in key[:-1]:
+                node = node.setdefault(part, cls())
+            node[key[-1]] = value
+        else:
+            result[key] = value
     return result
 
 

@@ -173,8 +173,8 @@ class Context:
         data.update(_base_scope())
 
     def to_dict(self) -> dict[str, Any]:
-        """A shallow copy of the current scope as a plain dict."""
-        return dict(current())
+        """A recursive copy of the current scope made of plain dicts (``config`` included)."""
+        return as_nested_dict(current(), dict)  # type: ignore[no-any-return]
 
 
 context = Context()

@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flowcore.engine.serializers import PickleSerializer, Serializer
-from flowcore.exceptions import ResultNotImplementedError
+from flowcore.exceptions import ResultNotImplementedError, TemplateKeyError
 
 __all__ = ["NoResult", "NoResultType", "Result"]
 
@@ -106,9 +106,10 @@ class Result:
 
     def read(self, location: str) -> Result:
         """A new Result with the value stored at ``location``."""
+        value = self.serializer.deserialize(self._read_bytes(self._resolve(location)))
         new = self.copy()
         new.location = location
-        new.value = self.serializer.deserialize(self._read_bytes(self._resolve(location)))
+        new.value = value
         return new
 
     def write(self, value_: Any, **kwargs: Any) -> Result:
@@ -226,7 +227,7 @@ def _format_template(template: str, kwargs: dict[str, Any], owner: str) -> str:
         return template.format(**kwargs)
     except KeyError as exc:
         known = ", ".join(sorted(k for k in kwargs if isinstance(k, str) and not k.startswith("_")))
-        raise ValueError(
+        raise TemplateKeyError(
             f"{owner} location template {template!r} uses unknown key {exc.args[0]!r}; "
             f"known keys: {known}"
         ) from None

@@ -1,0 +1,283 @@
+"""Prefect 3-style cache policies: a cache key computed from what a task run depends on.
+
+A policy turns a task run into a key; runs with the same key share one cached value::
+
+    INPUTS            the task's inputs (by argument name)
+    TASK_SOURCE       the task's code (see below)
+    FLOW_PARAMETERS   the flow run's parameters
+    RUN_ID            the flow run id (a cache that lasts one flow run)
+    DEFAULT           INPUTS + TASK_SOURCE + RUN_ID
+    NONE              never cache
+
+Policies compose with ``+`` (every policy but ``NONE``); ``INPUTS - "debug"`` ignores an
+input; ``CacheKeyFnPolicy(fn)`` (or the task argument ``cache_key_fn=fn``) uses
+``fn(context, parameters) -> str | None``, where ``context`` has ``task_run_id``,
+``flow_run_id`` and ``task`` and ``parameters`` is the task's input dict. A key function
+returning None means "do not cache this run".
+
+``policy.configure(key_storage=..., isolation_level=..., lock_manager=...)`` returns a
+copy that keeps cache records apart from values (a directory or a ``Result``), and sets
+the isolation level (``flowcore.transactions.IsolationLevel``) and the lock manager.
+
+What counts as a task's *code* for ``TASK_SOURCE``: the source of the task's function
+(``@task``) or of its ``run`` method, parsed and compared as a syntax tree, so comments,
+blank lines, formatting, the docstring and decorators do not count; any other change does.
+Functions it calls are not included: a change there does not change the key. When the
+source is not available (a function defined in an interactive session), its bytecode and
+constants are used instead.
+
+Keys are hashes of tagged structures, so different kinds of keys cannot collide. An input
+that cannot be hashed deterministically makes the key uncomputable: the task then runs
+uncached, with a WARNING.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import hashlib
+import inspect
+import textwrap
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from flowcore.transactions import IsolationLevel
+
+__all__ = [
+    "DEFAULT",
+    "FLOW_PARAMETERS",
+    "INPUTS",
+    "NONE",
+    "RUN_ID",
+    "TASK_SOURCE",
+    "CacheKeyFnPolicy",
+    "CachePolicy",
+    "CompoundCachePolicy",
+    "FlowParameters",
+    "Inputs",
+    "KeyContext",
+    "NoCache",
+    "RunId",
+    "TaskSource",
+]
+
+
+class KeyContext:
+    """What a policy (and a ``cache_key_fn``) sees of the task run."""
+
+    __slots__ = ("task", "task_run_id", "flow_run_id", "parameters")
+
+    def __init__(self, task: Any, task_run_id: str | None, flow_run_id: str | None, parameters: Mapping[str, Any]) -> None:
+        self.task = task
+        self.task_run_id = task_run_id
+        self.flow_run_id = flow_run_id
+        self.parameters = parameters
+
+    def __repr__(self) -> str:
+        return f"<KeyContext task={getattr(self.task, 'name', self.task)!r} flow_run_id={self.flow_run_id!r}>"
+
+
+def stable_hash(value: Any) -> str:
+    """A deterministic hash of ``value``; raises ValueError if it has none."""
+    import dask
+    from dask.base import tokenize
+
+    try:
+        with dask.config.set({"tokenize.ensure-deterministic": True}):
+            return tokenize(value)  # type: ignore[no-any-return]
+    except Exception as exc:
+        raise ValueError(f"cannot hash {type(value).__name__} deterministically: {exc}") from exc
+
+
+class CachePolicy:
+    """Base class: ``compute_key`` returns a key, or None for "do not cache"."""
+
+    key_storage: Any = None
+    isolation_level: IsolationLevel | None = None
+    lock_manager: Any = None
+
+    def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
+        raise NotImplementedError(f"{type(self).__name__} must implement compute_key()")
+
+    def _part(self, context: KeyContext, inputs: Mapping[str, Any]) -> Any:
+        """The tagged structure this policy contributes (None: no key)."""
+        key = self.compute_key(context, inputs)
+        return None if key is None else (type(self).__name__, key)
+
+    def configure(
+        self,
+        key_storage: Any = None,
+        isolation_level: IsolationLevel | None = None,
+        lock_manager: Any = None,
+    ) -> CachePolicy:
+        """A copy with the given storage, isolation level or lock manager."""
+        new = copy.copy(self)
+        if key_storage is not None:
+            new.key_storage = key_storage
+        if isolation_level is not None:
+            if not isinstance(isolation_level, IsolationLevel):
+                raise TypeError(f"isolation_level must be an IsolationLevel, got {isolation_level!r}")
+            new.isolation_level = isolation_level
+        if lock_manager is not None:
+            new.lock_manager = lock_manager
+        return new
+
+    def __add__(self, other: CachePolicy) -> CachePolicy:
+        if not isinstance(other, CachePolicy):
+            return NotImplemented
+        if isinstance(self, NoCache) or isinstance(other, NoCache):
+            raise ValueError("cache_policies.NONE cannot be combined with other policies")
+        mine = self.policies if isinstance(self, CompoundCachePolicy) else [self]
+        theirs = other.policies if isinstance(other, CompoundCachePolicy) else [other]
+        combined = CompoundCachePolicy([*mine, *theirs])
+        for source in (self, other):
+            for attr in ("key_storage", "isolation_level", "lock_manager"):
+                if getattr(source, attr) is not None and getattr(combined, attr) is None:
+                    setattr(combined, attr, getattr(source, attr))
+        return combined
+
+    def __sub__(self, name: str) -> CachePolicy:
+        raise TypeError(f"{self!r} has no inputs to ignore; use INPUTS - {name!r}")
+
+
+class NoCache(CachePolicy):
+    """Never cache (``NONE``)."""
+
+    def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
+        return None
+
+    def __repr__(self) -> str:
+        return "NONE"
+
+
+class Inputs(CachePolicy):
+    """The task's inputs, by argument name, except ``exclude``."""
+
+    def __init__(self, exclude: Iterable[str] = ()) -> None:
+        self.exclude = frozenset(exclude)
+
+    def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
+        kept = sorted((k, v) for k, v in inputs.items() if k not in self.exclude)
+        return stable_hash(("inputs", [(k, stable_hash(v)) for k, v in kept]))
+
+    def __sub__(self, name: str) -> CachePolicy:
+        if not isinstance(name, str):
+            raise TypeError(f"INPUTS - x takes an argument name, got {name!r}")
+        new = copy.copy(self)
+        new.exclude = self.exclude | {name}
+        return new
+
+    def __repr__(self) -> str:
+        return "INPUTS" + "".join(f" - {n!r}" for n in sorted(self.exclude))
+
+
+class TaskSource(CachePolicy):
+    """The task's code (see the module docstring for what counts)."""
+
+    def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
+        return source_hash(_task_function(context.task))
+
+    def __repr__(self) -> str:
+        return "TASK_SOURCE"
+
+
+class FlowParameters(CachePolicy):
+    """The flow run's parameters."""
+
+    def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
+        return stable_hash(("parameters", sorted((k, stable_hash(v)) for k, v in context.parameters.items())))
+
+    def __repr__(self) -> str:
+        return "FLOW_PARAMETERS"
+
+
+class RunId(CachePolicy):
+    """The flow run id: a cache that lasts one flow run."""
+
+    def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
+        return stable_hash(("run", context.flow_run_id))
+
+    def __repr__(self) -> str:
+        return "RUN_ID"
+
+
+class CacheKeyFnPolicy(CachePolicy):
+    """A key from ``cache_key_fn(context, parameters)``; None means "do not cache"."""
+
+    def __init__(self, cache_key_fn: Callable[[KeyContext, dict[str, Any]], str | None]) -> None:
+        if not callable(cache_key_fn):
+            raise TypeError(f"cache_key_fn must be callable, got {cache_key_fn!r}")
+        self.cache_key_fn = cache_key_fn
+
+    def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
+        key = self.cache_key_fn(context, dict(inputs))
+        if key is None:
+            return None
+        if not isinstance(key, str):
+            raise ValueError(f"cache_key_fn {self.cache_key_fn!r} returned {key!r}; it must return a str or None")
+        return key
+
+    def _part(self, context: KeyContext, inputs: Mapping[str, Any]) -> Any:
+        key = self.compute_key(context, inputs)
+        return None if key is None else ("CacheKeyFn", key)
+
+    def __repr__(self) -> str:
+        return f"CacheKeyFnPolicy({getattr(self.cache_key_fn, '__name__', self.cache_key_fn)})"
+
+
+class CompoundCachePolicy(CachePolicy):
+    """Several policies: the key changes when any part changes."""
+
+    def __init__(self, policies: list[CachePolicy]) -> None:
+        self.policies = list(policies)
+
+    def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
+        parts = [p._part(context, inputs) for p in self.policies]
+        if any(part is None for part in parts):
+            return None
+        return stable_hash(("compound", parts))
+
+    def _part(self, context: KeyContext, inputs: Mapping[str, Any]) -> Any:
+        key = self.compute_key(context, inputs)
+        return None if key is None else ("Compound", key)
+
+    def __sub__(self, name: str) -> CachePolicy:
+        new = copy.copy(self)
+        new.policies = [p - name if isinstance(p, Inputs) else p for p in self.policies]
+        return new
+
+    def __repr__(self) -> str:
+        return " + ".join(repr(p) for p in self.policies)
+
+
+def _task_function(task: Any) -> Any:
+    run = task.__dict__.get("run") if hasattr(task, "__dict__") else None
+    return run if run is not None else type(task).run
+
+
+def source_hash(fn: Any) -> str:
+    """Hash of a function's code as a syntax tree (comments, layout, docstring and
+    decorators excluded); bytecode when the source is unavailable."""
+    fn = inspect.unwrap(fn)
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        code = getattr(fn, "__code__", None)
+        if code is None:
+            return stable_hash(("object", repr(fn)))
+        return hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:32]
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            node.decorator_list = []
+            body = node.body
+            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()[:32]
+
+
+NONE = NoCache()
+INPUTS = Inputs()
+TASK_SOURCE = TaskSource()
+FLOW_PARAMETERS = FlowParameters()
+RUN_ID = RunId()
+DEFAULT = INPUTS + TASK_SOURCE + RUN_ID

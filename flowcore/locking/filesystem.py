@@ -1,0 +1,215 @@
+"""Locks for the processes of one host: one small file per held key.
+
+Layout of ``lock_dir``::
+
+    <readable part of the key>-<sha256 of the key, 32 hex>.lock    one per held key
+        {"holder": "...", "pid": 4242, "hostname": "box", "expires_at": 1718000000.5}
+    .guard                                                        empty; see below
+
+``expires_at`` is wall-clock time (``time.time()``, comparable between processes) or null
+for a lock without a hold timeout. A lock file is *stale*, and the next acquirer may break
+it, when
+
+* it has expired, or
+* it was written on this host (same ``socket.gethostname()``) by a process that no longer
+  runs (``os.kill(pid, 0)`` fails, or the process is a zombie), or
+* it cannot be parsed (its writer died between creating and filling it).
+
+Every read-check-write of a lock file (acquire, break, release, and the queries) runs under
+an exclusive ``flock`` of ``.guard``, held for a few system calls only. That makes breaking a
+stale lock race-free between any number of processes: the breaker re-reads the file under
+the guard, renames it to a unique tombstone name, deletes the tombstone and creates the new
+lock with ``O_CREAT | O_EXCL``; no other process can put a fresh lock in between and lose
+it. The kernel drops the guard when its process dies, so a killed process never leaves it
+held. (Without ``fcntl``, i.e. on Windows, there is no guard; locks still work but breaking
+a stale lock is then only as safe as ``O_EXCL`` and rename make it.)
+
+Waiting is polling, with a pause growing from 5 ms to 0.1 s. Identity is by holder string:
+any process may release a lock its holder id holds. A recycled pid can keep a dead
+holder's lock alive until ``expires_at``; the hold timeout is the bound.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import socket
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from flowcore.locking.base import DEFAULT_HOLD_TIMEOUT, LockManager, poll
+
+try:
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["FileSystemLockManager"]
+
+_HOSTNAME = socket.gethostname()
+_GUARD = ".guard"
+_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
+
+
+def lock_file_name(key: str) -> str:
+    """The file name of ``key``'s lock: a readable part plus a hash of the whole key.
+
+    >>> lock_file_name("tasks/add: 1+2")
+    'tasks_add_1_2-c3fe654ab229565f70df27fe01afdb1c.lock'
+    """
+    digest = hashlib.sha256(key.encode("utf-8")).hexdigest()[:32]
+    readable = _UNSAFE.sub("_", key)[:60].strip("._-")
+    return f"{readable}-{digest}.lock" if readable else f"{digest}.lock"
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # it exists, under another user
+        return True
+    except OSError:
+        return True
+    try:  # a killed child that nobody has reaped yet is a zombie: dead for our purpose
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _is_stale(record: dict[str, Any] | None, now: float) -> bool:
+    if record is None:
+        return True
+    expires_at = record.get("expires_at")
+    if expires_at is not None and expires_at <= now:
+        return True
+    return record.get("hostname") == _HOSTNAME and not _pid_alive(int(record.get("pid", -1)))
+
+
+class FileSystemLockManager(LockManager):
+    """Locks shared by the processes of one host, as files in ``lock_dir``.
+
+    Use a directory on a local file system that every process can write (it is created on
+    first use). Pickles by its constructor arguments.
+
+    Args:
+        lock_dir: the directory of the lock files.
+        default_hold_timeout: seconds until an unreleased lock expires when ``acquire_lock``
+            is given no ``hold_timeout``; None: only a dead holder process frees it.
+    """
+
+    def __init__(
+        self, lock_dir: str | os.PathLike[str], default_hold_timeout: float | None = DEFAULT_HOLD_TIMEOUT
+    ) -> None:
+        super().__init__(default_hold_timeout)
+        self.lock_dir = Path(lock_dir).expanduser()
+
+    # -- the contract ------------------------------------------------------------------
+
+    def acquire_lock(
+        self,
+        key: str,
+        holder: str,
+        acquire_timeout: float | None = None,
+        hold_timeout: float | None = None,
+    ) -> bool:
+        hold = self._hold_seconds(hold_timeout)
+        path = self.lock_dir / lock_file_name(key)
+        return poll(lambda: self._try_acquire(path, holder, hold), acquire_timeout)
+
+    def release_lock(self, key: str, holder: str) -> None:
+        path = self.lock_dir / lock_file_name(key)
+        with self._guard():
+            record = _read(path)
+            if record is None or _is_stale(record, time.time()) or record.get("holder") != holder:
+                raise ValueError(f"No lock on key {key!r} is held by holder {holder!r}")
+            path.unlink()
+
+    def is_locked(self, key: str) -> bool:
+        return self._live_record(key) is not None
+
+    def is_lock_holder(self, key: str, holder: str) -> bool:
+        record = self._live_record(key)
+        return record is not None and record.get("holder") == holder
+
+    def wait_for_lock(self, key: str, timeout: float | None = None) -> bool:
+        return poll(lambda: not self.is_locked(key), timeout)
+
+    # -- files -------------------------------------------------------------------------
+
+    def _try_acquire(self, path: Path, holder: str, hold: float | None) -> bool:
+        with self._guard():
+            now = time.time()
+            record = _read(path)
+            exists = record is not None or path.exists()
+            if exists and not _is_stale(record, now):
+                return record is not None and record.get("holder") == holder
+            if exists:
+                tombstone = path.with_name(f"{path.name}.stale-{uuid.uuid4().hex}")
+                os.rename(path, tombstone)
+                os.unlink(tombstone)
+            content = {
+                "holder": holder,
+                "pid": os.getpid(),
+                "hostname": _HOSTNAME,
+                "expires_at": None if hold is None else now + hold,
+            }
+            try:
+                fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            try:
+                os.write(fd, json.dumps(content).encode("utf-8"))
+            finally:
+                os.close(fd)
+            return True
+
+    def _live_record(self, key: str) -> dict[str, Any] | None:
+        with self._guard():
+            record = _read(self.lock_dir / lock_file_name(key))
+            return None if _is_stale(record, time.time()) else record
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        if fcntl is None:  # pragma: no cover - Windows
+            self.lock_dir.mkdir(parents=True, exist_ok=True)
+            yield
+            return
+        guard = self.lock_dir / _GUARD
+        try:
+            fd = os.open(guard, os.O_CREAT | os.O_RDWR, 0o644)
+        except FileNotFoundError:
+            self.lock_dir.mkdir(parents=True, exist_ok=True)
+            fd = os.open(guard, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # closing the descriptor drops the flock
+
+    def __repr__(self) -> str:
+        return (
+            f"FileSystemLockManager({str(self.lock_dir)!r}, "
+            f"default_hold_timeout={self.default_hold_timeout!r})"
+        )
+
+    def __reduce__(self) -> tuple[type[FileSystemLockManager], tuple[str, float | None]]:
+        return (type(self), (str(self.lock_dir), self.default_hold_timeout))
+
+
+def _read(path: Path) -> dict[str, Any] | None:
+    """The lock record at ``path``; None if there is none or it cannot be parsed."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None

@@ -1,0 +1,216 @@
+"""``flowcore.context``: access, layering, restoration, config merge, threads, pickling."""
+
+from __future__ import annotations
+
+import pickle
+import threading
+from typing import Any
+
+import cloudpickle
+import pytest
+
+import flowcore
+from flowcore import Flow, context, task
+from flowcore.configuration import Config
+from flowcore.utilities.configuration import set_temporary_config
+from flowcore.utilities.context import Context
+
+
+def test_context_is_a_context_instance_exported_at_the_top() -> None:
+    assert isinstance(context, Context)
+    assert flowcore.context is context
+
+
+def test_attribute_item_get_and_in() -> None:
+    with context(a=1):
+        assert context.a == 1 and context["a"] == 1
+        assert context.get("a") == 1 and context.get("missing") is None
+        assert context.get("missing", "default") == "default"
+        assert "a" in context and "missing" not in context
+
+
+def test_missing_keys_raise_attribute_and_key_errors() -> None:
+    with pytest.raises(AttributeError, match="'missing'"):
+        context.missing  # noqa: B018
+    with pytest.raises(KeyError):
+        context["missing"]
+
+
+def test_base_scope_holds_config_and_secrets() -> None:
+    assert context.config is flowcore.config
+    assert context.secrets == dict(flowcore.config.context.secrets)
+
+
+def test_with_block_accepts_dicts_and_kwargs() -> None:
+    with context({"a": 1, "b": 2}, c=3) as ctx:
+        assert ctx is context
+        assert (context.a, context.b, context.c) == (1, 2, 3)
+    with context({"a": 1}, a=2):
+        assert context.a == 2
+
+
+def test_with_block_restores_exactly() -> None:
+    context.update(x=1)
+    before = context.to_dict()
+    with context(x=2, y=3):
+        assert (context.x, context.y) == (2, 3)
+        context.z = 4
+        context["w"] = 5
+        del context.x
+        assert "x" not in context
+    assert context.to_dict() == before
+    assert context.x == 1 and "y" not in context and "z" not in context and "w" not in context
+
+
+def test_nested_blocks() -> None:
+    with context(a=1, b=1):
+        with context(b=2, c=2):
+            with context(c=3):
+                assert (context.a, context.b, context.c) == (1, 2, 3)
+            assert (context.a, context.b, context.c) == (1, 2, 2)
+        assert (context.a, context.b) == (1, 1) and "c" not in context
+    assert "a" not in context
+
+
+def test_restoration_after_an_exception() -> None:
+    with pytest.raises(RuntimeError), context(a=1):
+        raise RuntimeError("boom")
+    assert "a" not in context
+
+
+def test_one_block_object_can_be_reentered() -> None:
+    block = context(a=1)
+    with block:
+        with block:
+            assert context.a == 1
+        assert context.a == 1
+    assert "a" not in context
+
+
+def test_update_persists_within_the_scope_and_not_beyond() -> None:
+    with context(a=1):
+        context.update(b=2)
+        context.update({"c": 3}, d=4)
+        assert (context.b, context.c, context.d) == (2, 3, 4)
+        with context(e=5):
+            assert context.b == 2
+        assert context.b == 2
+    assert "b" not in context and "c" not in context
+    context.update(top=1)
+    assert context.top == 1
+
+
+def test_setdefault_keys_values_items_len_iter() -> None:
+    with context(a=1):
+        assert context.setdefault("a", 9) == 1
+        assert context.setdefault("b", 2) == 2 and context.b == 2
+        assert "a" in context.keys() and ("a", 1) in context.items()
+        assert 1 in context.values()
+        assert len(context) == len(context.keys())
+        assert set(iter(context)) == set(context.keys())
+
+
+def test_config_key_is_deep_merged() -> None:
+    with context(config={"flows": {"checkpointing": True}, "new": {"k": 1}}):
+        config = context.config
+        assert isinstance(config, Config) and isinstance(config.new, Config)
+        assert config.flows.checkpointing is True
+        assert config.flows.run_on_schedule is True  # siblings kept
+        assert config.logging.level == flowcore.config.logging.level
+        assert config.new.k == 1
+        with context(config={"flows": {"run_on_schedule": False}}):
+            assert context.config.flows.checkpointing is True
+            assert context.config.flows.run_on_schedule is False
+    assert context.config is flowcore.config
+    assert flowcore.config.flows.checkpointing is False and "new" not in flowcore.config
+
+
+def test_passing_the_current_config_is_a_no_op() -> None:
+    with context(config=context.config):
+        assert context.config is flowcore.config
+
+
+def test_pickling_raises_type_error() -> None:
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        pickle.dumps(context)
+    with pytest.raises(TypeError, match="cannot be pickled"):
+        cloudpickle.dumps(context)
+
+
+def test_to_dict_is_a_recursive_plain_copy() -> None:
+    with context(a={"b": {"c": 1}}, items=[{"x": 1}]):
+        data = context.to_dict()
+    assert type(data) is dict and type(data["config"]) is dict
+    assert type(data["config"]["flows"]) is dict
+    assert data["a"] == {"b": {"c": 1}} and data["items"] == [{"x": 1}]
+    data["a"]["b"]["c"] = 2
+    data["config"]["flows"]["checkpointing"] = "changed"
+    assert flowcore.config.flows.checkpointing is False
+
+
+def test_a_new_thread_sees_no_keys_from_the_main_thread() -> None:
+    seen: dict[str, Any] = {}
+
+    def look() -> None:
+        seen["key"] = "main_only" in context
+        seen["config"] = context.config is flowcore.config
+        context.update(thread_only=True)
+
+    with context(main_only=1):
+        thread = threading.Thread(target=look)
+        thread.start()
+        thread.join()
+        assert context.main_only == 1
+    assert seen == {"key": False, "config": True}
+    assert "thread_only" not in context
+
+
+def test_threads_do_not_share_updates() -> None:
+    barrier = threading.Barrier(2)
+    results: dict[int, Any] = {}
+
+    def worker(n: int) -> None:
+        context.update(n=n)
+        barrier.wait()
+        results[n] = context.n
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in (1, 2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert results == {1: 1, 2: 2}
+
+
+def test_clear_resets_to_the_base_scope() -> None:
+    context.update(a=1)
+    context.clear()
+    assert "a" not in context and context.config is flowcore.config
+
+
+def test_repr_lists_keys() -> None:
+    with context(zz_key=1):
+        assert "zz_key" in repr(context)
+
+
+def test_flow_run_context_keys_and_user_context() -> None:
+    @task
+    def grab() -> dict[str, Any]:
+        return {key: context.get(key) for key in ("flow_name", "task_name", "map_index", "mine")}
+
+    with Flow("ctx") as flow:
+        got = grab()
+    state = flow.run(context={"mine": "yes"})
+    assert state.result[got].result == {
+        "flow_name": "ctx",
+        "task_name": "grab",
+        "map_index": None,
+        "mine": "yes",
+    }
+    assert "flow_name" not in context and "mine" not in context
+
+
+def test_set_temporary_config_is_visible_in_context() -> None:
+    with set_temporary_config({"flows.checkpointing": True}):
+        assert context.config.flows.checkpointing is True
+    assert context.config.flows.checkpointing is False

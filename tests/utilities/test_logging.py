@@ -1,0 +1,143 @@
+"""Loggers, context attributes on records, and the handler configured from config."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from flowcore import Flow, context, task
+from flowcore.utilities import logging as flowcore_logging
+from flowcore.utilities.configuration import set_temporary_config
+from flowcore.utilities.logging import configure_logging, get_logger
+
+
+@pytest.fixture
+def restore_flowcore_logger() -> Iterator[logging.Logger]:
+    """Put the ``flowcore`` logger's handlers and level back after a reconfiguration."""
+    logger = logging.getLogger("flowcore")
+    handlers, level, propagate = list(logger.handlers), logger.level, logger.propagate
+    try:
+        yield logger
+    finally:
+        logger.handlers[:] = handlers
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+
+def flowcore_handler(logger: logging.Logger) -> logging.Handler:
+    (handler,) = [h for h in logger.handlers if getattr(h, "_flowcore", False)]
+    return handler
+
+
+def test_logger_names() -> None:
+    assert get_logger().name == "flowcore"
+    assert get_logger("FlowRunner").name == "flowcore.FlowRunner"
+    assert get_logger("my_task").name == "flowcore.my_task"
+    assert get_logger("x") is get_logger("x") is logging.getLogger("flowcore.x")
+
+
+def test_the_flowcore_logger_has_one_handler_and_does_not_propagate() -> None:
+    logger = logging.getLogger("flowcore")
+    assert not logger.propagate
+    assert len([h for h in logger.handlers if getattr(h, "_flowcore", False)]) == 1
+
+
+@task
+def chatty(x: int) -> int:
+    context.logger.info("value is %s", x)
+    return x
+
+
+def test_runner_and_task_logger_names_during_a_run(logs: pytest.LogCaptureFixture) -> None:
+    with Flow("logging flow") as flow:
+        chatty(1)
+    flow.run()
+    names = {record.name for record in logs.records}
+    assert {"flowcore.FlowRunner", "flowcore.TaskRunner", "flowcore.chatty"} <= names
+    messages = [r.getMessage() for r in logs.records]
+    assert "Beginning Flow run for 'logging flow'" in messages
+    assert "Task 'chatty': Starting task run..." in messages
+    assert "Task 'chatty': Finished task run for task with final state: 'Success'" in messages
+    assert "value is 1" in messages
+
+
+def test_mapped_children_log_under_their_full_name(logs: pytest.LogCaptureFixture) -> None:
+    with Flow("mapped logging") as flow:
+        chatty.map([10, 20])
+    flow.run()
+    user = [(r.name, r.getMessage()) for r in logs.records if r.getMessage().startswith("value")]
+    assert sorted(user) == [("flowcore.chatty[0]", "value is 10"), ("flowcore.chatty[1]", "value is 20")]
+
+
+def test_records_carry_the_run_context(logs: pytest.LogCaptureFixture) -> None:
+    with Flow("attrs") as flow:
+        chatty(1)
+    flow.run()
+    for message in ("value is 1", "Task 'chatty': Starting task run...",
+                    "Task 'chatty': Finished task run for task with final state: 'Success'"):
+        (record,) = [r for r in logs.records if r.getMessage() == message]
+        assert record.flow_name == "attrs"  # type: ignore[attr-defined]
+        assert record.task_name == "chatty"  # type: ignore[attr-defined]
+        assert record.task_slug == "chatty-1"  # type: ignore[attr-defined]
+        assert record.flow_run_id and record.task_run_id  # type: ignore[attr-defined]
+    (end,) = [r for r in logs.records if r.getMessage().startswith("Flow run SUCCESS")]
+    assert end.flow_name == "attrs" and end.task_name is None  # type: ignore[attr-defined]
+
+
+def test_log_attributes_from_config_are_added(logs: pytest.LogCaptureFixture) -> None:
+    with set_temporary_config({"logging.log_attributes": ["customer"]}):
+        with Flow("extra attrs") as flow:
+            chatty(1)
+        flow.run(context={"customer": "acme"})
+    (record,) = [r for r in logs.records if r.getMessage() == "value is 1"]
+    assert record.customer == "acme"  # type: ignore[attr-defined]
+
+
+def test_default_format(restore_flowcore_logger: logging.Logger) -> None:
+    handler = flowcore_handler(restore_flowcore_logger)
+    record = logging.LogRecord("flowcore.x", logging.INFO, __file__, 1, "hello %s", ("you",), None)
+    line = handler.format(record)
+    assert re.fullmatch(
+        r"\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d[+-]\d{4}\] INFO - flowcore\.x \| hello you", line
+    ), line
+
+
+def test_format_level_and_extra_loggers_come_from_config(
+    restore_flowcore_logger: logging.Logger,
+) -> None:
+    extra = logging.getLogger("flowcore_test_extra_lib")
+    settings: dict[str, Any] = {
+        "logging.format": "%(levelname)s|%(name)s|%(message)s",
+        "logging.level": "debug",
+        "logging.extra_loggers": ["flowcore_test_extra_lib"],
+    }
+    try:
+        with set_temporary_config(settings):
+            configure_logging()
+        handler = flowcore_handler(restore_flowcore_logger)
+        record = logging.LogRecord("flowcore.y", logging.WARNING, __file__, 1, "msg", None, None)
+        assert handler.format(record) == "WARNING|flowcore.y|msg"
+        assert restore_flowcore_logger.level == logging.DEBUG
+        assert handler in extra.handlers and extra.level == logging.DEBUG
+    finally:
+        for h in list(extra.handlers):
+            extra.removeHandler(h)
+        extra.setLevel(logging.NOTSET)
+
+
+def test_reconfiguring_replaces_the_handler(restore_flowcore_logger: logging.Logger) -> None:
+    configure_logging()
+    configure_logging()
+    assert len([h for h in restore_flowcore_logger.handlers if getattr(h, "_flowcore", False)]) == 1
+
+
+def test_log_helper_respects_levels(logs: pytest.LogCaptureFixture) -> None:
+    logger = get_logger("helper")
+    logs.set_level(logging.INFO, logger="flowcore")
+    flowcore_logging.log(logger, logging.DEBUG, "hidden")
+    flowcore_logging.log(logger, logging.INFO, "shown")
+    assert [r.getMessage() for r in logs.records if r.name == "flowcore.helper"] == ["shown"]
