@@ -114,11 +114,17 @@ def configure_logging(testing: bool = False) -> logging.Logger:
     return logger
 
 
+_LOGGER_FILTER = _ContextFilter()
+
+
 def get_logger(name: str | None = None) -> logging.Logger:
-    """``flowcore`` or ``flowcore.<name>``."""
+    """``flowcore`` or ``flowcore.<name>``; records logged on it carry the run's context
+    attributes, whichever handler receives them."""
     logger = _LOGGERS.get(name)
     if logger is None:
         logger = logging.getLogger("flowcore" if name is None else f"flowcore.{name}")
+        if _LOGGER_FILTER not in logger.filters:
+            logger.addFilter(_LOGGER_FILTER)
         _LOGGERS[name] = logger
     return logger
 
@@ -127,6 +133,7 @@ def get_child_logger(parent: logging.Logger, full_name: str) -> logging.Logger:
     """An unregistered logger named ``flowcore.<full_name>`` whose records go to ``parent``."""
     logger = logging.Logger(f"flowcore.{full_name}")
     logger.parent = parent
+    logger.addFilter(_LOGGER_FILTER)
     return logger
 
 

@@ -141,3 +141,32 @@ def test_log_helper_respects_levels(logs: pytest.LogCaptureFixture) -> None:
     flowcore_logging.log(logger, logging.DEBUG, "hidden")
     flowcore_logging.log(logger, logging.INFO, "shown")
     assert [r.getMessage() for r in logs.records if r.name == "flowcore.helper"] == ["shown"]
+
+
+def test_a_handler_on_a_task_logger_sees_the_run_context() -> None:
+    """Prefect 1 injected context attributes into every record; so does flowcore, for
+    records logged on flowcore loggers, whatever handler receives them."""
+    import logging
+
+    from flowcore import Flow, context, task
+
+    seen: list[tuple[str, object, object]] = []
+
+    class Recorder(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            seen.append((record.name, getattr(record, "flow_name", None), getattr(record, "task_name", None)))
+
+    @task
+    def noisy_task_for_logging() -> None:
+        context.logger.info("hello")
+
+    handler = Recorder()
+    logger = logging.getLogger("flowcore.noisy_task_for_logging")
+    logger.addHandler(handler)
+    try:
+        with Flow("logging-flow") as flow:
+            noisy_task_for_logging()
+        flow.run()
+    finally:
+        logger.removeHandler(handler)
+    assert seen == [("flowcore.noisy_task_for_logging", "logging-flow", "noisy_task_for_logging")]
