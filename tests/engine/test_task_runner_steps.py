@@ -64,7 +64,7 @@ def now() -> pendulum.DateTime:
     return pendulum.now("UTC")
 
 
-# -- initialize_run ------------------------------------------------------------------------
+# -- initialize_run ---------------------------------------------------------------------------
 
 
 def test_initialize_run_none_becomes_pending_and_fills_task_keys() -> None:
@@ -163,7 +163,7 @@ def test_initialize_run_reads_checkpointing_from_config() -> None:
     assert context["checkpointing"] is True
 
 
-# -- check_task_is_ready ---------------------------------------------------------------------
+# -- check_task_is_ready ----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -186,7 +186,7 @@ def test_check_task_is_ready_ends_run_unchanged(state: State) -> None:
     assert info.value.state is state
 
 
-# -- check_task_reached_start_time -------------------------------------------------------------
+# -- check_task_reached_start_time ------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -219,7 +219,7 @@ def test_check_task_reached_start_time_passes(state: State) -> None:
     assert TaskRunner(Task()).check_task_reached_start_time(state) is state
 
 
-# -- check_upstream_finished / check_upstream_skipped ------------------------------------------
+# -- check_upstream_finished / check_upstream_skipped -----------------------------------------
 
 
 def test_check_upstream_finished_passes_when_all_finished() -> None:
@@ -234,7 +234,9 @@ def test_check_upstream_finished_passes_when_all_finished() -> None:
 def test_check_upstream_finished_ends_run_with_current_state(unfinished: State) -> None:
     state = Pending("mine")
     with pytest.raises(ENDRUN) as info:
-        TaskRunner(Task()).check_upstream_finished(state, {edge("x"): Success(), edge("y"): unfinished})
+        TaskRunner(Task()).check_upstream_finished(
+            state, {edge("x"): Success(), edge("y"): unfinished}
+        )
     assert info.value.state is state
 
 
@@ -247,7 +249,9 @@ def test_check_upstream_finished_expands_mapped_upstream_on_unmapped_edge() -> N
 def test_check_upstream_finished_does_not_expand_mapped_edge() -> None:
     parent = Mapped(map_states=[Success(), Retrying()])
     state = Pending()
-    assert TaskRunner(Task()).check_upstream_finished(state, {edge("x", mapped=True): parent}) is state
+    assert (
+        TaskRunner(Task()).check_upstream_finished(state, {edge("x", mapped=True): parent}) is state
+    )
 
 
 def test_check_upstream_finished_uses_cached_inputs_for_missing_upstream() -> None:
@@ -258,7 +262,9 @@ def test_check_upstream_finished_uses_cached_inputs_for_missing_upstream() -> No
 
 def test_check_upstream_skipped_ends_run_skipped() -> None:
     with pytest.raises(ENDRUN) as info:
-        TaskRunner(Task()).check_upstream_skipped(Pending(), {edge("x"): Success(), edge(None): Skipped()})
+        TaskRunner(Task()).check_upstream_skipped(
+            Pending(), {edge("x"): Success(), edge(None): Skipped()}
+        )
     assert type(info.value.state) is Skipped
     assert info.value.state.message == SKIP_MESSAGE
     assert info.value.state.result is None
@@ -274,7 +280,9 @@ def test_check_upstream_skipped_sees_a_skipped_mapped_child() -> None:
 def test_check_upstream_skipped_ignores_children_on_mapped_edge() -> None:
     parent = Mapped(map_states=[Success(), Skipped()])
     state = Pending()
-    assert TaskRunner(Task()).check_upstream_skipped(state, {edge("x", mapped=True): parent}) is state
+    assert (
+        TaskRunner(Task()).check_upstream_skipped(state, {edge("x", mapped=True): parent}) is state
+    )
 
 
 def test_check_upstream_skipped_off_passes() -> None:
@@ -288,7 +296,9 @@ def test_check_upstream_skipped_off_passes() -> None:
 
 def test_get_task_inputs_keyed_edges_give_result_objects() -> None:
     one = Success(result=1)
-    inputs = TaskRunner(Task()).get_task_inputs(Pending(), {edge("x"): one, edge(None): Success(result=5)})
+    inputs = TaskRunner(Task()).get_task_inputs(
+        Pending(), {edge("x"): one, edge(None): Success(result=5)}
+    )
     assert inputs == {"x": one._result}
     assert inputs["x"] is one._result
 
@@ -296,7 +306,9 @@ def test_get_task_inputs_keyed_edges_give_result_objects() -> None:
 def test_get_task_inputs_falls_back_on_cached_inputs() -> None:
     cached = {"x": Result(10), "y": Result(20)}
     state = Retrying(cached_inputs=cached)
-    inputs = TaskRunner(Task()).get_task_inputs(state, {edge("x"): Pending("Task state not available.")})
+    inputs = TaskRunner(Task()).get_task_inputs(
+        state, {edge("x"): Pending("Task state not available.")}
+    )
     assert {k: r.value for k, r in inputs.items()} == {"x": 10, "y": 20}
 
 
@@ -323,7 +335,10 @@ def test_check_task_ready_to_map_counts_the_shortest_input() -> None:
 
 
 def test_check_task_ready_to_map_over_mapped_upstream_uses_its_width() -> None:
-    upstream = {edge("x", mapped=True): Mapped(n_map_states=4), edge("y", mapped=True): Success(result="abcde")}
+    upstream = {
+        edge("x", mapped=True): Mapped(n_map_states=4),
+        edge("y", mapped=True): Success(result="abcde"),
+    }
     with pytest.raises(ENDRUN) as info:
         TaskRunner(Task()).check_task_ready_to_map(Pending(), upstream)
     assert info.value.state.n_map_states == 4
@@ -353,7 +368,10 @@ def test_check_task_ready_to_map_nothing_to_map_over(upstream: dict[Edge, State]
 
 
 def test_check_task_ready_to_map_unmappable_result() -> None:
-    upstream = {edge("x", mapped=True): Success(result=5), edge("y", mapped=True): Success(result=[1])}
+    upstream = {
+        edge("x", mapped=True): Success(result=5),
+        edge("y", mapped=True): Success(result=[1]),
+    }
     with pytest.raises(ENDRUN) as info:
         TaskRunner(Task()).check_task_ready_to_map(Pending(), upstream)
     assert type(info.value.state) is Failed
@@ -364,12 +382,14 @@ def test_check_task_ready_to_map_rerun_keeps_mapped_state_and_records_inputs() -
     state = Mapped(map_states=[Success(), Retrying()])
     upstream_state = Success(result=[1, 2])
     with pytest.raises(ENDRUN) as info:
-        TaskRunner(Task()).check_task_ready_to_map(state, {edge("x", mapped=True): upstream_state, edge(None): Success()})
+        TaskRunner(Task()).check_task_ready_to_map(
+            state, {edge("x", mapped=True): upstream_state, edge(None): Success()}
+        )
     assert info.value.state is state
     assert state.cached_inputs == {"x": upstream_state._result}
 
 
-# -- set_task_run_name / formatting_kwargs -----------------------------------------------------
+# -- set_task_run_name / formatting_kwargs ----------------------------------------------------
 
 
 def test_set_task_run_name_formats_template_with_inputs_and_parameters() -> None:
@@ -394,13 +414,15 @@ def test_set_task_run_name_absent_sets_nothing() -> None:
 
 
 def test_formatting_kwargs_order_parameters_context_inputs() -> None:
-    runner = ready_runner(Task(), parameters={"a": "param", "b": "param", "c": "param"}, b="ctx", c="ctx")
+    runner = ready_runner(
+        Task(), parameters={"a": "param", "b": "param", "c": "param"}, b="ctx", c="ctx"
+    )
     kwargs = runner.formatting_kwargs({"c": Result("input"), "self": Result("dropped")})
     assert (kwargs["a"], kwargs["b"], kwargs["c"]) == ("param", "ctx", "input")
     assert "self" not in kwargs
 
 
-# -- check_task_is_cached -----------------------------------------------------------------------
+# -- check_task_is_cached ---------------------------------------------------------------------
 
 
 def test_check_task_is_cached_keeps_a_valid_incoming_cached_state() -> None:
@@ -432,7 +454,9 @@ def test_check_task_is_cached_returns_first_valid_candidate_itself() -> None:
     expired = Cached(result=0, cached_result_expiration=now().subtract(minutes=1))
     good = Cached(result=1, cached_result_expiration=now().add(minutes=1))
     later = Cached(result=2, cached_result_expiration=now().add(minutes=1))
-    runner = ready_runner(Task(name="t", cache_for=timedelta(minutes=1)), caches={"t": [expired, good, later]})
+    runner = ready_runner(
+        Task(name="t", cache_for=timedelta(minutes=1)), caches={"t": [expired, good, later]}
+    )
     assert runner.check_task_is_cached(Pending(), {}) is good
 
 
@@ -444,7 +468,12 @@ def test_check_task_is_cached_uses_cache_key_over_name() -> None:
 
 
 def test_check_task_is_cached_validator_sees_input_values() -> None:
-    cached = Cached(result=1, cached_result_expiration=now().add(minutes=1), hashed_inputs=None, cached_inputs={"x": Result(1)})
+    cached = Cached(
+        result=1,
+        cached_result_expiration=now().add(minutes=1),
+        hashed_inputs=None,
+        cached_inputs={"x": Result(1)},
+    )
     t = Task(name="t", cache_for=timedelta(minutes=1), cache_validator=all_inputs)
     runner = ready_runner(t, caches={"t": [cached]})
     assert runner.check_task_is_cached(Pending(), {"x": Result(1)}) is cached
@@ -452,14 +481,18 @@ def test_check_task_is_cached_validator_sees_input_values() -> None:
     assert runner.check_task_is_cached(state, {"x": Result(2)}) is state
 
 
-def test_check_task_is_cached_miss_on_empty_cache_logs_nothing(logs: pytest.LogCaptureFixture) -> None:
+def test_check_task_is_cached_miss_on_empty_cache_logs_nothing(
+    logs: pytest.LogCaptureFixture,
+) -> None:
     runner = ready_runner(Task(name="t", cache_for=timedelta(minutes=1)), caches={})
     state = Pending()
     assert runner.check_task_is_cached(state, {}) is state
     assert not [r for r in logs.records if "cache" in r.getMessage().lower()]
 
 
-def test_check_task_is_cached_miss_with_stale_records_says_so(logs: pytest.LogCaptureFixture) -> None:
+def test_check_task_is_cached_miss_with_stale_records_says_so(
+    logs: pytest.LogCaptureFixture,
+) -> None:
     stale = Cached(result=1, cached_result_expiration=now().subtract(minutes=1))
     runner = ready_runner(Task(name="t", cache_for=timedelta(minutes=1)), caches={"t": [stale]})
     runner.check_task_is_cached(Pending(), {})
@@ -469,7 +502,7 @@ def test_check_task_is_cached_miss_with_stale_records_says_so(logs: pytest.LogCa
     assert "cache miss for key 't': the cached value expired at" in lines[0].getMessage()
 
 
-# -- check_task_trigger ---------------------------------------------------------------------------
+# -- check_task_trigger -----------------------------------------------------------------------
 
 
 def test_check_task_trigger_passing_returns_state() -> None:
@@ -489,7 +522,10 @@ def test_check_task_trigger_default_on_failed_upstream() -> None:
     with pytest.raises(ENDRUN) as info:
         TaskRunner(Task()).check_task_trigger(Pending(), {edge("x"): Failed()})
     assert type(info.value.state) is TriggerFailed
-    assert info.value.state.message == 'Trigger was "all_successful" but some of the upstream tasks failed.'
+    assert (
+        info.value.state.message
+        == 'Trigger was "all_successful" but some of the upstream tasks failed.'
+    )
     assert isinstance(info.value.state.result, signals.TRIGGERFAIL)
 
 
@@ -512,7 +548,9 @@ def test_check_task_trigger_error_is_trigger_failed_with_the_exception() -> None
     with pytest.raises(ENDRUN) as info:
         TaskRunner(Task(trigger=trigger)).check_task_trigger(Pending(), {})
     assert type(info.value.state) is TriggerFailed
-    assert info.value.state.message == "Unexpected error while checking task trigger: KeyError('bad')"
+    assert (
+        info.value.state.message == "Unexpected error while checking task trigger: KeyError('bad')"
+    )
     assert info.value.state.result is error
 
 
@@ -535,7 +573,7 @@ def test_check_task_trigger_manual_only_passes_when_resuming() -> None:
         assert runner.check_task_trigger(state, {edge("x"): Success()}) is state
 
 
-# -- set_task_to_running / get_task_run_state ------------------------------------------------------
+# -- set_task_to_running / get_task_run_state -------------------------------------------------
 
 
 @pytest.mark.parametrize("state", [Pending(), Retrying(), Resume()], ids=lambda s: type(s).__name__)
@@ -545,7 +583,9 @@ def test_set_task_to_running_from_pending(state: State) -> None:
     assert new.message == "Starting task run."
 
 
-@pytest.mark.parametrize("state", [Cached(result=1), Running(), Success(), Mapped()], ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize(
+    "state", [Cached(result=1), Running(), Success(), Mapped()], ids=lambda s: type(s).__name__
+)
 def test_set_task_to_running_ends_run_for_other_states(state: State) -> None:
     with pytest.raises(ENDRUN) as info:
         TaskRunner(Task()).set_task_to_running(state, {})
@@ -607,7 +647,9 @@ def test_get_task_run_state_success_signal_keeps_its_message() -> None:
 
 
 @pytest.mark.parametrize("signal", [signals.FAIL, signals.SKIP], ids=lambda s: s.__name__)
-def test_get_task_run_state_other_signals_propagate_to_the_pipeline(signal: type[signals.PrefectStateSignal]) -> None:
+def test_get_task_run_state_other_signals_propagate_to_the_pipeline(
+    signal: type[signals.PrefectStateSignal],
+) -> None:
     @task
     def raiser() -> None:
         raise signal("out")
@@ -617,7 +659,9 @@ def test_get_task_run_state_other_signals_propagate_to_the_pipeline(signal: type
 
 
 @pytest.mark.parametrize("signal", [signals.PAUSE, signals.RETRY], ids=lambda s: s.__name__)
-def test_get_task_run_state_pause_and_retry_carry_the_inputs(signal: type[signals.PrefectStateSignal]) -> None:
+def test_get_task_run_state_pause_and_retry_carry_the_inputs(
+    signal: type[signals.PrefectStateSignal],
+) -> None:
     @task
     def raiser(x: int) -> None:
         raise signal("later")
@@ -639,7 +683,7 @@ def test_get_task_run_state_timeout_is_timed_out() -> None:
     assert isinstance(new.result, TaskTimeoutSignal)
 
 
-# -- cache_result -----------------------------------------------------------------------------------
+# -- cache_result -----------------------------------------------------------------------------
 
 
 def test_cache_result_turns_success_into_cached() -> None:
@@ -653,12 +697,14 @@ def test_cache_result_turns_success_into_cached() -> None:
     assert new.cached_parameters == {"p": 1}
     assert set(new.hashed_inputs or {}) == {"x"}
     assert new.cached_result_expiration is not None
-    assert before + timedelta(minutes=5) <= new.cached_result_expiration <= now() + timedelta(minutes=5)
+    assert (
+        before + timedelta(minutes=5)
+        <= new.cached_result_expiration
+        <= now() + timedelta(minutes=5)
+    )
 
 
-@pytest.mark.parametrize(
-    "state", [Skipped(), Failed(), Looped()], ids=lambda s: type(s).__name__
-)
+@pytest.mark.parametrize("state", [Skipped(), Failed(), Looped()], ids=lambda s: type(s).__name__)
 def test_cache_result_leaves_non_success_and_skipped(state: State) -> None:
     assert ready_runner(Task(cache_for=timedelta(minutes=5))).cache_result(state, {}) is state
 
@@ -668,7 +714,7 @@ def test_cache_result_without_cache_for_is_a_no_op() -> None:
     assert ready_runner(Task()).cache_result(state, {}) is state
 
 
-# -- check_for_retry ---------------------------------------------------------------------------------
+# -- check_for_retry --------------------------------------------------------------------------
 
 
 def retry_task(**kwargs: Any) -> Task:
@@ -712,7 +758,9 @@ def test_check_for_retry_without_max_retries() -> None:
     assert ready_runner(Task()).check_for_retry(state, {}) is state
 
 
-@pytest.mark.parametrize("state", [TimedOut(), TriggerFailed(), Failed()], ids=lambda s: type(s).__name__)
+@pytest.mark.parametrize(
+    "state", [TimedOut(), TriggerFailed(), Failed()], ids=lambda s: type(s).__name__
+)
 def test_check_for_retry_retries_failed_subclasses(state: State) -> None:
     assert type(ready_runner(retry_task()).check_for_retry(state, {})) is Retrying
 
@@ -722,7 +770,9 @@ def test_check_for_retry_retry_on_match() -> None:
     assert type(runner.check_for_retry(Failed(result=KeyError("k")), {})) is Retrying
 
 
-def test_check_for_retry_retry_on_mismatch_logs_and_keeps_failed(logs: pytest.LogCaptureFixture) -> None:
+def test_check_for_retry_retry_on_mismatch_logs_and_keeps_failed(
+    logs: pytest.LogCaptureFixture,
+) -> None:
     runner = ready_runner(retry_task(retry_on=KeyError))
     state = Failed(result=ValueError("v"))
     assert runner.check_for_retry(state, {}) is state
@@ -752,7 +802,7 @@ def test_check_for_retry_while_looping_keeps_the_iteration() -> None:
     assert new.result == 40
 
 
-# -- check_task_is_looping -------------------------------------------------------------------------
+# -- check_task_is_looping --------------------------------------------------------------------
 
 
 def test_check_task_is_looping_prepares_next_iteration() -> None:

@@ -155,13 +155,13 @@ class Result:
         return full
 
     def _exists(self, location: str) -> bool:
-        raise ResultNotImplementedError(_no_storage(self, "exists"))
+        raise ResultNotImplementedError(_no_storage(self, "check whether a value exists"))
 
     def _read_bytes(self, location: str) -> bytes:
-        raise ResultNotImplementedError(_no_storage(self, "read"))
+        raise ResultNotImplementedError(_no_storage(self, "read a value"))
 
     def _write_bytes(self, location: str, data: bytes) -> None:
-        raise ResultNotImplementedError(_no_storage(self, "write"))
+        raise ResultNotImplementedError(_no_storage(self, "write a value"))
 
 
 class NoResultType(Result):

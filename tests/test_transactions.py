@@ -1,0 +1,127 @@
+"""Transactions: a group's cache records and targets are written only if all of it succeeds."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowcore import Flow, task
+from flowcore import cache_policies as cp
+from flowcore.caching import ResultCacheStore
+from flowcore.engine.results import LocalResult
+from flowcore.engine.state import Cached, Success
+from flowcore.transactions import Transaction, transaction
+from flowcore.utilities.configuration import set_temporary_config
+
+
+@pytest.fixture(autouse=True)
+def home(tmp_path: Path) -> Iterator[Path]:
+    with set_temporary_config({"home_dir": str(tmp_path / "home")}):
+        yield tmp_path / "home"
+
+
+def seed_flow(executed: list[str], broken: dict[str, bool]) -> tuple[Flow, Any, Any]:
+    @task(cache_policy=cp.INPUTS)
+    def load_data() -> list[int]:
+        executed.append("load_data")
+        return [1, 2, 3]
+
+    @task(cache_policy=cp.INPUTS)
+    def process_data(data: list[int]) -> int:
+        executed.append("process_data")
+        if broken["process"]:
+            raise RuntimeError("bug in process_data")
+        return sum(data)
+
+    with Flow("pipeline") as flow:
+        with transaction() as group:
+            data = load_data()
+            processed = process_data(data)
+    assert isinstance(group, Transaction) and group.tasks == [data, processed]
+    return flow, data, processed
+
+
+def test_the_seed_transaction_example(home: Path, logs: pytest.LogCaptureFixture) -> None:
+    executed: list[str] = []
+    broken = {"process": True}
+    flow, data, processed = seed_flow(executed, broken)
+
+    first = flow.run()
+    assert first.is_failed() and executed == ["load_data", "process_data"]
+    assert not (home / "storage").exists() or not os.listdir(home / "storage")
+    assert any("rolled back 1 write(s)" in r.getMessage() for r in logs.records)
+
+    broken["process"] = False
+    second = flow.run()
+    assert second.is_successful() and executed[2:] == ["load_data", "process_data"]
+    assert any("committed 2 write(s)" in r.getMessage() for r in logs.records)
+
+    third = flow.run()
+    assert executed[4:] == []
+    assert isinstance(third.result[data], Cached) and isinstance(third.result[processed], Cached)
+    assert third.result[processed].result == 6
+
+
+def test_tasks_outside_the_transaction_write_at_once(home: Path) -> None:
+    executed: list[str] = []
+
+    @task(cache_key_fn=lambda c, p: "outside")
+    def outside() -> int:
+        executed.append("outside")
+        return 1
+
+    @task(cache_key_fn=lambda c, p: "inside")
+    def inside() -> int:
+        executed.append("inside")
+        raise RuntimeError("fails")
+
+    with Flow("mixed") as flow:
+        outside()
+        with transaction():
+            inside()
+    flow.run()
+    flow.run()
+    assert executed == ["outside", "inside", "inside"]
+
+
+def test_prefect1_spelling_and_targets_in_a_transaction(tmp_path: Path) -> None:
+    executed: list[str] = []
+    broken = {"second": True}
+    store = ResultCacheStore(LocalResult(dir=tmp_path / "cache"))
+    results = LocalResult(dir=tmp_path / "targets")
+
+    @task(cache_for=timedelta(hours=1), result=results, target="first.pkl")
+    def first() -> int:
+        executed.append("first")
+        return 1
+
+    @task(cache_for=timedelta(hours=1))
+    def second(x: int) -> int:
+        executed.append("second")
+        if broken["second"]:
+            raise RuntimeError("not yet")
+        return x + 1
+
+    with Flow("mixed-spelling", cache_store=store) as flow:
+        with transaction():
+            second(first())
+    flow.run(context={"checkpointing": True})
+    assert not (tmp_path / "targets" / "first.pkl").exists()
+    assert not list((tmp_path / "cache").rglob("*.value")) if (tmp_path / "cache").exists() else True
+    broken["second"] = False
+    flow.run(context={"checkpointing": True})
+    assert (tmp_path / "targets" / "first.pkl").exists()
+    state = flow.run(context={"checkpointing": True})
+    assert executed == ["first", "second", "first", "second"]
+    assert all(isinstance(s, (Cached, Success)) for s in state.result.values())
+
+
+def test_transaction_outside_a_flow_is_an_error() -> None:
+    with pytest.raises(ValueError, match="inside a `with Flow"):
+        with transaction():
+            pass
