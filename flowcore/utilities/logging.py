@@ -29,6 +29,7 @@ from flowcore.utilities import context as _context
 
 __all__ = ["configure_logging", "get_child_logger", "get_logger", "log"]
 
+_DEFAULT_FORMAT = configuration.DEFAULTS["logging"]["format"]
 _CONTEXT_ATTRIBUTES = ("flow_name", "flow_run_id", "task_name", "task_slug", "task_run_id")
 _LOGGERS: dict[str | None, logging.Logger] = {}
 _ORIGINAL_FACTORY = logging.getLogRecordFactory()
@@ -62,6 +63,16 @@ class _Formatter(logging.Formatter):
         self._fast = isinstance(self._style, logging.PercentStyle) and (
             datefmt is not None and "%f" not in datefmt
         )
+        self._plain = self._fast and fmt == _DEFAULT_FORMAT
+
+    def plain_line(self, name: str, level: int, message: str) -> str:
+        """The default format's line for a plain message, without building a record."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._asctime = time.strftime(self.datefmt or "", self.converter(now))
+            self._second = second
+        return f"[{self._asctime}] {logging.getLevelName(level)} - {name} | {message}\n"
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         if not self._fast or datefmt != self.datefmt:
@@ -151,13 +162,48 @@ _STATIC_FIELDS: dict[str, Any] = {
 }
 
 
+def _sole_handler(logger: logging.Logger, level: int) -> _StreamHandler | None:
+    """flowcore's own handler when it is the only thing that would see this record, with
+    the default format, no extra filters and nothing else listening; else None."""
+    parent = logger.parent
+    if logger.handlers or len(logger.filters) > 1 or parent is None or parent.name != "flowcore":
+        return None
+    handlers = parent.handlers
+    if len(handlers) != 1 or parent.propagate or len(parent.filters) > 1:
+        return None
+    handler = handlers[0]
+    if (
+        type(handler) is not _StreamHandler
+        or level < handler.level
+        or len(handler.filters) != 1
+        or not getattr(handler.formatter, "_plain", False)
+    ):
+        return None
+    return handler
+
+
 def log(logger: logging.Logger, level: int, message: str) -> None:
     """Log a plain message (no arguments, no exception) cheaply; see the module docstring."""
     if not logger.isEnabledFor(level):
         return
-    if logging.getLogRecordFactory() is not _ORIGINAL_FACTORY:
-        logger.handle(logger.makeRecord(logger.name, level, "(flowcore)", 0, message, None, None))
+    handler = _sole_handler(logger, level)
+    if handler is not None:
+        formatter = handler.formatter
+        assert isinstance(formatter, _Formatter)
+        line = formatter.plain_line(logger.name, level, message)
+        with handler.lock:  # type: ignore[union-attr]
+            try:
+                handler.stream.write(line)
+                handler.stream.flush()
+            except Exception:
+                handler.handleError(_record_for(logger, level, message))
         return
+    logger.handle(_record_for(logger, level, message))
+
+
+def _record_for(logger: logging.Logger, level: int, message: str) -> logging.LogRecord:
+    if logging.getLogRecordFactory() is not _ORIGINAL_FACTORY:
+        return logger.makeRecord(logger.name, level, "(flowcore)", 0, message, None, None)
     record = logging.LogRecord.__new__(logging.LogRecord)
     fields = record.__dict__
     fields.update(_STATIC_FIELDS)
@@ -178,7 +224,7 @@ def log(logger: logging.Logger, level: int, message: str) -> None:
     fields["processName"] = _process_name()
     fields["process"] = os.getpid() if logging.logProcesses else None
     _add_context(fields)
-    logger.handle(record)
+    return record
 
 
 def _process_name() -> str | None:
