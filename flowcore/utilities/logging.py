@@ -1,7 +1,7 @@
 """Loggers ``flowcore``, ``flowcore.FlowRunner``, ``flowcore.TaskRunner``, ``flowcore.<task>``.
 
-One stream handler on the ``flowcore`` logger, configured from ``config.logging``
-(level, format, datefmt). Context attributes (``flow_name``, ``flow_run_id``,
+One stream handler (on stdout, as in Prefect 1) on the ``flowcore`` logger, configured
+from ``config.logging`` (level, format, datefmt). Context attributes (``flow_name``, ``flow_run_id``,
 ``task_name``, ``task_slug``, ``task_run_id`` and ``config.logging.log_attributes``) are
 added to records by a filter on that handler, so only records that are emitted pay for
 them. Mapped children log through a child logger named ``flowcore.<name>[i]`` that is not
@@ -111,7 +111,7 @@ def configure_logging(testing: bool = False) -> logging.Logger:
     logger = logging.getLogger("flowcore")
     for handler in [h for h in logger.handlers if getattr(h, "_flowcore", False)]:
         logger.removeHandler(handler)
-    handler = _StreamHandler(sys.stderr)
+    handler = _StreamHandler(sys.stdout)
     handler._flowcore = True  # type: ignore[attr-defined]
     handler.setFormatter(_Formatter(settings.format, settings.datefmt))
     handler.addFilter(_ContextFilter())
