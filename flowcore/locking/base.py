@@ -52,7 +52,9 @@ class LockManager(abc.ABC):
     """
 
     def __init__(self, default_hold_timeout: float | None = DEFAULT_HOLD_TIMEOUT) -> None:
-        self.default_hold_timeout = _check_hold_timeout(default_hold_timeout, "default_hold_timeout")
+        self.default_hold_timeout = _check_hold_timeout(
+            default_hold_timeout, "default_hold_timeout"
+        )
 
     @abc.abstractmethod
     def acquire_lock(

@@ -99,7 +99,8 @@ class FileSystemLockManager(LockManager):
     """Locks shared by the processes of one host, as files in ``lock_dir``.
 
     Use a directory on a local file system that every process can write (it is created on
-    first use). Pickles by its constructor arguments.
+    first use; a relative path is made absolute at once). Pickles by its constructor
+    arguments.
 
     Args:
         lock_dir: the directory of the lock files.
@@ -108,10 +109,12 @@ class FileSystemLockManager(LockManager):
     """
 
     def __init__(
-        self, lock_dir: str | os.PathLike[str], default_hold_timeout: float | None = DEFAULT_HOLD_TIMEOUT
+        self,
+        lock_dir: str | os.PathLike[str],
+        default_hold_timeout: float | None = DEFAULT_HOLD_TIMEOUT,
     ) -> None:
         super().__init__(default_hold_timeout)
-        self.lock_dir = Path(lock_dir).expanduser()
+        self.lock_dir = Path(lock_dir).expanduser().absolute()  # the same in every cwd
 
     # -- the contract ------------------------------------------------------------------
 

@@ -1,0 +1,237 @@
+"""The LockManager contract, run for every manager against its real backend.
+
+Memory (threads), file system (a temporary directory), Redis (a redis-server started for
+the session) and Dask (a LocalCluster of two worker processes; these tests call it from
+the test process through a client).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from flowcore.locking import LockManager
+
+WAIT = 10.0  # bound on "eventually": generous, only reached when something is broken
+
+
+def test_acquire_is_locked_and_release(manager: LockManager, key: str) -> None:
+    assert not manager.is_locked(key)
+    assert manager.acquire_lock(key, "run-a") is True
+    assert manager.is_locked(key)
+    assert manager.is_lock_holder(key, "run-a")
+    assert not manager.is_lock_holder(key, "run-b")
+
+    manager.release_lock(key, "run-a")
+
+    assert not manager.is_locked(key)
+    assert not manager.is_lock_holder(key, "run-a")
+
+
+def test_keys_are_independent(manager: LockManager, key: str) -> None:
+    other = key + "-other"
+    assert manager.acquire_lock(key, "run-a")
+    assert not manager.is_locked(other)
+    assert manager.acquire_lock(other, "run-b", acquire_timeout=0)
+    manager.release_lock(key, "run-a")
+    assert manager.is_lock_holder(other, "run-b")
+    manager.release_lock(other, "run-b")
+
+
+@pytest.mark.parametrize("suffix", ["a/b: c d", "ünïcödé ✓", "x" * 300, "..", ""])
+def test_any_string_is_a_key(manager: LockManager, key: str, suffix: str) -> None:
+    assert manager.acquire_lock(key + suffix, "run-a", acquire_timeout=0)
+    assert manager.is_lock_holder(key + suffix, "run-a")
+    assert not manager.is_locked(key + suffix + "/other")
+    manager.release_lock(key + suffix, "run-a")
+    assert not manager.is_locked(key + suffix)
+
+
+def test_the_same_holder_reacquires_without_counting(manager: LockManager, key: str) -> None:
+    assert manager.acquire_lock(key, "run-a")
+    assert manager.acquire_lock(key, "run-a", acquire_timeout=0) is True
+    assert manager.acquire_lock(key, "run-a") is True
+
+    manager.release_lock(key, "run-a")  # one release frees it, however often it was taken
+
+    assert not manager.is_locked(key)
+    with pytest.raises(ValueError):
+        manager.release_lock(key, "run-a")
+
+
+def test_another_holder_times_out(manager: LockManager, key: str) -> None:
+    assert manager.acquire_lock(key, "run-a")
+
+    assert manager.acquire_lock(key, "run-b", acquire_timeout=0) is False
+    assert manager.acquire_lock(key, "run-b", acquire_timeout=0.1) is False
+
+    assert manager.is_lock_holder(key, "run-a")
+    assert not manager.is_lock_holder(key, "run-b")
+    manager.release_lock(key, "run-a")
+    assert manager.acquire_lock(key, "run-b", acquire_timeout=0) is True
+    manager.release_lock(key, "run-b")
+
+
+def test_release_by_a_non_holder_is_a_value_error(manager: LockManager, key: str) -> None:
+    with pytest.raises(ValueError, match="run-a") as unlocked:
+        manager.release_lock(key, "run-a")
+    assert key in str(unlocked.value)
+
+    assert manager.acquire_lock(key, "run-a")
+    with pytest.raises(ValueError, match="run-b") as other:
+        manager.release_lock(key, "run-b")
+    assert key in str(other.value)
+
+    assert manager.is_lock_holder(key, "run-a")  # the failed release changed nothing
+    manager.release_lock(key, "run-a")
+
+
+def test_a_blocked_acquire_gets_the_lock_after_release(manager: LockManager, key: str) -> None:
+    assert manager.acquire_lock(key, "run-a")
+    outcome: list[bool] = []
+    waiter = threading.Thread(
+        target=lambda: outcome.append(manager.acquire_lock(key, "run-b", acquire_timeout=WAIT))
+    )
+    waiter.start()
+    assert manager.is_lock_holder(key, "run-a")  # run-b cannot have it yet
+
+    manager.release_lock(key, "run-a")
+    waiter.join(WAIT + 5)
+
+    assert outcome == [True]
+    assert manager.is_lock_holder(key, "run-b")
+    manager.release_lock(key, "run-b")
+
+
+def test_wait_for_lock(manager: LockManager, key: str) -> None:
+    assert manager.wait_for_lock(key, timeout=0) is True  # nobody holds it
+    assert manager.acquire_lock(key, "run-a")
+
+    assert manager.wait_for_lock(key, timeout=0) is False
+    assert manager.wait_for_lock(key, timeout=0.1) is False
+    assert manager.is_lock_holder(key, "run-a")  # waiting does not take or break the lock
+
+    outcome: list[bool] = []
+    waiter = threading.Thread(target=lambda: outcome.append(manager.wait_for_lock(key)))
+    waiter.start()
+    manager.release_lock(key, "run-a")
+    waiter.join(WAIT)
+
+    assert outcome == [True]
+    assert not manager.is_locked(key)  # wait_for_lock did not acquire
+
+
+def test_a_lock_expires_after_its_hold_timeout(manager: LockManager, key: str) -> None:
+    assert manager.acquire_lock(key, "run-a", hold_timeout=0.3)
+
+    assert manager.acquire_lock(key, "run-b", acquire_timeout=WAIT) is True
+
+    assert manager.is_lock_holder(key, "run-b")
+    assert not manager.is_lock_holder(key, "run-a")
+    with pytest.raises(ValueError, match="run-a"):
+        manager.release_lock(key, "run-a")  # an expired holder cannot release the new lock
+    assert manager.is_lock_holder(key, "run-b")
+    manager.release_lock(key, "run-b")
+
+
+def test_an_expired_lock_is_not_locked(manager: LockManager, key: str) -> None:
+    assert manager.acquire_lock(key, "run-a", hold_timeout=0.2)
+
+    assert manager.wait_for_lock(key, timeout=WAIT) is True
+
+    assert not manager.is_locked(key)
+    assert not manager.is_lock_holder(key, "run-a")
+    with pytest.raises(ValueError):
+        manager.release_lock(key, "run-a")
+
+
+def test_the_default_hold_timeout_applies(
+    make_manager: Callable[..., LockManager], key: str
+) -> None:
+    manager = make_manager(default_hold_timeout=0.2)
+    assert manager.default_hold_timeout == 0.2
+    assert manager.acquire_lock(key, "run-a")
+
+    assert manager.acquire_lock(key, "run-b", acquire_timeout=WAIT) is True
+    manager.release_lock(key, "run-b")
+
+
+def test_a_release_ends_the_hold_timeout(manager: LockManager, key: str) -> None:
+    assert manager.acquire_lock(key, "run-a", hold_timeout=0.2)
+    manager.release_lock(key, "run-a")
+    assert manager.acquire_lock(key, "run-b", hold_timeout=60)
+
+    assert manager.wait_for_lock(key, timeout=0.4) is False  # run-a's expiry does not free it
+
+    assert manager.is_lock_holder(key, "run-b")
+    manager.release_lock(key, "run-b")
+
+
+def test_threads_contending_hold_the_lock_one_at_a_time(manager: LockManager, key: str) -> None:
+    inside: list[str] = []
+    overlaps: list[list[str]] = []
+    entries: list[str] = []
+    guard = threading.Lock()
+
+    def work(holder: str) -> None:
+        for _ in range(4):
+            assert manager.acquire_lock(key, holder, acquire_timeout=WAIT)
+            with guard:
+                inside.append(holder)
+                entries.append(holder)
+                if len(inside) > 1:
+                    overlaps.append(list(inside))
+            time.sleep(0.002)
+            with guard:
+                inside.remove(holder)
+            manager.release_lock(key, holder)
+
+    threads = [threading.Thread(target=work, args=(f"run-{i}",)) for i in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(WAIT * 4)
+
+    assert overlaps == []
+    assert sorted(entries) == sorted(f"run-{i}" for i in range(4) for _ in range(4))
+    assert not manager.is_locked(key)
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan")])
+def test_a_hold_timeout_must_be_positive(manager: LockManager, key: str, bad: float) -> None:
+    with pytest.raises(ValueError, match="hold_timeout"):
+        manager.acquire_lock(key, "run-a", hold_timeout=bad)
+    assert not manager.is_locked(key)
+
+
+def test_an_acquire_timeout_must_not_be_negative(manager: LockManager, key: str) -> None:
+    with pytest.raises(ValueError, match="timeout"):
+        manager.acquire_lock(key, "run-a", acquire_timeout=-1)
+    with pytest.raises(ValueError, match="timeout"):
+        manager.wait_for_lock(key, timeout=-1)
+
+
+@pytest.mark.parametrize("bad", [0, -5])
+def test_a_default_hold_timeout_must_be_positive(
+    make_manager: Callable[..., LockManager], bad: float
+) -> None:
+    with pytest.raises(ValueError, match="default_hold_timeout"):
+        make_manager(default_hold_timeout=bad)
+
+
+def test_no_default_hold_timeout_means_no_expiry_by_time(
+    make_manager: Callable[..., LockManager], key: str
+) -> None:
+    manager = make_manager(default_hold_timeout=None)
+    assert manager.acquire_lock(key, "run-a")
+    assert manager.wait_for_lock(key, timeout=0.3) is False
+    assert manager.is_lock_holder(key, "run-a")
+    manager.release_lock(key, "run-a")
+
+
+def test_repr_names_the_manager(manager: LockManager) -> None:
+    assert repr(manager).startswith(type(manager).__name__ + "(")
+    assert "default_hold_timeout=300.0" in repr(manager)

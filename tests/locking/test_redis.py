@@ -1,0 +1,138 @@
+"""RedisLockManager against a real redis-server: keys, expiry, pickling, processes."""
+
+from __future__ import annotations
+
+import pickle
+import sys
+from collections.abc import Callable, Iterator
+
+import pytest
+import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from flowcore.exceptions import MissingExtraError
+from flowcore.locking import RedisLockManager
+from tests.locking.conftest import LockProcess
+
+WAIT = 10.0
+
+
+@pytest.fixture
+def raw(redis_port: int) -> Iterator[redis.Redis]:
+    client = redis.Redis(host="127.0.0.1", port=redis_port)
+    try:
+        yield client
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def manager(redis_port: int) -> RedisLockManager:
+    return RedisLockManager(host="127.0.0.1", port=redis_port)
+
+
+def test_a_lock_is_a_key_holding_the_holder_with_an_expiry(
+    manager: RedisLockManager, raw: redis.Redis, key: str
+) -> None:
+    assert manager.acquire_lock(key, "run-a", hold_timeout=30)
+
+    assert raw.get("flowcore-lock:" + key) == b"run-a"
+    assert 0 < raw.pttl("flowcore-lock:" + key) <= 30_000  # type: ignore[operator]
+    manager.release_lock(key, "run-a")
+    assert raw.exists("flowcore-lock:" + key) == 0
+
+
+def test_no_hold_timeout_is_no_expiry(redis_port: int, raw: redis.Redis, key: str) -> None:
+    manager = RedisLockManager(host="127.0.0.1", port=redis_port, default_hold_timeout=None)
+    assert manager.acquire_lock(key, "run-a")
+    assert raw.pttl("flowcore-lock:" + key) == -1
+    manager.release_lock(key, "run-a")
+
+
+def test_the_key_prefix_is_configurable(redis_port: int, raw: redis.Redis, key: str) -> None:
+    manager = RedisLockManager(host="127.0.0.1", port=redis_port, key_prefix="team-a:")
+    assert manager.acquire_lock(key, "run-a")
+    assert raw.get("team-a:" + key) == b"run-a"
+    manager.release_lock(key, "run-a")
+
+
+def test_only_the_holder_can_delete_the_key(
+    manager: RedisLockManager, raw: redis.Redis, key: str
+) -> None:
+    raw.set("flowcore-lock:" + key, "someone-else")
+    with pytest.raises(ValueError, match="run-a"):
+        manager.release_lock(key, "run-a")
+    assert raw.get("flowcore-lock:" + key) == b"someone-else"
+    assert manager.is_lock_holder(key, "someone-else")
+    manager.release_lock(key, "someone-else")
+
+
+def test_decoded_responses_work_too(redis_port: int, key: str) -> None:
+    manager = RedisLockManager(
+        host="127.0.0.1", port=redis_port, client_kwargs={"decode_responses": True}
+    )
+    assert manager.acquire_lock(key, "run-a")
+    assert manager.acquire_lock(key, "run-a", acquire_timeout=0)  # re-entry compares text
+    assert manager.is_lock_holder(key, "run-a")
+    manager.release_lock(key, "run-a")
+
+
+def test_pickles_by_its_arguments_without_the_client(manager: RedisLockManager, key: str) -> None:
+    assert manager.acquire_lock(key, "run-a")
+    assert manager.client is not None
+
+    copy = pickle.loads(pickle.dumps(manager))
+
+    assert copy._client is None
+    assert copy.is_lock_holder(key, "run-a")
+    assert repr(copy) == repr(manager)
+    assert "password" not in repr(RedisLockManager(password="secret"))
+    manager.release_lock(key, "run-a")
+
+
+def test_a_missing_redis_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "redis", None)  # what `import redis` sees when absent
+    with pytest.raises(MissingExtraError, match=r"pip install 'flowcore\[redis\]'") as info:
+        RedisLockManager()
+    assert isinstance(info.value, ImportError)
+    assert "RedisLockManager" in str(info.value)
+
+
+def test_an_unreachable_server_is_an_error_not_a_false(key: str) -> None:
+    from tests.servers import free_port
+
+    no_retries = {"retry": Retry(NoBackoff(), 0)}
+    manager = RedisLockManager(host="127.0.0.1", port=free_port(), client_kwargs=no_retries)
+    with pytest.raises(redis.ConnectionError):
+        manager.acquire_lock(key, "run-a", acquire_timeout=0)
+
+
+@pytest.mark.slow
+def test_a_process_waits_for_the_holder_process(
+    manager: RedisLockManager, key: str, lock_process: Callable[..., LockProcess]
+) -> None:
+    holder = lock_process(manager, key, "run-a")
+    waiter = lock_process(manager, key, "run-b")
+
+    assert holder.ask("acquire 0") == "True"
+    assert waiter.ask("acquire 0") == "False"
+    waiter.send(f"acquire {WAIT}")
+    assert manager.is_lock_holder(key, "run-a")
+    assert holder.ask("release") == "released"
+
+    assert waiter.read() == "True"
+    assert manager.is_lock_holder(key, "run-b")
+
+
+@pytest.mark.slow
+def test_a_killed_holder_process_frees_its_key_at_the_hold_timeout(
+    manager: RedisLockManager, key: str, lock_process: Callable[..., LockProcess]
+) -> None:
+    holder = lock_process(manager, key, "run-a", hold=0.5)
+    assert holder.ask("acquire 0") == "True"
+
+    holder.kill()
+
+    # Redis cannot see the death; the key's expiry frees it
+    assert manager.acquire_lock(key, "run-b", acquire_timeout=WAIT) is True
