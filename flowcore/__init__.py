@@ -22,12 +22,12 @@ from flowcore.utilities.context import context
 import flowcore.triggers  # noqa: E402,I001
 import flowcore.engine  # noqa: E402
 import flowcore.executors  # noqa: E402
+import flowcore.schedules  # noqa: E402,F401
 from flowcore.core import Flow, Parameter, Task  # noqa: E402
-from flowcore.utilities.edges import flatten, mapped, unmapped  # noqa: E402
-from flowcore.utilities.tasks import apply_map, tags, task  # noqa: E402
 from flowcore.tasks.control_flow import case  # noqa: E402
 from flowcore.tasks.core.resource_manager import resource_manager  # noqa: E402
-import flowcore.schedules  # noqa: E402
+from flowcore.utilities.edges import flatten, mapped, unmapped  # noqa: E402
+from flowcore.utilities.tasks import apply_map, tags, task  # noqa: E402
 
 __version__ = "0.1.0"
 

@@ -36,6 +36,19 @@ KEY_OUTPUT: dict[str, list[str]] = {
         "flow states: Running -> Success",
         "EXAMPLE OK",
     ],
+    "control_flow.py": [
+        "flow run: Success: All reference tasks succeeded.",
+        "order A-1  digital   link: https://example.org/download/A-1",
+        "order B-2  physical  label: mug -> 1 Main St",
+        "order C-3  physical  TriggerFailed",
+        "shipped: ['link: https://example.org/download/A-1', 'label: mug -> 1 Main St', "
+        "'link: https://example.org/download/D-4']",
+        "labels written: 1",
+        "workspace cleaned up: True",
+        "courier: Skipped",
+        "express run courier: courier notified about 1 parcel(s)",
+        "EXAMPLE OK",
+    ],
     "mapping.py": [
         "word_count   Mapped   children: ['Success', 'Failed', 'Success', 'Success', 'Success', 'Success']",
         "total words: 13",
@@ -46,7 +59,10 @@ KEY_OUTPUT: dict[str, list[str]] = {
 
 
 # Pages whose ```python blocks are complete programs (with asserts) that must run as is.
-DOCS_WITH_PROGRAMS = ["README.md", "docs/concepts.md", "docs/migrating.md"]
+DOCS_WITH_PROGRAMS = [
+    "README.md", "docs/concepts.md", "docs/migrating.md",
+    "docs/control_flow.md", "docs/resources.md", "docs/schedules.md", "docs/flow_io.md",
+]
 _PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 

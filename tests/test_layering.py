@@ -99,6 +99,10 @@ ALLOWED_LAZY_UPWARD: dict[tuple[str, str, str], str] = {
         "as_task wraps constants into Constant tasks",
     ("flowcore.utilities.tasks", "pause_task", "flowcore.engine.signals"):
         "pause_task raises PAUSE from inside a running task",
+    ("flowcore.utilities.tasks", "apply_map", "flowcore.core.flow"):
+        "apply_map builds its sub-graph in a temporary Flow (Prefect 1's prefect.utilities.tasks)",
+    ("flowcore.utilities.tasks", "apply_map", "flowcore.core.task"):
+        "apply_map checks its arguments against the Task class",
 }  # fmt: skip
 
 

@@ -540,3 +540,40 @@ class Flow:
             runner_cls=runner_cls, **kwargs,
         )
 
+    # -- saving and drawing (flowcore/core/_flow_io.py) -------------------------------------
+
+    def save(self, fpath: str | None = None) -> str:
+        """Cloudpickle the flow to ``fpath`` (default
+        ``<config.home_dir>/flows/<slugified name>.flowcore``); return the path."""
+        from flowcore.core._flow_io import save_flow
+
+        return save_flow(self, fpath)
+
+    @classmethod
+    def load(cls, fpath: str) -> Flow:
+        """Read a flow written by ``save``: a file path, or the name of a flow saved at
+        the default location."""
+        from flowcore.core._flow_io import load_flow
+
+        return load_flow(fpath)
+
+    def visualize(
+        self,
+        flow_state: State | None = None,
+        filename: str | None = None,
+        format: str | None = None,
+        horizontal: bool = False,
+    ) -> Any:
+        """Draw the flow with graphviz (``pip install 'flowcore[viz]'`` and Graphviz's
+        ``dot``) and return the ``graphviz.Digraph``.
+
+        Mapped tasks are boxes labelled ``name <map>`` and mapped edges are dashed. With
+        ``flow_state`` the nodes are filled with their states' colours (one node per mapped
+        child). With ``filename`` the drawing is written to ``filename.<format>`` (default
+        pdf); otherwise it is shown inline in a notebook or opened in a viewer.
+        """
+        from flowcore.core._flow_io import visualize_flow
+
+        return visualize_flow(
+            self, flow_state=flow_state, filename=filename, format=format, horizontal=horizontal
+        )

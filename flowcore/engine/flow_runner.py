@@ -18,7 +18,8 @@ The pass ends in ``determine_final_state``: Running while a terminal task is unf
 flow state is finished, sleeping only until the earliest retry is due. A task that can
 only go on once a person resumes it (Paused with no start time) never makes ``flow.run``
 hang: on a terminal it asks, otherwise ``flow.run`` returns the Running state and says
-how to resume.
+how to resume. With a schedule, ``_run_on_schedule`` sleeps until each event and does one
+such run per event, each with its own ``flow_run_id``, until the schedule runs out or Ctrl-C.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ import sys
 import time
 import uuid
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -260,7 +261,8 @@ class FlowRunner(Runner):
         runner_args = (self.task_runner_cls, task_runner_state_handlers, self.flow.result)
         mapped_children: dict[Task, list[Any]] = {}
         with executor.start():
-            for plan in _run_plan(self.flow):
+            keep = return_tasks | self.flow.terminal_tasks() | self.flow.reference_tasks()
+            for plan in _releasing(_run_plan(self.flow), self.flow, keep, task_states, mapped_children):
                 task = plan.task
                 task_state = task_states.get(task)
                 if task._is_constant and task_state is None:
@@ -281,7 +283,7 @@ class FlowRunner(Runner):
                         upstream_mapped, runner_args, extra_context=extra,
                     )
                     continue
-                upstream_states = executor.wait(upstream_states)
+                pending, upstream_states = upstream_states, executor.wait(upstream_states)
                 parent = executor.wait(executor.submit(
                     run_task, task, task_state, upstream_states, flow_context, task_context,
                     upstream_mapped, runner_args, True, extra_context=extra,
@@ -289,7 +291,9 @@ class FlowRunner(Runner):
                 task_states[task] = parent
                 mapped_children[task] = []
                 if isinstance(parent, Mapped):
-                    for index, child_upstreams in enumerate(_child_upstreams(parent, upstream_states, edge_children)):
+                    # children get unmapped upstreams as submitted (futures stay on the cluster)
+                    sources = {e: s if e.mapped else pending[e] for e, s in upstream_states.items()}
+                    for index, child_upstreams in enumerate(_child_upstreams(parent, sources, edge_children)):
                         prior = parent.map_states[index] if index < len(parent.map_states) else None
                         mapped_children[task].append(executor.submit(
                             run_task, task, prior, child_upstreams, flow_context,
@@ -417,6 +421,27 @@ def _run_plan(flow: Flow) -> list[_TaskPlan]:
     return plan  # type: ignore[no-any-return]
 
 
+def _releasing(
+    plans: list[_TaskPlan], flow: Flow, keep: set[Task], task_states: dict[Task, Any],
+    mapped_children: dict[Task, list[Any]],
+) -> Iterator[_TaskPlan]:
+    """Yield the plans; once every downstream task of a task has been handled, forget the
+    task's state or future unless the pass must return it (``keep``: return, terminal and
+    reference tasks), so an executor can free a result nobody needs any more."""
+    consumers = {
+        task: len({edge.downstream_task for edge in flow._downstream[task]})
+        for task in flow.tasks if task not in keep
+    }
+    for plan in plans:
+        yield plan
+        for upstream in {edge.upstream_task for edge in plan.edges}:
+            if upstream in consumers:
+                consumers[upstream] -= 1
+                if not consumers[upstream]:
+                    task_states.pop(upstream, None)
+                    mapped_children.pop(upstream, None)
+
+
 def _child_upstreams(
     parent: Mapped, upstream_states: dict[Edge, State], edge_children: dict[Edge, list[Any]]
 ) -> list[dict[Edge, Any]]:
@@ -522,10 +547,7 @@ def run_flow(
     if flow.schedule is not None and (
         run_on_schedule if run_on_schedule is not None else configuration.config.flows.run_on_schedule
     ):
-        raise NotImplementedError(
-            f"{flow!r} has a schedule; running on a schedule is not available yet. "
-            "Call flow.run(run_on_schedule=False) for a single run."
-        )
+        return _run_on_schedule(flow, run_parameters, runner_cls, kwargs)
     caches = scope.setdefault("caches", {})
     store = _cache_store(flow, kwargs.pop("cache_store", None), caches)
     kwargs["context"] = {"cache_store": store, **(kwargs.get("context") or {})}
@@ -545,6 +567,62 @@ def run_flow(
     else:
         flow.logger.error(f"Unexpected error occured in {runner_cls.__name__}: {state.result!r}")
     return state
+
+
+_FIRST_RUN_ONLY = ("state", "task_states", "flow_run_id", "flow_run_name")
+
+
+def _run_on_schedule(
+    flow: Flow, parameters: dict[str, Any], runner_cls: type | None, kwargs: dict[str, Any]
+) -> State:
+    """``flow.run()`` with a schedule: sleep until each event, then do one full run (a
+    ``run_flow`` call) with the event's parameter defaults over ``parameters``, a new
+    ``flow_run_id`` and ``scheduled_start_time``. Returns the last run's state when the
+    schedule runs out, or on Ctrl-C between runs. ``state``, ``task_states``,
+    ``flow_run_id`` and ``flow_run_name`` apply to the first scheduled run only."""
+    events = flow.schedule.next(1, return_events=True)
+    if not events:
+        raise ValueError("Flow has no more scheduled runs.")
+    names = {p.name for p in flow.parameters()}
+    user_context = dict(kwargs.get("context") or {})
+    run_kwargs = dict(kwargs)
+    last: State | None = None
+    while events:
+        event = events[0]
+        try:
+            delay = (event.start_time - pendulum.now("UTC")).total_seconds()
+            if delay > 0:
+                flow.logger.info(f"Waiting for next scheduled run at {event.start_time}")
+                time.sleep(delay)
+        except KeyboardInterrupt:
+            return _stopped_on_schedule(flow, last, event)
+        context = {**user_context, "scheduled_start_time": event.start_time}
+        extra = {k: v for k, v in event.parameter_defaults.items() if k not in names}
+        if extra:  # as in Prefect 1, names that are not Parameters reach context.parameters
+            context["parameters"] = {**(user_context.get("parameters") or {}), **extra}
+        known = {k: v for k, v in event.parameter_defaults.items() if k in names}
+        last = run_flow(
+            flow, {**parameters, **known}, run_on_schedule=False, runner_cls=runner_cls,
+            **{**run_kwargs, "context": context},
+        )
+        run_kwargs = {k: v for k, v in kwargs.items() if k not in _FIRST_RUN_ONLY}
+        try:
+            events = flow.schedule.next(1, return_events=True)
+        except KeyboardInterrupt:
+            return _stopped_on_schedule(flow, last, None)
+    flow.logger.info(f"Flow {flow.name!r} has no more scheduled runs.")
+    assert last is not None
+    return last
+
+
+def _stopped_on_schedule(flow: Flow, last: State | None, pending_event: Any) -> State:
+    flow.logger.info(f"Stopped running {flow.name!r} on its schedule (KeyboardInterrupt).")
+    if last is not None:
+        return last
+    return Scheduled(
+        "Stopped before the first scheduled run.", start_time=pending_event.start_time,
+        result={task: Pending("Task not run.") for task in flow.tasks},
+    )
 
 
 def _check_parameters(flow: Flow, given: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:

@@ -48,7 +48,7 @@ class CompareValue(Task):
         kwargs.setdefault("name", f'CompareValue: "{value}"')
         super().__init__(**kwargs)
 
-    def run(self, value: Any) -> None:
+    def run(self, value: Any) -> None:  # type: ignore[override]
         if value != self.value:
             raise signals.SKIP(f'Provided value "{value}" did not match "{self.value}"')
 
@@ -105,7 +105,11 @@ def ifelse(condition: Any, true_task: Any, false_task: Any, mapped: bool = False
     Either branch may be None (no task for that outcome). The condition goes through an
     ``as_bool`` task first, then :func:`switch`.
     """
-    cases = {key: branch for key, branch in ((True, true_task), (False, false_task)) if branch is not None}
+    cases = {
+        key: branch
+        for key, branch in ((True, true_task), (False, false_task))
+        if branch is not None
+    }
     if cases:
         switch(condition=_as_bool(condition, mapped=mapped), cases=cases, mapped=mapped)
 

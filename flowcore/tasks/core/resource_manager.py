@@ -82,7 +82,7 @@ class ResourceSetupTask(Task):
 
     _rerun_every_pass = True
 
-    def run(self, mgr: Any) -> Any:
+    def run(self, mgr: Any) -> Any:  # type: ignore[override]
         return mgr.setup()
 
 
@@ -93,7 +93,7 @@ class ResourceCleanupTask(Task):
     _reference_transparent = True
     _rerun_every_pass = True
 
-    def run(self, mgr: Any, resource: Any = None) -> None:
+    def run(self, mgr: Any, resource: Any = None) -> None:  # type: ignore[override]
         mgr.cleanup(resource)
 
 
@@ -156,7 +156,11 @@ class ResourceContext:
         flow, setup, cleanup = self._flow, self.setup_task, self.cleanup_task
         for child in self._tasks:
             upstream = flow.upstream_tasks(child)
-            if setup is not None and setup not in upstream and not any(t in self._tasks for t in upstream):
+            if (
+                setup is not None
+                and setup not in upstream
+                and not any(t in self._tasks for t in upstream)
+            ):
                 child.set_upstream(setup, flow=flow)
             downstream = flow.downstream_tasks(child)
             if cleanup not in downstream and not any(t in self._tasks for t in downstream):
@@ -190,7 +194,9 @@ class ResourceManager:
         self.name = name if name is not None else getattr(resource_class, "__name__", "resource")
         self.init_task_kwargs = {"name": self.name, **(init_task_kwargs or {})}
         self.setup_task_kwargs = {
-            "name": f"{self.name}.setup", "checkpoint": False, **(setup_task_kwargs or {})
+            "name": f"{self.name}.setup",
+            "checkpoint": False,
+            **(setup_task_kwargs or {}),
         }
         self.cleanup_task_kwargs = {
             "name": f"{self.name}.cleanup",
@@ -212,7 +218,9 @@ class ResourceManager:
                     f"Could not infer an active Flow context for resource manager {self.name!r}; "
                     "use it inside a `with Flow(...)` block or pass flow=..."
                 )
-        init = ResourceInitTask(self.resource_class, **self.init_task_kwargs)(*args, flow=flow, **kwargs)
+        init = ResourceInitTask(self.resource_class, **self.init_task_kwargs)(
+            *args, flow=flow, **kwargs
+        )
         setup: Task | None = None
         if hasattr(self.resource_class, "setup"):
             setup = ResourceSetupTask(**self.setup_task_kwargs)(init, flow=flow)
