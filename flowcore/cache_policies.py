@@ -84,7 +84,7 @@ def stable_hash(value: Any) -> str:
 
     try:
         with dask.config.set({"tokenize.ensure-deterministic": True}):
-            return tokenize(value)  # type: ignore[no-any-return]
+            return tokenize(value)
     except Exception as exc:
         raise ValueError(f"cannot hash {type(value).__name__} deterministically: {exc}") from exc
 
@@ -270,7 +270,8 @@ def source_hash(fn: Any) -> str:
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             node.decorator_list = []
             body = node.body
-            if body and isinstance(body[0], ast.Expr) and isinstance(getattr(body[0], "value", None), ast.Constant) and isinstance(body[0].value.value, str):
+            first = body[0] if body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
                 node.body = body[1:] or [ast.Pass()]
     return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()[:32]
 

@@ -212,7 +212,8 @@ def _read_toml(path: str) -> dict[str, Any]:
         import tomli as tomllib
     with open(path, "rb") as fh:
         try:
-            return tomllib.load(fh)
+            loaded: dict[str, Any] = tomllib.load(fh)
+            return loaded
         except tomllib.TOMLDecodeError as exc:
             raise ValueError(f"flowcore config file {path} is not valid TOML: {exc}") from exc
 

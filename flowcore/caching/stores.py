@@ -114,6 +114,14 @@ class _Record:
 
     __slots__ = ("record_id", "expiration", "hashed_inputs", "parameters", "value_location",
                  "flow_run_id", "message", "created")
+    record_id: str
+    expiration: datetime | None
+    hashed_inputs: dict[str, str] | None
+    parameters: dict[str, Any] | None
+    value_location: str | None
+    flow_run_id: str | None
+    message: Any
+    created: datetime
 
     def __init__(self, **fields: Any) -> None:
         for name in self.__slots__:

@@ -253,7 +253,7 @@ def _in_notebook() -> bool:
     if shell is None:
         return False
     try:
-        ipython = shell.get_ipython()  # type: ignore[attr-defined]
+        ipython = shell.get_ipython()
         return ipython is not None and "IPKernelApp" in ipython.config
     except Exception:
         return False

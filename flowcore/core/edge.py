@@ -70,7 +70,7 @@ class Edge:
         return (self.upstream_task, self.downstream_task, self.key, self.mapped, self.flattened)
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self._identity() == other._identity()  # type: ignore[attr-defined]
+        return type(self) is type(other) and self._identity() == other._identity()
 
     def __hash__(self) -> int:
         return self._hash

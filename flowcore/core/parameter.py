@@ -48,7 +48,7 @@ class Parameter(Task):
     def __repr__(self) -> str:
         return f"<Parameter: {self.name}>"
 
-    def __call__(self, flow: Flow | None = None) -> Parameter:  # type: ignore[override]
+    def __call__(self, flow: Flow | None = None) -> Parameter:
         """Add this parameter to ``flow`` (or the active flow) without copying it."""
         flow = flow if flow is not None else _context.current().get("flow")
         if flow is None:
@@ -56,7 +56,7 @@ class Parameter(Task):
         flow.add_task(self)
         return self
 
-    def copy(self, name: str, **task_args: Any) -> Parameter:  # type: ignore[override]
+    def copy(self, name: str, **task_args: Any) -> Parameter:
         """A copy under a new ``name`` (the slug follows it)."""
         task_args.setdefault("slug", name)
         return super().copy(name=name, **task_args)  # type: ignore[return-value]

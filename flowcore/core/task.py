@@ -640,16 +640,16 @@ class Task(metaclass=TaskMetaclass):
     def __rand__(self, other: Any) -> Task:
         return self._operator("And", other, self)
 
-    def __gt__(self, other: Any) -> Task:  # type: ignore[override]
+    def __gt__(self, other: Any) -> Task:
         return self._operator("GreaterThan", self, other)
 
-    def __ge__(self, other: Any) -> Task:  # type: ignore[override]
+    def __ge__(self, other: Any) -> Task:
         return self._operator("GreaterThanOrEqual", self, other)
 
-    def __lt__(self, other: Any) -> Task:  # type: ignore[override]
+    def __lt__(self, other: Any) -> Task:
         return self._operator("LessThan", self, other)
 
-    def __le__(self, other: Any) -> Task:  # type: ignore[override]
+    def __le__(self, other: Any) -> Task:
         return self._operator("LessThanOrEqual", self, other)
 
     def is_equal(self, other: Any) -> Task:

@@ -40,7 +40,7 @@ def tokenize(value: Any) -> str:
     """The stable hash Prefect 1 stores in ``hashed_inputs`` (``dask.base.tokenize``)."""
     from dask.base import tokenize as dask_tokenize
 
-    return dask_tokenize(value)  # type: ignore[no-any-return]
+    return dask_tokenize(value)
 
 
 def never_use(state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:

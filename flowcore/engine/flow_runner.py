@@ -410,7 +410,7 @@ def _run_plan(flow: Flow) -> list[_TaskPlan]:
         plan = []
         for task in flow.sorted_tasks():
             edges = tuple(flow._upstream[task])
-            constants = {
+            constants: dict[Edge, State] = {
                 Edge(Constant(value), task, key=key): Success(
                     "Auto-generated constant value", result=ConstantResult(value=value)
                 )
@@ -418,7 +418,7 @@ def _run_plan(flow: Flow) -> list[_TaskPlan]:
             }
             plan.append(_TaskPlan(task, edges, constants, any(e.mapped for e in edges)))
         flow._cache["flowcore.run_plan"] = plan
-    return plan  # type: ignore[no-any-return]
+    return plan
 
 
 def _releasing(
@@ -641,7 +641,7 @@ def _check_parameters(flow: Flow, given: dict[str, Any], kwargs: dict[str, Any])
 def _run_passes(
     flow: Flow, runner_cls: type, executor: Any, parameters: dict[str, Any], kwargs: dict[str, Any]
 ) -> State:
-    flow_state = kwargs.pop("state", None) or Scheduled(result={})
+    flow_state: State = kwargs.pop("state", None) or Scheduled(result={})
     if not isinstance(flow_state.result, dict):
         flow_state.result = {}
     flow_state.result.update(kwargs.pop("task_states", None) or {})
@@ -658,7 +658,8 @@ def _run_passes(
             task: {"task_run_id": str(uuid.uuid4()), "task_id": slug, **user_task_contexts.get(task, {})}
             for task, slug in flow.slugs.items()
         }
-        flow_state = runner_cls(flow=flow).run(
+        runner = runner_cls(flow=flow)
+        flow_state = runner.run(
             parameters=parameters, return_tasks=flow.tasks, state=flow_state,
             task_states=flow_state.result, context=run_context, task_contexts=task_contexts,
             executor=executor, **kwargs,
@@ -687,7 +688,7 @@ def _wait_for_next_pass(flow: Flow, task_states: dict[Task, State]) -> bool:
         )
         return False
     next_start = min(start_times)
-    delay = (next_start - datetime.now(timezone.utc)).total_seconds()
+    delay = (next_start - pendulum.now("UTC")).total_seconds()
     if delay > 0:
         flow.logger.info(f"Waiting for next available Task run at {next_start}")
         time.sleep(delay)

@@ -84,7 +84,8 @@ class DateTimeSerializer(Serializer):
     def serialize(self, value: Any) -> bytes:
         import pendulum
 
-        return pendulum.instance(value).to_iso8601_string().encode()
+        text: str = pendulum.instance(value).to_iso8601_string()
+        return text.encode()
 
     def deserialize(self, value: bytes) -> Any:
         import pendulum
@@ -136,11 +137,11 @@ class CompressedSerializer(Serializer):
     def __eq__(self, other: object) -> bool:
         return (
             type(other) is type(self)
-            and self.serializer == other.serializer  # type: ignore[attr-defined]
-            and self._compress == other._compress  # type: ignore[attr-defined]
-            and self._decompress == other._decompress  # type: ignore[attr-defined]
-            and self.compress_kwargs == other.compress_kwargs  # type: ignore[attr-defined]
-            and self.decompress_kwargs == other.decompress_kwargs  # type: ignore[attr-defined]
+            and self.serializer == other.serializer
+            and self._compress == other._compress
+            and self._decompress == other._decompress
+            and self.compress_kwargs == other.compress_kwargs
+            and self.decompress_kwargs == other.decompress_kwargs
         )
 
     def __hash__(self) -> int:

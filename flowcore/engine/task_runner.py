@@ -338,6 +338,7 @@ class TaskRunner(Runner):
         if callable(target):
             template = target(**kwargs).replace("{", "{{").replace("}", "}}")
         else:
+            assert target is not None
             template = target
         if not self.result.exists(template, **kwargs):
             return state

@@ -193,13 +193,16 @@ class DaskLockManager(LockManager):
                 "DaskLockManager needs a Dask cluster: run it inside a Dask task, create a "
                 "distributed.Client first, or pass DaskLockManager(client=...)"
             ) from exc
-        return client.scheduler, client.loop, client.scheduler.address
+        scheduler = client.scheduler
+        if scheduler is None:
+            raise RuntimeError("DaskLockManager: the Dask client is not connected to a scheduler")
+        return scheduler, client.loop, str(scheduler.address)
 
     @staticmethod
     def _lock(key: str, scheduler: Any, loop: Any) -> Any:
         from distributed import Lock
 
-        return Lock(_NAME_PREFIX + key, scheduler_rpc=scheduler, loop=loop)
+        return Lock(_NAME_PREFIX + key, scheduler_rpc=scheduler, loop=loop)  # type: ignore[no-untyped-call]
 
     def __repr__(self) -> str:
         client = "None" if self.client is None else f"<Client {self.client.scheduler.address}>"

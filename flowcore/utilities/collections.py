@@ -66,7 +66,8 @@ class DotDict(dict):  # type: ignore[type-arg]
 
     def to_dict(self) -> dict[str, Any]:
         """A recursive copy made of plain dicts."""
-        return as_nested_dict(self, dict)  # type: ignore[return-value]
+        copied: dict[str, Any] = as_nested_dict(self, dict)
+        return copied
 
 
 def merge_dicts(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str, Any]:
@@ -82,7 +83,7 @@ def merge_dicts(base: Mapping[str, Any], update: Mapping[str, Any]) -> dict[str,
             merged[key] = merge_dicts(current, value)
         else:
             merged[key] = value
-    return merged  # type: ignore[return-value]
+    return merged
 
 
 def as_nested_dict(obj: Any, dct_class: type = DotDict) -> Any:

@@ -88,7 +88,7 @@ class _Formatter(logging.Formatter):
             return super().format(record)
         record.message = record.getMessage()
         record.asctime = self.formatTime(record, self.datefmt)
-        return self._style._fmt % record.__dict__  # type: ignore[operator]
+        return self._style._fmt % record.__dict__
 
 
 class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
@@ -203,7 +203,7 @@ def log(logger: logging.Logger, level: int, message: str) -> None:
 
 def _record_for(logger: logging.Logger, level: int, message: str) -> logging.LogRecord:
     if logging.getLogRecordFactory() is not _ORIGINAL_FACTORY:
-        return logger.makeRecord(logger.name, level, "(flowcore)", 0, message, None, None)
+        return logger.makeRecord(logger.name, level, "(flowcore)", 0, message, (), None)
     record = logging.LogRecord.__new__(logging.LogRecord)
     fields = record.__dict__
     fields.update(_STATIC_FIELDS)

@@ -26,7 +26,7 @@ class PrefectResult(Result):
             kwargs["serializer"] = JSONSerializer()
         super().__init__(**kwargs)
 
-    @property  # type: ignore[override]
+    @property
     def serializer(self) -> Serializer:
         return self._serializer
 

@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from flowcore import triggers
 from flowcore.core.task import Task
 from flowcore.engine import signals
-from flowcore.utilities.tasks import as_task, tags, task
+from flowcore.tasks.core.function import FunctionTask
+from flowcore.utilities.tasks import as_task, tags
 
 if TYPE_CHECKING:
     from flowcore.core.flow import Flow
@@ -48,7 +49,7 @@ class CompareValue(Task):
         kwargs.setdefault("name", f'CompareValue: "{value}"')
         super().__init__(**kwargs)
 
-    def run(self, value: Any) -> None:  # type: ignore[override]
+    def run(self, value: Any) -> None:
         if value != self.value:
             raise signals.SKIP(f'Provided value "{value}" did not match "{self.value}"')
 
@@ -94,9 +95,11 @@ def switch(condition: Any, cases: dict[Any, Any], mapped: bool = False) -> None:
             case_task.set_dependencies(upstream_tasks=[match], mapped=mapped)
 
 
-@task(name="as_bool")
-def _as_bool(x: Any) -> bool:
+def _truth(x: Any) -> bool:
     return bool(x)
+
+
+_as_bool = FunctionTask(_truth, name="as_bool")
 
 
 def ifelse(condition: Any, true_task: Any, false_task: Any, mapped: bool = False) -> None:

@@ -48,7 +48,7 @@ class FilterTask(Task):
         self.log_func = log_func
         super().__init__(**kwargs)
 
-    def run(self, task_results: list[Any]) -> list[Any]:  # type: ignore[override]
+    def run(self, task_results: list[Any]) -> list[Any]:
         kept = [item for item in task_results if self.filter_func(item)]
         if self.log_func is not None:
             self.logger.info(self.log_func(kept))

@@ -25,7 +25,7 @@ class FunctionTask(Task):
             raise TypeError(f"FunctionTask needs a callable, got {type(fn).__name__}")
         validate_run_signature(fn, f"Task {getattr(fn, '__name__', fn)!r}")
         self.run = fn  # type: ignore[method-assign]
-        functools.update_wrapper(self, fn)  # type: ignore[arg-type]
+        functools.update_wrapper(self, fn)
         if kwargs.get("nout") is None:
             kwargs["nout"] = _infer_nout(fn)
         super().__init__(name=name or getattr(fn, "__name__", type(self).__name__), **kwargs)

@@ -82,7 +82,7 @@ class ResourceSetupTask(Task):
 
     _rerun_every_pass = True
 
-    def run(self, mgr: Any) -> Any:  # type: ignore[override]
+    def run(self, mgr: Any) -> Any:
         return mgr.setup()
 
 
@@ -93,7 +93,7 @@ class ResourceCleanupTask(Task):
     _reference_transparent = True
     _rerun_every_pass = True
 
-    def run(self, mgr: Any, resource: Any = None) -> None:  # type: ignore[override]
+    def run(self, mgr: Any, resource: Any = None) -> None:
         mgr.cleanup(resource)
 
 
