@@ -16,22 +16,22 @@ Change ``prefect`` to ``flowcore`` in a Prefect 1 flow's imports and it runs her
     assert state.result[total].result == 3
 """
 
+from flowcore import engine, executors, schedules, triggers
 from flowcore.configuration import config
+from flowcore.core import Flow, Parameter, Task
+from flowcore.tasks.control_flow import case
+from flowcore.tasks.core.resource_manager import resource_manager
 from flowcore.utilities.context import context
-
-import flowcore.triggers  # noqa: E402,I001
-import flowcore.engine  # noqa: E402
-import flowcore.executors  # noqa: E402
-import flowcore.schedules  # noqa: E402,F401
-from flowcore.core import Flow, Parameter, Task  # noqa: E402
-from flowcore.tasks.control_flow import case  # noqa: E402
-from flowcore.tasks.core.resource_manager import resource_manager  # noqa: E402
-from flowcore.utilities.edges import flatten, mapped, unmapped  # noqa: E402
-from flowcore.utilities.tasks import apply_map, tags, task  # noqa: E402
+from flowcore.utilities.edges import flatten, mapped, unmapped
+from flowcore.utilities.tasks import apply_map, tags, task
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "engine",
+    "executors",
+    "schedules",
+    "triggers",
     "Flow",
     "Parameter",
     "Task",
