@@ -15,6 +15,7 @@ from __future__ import annotations
 import inspect
 import typing
 import warnings
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
@@ -112,6 +113,25 @@ _CALL_EXTRAS = [
 
 
 def _infer_nout(run: Callable[..., Any]) -> int | None:
+    """The number of outputs from a fixed-length tuple return annotation (memoised per
+    function, since tasks are copied and constants created often)."""
+    function = getattr(run, "__func__", run)
+    try:
+        return _NOUT_CACHE[function]
+    except (KeyError, TypeError):
+        pass
+    nout = _nout_from_annotation(run)
+    try:
+        _NOUT_CACHE[function] = nout
+    except TypeError:
+        pass
+    return nout
+
+
+_NOUT_CACHE: weakref.WeakKeyDictionary[Any, int | None] = weakref.WeakKeyDictionary()
+
+
+def _nout_from_annotation(run: Callable[..., Any]) -> int | None:
     try:
         annotation = typing.get_type_hints(run).get("return")
     except Exception:

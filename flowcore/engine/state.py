@@ -52,7 +52,7 @@ True
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -480,7 +480,9 @@ class Cached(Success):
     Args:
         cached_parameters: the flow parameters when the value was cached.
         cached_result_expiration: when the cache entry expires (None = never).
-        hashed_inputs: ``{argument: dask.base.tokenize(value)}``.
+        hashed_inputs: ``{argument: dask.base.tokenize(value)}``, or a function returning
+            that dict, called on first access (a target hit defers hashing, and so the dask
+            import, until something reads the hashes).
     """
 
     color = "#34d058"
@@ -499,6 +501,27 @@ class Cached(Success):
         self.cached_parameters = cached_parameters
         self.cached_result_expiration = _as_pendulum(cached_result_expiration)
         self.hashed_inputs = hashed_inputs
+
+    @property
+    def hashed_inputs(self) -> dict[str, str] | None:
+        hashes = self.__dict__.get("_hashed_inputs")
+        if callable(hashes):
+            hashes = self.__dict__["_hashed_inputs"] = hashes()
+        return hashes
+
+    @hashed_inputs.setter
+    def hashed_inputs(self, value: dict[str, str] | Callable[[], dict[str, str]] | None) -> None:
+        self.__dict__["_hashed_inputs"] = value
+
+    def __eq__(self, other: object) -> bool:
+        return super().__eq__(other) and self.hashed_inputs == other.hashed_inputs  # type: ignore[attr-defined]
+
+    __hash__ = State.__hash__
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_hashed_inputs"] = self.hashed_inputs
+        return state
 
 
 class Mapped(Success):

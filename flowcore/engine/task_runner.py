@@ -353,7 +353,7 @@ class TaskRunner(Runner):
             return state
         return Cached(
             result=stored,
-            hashed_inputs=_hashed(inputs),
+            hashed_inputs=lambda: _hashed(inputs),
             cached_result_expiration=None,
             cached_parameters=self.context.get("parameters"),
             message=f"Result found at task target {known}",
