@@ -27,7 +27,7 @@ PYTEST_ARGS ?=
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: demo test deps install lint typecheck clean distclean
+.PHONY: demo test deps install lint typecheck bench clean distclean
 
 demo: $(STAMP)
 	$(VPY) examples/demo.py
@@ -37,6 +37,12 @@ test: deps $(STAMP)
 	$(VPY) -m pytest -q $(PYTEST_ARGS)
 
 install: $(STAMP)
+
+# Benchmarks: make bench BENCH_ARGS="--only W1,W3 --prefect-python PATH"
+BENCH_ARGS ?=
+bench: $(STAMP)
+	$(VPY) -m pip install -q joblib
+	$(VPY) -m benchmarks $(BENCH_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check flowcore tests examples
