@@ -45,11 +45,16 @@ class KeyRecord:
 _DEFAULTS: dict[str, Result] = {}
 
 
-def default_storage() -> Result:
-    """``LocalResult`` under ``<home_dir>/storage`` (one per home dir and process)."""
+def default_storage(config: Any = None) -> Result:
+    """``LocalResult`` under ``<home_dir>/storage`` (one per home dir and process).
+
+    ``config`` is the run's config (from the run context, which travels to Dask workers);
+    default: this process's ``flowcore.config``.
+    """
     from flowcore.engine.results import LocalResult
 
-    directory = os.path.join(os.path.expanduser(str(configuration.config.home_dir)), "storage")
+    config = config if config is not None else configuration.config
+    directory = os.path.join(os.path.expanduser(str(config["home_dir"])), "storage")
     found = _DEFAULTS.get(directory)
     if found is None:
         found = _DEFAULTS[directory] = LocalResult(dir=directory)

@@ -527,7 +527,7 @@ class TaskRunner(Runner):
             )
         policy = task.cache_policy
         key_context = KeyContext(task, context.get("task_run_id"), context.get("flow_run_id"), context.get("parameters") or {})
-        storage_result = self.result if type(self.result) is not Result else default_storage()
+        storage_result = self.result if type(self.result) is not Result else default_storage(context.get("config"))
         lock = None
         if policy.isolation_level is IsolationLevel.SERIALIZABLE:
             lock = (policy.lock_manager, f"{context.get('flow_run_id')}:{self._name}:{uuid.uuid4().hex}")
