@@ -17,6 +17,8 @@ never swallow the engine's control flow::
         │                                     backend's own error is the ``__cause__``
         ├── TemplateKeyError                  also a KeyError and a ValueError: a location
         │                                     template names a key nobody supplied
+        ├── DaskTaskError                     a Dask executor could not carry out a task run
+        │                                     (pickling, importing on a worker, dead workers)
         └── MissingExtraError                 also an ImportError: an optional dependency
                                               (an extra) is not installed
 
@@ -27,6 +29,7 @@ Prefect 1's names (``PrefectSignal``, ``PrefectException``) are kept as aliases 
 from __future__ import annotations
 
 __all__ = [
+    "DaskTaskError",
     "FlowcoreException",
     "FlowcoreSignal",
     "MissingExtraError",
@@ -68,6 +71,11 @@ class TemplateKeyError(FlowcoreException, KeyError, ValueError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+
+class DaskTaskError(FlowcoreException):
+    """A Dask executor could not carry out a task run; the message names the task and the
+    cause (the error of Dask or pickle is the ``__cause__`` where there is one)."""
 
 
 class MissingExtraError(FlowcoreException, ImportError):

@@ -283,17 +283,18 @@ class FlowRunner(Runner):
                         upstream_mapped, runner_args, extra_context=extra,
                     )
                     continue
-                pending, upstream_states = upstream_states, executor.wait(upstream_states)
+                # only mapped upstreams come to the driver (to be split); the rest stay as
+                # submitted, so an executor's futures keep their data on its workers
+                pending = upstream_states
+                upstream_states = {**pending, **executor.wait({e: s for e, s in pending.items() if e.mapped})}
                 parent = executor.wait(executor.submit(
-                    run_task, task, task_state, upstream_states, flow_context, task_context,
+                    run_task, task, task_state, pending, flow_context, task_context,
                     upstream_mapped, runner_args, True, extra_context=extra,
                 ))
                 task_states[task] = parent
                 mapped_children[task] = []
                 if isinstance(parent, Mapped):
-                    # children get unmapped upstreams as submitted (futures stay on the cluster)
-                    sources = {e: s if e.mapped else pending[e] for e, s in upstream_states.items()}
-                    for index, child_upstreams in enumerate(_child_upstreams(parent, sources, edge_children)):
+                    for index, child_upstreams in enumerate(_child_upstreams(parent, upstream_states, edge_children)):
                         prior = parent.map_states[index] if index < len(parent.map_states) else None
                         mapped_children[task].append(executor.submit(
                             run_task, task, prior, child_upstreams, flow_context,
@@ -411,7 +412,7 @@ def _run_plan(flow: Flow) -> list[_TaskPlan]:
         for task in flow.sorted_tasks():
             edges = tuple(flow._upstream[task])
             constants: dict[Edge, State] = {
-                Edge(Constant(value), task, key=key): Success(
+                Edge(Constant.auto(value), task, key=key): Success(
                     "Auto-generated constant value", result=ConstantResult(value=value)
                 )
                 for key, value in flow.constants.get(task, {}).items()

@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import flowcore
 from flowcore import Flow, context, task
 from flowcore.engine.state import Failed, State, Success
 from flowcore.executors import Executor, LocalExecutor
@@ -100,9 +101,11 @@ class ExecutorContract:
     def test_retries_inside_a_flow(self, executor: Executor) -> None:
         @task(max_retries=2, retry_delay=timedelta(0))
         def flaky() -> int:
-            if context.task_run_count < 3:
+            # flowcore.context, not a module-level `context`: task code sent to worker
+            # processes by value cannot carry the context object (as in Prefect 1)
+            if flowcore.context.task_run_count < 3:
                 raise ValueError("again")
-            return context.task_run_count
+            return flowcore.context.task_run_count
 
         with Flow("f") as flow:
             f = flaky()

@@ -1,0 +1,237 @@
+"""The local pools behind ``LocalDaskExecutor``: calls that start when their inputs are ready.
+
+An :class:`EagerPool` wraps a ``ThreadPoolExecutor`` or a ``ProcessPoolExecutor``::
+
+    submit(fn, args, kwargs, label) -> out (a concurrent.futures.Future)
+        the Futures inside args and kwargs (in lists, tuples, sets, dict values) are its
+        dependencies; a done-callback on each counts them down, and when the last one is
+        done the call joins the ready queue
+    dispatcher thread: ready queue -> arguments resolved -> pool.submit
+        (the only thread that submits to the pool, so no callback ever blocks on the pool's
+        own queues; a failed dependency fails ``out`` with the same exception)
+    pool future done -> out set (processes: the call and the result travel as cloudpickle
+        bytes, and the result is checked to pickle inside the worker process)
+    close(failed)
+        normal end: wait for every submitted call, then shut the pool down
+        after an error: cancel what has not started, shut down without waiting, and raise
+        KeyboardInterrupt in the pool's threads (stops Python code, as Prefect 1 does)
+"""
+
+from __future__ import annotations
+
+import functools
+import pickle
+import queue
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
+from typing import Any, NamedTuple
+
+from flowcore.exceptions import DaskTaskError
+
+__all__ = ["EagerPool", "check_picklable", "init_process", "resolve"]
+
+
+class _Job(NamedTuple):
+    out: Future[Any]
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    label: str
+
+
+class EagerPool:
+    """See the module docstring. ``pool`` is owned (shut down by :meth:`close`)."""
+
+    def __init__(self, pool: ThreadPoolExecutor | ProcessPoolExecutor) -> None:
+        self.pool = pool
+        self._ready: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._futures: set[Future[Any]] = set()
+        self._dispatcher = threading.Thread(
+            target=_dispatch, args=(pool, self._ready), name="flowcore-dask-dispatcher",
+            daemon=True,
+        )
+        self._dispatcher.start()
+
+    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], label: str) -> Future[Any]:
+        out: Future[Any] = Future()
+        self._futures.add(out)
+        out.add_done_callback(self._futures.discard)
+        job = _Job(out, fn, args, kwargs, label)
+        deps: list[Future[Any]] = []
+        _find_futures((args, kwargs), deps)
+        if not deps:
+            self._ready.put(job)
+            return out
+        remaining = [len(deps)]
+        lock = threading.Lock()
+        ready = self._ready
+
+        def on_done(_: Future[Any]) -> None:
+            with lock:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                ready.put(job)
+
+        for dep in deps:
+            dep.add_done_callback(on_done)
+        return out
+
+    def close(self, failed: bool) -> None:
+        pending = list(self._futures)
+        if failed:
+            for future in pending:
+                future.cancel()
+        else:
+            wait_all(pending)
+        self._ready.put(None)
+        self._dispatcher.join()
+        self.pool.shutdown(wait=not failed, cancel_futures=failed)
+        if failed and isinstance(self.pool, ThreadPoolExecutor):
+            _interrupt_threads(self.pool)
+
+
+def resolve(data: Any) -> Any:
+    """``data`` with each Future inside lists, tuples, sets and dict values replaced by its
+    result (raising its exception)."""
+    return _map_futures(data, Future.result)
+
+
+def _map_futures(data: Any, fn: Callable[[Future[Any]], Any]) -> Any:
+    kind = type(data)
+    if kind is Future:
+        return fn(data)
+    if kind is list:
+        return [_map_futures(item, fn) for item in data]
+    if kind is dict:
+        return {key: _map_futures(value, fn) for key, value in data.items()}
+    if kind is tuple or kind is set or kind is frozenset:
+        return kind(_map_futures(item, fn) for item in data)
+    return data
+
+
+def _find_futures(data: Any, found: list[Future[Any]]) -> None:
+    kind = type(data)
+    if kind is Future:
+        found.append(data)
+    elif kind is dict:
+        for value in data.values():
+            _find_futures(value, found)
+    elif kind is list or kind is tuple or kind is set or kind is frozenset:
+        for item in data:
+            _find_futures(item, found)
+
+
+def _dispatch(pool: ThreadPoolExecutor | ProcessPoolExecutor, ready: queue.SimpleQueue[_Job | None]) -> None:
+    processes = isinstance(pool, ProcessPoolExecutor)
+    while True:
+        job = ready.get()
+        if job is None:
+            return
+        if job.out.cancelled():
+            continue
+        try:
+            args, kwargs = resolve((job.args, job.kwargs))
+            if processes:
+                inner = pool.submit(_call_pickled, _dumps(job.fn, args, kwargs, job.label), job.label)
+            else:
+                inner = pool.submit(job.fn, *args, **kwargs)
+        except BaseException as exc:  # noqa: BLE001 - a dependency's error, pickling, shutdown
+            if not job.out.done():
+                job.out.set_exception(exc)
+            continue
+        inner.add_done_callback(functools.partial(_transfer, out=job.out, pickled=processes))
+
+
+def _transfer(inner: Future[Any], out: Future[Any], pickled: bool) -> None:
+    if out.done():
+        return
+    if inner.cancelled():
+        out.cancel()
+        return
+    try:
+        value = inner.result()
+        if pickled:
+            import cloudpickle
+
+            value = cloudpickle.loads(value)
+    except BaseException as exc:  # noqa: BLE001 - handed to whoever waits on `out`
+        out.set_exception(exc)
+        return
+    out.set_result(value)
+
+
+def _interrupt_threads(pool: ThreadPoolExecutor) -> None:
+    import ctypes
+
+    for thread in list(getattr(pool, "_threads", ())):
+        if thread.ident is not None and thread.is_alive():
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(thread.ident), ctypes.py_object(KeyboardInterrupt)
+            )
+
+
+# -- in the worker processes ---------------------------------------------------------------
+
+
+def init_process(dask_config: dict[str, Any]) -> None:
+    """Pool process initializer: exit on SIGTERM, apply the executor's dask config."""
+    import signal
+    import sys
+
+    import dask
+
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit())
+    dask.config.set(dask_config)
+
+
+def _dumps(fn: Any, args: Any, kwargs: Any, label: str) -> bytes:
+    import cloudpickle
+
+    try:
+        return cloudpickle.dumps((fn, args, kwargs))  # type: ignore[no-any-return]
+    except Exception as exc:
+        raise DaskTaskError(
+            f"Task {label!r}: its inputs cannot be pickled for a worker process "
+            f"({type(exc).__name__}: {exc})"
+        ) from exc
+
+
+def _call_pickled(payload: bytes, label: str) -> bytes:
+    import cloudpickle
+
+    try:
+        fn, args, kwargs = cloudpickle.loads(payload)
+    except Exception as exc:
+        raise DaskTaskError(
+            f"Task {label!r}: the worker process cannot load the task "
+            f"({type(exc).__name__}: {exc}); its code must be importable there"
+        ) from None
+    result = fn(*args, **kwargs)
+    check_picklable(result, label)
+    return cloudpickle.dumps(result)  # type: ignore[no-any-return]
+
+
+def check_picklable(value: Any, label: str) -> None:
+    """Raise :class:`DaskTaskError` unless ``value`` pickles (large buffers are not copied)."""
+    try:
+        pickle.dumps(value, protocol=5, buffer_callback=_out_of_band)
+        return
+    except Exception:  # noqa: BLE001 - cloudpickle may still manage (lambdas, closures)
+        pass
+    import cloudpickle
+
+    try:
+        cloudpickle.dumps(value, protocol=5, buffer_callback=_out_of_band)
+    except Exception as exc:
+        raise DaskTaskError(
+            f"Task {label!r}: its result cannot be pickled to leave the worker process "
+            f"({type(exc).__name__}: {exc}); return a picklable value from the task, or run "
+            "the flow with LocalExecutor or LocalDaskExecutor('threads')"
+        ) from None
+
+
+def _out_of_band(buffer: Any) -> None:
+    return None

@@ -1,0 +1,594 @@
+"""Executors on Dask: ``LocalDaskExecutor`` (local pools) and ``DaskExecutor`` (a cluster).
+
+Both take what the FlowRunner submits (``run_task`` plus arguments in which upstream
+results are futures) and let the futures, not the FlowRunner, order the work: a call starts
+as soon as the futures among its arguments are done, and ``wait`` is only needed where the
+FlowRunner itself must look at a state (before mapping, at the end of a pass).
+
+``LocalDaskExecutor(scheduler)``::
+
+    "sync"       submit calls fn at once in the calling thread (as LocalExecutor does)
+    "threads"    a ThreadPoolExecutor of dask's ``num_workers`` (default: the CPU count)
+    "processes"  a ProcessPoolExecutor in dask's multiprocessing context ("spawn" unless
+                 configured); the call and its result travel as cloudpickle bytes
+
+    submit(fn, *args) -> Future ──(argument futures done)──> pool      (``_pools.EagerPool``)
+
+    A failed dependency fails its dependents with the same exception. Unlike Prefect 1's
+    LocalDaskExecutor (a lazy graph computed at each ``wait``), nothing waits for a
+    barrier: independent branches overlap.
+
+``DaskExecutor`` (one ``distributed.Client`` per session)::
+
+    session   a temporary cluster (cluster_class(**cluster_kwargs)), or the scheduler at
+              ``address``; the retry passes of one ``flow.run`` share it
+    submit    key "<task name>-<map index>-<uuid>" (or "<task name>-<uuid>"); the future
+              is made at once and the call joins a buffer
+    flush     at the next ``wait`` or every 1,000 submits: each call is pickled once
+              (``_dask_packing``: futures inside become dependencies, objects repeated in
+              the batch - the task, the flow context - become one shared key), and the
+              batch goes to the scheduler as one graph per run of equal resources
+              (``client.map``, pure=False), so a map of n children costs a few messages
+    wait      flush, then ``client.gather``
+
+On a worker each call runs inside :func:`_call`, which unpacks it, names the task in any
+error and, on a worker in its own process, checks that the returned state pickles
+(distributed would otherwise hang moving an unpicklable result). Errors of the machinery
+(unpicklable inputs or results, code the workers cannot import, dead workers, a lost
+scheduler) become one :class:`DaskTaskError` that names the task and the cause (raised in
+:func:`_call`, at a flush, or by ``_translate`` while waiting, ``from`` the original
+error); an exception raised by a task's own code (with ``raise_on_exception``) passes
+through unchanged.
+"""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import pickle
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
+from typing import Any, NamedTuple
+
+from flowcore import configuration
+from flowcore.exceptions import DaskTaskError
+from flowcore.executors._pools import EagerPool, check_picklable, init_process, resolve
+from flowcore.executors.base import Executor
+from flowcore.utilities.logging import get_logger
+
+__all__ = ["DaskExecutor", "DaskTaskError", "LocalDaskExecutor"]
+
+_SCHEDULERS = {
+    "threads": "threads", "threading": "threads",
+    "processes": "processes", "multiprocessing": "processes",
+    "sync": "synchronous", "synchronous": "synchronous", "single-threaded": "synchronous",
+}
+_BATCH = 1000
+_IN_TASK = "_flowcore_task"
+
+
+def _task_label(extra_context: dict[str, Any] | None, default: str = "<task>") -> str:
+    extra = extra_context or {}
+    name = extra.get("task_name") or default
+    index = extra.get("task_index")
+    return f"{name}[{index}]" if index is not None else str(name)
+
+
+def _task_key(extra_context: dict[str, Any] | None, default: str) -> str:
+    extra = extra_context or {}
+    name = extra.get("task_name") or default
+    index = extra.get("task_index")
+    suffix = uuid.uuid4().hex
+    return f"{name}-{index}-{suffix}" if index is not None else f"{name}-{suffix}"
+
+
+def _resources(extra_context: dict[str, Any] | None) -> tuple[tuple[str, float], ...]:
+    """``dask-resource:KEY=NUM`` task tags as sorted ``(KEY, NUM)`` pairs."""
+    found: dict[str, float] = {}
+    for tag in (extra_context or {}).get("task_tags") or ():
+        text = str(tag)
+        if not text.lower().startswith("dask-resource:"):
+            continue
+        name, _, amount = text.split(":", 1)[1].partition("=")
+        try:
+            if not name:
+                raise ValueError(name)
+            found[name] = float(amount)
+        except ValueError:
+            raise ValueError(
+                f"Task {_task_label(extra_context)!r}: tag {text!r} is not of the form "
+                "'dask-resource:KEY=NUM'"
+            ) from None
+    return tuple(sorted(found.items()))
+
+
+# -- LocalDaskExecutor ----------------------------------------------------------------------
+
+
+class LocalDaskExecutor(Executor):
+    """Runs task runs on a local pool of threads or processes, or synchronously.
+
+    Args:
+        scheduler: ``"threads"`` (or ``"threading"``), ``"processes"`` (or
+            ``"multiprocessing"``), ``"sync"`` (or ``"synchronous"``, ``"single-threaded"``).
+        **kwargs: dask configuration set during the session, e.g. ``num_workers=4`` (also
+            applied in the worker processes).
+    """
+
+    def __init__(self, scheduler: str = "threads", **kwargs: Any) -> None:
+        super().__init__()
+        self.scheduler = self._normalize_scheduler(scheduler)
+        self.dask_config = kwargs
+        self._pool: EagerPool | None = None
+
+    @staticmethod
+    def _normalize_scheduler(scheduler: str) -> str:
+        try:
+            return _SCHEDULERS[scheduler.lower()]
+        except (KeyError, AttributeError):
+            raise ValueError(
+                f"Unknown scheduler {scheduler!r}; use 'threads', 'processes' or 'sync'"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"<Executor: LocalDaskExecutor ({self.scheduler})>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state["_pool"] = None
+        return state
+
+    @contextmanager
+    def _session(self) -> Iterator[None]:
+        import dask
+
+        with dask.config.set(self.dask_config):
+            if self.scheduler == "synchronous":
+                yield
+                return
+            from dask.system import CPU_COUNT
+
+            workers = dask.config.get("num_workers", None) or CPU_COUNT
+            if self.scheduler == "threads":
+                pool: Any = ThreadPoolExecutor(workers, thread_name_prefix="flowcore-dask")
+            else:
+                import dask.multiprocessing
+
+                pool = ProcessPoolExecutor(
+                    workers, mp_context=dask.multiprocessing.get_context(),  # type: ignore[no-untyped-call]
+                    initializer=init_process, initargs=(dict(self.dask_config),),
+                )
+            self._pool = EagerPool(pool)
+            failed = True
+            try:
+                yield
+                failed = False
+            finally:
+                self._pool.close(failed)
+                self._pool = None
+
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, extra_context: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Run ``fn(*args, **kwargs)`` once the futures inside the arguments are done."""
+        if self.scheduler == "synchronous":
+            return fn(*args, **kwargs)
+        if self._pool is None:
+            raise ValueError("This executor has not been started; use `with executor.start():`")
+        return self._pool.submit(fn, args, kwargs, _task_label(extra_context, _name(fn)))
+
+    def wait(self, futures: Any) -> Any:
+        """``futures`` with every Future (also inside lists, tuples, sets, dicts) resolved."""
+        if self.scheduler == "synchronous":
+            return futures
+        return resolve(futures)
+
+
+def _name(fn: Any) -> str:
+    return getattr(fn, "__name__", None) or type(fn).__name__
+
+
+# -- DaskExecutor ---------------------------------------------------------------------------
+
+
+class _Call(NamedTuple):
+    key: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
+    label: str
+    resources: tuple[tuple[str, float], ...]
+
+
+def _call(payload: bytes, deps: list[Any], tokens: list[str], blobs: list[bytes], label: str) -> Any:
+    """On a Dask worker: unpack and run one call (see the module docstring)."""
+    from flowcore.executors._dask_packing import unpack
+
+    try:
+        fn, args, kwargs = unpack(payload, deps, tokens, blobs)
+    except Exception as exc:
+        raise DaskTaskError(
+            f"Task {label!r}: a Dask worker cannot load the task ({type(exc).__name__}: "
+            f"{exc}); the task's code must be importable on the workers (install its module "
+            "there or add its directory to the workers' PYTHONPATH)"
+        ) from None
+    try:
+        result = fn(*args, **kwargs)
+    except BaseException as exc:
+        try:
+            setattr(exc, _IN_TASK, label)
+        except Exception:  # noqa: BLE001 - exceptions without a __dict__
+            pass
+        raise
+    if not _worker_is_inproc():
+        check_picklable(result, label)
+    return result
+
+
+def _blob(data: bytes) -> bytes:
+    return data
+
+
+def _worker_is_inproc() -> bool:
+    from distributed import get_worker
+
+    try:
+        return str(get_worker().address).startswith("inproc://")
+    except ValueError:
+        return True
+
+
+class DaskExecutor(Executor):
+    """Runs task runs on a Dask cluster: a temporary one, or the scheduler at ``address``.
+
+    Args:
+        address: the scheduler of a running cluster (default
+            ``config.engine.executor.dask.address``; "" means none).
+        cluster_class: the class (or its import path) of the temporary cluster; default
+            ``config.engine.executor.dask.cluster_class`` (``distributed.LocalCluster``).
+        cluster_kwargs: arguments of ``cluster_class``.
+        adapt_kwargs: if given, ``cluster.adapt(**adapt_kwargs)`` (adaptive scaling).
+        client_kwargs: arguments of ``distributed.Client`` (``set_as_default`` is False
+            unless given).
+        debug: a LocalCluster logs at WARNING instead of CRITICAL (default
+            ``config.debug``).
+        performance_report_path: write a Dask performance report (HTML) there.
+        disable_cancellation_event: accepted for Prefect 1 compatibility; flowcore needs
+            no cancellation event (pending work is released when the session ends).
+        watch_worker_status: log workers joining and leaving the cluster (default: on
+            unless ``adapt_kwargs`` is given).
+
+    ``address`` together with ``cluster_class`` or ``cluster_kwargs`` is a ValueError.
+    Tasks tagged ``"dask-resource:KEY=NUM"`` need ``{KEY: NUM}`` of a worker's resources.
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        cluster_class: str | Callable[..., Any] | None = None,
+        cluster_kwargs: dict[str, Any] | None = None,
+        adapt_kwargs: dict[str, Any] | None = None,
+        client_kwargs: dict[str, Any] | None = None,
+        debug: bool | None = None,
+        performance_report_path: str | None = None,
+        disable_cancellation_event: bool = False,
+        watch_worker_status: bool | None = None,
+    ) -> None:
+        super().__init__()
+        config = configuration.config
+        if address is None:
+            address = config.engine.executor.dask.address or None
+        if address is not None:
+            if cluster_class is not None or cluster_kwargs is not None:
+                raise ValueError("Cannot specify `address` and `cluster_class`/`cluster_kwargs`")
+        else:
+            if cluster_class is None:
+                cluster_class = config.engine.executor.dask.cluster_class
+            if isinstance(cluster_class, str):
+                cluster_class = _import_object(cluster_class)
+            cluster_kwargs = dict(cluster_kwargs or {})
+            from distributed import LocalCluster
+
+            if cluster_class is LocalCluster:
+                if debug is None:
+                    debug = bool(config.debug)
+                cluster_kwargs.setdefault(
+                    "silence_logs", logging.WARNING if debug else logging.CRITICAL
+                )
+            adapt_kwargs = dict(adapt_kwargs or {})
+        client_kwargs = dict(client_kwargs or {})
+        client_kwargs.setdefault("set_as_default", False)
+        self.address = address
+        self.cluster_class = cluster_class
+        self.cluster_kwargs = cluster_kwargs
+        self.adapt_kwargs = adapt_kwargs
+        self.client_kwargs = client_kwargs
+        self.performance_report_path = performance_report_path
+        self.disable_cancellation_event = disable_cancellation_event
+        self.watch_worker_status = watch_worker_status
+        self.client: Any = None
+        self._buffer: list[_Call] = []
+        self._names: set[str] = set()
+        self._resource_names: set[str] = set()
+        self._unsent: DaskTaskError | None = None
+
+    def __repr__(self) -> str:
+        where = self.address or getattr(self.cluster_class, "__name__", str(self.cluster_class))
+        return f"<Executor: DaskExecutor ({where})>"
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = super().__getstate__()
+        state.update(client=None, _buffer=[], _names=set(), _resource_names=set(), _unsent=None)
+        return state
+
+    @property
+    def logger(self) -> logging.Logger:
+        return get_logger("DaskExecutor")
+
+    @contextmanager
+    def _session(self) -> Iterator[None]:
+        from distributed import Client, performance_report
+
+        if self.performance_report_path:
+            _require_bokeh()
+        with ExitStack() as stack:
+            if self.address is not None:
+                self.logger.info("Connecting to an existing Dask cluster at %s", self.address)
+                target: Any = self.address
+            else:
+                target = stack.enter_context(self._temporary_cluster())
+            try:
+                client = stack.enter_context(Client(target, **self.client_kwargs))  # type: ignore[no-untyped-call]
+            except OSError as exc:
+                raise DaskTaskError(
+                    f"DaskExecutor could not connect to the Dask scheduler at "
+                    f"{self.address or target}: {exc}"
+                ) from exc
+            if self.performance_report_path:
+                stack.enter_context(client.as_current())
+                report = performance_report(filename=self.performance_report_path)  # type: ignore[no-untyped-call]
+                stack.enter_context(report)
+            if self.watch_worker_status or (self.watch_worker_status is None and not self.adapt_kwargs):
+                stack.enter_context(_watching_workers(client, self.logger))
+            self.client = client
+            try:
+                yield
+            finally:
+                self.client = None
+                self._buffer = []
+                self._names = set()
+                self._resource_names = set()
+                self._unsent = None
+
+    @contextmanager
+    def _temporary_cluster(self) -> Iterator[Any]:
+        cls = self.cluster_class
+        assert callable(cls)
+        self.logger.info(
+            "Creating a new Dask cluster with `%s.%s`...",
+            getattr(cls, "__module__", "?"), getattr(cls, "__qualname__", repr(cls)),
+        )
+        with cls(**(self.cluster_kwargs or {})) as cluster:
+            link = getattr(cluster, "dashboard_link", None)
+            if link:
+                self.logger.info("The Dask dashboard is available at %s", link)
+            if self.adapt_kwargs:
+                cluster.adapt(**self.adapt_kwargs)
+            yield cluster
+
+    def submit(
+        self, fn: Callable[..., Any], *args: Any, extra_context: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """A ``distributed.Future`` of ``fn(*args, **kwargs)``; the call is sent in a batch."""
+        from distributed import Future as DaskFuture
+
+        client = self._client()
+        name = (extra_context or {}).get("task_name") or _name(fn)
+        self._names.add(str(name))
+        resources = _resources(extra_context)
+        if resources:
+            self._check_resources(resources, _task_label(extra_context, name))
+        call = _Call(
+            _task_key(extra_context, name), fn, args, kwargs,
+            _task_label(extra_context, name), resources,
+        )
+        future: Any = DaskFuture(call.key, client)
+        self._buffer.append(call)
+        if len(self._buffer) >= _BATCH:
+            self._flush()
+        return future
+
+    def wait(self, futures: Any) -> Any:
+        """``futures`` with every Future (also inside lists, tuples, sets, dicts) resolved."""
+        client = self._client()
+        self._flush()
+        try:
+            return client.gather(futures)
+        except Exception as exc:
+            if getattr(exc, _IN_TASK, None) is not None or isinstance(exc, DaskTaskError):
+                raise
+            raise self._translate(exc, futures) from exc
+
+    def _client(self) -> Any:
+        if self.client is None:
+            raise ValueError("This executor has not been started; use `with executor.start():`")
+        if self._unsent is not None:  # futures of that batch would never finish
+            raise DaskTaskError(f"An earlier batch of this session was not sent: {self._unsent}")
+        return self.client
+
+    def _flush(self) -> None:
+        """Send the buffered calls: their shared blobs, then one ``client.map`` per run of
+        calls with equal resources."""
+        if not self._buffer:
+            return
+        from distributed import Future as DaskFuture
+
+        from flowcore.executors._dask_packing import BatchPacker
+
+        buffer, self._buffer = self._buffer, []
+        packer = BatchPacker(DaskFuture)
+        packed = []
+        for call in buffer:
+            try:
+                packed.append(packer.pack(call.fn, call.args, call.kwargs))
+            except Exception as exc:
+                self._unsent = DaskTaskError(
+                    f"Task {call.label!r}: its inputs cannot be sent to the Dask cluster "
+                    f"({type(exc).__name__}: {exc})"
+                )
+                raise self._unsent from exc
+        client = self.client
+        shared = dict(zip(packer.blobs, client.map(
+            _blob, list(packer.blobs.values()), key=list(packer.blobs), pure=False,
+        ))) if packer.blobs else {}
+        start = 0
+        for resources, run in itertools.groupby(buffer, key=lambda call: call.resources):
+            calls = list(run)
+            parts = packed[start:start + len(calls)]
+            start += len(calls)
+            client.map(
+                _call, [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
+                [[shared[t] for t in p[2]] for p in parts], [c.label for c in calls],
+                key=[c.key for c in calls], pure=False, resources=dict(resources) or None,
+            )
+
+    def _check_resources(self, resources: tuple[tuple[str, float], ...], label: str) -> None:
+        missing = [name for name, _ in resources if name not in self._resource_names]
+        if not missing:
+            return
+        workers = self.client.scheduler_info(n_workers=-1).get("workers", {}).values()
+        offered = {name for worker in workers for name in (worker.get("resources") or {})}
+        self._resource_names |= offered
+        absent = sorted(set(missing) - offered)
+        if absent:
+            self.logger.warning(
+                "Task %r needs Dask worker resources %s that no worker of the cluster offers "
+                "now; it waits until such a worker joins (start workers with "
+                "`--resources %s=N`)", label, absent, absent[0],
+            )
+            self._resource_names |= set(absent)
+
+    def _translate(self, exc: Exception, futures: Any) -> Exception:
+        """One readable error for a failure of the Dask machinery while waiting."""
+        erred = _erred_futures(futures)
+        label = self._label(erred[0].key) if erred else None
+        cause = f"{type(exc).__name__}: {exc}"
+        from distributed import CancelledError, KilledWorker
+
+        if label is None:
+            return DaskTaskError(f"Waiting for results from the Dask cluster failed ({cause})")
+        if isinstance(exc, KilledWorker):
+            return DaskTaskError(
+                f"Task {label!r}: the Dask workers running it died too many times ({cause}); "
+                "the task may crash its worker or need more memory than a worker has"
+            )
+        if isinstance(exc, CancelledError):
+            if "scheduler-connection-lost" in str(exc):
+                return DaskTaskError(
+                    f"The connection to the Dask scheduler was lost while waiting for task "
+                    f"{label!r}; the run cannot go on ({cause})"
+                )
+            return DaskTaskError(f"Task {label!r} was cancelled by the Dask cluster ({cause})")
+        if isinstance(exc, (ImportError, AttributeError, pickle.UnpicklingError)):
+            return DaskTaskError(
+                f"Task {label!r}: a Dask worker cannot load the task ({cause}); the task's "
+                "code must be importable on the workers (install its module there or add "
+                "its directory to the workers' PYTHONPATH)"
+            )
+        return DaskTaskError(f"Task {label!r} failed on the Dask cluster ({cause})")
+
+    def _label(self, key: str) -> str:
+        """``"name[index]"`` from a key ``"<name>-<index>-<uuid>"`` or ``"<name>-<uuid>"``."""
+        key = str(key)
+        stem = key[:-33] if len(key) > 33 and key[-33] == "-" else key
+        for name in sorted(self._names, key=len, reverse=True):
+            if stem == name:
+                return name
+            if stem.startswith(name + "-") and stem[len(name) + 1:].isdigit():
+                return f"{name}[{stem[len(name) + 1:]}]"
+        return stem
+
+
+def _erred_futures(futures: Any) -> list[Any]:
+    """The futures in ``futures`` that erred or were cancelled, earliest submitted first."""
+    from distributed import Future as DaskFuture
+
+    found: list[Any] = []
+    stack = [futures]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, DaskFuture):
+            if item.status in ("error", "cancelled"):
+                found.append(item)
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, (list, tuple, set, frozenset)):
+            stack.extend(item)
+    found.sort(key=lambda future: getattr(future, "_id", ("", 0))[1])
+    return found
+
+
+@contextmanager
+def _watching_workers(client: Any, logger: logging.Logger) -> Iterator[None]:
+    """Log workers joining and leaving the cluster (the scheduler's "all" event topic)."""
+
+    def on_event(event: tuple[float, Any]) -> None:
+        message = event[1] if isinstance(event[1], dict) else {}
+        action = message.get("action")
+        if action == "add-worker":
+            logger.debug("Dask worker %s joined the cluster", message.get("worker"))
+        elif action == "remove-worker":
+            lost = len(message.get("processing-tasks") or ()) + len(
+                message.get("lost-computed-tasks") or ()
+            )
+            level = logging.DEBUG if message.get("expected") else logging.WARNING
+            logger.log(
+                level, "Dask worker %s left the cluster; %d task run(s) it was running or "
+                "holding will run again on other workers", message.get("worker"), lost,
+            )
+
+    client.subscribe_topic("all", on_event)
+    try:
+        yield
+    finally:
+        _unsubscribe(client, "all")
+
+
+def _unsubscribe(client: Any, topic: str) -> None:
+    """Unsubscribe before the client closes. ``unsubscribe_topic`` only queues a message,
+    which a closing client may never flush; the scheduler would then log a CRITICAL
+    traceback sending the client's own "remove-client" event to its closed stream. A direct
+    call does it at once (the function travels by value: the scheduler needs no flowcore)."""
+    client_id = client.id
+
+    def unsubscribe(dask_scheduler: Any) -> None:
+        dask_scheduler.unsubscribe_topic(topic, client_id)
+
+    try:
+        client.run_on_scheduler(unsubscribe)
+    except Exception:  # noqa: BLE001 - e.g. a scheduler that refuses functions; best effort
+        client.unsubscribe_topic(topic)
+
+
+def _require_bokeh() -> None:
+    try:
+        import bokeh  # noqa: F401
+    except ImportError:
+        raise ImportError(
+            "DaskExecutor(performance_report_path=...) needs bokeh to write the report: "
+            "pip install bokeh"
+        ) from None
+
+
+def _import_object(path: str) -> Any:
+    import importlib
+
+    module, _, name = path.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError, ValueError) as exc:
+        raise ImportError(f"DaskExecutor: cannot import cluster_class {path!r} ({exc})") from exc

@@ -1,0 +1,286 @@
+"""Tasks and flows for the executor tests, in an importable module.
+
+Dask workers (a ``LocalCluster``'s processes, or the ``dask worker`` processes the tests start
+with ``PYTHONPATH`` set to the repository) import this module to load the tasks, so task code
+lives here rather than inside test functions. Side effects that the tests count (runs, ticks
+of a timed-out task) go to files, which every worker process on this machine can reach.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import flowcore
+from flowcore import Flow, Parameter, flatten, task, unmapped
+from flowcore.engine import signals
+from flowcore.engine.cache_validators import all_inputs
+from flowcore.engine.state import Mapped, State
+from flowcore.triggers import all_failed, always_run, manual_only
+
+
+class Boom(Exception):
+    """A task error whose class workers and the client must both import."""
+
+
+# -- tasks ----------------------------------------------------------------------------------
+
+
+@task
+def inc(x: int) -> int:
+    return x + 1
+
+
+@task
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@task
+def total(xs: list[int]) -> int:
+    return sum(xs)
+
+
+@task
+def numbers(n: int) -> list[int]:
+    return list(range(n))
+
+
+@task
+def pair(x: int) -> list[int]:
+    return [x, 10 * x]
+
+
+@task
+def fail_on(x: int, bad: int) -> int:
+    if x == bad:
+        raise Boom(f"bad item {x}")
+    return x
+
+
+@task
+def skip_on(x: int, bad: int) -> int:
+    if x == bad:
+        raise signals.SKIP(f"skipping {x}")
+    return x
+
+
+@task(trigger=always_run)
+def count_finished(xs: list[Any]) -> int:
+    return len(xs)
+
+
+@task(trigger=all_failed)
+def cleanup() -> str:
+    return "cleaned"
+
+
+@task(trigger=manual_only)
+def approve(x: int) -> int:
+    return x
+
+
+@task
+def raise_fail() -> None:
+    raise signals.FAIL("failed on purpose")
+
+
+@task
+def raise_success() -> None:
+    raise signals.SUCCESS("done early", result=42)
+
+
+@task
+def loop_to(n: int) -> int:
+    count = flowcore.context.get("task_loop_count", 1)
+    so_far = flowcore.context.get("task_loop_result", 0)
+    if count < n:
+        raise signals.LOOP(result=so_far + count)
+    return so_far + count
+
+
+@task(max_retries=2, retry_delay=timedelta(0))
+def flaky(x: int, succeed_on: int) -> tuple[int, int]:
+    run = flowcore.context.task_run_count
+    if run < succeed_on:
+        raise Boom(f"attempt {run}")
+    return x, run
+
+
+@task
+def describe(x: int) -> dict[str, Any]:
+    return {
+        "x": x,
+        "map_index": flowcore.context.get("map_index"),
+        "task_full_name": flowcore.context.get("task_full_name"),
+        "flow_name": flowcore.context.get("flow_name"),
+        "parameters": dict(flowcore.context.get("parameters") or {}),
+    }
+
+
+@task
+def record(path: str, value: int) -> int:
+    """Append a line to ``path`` (counts runs across processes) and return ``value``."""
+    with open(path, "a") as handle:
+        handle.write(f"{value}\n")
+    return value
+
+
+@task(cache_for=timedelta(hours=1), cache_validator=all_inputs)
+def cached_record(path: str, value: int) -> int:
+    with open(path, "a") as handle:
+        handle.write(f"{value}\n")
+    return value
+
+
+@task
+def tick_until_stopped(path: str, seconds: float) -> str:
+    """Append a tick to ``path`` every 20 ms for ``seconds`` (Python code: a timeout can stop
+    it between ticks); reports where it ran."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with open(path, "a") as handle:
+            handle.write(".")
+        time.sleep(0.02)
+    return "finished"
+
+
+@task
+def where() -> dict[str, Any]:
+    process = multiprocessing.current_process()
+    return {
+        "pid": os.getpid(),
+        "daemon": process.daemon,
+        "main_thread": threading.current_thread() is threading.main_thread(),
+    }
+
+
+@task
+def dask_key(x: int = 0) -> str:
+    from distributed import get_worker
+
+    return str(get_worker().get_current_task())
+
+
+@task
+def dask_resources() -> dict[str, float]:
+    from distributed import get_worker
+
+    worker = get_worker()
+    return dict(worker.state.tasks[worker.get_current_task()].resource_restrictions or {})
+
+
+@task
+def keys_in_cluster_memory(upstream: Any, released: list[str]) -> list[str]:
+    """The keys the scheduler holds in memory while this task runs, once no key of a task
+    named in ``released`` is among them (or after 10 s, whatever they are then)."""
+    from distributed import get_client
+
+    client = get_client()
+    deadline = time.monotonic() + 10
+    while True:
+        keys: list[str] = client.run_on_scheduler(_memory_keys)
+        names = {key.rsplit("-", 1)[0] for key in keys}
+        if names.isdisjoint(released) or time.monotonic() > deadline:
+            return keys
+        time.sleep(0.02)
+
+
+def _memory_keys(dask_scheduler: Any) -> list[str]:
+    return sorted(str(key) for key, ts in dask_scheduler.tasks.items() if ts.state == "memory")
+
+
+PICKLED_HERE = [0]
+
+
+class Payload:
+    """A value that counts how often it is pickled in the current process."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        PICKLED_HERE[0] += 1
+        return (Payload, (self.n,))
+
+
+@task
+def make_payload(n: int) -> Payload:
+    return Payload(n)
+
+
+@task
+def payload_plus(x: int, payload: Payload) -> int:
+    return x + payload.n
+
+
+def plain_double(x: int) -> int:
+    """A plain function: ``task(plain_double)`` pickles it by reference (module + name)."""
+    return 2 * x
+
+
+@task
+def crash_worker() -> None:
+    os._exit(17)
+
+
+@task
+def make_lock() -> Any:
+    return threading.Lock()
+
+
+@task
+def slow_inc(x: int, marker_dir: str) -> int:
+    """``x + 1`` after 50 ms; leaves a file per finished item so a test can watch progress."""
+    time.sleep(0.05)
+    Path(marker_dir, f"{x}-{os.getpid()}").touch()
+    return x + 1
+
+
+# -- flows ----------------------------------------------------------------------------------
+
+
+def map_reduce_flow(items: list[int]) -> tuple[Flow, Any, Any]:
+    with Flow("map-reduce") as flow:
+        mapped = inc.map(items)
+        reduced = total(mapped)
+    return flow, mapped, reduced
+
+
+def map_of_map_flow(n: int) -> tuple[Flow, Any, Any, Any]:
+    with Flow("map-of-map") as flow:
+        first = inc.map(numbers(n))
+        second = add.map(first, unmapped(100))
+        reduced = total(second)
+    return flow, first, second, reduced
+
+
+def summary(state: State) -> Any:
+    """``(state class name, result)``, with the children of a Mapped state."""
+    if isinstance(state, Mapped):
+        return ("Mapped", [summary(child) for child in state.map_states])
+    result = state.result
+    if isinstance(result, BaseException):
+        result = f"{type(result).__name__}: {result}"
+    return (type(state).__name__, result)
+
+
+def parameter_flow() -> tuple[Flow, Any]:
+    with Flow("parameters") as flow:
+        start = Parameter("start", default=1)
+        step = Parameter("step")
+        out = add(start, step)
+    return flow, out
+
+
+def flatten_flow() -> tuple[Flow, Any, Any]:
+    with Flow("flatten") as flow:
+        nested = pair.map([1, 2, 3])
+        flat = inc.map(flatten(nested))
+        literal = inc.map(flatten([[1], [2, 3]]))
+    return flow, flat, literal

@@ -1,0 +1,229 @@
+"""LocalDaskExecutor: local pools of threads or processes, or synchronous (reference 10)."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import pickle
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+import dask
+import pytest
+
+from flowcore import Flow, task
+from flowcore.engine.state import Failed, State
+from flowcore.executors import Executor, LocalDaskExecutor
+from flowcore.executors.dask import DaskTaskError
+from tests.executors import flows
+from tests.executors.test_local import ExecutorContract
+
+pytestmark = pytest.mark.timeout(120)
+
+STARTED = threading.Event()
+STOPPED = threading.Event()
+
+
+def _double(x: int) -> int:
+    return 2 * x
+
+
+def _fail(message: str) -> None:
+    raise KeyError(message)
+
+
+def _set_started() -> str:
+    STARTED.set()
+    return "started"
+
+
+def _spin_until_interrupted() -> None:
+    STARTED.set()
+    try:
+        for _ in range(500):
+            threading.Event().wait(0.01)
+    finally:
+        STOPPED.set()
+
+
+def _dask_setting(name: str) -> Any:
+    return dask.config.get(name, None)
+
+
+def run(flow: Flow, executor: LocalDaskExecutor) -> State:
+    state = flow.run(executor=executor)
+    assert state is not None
+    return state
+
+
+@pytest.mark.parametrize(
+    "given, normalized",
+    [
+        ("threads", "threads"), ("threading", "threads"), ("THREADS", "threads"),
+        ("processes", "processes"), ("multiprocessing", "processes"),
+        ("sync", "synchronous"), ("synchronous", "synchronous"),
+        ("single-threaded", "synchronous"),
+    ],
+)  # fmt: skip
+def test_scheduler_aliases(given: str, normalized: str) -> None:
+    executor = LocalDaskExecutor(given)
+    assert executor.scheduler == normalized
+    assert repr(executor) == f"<Executor: LocalDaskExecutor ({normalized})>"
+
+
+def test_unknown_scheduler() -> None:
+    with pytest.raises(ValueError, match="Unknown scheduler 'gpu'"):
+        LocalDaskExecutor("gpu")
+
+
+def test_default_is_threads_and_kwargs_are_dask_config() -> None:
+    executor = LocalDaskExecutor(num_workers=3)
+    assert executor.scheduler == "threads"
+    assert executor.dask_config == {"num_workers": 3}
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_dask_config_is_set_for_the_session_and_in_the_workers(scheduler: str) -> None:
+    executor = LocalDaskExecutor(scheduler, num_workers=1, **{"flowcore-test.setting": "on"})
+    assert _dask_setting("flowcore-test.setting") is None
+    with executor.start():
+        assert _dask_setting("num_workers") == 1
+        assert executor.wait(executor.submit(_dask_setting, "flowcore-test.setting")) == "on"
+    assert _dask_setting("flowcore-test.setting") is None
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_submit_needs_a_session(scheduler: str) -> None:
+    with pytest.raises(ValueError, match="has not been started"):
+        LocalDaskExecutor(scheduler).submit(_double, 1)
+
+
+def test_sync_runs_at_once_without_a_session() -> None:
+    executor = LocalDaskExecutor("sync")
+    assert executor.submit(_double, 2) == 4
+    assert executor.wait({"a": [4]}) == {"a": [4]}
+
+
+def test_submit_starts_the_work_without_a_wait() -> None:
+    STARTED.clear()
+    executor = LocalDaskExecutor("threads")
+    with executor.start():
+        future = executor.submit(_set_started)
+        assert STARTED.wait(timeout=10)  # Prefect 1's lazy executor ran nothing before wait()
+        assert executor.wait(future) == "started"
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_futures_in_arguments_are_dependencies(scheduler: str) -> None:
+    executor = LocalDaskExecutor(scheduler)
+    with executor.start():
+        first = executor.submit(_double, 1)
+        second = executor.submit(_double, x=first)
+        third = executor.submit(sum, [first, second])
+        assert executor.wait({"all": (first, [second, {"n": third}])}) == {"all": (2, [4, {"n": 6}])}
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_a_failed_dependency_fails_its_dependents(scheduler: str) -> None:
+    executor = LocalDaskExecutor(scheduler)
+    with executor.start():
+        failed = executor.submit(_fail, "upstream broke")
+        dependent = executor.submit(_double, failed)
+        with pytest.raises(KeyError, match="upstream broke"):
+            executor.wait(dependent)
+        assert executor.wait(executor.submit(_double, 5)) == 10
+
+
+def test_an_error_in_the_session_interrupts_running_threads() -> None:
+    STARTED.clear()
+    STOPPED.clear()
+    executor = LocalDaskExecutor("threads")
+    with pytest.raises(RuntimeError, match="caller failed"), executor.start():
+        executor.submit(_spin_until_interrupted)
+        assert STARTED.wait(timeout=10)
+        raise RuntimeError("caller failed")
+    assert STOPPED.wait(timeout=10)  # stopped by KeyboardInterrupt, not after 5 s of spinning
+    with executor.start():  # and the executor can start again
+        assert executor.wait(executor.submit(_double, 3)) == 6
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes", "sync"])
+def test_pickles_inside_a_session(scheduler: str) -> None:
+    executor = LocalDaskExecutor(scheduler)
+    with executor.start():
+        copy = pickle.loads(pickle.dumps(executor))
+    assert copy.scheduler == executor.scheduler
+    with copy.start():
+        assert copy.wait(copy.submit(_double, 3)) == 6
+
+
+@pytest.mark.parametrize(
+    "scheduler, in_main_thread, in_this_process",
+    [("sync", True, True), ("threads", False, True), ("processes", True, False)],
+)
+def test_where_tasks_run(scheduler: str, in_main_thread: bool, in_this_process: bool) -> None:
+    """Timeouts: SIGALRM in a main thread (sync, and the pool processes), a watched helper
+    thread elsewhere (threads)."""
+    with Flow("where") as flow:
+        out = flows.where()
+    place = run(flow, LocalDaskExecutor(scheduler)).result[out].result
+    assert place["main_thread"] is in_main_thread
+    assert (place["pid"] == os.getpid()) is in_this_process
+
+
+def test_processes_name_a_task_whose_result_cannot_be_pickled() -> None:
+    with Flow("unpicklable") as flow:
+        flows.make_lock()
+    state = run(flow, LocalDaskExecutor("processes"))
+    assert type(state) is Failed
+    assert isinstance(state.result, DaskTaskError)
+    assert str(state.result).startswith(
+        "Task 'make_lock': its result cannot be pickled to leave the worker process "
+        "(TypeError: cannot pickle '_thread.lock' object)"
+    )
+
+
+def test_threads_return_unpicklable_results() -> None:
+    with Flow("unpicklable") as flow:
+        lock = flows.make_lock()
+    state = run(flow, LocalDaskExecutor("threads"))
+    assert type(state.result[lock].result) is type(threading.Lock())
+
+
+def test_processes_name_a_task_the_workers_cannot_import(tmp_path: Path) -> None:
+    (tmp_path / "parent_only_module.py").write_text("def triple(x):\n    return 3 * x\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = importlib.import_module("parent_only_module")
+    finally:
+        sys.path.remove(str(tmp_path))
+    try:
+        with Flow("unimportable") as flow:
+            task(module.triple)(2)
+        state = run(flow, LocalDaskExecutor("processes"))
+    finally:
+        sys.modules.pop("parent_only_module", None)
+    assert type(state) is Failed
+    assert str(state.result).startswith(
+        "Task 'triple': the worker process cannot load the task (ModuleNotFoundError: No "
+        "module named 'parent_only_module')"
+    )
+
+
+def test_a_dead_pool_process_fails_the_run_without_hanging() -> None:
+    with Flow("crash") as flow:
+        flows.crash_worker()
+        flows.inc(1)
+    state = run(flow, LocalDaskExecutor("processes"))
+    assert type(state) is Failed
+    assert "BrokenProcessPool" in str(state.message)
+
+
+class TestLocalDaskExecutorMeetsTheInterfaceContract(ExecutorContract):
+    """The interface-level contract of ``test_local.py`` (submit, wait, start, pickling)."""
+
+    @pytest.fixture(params=["sync", "threads", "processes"])
+    def executor(self, request: pytest.FixtureRequest) -> Executor:
+        return LocalDaskExecutor(request.param)
