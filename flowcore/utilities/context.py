@@ -140,10 +140,13 @@ class Context:
     def __repr__(self) -> str:
         return f"<Context: {sorted(current())}>"
 
-    def __reduce__(self) -> Any:
-        raise TypeError(
-            "flowcore.context cannot be pickled; pass context.to_dict() instead"
-        )
+    def __reduce__(self) -> str:
+        """Pickles by reference: the unpickled object is the receiving process's own
+        ``flowcore.context``, which shows that process's (or thread's) current scope. So a
+        task that uses ``from flowcore import context`` runs on process-based executors,
+        where Prefect 1 failed to pickle it; the scope's contents never travel this way
+        (executors hand them over explicitly)."""
+        return "context"
 
     def get(self, key: str, default: Any = None) -> Any:
         return current().get(key, default)
