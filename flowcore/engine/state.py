@@ -495,7 +495,7 @@ class Cached(Success):
         cached_parameters: dict[str, Any] | None = None,
         cached_result_expiration: datetime | None = None,
         context: dict[str, Any] | None = None,
-        hashed_inputs: dict[str, str] | None = None,
+        hashed_inputs: dict[str, str] | Callable[[], dict[str, str]] | None = None,
     ) -> None:
         super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
         self.cached_parameters = cached_parameters
