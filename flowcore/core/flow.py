@@ -6,7 +6,7 @@ downstream edges are indexed as they are added, so graph queries cost O(degree),
 topological order is memoised until the graph changes. Independent tasks run in the
 order they were added (Prefect 1's order depended on object ids).
 
-``Flow.run`` hands over to the engine (``engine.flow_runner.run_flow``), imported lazily
+``Flow.run`` hands over to the engine (``engine.flow_run.run_flow``), imported lazily
 in that one place: the graph model does not depend on the runners.
 """
 
@@ -528,7 +528,7 @@ class Flow:
         arguments: ``executor``, ``task_states``, ``context``, ``task_contexts``,
         ``state``, ``flow_run_id``, ``flow_run_name``, ``task_runner_state_handlers``.
         """
-        from flowcore.engine.flow_runner import run_flow
+        from flowcore.engine.flow_run import run_flow
 
         if getattr(self, "_scopes", None):
             raise RuntimeError(

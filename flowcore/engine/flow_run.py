@@ -1,0 +1,271 @@
+"""``run_flow``, behind ``Flow.run``: the passes (and scheduled runs) that make a flow run.
+
+``run_flow`` validates the parameters, chooses the executor and the cache store, then
+repeats FlowRunner passes (``engine/flow_runner.py``) inside one executor session until
+the flow state is finished, sleeping only until the earliest retry is due. A task that can
+only go on once a person resumes it (Paused with no start time) never makes ``flow.run``
+hang: on a terminal it asks, otherwise ``flow.run`` returns the Running state and says how
+to resume. After the run it commits transactions and updates an in-memory cache store.
+
+With a schedule, ``_run_on_schedule`` sleeps until each event and does one such run per
+event, each with its own ``flow_run_id``, until the schedule runs out or Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import uuid
+import warnings
+from typing import TYPE_CHECKING, Any
+
+import pendulum
+
+from flowcore import configuration
+from flowcore.caching import CacheStore, MemoryCacheStore, store_from_spec
+from flowcore.engine.flow_runner import import_object
+from flowcore.engine.state import Cached, Mapped, Paused, Pending, Resume, Scheduled, State
+from flowcore.transactions import commit_transactions
+from flowcore.utilities import context as _context
+
+if TYPE_CHECKING:
+    from flowcore.core.flow import Flow
+    from flowcore.core.task import Task
+
+__all__ = ["run_flow"]
+
+
+def run_flow(
+    flow: Flow,
+    parameters: dict[str, Any] | None = None,
+    run_on_schedule: bool | None = None,
+    runner_cls: type | None = None,
+    **kwargs: Any,
+) -> State | None:
+    """``Flow.run``: validate parameters, then run passes until the flow finishes."""
+    scope = _context.current()
+    if scope.get("flow") is flow:
+        raise RuntimeError(
+            f"{flow!r}.run() was called inside its own `with Flow(...)` block; "
+            "call run() after the block ends"
+        )
+    if scope.get("loading_flow"):
+        warnings.warn("flow.run() is ignored while a flow is being loaded", stacklevel=3)
+        return None
+    if "return_tasks" in kwargs:
+        raise ValueError("flow.run() does not take return_tasks; every task's state is returned")
+    run_parameters = _check_parameters(flow, dict(parameters or {}), kwargs)
+    flow.sorted_tasks()
+    if flow.schedule is not None and (
+        run_on_schedule if run_on_schedule is not None else configuration.config.flows.run_on_schedule
+    ):
+        return _run_on_schedule(flow, run_parameters, runner_cls, kwargs)
+    caches = scope.setdefault("caches", {})
+    store = _cache_store(flow, kwargs.pop("cache_store", None), caches)
+    kwargs["context"] = {"cache_store": store, **(kwargs.get("context") or {})}
+    _warn_about_shared_cache_keys(flow)
+    if runner_cls is None:
+        runner_cls = import_object(configuration.config.engine.flow_runner.default_class)
+    executor = kwargs.pop("executor", None) or flow.executor
+    if executor is None:
+        executor = import_object(configuration.config.engine.executor.default_class)()
+    with executor.start():
+        state = _run_passes(flow, runner_cls, executor, run_parameters, kwargs)
+    if isinstance(state.result, dict):
+        commit_transactions(state.result, flow.logger)
+        _absorb_cached_states(store, state.result)
+        for task in flow.tasks:
+            state.result.setdefault(task, Pending("Task not run."))
+    else:
+        flow.logger.error(f"Unexpected error occured in {runner_cls.__name__}: {state.result!r}")
+    return state
+
+
+_FIRST_RUN_ONLY = ("state", "task_states", "flow_run_id", "flow_run_name")
+
+
+def _run_on_schedule(
+    flow: Flow, parameters: dict[str, Any], runner_cls: type | None, kwargs: dict[str, Any]
+) -> State:
+    """``flow.run()`` with a schedule: sleep until each event, then do one full run (a
+    ``run_flow`` call) with the event's parameter defaults over ``parameters``, a new
+    ``flow_run_id`` and ``scheduled_start_time``. Returns the last run's state when the
+    schedule runs out, or on Ctrl-C between runs. ``state``, ``task_states``,
+    ``flow_run_id`` and ``flow_run_name`` apply to the first scheduled run only."""
+    events = flow.schedule.next(1, return_events=True)
+    if not events:
+        raise ValueError("Flow has no more scheduled runs.")
+    names = {p.name for p in flow.parameters()}
+    user_context = dict(kwargs.get("context") or {})
+    run_kwargs = dict(kwargs)
+    last: State | None = None
+    while events:
+        event = events[0]
+        try:
+            delay = (event.start_time - pendulum.now("UTC")).total_seconds()
+            if delay > 0:
+                flow.logger.info(f"Waiting for next scheduled run at {event.start_time}")
+                time.sleep(delay)
+        except KeyboardInterrupt:
+            return _stopped_on_schedule(flow, last, event)
+        context = {**user_context, "scheduled_start_time": event.start_time}
+        extra = {k: v for k, v in event.parameter_defaults.items() if k not in names}
+        if extra:  # as in Prefect 1, names that are not Parameters reach context.parameters
+            context["parameters"] = {**(user_context.get("parameters") or {}), **extra}
+        known = {k: v for k, v in event.parameter_defaults.items() if k in names}
+        last = run_flow(
+            flow, {**parameters, **known}, run_on_schedule=False, runner_cls=runner_cls,
+            **{**run_kwargs, "context": context},
+        )
+        run_kwargs = {k: v for k, v in kwargs.items() if k not in _FIRST_RUN_ONLY}
+        try:
+            events = flow.schedule.next(1, return_events=True)
+        except KeyboardInterrupt:
+            return _stopped_on_schedule(flow, last, None)
+    flow.logger.info(f"Flow {flow.name!r} has no more scheduled runs.")
+    assert last is not None
+    return last
+
+
+def _stopped_on_schedule(flow: Flow, last: State | None, pending_event: Any) -> State:
+    flow.logger.info(f"Stopped running {flow.name!r} on its schedule (KeyboardInterrupt).")
+    if last is not None:
+        return last
+    return Scheduled(
+        "Stopped before the first scheduled run.", start_time=pending_event.start_time,
+        result={task: Pending("Task not run.") for task in flow.tasks},
+    )
+
+
+def _check_parameters(flow: Flow, given: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+    names = {p.name: p for p in flow.parameters()}
+    for key in [k for k in kwargs if k in names]:
+        given[key] = kwargs.pop(key)
+    unknown = sorted(set(given) - set(names))
+    if unknown:
+        raise ValueError(f"Flow.run received the following unexpected parameters: {', '.join(unknown)}")
+    missing = sorted(n for n, p in names.items() if p.required and n not in given)
+    if missing:
+        raise ValueError(f"Flow.run did not receive the following required parameters: {', '.join(missing)}")
+    return given
+
+
+def _run_passes(
+    flow: Flow, runner_cls: type, executor: Any, parameters: dict[str, Any], kwargs: dict[str, Any]
+) -> State:
+    flow_state: State = kwargs.pop("state", None) or Scheduled(result={})
+    if not isinstance(flow_state.result, dict):
+        flow_state.result = {}
+    flow_state.result.update(kwargs.pop("task_states", None) or {})
+    run_context = dict(kwargs.pop("context", None) or {})
+    run_context.update(
+        flow_id=flow.name,
+        flow_run_id=kwargs.pop("flow_run_id", None) or str(uuid.uuid4()),
+        flow_run_name=kwargs.pop("flow_run_name", None) or str(uuid.uuid4()),
+    )
+    run_context.setdefault("scheduled_start_time", pendulum.now("UTC"))
+    user_task_contexts = kwargs.pop("task_contexts", None) or {}
+    while True:
+        task_contexts = {
+            task: {"task_run_id": str(uuid.uuid4()), "task_id": slug, **user_task_contexts.get(task, {})}
+            for task, slug in flow.slugs.items()
+        }
+        runner = runner_cls(flow=flow)
+        flow_state = runner.run(
+            parameters=parameters, return_tasks=flow.tasks, state=flow_state,
+            task_states=flow_state.result, context=run_context, task_contexts=task_contexts,
+            executor=executor, **kwargs,
+        )
+        if flow_state.is_finished() or not isinstance(flow_state.result, dict):
+            return flow_state
+        if not _wait_for_next_pass(flow, flow_state.result):
+            return flow_state
+
+
+def _wait_for_next_pass(flow: Flow, task_states: dict[Task, State]) -> bool:
+    """Resume paused tasks if a person can answer, sleep until the next due task; False
+    when nothing can make progress without outside action."""
+    paused = [t for t, s in task_states.items() if isinstance(s, Paused)]
+    if paused and sys.stdin is not None and sys.stdin.isatty():
+        for task in paused:
+            answer = input(f"{task} is currently Paused; enter 'y' to resume:\n")
+            if answer.strip().lower() == "y":
+                task_states[task] = Resume("Approval given to resume.")
+    start_times = [s.start_time for s in _scheduled_states(task_states) if s.start_time is not None]
+    if not start_times:
+        waiting = sorted(t.name for t, s in task_states.items() if isinstance(s, Paused))
+        flow.logger.warning(
+            f"Flow run of {flow.name!r} cannot continue: task(s) {waiting} are Paused. Resume "
+            "them with flow.run(task_states={task: Resume(), ...}) (pass the other states too)."
+        )
+        return False
+    next_start = min(start_times)
+    delay = (next_start - pendulum.now("UTC")).total_seconds()
+    if delay > 0:
+        flow.logger.info(f"Waiting for next available Task run at {next_start}")
+        time.sleep(delay)
+    return True
+
+
+def _scheduled_states(task_states: dict[Task, State]) -> list[Scheduled]:
+    found: list[Scheduled] = []
+    for state in task_states.values():
+        if isinstance(state, Scheduled):
+            found.append(state)
+        elif isinstance(state, Mapped):
+            found.extend(s for s in state.map_states if isinstance(s, Scheduled))
+    return found
+
+
+def _cache_store(flow: Flow, given: Any, caches: dict[str, list[Cached]]) -> CacheStore:
+    """``flow.run(cache_store=...)``, else ``Flow(cache_store=...)``, else ``caching.store``."""
+    spec = given if given is not None else getattr(flow, "cache_store", None)
+    if spec is None:
+        spec = configuration.config.get_path("caching.store", "memory")
+    if spec is None or spec == "memory":
+        return MemoryCacheStore(caches)
+    return store_from_spec(spec)
+
+
+def _absorb_cached_states(store: CacheStore, task_states: dict[Task, State]) -> None:
+    """Driver-side update of an in-memory store after the run (as Prefect 1 does), which
+    also covers task runs that happened in other processes."""
+    if not isinstance(store, MemoryCacheStore):
+        return
+    for task, state in task_states.items():
+        if getattr(task, "_transaction", None) is not None:
+            continue
+        if isinstance(state, Mapped):
+            found = [s for s in state.map_states if isinstance(s, Cached)]
+        else:
+            found = [state] if isinstance(state, Cached) else []
+        for cached in found:
+            if cached.cached_result_expiration is not None:
+                store.put(task.cache_key or task.name, cached)
+
+
+def _warn_about_shared_cache_keys(flow: Flow) -> None:
+    """Warn when tasks cached with ``duration_only`` would share one value."""
+    messages = flow._cache.get("flowcore.cache_key_warnings")
+    if messages is None:
+        from flowcore.engine.cache_validators import duration_only
+
+        by_key: dict[str, list[Task]] = {}
+        for task in flow.sorted_tasks():
+            if task.cache_for is not None and task.cache_validator is duration_only:
+                by_key.setdefault(task.cache_key or task.name, []).append(task)
+        messages = []
+        for key, tasks in by_key.items():
+            mapped = [t for t in tasks if any(e.mapped for e in flow._upstream[t])]
+            if len(tasks) > 1 or mapped:
+                what = "mapped task" if len(tasks) == 1 else f"{len(tasks)} tasks"
+                messages.append(
+                    f"The {what} {sorted({t.name for t in tasks})} share the cache key {key!r} "
+                    "under cache_validator=duration_only, so every run (and every mapped child) "
+                    "will receive the first cached value. Give each task its own cache_key, "
+                    "or use cache_validator=all_inputs."
+                )
+        flow._cache["flowcore.cache_key_warnings"] = messages
+    for message in messages:
+        flow.logger.warning(message)
+
