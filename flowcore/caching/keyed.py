@@ -102,13 +102,7 @@ class KeyedStorage:
 
     def write(self, key: str, value: Any, expiration: datetime | None, flow_run_id: str | None) -> Result:
         """Write the value, then its record (so a record never points at nothing)."""
-        holder = self.result.copy()
-        holder.location = key
-        holder._formatter = None
-        stored = holder.write(value)
+        stored = self.result.write_at(key, value)
         record = KeyRecord(key, stored.location or key, expiration, flow_run_id, datetime.now(timezone.utc))
-        index = self.records.copy()
-        index.location = self._record_location(key)
-        index._formatter = None
-        index.write(record)
+        self.records.write_at(self._record_location(key), record)
         return stored

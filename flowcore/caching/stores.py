@@ -205,9 +205,7 @@ class ResultCacheStore(CacheStore):
     def put(self, key: str, state: Cached, flow_run_id: str | None = None) -> None:
         record_id = tokenize((state.hashed_inputs, state.cached_parameters))[:20]
         value_location = self._path(key, f"{record_id}.value")
-        holder = self.result.copy()
-        holder.location = value_location
-        written = holder.write(state.result)
+        written = self.result.write_at(value_location, state.result)
         now = datetime.now(timezone.utc)
         record = _Record(
             record_id=record_id,
@@ -223,9 +221,7 @@ class ResultCacheStore(CacheStore):
             r for r in self._read_index(key)
             if r.record_id != record_id and r.expiration is not None and r.expiration > now
         ]
-        index = self._index_result.copy()
-        index.location = self._path(key, "records.pkl")
-        index.write([*kept, record])
+        self._index_result.write_at(self._path(key, "records.pkl"), [*kept, record])
 
 
 def store_from_spec(spec: Any) -> CacheStore:

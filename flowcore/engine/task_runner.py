@@ -574,10 +574,12 @@ class TaskRunner(Runner):
             except ResultNotImplementedError:
                 return self.result.from_value(value)
             formatted.value = value
-            writer = formatted.copy()
-            writer.location = (formatted.location or "").replace("{", "{{").replace("}", "}}")
+            location, result = formatted.location or "", self.result
             self._staged.append(
-                StagedWrite(f"Task '{self._name}': checkpoint {formatted.location}", lambda: writer.write(value))
+                StagedWrite(
+                    f"Task '{self._name}': checkpoint {location}",
+                    lambda: result.write_at(location, value),
+                )
             )
             return formatted
         return self.result.from_value(value)

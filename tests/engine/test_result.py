@@ -6,6 +6,7 @@ import copy
 import json
 import pickle
 import re
+from pathlib import Path
 from typing import Any
 
 import cloudpickle
@@ -341,3 +342,13 @@ def test_constant_result_from_value_and_equality() -> None:
     copy_ = constant.from_value(2)
     assert type(copy_) is ConstantResult and copy_.value == 2 and copy_.location is None
     assert ConstantResult(value=1) == ConstantResult(value=1) != Result(value=1)
+
+
+def test_write_at_uses_the_location_as_given(tmp_path: Path) -> None:
+    from flowcore.engine.results import LocalResult
+
+    result = LocalResult(dir=tmp_path, location="{ignored}.pkl")
+    written = result.write_at("literal-{braces}.pkl", 5)
+    assert written.location == str(tmp_path / "literal-{braces}.pkl")
+    assert result.read(written.location).value == 5
+    assert result.location == "{ignored}.pkl"

@@ -123,6 +123,14 @@ class Result:
         self._write_bytes(new.location, self.serializer.serialize(value_))
         return new
 
+    def write_at(self, location: str, value_: Any) -> Result:
+        """Store ``value_`` at ``location`` exactly as given (an already rendered location:
+        braces in it are not template fields), through :meth:`write`."""
+        holder = self.copy()
+        holder._formatter = None
+        holder.location = location.replace("{", "{{").replace("}", "}}")
+        return holder.write(value_)
+
     # -- what a storage backend implements ------------------------------------------------
 
     def _root(self) -> str:
