@@ -448,11 +448,16 @@ def _child_upstreams(
         else:
             values = upstream.result
             for index, child in enumerate(per_child):
-                view = object.__new__(type(upstream))
-                view.__dict__.update(upstream.__dict__)
-                view._result = upstream._result.from_value(values[index])
-                child[edge] = view
+                child[edge] = _with_value(upstream, values[index])
     return per_child
+
+
+def _with_value(state: State, value: Any) -> State:
+    """A shallow copy of ``state`` carrying ``value`` (same Result type, no location)."""
+    view = object.__new__(type(state))
+    view.__dict__.update(state.__dict__)
+    view._result = state._result.from_value(value)
+    return view
 
 
 def _flatten_state(state: State) -> State:
@@ -461,10 +466,7 @@ def _flatten_state(state: State) -> State:
         flat = [item for sub in state.result for item in sub]
     except TypeError:
         return state
-    view = object.__new__(type(state))
-    view.__dict__.update(state.__dict__)
-    view._result = state._result.from_value(flat)
-    return view
+    return _with_value(state, flat)
 
 
 def _flatten_children(children: list[State]) -> list[State]:
@@ -479,11 +481,7 @@ def _flatten_children(children: list[State]) -> list[State]:
             )
             flat.append(child)
             continue
-        for item in items:
-            view = object.__new__(type(child))
-            view.__dict__.update(child.__dict__)
-            view._result = child._result.from_value(item)
-            flat.append(view)
+        flat.extend(_with_value(child, item) for item in items)
     return flat
 
 
