@@ -263,9 +263,8 @@ class TaskRunner(Runner):
 
     def check_upstream_finished(self, state: State, upstream_states: dict[Edge, State]) -> State:
         """Wait (ENDRUN, state unchanged) while an upstream has not finished."""
-        cached = state.cached_inputs
         for edge, upstream in upstream_states.items():
-            if cached and edge.key in cached:
+            if _cached_input(state, edge, upstream) is not None:
                 continue
             if not all(s.is_finished() for s in _expanded(edge, upstream)):
                 self.logger.debug("Task '%s': not all upstream states are finished", self._name)
@@ -290,10 +289,8 @@ class TaskRunner(Runner):
             key = edge.key
             if key is None:
                 continue
-            if cached and key in cached and not upstream.is_finished():
-                inputs[key] = cached[key]
-            else:
-                inputs[key] = upstream._result
+            stored = _cached_input(state, edge, upstream)
+            inputs[key] = upstream._result if stored is None else stored
         if cached:
             for key, stored in cached.items():
                 inputs.setdefault(key, stored)
@@ -379,7 +376,7 @@ class TaskRunner(Runner):
         cached = state.cached_inputs
         if cached:
             upstream_states = {
-                e: Success(result=cached[e.key]) if e.key in cached and not s.is_finished() else s
+                e: s if (stored := _cached_input(state, e, s)) is None else Success(result=stored)
                 for e, s in upstream_states.items()
             }
         try:
@@ -608,6 +605,15 @@ def _hashed(inputs: dict[str, Result]) -> dict[str, str]:
     from flowcore.engine.cache_validators import tokenize
 
     return {key: tokenize(result.value) for key, result in inputs.items()}
+
+
+def _cached_input(state: State, edge: Edge, upstream: State) -> Result | None:
+    """The cached input standing in for an unfinished upstream (a retry or resume whose
+    upstream states are not available), else None."""
+    cached = state.cached_inputs
+    if cached and edge.key in cached and not upstream.is_finished():
+        return cached[edge.key]
+    return None
 
 
 def _expanded(edge: Edge, upstream: State) -> list[State]:
