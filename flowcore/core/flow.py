@@ -391,12 +391,19 @@ class Flow:
 
     def terminal_tasks(self) -> set[Task]:
         """Tasks with no downstream edge."""
-        return {t for t in self._order if not self._downstream[t]}
+        return set(self._memo("terminal", lambda: [t for t in self._order if not self._downstream[t]]))
 
     def parameters(self) -> set[Parameter]:
         from flowcore.core.parameter import Parameter
 
-        return {t for t in self._order if isinstance(t, Parameter)}
+        return set(self._memo("parameters", lambda: [t for t in self._order if isinstance(t, Parameter)]))
+
+    def _memo(self, name: str, compute: Callable[[], Iterable[Any]]) -> frozenset[Any]:
+        """A graph query's answer, kept in ``_cache`` until the graph changes."""
+        found = self._cache.get(name)
+        if found is None:
+            found = self._cache[name] = frozenset(compute())
+        return found
 
     def get_tasks(
         self,
@@ -422,14 +429,15 @@ class Flow:
         resource cleanups counts as terminal)."""
         if self._reference_tasks:
             return set(self._reference_tasks)
-        found = set()
-        for task in self._order:
-            if task._excluded_from_reference:
-                continue
-            downstream = {e.downstream_task for e in self._downstream[task]}
-            if all(t._reference_transparent for t in downstream):
-                found.add(task)
-        return found
+        return set(self._memo("reference", self._default_reference_tasks))
+
+    def _default_reference_tasks(self) -> list[Task]:
+        return [
+            task
+            for task in self._order
+            if not task._excluded_from_reference
+            and all(e.downstream_task._reference_transparent for e in self._downstream[task])
+        ]
 
     def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
         tasks = set(tasks)
