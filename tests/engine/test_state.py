@@ -199,7 +199,9 @@ def test_every_class_has_its_prefect_color(cls: type[State]) -> None:
 
 
 def test_colors_cover_every_public_class() -> None:
-    assert set(COLORS) == {State, *State.children()}
+    # flowcore's own classes only: a user subclass made by another test may still be alive
+    ours = {c for c in State.children() if c.__module__ == State.__module__}
+    assert set(COLORS) == {State, *ours}
 
 
 # -- constructor arguments ------------------------------------------------------------
