@@ -263,8 +263,9 @@ class TaskRunner(Runner):
 
     def check_upstream_finished(self, state: State, upstream_states: dict[Edge, State]) -> State:
         """Wait (ENDRUN, state unchanged) while an upstream has not finished."""
+        cached = state.cached_inputs
         for edge, upstream in upstream_states.items():
-            if _cached_input(state, edge, upstream) is not None:
+            if cached and _cached_input(state, edge, upstream) is not None:
                 continue
             if not all(s.is_finished() for s in _expanded(edge, upstream)):
                 self.logger.debug("Task '%s': not all upstream states are finished", self._name)
@@ -289,7 +290,7 @@ class TaskRunner(Runner):
             key = edge.key
             if key is None:
                 continue
-            stored = _cached_input(state, edge, upstream)
+            stored = _cached_input(state, edge, upstream) if cached else None
             inputs[key] = upstream._result if stored is None else stored
         if cached:
             for key, stored in cached.items():
