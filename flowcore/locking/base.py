@@ -6,13 +6,16 @@ A lock manager hands out named, exclusive, expiring locks::
     holder   who holds it: an opaque string naming one party (flowcore uses
              "<flow run id>:<task run id>:<map index>"); identity is by holder, not by
              thread or process, so one holder may re-acquire a key it already holds
-    expiry   every lock expires ``hold_timeout`` seconds after it was acquired, even if it
-             is never released (a crashed holder cannot block a key forever); backends that
-             can see their holders die free a dead holder's locks sooner
+    expiry   every lock expires ``hold_timeout`` seconds after it was acquired or last
+             renewed, even if it is never released (a crashed holder cannot block a key
+             forever); backends that can see their holders die free a dead holder's locks
+             sooner
 
     acquire_lock(key, holder)   free ──> held by holder      (True)
                                 held by holder ──> unchanged  (True; the expiry is not renewed)
                                 held by another ──> wait until free or acquire_timeout (False)
+    renew_lock(key, holder)     held by holder ──> expires hold_timeout from now (True)
+                                otherwise (free, expired, another's) ──> unchanged (False)
     release_lock(key, holder)   held by holder ──> free; otherwise ValueError (also after expiry)
     wait_for_lock(key)          wait until nobody holds the key (does not acquire it)
 
@@ -75,6 +78,23 @@ class LockManager(abc.ABC):
 
         Returns:
             True when ``holder`` holds the lock, False when ``acquire_timeout`` ran out.
+        """
+
+    @abc.abstractmethod
+    def renew_lock(self, key: str, holder: str, hold_timeout: float | None = None) -> bool:
+        """Make ``holder``'s lock on ``key`` expire ``hold_timeout`` seconds from now.
+
+        Args:
+            key: the name of the lock.
+            holder: whose lock it must be.
+            hold_timeout: seconds from now until the lock expires; None uses
+                ``default_hold_timeout`` (and a manager without one makes the lock never
+                expire by time).
+
+        Returns:
+            True when the lock was ``holder``'s and is renewed; False, changing nothing,
+            when ``holder`` does not hold it (never did, released it, it expired, or
+            someone else holds it now).
         """
 
     @abc.abstractmethod

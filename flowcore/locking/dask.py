@@ -17,6 +17,9 @@ The scheduler cannot expire a lease whose holder is alive and refreshing it, so
 ``hold_timeout`` is enforced by the holding process: a daemon ``threading.Timer`` releases
 the lease when it runs out (and the holder stops being its holder). A holder whose process
 dies frees the key after the lease timeout, whichever of the two comes first.
+``renew_lock`` replaces that timer with a new one of ``hold_timeout`` from now (each timer
+carries the lease's generation number, so a timer replaced while it was firing does
+nothing); the scheduler's lease needs no renewal, distributed refreshes it.
 
 Identity: the scheduler knows leases, not holders. Each process keeps the leases it took in
 ``_HELD`` (``{(scheduler address, key, holder): lease}``), shared by every manager of that
@@ -50,6 +53,19 @@ _NAME_PREFIX = "flowcore-lock:"
 class _Lease:
     lock: Any  # a distributed.Lock holding one lease
     timer: threading.Timer | None = None
+    generation: int = 0  # of the timer; a renewal starts the next one
+
+    def start_timer(self, ident: tuple[str, str, str], hold: float | None) -> None:
+        """Replace the hold-timeout timer by one of ``hold`` seconds (call under
+        ``_HELD_LOCK`` once the lease is in ``_HELD``); None: no timer."""
+        if self.timer is not None:
+            self.timer.cancel()
+        self.generation += 1
+        self.timer = None
+        if hold is not None:
+            self.timer = threading.Timer(hold, _expire, args=(ident, self, self.generation))
+            self.timer.daemon = True
+            self.timer.start()
 
 
 _HELD: dict[tuple[str, str, str], _Lease] = {}
@@ -74,10 +90,11 @@ def _release(lease: _Lease) -> None:
         _dispose(lease.lock)
 
 
-def _expire(ident: tuple[str, str, str], lease: _Lease) -> None:
-    """The hold-timeout timer: release the lease if it is still the one held."""
+def _expire(ident: tuple[str, str, str], lease: _Lease, generation: int) -> None:
+    """The hold-timeout timer: release the lease if it is still the one held and this is
+    still its timer."""
     with _HELD_LOCK:
-        if _HELD.get(ident) is not lease:
+        if _HELD.get(ident) is not lease or lease.generation != generation:
             return
         del _HELD[ident]
     try:
@@ -129,13 +146,19 @@ class DaskLockManager(LockManager):
         if not lease.lock.acquire(timeout=timeout):
             _dispose(lease.lock)
             return False
-        if hold is not None:
-            lease.timer = threading.Timer(hold, _expire, args=(ident, lease))
-            lease.timer.daemon = True
         with _HELD_LOCK:
             _HELD[ident] = lease
-        if lease.timer is not None:
-            lease.timer.start()
+            lease.start_timer(ident, hold)
+        return True
+
+    def renew_lock(self, key: str, holder: str, hold_timeout: float | None = None) -> bool:
+        hold = self._hold_seconds(hold_timeout)
+        ident = (self._connection()[2], key, holder)
+        with _HELD_LOCK:
+            lease = _HELD.get(ident)
+            if lease is None:
+                return False
+            lease.start_timer(ident, hold)
         return True
 
     def release_lock(self, key: str, holder: str) -> None:

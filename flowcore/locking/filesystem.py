@@ -15,12 +15,17 @@ it, when
   runs (``os.kill(pid, 0)`` fails, or the process is a zombie), or
 * it cannot be parsed (its writer died between creating and filling it).
 
-Every read-check-write of a lock file (acquire, break, release, and the queries) runs under
-an exclusive ``flock`` of ``.guard``, held for a few system calls only. That makes breaking a
-stale lock race-free between any number of processes: the breaker re-reads the file under
-the guard, renames it to a unique tombstone name, deletes the tombstone and creates the new
-lock with ``O_CREAT | O_EXCL``; no other process can put a fresh lock in between and lose
-it. The kernel drops the guard when its process dies, so a killed process never leaves it
+A renewal rewrites ``expires_at`` (now + hold timeout) and keeps the rest: it writes the
+whole record to ``<lock file name>.renew-<uuid>`` and renames that over the lock file, so a
+reader sees the old record or the new one, never half of one (a process killed between the
+two leaves the temporary file behind; nothing reads it).
+
+Every read-check-write of a lock file (acquire, break, renew, release, and the queries)
+runs under an exclusive ``flock`` of ``.guard``, held for a few system calls only. That
+makes breaking a stale lock race-free between any number of processes: the breaker re-reads
+the file under the guard, renames it to a unique tombstone name, deletes the tombstone and
+creates the new lock with ``O_CREAT | O_EXCL``; no other process can put a fresh lock in
+between and lose it, and no renewal can revive a lock that was just broken. The kernel drops the guard when its process dies, so a killed process never leaves it
 held. (Without ``fcntl``, i.e. on Windows, there is no guard; locks still work but breaking
 a stale lock is then only as safe as ``O_EXCL`` and rename make it.)
 
@@ -129,6 +134,18 @@ class FileSystemLockManager(LockManager):
         path = self.lock_dir / lock_file_name(key)
         return poll(lambda: self._try_acquire(path, holder, hold), acquire_timeout)
 
+    def renew_lock(self, key: str, holder: str, hold_timeout: float | None = None) -> bool:
+        hold = self._hold_seconds(hold_timeout)
+        path = self.lock_dir / lock_file_name(key)
+        with self._guard():
+            now = time.time()
+            record = _read(path)
+            if record is None or _is_stale(record, now) or record.get("holder") != holder:
+                return False
+            record["expires_at"] = None if hold is None else now + hold
+            _replace(path, record)
+            return True
+
     def release_lock(self, key: str, holder: str) -> None:
         path = self.lock_dir / lock_file_name(key)
         with self._guard():
@@ -207,6 +224,21 @@ class FileSystemLockManager(LockManager):
 
     def __reduce__(self) -> tuple[type[FileSystemLockManager], tuple[str, float | None]]:
         return (type(self), (str(self.lock_dir), self.default_hold_timeout))
+
+
+def _replace(path: Path, record: dict[str, Any]) -> None:
+    """Write ``record`` over the lock file at ``path`` atomically (temporary name, rename)."""
+    temporary = path.with_name(f"{path.name}.renew-{uuid.uuid4().hex}")
+    fd = os.open(temporary, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+    try:
+        try:
+            os.write(fd, json.dumps(record).encode("utf-8"))
+        finally:
+            os.close(fd)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _read(path: Path) -> dict[str, Any] | None:

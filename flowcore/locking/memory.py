@@ -6,6 +6,8 @@ in two places still exclude each other, as Prefect 3's singleton does)::
     _LOCKS   {key: (holder, deadline)}   deadline: time.monotonic() value, or None (no expiry)
     _CHANGED a Condition over the table; notified on every acquire and release
 
+``renew_lock`` replaces the entry's deadline.
+
 An entry whose deadline has passed is expired: it is treated as absent and dropped by the
 next call that looks at it. Waiters sleep on the Condition, but never past the deadline of
 the lock they wait for, so expiry wakes them without a timer thread.
@@ -95,6 +97,16 @@ class MemoryLockManager(LockManager):
                 if not _wait(entry[1], deadline, now):
                     return False
                 now = time.monotonic()
+
+    def renew_lock(self, key: str, holder: str, hold_timeout: float | None = None) -> bool:
+        hold = self._hold_seconds(hold_timeout)
+        with _CHANGED:
+            now = time.monotonic()
+            entry = _holder(key, now)
+            if entry is None or entry[0] != holder:
+                return False
+            _LOCKS[key] = (holder, None if hold is None else now + hold)
+            return True  # waiters wake at the old deadline, see the lock held and sleep on
 
     def release_lock(self, key: str, holder: str) -> None:
         with _CHANGED:

@@ -7,6 +7,9 @@ One Redis string per held key::
 * acquire: ``SET name holder NX PX ms`` (atomic create-if-absent); if that fails, ``GET``
   says whether the holder already holds it (re-entry); otherwise poll with a pause growing
   from 5 ms to 0.1 s.
+* renew: a Lua script sets the key's expiry to hold_timeout from now (``PEXPIRE``; for
+  None, ``PERSIST``) only if its value is still the holder; an expired or taken key is
+  left alone and the answer is False.
 * release: a Lua script deletes the key only if its value is still the holder, so a holder
   whose lock expired and was taken by someone else cannot delete the new lock.
 * expiry: Redis deletes the key when PX runs out, so a holder that died (or hung) frees the
@@ -35,6 +38,24 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+
+# KEYS[1]: the lock's Redis key; ARGV[1]: the holder; ARGV[2]: the new expiry in ms, or ""
+# for none. Renews only the holder's own, unexpired lock; 1 if it did, else 0.
+_RENEW = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+    return 0
+end
+if ARGV[2] == '' then
+    redis.call('PERSIST', KEYS[1])
+    return 1
+end
+return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+"""
+
+
+def _px(hold: float | None) -> int | None:
+    """A hold timeout in whole milliseconds (at least 1), as Redis takes it."""
+    return None if hold is None else max(1, math.ceil(hold * 1000))
 
 
 def _text(value: Any) -> str | None:
@@ -81,6 +102,7 @@ class RedisLockManager(LockManager):
         self.key_prefix = key_prefix
         self._client: Any = None
         self._release: Any = None
+        self._renew: Any = None
         self._client_lock = threading.Lock()
 
     @property
@@ -100,6 +122,7 @@ class RedisLockManager(LockManager):
                         **self.client_kwargs,
                     )
                     self._release = client.register_script(_RELEASE)
+                    self._renew = client.register_script(_RENEW)
                     self._client = client
         return self._client
 
@@ -112,8 +135,7 @@ class RedisLockManager(LockManager):
         acquire_timeout: float | None = None,
         hold_timeout: float | None = None,
     ) -> bool:
-        hold = self._hold_seconds(hold_timeout)
-        px = None if hold is None else max(1, math.ceil(hold * 1000))
+        px = _px(self._hold_seconds(hold_timeout))
         name = self.key_prefix + key
 
         def attempt() -> bool:
@@ -122,6 +144,12 @@ class RedisLockManager(LockManager):
             return _text(self.client.get(name)) == holder
 
         return poll(attempt, acquire_timeout)
+
+    def renew_lock(self, key: str, holder: str, hold_timeout: float | None = None) -> bool:
+        px = _px(self._hold_seconds(hold_timeout))
+        client = self.client
+        args = [holder, "" if px is None else str(px)]
+        return bool(self._renew(keys=[self.key_prefix + key], args=args, client=client))
 
     def release_lock(self, key: str, holder: str) -> None:
         client = self.client

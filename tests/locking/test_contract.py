@@ -235,3 +235,87 @@ def test_no_default_hold_timeout_means_no_expiry_by_time(
 def test_repr_names_the_manager(manager: LockManager) -> None:
     assert repr(manager).startswith(type(manager).__name__ + "(")
     assert "default_hold_timeout=300.0" in repr(manager)
+
+
+# -- renew_lock -----------------------------------------------------------------------
+
+
+def test_renew_lock_extends_the_lock_from_now(manager: LockManager, key: str) -> None:
+    assert manager.acquire_lock(key, "run-a", hold_timeout=0.5)
+    acquired = time.monotonic()
+
+    assert manager.renew_lock(key, "run-a", hold_timeout=WAIT) is True
+    time.sleep(max(0.0, acquired + 0.8 - time.monotonic()))  # past the first 0.5 s
+
+    assert manager.is_lock_holder(key, "run-a")
+    assert manager.acquire_lock(key, "run-b", acquire_timeout=0) is False
+
+    # a renewal counts from now, so it can shorten too; not renewed again, the lock expires
+    assert manager.renew_lock(key, "run-a", hold_timeout=0.3) is True
+    assert manager.wait_for_lock(key, timeout=WAIT) is True
+    assert not manager.is_lock_holder(key, "run-a")
+
+
+def test_renew_lock_uses_the_default_hold_timeout(
+    make_manager: Callable[..., LockManager], key: str
+) -> None:
+    manager = make_manager(default_hold_timeout=0.3)
+    assert manager.acquire_lock(key, "run-a", hold_timeout=60)
+
+    assert manager.renew_lock(key, "run-a") is True
+
+    assert manager.wait_for_lock(key, timeout=WAIT) is True  # 0.3 s from the renewal
+
+
+def test_renew_lock_without_a_default_hold_timeout_ends_the_expiry(
+    make_manager: Callable[..., LockManager], key: str
+) -> None:
+    manager = make_manager(default_hold_timeout=None)
+    assert manager.acquire_lock(key, "run-a", hold_timeout=0.2)
+
+    assert manager.renew_lock(key, "run-a") is True
+
+    assert manager.wait_for_lock(key, timeout=0.5) is False
+    assert manager.is_lock_holder(key, "run-a")
+    manager.release_lock(key, "run-a")
+
+
+def test_renew_lock_by_a_non_holder_is_false_and_changes_nothing(
+    manager: LockManager, key: str
+) -> None:
+    assert manager.renew_lock(key, "run-a") is False  # nobody holds it
+    assert not manager.is_locked(key)  # and renewing did not take it
+
+    assert manager.acquire_lock(key, "run-a", hold_timeout=60)
+    assert manager.renew_lock(key, "run-b", hold_timeout=0.1) is False
+    assert manager.is_lock_holder(key, "run-a")
+
+    manager.release_lock(key, "run-a")
+    assert manager.renew_lock(key, "run-a") is False
+    assert not manager.is_locked(key)
+
+
+def test_renew_lock_after_expiry_is_false(manager: LockManager, key: str) -> None:
+    assert manager.acquire_lock(key, "run-a", hold_timeout=0.2)
+    assert manager.wait_for_lock(key, timeout=WAIT) is True
+
+    assert manager.renew_lock(key, "run-a") is False
+    assert not manager.is_locked(key)
+
+    assert manager.acquire_lock(key, "run-a", hold_timeout=0.2)
+    assert manager.acquire_lock(key, "run-b", acquire_timeout=WAIT) is True  # after expiry
+
+    assert manager.renew_lock(key, "run-a") is False
+    assert manager.is_lock_holder(key, "run-b")
+    manager.release_lock(key, "run-b")
+
+
+@pytest.mark.parametrize("bad", [0, -1.0, float("nan")])
+def test_a_renewal_hold_timeout_must_be_positive(
+    manager: LockManager, key: str, bad: float
+) -> None:
+    assert manager.acquire_lock(key, "run-a", hold_timeout=60)
+    with pytest.raises(ValueError, match="hold_timeout"):
+        manager.renew_lock(key, "run-a", hold_timeout=bad)
+    assert manager.is_lock_holder(key, "run-a")
+    manager.release_lock(key, "run-a")
