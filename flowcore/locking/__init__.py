@@ -11,12 +11,15 @@ manager                    excludes                                       frees 
 =========================  =============================================  ==============
 
 Every manager implements :class:`LockManager` (see :mod:`flowcore.locking.base`) and
-expires an unreleased lock after its hold timeout. See docs/locking.md.
+expires an unreleased lock after its hold timeout. ``manager.hold(key, holder)`` returns a
+:class:`Lease` that renews the lock from the holder's process until it is released, so
+work longer than the hold timeout keeps its lock, and a dead holder's lock still expires.
+See docs/locking.md.
 """
 
 from __future__ import annotations
 
-from flowcore.locking.base import LockManager
+from flowcore.locking.base import Lease, LockManager
 from flowcore.locking.dask import DaskLockManager
 from flowcore.locking.filesystem import FileSystemLockManager
 from flowcore.locking.memory import MemoryLockManager
@@ -25,6 +28,7 @@ from flowcore.locking.redis import RedisLockManager
 __all__ = [
     "DaskLockManager",
     "FileSystemLockManager",
+    "Lease",
     "LockManager",
     "MemoryLockManager",
     "RedisLockManager",

@@ -1,4 +1,4 @@
-"""The lock manager contract shared by every backend.
+"""The lock manager contract shared by every backend, and the leases the engine holds.
 
 A lock manager hands out named, exclusive, expiring locks::
 
@@ -23,6 +23,25 @@ Timeouts are seconds. ``acquire_timeout`` None waits forever and 0 tries once;
 ``hold_timeout`` None uses the manager's ``default_hold_timeout``, and a manager whose
 ``default_hold_timeout`` is None hands out locks that never expire by time.
 
+Leases: a lock kept alive while its holder works
+-------------------------------------------------
+
+``hold(key, holder)`` acquires the lock and returns a :class:`Lease`, which keeps it::
+
+    hold ──> acquire_lock ──> Lease ──(every hold_timeout / 3)──> renew_lock ──> True: again
+                │                │                                         └──> False: lost
+                │                └── release() / end of ``with`` ──> stop renewing, release_lock
+                └── acquire_timeout ran out ──> TimeoutError
+
+One daemon thread per lease renews it, in the holder's process, so a lock outlives its
+hold timeout exactly as long as that process lives and the lease is held: a killed holder
+stops renewing and its lock expires by time (or sooner where the backend sees the death).
+A lease whose renewal comes back False has lost the lock (its renewals were starved past
+the hold timeout, or someone released or broke it): it logs one WARNING, stops renewing
+and reports ``lease.lost``; releasing a lost or expired lease is a WARNING too, never an
+error, because the holder's work is done by then. A lease with no hold timeout (None)
+needs no renewal and starts no thread.
+
 Backends, each in its own module: ``memory`` (threads of one process), ``filesystem``
 (processes of one host), ``redis`` (anywhere that reaches one Redis server) and ``dask``
 (tasks of one Dask cluster). tests/locking/test_contract.py runs every one of them through
@@ -32,13 +51,21 @@ the same contract.
 from __future__ import annotations
 
 import abc
+import contextvars
 import math
+import threading
 import time
+import weakref
 from collections.abc import Callable
+from types import TracebackType
 
-__all__ = ["DEFAULT_HOLD_TIMEOUT", "LockManager"]
+from flowcore.utilities.logging import get_logger
+
+__all__ = ["DEFAULT_HOLD_TIMEOUT", "Lease", "LockManager"]
 
 DEFAULT_HOLD_TIMEOUT = 300.0
+
+_LOGGER = get_logger("locking")
 
 # polling backends (file system, Redis, Dask queries) sleep between checks: short at first,
 # so an uncontended hand-over is quick, then growing up to a cap, so waiters stay cheap
@@ -122,6 +149,39 @@ class LockManager(abc.ABC):
             True once the key is free, False if ``timeout`` seconds (None: forever) ran out.
         """
 
+    def hold(
+        self,
+        key: str,
+        holder: str,
+        acquire_timeout: float | None = None,
+        hold_timeout: float | None = None,
+    ) -> Lease:
+        """Acquire ``key`` for ``holder`` and keep it renewed until the lease is released.
+
+        Use the lease as a context manager, or call its ``release()``; see :class:`Lease`.
+
+        Args:
+            key: the name of the lock.
+            holder: who takes it.
+            acquire_timeout: seconds to wait for the lock; None waits forever, 0 tries once.
+            hold_timeout: seconds the lock outlives its last renewal (renewals come every
+                third of it); None uses ``default_hold_timeout``.
+
+        Raises:
+            TimeoutError: the lock was not free within ``acquire_timeout``.
+        """
+        hold = self._hold_seconds(hold_timeout)
+        if not self.acquire_lock(key, holder, acquire_timeout=acquire_timeout, hold_timeout=hold):
+            raise TimeoutError(
+                f"{type(self).__name__}: holder {holder!r} could not acquire the lock on key "
+                f"{key!r} within acquire_timeout={acquire_timeout!r} s; another holder has it"
+            )
+        try:
+            return Lease(self, key, holder, hold)
+        except BaseException:
+            self.release_lock(key, holder)
+            raise
+
     def _hold_seconds(self, hold_timeout: float | None) -> float | None:
         """The hold timeout of one acquisition: the argument, else the manager's default."""
         if hold_timeout is None:
@@ -168,3 +228,148 @@ def poll(attempt: Callable[[], bool], timeout: float | None) -> bool:
                 return False
             time.sleep(min(pause, remaining))
         pause = min(pause * 2, _MAX_POLL)
+
+
+class Lease:
+    """A lock that ``LockManager.hold`` acquired, renewed until it is released.
+
+    A renewal thread (a daemon, one per lease, running in a copy of the acquiring thread's
+    context) calls ``manager.renew_lock(key, holder, hold_timeout)`` every
+    ``hold_timeout / 3`` seconds. A renewal that raises (the backend is unreachable for a
+    moment) is logged and tried again at the next interval; one that returns False means
+    the lock is lost: the lease logs one WARNING, stops renewing and reports ``lost``. A
+    lease that is dropped without being released stops renewing when it is garbage
+    collected, so its lock then expires by time.
+
+    Attributes:
+        manager, key, holder: the lock.
+        hold_timeout: seconds the lock outlives its last renewal; None: it never expires
+            by time, and there is no renewal thread.
+    """
+
+    def __init__(
+        self, manager: LockManager, key: str, holder: str, hold_timeout: float | None
+    ) -> None:
+        self.manager = manager
+        self.key = key
+        self.holder = holder
+        self.hold_timeout = hold_timeout
+        self._renewal = _Renewal(manager, key, holder, hold_timeout)
+        self._release_lock = threading.Lock()
+        self._released = False
+        if hold_timeout is not None:
+            weakref.finalize(self, self._renewal.stop.set)
+            self._renewal.start()
+
+    @property
+    def lost(self) -> bool:
+        """Whether the lock was lost while held: a renewal or the release found it gone."""
+        return self._renewal.lost
+
+    @property
+    def released(self) -> bool:
+        return self._released
+
+    def release(self) -> None:
+        """Stop renewing, then release the lock (once; later calls do nothing).
+
+        A lock that is no longer the holder's (it expired or was taken) is a WARNING, not
+        an error: the work it guarded is done. Errors reaching the backend propagate.
+        """
+        with self._release_lock:
+            if self._released:
+                return
+            self._released = True
+        self._renewal.stop_and_wait()
+        try:
+            self.manager.release_lock(self.key, self.holder)
+        except ValueError as exc:
+            if not self._renewal.lost:
+                self._renewal.lost = True
+                _LOGGER.warning(
+                    "The lock on key %r of holder %r was no longer held at its release (%s): "
+                    "it expired or was taken while its lease was held, so another run may "
+                    "have entered meanwhile.",
+                    self.key,
+                    self.holder,
+                    exc,
+                )
+
+    def __enter__(self) -> Lease:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        status = "released" if self._released else "held"
+        if self.lost:
+            status += ", lost"
+        return (
+            f"Lease(key={self.key!r}, holder={self.holder!r}, "
+            f"hold_timeout={self.hold_timeout!r}, {status})"
+        )
+
+
+class _Renewal:
+    """What a lease's renewal thread shares with the lease (never the lease itself, so a
+    dropped lease can be collected and stop its thread)."""
+
+    def __init__(
+        self, manager: LockManager, key: str, holder: str, hold_timeout: float | None
+    ) -> None:
+        self.manager = manager
+        self.key = key
+        self.holder = holder
+        self.hold_timeout = hold_timeout
+        self.stop = threading.Event()
+        self.lost = False
+        self.thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        context = contextvars.copy_context()  # the holder's context: Dask worker, flow run
+        self.thread = threading.Thread(
+            target=context.run,
+            args=(self.run,),
+            name=f"flowcore-lease-renewal {self.key!r}",
+            daemon=True,
+        )
+        self.thread.start()
+
+    def run(self) -> None:
+        assert self.hold_timeout is not None
+        interval = self.hold_timeout / 3
+        while not self.stop.wait(interval):
+            try:
+                renewed = self.manager.renew_lock(self.key, self.holder, self.hold_timeout)
+            except Exception as exc:  # a backend hiccup: the lock has 2/3 of its time left
+                _LOGGER.warning(
+                    "Could not renew the lock on key %r of holder %r (%r); trying again in %.3g s",
+                    self.key,
+                    self.holder,
+                    exc,
+                    interval,
+                )
+                continue
+            if not renewed:
+                if not self.stop.is_set():  # not lost: the lease released it meanwhile
+                    self.lost = True
+                    _LOGGER.warning(
+                        "The lock on key %r of holder %r was lost while its lease was held "
+                        "(it expired or was released or taken by someone else); another "
+                        "run may have entered meanwhile.",
+                        self.key,
+                        self.holder,
+                    )
+                return
+
+    def stop_and_wait(self) -> None:
+        self.stop.set()
+        thread = self.thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()

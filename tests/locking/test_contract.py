@@ -1,4 +1,5 @@
-"""The LockManager contract, run for every manager against its real backend.
+"""The LockManager contract (and the leases built on it), run for every manager against its
+real backend.
 
 Memory (threads), file system (a temporary directory), Redis (a redis-server started for
 the session) and Dask (a LocalCluster of two worker processes; these tests call it from
@@ -7,13 +8,15 @@ the test process through a client).
 
 from __future__ import annotations
 
+import gc
+import logging
 import threading
 import time
 from collections.abc import Callable
 
 import pytest
 
-from flowcore.locking import LockManager
+from flowcore.locking import Lease, LockManager
 
 WAIT = 10.0  # bound on "eventually": generous, only reached when something is broken
 
@@ -319,3 +322,162 @@ def test_a_renewal_hold_timeout_must_be_positive(
         manager.renew_lock(key, "run-a", hold_timeout=bad)
     assert manager.is_lock_holder(key, "run-a")
     manager.release_lock(key, "run-a")
+
+
+# -- leases ---------------------------------------------------------------------------
+
+
+def _renewal_threads(key: str) -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == f"flowcore-lease-renewal {key!r}"]
+
+
+def _seen_free_or_taken(manager: LockManager, key: str, seconds: float) -> list[str]:
+    """Another party polling ``key`` for ``seconds``: each time it found the key free or
+    managed to take it (a correct lease makes this empty)."""
+    seen: list[str] = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not manager.is_locked(key):
+            seen.append("free")
+        if manager.acquire_lock(key, "run-b", acquire_timeout=0):
+            seen.append("taken")
+            manager.release_lock(key, "run-b")
+        time.sleep(0.01)
+    return seen
+
+
+def test_a_lease_keeps_the_lock_past_its_hold_timeout(manager: LockManager, key: str) -> None:
+    lease = manager.hold(key, "run-a", hold_timeout=0.6)
+    assert isinstance(lease, Lease)
+    assert len(_renewal_threads(key)) == 1
+
+    observed: list[list[str]] = []
+    poller = threading.Thread(
+        target=lambda: observed.append(_seen_free_or_taken(manager, key, 2.0))
+    )
+    poller.start()
+    poller.join(WAIT * 3)
+
+    assert observed == [[]]
+    assert manager.is_lock_holder(key, "run-a")
+    assert not lease.lost
+    lease.release()
+    assert not manager.is_locked(key)  # at once: the renewal thread was stopped, not awaited
+    assert _renewal_threads(key) == []
+    assert lease.released and not lease.lost
+
+
+def test_hold_is_a_context_manager(manager: LockManager, key: str) -> None:
+    with manager.hold(key, "run-a", hold_timeout=60) as lease:
+        assert manager.is_lock_holder(key, "run-a")
+        assert (lease.key, lease.holder, lease.hold_timeout) == (key, "run-a", 60.0)
+        assert not lease.released
+        assert repr(lease) == f"Lease(key={key!r}, holder='run-a', hold_timeout=60.0, held)"
+
+    assert not manager.is_locked(key)
+    assert lease.released and not lease.lost
+    assert _renewal_threads(key) == []
+
+
+def test_a_lease_uses_the_default_hold_timeout(
+    make_manager: Callable[..., LockManager], key: str
+) -> None:
+    manager = make_manager(default_hold_timeout=45)
+    with manager.hold(key, "run-a") as lease:
+        assert lease.hold_timeout == 45.0
+
+
+def test_hold_times_out_with_a_timeout_error(manager: LockManager, key: str) -> None:
+    assert manager.acquire_lock(key, "run-a")
+
+    for timeout in (0, 0.1):
+        with pytest.raises(TimeoutError) as info:
+            manager.hold(key, "run-b", acquire_timeout=timeout)
+        message = str(info.value)
+        assert repr(key) in message and "'run-b'" in message
+        assert f"acquire_timeout={timeout!r}" in message
+
+    assert manager.is_lock_holder(key, "run-a")
+    assert _renewal_threads(key) == []
+    manager.release_lock(key, "run-a")
+
+
+def test_hold_validates_the_hold_timeout(manager: LockManager, key: str) -> None:
+    with pytest.raises(ValueError, match="hold_timeout"):
+        manager.hold(key, "run-a", hold_timeout=0)
+    assert not manager.is_locked(key)
+
+
+def test_a_lease_without_a_hold_timeout_needs_no_renewal(
+    make_manager: Callable[..., LockManager], key: str
+) -> None:
+    manager = make_manager(default_hold_timeout=None)
+    with manager.hold(key, "run-a") as lease:
+        assert lease.hold_timeout is None
+        assert _renewal_threads(key) == []
+        assert manager.wait_for_lock(key, timeout=0.2) is False
+    assert not manager.is_locked(key)
+
+
+def test_a_lost_lease_warns_once(
+    manager: LockManager, key: str, logs: pytest.LogCaptureFixture
+) -> None:
+    lease = manager.hold(key, "run-a", hold_timeout=0.6)
+    manager.release_lock(key, "run-a")  # someone breaks the lock...
+    assert manager.acquire_lock(key, "run-b", hold_timeout=60)  # ...and another run enters
+
+    deadline = time.monotonic() + WAIT
+    while not lease.lost and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+    assert lease.lost
+    warnings = [r for r in logs.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+    assert repr(key) in warnings[0].getMessage() and "'run-a'" in warnings[0].getMessage()
+    assert "another run may have entered" in warnings[0].getMessage()
+    assert _renewal_threads(key) == []  # it stopped renewing
+
+    lease.release()  # no error, no second warning, and run-b's lock stays
+
+    assert [r for r in logs.records if r.levelno == logging.WARNING] == warnings
+    assert manager.is_lock_holder(key, "run-b")
+    assert repr(lease).endswith("released, lost)")
+    manager.release_lock(key, "run-b")
+
+
+def test_releasing_a_lease_whose_lock_is_gone_is_a_warning(
+    manager: LockManager, key: str, logs: pytest.LogCaptureFixture
+) -> None:
+    lease = manager.hold(key, "run-a", hold_timeout=60)  # next renewal in 20 s: not yet
+    manager.release_lock(key, "run-a")
+
+    lease.release()
+
+    assert lease.lost
+    (warning,) = [r for r in logs.records if r.levelno == logging.WARNING]
+    assert repr(key) in warning.getMessage() and "'run-a'" in warning.getMessage()
+    assert "another run may have entered" in warning.getMessage()
+
+
+def test_releasing_a_lease_twice_releases_once(manager: LockManager, key: str) -> None:
+    lease = manager.hold(key, "run-a", hold_timeout=60)
+    lease.release()
+    assert manager.acquire_lock(key, "run-b", acquire_timeout=0)
+
+    lease.release()
+
+    assert manager.is_lock_holder(key, "run-b")
+    assert not lease.lost
+    manager.release_lock(key, "run-b")
+
+
+def test_a_dropped_lease_stops_renewing_and_its_lock_expires(
+    manager: LockManager, key: str
+) -> None:
+    lease = manager.hold(key, "run-a", hold_timeout=0.3)
+    del lease
+    gc.collect()
+
+    assert manager.wait_for_lock(key, timeout=WAIT) is True
+    assert manager.acquire_lock(key, "run-b", acquire_timeout=0)
+    manager.release_lock(key, "run-b")
