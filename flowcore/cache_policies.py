@@ -41,6 +41,7 @@ import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from flowcore.caching.hashing import hash_mapping, hash_value
 from flowcore.transactions import IsolationLevel
 
 __all__ = [
@@ -77,18 +78,6 @@ class KeyContext:
         return f"<KeyContext task={getattr(self.task, 'name', self.task)!r} flow_run_id={self.flow_run_id!r}>"
 
 
-def stable_hash(value: Any) -> str:
-    """A deterministic hash of ``value``; raises ValueError if it has none."""
-    import dask
-    from dask.base import tokenize
-
-    try:
-        with dask.config.set({"tokenize.ensure-deterministic": True}):
-            return tokenize(value)
-    except Exception as exc:
-        raise ValueError(f"cannot hash {type(value).__name__} deterministically: {exc}") from exc
-
-
 class CachePolicy:
     """Base class: ``compute_key`` returns a key, or None for "do not cache"."""
 
@@ -98,6 +87,11 @@ class CachePolicy:
 
     def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
         raise NotImplementedError(f"{type(self).__name__} must implement compute_key()")
+
+    def describe_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
+        """The key and its named parts (``{repr(part policy): digest}``), for records."""
+        key = self.compute_key(context, inputs)
+        return key, ({} if key is None else {repr(self): key})
 
     def _part(self, context: KeyContext, inputs: Mapping[str, Any]) -> Any:
         """The tagged structure this policy contributes (None: no key)."""
@@ -157,8 +151,8 @@ class Inputs(CachePolicy):
         self.exclude = frozenset(exclude)
 
     def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
-        kept = sorted((k, v) for k, v in inputs.items() if k not in self.exclude)
-        return stable_hash(("inputs", [(k, stable_hash(v)) for k, v in kept]))
+        digests = hash_mapping({k: v for k, v in inputs.items() if k not in self.exclude})
+        return hash_value(("inputs", sorted(digests.items())))
 
     def __sub__(self, name: str) -> CachePolicy:
         if not isinstance(name, str):
@@ -185,7 +179,7 @@ class FlowParameters(CachePolicy):
     """The flow run's parameters."""
 
     def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
-        return stable_hash(("parameters", sorted((k, stable_hash(v)) for k, v in context.parameters.items())))
+        return hash_value(("parameters", sorted((k, hash_value(v)) for k, v in context.parameters.items())))
 
     def __repr__(self) -> str:
         return "FLOW_PARAMETERS"
@@ -195,7 +189,7 @@ class RunId(CachePolicy):
     """The flow run id: a cache that lasts one flow run."""
 
     def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
-        return stable_hash(("run", context.flow_run_id))
+        return hash_value(("run", context.flow_run_id))
 
     def __repr__(self) -> str:
         return "RUN_ID"
@@ -235,11 +229,18 @@ class CompoundCachePolicy(CachePolicy):
         parts = [p._part(context, inputs) for p in self.policies]
         if any(part is None for part in parts):
             return None
-        return stable_hash(("compound", parts))
+        return hash_value(("compound", parts))
 
     def _part(self, context: KeyContext, inputs: Mapping[str, Any]) -> Any:
         key = self.compute_key(context, inputs)
         return None if key is None else ("Compound", key)
+
+    def describe_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
+        parts = [p._part(context, inputs) for p in self.policies]
+        if any(part is None for part in parts):
+            return None, {}
+        named = {repr(p): part[1] for p, part in zip(self.policies, parts)}
+        return hash_value(("compound", parts)), named
 
     def __sub__(self, name: str) -> CachePolicy:
         new = copy.copy(self)
@@ -264,7 +265,7 @@ def source_hash(fn: Any) -> str:
     except (OSError, TypeError, SyntaxError, IndentationError):
         code = getattr(fn, "__code__", None)
         if code is None:
-            return stable_hash(("object", repr(fn)))
+            return hash_value(("object", repr(fn)))
         return hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:32]
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):

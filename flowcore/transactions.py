@@ -16,6 +16,13 @@ the group is written, so the next run runs the whole group again::
         with transaction():
             data = load_data()
             processed = process_data(data)
+
+Each ``flow.run`` gives every group a :class:`TransactionRun` (in the run's context): task
+runs stage their writes in it, and SERIALIZABLE task runs hand it their lease, so a cache key
+stays locked until the group commits or rolls back. Staging lives in the memory of the
+process that called ``flow.run``; on executors that run tasks in other processes
+(``LocalDaskExecutor("processes")``, ``DaskExecutor``) a group's writes cannot reach it,
+so they are not made (a WARNING says so) and the group runs again next time.
 """
 
 from __future__ import annotations
@@ -23,13 +30,23 @@ from __future__ import annotations
 import enum
 import itertools
 import logging
-from collections.abc import Callable, Iterator
+import os
+import threading
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
 from flowcore.utilities import context as _context
 
-__all__ = ["IsolationLevel", "StagedWrite", "Transaction", "commit_transactions", "transaction"]
+__all__ = [
+    "IsolationLevel",
+    "StagedWrite",
+    "Transaction",
+    "TransactionRun",
+    "finish_transactions",
+    "transaction",
+    "transaction_runs",
+]
 
 _IDS = itertools.count(1)
 
@@ -75,6 +92,73 @@ class Transaction:
             task._transaction = self
 
 
+class TransactionRun:
+    """One flow run of a :class:`Transaction`: its staged writes and held leases.
+
+    Task runs call :meth:`stage` and :meth:`hold` (from any thread of the process that
+    called ``flow.run``); ``flow.run`` calls :meth:`finish` once at the end. A copy in
+    another process (a pickled context) is *remote*: it accepts nothing.
+    """
+
+    def __init__(self, group: Transaction) -> None:
+        self.group = group
+        self.pid = os.getpid()
+        self._writes: list[StagedWrite] = []
+        self._leases: list[Any] = []
+        self._lock = threading.Lock()
+
+    @property
+    def remote(self) -> bool:
+        return self.pid != os.getpid()
+
+    def stage(self, description: str, write: Callable[[], Any]) -> None:
+        """Keep ``write`` until the group commits."""
+        with self._lock:
+            self._writes.append(StagedWrite(description, write))
+
+    def hold(self, lease: Any) -> None:
+        """Keep ``lease`` (a lock) until the group commits or rolls back."""
+        with self._lock:
+            self._leases.append(lease)
+
+    def finish(self, succeeded: bool, logger: logging.Logger) -> None:
+        """Apply the staged writes if ``succeeded``, then release every lease."""
+        with self._lock:
+            writes, self._writes = self._writes, []
+            leases, self._leases = self._leases, []
+        name = self.group.name
+        try:
+            if succeeded:
+                failed = 0
+                for write in writes:
+                    try:
+                        write.apply()
+                    except Exception:
+                        failed += 1
+                        logger.exception(f"Transaction {name!r}: {write.description} failed")
+                logger.info(
+                    f"Transaction {name!r} committed {len(writes) - failed} write(s)"
+                    + (f"; {failed} failed" if failed else "")
+                )
+            elif writes:
+                logger.info(
+                    f"Transaction {name!r} rolled back {len(writes)} write(s): not every "
+                    "task of the group succeeded"
+                )
+        finally:
+            for lease in leases:
+                lease.release()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_remote_run, (self.group, self.pid))
+
+
+def _remote_run(group: Transaction, pid: int) -> TransactionRun:
+    run = TransactionRun(group)
+    run.pid = pid
+    return run
+
+
 @contextmanager
 def transaction(name: str | None = None) -> Iterator[Transaction]:
     """Group the tasks created inside the block (see the module docstring)."""
@@ -89,47 +173,20 @@ def transaction(name: str | None = None) -> Iterator[Transaction]:
         yield group
 
 
-def commit_transactions(task_states: dict[Any, Any], logger: logging.Logger) -> None:
-    """At the end of a flow run: apply each group's staged writes if all its tasks succeeded."""
-    groups: dict[str, Transaction] = {}
-    for task in task_states:
+def transaction_runs(tasks: Iterable[Any]) -> dict[str, TransactionRun]:
+    """A fresh :class:`TransactionRun` for every group the ``tasks`` belong to."""
+    runs: dict[str, TransactionRun] = {}
+    for task in tasks:
         group = getattr(task, "_transaction", None)
-        if group is not None:
-            groups[group.id] = group
-    for group in groups.values():
-        states = [task_states.get(t) for t in group.tasks]
-        staged = [w for s in states for w in _staged(s)]
-        if all(s is not None and s.is_successful() for s in states):
-            failed = 0
-            for write in staged:
-                try:
-                    write.apply()
-                except Exception:
-                    failed += 1
-                    logger.exception(f"Transaction {group.name!r}: {write.description} failed")
-            logger.info(
-                f"Transaction {group.name!r} committed {len(staged) - failed} write(s)"
-                + (f"; {failed} failed" if failed else "")
-            )
-        elif staged:
-            logger.info(
-                f"Transaction {group.name!r} rolled back {len(staged)} write(s): not every "
-                "task of the group succeeded"
-            )
-        for state in states:
-            _clear_staged(state)
+        if group is not None and group.id not in runs:
+            runs[group.id] = TransactionRun(group)
+    return runs
 
 
-def _staged(state: Any) -> list[StagedWrite]:
-    found = list(getattr(state, "_staged_writes", None) or ())
-    for child in getattr(state, "map_states", None) or ():
-        found.extend(getattr(child, "_staged_writes", None) or ())
-    return found
-
-
-def _clear_staged(state: Any) -> None:
-    if state is None:
-        return
-    state.__dict__.pop("_staged_writes", None)
-    for child in getattr(state, "map_states", None) or ():
-        child.__dict__.pop("_staged_writes", None)
+def finish_transactions(
+    runs: dict[str, TransactionRun], task_states: dict[Any, Any], logger: logging.Logger
+) -> None:
+    """At the end of a flow run: commit each group whose tasks all succeeded."""
+    for run in runs.values():
+        states = [task_states.get(t) for t in run.group.tasks]
+        run.finish(all(s is not None and s.is_successful() for s in states), logger)

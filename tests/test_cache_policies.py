@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 import threading
@@ -14,6 +15,7 @@ from typing import Any
 
 import pytest
 
+import flowcore.caching.plan as plan_module
 from flowcore import Flow, Parameter, task
 from flowcore import cache_policies as cp
 from flowcore.cache_policies import KeyContext
@@ -190,7 +192,9 @@ def test_inputs_policy_caches_across_runs_in_storage_named_by_key(home: Path) ->
     assert "Cached result found for key" in str(second.result[out].message)
     key = cp.INPUTS.compute_key(ctx(), {"x": 1})
     assert key is not None
-    assert (home / "storage" / key).is_file() and (home / "storage" / f"{key}.record").is_file()
+    [record] = (home / "storage" / key).glob("*.json")
+    assert json.loads(record.read_text())["key"] == key
+    assert len(list((home / "storage" / key).glob("*.value"))) == 1
     assert third.result[out].result == 20
 
 
@@ -222,10 +226,10 @@ def test_uncomputable_key_warns_and_runs_uncached(logs: pytest.LogCaptureFixture
     assert any("cannot compute a key" in r.getMessage() and r.levelname == "WARNING" for r in logs.records)
 
 
-def test_expiration_is_stored_with_the_record_and_shared_by_the_key() -> None:
+def test_expiration_is_stored_with_the_record_and_shared_by_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[str] = []
 
-    @task(cache_key_fn=lambda c, p: "shared-key", cache_expiration=timedelta(0))
+    @task(cache_key_fn=lambda c, p: "shared-key", cache_expiration=timedelta(seconds=1))
     def writer() -> str:
         calls.append("writer")
         return "w"
@@ -246,7 +250,10 @@ def test_expiration_is_stored_with_the_record_and_shared_by_the_key() -> None:
     with Flow("reader") as second:
         out = reader()
         kept = lasting()
-    first.run()
+    real_now = plan_module._now
+    monkeypatch.setattr(plan_module, "_now", lambda: real_now() - timedelta(minutes=5))
+    first.run()  # writer's record expired 1 s after "5 minutes ago"; lasting's is fresh
+    monkeypatch.setattr(plan_module, "_now", real_now)
     state = second.run()
     assert calls == ["writer", "lasting", "reader"]
     assert state.result[out].result == "r" and isinstance(state.result[kept], Cached)
@@ -312,13 +319,16 @@ def test_separate_key_storage(tmp_path: Path, home: Path) -> None:
     assert calls == [3]
     key = cp.INPUTS.compute_key(ctx(), {"x": 3})
     assert key is not None
-    assert (keys / key).is_file() and not (home / "storage" / f"{key}.record").exists()
-    (keys / key).unlink()
+    [record] = (keys / key).glob("*.json")
+    assert not list((home / "storage").rglob("*.json"))
+    [value] = (home / "storage" / key).glob("*.value")
+    assert json.loads(record.read_text())["value"]["location"].endswith(value.name)
+    record.unlink()
     flow.run()
     assert calls == [3, 3]
     from flowcore.engine.results import LocalResult
 
-    assert LocalResult(dir=home / "storage").read(key).value == 30
+    assert LocalResult(dir=home / "storage").read(str(value)).value == 30
 
 
 def test_a_lost_value_is_a_warning_and_a_rerun(home: Path, logs: pytest.LogCaptureFixture) -> None:
@@ -328,7 +338,8 @@ def test_a_lost_value_is_a_warning_and_a_rerun(home: Path, logs: pytest.LogCaptu
         work(4)
     flow.run()
     key = cp.INPUTS.compute_key(ctx(), {"x": 4})
-    (home / "storage" / str(key)).write_bytes(b"garbage")
+    [value] = (home / "storage" / str(key)).glob("*.value")
+    value.write_bytes(b"garbage")
     flow.run()
     assert calls == [4, 4]
     assert any(r.levelname == "WARNING" and "cannot be read" in r.getMessage() for r in logs.records)
@@ -345,7 +356,8 @@ def test_task_result_storage_is_used(tmp_path: Path) -> None:
         work(6)
     flow.run()
     key = cp.INPUTS.compute_key(ctx(), {"x": 6})
-    assert (tmp_path / "mine" / str(key)).is_file()
+    assert list((tmp_path / "mine" / str(key)).glob("*.json"))
+    assert list((tmp_path / "mine" / str(key)).glob("*.value"))
 
 
 # -- isolation -----------------------------------------------------------------------------

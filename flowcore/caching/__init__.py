@@ -1,11 +1,37 @@
-"""Cache stores and the per-task-run cache plan (see DESIGN.md "Caching").
+"""One cache mechanism for both spellings (see DESIGN.md "Caching").
 
-Prefect 1 keeps output caches in process memory only (``flowcore.context.caches``); a
-*cache store* keeps the same records in memory or, durably, in any Result backend, so a
-later process can use them ("time travel" across processes).
+* :mod:`~flowcore.caching.plan`: ``CachePlan``, compiled once per task from ``cache_for`` /
+  ``cache_validator`` / ``cache_key`` or ``cache_policy`` / ``cache_key_fn``, asked once
+  (``lookup``) and told once (``record``) per task run;
+* :mod:`~flowcore.caching.stores`: the store interface and its two backends,
+  ``MemoryCacheStore`` (``flowcore.context.caches``, Prefect 1's behaviour) and
+  ``StorageCacheStore`` over any storage Result (local disk, S3, GCS);
+* :mod:`~flowcore.caching.records`: ``CacheRecord``, the one record type (JSON);
+* :mod:`~flowcore.caching.hashing`: the one hashing helper, with a registry of hashers.
 """
 
-from flowcore.caching.plan import CachePlan
-from flowcore.caching.stores import CacheStore, MemoryCacheStore, ResultCacheStore, store_from_spec
+from flowcore.caching.hashing import UnhashableValue, hash_value, register_hasher
+from flowcore.caching.plan import CachePlan, CacheRun
+from flowcore.caching.records import CacheRecord, CorruptRecord
+from flowcore.caching.stores import (
+    CacheStore,
+    MemoryCacheStore,
+    ResultCacheStore,
+    StorageCacheStore,
+    store_from_spec,
+)
 
-__all__ = ["CachePlan", "CacheStore", "MemoryCacheStore", "ResultCacheStore", "store_from_spec"]
+__all__ = [
+    "CachePlan",
+    "CacheRecord",
+    "CacheRun",
+    "CacheStore",
+    "CorruptRecord",
+    "MemoryCacheStore",
+    "ResultCacheStore",
+    "StorageCacheStore",
+    "UnhashableValue",
+    "hash_value",
+    "register_hasher",
+    "store_from_spec",
+]

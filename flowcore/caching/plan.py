@@ -1,95 +1,316 @@
-"""``CachePlan``: every cache decision of one task run, in one object.
+"""``CachePlan``: how a task caches, compiled once from whichever spelling it uses.
 
-The TaskRunner builds a plan in ``initialize_run`` from plain values (the task's key,
-validator and expiration, the run's store and flow run id), so this layer knows states
-and results but not tasks or runners. The plan answers three questions:
+Both spellings compile to one plan; a task run asks it once and tells it once::
 
-* :meth:`lookup` - is there a usable record? (the first one the validator accepts, with
-  its value readable; otherwise None, and one INFO line saying why the records missed);
-* :meth:`revalidate` - is an incoming ``Cached`` state (from ``task_states``) still valid?
-* :meth:`record` - store the ``Cached`` state of a successful run.
+    spelling                  key                          a record is accepted when
+    ───────────────────────   ──────────────────────────   ──────────────────────────────
+    cache_for (+ validator,   cache_key, or the task       the validator accepts its
+      cache_key)              name                         Cached state (Prefect 1)
+    cache_policy /            the policy's digest of its   it has not expired
+      cache_key_fn            named parts (per run)
+
+    CachePlan.start(...) -> CacheRun          one per task run
+        lookup(inputs, parameters)  -> Cached | None   (SERIALIZABLE: takes the key's lease)
+        revalidate(state, ...)      -> bool            (a Cached state from task_states)
+        record(state, inputs, ...)  -> State           (writes now, or stages in a transaction)
+        release()                                      (the lease, unless a transaction holds it)
+
+With ``cache_for`` a success becomes ``Cached`` (expiring after ``cache_for``); under a
+policy it stays ``Success`` and a later hit is ``Cached``. An input or parameter with no
+deterministic digest makes the run uncached, with one WARNING naming it; a failed write is
+logged at ERROR with its traceback and does not fail a task that succeeded.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from flowcore.caching.hashing import UnhashableValue, hash_mapping, hash_value
+from flowcore.caching.records import CacheRecord, CorruptRecord, record_id_for
 from flowcore.caching.stores import CacheStore
-from flowcore.engine.cache_validators import tokenize
-from flowcore.engine.state import Cached
+from flowcore.engine.state import Cached, State
+from flowcore.exceptions import LocationEscapeError, ResultStorageError
 
-__all__ = ["CachePlan", "explain_miss"]
+__all__ = ["CachePlan", "CacheRun", "explain_miss"]
 
 Validator = Callable[[Cached, Mapping[str, Any], Mapping[str, Any]], bool]
 
 
 class CachePlan:
-    """The cache decisions of one task run.
+    """How one task caches (immutable; see the module docstring).
 
     Args:
-        key: the cache key (``cache_key`` or the task name).
-        validator: the ``cache_validator``.
-        store: where records live.
-        flow_run_id: the current run (its own records are never used).
-        name: the task's full name, for log lines.
-        logger: where diagnostics go.
-        refresh: ignore existing records (the task runs and its new record replaces them).
+        name: the task's name (the default Prefect 1 key).
+        key: the Prefect 1 key (``cache_key`` or the name); None under a policy.
+        validator: the Prefect 1 ``cache_validator``; None under a policy.
+        expiration: ``cache_for`` or ``cache_expiration`` (None: never expires).
+        policy: the cache policy, or None for the Prefect 1 spelling.
+        refresh: ``refresh_cache`` (None: follow ``tasks.refresh_cache``).
     """
 
-    __slots__ = ("key", "validator", "store", "flow_run_id", "name", "logger", "refresh")
+    __slots__ = ("name", "key", "validator", "expiration", "policy", "refresh")
 
     def __init__(
         self,
-        key: str,
-        validator: Validator,
+        name: str,
+        key: str | None,
+        validator: Validator | None,
+        expiration: timedelta | None,
+        policy: Any,
+        refresh: bool | None,
+    ) -> None:
+        self.name = name
+        self.key = key
+        self.validator = validator
+        self.expiration = expiration
+        self.policy = policy
+        self.refresh = refresh
+
+    @classmethod
+    def compile(
+        cls,
+        name: str,
+        cache_for: timedelta | None,
+        cache_validator: Validator | None,
+        cache_key: str | None,
+        cache_policy: Any,
+        cache_expiration: timedelta | None,
+        refresh_cache: bool | None,
+    ) -> CachePlan | None:
+        """The plan of a task's caching arguments (None when it does not cache)."""
+        if cache_policy is not None:
+            return cls(name, None, None, cache_expiration, cache_policy, refresh_cache)
+        if cache_for is None:
+            return None
+        return cls(name, cache_key or name, cache_validator, cache_for, None, refresh_cache)
+
+    def __repr__(self) -> str:
+        spelling = f"policy={self.policy!r}" if self.policy is not None else f"key={self.key!r}"
+        return f"<CachePlan {self.name!r} {spelling} expiration={self.expiration}>"
+
+    @property
+    def serializable(self) -> bool:
+        from flowcore.transactions import IsolationLevel
+
+        return getattr(self.policy, "isolation_level", None) is IsolationLevel.SERIALIZABLE
+
+    def start(
+        self,
         store: CacheStore,
-        flow_run_id: str | None,
+        context: Mapping[str, Any],
+        key_context: Any,
         name: str,
         logger: logging.Logger,
-        refresh: bool = False,
+        transaction: Any = None,
+    ) -> CacheRun:
+        """The cache decisions of one task run (``context`` is the task run's context)."""
+        refresh = self.refresh
+        if refresh is None:
+            config = context.get("config")
+            refresh = bool(config and config.get_path("tasks.refresh_cache"))
+        return CacheRun(self, store, context, key_context, name, logger, refresh, transaction)
+
+
+class CacheRun:
+    """The cache decisions of one task run (made by :meth:`CachePlan.start`)."""
+
+    def __init__(
+        self,
+        plan: CachePlan,
+        store: CacheStore,
+        context: Mapping[str, Any],
+        key_context: Any,
+        name: str,
+        logger: logging.Logger,
+        refresh: bool,
+        transaction: Any,
     ) -> None:
-        self.key = key
-        self.refresh = refresh
-        self.validator = validator
+        self.plan = plan
         self.store = store
-        self.flow_run_id = flow_run_id
+        self.flow_run_id: str | None = context.get("flow_run_id")
+        self.flow_name: str | None = context.get("flow_name")
+        self.key_context = key_context
         self.name = name
         self.logger = logger
+        self.refresh = refresh
+        self.transaction = transaction
+        self.key: str | None = plan.key
+        self.key_parts: dict[str, str] = {}
+        self.uncached = False
+        self.lease: Any = None
+        self._wrote = False
+
+    # -- asking -----------------------------------------------------------------------
 
     def revalidate(self, state: Cached, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
-        return bool(self.validator(state, inputs, parameters))
+        """Whether a Cached state given to the run (``task_states``) may be reused."""
+        if self.plan.validator is None:
+            return not _expired(state)
+        try:
+            return bool(self.plan.validator(state, inputs, parameters))
+        except UnhashableValue as exc:
+            self._warn_unhashable(exc)
+            return False
 
     def lookup(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> Cached | None:
-        """The first record the validator accepts and whose value can be read."""
+        """The first usable record of this run's key, or None (one INFO line says why)."""
+        if self.plan.policy is not None and not self._compute_key(inputs):
+            return None
+        assert self.key is not None
+        if self.plan.serializable:
+            self._take_lease()
         if self.refresh:
             return None
-        candidates = self.store.get(self.key, self.flow_run_id)
+        hit = self._find(inputs, parameters)
+        if hit is not None and self.lease is not None:
+            self._release_lease()
+        return hit
+
+    def _find(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> Cached | None:
+        assert self.key is not None
+        try:
+            exclude = self.flow_run_id if self.plan.policy is None else None
+            candidates = self.store.get(self.key, exclude, self.logger)
+        except LocationEscapeError as exc:
+            raise LocationEscapeError(f"Task '{self.name}': cache key {self.key!r}: {exc}") from exc
         for candidate in candidates:
-            if not self.validator(candidate, inputs, parameters):
+            if not self.revalidate(candidate.state, inputs, parameters):
+                if self.uncached:
+                    return None
                 continue
             try:
-                return self.store.load(candidate)
-            except Exception as exc:
-                location = candidate._result.location
+                found = self.store.load(candidate)
+            except (CorruptRecord, ResultStorageError, OSError) as exc:
+                location = candidate.record.value_location if candidate.record else None
                 self.logger.warning(
                     f"Task '{self.name}': cached value for key {self.key!r} at {location!r} "
-                    f"cannot be read ({exc!r}); running the task again"
+                    f"cannot be read ({exc}); running the task again"
                 )
+                continue
+            if self.plan.policy is not None:
+                return Cached(
+                    f"Cached result found for key {self.key!r}",
+                    result=found._result,
+                    cached_result_expiration=found.cached_result_expiration,
+                )
+            return found
         if candidates:
+            newest = candidates[-1].state
             self.logger.info(
                 f"Task '{self.name}': cache miss for key {self.key!r}: "
-                f"{explain_miss(candidates[-1], inputs, parameters, self.validator)}"
+                f"{explain_miss(newest, inputs, parameters, self.plan.validator)}"
             )
         return None
 
-    def record(self, state: Cached) -> None:
-        self.store.put(self.key, state, self.flow_run_id)
+    def _compute_key(self, inputs: Mapping[str, Any]) -> bool:
+        policy = self.plan.policy
+        try:
+            self.key, self.key_parts = policy.describe_key(self.key_context, inputs)
+        except UnhashableValue as exc:
+            self._warn_unhashable(exc)
+            return False
+        except Exception as exc:
+            self.logger.warning(
+                f"Task '{self.name}': the cache policy cannot compute a key ({exc}); "
+                "running without the cache"
+            )
+            self.uncached = True
+            return False
+        if self.key is None:
+            self.uncached = True
+        return self.key is not None
+
+    # -- telling ----------------------------------------------------------------------
+
+    def record(self, state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> State:
+        """Record a successful run; the Prefect 1 spelling returns it as ``Cached``."""
+        if self.uncached or self.key is None:
+            return state
+        try:
+            input_digests = hash_mapping(inputs)
+            parameter_digests = hash_mapping(parameters)
+        except UnhashableValue as exc:
+            self._warn_unhashable(exc)
+            return state
+        now = _now()
+        expires = None if self.plan.expiration is None else now + self.plan.expiration
+        cached = Cached(
+            result=state._result,
+            hashed_inputs=input_digests,
+            cached_result_expiration=expires,
+            cached_parameters=dict(parameters) if self.plan.policy is None else None,
+            message=state.message,
+        )
+        record = CacheRecord(
+            key=self.key,
+            record_id=record_id_for(input_digests, parameter_digests),
+            task=self.plan.name,
+            flow=self.flow_name,
+            flow_run_id=self.flow_run_id,
+            created=now,
+            expires=expires,
+            key_parts=self.key_parts,
+            inputs=input_digests,
+            parameters=parameter_digests,
+            message=state.message,
+        )
+        self._write(record, cached)
+        return cached if self.plan.policy is None else state
+
+    def _write(self, record: CacheRecord, cached: Cached) -> None:
+        store, description = self.store, f"Task '{self.name}': cache record for key {record.key!r}"
+        self._wrote = True
+        if self.transaction is not None:
+            self.transaction.stage(description, lambda: store.put(record, cached))
+            return
+        try:
+            store.put(record, cached)
+        except Exception:
+            self.logger.exception(f"{description} could not be written; the next run will run the task again")
 
     def release(self) -> None:
-        """Nothing to release: Prefect 1 caching takes no locks."""
+        """Release the lease, or hand it to the transaction that commits this run's write."""
+        if self.lease is None:
+            return
+        if self.transaction is not None and self._wrote:
+            self.transaction.hold(self.lease)
+            self.lease = None
+            return
+        self._release_lease()
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _take_lease(self) -> None:
+        policy = self.plan.policy
+        holder = f"{self.flow_run_id}:{self.name}:{uuid.uuid4().hex}"
+        self.lease = policy.lock_manager.hold(self.key, holder)
+
+    def _release_lease(self) -> None:
+        lease, self.lease = self.lease, None
+        lease.release()
+
+    def _warn_unhashable(self, exc: UnhashableValue) -> None:
+        if self.uncached:
+            return
+        self.uncached = True
+        what = f"input {exc.name!r}" if getattr(exc, "name", None) else "a value it depends on"
+        self.logger.warning(
+            f"Task '{self.name}': cannot compute a key: {what} (a {exc.type_name}) has no "
+            f"deterministic hash, so this run is not cached: {exc}"
+        )
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _expired(state: Cached) -> bool:
+    expiration = state.cached_result_expiration
+    return expiration is not None and expiration <= datetime.now(timezone.utc)
 
 
 def explain_miss(
@@ -98,7 +319,7 @@ def explain_miss(
     parameters: Mapping[str, Any],
     validator: Validator | None = None,
 ) -> str:
-    """Why ``candidate`` (the newest record) did not validate, in words."""
+    """Why ``candidate`` (the newest record) was not used, in words."""
     expiration = candidate.cached_result_expiration
     if expiration is not None and expiration <= datetime.now(timezone.utc):
         return f"the cached value expired at {expiration.isoformat()}"
@@ -120,7 +341,7 @@ def _changed_inputs(candidate: Cached, inputs: Mapping[str, Any], keys: list[str
     names = set(hashed) | set(inputs) if keys is None else set(keys)
     return sorted(
         k for k in names
-        if (k in hashed) != (k in inputs) or (k in inputs and hashed[k] != tokenize(inputs[k]))
+        if (k in hashed) != (k in inputs) or (k in inputs and hashed[k] != hash_value(inputs[k]))
     )
 
 
@@ -131,111 +352,3 @@ def _changed_parameters(candidate: Cached, parameters: Mapping[str, Any], keys: 
 
 
 _ABSENT = object()
-
-
-class PolicyPlan:
-    """Cache decisions of one task run under a cache policy (one record per key).
-
-    Args:
-        compute_key: ``(inputs) -> key or None``; raising means the key cannot be
-            computed (the run is then uncached, with a WARNING).
-        storage: values and records.
-        expiration: ``cache_expiration`` (None: never expires).
-        refresh: run and overwrite, ignoring any record.
-        serializable_lock: ``(lock_manager, holder)`` under SERIALIZABLE, else None.
-        flow_run_id: written into records.
-        name, logger: for log lines.
-    """
-
-    def __init__(
-        self,
-        compute_key: Callable[[Mapping[str, Any]], str | None],
-        storage: Any,
-        expiration: Any,
-        refresh: bool,
-        serializable_lock: tuple[Any, str] | None,
-        flow_run_id: str | None,
-        name: str,
-        logger: logging.Logger,
-    ) -> None:
-        self._compute_key = compute_key
-        self.storage = storage
-        self.expiration = expiration
-        self.refresh = refresh
-        self.serializable_lock = serializable_lock
-        self.flow_run_id = flow_run_id
-        self.name = name
-        self.logger = logger
-        self.key: str | None = None
-        self._locked = False
-
-    def revalidate(self, state: Cached, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
-        expiration = state.cached_result_expiration
-        return expiration is None or expiration > datetime.now(timezone.utc)
-
-    def lookup(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> Cached | None:
-        """The cached value of this run's key, if there is a usable one."""
-        try:
-            self.key = self._compute_key(inputs)
-        except Exception as exc:
-            self.logger.warning(
-                f"Task '{self.name}': the cache policy cannot compute a key ({exc}); "
-                "running without the cache"
-            )
-            self.key = None
-        if self.key is None:
-            return None
-        if self.serializable_lock is not None:
-            manager, holder = self.serializable_lock
-            manager.acquire_lock(self.key, holder)
-            self._locked = True
-        if self.refresh:
-            return None
-        return self._read(self.key)
-
-    def _read(self, key: str) -> Cached | None:
-        try:
-            record = self.storage.read_record(key)
-        except Exception as exc:
-            self.logger.warning(f"Task '{self.name}': cache record for key {key!r} cannot be read ({exc!r}); running the task again")
-            return None
-        if record is None:
-            return None
-        if record.expired():
-            self.logger.info(f"Task '{self.name}': cache miss for key {key!r}: the cached value expired at {record.expiration.isoformat()}")
-            return None
-        try:
-            stored = self.storage.read_value(record)
-        except Exception as exc:
-            self.logger.warning(
-                f"Task '{self.name}': cached value for key {key!r} at {record.value_location!r} "
-                f"cannot be read ({exc!r}); running the task again"
-            )
-            return None
-        return Cached(
-            f"Cached result found for key {key!r}",
-            result=stored,
-            cached_result_expiration=record.expiration,
-        )
-
-    def record(self, value: Any) -> None:
-        """Store ``value`` under this run's key (nothing if no key was computed)."""
-        if self.key is None:
-            return
-        expiration = None if self.expiration is None else datetime.now(timezone.utc) + self.expiration
-        self.storage.write(self.key, value, expiration, self.flow_run_id)
-
-    def release(self) -> None:
-        """Release the SERIALIZABLE lock; a lock that expired meanwhile is only a warning
-        (the task's work is done and recorded)."""
-        if self._locked and self.serializable_lock is not None:
-            manager, holder = self.serializable_lock
-            self._locked = False
-            try:
-                manager.release_lock(self.key, holder)
-            except Exception as exc:
-                self.logger.warning(
-                    f"Task '{self.name}': could not release the lock on cache key {self.key!r} "
-                    f"({exc}); it expired while the task ran, so another run may have "
-                    "executed it concurrently. Raise the lock manager's hold timeout."
-                )

@@ -1,35 +1,92 @@
-"""Cache stores: where a task's cached states (its *records*) live between runs.
+"""Cache stores: where records (and their values) live between runs.
 
-A store maps a cache key to a list of ``Cached`` states; the task's ``cache_validator``
-picks one (Prefect 1's semantics). Two implementations:
+One interface, two backends::
 
-* :class:`MemoryCacheStore` (the default) keeps the states in a dict, by default the
-  process's ``flowcore.context.caches``, exactly as Prefect 1 shows it.
-* :class:`ResultCacheStore` keeps them in any storage ``Result`` (local disk, S3, GCS):
-  per key, one small index of records (written atomically, replacing the records of the
-  same inputs and parameters, so it does not grow on every run) and one value file per
-  record. Records are written when each task finishes, so a crash mid-flow loses nothing,
-  and are read by any later process.
+    get(key, exclude_run)   -> [Candidate(state, record)]   oldest first
+    put(record, state)      store the record and the Cached state's value
+    load(candidate)         -> the Cached state with its value read (raises if unusable)
+    delete(key, record_id)  -> how many records were removed
+    entries()               -> every record, for management
 
-Each record remembers the flow run that wrote it; a run never uses its own records (as in
-Prefect 1, where caches update after the run).
+* :class:`MemoryCacheStore` keeps ``Cached`` states in a dict ``key -> [Cached, ...]``,
+  by default the process's ``flowcore.context.caches`` (Prefect 1's behaviour: code that
+  seeds or inspects ``context.caches`` keeps working).
+* :class:`StorageCacheStore` keeps one JSON :class:`~flowcore.caching.records.CacheRecord`
+  per record and one value object per distinct value, in any storage ``Result``::
+
+      <prefix>/<key>/<record id>.json       the record (inputs + parameters -> record id)
+      <prefix>/<key>/<value digest>.value   the value, as the Result's serializer wrote it
+
+  Writers never read-modify-write a shared index: each record is its own object, written
+  atomically (local: temp file, fsync, rename; S3/GCS: one PUT), so concurrent writers
+  lose nothing. A record whose JSON is corrupt, whose MAC does not verify, or whose value
+  is gone or does not match its digest is a miss with a WARNING; the task runs again and
+  rewrites it.
+
+A run never uses the records it wrote itself (``exclude_run``), as in Prefect 1, where
+caches were updated after the run.
 """
 
 from __future__ import annotations
 
-import hashlib
-import re
+import logging
+import os
 import threading
 import weakref
+from collections.abc import Iterator
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
-from flowcore.engine.cache_validators import tokenize
+from flowcore.caching.hashing import HashedValue
+from flowcore.caching.records import CacheRecord, CorruptRecord, value_digest
 from flowcore.engine.result import Result
-from flowcore.engine.serializers import PickleSerializer
 from flowcore.engine.state import Cached
+from flowcore.exceptions import ResultStorageError
+from flowcore.utilities.logging import get_logger
 
-__all__ = ["CacheStore", "MemoryCacheStore", "ResultCacheStore", "store_from_spec"]
+__all__ = [
+    "CacheStore",
+    "Candidate",
+    "MemoryCacheStore",
+    "ResultCacheStore",
+    "StorageCacheStore",
+    "default_storage",
+    "policy_store",
+    "store_from_spec",
+]
+
+_LOGGER = get_logger("caching")
+
+
+class Candidate(NamedTuple):
+    """A stored record as a validator sees it (``state``) and as the store knows it."""
+
+    state: Cached
+    record: CacheRecord | None
+
+
+class CacheStore:
+    """The store interface (see the module docstring)."""
+
+    def get(self, key: str, exclude_run: str | None = None, logger: logging.Logger = _LOGGER) -> list[Candidate]:
+        """The records of ``key`` not written by flow run ``exclude_run``, oldest first."""
+        raise NotImplementedError
+
+    def put(self, record: CacheRecord, state: Cached) -> None:
+        """Store ``record`` with the value of ``state`` (a Cached state)."""
+        raise NotImplementedError
+
+    def load(self, candidate: Candidate) -> Cached:
+        """``candidate``'s state with its value read; raises if the value is unusable."""
+        return candidate.state
+
+    def delete(self, key: str, record_id: str | None = None) -> int:
+        """Remove the records of ``key`` (one, with ``record_id``); return how many."""
+        raise NotImplementedError
+
+    def entries(self) -> Iterator[CacheRecord]:
+        """Every record in the store."""
+        raise NotImplementedError
 
 
 def _unexpired(state: Cached, now: datetime) -> bool:
@@ -41,27 +98,11 @@ def _same_entry(a: Cached, b: Cached) -> bool:
     return a.hashed_inputs == b.hashed_inputs and a.cached_parameters == b.cached_parameters
 
 
-class CacheStore:
-    """Interface: ``get`` the usable records of a key, ``put`` a new one."""
-
-    def get(self, key: str, flow_run_id: str | None = None) -> list[Cached]:
-        """The unexpired-or-not records of ``key`` not written by ``flow_run_id``."""
-        raise NotImplementedError
-
-    def put(self, key: str, state: Cached, flow_run_id: str | None = None) -> None:
-        """Record ``state`` (a Cached state with an expiration) under ``key``."""
-        raise NotImplementedError
-
-    def load(self, state: Cached) -> Cached:
-        """The record with its value read (a no-op for in-memory records)."""
-        return state
-
-
 class MemoryCacheStore(CacheStore):
-    """Records in a dict ``key -> [Cached, ...]`` (default: ``flowcore.context.caches``).
+    """Records as ``Cached`` states in a dict (default: ``flowcore.context.caches``).
 
-    Putting a record drops expired records of the key and the older record of the same
-    inputs and parameters (Prefect 1 appended a duplicate on every run).
+    Putting a record drops the expired records of its key and the older record of the
+    same inputs and parameters (Prefect 1 appended a duplicate on every run).
     """
 
     def __init__(self, caches: dict[str, list[Cached]] | None = None) -> None:
@@ -80,25 +121,46 @@ class MemoryCacheStore(CacheStore):
             self._caches = _context.current().setdefault("caches", {})
         return self._caches
 
-    def get(self, key: str, flow_run_id: str | None = None) -> list[Cached]:
-        records = self.caches.get(key)
-        if not records:
+    def get(self, key: str, exclude_run: str | None = None, logger: logging.Logger = _LOGGER) -> list[Candidate]:
+        states = self.caches.get(key)
+        if not states:
             return []
-        if flow_run_id is None:
-            return list(records)
-        return [r for r in records if self._origin.get(r) != flow_run_id]
+        origin = self._origin
+        return [
+            Candidate(s, None) for s in states
+            if exclude_run is None or origin.get(s) != exclude_run
+        ]
 
-    def put(self, key: str, state: Cached, flow_run_id: str | None = None) -> None:
+    def put(self, record: CacheRecord, state: Cached) -> None:
+        self.absorb(record.key, state, record.flow_run_id)
+
+    def absorb(self, key: str, state: Cached, flow_run_id: str | None = None) -> None:
+        """Keep ``state`` under ``key`` (a state made here, or returned by another process)."""
         now = datetime.now(timezone.utc)
         with self._lock:
-            records = self.caches.get(key, [])
-            if any(r is state for r in records):
+            states = self.caches.get(key, [])
+            if any(s is state for s in states):
                 return
-            kept = [r for r in records if _unexpired(r, now) and not _same_entry(r, state)]
+            kept = [s for s in states if _unexpired(s, now) and not _same_entry(s, state)]
             if _unexpired(state, now):
                 kept.append(state)
                 self._origin[state] = flow_run_id
             self.caches[key] = kept
+
+    def delete(self, key: str, record_id: str | None = None) -> int:
+        with self._lock:
+            states = self.caches.pop(key, [])
+        return len(states)
+
+    def entries(self) -> Iterator[CacheRecord]:
+        for key, states in list(self.caches.items()):
+            for state in states:
+                yield CacheRecord(
+                    key=key, record_id="", task=key,
+                    flow_run_id=self._origin.get(state),
+                    expires=state.cached_result_expiration,
+                    inputs=state.hashed_inputs, message=state.message,
+                )
 
     def __getstate__(self) -> dict[str, Any]:
         return {"_caches": self._caches}
@@ -109,119 +171,189 @@ class MemoryCacheStore(CacheStore):
         self._lock = threading.Lock()
 
 
-class _Record:
-    """What a persistent store keeps per cached value (plain, picklable data)."""
-
-    __slots__ = ("record_id", "expiration", "hashed_inputs", "parameters", "value_location",
-                 "flow_run_id", "message", "created")
-    record_id: str
-    expiration: datetime | None
-    hashed_inputs: dict[str, str] | None
-    parameters: dict[str, Any] | None
-    value_location: str | None
-    flow_run_id: str | None
-    message: Any
-    created: datetime
-
-    def __init__(self, **fields: Any) -> None:
-        for name in self.__slots__:
-            setattr(self, name, fields.get(name))
-
-    def __getstate__(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}
-
-    def __setstate__(self, state: dict[str, Any]) -> None:
-        for name in self.__slots__:
-            setattr(self, name, state.get(name))
-
-
-def _safe_name(key: str) -> str:
-    readable = re.sub(r"[^A-Za-z0-9_.-]+", "-", key).strip("-.")[:60] or "key"
-    return f"{readable}-{hashlib.sha1(key.encode()).hexdigest()[:12]}"
-
-
-class ResultCacheStore(CacheStore):
-    """Records kept in a storage ``Result`` (``LocalResult``, ``S3Result``, ``GCSResult``).
+class StorageCacheStore(CacheStore):
+    """Records and values in storage Results (``LocalResult``, ``S3Result``, ``GCSResult``).
 
     Args:
-        result: where records and values are stored; its ``serializer`` is used for the
-            values (records themselves are pickled).
+        result: where values are stored, with its serializer.
         prefix: a key prefix (a sub-directory) for everything this store writes.
-
-    Layout: ``<prefix>/<key>/records.pkl`` (the index) and
-    ``<prefix>/<key>/<record id>.value``. A record whose value is gone or unreadable is
-    treated as a miss (with a WARNING from the cache plan) and replaced when the task runs.
+        records: where records are stored, when apart from the values (a policy's
+            ``key_storage``); default: beside them in ``result``.
     """
 
-    def __init__(self, result: Result, prefix: str = "") -> None:
-        self.result = result
+    def __init__(self, result: Result, prefix: str = "", records: Result | None = None) -> None:
+        self.result = result.copy()
+        self.result.location, self.result._formatter = None, None
+        self.records = self.result if records is None else records.copy()
         self.prefix = prefix.strip("/")
-        self._index_result = result.copy()
-        self._index_result.serializer = PickleSerializer()
 
     def __repr__(self) -> str:
-        return f"ResultCacheStore({self.result!r}, prefix={self.prefix!r})"
+        apart = "" if self.records is self.result else f", records={self.records!r}"
+        return f"StorageCacheStore({self.result!r}, prefix={self.prefix!r}{apart})"
 
-    def _path(self, key: str, name: str) -> str:
-        parts = [p for p in (self.prefix, _safe_name(key), name) if p]
-        return "/".join(parts)
+    def _dir(self, key: str) -> str:
+        return f"{self.prefix}/{key}" if self.prefix else key
 
-    def _read_index(self, key: str) -> list[_Record]:
-        location = self._path(key, "records.pkl")
-        if not self._index_result.exists(location):
-            return []
-        try:
-            records = self._index_result.read(location).value
-        except Exception:
-            return []
-        return [r for r in records if isinstance(r, _Record)] if isinstance(records, list) else []
-
-    def get(self, key: str, flow_run_id: str | None = None) -> list[Cached]:
-        states = []
-        for record in self._read_index(key):
-            if flow_run_id is not None and record.flow_run_id == flow_run_id:
+    def get(self, key: str, exclude_run: str | None = None, logger: logging.Logger = _LOGGER) -> list[Candidate]:
+        _note_legacy_layout(self.records, logger)
+        found = []
+        for location in self.records.list(self._dir(key) + "/"):
+            if not location.endswith(".json"):
                 continue
-            located = self.result.copy()
-            located.value = None
-            located.location = record.value_location
-            states.append(
-                Cached(
-                    message=record.message,
-                    result=located,
-                    cached_parameters=record.parameters,
-                    cached_result_expiration=record.expiration,
-                    hashed_inputs=record.hashed_inputs,
-                )
-            )
-        return states
+            try:
+                record = CacheRecord.from_json(self.records.read_bytes_at(location), location)
+            except CorruptRecord as exc:
+                logger.warning(f"{exc}; treating it as a cache miss (the task runs and rewrites it)")
+                continue
+            except ResultStorageError:
+                continue  # removed between list and read
+            if record.key != key or (exclude_run is not None and record.flow_run_id == exclude_run):
+                continue
+            found.append(Candidate(self._state(record), record))
+        found.sort(key=lambda c: c.record.created if c.record else datetime.min)
+        return found
 
-    def load(self, state: Cached) -> Cached:
-        """Read the record's value (raises if it is gone or unreadable)."""
-        stored = state._result
-        if stored.location is not None:
-            state._result = self.result.read(stored.location)
+    def _state(self, record: CacheRecord) -> Cached:
+        located = self.result.copy()
+        located.value = None
+        located.location = record.value_location
+        parameters = None if record.parameters is None else {
+            name: HashedValue(digest) for name, digest in record.parameters.items()
+        }
+        return Cached(
+            message=record.message,
+            result=located,
+            cached_parameters=parameters,
+            cached_result_expiration=record.expires,
+            hashed_inputs=record.inputs,
+        )
+
+    def load(self, candidate: Candidate) -> Cached:
+        record, state = candidate.record, candidate.state
+        assert record is not None and record.value_location is not None
+        data = self.result.read_bytes_at(record.value_location)
+        if record.value_digest is not None and value_digest(data) != record.value_digest:
+            raise CorruptRecord(
+                f"the value at {record.value_location!r} does not match its record's digest"
+            )
+        loaded = self.result.copy()
+        loaded.location = record.value_location
+        loaded.value = self.result.decode(data, record.value_location)
+        state._result = loaded
         return state
 
-    def put(self, key: str, state: Cached, flow_run_id: str | None = None) -> None:
-        record_id = tokenize((state.hashed_inputs, state.cached_parameters))[:20]
-        value_location = self._path(key, f"{record_id}.value")
-        written = self.result.write_at(value_location, state.result)
-        now = datetime.now(timezone.utc)
-        record = _Record(
-            record_id=record_id,
-            expiration=state.cached_result_expiration,
-            hashed_inputs=state.hashed_inputs,
-            parameters=state.cached_parameters,
-            value_location=written.location,
-            flow_run_id=flow_run_id,
-            message=state.message,
-            created=now,
+    def put(self, record: CacheRecord, state: Cached) -> None:
+        data = self.result.encode(state.result)
+        record.value_digest = value_digest(data)
+        record.serializer = type(self.result.serializer).__name__
+        name = record.value_digest.split(":", 1)[1][:40]
+        record.value_location = self.result.write_bytes_at(f"{self._dir(record.key)}/{name}.value", data)
+        self.records.write_bytes_at(f"{self._dir(record.key)}/{record.record_id}.json", record.to_json())
+
+    def delete(self, key: str, record_id: str | None = None) -> int:
+        removed = 0
+        for candidate in self.get(key):
+            record = candidate.record
+            if record is None or (record_id is not None and record.record_id != record_id):
+                continue
+            if self.records.delete(f"{self._dir(key)}/{record.record_id}.json"):
+                removed += 1
+            if record.value_location:
+                self.result.delete(record.value_location)
+        return removed
+
+    def entries(self) -> Iterator[CacheRecord]:
+        for location in self.records.list(self.prefix):
+            if location.endswith(".json"):
+                try:
+                    yield CacheRecord.from_json(self.records.read_bytes_at(location), location)
+                except (CorruptRecord, ResultStorageError):
+                    continue
+
+
+ResultCacheStore = StorageCacheStore  # flowcore 0.1.0's name
+
+_LEGACY_SEEN: set[str] = set()
+_LEGACY_LOCK = threading.Lock()
+
+
+def _note_legacy_layout(result: Result, logger: logging.Logger) -> None:
+    """Once per process and local directory: pickled records written by flowcore 0.1.0
+    are never read; say so once, and remove 0.1.0 policy entries (``<key>`` beside
+    ``<key>.record``) whose file names would collide with this layout's directories."""
+    directory = getattr(result, "dir", None)
+    if not isinstance(directory, str):
+        return
+    with _LEGACY_LOCK:
+        if directory in _LEGACY_SEEN:
+            return
+        _LEGACY_SEEN.add(directory)
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    records = [n for n in names if n.endswith(".record")]
+    indexes = [n for n in names if os.path.isfile(os.path.join(directory, n, "records.pkl"))]
+    for name in records:
+        for stale in (name, name[: -len(".record")]):
+            path = os.path.join(directory, stale)
+            if os.path.isfile(path):
+                os.remove(path)
+    if records or indexes:
+        logger.info(
+            f"Cache store {directory!r}: {len(records) + len(indexes)} cache entries written by "
+            "flowcore 0.1.0 (pickled records) are not read by this version"
+            + (f"; removed {len(records)} policy entries" if records else "")
+            + (f"; the {len(indexes)} '*/records.pkl' directories can be deleted" if indexes else "")
         )
-        kept = [
-            r for r in self._read_index(key)
-            if r.record_id != record_id and r.expiration is not None and r.expiration > now
-        ]
-        self._index_result.write_at(self._path(key, "records.pkl"), [*kept, record])
+
+
+_DEFAULT_RESULTS: dict[str, Result] = {}
+
+
+def _local_result(directory: str) -> Result:
+    """One ``LocalResult`` per directory and process."""
+    found = _DEFAULT_RESULTS.get(directory)
+    if found is None:
+        from flowcore.engine.results import LocalResult
+
+        found = _DEFAULT_RESULTS[directory] = LocalResult(dir=directory)
+    return found
+
+
+def default_storage(config: Any = None) -> Result:
+    """``LocalResult`` under ``<home_dir>/storage``, where cache policies keep values by
+    default (``config``: the run's config, which travels to Dask workers)."""
+    from flowcore import configuration
+
+    config = config if config is not None else configuration.config
+    return _local_result(os.path.join(os.path.expanduser(str(config["home_dir"])), "storage"))
+
+
+def _has_storage(result: Result) -> bool:
+    return type(result)._write_bytes is not Result._write_bytes
+
+
+def policy_store(policy: Any, explicit: CacheStore | None, task_result: Result, config: Any = None) -> CacheStore:
+    """The store of a task cached by ``policy``: the run's store when one was chosen
+    (``cache_store`` / ``caching.store``), else the task's storage Result, else
+    ``<home_dir>/storage``; a policy's ``key_storage`` keeps the records apart."""
+    key_storage = getattr(policy, "key_storage", None)
+    if key_storage is None and explicit is not None:
+        return explicit
+    if isinstance(explicit, StorageCacheStore):
+        values = explicit.result
+    else:
+        values = task_result if _has_storage(task_result) else default_storage(config)
+    if key_storage is None:
+        return StorageCacheStore(values)
+    if isinstance(key_storage, (str, os.PathLike)):
+        records = _local_result(os.path.abspath(os.path.expanduser(os.fspath(key_storage))))
+    elif isinstance(key_storage, Result):
+        records = key_storage
+    else:
+        raise TypeError(f"key_storage must be a directory or a Result, got {type(key_storage).__name__}")
+    return StorageCacheStore(values, records=records)
 
 
 def store_from_spec(spec: Any) -> CacheStore:
@@ -231,6 +363,8 @@ def store_from_spec(spec: Any) -> CacheStore:
         return spec
     if spec is None or spec == "" or spec == "memory":
         return MemoryCacheStore()
+    if isinstance(spec, os.PathLike):
+        spec = os.fspath(spec)
     if not isinstance(spec, str):
         raise TypeError(
             f"cache store must be a CacheStore or a string ('memory', a directory, "
@@ -244,10 +378,10 @@ def store_from_spec(spec: Any) -> CacheStore:
             if scheme == "s3://":
                 from flowcore.engine.results import S3Result
 
-                return ResultCacheStore(S3Result(bucket=bucket), prefix=prefix)
+                return StorageCacheStore(S3Result(bucket=bucket), prefix=prefix)
             from flowcore.engine.results import GCSResult
 
-            return ResultCacheStore(GCSResult(bucket=bucket), prefix=prefix)
+            return StorageCacheStore(GCSResult(bucket=bucket), prefix=prefix)
     from flowcore.engine.results import LocalResult
 
-    return ResultCacheStore(LocalResult(dir=spec))
+    return StorageCacheStore(LocalResult(dir=spec))

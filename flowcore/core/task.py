@@ -29,6 +29,7 @@ from flowcore.utilities.logging import get_logger
 if TYPE_CHECKING:
     import logging
 
+    from flowcore.caching.plan import CachePlan
     from flowcore.core.flow import Flow
     from flowcore.engine.result import Result
     from flowcore.engine.state import State
@@ -268,6 +269,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         self.trigger = trigger
         self.skip_on_upstream_skip = skip_on_upstream_skip
 
+        _check_cache_arguments(self.name, cache_for, cache_validator, cache_key, cache_expiration)
         if cache_for is None and cache_validator is not None:
             from flowcore.engine import cache_validators
 
@@ -313,6 +315,21 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         if tracker is not None:
             tracker.add(self)
 
+    @property
+    def cache_plan(self) -> CachePlan | None:
+        """How this task caches (``flowcore.caching.CachePlan``), compiled from its caching
+        arguments; recompiled only when one of them is reassigned."""
+        arguments = (
+            self.name, self.cache_for, self.cache_validator, self.cache_key,
+            self.cache_policy, self.cache_expiration, self.refresh_cache,
+        )
+        memo = self.__dict__.get("_cache_plan_memo")
+        if memo is None or memo[0] != arguments:
+            from flowcore.caching.plan import CachePlan
+
+            memo = self.__dict__["_cache_plan_memo"] = (arguments, CachePlan.compile(*arguments))
+        return memo[1]  # type: ignore[no-any-return]
+
     def _check_cache_policy(self, policy: Any, key_fn: Any, expiration: Any) -> Any:
         """The policy spelling of caching (``flowcore.cache_policies``), validated."""
         from flowcore import cache_policies
@@ -324,6 +341,11 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
                     f"Task {self.name!r}: give cache_policy or cache_key_fn, not both "
                     "(combine them with cache_policy=CacheKeyFnPolicy(fn) + POLICY)"
                 )
+            if not callable(key_fn):
+                raise TypeError(
+                    f"Task {self.name!r}: cache_key_fn={key_fn!r} must be callable "
+                    "(fn(context, inputs) -> str | None)"
+                )
             policy = cache_policies.CacheKeyFnPolicy(key_fn)
         if policy is None:
             if expiration is not None:
@@ -333,16 +355,14 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             return None
         if not isinstance(policy, cache_policies.CachePolicy):
             raise TypeError(
-                f"Task {self.name!r}: cache_policy must be a flowcore.cache_policies policy, "
-                f"got {type(policy).__name__}"
+                f"Task {self.name!r}: cache_policy={policy!r} must be a flowcore.cache_policies "
+                f"policy (e.g. cache_policies.INPUTS), got a {type(policy).__name__}"
             )
         if self.cache_for is not None:
             raise ValueError(
                 f"Task {self.name!r}: use either Prefect 1 caching (cache_for, "
                 "cache_validator, cache_key) or a cache policy, not both"
             )
-        if expiration is not None and not isinstance(expiration, timedelta):
-            raise TypeError(f"Task {self.name!r}: cache_expiration must be a timedelta")
         if policy.isolation_level is IsolationLevel.SERIALIZABLE and policy.lock_manager is None:
             raise ValueError(
                 f"Task {self.name!r}: isolation_level=SERIALIZABLE needs a lock manager: "
@@ -637,3 +657,39 @@ def _result_for_target(result: Result | None, target: Any, name: str) -> Result 
         new.location = None
         new._formatter = target
     return new
+
+
+def _check_cache_arguments(
+    name: str, cache_for: Any, validator: Any, key: Any, expiration: Any
+) -> None:
+    """Caching arguments are checked when the task is made, not when it first runs."""
+    for argument, value in (("cache_for", cache_for), ("cache_expiration", expiration)):
+        if value is None:
+            continue
+        if not isinstance(value, timedelta):
+            raise TypeError(
+                f"Task {name!r}: {argument}={value!r} must be a datetime.timedelta, "
+                f"e.g. {argument}=timedelta(seconds={value!r})"
+                if isinstance(value, (int, float)) and not isinstance(value, bool)
+                else f"Task {name!r}: {argument}={value!r} must be a datetime.timedelta, "
+                f"e.g. {argument}=timedelta(hours=1)"
+            )
+        if value <= timedelta(0):
+            raise ValueError(
+                f"Task {name!r}: {argument}={value!r} must be a positive timedelta (a "
+                "non-positive one would expire every value at once); e.g. timedelta(hours=1)"
+            )
+    if validator is not None and not callable(validator):
+        hint = (
+            f"flowcore.engine.cache_validators.{validator}"
+            if isinstance(validator, str) else "a function from flowcore.engine.cache_validators"
+        )
+        raise TypeError(
+            f"Task {name!r}: cache_validator={validator!r} must be callable "
+            f"(validator(state, inputs, parameters) -> bool); use {hint}"
+        )
+    if key is not None and not isinstance(key, str):
+        raise TypeError(
+            f"Task {name!r}: cache_key={key!r} must be a str (the name records are kept "
+            f"under), e.g. cache_key={str(key)!r}"
+        )

@@ -22,10 +22,10 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 
 from flowcore import configuration
-from flowcore.caching import CacheStore, MemoryCacheStore, store_from_spec
+from flowcore.caching import MemoryCacheStore, store_from_spec
 from flowcore.engine.flow_runner import import_object
 from flowcore.engine.state import Cached, Mapped, Paused, Pending, Resume, Scheduled, State
-from flowcore.transactions import commit_transactions
+from flowcore.transactions import finish_transactions, transaction_runs
 from flowcore.utilities import context as _context
 
 if TYPE_CHECKING:
@@ -61,8 +61,9 @@ def run_flow(
     ):
         return _run_on_schedule(flow, run_parameters, runner_cls, kwargs)
     caches = scope.setdefault("caches", {})
-    store = _cache_store(flow, kwargs.pop("cache_store", None), caches)
-    kwargs["context"] = {"cache_store": store, **(kwargs.get("context") or {})}
+    stores = _cache_stores(flow, kwargs.pop("cache_store", None), caches)
+    transactions = transaction_runs(flow.tasks)
+    kwargs["context"] = {**stores, "transactions": transactions, **(kwargs.get("context") or {})}
     _warn_about_shared_cache_keys(flow)
     if runner_cls is None:
         runner_cls = import_object(configuration.config.engine.flow_runner.default_class)
@@ -72,8 +73,8 @@ def run_flow(
     with executor.start():
         state = _run_passes(flow, runner_cls, executor, run_parameters, kwargs)
     if isinstance(state.result, dict):
-        commit_transactions(state.result, flow.logger)
-        _absorb_cached_states(store, state.result)
+        finish_transactions(transactions, state.result, flow.logger)
+        _absorb_cached_states(stores["cache_store"], state.result)
         for task in flow.tasks:
             state.result.setdefault(task, Pending("Task not run."))
     else:
@@ -217,23 +218,29 @@ def _scheduled_states(task_states: dict[Task, State]) -> list[Scheduled]:
     return found
 
 
-def _cache_store(flow: Flow, given: Any, caches: dict[str, list[Cached]]) -> CacheStore:
-    """``flow.run(cache_store=...)``, else ``Flow(cache_store=...)``, else ``caching.store``."""
+def _cache_stores(flow: Flow, given: Any, caches: dict[str, list[Cached]]) -> dict[str, Any]:
+    """The run's stores: ``flow.run(cache_store=...)``, else ``Flow(cache_store=...)``, else
+    config ``caching.store``, for both spellings. With none set, Prefect 1 caching keeps
+    ``flowcore.context.caches`` and cache policies their default storage."""
     spec = given if given is not None else getattr(flow, "cache_store", None)
     if spec is None:
-        spec = configuration.config.get_path("caching.store", "memory")
-    if spec is None or spec == "memory":
-        return MemoryCacheStore(caches)
-    return store_from_spec(spec)
+        spec = configuration.config.get_path("caching.store")
+    memory = MemoryCacheStore(caches)
+    if spec is None:
+        return {"cache_store": memory}
+    store = memory if spec == "memory" else store_from_spec(spec)
+    return {"cache_store": store, "policy_store": store}
 
 
-def _absorb_cached_states(store: CacheStore, task_states: dict[Task, State]) -> None:
-    """Driver-side update of an in-memory store after the run (as Prefect 1 does), which
-    also covers task runs that happened in other processes."""
+def _absorb_cached_states(store: Any, task_states: dict[Task, State]) -> None:
+    """Prefect 1's after-run update of an in-memory store: Cached states made in other
+    processes (Dask workers) reach ``context.caches`` only here; states made in this
+    process are already there (``put`` keeps one entry per state)."""
     if not isinstance(store, MemoryCacheStore):
         return
     for task, state in task_states.items():
-        if getattr(task, "_transaction", None) is not None:
+        plan = task.cache_plan
+        if plan is None or plan.key is None or getattr(task, "_transaction", None) is not None:
             continue
         if isinstance(state, Mapped):
             found = [s for s in state.map_states if isinstance(s, Cached)]
@@ -241,7 +248,7 @@ def _absorb_cached_states(store: CacheStore, task_states: dict[Task, State]) -> 
             found = [state] if isinstance(state, Cached) else []
         for cached in found:
             if cached.cached_result_expiration is not None:
-                store.put(task.cache_key or task.name, cached)
+                store.absorb(plan.key, cached)
 
 
 def _warn_about_shared_cache_keys(flow: Flow) -> None:

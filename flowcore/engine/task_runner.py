@@ -34,7 +34,6 @@ from __future__ import annotations
 
 import io
 import logging
-import uuid
 from contextlib import redirect_stdout
 from datetime import datetime, timezone
 from logging import INFO
@@ -43,9 +42,9 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pendulum
 
 from flowcore.cache_policies import KeyContext
-from flowcore.caching import CachePlan, MemoryCacheStore
-from flowcore.caching.keyed import KeyedStorage, default_storage
-from flowcore.caching.plan import PolicyPlan
+from flowcore.caching.hashing import UnhashableValue, hash_mapping
+from flowcore.caching.plan import CacheRun
+from flowcore.caching.stores import CacheStore, MemoryCacheStore, policy_store
 from flowcore.engine import signals
 from flowcore.engine.result import NoResult, Result
 from flowcore.engine.runner import Runner
@@ -69,7 +68,7 @@ from flowcore.engine.state import (
     _MetaState,
 )
 from flowcore.exceptions import ResultNotImplementedError, TaskTimeoutSignal
-from flowcore.transactions import IsolationLevel, StagedWrite
+from flowcore.transactions import TransactionRun
 from flowcore.utilities import context as _context
 from flowcore.utilities.executors import run_with_timeout
 from flowcore.utilities.logging import get_child_logger, get_logger, log
@@ -118,8 +117,7 @@ class TaskRunner(Runner):
         else:
             self.result = Result()
         self.context: dict[str, Any] = {}
-        self.cache_plan: CachePlan | PolicyPlan | None = None
-        self._staged: list[StagedWrite] = []
+        self.cache_run: CacheRun | None = None
         self._name = task.name
         self._format_kwargs: dict[str, Any] | None = None
 
@@ -156,16 +154,14 @@ class TaskRunner(Runner):
             while isinstance(state, Looped) and state is not given:
                 state = self.check_task_is_looping(state)
                 state = self._pipeline(state, upstream_states, is_mapped_parent)
-            if self._staged:
-                state.__dict__["_staged_writes"] = self._staged
             log(
                 self.logger, INFO,
                 f"Task '{self._name}': Finished task run for task with final state: "
                 f"'{type(state).__name__}'",
             )
         finally:
-            if self.cache_plan is not None:
-                self.cache_plan.release()
+            if self.cache_run is not None:
+                self.cache_run.release()
             _context.pop(token)
         return state
 
@@ -236,7 +232,7 @@ class TaskRunner(Runner):
             context["checkpointing"] = bool(config and config["flows"]["checkpointing"])
         context["logger"] = task.logger if map_index is None else get_child_logger(task.logger, self._name)
         self.raise_on_exception = bool(context.get("raise_on_exception"))
-        self.cache_plan = self._cache_plan(context)
+        self.cache_run = self._start_cache(context)
         if task.target is not None:
             self.result = self.result.copy()
             if isinstance(task.target, str):
@@ -358,18 +354,18 @@ class TaskRunner(Runner):
         )
 
     def check_task_is_cached(self, state: State, inputs: dict[str, Result]) -> State:
-        """Re-validate an incoming Cached state, or look the task up in its cache store."""
+        """Re-validate an incoming Cached state, or look the task up in its cache."""
         parameters = self.context.get("parameters") or {}
-        plan = self.cache_plan
+        run = self.cache_run
         if isinstance(state, Cached):
-            if plan is not None and plan.revalidate(state, _values(inputs), parameters):
+            if run is not None and run.revalidate(state, _values(inputs), parameters):
                 return state
-            if plan is None and self.task.cache_validator(state, _values(inputs), parameters):
+            if run is None and self.task.cache_validator(state, _values(inputs), parameters):
                 return state
             return Pending("Cache was invalid; ready to run.")
-        if plan is None:
+        if run is None:
             return state
-        hit = plan.lookup(_values(inputs), parameters)
+        hit = run.lookup(_values(inputs), parameters)
         return state if hit is None else hit
 
     def check_task_trigger(self, state: State, upstream_states: dict[Edge, State]) -> State:
@@ -447,24 +443,12 @@ class TaskRunner(Runner):
         return new_state
 
     def cache_result(self, state: State, inputs: dict[str, Result]) -> State:
-        """Record a success in the cache. With ``cache_for`` (Prefect 1) the state becomes
+        """Record a success in the cache: with ``cache_for`` (Prefect 1) the state becomes
         Cached, expiring after ``cache_for``; under a cache policy it stays Success."""
-        plan = self.cache_plan
-        if plan is None or not isinstance(state, Success) or isinstance(state, Skipped):
+        run = self.cache_run
+        if run is None or not isinstance(state, Success) or isinstance(state, Skipped):
             return state
-        if isinstance(plan, PolicyPlan):
-            self._write_cache(lambda: plan.record(state.result), f"cache value for key {plan.key!r}")
-            return state
-        assert self.task.cache_for is not None
-        cached = Cached(
-            result=state._result,
-            hashed_inputs=_hashed(inputs),
-            cached_result_expiration=_now() + self.task.cache_for,
-            cached_parameters=self.context.get("parameters"),
-            message=state.message,
-        )
-        self._write_cache(lambda: plan.record(cached), f"cache record for key {plan.key!r}")
-        return cached
+        return run.record(state, _values(inputs), self.context.get("parameters") or {})
 
     def check_for_retry(self, state: State, inputs: dict[str, Result]) -> State:
         """A failure with attempts left becomes Retrying, carrying its inputs."""
@@ -504,51 +488,31 @@ class TaskRunner(Runner):
 
     # -- helpers --------------------------------------------------------------------------
 
-    def _cache_plan(self, context: dict[str, Any]) -> CachePlan | PolicyPlan | None:
-        """The cache plan for this run, from whichever spelling the task uses (or None)."""
-        task = self.task
-        if task.cache_for is None and task.cache_policy is None:
+    def _start_cache(self, context: dict[str, Any]) -> CacheRun | None:
+        """This run's cache decisions, from the task's compiled plan (None: no caching)."""
+        plan = self.task.cache_plan
+        if plan is None:
             return None
-        refresh = task.refresh_cache
-        if refresh is None:
-            config = context.get("config")
-            refresh = bool(config and config.get_path("tasks.refresh_cache"))
-        if task.cache_policy is None:
-            store = context.get("cache_store")
+        key_context = None
+        if plan.policy is None:
+            store: CacheStore | None = context.get("cache_store")
             if store is None:
                 caches = context.get("caches")
                 store = MemoryCacheStore(caches if caches is not None else {})
-            return CachePlan(
-                key=task.cache_key or task.name, validator=task.cache_validator, store=store,
-                flow_run_id=context.get("flow_run_id"), name=self._name, logger=self.logger,
-                refresh=refresh,
+        else:
+            key_context = KeyContext(
+                self.task, context.get("task_run_id"), context.get("flow_run_id"),
+                context.get("parameters") or {},
             )
-        policy = task.cache_policy
-        key_context = KeyContext(task, context.get("task_run_id"), context.get("flow_run_id"), context.get("parameters") or {})
-        storage_result = self.result if type(self.result) is not Result else default_storage(context.get("config"))
-        lock = None
-        if policy.isolation_level is IsolationLevel.SERIALIZABLE:
-            lock = (policy.lock_manager, f"{context.get('flow_run_id')}:{self._name}:{uuid.uuid4().hex}")
-        return PolicyPlan(
-            compute_key=lambda inputs: policy.compute_key(key_context, inputs),
-            storage=KeyedStorage(storage_result, policy.key_storage),
-            expiration=task.cache_expiration, refresh=refresh, serializable_lock=lock,
-            flow_run_id=context.get("flow_run_id"), name=self._name, logger=self.logger,
-        )
+            store = policy_store(plan.policy, context.get("policy_store"), self.result, context.get("config"))
+        return plan.start(store, context, key_context, self._name, self.logger, self._transaction(context))
 
-    def _write_cache(self, write: Callable[[], None], description: str) -> None:
-        """Write a cache entry now, or stage it when the task is in a transaction. A failed
-        write is logged loudly but does not fail a task that succeeded."""
-        if getattr(self.task, "_transaction", None) is not None:
-            self._staged.append(StagedWrite(f"Task '{self._name}': {description}", write))
-            return
-        try:
-            write()
-        except Exception:
-            self.logger.exception(
-                f"Task '{self._name}': could not write its {description}; "
-                "the next run will run it again"
-            )
+    def _transaction(self, context: dict[str, Any]) -> TransactionRun | None:
+        """The run of the transaction this task belongs to (None: writes happen at once)."""
+        group = getattr(self.task, "_transaction", None)
+        if group is None:
+            return None
+        return (context.get("transactions") or {}).get(group.id)
 
     def formatting_kwargs(self, inputs: dict[str, Result]) -> dict[str, Any]:
         """Keys for targets, locations and run names: parameters < context < inputs."""
@@ -565,19 +529,18 @@ class TaskRunner(Runner):
         else just carry it."""
         if value is not None and self.context.get("checkpointing") is True and self.task.checkpoint is not False:
             kwargs = self.formatting_kwargs(inputs)
+            transaction = self._transaction(self.context)
             try:
-                if getattr(self.task, "_transaction", None) is None:
+                if transaction is None:
                     return self.result.write(value, **kwargs)
                 formatted = self.result.format(**kwargs)
             except ResultNotImplementedError:
                 return self.result.from_value(value)
             formatted.value = value
             location, result = formatted.location or "", self.result
-            self._staged.append(
-                StagedWrite(
-                    f"Task '{self._name}': checkpoint {location}",
-                    lambda: result.write_at(location, value),
-                )
+            transaction.stage(
+                f"Task '{self._name}': checkpoint {location}",
+                lambda: result.write_at(location, value),
             )
             return formatted
         return self.result.from_value(value)
@@ -602,10 +565,11 @@ def _values(inputs: dict[str, Result]) -> dict[str, Any]:
     return {key: result.value for key, result in inputs.items()}
 
 
-def _hashed(inputs: dict[str, Result]) -> dict[str, str]:
-    from flowcore.engine.cache_validators import tokenize
-
-    return {key: tokenize(result.value) for key, result in inputs.items()}
+def _hashed(inputs: dict[str, Result]) -> dict[str, str] | None:
+    try:
+        return hash_mapping(_values(inputs))
+    except UnhashableValue:
+        return None
 
 
 def _cached_input(state: State, edge: Edge, upstream: State) -> Result | None:

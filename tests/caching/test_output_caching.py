@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-import flowcore.engine.task_runner as task_runner_module
+import flowcore.caching.plan as plan_module
 from flowcore import Flow, Parameter, context, task
 from flowcore.core.edge import Edge
 from flowcore.core.task import Task
@@ -105,10 +105,10 @@ def test_expiry_with_controlled_time(monkeypatch: pytest.MonkeyPatch) -> None:
     fetch = counted("fetch", calls, cache_for=timedelta(hours=1))
     with Flow("expiry") as flow:
         fetch(1)
-    real_now = task_runner_module._now
-    monkeypatch.setattr(task_runner_module, "_now", lambda: real_now() - timedelta(hours=2))
+    real_now = plan_module._now
+    monkeypatch.setattr(plan_module, "_now", lambda: real_now() - timedelta(hours=2))
     flow.run()
-    monkeypatch.setattr(task_runner_module, "_now", real_now)
+    monkeypatch.setattr(plan_module, "_now", real_now)
     flow.run()
     flow.run()
     assert len(calls) == 2

@@ -133,4 +133,4 @@ def test_flow_run_cache_store_argument_wins(tmp_path: Path) -> None:
     flow.run(cache_store=store)
     flow.run(cache_store=ResultCacheStore(LocalResult(dir=tmp_path / "s")))
     assert calls == [1]
-    assert list((tmp_path / "s").rglob("records.pkl"))
+    assert list((tmp_path / "s").rglob("*.json"))
