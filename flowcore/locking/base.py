@@ -159,6 +159,8 @@ class LockManager(abc.ABC):
         """Acquire ``key`` for ``holder`` and keep it renewed until the lease is released.
 
         Use the lease as a context manager, or call its ``release()``; see :class:`Lease`.
+        A lease is one acquisition: if ``holder`` already holds ``key``, the lease keeps
+        that lock (from its next renewal on), and releasing the lease releases it.
 
         Args:
             key: the name of the lock.

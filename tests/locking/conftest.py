@@ -6,7 +6,8 @@
   a short lease timeout so a killed holder's lock comes back quickly. The client is not the
   default client, so code that finds no client still fails as it would without a cluster.
 * ``LockProcess``: a child Python process that holds a pickled lock manager and obeys
-  one-line commands on stdin ("acquire <timeout>", "release", "holder", "locked"), answering
+  one-line commands on stdin ("acquire <timeout>", "release", "holder", "locked"; for a
+  lease, "hold <timeout>", "work <seconds>" (sleeps, holding it) and "unhold"), answering
   each on stdout; the tests drive it step by step instead of sleeping.
 """
 
@@ -15,6 +16,7 @@ from __future__ import annotations
 import base64
 import os
 import pickle
+import select
 import shutil
 import subprocess
 import sys
@@ -49,15 +51,13 @@ def key() -> str:
 # -- redis ----------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="session")
-def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+def start_redis(workdir: Path, port: int) -> subprocess.Popen[bytes]:
+    """A ``redis-server`` on 127.0.0.1:``port`` (no persistence), answering pings."""
     import redis
 
     binary = shutil.which("redis-server")
     if binary is None:
         raise RuntimeError("redis-server is not installed: apt-get install -y redis-server")
-    port = free_port()
-    workdir = tmp_path_factory.mktemp("redis")
     log = open(workdir / "redis.log", "wb")  # noqa: SIM115 - closed once the process has it
     process = subprocess.Popen(
         [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
@@ -71,22 +71,35 @@ def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
         while True:
             try:
                 client.ping()
-                break
+                return process
             except redis.ConnectionError:
                 if process.poll() is not None or time.monotonic() > deadline:
+                    stop_redis(process)
                     raise RuntimeError(
                         f"redis-server did not start: {(workdir / 'redis.log').read_text()[-2000:]}"
                     ) from None
                 time.sleep(0.05)
-        yield port
     finally:
         client.close()
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=10)
+
+
+def stop_redis(process: subprocess.Popen[bytes]) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def redis_port(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    port = free_port()
+    process = start_redis(tmp_path_factory.mktemp("redis"), port)
+    try:
+        yield port
+    finally:
+        stop_redis(process)
 
 
 # -- dask -----------------------------------------------------------------------------
@@ -98,18 +111,18 @@ def dask_client() -> Iterator[Any]:
     from distributed import Client, LocalCluster
 
     with dask.config.set(DASK_LOCK_CONFIG):
-        cluster = LocalCluster(
+        cluster = LocalCluster(  # type: ignore[no-untyped-call]
             n_workers=2,
             threads_per_worker=2,
             processes=True,
             host="127.0.0.1",
             dashboard_address="127.0.0.1:0",
         )
-        client = Client(cluster, set_as_default=False)
+        client = Client(cluster, set_as_default=False)  # type: ignore[no-untyped-call]
         try:
             yield client
         finally:
-            client.close()
+            client.close()  # type: ignore[no-untyped-call]
             cluster.close()
 
 
@@ -154,7 +167,7 @@ def manager(make_manager: Callable[..., LockManager]) -> LockManager:
 # -- a lock holder in another process -------------------------------------------------
 
 _CHILD = r"""
-import base64, pickle, sys
+import base64, pickle, sys, time
 manager = pickle.loads(base64.b64decode(sys.argv[1]))
 key, holder = sys.argv[2], sys.argv[3]
 hold = None if sys.argv[4] == "None" else float(sys.argv[4])
@@ -171,6 +184,16 @@ for line in sys.stdin:
         print(manager.is_lock_holder(key, holder), flush=True)
     elif command == "locked":
         print(manager.is_locked(key), flush=True)
+    elif command == "hold":
+        timeout = None if args[0] == "None" else float(args[0])
+        lease = manager.hold(key, holder, acquire_timeout=timeout, hold_timeout=hold)
+        print("held", flush=True)
+    elif command == "work":
+        time.sleep(float(args[0]))
+        print("done", flush=True)
+    elif command == "unhold":
+        lease.release()
+        print("released", "lost" if lease.lost else "kept", flush=True)
 """
 
 
@@ -205,6 +228,11 @@ class LockProcess:
         if not line:
             raise RuntimeError(f"lock process {self.pid} exited with {self.process.wait()}")
         return line.strip()
+
+    def answered(self) -> bool:
+        """Whether an answer is waiting on stdout (call with nothing read ahead)."""
+        assert self.process.stdout is not None
+        return bool(select.select([self.process.stdout], [], [], 0)[0])
 
     def expect(self, answer: str) -> None:
         assert self.read() == answer

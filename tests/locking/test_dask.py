@@ -55,6 +55,16 @@ def _release(manager: DaskLockManager, key: str, holder: str) -> str:
     return "released"
 
 
+def _hold_and_work(manager: DaskLockManager, key: str, seconds: float) -> list[Any]:
+    """A task that holds ``key`` under a lease of 0.6 s for ``seconds``; renewal runs on a
+    thread of its own, which must still find this task's worker."""
+    with manager.hold(key, "run-a", acquire_timeout=WAIT, hold_timeout=0.6) as lease:
+        assert manager.is_lock_holder(key, "run-a")
+        time.sleep(seconds)
+        worked_until = time.time()
+    return [lease.lost, worked_until]
+
+
 def _on(client: Any, worker: str, fn: Any, *args: Any) -> Any:
     return client.submit(fn, *args, workers=[worker], allow_other_workers=False, pure=False).result(
         timeout=60
@@ -138,3 +148,28 @@ def test_pickles_without_its_client(dask_client: Any) -> None:
 
     assert copy.client is None
     assert repr(copy) == "DaskLockManager(client=None, default_hold_timeout=9.0)"
+
+
+@pytest.mark.slow
+def test_a_lease_held_in_a_task_is_renewed_on_the_worker(dask_client: Any, key: str) -> None:
+    manager = DaskLockManager(dask_client)
+    first, _ = worker_addresses(dask_client)
+    future = dask_client.submit(
+        _hold_and_work, manager, key, 2.0, workers=[first], allow_other_workers=False, pure=False
+    )
+    deadline = time.monotonic() + WAIT
+    while not manager.is_locked(key) and not future.done() and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+    attempts, taken_at = 0, []
+    while not future.done():
+        attempts += 1
+        if manager.acquire_lock(key, "test", acquire_timeout=0):
+            taken_at.append(time.time())  # legitimate once the task has released the key
+            manager.release_lock(key, "test")
+        time.sleep(0.02)
+
+    lost, worked_until = future.result(timeout=60)
+    assert lost is False
+    assert attempts > 10
+    assert [t for t in taken_at if t <= worked_until] == []

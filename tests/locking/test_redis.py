@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 import pickle
 import sys
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 import redis
@@ -13,7 +16,7 @@ from redis.retry import Retry
 
 from flowcore.exceptions import MissingExtraError
 from flowcore.locking import RedisLockManager
-from tests.locking.conftest import LockProcess
+from tests.locking.conftest import LockProcess, start_redis, stop_redis
 
 WAIT = 10.0
 
@@ -38,7 +41,7 @@ def test_a_lock_is_a_key_holding_the_holder_with_an_expiry(
     assert manager.acquire_lock(key, "run-a", hold_timeout=30)
 
     assert raw.get("flowcore-lock:" + key) == b"run-a"
-    assert 0 < raw.pttl("flowcore-lock:" + key) <= 30_000  # type: ignore[operator]
+    assert 0 < raw.pttl("flowcore-lock:" + key) <= 30_000
     manager.release_lock(key, "run-a")
     assert raw.exists("flowcore-lock:" + key) == 0
 
@@ -136,3 +139,42 @@ def test_a_killed_holder_process_frees_its_key_at_the_hold_timeout(
 
     # Redis cannot see the death; the key's expiry frees it
     assert manager.acquire_lock(key, "run-b", acquire_timeout=WAIT) is True
+
+
+def _wait_for_warning(logs: pytest.LogCaptureFixture, text: str) -> logging.LogRecord:
+    deadline = time.monotonic() + WAIT
+    while time.monotonic() < deadline:
+        for record in logs.records:
+            if record.levelno == logging.WARNING and text in record.getMessage():
+                return record
+        time.sleep(0.02)
+    raise AssertionError(f"no WARNING with {text!r} in {[r.getMessage() for r in logs.records]}")
+
+
+@pytest.mark.slow
+def test_a_lease_survives_renewal_errors_and_notices_the_lost_key(
+    tmp_path: Path, key: str, logs: pytest.LogCaptureFixture
+) -> None:
+    from tests.servers import free_port
+
+    port = free_port()
+    server = start_redis(tmp_path, port)
+    no_retries = {"retry": Retry(NoBackoff(), 0)}
+    manager = RedisLockManager(host="127.0.0.1", port=port, client_kwargs=no_retries)
+    try:
+        lease = manager.hold(key, "run-a", hold_timeout=0.6)
+        stop_redis(server)  # the server goes away (and its keys with it)
+
+        failed = _wait_for_warning(logs, "Could not renew the lock")
+        assert repr(key) in failed.getMessage() and "'run-a'" in failed.getMessage()
+        assert not lease.lost  # an error is not a verdict: the renewal thread carries on
+
+        server = start_redis(tmp_path, port)  # back, without the key
+
+        lost = _wait_for_warning(logs, "another run may have entered")
+        assert repr(key) in lost.getMessage()
+        assert lease.lost
+        lease.release()  # the key is gone: no error, no second warning of the loss
+        assert len([r for r in logs.records if "another run may" in r.getMessage()]) == 1
+    finally:
+        stop_redis(server)
