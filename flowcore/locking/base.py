@@ -349,7 +349,7 @@ class _Renewal:
         while not self.stop.wait(interval):
             try:
                 renewed = self.manager.renew_lock(self.key, self.holder, self.hold_timeout)
-            except Exception as exc:  # a backend hiccup: the lock has 2/3 of its time left
+            except Exception as exc:  # a backend hiccup; the lock outlives one missed renewal
                 _LOGGER.warning(
                     "Could not renew the lock on key %r of holder %r (%r); trying again in %.3g s",
                     self.key,
@@ -359,7 +359,7 @@ class _Renewal:
                 )
                 continue
             if not renewed:
-                if not self.stop.is_set():  # not lost: the lease released it meanwhile
+                if not self.stop.is_set():  # else the lease was dropped meanwhile: no matter
                     self.lost = True
                     _LOGGER.warning(
                         "The lock on key %r of holder %r was lost while its lease was held "

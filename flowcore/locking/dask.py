@@ -23,9 +23,10 @@ nothing); the scheduler's lease needs no renewal, distributed refreshes it.
 
 Identity: the scheduler knows leases, not holders. Each process keeps the leases it took in
 ``_HELD`` (``{(scheduler address, key, holder): lease}``), shared by every manager of that
-process, so ``release_lock`` and ``is_lock_holder`` work in the process (worker, or client)
-that acquired, and nowhere else: a lock taken inside a task is released inside that task
-(from any thread of the same worker process). ``is_locked`` and ``wait_for_lock`` ask the
+process, so ``renew_lock``, ``release_lock`` and ``is_lock_holder`` work in the process
+(worker, or client) that acquired, and nowhere else: a lock taken inside a task is released
+inside that task (from any thread of the same worker process; a lease's renewal thread
+runs in the task's context, so it finds the worker). ``is_locked`` and ``wait_for_lock`` ask the
 scheduler and see locks from everywhere. One holder id should acquire from one thread at a
 time: two threads acquiring the same free key for the same holder at once take two
 separate lease requests, and the second waits for the first.

@@ -69,6 +69,11 @@ class MemoryLockManager(LockManager):
         >>> locks.release_lock("doctest-key", holder="run-1")
         >>> locks.is_locked("doctest-key")
         False
+        >>> with locks.hold("doctest-key", holder="run-1", hold_timeout=30) as lease:
+        ...     locks.is_lock_holder("doctest-key", "run-1")  # renewed while the block runs
+        True
+        >>> lease.released, lease.lost, locks.is_locked("doctest-key")
+        (True, False, False)
     """
 
     def __init__(self, default_hold_timeout: float | None = DEFAULT_HOLD_TIMEOUT) -> None:
