@@ -68,8 +68,18 @@ class Candidate(NamedTuple):
 class CacheStore:
     """The store interface (see the module docstring)."""
 
-    def get(self, key: str, exclude_run: str | None = None, logger: logging.Logger = _LOGGER) -> list[Candidate]:
-        """The records of ``key`` not written by flow run ``exclude_run``, oldest first."""
+    def get(
+        self,
+        key: str,
+        exclude_run: str | None = None,
+        logger: logging.Logger = _LOGGER,
+        inputs: str | None = None,
+    ) -> list[Candidate]:
+        """The records of ``key`` not written by flow run ``exclude_run``, oldest first.
+
+        With ``inputs`` (a record id's inputs part), a store may return only the records
+        of those inputs, plus at most one other (so a miss can be explained).
+        """
         raise NotImplementedError
 
     def put(self, record: CacheRecord, state: Cached) -> None:
@@ -121,7 +131,13 @@ class MemoryCacheStore(CacheStore):
             self._caches = _context.current().setdefault("caches", {})
         return self._caches
 
-    def get(self, key: str, exclude_run: str | None = None, logger: logging.Logger = _LOGGER) -> list[Candidate]:
+    def get(
+        self,
+        key: str,
+        exclude_run: str | None = None,
+        logger: logging.Logger = _LOGGER,
+        inputs: str | None = None,
+    ) -> list[Candidate]:
         states = self.caches.get(key)
         if not states:
             return []
@@ -194,12 +210,16 @@ class StorageCacheStore(CacheStore):
     def _dir(self, key: str) -> str:
         return f"{self.prefix}/{key}" if self.prefix else key
 
-    def get(self, key: str, exclude_run: str | None = None, logger: logging.Logger = _LOGGER) -> list[Candidate]:
+    def get(
+        self,
+        key: str,
+        exclude_run: str | None = None,
+        logger: logging.Logger = _LOGGER,
+        inputs: str | None = None,
+    ) -> list[Candidate]:
         _note_legacy_layout(self.records, logger)
         found = []
-        for location in self.records.list(self._dir(key) + "/"):
-            if not location.endswith(".json"):
-                continue
+        for location in _chosen(self.records.list(self._dir(key) + "/"), inputs):
             try:
                 record = CacheRecord.from_json(self.records.read_bytes_at(location), location)
             except CorruptRecord as exc:
@@ -272,6 +292,16 @@ class StorageCacheStore(CacheStore):
 
 
 ResultCacheStore = StorageCacheStore  # flowcore 0.1.0's name
+
+
+def _chosen(locations: list[str], inputs: str | None) -> list[str]:
+    """The record locations to read: all, or those of ``inputs`` plus one other."""
+    records = [loc for loc in locations if loc.endswith(".json")]
+    if inputs is None:
+        return records
+    mine = [loc for loc in records if loc.rsplit("/", 1)[-1].startswith(inputs)]
+    others = [loc for loc in records if loc not in mine]
+    return mine + others[-1:]
 
 _LEGACY_SEEN: set[str] = set()
 _LEGACY_LOCK = threading.Lock()

@@ -1,27 +1,39 @@
-"""Cache stores on their own: MemoryCacheStore, and ResultCacheStore over local disk, S3
-(moto's server) and GCS (fake-gcs-server)."""
+"""The store contract: one suite run on the memory store and on StorageCacheStore over local
+disk, S3 (moto's server) and GCS (fake-gcs-server); then what only storage stores do."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from flowcore.caching import CacheStore, MemoryCacheStore, ResultCacheStore, store_from_spec
+from flowcore.caching import (
+    CacheRecord,
+    CacheStore,
+    CorruptRecord,
+    MemoryCacheStore,
+    StorageCacheStore,
+    store_from_spec,
+)
+from flowcore.caching.records import record_id_for
 from flowcore.engine.results import GCSResult, LocalResult, S3Result
 from flowcore.engine.state import Cached
-from flowcore.exceptions import ResultStorageError
+from flowcore.utilities.configuration import set_temporary_config
 
 
-def cached(value: object, minutes: float = 60, inputs: dict[str, str] | None = None, params: dict[str, object] | None = None) -> Cached:
-    return Cached(
-        result=value,
-        cached_result_expiration=datetime.now(timezone.utc) + timedelta(minutes=minutes),
-        hashed_inputs=inputs if inputs is not None else {"x": "t1"},
-        cached_parameters=params if params is not None else {},
+def entry(key: str, value: Any, run: str = "run-1", minutes: float = 60, inputs: dict[str, str] | None = None) -> tuple[CacheRecord, Cached]:
+    inputs = {"x": "t1"} if inputs is None else inputs
+    expires = datetime.now(timezone.utc) + timedelta(minutes=minutes)
+    record = CacheRecord(
+        key=key, record_id=record_id_for(inputs, {}), task="t", flow="f", flow_run_id=run,
+        expires=expires, inputs=inputs, parameters={}, message="Task run succeeded.",
     )
+    state = Cached(result=value, cached_result_expiration=expires, hashed_inputs=inputs, cached_parameters={})
+    return record, state
 
 
 @pytest.fixture(params=["memory", "local", "s3", "gcs"])
@@ -31,91 +43,144 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], C
         caches: dict[str, list[Cached]] = {}
         return lambda: MemoryCacheStore(caches)
     if kind == "local":
-        return lambda: ResultCacheStore(LocalResult(dir=tmp_path / "cache"))
+        return lambda: StorageCacheStore(LocalResult(dir=tmp_path / "cache"))
     bucket = request.getfixturevalue(f"{kind}_bucket")
     if kind == "s3":
-        return lambda: ResultCacheStore(S3Result(bucket=bucket), prefix="caches")
-    return lambda: ResultCacheStore(GCSResult(bucket=bucket), prefix="caches")
+        return lambda: StorageCacheStore(S3Result(bucket=bucket), prefix="caches")
+    return lambda: StorageCacheStore(GCSResult(bucket=bucket), prefix="caches")
 
 
 def test_put_then_get_from_a_new_store_object(make_store: Callable[[], CacheStore]) -> None:
-    make_store().put("k", cached(41), flow_run_id="run-1")
-    records = make_store().get("k", flow_run_id="run-2")
-    assert len(records) == 1
-    loaded = make_store().load(records[0])
+    make_store().put(*entry("k", 41))
+    [candidate] = make_store().get("k", exclude_run="run-2")
+    loaded = make_store().load(candidate)
     assert loaded.result == 41 and loaded.hashed_inputs == {"x": "t1"}
     assert loaded.cached_result_expiration is not None
 
 
 def test_a_run_does_not_see_its_own_records(make_store: Callable[[], CacheStore]) -> None:
     store = make_store()
-    store.put("k", cached(1), flow_run_id="run-1")
-    assert store.get("k", flow_run_id="run-1") == []
-    assert len(store.get("k", flow_run_id="run-2")) == 1
+    store.put(*entry("k", 1, run="run-1"))
+    assert store.get("k", exclude_run="run-1") == []
+    assert len(store.get("k", exclude_run="run-2")) == 1
+    assert len(store.get("k")) == 1
 
 
-def test_same_inputs_replace_instead_of_growing(make_store: Callable[[], CacheStore]) -> None:
+def test_same_inputs_replace_different_inputs_add(make_store: Callable[[], CacheStore]) -> None:
     store = make_store()
     for value in range(5):
-        store.put("k", cached(value), flow_run_id=f"run-{value}")
-    store.put("k", cached(99, inputs={"x": "other"}), flow_run_id="run-x")
-    records = store.get("k", flow_run_id="now")
-    assert len(records) == 2
-    assert sorted(make_store().load(r).result for r in records) == [4, 99]
-
-
-def test_expired_records_are_dropped_on_put(make_store: Callable[[], CacheStore]) -> None:
-    store = make_store()
-    store.put("k", cached(1, minutes=-5, inputs={"x": "a"}), flow_run_id="r1")
-    store.put("k", cached(2, inputs={"x": "b"}), flow_run_id="r2")
-    assert [store.load(r).result for r in store.get("k", flow_run_id="r3")] == [2]
+        store.put(*entry("k", value, run=f"run-{value}"))
+    [only] = store.get("k")
+    assert store.load(only).result == 4
+    store.put(*entry("k", "other", inputs={"x": "t2"}))
+    assert sorted(str(store.load(c).result) for c in store.get("k")) == ["4", "other"]
 
 
 def test_keys_are_independent_and_any_string_works(make_store: Callable[[], CacheStore]) -> None:
     store = make_store()
-    store.put("a/b c:{weird}", cached("w"), flow_run_id="r1")
-    assert store.get("other", flow_run_id="r2") == []
-    assert [store.load(r).result for r in store.get("a/b c:{weird}", flow_run_id="r2")] == ["w"]
+    for key in ("a", "b c", "task-1 (copy)", "ünïcode"):
+        store.put(*entry(key, key.upper()))
+    for key in ("a", "b c", "task-1 (copy)", "ünïcode"):
+        [candidate] = store.get(key)
+        assert store.load(candidate).result == key.upper()
+    assert store.get("missing") == []
 
 
-def test_a_missing_value_cannot_be_loaded(tmp_path: Path) -> None:
-    store = ResultCacheStore(LocalResult(dir=tmp_path))
-    store.put("k", cached(1), flow_run_id="r1")
-    [record] = store.get("k", flow_run_id="r2")
-    Path(record._result.location or "").unlink()
-    with pytest.raises(ResultStorageError):
-        store.load(record)
+def test_entries_and_delete(make_store: Callable[[], CacheStore]) -> None:
+    store = make_store()
+    store.put(*entry("a", 1))
+    store.put(*entry("a", 2, inputs={"x": "t2"}))
+    store.put(*entry("b", 3))
+    assert sorted(r.key for r in store.entries()) == ["a", "a", "b"]
+    assert store.delete("a") == 2
+    assert store.get("a") == [] and [r.key for r in store.entries()] == ["b"]
 
 
-def test_a_corrupt_index_reads_as_empty(tmp_path: Path) -> None:
-    store = ResultCacheStore(LocalResult(dir=tmp_path))
-    store.put("k", cached(1), flow_run_id="r1")
-    [index] = list(tmp_path.rglob("records.pkl"))
-    index.write_bytes(b"not a pickle")
-    assert store.get("k", flow_run_id="r2") == []
-    store.put("k", cached(2), flow_run_id="r3")
-    assert [store.load(r).result for r in store.get("k", flow_run_id="r4")] == [2]
+def test_expired_records_are_not_served(make_store: Callable[[], CacheStore]) -> None:
+    """Expiry is the validator's decision; the store keeps the expiration it was given."""
+    store = make_store()
+    store.put(*entry("k", 1, minutes=-1))
+    for candidate in store.get("k"):
+        expiration = candidate.state.cached_result_expiration
+        assert expiration is not None and expiration < datetime.now(timezone.utc)
 
 
-def test_memory_store_is_context_caches_by_default() -> None:
-    from flowcore import context
+# -- storage stores ------------------------------------------------------------------------
 
-    store = MemoryCacheStore()
-    state = cached(5)
-    store.put("key", state)
-    assert context.caches["key"] == [state]
+
+def test_layout_is_one_json_record_and_one_value_per_entry(tmp_path: Path) -> None:
+    store = StorageCacheStore(LocalResult(dir=tmp_path))
+    record, state = entry("fetch", {"rows": 3})
+    store.put(record, state)
+    [document] = (tmp_path / "fetch").glob("*.json")
+    assert document.name == f"{record.record_id}.json"
+    body = json.loads(document.read_text())
+    assert body["format"] == "flowcore-cache-record" and body["key"] == "fetch"
+    assert body["value"]["serializer"] == "PickleSerializer"
+    assert body["value"]["digest"].startswith("sha256:")
+    assert (tmp_path / "fetch" / Path(body["value"]["location"]).name).is_file()
+    assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.tmp"))
+
+
+@pytest.mark.parametrize("damage", [b"", b"{trunc", b"\x80\x04K\x01.", b'{"format": "other"}'])
+def test_a_corrupt_record_is_a_warned_miss(tmp_path: Path, damage: bytes, caplog: pytest.LogCaptureFixture) -> None:
+    store = StorageCacheStore(LocalResult(dir=tmp_path))
+    store.put(*entry("k", 1))
+    [document] = (tmp_path / "k").glob("*.json")
+    document.write_bytes(damage)
+    with caplog.at_level("WARNING"):
+        assert store.get("k") == []
+    assert any(str(document.name) in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+def test_a_value_that_does_not_match_its_digest_is_refused(tmp_path: Path) -> None:
+    store = StorageCacheStore(LocalResult(dir=tmp_path))
+    store.put(*entry("k", 1))
+    [value] = (tmp_path / "k").glob("*.value")
+    value.write_bytes(b"\x80\x04K\x02.")  # a valid pickle of 2, not what was recorded
+    [candidate] = store.get("k")
+    with pytest.raises(CorruptRecord, match="does not match"):
+        store.load(candidate)
+
+
+def test_a_signed_store_refuses_unsigned_records(tmp_path: Path) -> None:
+    store = StorageCacheStore(LocalResult(dir=tmp_path))
+    store.put(*entry("k", 1))
+    with set_temporary_config({"results.signing_key": "s3cret"}):
+        assert store.get("k") == []
+        store.put(*entry("k", 2))
+        [candidate] = store.get("k")
+        assert store.load(candidate).result == 2
+        assert "mac" in json.loads(next((tmp_path / "k").glob("*.json")).read_text())
+    with set_temporary_config({"results.signing_key": "other"}):
+        assert store.get("k") == []
+
+
+def test_records_apart_from_values(tmp_path: Path) -> None:
+    store = StorageCacheStore(LocalResult(dir=tmp_path / "values"), records=LocalResult(dir=tmp_path / "keys"))
+    store.put(*entry("k", 7))
+    assert list((tmp_path / "keys" / "k").glob("*.json")) and not list((tmp_path / "values").rglob("*.json"))
+    [candidate] = store.get("k")
+    assert store.load(candidate).result == 7
 
 
 def test_store_from_spec(tmp_path: Path) -> None:
     assert isinstance(store_from_spec("memory"), MemoryCacheStore)
     local = store_from_spec(str(tmp_path / "dir"))
-    assert isinstance(local, ResultCacheStore) and isinstance(local.result, LocalResult)
+    assert isinstance(local, StorageCacheStore) and isinstance(local.result, LocalResult)
     s3 = store_from_spec("s3://bucket-name/some/prefix")
-    assert isinstance(s3, ResultCacheStore) and isinstance(s3.result, S3Result)
-    assert s3.result.bucket == "bucket-name" and s3.prefix == "some/prefix"
+    assert isinstance(s3, StorageCacheStore) and isinstance(s3.result, S3Result) and s3.prefix == "some/prefix"
     gcs = store_from_spec("gs://b2")
-    assert isinstance(gcs, ResultCacheStore) and isinstance(gcs.result, GCSResult) and gcs.prefix == ""
+    assert isinstance(gcs, StorageCacheStore) and isinstance(gcs.result, GCSResult) and gcs.prefix == ""
     with pytest.raises(ValueError, match="no bucket"):
         store_from_spec("s3://")
     with pytest.raises(TypeError, match="cache store must be"):
         store_from_spec(42)
+
+
+def test_memory_store_is_context_caches_by_default() -> None:
+    import flowcore
+
+    store = MemoryCacheStore()
+    store.put(*entry("k", 5))
+    assert [s.result for s in flowcore.context.caches["k"]] == [5]
