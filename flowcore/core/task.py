@@ -676,7 +676,8 @@ def _check_cache_arguments(
             )
         if value <= timedelta(0):
             raise ValueError(
-                f"Task {name!r}: {argument}={value!r} must be a positive timedelta (a "
+                f"Task {name!r}: {argument}=timedelta(seconds={value.total_seconds():g}) must "
+                "be a positive timedelta (a "
                 "non-positive one would expire every value at once); e.g. timedelta(hours=1)"
             )
     if validator is not None and not callable(validator):
