@@ -14,7 +14,11 @@ never swallow the engine's control flow::
         ├── ResultNotImplementedError         also a NotImplementedError: a base ``Result``
         │                                     cannot store anything
         ├── ResultStorageError                a storage backend (disk, S3, GCS) failed; the
-        │                                     backend's own error is the ``__cause__``
+        │   │                                 backend's own error is the ``__cause__``
+        │   └── SignatureError                a stored value's MAC is missing or wrong under
+        │                                     ``results.signing_key``; it was not unpickled
+        ├── LocationEscapeError               also a ValueError: a rendered result location
+        │                                     leaves its Result's root directory or prefix
         ├── TemplateKeyError                  also a KeyError and a ValueError: a location
         │                                     template names a key nobody supplied
         ├── DaskTaskError                     a Dask executor could not carry out a task run
@@ -32,11 +36,13 @@ __all__ = [
     "DaskTaskError",
     "FlowcoreException",
     "FlowcoreSignal",
+    "LocationEscapeError",
     "MissingExtraError",
     "PrefectException",
     "PrefectSignal",
     "ResultNotImplementedError",
     "ResultStorageError",
+    "SignatureError",
     "TaskTimeoutSignal",
     "TemplateKeyError",
 ]
@@ -60,6 +66,18 @@ class ResultNotImplementedError(FlowcoreException, NotImplementedError):
 
 class ResultStorageError(FlowcoreException):
     """Reading, writing or checking a stored result failed in its storage backend."""
+
+
+class SignatureError(ResultStorageError):
+    """A stored value failed verification under ``results.signing_key`` (no MAC, or a
+    wrong one); it was refused before deserialization, so nothing was unpickled."""
+
+
+class LocationEscapeError(FlowcoreException, ValueError):
+    """A rendered result location would leave its Result's root (``..``, an absolute path,
+    ``~`` or a symlink in a value interpolated from parameters or inputs); nothing was
+    read or written. The message names the Result class, the location, the template and
+    the root."""
 
 
 class TemplateKeyError(FlowcoreException, KeyError, ValueError):
