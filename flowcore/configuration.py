@@ -49,6 +49,7 @@ DEFAULTS: dict[str, Any] = {
         "refresh_cache": False,
     },
     "caching": {"store": "memory"},
+    "results": {"signing_key": None},
     "engine": {
         "executor": {
             "default_class": "flowcore.executors.LocalExecutor",
