@@ -37,6 +37,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from flowcore.utilities import context as _context
+from flowcore.utilities.logging import get_logger
 
 __all__ = [
     "IsolationLevel",
@@ -112,12 +113,23 @@ class TransactionRun:
         return self.pid != os.getpid()
 
     def stage(self, description: str, write: Callable[[], Any]) -> None:
-        """Keep ``write`` until the group commits."""
+        """Keep ``write`` until the group commits (remote: drop it, with a WARNING)."""
+        if self.remote:
+            get_logger("transactions").warning(
+                f"Transaction {self.group.name!r}: {description} is not written: the task ran "
+                "in another process than flow.run, where the group cannot commit; the group "
+                "runs again next time (use LocalExecutor or LocalDaskExecutor('threads'))"
+            )
+            return
         with self._lock:
             self._writes.append(StagedWrite(description, write))
 
     def hold(self, lease: Any) -> None:
-        """Keep ``lease`` (a lock) until the group commits or rolls back."""
+        """Keep ``lease`` (a lock) until the group commits or rolls back (remote: release
+        it now, since nothing here will commit)."""
+        if self.remote:
+            lease.release()
+            return
         with self._lock:
             self._leases.append(lease)
 

@@ -125,3 +125,24 @@ def test_transaction_outside_a_flow_is_an_error() -> None:
     with pytest.raises(ValueError, match="inside a `with Flow"):
         with transaction():
             pass
+
+
+def _count_runs(path: str) -> int:
+    with open(path, "a") as handle:
+        handle.write("ran\n")
+    return 1
+
+
+def test_on_a_process_executor_a_group_writes_nothing_and_runs_again(tmp_path: Path) -> None:
+    from flowcore.executors import LocalDaskExecutor
+
+    counted = task(_count_runs, cache_key_fn=lambda c, p: "in-a-process-group")
+    log = tmp_path / "runs.txt"
+    with Flow("processes") as flow:
+        with transaction():
+            counted(str(log))
+    for _ in range(2):
+        state = flow.run(executor=LocalDaskExecutor("processes", num_workers=1))
+        assert state.is_successful()
+    assert log.read_text().split() == ["ran", "ran"]
+    assert not list((tmp_path / "home").rglob("*.json")) if (tmp_path / "home").exists() else True

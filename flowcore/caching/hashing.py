@@ -36,6 +36,7 @@ class UnhashableValue(ValueError):
     """A value has no deterministic digest (register a hasher for its type)."""
 
     def __init__(self, value: Any, reason: str) -> None:
+        self.name: str | None = None  # the input or parameter it was, when known
         self.type_name = f"{type(value).__module__}.{type(value).__qualname__}"
         super().__init__(
             f"cannot hash a {type(value).__name__} deterministically ({reason}); register a "
@@ -109,7 +110,7 @@ def hash_mapping(values: Mapping[str, Any]) -> dict[str, str]:
         try:
             digests[name] = hash_value(value)
         except UnhashableValue as exc:
-            exc.name = name  # type: ignore[attr-defined]
+            exc.name = name
             raise
     return digests
 

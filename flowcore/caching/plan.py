@@ -34,6 +34,7 @@ from flowcore.caching.records import CacheRecord, CorruptRecord, inputs_part, re
 from flowcore.caching.stores import CacheStore
 from flowcore.engine.state import Cached, State
 from flowcore.exceptions import LocationEscapeError, ResultStorageError
+from flowcore.transactions import IsolationLevel
 
 __all__ = ["CachePlan", "CacheRun", "explain_miss"]
 
@@ -52,7 +53,7 @@ class CachePlan:
         refresh: ``refresh_cache`` (None: follow ``tasks.refresh_cache``).
     """
 
-    __slots__ = ("name", "key", "validator", "expiration", "policy", "refresh")
+    __slots__ = ("name", "key", "validator", "expiration", "policy", "refresh", "serializable")
 
     def __init__(
         self,
@@ -69,6 +70,7 @@ class CachePlan:
         self.expiration = expiration
         self.policy = policy
         self.refresh = refresh
+        self.serializable = getattr(policy, "isolation_level", None) is IsolationLevel.SERIALIZABLE
 
     @classmethod
     def compile(
@@ -91,12 +93,6 @@ class CachePlan:
     def __repr__(self) -> str:
         spelling = f"policy={self.policy!r}" if self.policy is not None else f"key={self.key!r}"
         return f"<CachePlan {self.name!r} {spelling} expiration={self.expiration}>"
-
-    @property
-    def serializable(self) -> bool:
-        from flowcore.transactions import IsolationLevel
-
-        return getattr(self.policy, "isolation_level", None) is IsolationLevel.SERIALIZABLE
 
     def start(
         self,
@@ -267,7 +263,7 @@ class CacheRun:
             key_parts=self.key_parts,
             inputs=input_digests,
             parameters=parameter_digests,
-            message=state.message,
+            message=None if state.message is None else str(state.message),
         )
         self._write(record, cached)
         return cached if self.plan.policy is None else state
@@ -308,7 +304,7 @@ class CacheRun:
         if self.uncached:
             return
         self.uncached = True
-        what = f"input {exc.name!r}" if getattr(exc, "name", None) else "a value it depends on"
+        what = f"input {exc.name!r}" if exc.name else "a value it depends on"
         self.logger.warning(
             f"Task '{self.name}': cannot compute a key: {what} (a {exc.type_name}) has no "
             f"deterministic hash, so this run is not cached: {exc}"

@@ -175,7 +175,8 @@ class MemoryCacheStore(CacheStore):
                     key=key, record_id="", task=key,
                     flow_run_id=self._origin.get(state),
                     expires=state.cached_result_expiration,
-                    inputs=state.hashed_inputs, message=state.message,
+                    inputs=state.hashed_inputs,
+                    message=None if state.message is None else str(state.message),
                 )
 
     def __getstate__(self) -> dict[str, Any]:

@@ -328,7 +328,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             from flowcore.caching.plan import CachePlan
 
             memo = self.__dict__["_cache_plan_memo"] = (arguments, CachePlan.compile(*arguments))
-        return memo[1]  # type: ignore[no-any-return]
+        return memo[1]
 
     def _check_cache_policy(self, policy: Any, key_fn: Any, expiration: Any) -> Any:
         """The policy spelling of caching (``flowcore.cache_policies``), validated."""

@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pendulum
 
 from flowcore.cache_policies import KeyContext
-from flowcore.caching.hashing import UnhashableValue, hash_mapping
+from flowcore.caching.hashing import UnhashableValue, hash_value
 from flowcore.caching.plan import CacheRun
 from flowcore.caching.stores import CacheStore, MemoryCacheStore, policy_store
 from flowcore.engine import signals
@@ -565,11 +565,16 @@ def _values(inputs: dict[str, Result]) -> dict[str, Any]:
     return {key: result.value for key, result in inputs.items()}
 
 
-def _hashed(inputs: dict[str, Result]) -> dict[str, str] | None:
-    try:
-        return hash_mapping(_values(inputs))
-    except UnhashableValue:
-        return None
+def _hashed(inputs: dict[str, Result]) -> dict[str, str]:
+    """Digests of a target hit's inputs (Prefect 1 keeps them on the Cached state); an input
+    with no deterministic digest is left out."""
+    digests = {}
+    for key, value in _values(inputs).items():
+        try:
+            digests[key] = hash_value(value)
+        except UnhashableValue:
+            continue
+    return digests
 
 
 def _cached_input(state: State, edge: Edge, upstream: State) -> Result | None:

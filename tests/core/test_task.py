@@ -457,7 +457,7 @@ def test_explicit_nout_wins_over_annotation() -> None:
 def test_passing_a_task_to_a_task_constructor_warns() -> None:
     upstream = Task()
     with pytest.warns(UserWarning, match="passed to the Add constructor"):
-        Add(cache_key=upstream)  # type: ignore[arg-type]
+        Add(checkpoint=upstream)  # type: ignore[arg-type]
     with pytest.warns(UserWarning, match="passed to the Task constructor"):
         Task(upstream)  # type: ignore[arg-type]
 
