@@ -48,7 +48,7 @@ DEFAULTS: dict[str, Any] = {
         "defaults": {"max_retries": 0, "retry_delay": None, "timeout": None},
         "refresh_cache": False,
     },
-    "caching": {"store": "memory"},
+    "caching": {"store": None},
     "results": {"signing_key": None},
     "engine": {
         "executor": {
