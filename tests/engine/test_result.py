@@ -1,4 +1,5 @@
-"""The Result base class, NoResult, PrefectResult and ConstantResult."""
+"""The Result base class (placing, encoding, the bytes-level API), NoResult, PrefectResult and
+ConstantResult."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import cloudpickle
 import pendulum
 import pytest
 
+import flowcore
 from flowcore.engine.result import NoResult, NoResultType, Result
 from flowcore.engine.result import base as result_base
 from flowcore.engine.results import ConstantResult, PrefectResult
@@ -22,7 +24,13 @@ from flowcore.engine.serializers import (
     JSONSerializer,
     PickleSerializer,
 )
-from flowcore.exceptions import FlowcoreException, ResultNotImplementedError, TemplateKeyError
+from flowcore.exceptions import (
+    FlowcoreException,
+    LocationEscapeError,
+    ResultNotImplementedError,
+    SignatureError,
+    TemplateKeyError,
+)
 
 
 class DictResult(Result):
@@ -352,3 +360,79 @@ def test_write_at_uses_the_location_as_given(tmp_path: Path) -> None:
     assert written.location == str(tmp_path / "literal-{braces}.pkl")
     assert result.read(written.location).value == 5
     assert result.location == "{ignored}.pkl"
+
+
+# -- placing, encoding and the bytes-level API in the base ----------------------------
+
+
+@pytest.mark.parametrize(
+    "location", ["../x", "a/../../x", "/x", "//x", "..", "~/x-from-a-value"]
+)
+def test_keys_that_leave_the_store_are_refused_before_any_primitive_runs(location: str) -> None:
+    backend = DictResult(location="{where}")
+    with pytest.raises(LocationEscapeError) as info:
+        backend.write(1, where=location)
+    assert isinstance(info.value, ValueError) and isinstance(info.value, FlowcoreException)
+    assert "DictResult: location" in str(info.value) and "template '{where}'" in str(info.value)
+    assert backend.store == {}
+
+
+def test_keys_are_normalised_so_the_checked_key_is_the_stored_key() -> None:
+    backend = DictResult(location="a/{x}.pkl")
+    written = backend.write(1, x="./b//../c")
+    assert written.location == "a/c.pkl" and list(backend.store) == ["a/c.pkl"]
+    assert backend.read("a/./c.pkl").value == 1
+
+
+def test_a_template_literal_directory_bounds_its_values() -> None:
+    backend = DictResult(location="safe/{x}.pkl")
+    with pytest.raises(LocationEscapeError, match="escapes 'safe'"):
+        backend.write(1, x="../other")
+    with pytest.raises(LocationEscapeError):
+        backend.exists("safe/{x}.pkl", x="../other")
+
+
+def test_encode_and_decode_go_through_the_serializer() -> None:
+    backend = DictResult(serializer=JSONSerializer())
+    assert backend.encode({"a": 1}) == b'{"a": 1}'
+    assert backend.decode(b'{"a": 1}', "loc") == {"a": 1}
+
+
+def test_decode_refuses_unsigned_bytes_under_a_key_before_deserializing(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Refusing(JSONSerializer):
+        def deserialize(self, value: bytes) -> Any:
+            raise AssertionError("deserialized unverified bytes")
+
+    monkeypatch.setitem(flowcore.config.results, "signing_key", "k")
+    backend = DictResult(serializer=Refusing())
+    with pytest.raises(SignatureError, match="'some/where'"):
+        backend.decode(b'{"a": 1}', "some/where")
+    signed = DictResult(serializer=JSONSerializer()).encode([1])
+    assert signed.startswith(b"flowcore-hmac-sha256:") and signed.endswith(b"\n[1]")
+    assert DictResult(serializer=JSONSerializer()).decode(signed, "x") == [1]
+
+
+def test_bytes_methods_use_the_primitives_after_placing() -> None:
+    backend = DictResult()
+    assert backend.write_bytes_at("a/./b.bin", b"raw") == "a/b.bin"
+    assert backend.store == {"a/b.bin": b"raw"}
+    assert backend.read_bytes_at("a/b.bin") == b"raw"
+    with pytest.raises(LocationEscapeError):
+        backend.read_bytes_at("../b.bin")
+
+
+def test_delete_and_list_need_a_backend_that_implements_them() -> None:
+    operations: list[Any] = [
+        lambda: DictResult().delete("x"),
+        lambda: DictResult().list(),
+        lambda: Result().write_bytes_at("x", b""),
+    ]
+    for operation in operations:
+        with pytest.raises(ResultNotImplementedError, match="has no storage"):
+            operation()
+    assert Result().remove_stale_temporaries() == 0 and NoResult.remove_stale_temporaries() == 0
+
+
+def test_prefect_result_write_at_still_writes_into_the_location_text() -> None:
+    written = PrefectResult().write_at("2024/1/1/x.prefect_result", {"k": 1})
+    assert written.location == '{"k": 1}' and written.value == {"k": 1}

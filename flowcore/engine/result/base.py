@@ -1,9 +1,30 @@
-"""The ``Result`` base class: a value carrier and a storage interface.
+"""The ``Result`` base class: a value carrier and the one storage interface.
 
 A ``Result`` holds ``value`` and ``location``. Storage backends (``engine.results``)
-implement three primitives, ``_write_bytes``, ``_read_bytes`` and ``_exists``, over a
-*rendered* location; this base class implements ``format``, ``write``, ``read`` and
-``exists`` once on top of them. The base class itself has no storage: those three raise
+implement five primitives over a *full* location (a path or an object key):
+``_write_bytes``, ``_read_bytes``, ``_exists``, ``_delete`` and ``_list``. This base class
+does everything else once, for every backend:
+
+* **Placing.** Every location is rendered (from a ``str.format`` template, a callable, or
+  given as is to ``read``, ``exists``, ``write_at``, ``write_bytes_at``, ``read_bytes_at``,
+  ``delete`` or ``list``) and then *placed*: joined to the backend's root and checked to
+  stay inside it, before any byte is read or written. The allowed directory is the root,
+  narrowed to the literal directory of a template (``"safe/{name}.pkl"`` keeps values in
+  ``safe/``). The one widening: a literal absolute template chosen by the programmer
+  (``"/data/out/{x}.pkl"``, or ``"~/out/{x}.pkl"`` on disk) adds its literal directory to
+  what this Result may use. Values interpolated from parameters or inputs, and whatever a
+  callable returns, never leave the allowed directory: ``..``, absolute paths, a leading
+  ``~`` (never expanded) and, on disk, symlinks out of the root (both sides are compared
+  after ``realpath``) raise :class:`~flowcore.exceptions.LocationEscapeError`.
+* **Encoding.** ``encode`` serializes a value and, when ``results.signing_key`` is set,
+  puts a MAC header in front (:mod:`.signing`); ``decode`` verifies the MAC *before*
+  deserializing, raising :class:`~flowcore.exceptions.SignatureError` for a missing or
+  wrong one. ``write`` and ``read`` go through them; the bytes-level methods store and
+  return exactly the bytes given, for cache stores that keep their own formats.
+* **Atomicity.** A reader never sees a partial value: backends write atomically (on disk
+  a synced temporary file renamed into place; on S3 and GCS a single upload).
+
+The base class itself has no storage: the primitives raise
 :class:`~flowcore.exceptions.ResultNotImplementedError`, as in Prefect 1.
 
 ``NoResult`` is the singleton meaning "nothing computed yet"; it differs from a
@@ -12,14 +33,21 @@ implement three primitives, ``_write_bytes``, ``_read_bytes`` and ``_exists``, o
 
 from __future__ import annotations
 
+import builtins
 import posixpath
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
+from flowcore.engine.result import signing
 from flowcore.engine.serializers import PickleSerializer, Serializer
-from flowcore.exceptions import ResultNotImplementedError, TemplateKeyError
+from flowcore.exceptions import (
+    LocationEscapeError,
+    ResultNotImplementedError,
+    SignatureError,
+    TemplateKeyError,
+)
 
 __all__ = ["NoResult", "NoResultType", "Result"]
 
@@ -83,14 +111,14 @@ class Result:
         return f"{now.year}/{now.month}/{now.day}/{uuid.uuid4()}.prefect_result"
 
     def render_location(self, **kwargs: Any) -> str:
-        """The concrete location for this write, from the template or formatter, checked
-        to stay inside this Result's root (see :meth:`_place`)."""
+        """The full location for this write, from the template or formatter, placed inside
+        this Result's root (raises LocationEscapeError otherwise)."""
         if self.location is not None:
-            return self._place(_format_template(self.location, kwargs, type(self).__name__), self.location)
+            rendered = _format_template(self.location, kwargs, type(self).__name__)
+            return self._place(rendered, _literal(self.location), f"template {self.location!r}")
         if self._formatter is not None:
-            rendered = self._formatter(**kwargs)
-            return self._place(rendered, rendered)
-        return self._place(self.default_location, None)
+            return self._place(self._formatter(**kwargs), "", "a callable location")
+        return self._place(self.default_location, "", None)
 
     def format(self, **kwargs: Any) -> Result:
         """A copy whose location is rendered from ``kwargs``."""
@@ -99,14 +127,19 @@ class Result:
         new._formatter = None
         return new
 
+    # -- values ---------------------------------------------------------------------------
+
     def exists(self, location: str, **kwargs: Any) -> bool:
-        """Whether something is stored at ``location`` (formatted with ``kwargs``)."""
+        """Whether something is stored at ``location`` (a template formatted with
+        ``kwargs``; with no kwargs, a plain location without braces)."""
         rendered = _format_template(location, kwargs, type(self).__name__)
-        return self._exists(self._place(rendered, location))
+        return self._exists(self._place(rendered, _literal(location), f"template {location!r}"))
 
     def read(self, location: str) -> Result:
-        """A new Result with the value stored at ``location``."""
-        value = self.serializer.deserialize(self._read_bytes(self._resolve(location)))
+        """A new Result with the value stored at ``location`` (verified and deserialized
+        by :meth:`decode`)."""
+        full = self._place_given(location)
+        value = self.decode(self._read_bytes(full), full)
         new = self.copy()
         new.location = location
         new.value = value
@@ -115,51 +148,146 @@ class Result:
     def write(self, value_: Any, **kwargs: Any) -> Result:
         """Store ``value_`` at the rendered location; return a Result that carries both.
 
-        The location is rendered and checked before anything is serialized or written.
+        The location is rendered and placed before anything is serialized or written.
         """
         new = self.format(**kwargs)
         new.value = value_
         assert new.location is not None
-        self._write_bytes(new.location, self.serializer.serialize(value_))
+        self._write_bytes(new.location, self.encode(value_))
         return new
 
     def write_at(self, location: str, value_: Any) -> Result:
         """Store ``value_`` at ``location`` exactly as given (an already rendered location:
         braces in it are not template fields), through :meth:`write`."""
+        full = self._place_given(location)
         holder = self.copy()
         holder._formatter = None
-        holder.location = location.replace("{", "{{").replace("}", "}}")
+        holder.location = full.replace("{", "{{").replace("}", "}}")
         return holder.write(value_)
+
+    def encode(self, value: Any) -> bytes:
+        """``value`` as stored bytes: serialized, behind a MAC header when
+        ``results.signing_key`` is set."""
+        payload = self.serializer.serialize(value)
+        tag = signing.mac(payload)
+        return payload if tag is None else signing.add_header(payload, tag)
+
+    def decode(self, data: bytes, location: str) -> Any:
+        """The value in stored bytes read from ``location``.
+
+        With ``results.signing_key`` set, bytes without a header or with a wrong MAC raise
+        SignatureError before anything is deserialized. Without a key, a header is
+        stripped unverified.
+        """
+        tag, payload = signing.split_header(data)
+        key = signing.signing_key()
+        if key is not None and (tag is None or not signing.verify(payload, tag, key)):
+            problem = "has no signature" if tag is None else "has a signature that does not match"
+            raise SignatureError(
+                f"{type(self).__name__}: the value at {location!r} {problem} under "
+                "results.signing_key, so it was not unpickled; it was written without the "
+                "key, under another key, or changed since"
+            )
+        return self.serializer.deserialize(payload)
+
+    # -- bytes, for cache stores ----------------------------------------------------------
+
+    def write_bytes_at(self, location: str, data: bytes) -> str:
+        """Store ``data`` as is at ``location`` (atomically); return the location to
+        pass back to ``read_bytes_at``, ``read``, ``exists`` and ``delete``."""
+        full = self._place_given(location)
+        self._write_bytes(full, data)
+        return full
+
+    def read_bytes_at(self, location: str) -> bytes:
+        """The bytes stored at ``location``, exactly as written."""
+        return self._read_bytes(self._place_given(location))
+
+    def delete(self, location: str) -> bool:
+        """Remove what is stored at ``location``; False if nothing was there."""
+        return self._delete(self._place_given(location))
+
+    def list(self, prefix: str = "") -> builtins.list[str]:
+        """Every stored location at or under ``prefix`` (a directory-like location; ""
+        is the whole root), recursively and sorted, as ``read`` and ``delete`` accept
+        them. Temporary files of unfinished writes are not listed."""
+        full = self._place_given(prefix)
+        under = full.rstrip("/") + "/"
+        found = self._list(full)
+        return sorted(f for f in found if not full or f == full or f.startswith(under))
+
+    def remove_stale_temporaries(self, max_age: float = 3600.0) -> int:
+        """Remove leftovers of writes killed midway that are older than ``max_age``
+        seconds; return how many were removed (none for backends without temporaries)."""
+        return 0
+
+    # -- placing --------------------------------------------------------------------------
+
+    def _place_given(self, location: str) -> str:
+        """Place a location given as is (no template fields)."""
+        return self._place(location, location, None)
+
+    def _place(self, rendered: str, literal: str, source: str | None) -> str:
+        """The full location of ``rendered``, checked to stay inside the directory its
+        template's ``literal`` part names, itself inside an allowed directory (the root,
+        or this Result's own absolute template directory). Raises LocationEscapeError
+        (naming ``source``, where the location came from) before anything is read or
+        written."""
+        home = literal.startswith("~")
+        full = self._join(rendered, home)
+        bound_location = self._join(_directory(literal), home)
+        bound, target = self._canonical(bound_location), self._canonical(full)
+        if bound is None or not self._allowed(bound):
+            raise self._escape(rendered, source, self._describe_root())
+        if (rendered.startswith("~") and not home) or target is None or not _inside(bound, target):
+            raise self._escape(rendered, source, bound_location or self._describe_root())
+        return full
+
+    def _escape(self, rendered: str, source: str | None, allowed: str) -> LocationEscapeError:
+        """The error for ``rendered`` (from ``source``) leaving the ``allowed`` directory."""
+        root = self._describe_root()
+        where = f"the root {root!r}" if allowed == root else f"{allowed!r} (the root is {root!r})"
+        return LocationEscapeError(
+            f"{type(self).__name__}: location {rendered!r}"
+            + (f" (from {source})" if source is not None else "")
+            + f" escapes {where}"
+            + "; values interpolated from parameters or inputs may not contain '..', absolute "
+            "paths or '~', or lead through symlinks out of the root. Nothing was read or written"
+        )
+
+    def _allowed(self, bound: str) -> bool:
+        """Whether the canonical directory ``bound`` is inside the root, or inside the
+        literal directory of this Result's own absolute template."""
+        root = self._canonical(self._join("", False))
+        if root is not None and _inside(root, bound):
+            return True
+        own = _literal(self.location) if isinstance(self.location, str) else ""
+        if not own.startswith(("/", "~")):
+            return False
+        own_dir = self._canonical(self._join(_directory(own), own.startswith("~")))
+        return own_dir is not None and _inside(own_dir, bound)
 
     # -- what a storage backend implements ------------------------------------------------
 
     def _root(self) -> str:
-        """The directory or key prefix every location must stay inside ("" = no prefix)."""
+        """The key prefix every location must stay inside ("" = the whole store)."""
         return ""
 
-    def _resolve(self, location: str) -> str:
-        """The backend's full location for ``location`` (e.g. joined with a directory)."""
-        return location
+    def _describe_root(self) -> str:
+        """The root as a user would name it, for messages."""
+        return self._root() or "the storage root"
 
-    def _place(self, rendered: str, template: str | None) -> str:
-        """Resolve ``rendered`` and check it stays inside the root and the template's
-        literal directory, so values from parameters or inputs (``..``, absolute paths)
-        cannot move a write elsewhere. Raises ValueError before anything is written."""
-        literal = (template or "").split("{", 1)[0]
-        literal_dir = literal[: literal.rfind("/") + 1]
-        full = self._resolve(rendered)
-        allowed = _normalised(self._resolve(literal_dir) if literal_dir else self._root())
-        checked = _normalised(full)
-        if allowed:
-            inside = checked == allowed or checked.startswith(allowed.rstrip("/") + "/")
-        else:
-            inside = not (checked == ".." or checked.startswith("../") or checked.startswith("/"))
-        if not inside:
-            raise ValueError(
-                f"{type(self).__name__}: location {rendered!r} (template {template!r}) escapes "
-                f"{allowed or 'the storage root'!r}; values interpolated from parameters or "
-                "inputs may not contain '..' or absolute paths"
-            )
+    def _join(self, location: str, expand_home: bool) -> str:
+        """The full location of ``location``: here an object key, normalised and joined
+        to the root prefix ("" is the root itself). ``expand_home`` applies to paths."""
+        key = posixpath.normpath(posixpath.join(self._root(), location))
+        return "" if key == "." else key
+
+    def _canonical(self, full: str) -> str | None:
+        """``full`` in the form containment is checked on; None if it is no valid
+        location at all (a key that is absolute or climbs above the store)."""
+        if full.startswith("/") or full == ".." or full.startswith("../"):
+            return None
         return full
 
     def _exists(self, location: str) -> bool:
@@ -170,6 +298,12 @@ class Result:
 
     def _write_bytes(self, location: str, data: bytes) -> None:
         raise ResultNotImplementedError(_no_storage(self, "write a value"))
+
+    def _delete(self, location: str) -> bool:
+        raise ResultNotImplementedError(_no_storage(self, "delete a value"))
+
+    def _list(self, prefix: str) -> builtins.list[str]:
+        raise ResultNotImplementedError(_no_storage(self, "list values"))
 
 
 class NoResultType(Result):
@@ -226,8 +360,21 @@ def _no_storage(result: Result, operation: str) -> str:
     )
 
 
-def _normalised(path: str) -> str:
-    return posixpath.normpath(path) if path else ""
+def _literal(template: str) -> str:
+    """The part of a template before its first field: chosen by the programmer."""
+    return template.split("{", 1)[0]
+
+
+def _directory(literal: str) -> str:
+    """The directory part of a literal, up to and including its last "/"."""
+    return literal[: literal.rfind("/") + 1]
+
+
+def _inside(outer: str, inner: str) -> bool:
+    """Whether canonical ``inner`` is ``outer`` or below it ("" contains everything)."""
+    if not outer:
+        return True
+    return inner == outer or inner.startswith(outer.rstrip("/") + "/")
 
 
 def _format_template(template: str, kwargs: dict[str, Any], owner: str) -> str:

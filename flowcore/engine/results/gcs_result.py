@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flowcore.engine.result.base import Result
@@ -14,6 +16,9 @@ __all__ = ["GCSResult"]
 
 class GCSResult(Result):
     """Store values as blobs in a GCS bucket (a blob appears only when its upload completes).
+
+    Locations are blob names, normalised (``a/./b`` is ``a/b``); names that are absolute or
+    climb above the bucket (``..``) are refused.
 
     Args:
         bucket: the bucket name.
@@ -43,22 +48,57 @@ class GCSResult(Result):
         state.pop("_gcs_bucket", None)
         return state
 
-    def _call(self, operation: str, location: str, *args: Any) -> Any:
+    def _describe_root(self) -> str:
+        return f"gs://{self.bucket}/"
+
+    @contextmanager
+    def _boundary(self, operation: str, location: str) -> Iterator[None]:
+        """Translate google-cloud errors: a missing blob or bucket becomes FileNotFoundError
+        (which the primitives turn into False or a ResultStorageError), any other
+        ResultStorageError."""
         errors = import_optional("google.api_core.exceptions", "GCSResult")
         try:
-            return getattr(self.gcs_bucket.blob(location), operation)(*args)
+            yield
         except errors.NotFound as exc:
-            raise ResultStorageError(f"GCSResult: no blob at gs://{self.bucket}/{location}") from exc
+            raise FileNotFoundError(f"gs://{self.bucket}/{location}") from exc
         except errors.GoogleAPICallError as exc:
             raise ResultStorageError(
                 f"GCSResult: {operation} gs://{self.bucket}/{location} failed: {exc}"
             ) from exc
 
+    def _call(self, operation: str, location: str, *args: Any) -> Any:
+        with self._boundary(operation, location):
+            return getattr(self.gcs_bucket.blob(location), operation)(*args)
+
     def _exists(self, location: str) -> bool:
         return bool(self._call("exists", location))
 
     def _read_bytes(self, location: str) -> bytes:
-        return self._call("download_as_bytes", location)  # type: ignore[no-any-return]
+        try:
+            return self._call("download_as_bytes", location)  # type: ignore[no-any-return]
+        except FileNotFoundError as exc:
+            raise ResultStorageError(f"GCSResult: no blob at {exc}") from exc
 
     def _write_bytes(self, location: str, data: bytes) -> None:
-        self._call("upload_from_string", location, data)
+        try:
+            self._call("upload_from_string", location, data)
+        except FileNotFoundError as exc:
+            raise ResultStorageError(
+                f"GCSResult: cannot write {exc}: no bucket {self.bucket!r}"
+            ) from exc
+
+    def _delete(self, location: str) -> bool:
+        try:
+            self._call("delete", location)
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _list(self, prefix: str) -> list[str]:
+        try:
+            with self._boundary("list_blobs", prefix):
+                return [blob.name for blob in self.gcs_bucket.list_blobs(prefix=prefix)]
+        except FileNotFoundError as exc:
+            raise ResultStorageError(
+                f"GCSResult: cannot list {exc}: no bucket {self.bucket!r}"
+            ) from exc

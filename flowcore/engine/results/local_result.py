@@ -1,8 +1,17 @@
-"""``LocalResult``: values stored as files under a directory, written atomically."""
+"""``LocalResult``: values stored as files under a directory, written atomically.
+
+Layout: a location is a path relative to ``dir`` (or, for a literal absolute template, an
+absolute path under that template's literal directory); the full locations returned by
+``write``, ``write_at`` and ``write_bytes_at`` are absolute paths that ``read``,
+``exists`` and ``delete`` accept back. Every location is checked after ``realpath`` of both
+the directory and the candidate, so a symlink inside ``dir`` cannot lead a read or a write
+out of it.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -12,6 +21,8 @@ from flowcore.engine.result.base import Result
 from flowcore.exceptions import ResultStorageError
 
 __all__ = ["LocalResult"]
+
+_TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
 
 
 class LocalResult(Result):
@@ -50,11 +61,17 @@ class LocalResult(Result):
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S-%f")
         return f"flowcore-result-{stamp}-{uuid.uuid4().hex[:12]}"
 
+    # -- primitives -----------------------------------------------------------------------
+
     def _root(self) -> str:
         return self.dir
 
-    def _resolve(self, location: str) -> str:
-        return os.path.normpath(os.path.join(self.dir, os.path.expanduser(location)))
+    def _join(self, location: str, expand_home: bool) -> str:
+        path = os.path.expanduser(location) if expand_home else location
+        return os.path.normpath(os.path.join(self.dir, path))
+
+    def _canonical(self, full: str) -> str | None:
+        return os.path.realpath(full)
 
     def _exists(self, location: str) -> bool:
         return os.path.exists(location)
@@ -78,3 +95,23 @@ class LocalResult(Result):
             if os.path.exists(temporary):
                 os.remove(temporary)
             raise ResultStorageError(f"LocalResult cannot write {location!r}: {exc}") from exc
+
+    def _delete(self, location: str) -> bool:
+        try:
+            os.remove(location)
+        except FileNotFoundError:
+            return False
+        except OSError as exc:
+            raise ResultStorageError(f"LocalResult cannot delete {location!r}: {exc}") from exc
+        return True
+
+    def _list(self, prefix: str) -> list[str]:
+        if os.path.isfile(prefix):
+            return [prefix]
+        return [
+            os.path.join(folder, name)
+            for folder, _, names in os.walk(prefix)
+            for name in names
+            if not _TEMPORARY.fullmatch(name)
+        ]
+

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flowcore.engine.result.base import Result
@@ -16,6 +18,9 @@ _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 
 class S3Result(Result):
     """Store values as objects in an S3 bucket (one PUT per write, so writes are atomic).
+
+    Locations are object keys, normalised (``a/./b`` is ``a/b``); keys that are absolute or
+    climb above the bucket (``..``) are refused.
 
     Args:
         bucket: the bucket name.
@@ -52,10 +57,16 @@ class S3Result(Result):
         state.pop("_client", None)
         return state
 
-    def _call(self, operation: str, key: str, **kwargs: Any) -> Any:
+    def _describe_root(self) -> str:
+        return f"s3://{self.bucket}/"
+
+    @contextmanager
+    def _boundary(self, operation: str, key: str) -> Iterator[None]:
+        """Translate boto errors: a missing object becomes FileNotFoundError (which the
+        primitives turn into False or a ResultStorageError), any other ResultStorageError."""
         botocore = import_optional("botocore.exceptions", "S3Result")
         try:
-            return getattr(self.client, operation)(Bucket=self.bucket, Key=key, **kwargs)
+            yield
         except botocore.ClientError as exc:
             error = exc.response.get("Error", {})
             if error.get("Code") in _MISSING_CODES:
@@ -68,6 +79,10 @@ class S3Result(Result):
             raise ResultStorageError(
                 f"S3Result: {operation} s3://{self.bucket}/{key} failed: {exc}"
             ) from exc
+
+    def _call(self, operation: str, key: str, **kwargs: Any) -> Any:
+        with self._boundary(operation, key):
+            return getattr(self.client, operation)(Bucket=self.bucket, Key=key, **kwargs)
 
     def _exists(self, location: str) -> bool:
         try:
@@ -84,3 +99,16 @@ class S3Result(Result):
 
     def _write_bytes(self, location: str, data: bytes) -> None:
         self._call("put_object", location, Body=data, **self.upload_options)
+
+    def _delete(self, location: str) -> bool:
+        if not self._exists(location):
+            return False
+        self._call("delete_object", location)
+        return True
+
+    def _list(self, prefix: str) -> list[str]:
+        with self._boundary("list_objects_v2", prefix):
+            pages = self.client.get_paginator("list_objects_v2").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            return [item["Key"] for page in pages for item in page.get("Contents", [])]

@@ -11,10 +11,11 @@ from typing import Any
 import cloudpickle
 import pytest
 
+import flowcore
 from flowcore.engine.result import Result
 from flowcore.engine.results import GCSResult, LocalResult, S3Result
 from flowcore.engine.serializers import CompressedSerializer, JSONSerializer
-from flowcore.exceptions import ResultStorageError
+from flowcore.exceptions import LocationEscapeError, ResultStorageError, SignatureError
 
 Factory = Callable[..., Result]
 
@@ -152,3 +153,143 @@ def test_from_value_and_format_do_not_touch_storage(make_result: Factory) -> Non
     formatted = result.format(x="seven")
     assert formatted.location is not None and formatted.location.endswith("seven.pkl")
     assert not result.exists("{x}.pkl", x="seven")
+
+
+# -- escapes: every way a location reaches storage is checked against the root -------
+
+
+@pytest.mark.parametrize("value", ["../../y", "/tmp/flowcore-escape-y", "~/y", "a/../../y"])
+def test_a_callable_location_cannot_escape_the_root(make_result: Factory, value: str) -> None:
+    result = make_result(location=lambda **kw: f"{kw['x']}.pkl")
+    with pytest.raises(LocationEscapeError, match="escapes") as info:
+        result.write("nope", x=value)
+    assert isinstance(info.value, ValueError)
+    assert f"{value}.pkl" in str(info.value) and "a callable location" in str(info.value)
+    assert result.list() == []
+
+
+def test_an_interpolated_home_is_not_expanded(make_result: Factory) -> None:
+    result = make_result(location="{name}.pkl")
+    with pytest.raises(LocationEscapeError, match="'~'"):
+        result.write("nope", name="~/y")
+    with pytest.raises(LocationEscapeError):
+        result.exists("{name}.pkl", name="~/y")
+    assert result.list() == []
+
+
+def test_the_escape_message_names_the_class_location_template_root_and_fix(make_result: Factory) -> None:
+    result = make_result(location="safe/{name}.pkl")
+    with pytest.raises(LocationEscapeError) as info:
+        result.write("nope", name="../../out")
+    message = str(info.value)
+    assert message.startswith(type(result).__name__ + ": location 'safe/../../out.pkl'")
+    assert "template 'safe/{name}.pkl'" in message
+    assert "root" in message and result._describe_root() in message
+    assert "may not contain '..', absolute paths or '~', or lead through symlinks" in message
+
+
+@pytest.mark.parametrize("location", ["../x.bin", "a/../../x.bin", "/etc/flowcore-x.bin", "../"])
+def test_given_locations_cannot_escape_the_root(make_result: Factory, location: str) -> None:
+    result = make_result()
+    operations: list[Callable[[], Any]] = [
+        lambda: result.write_bytes_at(location, b"nope"),
+        lambda: result.read_bytes_at(location),
+        lambda: result.write_at(location, "nope"),
+        lambda: result.read(location),
+        lambda: result.exists(location),
+        lambda: result.delete(location),
+        lambda: result.list(location),
+    ]
+    for operation in operations:
+        with pytest.raises(LocationEscapeError):
+            operation()
+    assert result.list() == []
+
+
+# -- the bytes-level API (cache stores) ------------------------------------------------
+
+
+def test_bytes_round_trip_exactly(make_result: Factory) -> None:
+    result = make_result()
+    data = bytes(range(256)) * 3
+    location = result.write_bytes_at("raw/a.bin", data)
+    assert location.endswith("raw/a.bin")
+    assert result.read_bytes_at(location) == data
+    assert result.read_bytes_at("raw/a.bin") == data
+    assert result.exists(location) and result.exists("raw/a.bin")
+    assert result.write_bytes_at("raw/a.bin", b"second") == location
+    assert result.read_bytes_at(location) == b"second"
+
+
+def test_bytes_written_by_write_are_what_encode_gives(make_result: Factory) -> None:
+    result = make_result(location="v.pkl")
+    written = result.write({"k": 1})
+    assert written.location is not None
+    data = result.read_bytes_at(written.location)
+    assert data == result.encode({"k": 1})
+    assert result.decode(data, written.location) == {"k": 1}
+    again = result.write_bytes_at("copy.pkl", data)
+    assert result.read(again).value == {"k": 1}
+
+
+def test_reading_missing_bytes_is_a_storage_error(make_result: Factory) -> None:
+    with pytest.raises(ResultStorageError):
+        make_result().read_bytes_at("no/such.bin")
+
+
+def test_delete_removes_and_reports_whether_something_was_there(make_result: Factory) -> None:
+    result = make_result(location="d/{n}.pkl")
+    location = result.write(1, n=1).location
+    assert location is not None
+    assert result.delete(location) is True
+    assert not result.exists(location)
+    assert result.delete(location) is False
+    assert result.delete("never/written.pkl") is False
+    with pytest.raises(ResultStorageError):
+        result.read(location)
+
+
+def test_list_returns_every_stored_location_recursively(make_result: Factory) -> None:
+    result = make_result()
+    written = {result.write_bytes_at(name, name.encode()): name for name in ("a/1", "a/b/2", "ab/3", "top")}
+    assert result.list() == sorted(written)
+    assert result.list("a") == result.list("a/") == sorted(k for k, v in written.items() if v.startswith("a/"))
+    assert [written[found] for found in result.list("a/b")] == ["a/b/2"]
+    assert result.list("missing") == []
+    for location in result.list():
+        assert result.read_bytes_at(location) == written[location].encode()
+        assert result.delete(location) is True
+    assert result.list() == []
+
+
+def test_list_locations_read_back_values(make_result: Factory) -> None:
+    result = make_result(location="values/{n}.pkl")
+    for n in range(3):
+        result.write(n * 10, n=n)
+    assert sorted(result.read(location).value for location in result.list("values")) == [0, 10, 20]
+
+
+def test_remove_stale_temporaries_is_safe_on_every_backend(make_result: Factory) -> None:
+    result = make_result(location="x.pkl")
+    result.write(1)
+    assert result.remove_stale_temporaries() == 0
+    assert len(result.list()) == 1
+
+
+# -- signing ------------------------------------------------------------------------------
+
+
+def test_signed_values_round_trip_and_are_refused_under_another_key(
+    make_result: Factory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(flowcore.config.results, "signing_key", "key-a")
+    result = make_result(location="signed.pkl")
+    location = result.write([1, 2]).location
+    assert location is not None
+    assert result.read_bytes_at(location).startswith(b"flowcore-hmac-sha256:")
+    assert result.read(location).value == [1, 2]
+    monkeypatch.setitem(flowcore.config.results, "signing_key", "key-b")
+    with pytest.raises(SignatureError, match="not unpickled"):
+        result.read(location)
+    monkeypatch.setitem(flowcore.config.results, "signing_key", None)
+    assert result.read(location).value == [1, 2]
