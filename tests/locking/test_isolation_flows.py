@@ -1,6 +1,7 @@
 """The seed's isolation example with separate OS processes: two flow runs of one cache key
 at the same time. READ_COMMITTED lets both execute; SERIALIZABLE executes the task body
-once and the other run ends Cached. File-system locks and a real redis-server."""
+once and the other run ends Cached, also when the task runs longer than the lock's hold
+timeout (the lease is renewed). File-system locks and a real redis-server."""
 
 from __future__ import annotations
 
@@ -19,13 +20,13 @@ SCRIPT = textwrap.dedent("""
     from flowcore import cache_policies as cp
     from flowcore.transactions import IsolationLevel
 
-    workdir, isolation, lock_spec, name = sys.argv[1:5]
+    workdir, isolation, lock_spec, name, hold = sys.argv[1:6]
     if lock_spec.startswith("fs:"):
         from flowcore.locking.filesystem import FileSystemLockManager
-        manager = FileSystemLockManager(lock_dir=lock_spec[3:])
+        manager = FileSystemLockManager(lock_dir=lock_spec[3:], default_hold_timeout=float(hold))
     else:
         from flowcore.locking.redis import RedisLockManager
-        manager = RedisLockManager(host="127.0.0.1", port=int(lock_spec[6:]))
+        manager = RedisLockManager(host="127.0.0.1", port=int(lock_spec[6:]), default_hold_timeout=float(hold))
 
     def wait_for(path, seconds=60):
         deadline = time.monotonic() + seconds
@@ -54,10 +55,10 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _start(tmp_path: Path, isolation: str, lock_spec: str, name: str) -> subprocess.Popen[str]:
+def _start(tmp_path: Path, isolation: str, lock_spec: str, name: str, hold: float = 300) -> subprocess.Popen[str]:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FLOWCORE__HOME_DIR": str(tmp_path / "home")}
     return subprocess.Popen(
-        [sys.executable, str(tmp_path / "flow.py"), str(tmp_path), isolation, lock_spec, name],
+        [sys.executable, str(tmp_path / "flow.py"), str(tmp_path), isolation, lock_spec, name, str(hold)],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
 
@@ -104,6 +105,29 @@ def test_serializable_executes_once_and_the_other_is_cached(kind: str, tmp_path:
     second = _start(tmp_path, "SERIALIZABLE", spec, "b")
     time.sleep(1.0)  # let the second run reach the lock while the first still holds it
     (tmp_path / "release").touch()
+    assert _finish(first) == "STATE Success 42"
+    assert _finish(second) == "STATE Cached 42"
+    assert (tmp_path / "executions.txt").read_text().split() == ["a"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["filesystem", "redis"])
+def test_serializable_holds_the_key_through_a_task_longer_than_the_hold_timeout(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    (tmp_path / "flow.py").write_text(SCRIPT)
+    spec = _lock_spec(kind, tmp_path, request)
+    first = _start(tmp_path, "SERIALIZABLE", spec, "a", hold=1.0)
+    _wait_for(tmp_path / "entered-a", first)
+    second = _start(tmp_path, "SERIALIZABLE", spec, "b", hold=1.0)
+
+    # a's task runs 2.5 hold timeouts (and more: b's start-up comes first); b must wait
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        assert not (tmp_path / "entered-b").exists(), "b entered while a held the key"
+        time.sleep(0.02)
+    (tmp_path / "release").touch()
+
     assert _finish(first) == "STATE Success 42"
     assert _finish(second) == "STATE Cached 42"
     assert (tmp_path / "executions.txt").read_text().split() == ["a"]
