@@ -1,4 +1,4 @@
-"""``LocalResult``: values stored as files under a directory, written atomically.
+"""``LocalResult``: values stored as files under a directory, written atomically and durably.
 
 Layout: a location is a path relative to ``dir`` (or, for a literal absolute template, an
 absolute path under that template's literal directory); the full locations returned by
@@ -6,12 +6,25 @@ absolute path under that template's literal directory); the full locations retur
 ``exists`` and ``delete`` accept back. Every location is checked after ``realpath`` of both
 the directory and the candidate, so a symlink inside ``dir`` cannot lead a read or a write
 out of it.
+
+A write goes through a temporary file beside the target, ``.<name>.<12 hex>.tmp``:
+
+1. write the bytes, flush and ``fsync`` the temporary file;
+2. ``os.replace`` it onto the target (atomic: readers see the old file or the new one);
+3. ``fsync`` the directory, so the rename itself survives a power loss (best effort).
+
+A writer killed between 1 and 2 leaves only its temporary file, never a partial target.
+Such leftovers are removed by :meth:`LocalResult.remove_stale_temporaries` (those older
+than an hour, anywhere under ``dir``), which runs once per process and directory, on the
+first write there.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import threading
+import time
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -23,6 +36,8 @@ from flowcore.exceptions import ResultStorageError
 __all__ = ["LocalResult"]
 
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
+_swept: set[str] = set()
+_swept_lock = threading.Lock()
 
 
 class LocalResult(Result):
@@ -35,9 +50,8 @@ class LocalResult(Result):
         validate_dir: make ``dir`` absolute and create it now.
         **kwargs: ``Result`` arguments (``value``, ``location``, ``serializer``).
 
-    A write goes to a temporary file beside the target and is renamed into place, so a
-    reader (or a later run checking a target) never sees a partial file, even if the
-    writing process is killed.
+    A reader (or a later run checking a target) never sees a partial file, even if the
+    writing process is killed; see the module docstring for the write protocol.
     """
 
     def __init__(self, dir: str | os.PathLike[str] | None = None, validate_dir: bool = True, **kwargs: Any) -> None:
@@ -60,6 +74,27 @@ class LocalResult(Result):
     def default_location(self) -> str:
         stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H-%M-%S-%f")
         return f"flowcore-result-{stamp}-{uuid.uuid4().hex[:12]}"
+
+    def remove_stale_temporaries(self, max_age: float = 3600.0) -> int:
+        """Remove temporary files (``.<name>.<12 hex>.tmp``) older than ``max_age``
+        seconds anywhere under ``dir``; return how many were removed."""
+        cutoff = time.time() - max_age
+        removed = 0
+        for folder, _, names in os.walk(self.dir):
+            for name in filter(_TEMPORARY.fullmatch, names):
+                removed += _remove_if_older(os.path.join(folder, name), cutoff)
+        return removed
+
+    def _sweep_once(self) -> None:
+        """Run :meth:`remove_stale_temporaries` on the first write to ``dir`` in this
+        process (whichever thread gets there first)."""
+        if self.dir in _swept:
+            return
+        with _swept_lock:
+            if self.dir in _swept:
+                return
+            _swept.add(self.dir)
+        self.remove_stale_temporaries()
 
     # -- primitives -----------------------------------------------------------------------
 
@@ -84,17 +119,19 @@ class LocalResult(Result):
             raise ResultStorageError(f"LocalResult cannot read {location!r}: {exc}") from exc
 
     def _write_bytes(self, location: str, data: bytes) -> None:
+        self._sweep_once()
         folder, name = os.path.split(location)
         temporary = os.path.join(folder, f".{name}.{uuid.uuid4().hex[:12]}.tmp")
         try:
             os.makedirs(folder, exist_ok=True)
-            with open(temporary, "wb") as fh:
-                fh.write(data)
+            _write_synced(temporary, data)
             os.replace(temporary, location)
-        except OSError as exc:
-            if os.path.exists(temporary):
-                os.remove(temporary)
-            raise ResultStorageError(f"LocalResult cannot write {location!r}: {exc}") from exc
+        except BaseException as exc:
+            _remove_quietly(temporary)
+            if isinstance(exc, OSError):
+                raise ResultStorageError(f"LocalResult cannot write {location!r}: {exc}") from exc
+            raise
+        _sync_directory(folder)
 
     def _delete(self, location: str) -> bool:
         try:
@@ -115,3 +152,45 @@ class LocalResult(Result):
             if not _TEMPORARY.fullmatch(name)
         ]
 
+
+def _write_synced(path: str, data: bytes) -> None:
+    """Write ``data`` to a new file at ``path`` and wait until it is on disk."""
+    with open(path, "xb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+def _sync_directory(folder: str) -> None:
+    """``fsync`` a directory so a rename in it is durable; best effort (some platforms
+    and file systems cannot open or sync directories)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def _remove_quietly(path: str) -> None:
+    """Remove a temporary file after a failed write, keeping the write's own error."""
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _remove_if_older(path: str, cutoff: float) -> bool:
+    """Remove ``path`` if it was last modified before ``cutoff``; False if it is newer or
+    already gone (another process swept it)."""
+    try:
+        if os.lstat(path).st_mtime >= cutoff:
+            return False
+        os.remove(path)
+    except FileNotFoundError:
+        return False
+    return True
