@@ -134,3 +134,27 @@ def test_flow_run_cache_store_argument_wins(tmp_path: Path) -> None:
     flow.run(cache_store=ResultCacheStore(LocalResult(dir=tmp_path / "s")))
     assert calls == [1]
     assert list((tmp_path / "s").rglob("*.json"))
+
+
+def test_one_store_setting_applies_to_both_spellings(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from flowcore import Flow, cache_policies, task
+    from flowcore.utilities.configuration import set_temporary_config
+
+    @task(cache_for=timedelta(hours=1), name="old_style")
+    def old_style() -> int:
+        return 1
+
+    @task(cache_policy=cache_policies.INPUTS, name="new_style")
+    def new_style() -> int:
+        return 2
+
+    with Flow("both") as flow:
+        old_style()
+        new_style()
+    with set_temporary_config({"home_dir": str(tmp_path / "home"), "caching.store": str(tmp_path / "store")}):
+        assert flow.run().is_successful()
+    assert {p.parent.parent.name for p in (tmp_path / "store").rglob("*.json")} == {"store"}
+    assert len(list((tmp_path / "store").rglob("*.json"))) == 2
+    assert not (tmp_path / "home" / "storage").exists()
