@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.locking.test_isolation_flows import _lock_spec
+
 SCRIPT = textwrap.dedent("""
     import os, sys, time
     from flowcore import Flow, task
@@ -70,12 +72,6 @@ def _run_all(tmp_path: Path, spec: str, mode: str, count: int) -> list[str]:
         assert process.returncode == 0, err[-3000:]
         states.append(next(line for line in out.splitlines() if line.startswith("STATE")))
     return states
-
-
-def _lock_spec(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    if kind == "filesystem":
-        return f"fs:{tmp_path / 'locks'}"
-    return f"redis:{request.getfixturevalue('redis_port')}"
 
 
 @pytest.mark.slow
