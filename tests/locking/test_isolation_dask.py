@@ -50,7 +50,7 @@ def body(workdir: str, name: str, isolation: str) -> int:
 
 @pytest.fixture(scope="module")
 def executor() -> Iterator[DaskExecutor]:
-    executor = DaskExecutor(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True})
+    executor = DaskExecutor(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": "127.0.0.1:0"})
     with executor.start():
         yield executor
 
