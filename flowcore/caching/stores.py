@@ -117,11 +117,16 @@ class MemoryCacheStore(CacheStore):
 
     def __init__(self, caches: dict[str, list[Cached]] | None = None) -> None:
         self._caches = caches
-        self._origin: weakref.WeakKeyDictionary[Cached, str | None] = weakref.WeakKeyDictionary()
+        self._origin: dict[int, tuple[weakref.ref[Cached], str | None]] = {}
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         return "MemoryCacheStore()"
+
+    def _run_of(self, state: Cached) -> str | None:
+        """The flow run that put ``state`` here (by identity: states compare by value)."""
+        found = self._origin.get(id(state))
+        return found[1] if found is not None and found[0]() is state else None
 
     @property
     def caches(self) -> dict[str, list[Cached]]:
@@ -141,10 +146,9 @@ class MemoryCacheStore(CacheStore):
         states = self.caches.get(key)
         if not states:
             return []
-        origin = self._origin
         return [
             Candidate(s, None) for s in states
-            if exclude_run is None or origin.get(s) != exclude_run
+            if exclude_run is None or self._run_of(s) != exclude_run
         ]
 
     def put(self, record: CacheRecord, state: Cached) -> None:
@@ -158,9 +162,12 @@ class MemoryCacheStore(CacheStore):
             if any(s is state for s in states):
                 return
             kept = [s for s in states if _unexpired(s, now) and not _same_entry(s, state)]
+            for dropped in states:
+                if not any(dropped is k for k in kept):
+                    self._origin.pop(id(dropped), None)
             if _unexpired(state, now):
                 kept.append(state)
-                self._origin[state] = flow_run_id
+                self._origin[id(state)] = (weakref.ref(state), flow_run_id)
             self.caches[key] = kept
 
     def delete(self, key: str, record_id: str | None = None) -> int:
@@ -173,7 +180,7 @@ class MemoryCacheStore(CacheStore):
             for state in states:
                 yield CacheRecord(
                     key=key, record_id="", task=key,
-                    flow_run_id=self._origin.get(state),
+                    flow_run_id=self._run_of(state),
                     expires=state.cached_result_expiration,
                     inputs=state.hashed_inputs,
                     message=None if state.message is None else str(state.message),
@@ -184,7 +191,7 @@ class MemoryCacheStore(CacheStore):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self._caches = state["_caches"]
-        self._origin = weakref.WeakKeyDictionary()
+        self._origin = {}
         self._lock = threading.Lock()
 
 
