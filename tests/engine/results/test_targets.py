@@ -208,3 +208,31 @@ def test_object_store_target_in_a_new_process(s3_bucket: str, tmp_path: Path) ->
     assert runs[0].returncode == 0 and runs[1].returncode == 0, runs[1].stderr[-2000:]
     assert "EXECUTED" in runs[0].stdout and "Success 42" in runs[0].stdout
     assert "EXECUTED" not in runs[1].stdout and "Cached 42" in runs[1].stdout
+
+
+def _from_parameter(**kwargs: Any) -> str:
+    return f"{kwargs['parameters']['p']}.pkl"
+
+
+@pytest.mark.parametrize(
+    "target, value",
+    [
+        ("{p}.pkl", "../../escaped"),
+        ("{p}.pkl", "/tmp/flowcore-escaped"),
+        ("{p}.pkl", "~/escaped"),
+        ("out/{p}.pkl", "../../escaped"),
+        (_from_parameter, "../../escaped"),
+        (_from_parameter, "/tmp/flowcore-escaped"),
+        (_from_parameter, "~/escaped"),
+    ],
+)
+def test_a_target_from_a_parameter_cannot_leave_the_result_dir(tmp_path: Path, target: Any, value: str) -> None:
+    calls: list[int] = []
+    produce = _counted(calls)
+    with Flow("escape") as flow:
+        p = Parameter("p")
+        out = produce(1, upstream_tasks=[p], task_args={"result": LocalResult(dir=tmp_path / "r"), "target": target})
+    state = flow.run(parameters={"p": value}, context=CHECKPOINTING)
+    assert state.result[out].is_failed() and "LocationEscapeError" in str(state.result[out].message)
+    assert calls == [] and os.listdir(tmp_path) == ["r"] and os.listdir(tmp_path / "r") == []
+    assert not os.path.exists("/tmp/flowcore-escaped.pkl")
