@@ -8,12 +8,19 @@ Both spellings compile to one plan; a task run asks it once and tells it once::
       cache_key)              name                         Cached state (Prefect 1)
     cache_policy /            the policy's digest of its   it has not expired
       cache_key_fn            named parts (per run)
+    target                    the rendered location        the value exists there (and
+                                                           reads back); looked up instead
+                                                           of the records, as in Prefect 1
 
     CachePlan.start(...) -> CacheRun          one per task run
-        lookup(inputs, parameters)  -> Cached | None   (SERIALIZABLE: takes the key's lease)
-        revalidate(state, ...)      -> bool            (a Cached state from task_states)
+        check(state, inputs, ...)   -> State           the TaskRunner's one question
+          lookup(inputs, ...)       -> Cached | None   (SERIALIZABLE: takes the key's lease)
+          revalidate(state, ...)    -> bool            (a Cached state from task_states)
         record(state, inputs, ...)  -> State           (writes now, or stages in a transaction)
         release()                                      (the lease, unless a transaction holds it)
+
+A target's value is written by checkpointing (the TaskRunner's ``get_task_run_state``), as
+in Prefect 1; its plan records nothing unless the task also has ``cache_for``.
 
 With ``cache_for`` a success becomes ``Cached`` (expiring after ``cache_for``); under a
 policy it stays ``Success`` and a later hit is ``Cached``. An input or parameter with no
@@ -32,7 +39,8 @@ from typing import Any
 from flowcore.caching.hashing import UnhashableValue, hash_mapping, hash_value
 from flowcore.caching.records import CacheRecord, CorruptRecord, inputs_part, record_id_for
 from flowcore.caching.stores import CacheStore
-from flowcore.engine.state import Cached, State
+from flowcore.engine.result import Result
+from flowcore.engine.state import Cached, Pending, State
 from flowcore.exceptions import LocationEscapeError, ResultStorageError
 from flowcore.transactions import IsolationLevel
 
@@ -51,9 +59,10 @@ class CachePlan:
         expiration: ``cache_for`` or ``cache_expiration`` (None: never expires).
         policy: the cache policy, or None for the Prefect 1 spelling.
         refresh: ``refresh_cache`` (None: follow ``tasks.refresh_cache``).
+        target: the task's ``target`` (a location template or callable), or None.
     """
 
-    __slots__ = ("name", "key", "validator", "expiration", "policy", "refresh", "serializable")
+    __slots__ = ("name", "key", "validator", "expiration", "policy", "refresh", "target", "serializable")
 
     def __init__(
         self,
@@ -63,6 +72,7 @@ class CachePlan:
         expiration: timedelta | None,
         policy: Any,
         refresh: bool | None,
+        target: str | Callable[..., str] | None = None,
     ) -> None:
         self.name = name
         self.key = key
@@ -70,6 +80,7 @@ class CachePlan:
         self.expiration = expiration
         self.policy = policy
         self.refresh = refresh
+        self.target = target
         self.serializable = getattr(policy, "isolation_level", None) is IsolationLevel.SERIALIZABLE
 
     @classmethod
@@ -82,16 +93,19 @@ class CachePlan:
         cache_policy: Any,
         cache_expiration: timedelta | None,
         refresh_cache: bool | None,
+        target: str | Callable[..., str] | None = None,
     ) -> CachePlan | None:
         """The plan of a task's caching arguments (None when it does not cache)."""
         if cache_policy is not None:
-            return cls(name, None, None, cache_expiration, cache_policy, refresh_cache)
+            return cls(name, None, None, cache_expiration, cache_policy, refresh_cache, target)
         if cache_for is None:
-            return None
-        return cls(name, cache_key or name, cache_validator, cache_for, None, refresh_cache)
+            return None if target is None else cls(name, None, None, None, None, False, target)
+        return cls(name, cache_key or name, cache_validator, cache_for, None, refresh_cache, target)
 
     def __repr__(self) -> str:
         spelling = f"policy={self.policy!r}" if self.policy is not None else f"key={self.key!r}"
+        if self.target is not None:
+            spelling += f" target={self.target!r}"
         return f"<CachePlan {self.name!r} {spelling} expiration={self.expiration}>"
 
     def start(
@@ -102,13 +116,15 @@ class CachePlan:
         name: str,
         logger: logging.Logger,
         transaction: Any = None,
+        target_result: Result | None = None,
     ) -> CacheRun:
-        """The cache decisions of one task run (``context`` is the task run's context)."""
+        """The cache decisions of one task run (``context`` is the task run's context;
+        ``target_result`` is where a target is looked for)."""
         refresh = self.refresh
         if refresh is None:
             config = context.get("config")
             refresh = bool(config and config.get_path("tasks.refresh_cache"))
-        return CacheRun(self, store, context, key_context, name, logger, refresh, transaction)
+        return CacheRun(self, store, context, key_context, name, logger, refresh, transaction, target_result)
 
 
 class CacheRun:
@@ -124,8 +140,10 @@ class CacheRun:
         logger: logging.Logger,
         refresh: bool,
         transaction: Any,
+        target_result: Result | None = None,
     ) -> None:
         self.plan = plan
+        self.target_result = target_result
         self.store = store
         self.flow_run_id: str | None = context.get("flow_run_id")
         self.flow_name: str | None = context.get("flow_name")
@@ -141,6 +159,25 @@ class CacheRun:
         self._wrote = False
 
     # -- asking -----------------------------------------------------------------------
+
+    def check(
+        self,
+        state: State,
+        inputs: Mapping[str, Any],
+        parameters: Mapping[str, Any],
+        format_kwargs: Callable[[], dict[str, Any]] | None = None,
+    ) -> State:
+        """The TaskRunner's one question: the state to go on with (a hit, ``state``, or
+        ``Pending`` when a Cached state given to the run is no longer valid)."""
+        if self.plan.target is not None:
+            hit = self._find_target(inputs, parameters, format_kwargs or dict)
+            return state if hit is None else hit
+        if isinstance(state, Cached):
+            if self.revalidate(state, inputs, parameters):
+                return state
+            return Pending("Cache was invalid; ready to run.")
+        hit = self.lookup(inputs, parameters)
+        return state if hit is None else hit
 
     def revalidate(self, state: Cached, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
         """Whether a Cached state given to the run (``task_states``) may be reused."""
@@ -201,6 +238,34 @@ class CacheRun:
                 f"{explain_miss(newest, inputs, parameters, self.plan.validator)}"
             )
         return None
+
+    def _find_target(
+        self, inputs: Mapping[str, Any], parameters: Mapping[str, Any], format_kwargs: Callable[[], dict[str, Any]]
+    ) -> Cached | None:
+        """The value at the rendered target, read back; a value that exists but cannot be
+        read (truncated, foreign, unsigned under a signing key) is a WARNING and a miss."""
+        result, target = self.target_result, self.plan.target
+        assert result is not None and target is not None
+        kwargs = format_kwargs()
+        template = target(**kwargs).replace("{", "{{").replace("}", "}}") if callable(target) else target
+        if not result.exists(template, **kwargs):
+            return None
+        known = template.format(**kwargs)
+        try:
+            stored = result.read(known)
+        except Exception as exc:
+            self.logger.warning(
+                f"Task '{self.name}': target {known!r} exists but cannot be read ({exc!r}); "
+                "running the task again to rewrite it"
+            )
+            return None
+        return Cached(
+            result=stored,
+            hashed_inputs=lambda: _hashable_digests(inputs),
+            cached_result_expiration=None,
+            cached_parameters=dict(parameters),
+            message=f"Result found at task target {known}",
+        )
 
     def _inputs_filter(self, inputs: Mapping[str, Any]) -> str | None:
         """Under ``all_inputs`` only records of these very inputs can be accepted: their
@@ -309,6 +374,17 @@ class CacheRun:
             f"Task '{self.name}': cannot compute a key: {what} (a {exc.type_name}) has no "
             f"deterministic hash, so this run is not cached: {exc}"
         )
+
+
+def _hashable_digests(values: Mapping[str, Any]) -> dict[str, str]:
+    """Digests of the values that have one (a target hit keeps them, as Prefect 1 does)."""
+    digests = {}
+    for name, value in values.items():
+        try:
+            digests[name] = hash_value(value)
+        except UnhashableValue:
+            continue
+    return digests
 
 
 def _now() -> datetime:

@@ -321,7 +321,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         arguments; recompiled only when one of them is reassigned."""
         arguments = (
             self.name, self.cache_for, self.cache_validator, self.cache_key,
-            self.cache_policy, self.cache_expiration, self.refresh_cache,
+            self.cache_policy, self.cache_expiration, self.refresh_cache, self.target,
         )
         memo = self.__dict__.get("_cache_plan_memo")
         if memo is None or memo[0] != arguments:

@@ -14,7 +14,8 @@ changes) or raises ``ENDRUN(state)`` to finish early; handlers fire on every cha
     any               check_upstream_finished           ENDRUN if an upstream is unfinished
     any               check_upstream_skipped            ENDRUN(Skipped)
     (mapped parent)   check_task_ready_to_map           ENDRUN(Mapped(n) | Failed), always
-    any               check_target / check_task_is_cached   Cached (hit) | Pending (invalid)
+    any               check_task_is_cached (the cache      Cached (hit) | Pending (invalid)
+                      plan: target, cache or policy)
     any               check_task_trigger                ENDRUN(TriggerFailed | Paused | ...)
     Pending           set_task_to_running               Running; ENDRUN if not Pending
     Running           get_task_run_state                Success | Failed | TimedOut | Looped
@@ -42,7 +43,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import pendulum
 
 from flowcore.cache_policies import KeyContext
-from flowcore.caching.hashing import UnhashableValue, hash_value
 from flowcore.caching.plan import CacheRun
 from flowcore.caching.stores import CacheStore, MemoryCacheStore, policy_store
 from flowcore.engine import signals
@@ -177,10 +177,7 @@ class TaskRunner(Runner):
             if is_mapped_parent:
                 state = step(self.check_task_ready_to_map, state, upstream_states)
             self.set_task_run_name(inputs)
-            if self.task.target:
-                state = step(self.check_target, state, inputs)
-            else:
-                state = step(self.check_task_is_cached, state, inputs)
+            state = step(self.check_task_is_cached, state, inputs)
             state = step(self.check_task_trigger, state, upstream_states)
             state = step(self.set_task_to_running, state, inputs)
             state = step(self.get_task_run_state, state, inputs)
@@ -232,13 +229,13 @@ class TaskRunner(Runner):
             context["checkpointing"] = bool(config and config["flows"]["checkpointing"])
         context["logger"] = task.logger if map_index is None else get_child_logger(task.logger, self._name)
         self.raise_on_exception = bool(context.get("raise_on_exception"))
-        self.cache_run = self._start_cache(context)
         if task.target is not None:
             self.result = self.result.copy()
             if isinstance(task.target, str):
                 self.result.location, self.result._formatter = task.target, None
             else:
                 self.result.location, self.result._formatter = None, task.target
+        self.cache_run = self._start_cache(context)
         self.context = context
         return TaskRunnerInitializeResult(state, context)
 
@@ -321,52 +318,18 @@ class TaskRunner(Runner):
             name = template(**kwargs) if callable(template) else template.format(**kwargs)
             self.context["task_run_name"] = name
 
-    def check_target(self, state: State, inputs: dict[str, Result]) -> State:
-        """An existing, readable target ends the run as Cached with the stored value.
-
-        A target that exists but cannot be read (truncated, not a pickle) is logged as a
-        WARNING and the task runs again, rewriting it when it checkpoints.
-        """
-        target = self.task.target
-        kwargs = self.formatting_kwargs(inputs)
-        if callable(target):
-            template = target(**kwargs).replace("{", "{{").replace("}", "}}")
-        else:
-            assert target is not None
-            template = target
-        if not self.result.exists(template, **kwargs):
-            return state
-        known = template.format(**kwargs)
-        try:
-            stored = self.result.read(known)
-        except Exception as exc:
-            self.logger.warning(
-                f"Task '{self._name}': target {known!r} exists but cannot be read ({exc!r}); "
-                "running the task again to rewrite it"
-            )
-            return state
-        return Cached(
-            result=stored,
-            hashed_inputs=lambda: _hashed(inputs),
-            cached_result_expiration=None,
-            cached_parameters=self.context.get("parameters"),
-            message=f"Result found at task target {known}",
-        )
-
     def check_task_is_cached(self, state: State, inputs: dict[str, Result]) -> State:
-        """Re-validate an incoming Cached state, or look the task up in its cache."""
+        """Ask the task's cache plan (target, cache or policy) whether the run is done
+        already; without one, an incoming Cached state is re-validated by the validator."""
         parameters = self.context.get("parameters") or {}
         run = self.cache_run
-        if isinstance(state, Cached):
-            if run is not None and run.revalidate(state, _values(inputs), parameters):
-                return state
-            if run is None and self.task.cache_validator(state, _values(inputs), parameters):
-                return state
+        if run is not None:
+            return run.check(state, _values(inputs), parameters, lambda: self.formatting_kwargs(inputs))
+        if isinstance(state, Cached) and not self.task.cache_validator(state, _values(inputs), parameters):
             return Pending("Cache was invalid; ready to run.")
-        if run is None:
-            return state
-        hit = run.lookup(_values(inputs), parameters)
-        return state if hit is None else hit
+        return state
+
+    check_target = check_task_is_cached  # Prefect 1's step name for the target lookup
 
     def check_task_trigger(self, state: State, upstream_states: dict[Edge, State]) -> State:
         """Evaluate the trigger; a False or a signal ends the run."""
@@ -505,7 +468,9 @@ class TaskRunner(Runner):
                 context.get("parameters") or {},
             )
             store = policy_store(plan.policy, context.get("policy_store"), self.result, context.get("config"))
-        return plan.start(store, context, key_context, self._name, self.logger, self._transaction(context))
+        return plan.start(
+            store, context, key_context, self._name, self.logger, self._transaction(context), self.result
+        )
 
     def _transaction(self, context: dict[str, Any]) -> TransactionRun | None:
         """The run of the transaction this task belongs to (None: writes happen at once)."""
@@ -563,18 +528,6 @@ def _now() -> datetime:
 
 def _values(inputs: dict[str, Result]) -> dict[str, Any]:
     return {key: result.value for key, result in inputs.items()}
-
-
-def _hashed(inputs: dict[str, Result]) -> dict[str, str]:
-    """Digests of a target hit's inputs (Prefect 1 keeps them on the Cached state); an input
-    with no deterministic digest is left out."""
-    digests = {}
-    for key, value in _values(inputs).items():
-        try:
-            digests[key] = hash_value(value)
-        except UnhashableValue:
-            continue
-    return digests
 
 
 def _cached_input(state: State, edge: Edge, upstream: State) -> Result | None:
