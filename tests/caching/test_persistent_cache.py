@@ -158,3 +158,39 @@ def test_one_store_setting_applies_to_both_spellings(tmp_path: Path) -> None:
     assert {p.parent.parent.name for p in (tmp_path / "store").rglob("*.json")} == {"store"}
     assert len(list((tmp_path / "store").rglob("*.json"))) == 2
     assert not (tmp_path / "home" / "storage").exists()
+
+
+def test_stores_written_by_flowcore_0_1_0_are_ignored_with_one_info_line(
+    tmp_path: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    import pickle
+    from datetime import timedelta
+
+    from flowcore import Flow, cache_policies, task
+    from flowcore.caching.stores import _LEGACY_SEEN
+    from flowcore.utilities.configuration import set_temporary_config
+
+    key = cache_policies.INPUTS.compute_key(cache_policies.KeyContext(None, None, None, {}), {})
+    assert key is not None
+    storage = tmp_path / "home" / "storage"
+    (storage / "old-a1b2").mkdir(parents=True)
+    (storage / "old-a1b2" / "records.pkl").write_bytes(pickle.dumps(["planted"]))
+    (storage / key).write_bytes(pickle.dumps(1))  # a 0.1.0 policy value, file named by the key
+    (storage / f"{key}.record").write_bytes(pickle.dumps("record"))
+    _LEGACY_SEEN.discard(str(storage))
+
+    calls: list[int] = []
+
+    @task(cache_policy=cache_policies.INPUTS)
+    def fresh() -> int:
+        calls.append(1)
+        return 2
+
+    with Flow("legacy") as flow:
+        out = fresh()
+    with set_temporary_config({"home_dir": str(tmp_path / "home")}):
+        first, second = flow.run(), flow.run()
+    assert first.result[out].result == 2 and second.result[out].result == 2 and calls == [1]
+    lines = [r for r in logs.records if "flowcore 0.1.0" in r.getMessage()]
+    assert len(lines) == 1 and lines[0].levelname == "INFO"
+    assert (storage / key).is_dir() and not (storage / f"{key}.record").exists()
