@@ -62,6 +62,7 @@ KEY_OUTPUT: dict[str, list[str]] = {
 DOCS_WITH_PROGRAMS = [
     "README.md", "docs/concepts.md", "docs/migrating.md",
     "docs/control_flow.md", "docs/resources.md", "docs/schedules.md", "docs/flow_io.md",
+    "docs/caching.md", "docs/cache-policies.md",
 ]
 _PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
