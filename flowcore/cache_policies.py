@@ -41,8 +41,8 @@ import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flowcore.caching.hashing import hash_mapping, hash_value
 from flowcore.transactions import IsolationLevel
+from flowcore.utilities.hashing import hash_mapping, hash_value
 
 __all__ = [
     "DEFAULT",

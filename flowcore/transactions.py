@@ -105,7 +105,7 @@ class TransactionRun:
         self.group = group
         self.pid = os.getpid()
         self._writes: list[StagedWrite] = []
-        self._leases: list[Any] = []
+        self._leases: dict[str, Any] = {}
         self._lock = threading.Lock()
 
     @property
@@ -124,20 +124,21 @@ class TransactionRun:
         with self._lock:
             self._writes.append(StagedWrite(description, write))
 
-    def hold(self, lease: Any) -> None:
-        """Keep ``lease`` (a lock) until the group commits or rolls back (remote: release
-        it now, since nothing here will commit)."""
-        if self.remote:
-            lease.release()
-            return
+    def hold(self, key: str, lease: Any) -> None:
+        """Keep ``lease`` (the lock on cache ``key``) until the group commits or rolls back."""
         with self._lock:
-            self._leases.append(lease)
+            self._leases[key] = lease
+
+    def lease(self, key: str) -> Any:
+        """The lease this group already holds on ``key`` (its tasks share it), or None."""
+        with self._lock:
+            return self._leases.get(key)
 
     def finish(self, succeeded: bool, logger: logging.Logger) -> None:
         """Apply the staged writes if ``succeeded``, then release every lease."""
         with self._lock:
             writes, self._writes = self._writes, []
-            leases, self._leases = self._leases, []
+            leases, self._leases = list(self._leases.values()), {}
         name = self.group.name
         try:
             if succeeded:

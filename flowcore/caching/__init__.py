@@ -7,10 +7,9 @@
   ``MemoryCacheStore`` (``flowcore.context.caches``, Prefect 1's behaviour) and
   ``StorageCacheStore`` over any storage Result (local disk, S3, GCS);
 * :mod:`~flowcore.caching.records`: ``CacheRecord``, the one record type (JSON);
-* :mod:`~flowcore.caching.hashing`: the one hashing helper, with a registry of hashers.
+* :mod:`~flowcore.utilities.hashing`: the one hashing helper, with a registry of hashers.
 """
 
-from flowcore.caching.hashing import UnhashableValue, hash_value, register_hasher
 from flowcore.caching.plan import CachePlan, CacheRun
 from flowcore.caching.records import CacheRecord, CorruptRecord
 from flowcore.caching.stores import (
@@ -20,6 +19,7 @@ from flowcore.caching.stores import (
     StorageCacheStore,
     store_from_spec,
 )
+from flowcore.utilities.hashing import UnhashableValue, hash_value, register_hasher
 
 __all__ = [
     "CachePlan",

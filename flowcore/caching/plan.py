@@ -34,15 +34,15 @@ import logging
 import uuid
 from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flowcore.caching.hashing import UnhashableValue, hash_mapping, hash_value
 from flowcore.caching.records import CacheRecord, CorruptRecord, inputs_part, record_id_for
 from flowcore.caching.stores import CacheStore
 from flowcore.engine.result import Result
 from flowcore.engine.state import Cached, Pending, State
 from flowcore.exceptions import LocationEscapeError, ResultStorageError
 from flowcore.transactions import IsolationLevel
+from flowcore.utilities.hashing import UnhashableValue, hash_mapping, hash_value
 
 __all__ = ["CachePlan", "CacheRun", "explain_miss"]
 
@@ -156,7 +156,6 @@ class CacheRun:
         self.key_parts: dict[str, str] = {}
         self.uncached = False
         self.lease: Any = None
-        self._wrote = False
 
     # -- asking -----------------------------------------------------------------------
 
@@ -194,30 +193,33 @@ class CacheRun:
         if self.plan.policy is not None and not self._compute_key(inputs):
             return None
         assert self.key is not None
-        if self.plan.serializable:
+        if self.plan.serializable and self.lease is None:
             self._take_lease()
         if self.refresh:
             return None
         hit = None if self.uncached else self._find(inputs, parameters)
-        if hit is not None and self.lease is not None:
-            self._release_lease()
+        if hit is not None:
+            self.release()
         return hit
 
     def _find(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> Cached | None:
         assert self.key is not None
         try:
             exclude = self.flow_run_id if self.plan.policy is None else None
-            candidates = self.store.get(self.key, exclude, self.logger, self._inputs_filter(inputs))
+            logger = _TaskLogger(self.logger, self.name)
+            candidates = self.store.get(self.key, exclude, logger, self._inputs_filter(inputs))
         except LocationEscapeError as exc:
             raise LocationEscapeError(f"Task '{self.name}': cache key {self.key!r}: {exc}") from exc
-        for candidate in candidates:
+        unreadable = False
+        for candidate in candidates if self.plan.policy is None else reversed(candidates):
             if not self.revalidate(candidate.state, inputs, parameters):
                 if self.uncached:
                     return None
                 continue
             try:
                 found = self.store.load(candidate)
-            except (CorruptRecord, ResultStorageError, OSError) as exc:
+            except (CorruptRecord, ResultStorageError, LocationEscapeError, OSError) as exc:
+                unreadable = True
                 location = candidate.record.value_location if candidate.record else None
                 self.logger.warning(
                     f"Task '{self.name}': cached value for key {self.key!r} at {location!r} "
@@ -231,7 +233,7 @@ class CacheRun:
                     cached_result_expiration=found.cached_result_expiration,
                 )
             return found
-        if candidates:
+        if candidates and not unreadable:
             newest = candidates[-1].state
             self.logger.info(
                 f"Task '{self.name}': cache miss for key {self.key!r}: "
@@ -248,8 +250,11 @@ class CacheRun:
         assert result is not None and target is not None
         kwargs = format_kwargs()
         template = target(**kwargs).replace("{", "{{").replace("}", "}}") if callable(target) else target
-        if not result.exists(template, **kwargs):
-            return None
+        try:
+            if not result.exists(template, **kwargs):
+                return None
+        except LocationEscapeError as exc:
+            raise LocationEscapeError(f"Task '{self.name}': target: {exc}") from exc
         known = template.format(**kwargs)
         try:
             stored = result.read(known)
@@ -335,7 +340,6 @@ class CacheRun:
 
     def _write(self, record: CacheRecord, cached: Cached) -> None:
         store, description = self.store, f"Task '{self.name}': cache record for key {record.key!r}"
-        self._wrote = True
         if self.transaction is not None:
             self.transaction.stage(description, lambda: store.put(record, cached))
             return
@@ -345,21 +349,35 @@ class CacheRun:
             self.logger.exception(f"{description} could not be written; the next run will run the task again")
 
     def release(self) -> None:
-        """Release the lease, or hand it to the transaction that commits this run's write."""
+        """Release the lease (a transaction releases its own when it finishes)."""
         if self.lease is None:
             return
-        if self.transaction is not None and self._wrote:
-            self.transaction.hold(self.lease)
+        if self._lease_keeper() is not None:
             self.lease = None
             return
         self._release_lease()
 
+    def _lease_keeper(self) -> Any:
+        """The transaction that keeps this run's lease (not a remote copy: a task in another
+        process than flow.run holds its lease for the task run only)."""
+        transaction = self.transaction
+        return None if transaction is None or transaction.remote else transaction
+
     # -- helpers ----------------------------------------------------------------------
 
     def _take_lease(self) -> None:
-        policy = self.plan.policy
+        """Lock the key for this run; inside a transaction the lease belongs to the
+        transaction (held until it commits or rolls back, shared by its tasks)."""
+        assert self.key is not None
+        transaction = self._lease_keeper()
+        if transaction is not None:
+            self.lease = transaction.lease(self.key)
+            if self.lease is not None:
+                return
         holder = f"{self.flow_run_id}:{self.name}:{uuid.uuid4().hex}"
-        self.lease = policy.lock_manager.hold(self.key, holder)
+        self.lease = self.plan.policy.lock_manager.hold(self.key, holder)
+        if transaction is not None:
+            transaction.hold(self.key, self.lease)
 
     def _release_lease(self) -> None:
         lease, self.lease = self.lease, None
@@ -374,6 +392,23 @@ class CacheRun:
             f"Task '{self.name}': cannot compute a key: {what} (a {exc.type_name}) has no "
             f"deterministic hash, so this run is not cached: {exc}"
         )
+
+
+if TYPE_CHECKING:
+    _Adapter = logging.LoggerAdapter[logging.Logger]
+else:  # LoggerAdapter is subscriptable at run time from Python 3.11 only
+    _Adapter = logging.LoggerAdapter
+
+
+class _TaskLogger(_Adapter):
+    """The task run's logger, with "Task '<name>': " before what a store reports."""
+
+    def __init__(self, logger: logging.Logger, name: str) -> None:
+        super().__init__(logger, {})
+        self.prefix = f"Task '{name}': "
+
+    def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
+        return self.prefix + str(msg), kwargs
 
 
 def _hashable_digests(values: Mapping[str, Any]) -> dict[str, str]:

@@ -12,7 +12,7 @@ A record says what was cached, for whom, until when, and where the value is::
       "value": {"location": "fetch/9e8f....value", "serializer": "PickleSerializer",
                 "digest": "sha256:..."},
       "message": "Task run succeeded.",
-      "mac": "hmac-sha256:..."                          <- only with a signing key
+      "mac": "9f2c..."                                  <- HMAC-SHA256 hex, with a signing key
     }
 
 Records are never pickles: reading one runs no code. ``record_id`` is a digest of the

@@ -37,11 +37,11 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
-from flowcore.caching.hashing import HashedValue
-from flowcore.caching.records import CacheRecord, CorruptRecord, value_digest
+from flowcore.caching.records import CacheRecord, CorruptRecord, record_id_for, value_digest
 from flowcore.engine.result import Result
 from flowcore.engine.state import Cached
 from flowcore.exceptions import ResultStorageError
+from flowcore.utilities.hashing import HashedValue, UnhashableValue, hash_mapping
 from flowcore.utilities.logging import get_logger
 
 __all__ = [
@@ -72,7 +72,7 @@ class CacheStore:
         self,
         key: str,
         exclude_run: str | None = None,
-        logger: logging.Logger = _LOGGER,
+        logger: logging.Logger | logging.LoggerAdapter[Any] = _LOGGER,
         inputs: str | None = None,
     ) -> list[Candidate]:
         """The records of ``key`` not written by flow run ``exclude_run``, oldest first.
@@ -101,7 +101,7 @@ class CacheStore:
 
 def _unexpired(state: Cached, now: datetime) -> bool:
     expiration = state.cached_result_expiration
-    return expiration is not None and expiration > now
+    return expiration is None or expiration > now
 
 
 def _same_entry(a: Cached, b: Cached) -> bool:
@@ -140,7 +140,7 @@ class MemoryCacheStore(CacheStore):
         self,
         key: str,
         exclude_run: str | None = None,
-        logger: logging.Logger = _LOGGER,
+        logger: logging.Logger | logging.LoggerAdapter[Any] = _LOGGER,
         inputs: str | None = None,
     ) -> list[Candidate]:
         states = self.caches.get(key)
@@ -172,14 +172,19 @@ class MemoryCacheStore(CacheStore):
 
     def delete(self, key: str, record_id: str | None = None) -> int:
         with self._lock:
-            states = self.caches.pop(key, [])
-        return len(states)
+            states = self.caches.get(key, [])
+            kept = [s for s in states if record_id is not None and _memory_record_id(s) != record_id]
+            if kept:
+                self.caches[key] = kept
+            else:
+                self.caches.pop(key, None)
+        return len(states) - len(kept)
 
     def entries(self) -> Iterator[CacheRecord]:
         for key, states in list(self.caches.items()):
             for state in states:
                 yield CacheRecord(
-                    key=key, record_id="", task=key,
+                    key=key, record_id=_memory_record_id(state), task=key,
                     flow_run_id=self._run_of(state),
                     expires=state.cached_result_expiration,
                     inputs=state.hashed_inputs,
@@ -193,6 +198,14 @@ class MemoryCacheStore(CacheStore):
         self._caches = state["_caches"]
         self._origin = {}
         self._lock = threading.Lock()
+
+
+def _memory_record_id(state: Cached) -> str:
+    """A memory record's id, as a storage store would name it ("" if it has none)."""
+    try:
+        return record_id_for(state.hashed_inputs or {}, hash_mapping(state.cached_parameters or {}))
+    except (UnhashableValue, TypeError):
+        return ""
 
 
 class StorageCacheStore(CacheStore):
@@ -222,7 +235,7 @@ class StorageCacheStore(CacheStore):
         self,
         key: str,
         exclude_run: str | None = None,
-        logger: logging.Logger = _LOGGER,
+        logger: logging.Logger | logging.LoggerAdapter[Any] = _LOGGER,
         inputs: str | None = None,
     ) -> list[Candidate]:
         _note_legacy_layout(self.records, logger)
@@ -275,19 +288,19 @@ class StorageCacheStore(CacheStore):
         record.value_digest = value_digest(data)
         record.serializer = type(self.result.serializer).__name__
         name = record.value_digest.split(":", 1)[1][:40]
-        record.value_location = self.result.write_bytes_at(f"{self._dir(record.key)}/{name}.value", data)
+        record.value_location = f"{self._dir(record.key)}/{name}.value"  # relative to the root
+        self.result.write_bytes_at(record.value_location, data)
         self.records.write_bytes_at(f"{self._dir(record.key)}/{record.record_id}.json", record.to_json())
 
     def delete(self, key: str, record_id: str | None = None) -> int:
-        removed = 0
-        for candidate in self.get(key):
-            record = candidate.record
-            if record is None or (record_id is not None and record.record_id != record_id):
-                continue
-            if self.records.delete(f"{self._dir(key)}/{record.record_id}.json"):
-                removed += 1
-            if record.value_location:
-                self.result.delete(record.value_location)
+        """Remove records of ``key``, and the values no remaining record of it uses."""
+        records = [c.record for c in self.get(key) if c.record is not None]
+        doomed = [r for r in records if record_id is None or r.record_id == record_id]
+        removed = sum(bool(self.records.delete(f"{self._dir(key)}/{r.record_id}.json")) for r in doomed)
+        still_used = {r.value_location for r in records if r not in doomed}
+        for location in {r.value_location for r in doomed} - still_used:
+            if location:
+                self.result.delete(location)
         return removed
 
     def entries(self) -> Iterator[CacheRecord]:
@@ -315,7 +328,7 @@ _LEGACY_SEEN: set[str] = set()
 _LEGACY_LOCK = threading.Lock()
 
 
-def _note_legacy_layout(result: Result, logger: logging.Logger) -> None:
+def _note_legacy_layout(result: Result, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
     """Once per process and local directory: pickled records written by flowcore 0.1.0
     are never read; say so once, and remove 0.1.0 policy entries (``<key>`` beside
     ``<key>.record``) whose file names would collide with this layout's directories."""
@@ -330,7 +343,7 @@ def _note_legacy_layout(result: Result, logger: logging.Logger) -> None:
         names = os.listdir(directory)
     except OSError:
         return
-    records = [n for n in names if n.endswith(".record")]
+    records = [n for n in names if n.endswith(".record") and _is_pickle(os.path.join(directory, n))]
     indexes = [n for n in names if os.path.isfile(os.path.join(directory, n, "records.pkl"))]
     for name in records:
         for stale in (name, name[: -len(".record")]):
@@ -392,6 +405,15 @@ def policy_store(policy: Any, explicit: CacheStore | None, task_result: Result, 
     else:
         raise TypeError(f"key_storage must be a directory or a Result, got {type(key_storage).__name__}")
     return StorageCacheStore(values, records=records)
+
+
+def _is_pickle(path: str) -> bool:
+    """Whether ``path`` starts like a pickle (0.1.0 wrote its records so); never loads it."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(1) == b"\x80"
+    except OSError:
+        return False
 
 
 def store_from_spec(spec: Any) -> CacheStore:

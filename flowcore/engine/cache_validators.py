@@ -22,6 +22,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flowcore.engine.state import State
+from flowcore.utilities.hashing import hash_value
 
 __all__ = [
     "all_inputs",
@@ -37,10 +38,11 @@ Validator = Callable[[State, Mapping[str, Any], Mapping[str, Any]], bool]
 
 
 def tokenize(value: Any) -> str:
-    """The stable hash Prefect 1 stores in ``hashed_inputs`` (``dask.base.tokenize``)."""
-    from dask.base import tokenize as dask_tokenize
-
-    return dask_tokenize(value)
+    """The digest stored in ``hashed_inputs``: flowcore's one hashing helper
+    (:func:`flowcore.utilities.hashing.hash_value`), which equals Prefect 1's
+    ``dask.base.tokenize`` for values with no registered hasher, and raises
+    ``UnhashableValue`` (a ValueError) where dask would return a random token."""
+    return hash_value(value)
 
 
 def never_use(state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:

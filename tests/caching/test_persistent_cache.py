@@ -164,7 +164,6 @@ def test_stores_written_by_flowcore_0_1_0_are_ignored_with_one_info_line(
     tmp_path: Path, logs: pytest.LogCaptureFixture
 ) -> None:
     import pickle
-    from datetime import timedelta
 
     from flowcore import Flow, cache_policies, task
     from flowcore.caching.stores import _LEGACY_SEEN
