@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import threading
 import time
 import uuid
@@ -37,6 +38,7 @@ __all__ = ["LocalResult"]
 
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
 _swept: set[str] = set()
+_REAL_ROOTS: dict[str, str] = {}  # normalised root -> its real path, once per process
 _swept_lock = threading.Lock()
 
 
@@ -106,7 +108,29 @@ class LocalResult(Result):
         return os.path.normpath(os.path.join(self.dir, path))
 
     def _canonical(self, full: str) -> str | None:
-        return os.path.realpath(full)
+        """``os.path.realpath(full)``, with a short cut for locations under the root: the
+        root's real path is known (once per process), so only the components below it are
+        checked for symlinks (one ``lstat`` each; none past the first that does not exist)."""
+        root = os.path.normpath(self.dir)
+        real_root = _REAL_ROOTS.get(root)
+        if real_root is None:
+            real_root = _REAL_ROOTS[root] = os.path.realpath(root)
+        if full == root:
+            return real_root
+        if not full.startswith(root + os.sep):
+            return os.path.realpath(full)
+        below = full[len(root) + 1:]
+        path = real_root
+        for part in below.split(os.sep):
+            path = os.path.join(path, part)
+            try:
+                if stat.S_ISLNK(os.lstat(path).st_mode):
+                    return os.path.realpath(full)
+            except FileNotFoundError:
+                break
+            except OSError:
+                return os.path.realpath(full)
+        return os.path.join(real_root, below)
 
     def _exists(self, location: str) -> bool:
         return os.path.exists(location)
