@@ -27,7 +27,7 @@ EXTRAS["all"] = sorted({dep for name in ("aws", "gcp", "redis", "viz") for dep i
 
 setup(
     name="flowcore",
-    version="0.1.0",
+    version="0.2.0.dev0",
     description="A fast, correct workflow engine with Prefect 1's API",
     long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",

@@ -25,7 +25,7 @@ from flowcore.utilities.context import context
 from flowcore.utilities.edges import flatten, mapped, unmapped
 from flowcore.utilities.tasks import apply_map, tags, task
 
-__version__ = "0.1.0"
+__version__ = "0.2.0.dev0"
 
 __all__ = [
     "engine",
