@@ -235,9 +235,10 @@ class Result:
         written."""
         home = literal.startswith("~")
         full = self._join(rendered, home)
-        bound_location = self._join(_directory(literal), home)
+        literal_dir = _directory(literal)
+        bound_location = self._join(literal_dir, home)
         bound, target = self._canonical(bound_location), self._canonical(full)
-        if bound is None or not self._allowed(bound):
+        if bound is None or (literal_dir and not self._allowed(bound)):  # "": the root itself
             raise self._escape(rendered, source, self._describe_root())
         if (rendered.startswith("~") and not home) or target is None or not _inside(bound, target):
             raise self._escape(rendered, source, bound_location or self._describe_root())
