@@ -15,8 +15,10 @@ never swallow the engine's control flow::
         │                                     cannot store anything
         ├── ResultStorageError                a storage backend (disk, S3, GCS) failed; the
         │   │                                 backend's own error is the ``__cause__``
-        │   └── SignatureError                a stored value's MAC is missing or wrong under
-        │                                     ``results.signing_key``; it was not unpickled
+        │   ├── SignatureError                a stored value's MAC is missing or wrong under
+        │   │                                 ``results.signing_key``; it was not unpickled
+        │   └── UnreadableValueError          a value exists at a location but cannot be
+        │                                     read back (truncated, foreign, unverified)
         ├── LocationEscapeError               also a ValueError: a rendered result location
         │                                     leaves its Result's root directory or prefix
         ├── TemplateKeyError                  also a KeyError and a ValueError: a location
@@ -45,6 +47,7 @@ __all__ = [
     "SignatureError",
     "TaskTimeoutSignal",
     "TemplateKeyError",
+    "UnreadableValueError",
 ]
 
 
@@ -71,6 +74,11 @@ class ResultStorageError(FlowcoreException):
 class SignatureError(ResultStorageError):
     """A stored value failed verification under ``results.signing_key`` (no MAC, or a
     wrong one); it was refused before deserialization, so nothing was unpickled."""
+
+
+class UnreadableValueError(ResultStorageError):
+    """A value exists at a location but cannot be read back (truncated, not in the
+    serializer's format, refused by signature verification); the cause is chained."""
 
 
 class LocationEscapeError(FlowcoreException, ValueError):

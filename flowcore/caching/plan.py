@@ -40,7 +40,7 @@ from flowcore.caching.records import CacheRecord, CorruptRecord, inputs_part, re
 from flowcore.caching.stores import CacheStore
 from flowcore.engine.result import Result
 from flowcore.engine.state import Cached, Pending, State
-from flowcore.exceptions import LocationEscapeError, ResultStorageError
+from flowcore.exceptions import LocationEscapeError, ResultStorageError, UnreadableValueError
 from flowcore.transactions import IsolationLevel
 from flowcore.utilities.hashing import UnhashableValue, hash_mapping, hash_value
 
@@ -251,19 +251,18 @@ class CacheRun:
         kwargs = format_kwargs()
         template = target(**kwargs).replace("{", "{{").replace("}", "}}") if callable(target) else target
         try:
-            if not result.exists(template, **kwargs):
-                return None
+            stored = result.read_if_exists(template, **kwargs)
         except LocationEscapeError as exc:
             raise LocationEscapeError(f"Task '{self.name}': target: {exc}") from exc
-        known = template.format(**kwargs)
-        try:
-            stored = result.read(known)
-        except Exception as exc:
+        except UnreadableValueError as exc:
             self.logger.warning(
-                f"Task '{self.name}': target {known!r} exists but cannot be read ({exc!r}); "
-                "running the task again to rewrite it"
+                f"Task '{self.name}': target {template.format(**kwargs)!r} exists but cannot be "
+                f"read ({exc.__cause__!r}); running the task again to rewrite it"
             )
             return None
+        if stored is None:
+            return None
+        known = stored.location
         return Cached(
             result=stored,
             hashed_inputs=lambda: _hashable_digests(inputs),

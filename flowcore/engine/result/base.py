@@ -47,6 +47,7 @@ from flowcore.exceptions import (
     ResultNotImplementedError,
     SignatureError,
     TemplateKeyError,
+    UnreadableValueError,
 )
 
 __all__ = ["NoResult", "NoResultType", "Result"]
@@ -134,6 +135,31 @@ class Result:
         ``kwargs``; with no kwargs, a plain location without braces)."""
         rendered = _format_template(location, kwargs, type(self).__name__)
         return self._exists(self._place(rendered, _literal(location), f"template {location!r}"))
+
+    def read_if_exists(self, location: str, **kwargs: Any) -> Result | None:
+        """:meth:`read` the value at ``location`` (a template formatted with ``kwargs``) if
+        one is stored there, else None, placing the location once (a subclass with its own
+        ``exists`` or ``read`` gets those called).
+
+        Raises:
+            UnreadableValueError: a value is there but cannot be read back; errors of the
+                location itself (an escape, an unknown key, no storage) are raised as such.
+        """
+        cls = type(self)
+        rendered = _format_template(location, kwargs, cls.__name__)
+        fast = cls.exists is Result.exists and cls.read is Result.read
+        full = self._place(rendered, _literal(location), f"template {location!r}") if fast else rendered
+        if not (self._exists(full) if fast else self.exists(location, **kwargs)):
+            return None
+        try:
+            if not fast:
+                return self.read(rendered)
+            new = self.copy()
+            new.value = self.decode(self._read_bytes(full), full)
+        except Exception as exc:
+            raise UnreadableValueError(f"{cls.__name__}: the value at {rendered!r} cannot be read: {exc!r}") from exc
+        new.location = rendered
+        return new
 
     def read(self, location: str) -> Result:
         """A new Result with the value stored at ``location`` (verified and deserialized

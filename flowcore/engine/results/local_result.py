@@ -38,7 +38,7 @@ __all__ = ["LocalResult"]
 
 _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
 _swept: set[str] = set()
-_REAL_ROOTS: dict[str, str] = {}  # normalised root -> its real path, once per process
+_REAL_ROOTS: dict[str, tuple[str, str]] = {}  # dir -> (normalised, real path), once per process
 _swept_lock = threading.Lock()
 
 
@@ -111,10 +111,11 @@ class LocalResult(Result):
         """``os.path.realpath(full)``, with a short cut for locations under the root: the
         root's real path is known (once per process), so only the components below it are
         checked for symlinks (one ``lstat`` each; none past the first that does not exist)."""
-        root = os.path.normpath(self.dir)
-        real_root = _REAL_ROOTS.get(root)
-        if real_root is None:
-            real_root = _REAL_ROOTS[root] = os.path.realpath(root)
+        known = _REAL_ROOTS.get(self.dir)
+        if known is None:
+            root = os.path.normpath(self.dir)
+            known = _REAL_ROOTS[self.dir] = (root, os.path.realpath(root))
+        root, real_root = known
         if full == root:
             return real_root
         if not full.startswith(root + os.sep):

@@ -293,3 +293,19 @@ def test_signed_values_round_trip_and_are_refused_under_another_key(
         result.read(location)
     monkeypatch.setitem(flowcore.config.results, "signing_key", None)
     assert result.read(location).value == [1, 2]
+
+
+def test_read_if_exists(make_result: Factory) -> None:
+    from flowcore.exceptions import UnreadableValueError
+
+    result = make_result()
+    assert result.read_if_exists("maybe/{n}.pkl", n=1) is None
+    written = result.write_at("maybe/1.pkl", {"v": 1})
+    found = result.read_if_exists("maybe/{n}.pkl", n=1)
+    assert found is not None and found.value == {"v": 1} and found.location == "maybe/1.pkl"
+    assert result.read(written.location or "").value == {"v": 1}
+    result.write_bytes_at("maybe/2.pkl", b"not a pickle")
+    with pytest.raises(UnreadableValueError, match="maybe/2.pkl"):
+        result.read_if_exists("maybe/{n}.pkl", n=2)
+    with pytest.raises(LocationEscapeError):
+        result.read_if_exists("maybe/{n}.pkl", n="../../../x")
