@@ -37,7 +37,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from flowcore.caching.records import CacheRecord, CorruptRecord, inputs_part, record_id_for
-from flowcore.caching.stores import CacheStore
+from flowcore.caching.stores import CacheStore, MemoryCacheStore
 from flowcore.engine.result import Result
 from flowcore.engine.state import Cached, Pending, State
 from flowcore.exceptions import LocationEscapeError, ResultStorageError, UnreadableValueError
@@ -123,7 +123,7 @@ class CachePlan:
         refresh = self.refresh
         if refresh is None:
             config = context.get("config")
-            refresh = bool(config and config.get_path("tasks.refresh_cache"))
+            refresh = bool(config and config["tasks"].get("refresh_cache"))
         return CacheRun(self, store, context, key_context, name, logger, refresh, transaction, target_result)
 
 
@@ -206,8 +206,9 @@ class CacheRun:
         assert self.key is not None
         try:
             exclude = self.flow_run_id if self.plan.policy is None else None
-            logger = _TaskLogger(self.logger, self.name)
-            candidates = self.store.get(self.key, exclude, logger, self._inputs_filter(inputs))
+            store = self.store
+            logger = self.logger if isinstance(store, MemoryCacheStore) else _TaskLogger(self.logger, self.name)
+            candidates = store.get(self.key, exclude, logger, self._inputs_filter(inputs))
         except LocationEscapeError as exc:
             raise LocationEscapeError(f"Task '{self.name}': cache key {self.key!r}: {exc}") from exc
         unreadable = False

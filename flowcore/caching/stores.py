@@ -156,6 +156,8 @@ class MemoryCacheStore(CacheStore):
 
     def absorb(self, key: str, state: Cached, flow_run_id: str | None = None) -> None:
         """Keep ``state`` under ``key`` (a state made here, or returned by another process)."""
+        if self._run_of(state) is not None or any(s is state for s in self.caches.get(key, ())):
+            return  # already kept (put by a task run of this process)
         now = datetime.now(timezone.utc)
         with self._lock:
             states = self.caches.get(key, [])
