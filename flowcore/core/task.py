@@ -319,6 +319,8 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
     def cache_plan(self) -> CachePlan | None:
         """How this task caches (``flowcore.caching.CachePlan``), compiled from its caching
         arguments; recompiled only when one of them is reassigned."""
+        if self.cache_for is None and self.cache_policy is None and self.target is None:
+            return None  # the common case, on every task run
         arguments = (
             self.name, self.cache_for, self.cache_validator, self.cache_key,
             self.cache_policy, self.cache_expiration, self.refresh_cache, self.target,
