@@ -262,11 +262,15 @@ class Result:
         home = literal.startswith("~")
         full = self._join(rendered, home)
         literal_dir = _directory(literal)
-        bound_location = self._join(literal_dir, home)
-        bound, target = self._canonical(bound_location), self._canonical(full)
-        if bound is None or (literal_dir and not self._allowed(bound)):  # "": the root itself
-            raise self._escape(rendered, source, self._describe_root())
-        if (rendered.startswith("~") and not home) or target is None or not _inside(bound, target):
+        if literal_dir or home:
+            bound_location = self._join(literal_dir, home)
+            bound = self._canonical(bound_location)
+            if bound is None or not self._allowed(bound):
+                raise self._escape(rendered, source, self._describe_root())
+        else:  # no directory in the template: bounded by the root itself
+            bound_location, bound = self._join("", False), self._canonical_root()
+        target = self._canonical(full)
+        if (rendered.startswith("~") and not home) or bound is None or target is None or not _inside(bound, target):
             raise self._escape(rendered, source, bound_location or self._describe_root())
         return full
 
@@ -309,6 +313,10 @@ class Result:
         to the root prefix ("" is the root itself). ``expand_home`` applies to paths."""
         key = posixpath.normpath(posixpath.join(self._root(), location))
         return "" if key == "." else key
+
+    def _canonical_root(self) -> str | None:
+        """``_canonical`` of the root (a backend may know it without asking again)."""
+        return self._canonical(self._join("", False))
 
     def _canonical(self, full: str) -> str | None:
         """``full`` in the form containment is checked on; None if it is no valid

@@ -107,15 +107,22 @@ class LocalResult(Result):
         path = os.path.expanduser(location) if expand_home else location
         return os.path.normpath(os.path.join(self.dir, path))
 
-    def _canonical(self, full: str) -> str | None:
-        """``os.path.realpath(full)``, with a short cut for locations under the root: the
-        root's real path is known (once per process), so only the components below it are
-        checked for symlinks (one ``lstat`` each; none past the first that does not exist)."""
+    def _canonical_root(self) -> str | None:
+        return self._roots()[1]
+
+    def _roots(self) -> tuple[str, str]:
+        """The root, normalised, and its real path (found once per process and dir)."""
         known = _REAL_ROOTS.get(self.dir)
         if known is None:
             root = os.path.normpath(self.dir)
             known = _REAL_ROOTS[self.dir] = (root, os.path.realpath(root))
-        root, real_root = known
+        return known
+
+    def _canonical(self, full: str) -> str | None:
+        """``os.path.realpath(full)``, with a short cut for locations under the root: the
+        root's real path is known (once per process), so only the components below it are
+        checked for symlinks (one ``lstat`` each; none past the first that does not exist)."""
+        root, real_root = self._roots()
         if full == root:
             return real_root
         if not full.startswith(root + os.sep):
