@@ -120,11 +120,7 @@ class CachePlan:
     ) -> CacheRun:
         """The cache decisions of one task run (``context`` is the task run's context;
         ``target_result`` is where a target is looked for)."""
-        refresh = self.refresh
-        if refresh is None:
-            config = context.get("config")
-            refresh = bool(config and config["tasks"].get("refresh_cache"))
-        return CacheRun(self, store, context, key_context, name, logger, refresh, transaction, target_result)
+        return CacheRun(self, store, context, key_context, name, logger, transaction, target_result)
 
 
 class CacheRun:
@@ -138,11 +134,11 @@ class CacheRun:
         key_context: Any,
         name: str,
         logger: logging.Logger,
-        refresh: bool,
         transaction: Any,
         target_result: Result | None = None,
     ) -> None:
         self.plan = plan
+        self._config = context.get("config")
         self.target_result = target_result
         self.store = store
         self.flow_run_id: str | None = context.get("flow_run_id")
@@ -150,7 +146,6 @@ class CacheRun:
         self.key_context = key_context
         self.name = name
         self.logger = logger
-        self.refresh = refresh
         self.transaction = transaction
         self.key: str | None = plan.key
         self.key_parts: dict[str, str] = {}
@@ -271,6 +266,15 @@ class CacheRun:
             cached_parameters=dict(parameters),
             message=f"Result found at task target {known}",
         )
+
+    @property
+    def refresh(self) -> bool:
+        """``refresh_cache``, or config ``tasks.refresh_cache`` when the task left it None."""
+        refresh = self.plan.refresh
+        if refresh is None:
+            config = self._config
+            refresh = bool(config and config["tasks"].get("refresh_cache"))
+        return refresh
 
     def _inputs_filter(self, inputs: Mapping[str, Any]) -> str | None:
         """Under ``all_inputs`` only records of these very inputs can be accepted: their

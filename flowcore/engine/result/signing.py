@@ -23,6 +23,7 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
+from collections.abc import Mapping
 
 from flowcore import configuration
 
@@ -46,7 +47,8 @@ def signing_key() -> bytes | None:
     Values that are not text (the environment casts ``FLOWCORE__RESULTS__SIGNING_KEY``
     as a Python literal, so ``123`` becomes an int) are used as their ``str()``.
     """
-    value = configuration.config.get_path("results.signing_key")
+    section = configuration.config.get("results")
+    value = section.get("signing_key") if isinstance(section, Mapping) else None
     if value is None or value is False or value == "" or value == b"":
         return None
     if isinstance(value, bytes):
