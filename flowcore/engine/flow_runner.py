@@ -173,11 +173,7 @@ class FlowRunner(Runner):
         except ENDRUN as exc:
             state = exc.state
         except Exception as exc:
-            if self.raise_on_exception:
-                raise
-            message = f"Unexpected error while running flow: {exc!r}"
-            self.logger.exception(message)
-            state = Failed(message, result=exc)
+            state = self.state_from_error(exc, f"Unexpected error while running flow: {exc!r}")
         return state
 
     def initialize_run(

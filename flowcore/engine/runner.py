@@ -60,11 +60,24 @@ class Runner:
             return exc.state
         except Exception as exc:
             message = f"Unexpected error while calling state handlers: {exc!r}"
-            self.logger.exception(message)
-            if self.raise_on_exception:
-                raise
-            raise ENDRUN(Failed(message, result=exc)) from exc
+            raise ENDRUN(self.state_from_error(exc, message)) from exc
         return new_state
+
+    def state_from_error(
+        self,
+        exc: Exception,
+        message: str,
+        log_message: str | None = None,
+        state_class: type[State] = Failed,
+    ) -> State:
+        """The one place where an exception becomes a state: ``state_class(message)``
+        carrying ``exc``, after an ERROR line with its traceback (``log_message``, default
+        ``message``). With ``raise_on_exception`` (debugging) ``exc`` is raised instead.
+        Call it from the ``except`` clause that caught ``exc``."""
+        if self.raise_on_exception:
+            raise exc
+        self.logger.error(log_message or message, exc_info=exc)
+        return state_class(message, result=exc)
 
     def _step(self, step: Callable[..., State], state: State, *args: Any) -> State:
         """Run one pipeline step with state-handler calls (see the module docstring)."""
@@ -81,11 +94,7 @@ class Runner:
                 raise
             new_state = exc.state
         except Exception as exc:
-            message = f"Unexpected error: {exc!r}"
-            self.logger.exception(message)
-            if self.raise_on_exception:
-                raise
-            new_state = Failed(message, result=exc)
+            new_state = self.state_from_error(exc, f"Unexpected error: {exc!r}")
         if new_state is not state:
             new_state = self.handle_state_change(state, new_state)
         return new_state

@@ -188,11 +188,7 @@ class TaskRunner(Runner):
         except signals.PrefectStateSignal as exc:
             state = exc.state
         except Exception as exc:
-            if self.raise_on_exception:
-                raise
-            message = f"Task '{self._name}': Unexpected error while running task: {exc!r}"
-            self.logger.exception(message)
-            state = Failed(message, result=exc)
+            state = self.state_from_error(exc, f"Task '{self._name}': Unexpected error while running task: {exc!r}")
         return state
 
     # -- steps ----------------------------------------------------------------------------
@@ -350,12 +346,11 @@ class TaskRunner(Runner):
                 exc.state.cached_inputs = self.get_task_inputs(state, upstream_states)
             raise ENDRUN(exc.state) from None
         except Exception as exc:
-            self.logger.exception(f"Task '{self._name}': Unexpected error while evaluating task trigger: {exc!r}")
-            if self.raise_on_exception:
-                raise
-            raise ENDRUN(
-                TriggerFailed(f"Unexpected error while checking task trigger: {exc!r}", result=exc)
-            ) from None
+            raise ENDRUN(self.state_from_error(
+                exc, f"Unexpected error while checking task trigger: {exc!r}",
+                f"Task '{self._name}': Unexpected error while evaluating task trigger: {exc!r}",
+                TriggerFailed,
+            )) from None
         return state
 
     def set_task_to_running(self, state: State, inputs: dict[str, Result]) -> State:
@@ -388,18 +383,14 @@ class TaskRunner(Runner):
             exc.state.cached_inputs = inputs
             raise
         except Exception as exc:
-            if self.raise_on_exception:
-                raise
-            self.logger.exception(f"Task '{self._name}': Exception encountered during task execution!")
-            return Failed(f"Error during execution of task: {exc!r}", result=exc)
+            return self.state_from_error(
+                exc, f"Error during execution of task: {exc!r}",
+                f"Task '{self._name}': Exception encountered during task execution!",
+            )
         try:
             stored = self._store(value, inputs)
         except Exception as exc:
-            if self.raise_on_exception:
-                raise
-            message = f"Task '{self._name}': could not checkpoint the result: {exc!r}"
-            self.logger.exception(message)
-            return Failed(message, result=exc)
+            return self.state_from_error(exc, f"Task '{self._name}': could not checkpoint the result: {exc!r}")
         if new_state is None:
             return Success(result=stored, message="Task run succeeded.")
         new_state._result = stored
