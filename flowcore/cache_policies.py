@@ -19,12 +19,13 @@ returning None means "do not cache this run".
 copy that keeps cache records apart from values (a directory or a ``Result``), and sets
 the isolation level (``flowcore.transactions.IsolationLevel``) and the lock manager.
 
-What counts as a task's *code* for ``TASK_SOURCE``: the source of the task's function
-(``@task``) or of its ``run`` method, parsed and compared as a syntax tree, so comments,
-blank lines, formatting, the docstring and decorators do not count; any other change does.
-Functions it calls are not included: a change there does not change the key. When the
-source is not available (a function defined in an interactive session), its bytecode and
-constants are used instead.
+What counts as a task's *code* for ``TASK_SOURCE``: the task's function (``@task``) or its
+``run`` method compared as a syntax tree (comments, blank lines, formatting, the docstring
+and decorators do not count), plus what it uses from the user's own code: the functions and
+classes it calls or reads, its closure cells and the module globals it reads (constants by
+value), followed to a bounded depth; installed packages count by name and version
+(:mod:`flowcore.caching.code`). ``Task(cache_version=...)`` is a part of the key to bump
+by hand.
 
 Keys are hashes of tagged structures, so different kinds of keys cannot collide. An input
 that cannot be hashed deterministically makes the key uncomputable: the task then runs
@@ -33,14 +34,12 @@ uncached, with a WARNING.
 
 from __future__ import annotations
 
-import ast
 import copy
-import hashlib
 import inspect
-import textwrap
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from flowcore.caching.code import code_digest, source_digest
 from flowcore.transactions import IsolationLevel
 from flowcore.utilities.hashing import hash_mapping, hash_value
 
@@ -165,11 +164,24 @@ class Inputs(CachePolicy):
         return "INPUTS" + "".join(f" - {n!r}" for n in sorted(self.exclude))
 
 
+_CODE_KEYS: dict[tuple[Any, Any], str] = {}  # (function, cache_version) -> key, per process
+
+
 class TaskSource(CachePolicy):
     """The task's code (see the module docstring for what counts)."""
 
     def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
-        return source_hash(_task_function(context.task))
+        task = context.task
+        fn, version = _task_function(task), getattr(task, "cache_version", None)
+        try:
+            return _CODE_KEYS[fn, version]
+        except (KeyError, TypeError):
+            key = hash_value(("code", code_digest(fn), version))
+        try:
+            _CODE_KEYS[fn, version] = key
+        except TypeError:  # an unhashable callable
+            pass
+        return key
 
     def __repr__(self) -> str:
         return "TASK_SOURCE"
@@ -257,24 +269,9 @@ def _task_function(task: Any) -> Any:
 
 
 def source_hash(fn: Any) -> str:
-    """Hash of a function's code as a syntax tree (comments, layout, docstring and
-    decorators excluded); bytecode when the source is unavailable."""
-    fn = inspect.unwrap(fn)
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(fn)))
-    except (OSError, TypeError, SyntaxError, IndentationError):
-        code = getattr(fn, "__code__", None)
-        if code is None:
-            return hash_value(("object", repr(fn)))
-        return hashlib.sha256(code.co_code + repr(code.co_consts).encode()).hexdigest()[:32]
-    for node in ast.walk(tree):
-        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-            node.decorator_list = []
-            body = node.body
-            first = body[0] if body else None
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-                node.body = body[1:] or [ast.Pass()]
-    return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()[:32]
+    """The digest of ``fn``'s own code, without what it uses (see
+    :func:`flowcore.caching.code.source_digest`)."""
+    return source_digest(inspect.unwrap(fn))
 
 
 NONE = NoCache()

@@ -43,7 +43,7 @@ _RESERVED_ATTRIBUTES = frozenset(
         "trigger", "skip_on_upstream_skip", "cache_for", "cache_key", "cache_validator",
         "checkpoint", "result", "target", "task_run_name", "state_handlers",
         "auto_generated", "log_stdout", "nout", "cache_policy", "cache_expiration",
-        "refresh_cache",
+        "refresh_cache", "cache_version",
     }
 )
 
@@ -189,6 +189,8 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         cache_expiration: a ``timedelta``; how long a value cached by a policy is valid.
         refresh_cache: True always runs and overwrites the cache; False exempts the task
             from ``tasks.refresh_cache``; None follows the config.
+        cache_version: a part of ``TASK_SOURCE``'s key to change by hand (for a change the
+            code digest cannot see: data files, dynamic dispatch).
     """
 
     _is_constant = False
@@ -224,6 +226,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         cache_key_fn: Callable[..., str | None] | None = None,
         cache_expiration: timedelta | None = None,
         refresh_cache: bool | None = None,
+        cache_version: str | None = None,
     ) -> None:
         if self.__dict__:
             clashes = sorted(set(self.__dict__) & _RESERVED_ATTRIBUTES)
@@ -310,6 +313,12 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         self.cache_policy = self._check_cache_policy(cache_policy, cache_key_fn, cache_expiration)
         self.cache_expiration = cache_expiration
         self.refresh_cache = refresh_cache
+        if cache_version is not None and not isinstance(cache_version, (str, int)):
+            raise TypeError(
+                f"Task {self.name!r}: cache_version={cache_version!r} must be a str (or int), "
+                "e.g. cache_version='2'"
+            )
+        self.cache_version = cache_version
 
         tracker = _context.current().get("_unused_task_tracker")
         if tracker is not None:

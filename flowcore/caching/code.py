@@ -1,0 +1,243 @@
+"""What a task's *code* is, for ``TASK_SOURCE``: its function and what that function uses.
+
+``code_digest(fn)`` hashes a tagged description of ``fn`` that follows, to a bounded depth,
+everything whose change should change the task's result::
+
+    the function itself      qualified name + its syntax tree (comments, blank lines,
+                             layout, the docstring and decorators do not count; line
+                             shifts do not count); bytecode when there is no source
+    its closure cells        each captured value, described by the rules below
+    the globals it reads     each name the code (and its nested code) loads from the
+                             function's module, described by the rules below; for a
+                             module of the user's code (``import helpers``), the names
+                             the code loads that the module has (``helpers.helper``)
+
+    a value is described as
+      a function or class of the user's code     its own code digest (recursively)
+      code of an installed distribution          ("dist", name, version): not its source
+      code of the standard library               ("stdlib", Python major.minor)
+      a module                                   its name, or its distribution's version
+      a plain value (number, str, bytes, bool,   the value itself (flowcore's hash_value),
+        None, and tuples/lists/dicts/sets of     so editing a module constant changes it
+        them)
+      anything else (a logger, a connection...)  its type's qualified name only
+
+"The user's code" is any module not installed from a distribution and not in the standard
+library: ``__main__``, the project's own modules, and editable installs (``pip install -e``).
+
+Not followed: attribute lookups on objects (``self.helper()``, ``obj.method()``), code
+reached through dynamic dispatch (``getattr``, registries), and files or data the code
+reads. Bump ``Task(cache_version=...)`` when such a change should invalidate the cache.
+
+Digests are memoised per process and function object: a module edited while the process
+runs keeps its first digest until the next process.
+"""
+
+from __future__ import annotations
+
+import ast
+import builtins
+import hashlib
+import inspect
+import json
+import sys
+import textwrap
+import threading
+import types
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+from flowcore.utilities.hashing import UnhashableValue, hash_value
+
+__all__ = ["code_digest", "source_digest"]
+
+MAX_DEPTH = 6
+_PLAIN = (int, float, complex, str, bytes, bool, type(None))
+_MEMO: dict[Any, str] = {}
+_MEMO_LOCK = threading.Lock()
+
+
+def code_digest(fn: Any, depth: int = MAX_DEPTH) -> str:
+    """The digest of ``fn``'s code and what it uses (see the module docstring)."""
+    fn = inspect.unwrap(fn)
+    try:
+        found = _MEMO.get(fn)
+    except TypeError:  # an unhashable callable object
+        return hash_value(_describe(fn, depth, set()))
+    if found is None:
+        found = hash_value(_describe(fn, depth, set()))
+        with _MEMO_LOCK:
+            _MEMO[fn] = found
+    return found
+
+
+def source_digest(obj: Any) -> str:
+    """The digest of one function's or class's own code: its syntax tree without comments,
+    layout, docstrings and decorators; its bytecode when the source is unavailable."""
+    try:
+        found = _SOURCES.get(obj)
+    except TypeError:
+        return _source_digest(obj)
+    if found is None:
+        found = _SOURCES[obj] = _source_digest(obj)
+    return found
+
+
+_SOURCES: dict[Any, str] = {}
+
+
+def _source_digest(obj: Any) -> str:
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+    except (OSError, TypeError, SyntaxError, IndentationError):
+        code = getattr(obj, "__code__", None)
+        if code is None:
+            return hash_value(("no source", _qualified_name(obj)))
+        return hashlib.sha256(_bytecode(code).encode()).hexdigest()[:32]
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            node.decorator_list = []
+            body = node.body
+            first = body[0] if body else None
+            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+                node.body = body[1:] or [ast.Pass()]
+    return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()[:32]
+
+
+def _describe(value: Any, depth: int, seen: set[int]) -> Any:
+    """A tagged, hashable description of ``value`` (see the module docstring)."""
+    if isinstance(value, _PLAIN):
+        return value
+    if isinstance(value, (tuple, list, set, frozenset, dict)):
+        return _describe_plain_container(value)
+    if isinstance(value, types.ModuleType):
+        return ("module", value.__name__, _origin(value.__name__))
+    if not isinstance(value, (types.FunctionType, type)):
+        if isinstance(value, (types.BuiltinFunctionType, types.MethodType)):
+            owner = getattr(value, "__module__", None) or ""
+            return ("callable", _qualified_name(value), _origin(owner))
+        return ("object", _qualified_name(type(value)))
+    module = getattr(value, "__module__", None) or ""
+    origin = _origin(module)
+    if origin is not None:
+        return ("code", _qualified_name(value), origin)
+    if id(value) in seen or depth <= 0:
+        return ("code", _qualified_name(value), "seen" if id(value) in seen else "depth")
+    seen.add(id(value))
+    if isinstance(value, type):
+        return ("class", _qualified_name(value), source_digest(value))
+    return (
+        "function",
+        _qualified_name(value),
+        source_digest(value),
+        tuple(_closure(value, depth, seen)),
+        tuple(_globals_read(value, depth, seen)),
+    )
+
+
+def _describe_plain_container(value: Any) -> Any:
+    try:
+        return ("value", hash_value(value))
+    except UnhashableValue:
+        return ("object", _qualified_name(type(value)))
+
+
+def _closure(fn: types.FunctionType, depth: int, seen: set[int]) -> Iterator[Any]:
+    for name, cell in zip(fn.__code__.co_freevars, fn.__closure__ or ()):
+        try:
+            content = cell.cell_contents
+        except ValueError:  # an empty cell (a name assigned later)
+            continue
+        yield (name, _describe(content, depth - 1, seen))
+
+
+def _globals_read(fn: types.FunctionType, depth: int, seen: set[int]) -> Iterator[Any]:
+    namespace = fn.__globals__
+    names = _names_loaded(fn.__code__)
+    for name in sorted(names):
+        if name not in namespace:
+            if not hasattr(builtins, name):
+                yield (name, "undefined")
+            continue
+        value = namespace[name]
+        if isinstance(value, types.ModuleType) and _origin(value.__name__) is None:
+            yield (name, _user_module(value, names, depth, seen))
+        else:
+            yield (name, _describe(value, depth - 1, seen))
+
+
+def _user_module(module: types.ModuleType, names: set[str], depth: int, seen: set[int]) -> Any:
+    """A module of the user's code, as the attributes the function may use from it
+    (``helpers.helper``, ``helpers.K``): every name the code loads that the module has."""
+    members = vars(module)
+    used = tuple((n, _describe(members[n], depth - 1, seen)) for n in sorted(names) if n in members)
+    return ("module", module.__name__, used)
+
+
+def _names_loaded(code: types.CodeType) -> set[str]:
+    """Global (and attribute) names used by ``code`` and the code objects nested in it."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, types.CodeType):
+            names |= _names_loaded(const)
+    return names
+
+
+def _bytecode(code: types.CodeType) -> str:
+    consts = [_bytecode(c) if isinstance(c, types.CodeType) else repr(c) for c in code.co_consts]
+    return json.dumps([code.co_code.hex(), consts, list(code.co_names)])
+
+
+def _qualified_name(obj: Any) -> str:
+    return f"{getattr(obj, '__module__', None) or '?'}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
+
+
+# -- where code comes from -----------------------------------------------------------------
+
+_ORIGINS: dict[str, Any] = {}
+
+
+def _origin(module: str) -> Any:
+    """None for the user's code; else what stands for the code (stdlib or distribution)."""
+    top = module.partition(".")[0]
+    if top in _ORIGINS:
+        return _ORIGINS[top]
+    if not top or top == "__main__":
+        found = None
+    elif top in sys.stdlib_module_names or top == "builtins":
+        found = ("stdlib", f"{sys.version_info.major}.{sys.version_info.minor}")
+    else:
+        found = _distribution(top)
+    _ORIGINS[top] = found
+    return found
+
+
+_PACKAGES: Mapping[str, list[str]] | None = None
+
+
+def _distribution(top: str) -> Any:
+    """``("dist", name, version)`` for a module installed from a distribution (not an
+    editable install of the user's own project), else None."""
+    from importlib import metadata
+
+    global _PACKAGES
+    packages = _PACKAGES
+    if packages is None:
+        packages = _PACKAGES = metadata.packages_distributions()
+    for name in packages.get(top, ()):
+        try:
+            dist = metadata.distribution(name)
+        except metadata.PackageNotFoundError:
+            continue
+        if _editable(dist):
+            return None
+        return ("dist", name, dist.version)
+    return None
+
+
+def _editable(dist: Any) -> bool:
+    try:
+        direct = json.loads(dist.read_text("direct_url.json") or "{}")
+    except ValueError:
+        return False
+    return bool(direct.get("dir_info", {}).get("editable"))
