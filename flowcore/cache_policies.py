@@ -35,13 +35,15 @@ uncached, with a WARNING.
 from __future__ import annotations
 
 import copy
+import hashlib
 import inspect
+import json
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flowcore.caching.code import code_digest, source_digest
 from flowcore.transactions import IsolationLevel
-from flowcore.utilities.hashing import hash_mapping, hash_value
+from flowcore.utilities.hashing import hash_mapping
 
 __all__ = [
     "DEFAULT",
@@ -151,7 +153,7 @@ class Inputs(CachePolicy):
 
     def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
         digests = hash_mapping({k: v for k, v in inputs.items() if k not in self.exclude})
-        return hash_value(("inputs", sorted(digests.items())))
+        return _combine("inputs", sorted(digests.items()))
 
     def __sub__(self, name: str) -> CachePolicy:
         if not isinstance(name, str):
@@ -162,6 +164,13 @@ class Inputs(CachePolicy):
 
     def __repr__(self) -> str:
         return "INPUTS" + "".join(f" - {n!r}" for n in sorted(self.exclude))
+
+
+def _combine(tag: str, parts: Any) -> str:
+    """The digest of a tagged structure of strings (digests, names): keys of different
+    kinds cannot collide, and no value is tokenized twice."""
+    body = json.dumps([tag, parts], separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]
 
 
 _CODE_KEYS: dict[tuple[Any, Any], str] = {}  # (function, cache_version) -> key, per process
@@ -176,7 +185,7 @@ class TaskSource(CachePolicy):
         try:
             return _CODE_KEYS[fn, version]
         except (KeyError, TypeError):
-            key = hash_value(("code", code_digest(fn), version))
+            key = _combine("code", [code_digest(fn), repr(version)])
         try:
             _CODE_KEYS[fn, version] = key
         except TypeError:  # an unhashable callable
@@ -191,7 +200,7 @@ class FlowParameters(CachePolicy):
     """The flow run's parameters."""
 
     def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
-        return hash_value(("parameters", sorted((k, hash_value(v)) for k, v in context.parameters.items())))
+        return _combine("parameters", sorted(hash_mapping(context.parameters).items()))
 
     def __repr__(self) -> str:
         return "FLOW_PARAMETERS"
@@ -201,7 +210,7 @@ class RunId(CachePolicy):
     """The flow run id: a cache that lasts one flow run."""
 
     def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
-        return hash_value(("run", context.flow_run_id))
+        return _combine("run", [context.flow_run_id])
 
     def __repr__(self) -> str:
         return "RUN_ID"
@@ -241,7 +250,7 @@ class CompoundCachePolicy(CachePolicy):
         parts = [p._part(context, inputs) for p in self.policies]
         if any(part is None for part in parts):
             return None
-        return hash_value(("compound", parts))
+        return _combine("compound", parts)
 
     def _part(self, context: KeyContext, inputs: Mapping[str, Any]) -> Any:
         key = self.compute_key(context, inputs)
@@ -252,7 +261,7 @@ class CompoundCachePolicy(CachePolicy):
         if any(part is None for part in parts):
             return None, {}
         named = {repr(p): part[1] for p, part in zip(self.policies, parts)}
-        return hash_value(("compound", parts)), named
+        return _combine("compound", parts), named
 
     def __sub__(self, name: str) -> CachePolicy:
         new = copy.copy(self)
