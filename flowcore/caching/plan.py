@@ -191,6 +191,7 @@ class CacheRun:
         if self.plan.serializable and self.lease is None:
             self._take_lease()
         if self.refresh:
+            self.logger.info(f"Task '{self.name}': refresh_cache: running and replacing the cache of key {self.key!r}")
             return None
         hit = None if self.uncached else self._find(inputs, parameters)
         if hit is not None:
@@ -223,10 +224,10 @@ class CacheRun:
                 )
                 continue
             if self.plan.policy is not None:
+                message = f"Cached result found for key {self.key!r}{_provenance(candidate.record)}"
+                self.logger.info(f"Task '{self.name}': {message}")
                 return Cached(
-                    f"Cached result found for key {self.key!r}",
-                    result=found._result,
-                    cached_result_expiration=found.cached_result_expiration,
+                    message, result=found._result, cached_result_expiration=found.cached_result_expiration
                 )
             return found
         if candidates and not unreadable:
@@ -424,6 +425,26 @@ def _hashable_digests(values: Mapping[str, Any]) -> dict[str, str]:
         except UnhashableValue:
             continue
     return digests
+
+
+def _provenance(record: CacheRecord | None) -> str:
+    """" (written by flow run R 5 min ago; value at L)" for a stored record."""
+    if record is None:
+        return ""
+    return f" (written by flow run {record.flow_run_id} {_age(_now() - record.created)} ago; value at {record.value_location})"
+
+
+def _age(delta: timedelta) -> str:
+    """A short human form of a duration.
+
+    >>> _age(timedelta(seconds=42)), _age(timedelta(minutes=90)), _age(timedelta(days=3))
+    ('42 s', '1.5 h', '3.0 d')
+    """
+    seconds = max(delta.total_seconds(), 0.0)
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size * (1.5 if unit != "min" else 1):
+            return f"{seconds / size:.1f} {unit}" if unit != "min" else f"{seconds // size:.0f} {unit}"
+    return f"{seconds:.0f} s"
 
 
 def _now() -> datetime:

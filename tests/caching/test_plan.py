@@ -277,3 +277,25 @@ def test_memory_delete_by_record_id() -> None:
     assert len(set(ids)) == 2 and "" not in ids
     assert store.delete("k", ids[0]) == 1
     assert [r.record_id for r in store.entries()] == ids[1:]
+
+
+def test_a_policy_hit_names_its_record_and_a_refresh_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    @task(cache_policy=cp.INPUTS)
+    def work(x: int) -> int:
+        return x
+
+    with Flow("explained") as flow:
+        out = work(1)
+    with set_temporary_config({"home_dir": str(tmp_path)}), caplog.at_level("INFO"):
+        first = flow.run()
+        second = flow.run()
+        with set_temporary_config({"tasks.refresh_cache": True}):
+            flow.run()
+    assert first.result[out].message == "Task run succeeded."  # a fresh compute is no hit
+    message = str(second.result[out].message)
+    assert message.startswith("Cached result found for key")
+    assert "written by flow run " in message
+    assert " ago; value at " in message and message.endswith(".value)")
+    lines = [r.getMessage() for r in caplog.records]
+    assert any(line.endswith(message) for line in lines)
+    assert any("refresh_cache: running and replacing" in line for line in lines)
