@@ -32,13 +32,15 @@ registered hasher wins over the built-ins (nearest class in the MRO first).
 
 Paths: a concrete path (``Path``, or any ``os.PathLike`` that is not a pure path) is a file
 and counts by state; a pure path (``PurePosixPath``, ``PureWindowsPath``) names no file on
-this machine and counts by name, as dask tokenizes it. A directory counts by a sorted listing
-of everything under it (each file's relative name and state, each subdirectory's name;
-symbolic links to directories are listed, not followed), so adding, removing or changing a
-file changes its digest. With ``hash_file_contents`` the state of a file is the sha256 of its
-bytes instead of its size and modification time: rewriting the same bytes keeps the digest,
-and a same-size edit within one timestamp tick cannot hide. A path that cannot be read raises
-:class:`UnhashableValue`.
+this machine and counts by name, as dask tokenizes it. A path that names nothing (absent, or
+a symbolic link loop) counts as missing. A directory counts by a sorted listing of everything
+under it (each file's relative name and state, each subdirectory's name; symbolic links to
+directories are listed, not followed), so adding, removing or changing a file changes its
+digest; the walk is repeated on every hash, and a directory the task writes into changes its
+own digest (exclude that input from the key, or register a hasher). With
+``hash_file_contents`` the state of a file is the sha256 of its bytes instead of its size and
+modification time: rewriting the same bytes keeps the digest, and a same-size edit within one
+timestamp tick cannot hide. A path that cannot be read raises :class:`UnhashableValue`.
 
 numpy arrays and pandas objects are left to dask, whose own normalizers (registered lazily by
 dask) hash their buffers: fast, and the same in every process. Nothing here imports numpy,
@@ -72,6 +74,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import errno
 import hashlib
 import operator
 import os
@@ -89,6 +92,8 @@ _HASHERS: dict[type, Callable[[Any], Any]] = {}
 _LEAVES = frozenset({str, int, float, bool, bytes, type(None), complex})
 _UNSET = ("flowcore-unset",)
 _CHUNK = 1 << 20
+# A path that names nothing: absent, under a file, or a symbolic link loop.
+_NAMES_NOTHING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.ELOOP})
 
 
 class UnhashableValue(ValueError):
@@ -257,10 +262,10 @@ class _Walk:
     def _path(self, value: os.PathLike[Any]) -> tuple[Any, ...]:
         """A concrete path: its resolved name and the state of what it names."""
         name = os.fsdecode(os.fspath(value))
+        path = Path(os.path.realpath(name))  # Path.resolve raises on a link loop before 3.13
         try:
-            path = Path(name).resolve()
             return ("flowcore-path", str(path), *_state(path, self.file_contents))
-        except (OSError, RuntimeError) as exc:  # RuntimeError: a symlink loop (Python < 3.13)
+        except OSError as exc:
             raise UnhashableValue(value, f"cannot read {name!r}: {exc}") from exc
 
 
@@ -291,8 +296,10 @@ def _is_pure(value: Any) -> bool:
 def _state(path: Path, file_contents: bool) -> tuple[Any, ...]:
     try:
         st = path.stat()
-    except (FileNotFoundError, NotADirectoryError):
-        return ("missing",)
+    except OSError as exc:
+        if exc.errno in _NAMES_NOTHING:
+            return ("missing",)
+        raise
     if stat.S_ISREG(st.st_mode):
         return ("sha256", _sha256(path)) if file_contents else ("file", st.st_size, st.st_mtime_ns)
     if stat.S_ISDIR(st.st_mode):

@@ -303,10 +303,19 @@ def test_fifo_is_not_read(tmp_path: Path) -> None:
     assert hash_value(fifo, hash_file_contents=True) == hash_value(fifo, hash_file_contents=True)
 
 
-def test_unreadable_path_is_unhashable(tmp_path: Path) -> None:
+def test_broken_links_and_link_loops_are_missing(tmp_path: Path) -> None:
     (tmp_path / "loop").symlink_to(tmp_path / "loop")
-    with pytest.raises(UnhashableValue, match="loop"):
-        hash_value(tmp_path / "loop")
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    assert hash_value(tmp_path / "loop") == hash_value(tmp_path / "loop", hash_file_contents=True)
+    assert hash_value(tmp_path / "dangling") == hash_value(tmp_path / "nowhere")  # resolved
+    before = hash_value(tmp_path, hash_file_contents=True)
+    (tmp_path / "nowhere").write_text("here")
+    assert hash_value(tmp_path, hash_file_contents=True) != before
+
+
+def test_unreadable_path_is_unhashable(tmp_path: Path) -> None:
+    with pytest.raises(UnhashableValue, match="cannot read"):
+        hash_value(tmp_path / ("x" * 300))  # longer than a file name may be
 
 
 def test_any_path_like_is_a_path(tmp_path: Path) -> None:
