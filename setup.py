@@ -38,7 +38,7 @@ setup(
         "cloudpickle>=2.0",
         "pendulum>=3.0",
         "toolz>=0.12",
-        "dask>=2024.1",
+        "dask>=2024.10",
         "distributed>=2024.1",
         "croniter>=1.3",
         "python-dateutil>=2.8",

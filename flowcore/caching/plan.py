@@ -42,7 +42,12 @@ from flowcore.engine.result import Result
 from flowcore.engine.state import Cached, Pending, State
 from flowcore.exceptions import LocationEscapeError, ResultStorageError, UnreadableValueError
 from flowcore.transactions import IsolationLevel
-from flowcore.utilities.hashing import UnhashableValue, hash_mapping, hash_value
+from flowcore.utilities.hashing import (
+    UnhashableValue,
+    file_contents_hashing,
+    hash_mapping,
+    hash_value,
+)
 
 __all__ = ["CachePlan", "CacheRun", "explain_miss"]
 
@@ -60,9 +65,13 @@ class CachePlan:
         policy: the cache policy, or None for the Prefect 1 spelling.
         refresh: ``refresh_cache`` (None: follow ``tasks.refresh_cache``).
         target: the task's ``target`` (a location template or callable), or None.
+        hash_file_contents: path inputs count by their bytes, not size and mtime.
     """
 
-    __slots__ = ("name", "key", "validator", "expiration", "policy", "refresh", "target", "serializable")
+    __slots__ = (
+        "name", "key", "validator", "expiration", "policy", "refresh", "target", "serializable",
+        "hash_file_contents",
+    )
 
     def __init__(
         self,
@@ -73,8 +82,10 @@ class CachePlan:
         policy: Any,
         refresh: bool | None,
         target: str | Callable[..., str] | None = None,
+        hash_file_contents: bool = False,
     ) -> None:
         self.name = name
+        self.hash_file_contents = hash_file_contents
         self.key = key
         self.validator = validator
         self.expiration = expiration
@@ -94,13 +105,15 @@ class CachePlan:
         cache_expiration: timedelta | None,
         refresh_cache: bool | None,
         target: str | Callable[..., str] | None = None,
+        hash_file_contents: bool = False,
     ) -> CachePlan | None:
         """The plan of a task's caching arguments (None when it does not cache)."""
+        files = bool(hash_file_contents)
         if cache_policy is not None:
-            return cls(name, None, None, cache_expiration, cache_policy, refresh_cache, target)
+            return cls(name, None, None, cache_expiration, cache_policy, refresh_cache, target, files)
         if cache_for is None:
-            return None if target is None else cls(name, None, None, None, None, False, target)
-        return cls(name, cache_key or name, cache_validator, cache_for, None, refresh_cache, target)
+            return None if target is None else cls(name, None, None, None, None, False, target, files)
+        return cls(name, cache_key or name, cache_validator, cache_for, None, refresh_cache, target, files)
 
     def __repr__(self) -> str:
         spelling = f"policy={self.policy!r}" if self.policy is not None else f"key={self.key!r}"
@@ -163,6 +176,18 @@ class CacheRun:
     ) -> State:
         """The TaskRunner's one question: the state to go on with (a hit, ``state``, or
         ``Pending`` when a Cached state given to the run is no longer valid)."""
+        if self.plan.hash_file_contents:
+            with file_contents_hashing():
+                return self._check(state, inputs, parameters, format_kwargs)
+        return self._check(state, inputs, parameters, format_kwargs)
+
+    def _check(
+        self,
+        state: State,
+        inputs: Mapping[str, Any],
+        parameters: Mapping[str, Any],
+        format_kwargs: Callable[[], dict[str, Any]] | None,
+    ) -> State:
         if self.plan.target is not None:
             hit = self._find_target(inputs, parameters, format_kwargs or dict)
             return state if hit is None else hit
@@ -312,6 +337,13 @@ class CacheRun:
         """Record a successful run; the Prefect 1 spelling returns it as ``Cached``."""
         if self.uncached or self.key is None:
             return state
+        if self.plan.hash_file_contents:
+            with file_contents_hashing():
+                return self._record(state, inputs, parameters)
+        return self._record(state, inputs, parameters)
+
+    def _record(self, state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> State:
+        assert self.key is not None
         try:
             input_digests = hash_mapping(inputs)
             parameter_digests = hash_mapping(parameters)

@@ -43,7 +43,7 @@ _RESERVED_ATTRIBUTES = frozenset(
         "trigger", "skip_on_upstream_skip", "cache_for", "cache_key", "cache_validator",
         "checkpoint", "result", "target", "task_run_name", "state_handlers",
         "auto_generated", "log_stdout", "nout", "cache_policy", "cache_expiration",
-        "refresh_cache", "cache_version",
+        "refresh_cache", "cache_version", "hash_file_contents",
     }
 )
 
@@ -191,6 +191,8 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             from ``tasks.refresh_cache``; None follows the config.
         cache_version: a part of ``TASK_SOURCE``'s key to change by hand (for a change the
             code digest cannot see: data files, dynamic dispatch).
+        hash_file_contents: for caching, path inputs count by the sha256 of their bytes
+            (default: by resolved path, size and modification time).
     """
 
     _is_constant = False
@@ -227,6 +229,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         cache_expiration: timedelta | None = None,
         refresh_cache: bool | None = None,
         cache_version: str | None = None,
+        hash_file_contents: bool = False,
     ) -> None:
         if self.__dict__:
             clashes = sorted(set(self.__dict__) & _RESERVED_ATTRIBUTES)
@@ -319,6 +322,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
                 "e.g. cache_version='2'"
             )
         self.cache_version = cache_version
+        self.hash_file_contents = hash_file_contents
 
         tracker = _context.current().get("_unused_task_tracker")
         if tracker is not None:
@@ -333,6 +337,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         arguments = (
             self.name, self.cache_for, self.cache_validator, self.cache_key,
             self.cache_policy, self.cache_expiration, self.refresh_cache, self.target,
+            self.hash_file_contents,
         )
         memo = self.__dict__.get("_cache_plan_memo")
         if memo is None or memo[0] != arguments:

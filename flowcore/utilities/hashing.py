@@ -80,11 +80,20 @@ import operator
 import os
 import stat
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path, PurePath
 from typing import Any
 
-__all__ = ["HashedValue", "UnhashableValue", "hash_mapping", "hash_value", "register_hasher"]
+__all__ = [
+    "HashedValue",
+    "UnhashableValue",
+    "file_contents_hashing",
+    "hash_mapping",
+    "hash_value",
+    "register_hasher",
+]
 
 _HASHERS: dict[type, Callable[[Any], Any]] = {}
 
@@ -125,28 +134,43 @@ def register_hasher(type_: type, hasher: Callable[[Any], Any]) -> None:
     _HASHERS[type_] = hasher
 
 
-def hash_value(value: Any, *, hash_file_contents: bool = False) -> str:
+_FILE_CONTENTS: ContextVar[bool] = ContextVar("flowcore_hash_file_contents", default=False)
+
+
+@contextmanager
+def file_contents_hashing(enabled: bool = True) -> Iterator[None]:
+    """Within the block, :func:`hash_value` hashes paths by content unless told otherwise
+    (a task's ``hash_file_contents=True`` reaches its validators and policies so)."""
+    token = _FILE_CONTENTS.set(enabled)
+    try:
+        yield
+    finally:
+        _FILE_CONTENTS.reset(token)
+
+
+def hash_value(value: Any, *, hash_file_contents: bool | None = None) -> str:
     """The stable digest of ``value`` (see the module docstring).
 
     Args:
         value: anything; containers are walked.
-        hash_file_contents: paths count by the sha256 of their bytes, not size and mtime.
+        hash_file_contents: paths count by the sha256 of their bytes, not size and mtime
+            (None: as :func:`file_contents_hashing` set it, else False).
 
     Raises:
         UnhashableValue: the value has no deterministic digest.
     """
-    import dask
     from dask.base import tokenize
 
+    if hash_file_contents is None:
+        hash_file_contents = _FILE_CONTENTS.get()
     description = _Walk(hash_file_contents).describe(value)
     try:
-        with dask.config.set({"tokenize.ensure-deterministic": True}):
-            return tokenize(description)
+        return tokenize(description, ensure_deterministic=True)
     except Exception as exc:
         raise UnhashableValue(value, str(exc).split("\n", 1)[0]) from exc
 
 
-def hash_mapping(values: Mapping[str, Any], *, hash_file_contents: bool = False) -> dict[str, str]:
+def hash_mapping(values: Mapping[str, Any], *, hash_file_contents: bool | None = None) -> dict[str, str]:
     """``{name: hash_value(value)}``; raises :class:`UnhashableValue` naming the entry."""
     digests = {}
     for name, value in values.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -299,3 +300,50 @@ def test_a_policy_hit_names_its_record_and_a_refresh_says_so(tmp_path: Path, cap
     lines = [r.getMessage() for r in caplog.records]
     assert any(line.endswith(message) for line in lines)
     assert any("refresh_cache: running and replacing" in line for line in lines)
+
+
+def test_hash_file_contents_makes_a_path_input_miss_when_its_content_changes(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    calls: list[str] = []
+
+    def make(**kwargs: Any) -> Any:
+        @task(cache_for=timedelta(hours=1), cache_validator=cache_validators.all_inputs, **kwargs)
+        def load(path: Path) -> str:
+            calls.append(path.read_text())
+            return path.read_text()
+
+        return load
+
+    for load in (make(name="by-content", hash_file_contents=True), make(name="by-stat")):
+        calls.clear()
+        with Flow("files") as flow:
+            out = load(data)
+        data.write_text("a,b\n")
+        flow.run()
+        os.utime(data, ns=(1, 1))
+        assert flow.run().result[out].result == "a,b\n"
+        data.write_text("c,d\n")
+        os.utime(data, ns=(1, 1))  # same size, same mtime: only the content differs
+        state = flow.run()
+        if load.hash_file_contents:
+            assert calls == ["a,b\n", "c,d\n"] and state.result[out].result == "c,d\n"
+        else:  # the touch was a miss; then size and mtime stayed: stale, as documented
+            assert calls == ["a,b\n", "a,b\n"] and state.result[out].result == "a,b\n"
+
+
+def test_hash_file_contents_reaches_policies(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+
+    @task(cache_policy=cp.INPUTS, hash_file_contents=True)
+    def load(path: Path) -> str:
+        return path.read_text()
+
+    with Flow("files-policy") as flow:
+        out = load(data)
+    with set_temporary_config({"home_dir": str(tmp_path / "home")}):
+        data.write_text("one\n")
+        os.utime(data, ns=(1, 1))
+        flow.run()
+        data.write_text("two\n")
+        os.utime(data, ns=(1, 1))
+        assert flow.run().result[out].result == "two\n"
