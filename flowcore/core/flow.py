@@ -239,7 +239,7 @@ class Flow:
             self._upstream[downstream][edge] = None
             self._cache.clear()
         if validate:
-            self.validate()
+            self._check_graph()
         return edge
 
     def _check_key(self, task: Task, key: str) -> None:
@@ -270,6 +270,11 @@ class Flow:
             self.add_edge(task, downstream, validate=validate)
         for key, value in (keyword_tasks or {}).items():
             self.add_edge(value, task, key=key, mapped=mapped, validate=validate)
+        if mapped:
+            from flowcore.core._preflight import mapped_template_problems
+
+            for problem in mapped_template_problems(self, task):
+                raise problem.error
 
     def chain(self, *tasks: Task, validate: bool | None = None) -> list[Edge]:
         """State edges ``t0 -> t1 -> ... -> tn``."""
@@ -308,7 +313,7 @@ class Flow:
         if merge_reference_tasks:
             self.set_reference_tasks(self.reference_tasks() | flow.reference_tasks())
         if validate or (validate is None and configuration.config.flows.eager_edge_validation):
-            self.validate()
+            self._check_graph()
 
     def replace(self, old: Task, new: Task, validate: bool = True) -> None:
         """Put ``new`` in ``old``'s place, with its edges, constants and reference status."""
@@ -329,7 +334,7 @@ class Flow:
         if old in self._reference_tasks:
             self._reference_tasks = (self._reference_tasks - {old}) | {new}
         if validate:
-            self.validate()
+            self._check_graph()
 
     def _remove_task(self, task: Task) -> None:
         for edge in list(self._upstream[task]) + list(self._downstream[task]):
@@ -505,7 +510,23 @@ class Flow:
             path.append(nxt)
 
     def validate(self) -> None:
-        """Check edges, reference tasks, slugs and acyclicity; raise ValueError if wrong."""
+        """Check the flow before it runs; raise ValueError (the first problem) if wrong.
+
+        The graph: edges, reference tasks, slugs, acyclicity. The templates
+        (``flowcore/core/_preflight.py``): every str target and Result location uses only
+        keys a task run has (the run context's, the flow's parameters, the task's bound
+        inputs; a ``flowcore.exceptions.TemplateKeyError`` otherwise), and a mapped task's
+        varies per child (``{map_index}`` or a mapped input). ``flow.run()`` checks the
+        same before any task runs (plus its own ``context=`` keys).
+        """
+        from flowcore.core._preflight import template_problems
+
+        self._check_graph()
+        for problem in template_problems(self, _context.current()):
+            raise problem.error
+
+    def _check_graph(self) -> None:
+        """The structural checks, also run while the graph is built (eager validation)."""
         if any(e.upstream_task not in self.tasks or e.downstream_task not in self.tasks for e in self.edges):
             raise ValueError(f"Some edges of flow {self.name!r} refer to tasks not in the flow")
         if any(t not in self.tasks for t in self._reference_tasks):

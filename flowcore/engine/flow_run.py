@@ -1,8 +1,9 @@
 """``run_flow``, behind ``Flow.run``: the passes (and scheduled runs) that make a flow run.
 
-``run_flow`` validates the parameters, chooses the executor and the cache store, then
-repeats FlowRunner passes (``engine/flow_runner.py``) inside one executor session until
-the flow state is finished, sleeping only until the earliest retry is due. A task that can
+``run_flow`` validates the parameters, chooses the executor and the cache store, runs the
+pre-flight checks (``core/_preflight.py``: a problem ends the run Failed before any task
+runs), then repeats FlowRunner passes (``engine/flow_runner.py``) inside one executor
+session until the flow state is finished, sleeping only until the earliest retry is due. A task that can
 only go on once a person resumes it (Paused with no start time) never makes ``flow.run``
 hang: on a terminal it asks, otherwise ``flow.run`` returns the Running state and says how
 to resume. After the run it commits transactions and updates an in-memory cache store.
@@ -23,8 +24,9 @@ import pendulum
 
 from flowcore import configuration
 from flowcore.caching import MemoryCacheStore, store_from_spec
+from flowcore.core._preflight import run_problems, unwritten_targets_message
 from flowcore.engine.flow_runner import import_object
-from flowcore.engine.state import Cached, Mapped, Paused, Pending, Resume, Scheduled, State
+from flowcore.engine.state import Cached, Failed, Mapped, Paused, Pending, Resume, Scheduled, State
 from flowcore.transactions import finish_transactions, transaction_runs
 from flowcore.utilities import context as _context
 
@@ -70,6 +72,9 @@ def run_flow(
     executor = kwargs.pop("executor", None) or flow.executor
     if executor is None:
         executor = import_object(configuration.config.engine.executor.default_class)()
+    failed = _preflight(flow, scope, kwargs, executor)
+    if failed is not None:
+        return failed
     with executor.start():
         state = _run_passes(flow, runner_cls, executor, run_parameters, kwargs)
     if isinstance(state.result, dict):
@@ -149,6 +154,33 @@ def _check_parameters(flow: Flow, given: dict[str, Any], kwargs: dict[str, Any])
     if missing:
         raise ValueError(f"Flow.run did not receive the following required parameters: {', '.join(missing)}")
     return given
+
+
+def _preflight(
+    flow: Flow, scope: dict[str, Any], kwargs: dict[str, Any], executor: Any
+) -> State | None:
+    """The pre-flight checks (``core/_preflight.py``), before the first pass: a Failed
+    flow state naming every problem, with the tasks concerned Failed and no task run (under
+    ``raise_on_exception`` the first problem is raised); None when the run can start."""
+    run_context, task_contexts = kwargs["context"], kwargs.get("task_contexts")
+    problems = run_problems(flow, scope, run_context, task_contexts, executor)
+    if not problems:
+        message = unwritten_targets_message(flow, scope, run_context, task_contexts)
+        if message is not None:
+            flow.logger.warning(message)
+        return None
+    if run_context.get("raise_on_exception") or scope.get("raise_on_exception"):
+        raise problems[0].error
+    task_states: dict[Task, State] = dict(kwargs.get("task_states") or {})
+    for problem in problems:
+        flow.logger.error(str(problem.error))
+    for problem in reversed(problems):  # a task's first problem names its state
+        task_states[problem.task] = Failed(str(problem.error), result=problem.error)
+    for task in flow.tasks:
+        task_states.setdefault(task, Pending("Task not run."))
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    message = f"Pre-flight check failed, no task ran: {problems[0].error}{more}"
+    return Failed(message, result=task_states)
 
 
 def _run_passes(
