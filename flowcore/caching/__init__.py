@@ -7,9 +7,11 @@
   ``MemoryCacheStore`` (``flowcore.context.caches``, Prefect 1's behaviour) and
   ``StorageCacheStore`` over any storage Result (local disk, S3, GCS);
 * :mod:`~flowcore.caching.records`: ``CacheRecord``, the one record type (JSON);
+* :mod:`~flowcore.caching.cache`: ``Cache``, to list, show, delete and gc a store's entries;
 * :mod:`~flowcore.utilities.hashing`: the one hashing helper, with a registry of hashers.
 """
 
+from flowcore.caching.cache import Cache, CacheEntry, GcReport
 from flowcore.caching.plan import CachePlan, CacheRun
 from flowcore.caching.records import CacheRecord, CorruptRecord
 from flowcore.caching.stores import (
@@ -22,11 +24,14 @@ from flowcore.caching.stores import (
 from flowcore.utilities.hashing import UnhashableValue, hash_value, register_hasher
 
 __all__ = [
+    "Cache",
+    "CacheEntry",
     "CachePlan",
     "CacheRecord",
     "CacheRun",
     "CacheStore",
     "CorruptRecord",
+    "GcReport",
     "MemoryCacheStore",
     "ResultCacheStore",
     "StorageCacheStore",

@@ -242,6 +242,11 @@ class Result:
         found = self._list(full)
         return sorted(f for f in found if not full or f == full or f.startswith(under))
 
+    def stat(self, location: str) -> tuple[int, datetime] | None:
+        """The size in bytes and the last-modified time (UTC) of what is stored at
+        ``location``; None if nothing is there."""
+        return self._stat(self._place_given(location))
+
     def remove_stale_temporaries(self, max_age: float = 3600.0) -> int:
         """Remove leftovers of writes killed midway that are older than ``max_age``
         seconds; return how many were removed (none for backends without temporaries)."""
@@ -339,6 +344,9 @@ class Result:
 
     def _list(self, prefix: str) -> builtins.list[str]:
         raise ResultNotImplementedError(_no_storage(self, "list values"))
+
+    def _stat(self, location: str) -> tuple[int, datetime] | None:
+        raise ResultNotImplementedError(_no_storage(self, "describe a stored value"))
 
 
 class NoResultType(Result):

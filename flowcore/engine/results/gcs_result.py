@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any
 
 from flowcore.engine.result.base import Result
@@ -93,6 +94,16 @@ class GCSResult(Result):
         except FileNotFoundError:
             return False
         return True
+
+    def _stat(self, location: str) -> tuple[int, datetime] | None:
+        try:
+            with self._boundary("get_blob", location):
+                blob = self.gcs_bucket.get_blob(location)
+        except FileNotFoundError:
+            return None
+        if blob is None:
+            return None
+        return int(blob.size), blob.updated.astimezone(timezone.utc)
 
     def _list(self, prefix: str) -> list[str]:
         try:

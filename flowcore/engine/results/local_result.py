@@ -174,6 +174,15 @@ class LocalResult(Result):
             raise ResultStorageError(f"LocalResult cannot delete {location!r}: {exc}") from exc
         return True
 
+    def _stat(self, location: str) -> tuple[int, datetime] | None:
+        try:
+            found = os.stat(location)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ResultStorageError(f"LocalResult cannot stat {location!r}: {exc}") from exc
+        return found.st_size, datetime.fromtimestamp(found.st_mtime, tz=timezone.utc)
+
     def _list(self, prefix: str) -> list[str]:
         if os.path.isfile(prefix):
             return [prefix]

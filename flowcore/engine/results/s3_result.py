@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime, timezone
 from typing import Any
 
 from flowcore.engine.result.base import Result
@@ -105,6 +106,13 @@ class S3Result(Result):
             return False
         self._call("delete_object", location)
         return True
+
+    def _stat(self, location: str) -> tuple[int, datetime] | None:
+        try:
+            head = self._call("head_object", location)
+        except FileNotFoundError:
+            return None
+        return int(head["ContentLength"]), head["LastModified"].astimezone(timezone.utc)
 
     def _list(self, prefix: str) -> list[str]:
         with self._boundary("list_objects_v2", prefix):

@@ -309,3 +309,16 @@ def test_read_if_exists(make_result: Factory) -> None:
         result.read_if_exists("maybe/{n}.pkl", n=2)
     with pytest.raises(LocationEscapeError):
         result.read_if_exists("maybe/{n}.pkl", n="../../../x")
+
+
+def test_stat(make_result: Factory) -> None:
+    from datetime import datetime, timedelta, timezone
+
+    result = make_result()
+    assert result.stat("nothing/here.bin") is None
+    result.write_bytes_at("sized/five.bin", b"12345")
+    found = result.stat("sized/five.bin")
+    assert found is not None
+    size, modified = found
+    assert size == 5 and modified.tzinfo is not None
+    assert abs(datetime.now(timezone.utc) - modified) < timedelta(minutes=10)

@@ -1,0 +1,147 @@
+"""``flowcore.caching.Cache``: entries, show, delete and gc, on the memory store and on
+storage stores over local disk, S3 (moto's server) and GCS (fake-gcs-server)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowcore.caching import CacheRecord, MemoryCacheStore, StorageCacheStore
+from flowcore.caching.cache import Cache
+from flowcore.caching.records import record_id_for
+from flowcore.engine.results import GCSResult, LocalResult, S3Result
+from flowcore.engine.state import Cached
+
+
+def put(store: Any, key: str, value: Any, task: str = "t", flow: str = "f", age: timedelta = timedelta(0),
+        expires_in: timedelta = timedelta(hours=1), x: str = "a") -> None:
+    created = datetime.now(timezone.utc) - age
+    expires = created + expires_in
+    inputs = {"x": x}
+    record = CacheRecord(key=key, record_id=record_id_for(inputs, {}), task=task, flow=flow,
+                         created=created, expires=expires, inputs=inputs, parameters={})
+    store.put(record, Cached(result=value, cached_result_expiration=expires, hashed_inputs=inputs, cached_parameters={}))
+
+
+@pytest.fixture(params=["memory", "local", "s3", "gcs"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Any]:
+    kind = request.param
+    if kind == "memory":
+        caches: dict[str, list[Cached]] = {}
+        return lambda: MemoryCacheStore(caches)
+    if kind == "local":
+        return lambda: StorageCacheStore(LocalResult(dir=tmp_path / "cache"))
+    bucket = request.getfixturevalue(f"{kind}_bucket")
+    if kind == "s3":
+        return lambda: StorageCacheStore(S3Result(bucket=bucket), prefix="caches")
+    return lambda: StorageCacheStore(GCSResult(bucket=bucket), prefix="caches")
+
+
+def test_entries_filters_and_show(make_store: Callable[[], Any]) -> None:
+    store = make_store()
+    put(store, "fetch", 1, task="fetch", flow="etl", age=timedelta(days=10), expires_in=timedelta(days=400))
+    put(store, "fetch", 2, task="fetch", flow="etl", x="b")
+    put(store, "load", 3, task="load", flow="other")
+    cache = Cache(make_store())
+    assert [e.key for e in cache.entries()] == ["fetch", "fetch", "load"]  # oldest first
+    assert {e.key for e in cache.entries(task="load")} == {"load"}
+    if not isinstance(store, MemoryCacheStore):  # memory records are Cached states: no flow name
+        assert {e.key for e in cache.entries(flow="etl")} == {"fetch"}
+    if not isinstance(store, MemoryCacheStore):  # memory records carry no creation time
+        assert len(cache.entries(older_than=timedelta(days=7))) == 1
+    assert len(cache.show("fetch")) == 2
+    if not isinstance(store, MemoryCacheStore):
+        assert all(e.size is not None and e.size > 0 for e in cache.entries())
+    json.dumps([e.to_dict() for e in cache.entries()])
+
+
+def test_delete_with_a_dry_run_first(make_store: Callable[[], Any]) -> None:
+    store = make_store()
+    put(store, "fetch", 1, task="fetch")
+    put(store, "load", 2, task="load")
+    cache = Cache(store)
+    planned = cache.delete(task="fetch", dry_run=True)
+    assert [e.key for e in planned] == ["fetch"] and len(cache.entries()) == 2
+    assert [e.key for e in cache.delete(task="fetch")] == ["fetch"]
+    assert [e.key for e in cache.entries()] == ["load"]
+
+
+@pytest.fixture(params=["local", "s3", "gcs"])
+def make_storage_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Any]:
+    """Storage stores only: records there know their creation time and keep expired ones."""
+    kind = request.param
+    if kind == "local":
+        return lambda: StorageCacheStore(LocalResult(dir=tmp_path / "cache"))
+    bucket = request.getfixturevalue(f"{kind}_bucket")
+    if kind == "s3":
+        return lambda: StorageCacheStore(S3Result(bucket=bucket), prefix="caches")
+    return lambda: StorageCacheStore(GCSResult(bucket=bucket), prefix="caches")
+
+
+def test_gc_by_expiry_age_and_count(make_storage_store: Callable[[], Any]) -> None:
+    store = make_storage_store()
+    put(store, "expired", 0, expires_in=timedelta(seconds=-1))
+    put(store, "old", 1, age=timedelta(days=40), expires_in=timedelta(days=400))
+    for i in range(3):
+        put(store, f"k{i}", i, age=timedelta(minutes=10 - i))
+    cache = Cache(store)
+    expected = ["expired", "k0", "old"]
+    dry = cache.gc(max_age=timedelta(days=30), max_entries=2, dry_run=True)
+    assert sorted(e.key for e in dry.entries) == expected and len(cache.entries()) == len(expected) + 2
+    report = cache.gc(max_age=timedelta(days=30), max_entries=2)
+    assert sorted(e.key for e in report.entries) == expected
+    assert sorted(e.key for e in cache.entries()) == ["k1", "k2"]
+    json.dumps(report.to_dict())
+
+
+def test_gc_on_the_memory_store_by_count() -> None:
+    store = MemoryCacheStore({})
+    for i in range(3):
+        put(store, f"k{i}", i)
+    report = Cache(store).gc(max_entries=1)
+    assert sorted(e.key for e in report.entries) == ["k0", "k1"]
+    assert list(store.caches) == ["k2"]
+
+
+def test_gc_by_size_keeps_the_newest(tmp_path: Path) -> None:
+    store = StorageCacheStore(LocalResult(dir=tmp_path))
+    for i in range(4):
+        put(store, f"k{i}", b"x" * 1000 + bytes([i]), age=timedelta(minutes=10 - i))
+    cache = Cache(store)
+    one = cache.entries()[0].size
+    assert one is not None
+    report = cache.gc(max_bytes=2 * one)
+    assert sorted(e.key for e in report.entries) == ["k0", "k1"] and report.bytes_freed == 2 * one
+    assert sorted(e.key for e in cache.entries()) == ["k2", "k3"]
+
+
+def test_gc_removes_old_orphans_and_stale_temporaries_only(tmp_path: Path) -> None:
+    import os
+
+    store = StorageCacheStore(LocalResult(dir=tmp_path))
+    put(store, "kept", 1)
+    (tmp_path / "gone").mkdir()
+    old_orphan, new_orphan = tmp_path / "gone" / "old.value", tmp_path / "gone" / "new.value"
+    old_orphan.write_bytes(b"x")
+    new_orphan.write_bytes(b"y")
+    temporary = tmp_path / "gone" / ".thing.value.0123456789ab.tmp"
+    temporary.write_bytes(b"partial")
+    two_hours_ago = datetime.now(timezone.utc).timestamp() - 7200
+    for path in (old_orphan, temporary):
+        os.utime(path, (two_hours_ago, two_hours_ago))
+    report = Cache(store).gc()
+    assert [Path(p).name for p in report.orphans] == ["old.value"] and report.temporaries == 1
+    assert not old_orphan.exists() and new_orphan.exists() and not temporary.exists()
+    [entry] = Cache(store).entries()
+    assert entry.key == "kept" and store.load(store.get("kept")[0]).result == 1
+
+
+def test_a_cache_from_a_spec_string(tmp_path: Path) -> None:
+    store = StorageCacheStore(LocalResult(dir=tmp_path))
+    put(store, "k", 1)
+    assert [e.key for e in Cache(str(tmp_path)).entries()] == ["k"]
