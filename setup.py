@@ -47,8 +47,12 @@ setup(
         "croniter>=1.3",
         "python-dateutil>=2.8",
         'tomli>=2.0; python_version < "3.11"',
+        # the `flowcore` console script: click for its commands, rich for its tables
+        "click>=8.1",
+        "rich>=13",
     ],
     extras_require=EXTRAS,
+    entry_points={"console_scripts": ["flowcore = flowcore.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
         "Programming Language :: Python :: 3.10",

@@ -1,0 +1,111 @@
+"""The ``flowcore`` command line (also ``python -m flowcore``).
+
+::
+
+    flowcore [--debug] [--version] NOUN VERB [OPTIONS]
+      cache ls | show | rm | gc         flowcore.cli.cache
+
+Groups mirror the nouns, commands the verbs; a new verb is one function in its noun's
+module. Every listing takes ``--json`` (one JSON document on stdout, for scripts) and
+otherwise prints a table (rich, for people).
+
+:func:`main` is the one place where errors become output: any error, ours
+(:class:`CliError`), click's (a bad option or value) or one raised by the code a command
+calls (a storage error, a missing extra), is printed as one line on stderr, ``Error: ...``,
+saying what to do, and the exit status is 1. ``--debug`` shows the traceback of an
+unexpected error instead. Success is exit status 0.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+import flowcore
+
+__all__ = ["CliError", "Settings", "cli", "main"]
+
+
+class CliError(click.ClickException):
+    """A failure of what was asked, with its fix in the message (printed as one line)."""
+
+
+@dataclass
+class Settings:
+    """The global options (``ctx.obj``); :func:`main` reads ``debug`` after a failure."""
+
+    debug: bool = False
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
+@click.version_option(flowcore.__version__, "--version", prog_name="flowcore", message="%(prog)s %(version)s")
+@click.pass_obj
+def cli(settings: Settings, debug: bool) -> None:
+    """flowcore: run flows, and manage what they leave behind."""
+    settings.debug = debug
+
+
+def _register() -> None:
+    from flowcore.cli.cache import cache
+
+    cli.add_command(cache)
+
+
+_register()
+
+
+def main(args: Sequence[str] | None = None, prog_name: str | None = None) -> None:
+    """Run the command line and exit: 0 on success, 1 on any failure."""
+    settings = Settings()
+    try:
+        status = cli.main(args, prog_name, standalone_mode=False, obj=settings)
+    except click.Abort:
+        click.echo("Aborted.", err=True)
+        status = 1
+    except click.ClickException as exc:
+        click.echo(f"Error: {_one_line(_message(exc))}", err=True)
+        status = 1
+    except BrokenPipeError:  # the reader went away (`flowcore cache ls | head`)
+        _silence_stdout()
+        status = 1
+    except Exception as exc:
+        if settings.debug:
+            raise
+        click.echo(f"Error: {_one_line(_unexpected(exc))}", err=True)
+        status = 1
+    sys.exit(status if isinstance(status, int) else 0)
+
+
+def _message(exc: click.ClickException) -> str:
+    message = exc.format_message()
+    if isinstance(exc, click.UsageError) and (
+        not isinstance(exc, click.BadParameter) or isinstance(exc, click.MissingParameter)
+    ):  # a bad value's message says what to write instead; other usage errors point to --help
+        path = exc.ctx.command_path if exc.ctx is not None else "flowcore"
+        message += f" (see '{path} --help')"
+    return message
+
+
+def _unexpected(exc: Exception) -> str:
+    from flowcore.exceptions import FlowcoreException
+
+    if isinstance(exc, FlowcoreException):
+        return str(exc)  # flowcore's own errors already name the object and the fix
+    return f"{type(exc).__name__}: {exc} (flowcore --debug ... shows the traceback)"
+
+
+def _one_line(message: Any) -> str:
+    return " ".join(str(message).split())
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's final flush cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)

@@ -1,0 +1,356 @@
+"""``flowcore cache``: list, inspect, remove and garbage-collect cache entries.
+
+::
+
+    flowcore cache ls   [--flow F] [--task T] [--older-than 7d] [--larger-than 10MB] [--expired] [--json]
+    flowcore cache show KEY [--json]
+    flowcore cache rm   [KEY] [--flow F] [--task T] [--older-than 7d] [--expired] [--all]
+                        [--dry-run] [--yes] [--json]
+    flowcore cache gc   [--max-age 30d] [--max-size 1GB] [--max-entries N] [--dry-run] [--json]
+
+Every verb takes ``--store DIR|s3://BUCKET/PREFIX|gs://BUCKET/PREFIX``; without it, the
+store is config ``caching.store``, else ``<home_dir>/storage`` (where cache policies keep
+values by default). Each verb is a thin layer over :class:`flowcore.caching.cache.Cache`:
+it opens the store (:func:`_open`), asks ``Cache`` once, and prints the answer as a table
+or, with ``--json``, as the ``to_dict()`` of what ``Cache`` returned.
+
+A KEY may be given by a unique prefix (policy keys are 32 hex digits). ``rm`` with a KEY
+removes that key's entries; ``rm`` with filters or ``--all`` lists what matches and asks
+first (``--yes`` does not ask; without a terminal to ask on, ``--yes`` is required).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Any, TypeVar
+
+import click
+
+from flowcore.caching.cache import Cache, CacheEntry
+from flowcore.cli import CliError
+from flowcore.cli.output import echo_json, echo_table
+from flowcore.cli.params import format_duration, format_size, to_duration, to_size
+from flowcore.exceptions import ResultStorageError
+
+__all__ = ["cache"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+_STORES = "a directory, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX"
+
+
+@click.group()
+def cache() -> None:
+    """List, inspect, remove and garbage-collect cache entries."""
+
+
+# -- shared options --------------------------------------------------------------------
+
+
+def _store_option(command: _F) -> _F:
+    return click.option(
+        "--store", metavar="STORE",
+        help=f"The cache store: {_STORES}. Default: config caching.store, else <home_dir>/storage.",
+    )(command)  # fmt: skip
+
+
+def _filter_options(command: _F) -> _F:
+    for option in reversed([
+        click.option("--flow", metavar="FLOW", help="Only entries written by this flow."),
+        click.option("--task", metavar="TASK", help="Only entries of this task."),
+        click.option("--older-than", callback=to_duration, metavar="AGE", help="Only entries older than AGE (90s, 15m, 12h, 7d, 2w)."),
+        click.option("--expired", is_flag=True, help="Only expired entries."),
+    ]):  # fmt: skip
+        command = option(command)
+    return command
+
+
+def _json_option(command: _F) -> _F:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")(command)
+
+
+# -- verbs -----------------------------------------------------------------------------
+
+
+@cache.command("ls")
+@_store_option
+@_filter_options
+@click.option("--larger-than", callback=to_size, metavar="SIZE", help="Only values larger than SIZE (500, 10KB, 10MB, 1GiB).")
+@_json_option
+def ls(
+    store: str | None, flow: str | None, task: str | None, older_than: timedelta | None,
+    expired: bool, larger_than: int | None, as_json: bool,
+) -> None:  # fmt: skip
+    """List cache entries, oldest first."""
+    opened, where = _open(store)
+    with _storage_errors():
+        entries = opened.entries(task=task, flow=flow, older_than=older_than, expired=expired or None)
+    if larger_than is not None:
+        entries = [e for e in entries if e.size is not None and e.size > larger_than]
+    if as_json:
+        echo_json([e.to_dict() for e in entries])
+    elif not entries:
+        match = " match" if _filtered(flow, task, older_than, expired, larger_than) else ""
+        click.echo(f"No cache entries in {where}{match}.")
+    else:
+        _echo_entries(entries, f"{_count(entries)}, {format_size(_bytes(entries))} in {where}")
+
+
+@cache.command("show")
+@click.argument("key")
+@_store_option
+@_json_option
+def show(key: str, store: str | None, as_json: bool) -> None:
+    """Show the entries of KEY (or of the one key that starts with KEY)."""
+    opened, where = _open(store)
+    with _storage_errors():
+        entries = _find(opened, key, where, store)
+    if as_json:
+        echo_json([_details(e) for e in entries])
+        return
+    now = _now()
+    for number, entry in enumerate(entries):
+        if number:
+            click.echo()
+        _echo_details(entry, now)
+
+
+@cache.command("rm")
+@click.argument("key", required=False)
+@_store_option
+@_filter_options
+@click.option("--all", "everything", is_flag=True, help="Remove every entry (needed when no KEY or filter is given).")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before removing the entries of filters or --all.")
+@_json_option
+def rm(
+    key: str | None, store: str | None, flow: str | None, task: str | None,
+    older_than: timedelta | None, expired: bool, everything: bool, dry_run: bool, yes: bool,
+    as_json: bool,
+) -> None:  # fmt: skip
+    """Remove the entries of KEY, or those the filters match, or (--all) every entry.
+
+    A value is removed with its record, unless another record still uses it.
+    """
+    filtered = _filtered(flow, task, older_than, expired)
+    if key is None and not filtered and not everything:
+        raise CliError(
+            "cache rm needs a KEY or a filter (--flow, --task, --older-than, --expired); "
+            "pass --all to remove every entry"
+        )
+    if everything and (key is not None or filtered):
+        raise CliError("--all removes every entry: give it alone, or drop it to remove by KEY or filters")
+    opened, where = _open(store)
+    choice: dict[str, Any] = {"task": task, "flow": flow, "older_than": older_than, "expired": expired or None}
+    asked = False
+    with _storage_errors():
+        if key is not None:
+            choice["key"] = _find(opened, key, where, store)[0].key
+        removed = opened.delete(**choice, dry_run=True)
+        if removed and not dry_run:
+            asked = key is None and not yes
+            if asked:
+                _confirm(removed, where)
+            removed = opened.delete(**choice)
+    done = f"{_count(removed)} ({format_size(_bytes(removed))}) from {where}"
+    if as_json:
+        echo_json({"dry_run": dry_run, "entries": [e.to_dict() for e in removed], "bytes_freed": _bytes(removed)})
+    elif not removed:
+        click.echo(f"Nothing to remove in {where}.")
+    elif dry_run:
+        _echo_entries(removed, f"Would remove {done}; nothing was removed (--dry-run).")
+    elif asked:  # the table was shown with the question
+        click.echo(f"Removed {done}.")
+    else:
+        _echo_entries(removed, f"Removed {done}.")
+
+
+@cache.command("gc")
+@_store_option
+@click.option("--max-age", callback=to_duration, metavar="AGE", help="Also remove entries older than AGE (7d, 12h, 2w).")
+@click.option("--max-size", callback=to_size, metavar="SIZE", help="Then remove the oldest entries until their values take at most SIZE (1GB, 500MiB).")
+@click.option("--max-entries", type=click.IntRange(min=0), metavar="N", help="Then remove the oldest entries until at most N remain.")
+@click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
+@_json_option
+def gc(
+    store: str | None, max_age: timedelta | None, max_size: int | None, max_entries: int | None,
+    dry_run: bool, as_json: bool,
+) -> None:  # fmt: skip
+    """Remove expired entries, entries beyond the given limits, values no record uses
+    (older than an hour) and leftovers of interrupted writes."""
+    opened, where = _open(store)
+    with _storage_errors():
+        report = opened.gc(max_age=max_age, max_bytes=max_size, max_entries=max_entries, dry_run=dry_run)
+    if as_json:
+        echo_json(report.to_dict())
+        return
+    if not (report.entries or report.orphans or report.temporaries):
+        click.echo(f"Nothing to remove in {where}.")
+        return
+    if report.entries:
+        _echo_entries(report.entries)
+    parts = [
+        f"{_count(report.entries)} ({format_size(report.bytes_freed)})" if report.entries else "",
+        _count(report.orphans, "orphaned value", "orphaned values") if report.orphans else "",
+        _count(range(report.temporaries), "temporary file", "temporary files") if report.temporaries else "",
+    ]  # fmt: skip
+    what = _and([part for part in parts if part])
+    if dry_run:
+        click.echo(f"Would remove {what} from {where}; nothing was removed (--dry-run).")
+    else:
+        click.echo(f"Removed {what} from {where}.")
+
+
+# -- opening the store -----------------------------------------------------------------
+
+
+def _open(spec: str | None) -> tuple[Cache, str]:
+    """The cache at ``spec`` (``--store``; None: the configured or default store), and its
+    name for messages. A local store must be an existing directory, except the default."""
+    from flowcore import configuration
+
+    source = "--store"
+    if spec is None:
+        configured = configuration.config.get_path("caching.store")
+        if configured is None:
+            default = os.path.join(os.path.expanduser(str(configuration.config["home_dir"])), "storage")
+            return Cache(None), default
+        spec, source = str(configured), "config caching.store"
+    if spec == "memory":
+        raise CliError(
+            f"{source} is 'memory': a memory cache lives only in the process that ran the flow; "
+            f"pass --store with {_STORES}"
+        )
+    if spec.startswith(("s3://", "gs://")):
+        try:
+            return Cache(spec), spec.rstrip("/")
+        except ValueError as exc:
+            raise CliError(f"{exc} ({source}); write it as {spec[:5]}BUCKET/PREFIX") from None
+    if "://" in spec:
+        raise CliError(f"{source} {spec!r} is not a cache store; use {_STORES}")
+    path = os.path.abspath(os.path.expanduser(spec))
+    if not os.path.isdir(path):
+        problem = "not a directory" if os.path.exists(path) else "no such directory"
+        raise CliError(
+            f"no cache store at {path!r} ({source}): {problem}; give the directory a flow's "
+            "cache_store names, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX"
+        )
+    return Cache(path), path
+
+
+@contextmanager
+def _storage_errors() -> Iterator[None]:
+    """A storage failure (no such bucket, no credentials) as one line with a hint."""
+    try:
+        yield
+    except ResultStorageError as exc:
+        raise CliError(f"{exc} (check --store, and that these credentials can read it)") from exc
+
+
+def _find(opened: Cache, key: str, where: str, store: str | None) -> list[CacheEntry]:
+    """The entries of ``key``, or of the one key it starts."""
+    entries = opened.show(key)
+    if entries:
+        return entries
+    keys = sorted({e.key for e in opened.entries() if e.key.startswith(key)})
+    if len(keys) == 1:
+        return opened.show(keys[0])
+    if keys:
+        shown = ", ".join(keys[:3]) + (", ..." if len(keys) > 3 else "")
+        raise CliError(f"{key!r} starts {len(keys)} keys ({shown}); give more of the key")
+    listing = "flowcore cache ls" + ("" if store is None else f" --store {store}")
+    raise CliError(f"no cache entry has key {key!r} in {where}; '{listing}' lists the keys")
+
+
+def _confirm(entries: list[CacheEntry], where: str) -> None:
+    """Ask on the terminal (stderr, so ``--json`` output stays clean) before removing."""
+    what = f"{_count(entries)} ({format_size(_bytes(entries))})"
+    if not sys.stdin.isatty():
+        raise CliError(f"cache rm would remove {what} from {where}; pass --yes to remove them (--dry-run lists them)")
+    _echo_entries(entries, err=True)
+    click.confirm(f"Remove {what} from {where}?", abort=True, err=True)
+
+
+# -- printing --------------------------------------------------------------------------
+
+
+def _echo_entries(entries: list[CacheEntry], caption: str | None = None, err: bool = False) -> None:
+    now = _now()
+    rows = [
+        (e.key, e.record.task, e.record.flow or "-", format_duration(e.age(now)), _expires(e, now), format_size(e.size))
+        for e in entries
+    ]  # fmt: skip
+    echo_table(("key", "task", "flow", "age", "expires", "size"), rows, caption, right=("age", "size"), err=err)
+
+
+def _expires(entry: CacheEntry, now: datetime) -> str:
+    expires = entry.record.expires
+    if expires is None:
+        return "never"
+    if expires <= now:
+        return f"expired {format_duration(now - expires)} ago"
+    return f"in {format_duration(expires - now)}"
+
+
+def _details(entry: CacheEntry) -> dict[str, Any]:
+    """Everything known about an entry, JSON-ready (``show --json``)."""
+    record = entry.record
+    return {
+        **entry.to_dict(),
+        "serializer": record.serializer,
+        "value_digest": record.value_digest,
+        "key_parts": record.key_parts,
+        "inputs": record.inputs,
+        "parameters": record.parameters,
+        "message": record.message,
+    }
+
+
+def _echo_details(entry: CacheEntry, now: datetime) -> None:
+    record = entry.record
+    created = f"{record.created.isoformat(timespec='seconds')} ({format_duration(entry.age(now))} ago)"
+    expires = "never" if record.expires is None else f"{record.expires.isoformat(timespec='seconds')} ({_expires(entry, now)})"
+    fields: list[tuple[str, Any]] = [
+        ("key", record.key),
+        ("record", record.record_id),
+        ("task", record.task),
+        ("flow", record.flow),
+        ("flow run", record.flow_run_id),
+        ("created", created),
+        ("expires", expires),
+        ("value", record.value_location),
+        ("size", format_size(entry.size)),
+        ("serializer", record.serializer),
+        ("digest", record.value_digest),
+        ("key parts", record.key_parts),
+        ("inputs", record.inputs),
+        ("parameters", record.parameters),
+        ("message", record.message),
+    ]
+    for name, value in fields:
+        lines = [f"{k}: {v}" for k, v in value.items()] if isinstance(value, dict) else [value]
+        for number, line in enumerate(lines or ["-"]):
+            click.echo(f"{name if number == 0 else '':<12}{'-' if line is None else line}")
+
+
+def _count(items: Any, one: str = "entry", many: str = "entries") -> str:
+    return f"{len(items)} {one if len(items) == 1 else many}"
+
+
+def _and(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def _bytes(entries: list[CacheEntry]) -> int:
+    return sum(e.size or 0 for e in entries)
+
+
+def _filtered(*filters: Any) -> bool:
+    return any(f is not None and f is not False for f in filters)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
