@@ -45,10 +45,10 @@ class Settings:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
 @click.version_option(flowcore.__version__, "--version", prog_name="flowcore", message="%(prog)s %(version)s")
-@click.pass_obj
-def cli(settings: Settings, debug: bool) -> None:
+@click.pass_context
+def cli(ctx: click.Context, debug: bool) -> None:
     """flowcore: run flows, and manage what they leave behind."""
-    settings.debug = debug
+    ctx.ensure_object(Settings).debug = debug
 
 
 def _register() -> None:
