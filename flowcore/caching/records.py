@@ -130,8 +130,8 @@ class CacheRecord:
                 task=document["task"],
                 flow=document.get("flow"),
                 flow_run_id=document.get("flow_run_id"),
-                created=datetime.fromisoformat(document["created"]),
-                expires=None if document.get("expires") is None else datetime.fromisoformat(document["expires"]),
+                created=_utc(document["created"]),
+                expires=None if document.get("expires") is None else _utc(document["expires"]),
                 key_parts=dict(document.get("key_parts") or {}),
                 inputs=document.get("inputs"),
                 parameters=document.get("parameters"),
@@ -142,6 +142,12 @@ class CacheRecord:
             )
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             raise CorruptRecord(f"cache record {location!r} is incomplete ({exc!r})") from None
+
+
+def _utc(text: str) -> datetime:
+    """An ISO time from a record; one written without an offset is taken as UTC."""
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=timezone.utc)
 
 
 def _canonical(document: dict[str, Any]) -> bytes:

@@ -347,3 +347,12 @@ def test_hash_file_contents_reaches_policies(tmp_path: Path) -> None:
         data.write_text("two\n")
         os.utime(data, ns=(1, 1))
         assert flow.run().result[out].result == "two\n"
+
+
+def test_a_record_time_without_an_offset_is_utc() -> None:
+    record = CacheRecord(key="k", record_id="r", task="t", expires=datetime(2030, 1, 1, tzinfo=timezone.utc))
+    body = json.loads(record.to_json())
+    body["created"], body["expires"] = "2026-01-01T00:00:00", "2030-01-01T00:00:00"
+    parsed = CacheRecord.from_json(json.dumps(body).encode(), "loc")
+    assert parsed.created.tzinfo is not None and not parsed.expired()
+    assert parsed.created < datetime.now(timezone.utc)
