@@ -9,12 +9,10 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from flowcore.caching import CacheRecord, MemoryCacheStore, StorageCacheStore
 from flowcore.caching.cache import Cache
 from flowcore.caching.records import record_id_for
-from flowcore.engine.results import GCSResult, LocalResult, S3Result
+from flowcore.engine.results import LocalResult
 from flowcore.engine.state import Cached
 
 
@@ -27,19 +25,6 @@ def put(store: Any, key: str, value: Any, task: str = "t", flow: str = "f", age:
                          created=created, expires=expires, inputs=inputs, parameters={})
     store.put(record, Cached(result=value, cached_result_expiration=expires, hashed_inputs=inputs, cached_parameters={}))
 
-
-@pytest.fixture(params=["memory", "local", "s3", "gcs"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Any]:
-    kind = request.param
-    if kind == "memory":
-        caches: dict[str, list[Cached]] = {}
-        return lambda: MemoryCacheStore(caches)
-    if kind == "local":
-        return lambda: StorageCacheStore(LocalResult(dir=tmp_path / "cache"))
-    bucket = request.getfixturevalue(f"{kind}_bucket")
-    if kind == "s3":
-        return lambda: StorageCacheStore(S3Result(bucket=bucket), prefix="caches")
-    return lambda: StorageCacheStore(GCSResult(bucket=bucket), prefix="caches")
 
 
 def test_entries_filters_and_show(make_store: Callable[[], Any]) -> None:
@@ -70,17 +55,6 @@ def test_delete_with_a_dry_run_first(make_store: Callable[[], Any]) -> None:
     assert [e.key for e in cache.delete(task="fetch")] == ["fetch"]
     assert [e.key for e in cache.entries()] == ["load"]
 
-
-@pytest.fixture(params=["local", "s3", "gcs"])
-def make_storage_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Any]:
-    """Storage stores only: records there know their creation time and keep expired ones."""
-    kind = request.param
-    if kind == "local":
-        return lambda: StorageCacheStore(LocalResult(dir=tmp_path / "cache"))
-    bucket = request.getfixturevalue(f"{kind}_bucket")
-    if kind == "s3":
-        return lambda: StorageCacheStore(S3Result(bucket=bucket), prefix="caches")
-    return lambda: StorageCacheStore(GCSResult(bucket=bucket), prefix="caches")
 
 
 def test_gc_by_expiry_age_and_count(make_storage_store: Callable[[], Any]) -> None:

@@ -36,19 +36,6 @@ def entry(key: str, value: Any, run: str = "run-1", minutes: float = 60, inputs:
     return record, state
 
 
-@pytest.fixture(params=["memory", "local", "s3", "gcs"])
-def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], CacheStore]:
-    kind = request.param
-    if kind == "memory":
-        caches: dict[str, list[Cached]] = {}
-        return lambda: MemoryCacheStore(caches)
-    if kind == "local":
-        return lambda: StorageCacheStore(LocalResult(dir=tmp_path / "cache"))
-    bucket = request.getfixturevalue(f"{kind}_bucket")
-    if kind == "s3":
-        return lambda: StorageCacheStore(S3Result(bucket=bucket), prefix="caches")
-    return lambda: StorageCacheStore(GCSResult(bucket=bucket), prefix="caches")
-
 
 def test_put_then_get_from_a_new_store_object(make_store: Callable[[], CacheStore]) -> None:
     make_store().put(*entry("k", 41))

@@ -1,0 +1,37 @@
+"""Store factories shared by the store contract and the cache management tests: the memory
+store, and StorageCacheStore over local disk, S3 (moto's server) and GCS (fake-gcs-server)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowcore.caching import MemoryCacheStore, StorageCacheStore
+from flowcore.engine.results import GCSResult, LocalResult, S3Result
+
+
+def _factory(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[], Any]:
+    """New store objects over one backing store (so a test can read what another wrote)."""
+    if kind == "memory":
+        caches: dict[str, Any] = {}
+        return lambda: MemoryCacheStore(caches)
+    if kind == "local":
+        return lambda: StorageCacheStore(LocalResult(dir=tmp_path / "cache"))
+    bucket = request.getfixturevalue(f"{kind}_bucket")
+    if kind == "s3":
+        return lambda: StorageCacheStore(S3Result(bucket=bucket), prefix="caches")
+    return lambda: StorageCacheStore(GCSResult(bucket=bucket), prefix="caches")
+
+
+@pytest.fixture(params=["memory", "local", "s3", "gcs"])
+def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Any]:
+    return _factory(request.param, tmp_path, request)
+
+
+@pytest.fixture(params=["local", "s3", "gcs"])
+def make_storage_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Any]:
+    """Storage stores only: their records know their creation time and keep expired ones."""
+    return _factory(request.param, tmp_path, request)
