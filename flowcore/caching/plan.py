@@ -164,6 +164,7 @@ class CacheRun:
         self.key_parts: dict[str, str] = {}
         self.uncached = False
         self.lease: Any = None
+        self._input_digests: dict[str, str] | None = None
 
     # -- asking -----------------------------------------------------------------------
 
@@ -308,10 +309,11 @@ class CacheRun:
         if getattr(self.plan.validator, "__name__", None) != "all_inputs":
             return None
         try:
-            return inputs_part(hash_mapping(inputs))
+            self._input_digests = hash_mapping(inputs)
         except UnhashableValue as exc:
             self._warn_unhashable(exc)
             return None
+        return inputs_part(self._input_digests)
 
     def _compute_key(self, inputs: Mapping[str, Any]) -> bool:
         policy = self.plan.policy
@@ -345,7 +347,7 @@ class CacheRun:
     def _record(self, state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> State:
         assert self.key is not None
         try:
-            input_digests = hash_mapping(inputs)
+            input_digests = self._input_digests or hash_mapping(inputs)  # the lookup's, if any
             parameter_digests = hash_mapping(parameters)
         except UnhashableValue as exc:
             self._warn_unhashable(exc)
