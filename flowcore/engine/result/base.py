@@ -147,18 +147,25 @@ class Result:
         """
         cls = type(self)
         rendered = _format_template(location, kwargs, cls.__name__)
-        fast = cls.exists is Result.exists and cls.read is Result.read
-        full = self._place(rendered, _literal(location), f"template {location!r}") if fast else rendered
-        if not (self._exists(full) if fast else self.exists(location, **kwargs)):
-            return None
-        try:
-            if not fast:
+        if cls.exists is not Result.exists or cls.read is not Result.read:
+            if not self.exists(location, **kwargs):
+                return None
+            try:
                 return self.read(rendered)
-            new = self.copy()
-            new.value = self.decode(self._read_bytes(full), full)
+            except Exception as exc:
+                raise UnreadableValueError(f"{cls.__name__}: the value at {rendered!r} cannot be read: {exc!r}") from exc
+        full = self._place(rendered, _literal(location), f"template {location!r}")
+        try:
+            data = self._read_bytes_if_exists(full)
+            if data is None:
+                return None
+            value = self.decode(data, full)
+        except ResultNotImplementedError:
+            raise  # no storage at all: not a value that cannot be read
         except Exception as exc:
             raise UnreadableValueError(f"{cls.__name__}: the value at {rendered!r} cannot be read: {exc!r}") from exc
-        new.location = rendered
+        new = self.copy()
+        new.value, new.location = value, rendered
         return new
 
     def read(self, location: str) -> Result:
@@ -347,6 +354,11 @@ class Result:
 
     def _stat(self, location: str) -> tuple[int, datetime] | None:
         raise ResultNotImplementedError(_no_storage(self, "describe a stored value"))
+
+    def _read_bytes_if_exists(self, location: str) -> bytes | None:
+        """The bytes at ``location``, None if nothing is there; backends that can tell a
+        missing value from one read do it in one request."""
+        return self._read_bytes(location) if self._exists(location) else None
 
 
 class NoResultType(Result):

@@ -95,6 +95,12 @@ class GCSResult(Result):
             return False
         return True
 
+    def _read_bytes_if_exists(self, location: str) -> bytes | None:
+        try:
+            return self._call("download_as_bytes", location)  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            return None
+
     def _stat(self, location: str) -> tuple[int, datetime] | None:
         try:
             with self._boundary("get_blob", location):

@@ -174,6 +174,15 @@ class LocalResult(Result):
             raise ResultStorageError(f"LocalResult cannot delete {location!r}: {exc}") from exc
         return True
 
+    def _read_bytes_if_exists(self, location: str) -> bytes | None:
+        try:
+            with open(location, "rb") as fh:
+                return fh.read()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            raise ResultStorageError(f"LocalResult cannot read {location!r}: {exc}") from exc
+
     def _stat(self, location: str) -> tuple[int, datetime] | None:
         try:
             found = os.stat(location)

@@ -107,6 +107,12 @@ class S3Result(Result):
         self._call("delete_object", location)
         return True
 
+    def _read_bytes_if_exists(self, location: str) -> bytes | None:
+        try:
+            return self._call("get_object", location)["Body"].read()  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            return None
+
     def _stat(self, location: str) -> tuple[int, datetime] | None:
         try:
             head = self._call("head_object", location)
