@@ -256,6 +256,8 @@ class CacheRun:
                     message, result=found._result, cached_result_expiration=found.cached_result_expiration
                 )
             return found
+        if not candidates and self.plan.policy is not None:
+            self._explain_policy_miss(inputs, parameters)
         if candidates and not unreadable:
             newest = candidates[-1].state
             self.logger.info(
@@ -302,6 +304,26 @@ class CacheRun:
             config = self._config
             refresh = bool(config and config["tasks"].get("refresh_cache"))
         return refresh
+
+    def _explain_policy_miss(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
+        """One INFO line naming what differs from the task's last record, by key part."""
+        previous = self.store.latest(self.plan.name)
+        if previous is None or previous.key == self.key or not previous.key_parts:
+            return
+        policy = self.plan.policy
+        ignored = {n for p in getattr(policy, "policies", [policy]) for n in getattr(p, "exclude", ())}
+        kept = {k: v for k, v in inputs.items() if k not in ignored}
+        changes = [
+            _describe_change(part, previous, kept, parameters)
+            for part in sorted(set(previous.key_parts) | set(self.key_parts))
+            if previous.key_parts.get(part) != self.key_parts.get(part)
+        ]
+        age = _age(_now() - previous.created)
+        self.logger.info(
+            f"Task '{self.name}': cache miss for key {self.key!r}: "
+            f"{'; '.join(changes) or 'the key changed'} since the task's last record "
+            f"(flow run {previous.flow_run_id}, {age} ago)"
+        )
 
     def _inputs_filter(self, inputs: Mapping[str, Any]) -> str | None:
         """Under ``all_inputs`` only records of these very inputs can be accepted: their
@@ -459,6 +481,27 @@ def _hashable_digests(values: Mapping[str, Any]) -> dict[str, str]:
         except UnhashableValue:
             continue
     return digests
+
+
+def _describe_change(part: str, previous: CacheRecord, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> str:
+    """What changed in one named key part, in words ("input 'x' changed", "code changed")."""
+    if part.startswith("INPUTS"):
+        before = {k: v for k, v in (previous.inputs or {}).items() if k in inputs}
+        return _changed_names("input", before, inputs)
+    if part == "FLOW_PARAMETERS":
+        return _changed_names("parameter", previous.parameters or {}, parameters)
+    return {"TASK_SOURCE": "code changed", "RUN_ID": "another flow run"}.get(part, f"{part} changed")
+
+
+def _changed_names(what: str, before: Mapping[str, str], values: Mapping[str, Any]) -> str:
+    try:
+        now = hash_mapping(values)
+    except UnhashableValue:
+        return f"{what}s changed"
+    names = sorted(n for n in set(before) | set(now) if before.get(n) != now.get(n))
+    if not names:
+        return f"{what}s changed"
+    return f"{what} " + ", ".join(f"'{n}'" for n in names) + " changed"
 
 
 def _provenance(record: CacheRecord | None) -> str:

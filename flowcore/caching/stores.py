@@ -29,6 +29,7 @@ caches were updated after the run.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import threading
@@ -97,6 +98,10 @@ class CacheStore:
     def entries(self) -> Iterator[CacheRecord]:
         """Every record in the store."""
         raise NotImplementedError
+
+    def latest(self, task: str) -> CacheRecord | None:
+        """The last policy record written for ``task`` (to explain a miss), if known."""
+        return None
 
 
 def _unexpired(state: Cached, now: datetime) -> bool:
@@ -292,7 +297,21 @@ class StorageCacheStore(CacheStore):
         name = record.value_digest.split(":", 1)[1][:40]
         record.value_location = f"{self._dir(record.key)}/{name}.value"  # relative to the root
         self.result.write_bytes_at(record.value_location, data)
-        self.records.write_bytes_at(f"{self._dir(record.key)}/{record.record_id}.json", record.to_json())
+        document = record.to_json()
+        self.records.write_bytes_at(f"{self._dir(record.key)}/{record.record_id}.json", document)
+        if record.key_parts:  # a policy record: remembered per task, to explain later misses
+            self.records.write_bytes_at(self._latest_location(record.task), document)
+
+    def latest(self, task: str) -> CacheRecord | None:
+        location = self._latest_location(task)
+        try:
+            return CacheRecord.from_json(self.records.read_bytes_at(location), location)
+        except (CorruptRecord, ResultStorageError):
+            return None
+
+    def _latest_location(self, task: str) -> str:
+        name = hashlib.sha256(task.encode("utf-8")).hexdigest()[:16]
+        return f"{self.prefix}/.tasks/{name}.latest" if self.prefix else f".tasks/{name}.latest"
 
     def delete(self, key: str, record_id: str | None = None) -> int:
         """Remove records of ``key``, and the values no remaining record of it uses."""

@@ -356,3 +356,36 @@ def test_a_record_time_without_an_offset_is_utc() -> None:
     parsed = CacheRecord.from_json(json.dumps(body).encode(), "loc")
     assert parsed.created.tzinfo is not None and not parsed.expired()
     assert parsed.created < datetime.now(timezone.utc)
+
+
+def test_a_policy_miss_names_what_changed_since_the_tasks_last_record(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def build(body_offset: int) -> tuple[Flow, Any]:
+        if body_offset == 0:
+            def work(x: int, debug: bool = False) -> int:
+                return x
+        else:
+            def work(x: int, debug: bool = False) -> int:
+                return x + 1
+        cached = task(work, name="work", cache_policy=(cp.INPUTS - "debug") + cp.TASK_SOURCE)
+        with Flow("explained-miss") as flow:
+            out = cached(Parameter("x"), debug=Parameter("debug", default=False))
+        return flow, out
+
+    flow, _ = build(0)
+    changed_code, _ = build(1)
+    with set_temporary_config({"home_dir": str(tmp_path)}), caplog.at_level("INFO"):
+        flow.run(x=1)
+        caplog.clear()
+        flow.run(x=2, debug=True)
+        [line] = [r.getMessage() for r in caplog.records if "cache miss" in r.getMessage()]
+        assert "input 'x' changed since the task's last record" in line and "debug" not in line
+        caplog.clear()
+        changed_code.run(x=2)
+        [line] = [r.getMessage() for r in caplog.records if "cache miss" in r.getMessage()]
+        assert "code changed" in line and "input" not in line
+        caplog.clear()
+        changed_code.run(x=2)  # a hit: no miss line
+        assert not [r for r in caplog.records if "cache miss" in r.getMessage()]
+    assert list((tmp_path / "storage" / ".tasks").glob("*.latest"))
