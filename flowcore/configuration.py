@@ -48,7 +48,11 @@ DEFAULTS: dict[str, Any] = {
         "defaults": {"max_retries": 0, "retry_delay": None, "timeout": None},
         "refresh_cache": False,
     },
-    "caching": {"store": None},
+    "caching": {
+        "store": None,
+        # after a flow run, at most once per `every`: gc of the run's storage store
+        "gc": {"max_age": None, "max_size": None, "max_entries": None, "every": "1h"},
+    },
     "results": {"signing_key": None},
     "engine": {
         "executor": {

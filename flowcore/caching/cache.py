@@ -32,7 +32,7 @@ from typing import Any
 from flowcore.caching.records import CacheRecord
 from flowcore.caching.stores import CacheStore, MemoryCacheStore, StorageCacheStore, store_from_spec
 
-__all__ = ["Cache", "CacheEntry", "GcReport"]
+__all__ = ["Cache", "CacheEntry", "GcReport", "collect_garbage"]
 
 ORPHAN_GRACE = timedelta(hours=1)
 
@@ -228,3 +228,49 @@ def _relative(store: StorageCacheStore, location: str) -> str:
     if isinstance(root, str) and os.path.isabs(location):
         return os.path.relpath(location, root)
     return location
+
+
+def collect_garbage(store: CacheStore, settings: Any, logger: Any) -> GcReport | None:
+    """Config ``caching.gc`` after a flow run: ``gc(max_age, max_size, max_entries)`` of a
+    storage ``store`` when one of them is set, at most once per ``every`` for that store
+    (across processes: a marker ``<prefix>/.gc/last`` holds the time of the last one).
+    Values may be numbers (seconds, bytes) or text (``30d``, ``1GB``). A problem is one
+    WARNING: garbage collection never fails a flow run."""
+    from flowcore.utilities.units import parse_duration, parse_size
+
+    settings = settings or {}
+    limits = [settings.get(name) for name in ("max_age", "max_size", "max_entries")]
+    if not isinstance(store, StorageCacheStore) or all(limit is None for limit in limits):
+        return None
+    try:
+        max_age, max_size, max_entries = limits
+        every = _seconds(settings.get("every", "1h"), parse_duration)
+        marker = f"{store.prefix}/.gc/last" if store.prefix else ".gc/last"
+        last = store.records.stat(marker)
+        now = datetime.now(timezone.utc)
+        if last is not None and (now - last[1]).total_seconds() < every:
+            return None
+        store.records.write_bytes_at(marker, now.isoformat().encode())
+        report = Cache(store).gc(
+            max_age=None if max_age is None else timedelta(seconds=_seconds(max_age, parse_duration)),
+            max_bytes=None if max_size is None else int(_seconds(max_size, parse_size)),
+            max_entries=None if max_entries is None else int(max_entries),
+        )
+    except Exception as exc:
+        logger.warning(f"Cache garbage collection (caching.gc) of {store!r} failed: {exc}")
+        return None
+    if report.entries or report.orphans or report.temporaries:
+        logger.info(
+            f"Cache garbage collection: removed {len(report.entries)} entries "
+            f"({report.bytes_freed} bytes), {len(report.orphans)} orphaned values and "
+            f"{report.temporaries} temporary files"
+        )
+    return report
+
+
+def _seconds(value: Any, parse: Any) -> float:
+    """A number as is, or text read by ``parse`` (a timedelta becomes seconds)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    parsed = parse(str(value))
+    return parsed.total_seconds() if isinstance(parsed, timedelta) else float(parsed)

@@ -9,6 +9,8 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from flowcore.caching import CacheRecord, MemoryCacheStore, StorageCacheStore
 from flowcore.caching.cache import Cache
 from flowcore.caching.records import record_id_for
@@ -119,3 +121,35 @@ def test_a_cache_from_a_spec_string(tmp_path: Path) -> None:
     store = StorageCacheStore(LocalResult(dir=tmp_path))
     put(store, "k", 1)
     assert [e.key for e in Cache(str(tmp_path)).entries()] == ["k"]
+
+
+def test_configured_gc_runs_after_a_flow_run_at_most_once_per_interval(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from flowcore import Flow, task
+    from flowcore.engine.cache_validators import all_inputs
+    from flowcore.utilities.configuration import set_temporary_config
+
+    @task(cache_for=timedelta(hours=1), cache_validator=all_inputs)
+    def double(x: int) -> int:
+        return 2 * x
+
+    store = str(tmp_path / "store")
+    settings = {"caching.gc.max_entries": 2, "caching.gc.every": "1h"}
+    with set_temporary_config(settings), caplog.at_level("INFO"):
+        for first in (0, 10):
+            with Flow("gc") as flow:
+                double.map(list(range(first, first + 3)))
+            flow.run(cache_store=store)
+            if first == 0:
+                assert len(Cache(store).entries()) == 2  # gc ran after the first run
+                assert any("Cache garbage collection: removed 1 entries" in r.getMessage() for r in caplog.records)
+    assert len(Cache(store).entries()) == 5  # the second run came within the hour: no gc
+    assert (tmp_path / "store" / ".gc" / "last").is_file()
+    with set_temporary_config({"caching.gc.max_entries": "many"}), caplog.at_level("WARNING"):
+        os_marker = tmp_path / "store" / ".gc" / "last"
+        os_marker.unlink()
+        with Flow("gc-bad") as flow:
+            double(1)
+        assert flow.run(cache_store=store).is_successful()  # a bad setting never fails a run
+    assert any("caching.gc" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
