@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -48,6 +48,7 @@ from flowcore.utilities.hashing import (
     hash_mapping,
     hash_value,
 )
+from flowcore.utilities.units import format_duration
 
 __all__ = ["CachePlan", "CacheRun", "explain_miss"]
 
@@ -318,7 +319,7 @@ class CacheRun:
             for part in sorted(set(previous.key_parts) | set(self.key_parts))
             if previous.key_parts.get(part) != self.key_parts.get(part)
         ]
-        age = _age(_now() - previous.created)
+        age = format_duration(_now() - previous.created)
         self.logger.info(
             f"Task '{self.name}': cache miss for key {self.key!r}: "
             f"{'; '.join(changes) or 'the key changed'} since the task's last record "
@@ -487,41 +488,38 @@ def _describe_change(part: str, previous: CacheRecord, inputs: Mapping[str, Any]
     """What changed in one named key part, in words ("input 'x' changed", "code changed")."""
     if part.startswith("INPUTS"):
         before = {k: v for k, v in (previous.inputs or {}).items() if k in inputs}
-        return _changed_names("input", before, inputs)
+        return _changed_phrase("input", before, inputs)
     if part == "FLOW_PARAMETERS":
-        return _changed_names("parameter", previous.parameters or {}, parameters)
+        return _changed_phrase("parameter", previous.parameters or {}, parameters)
     return {"TASK_SOURCE": "code changed", "RUN_ID": "another flow run"}.get(part, f"{part} changed")
 
 
-def _changed_names(what: str, before: Mapping[str, str], values: Mapping[str, Any]) -> str:
+def _changed_phrase(what: str, before: Mapping[str, str], values: Mapping[str, Any]) -> str:
     try:
-        now = hash_mapping(values)
+        return _named(what, _changed(before, values))
     except UnhashableValue:
         return f"{what}s changed"
-    names = sorted(n for n in set(before) | set(now) if before.get(n) != now.get(n))
-    if not names:
-        return f"{what}s changed"
-    return f"{what} " + ", ".join(f"'{n}'" for n in names) + " changed"
+
+
+def _changed(before: Mapping[str, str], values: Mapping[str, Any], keys: Iterable[str] | None = None) -> list[str]:
+    """The names whose value's digest differs from ``before`` (added and removed too)."""
+    names = set(before) | set(values) if keys is None else set(keys)
+    return sorted(
+        n for n in names
+        if (n in before) != (n in values) or (n in values and before[n] != hash_value(values[n]))
+    )
+
+
+def _named(what: str, names: list[str]) -> str:
+    """``input 'x', 'y' changed`` (``inputs changed`` without names)."""
+    return f"{what} " + ", ".join(f"'{n}'" for n in names) + " changed" if names else f"{what}s changed"
 
 
 def _provenance(record: CacheRecord | None) -> str:
     """" (written by flow run R 5 min ago; value at L)" for a stored record."""
     if record is None:
         return ""
-    return f" (written by flow run {record.flow_run_id} {_age(_now() - record.created)} ago; value at {record.value_location})"
-
-
-def _age(delta: timedelta) -> str:
-    """A short human form of a duration.
-
-    >>> _age(timedelta(seconds=42)), _age(timedelta(minutes=90)), _age(timedelta(days=3))
-    ('42 s', '1.5 h', '3.0 d')
-    """
-    seconds = max(delta.total_seconds(), 0.0)
-    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
-        if seconds >= size * (1.5 if unit != "min" else 1):
-            return f"{seconds / size:.1f} {unit}" if unit != "min" else f"{seconds // size:.0f} {unit}"
-    return f"{seconds:.0f} s"
+    return f" (written by flow run {record.flow_run_id} {format_duration(_now() - record.created)} ago; value at {record.value_location})"
 
 
 def _now() -> datetime:
@@ -546,23 +544,14 @@ def explain_miss(
     name = getattr(validator, "__name__", "")
     keys = getattr(validator, "validate_on", None)
     if name in ("all_inputs", "partial_inputs_only"):
-        changed = _changed_inputs(candidate, inputs, keys)
+        changed = _changed(candidate.hashed_inputs or {}, inputs, keys)
         if changed:
-            return "input " + ", ".join(f"'{k}'" for k in changed) + " changed"
+            return _named("input", changed)
     if name in ("all_parameters", "partial_parameters_only"):
         changed = _changed_parameters(candidate, parameters, keys)
         if changed:
-            return "parameter " + ", ".join(f"'{k}'" for k in changed) + " changed"
+            return _named("parameter", changed)
     return f"cache_validator {name or validator!r} rejected it"
-
-
-def _changed_inputs(candidate: Cached, inputs: Mapping[str, Any], keys: list[str] | None) -> list[str]:
-    hashed = candidate.hashed_inputs or {}
-    names = set(hashed) | set(inputs) if keys is None else set(keys)
-    return sorted(
-        k for k in names
-        if (k in hashed) != (k in inputs) or (k in inputs and hashed[k] != hash_value(inputs[k]))
-    )
 
 
 def _changed_parameters(candidate: Cached, parameters: Mapping[str, Any], keys: list[str] | None) -> list[str]:
