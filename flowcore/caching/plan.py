@@ -37,7 +37,7 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from flowcore.caching.records import CacheRecord, CorruptRecord, inputs_part, record_id_for
-from flowcore.caching.stores import CacheStore, MemoryCacheStore
+from flowcore.caching.stores import CacheStore, MemoryCacheStore, policy_store
 from flowcore.engine.result import Result
 from flowcore.engine.state import Cached, Pending, State
 from flowcore.exceptions import LocationEscapeError, ResultStorageError, UnreadableValueError
@@ -124,17 +124,47 @@ class CachePlan:
 
     def start(
         self,
-        store: CacheStore,
         context: Mapping[str, Any],
-        key_context: Any,
         name: str,
         logger: logging.Logger,
+        task: Any = None,
         transaction: Any = None,
-        target_result: Result | None = None,
+        result: Result | None = None,
+        store: CacheStore | None = None,
     ) -> CacheRun:
-        """The cache decisions of one task run (``context`` is the task run's context;
-        ``target_result`` is where a target is looked for)."""
-        return CacheRun(self, store, context, key_context, name, logger, transaction, target_result)
+        """The cache decisions of one task run.
+
+        Args:
+            context: the task run's context (flow run id, config, the run's stores).
+            name: the task run's full name, for log lines.
+            logger: where decisions are logged.
+            task: the task, for a policy's key context (``TASK_SOURCE``).
+            transaction: the run of the task's transaction group, if any.
+            result: the task's Result: where a target is looked for, and a policy's values
+                go when the run has no store of its own.
+            store: the store to use instead of the one this plan chooses from ``context``.
+        """
+        key_context = None
+        if self.policy is not None:
+            from flowcore.cache_policies import KeyContext
+
+            key_context = KeyContext(
+                task, context.get("task_run_id"), context.get("flow_run_id"), context.get("parameters") or {}
+            )
+        if store is None:
+            store = self._store(context, result)
+        return CacheRun(self, store, context, key_context, name, logger, transaction, result)
+
+    def _store(self, context: Mapping[str, Any], result: Result | None) -> CacheStore:
+        """The run's store for this spelling: Prefect 1 caching uses the run's store (by
+        default ``context.caches``), a policy :func:`policy_store`."""
+        if self.policy is not None:
+            return policy_store(self.policy, context.get("policy_store"), result or Result(), context.get("config"))
+        store: CacheStore | None = context.get("cache_store")
+        if store is None:
+            caches = context.get("caches")
+            store = MemoryCacheStore(caches if caches is not None else {})
+        return store
 
 
 class CacheRun:

@@ -42,9 +42,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pendulum
 
-from flowcore.cache_policies import KeyContext
 from flowcore.caching.plan import CacheRun
-from flowcore.caching.stores import CacheStore, MemoryCacheStore, policy_store
 from flowcore.engine import signals
 from flowcore.engine.result import NoResult, Result
 from flowcore.engine.runner import Runner
@@ -447,21 +445,7 @@ class TaskRunner(Runner):
         plan = self.task.cache_plan
         if plan is None:
             return None
-        key_context = None
-        if plan.policy is None:
-            store: CacheStore | None = context.get("cache_store")
-            if store is None:
-                caches = context.get("caches")
-                store = MemoryCacheStore(caches if caches is not None else {})
-        else:
-            key_context = KeyContext(
-                self.task, context.get("task_run_id"), context.get("flow_run_id"),
-                context.get("parameters") or {},
-            )
-            store = policy_store(plan.policy, context.get("policy_store"), self.result, context.get("config"))
-        return plan.start(
-            store, context, key_context, self._name, self.logger, self._transaction(context), self.result
-        )
+        return plan.start(context, self._name, self.logger, self.task, self._transaction(context), self.result)
 
     def _transaction(self, context: dict[str, Any]) -> TransactionRun | None:
         """The run of the transaction this task belongs to (None: writes happen at once)."""

@@ -64,7 +64,7 @@ def test_a_task_compiles_once_and_again_when_an_argument_changes() -> None:
 
 
 def _run(plan: CachePlan, store: Any, run_id: str = "run-1") -> Any:
-    return plan.start(store, {"flow_run_id": run_id, "flow_name": "f"}, None, "t", LOGGER)
+    return plan.start({"flow_run_id": run_id, "flow_name": "f"}, "t", LOGGER, store=store)
 
 
 def test_record_then_lookup_in_a_later_run() -> None:
