@@ -30,7 +30,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from flowcore.caching.records import CacheRecord
-from flowcore.caching.stores import CacheStore, MemoryCacheStore, StorageCacheStore, store_from_spec
+from flowcore.caching.stores import (
+    CacheStore,
+    MemoryCacheStore,
+    StorageCacheStore,
+    default_storage,
+    store_from_spec,
+)
 
 __all__ = ["Cache", "CacheEntry", "GcReport", "collect_garbage"]
 
@@ -103,7 +109,6 @@ class Cache:
     def __init__(self, store: CacheStore | str | os.PathLike[str] | None = None) -> None:
         if store is None:
             from flowcore import configuration
-            from flowcore.caching.stores import default_storage
 
             spec = configuration.config.get_path("caching.store")
             store = spec if spec is not None else StorageCacheStore(default_storage())
@@ -230,17 +235,22 @@ def _relative(store: StorageCacheStore, location: str) -> str:
     return location
 
 
-def collect_garbage(store: CacheStore, settings: Any, logger: Any) -> GcReport | None:
-    """Config ``caching.gc`` after a flow run: ``gc(max_age, max_size, max_entries)`` of a
-    storage ``store`` when one of them is set, at most once per ``every`` for that store
-    (across processes: a marker ``<prefix>/.gc/last`` holds the time of the last one).
-    Values may be numbers (seconds, bytes) or text (``30d``, ``1GB``). A problem is one
-    WARNING: garbage collection never fails a flow run."""
+def collect_garbage(store: CacheStore | None, settings: Any, logger: Any) -> GcReport | None:
+    """Config ``caching.gc`` after a flow run: ``gc(max_age, max_size, max_entries)`` of the
+    run's storage ``store`` (None: the policies' ``<home_dir>/storage``) when one of them is
+    set, at most once per ``every`` for that store (across processes: a marker
+    ``<prefix>/.gc/last`` holds the time of the last one). Values may be numbers (seconds,
+    bytes) or text (``30d``, ``1GB``). A problem is one WARNING: garbage collection never
+    fails a flow run."""
     from flowcore.utilities.units import parse_duration, parse_size
 
     settings = settings or {}
     limits = [settings.get(name) for name in ("max_age", "max_size", "max_entries")]
-    if not isinstance(store, StorageCacheStore) or all(limit is None for limit in limits):
+    if all(limit is None for limit in limits):
+        return None
+    if store is None:
+        store = StorageCacheStore(default_storage())
+    if not isinstance(store, StorageCacheStore):
         return None
     try:
         max_age, max_size, max_entries = limits

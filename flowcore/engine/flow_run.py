@@ -23,9 +23,8 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 
 from flowcore import configuration
-from flowcore.caching import MemoryCacheStore, StorageCacheStore, store_from_spec
+from flowcore.caching import MemoryCacheStore, store_from_spec
 from flowcore.caching.cache import collect_garbage
-from flowcore.caching.stores import default_storage
 from flowcore.core._preflight import run_problems, unwritten_targets_message
 from flowcore.engine.flow_runner import import_object
 from flowcore.engine.state import Cached, Failed, Mapped, Paused, Pending, Resume, Scheduled, State
@@ -82,7 +81,7 @@ def run_flow(
     if isinstance(state.result, dict):
         finish_transactions(transactions, state.result, flow.logger)
         _absorb_cached_states(stores["cache_store"], state.result)
-        _collect_garbage(stores, flow)
+        collect_garbage(stores.get("policy_store"), configuration.config.get_path("caching.gc"), flow.logger)
         for task in flow.tasks:
             state.result.setdefault(task, Pending("Task not run."))
     else:
@@ -265,18 +264,6 @@ def _cache_stores(flow: Flow, given: Any, caches: dict[str, list[Cached]]) -> di
         return {"cache_store": memory}
     store = memory if spec == "memory" else store_from_spec(spec)
     return {"cache_store": store, "policy_store": store}
-
-
-def _collect_garbage(stores: dict[str, Any], flow: Flow) -> None:
-    """Config ``caching.gc``: the run's storage store (the one set for the run, else the
-    policies' default ``<home_dir>/storage``) is garbage-collected when due."""
-    settings = configuration.config.get_path("caching.gc")
-    if not settings or all(settings.get(n) is None for n in ("max_age", "max_size", "max_entries")):
-        return
-    store = stores.get("policy_store")
-    if store is None:
-        store = StorageCacheStore(default_storage())
-    collect_garbage(store, settings, flow.logger)
 
 
 def _absorb_cached_states(store: Any, task_states: dict[Task, State]) -> None:
