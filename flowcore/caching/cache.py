@@ -32,7 +32,6 @@ from typing import Any
 from flowcore.caching.records import CacheRecord
 from flowcore.caching.stores import (
     CacheStore,
-    MemoryCacheStore,
     StorageCacheStore,
     default_storage,
     store_from_spec,
@@ -219,7 +218,7 @@ class Cache:
 
     def _sweep(self) -> int:
         store = self.store
-        if isinstance(store, MemoryCacheStore) or not isinstance(store, StorageCacheStore):
+        if not isinstance(store, StorageCacheStore):
             return 0
         removed = store.result.remove_stale_temporaries()
         if store.records is not store.result:
