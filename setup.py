@@ -9,6 +9,8 @@ EXTRAS = {
     "gcp": ["google-cloud-storage>=2.10"],
     "redis": ["redis>=5.0"],
     "viz": ["graphviz>=0.20"],
+    # a PostgreSQL run store (runs.store = "postgresql+psycopg://...")
+    "postgres": ["psycopg[binary]>=3.1"],
 }
 EXTRAS["test"] = [
     "pytest>=8",
@@ -25,9 +27,10 @@ EXTRAS["test"] = [
     *EXTRAS["gcp"],
     *EXTRAS["redis"],
     *EXTRAS["viz"],
+    *EXTRAS["postgres"],
 ]
 EXTRAS["dev"] = EXTRAS["test"]
-EXTRAS["all"] = sorted({dep for name in ("aws", "gcp", "redis", "viz") for dep in EXTRAS[name]})
+EXTRAS["all"] = sorted({dep for name in ("aws", "gcp", "redis", "viz", "postgres") for dep in EXTRAS[name]})
 
 setup(
     name="flowcore",
@@ -50,6 +53,9 @@ setup(
         # the `flowcore` console script: click for its commands, rich for its tables
         "click>=8.1",
         "rich>=13",
+        # the run store: SQLAlchemy Core over SQLite or PostgreSQL, its schema migrated by Alembic
+        "SQLAlchemy>=2.0",
+        "alembic>=1.12",
     ],
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["flowcore = flowcore.cli:main"]},

@@ -54,6 +54,8 @@ DEFAULTS: dict[str, Any] = {
         "gc": {"max_age": None, "max_size": None, "max_entries": None, "every": "1h"},
     },
     "results": {"signing_key": None},
+    # the run store: "sqlite" (<home_dir>/flowcore.db), a path, a SQLAlchemy URL, or "none"
+    "runs": {"store": "sqlite", "retention_days": 30, "max_runs": 1000, "max_log_lines": 10000},
     "engine": {
         "executor": {
             "default_class": "flowcore.executors.LocalExecutor",

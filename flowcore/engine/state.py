@@ -66,6 +66,7 @@ __all__ = [
     "Cancelled",
     "Cancelling",
     "ClientFailed",
+    "Crashed",
     "Failed",
     "Finished",
     "Looped",
@@ -607,6 +608,15 @@ class ValidationFailed(Failed):
     """A user validation failed (``VALIDATIONFAIL``)."""
 
     color = "#ff5131"
+
+
+class Crashed(Failed):
+    """The process or Dask worker running the task died while it ran (flowcore's own
+    state, not in Prefect 1). Retried under ``max_retries`` like any failure; a flow run
+    whose driving process died shows as Crashed in the run store."""
+
+    color = "#8b0000"
+
 
 
 def copy_state(state: State) -> State:

@@ -40,6 +40,7 @@ from flowcore.engine.state import (
     Submitted,
     Success,
     TimedOut,
+    Crashed,
     TriggerFailed,
     ValidationFailed,
     _MetaState,
@@ -67,6 +68,7 @@ ALL_PUBLIC = [
     "Pending", "Scheduled", "Paused", "Resume", "Retrying", "ClientFailed", "Submitted",
     "Queued", "Running", "Cancelling", "Finished", "Looped", "Success", "Cached", "Mapped",
     "Skipped", "Cancelled", "Failed", "TimedOut", "TriggerFailed", "ValidationFailed",
+    "Crashed",  # flowcore's own, last so that Prefect 1's list is a prefix
 ]  # fmt: skip
 
 PREDICATES = [
@@ -100,6 +102,7 @@ TRUE_PREDICATES: dict[type[State], set[str]] = {
     TimedOut: {"is_finished", "is_failed"},
     TriggerFailed: {"is_finished", "is_failed"},
     ValidationFailed: {"is_finished", "is_failed"},
+    Crashed: {"is_finished", "is_failed"},
 }
 
 COLORS = {
@@ -108,7 +111,7 @@ COLORS = {
     Queued: "#ffea7f", Running: "#3d67ff", Cancelling: "#E8E8E8", Finished: "#003ccb",
     Looped: "#003ccb", Success: "#28a745", Cached: "#34d058", Mapped: "#003ccb",
     Skipped: "#62757f", Cancelled: "#bdbdbd", Failed: "#eb0000", TimedOut: "#ff4e33",
-    TriggerFailed: "#ff5131", ValidationFailed: "#ff5131",
+    TriggerFailed: "#ff5131", ValidationFailed: "#ff5131", Crashed: "#8b0000",
 }  # fmt: skip
 
 
@@ -146,7 +149,7 @@ def test_include_self_appends_the_class_last() -> None:
     assert Success.children(include_self=True, names_only=True) == [
         "Cached", "Mapped", "Skipped", "Success",
     ]  # fmt: skip
-    assert Failed.children(include_self=True) == [TimedOut, TriggerFailed, ValidationFailed, Failed]
+    assert Failed.children(include_self=True) == [TimedOut, TriggerFailed, ValidationFailed, Crashed, Failed]
     assert Cached.parents(include_self=True, names_only=True) == [
         "Success", "Finished", "State", "Cached",
     ]  # fmt: skip
