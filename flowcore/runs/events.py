@@ -1,0 +1,101 @@
+"""What the runners tell the run store: small, picklable event records.
+
+The engine reports through :class:`flowcore.runs.recorder.RunRecorder` (one small
+interface); the recorder turns what it is told into these events and hands them to
+:meth:`flowcore.runs.store.RunStore.submit`, which writes them in batches on a writer
+thread. Events carry names and strings only (state class names, messages, result
+locations), never States, Results or values, so they pickle cheaply from Dask workers back
+to the driver and do not tie the store to the engine's classes.
+
+Times are timezone-aware UTC datetimes. ``map_index`` is ``-1`` for a task that is not
+mapped, and for a mapped task's parent; children count from 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = [
+    "FlowRunStarted",
+    "FlowRunState",
+    "Heartbeat",
+    "LogLine",
+    "RunEvent",
+    "TaskRunState",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRunStarted:
+    """A flow run began. ``structure`` is the flow's graph::
+
+        {"tasks": [{"slug": "inc-1", "name": "inc", "mapped": False}, ...],
+         "edges": [{"upstream": "inc-1", "downstream": "add-1", "key": "x",
+                    "mapped": False}, ...]}
+
+    ``parameters`` maps each parameter name to ``repr(value)`` (shortened);
+    ``source`` is ``"/abs/path/file.py:variable"`` when known (it loads the flow again,
+    for ``flowcore resume``); ``resumed_from`` the run id this run resumes."""
+
+    run_id: str
+    flow_name: str
+    time: datetime
+    parameters: dict[str, str] = field(default_factory=dict)
+    structure: dict[str, Any] = field(default_factory=dict)
+    source: str | None = None
+    host: str = ""
+    pid: int = 0
+    resumed_from: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FlowRunState:
+    """The flow run entered ``state`` (a state class name: "Running", "Success", ...)."""
+
+    run_id: str
+    state: str
+    message: str | None
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRunState:
+    """A task run (or mapped child ``map_index``) entered ``state``. ``run_count`` is
+    the task's run count at that moment; ``result_location`` where its value was
+    checkpointed (None when it was not); ``n_map_states`` a mapped parent's child count."""
+
+    run_id: str
+    task_slug: str
+    map_index: int
+    state: str
+    message: str | None
+    time: datetime
+    run_count: int = 1
+    result_location: str | None = None
+    n_map_states: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One log line of a run (``task_slug`` None for the flow's own lines)."""
+
+    run_id: str
+    task_slug: str | None
+    map_index: int
+    time: datetime
+    level: int
+    logger: str
+    message: str
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    """The process driving ``run_id`` is alive."""
+
+    run_id: str
+    time: datetime
+
+
+RunEvent = FlowRunStarted | FlowRunState | TaskRunState | LogLine | Heartbeat
