@@ -87,7 +87,7 @@ __all__ = [
     "ValidationFailed",
 ]
 
-_NOT_COMPARED = frozenset({"context", "message"})
+_NOT_COMPARED = frozenset({"context", "message", "flow_run_id"})
 
 
 def _context_defaults(key: str) -> Any:
@@ -110,9 +110,13 @@ class State:
         result: the value (wrapped in a ``Result``) or a ``Result``.
         context: extra information; ``tags`` are added from the running task.
         cached_inputs: ``{argument name: Result}`` for a task that will run again.
+
+    The state ``flow.run()`` returns also carries ``flow_run_id``, the run's id (as in the
+    run store); other states have ``flow_run_id`` None. It does not count in ``==``.
     """
 
     color = "#696969"
+    flow_run_id: str | None = None
 
     def __init__(
         self,
