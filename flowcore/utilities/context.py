@@ -15,6 +15,16 @@ every entry; that merge was ~90% of its per-task cost. Here the context is one p
   threads and processes explicitly.
 
 The base scope holds the *live* ``flowcore.config``, not a copy.
+
+``Context(dict, **kwargs)`` builds a *detached* context, as Prefect 1's constructor does: its
+own dict, started from ``config.context`` with the given keys on top (a ``config`` key is
+deep-merged into this module's ``config``). Only the module's ``context`` follows the
+running scope. Reading a missing key raises ``AttributeError: 'Context' object has no
+attribute 'key'``, Prefect 1's text (verified against prefect 1.4.1).
+
+Pickling: ``flowcore.context`` pickles by reference (see :meth:`Context.__reduce__`); a
+detached context refuses with Prefect 1's TypeError, which tells the user to use
+``flowcore.context``.
 """
 
 from __future__ import annotations
@@ -28,16 +38,25 @@ from flowcore.utilities.collections import as_nested_dict, merge_dicts
 
 __all__ = ["Context", "context"]
 
+config = configuration.config
+"""The configuration new scopes and detached contexts start from (the live
+``flowcore.config``; tests may replace it, as Prefect 1's tests replace
+``prefect.utilities.context.config``)."""
+
+_PICKLING_REFUSED = (
+    "Pickling context objects is explicitly not supported. You should always access "
+    "context as an attribute of the `flowcore` module, as in `flowcore.context`"
+)
+
 _scope: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
     "flowcore_context", default=None
 )
 
 
 def _base_scope() -> dict[str, Any]:
-    config = configuration.config
     base: dict[str, Any] = {"config": config}
     base.update(config.get("context", {}))
-    base["secrets"] = dict(config.get_path("context.secrets", {}) or {})
+    base["secrets"] = dict(config.get("context", {}).get("secrets", {}) or {})
     return base
 
 
@@ -59,8 +78,7 @@ def pop(token: contextvars.Token[dict[str, Any] | None]) -> None:
     _scope.reset(token)
 
 
-def _layered(updates: Mapping[str, Any]) -> dict[str, Any]:
-    data = current()
+def _layered(data: dict[str, Any], updates: Mapping[str, Any]) -> dict[str, Any]:
     layer = {**data, **updates}
     new_config = updates.get("config")
     if new_config is not None and new_config is not data.get("config"):
@@ -70,22 +88,36 @@ def _layered(updates: Mapping[str, Any]) -> dict[str, Any]:
 
 
 class _Scope:
-    __slots__ = ("_updates", "_tokens")
+    __slots__ = ("_target", "_updates", "_saved")
 
-    def __init__(self, updates: dict[str, Any]) -> None:
+    def __init__(self, target: Context, updates: dict[str, Any]) -> None:
+        self._target = target
         self._updates = updates
-        self._tokens: list[contextvars.Token[dict[str, Any] | None]] = []
+        self._saved: list[Any] = []
 
     def __enter__(self) -> Context:
-        self._tokens.append(_scope.set(_layered(self._updates)))
-        return context
+        own = self._target._own
+        if own is None:
+            self._saved.append(_scope.set(_layered(current(), self._updates)))
+        else:
+            self._saved.append(own)
+            object.__setattr__(self._target, "_own", _layered(own, self._updates))
+        return self._target
 
     def __exit__(self, *exc: object) -> None:
-        _scope.reset(self._tokens.pop())
+        saved = self._saved.pop()
+        if self._target._own is None:
+            _scope.reset(saved)
+        else:
+            object.__setattr__(self._target, "_own", saved)
 
 
 class Context:
-    """Attribute-style view of the current scope (see the module docstring).
+    """Attribute-style view of the current scope, or a detached context of its own.
+
+    ``flowcore.context`` follows the running scope (see the module docstring);
+    ``Context(dict, **kwargs)`` is a detached context that starts from ``config.context``
+    with the given keys on top.
 
     >>> from flowcore import context
     >>> with context(answer=42):
@@ -93,91 +125,116 @@ class Context:
     (42, 'n/a', True)
     >>> "answer" in context
     False
+    >>> Context({"a": 1}, b=2).b
+    2
     """
 
-    __slots__ = ()
+    __slots__ = ("_own",)
+
+    def __init__(self, *args: Mapping[str, Any], **kwargs: Any) -> None:
+        data: dict[str, Any] = {"config": config}
+        data.update(config.get("context", {}))
+        data.update(dict(*args, **kwargs))
+        given = data["config"]
+        if given is not config:
+            data["config"] = merge_dicts(config, as_nested_dict(given, configuration.Config))
+        object.__setattr__(self, "_own", data)
+
+    @classmethod
+    def _following_the_scope(cls) -> Context:
+        live = cls.__new__(cls)
+        object.__setattr__(live, "_own", None)
+        return live
+
+    def _data(self) -> dict[str, Any]:
+        own: dict[str, Any] | None = self._own
+        return current() if own is None else own
 
     def __call__(self, *args: Mapping[str, Any], **kwargs: Any) -> _Scope:
         updates: dict[str, Any] = {}
         for mapping in args:
             updates.update(mapping)
         updates.update(kwargs)
-        return _Scope(updates)
+        return _Scope(self, updates)
 
     def __getattr__(self, name: str) -> Any:
         try:
-            return current()[name]
+            return self._data()[name]
         except KeyError:
-            raise AttributeError(f"flowcore.context has no key {name!r}") from None
+            raise AttributeError(f"'Context' object has no attribute '{name}'") from None
 
     def __setattr__(self, name: str, value: Any) -> None:
-        current()[name] = value
+        self._data()[name] = value
 
     def __delattr__(self, name: str) -> None:
         try:
-            del current()[name]
+            del self._data()[name]
         except KeyError:
-            raise AttributeError(name) from None
+            raise AttributeError(f"'Context' object has no attribute '{name}'") from None
 
     def __getitem__(self, key: str) -> Any:
-        return current()[key]
+        return self._data()[key]
 
     def __setitem__(self, key: str, value: Any) -> None:
-        current()[key] = value
+        self._data()[key] = value
 
     def __delitem__(self, key: str) -> None:
-        del current()[key]
+        del self._data()[key]
 
     def __contains__(self, key: object) -> bool:
-        return key in current()
+        return key in self._data()
 
     def __iter__(self) -> Iterator[str]:
-        return iter(list(current()))
+        return iter(list(self._data()))
 
     def __len__(self) -> int:
-        return len(current())
+        return len(self._data())
 
     def __repr__(self) -> str:
-        return f"<Context: {sorted(current())}>"
+        return f"<Context: {sorted(self._data())}>"
 
     def __reduce__(self) -> str:
-        """Pickles by reference: the unpickled object is the receiving process's own
-        ``flowcore.context``, which shows that process's (or thread's) current scope. So a
-        task that uses ``from flowcore import context`` runs on process-based executors,
-        where Prefect 1 failed to pickle it; the scope's contents never travel this way
-        (executors hand them over explicitly)."""
+        """``flowcore.context`` pickles by reference: the unpickled object is the receiving
+        process's own ``flowcore.context``, which shows that process's (or thread's) current
+        scope. So a task that uses ``from flowcore import context`` runs on process-based
+        executors, where Prefect 1 failed to pickle it; the scope's contents never travel
+        this way (executors hand them over explicitly). A detached ``Context(...)`` refuses
+        with Prefect 1's TypeError."""
+        if self._own is not None:
+            raise TypeError(_PICKLING_REFUSED)
         return "context"
 
     def get(self, key: str, default: Any = None) -> Any:
-        return current().get(key, default)
+        return self._data().get(key, default)
 
     def setdefault(self, key: str, default: Any = None) -> Any:
-        return current().setdefault(key, default)
+        return self._data().setdefault(key, default)
 
     def keys(self) -> list[str]:
-        return list(current())
+        return list(self._data())
 
     def items(self) -> list[tuple[str, Any]]:
-        return list(current().items())
+        return list(self._data().items())
 
     def values(self) -> list[Any]:
-        return list(current().values())
+        return list(self._data().values())
 
     def update(self, *args: Mapping[str, Any], **kwargs: Any) -> None:
         """Update the current scope in place (it persists until the scope ends)."""
-        data = current()
+        data = self._data()
         for mapping in args:
             data.update(mapping)
         data.update(kwargs)
 
     def clear(self) -> None:
-        data = current()
+        """Reset to the keys a fresh scope starts with (config and ``config.context``)."""
+        data = self._data()
         data.clear()
         data.update(_base_scope())
 
     def to_dict(self) -> dict[str, Any]:
         """A recursive copy of the current scope made of plain dicts (``config`` included)."""
-        return as_nested_dict(current(), dict)  # type: ignore[no-any-return]
+        return as_nested_dict(self._data(), dict)  # type: ignore[no-any-return]
 
 
-context = Context()
+context = Context._following_the_scope()

@@ -30,10 +30,17 @@ def test_attribute_item_get_and_in() -> None:
 
 
 def test_missing_keys_raise_attribute_and_key_errors() -> None:
-    with pytest.raises(AttributeError, match="'missing'"):
-        context.missing  # noqa: B018
+    """Prefect 1.4.1 (verified): ``AttributeError: 'Context' object has no attribute 'key'``
+    for attribute reads and deletes, KeyError for item reads."""
+    with pytest.raises(AttributeError) as info:
+        context.key  # noqa: B018
+    assert str(info.value) == "'Context' object has no attribute 'key'"
+    with pytest.raises(AttributeError, match="^'Context' object has no attribute 'nope'$"):
+        del context.nope
     with pytest.raises(KeyError):
         context["missing"]
+    assert getattr(context, "missing", "default") == "default"
+    assert not hasattr(context, "missing")
 
 
 def test_base_scope_holds_config_and_secrets() -> None:
@@ -132,7 +139,8 @@ def test_passing_the_current_config_is_a_no_op() -> None:
 
 def test_pickles_by_reference_not_by_contents() -> None:
     """A task function that closes over ``flowcore.context`` must travel to process-based
-    executors; the context's contents never travel with it."""
+    executors; the context's contents never travel with it. (Prefect 1.4.1 raises TypeError
+    here; flowcore keeps the better behaviour, named in docs/migrating.md.)"""
     with context(secret_key="not pickled"):
         for payload in (pickle.dumps(context), cloudpickle.dumps(context)):
             assert b"not pickled" not in payload
@@ -216,3 +224,70 @@ def test_set_temporary_config_is_visible_in_context() -> None:
     with set_temporary_config({"flows.checkpointing": True}):
         assert context.config.flows.checkpointing is True
     assert context.config.flows.checkpointing is False
+
+
+def test_detached_context_from_a_dict_and_keywords() -> None:
+    """Prefect 1.4.1 (verified): ``Context(dict, **kw)`` builds a context of its own; the
+    keywords win over the dict; the global context is untouched."""
+    detached = Context({"a": 1, "b": 1}, b=2)
+    assert (detached.a, detached.b) == (1, 2)
+    assert detached.config is flowcore.config
+    assert "a" not in context
+    assert Context({"a": 1}, a=2).a == 2
+
+
+def test_detached_context_keys_win_over_config_context_keys() -> None:
+    """Prefect 1.4.1 (verified): the constructor starts from ``config.context`` and the
+    given keys override it; ``config.context.secrets`` arrives as ``secrets``."""
+    with set_temporary_config({"context.my_key": "from config", "context.secrets.S": "x"}):
+        assert Context().my_key == "from config"
+        assert Context({"my_key": "dict"}).my_key == "dict"
+        assert Context(my_key="kw").my_key == "kw"
+        assert Context({"my_key": "dict"}, my_key="kw").my_key == "kw"
+        assert Context().secrets == {"S": "x"}
+
+
+def test_detached_context_follows_this_modules_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Prefect 1's own tests swap ``prefect.utilities.context.config``; the same works here."""
+    import flowcore.utilities.context as context_module
+
+    subsection = Config(password="1234")
+    monkeypatch.setattr(
+        context_module, "config", Config(context=Config(subsection=subsection, key1="v1", key2="v2"))
+    )
+    fresh = Context(key2="new")
+    assert (fresh.key1, fresh.key2, fresh.subsection) == ("v1", "new", subsection)
+
+
+def test_detached_context_deep_merges_a_given_config() -> None:
+    """Prefect 1.4.1 (verified): a ``config`` key, given as keyword or inside the dict, is
+    merged over the global config, which keeps its other keys and is not changed."""
+    for detached in (
+        Context(config={"cloud": {"send_flow_run_logs": "FOO"}}),
+        Context({"config": {"cloud": {"send_flow_run_logs": "FOO"}}}),
+    ):
+        assert detached.config.cloud.send_flow_run_logs == "FOO"
+        assert detached.config.flows.checkpointing is False
+    assert "cloud" not in flowcore.config
+
+
+def test_detached_context_as_a_context_manager() -> None:
+    """Prefect 1.4.1 (verified): a detached context layers and restores its own keys."""
+    detached = Context(my_key="fizz")
+    with detached(my_key="buzz") as inner:
+        assert inner is detached and detached.my_key == "buzz"
+        with detached({"config": {"cloud": {"send_flow_run_logs": "FOO"}}}):
+            assert detached.config.cloud.send_flow_run_logs == "FOO"
+            assert detached.my_key == "buzz"
+        assert detached.my_key == "buzz"
+    assert detached.my_key == "fizz"
+    assert "my_key" not in context
+
+
+def test_pickling_a_detached_context_raises_prefect_1s_type_error() -> None:
+    """Prefect 1.4.1 (verified) raises ``TypeError: Pickling context objects is explicitly
+    not supported. You should always access context as an attribute of the `prefect`
+    module, as in `prefect.context```; flowcore names itself in the same sentence."""
+    for dumps in (pickle.dumps, cloudpickle.dumps):
+        with pytest.raises(TypeError, match="explicitly not supported.*flowcore.context"):
+            dumps(Context(a=1))
