@@ -52,6 +52,7 @@ True
 from __future__ import annotations
 
 import copy
+import sys
 from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
@@ -108,7 +109,9 @@ class State:
     Args:
         message: a string, or an exception whose text explains the state.
         result: the value (wrapped in a ``Result``) or a ``Result``.
-        context: extra information; ``tags`` are added from the running task.
+        context: extra information; ``tags`` are added from the running task:
+            ``list(context.task_tags)``, so in the tags' own iteration order, with what
+            that collection holds (a set has no duplicates), as in Prefect 1.
         cached_inputs: ``{argument name: Result}`` for a task that will run again.
 
     The state ``flow.run()`` returns also carries ``flow_run_id``, the run's id (as in the
@@ -130,8 +133,12 @@ class State:
         self.context = context or {}
         tags = _context_defaults("task_tags")
         if tags is not None:
-            self.context.setdefault("tags", sorted(tags, key=str))
+            self.context.setdefault("tags", list(tags))
         self.cached_inputs: dict[str, Result] = cached_inputs or {}
+
+    def __sizeof__(self) -> int:
+        """The instance plus its result value, as Prefect 1 counts it (``sys.getsizeof``)."""
+        return object.__sizeof__(self) + sys.getsizeof(self.result, 0)
 
     @property
     def result(self) -> Any:

@@ -24,6 +24,7 @@ from flowcore.engine.state import (
     Cancelled,
     Cancelling,
     ClientFailed,
+    Crashed,
     Failed,
     Finished,
     Looped,
@@ -40,7 +41,6 @@ from flowcore.engine.state import (
     Submitted,
     Success,
     TimedOut,
-    Crashed,
     TriggerFailed,
     ValidationFailed,
     _MetaState,
@@ -298,13 +298,64 @@ def test_looped_loop_count_defaults_to_one_or_the_context() -> None:
         assert Looped(loop_count=2).loop_count == 2
 
 
+ALL_STATE_CLASSES = [getattr(st, name) for name in st.__all__ if name[0].isupper()] + [st._MetaState]
+
+
 def test_context_tags_come_from_task_tags() -> None:
     assert "tags" not in Success().context
     with context(task_tags={"b", "a"}):
-        assert Success().context == {"tags": ["a", "b"]}
+        assert Success().context == {"tags": list({"b", "a"})}
         assert Failed(context={"tags": ["mine"]}).context == {"tags": ["mine"]}
     with context(task_tags=set()):
         assert Pending().context == {"tags": []}
+
+
+@pytest.mark.parametrize("cls", ALL_STATE_CLASSES, ids=lambda cls: cls.__name__)
+def test_every_state_class_copies_task_tags_as_prefect_1_does(cls: type[State]) -> None:
+    """Prefect 1.4.1 (verified for all 23 of its state classes, ``_MetaState`` included):
+    ``context["tags"] = list(context.task_tags)``: the tags' own iteration order, no
+    sorting, and no de-duplication beyond the collection's own (a set has none to do, a
+    list keeps its repeats); a ``tags`` given in ``context=`` wins; other given keys stay."""
+    tag_set = set("abcdef")
+    with context(task_tags=tag_set):
+        assert cls().context == {"tags": list(tag_set)}
+        assert cls(context={"tags": ["foo"]}).context["tags"] == ["foo"]
+        assert cls(context={"x": 1}).context["x"] == 1
+    with context(task_tags=["b", "a", "b"]):
+        assert cls().context["tags"] == ["b", "a", "b"]
+    with context(task_tags=("z", "a")):
+        assert cls().context["tags"] == ["z", "a"]
+    with context(task_tags="xy"):
+        assert cls().context["tags"] == ["x", "y"]
+    assert "tags" not in cls().context
+
+
+def test_a_state_made_by_a_running_task_carries_its_tags() -> None:
+    from flowcore import Flow, task
+
+    @task(tags=["beta", "alpha"])
+    def tagged() -> int:
+        return 1
+
+    with Flow("tags") as flow:
+        result = tagged()
+    state = flow.run().result[result]
+    assert state.context["tags"] == list(result.tags)
+    assert sorted(state.context["tags"]) == ["alpha", "beta"]
+
+
+def test_sizeof_counts_the_result_as_prefect_1_does() -> None:
+    """Prefect 1.4.1 (verified): ``State.__sizeof__`` is the instance's own size plus
+    ``sys.getsizeof(result)`` (there 40 for ``Success()``, 8080 for a 1000-int list result on
+    CPython 3.11, the same figures as here)."""
+    import sys
+
+    payload = [1] * 1000
+    for cls in (Success, Failed, Pending, Cached, Mapped):
+        state = cls(result=payload)
+        assert state.__sizeof__() == object.__sizeof__(state) + sys.getsizeof(payload)
+        assert sys.getsizeof(state) > sys.getsizeof(payload)
+        assert cls().__sizeof__() == object.__sizeof__(cls()) + sys.getsizeof(None)
 
 
 def test_cached_fields_and_expiration_conversion() -> None:
