@@ -1,17 +1,21 @@
-"""``Edge``: a dependency between two tasks, optionally carrying data under ``key``."""
+"""``Edge``: a dependency between two tasks, optionally carrying data under ``key``.
+
+The module also exposes ``Task``, as Prefect 1's ``prefect.core.edge`` does, so
+``from flowcore.core.edge import Edge, Task`` works.
+"""
 
 from __future__ import annotations
 
 import keyword
 from typing import TYPE_CHECKING, Any
 
+from flowcore.core.task import Task
 from flowcore.utilities.edges import EdgeAnnotation
 
 if TYPE_CHECKING:
     from flowcore.core.flow import Flow
-    from flowcore.core.task import Task
 
-__all__ = ["Edge"]
+__all__ = ["Edge", "Task"]
 
 
 class Edge:

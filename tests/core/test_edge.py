@@ -105,3 +105,11 @@ def test_pickle_round_trip_keeps_equality_and_hash() -> None:
     assert copied.key == "x" and copied.mapped is True
     assert hash(copied) == hash(Edge(copied.upstream_task, copied.downstream_task, "x", True))
     assert edge == Edge(a, b, key="x", mapped=True)
+
+
+def test_edge_module_exposes_task_as_prefect_1s_does() -> None:
+    """Prefect 1.4.1 (verified): ``from prefect.core.edge import Edge, Task`` works."""
+    from flowcore.core import edge as edge_module
+
+    assert edge_module.Task is Task
+    assert set(edge_module.__all__) == {"Edge", "Task"}

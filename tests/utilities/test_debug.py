@@ -1,13 +1,20 @@
-"""``raise_on_exception``: exceptions inside tasks propagate out of ``flow.run``."""
+"""``raise_on_exception``: exceptions inside tasks propagate out of ``flow.run``;
+``is_serializable``: an object survives cloudpickle and a fresh process."""
 
 from __future__ import annotations
+
+import importlib
+import subprocess
+import sys
+import threading
+from pathlib import Path
 
 import pytest
 
 from flowcore import Flow, context, task
 from flowcore.engine import signals
 from flowcore.engine.state import Failed, Skipped
-from flowcore.utilities.debug import raise_on_exception
+from flowcore.utilities.debug import is_serializable, raise_on_exception
 
 
 class CustomError(Exception):
@@ -67,3 +74,31 @@ def test_flows_run_normally_when_nothing_fails() -> None:
         state = flow.run()
     assert state.is_successful() and state.result[result].result == 1
     assert not isinstance(state.result[result], Skipped)
+
+
+def test_is_serializable_loads_the_object_in_a_fresh_process(tmp_path: Path) -> None:
+    """Prefect 1.4.1 (verified with the same objects): True for a lambda (cloudpickled by
+    value), False for an object whose class only this process can import (the fresh process
+    fails with ModuleNotFoundError, raised as CalledProcessError with ``raise_on_error``), and
+    False for an object cloudpickle refuses (the TypeError itself with ``raise_on_error``)."""
+    (tmp_path / "only_in_this_process.py").write_text("class Thing:\n    pass\n")
+    sys.path.insert(0, str(tmp_path))
+    try:
+        module = importlib.import_module("only_in_this_process")
+        assert is_serializable(lambda x: x + 1) is True
+        assert is_serializable(module.Thing()) is False
+        with pytest.raises(subprocess.CalledProcessError) as info:
+            is_serializable(module.Thing(), raise_on_error=True)
+        assert b"ModuleNotFoundError" in info.value.output
+    finally:
+        sys.path.remove(str(tmp_path))
+        sys.modules.pop("only_in_this_process", None)
+    assert is_serializable(threading.Lock()) is False
+    with pytest.raises(TypeError, match="pickle"):
+        is_serializable(threading.Lock(), raise_on_error=True)
+
+
+def test_is_serializable_accepts_a_flow() -> None:
+    with Flow("travels") as flow:
+        explode()
+    assert is_serializable(flow) is True
