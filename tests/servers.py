@@ -153,3 +153,108 @@ def gcs_bucket(gcs_server: str) -> str:
     name = f"flowcore-{uuid.uuid4().hex[:16]}"
     storage.Client().create_bucket(name)
     return name
+
+
+# -- PostgreSQL ------------------------------------------------------------------------------
+#
+# A real server from Debian's `postgresql` package: initdb + pg_ctl in a temp directory,
+# listening on 127.0.0.1 only (its unix socket in the same directory), trust authentication,
+# a new database per test (`postgresql_url`). initdb refuses to run as root, so as root the
+# server runs as an unprivileged account (`nobody`, or `flowcore-pg` made with useradd).
+
+PG_USER = "flowcore"
+
+
+def _postgres_binaries() -> tuple[str, str]:
+    """initdb and pg_ctl: on PATH, else Debian's /usr/lib/postgresql/<version>/bin."""
+    import glob
+    import shutil
+
+    found = [shutil.which("initdb"), shutil.which("pg_ctl")]
+    if not all(found):
+        bindirs = sorted(glob.glob("/usr/lib/postgresql/*/bin"), key=_version_key, reverse=True)
+        for bindir in bindirs:
+            if os.path.exists(f"{bindir}/initdb") and os.path.exists(f"{bindir}/pg_ctl"):
+                found = [f"{bindir}/initdb", f"{bindir}/pg_ctl"]
+                break
+    if not all(found):
+        pytest.fail(
+            "PostgreSQL server binaries (initdb, pg_ctl) not found on PATH or in "
+            "/usr/lib/postgresql/*/bin: install Debian's postgresql package (make deps)",
+            pytrace=False,
+        )
+    return str(found[0]), str(found[1])
+
+
+def _version_key(bindir: str) -> tuple[int, ...]:
+    version = Path(bindir).parent.name
+    return tuple(int(part) for part in version.split(".") if part.isdigit())
+
+
+def _unprivileged_prefix(directory: Path) -> list[str]:
+    """The command prefix that runs a program as an unprivileged user owning ``directory``."""
+    if os.getuid() != 0:
+        return []
+    import pwd
+    import shutil
+
+    try:
+        account = pwd.getpwnam("nobody")
+    except KeyError:
+        subprocess.run(["useradd", "--system", "--no-create-home", "flowcore-pg"], check=True)
+        account = pwd.getpwnam("flowcore-pg")
+    os.chown(directory, account.pw_uid, account.pw_gid)
+    if shutil.which("runuser"):
+        return ["runuser", "-u", account.pw_name, "--"]
+    return ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups"]
+
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[str]:
+    """A PostgreSQL server on 127.0.0.1; yields the URL of its (empty) ``flowcore`` database."""
+    import shutil
+    import tempfile
+
+    initdb, pg_ctl = _postgres_binaries()
+    root = Path(tempfile.mkdtemp(prefix="flowcore-pg-"))
+    data, log = root / "data", root / "server.log"
+    as_user = _unprivileged_prefix(root)
+    port = free_port()
+
+    def run(*command: str) -> None:
+        done = subprocess.run(
+            [*as_user, *command], cwd=root, stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,
+        )  # fmt: skip
+        if done.returncode:
+            tail = log.read_text()[-2000:] if log.exists() else ""
+            raise RuntimeError(f"{command[0]} failed: {done.stdout.decode()[-2000:]}\n{tail}")
+
+    try:
+        run(initdb, "-D", str(data), "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
+        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
+        run(pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start")
+        try:
+            _create_database(port, "flowcore")
+            yield f"postgresql+psycopg://{PG_USER}@127.0.0.1:{port}/flowcore"
+        finally:
+            run(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _create_database(port: int, name: str) -> None:
+    import psycopg
+
+    dsn = f"host=127.0.0.1 port={port} user={PG_USER} dbname=postgres"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+@pytest.fixture
+def postgresql_url(postgresql_server: str) -> str:
+    """The URL of a new, empty database on the PostgreSQL server."""
+    port = int(postgresql_server.rsplit(":", 1)[1].split("/")[0])
+    name = f"flowcore_{uuid.uuid4().hex[:12]}"
+    _create_database(port, name)
+    return postgresql_server.rsplit("/", 1)[0] + f"/{name}"

@@ -1,0 +1,145 @@
+"""The run store's tables (SQLAlchemy Core), as of the newest migration.
+
+Four tables, no foreign keys (events may arrive in any order, and pruning deletes a run's
+rows table by table)::
+
+    flow_runs          one row per flow run: the latest flow state, who drives it
+      run_id PK, flow_name, state, message, started, ended, heartbeat, host, pid,
+      parameters (JSON text), structure (JSON text), source, resumed_from,
+      log_lines (lines kept), logs_dropped (lines over runs.max_log_lines)
+
+    task_runs          one row per (run, task, map index): its latest state
+      (run_id, task_slug, map_index) PK, state, message, updated (time of that state),
+      started (first Running), ended (latest finished state), run_count,
+      result_location, n_map_states
+
+    state_transitions  every state a flow run or task run entered, appended
+      id PK, run_id, task_slug (NULL for the flow run), map_index, state, message, time
+
+    log_lines          the run's log lines, at most runs.max_log_lines per run
+      id PK, run_id, task_slug, map_index, time, level, logger, message
+
+``map_index`` is -1 for an unmapped task and for a mapped task's parent. Times are stored
+in UTC: SQLite has no time zones, so :class:`UTCDateTime` writes naive UTC there and
+hands back aware datetimes on every backend.
+
+The Alembic revisions in ``flowcore/runs/migrations/versions`` create and change these
+tables; each revision spells out its own DDL (a revision is history and must not change
+when this module does). ``HEAD`` and ``REVISIONS`` name them so that a reader can check a
+database's revision without importing Alembic; a test keeps them equal to the scripts.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Dialect
+
+__all__ = [
+    "HEAD",
+    "REVISIONS",
+    "VERSION_TABLE",
+    "flow_runs",
+    "log_lines",
+    "metadata",
+    "state_transitions",
+    "task_runs",
+]
+
+# Alembic revisions, oldest first; HEAD is the one this flowcore writes.
+REVISIONS = ("0001_initial", "0002_listing_indexes_log_counts")
+HEAD = REVISIONS[-1]
+VERSION_TABLE = "flowcore_schema_version"
+
+
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """An aware UTC datetime on every backend (naive UTC text on SQLite)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        value = value.astimezone(timezone.utc)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)  # type: ignore[no-any-return]
+        return value.astimezone(timezone.utc)  # type: ignore[no-any-return]
+
+
+metadata = sa.MetaData()
+
+flow_runs = sa.Table(
+    "flow_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("flow_name", sa.String(255), nullable=False),
+    sa.Column("state", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text),
+    sa.Column("started", UTCDateTime, nullable=False),
+    sa.Column("ended", UTCDateTime),
+    sa.Column("heartbeat", UTCDateTime, nullable=False),
+    sa.Column("host", sa.String(255), nullable=False),
+    sa.Column("pid", sa.Integer, nullable=False),
+    sa.Column("parameters", sa.Text, nullable=False),
+    sa.Column("structure", sa.Text, nullable=False),
+    sa.Column("source", sa.Text),
+    sa.Column("resumed_from", sa.String(64)),
+    sa.Column("log_lines", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("logs_dropped", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_flow_runs_started", "started"),
+    sa.Index("ix_flow_runs_flow_name_started", "flow_name", "started"),
+    sa.Index("ix_flow_runs_state_started", "state", "started"),
+)
+
+task_runs = sa.Table(
+    "task_runs",
+    metadata,
+    sa.Column("run_id", sa.String(64), primary_key=True),
+    sa.Column("task_slug", sa.String(255), primary_key=True),
+    sa.Column("map_index", sa.Integer, primary_key=True),
+    sa.Column("state", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text),
+    sa.Column("updated", UTCDateTime, nullable=False),
+    sa.Column("started", UTCDateTime),
+    sa.Column("ended", UTCDateTime),
+    sa.Column("run_count", sa.Integer, nullable=False),
+    sa.Column("result_location", sa.Text),
+    sa.Column("n_map_states", sa.Integer),
+)
+
+state_transitions = sa.Table(
+    "state_transitions",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("task_slug", sa.String(255)),
+    sa.Column("map_index", sa.Integer, nullable=False),
+    sa.Column("state", sa.String(64), nullable=False),
+    sa.Column("message", sa.Text),
+    sa.Column("time", UTCDateTime, nullable=False),
+    sa.Index("ix_state_transitions_run_id", "run_id"),
+)
+
+log_lines = sa.Table(
+    "log_lines",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("task_slug", sa.String(255)),
+    sa.Column("map_index", sa.Integer, nullable=False),
+    sa.Column("time", UTCDateTime, nullable=False),
+    sa.Column("level", sa.Integer, nullable=False),
+    sa.Column("logger", sa.String(255), nullable=False),
+    sa.Column("message", sa.Text, nullable=False),
+    sa.Index("ix_log_lines_run_id", "run_id"),
+)

@@ -1,0 +1,77 @@
+"""Run store fixtures: every contract test runs on SQLite and on a real PostgreSQL server."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from flowcore.runs import RunStore
+from flowcore.runs.events import FlowRunStarted, FlowRunState, TaskRunState
+from tests.servers import postgresql_server, postgresql_url  # noqa: F401
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A new, empty database: a SQLite file, or a database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'runs.db'}"
+    return str(request.getfixturevalue("postgresql_url"))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'runs.db'}"
+
+
+@pytest.fixture
+def make_store(url: str) -> Iterator[Callable[..., RunStore]]:
+    """``make_store(**options)``: a RunStore on ``url``, closed after the test."""
+    stores: list[RunStore] = []
+
+    def make(**options: object) -> RunStore:
+        store = RunStore(url, **options)  # type: ignore[arg-type]
+        stores.append(store)
+        return store
+
+    yield make
+    for store in stores:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: Callable[..., RunStore]) -> RunStore:
+    return make_store()
+
+
+def at(seconds: float) -> datetime:
+    """A time ``seconds`` after the tests' reference time (negative: before)."""
+    return NOW + timedelta(seconds=seconds)
+
+
+def started(
+    run_id: str, flow: str = "etl", time: datetime | None = None, pid: int | None = None,
+    host: str | None = None, **fields: object,
+) -> FlowRunStarted:  # fmt: skip
+    """A FlowRunStarted driven by this process (unless ``pid``/``host`` say otherwise)."""
+    return FlowRunStarted(
+        run_id=run_id, flow_name=flow, time=time or at(0),
+        host=socket.gethostname() if host is None else host,
+        pid=os.getpid() if pid is None else pid, **fields,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+def flow_state(run_id: str, state: str, seconds: float, message: str | None = None) -> FlowRunState:
+    return FlowRunState(run_id, state, message, at(seconds))
+
+
+def task_state(
+    run_id: str, slug: str, state: str, seconds: float, index: int = -1, **fields: object
+) -> TaskRunState:
+    return TaskRunState(run_id, slug, index, state, None, at(seconds), **fields)  # type: ignore[arg-type]

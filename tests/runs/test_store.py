@@ -1,0 +1,306 @@
+"""The run store contract, on SQLite and on PostgreSQL (the ``url`` fixture)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from flowcore.runs import RunInfo, RunStore, RunStoreError, TaskRunInfo, Transition
+from flowcore.runs.events import FlowRunState, Heartbeat, LogLine
+from tests.runs.conftest import at, flow_state, started, task_state
+
+
+def _run(
+    store: RunStore, run_id: str, final: str | None = "Success", time: datetime | None = None,
+    **fields: object,
+) -> None:  # fmt: skip
+    """Start ``run_id`` at ``time`` (default: the reference time), run it, end it ``final``
+    (None: leave it Running); its flow states come 1 s and 9 s after the start."""
+    start = time or at(0)
+    store.submit(started(run_id, time=start, **fields))  # type: ignore[arg-type]
+    store.submit(FlowRunState(run_id, "Running", None, start + timedelta(seconds=1)))
+    if final is not None:
+        store.submit(FlowRunState(run_id, final, f"run {final}", start + timedelta(seconds=9)))
+
+
+def _dead_pid() -> int:
+    """The pid of a process that has exited (and been reaped)."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+# -- writing and reading back ----------------------------------------------------------
+
+
+def test_a_run_reads_back_as_written(store: RunStore) -> None:
+    structure = {"tasks": [{"slug": "inc-1", "name": "inc", "mapped": True}], "edges": []}
+    store.submit(
+        started("run-0001", parameters={"x": "1"}, structure=structure, source="/f.py:flow")
+    )
+    store.submit(flow_state("run-0001", "Running", 1))
+    store.submit(task_state("run-0001", "inc-1", "Mapped", 2, n_map_states=2))
+    store.submit(task_state("run-0001", "inc-1", "Running", 3, index=0))
+    store.submit(task_state("run-0001", "inc-1", "Success", 4, index=0, result_location="/r/0"))
+    store.submit(task_state("run-0001", "inc-1", "Failed", 4, index=1))
+    store.submit(flow_state("run-0001", "Failed", 5, "Some reference tasks failed."))
+    store.flush()
+
+    run = store.get_run("run-0001")
+    assert run == RunInfo(
+        run_id="run-0001", flow_name="etl", state="Failed",
+        message="Some reference tasks failed.", started=at(0), ended=at(5), heartbeat=at(5),
+        host=run.host, pid=os.getpid(), parameters={"x": "1"}, source="/f.py:flow",
+        resumed_from=None, structure=structure,
+        task_counts={"Failed": 1, "Mapped": 1, "Success": 1},
+    )  # fmt: skip
+    assert run.host and run.started.tzinfo is not None
+    assert store.task_runs("run-0001") == [
+        TaskRunInfo("inc-1", -1, "Mapped", None, None, at(2), 1, None, 2),
+        TaskRunInfo("inc-1", 0, "Success", None, at(3), at(4), 1, "/r/0", None),
+        TaskRunInfo("inc-1", 1, "Failed", None, None, at(4), 1, None, None),
+    ]
+    assert [(t.task_slug, t.map_index, t.state) for t in store.transitions("run-0001")] == [
+        (None, -1, "Running"),
+        ("inc-1", -1, "Mapped"),
+        ("inc-1", 0, "Running"),
+        ("inc-1", 0, "Success"),
+        ("inc-1", 1, "Failed"),
+        (None, -1, "Failed"),
+    ]
+    assert store.transitions("run-0001", "inc-1", 0) == [
+        Transition("inc-1", 0, "Running", None, at(3)),
+        Transition("inc-1", 0, "Success", None, at(4)),
+    ]
+
+
+def test_a_task_run_keeps_its_first_start_and_latest_end(store: RunStore) -> None:
+    _run(store, "run-0002", final=None)
+    for seconds, state in [(1, "Running"), (2, "Failed"), (3, "Retrying"), (4, "Running")]:
+        store.submit(task_state("run-0002", "t-1", state, seconds, run_count=1 + seconds // 3))
+    store.flush()  # the retry's Success lands in a later batch
+    store.submit(task_state("run-0002", "t-1", "Success", 5, run_count=2, result_location="/x"))
+    store.submit(task_state("run-0002", "t-1", "Success", 6, run_count=2))
+    store.flush()
+    assert store.task_runs("run-0002") == [
+        TaskRunInfo("t-1", -1, "Success", None, at(1), at(6), 2, "/x", None)
+    ]
+    assert len(store.transitions("run-0002", "t-1")) == 6
+
+
+def test_runs_are_listed_newest_first_and_filtered(store: RunStore) -> None:
+    for i, (flow, final) in enumerate(
+        [("a", "Success"), ("b", "Failed"), ("a", "Failed"), ("a", "Crashed")]
+    ):
+        _run(store, f"run-{i}", flow=flow, time=at(i), final=final)
+    store.flush()
+    assert [r.run_id for r in store.list_runs()] == ["run-3", "run-2", "run-1", "run-0"]
+    assert [r.run_id for r in store.list_runs(flow="a")] == ["run-3", "run-2", "run-0"]
+    assert [r.run_id for r in store.list_runs(state="Failed")] == ["run-2", "run-1"]
+    assert [r.run_id for r in store.list_runs(flow="a", state="failed")] == ["run-2"]
+    assert [r.run_id for r in store.list_runs(limit=2, offset=1)] == ["run-2", "run-1"]
+    assert store.count_runs() == 4
+    assert store.count_runs(flow="a") == 3
+    assert store.count_runs(state="CRASHED") == 1
+    assert store.list_runs(flow="nope") == [] and store.count_runs(flow="nope") == 0
+
+
+def test_get_run_accepts_a_unique_prefix(store: RunStore) -> None:
+    for run_id in ["3f2a91c0", "3f2a77d1", "9b0c_x%1"]:
+        _run(store, run_id)
+    store.flush()
+    assert store.get_run("3f2a9").run_id == "3f2a91c0"  # type: ignore[union-attr]
+    assert store.get_run("9b0c_").run_id == "9b0c_x%1"  # type: ignore[union-attr]
+    assert store.get_run("9b0c%") is None  # LIKE wildcards are taken literally
+    assert store.get_run("3f2") is None  # too short to be a prefix
+    assert store.get_run("ffff") is None
+    with pytest.raises(RunStoreError, match="ambiguous.*3f2a91c0.*3f2a77d1|ambiguous.*3f2a77d1"):
+        store.get_run("3f2a")
+
+
+def test_latest_resumable_is_the_newest_failed_or_unfinished_run(store: RunStore) -> None:
+    _run(store, "r-old-failed", time=at(0), final="TimedOut")
+    _run(store, "r-success", time=at(1))
+    _run(store, "r-cancelled", time=at(2), final="Cancelled")
+    _run(store, "r-other-flow", flow="other", time=at(3), final="Failed")
+    store.flush()
+    assert store.latest_resumable("etl").run_id == "r-old-failed"  # type: ignore[union-attr]
+    _run(store, "r-running", time=at(4), final=None)
+    store.flush()
+    assert store.latest_resumable("etl").run_id == "r-running"  # type: ignore[union-attr]
+    assert store.latest_resumable("nobody") is None
+
+
+def test_events_before_the_run_started_are_kept(store: RunStore) -> None:
+    store.submit(task_state("early", "t-1", "Running", 1))
+    store.submit(LogLine("early", "t-1", -1, at(1), logging.INFO, "flowcore.task", "hello"))
+    store.submit(Heartbeat("early", at(2)))
+    store.flush()
+    placeholder = store.get_run("early")
+    assert placeholder is not None and placeholder.flow_name == ""
+    store.submit(started("early", flow="late", time=at(0)))
+    store.flush()
+    run = store.get_run("early")
+    assert run is not None and run.flow_name == "late" and run.task_counts == {"Running": 1}
+    assert [line.message for line in store.logs("early")] == ["hello"]
+
+
+def test_heartbeats_move_forward_only(store: RunStore) -> None:
+    _run(store, "hb", final=None)
+    store.submit(Heartbeat("hb", at(30)))
+    store.submit(Heartbeat("hb", at(20)))
+    store.flush()
+    assert store.get_run("hb").heartbeat == at(30)  # type: ignore[union-attr]
+
+
+def test_the_writer_thread_beats_for_the_runs_this_process_drives(
+    make_store: Callable[..., RunStore],
+) -> None:
+    store = make_store(heartbeat_every=0.05)
+    for run_id, pid in [("mine", os.getpid()), ("theirs", os.getpid() + 1)]:
+        store.submit(started(run_id, time=at(-3600), pid=pid))
+        store.submit(FlowRunState(run_id, "Running", None, at(-3600)))
+    store.flush()
+    deadline = time.monotonic() + 60
+    while store.get_run("mine").heartbeat < at(0):  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, "the writer thread never stamped a heartbeat"
+        time.sleep(0.05)
+    assert store.get_run("theirs").heartbeat == at(-3600)  # type: ignore[union-attr]
+
+
+# -- log lines ---------------------------------------------------------------------------
+
+
+def test_log_lines_are_capped_per_run_and_the_rest_counted(
+    make_store: Callable[..., RunStore],
+) -> None:
+    store = make_store(max_log_lines=5)
+    _run(store, "logs", final=None)
+    _run(store, "other", final=None)
+
+    def line(run_id: str, i: int, slug: str | None = None) -> LogLine:
+        return LogLine(run_id, slug, -1, at(i), logging.INFO, "flowcore", f"line {i}")
+
+    for i in range(3):
+        store.submit(line("logs", i, "t-1" if i == 1 else None))
+    store.flush()
+    for i in range(3, 8):
+        store.submit(line("logs", i))
+    store.submit(line("other", 0))
+    store.flush()
+
+    lines = store.logs("logs")
+    assert [x.message for x in lines] == [
+        "line 0", "line 1", "line 2", "line 3", "line 4",
+        "3 more log lines were dropped (runs.max_log_lines)",
+    ]  # fmt: skip
+    assert lines[-1].task_slug is None and lines[-1].level == logging.WARNING
+    assert [x.message for x in store.logs("logs", limit=2)][0] == "line 4"
+    assert [x.message for x in store.logs("logs", task_slug="t-1")] == ["line 1"]
+    assert [x.message for x in store.logs("other")] == ["line 0"]
+
+
+# -- crashes -------------------------------------------------------------------------------
+
+
+def test_a_run_whose_driver_died_is_crashed_with_its_unfinished_tasks(store: RunStore) -> None:
+    pid = _dead_pid()
+    _run(store, "dead", final=None, pid=pid, time=at(-600))
+    store.submit(task_state("dead", "done-1", "Success", -590))
+    store.submit(task_state("dead", "busy-1", "Running", -590))
+    store.submit(task_state("dead", "waiting-1", "Pending", -590))
+    store.submit(Heartbeat("dead", at(-500)))
+    _run(store, "alive", final=None, time=at(-600))  # this process: alive
+    _run(store, "elsewhere", final=None, host="another-host", time=at(-600))
+    _run(store, "fresh", final=None, pid=pid, time=at(-600))
+    store.submit(Heartbeat("fresh", at(3600)))  # a heartbeat from the future is not stale
+    store.flush()
+
+    run = store.get_run("dead")
+    assert run is not None and run.state == "Crashed"
+    assert f"pid {pid}" in run.message and "died" in run.message  # type: ignore[operator]
+    assert run.ended == at(-500)
+    states = {t.task_slug: t.state for t in store.task_runs("dead")}
+    assert states == {"done-1": "Success", "busy-1": "Crashed", "waiting-1": "Crashed"}
+    assert run.task_counts == {"Crashed": 2, "Success": 1}
+    assert store.transitions("dead")[-1].state == "Crashed"
+    assert {r.run_id: r.state for r in store.list_runs()} == {
+        "dead": "Crashed", "alive": "Running", "elsewhere": "Crashed", "fresh": "Running",
+    }  # fmt: skip
+    assert [t.state for t in store.transitions("dead") if t.task_slug is None] == [
+        "Running", "Crashed",
+    ]  # fmt: skip
+    assert [t.state for t in store.transitions("dead", "busy-1")] == ["Running", "Crashed"]
+    assert len(store.transitions("dead")) == 7  # later reads do not crash the run again
+
+
+def test_the_crash_threshold_is_an_option(make_store: Callable[..., RunStore]) -> None:
+    pid = _dead_pid()
+    patient = make_store(crash_after=7200)
+    _run(patient, "quiet", final=None, pid=pid, time=at(-600))
+    patient.flush()
+    assert patient.get_run("quiet").state == "Running"  # type: ignore[union-attr]
+    assert make_store(crash_after=60).get_run("quiet").state == "Crashed"  # type: ignore[union-attr]
+
+
+# -- retention ---------------------------------------------------------------------------
+
+
+def test_prune_by_age_and_count_keeps_unfinished_runs(store: RunStore) -> None:
+    day = 86_400
+    _run(store, "old-run", time=at(-40 * day))
+    store.submit(task_state("old-run", "t-1", "Success", -40 * day))
+    store.submit(LogLine("old-run", None, -1, at(-40 * day), 20, "flowcore", "old"))
+    _run(store, "ancient-live", time=at(-40 * day), final=None)  # driven by this process
+    for i in range(4):
+        _run(store, f"recent-{i}", time=at(-day + i))
+    store.flush()
+
+    assert store.prune(retention_days=30, max_runs=1000) == 1
+    assert store.get_run("old-run") is None
+    assert store.task_runs("old-run") == [] and store.logs("old-run") == []
+    assert store.transitions("old-run") == []
+    assert store.prune(retention_days=30, max_runs=2) == 2
+    assert [r.run_id for r in store.list_runs()] == ["recent-3", "recent-2", "ancient-live"]
+    assert store.prune(retention_days=30, max_runs=2) == 0
+
+
+# -- failures ------------------------------------------------------------------------------
+
+
+def test_a_failed_write_is_logged_once_and_raised_from_the_next_flush(
+    store: RunStore, url: str, logs: pytest.LogCaptureFixture
+) -> None:
+    _run(store, "w", final=None)
+    store.flush()
+    engine = sa.create_engine(url)
+    with engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE log_lines"))
+    engine.dispose()
+    for i in range(3):
+        store.submit(LogLine("w", None, -1, at(i), 20, "flowcore", "lost"))
+        with pytest.raises(RunStoreError, match="log_lines"):
+            store.flush()
+    errors = [r for r in logs.records if r.levelno == logging.ERROR and r.name == "flowcore.runs"]
+    assert len(errors) == 1 and "log_lines" in errors[0].getMessage()
+    store.submit(flow_state("w", "Success", 5))
+    store.flush()  # the store still writes what it can
+    assert store.get_run("w").state == "Success"  # type: ignore[union-attr]
+
+
+def test_close_is_idempotent_and_the_store_reopens(store: RunStore) -> None:
+    _run(store, "c")
+    store.close()
+    store.close()
+    assert store.get_run("c").state == "Success"  # type: ignore[union-attr]
+    _run(store, "d")
+    store.flush()
+    assert store.count_runs() == 2
