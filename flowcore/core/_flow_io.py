@@ -2,8 +2,9 @@
 
 ``save`` cloudpickles the flow into a small JSON envelope that also records the library
 versions it was built with, so that a load that fails can say which version differs. The
-default location is ``<config.home_dir>/flows/<slugified flow name>.flowcore``; writes are
-atomic (temporary file, then rename).
+default location is Prefect 1's, ``<config.home_dir>/flows/<slugified flow name>.prefect``
+(``Flow.load(name)`` reads it, and falls back to the ``.flowcore`` name that earlier
+flowcore versions wrote); writes are atomic (temporary file, then rename).
 
 ``visualize`` draws the graph with the ``graphviz`` package (extra ``viz``) and Graphviz's
 ``dot`` program: one node per task (a box labelled ``name <map>`` for mapped tasks, one
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
 
 __all__ = ["default_flow_path", "load_flow", "save_flow", "slugify", "visualize_flow"]
 
-FLOW_SUFFIX = ".flowcore"
+FLOW_SUFFIX = ".prefect"
+_LEGACY_SUFFIX = ".flowcore"
 
 
 def slugify(text: str) -> str:
@@ -52,11 +54,11 @@ def slugify(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
 
 
-def default_flow_path(name: str) -> Path:
-    """``<home_dir>/flows/<slug>.flowcore``, with ``home_dir`` from the active config."""
+def default_flow_path(name: str, suffix: str = FLOW_SUFFIX) -> Path:
+    """``<home_dir>/flows/<slug>.prefect``, with ``home_dir`` from the active config."""
     config = _context.current().get("config") or configuration.config
     home = Path(os.path.expanduser(str(config.home_dir)))
-    return home / "flows" / f"{slugify(name) or 'flow'}{FLOW_SUFFIX}"
+    return home / "flows" / f"{slugify(name) or 'flow'}{suffix}"
 
 
 def _versions() -> dict[str, str]:
@@ -100,6 +102,9 @@ def load_flow(fpath: str | os.PathLike[str]) -> Flow:
     path = Path(fpath)
     if not path.is_absolute() and not path.is_file():
         path = default_flow_path(str(fpath))
+        legacy = default_flow_path(str(fpath), _LEGACY_SUFFIX)
+        if not path.is_file() and legacy.is_file():
+            path = legacy
     if not path.is_file():
         raise FileNotFoundError(
             f"No saved flow at {path}; save one with flow.save() or pass the file's path"

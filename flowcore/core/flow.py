@@ -34,6 +34,20 @@ if TYPE_CHECKING:
 __all__ = ["Flow"]
 
 
+def _is_engine_memo(key: Any) -> bool:
+    """Whether a ``_cache`` key is one the engine memoises on the flow (``"flowcore.*"``):
+    those are rebuilt after unpickling rather than pickled with the flow."""
+    return isinstance(key, str) and key.startswith("flowcore.")
+
+
+def _check_not_in_mapped_context() -> None:
+    if _context.current().get("mapped"):
+        raise ValueError(
+            "Cannot set `mapped=True` when running from inside a mapped context: the "
+            "function given to apply_map already runs once per element."
+        )
+
+
 class Flow:
     """A named graph of tasks.
 
@@ -73,7 +87,7 @@ class Flow:
         cache_store: Any = None,
     ) -> None:
         if not name:
-            raise ValueError("A Flow needs a non-empty name: Flow('my-flow')")
+            raise ValueError("A name must be provided for the flow, e.g. Flow('my-flow').")
         self.name = name
         self.schedule = schedule
         self.executor = executor
@@ -94,7 +108,10 @@ class Flow:
         self._reference_tasks: set[Task] = set()
         self._cache: dict[Any, Any] = {}
         if state_handlers is not None and not isinstance(state_handlers, (list, tuple)):
-            raise TypeError("Flow state_handlers must be a list of callables")
+            raise TypeError(
+                f"state_handlers should be iterable (flow {name!r}: got a "
+                f"{type(state_handlers).__name__}; pass a list of callables)."
+            )
         self.state_handlers = list(state_handlers or [])
         if on_failure is not None:
             from flowcore.core.task import _failure_callback
@@ -129,12 +146,18 @@ class Flow:
 
     __hash__ = None  # type: ignore[assignment]
 
+    terminal_state_handler: Callable[..., State | None] | None = None
+    """A class-level default too, so flows pickled before the attribute existed run."""
+
     def __iter__(self) -> Iterator[Task]:
         return iter(self.sorted_tasks())
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_cache"] = {}
+        state.pop("_scopes", None)
+        state["_cache"] = {
+            key: value for key, value in self._cache.items() if not _is_engine_memo(key)
+        }
         return state
 
     @property
@@ -167,13 +190,16 @@ class Flow:
     def add_task(self, task: Task) -> Task:
         """Add ``task`` (idempotent); give it a slug unique within the flow."""
         if not isinstance(task, Task):
-            raise TypeError(f"Flow.add_task takes a Task, got {type(task).__name__}: {task!r}")
+            raise TypeError(
+                f"Tasks must be Task instances (received {type(task)}); flow.add_task() "
+                f"takes a Task, got {task!r}"
+            )
         if task in self._order:
             return task
         if task.slug is not None and task.slug in self._slug_set:
             raise ValueError(
-                f'A task with the slug "{task.slug}" already exists in flow {self.name!r}; '
-                "give one of them another name or slug"
+                f'A task with the slug "{task.slug}" already exists in this flow. '
+                f"Give one of them another name or slug (flow {self.name!r})."
             )
         self.tasks.add(task)
         self._order[task] = len(self._order)
@@ -213,14 +239,12 @@ class Flow:
         ``flow.constants`` entries instead of tasks."""
         if validate is None:
             validate = configuration.config.flows.eager_edge_validation
-        if mapped and _context.current().get("mapped"):
-            raise ValueError(
-                "Cannot set mapped=True inside a mapped context (apply_map already maps)"
-            )
+        if mapped:
+            _check_not_in_mapped_context()
         if getattr(downstream_task, "_is_root_only", False):
             raise ValueError(
-                f"{downstream_task!r} is a Parameter: Parameters must be root tasks and "
-                "cannot have upstream dependencies"
+                "Parameters must be root tasks and can not have upstream dependencies "
+                f"({downstream_task!r} was given the upstream {upstream_task!r})."
             )
         edge = Edge(upstream_task, downstream_task, key=key, mapped=mapped, flattened=flattened, flow=self)
         upstream, downstream = edge.upstream_task, edge.downstream_task
@@ -245,7 +269,11 @@ class Flow:
     def _check_key(self, task: Task, key: str) -> None:
         bound = {e.key for e in self._upstream[task]} | set(self.constants.get(task, ()))
         if key in bound:
-            raise ValueError(f"Argument {key!r} of {task!r} is already bound to an upstream")
+            raise ValueError(
+                f'Argument "{key}" for task {task} has already been assigned in this flow. '
+                "If you are trying to call the task again with new arguments, call "
+                "Task.copy() before adding the result to this flow."
+            )
         try:
             task._run_signature().bind_partial(**{key: None})
         except TypeError as exc:
@@ -263,6 +291,8 @@ class Flow:
         """Add ``task`` with its state-only upstreams, downstreams and keyword inputs."""
         from flowcore.utilities.tasks import as_task
 
+        if mapped:
+            _check_not_in_mapped_context()
         task = self.add_task(as_task(task, flow=self))
         for upstream in upstream_tasks or ():
             self.add_edge(upstream, task, mapped=mapped, validate=validate)
@@ -310,15 +340,23 @@ class Flow:
             )
         for task, values in flow.constants.items():
             self.constants[task].update(values)
+        self._cache.clear()
         if merge_reference_tasks:
             self.set_reference_tasks(self.reference_tasks() | flow.reference_tasks())
         if validate or (validate is None and configuration.config.flows.eager_edge_validation):
             self._check_graph()
 
-    def replace(self, old: Task, new: Task, validate: bool = True) -> None:
-        """Put ``new`` in ``old``'s place, with its edges, constants and reference status."""
-        if old not in self._order:
-            raise ValueError(f"{old!r} is not in flow {self.name!r}")
+    def replace(self, old: Task, new: Any, validate: bool = True) -> None:
+        """Put ``new`` in ``old``'s place, with its edges, constants and reference status.
+
+        ``new`` may be any value: a constant (``flow.replace(x, 55)``) or a collection
+        becomes a task as when passed to a task (``as_task``), so the replaced input
+        becomes a constant input of ``old``'s downstream tasks.
+        """
+        from flowcore.utilities.tasks import as_task
+
+        self._require(old)
+        new = as_task(new, flow=self)
         upstream = list(self._upstream[old])
         downstream = list(self._downstream[old])
         self._remove_task(old)
@@ -368,7 +406,7 @@ class Flow:
 
     def _require(self, task: Task) -> None:
         if task not in self._order:
-            raise ValueError(f"{task!r} was not found in flow {self.name!r}")
+            raise ValueError(f"Task {task} was not found in Flow {self!r}")
 
     def edges_to(self, task: Task) -> set[Edge]:
         self._require(task)
@@ -385,29 +423,55 @@ class Flow:
         return {e.downstream_task for e in self.edges_from(task)}
 
     def all_upstream_edges(self) -> dict[Task, set[Edge]]:
-        return {t: set(edges) for t, edges in self._upstream.items()}
+        """``{task: its upstream edges}`` for every task."""
+        return self._memo(  # type: ignore[no-any-return]
+            "all_upstream_edges",
+            lambda: {t: frozenset(edges) for t, edges in self._upstream.items()},
+        )
 
     def all_downstream_edges(self) -> dict[Task, set[Edge]]:
-        return {t: set(edges) for t, edges in self._downstream.items()}
+        """``{task: its downstream edges}`` for every task."""
+        return self._memo(  # type: ignore[no-any-return]
+            "all_downstream_edges",
+            lambda: {t: frozenset(edges) for t, edges in self._downstream.items()},
+        )
 
     def root_tasks(self) -> set[Task]:
         """Tasks with no upstream edge."""
-        return {t for t in self._order if not self._upstream[t]}
+        return self._memo(  # type: ignore[no-any-return]
+            "root_tasks", lambda: frozenset(t for t in self._order if not self._upstream[t])
+        )
 
     def terminal_tasks(self) -> set[Task]:
         """Tasks with no downstream edge."""
-        return set(self._memo("terminal", lambda: [t for t in self._order if not self._downstream[t]]))
+        return self._memo(  # type: ignore[no-any-return]
+            "terminal_tasks",
+            lambda: frozenset(t for t in self._order if not self._downstream[t]),
+        )
 
     def parameters(self) -> set[Parameter]:
+        """The flow's Parameters."""
         from flowcore.core.parameter import Parameter
 
-        return set(self._memo("parameters", lambda: [t for t in self._order if isinstance(t, Parameter)]))
+        return self._memo(  # type: ignore[no-any-return]
+            "parameters", lambda: frozenset(t for t in self._order if isinstance(t, Parameter))
+        )
 
-    def _memo(self, name: str, compute: Callable[[], Iterable[Any]]) -> frozenset[Any]:
-        """A graph query's answer, kept in ``_cache`` until the graph changes."""
-        found = self._cache.get(name)
+    def _memo(self, name: str, compute: Callable[[], Any], *args: tuple[str, Any]) -> Any:
+        """A graph query's answer, kept in ``_cache`` until the graph changes.
+
+        The key is Prefect 1's: ``(method name, ((argument, value), ...))``. Answers are
+        stored frozen and handed out as fresh sets / dicts of sets, so a caller's change
+        cannot corrupt the memo; anything else found under a key is returned as it is.
+        """
+        key = (name, args)
+        found = self._cache.get(key)
         if found is None:
-            found = self._cache[name] = frozenset(compute())
+            found = self._cache[key] = compute()
+        if isinstance(found, frozenset):
+            return set(found)
+        if isinstance(found, dict):
+            return {k: set(v) if isinstance(v, frozenset) else v for k, v in found.items()}
         return found
 
     def get_tasks(
@@ -434,21 +498,26 @@ class Flow:
         resource cleanups counts as terminal)."""
         if self._reference_tasks:
             return set(self._reference_tasks)
-        return set(self._memo("reference", self._default_reference_tasks))
+        return self._memo(  # type: ignore[no-any-return]
+            "_default_reference_tasks", self._default_reference_tasks
+        )
 
-    def _default_reference_tasks(self) -> list[Task]:
-        return [
+    def _default_reference_tasks(self) -> frozenset[Task]:
+        return frozenset(
             task
             for task in self._order
             if not task._excluded_from_reference
             and all(e.downstream_task._reference_transparent for e in self._downstream[task])
-        ]
+        )
 
     def set_reference_tasks(self, tasks: Iterable[Task]) -> None:
         tasks = set(tasks)
         missing = [t for t in tasks if t not in self._order]
         if missing:
-            raise ValueError(f"Reference tasks are not in flow {self.name!r}: {missing}")
+            raise ValueError(
+                f"reference tasks must be part of the flow ({missing} are not in flow "
+                f"{self.name!r}; add them first)."
+            )
         self._reference_tasks = tasks
         self._cache.clear()
 
@@ -458,12 +527,12 @@ class Flow:
         With ``root_tasks`` (non-empty), only those tasks and everything downstream of them.
         Raises ValueError naming a cycle if the graph has one.
         """
-        roots = tuple(root_tasks) if root_tasks else None
-        cache_key = ("sorted", roots)
+        roots = tuple(root_tasks or ())
+        cache_key = ("_sorted_tasks", (("root_tasks", roots),))
         cached = self._cache.get(cache_key)
         if cached is not None:
             return cached  # type: ignore[no-any-return]
-        tasks = self._order if roots is None else self._downstream_closure(roots)
+        tasks = self._order if not roots else self._downstream_closure(roots)
         indegree = {t: sum(1 for e in self._upstream[t] if e.upstream_task in tasks) for t in tasks}
         ready = [(self._order[t], id(t), t) for t, n in indegree.items() if n == 0]
         heapq.heapify(ready)
@@ -528,9 +597,14 @@ class Flow:
     def _check_graph(self) -> None:
         """The structural checks, also run while the graph is built (eager validation)."""
         if any(e.upstream_task not in self.tasks or e.downstream_task not in self.tasks for e in self.edges):
-            raise ValueError(f"Some edges of flow {self.name!r} refer to tasks not in the flow")
+            raise ValueError(
+                f"Some edges refer to tasks not contained in this flow ({self.name!r}); add "
+                "tasks with add_task() or add_edge(), not by changing flow.edges"
+            )
         if any(t not in self.tasks for t in self._reference_tasks):
-            raise ValueError(f"Some reference tasks of flow {self.name!r} are not in the flow")
+            raise ValueError(
+                f"Some reference tasks are not contained in this flow ({self.name!r})."
+            )
         if len(set(self.slugs.values())) != len(self.slugs):
             raise ValueError(f"Flow {self.name!r} has duplicate task slugs")
         if set(self.tasks) != set(self._order):
@@ -561,8 +635,10 @@ class Flow:
 
         if getattr(self, "_scopes", None):
             raise RuntimeError(
-                f"{self!r}.run() was called inside its own `with Flow(...)` block; "
-                "call run() after the block ends"
+                "Don't call `flow.run()` from within a `Flow` context manager "
+                f"({self!r}).\n\nDo:\n\n  with Flow(...) as flow:\n      ...\n  "
+                "flow.run(...)\n\nDon't:\n\n  with Flow(...) as flow:\n      ...\n"
+                "      flow.run(...)"
             )
         return run_flow(
             self, parameters=parameters, run_on_schedule=run_on_schedule,
@@ -572,8 +648,9 @@ class Flow:
     # -- saving and drawing (flowcore/core/_flow_io.py) -------------------------------------
 
     def save(self, fpath: str | None = None) -> str:
-        """Cloudpickle the flow to ``fpath`` (default
-        ``<config.home_dir>/flows/<slugified name>.flowcore``); return the path."""
+        """Cloudpickle the flow to ``fpath`` (default, as in Prefect 1:
+        ``<config.home_dir>/flows/<slugified name>.prefect``, where ``Flow.load(name)``
+        looks); return the path."""
         from flowcore.core._flow_io import save_flow
 
         return save_flow(self, fpath)

@@ -50,11 +50,11 @@ class Parameter(Task):
 
     def __call__(self, flow: Flow | None = None) -> Parameter:
         """Add this parameter to ``flow`` (or the active flow) without copying it."""
-        flow = flow if flow is not None else _context.current().get("flow")
-        if flow is None:
-            raise ValueError(f"{self!r}: no flow to add it to; pass flow=... or use `with Flow(...)`")
-        flow.add_task(self)
+        self.bind(flow=flow)
         return self
+
+    def _run_hint(self) -> str:
+        return f"Parameter({self.name!r})"
 
     def copy(self, name: str, **task_args: Any) -> Parameter:
         """A copy under a new ``name`` (the slug follows it)."""

@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["Task", "no_default"]
 
-RESERVED_ARGUMENTS = frozenset({"upstream_tasks", "mapped", "task_args", "flow"})
+_RESERVED_ORDER = ("upstream_tasks", "mapped", "task_args", "flow")
+RESERVED_ARGUMENTS = frozenset(_RESERVED_ORDER)
 _RESERVED_ATTRIBUTES = frozenset(
     {
         "name", "slug", "tags", "max_retries", "retry_delay", "retry_on", "timeout",
@@ -60,26 +61,63 @@ no_default: Any = _NoDefault()
 
 
 def validate_run_signature(run: Callable[..., Any], owner: str) -> None:
-    """Reject ``run`` signatures the flow API cannot bind (at class or task creation)."""
+    """Reject ``run`` signatures the flow API cannot bind (at class or task creation).
+
+    Positional-only parameters are checked later, when a task is created
+    (:func:`check_positional_only`), as in Prefect 1.
+    """
     try:
         params = inspect.signature(run).parameters.values()
-    except (TypeError, ValueError):
-        return
-    for param in params:
-        if param.kind is inspect.Parameter.VAR_POSITIONAL:
-            raise ValueError(
-                f"{owner}: run() may not take *{param.name}; task arguments are bound by "
-                "keyword. Accept **kwargs instead."
-            )
-        if param.kind is inspect.Parameter.POSITIONAL_ONLY and param.name != "self":
-            raise TypeError(
-                f"{owner}: run() may not have positional-only parameters ({param.name!r})"
-            )
-        if param.name in RESERVED_ARGUMENTS:
-            raise ValueError(
-                f"{owner}: run() may not have an argument named {param.name!r}; "
-                f"{sorted(RESERVED_ARGUMENTS)} are reserved for the flow API"
-            )
+    except (TypeError, ValueError) as exc:
+        raise ValueError(
+            "This function can not be inspected (this is common with `builtin` and `numpy` "
+            "functions). In order to use it as a task, please wrap it in a standard Python "
+            f"function ({owner}: {exc})."
+        ) from exc
+    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
+        raise ValueError(
+            "Tasks with variable positional arguments (*args) are not supported, because "
+            f"all task arguments are stored as keywords ({owner}). As a workaround, accept "
+            "**kwargs in run() instead."
+        )
+    reserved = [name for name in _RESERVED_ORDER if name in {p.name for p in params}]
+    if reserved:
+        raise ValueError(
+            f"Tasks cannot have the following argument names: {', '.join(reserved)}. "
+            f"These are reserved keyword arguments ({owner}); rename them in run()."
+        )
+
+
+def check_positional_only(task: Task) -> None:
+    """Raise TypeError if ``task.run`` has positional-only parameters (arguments are
+    always passed by keyword)."""
+    positional = [
+        name
+        for name, param in task._run_signature().parameters.items()
+        if param.kind is inspect.Parameter.POSITIONAL_ONLY
+    ]
+    if positional:
+        raise TypeError(
+            "Found positional-only parameters in the function signature for task "
+            f"{task.name}: {positional}. flowcore passes arguments using keywords and does "
+            "not support positional-only parameters."
+        )
+
+
+class _InstanceSignature:
+    """``Task.__signature__``: on an instance, the run signature plus the call extras (what
+    calling the task accepts); on the class, the constructor's signature."""
+
+    def __get__(self, obj: Task | None, cls: type | None = None) -> inspect.Signature:
+        if obj is None:
+            init = inspect.signature(cls.__init__)  # type: ignore[misc]
+            return init.replace(parameters=list(init.parameters.values())[1:])
+        params = list(obj._run_signature().parameters.values())
+        by_kind: dict[Any, list[inspect.Parameter]] = {}
+        for param in params + _CALL_EXTRAS:
+            by_kind.setdefault(param.kind, []).append(param)
+        ordered = [p for kind in sorted(by_kind) for p in by_kind[kind]]
+        return inspect.Signature(ordered, return_annotation="Task")
 
 
 class TaskMetaclass(type):
@@ -93,10 +131,14 @@ class TaskMetaclass(type):
     def __call__(cls, *args: Any, **kwargs: Any) -> Any:
         for value in (*args, *kwargs.values()):
             if isinstance(value, Task):
+                name = cls.__name__
                 warnings.warn(
-                    f"A Task ({value!r}) was passed to the {cls.__name__} constructor. "
-                    f"Create {cls.__name__} with its static settings first, then call the "
-                    "instance with the Task to bind it as an input.",
+                    f"A Task was passed as an argument to {name}, you likely want to first "
+                    f"initialize {name} with any static (non-Task) arguments, then call the "
+                    f"initialized task with any dynamic (Task) arguments instead ({value!r} "
+                    f"was passed). For example:\n\n  my_task = {name}(...)  # static "
+                    "(non-Task) args go here\n  res = my_task(...)  # dynamic (Task) args "
+                    "go here",
                     stacklevel=2,
                 )
                 break
@@ -231,19 +273,22 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         cache_version: str | None = None,
         hash_file_contents: bool = False,
     ) -> None:
-        if self.__dict__:
-            clashes = sorted(set(self.__dict__) & _RESERVED_ATTRIBUTES)
-            if clashes:
-                warnings.warn(
-                    f"{type(self).__name__} sets {clashes} before Task.__init__, which "
-                    "overwrites them; rename those attributes.",
-                    stacklevel=2,
-                )
+        for attr in sorted(set(self.__dict__) & _RESERVED_ATTRIBUTES):
+            warnings.warn(
+                f"`{type(self).__name__}` sets a `{attr}` attribute, which will be "
+                "overwritten by `flowcore.Task`. Please rename this attribute to avoid this "
+                "issue (it is set before Task.__init__ runs).",
+                stacklevel=2,
+            )
         defaults = configuration.config.tasks.defaults
         self.name = name or type(self).__name__
         self.slug = slug
+        check_positional_only(self)
         if isinstance(tags, str):
-            raise TypeError(f"Task {self.name!r}: tags must be an iterable of strings, not a string")
+            raise TypeError(
+                f"Tags should be a set of tags, not a string (task {self.name!r}: "
+                f"tags={tags!r}; write tags=[{tags!r}])."
+            )
         self.tags = set(tags or ()) | set(_context.current().get("tags") or ())
 
         if max_retries is None:
@@ -252,17 +297,24 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             retry_delay = _to_retry_delay(defaults.get("retry_delay"))
         if max_retries and max_retries > 0 and retry_delay is None:
             raise ValueError(
-                f"Task {self.name!r}: max_retries={max_retries} needs a retry_delay, "
+                "A datetime.timedelta `retry_delay` must be provided if max_retries > 0 "
+                f"(task {self.name!r}: max_retries={max_retries}), "
                 "e.g. retry_delay=timedelta(seconds=10)"
             )
+        if retry_on and not (max_retries and max_retries > 0):
+            raise ValueError(
+                "A number of `max_retries` must be provided if `retry_on` is set "
+                f"(task {self.name!r}), e.g. max_retries=3, retry_delay=timedelta(seconds=10)."
+            )
+        self.retry_on = self._check_retry_on(retry_on)
         if retry_delay is not None and not max_retries:
             raise ValueError(
-                f"Task {self.name!r}: retry_delay is set but max_retries is 0; "
-                "give max_retries > 0 or drop retry_delay"
+                "A `max_retries` argument greater than 0 must be provided if specifying a "
+                f"retry delay (task {self.name!r}: max_retries={max_retries!r}); give "
+                "max_retries > 0 or drop retry_delay."
             )
         self.max_retries: int = max_retries
         self.retry_delay = retry_delay
-        self.retry_on = self._check_retry_on(retry_on)
 
         if timeout is None:
             timeout = defaults.get("timeout")
@@ -281,8 +333,9 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
 
             if cache_validator is not cache_validators.never_use:
                 warnings.warn(
-                    f"Task {self.name!r}: cache_validator is set without cache_for, so "
-                    "nothing will be cached; add cache_for=timedelta(...)",
+                    "cache_validator provided without specifying cache expiration "
+                    f"(cache_for); this Task will not be cached (task {self.name!r}: add "
+                    "cache_for=timedelta(...)).",
                     stacklevel=2,
                 )
         if cache_validator is None:
@@ -298,8 +351,8 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
 
         if state_handlers is not None and not isinstance(state_handlers, Sequence):
             raise TypeError(
-                f"Task {self.name!r}: state_handlers must be a list of callables, "
-                f"got {type(state_handlers).__name__}"
+                f"state_handlers should be iterable (task {self.name!r}: got a "
+                f"{type(state_handlers).__name__}; pass a list of callables)."
             )
         self.state_handlers = list(state_handlers or [])
         if on_failure is not None:
@@ -389,21 +442,23 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
     def _check_retry_on(
         self, retry_on: type[Exception] | Iterable[type[Exception]] | None
     ) -> set[type[Exception]] | None:
-        if retry_on is None:
+        if not retry_on:
             return None
         if isinstance(retry_on, type) or not isinstance(retry_on, Iterable):
             types = {retry_on}
         else:
             types = set(retry_on)
         for exc_type in types:
-            if not (isinstance(exc_type, type) and issubclass(exc_type, Exception)):
+            if not isinstance(exc_type, type):
                 raise TypeError(
-                    f"Task {self.name!r}: retry_on takes Exception subclasses, got {exc_type!r}"
+                    f"Invalid `retry_on` value {exc_type!r}. Expected an exception type but "
+                    f"got an instance of {type(exc_type).__name__} (task {self.name!r})."
                 )
-        if not self.max_retries:
-            raise ValueError(
-                f"Task {self.name!r}: retry_on needs max_retries > 0 (and a retry_delay)"
-            )
+            if not issubclass(exc_type, Exception):
+                raise TypeError(
+                    f"Invalid `retry_on` value {exc_type!r}. Expected an exception subclass "
+                    f"(task {self.name!r})."
+                )
         return types
 
     def _check_timeout(self, timeout: Any) -> int | None:
@@ -413,15 +468,17 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             seconds = int(timeout.total_seconds())
             if timeout.total_seconds() != seconds:
                 warnings.warn(
-                    f"Task {self.name!r}: timeouts are whole seconds; "
-                    f"{timeout} is truncated to {seconds}s",
+                    "Task timeouts do not support a sub-second resolution; smaller units "
+                    f"will be ignored! (task {self.name!r}: {timeout} is truncated to "
+                    f"{seconds}s)",
                     stacklevel=3,
                 )
             return seconds
         if not isinstance(timeout, int) or isinstance(timeout, bool):
             raise TypeError(
-                f"Task {self.name!r}: timeout must be an int (seconds) or a timedelta, "
-                f"got {type(timeout).__name__}"
+                "Only integer timeouts (representing seconds) are supported; task "
+                f"{self.name!r} got {type(timeout).__name__} {timeout!r} (use an int or a "
+                "timedelta)."
             )
         return timeout
 
@@ -447,12 +504,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             self.__dict__["_run_sig"] = sig
         return sig
 
-    @property
-    def __signature__(self) -> inspect.Signature:
-        params = list(self._run_signature().parameters.values())
-        var_kw = [p for p in params if p.kind is inspect.Parameter.VAR_KEYWORD]
-        plain = [p for p in params if p.kind is not inspect.Parameter.VAR_KEYWORD]
-        return inspect.Signature(plain + _CALL_EXTRAS + var_kw, return_annotation="Task")
+    __signature__ = _InstanceSignature()
 
     def inputs(self) -> dict[str, dict[str, Any]]:
         """``{argument: {"type", "default", "required"}}`` from the run signature."""
@@ -481,8 +533,9 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         flow = scope.get("flow")
         if flow is not None and self in flow.tasks and (flow.edges_to(self) or flow.edges_from(self)):
             warnings.warn(
-                f"Copying {self!r}, which has dependencies in the active flow; "
-                "the copy does not keep them.",
+                "You are making a copy of a task that has dependencies on or to other tasks "
+                f"in the active flow context. The copy will not retain those dependencies "
+                f"({self!r}).",
                 stacklevel=2,
             )
         new = object.__new__(type(self))
@@ -491,11 +544,11 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             task_args["slug"] = new.slug + "-copy"
         for attr, value in task_args.items():
             if not hasattr(new, attr):
-                raise AttributeError(f"{self!r} has no attribute {attr!r} to set in copy()")
+                raise AttributeError(f"{self} does not have {attr} as an attribute")
             setattr(new, attr, value)
         if "target" in task_args or "result" in task_args:
             new.result = _result_for_target(new.result, new.target, new.name)
-        new.tags = set(new.tags) | set(scope.get("tags") or ())
+        new.tags = set(self.tags) | set(new.tags) | set(scope.get("tags") or ())
         tracker = scope.get("_unused_task_tracker")
         if tracker is not None:
             tracker.discard(self)
@@ -537,14 +590,19 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         flow = flow if flow is not None else scope.get("flow")
         if flow is None:
             raise ValueError(
-                f"Could not infer an active Flow context while creating edge to {self!r}. "
-                "Call tasks inside a `with Flow(...)` block (or pass flow=...); to run the "
-                f"task's code directly, call `{self.name}.run(...)`."
+                f"Could not infer an active Flow context while creating edge to {self}. "
+                "This often means you called a task outside a `with Flow(...)` block. "
+                "If you're trying to run this task outside of a Flow context, you need to "
+                f"call `{self._run_hint()}.run(...)`"
             )
         self.set_dependencies(
             flow=flow, upstream_tasks=upstream_tasks, keyword_tasks=callargs, mapped=mapped
         )
         return self
+
+    def _run_hint(self) -> str:
+        """How the user refers to this task's ``run`` in an error message."""
+        return f"{type(self).__name__}(...)"
 
     def map(
         self,
@@ -558,8 +616,9 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         for arg in args:
             if not hasattr(arg, "__getitem__") and not isinstance(arg, EdgeAnnotation):
                 raise TypeError(
-                    f"Task {self.name!r}: cannot map over {type(arg).__name__} {arg!r}; "
-                    "pass a list, a task, or wrap it in unmapped(...)"
+                    f"Cannot map over unsubscriptable object of type {type(arg)}: "
+                    f"{repr(arg)[:10]}... (task {self.name!r}: pass a list, a task, or wrap "
+                    "it in unmapped(...))"
                 )
         task_args = dict(task_args or {})
         task_args.setdefault("nout", None)
@@ -574,12 +633,15 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         keyword_tasks: dict[str, Any] | None = None,
         mapped: bool = False,
         validate: bool | None = None,
-    ) -> None:
+    ) -> Task:
+        """Add this task to ``flow`` (default: the active flow) with the given upstream,
+        downstream and keyword dependencies; return this task (so calls chain)."""
         flow = flow if flow is not None else _context.current().get("flow")
         if flow is None:
             raise ValueError(
-                f"No flow to set dependencies of {self!r} in; pass flow=... or use a "
-                "`with Flow(...)` block"
+                "No Flow was passed, and could not infer an active Flow context "
+                f"(setting dependencies of {self!r}); pass flow=... or use a "
+                "`with Flow(...)` block."
             )
         flow.set_dependencies(
             task=self,
@@ -589,6 +651,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             mapped=mapped,
             validate=validate,
         )
+        return self
 
     def set_upstream(
         self, task: Any, flow: Flow | None = None, key: str | None = None, mapped: bool = False
@@ -631,17 +694,20 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
     def __iter__(self) -> Iterator[Task]:
         if self.nout is None:
             raise TypeError(
-                f"Task {self.name!r} is not iterable; to unpack several outputs, pass "
-                "nout=N or annotate run() with a fixed-length Tuple return type"
+                "Task is not iterable. If your task returns multiple results, pass `nout` "
+                "to the task decorator/constructor, or provide a `Tuple` return-type "
+                f"annotation to your task ({self!r}; a mapped task is never iterable)."
             )
         return (self[i] for i in range(self.nout))
 
     def __or__(self, other: Any) -> Any:
-        self.set_downstream(other)
+        """``self | other``: a state dependency; ``other`` (a constant too) runs after."""
+        self.set_dependencies(downstream_tasks=[other])
         return other
 
     def __ror__(self, other: Any) -> Task:
-        self.set_upstream(other)
+        """``other | self``: a state dependency; ``other`` (a constant too) runs first."""
+        self.set_dependencies(upstream_tasks=[other])
         return self
 
 
@@ -663,8 +729,9 @@ def _result_for_target(result: Result | None, target: Any, name: str) -> Result 
     if isinstance(target, str):
         if result.location is not None and result.location != target:
             warnings.warn(
-                f"Task {name!r}: both result.location ({result.location!r}) and target "
-                f"({target!r}) are set; the target wins",
+                "Both `result.location` and `target` were provided. The `target` value will "
+                f"be used (task {name!r}: result.location={result.location!r}, "
+                f"target={target!r}).",
                 stacklevel=3,
             )
         new.location = target

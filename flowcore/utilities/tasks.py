@@ -212,7 +212,12 @@ class _MapInputs:
 
     def copy_into_flow(self, wiring_edges: set[Any]) -> None:
         """Copy the sub-graph's tasks, edges and constants into the flow, mapping the
-        edges that leave an argument (edges that only assemble an argument stay as built)."""
+        edges that leave an argument.
+
+        Edges that only assemble an argument (a list or tuple of tasks) stay as built,
+        except those from a mapped task, which are mapped as in Prefect 1: the argument
+        ``(mapped_a, mapped_b)`` then stands for the pairs ``(a[i], b[i])``.
+        """
         flow, sub = self.flow, self.sub
         order = {task: i for i, task in enumerate(sub.sorted_tasks())}
         for task in order:
@@ -231,13 +236,18 @@ class _MapInputs:
         )
         for edge in edges:
             if edge in wiring_edges:
-                mapped, flattened = edge.mapped, edge.flattened
+                mapped = edge.mapped or self._is_mapped_task(edge.upstream_task)
+                flattened = edge.flattened
             else:
                 mapped, _, flattened = self.info.get(edge.upstream_task, (True, False, False))
             flow.add_edge(
                 edge.upstream_task, edge.downstream_task, key=edge.key,
                 mapped=mapped, flattened=flattened,
             )
+
+    def _is_mapped_task(self, task: Task) -> bool:
+        """Whether ``task`` is a mapped task of the flow (its result is one per child)."""
+        return task in self.flow.tasks and any(e.mapped for e in self.flow.edges_to(task))
 
     def wire_roots(self, before: set[Task]) -> None:
         """Make each new root of the sub-graph depend on every argument except unmapped

@@ -67,9 +67,9 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
 def test_save_defaults_to_home_dir_flows_slug(home: Path) -> None:
     flow, _ = demo_flow()
     path = flow.save()
-    assert path == str(home / "flows" / "my-demo-flow.flowcore")
+    assert path == str(home / "flows" / "my-demo-flow.prefect")
     assert default_flow_path("My Demo Flow") == Path(path)
-    assert os.listdir(home / "flows") == ["my-demo-flow.flowcore"]  # no temporary file left
+    assert os.listdir(home / "flows") == ["my-demo-flow.prefect"]  # no temporary file left
 
 
 def test_load_by_name_and_run(home: Path) -> None:
@@ -114,7 +114,7 @@ def test_save_keeps_the_schedule_and_reference_tasks(tmp_path: Path) -> None:
 
 
 def test_load_a_missing_flow(home: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="No saved flow at .*nothing-here.flowcore"):
+    with pytest.raises(FileNotFoundError, match="No saved flow at .*nothing-here.prefect"):
         Flow.load("Nothing here")
 
 
@@ -162,7 +162,7 @@ def test_load_says_when_a_module_is_missing(
 def test_slugify() -> None:
     assert slugify("ETL: daily / v2") == "etl-daily-v2"
     assert slugify("!!!") == ""
-    assert default_flow_path("!!!").name == "flow.flowcore"
+    assert default_flow_path("!!!").name == "flow.prefect"
 
 
 # -- visualize ------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ Expected names and behaviours were checked against Prefect 1.4.1 (see
 from __future__ import annotations
 
 import inspect
+import re
 import typing
 from datetime import timedelta
 from typing import Any
@@ -348,12 +349,19 @@ def test_reserved_run_argument_names_rejected_at_class_creation(reserved: str) -
         type("Bad", (Task,), {"run": namespace["run"]})
 
 
-def test_positional_only_run_parameters_rejected() -> None:
-    with pytest.raises(TypeError, match="positional-only"):
+def test_positional_only_run_parameters_rejected_when_the_task_is_made() -> None:
+    # verified against prefect 1.4.1: the class can be defined; creating a task raises
+    class Bad(Task):
+        def run(self, x: int, /, y: int) -> None:
+            pass
 
-        class Bad(Task):
-            def run(self, x: int, /, y: int) -> None:
-                pass
+    with pytest.raises(
+        TypeError,
+        match=re.escape(
+            "Found positional-only parameters in the function signature for task Bad: ['x']."
+        ),
+    ):
+        Bad()
 
 
 def test_var_keyword_run_is_allowed() -> None:
@@ -456,9 +464,10 @@ def test_explicit_nout_wins_over_annotation() -> None:
 
 def test_passing_a_task_to_a_task_constructor_warns() -> None:
     upstream = Task()
-    with pytest.warns(UserWarning, match="passed to the Add constructor"):
+    # verified against prefect 1.4.1 (its first sentence)
+    with pytest.warns(UserWarning, match="A Task was passed as an argument to Add"):
         Add(checkpoint=upstream)  # type: ignore[arg-type]
-    with pytest.warns(UserWarning, match="passed to the Task constructor"):
+    with pytest.warns(UserWarning, match="A Task was passed as an argument to Task"):
         Task(upstream)  # type: ignore[arg-type]
 
 
@@ -469,9 +478,13 @@ def test_subclass_setting_reserved_attribute_warns() -> None:
             self.tags = {"x"}
             super().__init__()
 
-    with pytest.warns(UserWarning, match="name") as record:
+    # verified against prefect 1.4.1: one warning per attribute
+    with pytest.warns(UserWarning) as record:
         t = Clash()
-    assert "tags" in str(record[0].message)
+    assert [str(w.message).split(",")[0] for w in record] == [
+        "`Clash` sets a `name` attribute",
+        "`Clash` sets a `tags` attribute",
+    ]
     assert t.name == "Clash"
 
 
@@ -590,7 +603,8 @@ def test_unexpected_and_extra_arguments_fail_at_build_time() -> None:
 
 
 def test_call_without_a_flow_raises_with_a_hint() -> None:
-    with pytest.raises(ValueError, match=r"Could not infer an active Flow context.*Add\.run"):
+    # verified against prefect 1.4.1: a Task class is named as `Add(...).run(...)`
+    with pytest.raises(ValueError, match=r"Could not infer an active Flow context.*`Add\(\.\.\.\)\.run"):
         Add()(1)
 
 
@@ -620,7 +634,7 @@ def test_bind_twice_with_validation_is_detected() -> None:
     t = Add()
     with set_temporary_config({"flows.eager_edge_validation": True}), Flow("f"):
         t.bind(Task(name="a"), 2)
-        with pytest.raises(ValueError, match="'x'"):
+        with pytest.raises(ValueError, match='Argument "x" .* has already been assigned'):
             t.bind(Task(name="b"), 4)
 
 

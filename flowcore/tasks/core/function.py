@@ -12,7 +12,9 @@ __all__ = ["FunctionTask"]
 
 
 class FunctionTask(Task):
-    """Wrap ``fn`` as a task; ``fn`` becomes ``run`` (without ``self``).
+    """``FunctionTask``: wrap ``fn`` as a task; ``fn`` becomes ``run`` (without ``self``).
+
+    On an instance, ``__doc__`` is the function's docstring.
 
     Args:
         fn: the function to run.
@@ -22,13 +24,16 @@ class FunctionTask(Task):
 
     def __init__(self, fn: Callable[..., Any], name: str | None = None, **kwargs: Any) -> None:
         if not callable(fn):
-            raise TypeError(f"FunctionTask needs a callable, got {type(fn).__name__}")
+            raise TypeError(f"`fn` must be callable; FunctionTask got a {type(fn).__name__}")
         validate_run_signature(fn, f"Task {getattr(fn, '__name__', fn)!r}")
         self.run = fn  # type: ignore[method-assign]
         functools.update_wrapper(self, fn)
         if kwargs.get("nout") is None:
             kwargs["nout"] = _infer_nout(fn)
         super().__init__(name=name or getattr(fn, "__name__", type(self).__name__), **kwargs)
+
+    def _run_hint(self) -> str:
+        return self.name
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
