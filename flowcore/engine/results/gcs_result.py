@@ -10,7 +10,7 @@ from typing import Any
 from flowcore.engine.result.base import Result
 from flowcore.exceptions import ResultStorageError
 from flowcore.utilities import gcp
-from flowcore.utilities._optional import import_optional
+from flowcore.utilities._optional import import_optional, require_optional
 
 __all__ = ["GCSResult"]
 
@@ -27,9 +27,14 @@ class GCSResult(Result):
 
     The client uses google-cloud-storage's standard configuration: application default
     credentials, or ``STORAGE_EMULATOR_HOST`` for an emulator.
+
+    Raises:
+        MissingExtraError: (an ImportError) at construction when google-cloud-storage is
+            not installed: ``pip install 'flowcore[gcp]'``.
     """
 
     def __init__(self, bucket: str | None = None, **kwargs: Any) -> None:
+        require_optional("GCSResult", "google.cloud.storage", "google.api_core")
         self.bucket = bucket
         super().__init__(**kwargs)
 

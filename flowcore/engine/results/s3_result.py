@@ -10,7 +10,7 @@ from typing import Any
 from flowcore.engine.result.base import Result
 from flowcore.exceptions import ResultStorageError
 from flowcore.utilities import aws
-from flowcore.utilities._optional import import_optional
+from flowcore.utilities._optional import import_optional, require_optional
 
 __all__ = ["S3Result"]
 
@@ -30,6 +30,10 @@ class S3Result(Result):
             including ``AWS_ENDPOINT_URL``.
         upload_options: extra ``put_object`` arguments (``ServerSideEncryption``, ...).
         **kwargs: ``Result`` arguments (``value``, ``location``, ``serializer``).
+
+    Raises:
+        MissingExtraError: (an ImportError) at construction when boto3 is not installed:
+            ``pip install 'flowcore[aws]'``.
     """
 
     def __init__(
@@ -39,6 +43,7 @@ class S3Result(Result):
         upload_options: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
+        require_optional("S3Result", "boto3", "botocore")
         self.bucket = bucket
         self.boto3_kwargs = dict(boto3_kwargs or {})
         self.upload_options = dict(upload_options or {})
