@@ -17,9 +17,14 @@ STAMP := $(VENV)/.flowcore-installed
 PIP_EXTRAS := test
 
 # Debian packages the tests need, as package:binary pairs. A package is installed (after
-# one apt-get update) only when its binary is not on PATH. Example:
+# one apt-get update) only when its binary is neither on PATH nor in APT_BIN_DIRS. Example:
 #   APT_PACKAGES := redis-server:redis-server graphviz:dot
-APT_PACKAGES := redis-server:redis-server graphviz:dot
+# postgresql: the run store's tests start a real server with initdb and pg_ctl.
+APT_PACKAGES := redis-server:redis-server graphviz:dot postgresql:initdb
+
+# Where Debian puts binaries off PATH (globs): PostgreSQL's initdb and pg_ctl live in
+# /usr/lib/postgresql/<version>/bin.
+APT_BIN_DIRS := /usr/lib/postgresql/*/bin
 
 # Extra arguments for pytest: make test PYTEST_ARGS="-x tests/core"
 PYTEST_ARGS ?=
@@ -53,7 +58,10 @@ typecheck: $(STAMP)
 deps:
 	@missing=""; \
 	for pair in $(APT_PACKAGES); do \
-	  command -v "$${pair#*:}" >/dev/null 2>&1 || missing="$$missing $${pair%%:*}"; \
+	  bin="$${pair#*:}"; found=""; \
+	  command -v "$$bin" >/dev/null 2>&1 && found=yes; \
+	  for dir in $(APT_BIN_DIRS); do [ -x "$$dir/$$bin" ] && found=yes; done; \
+	  [ -n "$$found" ] || missing="$$missing $${pair%%:*}"; \
 	done; \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:$$missing"; \

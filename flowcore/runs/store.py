@@ -322,7 +322,8 @@ class RunStore:
             engine, self._engine_obj = self._engine_obj, None
         if engine is not None:
             engine.dispose()
-        self._raise_error()
+        if self._broken is None:  # a store that never opened said so on every flush
+            self._raise_error()
 
     def _start_writer(self) -> None:
         with self._start_lock:

@@ -1,0 +1,151 @@
+"""Which store ``runs.store`` names, opening it, and what opening costs and checks."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import flowcore.engine.state as state_module
+from flowcore.configuration import config
+from flowcore.runs import RunStore, RunStoreError, open_store, store_url
+from flowcore.runs.states import FAILED_STATES, FINISHED_STATES, STATE_NAMES
+from tests.runs.conftest import started
+from tests.servers import free_port
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Iterator[Path]:
+    """``home_dir`` in a temp dir; ``runs.*`` restored afterwards."""
+    saved = (config.home_dir, config.runs.copy())
+    config.home_dir = str(tmp_path / "home")
+    try:
+        yield tmp_path
+    finally:
+        config.home_dir, config.runs = saved
+
+
+def test_store_url_forms(settings: Path) -> None:
+    home = settings / "home"
+    assert store_url("sqlite") == f"sqlite:///{home / 'flowcore.db'}"
+    assert home.is_dir()
+    assert store_url("none") is None and store_url("None") is None and store_url("") is None
+    assert store_url(str(settings / "sub" / "runs.db")) == f"sqlite:///{settings / 'sub/runs.db'}"
+    assert (settings / "sub").is_dir()
+    assert store_url("sqlite:////x/y.db") == "sqlite:////x/y.db"
+    pg = "postgresql+psycopg://me:pw@db:5432/runs"
+    assert store_url(pg) == pg
+    config.runs.store = "none"
+    assert store_url() is None and open_store() is None
+    config.runs.store = None  # FLOWCORE__RUNS__STORE=None casts to None
+    assert store_url() is None
+    config.runs.store = "sqlite"
+    assert store_url() == f"sqlite:///{home / 'flowcore.db'}"
+
+
+@pytest.mark.parametrize("spec", ["http://example.com/db", "s3://bucket/runs", "://nothing"])
+def test_store_url_refuses_what_is_not_a_database(spec: str) -> None:
+    with pytest.raises(RunStoreError, match=r"runs\.store \(FLOWCORE__RUNS__STORE\) is") as raised:
+        store_url(spec)
+    assert spec in str(raised.value) and "postgresql+psycopg://" in str(raised.value)
+
+
+def test_store_url_refuses_a_directory(tmp_path: Path) -> None:
+    with pytest.raises(RunStoreError, match="a directory"):
+        store_url(str(tmp_path))
+
+
+def test_open_store_gives_one_store_per_url_and_process(settings: Path) -> None:
+    path = str(settings / "one.db")
+    first = open_store(path)
+    assert first is not None and open_store(path) is first
+    assert open_store(f"sqlite:///{settings / 'one.db'}") is first
+    assert open_store(str(settings / "two.db")) is not first
+    first.close()
+
+
+def test_an_unreachable_server_is_an_error_naming_the_setting() -> None:
+    url = f"postgresql+psycopg://flowcore:secret@127.0.0.1:{free_port()}/nothing"
+    store = RunStore(url)
+    with pytest.raises(RunStoreError) as raised:
+        store.list_runs()
+    message = str(raised.value)
+    assert "runs.store" in message and "FLOWCORE__RUNS__STORE" in message
+    assert "127.0.0.1" in message and "secret" not in message
+    store.submit(started("r"))
+    with pytest.raises(RunStoreError, match="runs.store"):
+        store.flush()
+    with pytest.raises(RunStoreError, match="runs.store"):
+        store.flush()  # every flush says so while the store cannot open
+    store.close()
+
+
+def test_a_url_sqlalchemy_cannot_load_is_an_error_naming_the_setting() -> None:
+    store = RunStore("postgresql+nosuchdriver://h/db")
+    with pytest.raises(RunStoreError, match="runs.store .*postgresql\\+nosuchdriver"):
+        store.count_runs()
+
+
+def test_a_file_in_a_missing_directory_is_an_error(tmp_path: Path) -> None:
+    store = RunStore(f"sqlite:///{tmp_path / 'missing' / 'runs.db'}")
+    with pytest.raises(RunStoreError, match="runs.store"):
+        store.list_runs()
+
+
+def test_importing_the_store_imports_neither_sqlalchemy_nor_alembic() -> None:
+    code = (
+        "import sys, flowcore.runs\n"
+        "store = flowcore.runs.RunStore('sqlite:////nonexistent/x.db')\n"
+        "assert not [m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic')]\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-c", code], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()]
+    assert not [m for m in imported if m.startswith(("sqlalchemy", "alembic"))]
+
+
+def test_the_state_table_matches_the_state_classes() -> None:
+    classes = [
+        cls
+        for cls in vars(state_module).values()
+        if isinstance(cls, type) and issubclass(cls, state_module.State)
+    ]
+    assert len(classes) > 15
+    for cls in classes:
+        if cls.__name__.startswith("_"):
+            continue
+        assert cls.__name__ in STATE_NAMES
+        assert (cls.__name__ in FINISHED_STATES) == issubclass(cls, state_module.Finished)
+        assert (cls.__name__ in FAILED_STATES) == issubclass(cls, state_module.Failed)
+
+
+def test_opening_a_store_prunes_old_runs_once(tmp_path: Path) -> None:
+    """The writer thread prunes after opening: a copy of a database with a run past
+    ``runs.retention_days`` loses that run as soon as a store writes to it."""
+    from tests.runs.conftest import at, flow_state
+
+    made = RunStore(f"sqlite:///{tmp_path / 'made.db'}")
+    made.submit(started("old", time=at(-40 * 86_400)))
+    made.submit(flow_state("old", "Success", -40 * 86_400 + 5))
+    made.submit(started("new"))
+    made.flush()
+    assert made.count_runs() == 2
+    made.close()
+    shutil.copy(tmp_path / "made.db", tmp_path / "copy.db")
+    assert (
+        not os.path.exists(tmp_path / "made.db-wal")
+        or not (tmp_path / "made.db-wal").stat().st_size
+    )
+
+    copy = RunStore(f"sqlite:///{tmp_path / 'copy.db'}")
+    copy.submit(started("newest"))
+    copy.flush()
+    assert sorted(r.run_id for r in copy.list_runs()) == ["new", "newest"]
+    copy.close()
