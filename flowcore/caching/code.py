@@ -24,6 +24,9 @@ everything whose change should change the task's result::
 
 "The user's code" is any module not installed from a distribution and not in the standard
 library: ``__main__``, the project's own modules, and editable installs (``pip install -e``).
+A qualified name names a script's module ``<script>``, whether the file runs as ``python
+flow.py`` or is loaded by ``flowcore run`` / ``flowcore cache explain``, so all of them
+compute the same keys.
 
 Not followed: attribute lookups on objects (``self.helper()``, ``obj.method()``), code
 reached through dynamic dispatch (``getattr``, registries), and files or data the code
@@ -189,7 +192,21 @@ def _bytecode(code: types.CodeType) -> str:
 
 
 def _qualified_name(obj: Any) -> str:
-    return f"{getattr(obj, '__module__', None) or '?'}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
+    """``module.qualname``; a script's module is named ``<script>`` (see :func:`_module_name`)."""
+    return f"{_module_name(getattr(obj, '__module__', None))}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
+
+
+# flowcore.cli.loading imports a flow file as a module of this name (plus a digest of its path)
+_LOADED_FLOW_FILE = "flowcore_flow_"
+
+
+def _module_name(module: str | None) -> str:
+    """A flow file's code has one name however the file is run: ``python flow.py``
+    (``__main__``), ``flowcore run flow.py`` and ``flowcore cache explain flow.py`` (a
+    ``flowcore_flow_<digest>`` module) give it the same keys."""
+    if not module:
+        return "?"
+    return "<script>" if module == "__main__" or module.startswith(_LOADED_FLOW_FILE) else module
 
 
 # -- where code comes from -----------------------------------------------------------------

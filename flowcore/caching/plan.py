@@ -18,6 +18,13 @@ Both spellings compile to one plan; a task run asks it once and tells it once::
           revalidate(state, ...)    -> bool            (a Cached state from task_states)
         record(state, inputs, ...)  -> State           (writes now, or stages in a transaction)
         release()                                      (the lease, unless a transaction holds it)
+        explain(inputs, ...)        -> Decision        what check would decide, without
+                                                       locking or running (cache explain)
+
+Every lookup makes one :class:`Decision`: the hit (None: the task runs) and the reason in
+words. A task run logs the reason at INFO when it is news (a policy hit, a miss with earlier
+records, a refresh); ``flowcore cache explain`` prints it for every decision, so what it says
+is what the run logs.
 
 A target's value is written by checkpointing (the TaskRunner's ``get_task_run_state``), as
 in Prefect 1; its plan records nothing unless the task also has ``cache_for``.
@@ -30,11 +37,12 @@ logged at ERROR with its traceback and does not fail a task that succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flowcore.caching.records import CacheRecord, CorruptRecord, inputs_part, record_id_for
 from flowcore.caching.stores import CacheStore, MemoryCacheStore, policy_store
@@ -50,9 +58,22 @@ from flowcore.utilities.hashing import (
 )
 from flowcore.utilities.units import format_duration
 
-__all__ = ["CachePlan", "CacheRun", "explain_miss"]
+__all__ = ["CachePlan", "CacheRun", "Decision", "explain_miss"]
 
 Validator = Callable[[Cached, Mapping[str, Any], Mapping[str, Any]], bool]
+
+
+class Decision(NamedTuple):
+    """What a lookup decided: the hit (None: the task runs) and why, in words.
+
+    ``logged``: whether a task run logs ``reason`` at INFO; a first run, a Prefect 1 hit and
+    a target say nothing (the hit's state carries its own message), and problems were
+    already logged as WARNINGs.
+    """
+
+    hit: Cached | None
+    reason: str
+    logged: bool = False
 
 
 class CachePlan:
@@ -194,6 +215,7 @@ class CacheRun:
         self.key: str | None = plan.key
         self.key_parts: dict[str, str] = {}
         self.uncached = False
+        self.uncached_reason = "this run is not cached"
         self.lease: Any = None
         self._input_digests: dict[str, str] | None = None
 
@@ -208,27 +230,27 @@ class CacheRun:
     ) -> State:
         """The TaskRunner's one question: the state to go on with (a hit, ``state``, or
         ``Pending`` when a Cached state given to the run is no longer valid)."""
-        if self.plan.hash_file_contents:
-            with file_contents_hashing():
-                return self._check(state, inputs, parameters, format_kwargs)
-        return self._check(state, inputs, parameters, format_kwargs)
+        with self._hashing():
+            if self.plan.target is not None:
+                hit = self._find_target(inputs, parameters, format_kwargs or dict).hit
+            elif isinstance(state, Cached):
+                return state if self.revalidate(state, inputs, parameters) else Pending("Cache was invalid; ready to run.")
+            else:
+                hit = self.lookup(inputs, parameters)
+        return state if hit is None else hit
 
-    def _check(
+    def explain(
         self,
-        state: State,
         inputs: Mapping[str, Any],
         parameters: Mapping[str, Any],
-        format_kwargs: Callable[[], dict[str, Any]] | None,
-    ) -> State:
-        if self.plan.target is not None:
-            hit = self._find_target(inputs, parameters, format_kwargs or dict)
-            return state if hit is None else hit
-        if isinstance(state, Cached):
-            if self.revalidate(state, inputs, parameters):
-                return state
-            return Pending("Cache was invalid; ready to run.")
-        hit = self.lookup(inputs, parameters)
-        return state if hit is None else hit
+        format_kwargs: Callable[[], dict[str, Any]] | None = None,
+    ) -> Decision:
+        """What :meth:`check` would decide for a run with these inputs, without taking a
+        lease, logging the reason or running anything; a hit's value is read."""
+        with self._hashing():
+            if self.plan.target is not None:
+                return self._find_target(inputs, parameters, format_kwargs or dict)
+            return self._decide(inputs, parameters, lease=False)
 
     def revalidate(self, state: Cached, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
         """Whether a Cached state given to the run (``task_states``) may be reused."""
@@ -242,20 +264,25 @@ class CacheRun:
 
     def lookup(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> Cached | None:
         """The first usable record of this run's key, or None (one INFO line says why)."""
+        decision = self._decide(inputs, parameters, lease=True)
+        if decision.logged:
+            self.logger.info(f"Task '{self.name}': {decision.reason}")
+        return decision.hit
+
+    def _decide(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any], lease: bool) -> Decision:
         if self.plan.policy is not None and not self._compute_key(inputs):
-            return None
+            return Decision(None, self.uncached_reason)
         assert self.key is not None
-        if self.plan.serializable and self.lease is None:
+        if lease and self.plan.serializable and self.lease is None:
             self._take_lease()
         if self.refresh:
-            self.logger.info(f"Task '{self.name}': refresh_cache: running and replacing the cache of key {self.key!r}")
-            return None
-        hit = None if self.uncached else self._find(inputs, parameters)
-        if hit is not None:
+            return Decision(None, f"refresh_cache: running and replacing the cache of key {self.key!r}", True)
+        decision = Decision(None, self.uncached_reason) if self.uncached else self._find(inputs, parameters)
+        if decision.hit is not None:
             self.release()
-        return hit
+        return decision
 
-    def _find(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> Cached | None:
+    def _find(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> Decision:
         assert self.key is not None
         try:
             exclude = self.flow_run_id if self.plan.policy is None else None
@@ -264,42 +291,41 @@ class CacheRun:
             candidates = store.get(self.key, exclude, logger, self._inputs_filter(inputs))
         except LocationEscapeError as exc:
             raise LocationEscapeError(f"Task '{self.name}': cache key {self.key!r}: {exc}") from exc
-        unreadable = False
+        unreadable = None
         for candidate in candidates if self.plan.policy is None else reversed(candidates):
             if not self.revalidate(candidate.state, inputs, parameters):
                 if self.uncached:
-                    return None
+                    return Decision(None, self.uncached_reason)
                 continue
             try:
                 found = self.store.load(candidate)
             except (CorruptRecord, ResultStorageError, LocationEscapeError, OSError) as exc:
-                unreadable = True
                 location = candidate.record.value_location if candidate.record else None
-                self.logger.warning(
-                    f"Task '{self.name}': cached value for key {self.key!r} at {location!r} "
-                    f"cannot be read ({exc}); running the task again"
+                unreadable = (
+                    f"cached value for key {self.key!r} at {location!r} cannot be read ({exc}); "
+                    "running the task again"
                 )
+                self.logger.warning(f"Task '{self.name}': {unreadable}")
                 continue
-            if self.plan.policy is not None:
-                message = f"Cached result found for key {self.key!r}{_provenance(candidate.record)}"
-                self.logger.info(f"Task '{self.name}': {message}")
-                return Cached(
-                    message, result=found._result, cached_result_expiration=found.cached_result_expiration
-                )
-            return found
-        if not candidates and self.plan.policy is not None:
-            self._explain_policy_miss(inputs, parameters)
-        if candidates and not unreadable:
+            message = f"Cached result found for key {self.key!r}{_provenance(candidate.record)}"
+            if self.plan.policy is None:
+                return Decision(found, message)
+            hit = Cached(message, result=found._result, cached_result_expiration=found.cached_result_expiration)
+            return Decision(hit, message, True)
+        if unreadable is not None:
+            return Decision(None, unreadable)
+        miss = f"cache miss for key {self.key!r}: "
+        if candidates:
             newest = candidates[-1].state
-            self.logger.info(
-                f"Task '{self.name}': cache miss for key {self.key!r}: "
-                f"{explain_miss(newest, inputs, parameters, self.plan.validator)}"
-            )
-        return None
+            return Decision(None, miss + explain_miss(newest, inputs, parameters, self.plan.validator), True)
+        changes = self._policy_changes(inputs, parameters) if self.plan.policy is not None else None
+        if changes is not None:
+            return Decision(None, miss + changes, True)
+        return Decision(None, miss + "nothing is stored under it yet")
 
     def _find_target(
         self, inputs: Mapping[str, Any], parameters: Mapping[str, Any], format_kwargs: Callable[[], dict[str, Any]]
-    ) -> Cached | None:
+    ) -> Decision:
         """The value at the rendered target, read back; a value that exists but cannot be
         read (truncated, foreign, unsigned under a signing key) is a WARNING and a miss."""
         result, target = self.target_result, self.plan.target
@@ -311,21 +337,27 @@ class CacheRun:
         except LocationEscapeError as exc:
             raise LocationEscapeError(f"Task '{self.name}': target: {exc}") from exc
         except UnreadableValueError as exc:
-            self.logger.warning(
-                f"Task '{self.name}': target {template.format(**kwargs)!r} exists but cannot be "
-                f"read ({exc.__cause__!r}); running the task again to rewrite it"
+            reason = (
+                f"target {template.format(**kwargs)!r} exists but cannot be read "
+                f"({exc.__cause__!r}); running the task again to rewrite it"
             )
-            return None
+            self.logger.warning(f"Task '{self.name}': {reason}")
+            return Decision(None, reason)
         if stored is None:
-            return None
-        known = stored.location
-        return Cached(
+            return Decision(None, f"no value at task target {template.format(**kwargs)} yet")
+        message = f"Result found at task target {stored.location}"
+        hit = Cached(
             result=stored,
             hashed_inputs=lambda: _hashable_digests(inputs),
             cached_result_expiration=None,
             cached_parameters=dict(parameters),
-            message=f"Result found at task target {known}",
+            message=message,
         )
+        return Decision(hit, message)
+
+    def _hashing(self) -> contextlib.AbstractContextManager[None]:
+        """With ``hash_file_contents``, path inputs count by their bytes."""
+        return file_contents_hashing() if self.plan.hash_file_contents else contextlib.nullcontext()
 
     @property
     def refresh(self) -> bool:
@@ -336,11 +368,11 @@ class CacheRun:
             refresh = bool(config and config["tasks"].get("refresh_cache"))
         return refresh
 
-    def _explain_policy_miss(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> None:
-        """One INFO line naming what differs from the task's last record, by key part."""
+    def _policy_changes(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> str | None:
+        """What differs from the task's last record, by key part (None: nothing to compare)."""
         previous = self.store.latest(self.plan.name)
         if previous is None or previous.key == self.key or not previous.key_parts:
-            return
+            return None
         policy = self.plan.policy
         ignored = {n for p in getattr(policy, "policies", [policy]) for n in getattr(p, "exclude", ())}
         kept = {k: v for k, v in inputs.items() if k not in ignored}
@@ -350,8 +382,7 @@ class CacheRun:
             if previous.key_parts.get(part) != self.key_parts.get(part)
         ]
         age = format_duration(_now() - previous.created)
-        self.logger.info(
-            f"Task '{self.name}': cache miss for key {self.key!r}: "
+        return (
             f"{'; '.join(changes) or 'the key changed'} since the task's last record "
             f"(flow run {previous.flow_run_id}, {age} ago)"
         )
@@ -376,14 +407,10 @@ class CacheRun:
             self._warn_unhashable(exc)
             return False
         except Exception as exc:
-            self.logger.warning(
-                f"Task '{self.name}': the cache policy cannot compute a key ({exc}); "
-                "running without the cache"
-            )
-            self.uncached = True
+            self._not_cached(f"the cache policy cannot compute a key ({exc}); running without the cache", warn=True)
             return False
         if self.key is None:
-            self.uncached = True
+            self._not_cached(f"the cache policy {self.plan.policy!r} gave no key for this run, so it is not cached")
         return self.key is not None
 
     # -- telling ----------------------------------------------------------------------
@@ -392,10 +419,8 @@ class CacheRun:
         """Record a successful run; the Prefect 1 spelling returns it as ``Cached``."""
         if self.uncached or self.key is None:
             return state
-        if self.plan.hash_file_contents:
-            with file_contents_hashing():
-                return self._record(state, inputs, parameters)
-        return self._record(state, inputs, parameters)
+        with self._hashing():
+            return self._record(state, inputs, parameters)
 
     def _record(self, state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> State:
         assert self.key is not None
@@ -478,12 +503,18 @@ class CacheRun:
     def _warn_unhashable(self, exc: UnhashableValue) -> None:
         if self.uncached:
             return
-        self.uncached = True
         what = f"input {exc.name!r}" if exc.name else "a value it depends on"
-        self.logger.warning(
-            f"Task '{self.name}': cannot compute a key: {what} (a {exc.type_name}) has no "
-            f"deterministic hash, so this run is not cached: {exc}"
+        self._not_cached(
+            f"cannot compute a key: {what} (a {exc.type_name}) has no deterministic hash, "
+            f"so this run is not cached: {exc}",
+            warn=True,
         )
+
+    def _not_cached(self, reason: str, warn: bool = False) -> None:
+        """Run without the cache from here on, for ``reason`` (a WARNING with ``warn``)."""
+        self.uncached, self.uncached_reason = True, reason
+        if warn:
+            self.logger.warning(f"Task '{self.name}': {reason}")
 
 
 if TYPE_CHECKING:

@@ -1,4 +1,4 @@
-"""``flowcore cache``: list, inspect, remove and garbage-collect cache entries.
+"""``flowcore cache``: list, inspect, remove and garbage-collect cache entries, and explain.
 
 ::
 
@@ -7,12 +7,17 @@
     flowcore cache rm   [KEY] [--flow F] [--task T] [--older-than 7d] [--expired] [--all]
                         [--dry-run] [--yes] [--json]
     flowcore cache gc   [--max-age 30d] [--max-size 1GB] [--max-entries N] [--dry-run] [--json]
+    flowcore cache explain FILE.py[:FLOW] [--param NAME=VALUE ...] [--json]
 
 Every verb takes ``--store DIR|s3://BUCKET/PREFIX|gs://BUCKET/PREFIX``; without it, the
 store is config ``caching.store``, else ``<home_dir>/storage`` (where cache policies keep
 values by default). Each verb is a thin layer over :class:`flowcore.caching.cache.Cache`:
 it opens the store (:func:`_open`), asks ``Cache`` once, and prints the answer as a table
 or, with ``--json``, as the ``to_dict()`` of what ``Cache`` returned.
+
+``explain`` loads the flow file and asks :func:`flowcore.caching.explain.explain_flow`
+whether each task's next run would be a hit, and why; nothing runs. Without ``--store`` it
+looks where the flow's run would (``Flow(cache_store=)``, ``caching.store``, the defaults).
 
 A KEY may be given by a unique prefix (policy keys are 32 hex digits). ``rm`` with a KEY
 removes that key's entries; ``rm`` with filters or ``--all`` lists what matches and asks
@@ -33,7 +38,7 @@ import click
 from flowcore.caching.cache import Cache, CacheEntry
 from flowcore.cli import CliError
 from flowcore.cli.output import echo_json, echo_table
-from flowcore.cli.params import format_duration, format_size, to_duration, to_size
+from flowcore.cli.params import format_duration, format_size, to_duration, to_params, to_size
 from flowcore.exceptions import ResultStorageError
 
 __all__ = ["cache"]
@@ -116,6 +121,35 @@ def show(key: str, store: str | None, as_json: bool) -> None:
         if number:
             click.echo()
         _echo_details(entry, now)
+
+
+@cache.command("explain")
+@click.argument("flow_file", metavar="FILE.py[:FLOW]")
+@click.option("--param", "-p", "params", multiple=True, callback=to_params, metavar="NAME=VALUE",
+              help="A parameter value (JSON, else text); repeat for more.")
+@click.option("--store", metavar="STORE", help=f"The cache store: {_STORES}. Default: the one the flow's run would use.")
+@_json_option
+def explain(flow_file: str, params: dict[str, Any], store: str | None, as_json: bool) -> None:
+    """Say, per task of the flow in FILE.py, whether its next run would be a cache hit or a
+    miss, and why, without running any task."""
+    from flowcore.caching.explain import ANSWERS, explain_flow
+    from flowcore.cli.loading import load_flow
+    from flowcore.engine.flow_runner import FlowRunner
+
+    flow = load_flow(flow_file).flow
+    chosen, where = _open(store) if store is not None else (None, None)
+    _, _, context, task_contexts = FlowRunner(flow=flow).initialize_run(
+        None, {}, {}, {}, _flow_parameters(flow, params)
+    )
+    with _storage_errors():
+        explained = explain_flow(flow, context, task_contexts, None if chosen is None else chosen.store)
+    if as_json:
+        echo_json([e.to_dict() for e in explained])
+        return
+    plurals = {"hit": "hits", "miss": "misses"}
+    counts = [f"{n} {plurals.get(a, a) if n > 1 else a}" for a in ANSWERS if (n := sum(e.answer == a for e in explained))]
+    caption = f"Flow {flow.name!r}: " + ", ".join(counts) + (f" in {where}" if where else "") + "; nothing was run."
+    echo_table(("task", "answer", "reason"), [(e.task, e.answer, e.reason) for e in explained], caption)
 
 
 @cache.command("rm")
@@ -263,6 +297,22 @@ def _find(opened: Cache, key: str, where: str, store: str | None) -> list[CacheE
         raise CliError(f"{key!r} starts {len(keys)} keys ({shown}); give more of the key")
     listing = "flowcore cache ls" + ("" if store is None else f" --store {store}")
     raise CliError(f"no cache entry has key {key!r} in {where}; '{listing}' lists the keys")
+
+
+def _flow_parameters(flow: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """``--param`` values, checked against the flow's parameters."""
+    known = {p.name: p for p in flow.parameters()}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        names = ", ".join(sorted(known)) or "none"
+        raise CliError(f"flow {flow.name!r} has no parameter {_and([repr(n) for n in unknown])}; its parameters: {names}")
+    missing = sorted(n for n, p in known.items() if p.required and n not in given)
+    if missing:
+        raise CliError(
+            f"flow {flow.name!r} needs a value for {_and([repr(n) for n in missing])}: pass "
+            + " ".join(f"--param {n}=VALUE" for n in missing)
+        )
+    return given
 
 
 def _confirm(entries: list[CacheEntry], where: str) -> None:

@@ -1,26 +1,67 @@
-"""Durations and sizes as people type them on a command line, and back.
+"""Parameters, durations and sizes as people type them on a command line, and back.
 
 ::
+
+    --param n=3           parse_params(["n=3"])   -> {"n": 3}         (VALUE in JSON, else text)
+    --param day=2026-12-05                        -> {"day": "2026-12-05"}
 
     --older-than 7d       parse_duration("7d")    -> timedelta(days=7)
     --max-age 1h30m       parse_duration("1h30m") -> timedelta(hours=1, minutes=30)
     --max-size 1GB        parse_size("1GB")       -> 1_000_000_000   (KB, MB, GB, TB: 1000-based)
     --larger-than 10MiB   parse_size("10MiB")     -> 10_485_760      (KiB, MiB, GiB, TiB: 1024-based)
 
-``to_duration`` and ``to_size`` are the options' click callbacks; a value they cannot
+``to_params``, ``to_duration`` and ``to_size`` are the options' click callbacks; a value they cannot
 read is a usage error naming the accepted forms. ``format_duration`` and ``format_size`` print
 the same units, so what ``flowcore cache ls`` shows can be typed back as a filter.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Iterable
 from datetime import timedelta
+from typing import Any
 
 import click
 
 from flowcore.utilities.units import format_duration, format_size, parse_duration, parse_size
 
-__all__ = ["format_duration", "format_size", "parse_duration", "parse_size", "to_duration", "to_size"]
+__all__ = [
+    "format_duration",
+    "format_size",
+    "parse_duration",
+    "parse_params",
+    "parse_size",
+    "to_duration",
+    "to_params",
+    "to_size",
+]
+
+
+def parse_params(pairs: Iterable[str]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs as a dict; a VALUE that is JSON is read as JSON, else it is text.
+
+    >>> parse_params(["n=3", "day=2026-12-05", 'names=["a", "b"]', "empty="])
+    {'n': 3, 'day': '2026-12-05', 'names': ['a', 'b'], 'empty': ''}
+    """
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name.strip():
+            raise ValueError(f"{pair!r} is not NAME=VALUE (VALUE in JSON, or plain text)")
+        try:
+            found[name.strip()] = json.loads(text)
+        except ValueError:
+            found[name.strip()] = text
+    return found
+
+
+def to_params(ctx: click.Context, param: click.Parameter, value: tuple[str, ...]) -> dict[str, Any]:
+    """A click callback: the repeated option's ``NAME=VALUE`` pairs as a dict."""
+    try:
+        return parse_params(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), ctx, param) from None
 
 
 def to_duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
