@@ -21,6 +21,7 @@ import re
 import sys
 import tempfile
 import unicodedata
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -154,12 +155,19 @@ def visualize_flow(
     if filename:
         _render(graphviz, graph, filename, format=format)
     elif not _in_notebook():
-        target = os.path.join(
-            tempfile.mkdtemp(prefix="flowcore-viz-"), slugify(flow.name) or "flow"
-        )
-        rendered = _render(graphviz, graph, target, format=format)
+        # one file per flow name in a fixed directory, replaced by the next drawing: no
+        # temporary directory is left behind, and the viewer (which opens the file after
+        # this returns) still finds it when the process has exited
+        config = _context.current().get("config") or configuration.config
+        target = Path(os.path.expanduser(str(config.home_dir))) / "visualize"
+        target.mkdir(parents=True, exist_ok=True)
+        rendered = _render(graphviz, graph, str(target / (slugify(flow.name) or "flow")), format=format)
         try:
-            graphviz.view(rendered)
+            with warnings.catch_warnings():
+                # graphviz starts the viewer and drops its Popen at once; the viewer outlives
+                # the call by design, so its "subprocess is still running" is not a leak
+                warnings.simplefilter("ignore", ResourceWarning)
+                graphviz.view(rendered)
         except (OSError, RuntimeError) as exc:
             flow.logger.warning(
                 f"Rendered {flow.name!r} to {rendered} but could not open a viewer ({exc}); "

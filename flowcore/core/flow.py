@@ -676,7 +676,9 @@ class Flow:
         Mapped tasks are boxes labelled ``name <map>`` and mapped edges are dashed. With
         ``flow_state`` the nodes are filled with their states' colours (one node per mapped
         child). With ``filename`` the drawing is written to ``filename.<format>`` (default
-        pdf); otherwise it is shown inline in a notebook or opened in a viewer.
+        pdf); otherwise it is shown inline in a notebook, or written to
+        ``<home_dir>/visualize/<flow name slug>.<format>`` (replaced by the next drawing of
+        the same flow; nothing is left in temporary directories) and opened in a viewer.
         """
         from flowcore.core._flow_io import visualize_flow
 
