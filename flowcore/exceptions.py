@@ -44,6 +44,7 @@ __all__ = [
     "PrefectSignal",
     "ResultNotImplementedError",
     "ResultStorageError",
+    "ResumeError",
     "SignatureError",
     "TaskTimeoutSignal",
     "TemplateKeyError",
@@ -121,3 +122,8 @@ class MissingExtraError(FlowcoreException, ImportError):
 
 PrefectSignal = FlowcoreSignal
 PrefectException = FlowcoreException
+
+
+class ResumeError(FlowcoreException, ValueError):
+    """``flow.run(resume=...)`` cannot resume that run (unknown run, another flow, or
+    values it needs that were never checkpointed); raised before any task runs."""

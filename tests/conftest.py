@@ -7,7 +7,20 @@ from collections.abc import Iterator
 
 import pytest
 
+from flowcore import configuration
 from flowcore.utilities import context as _context
+
+
+@pytest.fixture(autouse=True, scope="session")
+def run_store_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Flow runs in the tests are recorded (the default), in a store of the session's own
+    rather than ``~/.flowcore/flowcore.db``."""
+    before = configuration.config.get_path("runs.store")
+    configuration.config.set_path("runs.store", str(tmp_path_factory.mktemp("runs") / "flowcore.db"))
+    try:
+        yield
+    finally:
+        configuration.config.set_path("runs.store", before)
 
 
 @pytest.fixture(autouse=True)

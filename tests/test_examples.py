@@ -7,6 +7,7 @@ import os
 import re
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -78,8 +79,14 @@ def doc_programs() -> list[tuple[str, str]]:
     return found
 
 
+# the examples' runs are recorded (the default) in a store of the test session's own,
+# not in the ~/.flowcore/flowcore.db of whoever runs the tests
+_RUNS_STORE = os.path.join(tempfile.mkdtemp(prefix="flowcore-example-runs-"), "flowcore.db")
+
+
 def run_python(*args: str) -> subprocess.CompletedProcess[str]:
     env = dict(os.environ)
+    env.setdefault("FLOWCORE__RUNS__STORE", _RUNS_STORE)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
     return subprocess.run(
         [sys.executable, *args],

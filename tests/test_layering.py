@@ -37,10 +37,12 @@ PACKAGE_DIR = Path(flowcore.__file__).resolve().parent
 # specifically; ``EXACT`` entries (package facades) match only that module.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ("cli and the package facade", ("flowcore.cli", "=flowcore", "=flowcore.__main__")),
-    ("flow runner", ("flowcore.engine.flow_runner", "flowcore.engine.flow_run")),
+    ("flow runner", ("flowcore.engine.flow_runner", "flowcore.engine.flow_run", "flowcore.engine.resume")),
     ("task runner", ("flowcore.engine.task_runner",)),
     ("runner base", ("flowcore.engine.runner",)),
     ("graph model (core, tasks)", ("flowcore.core", "flowcore.tasks")),
+    # records runs; knows States (to name and colour them), not Tasks or runners
+    ("run store", ("flowcore.runs",)),
     (
         "caching, transactions, locking",
         (

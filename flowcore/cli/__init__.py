@@ -4,6 +4,9 @@
 
     flowcore [--debug] [--version] NOUN VERB [OPTIONS]
       cache ls | show | rm | gc         flowcore.cli.cache
+      run FILE.py[:FLOW], resume RUN_ID  flowcore.cli.run
+      runs ls | show | logs             flowcore.cli.runs
+      visualize FILE.py[:FLOW]          flowcore.cli.visualize
 
 Groups mirror the nouns, commands the verbs; a new verb is one function in its noun's
 module. Every listing takes ``--json`` (one JSON document on stdout, for scripts) and
@@ -53,8 +56,12 @@ def cli(ctx: click.Context, debug: bool) -> None:
 
 def _register() -> None:
     from flowcore.cli.cache import cache
+    from flowcore.cli.run import resume, run
+    from flowcore.cli.runs import runs
+    from flowcore.cli.visualize import visualize
 
-    cli.add_command(cache)
+    for command in (run, resume, runs, visualize, cache):
+        cli.add_command(command)
 
 
 _register()

@@ -14,6 +14,7 @@ event, each with its own ``flow_run_id``, until the schedule runs out or Ctrl-C.
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 import uuid
@@ -27,7 +28,22 @@ from flowcore.caching import MemoryCacheStore, store_from_spec
 from flowcore.caching.cache import collect_garbage
 from flowcore.core._preflight import run_problems, unwritten_targets_message
 from flowcore.engine.flow_runner import import_object
-from flowcore.engine.state import Cached, Failed, Mapped, Paused, Pending, Resume, Scheduled, State
+from flowcore.engine.resume import resumed_task_states
+from flowcore.engine.state import (
+    Cached,
+    Cancelled,
+    Failed,
+    Mapped,
+    Paused,
+    Pending,
+    Resume,
+    Scheduled,
+    State,
+)
+from flowcore.exceptions import ResumeError
+from flowcore.runs import open_store
+from flowcore.runs.progress import RunProgress, wants_progress
+from flowcore.runs.recorder import RunRecorder
 from flowcore.transactions import finish_transactions, transaction_runs
 from flowcore.utilities import context as _context
 
@@ -57,6 +73,10 @@ def run_flow(
         return None
     if "return_tasks" in kwargs:
         raise ValueError("flow.run() does not take return_tasks; every task's state is returned")
+    resume, rerun = kwargs.pop("resume", None), list(kwargs.pop("rerun", None) or ())
+    progress = wants_progress(kwargs.pop("progress", None))
+    if rerun and resume is None:
+        raise ValueError("flow.run(rerun=[...]) needs resume=RUN_ID (or resume='last')")
     run_parameters = _check_parameters(flow, dict(parameters or {}), kwargs)
     flow.sorted_tasks()
     if flow.schedule is not None and (
@@ -73,11 +93,50 @@ def run_flow(
     executor = kwargs.pop("executor", None) or flow.executor
     if executor is None:
         executor = import_object(configuration.config.engine.executor.default_class)()
-    failed = _preflight(flow, scope, kwargs, executor)
-    if failed is not None:
-        return failed
-    with executor.start():
-        state = _run_passes(flow, runner_cls, executor, run_parameters, kwargs)
+    store = open_store()
+    resumed_from = None
+    if resume is not None:
+        if store is None:
+            raise ResumeError("flow.run(resume=...) needs the run store; it is off (runs.store = 'none')")
+        resumed, restored = resumed_task_states(flow, store, str(resume), rerun)
+        resumed_from = resumed.run_id
+        kwargs["task_states"] = {**restored, **(kwargs.get("task_states") or {})}
+        flow.logger.info(
+            f"Resuming run {resumed.run_id} of {flow.name!r}: {len(restored)} of "
+            f"{len(flow.tasks)} tasks restored, the others run again"
+        )
+    run_id = kwargs["flow_run_id"] = kwargs.get("flow_run_id") or str(uuid.uuid4())
+    recorder = None
+    if store is not None or progress:
+        display = RunProgress(run_structure(flow)) if progress else None
+        recorder = RunRecorder(store, run_id, display)
+    where = "not recorded: runs.store is 'none'" if store is None else f"recorded in {store.url}"
+    flow.logger.info(f"Flow run {run_id} of {flow.name!r} ({where})")
+    if recorder is not None:
+        kwargs["context"]["run_recorder"] = recorder
+        defaults = {p.name: p.default for p in flow.parameters() if not p.required}
+        recorder.started(
+            flow.name, {**defaults, **run_parameters}, run_structure(flow),
+            kwargs["context"].get("flow_source") or flow_source(flow), resumed_from
+        )
+    state: State | None = None
+    try:
+        failed = _preflight(flow, scope, kwargs, executor)
+        if failed is not None:
+            state = failed
+            return failed
+        with executor.start():
+            state = _run_passes(flow, runner_cls, executor, run_parameters, kwargs, recorder)
+    except KeyboardInterrupt:
+        if recorder is not None:
+            recorder.finished(Cancelled("Interrupted (KeyboardInterrupt) while running."))
+            recorder = None
+        raise
+    finally:
+        if state is not None:
+            state.flow_run_id = run_id
+        if recorder is not None:
+            recorder.finished(state if state is not None else Failed("The flow run ended with an error."))
     if isinstance(state.result, dict):
         finish_transactions(transactions, state.result, flow.logger)
         _absorb_cached_states(stores["cache_store"], state.result)
@@ -186,7 +245,8 @@ def _preflight(
 
 
 def _run_passes(
-    flow: Flow, runner_cls: type, executor: Any, parameters: dict[str, Any], kwargs: dict[str, Any]
+    flow: Flow, runner_cls: type, executor: Any, parameters: dict[str, Any], kwargs: dict[str, Any],
+    recorder: RunRecorder | None = None,
 ) -> State:
     flow_state: State = kwargs.pop("state", None) or Scheduled(result={})
     if not isinstance(flow_state.result, dict):
@@ -211,10 +271,61 @@ def _run_passes(
             task_states=flow_state.result, context=run_context, task_contexts=task_contexts,
             executor=executor, **kwargs,
         )
+        if recorder is not None and isinstance(flow_state.result, dict):
+            _record_task_states(recorder, flow, flow_state.result)
         if flow_state.is_finished() or not isinstance(flow_state.result, dict):
             return flow_state
         if not _wait_for_next_pass(flow, flow_state.result):
             return flow_state
+
+
+def _record_task_states(recorder: RunRecorder, flow: Flow, task_states: dict[Task, State]) -> None:
+    """Tell the recorder the states a pass ended with (it skips those already reported
+    by TaskRunners in this process)."""
+    slugs = flow.slugs
+    for task, state in task_states.items():
+        slug = slugs.get(task)
+        if slug is None or not isinstance(state, State):
+            continue
+        recorder.collected(slug, -1, state)
+        if isinstance(state, Mapped):
+            for index, child in enumerate(state.map_states):
+                if isinstance(child, State):
+                    recorder.collected(slug, index, child)
+
+
+def run_structure(flow: Flow) -> dict[str, Any]:
+    """The flow's graph as the run store keeps it (memoised until the graph changes)."""
+    structure: dict[str, Any] | None = flow._cache.get("flowcore.run_structure")
+    if structure is None:
+        slugs = flow.slugs
+        mapped = {e.downstream_task for e in flow.edges if e.mapped}
+        structure = {
+            "tasks": [
+                {"slug": slugs[t], "name": t.name, "mapped": t in mapped} for t in flow.sorted_tasks()
+            ],
+            "edges": [
+                {"upstream": slugs[e.upstream_task], "downstream": slugs[e.downstream_task],
+                 "key": e.key, "mapped": e.mapped}
+                for e in sorted(flow.edges, key=lambda e: (slugs[e.upstream_task], slugs[e.downstream_task], e.key or ""))
+            ],
+        }
+        flow._cache["flowcore.run_structure"] = structure
+    return structure
+
+
+def flow_source(flow: Flow) -> str | None:
+    """``"/abs/file.py:variable"`` that loads ``flow`` again, found among the globals of
+    the script being run (``__main__``); None otherwise. (``flowcore run`` gives it in the
+    run's context as ``flow_source``.)"""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if main is None or path is None:
+        return None
+    for name, value in vars(main).items():
+        if value is flow:
+            return f"{os.path.abspath(path)}:{name}"
+    return None
 
 
 def _wait_for_next_pass(flow: Flow, task_states: dict[Task, State]) -> bool:

@@ -76,6 +76,7 @@ if TYPE_CHECKING:
 
     from flowcore.core.edge import Edge
     from flowcore.core.task import Task
+    from flowcore.runs.recorder import RunRecorder
 
 __all__ = ["TaskRunner", "TaskRunnerInitializeResult"]
 
@@ -116,6 +117,7 @@ class TaskRunner(Runner):
             self.result = Result()
         self.context: dict[str, Any] = {}
         self.cache_run: CacheRun | None = None
+        self._recorder: RunRecorder | None = None
         self._name = task.name
         self._format_kwargs: dict[str, Any] | None = None
 
@@ -130,6 +132,14 @@ class TaskRunner(Runner):
             )
         for handler in self.task.state_handlers:
             new_state = handler(self.task, old_state, new_state) or new_state
+        return new_state
+
+    def handle_state_change(self, old_state: State, new_state: State) -> State:
+        """The handlers (``Runner.handle_state_change``), then the run store hears of the
+        state the handlers settled on."""
+        new_state = super().handle_state_change(old_state, new_state)
+        if self._recorder is not None:
+            self._recorder.task_state(self.context, new_state)
         return new_state
 
     # -- the run --------------------------------------------------------------------------
@@ -230,6 +240,7 @@ class TaskRunner(Runner):
             else:
                 self.result.location, self.result._formatter = None, task.target
         self.cache_run = self._start_cache(context)
+        self._recorder = context.get("run_recorder")
         self.context = context
         return TaskRunnerInitializeResult(state, context)
 

@@ -27,7 +27,7 @@ from typing import Any
 from flowcore import configuration
 from flowcore.utilities import context as _context
 
-__all__ = ["configure_logging", "get_child_logger", "get_logger", "log"]
+__all__ = ["add_line_sink", "configure_logging", "get_child_logger", "get_logger", "log", "remove_line_sink"]
 
 _DEFAULT_FORMAT = configuration.DEFAULTS["logging"]["format"]
 _CONTEXT_ATTRIBUTES = ("flow_name", "flow_run_id", "task_name", "task_slug", "task_run_id")
@@ -91,8 +91,42 @@ class _Formatter(logging.Formatter):
         return self._style._fmt % record.__dict__
 
 
+# Callables ``sink(logger_name, level, message, created)`` that see every line flowcore's
+# handler writes (the run store copies a run's lines this way). A tuple, replaced whole, so
+# the writers read it without a lock.
+_SINKS: tuple[Any, ...] = ()
+_SINKS_LOCK = threading.Lock()
+
+
+def add_line_sink(sink: Any) -> None:
+    """Also hand every line flowcore's own handler writes to ``sink(logger_name, level,
+    message, created)`` (``message`` with its traceback, if any), until
+    :func:`remove_line_sink`. A sink must be quick and must not log."""
+    global _SINKS
+    with _SINKS_LOCK:
+        _SINKS = (*_SINKS, sink)
+
+
+def remove_line_sink(sink: Any) -> None:
+    global _SINKS
+    with _SINKS_LOCK:
+        found = list(_SINKS)
+        if sink in found:
+            found.remove(sink)
+        _SINKS = tuple(found)
+
+
+def _to_sinks(name: str, level: int, message: str, created: float) -> None:
+    for sink in _SINKS:
+        try:
+            sink(name, level, message, created)
+        except Exception as exc:  # a failing sink must not fail a task run, nor recurse
+            sys.stderr.write(f"flowcore: a log line sink failed: {exc!r}\n")
+
+
 class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
-    """A ``StreamHandler`` whose ``emit`` flushes under the lock ``handle`` already holds."""
+    """A ``StreamHandler`` whose ``emit`` flushes under the lock ``handle`` already holds,
+    and hands each line to the sinks (:func:`add_line_sink`)."""
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -103,6 +137,11 @@ class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             raise
         except Exception:
             self.handleError(record)
+        if _SINKS:
+            message = record.getMessage()
+            if record.exc_text:
+                message = f"{message}\n{record.exc_text}"
+            _to_sinks(record.name, record.levelno, message, record.created)
 
 
 def configure_logging(testing: bool = False) -> logging.Logger:
@@ -197,6 +236,8 @@ def log(logger: logging.Logger, level: int, message: str) -> None:
                 handler.stream.flush()
             except Exception:
                 handler.handleError(_record_for(logger, level, message))
+        if _SINKS:
+            _to_sinks(logger.name, level, message, time.time())
         return
     logger.handle(_record_for(logger, level, message))
 

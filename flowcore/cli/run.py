@@ -1,0 +1,156 @@
+"""``flowcore run`` and ``flowcore resume``: run a flow from a file, as a recorded run.
+
+::
+
+    flowcore run FILE.py[:FLOW] [--param k=v ...] [--executor local|threads|processes|dask|
+                 dask://HOST:PORT] [--resume RUN_ID|last] [--rerun TASK ...] [--progress/--no-progress]
+    flowcore resume RUN_ID [--param k=v ...] [--executor ...]
+
+A run started here is like one started by Prefect 1's agent: checkpointing is on, and a
+flow without a ``result`` checkpoints to ``LocalResult(dir=<home_dir>/results)``, so that
+it can be resumed from any process. ``resume`` loads the flow from the file the run
+recorded and runs it again with the run's parameters (``--param`` overrides them), through
+``flow.run(resume=RUN_ID)``. The exit status is 0 when the run succeeds, 1 otherwise.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import os
+from typing import Any
+
+import click
+
+from flowcore.cli import CliError
+from flowcore.cli.loading import load_flow
+
+__all__ = ["resume", "run"]
+
+_EXECUTORS = "local, threads, processes, dask or dask://HOST:PORT"
+
+
+@click.command("run")
+@click.argument("flow_file", metavar="FILE.py[:FLOW]")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
+              help="A parameter value (JSON, else text); repeat for more.")
+@click.option("--executor", "-e", default="local", show_default=True, help=f"One of {_EXECUTORS}.")
+@click.option("--resume", "resume_from", metavar="RUN_ID|last",
+              help="Resume that run: finished tasks are not run again.")
+@click.option("--rerun", multiple=True, metavar="TASK",
+              help="With --resume: run this task (by name or slug) and everything downstream again.")
+@click.option("--progress/--no-progress", default=None,
+              help="A live display of task progress (default: when stderr is a terminal).")
+def run(
+    flow_file: str, params: tuple[str, ...], executor: str, resume_from: str | None,
+    rerun: tuple[str, ...], progress: bool | None,
+) -> None:
+    """Run the flow FLOW defined in FILE.py (FLOW: a variable or flow name; optional when
+    the file defines one flow)."""
+    _run_recorded(flow_file, _parameters(params), executor, resume_from, rerun, progress)
+
+
+@click.command("resume")
+@click.argument("run_id")
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
+              help="Override a parameter of the resumed run.")
+@click.option("--executor", "-e", default="local", show_default=True, help=f"One of {_EXECUTORS}.")
+@click.option("--rerun", multiple=True, metavar="TASK", help="Run this task and everything downstream again.")
+@click.option("--progress/--no-progress", default=None)
+def resume(run_id: str, params: tuple[str, ...], executor: str, rerun: tuple[str, ...], progress: bool | None) -> None:
+    """Resume run RUN_ID (or 'last' with --flow... see `flowcore runs ls`): load its flow
+    from the file it was run from, and run only what did not finish."""
+    from flowcore.cli.runs import open_cli_store
+
+    store = open_cli_store(None)
+    found = store.get_run(run_id)
+    if found is None:
+        raise CliError(f"No run {run_id!r} in {store.url} (`flowcore runs ls` lists the runs)")
+    if not found.source:
+        raise CliError(
+            f"Run {found.run_id} did not record the file its flow came from; resume it from "
+            f"Python with flow.run(resume={found.run_id!r}), or `flowcore run FILE.py --resume {found.run_id}`"
+        )
+    given = _parameters(params)
+    parameters = {**_recorded_parameters({k: v for k, v in found.parameters.items() if k not in given}), **given}
+    _run_recorded(found.source, parameters, executor, found.run_id, rerun, progress)
+
+
+def _run_recorded(
+    spec: str, parameters: dict[str, Any], executor_name: str, resume_from: str | None,
+    rerun_names: tuple[str, ...], progress: bool | None,
+) -> None:
+    from flowcore import configuration
+    from flowcore.engine.results import LocalResult
+
+    loaded = load_flow(spec)
+    flow = loaded.flow
+    if flow.result is None:
+        flow.result = LocalResult(dir=os.path.join(os.path.expanduser(configuration.config.home_dir), "results"))
+    rerun = [_task_named(flow, name) for name in rerun_names]
+    if rerun and resume_from is None:
+        raise CliError("--rerun needs --resume RUN_ID (or --resume last)")
+    state = flow.run(
+        parameters=parameters, executor=_executor(executor_name), resume=resume_from,
+        rerun=rerun, progress=progress, context={"checkpointing": True, "flow_source": loaded.spec},
+    )
+    if state is None:
+        raise CliError("The flow did not run")
+    click.echo(
+        f"Flow run {state.flow_run_id} of {flow.name!r}: {type(state).__name__}"
+        + (f" ({state.message})" if state.message else ""),
+        err=True,
+    )
+    if not state.is_successful():
+        raise SystemExit(1)
+
+
+def _task_named(flow: Any, name: str) -> Any:
+    found = [t for t in flow.tasks if t.name == name or flow.slugs[t] == name]
+    if len(found) != 1:
+        what = "no task" if not found else f"{len(found)} tasks"
+        raise CliError(f"Flow {flow.name!r} has {what} named {name!r}; give a task slug (`flowcore runs show` lists them)")
+    return found[0]
+
+
+def _executor(name: str) -> Any:
+    from flowcore.executors import DaskExecutor, LocalDaskExecutor, LocalExecutor
+
+    if name == "local":
+        return LocalExecutor()
+    if name in ("threads", "processes"):
+        return LocalDaskExecutor(scheduler=name)
+    if name == "dask":
+        return DaskExecutor()
+    if name.startswith(("dask://", "tcp://")):
+        return DaskExecutor(address="tcp://" + name.split("://", 1)[1])
+    raise CliError(f"Unknown executor {name!r}: use {_EXECUTORS}")
+
+
+def _parameters(pairs: tuple[str, ...]) -> dict[str, Any]:
+    """``NAME=VALUE`` pairs: a VALUE that is JSON is read as JSON, else it is text."""
+    found: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, text = pair.partition("=")
+        if not sep or not name:
+            raise CliError(f"--param {pair!r}: write NAME=VALUE (VALUE in JSON, or plain text)")
+        try:
+            found[name] = json.loads(text)
+        except ValueError:
+            found[name] = text
+    return found
+
+
+def _recorded_parameters(recorded: dict[str, str]) -> dict[str, Any]:
+    """The run's parameter values back from their recorded ``repr``; a value that is not
+    a Python literal must be given again with ``--param``."""
+    values: dict[str, Any] = {}
+    for name, text in recorded.items():
+        try:
+            values[name] = ast.literal_eval(text)
+        except (ValueError, SyntaxError):
+            raise CliError(
+                f"The resumed run's parameter {name!r} was {text}, which cannot be read back: "
+                f"give it again with --param {name}=VALUE"
+            ) from None
+    return values

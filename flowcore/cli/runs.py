@@ -1,0 +1,176 @@
+"""``flowcore runs ls | show | logs``: the run history the run store keeps.
+
+::
+
+    flowcore runs ls [--flow F] [--state S] [--limit N] [--json]
+    flowcore runs show RUN_ID [--json]        a run and its tasks (a mapped task is one row,
+                                              its children counted by state)
+    flowcore runs logs RUN_ID [--task T]
+
+Every verb takes ``--store`` (a path or SQLAlchemy URL; default: config ``runs.store``).
+A run id can be shortened to any unique prefix, as ``ls`` prints it.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from flowcore.cli import CliError
+from flowcore.cli.output import echo_json, echo_table
+from flowcore.utilities.units import format_duration
+
+if TYPE_CHECKING:
+    from flowcore.runs.store import RunInfo, RunStore, TaskRunInfo
+
+__all__ = ["open_cli_store", "runs"]
+
+_STORE_HELP = "The run store: a path or SQLAlchemy URL (default: config runs.store)."
+
+
+def open_cli_store(spec: str | None) -> RunStore:
+    from flowcore.runs import open_store
+
+    store = open_store(spec)
+    if store is None:
+        raise CliError("The run store is off (runs.store = 'none'): give --store PATH|URL, or set FLOWCORE__RUNS__STORE")
+    return store
+
+
+@click.group("runs")
+def runs() -> None:
+    """The recorded flow runs."""
+
+
+@runs.command("ls")
+@click.option("--flow", help="Only runs of this flow (by name).")
+@click.option("--state", help="Only runs in this state (Success, Failed, Crashed, Running, ...).")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="At most this many runs, newest first.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
+@click.option("--store", help=_STORE_HELP)
+def ls(flow: str | None, state: str | None, limit: int, as_json: bool, store: str | None) -> None:
+    """List runs, newest first."""
+    opened = open_cli_store(store)
+    found = opened.list_runs(flow=flow, state=state, limit=limit)
+    if as_json:
+        echo_json([_run_json(r) for r in found])
+        return
+    total = opened.count_runs(flow=flow, state=state)
+    rows = [
+        (r.run_id[:8], r.flow_name, r.state, _time(r.started), _duration(r.started, r.ended), _counts(r.task_counts))
+        for r in found
+    ]
+    caption = f"{len(found)} of {total} runs in {opened.url}" if total > len(found) else f"{total} runs in {opened.url}"
+    echo_table(("run", "flow", "state", "started", "duration", "tasks"), rows, caption, right=("duration",))
+
+
+@runs.command("show")
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables.")
+@click.option("--store", help=_STORE_HELP)
+def show(run_id: str, as_json: bool, store: str | None) -> None:
+    """A run: its state, parameters and tasks."""
+    opened = open_cli_store(store)
+    found = _get(opened, run_id)
+    tasks = _task_rows(found, opened.task_runs(found.run_id))
+    if as_json:
+        echo_json({**_run_json(found), "tasks": tasks})
+        return
+    click.echo(f"Run {found.run_id} of {found.flow_name!r}: {found.state}" + (f" ({found.message})" if found.message else ""))
+    click.echo(f"  started {_time(found.started)}, ended {_time(found.ended)}, took {_duration(found.started, found.ended)}")
+    click.echo(f"  on {found.host} (pid {found.pid})" + (f", from {found.source}" if found.source else ""))
+    if found.resumed_from:
+        click.echo(f"  resumes run {found.resumed_from}")
+    for name, value in found.parameters.items():
+        click.echo(f"  parameter {name} = {value}")
+    rows = [
+        (t["task"], t["slug"], t["state"] if not t["children"] else f"{t['state']}: {_counts(t['children'])}",
+         str(t["run_count"]), _duration(t["started"], t["ended"]), t["message"] or "", t["result_location"] or "")
+        for t in tasks
+    ]
+    echo_table(("task", "slug", "state", "runs", "duration", "message", "result"), rows, right=("runs", "duration"))
+
+
+@runs.command("logs")
+@click.argument("run_id")
+@click.option("--task", help="Only this task's lines (by name or slug).")
+@click.option("--store", help=_STORE_HELP)
+def logs(run_id: str, task: str | None, store: str | None) -> None:
+    """The log lines a run wrote."""
+    opened = open_cli_store(store)
+    found = _get(opened, run_id)
+    slug = None
+    if task is not None:
+        slugs = {t["slug"] for t in found.structure.get("tasks", []) if task in (t["name"], t["slug"])}
+        if len(slugs) != 1:
+            raise CliError(f"Run {found.run_id} has {'no' if not slugs else len(slugs)} task(s) named {task!r}; give its slug (see `flowcore runs show`)")
+        slug = slugs.pop()
+    import logging
+
+    for line in opened.logs(found.run_id, task_slug=slug):
+        click.echo(f"{_time(line.time)} {logging.getLevelName(line.level)} {line.logger} | {line.message}")
+
+
+def _get(store: RunStore, run_id: str) -> RunInfo:
+    found = store.get_run(run_id)
+    if found is None:
+        raise CliError(f"No run {run_id!r} in {store.url} (`flowcore runs ls` lists the runs)")
+    return found
+
+
+def _task_rows(run: RunInfo, records: list[TaskRunInfo]) -> list[dict[str, Any]]:
+    """One row per task in flow order: the task's own record (a mapped parent's), and
+    its children counted by state."""
+    names = {t["slug"]: t["name"] for t in run.structure.get("tasks", [])}
+    order = {slug: i for i, slug in enumerate(names)}
+    own: dict[str, TaskRunInfo] = {}
+    children: dict[str, Counter[str]] = {}
+    for found in records:
+        if found.map_index < 0:
+            own[found.task_slug] = found
+        else:
+            children.setdefault(found.task_slug, Counter())[found.state] += 1
+    rows = []
+    for slug in sorted(set(own) | set(children), key=lambda s: (order.get(s, len(order)), s)):
+        record = own.get(slug)
+        rows.append({
+            "task": names.get(slug, slug), "slug": slug,
+            "state": record.state if record else "Pending",
+            "message": record.message if record else None,
+            "run_count": record.run_count if record else 0,
+            "started": record.started if record else None, "ended": record.ended if record else None,
+            "result_location": record.result_location if record else None,
+            "n_map_states": record.n_map_states if record else None,
+            "children": dict(children.get(slug, {})),
+        })
+    return rows
+
+
+def _run_json(run: RunInfo) -> dict[str, Any]:
+    return {
+        "run_id": run.run_id, "flow": run.flow_name, "state": run.state, "message": run.message,
+        "started": run.started, "ended": run.ended, "host": run.host, "pid": run.pid,
+        "parameters": run.parameters, "source": run.source, "resumed_from": run.resumed_from,
+        "task_counts": run.task_counts,
+    }
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _time(when: datetime | None) -> str:
+    return "-" if when is None else when.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _duration(start: datetime | None, end: datetime | None) -> str:
+    if start is None or end is None:
+        return "-"
+    delta = end - start
+    seconds = delta.total_seconds()
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    return format_duration(delta) if seconds >= 60 else f"{seconds:.1f}s"

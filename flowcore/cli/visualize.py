@@ -1,0 +1,50 @@
+"""``flowcore visualize FILE.py[:FLOW] [--run RUN_ID] [-o out.svg]``: draw a flow, or one
+of its recorded runs with each task coloured by its state (:mod:`flowcore.runs.graph`:
+a mapped task is one node with its children counted by state). The format follows the
+output's suffix (svg, png, pdf, dot, ...); the default output is ``<flow name>.svg``.
+Needs the ``viz`` extra and Graphviz's ``dot``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from flowcore.cli import CliError
+from flowcore.cli.loading import load_flow
+
+__all__ = ["visualize"]
+
+
+@click.command("visualize")
+@click.argument("flow_file", metavar="FILE.py[:FLOW]")
+@click.option("--run", "run_id", metavar="RUN_ID", help="Colour the tasks by this run's states.")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
+              help="Where to write the drawing (its suffix names the format; default <flow>.svg).")
+@click.option("--horizontal", is_flag=True, help="Draw left to right.")
+@click.option("--store", help="The run store (default: config runs.store).")
+def visualize(flow_file: str, run_id: str | None, output: Path | None, horizontal: bool, store: str | None) -> None:
+    """Draw the flow FLOW of FILE.py."""
+    from flowcore.core._flow_io import slugify
+    from flowcore.engine.flow_run import run_structure
+    from flowcore.runs.graph import run_graph
+
+    flow = load_flow(flow_file).flow
+    records = []
+    if run_id is not None:
+        from flowcore.cli.runs import open_cli_store
+
+        opened = open_cli_store(store)
+        found = opened.get_run(run_id)
+        if found is None:
+            raise CliError(f"No run {run_id!r} in {opened.url} (`flowcore runs ls` lists the runs)")
+        if found.flow_name != flow.name:
+            raise CliError(f"Run {found.run_id} is a run of {found.flow_name!r}, not of {flow.name!r}")
+        records = opened.task_runs(found.run_id)
+    graph = run_graph(run_structure(flow), records, horizontal=horizontal)
+    target = output or Path(f"{slugify(flow.name) or 'flow'}.svg")
+    fmt = target.suffix.lstrip(".").lower() or "svg"
+    data = graph.source.encode() if fmt in ("dot", "gv") else graph.pipe(format=fmt)
+    target.write_bytes(data)
+    click.echo(str(target))

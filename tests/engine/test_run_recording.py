@@ -1,0 +1,278 @@
+"""Flow runs recorded in the run store, and resumed from it (``flow.run(resume=...)``).
+
+Every test has its own SQLite store (config ``runs.store``); side effects are counted in
+files, so a task that runs twice shows it, whichever process ran it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import flowcore
+from flowcore import Flow, Parameter, task
+from flowcore.configuration import config
+from flowcore.engine.results import LocalResult
+from flowcore.exceptions import ResumeError
+from flowcore.runs import RunStore, open_store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RunStore]:
+    before = config.get_path("runs.store")
+    config.set_path("runs.store", str(tmp_path / "runs.db"))
+    try:
+        opened = open_store()
+        assert opened is not None
+        yield opened
+    finally:
+        config.set_path("runs.store", before)
+
+
+def _count(path: Path) -> int:
+    return len(path.read_text().splitlines()) if path.exists() else 0
+
+
+def _mark(path: Path, text: str = "x") -> None:
+    with open(path, "a") as fh:
+        fh.write(text + "\n")
+
+
+def test_a_run_is_recorded_with_its_tasks_parameters_and_logs(store: RunStore, logs: pytest.LogCaptureFixture) -> None:
+    seen = {}
+
+    @task
+    def inc(x: int) -> int:
+        seen["run id"] = flowcore.context.flow_run_id
+        flowcore.context.logger.info("incrementing %s", x)
+        return x + 1
+
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+    with Flow("recorded") as flow:
+        n = Parameter("n", default=3)
+        double(inc(n))
+
+    state = flow.run()
+    assert state.is_successful()
+    run_id = state.flow_run_id
+    assert run_id == seen["run id"]
+    assert logs.messages[0] == f"Flow run {run_id} of 'recorded' (recorded in {store.url})"
+    store.flush()
+    run = store.get_run(run_id)
+    assert run is not None
+    assert (run.flow_name, run.state, run.parameters) == ("recorded", "Success", {"n": "3"})
+    assert run.pid == os.getpid() and run.ended is not None
+    assert [t["name"] for t in run.structure["tasks"]] == ["n", "inc", "double"]
+    records = {r.task_slug: r for r in store.task_runs(run_id)}
+    assert {s: r.state for s, r in records.items()} == {"n": "Success", "inc-1": "Success", "double-1": "Success"}
+    assert records["inc-1"].started is not None and records["inc-1"].ended >= records["inc-1"].started
+    assert [t.state for t in store.transitions(run_id, "inc-1")] == ["Running", "Success"]
+    lines = [(line.task_slug, line.message) for line in store.logs(run_id)]
+    assert ("inc-1", "incrementing 3") in lines
+    assert ("double-1", "Task 'double': Finished task run for task with final state: 'Success'") in lines
+    assert store.get_run(run_id[:8]).run_id == run_id
+
+
+def test_runs_store_none_records_nothing_but_still_has_a_run_id(tmp_path: Path, logs: pytest.LogCaptureFixture) -> None:
+    before = config.get_path("runs.store")
+    config.set_path("runs.store", "none")
+    try:
+        state = Flow("unrecorded", tasks=[task(lambda: 1)]).run()
+        with pytest.raises(ResumeError, match="needs the run store"):
+            Flow("unrecorded").run(resume="last")
+    finally:
+        config.set_path("runs.store", before)
+    assert state.is_successful() and len(state.flow_run_id) == 36
+    assert logs.messages[0] == f"Flow run {state.flow_run_id} of 'unrecorded' (not recorded: runs.store is 'none')"
+
+
+def _checkpointed_flow(tmp_path: Path, fail_while: Path) -> Flow:
+    """a -> b -> c; b fails while ``fail_while`` exists; each run is counted."""
+
+    @task
+    def a() -> int:
+        _mark(tmp_path / "a")
+        return 1
+
+    @task
+    def b(x: int) -> int:
+        _mark(tmp_path / "b")
+        if fail_while.exists():
+            raise RuntimeError("b is not ready")
+        return x + 1
+
+    @task
+    def c(x: int) -> int:
+        _mark(tmp_path / "c")
+        return x * 10
+
+    with Flow("resumable", result=LocalResult(dir=str(tmp_path / "results"))) as flow:
+        c(b(a()))
+    return flow
+
+
+def test_resume_runs_only_what_did_not_finish(store: RunStore, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.touch()
+    flow = _checkpointed_flow(tmp_path, broken)
+    first = flow.run(context={"checkpointing": True})
+    assert first.is_failed()
+    assert (_count(tmp_path / "a"), _count(tmp_path / "b"), _count(tmp_path / "c")) == (1, 1, 0)
+    broken.unlink()
+
+    second = flow.run(resume=first.flow_run_id, context={"checkpointing": True})
+    assert second.is_successful()
+    assert (_count(tmp_path / "a"), _count(tmp_path / "b"), _count(tmp_path / "c")) == (1, 2, 1)
+    c_task = flow.get_tasks(name="c")[0]
+    assert second.result[c_task].result == 20
+    store.flush()
+    run = store.get_run(second.flow_run_id)
+    assert run.resumed_from == first.flow_run_id and run.state == "Success"
+    # the restored task is recorded in the new run too, with its location, so a resumed
+    # run can be resumed again
+    a_record = next(r for r in store.task_runs(second.flow_run_id) if r.task_slug == "a-1")
+    assert a_record.state == "Success" and a_record.result_location is not None
+
+
+def test_resume_last_and_rerun(store: RunStore, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.touch()
+    flow = _checkpointed_flow(tmp_path, broken)
+    assert flow.run(context={"checkpointing": True}).is_failed()
+    broken.unlink()
+    a_task = flow.get_tasks(name="a")[0]
+    state = flow.run(resume="last", rerun=[a_task], context={"checkpointing": True})
+    assert state.is_successful()
+    assert (_count(tmp_path / "a"), _count(tmp_path / "b"), _count(tmp_path / "c")) == (2, 2, 1)
+    with pytest.raises(ResumeError, match=r"its last run \(.*\) succeeded, so there is nothing to resume"):
+        flow.run(resume="last")
+    with pytest.raises(ResumeError, match="has no failed or unfinished run of it"):
+        Flow("never run").run(resume="last")
+    with pytest.raises(ValueError, match="rerun=.* needs resume="):
+        flow.run(rerun=[a_task])
+
+
+def test_resume_names_values_that_were_never_checkpointed_before_anything_runs(store: RunStore, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.touch()
+    flow = _checkpointed_flow(tmp_path, broken)
+    first = flow.run()  # checkpointing is off: nothing is written
+    assert first.is_failed()
+    broken.unlink()
+    with pytest.raises(ResumeError) as raised:
+        flow.run(resume=first.flow_run_id)
+    message = str(raised.value)
+    assert "'a' (needed by 'b')" in message and "checkpoint" in message and "result=LocalResult" in message
+    assert (_count(tmp_path / "a"), _count(tmp_path / "b"), _count(tmp_path / "c")) == (1, 1, 0)
+
+
+def test_resume_unknown_run_or_another_flows_run(store: RunStore, tmp_path: Path) -> None:
+    with pytest.raises(ResumeError, match="has no such run"):
+        Flow("x").run(resume="0123456789")
+    other = Flow("other", tasks=[task(lambda: 1)]).run()
+    with pytest.raises(ResumeError, match="of flow 'other' with flow 'x'"):
+        Flow("x").run(resume=other.flow_run_id)
+
+
+def test_resuming_a_map_of_1000_runs_only_its_10_failed_children(store: RunStore, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.touch()
+    runs = tmp_path / "runs"
+
+    @task
+    def square(x: int) -> int:
+        _mark(runs, str(x))
+        if x % 100 == 7 and broken.exists():
+            raise ValueError(f"{x} failed")
+        return x * x
+
+    @task
+    def total(values: list[int]) -> int:
+        return sum(values)
+
+    with Flow("big map", result=LocalResult(dir=str(tmp_path / "results"))) as flow:
+        total(square.map(list(range(1000))))
+
+    first = flow.run(context={"checkpointing": True})
+    assert first.is_failed() and _count(runs) == 1000
+    broken.unlink()
+    runs.unlink()
+    second = flow.run(resume=first.flow_run_id, context={"checkpointing": True})
+    assert second.is_successful()
+    assert sorted(int(x) for x in runs.read_text().split()) == [x for x in range(1000) if x % 100 == 7]
+    total_task = flow.get_tasks(name="total")[0]
+    assert second.result[total_task].result == sum(x * x for x in range(1000))
+    store.flush()
+    counts = store.get_run(second.flow_run_id).task_counts
+    assert counts.get("Success", 0) >= 1000 + 1
+
+
+KILLED_FLOW = """
+import sys, time
+from pathlib import Path
+from flowcore import Flow, task
+from flowcore.engine.results import LocalResult
+
+out = Path(sys.argv[1])
+
+@task
+def step(previous, i):
+    with open(out / "ran", "a") as fh:
+        fh.write(f"{i}\\n")
+    if i == 3 and not (out / "healed").exists():
+        (out / "step-3-started").touch()
+        time.sleep(600)  # killed here
+    return i
+
+with Flow("killed", result=LocalResult(dir=str(out / "results"))) as flow:
+    previous = None
+    for i in range(6):
+        previous = step(previous, i)
+
+if __name__ == "__main__":
+    flow.run(context={"checkpointing": True})
+"""
+
+
+def test_a_run_killed_with_sigkill_is_resumed_in_a_new_process(store: RunStore, tmp_path: Path) -> None:
+    script = tmp_path / "killed_flow.py"
+    script.write_text(textwrap.dedent(KILLED_FLOW))
+    env = {**os.environ, "FLOWCORE__RUNS__STORE": store.url}
+    process = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            if (tmp_path / "step-3-started").exists():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the flow never reached step 3")
+        time.sleep(1.5)  # the store writes at least every 0.5 s: steps 0-2 are recorded
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.wait(timeout=60)
+    assert process.returncode == -signal.SIGKILL
+    (tmp_path / "healed").touch()
+    resumed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(f"""
+            import runpy, sys
+            sys.argv = ["killed_flow.py", {str(tmp_path)!r}]
+            flow = runpy.run_path({str(script)!r})["flow"]
+            state = flow.run(resume="last", context={{"checkpointing": True}})
+            print(type(state).__name__, state.flow_run_id)
+        """)],
+        env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert resumed.stdout.splitlines()[-1].split()[0] == "Success"
+    assert (tmp_path / "ran").read_text().split() == ["0", "1", "2", "3", "3", "4", "5"]
