@@ -43,7 +43,7 @@ def _is_engine_memo(key: Any) -> bool:
 def _check_not_in_mapped_context() -> None:
     if _context.current().get("mapped"):
         raise ValueError(
-            "Cannot set `mapped=True` when running from inside a mapped context: the "
+            "Cannot set `mapped=True` when running from inside a mapped context. The "
             "function given to apply_map already runs once per element."
         )
 
@@ -87,7 +87,7 @@ class Flow:
         cache_store: Any = None,
     ) -> None:
         if not name:
-            raise ValueError("A name must be provided for the flow, e.g. Flow('my-flow').")
+            raise ValueError("A name must be provided for the flow. E.g. Flow('my-flow').")
         self.name = name
         self.schedule = schedule
         self.executor = executor
@@ -109,8 +109,8 @@ class Flow:
         self._cache: dict[Any, Any] = {}
         if state_handlers is not None and not isinstance(state_handlers, (list, tuple)):
             raise TypeError(
-                f"state_handlers should be iterable (flow {name!r}: got a "
-                f"{type(state_handlers).__name__}; pass a list of callables)."
+                f"state_handlers should be iterable. Flow {name!r} got a "
+                f"{type(state_handlers).__name__}; pass a list of callables."
             )
         self.state_handlers = list(state_handlers or [])
         if on_failure is not None:
@@ -191,8 +191,8 @@ class Flow:
         """Add ``task`` (idempotent); give it a slug unique within the flow."""
         if not isinstance(task, Task):
             raise TypeError(
-                f"Tasks must be Task instances (received {type(task)}); flow.add_task() "
-                f"takes a Task, got {task!r}"
+                f"Tasks must be Task instances (received {type(task)}). flow.add_task() "
+                f"takes a Task, got {task!r}."
             )
         if task in self._order:
             return task
@@ -243,8 +243,8 @@ class Flow:
             _check_not_in_mapped_context()
         if getattr(downstream_task, "_is_root_only", False):
             raise ValueError(
-                "Parameters must be root tasks and can not have upstream dependencies "
-                f"({downstream_task!r} was given the upstream {upstream_task!r})."
+                "Parameters must be root tasks and can not have upstream dependencies. "
+                f"{downstream_task!r} was given the upstream {upstream_task!r}."
             )
         edge = Edge(upstream_task, downstream_task, key=key, mapped=mapped, flattened=flattened, flow=self)
         upstream, downstream = edge.upstream_task, edge.downstream_task
@@ -515,8 +515,8 @@ class Flow:
         missing = [t for t in tasks if t not in self._order]
         if missing:
             raise ValueError(
-                f"reference tasks must be part of the flow ({missing} are not in flow "
-                f"{self.name!r}; add them first)."
+                f"reference tasks must be part of the flow. {missing} are not in flow "
+                f"{self.name!r}; add them first."
             )
         self._reference_tasks = tasks
         self._cache.clear()
@@ -598,12 +598,13 @@ class Flow:
         """The structural checks, also run while the graph is built (eager validation)."""
         if any(e.upstream_task not in self.tasks or e.downstream_task not in self.tasks for e in self.edges):
             raise ValueError(
-                f"Some edges refer to tasks not contained in this flow ({self.name!r}); add "
-                "tasks with add_task() or add_edge(), not by changing flow.edges"
+                f"Some edges refer to tasks not contained in this flow. Flow {self.name!r}: "
+                "add tasks with add_task() or add_edge(), not by changing flow.tasks."
             )
         if any(t not in self.tasks for t in self._reference_tasks):
             raise ValueError(
-                f"Some reference tasks are not contained in this flow ({self.name!r})."
+                f"Some reference tasks are not contained in this flow. Flow {self.name!r}: "
+                "set them with set_reference_tasks()."
             )
         if len(set(self.slugs.values())) != len(self.slugs):
             raise ValueError(f"Flow {self.name!r} has duplicate task slugs")
@@ -635,8 +636,8 @@ class Flow:
 
         if getattr(self, "_scopes", None):
             raise RuntimeError(
-                "Don't call `flow.run()` from within a `Flow` context manager "
-                f"({self!r}).\n\nDo:\n\n  with Flow(...) as flow:\n      ...\n  "
+                "Don't call `flow.run()` from within a `Flow` context manager. "
+                f"({self!r})\n\nDo:\n\n  with Flow(...) as flow:\n      ...\n  "
                 "flow.run(...)\n\nDon't:\n\n  with Flow(...) as flow:\n      ...\n"
                 "      flow.run(...)"
             )

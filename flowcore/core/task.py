@@ -72,19 +72,19 @@ def validate_run_signature(run: Callable[..., Any], owner: str) -> None:
         raise ValueError(
             "This function can not be inspected (this is common with `builtin` and `numpy` "
             "functions). In order to use it as a task, please wrap it in a standard Python "
-            f"function ({owner}: {exc})."
+            f"function. ({owner}: {exc})"
         ) from exc
     if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
         raise ValueError(
             "Tasks with variable positional arguments (*args) are not supported, because "
-            f"all task arguments are stored as keywords ({owner}). As a workaround, accept "
+            f"all flowcore arguments are stored as keywords. As a workaround, {owner} can accept "
             "**kwargs in run() instead."
         )
     reserved = [name for name in _RESERVED_ORDER if name in {p.name for p in params}]
     if reserved:
         raise ValueError(
             f"Tasks cannot have the following argument names: {', '.join(reserved)}. "
-            f"These are reserved keyword arguments ({owner}); rename them in run()."
+            f"These are reserved keyword arguments. Rename them in run() of {owner}."
         )
 
 
@@ -286,8 +286,8 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         check_positional_only(self)
         if isinstance(tags, str):
             raise TypeError(
-                f"Tags should be a set of tags, not a string (task {self.name!r}: "
-                f"tags={tags!r}; write tags=[{tags!r}])."
+                f"Tags should be a set of tags, not a string. Task {self.name!r} got "
+                f"tags={tags!r}; write tags=[{tags!r}]."
             )
         self.tags = set(tags or ()) | set(_context.current().get("tags") or ())
 
@@ -297,20 +297,20 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             retry_delay = _to_retry_delay(defaults.get("retry_delay"))
         if max_retries and max_retries > 0 and retry_delay is None:
             raise ValueError(
-                "A datetime.timedelta `retry_delay` must be provided if max_retries > 0 "
-                f"(task {self.name!r}: max_retries={max_retries}), "
-                "e.g. retry_delay=timedelta(seconds=10)"
+                "A datetime.timedelta `retry_delay` must be provided if max_retries > 0. "
+                f"Task {self.name!r} has max_retries={max_retries}; add e.g. "
+                "retry_delay=timedelta(seconds=10)."
             )
         if retry_on and not (max_retries and max_retries > 0):
             raise ValueError(
-                "A number of `max_retries` must be provided if `retry_on` is set "
-                f"(task {self.name!r}), e.g. max_retries=3, retry_delay=timedelta(seconds=10)."
+                "A number of `max_retries` must be provided if `retry_on` is set. Give task "
+                f"{self.name!r} e.g. max_retries=3, retry_delay=timedelta(seconds=10)."
             )
         self.retry_on = self._check_retry_on(retry_on)
         if retry_delay is not None and not max_retries:
             raise ValueError(
                 "A `max_retries` argument greater than 0 must be provided if specifying a "
-                f"retry delay (task {self.name!r}: max_retries={max_retries!r}); give "
+                f"retry delay. Task {self.name!r} has max_retries={max_retries!r}; give "
                 "max_retries > 0 or drop retry_delay."
             )
         self.max_retries: int = max_retries
@@ -334,8 +334,8 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             if cache_validator is not cache_validators.never_use:
                 warnings.warn(
                     "cache_validator provided without specifying cache expiration "
-                    f"(cache_for); this Task will not be cached (task {self.name!r}: add "
-                    "cache_for=timedelta(...)).",
+                    f"(cache_for); this Task will not be cached. Give task {self.name!r} "
+                    "cache_for=timedelta(...) to cache it.",
                     stacklevel=2,
                 )
         if cache_validator is None:
@@ -351,8 +351,8 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
 
         if state_handlers is not None and not isinstance(state_handlers, Sequence):
             raise TypeError(
-                f"state_handlers should be iterable (task {self.name!r}: got a "
-                f"{type(state_handlers).__name__}; pass a list of callables)."
+                f"state_handlers should be iterable. Task {self.name!r} got a "
+                f"{type(state_handlers).__name__}; pass a list of callables."
             )
         self.state_handlers = list(state_handlers or [])
         if on_failure is not None:
@@ -452,12 +452,13 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             if not isinstance(exc_type, type):
                 raise TypeError(
                     f"Invalid `retry_on` value {exc_type!r}. Expected an exception type but "
-                    f"got an instance of {type(exc_type).__name__} (task {self.name!r})."
+                    f"got an instance of {type(exc_type).__name__}. Task {self.name!r} takes "
+                    "Exception subclasses, e.g. retry_on={ValueError}."
                 )
             if not issubclass(exc_type, Exception):
                 raise TypeError(
-                    f"Invalid `retry_on` value {exc_type!r}. Expected an exception subclass "
-                    f"(task {self.name!r})."
+                    f"Invalid `retry_on` value {exc_type!r}. Expected an exception subclass. "
+                    f"Task {self.name!r} takes Exception subclasses, e.g. retry_on={{ValueError}}."
                 )
         return types
 
@@ -468,17 +469,17 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             seconds = int(timeout.total_seconds())
             if timeout.total_seconds() != seconds:
                 warnings.warn(
-                    "Task timeouts do not support a sub-second resolution; smaller units "
-                    f"will be ignored! (task {self.name!r}: {timeout} is truncated to "
-                    f"{seconds}s)",
+                        "Task timeouts do not support a sub-second resolution; smaller units "
+                    f"will be ignored! Task {self.name!r}: {timeout} is truncated to "
+                    f"{seconds}s.",
                     stacklevel=3,
                 )
             return seconds
         if not isinstance(timeout, int) or isinstance(timeout, bool):
             raise TypeError(
-                "Only integer timeouts (representing seconds) are supported; task "
-                f"{self.name!r} got {type(timeout).__name__} {timeout!r} (use an int or a "
-                "timedelta)."
+                "Only integer timeouts (representing seconds) are supported. Task "
+                f"{self.name!r} got {type(timeout).__name__} {timeout!r}; use an int or a "
+                "timedelta."
             )
         return timeout
 
@@ -534,8 +535,8 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         if flow is not None and self in flow.tasks and (flow.edges_to(self) or flow.edges_from(self)):
             warnings.warn(
                 "You are making a copy of a task that has dependencies on or to other tasks "
-                f"in the active flow context. The copy will not retain those dependencies "
-                f"({self!r}).",
+                "in the active flow context. The copy will not retain those dependencies. "
+                f"(Copied: {self!r}.)",
                 stacklevel=2,
             )
         new = object.__new__(type(self))
@@ -617,8 +618,8 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             if not hasattr(arg, "__getitem__") and not isinstance(arg, EdgeAnnotation):
                 raise TypeError(
                     f"Cannot map over unsubscriptable object of type {type(arg)}: "
-                    f"{repr(arg)[:10]}... (task {self.name!r}: pass a list, a task, or wrap "
-                    "it in unmapped(...))"
+                    f"{repr(arg)[:10]}... Task {self.name!r} maps over lists and tasks; wrap "
+                    "other arguments in unmapped(...)."
                 )
         task_args = dict(task_args or {})
         task_args.setdefault("nout", None)
@@ -639,9 +640,8 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         flow = flow if flow is not None else _context.current().get("flow")
         if flow is None:
             raise ValueError(
-                "No Flow was passed, and could not infer an active Flow context "
-                f"(setting dependencies of {self!r}); pass flow=... or use a "
-                "`with Flow(...)` block."
+                "No Flow was passed, and could not infer an active Flow context. Pass "
+                f"flow=... or use a `with Flow(...)` block to set dependencies of {self!r}."
             )
         flow.set_dependencies(
             task=self,
@@ -696,7 +696,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             raise TypeError(
                 "Task is not iterable. If your task returns multiple results, pass `nout` "
                 "to the task decorator/constructor, or provide a `Tuple` return-type "
-                f"annotation to your task ({self!r}; a mapped task is never iterable)."
+                f"annotation to your task. ({self!r}; a mapped task is never iterable.)"
             )
         return (self[i] for i in range(self.nout))
 
@@ -730,8 +730,8 @@ def _result_for_target(result: Result | None, target: Any, name: str) -> Result 
         if result.location is not None and result.location != target:
             warnings.warn(
                 "Both `result.location` and `target` were provided. The `target` value will "
-                f"be used (task {name!r}: result.location={result.location!r}, "
-                f"target={target!r}).",
+                f"be used. Task {name!r}: result.location={result.location!r}, "
+                f"target={target!r}.",
                 stacklevel=3,
             )
         new.location = target
