@@ -72,6 +72,25 @@ def test_save_defaults_to_home_dir_flows_slug(home: Path) -> None:
     assert os.listdir(home / "flows") == ["my-demo-flow.prefect"]  # no temporary file left
 
 
+def test_save_without_a_path_writes_where_load_by_name_looks(home: Path) -> None:
+    # verified against prefect 1.4.1: <home_dir>/flows/<slug>.prefect; load takes the
+    # flow's name or its slug
+    flow = Flow("I aM a-test!", tasks=[numbers])
+    assert flow.save() == str(home / "flows" / "i-am-a-test.prefect")
+    for name in ("I aM a-test!", "i-am-a-test"):
+        loaded = Flow.load(name)
+        assert loaded.name == "I aM a-test!"
+        assert [t.slug for t in loaded.tasks] == [numbers.slug]
+    assert Flow.load(str(home / "flows" / "i-am-a-test.prefect")).name == flow.name
+
+
+def test_load_by_name_finds_a_flow_saved_by_earlier_flowcore_versions(home: Path) -> None:
+    flow, _ = demo_flow("Old Save")
+    (home / "flows").mkdir(parents=True)
+    flow.save(str(home / "flows" / "old-save.flowcore"))
+    assert Flow.load("Old Save").name == "Old Save"
+
+
 def test_load_by_name_and_run(home: Path) -> None:
     flow, tasks = demo_flow()
     flow.save()
