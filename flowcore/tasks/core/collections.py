@@ -67,5 +67,8 @@ class Dict(Task):
     def run(self, keys: Iterable[Any], values: Iterable[Any]) -> dict[Any, Any]:
         keys, values = list(keys), list(values)
         if len(keys) != len(values):
-            raise ValueError(f"Dict task got {len(keys)} keys but {len(values)} values")
+            raise ValueError(
+                "A different number of keys and values were provided! The Dict task got "
+                f"{len(keys)} keys and {len(values)} values."
+            )
         return dict(zip(keys, values))

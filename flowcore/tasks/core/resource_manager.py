@@ -215,8 +215,8 @@ class ResourceManager:
             flow = _context.current().get("flow")
             if flow is None:
                 raise ValueError(
-                    f"Could not infer an active Flow context for resource manager {self.name!r}; "
-                    "use it inside a `with Flow(...)` block or pass flow=..."
+                    "Could not infer an active Flow context. Use resource manager "
+                    f"{self.name!r} inside a `with Flow(...)` block or pass flow=..."
                 )
         init = ResourceInitTask(self.resource_class, **self.init_task_kwargs)(
             *args, flow=flow, **kwargs
