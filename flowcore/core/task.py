@@ -90,12 +90,20 @@ def validate_run_signature(run: Callable[..., Any], owner: str) -> None:
 
 def check_positional_only(task: Task) -> None:
     """Raise TypeError if ``task.run`` has positional-only parameters (arguments are
-    always passed by keyword)."""
-    positional = [
-        name
-        for name, param in task._run_signature().parameters.items()
-        if param.kind is inspect.Parameter.POSITIONAL_ONLY
-    ]
+    always passed by keyword). Memoised per function: tasks are created often."""
+    function = getattr(task.run, "__func__", task.run)
+    try:
+        positional = _POSITIONAL_ONLY[function]
+    except (KeyError, TypeError):
+        positional = [
+            name
+            for name, param in task._run_signature().parameters.items()
+            if param.kind is inspect.Parameter.POSITIONAL_ONLY
+        ]
+        try:
+            _POSITIONAL_ONLY[function] = positional
+        except TypeError:
+            pass
     if positional:
         raise TypeError(
             "Found positional-only parameters in the function signature for task "
@@ -173,6 +181,7 @@ def _infer_nout(run: Callable[..., Any]) -> int | None:
 
 
 _NOUT_CACHE: weakref.WeakKeyDictionary[Any, int | None] = weakref.WeakKeyDictionary()
+_POSITIONAL_ONLY: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
 
 
 def _nout_from_annotation(run: Callable[..., Any]) -> int | None:
