@@ -1,8 +1,22 @@
 """flowcore: a fast workflow engine with Prefect 1's API."""
 
+import re
 from pathlib import Path
 
 from setuptools import find_packages, setup
+
+REPOSITORY = "https://github.com/flowcore/flowcore"
+
+
+def long_description() -> str:
+    """README.md with its relative links made absolute, so they work on a package index."""
+    readme = Path(__file__).with_name("README.md").read_text(encoding="utf-8")
+    return re.sub(
+        r"\]\((?![a-z][a-z0-9+.-]*:|#)([^)\s]+)\)",
+        lambda m: f"]({REPOSITORY}/blob/main/{m.group(1)})",
+        readme,
+    )
+
 
 EXTRAS = {
     "aws": ["boto3>=1.26"],
@@ -36,8 +50,19 @@ setup(
     name="flowcore",
     version="0.2.0.dev0",
     description="A fast, correct workflow engine with Prefect 1's API",
-    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description=long_description(),
     long_description_content_type="text/markdown",
+    author="flowcore developers",
+    license="Apache-2.0",
+    license_files=["LICENSE"],
+    url=REPOSITORY,
+    project_urls={
+        "Documentation": f"{REPOSITORY}/tree/main/docs",
+        "Migrating from Prefect 1": f"{REPOSITORY}/blob/main/docs/migrating.md",
+        "Source": REPOSITORY,
+        "Issues": f"{REPOSITORY}/issues",
+    },
+    keywords=["workflow", "pipeline", "prefect", "dask", "caching", "orchestration"],
     packages=find_packages(include=["flowcore", "flowcore.*"]),
     package_data={"flowcore": ["py.typed"]},
     python_requires=">=3.10",
@@ -60,9 +85,17 @@ setup(
     extras_require=EXTRAS,
     entry_points={"console_scripts": ["flowcore = flowcore.cli:main"]},
     classifiers=[
+        "Development Status :: 3 - Alpha",
+        "Intended Audience :: Developers",
+        "License :: OSI Approved :: Apache Software License",
+        "Operating System :: OS Independent",
         "Programming Language :: Python :: 3",
+        "Programming Language :: Python :: 3 :: Only",
         "Programming Language :: Python :: 3.10",
         "Programming Language :: Python :: 3.11",
         "Programming Language :: Python :: 3.12",
+        "Programming Language :: Python :: 3.13",
+        "Topic :: System :: Distributed Computing",
+        "Typing :: Typed",
     ],
 )

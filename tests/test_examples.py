@@ -63,8 +63,11 @@ KEY_OUTPUT: dict[str, list[str]] = {
 DOCS_WITH_PROGRAMS = [
     "README.md", "docs/concepts.md", "docs/migrating.md",
     "docs/control_flow.md", "docs/resources.md", "docs/schedules.md", "docs/flow_io.md",
-    "docs/caching.md", "docs/cache-policies.md",
+    "docs/caching.md", "docs/cache-policies.md", "docs/results.md", "docs/locking.md",
 ]
+# Pages with ```python blocks that do not run as is yet; each is being rewritten by its
+# owner, and is moved to DOCS_WITH_PROGRAMS when its blocks run.
+DOCS_NOT_YET_RUNNABLE = {"docs/executors.md"}
 _PYTHON_BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 
@@ -117,6 +120,16 @@ def test_example_runs(name: str) -> None:
 def test_docs_have_programs() -> None:
     pages = {where.split(":")[0] for where, _ in doc_programs()}
     assert pages == set(DOCS_WITH_PROGRAMS)
+
+
+def test_every_docs_page_with_python_is_run() -> None:
+    """A new page under docs/ with ```python blocks must be added to DOCS_WITH_PROGRAMS."""
+    with_python = {
+        str(page.relative_to(ROOT))
+        for page in (ROOT / "docs").glob("*.md")
+        if _PYTHON_BLOCK.search(page.read_text(encoding="utf-8"))
+    }
+    assert with_python - DOCS_NOT_YET_RUNNABLE == set(DOCS_WITH_PROGRAMS) - {"README.md"}
 
 
 @pytest.mark.parametrize(("where", "code"), doc_programs(), ids=[w for w, _ in doc_programs()])

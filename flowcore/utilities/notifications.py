@@ -1,8 +1,11 @@
 """State handlers that call back, post to Slack or Jira, send an email, or log to Snowflake.
 
-Each notifier is a state handler ``fn(task_or_flow, old_state, new_state) -> new_state``
-(Prefect 1's names and arguments). Called with keyword options only, it returns a handler
-with those options bound, so it can be configured where it is attached::
+Each notifier is a state handler ``fn(tracked_obj, old_state, new_state, ignore_states=None,
+only_states=None, ...) -> new_state`` (Prefect 1's names and arguments; the docstrings below
+list only the arguments after these). ``tracked_obj`` is the task or flow the handler is
+attached to; the new state is returned unchanged. Called with keyword options only, a
+notifier returns a handler with those options bound, so it can be configured where it is
+attached::
 
     @task(state_handlers=[slack_notifier(only_states=[Failed])])
 
@@ -94,10 +97,14 @@ class _Notifier:
         return f"<notifier {self.__name__} {self._kwargs!r}>"
 
 
-def _skipped(new_state: State, ignore_states: Sequence[type] | None, only_states: Sequence[type] | None) -> bool:
+def _skipped(
+    new_state: State, ignore_states: Sequence[type] | None, only_states: Sequence[type] | None
+) -> bool:
     if any(isinstance(new_state, ignored) for ignored in ignore_states or ()):
         return True
-    return bool(only_states) and not any(isinstance(new_state, wanted) for wanted in only_states or ())
+    return bool(only_states) and not any(
+        isinstance(new_state, wanted) for wanted in only_states or ()
+    )
 
 
 def _secret(name: str, needed_by: str) -> Any:
@@ -137,7 +144,9 @@ def _send(
     return body
 
 
-def slack_message_formatter(tracked_obj: Any, state: State, backend_info: bool = True) -> dict[str, Any]:
+def slack_message_formatter(
+    tracked_obj: Any, state: State, backend_info: bool = True
+) -> dict[str, Any]:
     """The Slack webhook payload (one attachment) for ``tracked_obj`` entering ``state``.
 
     With ``backend_info``, the flow run id (``flowcore runs show <id>``) is added as a field
@@ -178,11 +187,6 @@ def _slack_notifier(
     """Post a message to a Slack incoming webhook when the state changes.
 
     Args:
-        tracked_obj: the task or flow the handler is attached to.
-        old_state: its previous state.
-        new_state: its new state (returned unchanged).
-        ignore_states: state classes that never notify.
-        only_states: if given, only these state classes notify.
         webhook_secret: the local secret holding the webhook URL (default
             ``"SLACK_WEBHOOK_URL"``).
         backend_info: add the flow run id to the message.
@@ -255,11 +259,6 @@ def _gmail_notifier(
     recipient.
 
     Args:
-        tracked_obj: the task or flow the handler is attached to.
-        old_state: its previous state.
-        new_state: its new state (returned unchanged).
-        ignore_states: state classes that never notify.
-        only_states: if given, only these state classes notify.
         email_to: the recipient (default: the username).
         smtp_server: the SMTP host (flowcore's addition, like the two below).
         smtp_port: its port.
@@ -295,7 +294,9 @@ def _jira_fields(options: dict[str, Any] | None, tracked_obj: Any, state: State)
     if isinstance(fields.get("issuetype"), str):
         fields["issuetype"] = {"name": fields["issuetype"]}
     now = datetime.datetime.now(datetime.timezone.utc).replace(tzinfo=None)
-    fields["summary"] = f"Message from flowcore: {tracked_obj.name} entered a {type(state).__name__} state at {now}"
+    fields["summary"] = (
+        f"Message from flowcore: {tracked_obj.name} entered a {type(state).__name__} state at {now}"
+    )
     return fields
 
 
@@ -315,11 +316,6 @@ def _jira_notifier(
     ``JIRATOKEN`` and (unless ``server_URL`` is given) ``JIRASERVER``, as in Prefect 1.
 
     Args:
-        tracked_obj: the task or flow the handler is attached to.
-        old_state: its previous state.
-        new_state: its new state (returned unchanged).
-        ignore_states: state classes that never notify.
-        only_states: if given, only these state classes notify.
         server_URL: the Jira site, e.g. ``"https://example.atlassian.net"``.
         options: the issue's fields; ``project`` (a key) and ``issuetype`` (a name, or
             ``{"id": ...}``) are required by Jira. The summary is filled in.
@@ -372,7 +368,9 @@ _COLUMNS = "(FLOW_ID, FLOW_NAME, TASK_NAME, STATE, MESSAGE, INGESTED_AT)"
 def _snowflake_table(full_name: str) -> str:
     parts = full_name.split(".")
     if len(parts) != 3 or not all(_IDENTIFIER.match(part) for part in parts):
-        raise ValueError(f"snowflake_logger: the log table must be DB.SCHEMA.TABLE, not {full_name!r}")
+        raise ValueError(
+            f"snowflake_logger: the log table must be DB.SCHEMA.TABLE, not {full_name!r}"
+        )
     return full_name
 
 
@@ -393,11 +391,6 @@ def _snowflake_logger(
     """Insert a row describing the state change into a Snowflake table.
 
     Args:
-        tracked_obj: the task or flow the handler is attached to.
-        old_state: its previous state.
-        new_state: its new state (returned unchanged).
-        ignore_states: state classes that never log.
-        only_states: if given, only these state classes log.
         snowflake_secret: the local secret holding the connection arguments (``user``,
             ``password``, ``account``, ``role``, ``warehouse``, ``private_key``); default
             ``"SNOWFLAKE_CREDS"``.
@@ -413,17 +406,26 @@ def _snowflake_logger(
     row = snowflake_message_formatter(tracked_obj, new_state)
     message = row["message"][0]["value"] if row["message"] else ""
     values = [row["flow_id"], row["flow_name"], row["task_name"], row["state"], message]
-    table = _snowflake_table(str(_secret(snowflake_log_table_name or "LOG_TABLE_NAME_FULL", "snowflake_logger")))
+    table = _snowflake_table(
+        str(_secret(snowflake_log_table_name or "LOG_TABLE_NAME_FULL", "snowflake_logger"))
+    )
     if test_env:
-        print(f"INSERT INTO {table} {_COLUMNS} VALUES ({', '.join(map(_sql_literal, values))}, CURRENT_TIMESTAMP());")
+        print(
+            f"INSERT INTO {table} {_COLUMNS} VALUES ({', '.join(map(_sql_literal, values))}, CURRENT_TIMESTAMP());"
+        )
         return new_state
     try:
         import snowflake.connector
     except ImportError as exc:
-        raise ImportError("snowflake_logger needs snowflake: pip install snowflake-connector-python") from exc
+        raise ImportError(
+            "snowflake_logger needs snowflake: pip install snowflake-connector-python"
+        ) from exc
     credentials = dict(_secret(snowflake_secret or "SNOWFLAKE_CREDS", "snowflake_logger"))
     with snowflake.connector.connect(**credentials) as connection, connection.cursor() as cursor:
-        cursor.execute(f"INSERT INTO {table} {_COLUMNS} VALUES (%s, %s, %s, %s, %s, CURRENT_TIMESTAMP())", values)
+        cursor.execute(
+            f"INSERT INTO {table} {_COLUMNS} VALUES (%s, %s, %s, %s, %s, CURRENT_TIMESTAMP())",
+            values,
+        )
     return new_state
 
 

@@ -72,12 +72,16 @@ def test_visualize_writes_one_file_per_flow_under_home_and_no_temporary_director
         _flow("Other").visualize()
     opened = _wait_for_lines(isolated["opened"], 4)
     drawn = isolated["home"] / "visualize"
-    assert opened == [str(drawn / name) for name in ("my-flow.pdf", "my-flow.svg", "my-flow.pdf", "other.pdf")]
+    assert opened == [
+        str(drawn / name) for name in ("my-flow.pdf", "my-flow.svg", "my-flow.pdf", "other.pdf")
+    ]
     assert sorted(p.name for p in drawn.iterdir()) == ["my-flow.pdf", "my-flow.svg", "other.pdf"]
     assert list(isolated["tmp"].iterdir()) == []
 
 
-def test_visualize_with_a_filename_writes_only_that_file(isolated: dict[str, Path], tmp_path: Path) -> None:
+def test_visualize_with_a_filename_writes_only_that_file(
+    isolated: dict[str, Path], tmp_path: Path
+) -> None:
     with set_temporary_config({"home_dir": str(isolated["home"])}):
         _flow("Named").visualize(filename=str(tmp_path / "drawing"), format="png")
     assert (tmp_path / "drawing.png").is_file() and not (tmp_path / "drawing").exists()

@@ -144,7 +144,9 @@ class _SMTPSession(socketserver.BaseRequestHandler):
                 elif verb == "DATA":
                     conn.sendall(b"354 go on\r\n")
                     data = b"".join(iter(reader.readline, b".\r\n"))
-                    envelope["message"] = email.message_from_bytes(data, policy=email.policy.default)
+                    envelope["message"] = email.message_from_bytes(
+                        data, policy=email.policy.default
+                    )
                     self.server.mails.append(envelope)
                     self.server.used_tls.append(secure)
                     envelope = {"to": []}
@@ -177,7 +179,9 @@ def _certificate(directory: Path) -> tuple[Path, Path]:
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(days=1))
         .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False)
+        .add_extension(
+            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]), False
+        )
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), True)
         .sign(key, hashes.SHA256())
     )
@@ -276,11 +280,17 @@ def test_slack_notifier_posts_the_states_it_is_configured_for(http_server: _HTTP
     ] * 2
     failed, success = (p["body"]["attachments"][0] for p in posts)
     assert (success["title"], success["text"]) == ("Success", "ok is now in a Success state")
-    assert success["fields"][0] == {"title": "Message", "value": "Task run succeeded.", "short": False}
+    assert success["fields"][0] == {
+        "title": "Message",
+        "value": "Task run succeeded.",
+        "short": False,
+    }
     assert (failed["title"], failed["text"]) == ("Failed", "bad is now in a Failed state")
     assert failed["fields"][0]["value"] == "```ValueError('boom')```"
     assert failed["color"] == Failed.color
-    assert {"title": "Flow run", "value": failed["fields"][1]["value"], "short": True} in failed["fields"]
+    assert {"title": "Flow run", "value": failed["fields"][1]["value"], "short": True} in failed[
+        "fields"
+    ]
 
 
 def test_slack_notifier_takes_a_url_argument_and_a_named_secret(http_server: _HTTPServer) -> None:
@@ -297,7 +307,9 @@ def test_slack_notifier_failures_are_value_errors(http_server: _HTTPServer) -> N
     """Prefect 1.4.1 (verified): a refused post raises ``ValueError("Slack notification for
     <obj> failed")``; a missing secret is a ValueError too (flowcore's names the setting)."""
     obj = SimpleNamespace(name="thing")
-    with pytest.raises(ValueError, match="^Slack notification for .*thing.* failed: HTTP Error 500"):
+    with pytest.raises(
+        ValueError, match="^Slack notification for .*thing.* failed: HTTP Error 500"
+    ):
         slack_notifier(obj, Running(), Success(), webhook_url=_url(http_server, "/fail"))
     with context(secrets={}), pytest.raises(ValueError, match="SLACK_WEBHOOK_URL"):
         slack_notifier(obj, Running(), Success())
@@ -324,7 +336,10 @@ def test_gmail_notifier_sends_through_smtp(smtp_server: tuple[_SMTPServer, str])
     SSL; the server arguments are flowcore's)."""
     server, smtp_type = smtp_server
     notifier = gmail_notifier(
-        only_states=[Failed], smtp_server="127.0.0.1", smtp_port=server.server_address[1], smtp_type=smtp_type
+        only_states=[Failed],
+        smtp_server="127.0.0.1",
+        smtp_port=server.server_address[1],
+        smtp_type=smtp_type,
     )
 
     @task(state_handlers=[notifier])
@@ -358,8 +373,13 @@ def test_gmail_notifier_recipient_and_errors(smtp_server: tuple[_SMTPServer, str
     obj = SimpleNamespace(name="thing")
     with context(secrets={"EMAIL_USERNAME": "me@example.com", "EMAIL_PASSWORD": "pw"}):
         gmail_notifier(
-            obj, Running(), Success(), email_to="ops@example.com",
-            smtp_server="127.0.0.1", smtp_port=port, smtp_type=smtp_type,
+            obj,
+            Running(),
+            Success(),
+            email_to="ops@example.com",
+            smtp_server="127.0.0.1",
+            smtp_port=port,
+            smtp_type=smtp_type,
         )
         with pytest.raises(ValueError, match="smtp_type must be one of"):
             gmail_notifier(obj, Running(), Success(), smtp_type="TLS?")
@@ -374,10 +394,13 @@ def test_gmail_notifier_delivery_failure_is_a_value_error() -> None:
         unused.bind(("127.0.0.1", 0))
         port = unused.getsockname()[1]
     obj = SimpleNamespace(name="thing")
-    with context(secrets={"EMAIL_USERNAME": "me@example.com", "EMAIL_PASSWORD": "pw"}), pytest.raises(
-        ValueError, match="^Email notification for .*thing.* failed"
+    with (
+        context(secrets={"EMAIL_USERNAME": "me@example.com", "EMAIL_PASSWORD": "pw"}),
+        pytest.raises(ValueError, match="^Email notification for .*thing.* failed"),
     ):
-        gmail_notifier(obj, Running(), Success(), smtp_server="127.0.0.1", smtp_port=port, smtp_type="INSECURE")
+        gmail_notifier(
+            obj, Running(), Success(), smtp_server="127.0.0.1", smtp_port=port, smtp_type="INSECURE"
+        )
 
 
 # --- Jira ---------------------------------------------------------------------------------
@@ -386,17 +409,29 @@ def test_gmail_notifier_delivery_failure_is_a_value_error() -> None:
 def test_jira_notifier_creates_and_assigns_an_issue(http_server: _HTTPServer) -> None:
     """Prefect 1.4.1's arguments and secret layout (``JIRASECRETS`` with JIRAUSER,
     JIRATOKEN, JIRASERVER); flowcore talks to Jira's REST API v2 directly."""
-    secrets = {"JIRASECRETS": {"JIRAUSER": "bot", "JIRATOKEN": "t0k", "JIRASERVER": _url(http_server, "")}}
+    secrets = {
+        "JIRASECRETS": {"JIRAUSER": "bot", "JIRATOKEN": "t0k", "JIRASERVER": _url(http_server, "")}
+    }
     obj = SimpleNamespace(name="nightly")
     with context(secrets=secrets):
-        jira_notifier(obj, Running(), Failed("x"), options={"project": "TEST", "issuetype": "Task"}, assignee="ann")
+        jira_notifier(
+            obj,
+            Running(),
+            Failed("x"),
+            options={"project": "TEST", "issuetype": "Task"},
+            assignee="ann",
+        )
     create, assign = http_server.received
     assert (create["method"], create["path"]) == ("POST", "/rest/api/2/issue")
     assert create["headers"]["Authorization"] == "Basic " + base64.b64encode(b"bot:t0k").decode()
     fields = create["body"]["fields"]
     assert fields["project"] == {"key": "TEST"} and fields["issuetype"] == {"name": "Task"}
     assert fields["summary"].startswith("Message from flowcore: nightly entered a Failed state at ")
-    assert (assign["method"], assign["path"], assign["body"]) == ("PUT", "/rest/api/2/issue/TEST-1/assignee", {"name": "ann"})
+    assert (assign["method"], assign["path"], assign["body"]) == (
+        "PUT",
+        "/rest/api/2/issue/TEST-1/assignee",
+        {"name": "ann"},
+    )
 
 
 def test_jira_notifier_server_url_argument_and_failure(http_server: _HTTPServer) -> None:
@@ -415,7 +450,9 @@ def test_jira_notifier_server_url_argument_and_failure(http_server: _HTTPServer)
 def test_snowflake_message_formatter_and_test_env(capsys: pytest.CaptureFixture[str]) -> None:
     """Prefect 1.4.1's row keys; with ``test_env`` the INSERT is printed, not run."""
     obj = SimpleNamespace(name="load")
-    with context(flow_run_id="run-1", flow_name="etl", secrets={"LOG_TABLE_NAME_FULL": "DB.SCH.LOG"}):
+    with context(
+        flow_run_id="run-1", flow_name="etl", secrets={"LOG_TABLE_NAME_FULL": "DB.SCH.LOG"}
+    ):
         assert snowflake_message_formatter(obj, Failed("it's bad")) == {
             "flow_id": "run-1",
             "flow_name": "etl",
@@ -425,14 +462,16 @@ def test_snowflake_message_formatter_and_test_env(capsys: pytest.CaptureFixture[
         }
         snowflake_logger(obj, Running(), Failed("it's bad"), test_env=True)
     printed = capsys.readouterr().out
-    assert printed.startswith("INSERT INTO DB.SCH.LOG (FLOW_ID, FLOW_NAME, TASK_NAME, STATE, MESSAGE, INGESTED_AT)")
+    assert printed.startswith(
+        "INSERT INTO DB.SCH.LOG (FLOW_ID, FLOW_NAME, TASK_NAME, STATE, MESSAGE, INGESTED_AT)"
+    )
     assert "'run-1', 'etl', 'load', 'Failed', 'it''s bad', CURRENT_TIMESTAMP());" in printed
 
 
 def test_snowflake_logger_checks_the_table_name() -> None:
     obj = SimpleNamespace(name="load")
-    with context(secrets={"LOG_TABLE_NAME_FULL": "DB.SCH.LOG; DROP TABLE X"}), pytest.raises(
-        ValueError, match="DB.SCHEMA.TABLE"
+    with (
+        context(secrets={"LOG_TABLE_NAME_FULL": "DB.SCH.LOG; DROP TABLE X"}),
+        pytest.raises(ValueError, match="DB.SCHEMA.TABLE"),
     ):
         snowflake_logger(obj, Running(), Failed(), test_env=True)
-
