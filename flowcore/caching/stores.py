@@ -12,10 +12,19 @@ One interface, two backends::
   by default the process's ``flowcore.context.caches`` (Prefect 1's behaviour: code that
   seeds or inspects ``context.caches`` keeps working).
 * :class:`StorageCacheStore` keeps one JSON :class:`~flowcore.caching.records.CacheRecord`
-  per record and one value object per distinct value, in any storage ``Result``::
+  per record and one value object per distinct value, in any storage ``Result``, in one
+  directory per key under one of 256 shards (the first two hex digits of the key's
+  SHA-256), so 100,000 keys make directories of about 400, not one of 100,000::
 
-      <prefix>/<key>/<record id>.json       the record (inputs + parameters -> record id)
-      <prefix>/<key>/<value digest>.value   the value, as the Result's serializer wrote it
+      <prefix>/<shard>/<key>/<record id>.json       the record (inputs + parameters -> id)
+      <prefix>/<shard>/<key>/<value digest>.value   the value, as the serializer wrote it
+      <prefix>/.tasks/<digest>.latest               a policy task's last record
+
+  Stores written before the shards (``<prefix>/<key>/...``, the *flat* layout) keep
+  working: a key's records are read from both places (of two records with one id, the
+  newer counts), records name their value's location, listing and gc walk the whole
+  prefix, and a record rewritten after a lookup found its flat copy removes that copy. A key that would climb out of its shard (``..``) is
+  refused (LocationEscapeError), like any location outside the Result's root.
 
   Writers never read-modify-write a shared index: each record is its own object, written
   atomically (local: temp file, fsync, rename; S3/GCS: one PUT), so concurrent writers
@@ -32,6 +41,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import posixpath
 import threading
 import weakref
 from collections.abc import Iterator
@@ -41,7 +51,7 @@ from typing import Any, NamedTuple
 from flowcore.caching.records import CacheRecord, CorruptRecord, record_id_for, value_digest
 from flowcore.engine.result import Result
 from flowcore.engine.state import Cached
-from flowcore.exceptions import ResultStorageError
+from flowcore.exceptions import LocationEscapeError, ResultStorageError
 from flowcore.utilities.hashing import HashedValue, UnhashableValue, hash_mapping
 from flowcore.utilities.logging import get_logger
 
@@ -60,10 +70,12 @@ _LOGGER = get_logger("caching")
 
 
 class Candidate(NamedTuple):
-    """A stored record as a validator sees it (``state``) and as the store knows it."""
+    """A stored record as a validator sees it (``state``) and as the store knows it
+    (``record``, and where it is stored: ``location``, as the store's ``list`` gives it)."""
 
     state: Cached
     record: CacheRecord | None
+    location: str | None = None
 
 
 class CacheStore:
@@ -230,12 +242,24 @@ class StorageCacheStore(CacheStore):
         self.result.location, self.result._formatter = None, None
         self.records = self.result if records is None else records.copy()
         self.prefix = prefix.strip("/")
+        self._flat_keys: set[str] = set()  # keys get() found records of in the flat layout
 
     def __repr__(self) -> str:
         apart = "" if self.records is self.result else f", records={self.records!r}"
         return f"StorageCacheStore({self.result!r}, prefix={self.prefix!r}{apart})"
 
-    def _dir(self, key: str) -> str:
+    def directory(self, key: str) -> str:
+        """The key's directory, relative to the root: ``<prefix>/<shard>/<key>``."""
+        shard = hashlib.sha256(key.encode("utf-8")).hexdigest()[:2]
+        if not posixpath.normpath(f"{shard}/{key}").startswith(f"{shard}/"):
+            raise LocationEscapeError(
+                f"StorageCacheStore: cache key {key!r} climbs out of its directory "
+                f"{shard + '/' + key!r} ('..'); nothing was read or written"
+            )
+        return f"{self.prefix}/{shard}/{key}" if self.prefix else f"{shard}/{key}"
+
+    def _flat_dir(self, key: str) -> str:
+        """Where the flat layout (before the shards) kept the key: ``<prefix>/<key>``."""
         return f"{self.prefix}/{key}" if self.prefix else key
 
     def get(
@@ -247,7 +271,11 @@ class StorageCacheStore(CacheStore):
     ) -> list[Candidate]:
         _note_legacy_layout(self.records, logger)
         found = []
-        for location in _chosen(self.records.list(self._dir(key) + "/"), inputs):
+        sharded = self.records.list(self.directory(key) + "/")
+        flat = self.records.list(self._flat_dir(key) + "/")
+        if flat:
+            self._flat_keys.add(key)
+        for location in _chosen(sharded + flat, inputs):
             try:
                 record = CacheRecord.from_json(self.records.read_bytes_at(location), location)
             except CorruptRecord as exc:
@@ -257,9 +285,10 @@ class StorageCacheStore(CacheStore):
                 continue  # removed between list and read
             if record.key != key or (exclude_run is not None and record.flow_run_id == exclude_run):
                 continue
-            found.append(Candidate(self._state(record), record))
+            found.append(Candidate(self._state(record), record, location))
         found.sort(key=lambda c: c.record.created if c.record else datetime.min)
-        return found
+        newest = {c.record.record_id: c for c in found if c.record is not None}  # a flat copy is older
+        return [c for c in found if c.record is None or newest[c.record.record_id] is c]
 
     def _state(self, record: CacheRecord) -> Cached:
         located = self.result.copy()
@@ -295,10 +324,12 @@ class StorageCacheStore(CacheStore):
         record.value_digest = value_digest(data)
         record.serializer = type(self.result.serializer).__name__
         name = record.value_digest.split(":", 1)[1][:40]
-        record.value_location = f"{self._dir(record.key)}/{name}.value"  # relative to the root
+        record.value_location = f"{self.directory(record.key)}/{name}.value"  # relative to the root
         self.result.write_bytes_at(record.value_location, data)
         document = record.to_json()
-        self.records.write_bytes_at(f"{self._dir(record.key)}/{record.record_id}.json", document)
+        self.records.write_bytes_at(f"{self.directory(record.key)}/{record.record_id}.json", document)
+        if record.key in self._flat_keys:  # replace its flat-layout copy, if any
+            self.records.delete(f"{self._flat_dir(record.key)}/{record.record_id}.json")
         if record.key_parts:  # a policy record: remembered per task, to explain later misses
             self.records.write_bytes_at(self._latest_location(record.task), document)
 
@@ -315,11 +346,11 @@ class StorageCacheStore(CacheStore):
 
     def delete(self, key: str, record_id: str | None = None) -> int:
         """Remove records of ``key``, and the values no remaining record of it uses."""
-        records = [c.record for c in self.get(key) if c.record is not None]
-        doomed = [r for r in records if record_id is None or r.record_id == record_id]
-        removed = sum(bool(self.records.delete(f"{self._dir(key)}/{r.record_id}.json")) for r in doomed)
-        still_used = {r.value_location for r in records if r not in doomed}
-        for location in {r.value_location for r in doomed} - still_used:
+        stored = [(c.record, c.location) for c in self.get(key) if c.record is not None and c.location]
+        doomed = [(r, at) for r, at in stored if record_id is None or r.record_id == record_id]
+        removed = sum(bool(self.records.delete(at)) for _, at in doomed)
+        still_used = {r.value_location for r, at in stored if (r, at) not in doomed}
+        for location in {r.value_location for r, _ in doomed} - still_used:
             if location:
                 self.result.delete(location)
         return removed

@@ -35,3 +35,8 @@ def make_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], A
 def make_storage_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[[], Any]:
     """Storage stores only: their records know their creation time and keep expired ones."""
     return _factory(request.param, tmp_path, request)
+
+
+def key_dir(root: Path, key: str) -> Path:
+    """Where a StorageCacheStore over ``LocalResult(dir=root)`` keeps ``key``'s records and values."""
+    return root / StorageCacheStore(LocalResult(dir=str(root))).directory(key)

@@ -18,6 +18,7 @@ from flowcore.engine import cache_validators
 from flowcore.engine.results import LocalResult
 from flowcore.engine.state import Cached, Failed, Success
 from flowcore.utilities.configuration import set_temporary_config
+from tests.caching.conftest import key_dir
 
 
 def snapshot(directory: Path) -> set[str]:
@@ -111,7 +112,7 @@ def test_a_corrupt_record_is_a_warned_miss_and_is_rewritten(tmp_path: Path, logs
     flow, out = _cached_flow(calls)
     store = StorageCacheStore(LocalResult(dir=tmp_path))
     flow.run(x=1, cache_store=store)
-    [record] = (tmp_path / "double").glob("*.json")
+    [record] = key_dir(tmp_path, "double").glob("*.json")
     record.write_bytes(record.read_bytes()[:40])
     flow.run(x=1, cache_store=store)
     assert calls == [1, 1]
@@ -127,13 +128,13 @@ def test_with_a_signing_key_planted_pickles_never_run(tmp_path: Path, logs: pyte
     store = StorageCacheStore(LocalResult(dir=tmp_path / "store"))
     with set_temporary_config({"results.signing_key": "k3y"}):
         flow.run(x=1, cache_store=store)
-        [value] = (tmp_path / "store" / "double").glob("*.value")
+        [value] = key_dir(tmp_path / "store", "double").glob("*.value")
         value.write_bytes(pickle.dumps(Planted(str(marker))))
         state = flow.run(x=1, cache_store=store)
         assert calls == [1, 1] and isinstance(state.result[out], Cached)
         assert not marker.exists()
         # a planted record pointing at a planted value: refused, unsigned
-        [record] = (tmp_path / "store" / "double").glob("*.json")
+        [record] = key_dir(tmp_path / "store", "double").glob("*.json")
         body = record.read_text().replace('"mac"', '"was_mac"')
         record.write_text(body)
         flow.run(x=1, cache_store=store)

@@ -31,6 +31,7 @@ from flowcore.locking.memory import MemoryLockManager
 from flowcore.transactions import IsolationLevel, transaction
 from flowcore.utilities.configuration import set_temporary_config
 from flowcore.utilities.hashing import register_hasher
+from tests.caching.conftest import key_dir
 
 LOGGER = logging.getLogger("flowcore.test")
 
@@ -94,7 +95,7 @@ def test_policy_records_keep_success_and_hit_in_the_same_run(tmp_path: Path) -> 
     again = _run(plan, store)
     hit = again.lookup({"x": 1}, {})
     assert isinstance(hit, Cached) and hit.result == 10 and "Cached result found for key" in str(hit.message)
-    [record] = (tmp_path / str(again.key)).glob("*.json")
+    [record] = key_dir(tmp_path, str(again.key)).glob("*.json")
     assert set(json.loads(record.read_text())["key_parts"]) == {"INPUTS"}
 
 
@@ -261,11 +262,11 @@ def test_delete_keeps_values_other_records_share(tmp_path: Path) -> None:
         expires = datetime.now(timezone.utc) + timedelta(hours=1)
         record = CacheRecord(key="k", record_id=record_id_for(inputs, {}), task="t", expires=expires, inputs=inputs, parameters={})
         store.put(record, Cached(result="same value", cached_result_expiration=expires))
-    assert len(list((tmp_path / "k").glob("*.value"))) == 1
+    assert len(list(key_dir(tmp_path, "k").glob("*.value"))) == 1
     assert store.delete("k", record_id_for({"x": "a"}, {})) == 1
     [left] = store.get("k")
     assert store.load(left).result == "same value"
-    assert store.delete("k") == 1 and not list((tmp_path / "k").glob("*"))
+    assert store.delete("k") == 1 and not list(key_dir(tmp_path, "k").glob("*"))
 
 
 def test_memory_delete_by_record_id() -> None:

@@ -3,6 +3,7 @@ disk, S3 (moto's server) and GCS (fake-gcs-server); then what only storage store
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
@@ -23,6 +24,7 @@ from flowcore.caching.records import record_id_for
 from flowcore.engine.results import GCSResult, LocalResult, S3Result
 from flowcore.engine.state import Cached
 from flowcore.utilities.configuration import set_temporary_config
+from tests.caching.conftest import key_dir
 
 
 def entry(key: str, value: Any, run: str = "run-1", minutes: float = 60, inputs: dict[str, str] | None = None) -> tuple[CacheRecord, Cached]:
@@ -99,13 +101,16 @@ def test_layout_is_one_json_record_and_one_value_per_entry(tmp_path: Path) -> No
     store = StorageCacheStore(LocalResult(dir=tmp_path))
     record, state = entry("fetch", {"rows": 3})
     store.put(record, state)
-    [document] = (tmp_path / "fetch").glob("*.json")
+    [document] = key_dir(tmp_path, "fetch").glob("*.json")
     assert document.name == f"{record.record_id}.json"
     body = json.loads(document.read_text())
     assert body["format"] == "flowcore-cache-record" and body["key"] == "fetch"
     assert body["value"]["serializer"] == "PickleSerializer"
     assert body["value"]["digest"].startswith("sha256:")
-    assert (tmp_path / "fetch" / Path(body["value"]["location"]).name).is_file()
+    shard = hashlib.sha256(b"fetch").hexdigest()[:2]
+    assert document.parent == tmp_path / shard / "fetch"  # sharded by the key's digest
+    assert body["value"]["location"].startswith(f"{shard}/fetch/")  # relative to the root
+    assert (tmp_path / body["value"]["location"]).is_file()
     assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("*.tmp"))
 
 
@@ -113,7 +118,7 @@ def test_layout_is_one_json_record_and_one_value_per_entry(tmp_path: Path) -> No
 def test_a_corrupt_record_is_a_warned_miss(tmp_path: Path, damage: bytes, caplog: pytest.LogCaptureFixture) -> None:
     store = StorageCacheStore(LocalResult(dir=tmp_path))
     store.put(*entry("k", 1))
-    [document] = (tmp_path / "k").glob("*.json")
+    [document] = key_dir(tmp_path, "k").glob("*.json")
     document.write_bytes(damage)
     with caplog.at_level("WARNING"):
         assert store.get("k") == []
@@ -123,7 +128,7 @@ def test_a_corrupt_record_is_a_warned_miss(tmp_path: Path, damage: bytes, caplog
 def test_a_value_that_does_not_match_its_digest_is_refused(tmp_path: Path) -> None:
     store = StorageCacheStore(LocalResult(dir=tmp_path))
     store.put(*entry("k", 1))
-    [value] = (tmp_path / "k").glob("*.value")
+    [value] = key_dir(tmp_path, "k").glob("*.value")
     value.write_bytes(b"\x80\x04K\x02.")  # a valid pickle of 2, not what was recorded
     [candidate] = store.get("k")
     with pytest.raises(CorruptRecord, match="does not match"):
@@ -138,7 +143,7 @@ def test_a_signed_store_refuses_unsigned_records(tmp_path: Path) -> None:
         store.put(*entry("k", 2))
         [candidate] = store.get("k")
         assert store.load(candidate).result == 2
-        assert "mac" in json.loads(next((tmp_path / "k").glob("*.json")).read_text())
+        assert "mac" in json.loads(next(key_dir(tmp_path, "k").glob("*.json")).read_text())
     with set_temporary_config({"results.signing_key": "other"}):
         assert store.get("k") == []
 
@@ -146,7 +151,7 @@ def test_a_signed_store_refuses_unsigned_records(tmp_path: Path) -> None:
 def test_records_apart_from_values(tmp_path: Path) -> None:
     store = StorageCacheStore(LocalResult(dir=tmp_path / "values"), records=LocalResult(dir=tmp_path / "keys"))
     store.put(*entry("k", 7))
-    assert list((tmp_path / "keys" / "k").glob("*.json")) and not list((tmp_path / "values").rglob("*.json"))
+    assert list(key_dir(tmp_path / "keys", "k").glob("*.json")) and not list((tmp_path / "values").rglob("*.json"))
     [candidate] = store.get("k")
     assert store.load(candidate).result == 7
 
