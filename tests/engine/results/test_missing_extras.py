@@ -1,5 +1,9 @@
 """A Result backend whose extra is not installed fails where it is made, naming the extra.
 
+Prefect 1.4.1 (verified with the packages blocked the same way) constructs ``S3Result`` and
+``GCSResult`` without them and fails at the first write with a bare ModuleNotFoundError;
+flowcore deliberately fails earlier (docs/migrating.md says so).
+
 ``sys.modules[name] = None`` is what Python's import system sees for an absent package
 (``import`` raises ImportError, ``importlib.util.find_spec`` answers None).
 """
