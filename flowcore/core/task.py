@@ -282,11 +282,11 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         cache_version: str | None = None,
         hash_file_contents: bool = False,
     ) -> None:
-        for attr in sorted(set(self.__dict__) & _RESERVED_ATTRIBUTES):
+        for attr in sorted(_class_clashes(type(self)) | (set(self.__dict__) & _RESERVED_ATTRIBUTES)):
             warnings.warn(
                 f"`{type(self).__name__}` sets a `{attr}` attribute, which will be "
                 "overwritten by `flowcore.Task`. Please rename this attribute to avoid this "
-                "issue (it is set before Task.__init__ runs).",
+                "issue (Task.__init__ sets it on every instance).",
                 stacklevel=2,
             )
         defaults = configuration.config.tasks.defaults
@@ -718,6 +718,24 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         """``other | self``: a state dependency; ``other`` (a constant too) runs first."""
         self.set_dependencies(upstream_tasks=[other])
         return self
+
+
+def _class_clashes(cls: type) -> frozenset[str]:
+    """Reserved names that a Task subclass defines at class level (the instance attribute
+    Task.__init__ sets hides them). Memoised per class."""
+    found = _CLASS_CLASHES.get(cls)
+    if found is None:
+        found = _CLASS_CLASHES[cls] = frozenset(
+            name
+            for klass in cls.__mro__
+            if klass is not Task and issubclass(klass, Task)
+            for name in vars(klass)
+            if name in _RESERVED_ATTRIBUTES
+        )
+    return found
+
+
+_CLASS_CLASHES: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
 
 
 def _failure_callback(on_failure: Callable[[Task, State], None]) -> Callable[..., State]:

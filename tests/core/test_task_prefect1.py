@@ -209,6 +209,18 @@ def test_a_subclass_setting_a_reserved_attribute_warns() -> None:
         MyTask()
 
 
+def test_a_subclass_with_a_reserved_class_attribute_warns() -> None:
+    class Named(Task):
+        name = "fixed"  # hidden by the instance attribute Task.__init__ sets
+
+        def run(self) -> int:
+            return 1
+
+    with pytest.warns(UserWarning, match="`Named` sets a `name` attribute"):
+        t = Named()
+    assert t.name == "Named"
+
+
 def test_copying_a_task_with_dependencies_warns() -> None:
     with Flow("test") as flow:
         t1, t2 = Task(), Task()
