@@ -475,3 +475,15 @@ def test_snowflake_logger_checks_the_table_name() -> None:
         pytest.raises(ValueError, match="DB.SCHEMA.TABLE"),
     ):
         snowflake_logger(obj, Running(), Failed(), test_env=True)
+
+
+def test_configured_notifiers_pickle_for_process_executors() -> None:
+    import pickle
+
+    import cloudpickle
+
+    handler = slack_notifier(only_states=[Failed], webhook_url="http://127.0.0.1:1/hook")
+    for dumps in (pickle.dumps, cloudpickle.dumps):
+        copy = pickle.loads(dumps(handler))
+        assert copy.__name__ == "slack_notifier"
+        assert copy(SimpleNamespace(name="t"), Pending(), Running()).is_running()
