@@ -14,7 +14,8 @@ rows table by table)::
       result_location, n_map_states
 
     state_transitions  every state a flow run or task run entered, appended
-      id PK, run_id, task_slug (NULL for the flow run), map_index, state, message, time
+      id PK, run_id, task_slug (NULL for the flow run), map_index, state, message, time,
+      run_count, result_location, n_map_states (as the task run's event gave them)
 
     log_lines          the run's log lines, at most runs.max_log_lines per run
       id PK, run_id, task_slug, map_index, time, level, logger, message
@@ -44,6 +45,7 @@ __all__ = [
     "flow_runs",
     "log_lines",
     "metadata",
+    "sqlite_time",
     "state_transitions",
     "task_runs",
 ]
@@ -55,25 +57,52 @@ VERSION_TABLE = "flowcore_schema_version"
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
-    """An aware UTC datetime on every backend (naive UTC text on SQLite)."""
+    """An aware UTC datetime on every backend.
+
+    PostgreSQL stores ``timestamptz``. On SQLite the value is naive UTC text of fixed width
+    (``2026-01-02 03:04:05.000000``, the format SQLAlchemy's own SQLite ``DATETIME``
+    writes), so text order is time order; formatting and parsing it here, in C, rather than
+    through SQLAlchemy's SQLite ``DATETIME`` keeps the writer thread's cost per row low.
+    """
 
     impl = sa.DateTime(timezone=True)
     cache_ok = True
 
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+    def load_dialect_impl(self, dialect: Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(sa.String())
+        return dialect.type_descriptor(sa.DateTime(timezone=True))
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
         if value is None:
             return None
         if value.tzinfo is None:
             value = value.replace(tzinfo=timezone.utc)
-        value = value.astimezone(timezone.utc)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+        return sqlite_time(value) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
+        if isinstance(value, str):
+            value = datetime.fromisoformat(value)
         if value.tzinfo is None:
             return value.replace(tzinfo=timezone.utc)  # type: ignore[no-any-return]
         return value.astimezone(timezone.utc)  # type: ignore[no-any-return]
+
+
+def sqlite_time(value: datetime) -> str:
+    """A time as the SQLite column holds it: naive UTC, fixed width (naive input is UTC).
+
+    >>> sqlite_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+    '2026-01-02 03:04:05.000000'
+    """
+    if value.tzinfo is not timezone.utc:
+        value = (
+            value.replace(tzinfo=timezone.utc)
+            if value.tzinfo is None
+            else value.astimezone(timezone.utc)
+        )
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 metadata = sa.MetaData()
@@ -127,6 +156,9 @@ state_transitions = sa.Table(
     sa.Column("state", sa.String(64), nullable=False),
     sa.Column("message", sa.Text),
     sa.Column("time", UTCDateTime, nullable=False),
+    sa.Column("run_count", sa.Integer),
+    sa.Column("result_location", sa.Text),
+    sa.Column("n_map_states", sa.Integer),
     sa.Index("ix_state_transitions_run_id", "run_id"),
 )
 

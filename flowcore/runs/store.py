@@ -15,7 +15,8 @@ has two sides that share one SQLAlchemy engine:
   every later ``flush`` raise, and further events are dropped.
 
   Every ``heartbeat_every`` seconds (10 s) the writer also stamps the heartbeat of the runs
-  this process drives (started here, with this pid, and not finished).
+  this process drives (started here, with this pid, and not finished). Before each batch it
+  calls the *tickers* (:meth:`RunStore.add_ticker`) and writes the events they return.
 
 * **Reading** is synchronous, on the caller's thread (:mod:`flowcore.runs.queries`). Before
   answering, a read looks for *crashed* runs: a run whose latest flow state is not finished,
@@ -49,7 +50,7 @@ import socket
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
@@ -280,6 +281,7 @@ class RunStore:
         self._failing = False
         self._driving: set[str] = set()
         self._host = socket.gethostname()
+        self._tickers: tuple[Callable[[], Iterable[RunEvent]], ...] = ()  # replaced, not changed
 
     def __repr__(self) -> str:
         return f"RunStore({self.display!r})"
@@ -293,6 +295,18 @@ class RunStore:
         self._queue.append(event)
         if self._thread is None:
             self._start_writer()
+
+    def add_ticker(self, ticker: Callable[[], Iterable[RunEvent]]) -> None:
+        """Call ``ticker()`` on the writer thread before each batch and write the events
+        it returns ahead of the queued ones (a recorder announces long-running task runs
+        this way, see :meth:`flowcore.runs.recorder.RunRecorder.overdue`)."""
+        self._tickers = (*self._tickers, ticker)
+        if self._thread is None:
+            self._start_writer()
+
+    def remove_ticker(self, ticker: Callable[[], Iterable[RunEvent]]) -> None:
+        """Stop calling ``ticker`` (or an equal one: bound methods compare by object)."""
+        self._tickers = tuple(t for t in self._tickers if t != ticker)
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything submitted before this call is written.
@@ -371,12 +385,23 @@ class RunStore:
         while True:
             self._wake.wait(self.batch_interval)
             self._wake.clear()
+            self._tick()
             stop = self._write_queued(engine)
             if time.monotonic() - last_beat >= self.heartbeat_every:
                 last_beat = time.monotonic()
                 self._beat(engine)
             if stop:
                 return
+
+    def _tick(self) -> None:
+        for ticker in self._tickers:
+            try:
+                events = list(ticker())
+            except Exception:  # a ticker's bug must not stop the writer: say so, drop it
+                logger.exception("run store ticker %r failed; it is no longer called", ticker)
+                self.remove_ticker(ticker)
+            else:
+                self._queue.extendleft(reversed(events))
 
     def _write_queued(self, engine: Engine) -> bool:
         """Write what is queued, in transactions of at most ``BATCH_SIZE`` events; release

@@ -2,28 +2,34 @@
 
 Each function takes a connection already inside a write transaction (see
 :func:`flowcore.runs.database.write`) and issues a few statements per batch, whatever its
-size, so that the writer thread keeps up with a 100,000-child map:
+size, so that the writer thread keeps up with a 100,000-child map, and holds the GIL (which it
+shares with the flow it records) as little as it can:
 
 1. every run the batch mentions gets a ``flow_runs`` row if it has none (insert, or do
    nothing), so that events arriving before their ``FlowRunStarted`` are kept;
 2. ``FlowRunStarted`` fills the row in; ``FlowRunState`` sets the run's state (and its
    ``ended`` when finished); ``Heartbeat`` moves the heartbeat;
-3. the ``TaskRunState`` events are folded per (run, task, map index) into one row each and
-   upserted in one statement: the latest state wins, ``started`` keeps the first
+3. every flow and task state is appended to ``state_transitions`` (a task state that
+   carries ``started`` adds the ``Running`` it folds in), many rows per statement;
+4. one INSERT ... SELECT then upserts ``task_runs`` from the transitions just appended,
+   in SQL: per (run, task, map index) the latest state wins, ``started`` keeps the first
    ``Running``, ``ended`` the latest finished state;
-4. every flow and task state is appended to ``state_transitions``;
 5. log lines are inserted up to ``max_log_lines`` per run; the rest are counted in
    ``flow_runs.logs_dropped``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
-from collections.abc import Iterable, Sequence
-from datetime import datetime
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
+from datetime import datetime, timezone
+from itertools import chain
 from typing import Any
 
 import sqlalchemy as sa
+from sqlalchemy import exc
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
@@ -35,7 +41,7 @@ from flowcore.runs.events import (
     RunEvent,
     TaskRunState,
 )
-from flowcore.runs.schema import flow_runs, log_lines, state_transitions, task_runs
+from flowcore.runs.schema import flow_runs, log_lines, sqlite_time, state_transitions, task_runs
 from flowcore.runs.states import FINISHED_STATES, is_finished
 
 __all__ = ["beat", "mark_crashed", "prune", "write_events"]
@@ -45,26 +51,32 @@ _CHUNK = 500  # ids per IN (...) clause
 
 def write_events(conn: Connection, events: Sequence[RunEvent], max_log_lines: int) -> None:
     """Write one batch of events (in the order they were submitted)."""
-    _ensure_runs(conn, events)
-    for event in events:
-        if isinstance(event, FlowRunStarted):
-            _start(conn, event)
-        elif isinstance(event, FlowRunState):
-            ended = event.time if is_finished(event.state) else None
-            conn.execute(
-                flow_runs.update()
-                .where(flow_runs.c.run_id == event.run_id)
-                .values(state=event.state, message=event.message, ended=ended, heartbeat=event.time)
-            )
+    states: list[FlowRunState | TaskRunState] = []
+    lines: list[LogLine] = []
     beats: dict[str, datetime] = {}
     for e in events:
-        if isinstance(e, Heartbeat):
+        kind = type(e)
+        if kind is TaskRunState or kind is FlowRunState:
+            states.append(e)  # type: ignore[arg-type]
+        elif kind is LogLine:
+            lines.append(e)  # type: ignore[arg-type]
+        elif kind is Heartbeat:
             beats[e.run_id] = max(e.time, beats.get(e.run_id, e.time))
+    _ensure_runs(conn, events)
+    for e in events:
+        if isinstance(e, FlowRunStarted):
+            _start(conn, e)
+        elif isinstance(e, FlowRunState):
+            ended = e.time if is_finished(e.state) else None
+            conn.execute(
+                flow_runs.update()
+                .where(flow_runs.c.run_id == e.run_id)
+                .values(state=e.state, message=e.message, ended=ended, heartbeat=e.time)
+            )
     if beats:
         beat_each(conn, beats)
-    _upsert_task_runs(conn, [e for e in events if isinstance(e, TaskRunState)])
-    _append_transitions(conn, events)
-    _insert_logs(conn, [e for e in events if isinstance(e, LogLine)], max_log_lines)
+    _append_transitions(conn, states)
+    _insert_logs(conn, lines, max_log_lines)
 
 
 def beat(conn: Connection, run_ids: Iterable[str], now: datetime) -> None:
@@ -146,6 +158,57 @@ def prune(conn: Connection, cutoff: datetime | None, max_runs: int | None) -> in
 # -- helpers -------------------------------------------------------------------------------
 
 
+def _insert_rows(
+    conn: Connection, table: sa.Table, keys: tuple[str, ...], rows: list[tuple[Any, ...]]
+) -> None:
+    """INSERT ``rows`` (values in ``keys`` order, already in the driver's terms: see
+    :func:`_time_param`) into ``table``, many rows per statement, through the driver.
+
+    The writer thread shares the GIL with the flow it records, so the inserts that grow with
+    the flow (transitions, log lines) keep Python's share small: no SQLAlchemy processing
+    of each parameter (a few microseconds a row), and multi-row ``VALUES`` rather than
+    ``executemany``, whose every row takes and releases the GIL again. Driver errors become
+    SQLAlchemy's, as on every other statement.
+    """
+    dialect = conn.dialect
+    mark = "?" if dialect.paramstyle == "qmark" else "%s"
+    one_row = "(" + ", ".join([mark] * len(keys)) + ")"
+    head = f"INSERT INTO {table.name} ({', '.join(keys)}) VALUES "
+    per_statement = max(1, _max_parameters(conn) // len(keys))
+    dbapi = dialect.loaded_dbapi
+    cursor = conn.connection.cursor()
+    sql = ""
+    try:
+        for start in range(0, len(rows), per_statement):
+            part = rows[start : start + per_statement]
+            sql = head + ", ".join([one_row] * len(part))
+            cursor.execute(sql, list(chain.from_iterable(part)))
+    except dbapi.Error as error:
+        raise exc.DBAPIError.instance(sql, None, error, dbapi.Error, dialect=dialect) from error
+    finally:
+        cursor.close()
+
+
+def _max_parameters(conn: Connection) -> int:
+    """How many bound parameters one statement may have."""
+    if conn.dialect.name == "postgresql":
+        return 65_535
+    driver = conn.connection.driver_connection
+    getlimit = getattr(driver, "getlimit", None)  # Python >= 3.11
+    if getlimit is None:
+        return 999
+    return int(getlimit(getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", 9)))
+
+
+def _time_param(conn: Connection) -> Callable[[datetime], Any]:
+    """How a time goes to this connection's driver: SQLite's text, or the datetime."""
+    return sqlite_time if conn.dialect.name == "sqlite" else _aware
+
+
+def _aware(time: datetime) -> datetime:
+    return time if time.tzinfo is not None else time.replace(tzinfo=timezone.utc)
+
+
 def _insert(conn: Connection, table: sa.Table) -> Any:
     """An INSERT that can say ON CONFLICT, for this connection's dialect."""
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
@@ -183,43 +246,11 @@ def _start(conn: Connection, event: FlowRunStarted) -> None:
     )
 
 
-def _upsert_task_runs(conn: Connection, events: list[TaskRunState]) -> None:
-    rows: dict[tuple[str, str, int], dict[str, Any]] = {}
-    for e in events:
-        row = rows.setdefault(
-            (e.run_id, e.task_slug, e.map_index),
-            {"run_id": e.run_id, "task_slug": e.task_slug, "map_index": e.map_index,
-             "started": None, "ended": None, "result_location": None, "n_map_states": None},
-        )  # fmt: skip
-        row.update(state=e.state, message=e.message, updated=e.time, run_count=e.run_count)
-        if e.state == "Running" and row["started"] is None:
-            row["started"] = e.time
-        if is_finished(e.state):
-            row["ended"] = e.time
-        if e.result_location is not None:
-            row["result_location"] = e.result_location
-        if e.n_map_states is not None:
-            row["n_map_states"] = e.n_map_states
-    if not rows:
-        return
-    insert = _insert(conn, task_runs)
-    new, old = insert.excluded, task_runs.c
-    conn.execute(
-        insert.on_conflict_do_update(
-            index_elements=["run_id", "task_slug", "map_index"],
-            set_={
-                "state": new.state,
-                "message": new.message,
-                "updated": new.updated,
-                "run_count": new.run_count,
-                "started": sa.func.coalesce(old.started, new.started),
-                "ended": sa.func.coalesce(new.ended, old.ended),
-                "result_location": sa.func.coalesce(new.result_location, old.result_location),
-                "n_map_states": sa.func.coalesce(new.n_map_states, old.n_map_states),
-            },
-        ),
-        list(rows.values()),
-    )
+_TRANSITION_KEYS = (
+    "run_id", "task_slug", "map_index", "state", "message", "time", "run_count",
+    "result_location", "n_map_states",
+)  # fmt: skip
+_LOG_KEYS = ("run_id", "task_slug", "map_index", "time", "level", "logger", "message")
 
 
 def _transition(
@@ -229,16 +260,96 @@ def _transition(
             "message": message, "time": time}  # fmt: skip
 
 
-def _append_transitions(conn: Connection, events: Sequence[RunEvent]) -> None:
-    rows = [
-        _transition(e.run_id, e.task_slug, e.map_index, e.state, e.message, e.time)
-        if isinstance(e, TaskRunState)
-        else _transition(e.run_id, None, -1, e.state, e.message, e.time)
-        for e in events
-        if isinstance(e, (TaskRunState, FlowRunState))
-    ]
-    if rows:
-        conn.execute(state_transitions.insert(), rows)
+def _append_transitions(conn: Connection, states: list[FlowRunState | TaskRunState]) -> None:
+    """Append the batch's states, then bring ``task_runs`` up to date from them in SQL."""
+    if not states:
+        return
+    time = _time_param(conn)
+    rows: list[tuple[Any, ...]] = []
+    for e in states:
+        if type(e) is TaskRunState:
+            # a quick task run's Running comes folded into its final state (TaskRunState.started)
+            started = getattr(e, "started", None)
+            if started is not None:
+                rows.append((e.run_id, e.task_slug, e.map_index, "Running", None, time(started),
+                             e.run_count, None, None))  # fmt: skip
+            rows.append((e.run_id, e.task_slug, e.map_index, e.state, e.message, time(e.time),
+                         e.run_count, e.result_location, e.n_map_states))  # fmt: skip
+        else:
+            rows.append((e.run_id, None, -1, e.state, e.message, time(e.time), None, None, None))
+    task_runs_of = sorted({e.run_id for e in states if type(e) is TaskRunState})
+    before = conn.execute(sa.select(sa.func.max(state_transitions.c.id))).scalar() or 0
+    _insert_rows(conn, state_transitions, _TRANSITION_KEYS, rows)
+    if task_runs_of:
+        conn.execute(
+            _task_runs_from_transitions(conn.dialect.name), {"after": before, "runs": task_runs_of}
+        )
+
+
+@functools.cache
+def _task_runs_from_transitions(dialect_name: str) -> Any:
+    """Upsert ``task_runs`` from the transitions after id ``:after`` of the runs ``:runs``:
+    per task run, the latest state (with its message, time and run count), the first
+    ``Running`` (kept when the row has one), the latest finished state, and the latest
+    result location and child count given."""
+    t = state_transitions
+    batch = (
+        sa.select(
+            t.c.run_id,
+            t.c.task_slug,
+            t.c.map_index,
+            sa.func.max(t.c.id).label("last_id"),
+            sa.func.min(sa.case((t.c.state == "Running", t.c.time))).label("started"),
+            sa.func.max(sa.case((t.c.state.in_(sorted(FINISHED_STATES)), t.c.time))).label("ended"),
+            sa.func.max(sa.case((t.c.result_location.is_not(None), t.c.id))).label("location_id"),
+            sa.func.max(sa.case((t.c.n_map_states.is_not(None), t.c.id))).label("n_map_id"),
+        )
+        .where(t.c.id > sa.bindparam("after"))
+        .where(t.c.run_id.in_(sa.bindparam("runs", expanding=True)))
+        .where(t.c.task_slug.is_not(None))
+        .group_by(t.c.run_id, t.c.task_slug, t.c.map_index)
+        .cte("batch")
+    )
+    last, location, n_map = t.alias("last"), t.alias("location"), t.alias("n_map")
+    rows = (
+        sa.select(
+            batch.c.run_id,
+            batch.c.task_slug,
+            batch.c.map_index,
+            last.c.state,
+            last.c.message,
+            last.c.time,
+            batch.c.started,
+            batch.c.ended,
+            last.c.run_count,
+            location.c.result_location,
+            n_map.c.n_map_states,
+        )  # fmt: skip
+        .join_from(batch, last, last.c.id == batch.c.last_id)
+        .outerjoin(location, location.c.id == batch.c.location_id)
+        .outerjoin(n_map, n_map.c.id == batch.c.n_map_id)
+        .where(sa.true())  # SQLite reads "INSERT ... SELECT ... ON CONFLICT" only after a WHERE
+    )
+    insert = (postgresql if dialect_name == "postgresql" else sqlite).insert(task_runs)
+    columns = [
+        "run_id", "task_slug", "map_index", "state", "message", "updated", "started", "ended",
+        "run_count", "result_location", "n_map_states",
+    ]  # fmt: skip
+    insert = insert.from_select(columns, rows)
+    new, old = insert.excluded, task_runs.c
+    return insert.on_conflict_do_update(
+        index_elements=["run_id", "task_slug", "map_index"],
+        set_={
+            "state": new.state,
+            "message": new.message,
+            "updated": new.updated,
+            "run_count": new.run_count,
+            "started": sa.func.coalesce(old.started, new.started),
+            "ended": sa.func.coalesce(new.ended, old.ended),
+            "result_location": sa.func.coalesce(new.result_location, old.result_location),
+            "n_map_states": sa.func.coalesce(new.n_map_states, old.n_map_states),
+        },
+    )
 
 
 def _insert_logs(conn: Connection, lines: list[LogLine], max_log_lines: int) -> None:
@@ -254,20 +365,19 @@ def _insert_logs(conn: Connection, lines: list[LogLine], max_log_lines: int) -> 
             )
         ).all()
     )
-    rows: list[dict[str, Any]] = []
+    time = _time_param(conn)
+    rows: list[tuple[Any, ...]] = []
     counts: list[dict[str, Any]] = []
     for run_id, run_lines in by_run.items():
         room = max(0, max_log_lines - kept_so_far.get(run_id, 0))
         keep = run_lines[:room]
         rows += [
-            {"run_id": run_id, "task_slug": line.task_slug, "map_index": line.map_index,
-             "time": line.time, "level": line.level, "logger": line.logger,
-             "message": line.message}
-            for line in keep
-        ]  # fmt: skip
+            (run_id, x.task_slug, x.map_index, time(x.time), x.level, x.logger, x.message)
+            for x in keep
+        ]
         counts.append({"rid": run_id, "kept": len(keep), "dropped": len(run_lines) - len(keep)})
     if rows:
-        conn.execute(log_lines.insert(), rows)
+        _insert_rows(conn, log_lines, _LOG_KEYS, rows)
     conn.execute(
         flow_runs.update()
         .where(flow_runs.c.run_id == sa.bindparam("rid"))

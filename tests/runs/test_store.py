@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from flowcore.runs import RunInfo, RunStore, RunStoreError, TaskRunInfo, Transition
-from flowcore.runs.events import FlowRunState, Heartbeat, LogLine
+from flowcore.runs.events import FlowRunState, Heartbeat, LogLine, TaskRunState
 from tests.runs.conftest import at, flow_state, started, task_state
 
 
@@ -304,3 +304,49 @@ def test_close_is_idempotent_and_the_store_reopens(store: RunStore) -> None:
     _run(store, "d")
     store.flush()
     assert store.count_runs() == 2
+
+
+# -- the recorder's conveniences -------------------------------------------------------
+
+
+def test_a_folded_running_is_recorded_as_its_own_transition(store: RunStore) -> None:
+    """A quick task run's Running arrives inside its final state (``started``)."""
+    _run(store, "fold", final=None)
+    store.submit(TaskRunState("fold", "t-1", 3, "Success", None, at(5), started=at(4)))
+    store.flush()
+    assert store.task_runs("fold") == [
+        TaskRunInfo("t-1", 3, "Success", None, at(4), at(5), 1, None, None)
+    ]
+    assert store.transitions("fold", "t-1") == [
+        Transition("t-1", 3, "Running", None, at(4)),
+        Transition("t-1", 3, "Success", None, at(5)),
+    ]
+
+
+def test_tickers_add_events_before_each_batch_until_removed(
+    store: RunStore, logs: pytest.LogCaptureFixture
+) -> None:
+    announced: list[int] = []
+
+    def announce() -> list[TaskRunState]:
+        announced.append(len(announced))
+        if len(announced) > 1:
+            return []
+        return [task_state("tick", "slow-1", "Running", 2)]
+
+    def broken() -> list[TaskRunState]:
+        raise RuntimeError("ticker bug")
+
+    _run(store, "tick", final=None)
+    store.add_ticker(announce)
+    store.add_ticker(broken)
+    store.submit(task_state("tick", "slow-1", "Success", 3))
+    store.flush()
+    assert [t.state for t in store.transitions("tick", "slow-1")] == ["Running", "Success"]
+    store.remove_ticker(announce)
+    calls = len(announced)
+    store.submit(task_state("tick", "other-1", "Success", 4))
+    store.flush()
+    assert len(announced) == calls
+    failures = [r for r in logs.records if "ticker" in r.getMessage()]
+    assert len(failures) == 1 and failures[0].levelno == logging.ERROR

@@ -56,6 +56,9 @@ def upgrade() -> None:
         sa.Column("state", sa.String(64), nullable=False),
         sa.Column("message", sa.Text),
         sa.Column("time", when, nullable=False),
+        sa.Column("run_count", sa.Integer),
+        sa.Column("result_location", sa.Text),
+        sa.Column("n_map_states", sa.Integer),
     )
     op.create_index("ix_state_transitions_run_id", "state_transitions", ["run_id"])
     op.create_table(
