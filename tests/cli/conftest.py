@@ -132,3 +132,76 @@ def backdate(spec: str, flow_run_id: str, days: float, expired: bool = False) ->
         store.records.write_bytes_at(location, json.dumps(document).encode())
         changed += 1
     return changed
+
+
+@pytest.fixture(params=["local", "s3"])
+def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty store: a directory, or s3://BUCKET/caches (moto)."""
+    if request.param == "local":
+        (tmp_path / "store").mkdir()
+        return str(tmp_path / "store")
+    return f"s3://{request.getfixturevalue('s3_bucket')}/caches"
+
+
+NIGHTLY = '''
+import sys
+from datetime import timedelta
+
+from flowcore import Flow, Parameter, task
+from flowcore.cache_policies import INPUTS, TASK_SOURCE
+from flowcore.engine import cache_validators
+from flowcore.engine.results import LocalResult
+
+SCALE = 2
+
+
+@task(cache_for=timedelta(hours=1), cache_validator=cache_validators.all_parameters)
+def fetch(day):
+    return [len(day), 2 * len(day)]
+
+
+@task(cache_policy=INPUTS + TASK_SOURCE)
+def clean(rows):
+    return [row * SCALE for row in rows]
+
+
+@task
+def summary(rows):
+    return sum(rows)
+
+
+@task(cache_policy=INPUTS)
+def publish(total):
+    return total
+
+
+@task(target="export-{day}.txt", result=LocalResult(dir=RESULTS), checkpoint=True)
+def export(day):
+    return day
+
+
+with Flow("nightly") as flow:
+    day = Parameter("day", default="2026-12-05")
+    publish(summary(clean(fetch(day))))
+    export(day)
+
+if __name__ == "__main__":  # python nightly.py STORE [DAY]
+    state = flow.run(cache_store=sys.argv[1], day=sys.argv[2], context={"checkpointing": True})
+    assert state.is_successful(), state
+'''
+
+
+def write_nightly(directory: Path, scale: int = 2) -> Path:
+    """The flow file ``nightly.py`` (module constant ``SCALE``; targets under ``results/``)."""
+    path = directory / "nightly.py"
+    source = NIGHTLY.replace("SCALE = 2", f"SCALE = {scale}").replace("RESULTS", repr(str(directory / "results")))
+    path.write_text(source)
+    return path
+
+
+def run_script(flowcore: Flowcore, path: Path, *args: str) -> None:
+    """``python FILE ARGS``, as a user runs a flow file, with the test's environment."""
+    done = subprocess.run(
+        [sys.executable, str(path), *args], capture_output=True, text=True, env=flowcore.environment(), timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]

@@ -18,7 +18,7 @@ from typing import Any
 from flowcore import Flow, Parameter
 from flowcore.caching import StorageCacheStore
 from flowcore.caching.cache import Cache
-from tests.cli.conftest import RUNS, Flowcore, backdate, fill, load
+from tests.cli.conftest import RUNS, Flowcore, backdate, fill, load, run_script, write_nightly
 
 
 def parsed(process: Any) -> Any:
@@ -224,3 +224,84 @@ def test_a_missing_bucket_is_one_line(flowcore: Flowcore, s3_server: str, gcs_se
     assert gcs_line.startswith("Error: GCSResult: cannot list gs://flowcore-no-such-bucket/: no bucket")
     for line in (s3_line, gcs_line):
         assert line.endswith("(check --store, and that these credentials can read it)")
+
+
+# -- explain -------------------------------------------------------------------------------
+
+
+def answers(process: Any) -> dict[str, tuple[str, str]]:
+    return {e["task"]: (e["answer"], e["reason"]) for e in parsed(process)}
+
+
+def test_explain_says_hit_miss_unknown_and_not_cached_without_running(
+    flowcore: Flowcore, empty_store: str, tmp_path: Path
+) -> None:
+    path = write_nightly(tmp_path)
+    run_script(flowcore, path, empty_store, "2026-12-05")
+    before = [(e.key, e.record.created) for e in Cache(empty_store).entries()]
+    table, same, other_day, unknown_param, missing_file = flowcore.all(
+        ["cache", "explain", str(path), "--store", empty_store],
+        ["cache", "explain", f"{path}:flow", "--store", empty_store, "--json"],
+        ["cache", "explain", str(path), "--store", empty_store, "--param", "day=2026-12-06", "--json"],
+        ["cache", "explain", str(path), "--store", empty_store, "--param", "days=1"],
+        ["cache", "explain", str(tmp_path / "nope.py"), "--store", empty_store],
+    )
+    assert table.returncode == 0 and table.stderr == "", table.stderr
+    header, _, *rows = table.stdout.splitlines()
+    assert header.split() == ["task", "answer", "reason"]
+    assert [row.split()[:2] for row in rows[:-1]] == [
+        ["day", "not"], ["fetch", "hit"], ["clean", "hit"], ["summary", "not"], ["publish", "unknown"], ["export", "hit"],
+    ]  # fmt: skip
+    assert rows[-1] == f"Flow 'nightly': 3 hits, 1 unknown, 2 not cached in {empty_store}; nothing was run."
+
+    found = parsed(same)
+    assert [e["slug"] for e in found] == ["day", "fetch-1", "clean-1", "summary-1", "publish-1", "export-1"]
+    assert {e["answer"] for e in found} <= {"hit", "miss", "unknown", "not cached"}
+    now = answers(same)
+    assert now["day"] == ("not cached", "parameter: '2026-12-05'")
+    assert now["fetch"][1].startswith("Cached result found for key 'fetch' (written by flow run ")
+    assert now["clean"][0] == "hit" and "Cached result found for key" in now["clean"][1]
+    assert now["export"] == ("hit", "Result found at task target export-2026-12-05.txt")
+    assert now["summary"] == ("not cached", "no cache_for, cache_policy or target: the task runs every time")
+    assert now["publish"] == ("unknown", "depends on summary, which would run")
+    assert [e.get("key") for e in found if e["task"] == "fetch"] == ["fetch"]
+
+    later = answers(other_day)
+    assert later["fetch"] == ("miss", "cache miss for key 'fetch': parameter 'day' changed")
+    assert later["clean"] == ("unknown", "depends on fetch, which would run")
+    assert later["export"] == ("miss", "no value at task target export-2026-12-06.txt yet")
+
+    assert unknown_param.returncode == 1
+    assert unknown_param.stderr == "Error: flow 'nightly' has no parameter 'days'; its parameters: day\n"
+    assert missing_file.returncode == 1 and missing_file.stderr.startswith("Error: No flow file ")
+    assert [(e.key, e.record.created) for e in Cache(empty_store).entries()] == before  # nothing was written
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["export-2026-12-05.txt"]
+
+
+def test_explain_names_changed_code_and_expiry(flowcore: Flowcore, empty_store: str, tmp_path: Path) -> None:
+    path = write_nightly(tmp_path)
+    run_script(flowcore, path, empty_store, "2026-12-05")
+    write_nightly(tmp_path, scale=3)  # clean reads SCALE: its code changed
+    changed = answers(flowcore("cache", "explain", str(path), "--store", empty_store, "--json"))
+    assert changed["fetch"][0] == "hit" and changed["clean"][0] == "miss"
+    assert changed["clean"][1].startswith("cache miss for key '")
+    assert "': code changed since the task's last record (flow run " in changed["clean"][1]
+
+    [fetched] = Cache(empty_store).entries(task="fetch")
+    assert fetched.record.flow_run_id is not None
+    backdate(empty_store, fetched.record.flow_run_id, days=1, expired=True)
+    expired = answers(flowcore("cache", "explain", str(path), "--store", empty_store, "--json"))
+    assert expired["fetch"][0] == "miss"
+    assert expired["fetch"][1].startswith("cache miss for key 'fetch': the cached value expired at ")
+    assert expired["clean"] == ("unknown", "depends on fetch, which would run")
+
+
+def test_explain_with_no_store_set_says_where_records_are(flowcore: Flowcore, tmp_path: Path) -> None:
+    path = write_nightly(tmp_path)
+    found = answers(flowcore("cache", "explain", str(path), "--json", "--param", "day=\"2026-12-07\""))
+    assert found["fetch"] == (
+        "miss",
+        "cache miss for key 'fetch': nothing is stored under it yet (no cache store is set: records are "
+        "kept in the memory of the process that ran the flow)",
+    )
+    assert found["day"] == ("not cached", "parameter: '2026-12-07'")
