@@ -1,7 +1,7 @@
 """The run store's reads: small functions from a connection to plain records.
 
 Each takes a connection (in a read transaction, see :func:`flowcore.runs.database.read`)
-and returns the dataclasses of :mod:`flowcore.runs.store`. Runs are listed newest first
+and returns the records of :mod:`flowcore.runs.records`. Runs are listed newest first
 (by ``started``, then id); a run's ``task_counts`` come from one grouped query over its
 task runs, for a whole page of runs at once.
 """
@@ -16,10 +16,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
 from flowcore.runs.schema import flow_runs, log_lines, state_transitions
 from flowcore.runs.schema import task_runs as task_table
 from flowcore.runs.states import FAILED_STATES, FINISHED_STATES
-from flowcore.runs.store import RunInfo, StoredLogLine, TaskRunInfo, Transition
 
 __all__ = [
     "count_runs",

@@ -51,7 +51,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
@@ -60,6 +59,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from flowcore.configuration import config
 from flowcore.exceptions import FlowcoreException
 from flowcore.runs.events import FlowRunStarted, FlowRunState, RunEvent
+from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
 from flowcore.runs.states import canonical, is_finished
 
 if TYPE_CHECKING:
@@ -90,69 +90,6 @@ _DIALECTS = ("sqlite", "postgresql")
 
 class RunStoreError(FlowcoreException):
     """The run store cannot be opened, read or written; the message names the setting."""
-
-
-# -- what reads return -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    """A flow run. ``task_counts`` counts the latest state names of its task runs and
-    mapped children (a mapped parent counts as ``"Mapped"``)."""
-
-    run_id: str
-    flow_name: str
-    state: str
-    message: str | None
-    started: datetime
-    ended: datetime | None
-    heartbeat: datetime
-    host: str
-    pid: int
-    parameters: dict[str, str] = field(default_factory=dict)
-    source: str | None = None
-    resumed_from: str | None = None
-    structure: dict[str, Any] = field(default_factory=dict)
-    task_counts: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class TaskRunInfo:
-    """The latest state of a task run or mapped child. ``started`` is the time of its
-    first ``Running`` in this run, ``ended`` that of its latest finished state."""
-
-    task_slug: str
-    map_index: int
-    state: str
-    message: str | None
-    started: datetime | None
-    ended: datetime | None
-    run_count: int
-    result_location: str | None
-    n_map_states: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class Transition:
-    """A state entered; ``task_slug`` is None for the flow run's own states."""
-
-    task_slug: str | None
-    map_index: int
-    state: str
-    message: str | None
-    time: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class StoredLogLine:
-    """A log line of a run (``task_slug`` None for the flow's own lines)."""
-
-    task_slug: str | None
-    map_index: int
-    time: datetime
-    level: int
-    logger: str
-    message: str
 
 
 # -- where the store is ------------------------------------------------------------------
@@ -358,8 +295,10 @@ class RunStore:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not marker.done.wait(0.05):
             thread = self._thread
-            if self._broken is not None or thread is None or not thread.is_alive():
+            if self._broken is not None:
                 return
+            if thread is None or not thread.is_alive():
+                raise RunStoreError(f"the run store {self.display} stopped writing (closed)")
             if deadline is not None and time.monotonic() > deadline:
                 raise RunStoreError(
                     f"the run store {self.display} did not write within {timeout} s"
@@ -456,12 +395,17 @@ class RunStore:
         self._guarded(lambda: self.prune())
 
     def _guarded(self, write: Callable[[], object]) -> None:
-        """Run ``write``; a failure is kept for the next flush and logged once."""
+        """Run ``write``; a failure is kept for the next flush and logged once. Anything
+        that goes wrong stops here, so the writer thread outlives a malformed event."""
         try:
             write()
         except RunStoreError as exc:
             self._error = exc
             self._report(exc)
+        except Exception as exc:
+            self._error = RunStoreError(f"run store {self.display}: could not write: {exc!r}")
+            self._error.__cause__ = exc
+            self._report(self._error)
         else:
             self._failing = False
 

@@ -1,0 +1,74 @@
+"""What the run store's reads return: plain, frozen records.
+
+:class:`~flowcore.runs.store.RunStore` builds them in :mod:`flowcore.runs.queries`; they
+carry names, strings and UTC datetimes only, so the CLI can print them and ``--json`` can
+dump them (``dataclasses.asdict``) without knowing the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+__all__ = ["RunInfo", "StoredLogLine", "TaskRunInfo", "Transition"]
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A flow run. ``task_counts`` counts the latest state names of its task runs and
+    mapped children (a mapped parent counts as ``"Mapped"``)."""
+
+    run_id: str
+    flow_name: str
+    state: str
+    message: str | None
+    started: datetime
+    ended: datetime | None
+    heartbeat: datetime
+    host: str
+    pid: int
+    parameters: dict[str, str] = field(default_factory=dict)
+    source: str | None = None
+    resumed_from: str | None = None
+    structure: dict[str, Any] = field(default_factory=dict)
+    task_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TaskRunInfo:
+    """The latest state of a task run or mapped child. ``started`` is the time of its
+    first ``Running`` in this run, ``ended`` that of its latest finished state."""
+
+    task_slug: str
+    map_index: int
+    state: str
+    message: str | None
+    started: datetime | None
+    ended: datetime | None
+    run_count: int
+    result_location: str | None
+    n_map_states: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Transition:
+    """A state entered; ``task_slug`` is None for the flow run's own states."""
+
+    task_slug: str | None
+    map_index: int
+    state: str
+    message: str | None
+    time: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StoredLogLine:
+    """A log line of a run (``task_slug`` None for the flow's own lines)."""
+
+    task_slug: str | None
+    map_index: int
+    time: datetime
+    level: int
+    logger: str
+    message: str
