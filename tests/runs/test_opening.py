@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shutil
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -149,3 +151,23 @@ def test_opening_a_store_prunes_old_runs_once(tmp_path: Path) -> None:
     copy.flush()
     assert sorted(r.run_id for r in copy.list_runs()) == ["new", "newest"]
     copy.close()
+
+
+def test_a_sqlite_store_is_in_wal_mode(tmp_path: Path) -> None:
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    store.submit(started("w"))
+    store.flush()
+    with sqlite3.connect(tmp_path / "runs.db") as conn:
+        assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close()
+
+
+def test_stores_opening_a_new_database_at_once_create_it_once(url: str) -> None:
+    """Each store migrates under the database's write lock (SQLite) or an advisory lock
+    (PostgreSQL), and looks at the revision again once it holds it."""
+    stores = [RunStore(url) for _ in range(4)]
+    with ThreadPoolExecutor(len(stores)) as pool:
+        counts = list(pool.map(lambda store: store.count_runs(), stores))
+    assert counts == [0, 0, 0, 0]
+    for store in stores:
+        store.close()
