@@ -7,7 +7,8 @@ thread. Events carry names and strings only (state class names, messages, result
 locations), never States, Results or values, so they pickle cheaply from Dask workers back
 to the driver and do not tie the store to the engine's classes.
 
-Times are timezone-aware UTC datetimes. ``map_index`` is ``-1`` for a task that is not
+Events are plain (not frozen) slotted dataclasses: a frozen one costs about 2.5 times as
+much to make, and a task run makes one. Times are timezone-aware UTC datetimes. ``map_index`` is ``-1`` for a task that is not
 mapped, and for a mapped task's parent; children count from 0.
 """
 
@@ -27,7 +28,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FlowRunStarted:
     """A flow run began. ``structure`` is the flow's graph::
 
@@ -50,7 +51,7 @@ class FlowRunStarted:
     resumed_from: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class FlowRunState:
     """The flow run entered ``state`` (a state class name: "Running", "Success", ...)."""
 
@@ -60,11 +61,14 @@ class FlowRunState:
     time: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TaskRunState:
     """A task run (or mapped child ``map_index``) entered ``state``. ``run_count`` is
     the task's run count at that moment; ``result_location`` where its value was
-    checkpointed (None when it was not); ``n_map_states`` a mapped parent's child count."""
+    checkpointed (None when it was not); ``n_map_states`` a mapped parent's child count;
+    ``started`` when this run of it entered ``Running``, if that was not reported as an
+    event of its own (the recorder folds a quick task run's ``Running`` into its final
+    state, see :mod:`flowcore.runs.recorder`)."""
 
     run_id: str
     task_slug: str
@@ -75,9 +79,10 @@ class TaskRunState:
     run_count: int = 1
     result_location: str | None = None
     n_map_states: int | None = None
+    started: datetime | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class LogLine:
     """One log line of a run (``task_slug`` None for the flow's own lines)."""
 
@@ -90,7 +95,7 @@ class LogLine:
     message: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class Heartbeat:
     """The process driving ``run_id`` is alive."""
 

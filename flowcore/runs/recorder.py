@@ -16,6 +16,12 @@
 A state is reported once: the recorder remembers the last state object it reported for
 each task run (``(slug, map_index)``) and skips a collected state it has already seen.
 
+``Running`` costs nothing for a quick task run: the recorder notes the time and sends it
+with the run's next state (``TaskRunState.started``), so a task run is one event, not two.
+A task run still ``Running`` a quarter of a second later is announced on its own by the
+store's writer thread (:meth:`RunRecorder.overdue`, a ticker of the store), so a long task
+shows as running within a batch interval, and a crash leaves it recorded as started.
+
 Log lines: while a run is recorded, lines that flowcore's own log handler writes in the
 driver's process for this run (``context.flow_run_id``) are sent to the store as well
 (:func:`flowcore.utilities.logging.add_line_sink`).
@@ -29,11 +35,12 @@ from __future__ import annotations
 
 import os
 import socket
+import threading
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
-from flowcore.engine.state import Mapped, State
+from flowcore.engine.state import Mapped, Running, State
 from flowcore.runs.events import FlowRunStarted, FlowRunState, LogLine, TaskRunState
 from flowcore.utilities import context as _context
 from flowcore.utilities.logging import add_line_sink, remove_line_sink
@@ -45,6 +52,7 @@ if TYPE_CHECKING:
 __all__ = ["RunRecorder"]
 
 _PARAMETER_REPR_LIMIT = 200
+_ANNOUNCE_RUNNING_AFTER = timedelta(seconds=0.25)
 
 
 def _now() -> datetime:
@@ -61,6 +69,10 @@ class RunRecorder:
         self.progress = progress
         self._pid = os.getpid()
         self._last: dict[tuple[str, int], State] = {}
+        # task runs that entered Running (when, run count), and those of them announced
+        self._running: dict[tuple[str, int], tuple[datetime, int]] = {}
+        self._announced: set[tuple[str, int]] = set()
+        self._lock = threading.Lock()
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_detached, ())
@@ -80,6 +92,7 @@ class RunRecorder:
             self.progress.start()
         if self.store is None:
             return
+        self.store.add_ticker(self.overdue)
         self.store.submit(FlowRunStarted(
             run_id=self.run_id, flow_name=flow_name, time=_now(),
             parameters={k: _short_repr(v) for k, v in parameters.items()},
@@ -98,6 +111,7 @@ class RunRecorder:
             self.progress.stop()
         if self.store is not None:
             remove_line_sink(self._log_line)
+            self.store.remove_ticker(self.overdue)
             self.flow_state(state)
 
     # -- task runs ------------------------------------------------------------------------
@@ -109,6 +123,11 @@ class RunRecorder:
         index = context.get("map_index")
         key = (context["task_slug"], -1 if index is None or isinstance(state, Mapped) else index)
         self._last[key] = state
+        if type(state) is Running:
+            self._running[key] = (_now(), context.get("task_run_count", 1))
+            if self.progress is not None:
+                self.progress.update(key[0], key[1], state)
+            return
         self._submit(key, state, context.get("task_run_count", 1))
 
     def collected(self, slug: str, map_index: int, state: State) -> None:
@@ -125,13 +144,37 @@ class RunRecorder:
             self.progress.update(key[0], key[1], state)
         if self.store is None:
             return
+        started = None
+        if self._running:
+            with self._lock:
+                entered = self._running.pop(key, None)
+                if entered is not None and key not in self._announced:
+                    started = entered[0]
+                self._announced.discard(key)
         result = state._result
         self.store.submit(TaskRunState(
             self.run_id, key[0], key[1], type(state).__name__, _message(state), _now(),
             run_count=run_count,
             result_location=result.location if state.is_successful() else None,
             n_map_states=state.n_map_states if isinstance(state, Mapped) else None,
+            started=started,
         ))
+
+    def overdue(self) -> list[TaskRunState]:
+        """(The store's writer thread.) ``Running`` events for the task runs that entered
+        Running more than a quarter of a second ago and have not finished."""
+        if not self._running:
+            return []
+        cutoff = _now() - _ANNOUNCE_RUNNING_AFTER
+        events = []
+        with self._lock:
+            for key, (entered, run_count) in list(self._running.items()):
+                if entered <= cutoff and key not in self._announced:
+                    self._announced.add(key)
+                    events.append(TaskRunState(
+                        self.run_id, key[0], key[1], "Running", None, entered, run_count=run_count,
+                    ))
+        return events
 
     # -- log lines ------------------------------------------------------------------------
 

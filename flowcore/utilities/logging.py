@@ -137,7 +137,7 @@ class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             raise
         except Exception:
             self.handleError(record)
-        if _SINKS:
+        if _SINKS and "_flowcore_no_sinks" not in record.__dict__:
             message = record.getMessage()
             if record.exc_text:
                 message = f"{message}\n{record.exc_text}"
@@ -222,7 +222,10 @@ def _sole_handler(logger: logging.Logger, level: int) -> _StreamHandler | None:
 
 
 def log(logger: logging.Logger, level: int, message: str) -> None:
-    """Log a plain message (no arguments, no exception) cheaply; see the module docstring."""
+    """Log a plain message (no arguments, no exception) cheaply; see the module docstring.
+
+    This is how the engine writes its two lines per task run, which restate state changes
+    the run store records anyway: line sinks (:func:`add_line_sink`) do not see them."""
     if not logger.isEnabledFor(level):
         return
     handler = _sole_handler(logger, level)
@@ -236,10 +239,10 @@ def log(logger: logging.Logger, level: int, message: str) -> None:
                 handler.stream.flush()
             except Exception:
                 handler.handleError(_record_for(logger, level, message))
-        if _SINKS:
-            _to_sinks(logger.name, level, message, time.time())
         return
-    logger.handle(_record_for(logger, level, message))
+    record = _record_for(logger, level, message)
+    record.__dict__["_flowcore_no_sinks"] = True
+    logger.handle(record)
 
 
 def _record_for(logger: logging.Logger, level: int, message: str) -> logging.LogRecord:

@@ -79,7 +79,8 @@ def test_a_run_is_recorded_with_its_tasks_parameters_and_logs(store: RunStore, l
     assert [t.state for t in store.transitions(run_id, "inc-1")] == ["Running", "Success"]
     lines = [(line.task_slug, line.message) for line in store.logs(run_id)]
     assert ("inc-1", "incrementing 3") in lines
-    assert ("double-1", "Task 'double': Finished task run for task with final state: 'Success'") in lines
+    # the engine's two lines per task run restate transitions: they are not copied
+    assert not [m for _, m in lines if "Starting task run" in m or "Finished task run" in m]
     assert store.get_run(run_id[:8]).run_id == run_id
 
 
@@ -276,3 +277,65 @@ def test_a_run_killed_with_sigkill_is_resumed_in_a_new_process(store: RunStore, 
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.splitlines()[-1].split()[0] == "Success"
     assert (tmp_path / "ran").read_text().split() == ["0", "1", "2", "3", "3", "4", "5"]
+
+
+def test_progress_shows_counts_per_task_on_stderr_only(store: RunStore, capfd: pytest.CaptureFixture[str]) -> None:
+    @task
+    def half(x: int) -> float:
+        if x == 7:
+            raise ValueError("seven")
+        return x / 2
+
+    with Flow("progress") as flow:
+        half.map(list(range(10)))
+    state = flow.run(progress=True)
+    assert state.is_failed()
+    out, err = capfd.readouterr()
+    rows = {line.split()[0]: line.split()[1:] for line in err.splitlines() if line.strip()}
+    assert rows["task"] == ["done", "cached", "failed", "total", "ETA"]
+    assert rows["half"] == ["<map>", "9", "0", "1", "10"]
+    assert "done" not in out  # the display never goes to stdout (where the logs are)
+    flow.run(progress=False)
+    assert "cached" not in capfd.readouterr().err
+
+
+CONCURRENT_FLOW = """
+import sys
+from flowcore import Flow, task
+
+@task
+def step(x):
+    return x + 1
+
+with Flow(f"concurrent {sys.argv[1]}") as flow:
+    for i in range(10):
+        step.map(list(range(20)))
+
+state = flow.run()
+print(state.flow_run_id)
+"""
+
+
+def test_four_processes_recording_into_one_sqlite_file_lose_no_transitions(store: RunStore, tmp_path: Path) -> None:
+    script = tmp_path / "concurrent_flow.py"
+    script.write_text(textwrap.dedent(CONCURRENT_FLOW))
+    env = {**os.environ, "FLOWCORE__RUNS__STORE": store.url}
+    processes = [
+        subprocess.Popen([sys.executable, str(script), str(n)], env=env, stdout=subprocess.PIPE, text=True)
+        for n in range(4)
+    ]
+    run_ids = []
+    for process in processes:
+        out, _ = process.communicate(timeout=120)
+        assert process.returncode == 0
+        run_ids.append(out.split()[-1])
+    for run_id in run_ids:
+        run = store.get_run(run_id)
+        assert run is not None and run.state == "Success"
+        records = store.task_runs(run_id)
+        # 10 constants, 10 mapped parents, 200 children
+        assert len(records) == 220 and {r.state for r in records} == {"Success", "Mapped"}
+        transitions = store.transitions(run_id)
+        children = [t for t in transitions if t.map_index >= 0]
+        assert [t.state for t in children].count("Running") == 200
+        assert [t.state for t in children].count("Success") == 200

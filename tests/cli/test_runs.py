@@ -1,0 +1,143 @@
+"""``flowcore run``, ``resume``, ``runs ls|show|logs`` and ``visualize``, through the
+installed console script in subprocesses, on the SQLite store in the test's home
+directory (the default ``runs.store``)."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from tests.cli.conftest import Flowcore
+
+FLOW_FILE = """
+import os
+from pathlib import Path
+from flowcore import Flow, Parameter, task
+
+HERE = Path(__file__).parent
+
+@task
+def numbers(n):
+    return list(range(n))
+
+@task(log_stdout=True)
+def square(x):
+    with open(HERE / "squared", "a") as fh:
+        fh.write(f"{x}\\n")
+    if x == 3 and (HERE / "broken").exists():
+        raise ValueError("three is broken")
+    print(f"squared {x}")
+    return x * x
+
+@task
+def total(xs):
+    return sum(xs)
+
+with Flow("cli demo") as flow:
+    total(square.map(numbers(Parameter("n", default=5))))
+
+with Flow("other") as other:
+    numbers(2)
+"""
+
+
+@pytest.fixture
+def flow_file(tmp_path: Path) -> Path:
+    path = tmp_path / "demo_flow.py"
+    path.write_text(textwrap.dedent(FLOW_FILE))
+    return path
+
+
+def _json(completed: object) -> object:
+    assert completed.returncode == 0, completed.stderr  # type: ignore[attr-defined]
+    return json.loads(completed.stdout)  # type: ignore[attr-defined]
+
+
+def test_run_fails_then_resume_runs_only_the_failed_child(flowcore: Flowcore, flow_file: Path, tmp_path: Path) -> None:
+    (tmp_path / "broken").touch()
+    failed = flowcore("run", f"{flow_file}:flow", "--param", "n=6")
+    assert failed.returncode == 1
+    assert "Flow run " in failed.stderr and "of 'cli demo': Failed (Some reference tasks failed.)" in failed.stderr
+    assert sorted((tmp_path / "squared").read_text().split()) == ["0", "1", "2", "3", "4", "5"]
+
+    runs = _json(flowcore("runs", "ls", "--json"))
+    assert isinstance(runs, list) and len(runs) == 1
+    run = runs[0]
+    assert (run["flow"], run["state"], run["parameters"]) == ("cli demo", "Failed", {"n": "6"})
+    assert run["source"] == f"{flow_file}:flow"
+    assert run["task_counts"] == {"Success": 7, "Failed": 1, "Mapped": 1, "TriggerFailed": 1}
+
+    shown = _json(flowcore("runs", "show", run["run_id"][:8], "--json"))
+    assert isinstance(shown, dict)
+    by_task = {t["task"]: t for t in shown["tasks"]}
+    assert by_task["square"]["state"] == "Mapped" and by_task["square"]["children"] == {"Success": 5, "Failed": 1}
+    assert by_task["total"]["state"] == "TriggerFailed"
+    assert by_task["numbers"]["result_location"]  # `flowcore run` checkpoints
+
+    logs = flowcore("runs", "logs", run["run_id"], "--task", "square")
+    assert logs.returncode == 0, logs.stderr
+    assert "squared 4" in logs.stdout and "three is broken" in logs.stdout
+    assert "numbers" not in logs.stdout
+
+    (tmp_path / "broken").unlink()
+    (tmp_path / "squared").unlink()
+    resumed = flowcore("resume", run["run_id"])
+    assert resumed.returncode == 0, resumed.stderr
+    assert "of 'cli demo': Success" in resumed.stderr
+    assert (tmp_path / "squared").read_text().split() == ["3"]
+    newest = _json(flowcore("runs", "ls", "--json", "--limit", "1"))
+    assert isinstance(newest, list)
+    assert newest[0]["resumed_from"] == run["run_id"] and newest[0]["parameters"] == {"n": "6"}
+
+    table = flowcore("runs", "ls")
+    assert table.returncode == 0
+    assert "cli demo" in table.stdout and "Success" in table.stdout and "2 runs in sqlite:///" in table.stdout
+    assert _json(flowcore("runs", "ls", "--json", "--state", "Failed"))[0]["run_id"] == run["run_id"]  # type: ignore[index]
+
+    svg = tmp_path / "run.svg"
+    drawn = flowcore("visualize", f"{flow_file}:flow", "--run", run["run_id"], "-o", str(svg))
+    assert drawn.returncode == 0, drawn.stderr
+    text = svg.read_text()
+    assert "square &lt;map&gt;" in text and "5 Success, 1 Failed" in text
+    assert "#eb0000" in text  # the failed child colours the map node (Failed's colour)
+
+
+def test_run_with_threads_and_resume_last(flowcore: Flowcore, flow_file: Path, tmp_path: Path) -> None:
+    (tmp_path / "broken").touch()
+    assert flowcore("run", str(flow_file) + ":cli demo", "--executor", "threads").returncode == 1
+    (tmp_path / "broken").unlink()
+    resumed = flowcore("run", str(flow_file) + ":flow", "--resume", "last")
+    assert resumed.returncode == 0, resumed.stderr
+    nothing_left = flowcore("run", str(flow_file) + ":flow", "--resume", "last")
+    assert nothing_left.returncode == 1
+    assert "succeeded, so there is nothing to resume" in nothing_left.stderr
+
+
+@pytest.mark.parametrize(
+    ("args", "error"),
+    [
+        (["runs", "show", "nope"], "Error: No run 'nope' in sqlite:///"),
+        (["resume", "nope"], "Error: No run 'nope' in sqlite:///"),
+        (["run", "{file}"], "defines 2 flows (flow (name 'cli demo'), other (name 'other')): name one as"),
+        (["run", "{file}:missing"], "defines no flow 'missing'"),
+        (["run", "{file}:flow", "--executor", "spark"], "Error: Unknown executor 'spark': use local, threads, processes, dask or dask://HOST:PORT"),
+        (["run", "{file}:flow", "--rerun", "total"], "Error: --rerun needs --resume RUN_ID"),
+        (["run", "{file}:flow", "--param", "n"], "NAME=VALUE"),
+        (["run", "{tmp}/absent.py"], "No flow file"),
+    ],
+)
+def test_errors_are_one_line_with_exit_status_1(
+    flowcore: Flowcore, flow_file: Path, tmp_path: Path, args: list[str], error: str
+) -> None:
+    completed = flowcore(*[a.format(file=flow_file, tmp=tmp_path) for a in args])
+    assert completed.returncode == 1
+    assert error in completed.stderr and completed.stderr.count("\n") == 1, completed.stderr
+
+
+def test_runs_store_none_is_a_clear_error(flowcore: Flowcore) -> None:
+    completed = flowcore("runs", "ls", FLOWCORE__RUNS__STORE="none")
+    assert completed.returncode == 1
+    assert "The run store is off (runs.store = 'none')" in completed.stderr
