@@ -268,11 +268,9 @@ def _append_transitions(conn: Connection, states: list[FlowRunState | TaskRunSta
     rows: list[tuple[Any, ...]] = []
     for e in states:
         if type(e) is TaskRunState:
-            # a quick task run's Running comes folded into its final state (TaskRunState.started)
-            started = getattr(e, "started", None)
-            if started is not None:
-                rows.append((e.run_id, e.task_slug, e.map_index, "Running", None, time(started),
-                             e.run_count, None, None))  # fmt: skip
+            if e.started is not None:  # a quick task run's Running, folded into its end
+                rows.append((e.run_id, e.task_slug, e.map_index, "Running", None,
+                             time(e.started), e.run_count, None, None))  # fmt: skip
             rows.append((e.run_id, e.task_slug, e.map_index, e.state, e.message, time(e.time),
                          e.run_count, e.result_location, e.n_map_states))  # fmt: skip
         else:
