@@ -50,6 +50,15 @@ KEY_OUTPUT: dict[str, list[str]] = {
         "express run courier: courier notified about 1 parcel(s)",
         "EXAMPLE OK",
     ],
+    "resume.py": [
+        "run 1 ",
+        ": Failed; fetched 20 pages",
+        "run 2 resumes run 1: Success; fetched pages [4, 9, 15]",
+        "total: 1900",
+        "1 Mapped, 22 Success",
+        "3 Failed, 1 Mapped, 18 Success, 1 TriggerFailed",
+        "EXAMPLE OK",
+    ],
     "mapping.py": [
         "word_count   Mapped   children: ['Success', 'Failed', 'Success', 'Success', 'Success', 'Success']",
         "total words: 13",
@@ -64,6 +73,7 @@ DOCS_WITH_PROGRAMS = [
     "README.md", "docs/concepts.md", "docs/migrating.md",
     "docs/control_flow.md", "docs/resources.md", "docs/schedules.md", "docs/flow_io.md",
     "docs/caching.md", "docs/cache-policies.md", "docs/results.md", "docs/locking.md",
+    "docs/runs.md",
 ]
 # Pages with ```python blocks that do not run as is yet; each is being rewritten by its
 # owner, and is moved to DOCS_WITH_PROGRAMS when its blocks run.
