@@ -65,7 +65,7 @@ def resume(run_id: str, params: tuple[str, ...], executor: str, rerun: tuple[str
     store = open_cli_store(None)
     found = store.get_run(run_id)
     if found is None:
-        raise CliError(f"No run {run_id!r} in {store.url} (`flowcore runs ls` lists the runs)")
+        raise CliError(f"No run {run_id!r} in {store.display} (`flowcore runs ls` lists the runs)")
     if not found.source:
         raise CliError(
             f"Run {found.run_id} did not record the file its flow came from; resume it from "

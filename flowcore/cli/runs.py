@@ -63,7 +63,7 @@ def ls(flow: str | None, state: str | None, limit: int, as_json: bool, store: st
         (r.run_id[:8], r.flow_name, r.state, _time(r.started), _duration(r.started, r.ended), _counts(r.task_counts))
         for r in found
     ]
-    caption = f"{len(found)} of {total} runs in {opened.url}" if total > len(found) else f"{total} runs in {opened.url}"
+    caption = f"{len(found)} of {total} runs in {opened.display}" if total > len(found) else f"{total} runs in {opened.display}"
     echo_table(("run", "flow", "state", "started", "duration", "tasks"), rows, caption, right=("duration",))
 
 
@@ -117,7 +117,7 @@ def logs(run_id: str, task: str | None, store: str | None) -> None:
 def _get(store: RunStore, run_id: str) -> RunInfo:
     found = store.get_run(run_id)
     if found is None:
-        raise CliError(f"No run {run_id!r} in {store.url} (`flowcore runs ls` lists the runs)")
+        raise CliError(f"No run {run_id!r} in {store.display} (`flowcore runs ls` lists the runs)")
     return found
 
 

@@ -38,7 +38,7 @@ def visualize(flow_file: str, run_id: str | None, output: Path | None, horizonta
         opened = open_cli_store(store)
         found = opened.get_run(run_id)
         if found is None:
-            raise CliError(f"No run {run_id!r} in {opened.url} (`flowcore runs ls` lists the runs)")
+            raise CliError(f"No run {run_id!r} in {opened.display} (`flowcore runs ls` lists the runs)")
         if found.flow_name != flow.name:
             raise CliError(f"Run {found.run_id} is a run of {found.flow_name!r}, not of {flow.name!r}")
         records = opened.task_runs(found.run_id)

@@ -110,7 +110,7 @@ def run_flow(
     if store is not None or progress:
         display = RunProgress(run_structure(flow)) if progress else None
         recorder = RunRecorder(store, run_id, display)
-    where = "not recorded: runs.store is 'none'" if store is None else f"recorded in {store.url}"
+    where = "not recorded: runs.store is 'none'" if store is None else f"recorded in {store.display}"
     flow.logger.info(f"Flow run {run_id} of {flow.name!r} ({where})")
     if recorder is not None:
         kwargs["context"]["run_recorder"] = recorder

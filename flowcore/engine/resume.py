@@ -81,13 +81,13 @@ def _find_run(flow: Flow, store: RunStore, resume: str) -> RunInfo:
         if run is None:
             raise ResumeError(
                 f"Cannot resume the last run of flow {flow.name!r}: the run store "
-                f"({store.url}) has no failed or unfinished run of it"
+                f"({store.display}) has no failed or unfinished run of it"
             )
         return run
     found = store.get_run(resume)
     if found is None:
         raise ResumeError(
-            f"Cannot resume run {resume!r}: the run store ({store.url}) has no such run "
+            f"Cannot resume run {resume!r}: the run store ({store.display}) has no such run "
             "(`flowcore runs ls` lists the runs)"
         )
     if found.flow_name != flow.name:

@@ -22,18 +22,33 @@ from flowcore.configuration import config
 from flowcore.engine.results import LocalResult
 from flowcore.exceptions import ResumeError
 from flowcore.runs import RunStore, open_store
+from tests.servers import postgresql_server, postgresql_url  # noqa: F401
 
 
-@pytest.fixture
-def store(tmp_path: Path) -> Iterator[RunStore]:
+def _configured(spec: str) -> Iterator[RunStore]:
     before = config.get_path("runs.store")
-    config.set_path("runs.store", str(tmp_path / "runs.db"))
+    config.set_path("runs.store", spec)
     try:
         opened = open_store()
         assert opened is not None
         yield opened
     finally:
         config.set_path("runs.store", before)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RunStore]:
+    """A SQLite store of the test's own, as config ``runs.store``."""
+    yield from _configured(str(tmp_path / "runs.db"))
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[RunStore]:
+    """The same on SQLite, and on a database of a real PostgreSQL server."""
+    if request.param == "sqlite":
+        yield from _configured(str(tmp_path / "runs.db"))
+    else:
+        yield from _configured(str(request.getfixturevalue("postgresql_url")))
 
 
 def _count(path: Path) -> int:
@@ -45,7 +60,8 @@ def _mark(path: Path, text: str = "x") -> None:
         fh.write(text + "\n")
 
 
-def test_a_run_is_recorded_with_its_tasks_parameters_and_logs(store: RunStore, logs: pytest.LogCaptureFixture) -> None:
+def test_a_run_is_recorded_with_its_tasks_parameters_and_logs(any_store: RunStore, logs: pytest.LogCaptureFixture) -> None:
+    store = any_store
     seen = {}
 
     @task
@@ -66,7 +82,7 @@ def test_a_run_is_recorded_with_its_tasks_parameters_and_logs(store: RunStore, l
     assert state.is_successful()
     run_id = state.flow_run_id
     assert run_id == seen["run id"]
-    assert logs.messages[0] == f"Flow run {run_id} of 'recorded' (recorded in {store.url})"
+    assert logs.messages[0] == f"Flow run {run_id} of 'recorded' (recorded in {store.display})"
     store.flush()
     run = store.get_run(run_id)
     assert run is not None
@@ -122,7 +138,8 @@ def _checkpointed_flow(tmp_path: Path, fail_while: Path) -> Flow:
     return flow
 
 
-def test_resume_runs_only_what_did_not_finish(store: RunStore, tmp_path: Path) -> None:
+def test_resume_runs_only_what_did_not_finish(any_store: RunStore, tmp_path: Path) -> None:
+    store = any_store
     broken = tmp_path / "broken"
     broken.touch()
     flow = _checkpointed_flow(tmp_path, broken)
