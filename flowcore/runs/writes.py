@@ -47,6 +47,9 @@ from flowcore.runs.states import FINISHED_STATES, is_finished
 __all__ = ["beat", "mark_crashed", "prune", "write_events"]
 
 _CHUNK = 500  # ids per IN (...) clause
+# rows per multi-row INSERT: SQLite prepares a statement of a few hundred rows once and
+# reuses it; one of thousands costs more to prepare than it saves
+_ROWS_PER_INSERT = 200
 
 
 def write_events(conn: Connection, events: Sequence[RunEvent], max_log_lines: int) -> None:
@@ -167,14 +170,15 @@ def _insert_rows(
     The writer thread shares the GIL with the flow it records, so the inserts that grow with
     the flow (transitions, log lines) keep Python's share small: no SQLAlchemy processing
     of each parameter (a few microseconds a row), and multi-row ``VALUES`` rather than
-    ``executemany``, whose every row takes and releases the GIL again. Driver errors become
+    ``executemany``, whose every row takes and releases the GIL again (a few hundred rows a
+    statement: see ``_ROWS_PER_INSERT``). Driver errors become
     SQLAlchemy's, as on every other statement.
     """
     dialect = conn.dialect
     mark = "?" if dialect.paramstyle == "qmark" else "%s"
     one_row = "(" + ", ".join([mark] * len(keys)) + ")"
     head = f"INSERT INTO {table.name} ({', '.join(keys)}) VALUES "
-    per_statement = max(1, _max_parameters(conn) // len(keys))
+    per_statement = max(1, min(_ROWS_PER_INSERT, _max_parameters(conn) // len(keys)))
     dbapi = dialect.loaded_dbapi
     cursor = conn.connection.cursor()
     sql = ""
@@ -279,9 +283,11 @@ def _append_transitions(conn: Connection, states: list[FlowRunState | TaskRunSta
     before = conn.execute(sa.select(sa.func.max(state_transitions.c.id))).scalar() or 0
     _insert_rows(conn, state_transitions, _TRANSITION_KEYS, rows)
     if task_runs_of:
-        conn.execute(
-            _task_runs_from_transitions(conn.dialect.name), {"after": before, "runs": task_runs_of}
-        )
+        derive = _task_runs_from_transitions(conn.dialect.name)
+        params: dict[str, Any] = {"after": before}
+        if conn.dialect.name != "sqlite":
+            params["runs"] = task_runs_of
+        conn.execute(derive, params)
 
 
 @functools.cache
@@ -291,23 +297,22 @@ def _task_runs_from_transitions(dialect_name: str) -> Any:
     ``Running`` (kept when the row has one), the latest finished state, and the latest
     result location and child count given."""
     t = state_transitions
-    batch = (
-        sa.select(
-            t.c.run_id,
-            t.c.task_slug,
-            t.c.map_index,
-            sa.func.max(t.c.id).label("last_id"),
-            sa.func.min(sa.case((t.c.state == "Running", t.c.time))).label("started"),
-            sa.func.max(sa.case((t.c.state.in_(sorted(FINISHED_STATES)), t.c.time))).label("ended"),
-            sa.func.max(sa.case((t.c.result_location.is_not(None), t.c.id))).label("location_id"),
-            sa.func.max(sa.case((t.c.n_map_states.is_not(None), t.c.id))).label("n_map_id"),
-        )
-        .where(t.c.id > sa.bindparam("after"))
-        .where(t.c.run_id.in_(sa.bindparam("runs", expanding=True)))
-        .where(t.c.task_slug.is_not(None))
-        .group_by(t.c.run_id, t.c.task_slug, t.c.map_index)
-        .cte("batch")
-    )
+    per_task = sa.select(
+        t.c.run_id,
+        t.c.task_slug,
+        t.c.map_index,
+        sa.func.max(t.c.id).label("last_id"),
+        sa.func.min(sa.case((t.c.state == "Running", t.c.time))).label("started"),
+        sa.func.max(sa.case((t.c.state.in_(sorted(FINISHED_STATES)), t.c.time))).label("ended"),
+        sa.func.max(sa.case((t.c.result_location.is_not(None), t.c.id))).label("location_id"),
+        sa.func.max(sa.case((t.c.n_map_states.is_not(None), t.c.id))).label("n_map_id"),
+    ).where(t.c.id > sa.bindparam("after"), t.c.task_slug.is_not(None))
+    if dialect_name != "sqlite":
+        # other writers' rows may interleave with this batch's ids; on SQLite the batch
+        # holds the write lock, and an IN on run_id would make SQLite use the run_id index
+        # (a scan of the whole run on every batch) rather than the id range
+        per_task = per_task.where(t.c.run_id.in_(sa.bindparam("runs", expanding=True)))
+    batch = per_task.group_by(t.c.run_id, t.c.task_slug, t.c.map_index).cte("batch")
     last, location, n_map = t.alias("last"), t.alias("location"), t.alias("n_map")
     rows = (
         sa.select(
