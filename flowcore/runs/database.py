@@ -49,8 +49,14 @@ def open_engine(url: str, display: str) -> Engine:
         try:
             engine = sa.create_engine(url, **_engine_options(url))
         except (exc.ArgumentError, exc.NoSuchModuleError, ImportError) as error:
+            hint = ""
+            if url.startswith("postgres"):
+                hint = (
+                    " (flowcore talks to PostgreSQL through psycopg 3: a postgresql+psycopg://"
+                    " URL, and pip install 'flowcore[postgres]')"
+                )
             raise RunStoreError(
-                f"{SETTING} is {display!r}, which SQLAlchemy cannot open: {error}"
+                f"{SETTING} is {display!r}, which SQLAlchemy cannot open: {error}{hint}"
             ) from error
         if engine.dialect.name == "sqlite":
             _configure_sqlite(engine)

@@ -89,8 +89,9 @@ def test_an_unreachable_server_is_an_error_naming_the_setting() -> None:
 
 def test_a_url_sqlalchemy_cannot_load_is_an_error_naming_the_setting() -> None:
     store = RunStore("postgresql+nosuchdriver://h/db")
-    with pytest.raises(RunStoreError, match="runs.store .*postgresql\\+nosuchdriver"):
+    with pytest.raises(RunStoreError, match="runs.store .*postgresql\\+nosuchdriver") as raised:
         store.count_runs()
+    assert "postgresql+psycopg://" in str(raised.value)
 
 
 def test_a_file_in_a_missing_directory_is_an_error(tmp_path: Path) -> None:
