@@ -55,7 +55,7 @@ __all__ = [
 # this set against what a real run hands a callable target.
 RUN_KEYS = frozenset({
     "cache_store", "caches", "checkpointing", "config", "date", "flow_id", "flow_name",
-    "flow_run_id", "flow_run_name", "logger", "map_index", "parameters",
+    "flow_run_id", "flow_run_name", "logger", "map_index", "parameters", "run_recorder",
     "scheduled_start_time", "secrets", "task_full_name", "task_id", "task_name",
     "task_run_count", "task_run_id", "task_slug", "task_tags", "today", "today_nodash",
     "tomorrow", "tomorrow_nodash", "transactions", "yesterday", "yesterday_nodash",

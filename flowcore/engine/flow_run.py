@@ -64,15 +64,23 @@ def run_flow(
     """``Flow.run``: validate parameters, then run passes until the flow finishes."""
     scope = _context.current()
     if scope.get("flow") is flow:
-        raise RuntimeError(
-            f"{flow!r}.run() was called inside its own `with Flow(...)` block; "
-            "call run() after the block ends"
+        raise ValueError(
+            "Don't call `flow.run()` from within a `Flow` context manager. "
+            f"{flow!r}.run() was called inside its own `with Flow(...)` block; call run() after the block ends"
         )
     if scope.get("loading_flow"):
-        warnings.warn("flow.run() is ignored while a flow is being loaded", stacklevel=3)
+        warnings.warn(
+            "Attempting to call `flow.run` during execution of flow file will lead to "
+            "unexpected results. (flowcore ignores the call while the flow is being loaded.)",
+            stacklevel=3,
+        )
         return None
     if "return_tasks" in kwargs:
-        raise ValueError("flow.run() does not take return_tasks; every task's state is returned")
+        raise ValueError(
+            "The `return_tasks` keyword cannot be provided to `flow.run()`; all task states "
+            "are always returned. If you want to receive a subset of task states, use a "
+            "FlowRunner directly."
+        )
     resume, rerun = kwargs.pop("resume", None), list(kwargs.pop("rerun", None) or ())
     progress = wants_progress(kwargs.pop("progress", None))
     if rerun and resume is None:
@@ -112,8 +120,8 @@ def run_flow(
         recorder = RunRecorder(store, run_id, display)
     where = "not recorded: runs.store is 'none'" if store is None else f"recorded in {store.display}"
     flow.logger.info(f"Flow run {run_id} of {flow.name!r} ({where})")
+    kwargs["context"]["run_recorder"] = recorder  # None: not recorded, no progress shown
     if recorder is not None:
-        kwargs["context"]["run_recorder"] = recorder
         defaults = {p.name: p.default for p in flow.parameters() if not p.required}
         recorder.started(
             flow.name, {**defaults, **run_parameters}, run_structure(flow),
@@ -208,7 +216,7 @@ def _check_parameters(flow: Flow, given: dict[str, Any], kwargs: dict[str, Any])
     names = {p.name: p for p in flow.parameters()}
     for key in [k for k in kwargs if k in names]:
         given[key] = kwargs.pop(key)
-    unknown = sorted(set(given) - set(names))
+    unknown = [name for name in given if name not in names]  # in the order given, as Prefect 1
     if unknown:
         raise ValueError(f"Flow.run received the following unexpected parameters: {', '.join(unknown)}")
     missing = sorted(n for n, p in names.items() if p.required and n not in given)
