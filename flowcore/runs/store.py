@@ -512,7 +512,7 @@ class RunStore:
         return database.read(engine, self.display, query)
 
     def _detect_crashes(self, engine: Engine) -> None:
-        from flowcore.runs import database, queries, writes
+        from flowcore.runs import database, queries
 
         now = _now()
         stale = now - timedelta(seconds=self.crash_after)
@@ -520,6 +520,8 @@ class RunStore:
         for run in candidates:
             if self._driver_alive(run.host, run.pid):
                 continue
+            from flowcore.runs import writes
+
             message = (
                 f"the process driving this run (pid {run.pid} on {run.host or 'an unknown host'}) "
                 f"died: no heartbeat since {run.heartbeat:%Y-%m-%d %H:%M:%S} UTC"

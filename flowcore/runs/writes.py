@@ -30,7 +30,6 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import exc
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from flowcore.runs.events import (
@@ -213,9 +212,22 @@ def _aware(time: datetime) -> datetime:
     return time if time.tzinfo is not None else time.replace(tzinfo=timezone.utc)
 
 
+def _dialect_module(name: str) -> Any:
+    """SQLAlchemy's dialect package for ``name`` (its INSERT can say ON CONFLICT), imported
+    when first needed: the PostgreSQL one takes about 0.1 s, which a SQLite reader of the
+    CLI should not pay."""
+    if name == "postgresql":
+        from sqlalchemy.dialects import postgresql
+
+        return postgresql
+    from sqlalchemy.dialects import sqlite
+
+    return sqlite
+
+
 def _insert(conn: Connection, table: sa.Table) -> Any:
     """An INSERT that can say ON CONFLICT, for this connection's dialect."""
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    dialect = _dialect_module(conn.dialect.name)
     return dialect.insert(table)
 
 
@@ -333,7 +345,7 @@ def _task_runs_from_transitions(dialect_name: str) -> Any:
         .outerjoin(n_map, n_map.c.id == batch.c.n_map_id)
         .where(sa.true())  # SQLite reads "INSERT ... SELECT ... ON CONFLICT" only after a WHERE
     )
-    insert = (postgresql if dialect_name == "postgresql" else sqlite).insert(task_runs)
+    insert = _dialect_module(dialect_name).insert(task_runs)
     columns = [
         "run_id", "task_slug", "map_index", "state", "message", "updated", "started", "ended",
         "run_count", "result_location", "n_map_states",
