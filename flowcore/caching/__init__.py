@@ -8,6 +8,8 @@
   ``StorageCacheStore`` over any storage Result (local disk, S3, GCS);
 * :mod:`~flowcore.caching.records`: ``CacheRecord``, the one record type (JSON);
 * :mod:`~flowcore.caching.cache`: ``Cache``, to list, show, delete and gc a store's entries;
+* :mod:`~flowcore.caching.explain`: ``explain_flow``, would each task's next run hit, and why
+  (``flowcore cache explain``), in the words of :mod:`~flowcore.caching.reasons`;
 * :mod:`~flowcore.utilities.hashing`: the one hashing helper, with a registry of hashers.
 """
 

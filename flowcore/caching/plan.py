@@ -40,10 +40,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import uuid
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from flowcore.caching.reasons import Validator, describe_change, explain_miss, provenance
 from flowcore.caching.records import CacheRecord, CorruptRecord, inputs_part, record_id_for
 from flowcore.caching.stores import CacheStore, MemoryCacheStore, policy_store
 from flowcore.engine.result import Result
@@ -60,7 +61,6 @@ from flowcore.utilities.units import format_duration
 
 __all__ = ["CachePlan", "CacheRun", "Decision", "explain_miss"]
 
-Validator = Callable[[Cached, Mapping[str, Any], Mapping[str, Any]], bool]
 
 
 class Decision(NamedTuple):
@@ -307,7 +307,7 @@ class CacheRun:
                 )
                 self.logger.warning(f"Task '{self.name}': {unreadable}")
                 continue
-            message = f"Cached result found for key {self.key!r}{_provenance(candidate.record)}"
+            message = f"Cached result found for key {self.key!r}{provenance(candidate.record)}"
             if self.plan.policy is None:
                 return Decision(found, message)
             hit = Cached(message, result=found._result, cached_result_expiration=found.cached_result_expiration)
@@ -377,7 +377,7 @@ class CacheRun:
         ignored = {n for p in getattr(policy, "policies", [policy]) for n in getattr(p, "exclude", ())}
         kept = {k: v for k, v in inputs.items() if k not in ignored}
         changes = [
-            _describe_change(part, previous, kept, parameters)
+            describe_change(part, previous, kept, parameters)
             for part in sorted(set(previous.key_parts) | set(self.key_parts))
             if previous.key_parts.get(part) != self.key_parts.get(part)
         ]
@@ -545,44 +545,6 @@ def _hashable_digests(values: Mapping[str, Any]) -> dict[str, str]:
     return digests
 
 
-def _describe_change(part: str, previous: CacheRecord, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> str:
-    """What changed in one named key part, in words ("input 'x' changed", "code changed")."""
-    if part.startswith("INPUTS"):
-        before = {k: v for k, v in (previous.inputs or {}).items() if k in inputs}
-        return _changed_phrase("input", before, inputs)
-    if part == "FLOW_PARAMETERS":
-        return _changed_phrase("parameter", previous.parameters or {}, parameters)
-    return {"TASK_SOURCE": "code changed", "RUN_ID": "another flow run"}.get(part, f"{part} changed")
-
-
-def _changed_phrase(what: str, before: Mapping[str, str], values: Mapping[str, Any]) -> str:
-    try:
-        return _named(what, _changed(before, values))
-    except UnhashableValue:
-        return f"{what}s changed"
-
-
-def _changed(before: Mapping[str, str], values: Mapping[str, Any], keys: Iterable[str] | None = None) -> list[str]:
-    """The names whose value's digest differs from ``before`` (added and removed too)."""
-    names = set(before) | set(values) if keys is None else set(keys)
-    return sorted(
-        n for n in names
-        if (n in before) != (n in values) or (n in values and before[n] != hash_value(values[n]))
-    )
-
-
-def _named(what: str, names: list[str]) -> str:
-    """``input 'x', 'y' changed`` (``inputs changed`` without names)."""
-    return f"{what} " + ", ".join(f"'{n}'" for n in names) + " changed" if names else f"{what}s changed"
-
-
-def _provenance(record: CacheRecord | None) -> str:
-    """" (written by flow run R 5 min ago; value at L)" for a stored record."""
-    if record is None:
-        return ""
-    return f" (written by flow run {record.flow_run_id} {format_duration(_now() - record.created)} ago; value at {record.value_location})"
-
-
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -590,35 +552,3 @@ def _now() -> datetime:
 def _expired(state: Cached) -> bool:
     expiration = state.cached_result_expiration
     return expiration is not None and expiration <= datetime.now(timezone.utc)
-
-
-def explain_miss(
-    candidate: Cached,
-    inputs: Mapping[str, Any],
-    parameters: Mapping[str, Any],
-    validator: Validator | None = None,
-) -> str:
-    """Why ``candidate`` (the newest record) was not used, in words."""
-    expiration = candidate.cached_result_expiration
-    if expiration is not None and expiration <= datetime.now(timezone.utc):
-        return f"the cached value expired at {expiration.isoformat()}"
-    name = getattr(validator, "__name__", "")
-    keys = getattr(validator, "validate_on", None)
-    if name in ("all_inputs", "partial_inputs_only"):
-        changed = _changed(candidate.hashed_inputs or {}, inputs, keys)
-        if changed:
-            return _named("input", changed)
-    if name in ("all_parameters", "partial_parameters_only"):
-        changed = _changed_parameters(candidate, parameters, keys)
-        if changed:
-            return _named("parameter", changed)
-    return f"cache_validator {name or validator!r} rejected it"
-
-
-def _changed_parameters(candidate: Cached, parameters: Mapping[str, Any], keys: list[str] | None) -> list[str]:
-    cached = candidate.cached_parameters or {}
-    names = set(cached) | set(parameters) if keys is None else set(keys)
-    return sorted(k for k in names if cached.get(k, _ABSENT) != parameters.get(k, _ABSENT))
-
-
-_ABSENT = object()

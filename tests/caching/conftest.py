@@ -4,12 +4,15 @@ store, and StorageCacheStore over local disk, S3 (moto's server) and GCS (fake-g
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from flowcore import Flow, Parameter, task
 from flowcore.caching import MemoryCacheStore, StorageCacheStore
+from flowcore.engine import cache_validators
 from flowcore.engine.results import GCSResult, LocalResult, S3Result
 
 
@@ -40,3 +43,17 @@ def make_storage_store(request: pytest.FixtureRequest, tmp_path: Path) -> Callab
 def key_dir(root: Path, key: str) -> Path:
     """Where a StorageCacheStore over ``LocalResult(dir=root)`` keeps ``key``'s records and values."""
     return root / StorageCacheStore(LocalResult(dir=str(root))).directory(key)
+
+
+def doubling_flow(calls: list[int]) -> tuple[Flow, Any]:
+    """A flow with one task, ``double`` (Prefect 1 caching: key "double", ``all_inputs``),
+    of a Parameter ``x``; each run of the task appends ``x`` to ``calls``."""
+
+    @task(cache_for=timedelta(hours=1), cache_validator=cache_validators.all_inputs, name="double")
+    def double(x: int) -> int:
+        calls.append(x)
+        return 2 * x
+
+    with Flow("etl") as flow:
+        out = double(Parameter("x"))
+    return flow, out

@@ -12,13 +12,13 @@ from typing import Any
 
 import pytest
 
-from flowcore import Flow, Parameter, task
+from flowcore import Flow, task
 from flowcore.caching import StorageCacheStore
 from flowcore.engine import cache_validators
 from flowcore.engine.results import LocalResult
 from flowcore.engine.state import Cached, Failed, Success
 from flowcore.utilities.configuration import set_temporary_config
-from tests.caching.conftest import key_dir
+from tests.caching.conftest import doubling_flow, key_dir
 
 
 def snapshot(directory: Path) -> set[str]:
@@ -96,20 +96,9 @@ class Planted:
         return (open, (self.marker, "w"))
 
 
-def _cached_flow(calls: list[int]) -> tuple[Flow, Any]:
-    @task(cache_for=timedelta(hours=1), cache_validator=cache_validators.all_inputs, name="double")
-    def double(x: int) -> int:
-        calls.append(x)
-        return 2 * x
-
-    with Flow("planted") as flow:
-        out = double(Parameter("x"))
-    return flow, out
-
-
 def test_a_corrupt_record_is_a_warned_miss_and_is_rewritten(tmp_path: Path, logs: pytest.LogCaptureFixture) -> None:
     calls: list[int] = []
-    flow, out = _cached_flow(calls)
+    flow, out = doubling_flow(calls)
     store = StorageCacheStore(LocalResult(dir=tmp_path))
     flow.run(x=1, cache_store=store)
     [record] = key_dir(tmp_path, "double").glob("*.json")
@@ -123,7 +112,7 @@ def test_a_corrupt_record_is_a_warned_miss_and_is_rewritten(tmp_path: Path, logs
 
 def test_with_a_signing_key_planted_pickles_never_run(tmp_path: Path, logs: pytest.LogCaptureFixture) -> None:
     calls: list[int] = []
-    flow, out = _cached_flow(calls)
+    flow, out = doubling_flow(calls)
     marker = tmp_path / "pwned"
     store = StorageCacheStore(LocalResult(dir=tmp_path / "store"))
     with set_temporary_config({"results.signing_key": "k3y"}):

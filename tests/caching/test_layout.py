@@ -13,15 +13,14 @@ from typing import Any
 
 import pytest
 
-from flowcore import Flow, Parameter, task
 from flowcore.caching import Cache, CacheRecord, StorageCacheStore
 from flowcore.caching.records import record_id_for, value_digest
-from flowcore.engine import cache_validators
 from flowcore.engine.results import LocalResult
 from flowcore.engine.state import Cached
 from flowcore.exceptions import LocationEscapeError
 from flowcore.utilities.configuration import set_temporary_config
 from flowcore.utilities.hashing import hash_mapping
+from tests.caching.conftest import doubling_flow
 from tests.caching.test_stores import entry
 
 
@@ -118,14 +117,7 @@ def test_a_flat_layout_store_is_read_listed_collected_and_deleted(make_storage_s
 
 def test_a_flow_hits_a_flat_layout_store_and_writes_the_sharded_one(tmp_path: Path) -> None:
     calls: list[int] = []
-
-    @task(cache_for=timedelta(hours=1), cache_validator=cache_validators.all_inputs, name="double")
-    def double(x: int) -> int:
-        calls.append(x)
-        return 2 * x
-
-    with Flow("etl") as flow:
-        out = double(Parameter("x"))
+    flow, out = doubling_flow(calls)
     directory = tmp_path / "store"
     store = StorageCacheStore(LocalResult(dir=str(directory)))
     write_flat(store, "double", 60, {"x": 3}, parameters={"x": 3})  # a value only the flat record has

@@ -18,6 +18,7 @@ from typing import Any
 from flowcore import Flow, Parameter
 from flowcore.caching import StorageCacheStore
 from flowcore.caching.cache import Cache
+from flowcore.engine.results import LocalResult
 from tests.cli.conftest import RUNS, Flowcore, backdate, fill, load, run_script, write_nightly
 
 
@@ -166,7 +167,7 @@ def test_gc_reports_orphaned_values_and_stale_temporary_files(flowcore: Flowcore
     store = tmp_path / "store"
     fill(str(store))
     orphan = store / "gone" / "0123abcd.value"
-    temporary = store / "load" / ".x.json.0123456789ab.tmp"
+    temporary = store / StorageCacheStore(LocalResult(dir=str(store))).directory("load") / ".x.json.0123456789ab.tmp"
     orphan.parent.mkdir()
     for path in (orphan, temporary):
         path.write_bytes(b"left behind")

@@ -1,0 +1,96 @@
+"""The words of cache decisions: why a record was not used, what changed, who wrote it.
+
+One place for the reasons a task run logs and ``flowcore cache explain`` prints::
+
+    explain_miss(newest, inputs, parameters, validator)   "input 'x' changed", "the cached
+                                                          value expired at ...", ...
+    describe_change(part, previous, inputs, parameters)   one policy key part: "input 'x'
+                                                          changed", "code changed", ...
+    provenance(record)                                    " (written by flow run R 5m ago;
+                                                          value at L)"
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime, timezone
+from typing import Any
+
+from flowcore.caching.records import CacheRecord
+from flowcore.engine.state import Cached
+from flowcore.utilities.hashing import UnhashableValue, hash_value
+from flowcore.utilities.units import format_duration
+
+__all__ = ["describe_change", "explain_miss", "provenance"]
+
+Validator = Callable[[Cached, Mapping[str, Any], Mapping[str, Any]], bool]
+
+
+def describe_change(part: str, previous: CacheRecord, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> str:
+    """What changed in one named key part, in words ("input 'x' changed", "code changed")."""
+    if part.startswith("INPUTS"):
+        before = {k: v for k, v in (previous.inputs or {}).items() if k in inputs}
+        return _changed_phrase("input", before, inputs)
+    if part == "FLOW_PARAMETERS":
+        return _changed_phrase("parameter", previous.parameters or {}, parameters)
+    return {"TASK_SOURCE": "code changed", "RUN_ID": "another flow run"}.get(part, f"{part} changed")
+
+
+def _changed_phrase(what: str, before: Mapping[str, str], values: Mapping[str, Any]) -> str:
+    try:
+        return _named(what, _changed(before, values))
+    except UnhashableValue:
+        return f"{what}s changed"
+
+
+def _changed(before: Mapping[str, str], values: Mapping[str, Any], keys: Iterable[str] | None = None) -> list[str]:
+    """The names whose value's digest differs from ``before`` (added and removed too)."""
+    names = set(before) | set(values) if keys is None else set(keys)
+    return sorted(
+        n for n in names
+        if (n in before) != (n in values) or (n in values and before[n] != hash_value(values[n]))
+    )
+
+
+def _named(what: str, names: list[str]) -> str:
+    """``input 'x', 'y' changed`` (``inputs changed`` without names)."""
+    return f"{what} " + ", ".join(f"'{n}'" for n in names) + " changed" if names else f"{what}s changed"
+
+
+def provenance(record: CacheRecord | None) -> str:
+    """" (written by flow run R 5 min ago; value at L)" for a stored record."""
+    if record is None:
+        return ""
+    return f" (written by flow run {record.flow_run_id} {format_duration(datetime.now(timezone.utc) - record.created)} ago; value at {record.value_location})"
+
+
+def explain_miss(
+    candidate: Cached,
+    inputs: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    validator: Validator | None = None,
+) -> str:
+    """Why ``candidate`` (the newest record) was not used, in words."""
+    expiration = candidate.cached_result_expiration
+    if expiration is not None and expiration <= datetime.now(timezone.utc):
+        return f"the cached value expired at {expiration.isoformat()}"
+    name = getattr(validator, "__name__", "")
+    keys = getattr(validator, "validate_on", None)
+    if name in ("all_inputs", "partial_inputs_only"):
+        changed = _changed(candidate.hashed_inputs or {}, inputs, keys)
+        if changed:
+            return _named("input", changed)
+    if name in ("all_parameters", "partial_parameters_only"):
+        changed = _changed_parameters(candidate, parameters, keys)
+        if changed:
+            return _named("parameter", changed)
+    return f"cache_validator {name or validator!r} rejected it"
+
+
+def _changed_parameters(candidate: Cached, parameters: Mapping[str, Any], keys: list[str] | None) -> list[str]:
+    cached = candidate.cached_parameters or {}
+    names = set(cached) | set(parameters) if keys is None else set(keys)
+    return sorted(k for k in names if cached.get(k, _ABSENT) != parameters.get(k, _ABSENT))
+
+
+_ABSENT = object()
