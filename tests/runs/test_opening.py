@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -158,7 +159,7 @@ def test_a_sqlite_store_is_in_wal_mode(tmp_path: Path) -> None:
     store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
     store.submit(started("w"))
     store.flush()
-    with sqlite3.connect(tmp_path / "runs.db") as conn:
+    with closing(sqlite3.connect(tmp_path / "runs.db")) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     store.close()
 

@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import closing
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def _writer(url: str, run_id: str, n: int, *flags: str) -> subprocess.Popen[byte
 
 
 def _count(path: Path, sql: str) -> int:
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         return int(conn.execute(sql).fetchone()[0])
 
 
@@ -81,7 +82,7 @@ def test_a_writer_killed_with_sigkill_leaves_a_sound_database(tmp_path: Path) ->
     writer.communicate(timeout=60)
     assert writer.returncode == -signal.SIGKILL
 
-    with sqlite3.connect(path) as conn:
+    with closing(sqlite3.connect(path)) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     store = RunStore(url)
     tasks = store.task_runs("killed")
