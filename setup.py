@@ -5,6 +5,8 @@ from pathlib import Path
 
 from setuptools import find_packages, setup
 
+# The project's public repository: the package index page's links point here. (To be set to
+# the real address before the first release; nothing in the repository depends on it.)
 REPOSITORY = "https://github.com/flowcore/flowcore"
 
 
