@@ -230,13 +230,24 @@ class CacheRun:
     ) -> State:
         """The TaskRunner's one question: the state to go on with (a hit, ``state``, or
         ``Pending`` when a Cached state given to the run is no longer valid)."""
-        with self._hashing():
-            if self.plan.target is not None:
-                hit = self._find_target(inputs, parameters, format_kwargs or dict).hit
-            elif isinstance(state, Cached):
-                return state if self.revalidate(state, inputs, parameters) else Pending("Cache was invalid; ready to run.")
-            else:
-                hit = self.lookup(inputs, parameters)
+        if self.plan.hash_file_contents:
+            with file_contents_hashing():
+                return self._check(state, inputs, parameters, format_kwargs)
+        return self._check(state, inputs, parameters, format_kwargs)
+
+    def _check(
+        self,
+        state: State,
+        inputs: Mapping[str, Any],
+        parameters: Mapping[str, Any],
+        format_kwargs: Callable[[], dict[str, Any]] | None,
+    ) -> State:
+        if self.plan.target is not None:
+            hit = self._find_target(inputs, parameters, format_kwargs or dict).hit
+        elif isinstance(state, Cached):
+            return state if self.revalidate(state, inputs, parameters) else Pending("Cache was invalid; ready to run.")
+        else:
+            hit = self.lookup(inputs, parameters)
         return state if hit is None else hit
 
     def explain(
@@ -307,7 +318,8 @@ class CacheRun:
                 )
                 self.logger.warning(f"Task '{self.name}': {unreadable}")
                 continue
-            message = f"Cached result found for key {self.key!r}{provenance(candidate.record)}"
+            record = candidate.record
+            message = f"Cached result found for key {self.key!r}" + ("" if record is None else provenance(record))
             if self.plan.policy is None:
                 return Decision(found, message)
             hit = Cached(message, result=found._result, cached_result_expiration=found.cached_result_expiration)
@@ -419,8 +431,10 @@ class CacheRun:
         """Record a successful run; the Prefect 1 spelling returns it as ``Cached``."""
         if self.uncached or self.key is None:
             return state
-        with self._hashing():
-            return self._record(state, inputs, parameters)
+        if self.plan.hash_file_contents:
+            with file_contents_hashing():
+                return self._record(state, inputs, parameters)
+        return self._record(state, inputs, parameters)
 
     def _record(self, state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> State:
         assert self.key is not None

@@ -57,10 +57,8 @@ def _named(what: str, names: list[str]) -> str:
     return f"{what} " + ", ".join(f"'{n}'" for n in names) + " changed" if names else f"{what}s changed"
 
 
-def provenance(record: CacheRecord | None) -> str:
+def provenance(record: CacheRecord) -> str:
     """" (written by flow run R 5 min ago; value at L)" for a stored record."""
-    if record is None:
-        return ""
     return f" (written by flow run {record.flow_run_id} {format_duration(datetime.now(timezone.utc) - record.created)} ago; value at {record.value_location})"
 
 
