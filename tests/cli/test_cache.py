@@ -299,6 +299,10 @@ def test_explain_names_changed_code_and_expiry(flowcore: Flowcore, empty_store: 
 
 def test_explain_with_no_store_set_says_where_records_are(flowcore: Flowcore, tmp_path: Path) -> None:
     path = write_nightly(tmp_path)
+    malformed = flowcore("cache", "explain", str(path), "--param", "day")
+    assert malformed.returncode == 1 and malformed.stderr == (
+        "Error: Invalid value for '--param' / '-p': 'day' is not NAME=VALUE (VALUE in JSON, or plain text)\n"
+    )
     found = answers(flowcore("cache", "explain", str(path), "--json", "--param", "day=\"2026-12-07\""))
     assert found["fetch"] == (
         "miss",
