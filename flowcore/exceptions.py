@@ -24,7 +24,11 @@ never swallow the engine's control flow::
         ├── TemplateKeyError                  also a KeyError and a ValueError: a location
         │                                     template names a key nobody supplied
         ├── DaskTaskError                     a Dask executor could not carry out a task run
-        │                                     (pickling, importing on a worker, dead workers)
+        │   │                                 (pickling, importing on a worker, dead workers)
+        │   ├── WorkerCrashed                 the worker running the task run died (-> the
+        │   │                                 run is Crashed, retried under max_retries)
+        │   └── UpstreamCrashed               the task run never started: a run it needs
+        │                                     crashed or could not be carried out
         └── MissingExtraError                 also an ImportError: an optional dependency
                                               (an extra) is not installed
 
@@ -49,6 +53,8 @@ __all__ = [
     "TaskTimeoutSignal",
     "TemplateKeyError",
     "UnreadableValueError",
+    "UpstreamCrashed",
+    "WorkerCrashed",
 ]
 
 
@@ -127,3 +133,45 @@ PrefectException = FlowcoreException
 class ResumeError(FlowcoreException, ValueError):
     """``flow.run(resume=...)`` cannot resume that run (unknown run, another flow, or
     values it needs that were never checkpointed); raised before any task runs."""
+
+
+class WorkerCrashed(DaskTaskError):
+    """The Dask worker (or pool process) running a task run died while it ran, or died
+    holding its result before the driver had collected it; the FlowRunner makes the run
+    ``Crashed`` and retries it under ``max_retries``.
+
+    Attributes:
+        label: the task run, ``"name"`` or ``"name[index]"``.
+        cause: what the executor saw, e.g. ``"KilledWorker: ..."``.
+    """
+
+    def __init__(self, label: str, cause: str, message: str | None = None) -> None:
+        super().__init__(
+            message or f"Task {label!r}: the Dask worker running it died ({cause})"
+        )
+        self.label = label
+        self.cause = cause
+
+    def __reduce__(self) -> tuple[type[WorkerCrashed], tuple[str, str, str]]:
+        return (type(self), (self.label, self.cause, str(self)))
+
+
+class UpstreamCrashed(DaskTaskError):
+    """A task run never started because a run it depends on crashed or could not be
+    carried out by the executor; the FlowRunner leaves it unfinished (it runs once its
+    upstream is retried, or meets its trigger when the upstream failed for good).
+
+    Attributes:
+        label: the task run that never started.
+        upstream: the task run it was waiting for.
+    """
+
+    def __init__(self, label: str, upstream: str) -> None:
+        super().__init__(
+            f"Task {label!r} did not run: the run of {upstream!r} it depends on did not finish"
+        )
+        self.label = label
+        self.upstream = upstream
+
+    def __reduce__(self) -> tuple[type[UpstreamCrashed], tuple[str, str]]:
+        return (type(self), (self.label, self.upstream))

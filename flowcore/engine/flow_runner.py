@@ -35,15 +35,18 @@ from flowcore.engine.runner import Runner
 from flowcore.engine.signals import ENDRUN
 from flowcore.engine.state import (
     Cached,
+    Crashed,
     Failed,
     Mapped,
     Pending,
+    Retrying,
     Running,
     Scheduled,
     State,
     Success,
     _MetaState,
 )
+from flowcore.exceptions import UpstreamCrashed, WorkerCrashed
 from flowcore.utilities import context as _context
 from flowcore.utilities.logging import get_logger
 
@@ -243,49 +246,74 @@ class FlowRunner(Runner):
             raise ValueError(f"Some tasks in return_tasks were not found in the flow: {missing}")
         flow_context = _context.current()
         runner_args = (self.task_runner_cls, task_runner_state_handlers, self.flow.result)
-        mapped_children: dict[Task, list[Any]] = {}
+        outcomes = _Outcomes(self, task_contexts, task_runner_state_handlers, flow_context)
         with executor.start():
             keep = return_tasks | self.flow.terminal_tasks() | self.flow.reference_tasks()
-            for plan in _releasing(_run_plan(self.flow), self.flow, keep, task_states, mapped_children):
-                task = plan.task
-                task_state = task_states.get(task)
-                if task._is_constant and task_state is None:
-                    task_states[task] = Success(result=ConstantResult(value=task.value))  # type: ignore[attr-defined]
-                    continue
-                if task._rerun_every_pass and isinstance(task_state, State) and task_state.is_finished() and not task_state.is_cached():
-                    task_state = Pending()
-                if isinstance(task_state, State) and task_state.is_finished() and not isinstance(task_state, (Cached, Mapped)):
-                    continue
-                upstream_states, upstream_mapped, edge_children = self._upstream_states(
-                    plan, task_states, mapped_children, executor
+            for _ in range(len(self.flow.tasks) + 1):
+                mapped_children: dict[Task, list[Any]] = {}
+                self._submit_tasks(
+                    task_states, task_contexts, keep, mapped_children, executor, runner_args, outcomes,
                 )
-                task_context = dict(task_contexts.get(task, ()))
-                extra = {"task_name": task.name, "task_tags": task.tags}
-                if not plan.is_mapped:
-                    task_states[task] = executor.submit(
-                        run_task, task, task_state, upstream_states, flow_context, task_context,
-                        upstream_mapped, runner_args, extra_context=extra,
-                    )
-                    continue
-                # only mapped upstreams come to the driver (to be split); the rest stay as
-                # submitted, so an executor's futures keep their data on its workers
-                pending = upstream_states
-                upstream_states = {**pending, **executor.wait({e: s for e, s in pending.items() if e.mapped})}
-                parent = executor.wait(executor.submit(
-                    run_task, task, task_state, pending, flow_context, task_context,
-                    upstream_mapped, runner_args, True, extra_context=extra,
-                ))
-                task_states[task] = parent
-                mapped_children[task] = []
-                if isinstance(parent, Mapped):
-                    for index, child_upstreams in enumerate(_child_upstreams(parent, upstream_states, edge_children)):
-                        prior = parent.map_states[index] if index < len(parent.map_states) else None
-                        mapped_children[task].append(executor.submit(
-                            run_task, task, prior, child_upstreams, flow_context,
-                            {**task_context, "map_index": index}, upstream_mapped, runner_args,
-                            extra_context={**extra, "task_index": index},
-                        ))
-            return self._collect(state, task_states, mapped_children, return_tasks, executor)
+                self._collect(task_states, mapped_children, executor, outcomes)
+                if not outcomes.settle_stranded():
+                    break
+                keep = set(self.flow.tasks)  # a later round needs every state
+            return self._final_state(state, task_states, return_tasks)
+
+    def _submit_tasks(
+        self,
+        task_states: dict[Task, Any],
+        task_contexts: dict[Task, dict[str, Any]],
+        keep: set[Task],
+        mapped_children: dict[Task, list[Any]],
+        executor: Any,
+        runner_args: tuple[type, list[Callable[..., Any]] | None, Result | None],
+        outcomes: _Outcomes,
+    ) -> None:
+        """Submit a task run for every task that still has work to do (the module docs)."""
+        flow_context = outcomes.flow_context
+        for plan in _releasing(_run_plan(self.flow), self.flow, keep, task_states, mapped_children):
+            task = plan.task
+            task_state = task_states.get(task)
+            if task._is_constant and task_state is None:
+                task_states[task] = Success(result=ConstantResult(value=task.value))  # type: ignore[attr-defined]
+                continue
+            if task._rerun_every_pass and isinstance(task_state, State) and task_state.is_finished() and not task_state.is_cached():
+                task_state = Pending()
+            if isinstance(task_state, State) and task_state.is_finished() and not isinstance(task_state, (Cached, Mapped)):
+                continue
+            upstream_states, upstream_mapped, edge_children = self._upstream_states(
+                plan, task_states, mapped_children, executor, outcomes
+            )
+            task_context = dict(task_contexts.get(task, ()))
+            extra = {"task_name": task.name, "task_tags": task.tags}
+            outcomes.submitted(task, None, task_state)
+            if not plan.is_mapped:
+                task_states[task] = executor.submit(
+                    run_task, task, task_state, upstream_states, flow_context, task_context,
+                    upstream_mapped, runner_args, extra_context=extra,
+                )
+                continue
+            # only mapped upstreams come to the driver (to be split); the rest stay as
+            # submitted, so an executor's futures keep their data on its workers
+            pending = upstream_states
+            mapped = outcomes.collect_upstreams(executor, {e: s for e, s in pending.items() if e.mapped})
+            upstream_states = {**pending, **mapped}
+            parent = outcomes.collect(executor, executor.submit(
+                run_task, task, task_state, pending, flow_context, task_context,
+                upstream_mapped, runner_args, True, extra_context=extra,
+            ), task)
+            task_states[task] = parent
+            mapped_children[task] = []
+            if isinstance(parent, Mapped):
+                for index, child_upstreams in enumerate(_child_upstreams(parent, upstream_states, edge_children)):
+                    prior = parent.map_states[index] if index < len(parent.map_states) else None
+                    outcomes.submitted(task, index, prior)
+                    mapped_children[task].append(executor.submit(
+                        run_task, task, prior, child_upstreams, flow_context,
+                        {**task_context, "map_index": index}, upstream_mapped, runner_args,
+                        extra_context={**extra, "task_index": index},
+                    ))
 
     def _upstream_states(
         self,
@@ -293,6 +321,7 @@ class FlowRunner(Runner):
         task_states: dict[Task, Any],
         mapped_children: dict[Task, list[Any]],
         executor: Any,
+        outcomes: _Outcomes,
     ) -> tuple[dict[Edge, Any], dict[Edge, list[Any]], dict[Edge, list[Any]]]:
         upstream_states: dict[Edge, Any] = {}
         upstream_mapped: dict[Edge, list[Any]] = {}
@@ -305,7 +334,7 @@ class FlowRunner(Runner):
             children = mapped_children.get(upstream)
             if children is not None:
                 if edge.flattened:
-                    children = _flatten_children(executor.wait(children))
+                    children = _flatten_children(outcomes.collect_children(executor, upstream, children))
                 if edge.mapped:
                     edge_children[edge] = children
                     if edge.flattened:
@@ -320,20 +349,21 @@ class FlowRunner(Runner):
 
     def _collect(
         self,
-        state: State,
         task_states: dict[Task, Any],
         mapped_children: dict[Task, list[Any]],
-        return_tasks: set[Task],
         executor: Any,
-    ) -> State:
-        flow = self.flow
+        outcomes: _Outcomes,
+    ) -> None:
+        """Replace every future of the round by its state (mapped children too)."""
         for task, children in mapped_children.items():
-            parent = task_states[task] = executor.wait(task_states[task])
+            parent = task_states[task] = outcomes.collect(executor, task_states[task], task)
             if isinstance(parent, Mapped):
-                parent.map_states = executor.wait(children)
+                parent.map_states = outcomes.collect_children(executor, task, children)
                 parent.result = [child.result for child in parent.map_states]
-        resolved = executor.wait(task_states)
-        task_states.update(resolved)
+        task_states.update(outcomes.collect_tasks(executor, task_states))
+
+    def _final_state(self, state: State, task_states: dict[Task, Any], return_tasks: set[Task]) -> State:
+        flow = self.flow
         terminal = [_state_or_pending(task_states, t) for t in flow.terminal_tasks()]
         reference = [_state_or_pending(task_states, t) for t in flow.reference_tasks()]
         return_states = {t: task_states[t] for t in return_tasks if t in task_states}
@@ -368,6 +398,112 @@ class FlowRunner(Runner):
                 replacement.result = return_states if replacement.result is None else replacement.result
                 state = replacement
         return state
+
+
+class _Outcomes:
+    """The states of one pass's task runs whose executor could not carry them out.
+
+    ``executor.collect`` (where the executor has it; else ``wait``) returns an exception
+    in place of such a run's state; this turns it into a state, once per run:
+
+    * ``UpstreamCrashed`` (the run never started): the state it was submitted with (or
+      Pending) - it runs in a later pass once its upstream is retried, or in another round
+      of this pass (``settle_stranded``) when the upstream failed for good, where it meets
+      its trigger like any downstream of a failed task;
+    * ``WorkerCrashed``: ``Crashed``, any other: ``Failed`` - both through the TaskRunner's
+      ``state_from_error`` and then its ``check_for_retry`` step (Retrying while attempts
+      are left), with the task's state handlers and the run store told of each change.
+    """
+
+    def __init__(
+        self,
+        flow_runner: FlowRunner,
+        task_contexts: dict[Task, dict[str, Any]],
+        handlers: list[Callable[..., Any]] | None,
+        flow_context: dict[str, Any],
+    ) -> None:
+        self.flow_runner = flow_runner
+        self.task_contexts = task_contexts
+        self.handlers = handlers
+        self.flow_context = flow_context
+        self.priors: dict[tuple[Task, int | None], Any] = {}
+        self.settled: dict[tuple[Task, int | None], State] = {}
+        self.stranded: set[tuple[Task, int | None]] = set()
+
+    def submitted(self, task: Task, index: int | None, prior: Any) -> None:
+        self.priors[(task, index)] = prior
+
+    def collect(self, executor: Any, data: Any, task: Task, index: int | None = None) -> Any:
+        """The state of ``task``'s run (``index``: a mapped child) from a future or state."""
+        return self.state(task, index, _collect(executor, data))
+
+    def collect_children(self, executor: Any, task: Task, children: list[Any]) -> list[Any]:
+        return [self.state(task, i, child) for i, child in enumerate(_collect(executor, children))]
+
+    def collect_tasks(self, executor: Any, task_states: dict[Task, Any]) -> dict[Task, Any]:
+        return {task: self.state(task, None, value) for task, value in _collect(executor, task_states).items()}
+
+    def collect_upstreams(self, executor: Any, upstream_states: dict[Edge, Any]) -> dict[Edge, Any]:
+        """Mapped upstream states for splitting; a failed run stands as Pending (the mapped
+        parent's own run then fails to start, and is settled as such)."""
+        collected = _collect(executor, upstream_states)
+        return {e: Pending(str(v)) if isinstance(v, Exception) else v for e, v in collected.items()}
+
+    def state(self, task: Task, index: int | None, outcome: Any) -> Any:
+        if not isinstance(outcome, Exception):
+            return outcome
+        key = (task, index)
+        if key not in self.settled:
+            prior = self.priors.get(key)
+            if isinstance(outcome, UpstreamCrashed):
+                self.stranded.add(key)
+                self.settled[key] = prior if isinstance(prior, State) else Pending(str(outcome))
+            else:
+                self.settled[key] = self._failed_run(task, index, prior, outcome)
+        return self.settled[key]
+
+    def _failed_run(self, task: Task, index: int | None, prior: Any, error: Exception) -> State:
+        runner = self.flow_runner.task_runner_cls(
+            task=task, state_handlers=self.handlers, flow_result=self.flow_runner.flow.result
+        )
+        runner.raise_on_exception = self.flow_runner.raise_on_exception
+        runner.context = {
+            **self.task_contexts.get(task, {}), "map_index": index,
+            "task_run_count": _run_count(prior),
+        }
+        runner._name = task.name if index is None else f"{task.name}[{index}]"
+        runner._recorder = self.flow_context.get("run_recorder")
+        state_class = Crashed if isinstance(error, WorkerCrashed) else Failed
+        failed = runner.state_from_error(error, str(error), state_class=state_class)
+        try:
+            failed = runner.handle_state_change(Running("Starting task run."), failed)
+            return runner._step(runner.check_for_retry, failed, {})  # type: ignore[no-any-return]
+        except ENDRUN as exc:
+            return exc.state
+
+    def settle_stranded(self) -> bool:
+        """True when runs that never started wait only on runs that failed for good (then
+        another round of the pass runs them); the round's records are cleared."""
+        again = bool(self.stranded) and not any(
+            isinstance(state, Scheduled)
+            for key, state in self.settled.items() if key not in self.stranded
+        )
+        self.priors, self.settled, self.stranded = {}, {}, set()
+        return again
+
+
+def _collect(executor: Any, data: Any) -> Any:
+    collect = getattr(executor, "collect", None)
+    return collect(data) if collect is not None else executor.wait(data)
+
+
+def _run_count(prior: Any) -> int:
+    """The attempt a run made from ``prior`` was (as ``TaskRunner.initialize_run`` counts)."""
+    while isinstance(prior, _MetaState):
+        prior = prior.state
+    if isinstance(prior, Retrying):
+        return prior.run_count + 1
+    return int(prior.context.get("task_run_count", 1)) if isinstance(prior, State) else 1
 
 
 def _state_or_pending(task_states: dict[Task, Any], task: Task) -> State:

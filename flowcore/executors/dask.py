@@ -203,9 +203,17 @@ class _Call(NamedTuple):
     resources: tuple[tuple[str, float], ...]
 
 
-def _call(payload: bytes, deps: list[Any], tokens: list[str], blobs: list[bytes], label: str) -> Any:
+def _call(
+    payload: bytes, deps: list[Any], tokens: list[str], blobs: list[bytes], label: str,
+    report_start: bool = False,
+) -> Any:
     """On a Dask worker: unpack and run one call (see the module docstring)."""
     from flowcore.executors._dask_packing import unpack
+
+    if report_start:
+        from flowcore.executors._dask_outcomes import report_start as report
+
+        report()
 
     try:
         fn, args, kwargs = unpack(payload, deps, tokens, blobs)
@@ -314,6 +322,9 @@ class DaskExecutor(Executor):
         self._names: set[str] = set()
         self._resource_names: set[str] = set()
         self._unsent: DaskTaskError | None = None
+        self._outcomes: Any = None
+        self._untracked: list[Any] = []
+        self._crash_policy = False
 
     def __repr__(self) -> str:
         where = self.address or getattr(self.cluster_class, "__name__", str(self.cluster_class))
@@ -321,7 +332,10 @@ class DaskExecutor(Executor):
 
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
-        state.update(client=None, _buffer=[], _names=set(), _resource_names=set(), _unsent=None)
+        state.update(
+            client=None, _buffer=[], _names=set(), _resource_names=set(), _unsent=None,
+            _outcomes=None, _untracked=[], _crash_policy=False,
+        )
         return state
 
     @property
@@ -353,7 +367,11 @@ class DaskExecutor(Executor):
                 stack.enter_context(report)
             if self.watch_worker_status or (self.watch_worker_status is None and not self.adapt_kwargs):
                 stack.enter_context(_watching_workers(client, self.logger))
+            from flowcore.executors._dask_outcomes import Outcomes
+
+            self._crash_policy = self.address is None and self._install_crash_policy(client)
             self.client = client
+            self._outcomes = Outcomes(client)
             try:
                 yield
             finally:
@@ -362,6 +380,24 @@ class DaskExecutor(Executor):
                 self._names = set()
                 self._resource_names = set()
                 self._unsent = None
+                self._outcomes = None
+                self._untracked = []
+                self._crash_policy = False
+
+    def _install_crash_policy(self, client: Any) -> bool:
+        """On a temporary cluster, flowcore's ``max_retries`` governs the calls that
+        crashed a worker (``_dask_outcomes.CrashPolicy``); True once installed."""
+        from flowcore.executors._dask_outcomes import install_crash_policy
+
+        try:
+            install_crash_policy(client)
+        except Exception as exc:  # noqa: BLE001 - e.g. a scheduler that refuses plugins
+            self.logger.warning(
+                "Could not install flowcore's crash policy on the Dask scheduler (%s); Dask "
+                "reruns tasks whose workers died (distributed.scheduler.allowed-failures)", exc,
+            )
+            return False
+        return True
 
     @contextmanager
     def _temporary_cluster(self) -> Iterator[Any]:
@@ -398,20 +434,71 @@ class DaskExecutor(Executor):
         )
         future: Any = DaskFuture(call.key, client)
         self._buffer.append(call)
+        self._untracked.append(future)
         if len(self._buffer) >= _BATCH:
             self._flush()
         return future
 
     def wait(self, futures: Any) -> Any:
-        """``futures`` with every Future (also inside lists, tuples, sets, dicts) resolved."""
-        client = self._client()
-        self._flush()
-        try:
-            return client.gather(futures)
-        except Exception as exc:
+        """``futures`` with every Future (also inside lists, tuples, sets, dicts) resolved;
+        the first failed call (earliest submitted) raises its error."""
+        found, settled = self._settle(futures)
+        if not found:
+            return futures
+        erred = _erred_futures(found)
+        if erred:
+            exc = settled[erred[0].key][1]
             if getattr(exc, _IN_TASK, None) is not None or isinstance(exc, DaskTaskError):
-                raise
-            raise self._translate(exc, futures) from exc
+                raise exc
+            raise self._translate(exc, erred[0]) from exc
+        from distributed import Future as DaskFuture
+
+        from flowcore.executors._dask_outcomes import map_futures
+
+        return map_futures(futures, DaskFuture, lambda future: settled[future.key][1])
+
+    def collect(self, futures: Any) -> Any:
+        """Like :meth:`wait`, but a call the Dask machinery could not carry out is returned
+        as an exception in place of its result: ``WorkerCrashed`` (its worker died while it
+        ran, or before its result was collected), ``UpstreamCrashed`` (it never started: a
+        call it needs failed so) or ``DaskTaskError`` (unpicklable result, code the workers
+        cannot import). An exception of the task's own code (``raise_on_exception``) and a
+        lost scheduler are raised, as :meth:`wait` raises them."""
+        from distributed import Future as DaskFuture
+
+        from flowcore.executors._dask_outcomes import describe_failure, failure_causes, map_futures
+
+        found, settled = self._settle(futures)
+        failed = [f.key for f in found if settled[f.key][0] != "finished"]
+        causes = failure_causes(self.client, failed) if failed else {}
+
+        def outcome(future: Any) -> Any:
+            status, value = settled[future.key]
+            if status == "finished":
+                return value
+            if getattr(value, _IN_TASK, None) is not None:
+                raise value
+            if status == "cancelled":
+                raise self._translate(value, future) from value
+            culprit, crashed_on = causes.get(future.key, (future.key, None))
+            return describe_failure(
+                value, self._label(future.key),
+                None if culprit == future.key else self._label(culprit), crashed_on,
+                lambda exc: self._translate(exc, future),
+            )
+
+        return map_futures(futures, DaskFuture, outcome)
+
+    def _settle(self, futures: Any) -> tuple[list[Any], dict[Any, tuple[str, Any]]]:
+        """The futures inside ``futures``, and their outcomes once all have finished."""
+        from distributed import Future as DaskFuture
+
+        from flowcore.executors._dask_outcomes import find_futures
+
+        self._client()
+        self._flush()
+        found = find_futures(futures, DaskFuture)
+        return found, self._outcomes.settle(found) if found else {}
 
     def _client(self) -> Any:
         if self.client is None:
@@ -430,6 +517,7 @@ class DaskExecutor(Executor):
         from flowcore.executors._dask_packing import BatchPacker
 
         buffer, self._buffer = self._buffer, []
+        untracked, self._untracked = self._untracked, []
         packer = BatchPacker(DaskFuture)
         packed = []
         for call in buffer:
@@ -454,7 +542,9 @@ class DaskExecutor(Executor):
                 _call, [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
                 [[shared[t] for t in p[2]] for p in parts], [c.label for c in calls],
                 key=[c.key for c in calls], pure=False, resources=dict(resources) or None,
+                report_start=self._crash_policy,
             )
+        self._outcomes.track(untracked)
 
     def _check_resources(self, resources: tuple[tuple[str, float], ...], label: str) -> None:
         missing = [name for name, _ in resources if name not in self._resource_names]
@@ -472,7 +562,7 @@ class DaskExecutor(Executor):
             )
             self._resource_names |= set(absent)
 
-    def _translate(self, exc: Exception, futures: Any) -> Exception:
+    def _translate(self, exc: BaseException, futures: Any) -> Exception:
         """One readable error for a failure of the Dask machinery while waiting."""
         erred = _erred_futures(futures)
         label = self._label(erred[0].key) if erred else None
@@ -547,8 +637,8 @@ def _watching_workers(client: Any, logger: logging.Logger) -> Iterator[None]:
             )
             level = logging.DEBUG if message.get("expected") else logging.WARNING
             logger.log(
-                level, "Dask worker %s left the cluster; %d task run(s) it was running or "
-                "holding will run again on other workers", message.get("worker"), lost,
+                level, "Dask worker %s left the cluster while running or holding %d task "
+                "run(s)", message.get("worker"), lost,
             )
 
     client.subscribe_topic("all", on_event)

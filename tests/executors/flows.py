@@ -242,6 +242,42 @@ def slow_inc(x: int, marker_dir: str) -> int:
     return x + 1
 
 
+def _crash_once(x: int, directory: str) -> int:
+    """``x + 1``, leaving one file per run in ``directory``; item 0 kills its worker process
+    on its first attempt (a ``crashed`` marker file remembers it). It dies 0.2 s into the
+    run, once flowcore's start event has left the worker (``executors/_dask_outcomes.py``)."""
+    Path(directory, f"run-{x}-{os.getpid()}-{time.monotonic_ns()}").touch()
+    marker = Path(directory, "crashed")
+    if x == 0 and not marker.exists():
+        marker.touch()
+        time.sleep(0.2)
+        os._exit(1)
+    return x + 1
+
+
+SEEN: list[tuple[str, str]] = []  # transitions seen in this process (the driver's crash reports)
+
+
+def _seen(task: Any, old: State, new: State) -> None:
+    SEEN.append((type(old).__name__, type(new).__name__))
+
+
+crash_once = task(_crash_once, name="crash_once")
+crash_once_retried = task(
+    _crash_once, name="crash_once_retried", max_retries=1, retry_delay=timedelta(milliseconds=50),
+    state_handlers=[_seen],
+)
+
+
+def runs_of(directory: str) -> dict[int, int]:
+    """``{item: runs}`` from the files :func:`_crash_once` leaves."""
+    counts: dict[int, int] = {}
+    for path in Path(directory).glob("run-*"):
+        item = int(path.name.split("-")[1])
+        counts[item] = counts.get(item, 0) + 1
+    return counts
+
+
 # -- flows ----------------------------------------------------------------------------------
 
 

@@ -25,7 +25,7 @@ from distributed import Client, LocalCluster
 
 from flowcore import Flow, task, unmapped
 from flowcore.engine.flow_runner import FlowRunner
-from flowcore.engine.state import Failed, State, Success
+from flowcore.engine.state import Crashed, Failed, State, Success, TriggerFailed
 from flowcore.executors import DaskExecutor
 from flowcore.executors.dask import DaskTaskError
 from flowcore.utilities.configuration import set_temporary_config
@@ -215,16 +215,21 @@ def test_unmapped_upstreams_stay_on_the_cluster(on_local_cluster: DaskExecutor) 
 # -- errors -----------------------------------------------------------------------------------
 
 
-def test_an_unpicklable_result_names_the_task(on_local_cluster: DaskExecutor) -> None:
+def test_an_unpicklable_result_fails_the_task_on_its_own_state(on_local_cluster: DaskExecutor) -> None:
     with Flow("unpicklable") as flow:
-        flows.inc(flows.make_lock())
+        lock = flows.make_lock()
+        after = flows.inc(lock)
+        other = flows.inc(1)
     state = run(flow, on_local_cluster)
     assert type(state) is Failed
-    assert isinstance(state.result, DaskTaskError)
-    assert str(state.result).startswith(
+    assert type(state.result[lock]) is Failed
+    assert isinstance(state.result[lock].result, DaskTaskError)
+    assert state.result[lock].message.startswith(
         "Task 'make_lock': its result cannot be pickled to leave the worker process "
         "(TypeError: cannot pickle '_thread.lock' object)"
     )
+    assert type(state.result[after]) is TriggerFailed
+    assert state.result[other].result == 2
 
 
 def test_unpicklable_inputs_name_the_task(on_local_cluster: DaskExecutor) -> None:
@@ -252,7 +257,7 @@ def test_after_a_batch_could_not_be_sent_the_session_refuses_to_wait(
         assert on_local_cluster.wait(on_local_cluster.submit(flows.plain_double, 2)) == 4
 
 
-def test_code_the_workers_cannot_import_names_the_task(
+def test_code_the_workers_cannot_import_fails_the_task_on_its_own_state(
     on_local_cluster: DaskExecutor, tmp_path: Path
 ) -> None:
     (tmp_path / "client_only_module.py").write_text("def triple(x):\n    return 3 * x\n")
@@ -263,12 +268,16 @@ def test_code_the_workers_cannot_import_names_the_task(
         sys.path.remove(str(tmp_path))
     try:
         with Flow("unimportable") as flow:
-            task(module.triple)(2)
+            tripled = task(module.triple)(2)
+            other = flows.inc(1)
         state = run(flow, on_local_cluster)
     finally:
         sys.modules.pop("client_only_module", None)
     assert type(state) is Failed
-    message = str(state.result)
+    assert type(state.result[tripled]) is Failed
+    assert isinstance(state.result[tripled].result, DaskTaskError)
+    assert state.result[other].result == 2
+    message = state.result[tripled].message
     assert message.startswith(
         "Task 'triple': a Dask worker cannot load the task (ModuleNotFoundError: No module "
         "named 'client_only_module')"
@@ -422,16 +431,21 @@ def test_a_map_of_20000_items(on_local_cluster: DaskExecutor) -> None:
     assert state.result[reduced].result == sum(range(1, 20_001))
 
 
-def test_a_task_that_keeps_killing_its_worker_fails_clearly() -> None:
+def test_on_a_cluster_at_an_address_its_allowed_failures_apply() -> None:
+    """No crash policy on a cluster flowcore did not create: after the cluster's
+    ``allowed-failures`` (0 here) Dask gives up with KilledWorker, and the task is Crashed."""
     import dask
 
     with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
         cluster = LocalCluster(**local_cluster_kwargs(n_workers=1, threads_per_worker=1))
     with cluster:
         with Flow("crash") as flow:
-            flows.crash_worker()
+            crashing = flows.crash_worker()
+            other = flows.inc(1)
         state = run(flow, DaskExecutor(address=cluster.scheduler_address))
     assert type(state) is Failed
-    assert str(state.result).startswith(
-        "Task 'crash_worker': the Dask workers running it died too many times (KilledWorker:"
+    assert type(state.result[crashing]) is Crashed
+    assert state.result[crashing].message.startswith(
+        "Task 'crash_worker': its Dask worker died while it ran (KilledWorker:"
     )
+    assert type(state.result[other]) in (Success, Crashed)  # queued on the same worker

@@ -1,0 +1,244 @@
+"""What became of each call a ``DaskExecutor`` sent, and what a dead worker may cost.
+
+A session keeps one :class:`Outcomes`: every future it hands out is tracked, and its
+result (or error) comes to the driver as soon as the call finishes, on the client's event
+loop, whatever the driver's own thread is doing::
+
+    submit ──> Outcomes.track(future) ──(call finishes)──> outcomes[key] = (status, value)
+    wait / collect ──> settle(futures): block until each key has an outcome
+
+So a state the driver has collected is safe: a worker that dies later loses only its
+copy. ``collect`` then tells the outcomes apart (:func:`describe_failure`): a call whose
+worker died while it ran (``KilledWorker``) or before its result was collected becomes a
+:class:`WorkerCrashed`, a call that never started because a call it needs failed that way
+becomes an :class:`UpstreamCrashed` (Dask's ``exception_blame`` names the culprit), a call
+the machinery could not carry out (unpicklable result, code the workers cannot import) a
+:class:`DaskTaskError`; exceptions of the task's own code (``raise_on_exception``) are
+raised as they are.
+
+On the temporary clusters a ``DaskExecutor`` creates, :class:`CrashPolicy` (a scheduler
+plugin) makes flowcore's ``max_retries`` the retry policy for calls that crashed a worker,
+without failing the calls that only waited on it::
+
+    _call starts on a worker ──(event "flowcore-started": key, worker)──> running[key]
+    the worker dies ──> Dask releases its calls and sends them to other workers
+        started there (in running) ──> run_spec := worker_died: raises WorkerDied there
+        only queued there            ──> runs again, as Dask does
+    a call finishes ──> run_spec := result_lost: if the worker holding the result dies,
+                        Dask's "recomputation" raises ResultLost instead of running the
+                        task a second time
+
+So a finished call never runs twice, a crashed call is not rerun by Dask, and calls that
+were merely queued on the dead worker do not notice. Dask's own
+``distributed.scheduler.allowed-failures`` (default 3) still bounds the reruns of a call
+whose start event never left its worker (a call that kills its worker within a few
+milliseconds); after that Dask fails it with ``KilledWorker``. On a cluster at an
+``address`` no plugin is installed and the cluster's settings apply: Dask reruns a call
+whose worker died up to ``allowed-failures`` times and recomputes lost results.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from distributed.diagnostics.plugin import SchedulerPlugin
+
+from flowcore.exceptions import DaskTaskError, FlowcoreException, UpstreamCrashed, WorkerCrashed
+
+__all__ = [
+    "CrashPolicy", "Outcomes", "ResultLost", "WorkerDied", "describe_failure", "failure_causes", "find_futures",
+    "install_crash_policy", "map_futures", "report_start", "result_lost", "worker_died",
+]
+
+_PLUGIN_NAME = "flowcore-crash-policy"
+_STARTED_TOPIC = "flowcore-started"
+
+
+class ResultLost(FlowcoreException):
+    """Raised on a worker in place of running a finished call a second time."""
+
+
+class WorkerDied(FlowcoreException):
+    """Raised on a worker in place of running again a call whose worker died under it."""
+
+
+def result_lost() -> None:
+    """The ``run_spec`` of a finished call on a temporary cluster (see the module docs)."""
+    raise ResultLost("the Dask worker holding its result died before the result was collected")
+
+
+def worker_died(worker: str) -> None:
+    """The ``run_spec`` of a call whose worker died while it ran (see the module docs)."""
+    raise WorkerDied(f"the Dask worker {worker} died while it ran")
+
+
+def report_start() -> None:
+    """On a worker, as a call starts: tell the scheduler's :class:`CrashPolicy`."""
+    from distributed import get_worker
+
+    worker = get_worker()
+    worker.log_event(_STARTED_TOPIC, {"key": worker.get_current_task()})
+
+
+class CrashPolicy(SchedulerPlugin):
+    """Scheduler plugin: no Dask-level reruns of crashed or finished calls (module docs).
+    Only the executor's calls (``flowcore.executors.dask._call``) are concerned; the
+    shared blobs of a batch are recomputed by Dask as usual."""
+
+    name = _PLUGIN_NAME
+
+    def __init__(self) -> None:
+        self.scheduler: Any = None
+        self.running: dict[Any, str] = {}
+        self.crashed: dict[Any, str] = {}
+
+    async def start(self, scheduler: Any) -> None:
+        self.scheduler = scheduler
+
+    def log_event(self, topic: str, msg: Any) -> None:
+        if topic == _STARTED_TOPIC and isinstance(msg, dict):
+            self.running[msg.get("key")] = str(msg.get("worker"))
+
+    def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
+        if finish == "memory":
+            self.running.pop(key, None)
+            self._replace(key, result_lost)
+        elif start == "processing" and finish in ("released", "waiting"):
+            worker = self.running.pop(key, None)
+            if worker is not None and worker not in self.scheduler.workers:
+                self.crashed[key] = worker
+                self._replace(key, worker_died, worker)
+        elif finish == "erred":
+            self.running.pop(key, None)
+        elif finish == "forgotten":
+            self.running.pop(key, None)
+            self.crashed.pop(key, None)
+
+    def _replace(self, key: Any, func: Callable[..., None], *args: Any) -> None:
+        ts: Any = self.scheduler.tasks.get(key) if self.scheduler is not None else None
+        spec = getattr(ts, "run_spec", None)
+        if spec is not None and _is_call(getattr(spec, "func", None)):
+            from dask._task_spec import Task
+
+            ts.run_spec = Task(key, func, *args)
+
+
+def _is_call(func: Any) -> bool:
+    return (
+        getattr(func, "__module__", None) == "flowcore.executors.dask"
+        and getattr(func, "__qualname__", None) == "_call"
+    )
+
+
+def install_crash_policy(client: Any) -> None:
+    """Register :class:`CrashPolicy` on ``client``'s scheduler."""
+    client.register_plugin(CrashPolicy(), name=_PLUGIN_NAME)
+
+
+class Outcomes:
+    """The outcome of every tracked future of one session, collected as it finishes."""
+
+    def __init__(self, client: Any) -> None:
+        from distributed import as_completed
+
+        self._done = as_completed([], loop=client.loop, with_results=True, raise_errors=False)  # type: ignore[no-untyped-call]
+        self._tracked: set[Any] = set()
+        self._outcomes: dict[Any, tuple[str, Any]] = {}
+
+    def track(self, futures: list[Any]) -> None:
+        """Collect these futures' results as they finish."""
+        new = [f for f in futures if f.key not in self._tracked]
+        self._tracked.update(f.key for f in new)
+        if new:
+            self._done.update(new)  # type: ignore[no-untyped-call]
+
+    def settle(self, futures: list[Any]) -> dict[Any, tuple[str, Any]]:
+        """``{key: (status, value)}`` for ``futures``, once each has finished; status is
+        "finished" (value: the result), "error" or "cancelled" (value: the exception)."""
+        self.track(futures)
+        missing = {f.key for f in futures} - self._outcomes.keys()
+        while missing:
+            for future, result in self._done.next_batch(block=True):  # type: ignore[no-untyped-call]
+                self._outcomes[future.key] = _outcome(future, result)
+                missing.discard(future.key)
+        return {f.key: self._outcomes[f.key] for f in futures}
+
+
+def _outcome(future: Any, result: Any) -> tuple[str, Any]:
+    status = future.status
+    if status == "error" and isinstance(result, tuple) and len(result) == 3:
+        _, exc, traceback = result
+        return "error", exc.with_traceback(traceback)
+    return status, result
+
+
+def failure_causes(client: Any, keys: list[Any]) -> dict[Any, tuple[Any, str | None]]:
+    """``{key: (the key Dask blames for its failure, the worker that died under it or
+    None)}``: Dask's ``exception_blame``, and :class:`CrashPolicy`'s record of calls that
+    were running on a worker that died (such a call may fail later, and for another
+    reason: an input that was lost with the same worker)."""
+
+    def causes(dask_scheduler: Any, keys: list[Any], plugin: str) -> dict[Any, Any]:
+        crashed = getattr(dask_scheduler.plugins.get(plugin), "crashed", {})
+        found = {}
+        for key in keys:
+            culprit = getattr(dask_scheduler.tasks.get(key), "exception_blame", None)
+            found[key] = (key if culprit is None else culprit.key, crashed.get(key))
+        return found
+
+    try:
+        return dict(client.run_on_scheduler(causes, keys=keys, plugin=_PLUGIN_NAME))
+    except Exception:  # noqa: BLE001 - a scheduler that refuses functions: blame each key itself
+        return {}
+
+
+def describe_failure(
+    exc: BaseException, label: str, culprit: str | None, crashed_on: str | None,
+    translate: Callable[[BaseException], Exception],
+) -> Exception:
+    """The exception ``collect`` returns for a call that failed with ``exc``: ``culprit``
+    is the label of the call blamed for it when that is another call (None: this one),
+    ``crashed_on`` the worker that died while the call ran on it (None: none did)."""
+    from distributed import KilledWorker
+
+    if crashed_on is not None:
+        return WorkerCrashed(label, f"the Dask worker {crashed_on} died while it ran",
+                             f"Task {label!r}: its Dask worker died while it ran")
+    if culprit is not None:
+        return UpstreamCrashed(label, culprit)
+    if isinstance(exc, KilledWorker):
+        cause = f"{type(exc).__name__}: {exc}"
+        return WorkerCrashed(label, cause, f"Task {label!r}: its Dask worker died while it ran ({cause})")
+    if isinstance(exc, WorkerDied):
+        return WorkerCrashed(label, str(exc), f"Task {label!r}: its Dask worker died while it ran")
+    if isinstance(exc, ResultLost):
+        return WorkerCrashed(
+            label, str(exc), f"Task {label!r}: the Dask worker holding its result died before "
+            "flowcore collected the result",
+        )
+    if isinstance(exc, DaskTaskError):
+        return exc
+    return translate(exc)
+
+
+def map_futures(data: Any, future_type: type, fn: Callable[[Any], Any]) -> Any:
+    """``data`` with each future inside lists, tuples, sets and dict values replaced by
+    ``fn(future)``."""
+    if isinstance(data, future_type):
+        return fn(data)
+    kind = type(data)
+    if kind is list:
+        return [map_futures(item, future_type, fn) for item in data]
+    if kind is dict:
+        return {key: map_futures(value, future_type, fn) for key, value in data.items()}
+    if kind is tuple or kind is set or kind is frozenset:
+        return kind(map_futures(item, future_type, fn) for item in data)
+    return data
+
+
+def find_futures(data: Any, future_type: type) -> list[Any]:
+    """The futures inside ``data`` (as :func:`map_futures` sees them)."""
+    found: list[Any] = []
+    map_futures(data, future_type, found.append)
+    return found

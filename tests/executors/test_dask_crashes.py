@@ -1,0 +1,107 @@
+"""Dask workers that die under a task run (``executors/_dask_outcomes.py``, docs/executors.md
+"When a worker dies").
+
+The tests share one temporary cluster that the ``DaskExecutor`` creates (so flowcore's crash
+policy is installed): two worker processes of one thread each, under nannies that start a
+new worker when one dies. A child kills its worker with ``os._exit`` on its first attempt;
+files count every run of every child.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flowcore import Flow, unmapped
+from flowcore.engine.state import Crashed, Failed, Pending, State, Success, TriggerFailed
+from flowcore.exceptions import WorkerCrashed
+from flowcore.executors import DaskExecutor
+from tests.executors import flows
+from tests.executors.conftest import local_cluster_kwargs
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(scope="module")
+def temporary_cluster() -> Iterator[DaskExecutor]:
+    executor = DaskExecutor(cluster_kwargs=local_cluster_kwargs(threads_per_worker=1))
+    with executor.start():
+        yield executor
+
+
+def run(flow: Flow, executor: DaskExecutor) -> State:
+    state = flow.run(executor=executor)
+    assert state is not None
+    return state
+
+
+def test_a_crashed_child_is_retried_and_no_other_child_runs_twice(
+    temporary_cluster: DaskExecutor, tmp_path: Path
+) -> None:
+    with Flow("crash-retried") as flow:
+        items = flows.crash_once_retried.map(list(range(6)), unmapped(str(tmp_path)))
+        summed = flows.total(items)
+        other = flows.inc(1)
+    flows.SEEN.clear()
+    state = run(flow, temporary_cluster)
+    assert type(state) is Success
+    assert state.result[items].result == [1, 2, 3, 4, 5, 6]
+    assert state.result[summed].result == 21
+    assert state.result[other].result == 2
+    assert ("Running", "Crashed") in flows.SEEN
+    assert ("Crashed", "Retrying") in flows.SEEN
+    assert flows.runs_of(str(tmp_path)) == {0: 2, 1: 1, 2: 1, 3: 1, 4: 1, 5: 1}
+
+
+def test_without_retries_the_child_ends_crashed_and_its_downstream_trigger_fails(
+    temporary_cluster: DaskExecutor, tmp_path: Path
+) -> None:
+    with Flow("crash") as flow:
+        items = flows.crash_once.map(list(range(6)), unmapped(str(tmp_path)))
+        summed = flows.total(items)
+        other = flows.inc(1)
+    state = run(flow, temporary_cluster)
+    assert type(state) is Failed
+    children = state.result[items].map_states
+    crashed = children[0]
+    assert type(crashed) is Crashed
+    assert crashed.message == "Task 'crash_once[0]': its Dask worker died while it ran"
+    assert isinstance(crashed.result, WorkerCrashed)
+    assert [type(child) for child in children[1:]] == [Success] * 5
+    assert [child.result for child in children[1:]] == [2, 3, 4, 5, 6]
+    assert type(state.result[summed]) is TriggerFailed
+    assert type(state.result[other]) is Success
+    assert flows.runs_of(str(tmp_path)) == dict.fromkeys(range(6), 1)
+
+
+def test_a_task_downstream_of_a_crash_is_not_reported_crashed(
+    temporary_cluster: DaskExecutor, tmp_path: Path
+) -> None:
+    with Flow("crash-chain") as flow:
+        first = flows.inc(-1)
+        crashing = flows.crash_once(first, str(tmp_path))
+        after = flows.inc(crashing)
+        independent = flows.inc(10)
+    state = run(flow, temporary_cluster)
+    assert type(state) is Failed
+    assert type(state.result[first]) is Success
+    assert type(state.result[crashing]) is Crashed
+    assert state.result[crashing].message == "Task 'crash_once': its Dask worker died while it ran"
+    assert type(state.result[after]) is TriggerFailed
+    assert state.result[independent].result == 11
+    assert not any(type(s) is Pending for s in state.result.values())
+
+
+def test_state_of_every_task_when_a_mapped_child_crashes(
+    temporary_cluster: DaskExecutor, tmp_path: Path
+) -> None:
+    with Flow("crash-map-of-map") as flow:
+        items = flows.crash_once.map(list(range(4)), unmapped(str(tmp_path)))
+        again = flows.inc.map(items)
+    state = run(flow, temporary_cluster)
+    assert type(state) is Failed
+    assert [type(s) for s in state.result[items].map_states] == [Crashed, Success, Success, Success]
+    assert [type(s) for s in state.result[again].map_states] == [TriggerFailed, Success, Success, Success]
+    assert [s.result for s in state.result[again].map_states[1:]] == [3, 4, 5]
