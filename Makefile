@@ -20,7 +20,7 @@ PIP_EXTRAS := test
 # one apt-get update) only when its binary is neither on PATH nor in APT_BIN_DIRS. Example:
 #   APT_PACKAGES := redis-server:redis-server graphviz:dot
 # postgresql: the run store's tests start a real server with initdb and pg_ctl.
-APT_PACKAGES := redis-server:redis-server graphviz:dot postgresql:initdb
+APT_PACKAGES := redis-server:redis-server graphviz:dot postgresql:initdb chromium:chromium chromium-driver:chromedriver
 
 # Where Debian puts binaries off PATH (globs): PostgreSQL's initdb and pg_ctl live in
 # /usr/lib/postgresql/<version>/bin.

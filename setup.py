@@ -27,6 +27,8 @@ EXTRAS = {
     "viz": ["graphviz>=0.20"],
     # a PostgreSQL run store (runs.store = "postgresql+psycopg://...")
     "postgres": ["psycopg[binary]>=3.1"],
+    # the web UI (flowcore ui): an ASGI app on uvicorn, Jinja2 templates, the run graph
+    "ui": ["starlette>=0.37", "uvicorn>=0.29", "jinja2>=3.1", "graphviz>=0.20"],
 }
 EXTRAS["test"] = [
     "pytest>=8",
@@ -44,9 +46,13 @@ EXTRAS["test"] = [
     *EXTRAS["redis"],
     *EXTRAS["viz"],
     *EXTRAS["postgres"],
+    *EXTRAS["ui"],
+    # the UI's HTTP tests (Starlette's TestClient) and its browser tests (Debian's chromium)
+    "httpx2>=2.0",
+    "selenium>=4.15",
 ]
 EXTRAS["dev"] = EXTRAS["test"]
-EXTRAS["all"] = sorted({dep for name in ("aws", "gcp", "redis", "viz", "postgres") for dep in EXTRAS[name]})
+EXTRAS["all"] = sorted({dep for name in ("aws", "gcp", "redis", "viz", "postgres", "ui") for dep in EXTRAS[name]})
 
 setup(
     name="flowcore",
@@ -66,7 +72,7 @@ setup(
     },
     keywords=["workflow", "pipeline", "prefect", "dask", "caching", "orchestration"],
     packages=find_packages(include=["flowcore", "flowcore.*"]),
-    package_data={"flowcore": ["py.typed"]},
+    package_data={"flowcore": ["py.typed"], "flowcore.ui": ["templates/*.html", "static/*"]},
     python_requires=">=3.10",
     install_requires=[
         "cloudpickle>=2.0",

@@ -36,7 +36,7 @@ PACKAGE_DIR = Path(flowcore.__file__).resolve().parent
 # DESIGN.md's layers, top first. A module belongs to the entry whose prefix matches it most
 # specifically; ``EXACT`` entries (package facades) match only that module.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("cli and the package facade", ("flowcore.cli", "=flowcore", "=flowcore.__main__")),
+    ("cli and the package facade", ("flowcore.cli", "flowcore.ui", "=flowcore", "=flowcore.__main__")),
     ("flow runner", ("flowcore.engine.flow_runner", "flowcore.engine.flow_run", "flowcore.engine.resume")),
     ("task runner", ("flowcore.engine.task_runner",)),
     ("runner base", ("flowcore.engine.runner",)),

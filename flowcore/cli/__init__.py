@@ -58,9 +58,10 @@ def _register() -> None:
     from flowcore.cli.cache import cache
     from flowcore.cli.run import resume, run
     from flowcore.cli.runs import runs
+    from flowcore.cli.ui import ui
     from flowcore.cli.visualize import visualize
 
-    for command in (run, resume, runs, visualize, cache):
+    for command in (run, resume, runs, visualize, cache, ui):
         cli.add_command(command)
 
 

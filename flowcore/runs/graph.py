@@ -6,15 +6,24 @@ with the data: a mapped task is one box whose label counts its children by state
 (``"load <map>\\n990 Success, 10 Failed"``), filled with the colour of its worst child
 state, so a map of 100,000 children is still one node. Used by ``flowcore visualize`` and
 the web UI; needs the ``viz`` extra (graphviz) to render.
+
+For the web UI (``web=True``) each node also gets an ``id`` (``node-<n>``) and a link to
+``#task-<n>``, ``n`` being the task's position in ``structure["tasks"]``, and a mapped
+task's label ends with a progress bar: one cell per child state, as wide as its share of
+the children (``n_map_states`` of the parent, or the children recorded so far), the part
+not finished yet left grey. Names reach the drawing as text only: plain labels go through
+``graphviz.escape``, the progress label's text through :func:`html.escape`.
 """
 
 from __future__ import annotations
 
+import html
 from collections import Counter
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from flowcore.engine import state as _states
+from flowcore.runs.states import is_finished
 from flowcore.utilities._optional import import_optional
 
 if TYPE_CHECKING:
@@ -26,6 +35,8 @@ __all__ = ["run_graph", "state_color"]
 _PRECEDENCE = ("Crashed", "Failed", "TimedOut", "TriggerFailed", "ValidationFailed", "Running",
                "Retrying", "Pending", "Scheduled", "Paused", "Cancelled", "Skipped", "Cached",
                "Success")  # fmt: skip
+_BAR_WIDTH = 120  # points: the progress bar of a mapped task's node (web=True)
+_UNKNOWN = "#d0d0d0"
 
 
 def state_color(name: str | None) -> str:
@@ -33,44 +44,93 @@ def state_color(name: str | None) -> str:
     found = getattr(_states, name, None) if name else None
     if isinstance(found, type) and issubclass(found, _states.State):
         return str(found.color)
-    return "#d0d0d0"
+    return _UNKNOWN
 
 
 def run_graph(
-    structure: dict[str, Any], task_runs: Iterable[TaskRunInfo] = (), horizontal: bool = False
+    structure: dict[str, Any],
+    task_runs: Iterable[TaskRunInfo] = (),
+    horizontal: bool = False,
+    web: bool = False,
 ) -> Any:
     """A ``graphviz.Digraph`` of ``structure`` (a run's recorded graph), its nodes filled
-    with the states of ``task_runs`` (none given: an uncoloured drawing of the flow)."""
+    with the states of ``task_runs`` (none given: an uncoloured drawing of the flow).
+    ``web``: node ids, links to the task rows and progress bars (module docstring)."""
     graphviz = import_optional("graphviz", "drawing a run (flowcore visualize)")
-    own: dict[str, str] = {}
+    own: dict[str, TaskRunInfo] = {}
     children: dict[str, Counter[str]] = {}
     for record in task_runs:
         if record.map_index < 0:
-            own[record.task_slug] = record.state
+            own[record.task_slug] = record
         else:
             children.setdefault(record.task_slug, Counter())[record.state] += 1
     colored = bool(own or children)
     graph = graphviz.Digraph()
     if horizontal:
         graph.graph_attr["rankdir"] = "LR"
+    if web:
+        graph.node_attr["fontname"] = graph.edge_attr["fontname"] = "Helvetica,Arial,sans-serif"
     ids: dict[str, str] = {}
     for number, task in enumerate(structure.get("tasks", [])):
         slug = task["slug"]
         ids[slug] = f"t{number}"
-        label = f"{task['name']} <map>" if task.get("mapped") else task["name"]
+        name = f"{task['name']} <map>" if task.get("mapped") else task["name"]
         counts = children.get(slug)
-        state = own.get(slug)
+        parent = own.get(slug)
+        state = parent.state if parent is not None else None
         if counts:
-            label += "\n" + ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda i: (-i[1], i[0])))
             state = next((s for s in _PRECEDENCE if s in counts), next(iter(counts)))
+        if web and counts:
+            total = max(parent.n_map_states or 0 if parent is not None else 0, sum(counts.values()))
+            label = _progress_label(name, counts, total)
+        else:
+            label = graphviz.escape(name + ("\n" + _count_text(counts) if counts else ""))
         attributes = {"shape": "box" if task.get("mapped") else "ellipse", "tooltip": slug}
         if colored:
             attributes.update(style="filled", fillcolor=state_color(state) + "99")
-        graph.node(ids[slug], graphviz.escape(label), **attributes)
+        if web:
+            attributes.update(id=f"node-{number}", href=f"#task-{number}", target="_self")
+        graph.node(ids[slug], label, **attributes)
     for edge in structure.get("edges", []):
         if edge["upstream"] in ids and edge["downstream"] in ids:
             graph.edge(
-                ids[edge["upstream"]], ids[edge["downstream"]], label=edge.get("key") or None,
+                ids[edge["upstream"]],
+                ids[edge["downstream"]],
+                label=edge.get("key") or None,
                 style="dashed" if edge.get("mapped") else None,
             )
     return graph
+
+
+def _count_text(counts: Counter[str]) -> str:
+    """``"990 Success, 10 Failed"``: most frequent first."""
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda i: (-i[1], i[0])))
+
+
+def _progress_label(name: str, counts: Counter[str], total: int) -> str:
+    """A Graphviz HTML-like label: the name, the counts, and a bar of the finished states
+    (grey for the children not finished yet)."""
+    finished = {s: n for s, n in counts.items() if is_finished(s)}
+    done = sum(finished.values())
+    cells = []
+    for state in sorted(finished, key=lambda s: (_rank(s), s)):
+        width = max(1, round(_BAR_WIDTH * finished[state] / total))
+        cells.append(
+            f'<TD WIDTH="{width}" HEIGHT="8" FIXEDSIZE="TRUE" BGCOLOR="{state_color(state)}"></TD>'
+        )
+    rest = _BAR_WIDTH - sum(max(1, round(_BAR_WIDTH * n / total)) for n in finished.values())
+    if rest > 0:
+        cells.append(f'<TD WIDTH="{rest}" HEIGHT="8" FIXEDSIZE="TRUE" BGCOLOR="{_UNKNOWN}"></TD>')
+    bar = "".join(cells)
+    return (
+        '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
+        f'<TR><TD COLSPAN="{len(cells)}">{html.escape(name)}</TD></TR>'
+        f'<TR><TD COLSPAN="{len(cells)}">{html.escape(_count_text(counts))}</TD></TR>'
+        f'<TR><TD COLSPAN="{len(cells)}">{done} of {total} done</TD></TR>'
+        f"<TR>{bar}</TR></TABLE>>"
+    )
+
+
+def _rank(state: str) -> int:
+    """Success-like states first in the bar, failures last."""
+    return len(_PRECEDENCE) - _PRECEDENCE.index(state) if state in _PRECEDENCE else 0

@@ -1,0 +1,330 @@
+"""The run pages: the runs list, a run, a task of a run, resuming a run.
+
+Each builder takes the request and returns the page's data (the JSON of ``/api/...``);
+what only the HTML page needs (the graph's SVG, the pager) goes under ``"page"``, which
+the JSON leaves out. Builders run on Starlette's thread pool (store reads block).
+
+A run page reads: the run, its task runs (one row per task and mapped child: what the
+task table and the graph count), the transitions of the flow run and of each task's own
+run (``map_index`` -1: a mapped task's children have their history on the task's page),
+the run's last log lines, and the runs that resumed it. The runs that resumed a run are
+found among the newest ``RESUMES_SCANNED`` runs of its flow (the store has no query by
+``resumed_from``).
+"""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+from collections import defaultdict
+from datetime import datetime, timezone
+from typing import Any
+
+from markupsafe import Markup
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from flowcore.exceptions import MissingExtraError
+from flowcore.runs.states import STATE_NAMES, is_failed
+from flowcore.runs.store import RunInfo, RunStore, RunStoreError
+from flowcore.ui import views
+from flowcore.ui.security import read_form
+
+__all__ = ["graph_svg", "resume", "resume_job", "run_detail", "runs_list", "task_detail"]
+
+PER_PAGE = 50
+MAX_PER_PAGE = 500
+RUN_LOG_LINES = 200  # the last log lines of a run on its page
+TASK_LOG_LINES = 1000  # ... of a task on its page
+CHILDREN_SHOWN = 200  # mapped children listed per page of a task
+RESUMES_SCANNED = 200
+
+
+# -- the runs list ---------------------------------------------------------------------------
+
+
+def runs_list(request: Request) -> dict[str, Any]:
+    """``/``: runs newest first, filtered by flow and state. The page takes ``page`` and
+    ``per_page``; the API ``limit`` and ``offset`` (or the same)."""
+    store = _store(request)
+    query = request.query_params
+    flow = query.get("flow") or None
+    state = query.get("state") or None
+    limit = _int(
+        query, "limit", _int(query, "per_page", PER_PAGE, 1, MAX_PER_PAGE), 1, MAX_PER_PAGE
+    )
+    page_number = _int(query, "page", 1, 1)
+    offset = _int(query, "offset", (page_number - 1) * limit, 0)
+    runs = store.list_runs(flow=flow, state=state, limit=limit, offset=offset)
+    total = store.count_runs(flow=flow, state=state)
+    now = datetime.now(timezone.utc)
+    return {
+        "runs": [views.run_json(run, now) for run in runs],
+        "total": total,
+        "limit": limit,
+        "offset": offset,
+        "flow": flow,
+        "state": state,
+        "page": _pager(flow, state, limit, offset, total),
+    }
+
+
+def _pager(
+    flow: str | None, state: str | None, limit: int, offset: int, total: int
+) -> dict[str, Any]:
+    from urllib.parse import urlencode
+
+    def link(number: int) -> str:
+        params = {"flow": flow or "", "state": state or "", "page": number}
+        if limit != PER_PAGE:
+            params["per_page"] = limit
+        return "/?" + urlencode({k: v for k, v in params.items() if v != ""})
+
+    number = offset // limit + 1
+    last = max(1, -(-total // limit))
+    return {
+        "number": number,
+        "last": last,
+        "first_shown": offset + 1 if total else 0,
+        "last_shown": min(offset + limit, total),
+        "previous": link(number - 1) if number > 1 else None,
+        "next": link(number + 1) if offset + limit < total else None,
+        "first": link(1) if number > 1 else None,
+        "end": link(last) if number < last else None,
+    }
+
+
+# -- a run -----------------------------------------------------------------------------------
+
+
+def run_detail(request: Request) -> dict[str, Any]:
+    """``/runs/<id>``: the run, its task rows with each task's history and log lines,
+    the flow run's history and last log lines, the runs it resumed and that resumed it."""
+    store = _store(request)
+    run = _run(store, request.path_params["run_id"])
+    records = store.task_runs(run.run_id)
+    now = datetime.now(timezone.utc)
+    histories: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
+    for transition in store.transitions(run.run_id, map_index=-1):
+        histories[transition.task_slug].append(views.transition_json(transition))
+    logs = [views.log_json(line) for line in store.logs(run.run_id, limit=RUN_LOG_LINES)]
+    tasks = views.task_rows(run, records, now)
+    for row in tasks:
+        row["history"] = histories.get(row["slug"], [])
+        row["logs"] = [line for line in logs if line["task_slug"] == row["slug"]]
+    jobs = request.app.state.jobs.for_run(run.run_id)
+    data = {
+        **views.run_json(run, now),
+        "history": histories.get(None, []),
+        "tasks": tasks,
+        "logs": logs,
+        "resumed_by": _resumed_by(store, run),
+        "colors": _colors(tasks, run),
+        "resume_jobs": [
+            {"job": job.id, "url": f"/resumes/{job.id}", "started": job.started.isoformat()}
+            for job in jobs
+        ],
+    }
+    if not request.url.path.startswith("/api/"):
+        graph, problem = _graph_markup(run, records)
+        data["page"] = {"graph": graph, "graph_problem": problem}
+    return data
+
+
+def _colors(tasks: list[dict[str, Any]], run: RunInfo) -> dict[str, str]:
+    """The colour of every state the page may show (for the live updates)."""
+    from flowcore.runs.graph import state_color
+
+    names = {*STATE_NAMES, run.state, *run.task_counts}
+    for row in tasks:
+        names.update([row["state"], *row["children"]])
+    return {name: state_color(name) for name in sorted(names)}
+
+
+def _resumed_by(store: RunStore, run: RunInfo) -> list[dict[str, Any]]:
+    newer = store.list_runs(flow=run.flow_name, limit=RESUMES_SCANNED)
+    return [
+        {"run_id": r.run_id, "state": r.state, "url": views.run_url(r.run_id)}
+        for r in newer if r.resumed_from == run.run_id
+    ]  # fmt: skip
+
+
+async def graph_svg(request: Request) -> Response:
+    """``/runs/<id>/graph.svg``: the run's graph (as on its page)."""
+
+    def draw() -> bytes:
+        store = _store(request)
+        run = _run(store, request.path_params["run_id"])
+        return _draw(run, store.task_runs(run.run_id))
+
+    try:
+        svg = await run_in_threadpool(draw)
+    except (MissingExtraError, OSError) as exc:  # no graphviz package, or no `dot` program
+        raise HTTPException(503, _no_graph(exc)) from exc
+    return Response(svg, media_type="image/svg+xml", headers={"cache-control": "no-store"})
+
+
+def _draw(run: RunInfo, records: list[Any]) -> bytes:
+    from flowcore.runs.graph import run_graph
+
+    svg: bytes = run_graph(run.structure, records, web=True).pipe(format="svg")
+    return svg
+
+
+def _graph_markup(run: RunInfo, records: list[Any]) -> tuple[Markup | None, str | None]:
+    """The graph as inline SVG, or why there is none."""
+    try:
+        svg = _draw(run, records).decode("utf-8")
+    except (MissingExtraError, OSError) as exc:
+        return None, _no_graph(exc)
+    start = svg.find("<svg")
+    if start < 0 or not _plain_svg(svg[start:]):
+        return None, "The graph could not be drawn safely."
+    # Graphviz's own output: every name in it is XML-escaped text, and _plain_svg checked
+    # that it holds no script, event handler or outside link.
+    return Markup(svg[start:]), None  # noqa: S704
+
+
+_SVG_TAGS = frozenset({"svg", "g", "title", "polygon", "ellipse", "path", "text", "a", "polyline"})
+
+
+def _plain_svg(svg: str) -> bool:
+    """Whether ``svg`` holds only the drawing elements Graphviz writes, no event
+    attribute, and links only within the page (``#...``)."""
+    try:
+        root = ET.fromstring(svg)
+    except ET.ParseError:
+        return False
+    for element in root.iter():
+        if element.tag.rsplit("}", 1)[-1] not in _SVG_TAGS:
+            return False
+        for name, value in element.attrib.items():
+            local = name.rsplit("}", 1)[-1].lower()
+            if local.startswith("on") or (local == "href" and not value.startswith("#")):
+                return False
+    return True
+
+
+def _no_graph(exc: Exception) -> str:
+    if isinstance(exc, MissingExtraError):
+        return f"No graph: {exc}"
+    return f"No graph: Graphviz's `dot` program is needed to draw it ({exc})"
+
+
+# -- a task of a run -------------------------------------------------------------------------
+
+
+def task_detail(request: Request) -> dict[str, Any]:
+    """``/runs/<id>/tasks/<slug>``: a task's row, its history and log lines, and for a
+    mapped task its children (``child_state`` filters them; ``offset``); with
+    ``map_index``, the history and log lines of that child."""
+    store = _store(request)
+    run = _run(store, request.path_params["run_id"])
+    slug = request.path_params["slug"]
+    records = store.task_runs(run.run_id)
+    rows = [row for row in views.task_rows(run, records) if row["slug"] == slug]
+    if not rows:
+        raise HTTPException(404, f"Run {run.run_id} has no task {slug!r}")
+    query = request.query_params
+    map_index = _int(query, "map_index", -1, -1)
+    child_state = query.get("child_state") or None
+    offset = _int(query, "offset", 0, 0)
+    children = [r for r in records if r.task_slug == slug and r.map_index >= 0]
+    chosen = [r for r in children if child_state is None or r.state == child_state]
+    lines = store.logs(run.run_id, task_slug=slug, limit=TASK_LOG_LINES if map_index < 0 else None)
+    return {
+        "run": views.run_json(run),
+        "task": rows[0],
+        "map_index": map_index,
+        "child": next(
+            (views.child_json(r, run.run_id) for r in children if r.map_index == map_index), None
+        ),
+        "history": [
+            views.transition_json(t) for t in store.transitions(run.run_id, slug, map_index)
+        ],
+        "children": [
+            views.child_json(r, run.run_id) for r in chosen[offset : offset + CHILDREN_SHOWN]
+        ],
+        "children_shown": CHILDREN_SHOWN,
+        "children_total": len(chosen),
+        "child_state": child_state,
+        "offset": offset,
+        "logs": [
+            views.log_json(line) for line in lines if map_index < 0 or line.map_index == map_index
+        ][-TASK_LOG_LINES:],
+    }
+
+
+# -- resuming --------------------------------------------------------------------------------
+
+
+async def resume(request: Request) -> Response:
+    """``POST /runs/<id>/resume``: start ``flowcore resume`` on a failed or crashed run,
+    then show the job."""
+    await read_form(request)
+
+    def start() -> str:
+        store = _store(request)
+        run = _run(store, request.path_params["run_id"])
+        if not is_failed(run.state):
+            raise HTTPException(
+                409, f"Run {run.run_id} is {run.state}: only a failed or crashed run can be resumed"
+            )
+        if not run.source:
+            raise HTTPException(
+                409,
+                f"Run {run.run_id} did not record the file its flow came from; resume it from "
+                f"Python with flow.run(resume={run.run_id!r})",
+            )
+        job = request.app.state.jobs.start(store, run)
+        return str(job.id)
+
+    job_id = await run_in_threadpool(start)
+    return RedirectResponse(f"/resumes/{job_id}", 303)
+
+
+def resume_job(request: Request) -> dict[str, Any]:
+    """``/resumes/<job>``: a resume job's status and output, and its new run once known."""
+    job = request.app.state.jobs.get(request.path_params["job"])
+    if job is None:
+        raise HTTPException(404, "No such resume job (jobs are kept while the UI runs)")
+    data: dict[str, Any] = job.to_dict()
+    data["run_url"] = views.run_url(job.run_id)
+    data["new_run_url"] = None if data["new_run_id"] is None else views.run_url(data["new_run_id"])
+    return data
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _store(request: Request) -> RunStore:
+    store: RunStore = request.app.state.store
+    return store
+
+
+def _run(store: RunStore, run_id: str) -> RunInfo:
+    try:
+        found = store.get_run(run_id)
+    except RunStoreError as exc:
+        if "ambiguous" in str(exc):
+            raise HTTPException(400, str(exc)) from exc
+        raise
+    if found is None:
+        raise HTTPException(404, f"No run {run_id!r} in {store.display}")
+    return found
+
+
+def _int(query: Any, name: str, default: int, low: int, high: int | None = None) -> int:
+    """Query parameter ``name`` as an int in ``[low, high]`` (400 otherwise)."""
+    text = query.get(name)
+    if text is None or text == "":
+        return default
+    try:
+        value = int(text)
+    except ValueError:
+        raise HTTPException(400, f"{name} must be a whole number, not {text!r}") from None
+    if value < low or (high is not None and value > high):
+        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
+        raise HTTPException(400, f"{name} must be {bound}, not {value}")
+    return value
