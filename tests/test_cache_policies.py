@@ -23,6 +23,7 @@ from flowcore.engine.state import Cached, Success
 from flowcore.locking.memory import MemoryLockManager
 from flowcore.transactions import IsolationLevel
 from flowcore.utilities.configuration import set_temporary_config
+from tests.caching.conftest import key_dir
 
 
 @pytest.fixture(autouse=True)
@@ -192,9 +193,9 @@ def test_inputs_policy_caches_across_runs_in_storage_named_by_key(home: Path) ->
     assert "Cached result found for key" in str(second.result[out].message)
     key = cp.INPUTS.compute_key(ctx(), {"x": 1})
     assert key is not None
-    [record] = (home / "storage" / key).glob("*.json")
+    [record] = key_dir(home / "storage", key).glob("*.json")
     assert json.loads(record.read_text())["key"] == key
-    assert len(list((home / "storage" / key).glob("*.value"))) == 1
+    assert len(list(key_dir(home / "storage", key).glob("*.value"))) == 1
     assert third.result[out].result == 20
 
 
@@ -319,9 +320,9 @@ def test_separate_key_storage(tmp_path: Path, home: Path) -> None:
     assert calls == [3]
     key = cp.INPUTS.compute_key(ctx(), {"x": 3})
     assert key is not None
-    [record] = (keys / key).glob("*.json")
+    [record] = key_dir(keys, key).glob("*.json")
     assert not list((home / "storage").rglob("*.json"))
-    [value] = (home / "storage" / key).glob("*.value")
+    [value] = key_dir(home / "storage", key).glob("*.value")
     assert json.loads(record.read_text())["value"]["location"].endswith(value.name)
     record.unlink()
     flow.run()
@@ -338,7 +339,7 @@ def test_a_lost_value_is_a_warning_and_a_rerun(home: Path, logs: pytest.LogCaptu
         work(4)
     flow.run()
     key = cp.INPUTS.compute_key(ctx(), {"x": 4})
-    [value] = (home / "storage" / str(key)).glob("*.value")
+    [value] = key_dir(home / "storage", str(key)).glob("*.value")
     value.write_bytes(b"garbage")
     flow.run()
     assert calls == [4, 4]
@@ -356,8 +357,8 @@ def test_task_result_storage_is_used(tmp_path: Path) -> None:
         work(6)
     flow.run()
     key = cp.INPUTS.compute_key(ctx(), {"x": 6})
-    assert list((tmp_path / "mine" / str(key)).glob("*.json"))
-    assert list((tmp_path / "mine" / str(key)).glob("*.value"))
+    assert list(key_dir(tmp_path / "mine", str(key)).glob("*.json"))
+    assert list(key_dir(tmp_path / "mine", str(key)).glob("*.value"))
 
 
 # -- isolation -----------------------------------------------------------------------------

@@ -6,24 +6,25 @@
                  dask://HOST:PORT] [--resume RUN_ID|last] [--rerun TASK ...] [--progress/--no-progress]
     flowcore resume RUN_ID [--param k=v ...] [--executor ...]
 
-A run started here is like one started by Prefect 1's agent: checkpointing is on, and a
-flow without a ``result`` checkpoints to ``LocalResult(dir=<home_dir>/results)``, so that
-it can be resumed from any process. ``resume`` loads the flow from the file the run
-recorded and runs it again with the run's parameters (``--param`` overrides them), through
-``flow.run(resume=RUN_ID)``. The exit status is 0 when the run succeeds, 1 otherwise.
+A run started here is like one started by Prefect 1's agent: checkpointing is on, so the
+values of tasks that have a ``result`` (their own, or the flow's) are written, and the run
+can be resumed from any process. (No result is made up for a flow without one: that would
+also move where its cache policies keep their values.) ``resume`` loads the flow from the
+file the run recorded and runs it again with the run's parameters (``--param`` overrides
+them), through ``flow.run(resume=RUN_ID)``. The exit status is 0 when the run succeeds, 1
+otherwise.
 """
 
 from __future__ import annotations
 
 import ast
-import json
-import os
 from typing import Any
 
 import click
 
 from flowcore.cli import CliError
 from flowcore.cli.loading import load_flow
+from flowcore.cli.params import to_params
 
 __all__ = ["resume", "run"]
 
@@ -32,7 +33,7 @@ _EXECUTORS = "local, threads, processes, dask or dask://HOST:PORT"
 
 @click.command("run")
 @click.argument("flow_file", metavar="FILE.py[:FLOW]")
-@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", callback=to_params,
               help="A parameter value (JSON, else text); repeat for more.")
 @click.option("--executor", "-e", default="local", show_default=True, help=f"One of {_EXECUTORS}.")
 @click.option("--resume", "resume_from", metavar="RUN_ID|last",
@@ -42,22 +43,22 @@ _EXECUTORS = "local, threads, processes, dask or dask://HOST:PORT"
 @click.option("--progress/--no-progress", default=None,
               help="A live display of task progress (default: when stderr is a terminal).")
 def run(
-    flow_file: str, params: tuple[str, ...], executor: str, resume_from: str | None,
+    flow_file: str, params: dict[str, Any], executor: str, resume_from: str | None,
     rerun: tuple[str, ...], progress: bool | None,
 ) -> None:
     """Run the flow FLOW defined in FILE.py (FLOW: a variable or flow name; optional when
     the file defines one flow)."""
-    _run_recorded(flow_file, _parameters(params), executor, resume_from, rerun, progress)
+    _run_recorded(flow_file, params, executor, resume_from, rerun, progress)
 
 
 @click.command("resume")
 @click.argument("run_id")
-@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE",
+@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", callback=to_params,
               help="Override a parameter of the resumed run.")
 @click.option("--executor", "-e", default="local", show_default=True, help=f"One of {_EXECUTORS}.")
 @click.option("--rerun", multiple=True, metavar="TASK", help="Run this task and everything downstream again.")
 @click.option("--progress/--no-progress", default=None)
-def resume(run_id: str, params: tuple[str, ...], executor: str, rerun: tuple[str, ...], progress: bool | None) -> None:
+def resume(run_id: str, params: dict[str, Any], executor: str, rerun: tuple[str, ...], progress: bool | None) -> None:
     """Resume run RUN_ID (or 'last' with --flow... see `flowcore runs ls`): load its flow
     from the file it was run from, and run only what did not finish."""
     from flowcore.cli.runs import open_cli_store
@@ -71,7 +72,7 @@ def resume(run_id: str, params: tuple[str, ...], executor: str, rerun: tuple[str
             f"Run {found.run_id} did not record the file its flow came from; resume it from "
             f"Python with flow.run(resume={found.run_id!r}), or `flowcore run FILE.py --resume {found.run_id}`"
         )
-    given = _parameters(params)
+    given = params
     parameters = {**_recorded_parameters({k: v for k, v in found.parameters.items() if k not in given}), **given}
     _run_recorded(found.source, parameters, executor, found.run_id, rerun, progress)
 
@@ -80,13 +81,8 @@ def _run_recorded(
     spec: str, parameters: dict[str, Any], executor_name: str, resume_from: str | None,
     rerun_names: tuple[str, ...], progress: bool | None,
 ) -> None:
-    from flowcore import configuration
-    from flowcore.engine.results import LocalResult
-
     loaded = load_flow(spec)
     flow = loaded.flow
-    if flow.result is None:
-        flow.result = LocalResult(dir=os.path.join(os.path.expanduser(configuration.config.home_dir), "results"))
     rerun = [_task_named(flow, name) for name in rerun_names]
     if rerun and resume_from is None:
         raise CliError("--rerun needs --resume RUN_ID (or --resume last)")
@@ -125,20 +121,6 @@ def _executor(name: str) -> Any:
     if name.startswith(("dask://", "tcp://")):
         return DaskExecutor(address="tcp://" + name.split("://", 1)[1])
     raise CliError(f"Unknown executor {name!r}: use {_EXECUTORS}")
-
-
-def _parameters(pairs: tuple[str, ...]) -> dict[str, Any]:
-    """``NAME=VALUE`` pairs: a VALUE that is JSON is read as JSON, else it is text."""
-    found: dict[str, Any] = {}
-    for pair in pairs:
-        name, sep, text = pair.partition("=")
-        if not sep or not name:
-            raise CliError(f"--param {pair!r}: write NAME=VALUE (VALUE in JSON, or plain text)")
-        try:
-            found[name] = json.loads(text)
-        except ValueError:
-            found[name] = text
-    return found
 
 
 def _recorded_parameters(recorded: dict[str, str]) -> dict[str, Any]:

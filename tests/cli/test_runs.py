@@ -16,6 +16,7 @@ FLOW_FILE = """
 import os
 from pathlib import Path
 from flowcore import Flow, Parameter, task
+from flowcore.engine.results import LocalResult
 
 HERE = Path(__file__).parent
 
@@ -36,7 +37,7 @@ def square(x):
 def total(xs):
     return sum(xs)
 
-with Flow("cli demo") as flow:
+with Flow("cli demo", result=LocalResult(dir=str(HERE / "results"))) as flow:
     total(square.map(numbers(Parameter("n", default=5))))
 
 with Flow("other") as other:
@@ -75,7 +76,7 @@ def test_run_fails_then_resume_runs_only_the_failed_child(flowcore: Flowcore, fl
     by_task = {t["task"]: t for t in shown["tasks"]}
     assert by_task["square"]["state"] == "Mapped" and by_task["square"]["children"] == {"Success": 5, "Failed": 1}
     assert by_task["total"]["state"] == "TriggerFailed"
-    assert by_task["numbers"]["result_location"]  # `flowcore run` checkpoints
+    assert by_task["numbers"]["result_location"]  # `flowcore run` turns checkpointing on
 
     logs = flowcore("runs", "logs", run["run_id"], "--task", "square")
     assert logs.returncode == 0, logs.stderr
@@ -125,7 +126,7 @@ def test_run_with_threads_and_resume_last(flowcore: Flowcore, flow_file: Path, t
         (["run", "{file}:missing"], "defines no flow 'missing'"),
         (["run", "{file}:flow", "--executor", "spark"], "Error: Unknown executor 'spark': use local, threads, processes, dask or dask://HOST:PORT"),
         (["run", "{file}:flow", "--rerun", "total"], "Error: --rerun needs --resume RUN_ID"),
-        (["run", "{file}:flow", "--param", "n"], "NAME=VALUE"),
+        (["run", "{file}:flow", "--param", "n"], "'n' is not NAME=VALUE"),
         (["run", "{tmp}/absent.py"], "No flow file"),
     ],
 )
