@@ -297,9 +297,7 @@ def _record_task_states(recorder: RunRecorder, flow: Flow, task_states: dict[Tas
             continue
         recorder.collected(slug, -1, state)
         if isinstance(state, Mapped):
-            for index, child in enumerate(state.map_states):
-                if isinstance(child, State):
-                    recorder.collected(slug, index, child)
+            recorder.collected_children(slug, [c for c in state.map_states if isinstance(c, State)])
 
 
 def run_structure(flow: Flow) -> dict[str, Any]:

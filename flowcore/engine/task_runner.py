@@ -118,6 +118,7 @@ class TaskRunner(Runner):
         self.context: dict[str, Any] = {}
         self.cache_run: CacheRun | None = None
         self._recorder: RunRecorder | None = None
+        self._record_key: tuple[str, int] = ("", -1)
         self._name = task.name
         self._format_kwargs: dict[str, Any] | None = None
 
@@ -137,9 +138,9 @@ class TaskRunner(Runner):
     def handle_state_change(self, old_state: State, new_state: State) -> State:
         """The handlers (``Runner.handle_state_change``), then the run store hears of the
         state the handlers settled on."""
-        new_state = super().handle_state_change(old_state, new_state)
+        new_state = Runner.handle_state_change(self, old_state, new_state)
         if self._recorder is not None:
-            self._recorder.task_state(self.context, new_state)
+            self._recorder.task_state(self._record_key, new_state, self.context["task_run_count"])
         return new_state
 
     # -- the run --------------------------------------------------------------------------
@@ -241,6 +242,8 @@ class TaskRunner(Runner):
                 self.result.location, self.result._formatter = None, task.target
         self.cache_run = self._start_cache(context)
         self._recorder = context.get("run_recorder")
+        if self._recorder is not None:
+            self._record_key = (context["task_slug"], -1 if map_index is None else map_index)
         self.context = context
         return TaskRunnerInitializeResult(state, context)
 

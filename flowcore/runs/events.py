@@ -7,16 +7,21 @@ thread. Events carry names and strings only (state class names, messages, result
 locations), never States, Results or values, so they pickle cheaply from Dask workers back
 to the driver and do not tie the store to the engine's classes.
 
-Events are plain (not frozen) slotted dataclasses: a frozen one costs about 2.5 times as
-much to make, and a task run makes one. Times are timezone-aware UTC datetimes. ``map_index`` is ``-1`` for a task that is not
-mapped, and for a mapped task's parent; children count from 0.
+The events of a flow run as a whole (started, its states, heartbeats) are slotted
+dataclasses with timezone-aware UTC datetimes. The two that come once per task run or log
+line, :class:`TaskRunState` and :class:`LogLine`, are named tuples with times in seconds
+since the epoch (``time.time()``): a task run of a trivial task costs about 20 us, and a
+dataclass with a datetime would add a tenth of that by itself; as tuples of plain values
+they also go into the store's journal as they are (see :mod:`flowcore.runs.writes`).
+``map_index`` is ``-1`` for a task that is not mapped, and for a mapped task's parent;
+children count from 0.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 __all__ = [
     "FlowRunStarted",
@@ -61,35 +66,34 @@ class FlowRunState:
     time: datetime
 
 
-@dataclass(slots=True)
-class TaskRunState:
-    """A task run (or mapped child ``map_index``) entered ``state``. ``run_count`` is
-    the task's run count at that moment; ``result_location`` where its value was
-    checkpointed (None when it was not); ``n_map_states`` a mapped parent's child count;
-    ``started`` when this run of it entered ``Running``, if that was not reported as an
-    event of its own (the recorder folds a quick task run's ``Running`` into its final
-    state, see :mod:`flowcore.runs.recorder`)."""
+class TaskRunState(NamedTuple):
+    """A task run (or mapped child ``map_index``) entered ``state`` at ``time`` (epoch
+    seconds). ``run_count`` is the task's run count at that moment; ``result_location``
+    where its value was checkpointed (None when it was not); ``n_map_states`` a mapped
+    parent's child count; ``started`` (epoch seconds) when this run of it entered
+    ``Running``, if that was not reported as an event of its own (the recorder folds a
+    quick task run's ``Running`` into its final state, see :mod:`flowcore.runs.recorder`)."""
 
     run_id: str
     task_slug: str
     map_index: int
     state: str
     message: str | None
-    time: datetime
+    time: float
     run_count: int = 1
     result_location: str | None = None
     n_map_states: int | None = None
-    started: datetime | None = None
+    started: float | None = None
 
 
-@dataclass(slots=True)
-class LogLine:
-    """One log line of a run (``task_slug`` None for the flow's own lines)."""
+class LogLine(NamedTuple):
+    """One log line of a run at ``time`` (epoch seconds; ``task_slug`` None for the
+    flow's own lines)."""
 
     run_id: str
     task_slug: str | None
     map_index: int
-    time: datetime
+    time: float
     level: int
     logger: str
     message: str

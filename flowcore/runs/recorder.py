@@ -35,12 +35,14 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
-from collections.abc import Mapping
-from datetime import datetime, timedelta, timezone
+import time
+import weakref
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timezone
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from flowcore.engine.state import Mapped, Running, State
+from flowcore.engine.state import Mapped, Running, State, Success
 from flowcore.runs.events import FlowRunStarted, FlowRunState, LogLine, TaskRunState
 from flowcore.utilities import context as _context
 from flowcore.utilities.logging import add_line_sink, remove_line_sink
@@ -52,7 +54,18 @@ if TYPE_CHECKING:
 __all__ = ["RunRecorder"]
 
 _PARAMETER_REPR_LIMIT = 200
-_ANNOUNCE_RUNNING_AFTER = timedelta(seconds=0.25)
+_ANNOUNCE_RUNNING_AFTER = 0.25  # seconds
+# TaskRunState from a tuple of all its fields, without the named tuple's keyword handling
+_new_task_state = partial(tuple.__new__, TaskRunState)
+_RECORDERS: weakref.WeakSet[RunRecorder] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for recorder in list(_RECORDERS):
+        recorder._forked()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _now() -> datetime:
@@ -68,11 +81,11 @@ class RunRecorder:
         self.run_id = run_id
         self.progress = progress
         self._pid = os.getpid()
+        _RECORDERS.add(self)
         self._last: dict[tuple[str, int], State] = {}
         # task runs that entered Running (when, run count), and those of them announced
-        self._running: dict[tuple[str, int], tuple[datetime, int]] = {}
+        self._running: dict[tuple[str, int], tuple[float, int]] = {}
         self._announced: set[tuple[str, int]] = set()
-        self._lock = threading.Lock()
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_detached, ())
@@ -116,65 +129,81 @@ class RunRecorder:
 
     # -- task runs ------------------------------------------------------------------------
 
-    def task_state(self, context: Mapping[str, Any], state: State) -> None:
-        """A TaskRunner in this process moved its task run to ``state``."""
-        if os.getpid() != self._pid:  # a forked worker: the driver reports its states
-            return
-        index = context.get("map_index")
-        key = (context["task_slug"], -1 if index is None or isinstance(state, Mapped) else index)
-        self._last[key] = state
+    def task_state(self, key: tuple[str, int], state: State, run_count: int) -> None:
+        """A TaskRunner in this process moved task run ``key`` (its slug and map index,
+        -1 for a task that is not mapped or a mapped parent) to ``state``."""
         if type(state) is Running:
-            self._running[key] = (_now(), context.get("task_run_count", 1))
+            self._running[key] = (time.time(), run_count)
             if self.progress is not None:
                 self.progress.update(key[0], key[1], state)
             return
-        self._submit(key, state, context.get("task_run_count", 1))
+        self._last[key] = state
+        self._submit(key, state, run_count)
 
     def collected(self, slug: str, map_index: int, state: State) -> None:
         """The driver holds ``state`` for a task run (``map_index`` -1 for a task that is
         not mapped, or a mapped parent); recorded unless already reported."""
         key = (slug, map_index)
-        if self._last.get(key) is state:
-            return
-        self._last[key] = state
-        self._submit(key, state, getattr(state, "run_count", None) or 1)
+        if self._last.get(key) is not state:
+            self._last[key] = state
+            self._submit(key, state, getattr(state, "run_count", None) or 1)
+
+    def collected_children(self, slug: str, states: Sequence[State]) -> None:
+        """:meth:`collected` for each child of a mapped task, in one call."""
+        last = self._last
+        for index, state in enumerate(states):
+            key = (slug, index)
+            if last.get(key) is not state:
+                last[key] = state
+                self._submit(key, state, getattr(state, "run_count", None) or 1)
 
     def _submit(self, key: tuple[str, int], state: State, run_count: int) -> None:
         if self.progress is not None:
             self.progress.update(key[0], key[1], state)
-        if self.store is None:
+        store = self.store
+        if store is None:
             return
+        # the writer thread's ticker may be announcing this run's Running right now: at
+        # worst it is then recorded twice (``started`` keeps the first), never lost
+        entered = self._running.pop(key, None)
         started = None
-        if self._running:
-            with self._lock:
-                entered = self._running.pop(key, None)
-                if entered is not None and key not in self._announced:
-                    started = entered[0]
+        if entered is not None:
+            if key in self._announced:
                 self._announced.discard(key)
-        result = state._result
-        self.store.submit(TaskRunState(
-            self.run_id, key[0], key[1], type(state).__name__, _message(state), _now(),
-            run_count=run_count,
-            result_location=result.location if state.is_successful() else None,
-            n_map_states=state.n_map_states if isinstance(state, Mapped) else None,
-            started=started,
-        ))
+            else:
+                started = entered[0]
+        message = state.message
+        if message is not None and type(message) is not str:
+            message = str(message)
+        store.submit(_new_task_state((
+            self.run_id, key[0], key[1], type(state).__name__, message, time.time(), run_count,
+            state._result.location if isinstance(state, Success) else None,
+            state.n_map_states if type(state) is Mapped else None, started,
+        )))
 
     def overdue(self) -> list[TaskRunState]:
         """(The store's writer thread.) ``Running`` events for the task runs that entered
         Running more than a quarter of a second ago and have not finished."""
         if not self._running:
             return []
-        cutoff = _now() - _ANNOUNCE_RUNNING_AFTER
+        cutoff = time.time() - _ANNOUNCE_RUNNING_AFTER
         events = []
-        with self._lock:
-            for key, (entered, run_count) in list(self._running.items()):
-                if entered <= cutoff and key not in self._announced:
-                    self._announced.add(key)
-                    events.append(TaskRunState(
-                        self.run_id, key[0], key[1], "Running", None, entered, run_count=run_count,
-                    ))
+        for key, (entered, run_count) in list(self._running.items()):
+            if entered <= cutoff and key not in self._announced:
+                self._announced.add(key)
+                if key not in self._running:  # it finished meanwhile: its end says it all
+                    self._announced.discard(key)
+                    continue
+                events.append(TaskRunState(
+                    self.run_id, key[0], key[1], "Running", None, entered, run_count,
+                ))
         return events
+
+    def _forked(self) -> None:
+        """In a child made by ``fork`` (a process pool): report nothing from here; the
+        driver reports what the child's task runs did."""
+        self.store = None
+        self.progress = None
 
     # -- log lines ------------------------------------------------------------------------
 
@@ -183,11 +212,12 @@ class RunRecorder:
         if scope is None or scope.get("flow_run_id") != self.run_id:
             return
         index = scope.get("map_index")
-        assert self.store is not None
-        self.store.submit(LogLine(
-            self.run_id, scope.get("task_slug"), -1 if index is None else index,
-            datetime.fromtimestamp(created, timezone.utc), level, logger, message,
-        ))
+        store = self.store
+        if store is not None:
+            store.submit(LogLine(
+                self.run_id, scope.get("task_slug"), -1 if index is None else index, created,
+                level, logger, message,
+            ))
 
 
 def _detached() -> None:
@@ -197,7 +227,7 @@ def _detached() -> None:
 
 def _message(state: State) -> str | None:
     message = state.message
-    return message if message is None or isinstance(message, str) else str(message)
+    return message if message is None or type(message) is str else str(message)
 
 
 def _short_repr(value: Any) -> str:

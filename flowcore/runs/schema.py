@@ -1,6 +1,6 @@
 """The run store's tables (SQLAlchemy Core), as of the newest migration.
 
-Four tables, no foreign keys (events may arrive in any order, and pruning deletes a run's
+Five tables, no foreign keys (events may arrive in any order, and pruning deletes a run's
 rows table by table)::
 
     flow_runs          one row per flow run: the latest flow state, who drives it
@@ -19,6 +19,9 @@ rows table by table)::
 
     log_lines          the run's log lines, at most runs.max_log_lines per run
       id PK, run_id, task_slug, map_index, time, level, logger, message
+
+    run_journal        task states and log lines not folded into the tables above yet:
+      id PK, run_id, events (one batch of one run, see flowcore.runs.writes)
 
 ``map_index`` is -1 for an unmapped task and for a mapped task's parent. Times are stored
 in UTC: SQLite has no time zones, so :class:`UTCDateTime` writes naive UTC there and
@@ -45,13 +48,14 @@ __all__ = [
     "flow_runs",
     "log_lines",
     "metadata",
+    "run_journal",
     "sqlite_time",
     "state_transitions",
     "task_runs",
 ]
 
 # Alembic revisions, oldest first; HEAD is the one this flowcore writes.
-REVISIONS = ("0001_initial", "0002_listing_indexes_log_counts")
+REVISIONS = ("0001_initial", "0002_listing_indexes_log_counts", "0003_run_journal")
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "flowcore_schema_version"
 
@@ -174,4 +178,13 @@ log_lines = sa.Table(
     sa.Column("logger", sa.String(255), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Index("ix_log_lines_run_id", "run_id"),
+)
+
+run_journal = sa.Table(
+    "run_journal",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("run_id", sa.String(64), nullable=False),
+    sa.Column("events", sa.LargeBinary, nullable=False),
+    sa.Index("ix_run_journal_run_id", "run_id"),
 )

@@ -6,7 +6,9 @@ has two sides that share one SQLAlchemy engine:
 * **Writing** never makes the caller wait on I/O. :meth:`RunStore.submit` appends an event
   (:mod:`flowcore.runs.events`) to a deque; a daemon *writer thread*, started by the first
   submit, wakes every ``batch_interval`` (0.2 s), takes everything queued and writes it in
-  one transaction (:func:`flowcore.runs.writes.write_events`). It is the writer thread that
+  one transaction (:func:`flowcore.runs.writes.write_events`: task states and log lines go
+  to a journal, a row per run and batch, so the thread does next to nothing per task run
+  while it shares the GIL with the flow). It is the writer thread that
   imports SQLAlchemy, opens the engine and migrates the database, so the first submit is
   as cheap as the others. :meth:`RunStore.flush` queues a marker and waits until the writer
   has written everything before it; :meth:`RunStore.close` flushes and stops the thread
@@ -19,7 +21,8 @@ has two sides that share one SQLAlchemy engine:
   calls the *tickers* (:meth:`RunStore.add_ticker`) and writes the events they return.
 
 * **Reading** is synchronous, on the caller's thread (:mod:`flowcore.runs.queries`). Before
-  answering, a read looks for *crashed* runs: a run whose latest flow state is not finished,
+  answering, a read folds the journal into the tables (:func:`flowcore.runs.writes.fold`),
+  then looks for *crashed* runs: a run whose latest flow state is not finished,
   whose heartbeat is older than ``crash_after`` (60 s), and whose driver is gone (on this
   host: its pid is not alive; on another host: the stale heartbeat is proof enough). Such a
   run, and its unfinished task runs, are set to ``Crashed`` in the database, with a message
@@ -344,20 +347,25 @@ class RunStore:
 
     def _write_queued(self, engine: Engine) -> bool:
         """Write what is queued, in transactions of at most ``BATCH_SIZE`` events; release
-        the flush markers met on the way. True when a stop was queued."""
+        the flush markers met on the way. True when a stop was queued. (Taken from the
+        queue in bulk: this thread holds the GIL the flow needs, so it does as little per
+        event as it can.)"""
+        queue = self._queue
         stop = False
-        while self._queue and not stop:
-            events: list[RunEvent] = []
+        while queue and not stop:
+            taken = [queue.popleft() for _ in range(min(len(queue), BATCH_SIZE))]
             markers: list[_Flush] = []
-            while self._queue and len(events) < BATCH_SIZE:
-                item = self._queue.popleft()
-                if item is _STOP:
-                    stop = True
-                    break
-                if isinstance(item, _Flush):
-                    markers.append(item)
-                else:
-                    events.append(item)  # type: ignore[arg-type]
+            if any(type(item) is _Flush or item is _STOP for item in taken):
+                events: list[Any] = []
+                for item in taken:
+                    if item is _STOP:
+                        stop = True  # nothing is queued after a stop
+                    elif type(item) is _Flush:
+                        markers.append(item)
+                    else:
+                        events.append(item)
+            else:
+                events = taken
             if events:
                 self._guarded(partial(self._write, engine, events))
             for marker in markers:
@@ -367,10 +375,7 @@ class RunStore:
     def _write(self, engine: Engine, events: Sequence[RunEvent]) -> None:
         from flowcore.runs import database, writes
 
-        limit = self.max_log_lines
-        if limit is None:
-            limit = int(config.get_path("runs.max_log_lines", 10_000))
-        database.write(engine, self.display, lambda conn: writes.write_events(conn, events, limit))
+        database.write(engine, self.display, lambda conn: writes.write_events(conn, events))
         pid = os.getpid()
         for event in events:
             if isinstance(event, FlowRunStarted) and event.pid == pid:
@@ -499,6 +504,7 @@ class RunStore:
         most = max_runs if max_runs is not None else config.get_path("runs.max_runs")
         cutoff = _now() - timedelta(days=float(days)) if days else None
         engine = self._engine()
+        self._fold(engine)
         self._detect_crashes(engine)
         return database.write(
             engine, self.display, lambda c: writes.prune(c, cutoff, int(most) if most else None)
@@ -508,8 +514,21 @@ class RunStore:
         from flowcore.runs import database
 
         engine = self._engine()
+        self._fold(engine)
         self._detect_crashes(engine)
         return database.read(engine, self.display, query)
+
+    def _fold(self, engine: Engine) -> None:
+        """Fold what writers left in the journal into the tables (see
+        :mod:`flowcore.runs.writes`), when there is any."""
+        from flowcore.runs import database, writes
+
+        if not database.read(engine, self.display, writes.has_journal):
+            return
+        limit = self.max_log_lines
+        if limit is None:
+            limit = int(config.get_path("runs.max_log_lines", 10_000))
+        database.write(engine, self.display, lambda conn: writes.fold(conn, limit))
 
     def _detect_crashes(self, engine: Engine) -> None:
         from flowcore.runs import database, queries

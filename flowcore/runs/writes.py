@@ -1,27 +1,39 @@
-"""The run store's writes: a batch of events, heartbeats, crashed runs, pruning.
+"""The run store's writes: a batch of events, the journal and its folding, heartbeats,
+crashed runs, pruning.
 
 Each function takes a connection already inside a write transaction (see
-:func:`flowcore.runs.database.write`) and issues a few statements per batch, whatever its
-size, so that the writer thread keeps up with a 100,000-child map, and holds the GIL (which it
-shares with the flow it records) as little as it can:
+:func:`flowcore.runs.database.write`).
 
-1. every run the batch mentions gets a ``flow_runs`` row if it has none (insert, or do
-   nothing), so that events arriving before their ``FlowRunStarted`` are kept;
-2. ``FlowRunStarted`` fills the row in; ``FlowRunState`` sets the run's state (and its
-   ``ended`` when finished); ``Heartbeat`` moves the heartbeat;
-3. every flow and task state is appended to ``state_transitions`` (a task state that
-   carries ``started`` adds the ``Running`` it folds in), many rows per statement;
-4. one INSERT ... SELECT then upserts ``task_runs`` from the transitions just appended,
+**The writer thread** (:func:`write_events`) shares the GIL with the flow it records, so
+what it does per task run must be tiny. A batch's flow-level events are written as they
+are (a few rows: ``flow_runs``, and the flow's own ``state_transitions``); its task states
+and log lines, one or more per task run, go into ``run_journal`` as one row per run: a
+pickle of plain tuples (about 0.1 us a task run, in C), with no per-row work in Python.
+
+**Readers fold** (:func:`fold`) before they read: the journal rows are claimed (deleted,
+returning their contents) and turned into rows of the tables, in one transaction, so a row
+is folded once however many readers there are:
+
+1. every run gets a ``flow_runs`` row if it has none (insert, or do nothing), so that
+   events arriving before their ``FlowRunStarted`` are kept;
+2. every task state is appended to ``state_transitions`` (a task state that carries
+   ``started`` adds the ``Running`` it folds in), many rows per statement;
+3. one INSERT ... SELECT then upserts ``task_runs`` from the transitions just appended,
    in SQL: per (run, task, map index) the latest state wins, ``started`` keeps the first
    ``Running``, ``ended`` the latest finished state;
-5. log lines are inserted up to ``max_log_lines`` per run; the rest are counted in
+4. log lines are inserted up to ``max_log_lines`` per run; the rest are counted in
    ``flow_runs.logs_dropped``.
+
+The journal never holds anything but tuples of plain values, and reading it refuses
+anything else (:class:`_JournalLoader`).
 """
 
 from __future__ import annotations
 
 import functools
+import io
 import json
+import pickle
 import sqlite3
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timezone
@@ -40,10 +52,17 @@ from flowcore.runs.events import (
     RunEvent,
     TaskRunState,
 )
-from flowcore.runs.schema import flow_runs, log_lines, sqlite_time, state_transitions, task_runs
+from flowcore.runs.schema import (
+    flow_runs,
+    log_lines,
+    run_journal,
+    sqlite_time,
+    state_transitions,
+    task_runs,
+)
 from flowcore.runs.states import FINISHED_STATES, is_finished
 
-__all__ = ["beat", "mark_crashed", "prune", "write_events"]
+__all__ = ["beat", "fold", "has_journal", "mark_crashed", "prune", "write_events"]
 
 _CHUNK = 500  # ids per IN (...) clause
 # rows per multi-row INSERT: SQLite prepares a statement of a few hundred rows once and
@@ -51,24 +70,26 @@ _CHUNK = 500  # ids per IN (...) clause
 _ROWS_PER_INSERT = 200
 
 
-def write_events(conn: Connection, events: Sequence[RunEvent], max_log_lines: int) -> None:
-    """Write one batch of events (in the order they were submitted)."""
-    states: list[FlowRunState | TaskRunState] = []
-    lines: list[LogLine] = []
+def write_events(conn: Connection, events: Sequence[RunEvent]) -> None:
+    """Write one batch of events (in the order they were submitted): the flow runs' own
+    events into ``flow_runs`` and ``state_transitions``, and the task states and log
+    lines into the journal, one row per run (see the module docstring)."""
+    states = [e for e in events if type(e) is TaskRunState]
+    lines = [e for e in events if type(e) is LogLine]
+    others = [e for e in events if type(e) is not TaskRunState and type(e) is not LogLine]
+    flow_events: list[FlowRunStarted | FlowRunState] = []
     beats: dict[str, datetime] = {}
-    for e in events:
-        kind = type(e)
-        if kind is TaskRunState or kind is FlowRunState:
-            states.append(e)  # type: ignore[arg-type]
-        elif kind is LogLine:
-            lines.append(e)  # type: ignore[arg-type]
-        elif kind is Heartbeat:
+    for e in others:
+        if isinstance(e, Heartbeat):
             beats[e.run_id] = max(e.time, beats.get(e.run_id, e.time))
-    _ensure_runs(conn, events)
-    for e in events:
+        elif isinstance(e, (FlowRunStarted, FlowRunState)):
+            flow_events.append(e)
+    if flow_events:
+        _ensure_runs(conn, {e.run_id: e.time for e in reversed(flow_events)})
+    for e in flow_events:
         if isinstance(e, FlowRunStarted):
             _start(conn, e)
-        elif isinstance(e, FlowRunState):
+        else:
             ended = e.time if is_finished(e.state) else None
             conn.execute(
                 flow_runs.update()
@@ -77,8 +98,70 @@ def write_events(conn: Connection, events: Sequence[RunEvent], max_log_lines: in
             )
     if beats:
         beat_each(conn, beats)
+    _append_transitions(conn, [e for e in flow_events if isinstance(e, FlowRunState)])
+    if states or lines:
+        conn.execute(run_journal.insert(), _journal_rows(states, lines))
+
+
+def _journal_rows(states: list[TaskRunState], lines: list[LogLine]) -> list[dict[str, Any]]:
+    """One journal row per run: a pickle of its task states and log lines as plain tuples
+    (a named tuple pickles ten times slower than the tuple of its fields)."""
+    run_ids = {e.run_id for e in states} | {e.run_id for e in lines}
+    if len(run_ids) > 1:
+        return [
+            row
+            for run_id in sorted(run_ids)
+            for row in _journal_rows(
+                [e for e in states if e.run_id == run_id], [e for e in lines if e.run_id == run_id]
+            )
+        ]
+    blob = pickle.dumps((list(map(tuple, states)), list(map(tuple, lines))), protocol=5)
+    return [{"run_id": run_ids.pop(), "events": blob}]
+
+
+def has_journal(conn: Connection) -> bool:
+    """Whether some journal rows wait to be folded."""
+    return conn.execute(sa.select(run_journal.c.id).limit(1)).first() is not None
+
+
+def fold(conn: Connection, max_log_lines: int) -> int:
+    """Move every journal row into the tables: the task states into ``state_transitions``
+    and ``task_runs``, the log lines into ``log_lines`` (at most ``max_log_lines`` per
+    run). The rows are deleted as they are claimed, in the same transaction, so two
+    readers folding at once fold each row once. Returns how many events were folded."""
+    claimed = conn.execute(
+        sa.delete(run_journal).returning(run_journal.c.id, run_journal.c.events)
+    ).all()
+    if not claimed:
+        return 0
+    states: list[TaskRunState] = []
+    lines: list[LogLine] = []
+    for _, blob in sorted(claimed, key=lambda row: row[0]):
+        state_rows, line_rows = _JournalLoader(io.BytesIO(blob)).load()
+        states += [TaskRunState._make(row) for row in state_rows]
+        lines += [LogLine._make(row) for row in line_rows]
+    first: dict[str, datetime] = {}
+    for line in reversed(lines):
+        first[line.run_id] = _from_epoch(line.time)
+    for state in reversed(states):
+        first[state.run_id] = _from_epoch(state.time)
+    _ensure_runs(conn, first)
     _append_transitions(conn, states)
     _insert_logs(conn, lines, max_log_lines)
+    return len(states) + len(lines)
+
+
+class _JournalLoader(pickle.Unpickler):
+    """Journal rows hold tuples of plain values only: anything else in one (a row written
+    by something other than this module) is refused, so reading a shared database never
+    runs code it names."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"run journal: unexpected object {module}.{name}")
+
+
+def _from_epoch(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, timezone.utc)
 
 
 def beat(conn: Connection, run_ids: Iterable[str], now: datetime) -> None:
@@ -152,7 +235,7 @@ def prune(conn: Connection, cutoff: datetime | None, max_runs: int | None) -> in
     ids = sorted(doomed)
     for start in range(0, len(ids), _CHUNK):
         chunk = ids[start : start + _CHUNK]
-        for table in (log_lines, state_transitions, task_runs, flow_runs):
+        for table in (run_journal, log_lines, state_transitions, task_runs, flow_runs):
             conn.execute(table.delete().where(table.c.run_id.in_(chunk)))
     return len(ids)
 
@@ -231,10 +314,9 @@ def _insert(conn: Connection, table: sa.Table) -> Any:
     return dialect.insert(table)
 
 
-def _ensure_runs(conn: Connection, events: Sequence[RunEvent]) -> None:
-    first: dict[str, datetime] = {}
-    for event in events:
-        first.setdefault(event.run_id, event.time)
+def _ensure_runs(conn: Connection, first: dict[str, datetime]) -> None:
+    """A ``flow_runs`` row (a placeholder, until its FlowRunStarted) for each run of
+    ``first`` (run id -> the time of its earliest event here) that has none."""
     rows = [
         {"run_id": run_id, "flow_name": "", "state": "Pending", "started": time,
          "heartbeat": time, "host": "", "pid": 0, "parameters": "{}", "structure": "{}"}
@@ -276,22 +358,25 @@ def _transition(
             "message": message, "time": time}  # fmt: skip
 
 
-def _append_transitions(conn: Connection, states: list[FlowRunState | TaskRunState]) -> None:
-    """Append the batch's states, then bring ``task_runs`` up to date from them in SQL."""
+def _append_transitions(
+    conn: Connection, states: Sequence[FlowRunState] | Sequence[TaskRunState]
+) -> None:
+    """Append the states, then bring ``task_runs`` up to date from them in SQL."""
     if not states:
         return
     time = _time_param(conn)
     rows: list[tuple[Any, ...]] = []
     for e in states:
-        if type(e) is TaskRunState:
+        if isinstance(e, TaskRunState):
             if e.started is not None:  # a quick task run's Running, folded into its end
                 rows.append((e.run_id, e.task_slug, e.map_index, "Running", None,
-                             time(e.started), e.run_count, None, None))  # fmt: skip
-            rows.append((e.run_id, e.task_slug, e.map_index, e.state, e.message, time(e.time),
-                         e.run_count, e.result_location, e.n_map_states))  # fmt: skip
+                             time(_from_epoch(e.started)), e.run_count, None, None))  # fmt: skip
+            rows.append((e.run_id, e.task_slug, e.map_index, e.state, e.message,
+                         time(_from_epoch(e.time)), e.run_count, e.result_location,
+                         e.n_map_states))  # fmt: skip
         else:
             rows.append((e.run_id, None, -1, e.state, e.message, time(e.time), None, None, None))
-    task_runs_of = sorted({e.run_id for e in states if type(e) is TaskRunState})
+    task_runs_of = sorted({e.run_id for e in states if isinstance(e, TaskRunState)})
     before = conn.execute(sa.select(sa.func.max(state_transitions.c.id))).scalar() or 0
     _insert_rows(conn, state_transitions, _TRANSITION_KEYS, rows)
     if task_runs_of:
@@ -387,9 +472,10 @@ def _insert_logs(conn: Connection, lines: list[LogLine], max_log_lines: int) -> 
         room = max(0, max_log_lines - kept_so_far.get(run_id, 0))
         keep = run_lines[:room]
         rows += [
-            (run_id, x.task_slug, x.map_index, time(x.time), x.level, x.logger, x.message)
+            (run_id, x.task_slug, x.map_index, time(_from_epoch(x.time)), x.level, x.logger,
+             x.message)
             for x in keep
-        ]
+        ]  # fmt: skip
         counts.append({"rid": run_id, "kept": len(keep), "dropped": len(run_lines) - len(keep)})
     if rows:
         _insert_rows(conn, log_lines, _LOG_KEYS, rows)

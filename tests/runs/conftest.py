@@ -74,4 +74,4 @@ def flow_state(run_id: str, state: str, seconds: float, message: str | None = No
 def task_state(
     run_id: str, slug: str, state: str, seconds: float, index: int = -1, **fields: object
 ) -> TaskRunState:
-    return TaskRunState(run_id, slug, index, state, None, at(seconds), **fields)  # type: ignore[arg-type]
+    return TaskRunState(run_id, slug, index, state, None, at(seconds).timestamp(), **fields)  # type: ignore[arg-type]

@@ -91,7 +91,7 @@ def test_a_database_of_the_first_revision_is_upgraded_with_its_rows(
     assert _revision(url) == HEAD
     # the new log line counter starts from the lines the run already had
     for text in ("three", "four"):
-        store.submit(LogLine("old-run", None, -1, when, 20, "flowcore", text))
+        store.submit(LogLine("old-run", None, -1, when.timestamp(), 20, "flowcore", text))
     store.flush()
     assert [line.message for line in store.logs("old-run")] == [
         "one", "two", "three", "1 more log lines were dropped (runs.max_log_lines)",
@@ -114,7 +114,7 @@ def test_a_database_from_a_newer_flowcore_is_refused(
     assert "newer flowcore" in message and "0099_future" in message
     assert url.split("://", 1)[1].split("@")[-1] in message
     assert "upgrade flowcore" in message and "runs.store" in message
-    store.submit(LogLine("x", None, -1, datetime.now(timezone.utc), 20, "l", "m"))
+    store.submit(LogLine("x", None, -1, datetime.now(timezone.utc).timestamp(), 20, "l", "m"))
     with pytest.raises(RunStoreError, match="newer flowcore"):
         store.flush()
     assert _revision(url) == "0099_future"
