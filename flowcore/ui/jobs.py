@@ -51,9 +51,16 @@ class ResumeJob:
             stdin=subprocess.DEVNULL, stdout=self._output, stderr=subprocess.STDOUT, env=env,
             start_new_session=True,
         )  # fmt: skip
-        threading.Thread(
-            target=self._process.wait, name=f"flowcore-ui-resume-{self.id}", daemon=True
-        ).start()
+        self._final: str | None = None
+        self._lock = threading.Lock()
+        threading.Thread(target=self._wait, name=f"flowcore-ui-resume-{self.id}", daemon=True).start()
+
+    def _wait(self) -> None:
+        """Reap the process, then keep the tail of its output and close the file."""
+        self._process.wait()
+        with self._lock:
+            self._final = self._tail()
+            self._output.close()
 
     @property
     def returncode(self) -> int | None:
@@ -62,6 +69,10 @@ class ResumeJob:
 
     def output(self) -> str:
         """The last ``OUTPUT_TAIL`` characters the command printed."""
+        with self._lock:
+            return self._final if self._final is not None else self._tail()
+
+    def _tail(self) -> str:
         size = os.fstat(self._output.fileno()).st_size
         start = max(0, size - OUTPUT_TAIL)
         return os.pread(self._output.fileno(), size - start, start).decode("utf-8", "replace")
@@ -96,7 +107,10 @@ class ResumeJob:
 
     def close(self) -> None:
         """Release the output file (the process goes on if it still runs)."""
-        self._output.close()
+        with self._lock:
+            if self._final is None:
+                self._final = ""
+                self._output.close()
 
 
 class Jobs:

@@ -1,0 +1,143 @@
+"""The UI's pages and their JSON twins over a store of real runs (ASGI test client)."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from starlette.testclient import TestClient
+
+from tests.ui.conftest import Recorded
+from tests.ui.flows import XSS_LOG, XSS_MESSAGE, XSS_NAME
+
+RUN_KEYS = {
+    "run_id", "flow", "state", "message", "started", "ended", "duration", "finished", "failed",
+    "resumable", "host", "pid", "parameters", "source", "resumed_from", "task_counts", "url",
+}  # fmt: skip
+TASK_KEYS = {
+    "index", "task", "slug", "mapped", "state", "message", "run_count", "started", "ended",
+    "duration", "result_location", "n_map_states", "children", "done", "total", "url",
+}  # fmt: skip
+
+
+def test_api_runs_lists_newest_first_with_counts(client: TestClient, recorded: Recorded) -> None:
+    body = client.get("/api/runs").json()
+    assert body["total"] == 6 and body["limit"] == 50 and body["offset"] == 0
+    assert [run["run_id"] for run in body["runs"]] == [*reversed(recorded.ok), recorded.demo]
+    assert all(set(run) == RUN_KEYS for run in body["runs"])
+    demo = body["runs"][-1]
+    assert demo["flow"] == "ui demo" and demo["state"] == "Failed" and demo["failed"]
+    assert demo["task_counts"] == {"Failed": 1, "Mapped": 1, "Success": 5}  # n, spooky, 3 squares
+    assert demo["parameters"] == {"n": "4"} and demo["finished"] and demo["duration"] >= 0
+    assert demo["resumable"] is False  # a run made in this process recorded no source file
+
+
+def test_api_runs_filters_and_pages(client: TestClient, recorded: Recorded) -> None:
+    assert [r["run_id"] for r in client.get("/api/runs?flow=ui+demo").json()["runs"]] == [recorded.demo]
+    failed = client.get("/api/runs?state=failed").json()  # any case, as the CLI
+    assert failed["total"] == 1 and failed["runs"][0]["run_id"] == recorded.demo
+    assert client.get("/api/runs?flow=nope").json() == {
+        "runs": [], "total": 0, "limit": 50, "offset": 0, "flow": "nope", "state": None,
+    }  # fmt: skip
+    first = client.get("/api/runs?limit=2").json()
+    second = client.get("/api/runs?limit=2&offset=2").json()
+    third = client.get("/api/runs?per_page=2&page=3").json()
+    ids = [r["run_id"] for page in (first, second, third) for r in page["runs"]]
+    assert ids == [*reversed(recorded.ok), recorded.demo] and third["offset"] == 4
+
+
+def test_runs_page_pager_and_filter_form(client: TestClient, recorded: Recorded) -> None:
+    page = client.get("/?per_page=2&page=2")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert "Runs 3–4 of 6" in page.text and "page 2 of 3" in page.text
+    assert 'href="/?page=1&amp;per_page=2"' in page.text and 'href="/?page=3&amp;per_page=2"' in page.text
+    assert recorded.ok[2][:8] in page.text and recorded.ok[1][:8] in page.text
+    assert recorded.ok[4][:8] not in page.text
+    filtered = client.get("/?state=Failed")
+    assert "<option selected>Failed</option>" in filtered.text and recorded.demo[:8] in filtered.text
+    assert "No runs match." in client.get("/?flow=nope").text
+
+
+def test_bad_query_values_are_400(client: TestClient) -> None:
+    for query in ("limit=0", "limit=x", "offset=-1", "page=0", "per_page=501"):
+        answer = client.get(f"/api/runs?{query}")
+        assert answer.status_code == 400, query
+        assert answer.json()["error"].startswith(query.split("=")[0])
+    page = client.get("/?page=zero")
+    assert page.status_code == 400 and "page must be a whole number, not &#39;zero&#39;" in page.text
+
+
+def test_api_run_has_tasks_history_logs_and_colors(client: TestClient, recorded: Recorded) -> None:
+    run = client.get(f"/api/runs/{recorded.demo}").json()
+    assert RUN_KEYS <= set(run) and {"history", "tasks", "logs", "resumed_by", "colors", "resume_jobs"} <= set(run)
+    n, spooky, square = run["tasks"]
+    assert (n["task"], n["state"]) == ("n", "Success") and [t["index"] for t in run["tasks"]] == [0, 1, 2]
+    assert TASK_KEYS <= set(spooky)
+    assert (spooky["task"], spooky["state"], spooky["mapped"], spooky["children"]) == (XSS_NAME, "Success", False, {})
+    assert spooky["history"][-1]["state"] == "Success"
+    assert any(line["message"] == XSS_LOG for line in spooky["logs"])
+    assert square["mapped"] and square["state"] == "Mapped" and square["n_map_states"] == 4
+    assert square["children"] == {"Success": 3, "Failed": 1} and square["done"] == square["total"] == 4
+    assert square["url"] == f"/runs/{recorded.demo}/tasks/{quote(square['slug'], safe='')}"
+    assert run["history"][-1]["state"] == "Failed" and run["history"][-1]["task_slug"] is None
+    assert run["colors"]["Failed"] == "#eb0000" and run["resumed_by"] == []
+    assert client.get(f"/api/runs/{recorded.demo[:8]}").json()["run_id"] == recorded.demo  # a prefix
+
+
+def test_run_page_escapes_names_messages_and_log_lines(client: TestClient, recorded: Recorded) -> None:
+    page = client.get(f"/runs/{recorded.demo}")
+    assert page.status_code == 200
+    text = page.text
+    for raw in (XSS_NAME, XSS_MESSAGE, XSS_LOG, "<b>"):
+        assert raw not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text  # the task table and the graph
+    assert "&lt;b&gt;bold&lt;/b&gt;" in text
+    assert '<section class="graph" id="graph">\n<svg' in text and 'id="node&#45;2"' in text
+    assert "2 of 4 done" not in text and "4 of 4 done" in text  # the map's progress label
+    assert text.count("<script") == 1  # ui.js, and nothing else
+
+
+def test_task_page_lists_children_and_a_childs_history(client: TestClient, recorded: Recorded) -> None:
+    run = client.get(f"/api/runs/{recorded.demo}").json()
+    square = run["tasks"][2]
+    task = client.get("/api" + square["url"]).json()
+    assert task["task"]["slug"] == square["slug"] and task["children_total"] == 4
+    assert [c["map_index"] for c in task["children"]] == [0, 1, 2, 3]
+    failed = client.get("/api" + square["url"] + "?child_state=Failed").json()
+    assert [(c["map_index"], c["state"]) for c in failed["children"]] == [(2, "Failed")]
+    assert XSS_MESSAGE in failed["children"][0]["message"]
+    child = client.get("/api" + square["url"] + "?map_index=2").json()
+    assert child["child"]["state"] == "Failed" and [t["state"] for t in child["history"]][-1] == "Failed"
+    page = client.get(square["url"] + "?map_index=2")
+    assert page.status_code == 200 and XSS_MESSAGE not in page.text and "&lt;img src=x" in page.text
+    spooky = client.get(run["tasks"][1]["url"])
+    assert spooky.status_code == 200 and "&lt;script&gt;alert(1)&lt;/script&gt;" in spooky.text
+    assert XSS_NAME not in spooky.text
+
+
+def test_graph_svg(client: TestClient, recorded: Recorded) -> None:
+    svg = client.get(f"/runs/{recorded.demo}/graph.svg")
+    assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
+    assert "3 Success, 1 Failed" in svg.text and XSS_NAME not in svg.text
+    assert 'xlink:href="#task-2"' in svg.text
+
+
+def test_unknown_things_are_404(client: TestClient, recorded: Recorded) -> None:
+    assert client.get("/api/runs/nope-nope").status_code == 404
+    assert client.get("/api/runs/nope-nope").json()["error"].startswith("No run 'nope-nope'")
+    page = client.get("/runs/nope-nope")
+    assert page.status_code == 404 and "No run &#39;nope-nope&#39;" in page.text
+    assert client.get(f"/runs/{recorded.demo}/graph.svg".replace(recorded.demo, "nope-nope")).status_code == 404
+    assert client.get(f"/api/runs/{recorded.demo}/tasks/nope").status_code == 404
+    assert client.get("/api/resumes/0123456789abcdef").status_code == 404
+    assert client.get("/no/such/page").status_code == 404
+
+
+def test_static_files_and_security_headers(client: TestClient) -> None:
+    script = client.get("/static/ui.js")
+    assert script.status_code == 200 and "textContent" in script.text
+    assert client.get("/static/ui.css").status_code == 200
+    for answer in (client.get("/"), client.get("/api/runs"), script):
+        policy = answer.headers["content-security-policy"]
+        assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert answer.headers["x-content-type-options"] == "nosniff"
+        assert answer.headers["x-frame-options"] == "DENY"

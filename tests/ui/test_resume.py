@@ -1,0 +1,58 @@
+"""The Resume button over HTTP: a real ``flowcore resume`` subprocess resumes a failed run,
+the job page links to the new run, and the two runs link to each other."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from starlette.testclient import TestClient
+
+from flowcore.configuration import config
+from flowcore.runs import open_store
+from tests.ui.conftest import client_for, csrf_of, eventually
+from tests.ui.flows import record_resumable
+
+
+@pytest.fixture
+def failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, str]]:
+    monkeypatch.setenv("FLOWCORE__HOME_DIR", str(tmp_path / "home"))  # the subprocess's
+    before = config.get_path("runs.store")
+    config.set_path("runs.store", str(tmp_path / "runs.db"))
+    try:
+        store = open_store()
+        assert store is not None
+        run_id = record_resumable(tmp_path / "project").flow_run_id
+        store.flush()
+        yield client_for(store), run_id
+    finally:
+        config.set_path("runs.store", before)
+
+
+def test_resume_runs_flowcore_resume_and_links_the_runs(failed: tuple[TestClient, str]) -> None:
+    client, run_id = failed
+    page = client.get(f"/runs/{run_id}").text
+    assert 'id="resume-form"' in page and 'id="resume-form" hidden' not in page
+    started = client.post(f"/runs/{run_id}/resume", data={"csrf_token": csrf_of(client)})
+    assert started.status_code == 303 and started.headers["location"].startswith("/resumes/")
+    job_url = started.headers["location"]
+
+    def finished() -> dict[str, object] | None:
+        job = client.get("/api" + job_url).json()
+        done = job["status"] == "finished" and (job["new_run_id"] or job["returncode"] != 0)
+        return job if done else None
+
+    job = eventually(finished, what="the resume job")
+    assert job["run_id"] == run_id and job["returncode"] == 0 and job["succeeded"], job["output"]
+    new = client.get(f"/api/runs/{job['new_run_id']}").json()
+    assert new["state"] == "Success" and new["resumed_from"] == run_id
+    assert {t["task"]: t["children"] for t in new["tasks"]}["square"] == {"Success": 5}
+    assert client.get(f"/api/runs/{run_id}").json()["resumed_by"] == [
+        {"run_id": new["run_id"], "state": "Success", "url": f"/runs/{new['run_id']}"}
+    ]
+    job_page = client.get(job_url).text
+    assert f'href="/runs/{new["run_id"]}"' in job_page and "the resumed run succeeded" in job_page
+    old_page = client.get(f"/runs/{run_id}").text
+    assert f'class="resumed-by" href="/runs/{new["run_id"]}"' in old_page
+    assert f'id="resumed-from" href="/runs/{run_id}"' in client.get(f"/runs/{new['run_id']}").text
