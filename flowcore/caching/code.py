@@ -50,7 +50,7 @@ import types
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-from flowcore.utilities.hashing import UnhashableValue, hash_value
+from flowcore.utilities.hashing import UnhashableValue, hash_value, module_name
 
 __all__ = ["code_digest", "source_digest"]
 
@@ -192,21 +192,11 @@ def _bytecode(code: types.CodeType) -> str:
 
 
 def _qualified_name(obj: Any) -> str:
-    """``module.qualname``; a script's module is named ``<script>`` (see :func:`_module_name`)."""
-    return f"{_module_name(getattr(obj, '__module__', None))}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
+    """``module.qualname``; a script's module is named ``<script>`` (see
+    :func:`flowcore.utilities.hashing.module_name`)."""
+    return f"{module_name(getattr(obj, '__module__', None))}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
 
 
-# flowcore.cli.loading imports a flow file as a module of this name (plus a digest of its path)
-_LOADED_FLOW_FILE = "flowcore_flow_"
-
-
-def _module_name(module: str | None) -> str:
-    """A flow file's code has one name however the file is run: ``python flow.py``
-    (``__main__``), ``flowcore run flow.py`` and ``flowcore cache explain flow.py`` (a
-    ``flowcore_flow_<digest>`` module) give it the same keys."""
-    if not module:
-        return "?"
-    return "<script>" if module == "__main__" or module.startswith(_LOADED_FLOW_FILE) else module
 
 
 # -- where code comes from -----------------------------------------------------------------

@@ -34,7 +34,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flowcore.caching.stores import CacheStore, MemoryCacheStore, store_from_spec
+from flowcore.caching.stores import CacheStore, MemoryCacheStore, run_stores
 from flowcore.engine.result import Result
 from flowcore.exceptions import ResultStorageError
 from flowcore.utilities import context as _context
@@ -103,14 +103,8 @@ def _run_scope(flow: Any, context: Mapping[str, Any], store: CacheStore | str | 
     scope = {**_context.current(), **context}
     scope.update(flow_id=flow.name, flow_run_id=str(uuid.uuid4()), flow_run_name=str(uuid.uuid4()))
     scope.setdefault("caches", {})
-    spec = store if store is not None else getattr(flow, "cache_store", None)
-    if spec is None:
-        spec = scope["config"].get_path("caching.store")
-    if spec is None or spec == "memory":
-        scope["cache_store"] = MemoryCacheStore(scope["caches"])
-    else:
-        scope["cache_store"] = scope["policy_store"] = store_from_spec(spec)
     config = scope["config"]
+    scope.update(run_stores(store, getattr(flow, "cache_store", None), config, scope["caches"]))
     scope.setdefault("checkpointing", bool(config and config["flows"]["checkpointing"]))
     return scope
 

@@ -63,6 +63,7 @@ __all__ = [
     "StorageCacheStore",
     "default_storage",
     "policy_store",
+    "run_stores",
     "store_from_spec",
 ]
 
@@ -466,6 +467,22 @@ def _is_pickle(path: str) -> bool:
             return handle.read(1) == b"\x80"
     except OSError:
         return False
+
+
+def run_stores(given: Any, flow_setting: Any, config: Any, caches: dict[str, Any]) -> dict[str, CacheStore]:
+    """A flow run's stores, from the first store setting given: ``flow.run(cache_store=)``
+    (``given``), ``Flow(cache_store=)`` (``flow_setting``), config ``caching.store``. The
+    one setting applies to both spellings (``cache_store`` and ``policy_store``); with none,
+    Prefect 1's caching keeps ``context.caches`` (``caches``) and cache policies their
+    default storage (no ``policy_store``)."""
+    spec = given if given is not None else flow_setting
+    if spec is None:
+        spec = config.get_path("caching.store")
+    memory = MemoryCacheStore(caches)
+    if spec is None:
+        return {"cache_store": memory}
+    store = memory if spec == "memory" else store_from_spec(spec)
+    return {"cache_store": store, "policy_store": store}
 
 
 def store_from_spec(spec: Any) -> CacheStore:

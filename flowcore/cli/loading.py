@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import cloudpickle
 
 from flowcore.cli import CliError
+from flowcore.utilities.hashing import LOADED_FLOW_FILE
 
 if TYPE_CHECKING:
     from flowcore.core.flow import Flow
@@ -76,7 +77,7 @@ def _split(spec: str) -> tuple[str, str | None]:
 def _import(path: Path) -> Any:
     """Import ``path`` as a module named after its location (the same file is imported
     once per process)."""
-    name = "flowcore_flow_" + hashlib.sha256(str(path).encode()).hexdigest()[:12]
+    name = LOADED_FLOW_FILE + hashlib.sha256(str(path).encode()).hexdigest()[:12]
     if name in sys.modules:
         return sys.modules[name]
     module_spec = importlib.util.spec_from_file_location(name, path)

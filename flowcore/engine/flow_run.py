@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any
 import pendulum
 
 from flowcore import configuration
-from flowcore.caching import MemoryCacheStore, store_from_spec
+from flowcore.caching import MemoryCacheStore
 from flowcore.caching.cache import collect_garbage
+from flowcore.caching.stores import run_stores
 from flowcore.core._preflight import run_problems, unwritten_targets_message
 from flowcore.engine.flow_runner import import_object
 from flowcore.engine.resume import resumed_task_states
@@ -370,17 +371,8 @@ def _scheduled_states(task_states: dict[Task, State]) -> list[Scheduled]:
 
 
 def _cache_stores(flow: Flow, given: Any, caches: dict[str, list[Cached]]) -> dict[str, Any]:
-    """The run's stores: ``flow.run(cache_store=...)``, else ``Flow(cache_store=...)``, else
-    config ``caching.store``, for both spellings. With none set, Prefect 1 caching keeps
-    ``flowcore.context.caches`` and cache policies their default storage."""
-    spec = given if given is not None else getattr(flow, "cache_store", None)
-    if spec is None:
-        spec = configuration.config.get_path("caching.store")
-    memory = MemoryCacheStore(caches)
-    if spec is None:
-        return {"cache_store": memory}
-    store = memory if spec == "memory" else store_from_spec(spec)
-    return {"cache_store": store, "policy_store": store}
+    """The run's stores (:func:`flowcore.caching.stores.run_stores`)."""
+    return run_stores(given, getattr(flow, "cache_store", None), configuration.config, caches)
 
 
 def _absorb_cached_states(store: Any, task_states: dict[Task, State]) -> None:

@@ -87,11 +87,13 @@ from pathlib import Path, PurePath
 from typing import Any
 
 __all__ = [
+    "LOADED_FLOW_FILE",
     "HashedValue",
     "UnhashableValue",
     "file_contents_hashing",
     "hash_mapping",
     "hash_value",
+    "module_name",
     "register_hasher",
 ]
 
@@ -309,7 +311,21 @@ def _call(hasher: Callable[[Any], Any], value: Any) -> Any:
 
 
 def _name(cls: type) -> tuple[str, str]:
-    return cls.__module__, cls.__qualname__
+    return module_name(cls.__module__), cls.__qualname__
+
+
+# flowcore.cli.loading imports a flow file as a module of this name (plus a digest of its path)
+LOADED_FLOW_FILE = "flowcore_flow_"
+
+
+def module_name(module: str | None) -> str:
+    """The name a module goes by in digests. A flow file's code and types have one name
+    however the file is run: ``python flow.py`` (``__main__``), ``flowcore run flow.py``
+    and ``flowcore cache explain flow.py`` (a ``flowcore_flow_<digest>`` module) all give
+    ``<script>``, so they make the same keys."""
+    if not module:
+        return "?"
+    return "<script>" if module == "__main__" or module.startswith(LOADED_FLOW_FILE) else module
 
 
 def _is_pure(value: Any) -> bool:

@@ -421,3 +421,20 @@ def test_import_flowcore_imports_no_numpy_pandas_or_attrs(tmp_path: Path) -> Non
         print(*sorted(m for m in sys.modules if m.split(".")[0] in ("attrs", "attr")) or ["none"])
     """
     assert _run(tmp_path, script) == ["none", "none"]
+
+
+def test_a_type_from_a_flow_file_hashes_the_same_however_the_file_is_run() -> None:
+    """``python flow.py`` (``__main__``) and the CLI's loader (``flowcore_flow_<digest>``)
+    give a dataclass of the flow file one digest; another module's class stays apart."""
+    from dataclasses import make_dataclass
+
+    from flowcore.utilities.hashing import hash_value, module_name
+
+    def point(module: str) -> object:
+        cls = make_dataclass("Point", [("x", int)])
+        cls.__module__ = module
+        return cls(1)
+
+    assert module_name("__main__") == module_name("flowcore_flow_0123456789ab") == "<script>"
+    assert hash_value(point("__main__")) == hash_value(point("flowcore_flow_0123456789ab"))
+    assert hash_value(point("__main__")) != hash_value(point("shapes"))
