@@ -123,13 +123,19 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
+_RUNS_STORE = os.path.join(tempfile.mkdtemp(prefix="flowcore-bench-runs-"), "flowcore.db")
+
+
 def _child_env() -> dict[str, str]:
-    """This environment minus logging overrides, with the repository importable."""
+    """This environment minus logging overrides, with the repository importable. flowcore's
+    runs are recorded as by default (a SQLite run store), in a store of the benchmark's own
+    rather than the user's ``~/.flowcore/flowcore.db``."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.upper().startswith(("PREFECT__LOGGING__", "FLOWCORE__LOGGING__"))
     }
+    env.setdefault("FLOWCORE__RUNS__STORE", _RUNS_STORE)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     )

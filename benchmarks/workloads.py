@@ -16,6 +16,7 @@ WORKLOADS = {
     "W5": "w5_targets",
     "W6": "w6_dask",
     "W7": "w7_retry",
+    "W8": "w8_run_store",
     "SCALE": "scale",
 }
 

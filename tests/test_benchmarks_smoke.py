@@ -62,3 +62,14 @@ def test_unknown_workload_is_a_usage_error() -> None:
     )
     assert process.returncode == 2
     assert "unknown workload(s) ['W9']" in process.stderr
+
+
+def test_w8_measures_the_run_store_progress_and_resume() -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "benchmarks", "--size", "small", "--only", "W8"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=110,
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr[-3000:]
+    (row,) = [line for line in process.stdout.splitlines() if line.startswith("| W8 | flowcore")]
+    for part in ("W1 off", "W3 off", "with progress shown", "with 10 failed", "10 children ran"):
+        assert part in row, row

@@ -1,0 +1,133 @@
+"""W8: the run store's cost. W1 (a chain of N tasks) and W3 (a map of 20 N children) with
+the store on (SQLite, the default) and off (``runs.store = "none"``), and the cost of
+resuming a failed map.
+
+The row's times are W1 with the store on; the note gives all four per-task figures and
+the two ratios (target <= 1.10x). With the store on, a repetition is timed until the
+store has written everything the run produced (``flow.run()`` then ``store.flush()``), so
+the writer thread's work is billed to the run that caused it, not to the next one. On and
+off alternate, repetition by repetition, so drift of the machine hits both alike.
+
+Progress: W3 with the live progress display on (``progress=True``) vs off, the store off
+(target: at most 5% slower).
+
+Resume: a map of 20 N children (checkpointed to a LocalResult) feeding a sum, with 10
+children failing; then ``flow.run(resume=RUN_ID)``, timed. Target: the 10 children plus a
+constant under a second (the constant: reading the run back, and the sum reading the
+9,990 checkpointed values it needs).
+"""
+
+from __future__ import annotations
+
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from benchmarks._common import Context, Measurement, NotAvailable, check, import_engine, inc
+
+ID = "W8"
+TITLE = "run store on (SQLite) vs off: W1 and W3 per task; resuming a map"
+SIZES = {"small": 20, "default": 500}
+SYSTEMS = ("flowcore",)
+REPEAT = {"default": 5}
+WARMUP = {"default": 1}
+
+
+def run_engine(name: str, ctx: Context) -> Measurement:
+    if name != "flowcore":
+        raise NotAvailable("flowcore's own run store")
+    mod = import_engine(name)
+    from flowcore.configuration import config
+    from flowcore.engine.results import LocalResult
+    from flowcore.executors import LocalExecutor
+    from flowcore.runs import open_store
+
+    workdir = Path(ctx.workdir or tempfile.mkdtemp(prefix="flowcore-w8-"))
+    store_path = str(workdir / "runs.db")
+    task = mod.task(inc)
+    with mod.Flow("w8-chain") as chain:
+        last = task(0)
+        for _ in range(ctx.n - 1):
+            last = task(last)
+    children = 20 * ctx.n
+    with mod.Flow("w8-map") as mapped:
+        task.map(list(range(children)))
+
+    def run(flow: Any, spec: str, progress: bool = False) -> float:
+        config.set_path("runs.store", spec)
+        start = time.perf_counter()
+        state = flow.run(executor=LocalExecutor(), progress=progress)
+        store = open_store()
+        if store is not None:
+            store.flush()
+        elapsed = time.perf_counter() - start
+        check(state.is_successful(), f"flow state {state!r}")
+        return elapsed
+
+    times: dict[tuple[str, str], list[float]] = {}
+    with_progress: list[float] = []
+    for index in range(ctx.warmup + ctx.repeat):
+        for flow_name, flow in (("W1", chain), ("W3", mapped)):
+            for spec in ("none", store_path):
+                elapsed = run(flow, spec)
+                if index >= ctx.warmup:
+                    times.setdefault((flow_name, spec), []).append(elapsed)
+        elapsed = run(mapped, "none", progress=True)
+        if index >= ctx.warmup:
+            with_progress.append(elapsed)
+    progress_ratio = statistics.median(with_progress) / statistics.median(times[("W3", "none")])
+
+    def per_task(flow_name: str, spec: str) -> float:
+        count = ctx.n if flow_name == "W1" else children
+        return statistics.median(times[(flow_name, spec)]) / count * 1e6
+
+    figures = {
+        f"{w}_{'on' if spec == store_path else 'off'}_us": per_task(w, spec)
+        for w in ("W1", "W3") for spec in ("none", store_path)
+    }
+    resume_s, rerun = _resume(mod, workdir, store_path, children, config, LocalResult)
+    note = (
+        f"W1 off {figures['W1_off_us']:.1f} us, on {figures['W1_on_us']:.1f} us "
+        f"({figures['W1_on_us'] / figures['W1_off_us']:.2f}x); "
+        f"W3 off {figures['W3_off_us']:.1f} us, on {figures['W3_on_us']:.1f} us "
+        f"({figures['W3_on_us'] / figures['W3_off_us']:.2f}x); "
+        f"W3 with progress shown {progress_ratio:.2f}x; "
+        f"resuming a map of {children} with 10 failed: {resume_s * 1e3:.0f} ms, {rerun} children ran"
+    )
+    config.set_path("runs.store", "none")
+    return Measurement(
+        times[("W1", store_path)], note=note,
+        extra={**figures, "progress_ratio": progress_ratio, "resume_s": resume_s,
+               "resume_children_run": rerun},
+    )
+
+
+def _resume(mod: Any, workdir: Path, store_path: str, children: int, config: Any, result_cls: Any) -> tuple[float, int]:
+    broken = workdir / "broken"
+    ran: list[int] = []
+
+    def flaky(x: int) -> int:
+        ran.append(x)
+        if x % (children // 10) == 7 and broken.exists():
+            raise ValueError(f"child {x} fails")
+        return x + 1
+
+    def total(values: list[int]) -> int:
+        return sum(values)
+
+    with mod.Flow("w8-resume", result=result_cls(dir=str(workdir / "results"))) as flow:
+        mod.task(total)(mod.task(flaky).map(list(range(children))))
+    config.set_path("runs.store", store_path)
+    broken.touch()
+    first = flow.run(context={"checkpointing": True})
+    check(first.is_failed(), "the first run fails")
+    broken.unlink()
+    ran.clear()
+    start = time.perf_counter()
+    second = flow.run(resume=first.flow_run_id, context={"checkpointing": True})
+    elapsed = time.perf_counter() - start
+    check(second.is_successful(), f"resumed state {second!r}")
+    check(len(ran) == 10, f"{len(ran)} children ran again, expected 10")
+    return elapsed, len(ran)
