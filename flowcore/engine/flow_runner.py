@@ -11,6 +11,16 @@ per task to the executor, handing each its upstream states (or futures of them):
                                         mapped upstream
         otherwise                    -> submit run_task(task, state, upstream_states)
 
+Then every future is collected (``executor.collect`` where the executor has it, else
+``wait``). A run the executor could not carry out comes back as an exception, which
+:class:`_Outcomes` makes a state: a dead worker -> ``Crashed`` (``WorkerCrashed``), another
+failure of the machinery -> ``Failed``, both through ``state_from_error`` and the
+TaskRunner's ``check_for_retry`` (so ``Retrying`` while attempts are left); a run that
+never started because such a run failed under it (``UpstreamCrashed``) keeps the state it
+was submitted with. When those runs wait only on runs that failed for good, the pass does
+another round over the flow (finished tasks are kept), so they meet their triggers now
+rather than stay Pending.
+
 The pass ends in ``determine_final_state``: Running while a terminal task is unfinished
 (for example Retrying), else Failed if a reference task failed, else Success.
 

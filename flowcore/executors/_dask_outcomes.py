@@ -35,11 +35,15 @@ whose start event never left its worker (a call that kills its worker within a f
 milliseconds); after that Dask fails it with ``KilledWorker``. On a cluster at an
 ``address`` no plugin is installed and the cluster's settings apply: Dask reruns a call
 whose worker died up to ``allowed-failures`` times and recomputes lost results.
+
+:func:`watching_workers` logs workers joining and leaving the cluster.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from distributed.diagnostics.plugin import SchedulerPlugin
@@ -48,7 +52,7 @@ from flowcore.exceptions import DaskTaskError, FlowcoreException, UpstreamCrashe
 
 __all__ = [
     "CrashPolicy", "Outcomes", "ResultLost", "WorkerDied", "describe_failure", "failure_causes", "find_futures",
-    "install_crash_policy", "map_futures", "report_start", "result_lost", "worker_died",
+    "install_crash_policy", "map_futures", "report_start", "result_lost", "watching_workers", "worker_died",
 ]
 
 _PLUGIN_NAME = "flowcore-crash-policy"
@@ -242,3 +246,45 @@ def find_futures(data: Any, future_type: type) -> list[Any]:
     found: list[Any] = []
     map_futures(data, future_type, found.append)
     return found
+
+
+@contextmanager
+def watching_workers(client: Any, logger: logging.Logger) -> Iterator[None]:
+    """Log workers joining and leaving the cluster (the scheduler's "all" event topic)."""
+
+    def on_event(event: tuple[float, Any]) -> None:
+        message = event[1] if isinstance(event[1], dict) else {}
+        action = message.get("action")
+        if action == "add-worker":
+            logger.debug("Dask worker %s joined the cluster", message.get("worker"))
+        elif action == "remove-worker":
+            lost = len(message.get("processing-tasks") or ()) + len(
+                message.get("lost-computed-tasks") or ()
+            )
+            level = logging.DEBUG if message.get("expected") else logging.WARNING
+            logger.log(
+                level, "Dask worker %s left the cluster while running or holding %d task "
+                "run(s)", message.get("worker"), lost,
+            )
+
+    client.subscribe_topic("all", on_event)
+    try:
+        yield
+    finally:
+        _unsubscribe(client, "all")
+
+
+def _unsubscribe(client: Any, topic: str) -> None:
+    """Unsubscribe before the client closes. ``unsubscribe_topic`` only queues a message,
+    which a closing client may never flush; the scheduler would then log a CRITICAL
+    traceback sending the client's own "remove-client" event to its closed stream. A direct
+    call does it at once (the function travels by value: the scheduler needs no flowcore)."""
+    client_id = client.id
+
+    def unsubscribe(dask_scheduler: Any) -> None:
+        dask_scheduler.unsubscribe_topic(topic, client_id)
+
+    try:
+        client.run_on_scheduler(unsubscribe)
+    except Exception:  # noqa: BLE001 - e.g. a scheduler that refuses functions; best effort
+        client.unsubscribe_topic(topic)

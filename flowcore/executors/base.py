@@ -5,7 +5,10 @@ engine. ``start()`` is a context manager around a session (a pool, a cluster); i
 re-entrant, so ``flow.run`` can hold one session across retry passes while each
 ``FlowRunner.run`` also enters it. ``submit(fn, *args, extra_context=None, **kwargs)``
 returns a future-like value, and ``wait(x)`` resolves futures anywhere inside ``x``
-(lists, dicts, tuples).
+(lists, dicts, tuples). ``collect(x)`` is ``wait`` for the FlowRunner: an executor whose
+own machinery can fail a call (a dead Dask worker, a result that cannot leave its process)
+returns an exception from ``flowcore.exceptions`` in that call's place instead of raising
+(``DaskExecutor``); the others need not override it.
 """
 
 from __future__ import annotations
@@ -52,6 +55,11 @@ class Executor:
 
     def wait(self, futures: Any) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement wait()")
+
+    def collect(self, futures: Any) -> Any:
+        """``wait``, except that a call the executor's machinery could not carry out is
+        returned as an exception in its place (see the module docstring)."""
+        return self.wait(futures)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

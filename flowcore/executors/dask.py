@@ -29,7 +29,13 @@ FlowRunner itself must look at a state (before mapping, at the end of a pass).
               the batch - the task, the flow context - become one shared key), and the
               batch goes to the scheduler as one graph per run of equal resources
               (``client.map``, pure=False), so a map of n children costs a few messages
-    wait      flush, then ``client.gather``
+    results   every future's result comes to the driver as the call finishes
+              (``_dask_outcomes.Outcomes``), so a worker that dies later loses nothing
+              the driver has
+    wait      flush, then the collected results (the first failure raises)
+    collect   the same, but a call the machinery could not carry out comes back as an
+              exception in its place: ``WorkerCrashed``, ``UpstreamCrashed`` or
+              ``DaskTaskError`` (the FlowRunner makes them task states)
 
 On a worker each call runs inside :func:`_call`, which unpacks it, names the task in any
 error and, on a worker in its own process, checks that the returned state pickles
@@ -38,7 +44,9 @@ error and, on a worker in its own process, checks that the returned state pickle
 scheduler) become one :class:`DaskTaskError` that names the task and the cause (raised in
 :func:`_call`, at a flush, or by ``_translate`` while waiting, ``from`` the original
 error); an exception raised by a task's own code (with ``raise_on_exception``) passes
-through unchanged.
+through unchanged. On a temporary cluster a scheduler plugin decides what a dead worker
+costs (``_dask_outcomes.CrashPolicy``: crashed calls are not rerun by Dask, finished calls
+are never recomputed); on a cluster at an ``address`` the cluster's settings apply.
 """
 
 from __future__ import annotations
@@ -366,7 +374,9 @@ class DaskExecutor(Executor):
                 report = performance_report(filename=self.performance_report_path)  # type: ignore[no-untyped-call]
                 stack.enter_context(report)
             if self.watch_worker_status or (self.watch_worker_status is None and not self.adapt_kwargs):
-                stack.enter_context(_watching_workers(client, self.logger))
+                from flowcore.executors._dask_outcomes import watching_workers
+
+                stack.enter_context(watching_workers(client, self.logger))
             from flowcore.executors._dask_outcomes import Outcomes
 
             self._crash_policy = self.address is None and self._install_crash_policy(client)
@@ -620,48 +630,6 @@ def _erred_futures(futures: Any) -> list[Any]:
             stack.extend(item)
     found.sort(key=lambda future: getattr(future, "_id", ("", 0))[1])
     return found
-
-
-@contextmanager
-def _watching_workers(client: Any, logger: logging.Logger) -> Iterator[None]:
-    """Log workers joining and leaving the cluster (the scheduler's "all" event topic)."""
-
-    def on_event(event: tuple[float, Any]) -> None:
-        message = event[1] if isinstance(event[1], dict) else {}
-        action = message.get("action")
-        if action == "add-worker":
-            logger.debug("Dask worker %s joined the cluster", message.get("worker"))
-        elif action == "remove-worker":
-            lost = len(message.get("processing-tasks") or ()) + len(
-                message.get("lost-computed-tasks") or ()
-            )
-            level = logging.DEBUG if message.get("expected") else logging.WARNING
-            logger.log(
-                level, "Dask worker %s left the cluster while running or holding %d task "
-                "run(s)", message.get("worker"), lost,
-            )
-
-    client.subscribe_topic("all", on_event)
-    try:
-        yield
-    finally:
-        _unsubscribe(client, "all")
-
-
-def _unsubscribe(client: Any, topic: str) -> None:
-    """Unsubscribe before the client closes. ``unsubscribe_topic`` only queues a message,
-    which a closing client may never flush; the scheduler would then log a CRITICAL
-    traceback sending the client's own "remove-client" event to its closed stream. A direct
-    call does it at once (the function travels by value: the scheduler needs no flowcore)."""
-    client_id = client.id
-
-    def unsubscribe(dask_scheduler: Any) -> None:
-        dask_scheduler.unsubscribe_topic(topic, client_id)
-
-    try:
-        client.run_on_scheduler(unsubscribe)
-    except Exception:  # noqa: BLE001 - e.g. a scheduler that refuses functions; best effort
-        client.unsubscribe_topic(topic)
 
 
 def _require_bokeh() -> None:
