@@ -94,23 +94,28 @@ class CrashPolicy(SchedulerPlugin):
 
     def __init__(self) -> None:
         self.scheduler: Any = None
-        self.running: dict[Any, str] = {}
+        self.running: dict[Any, tuple[str, int]] = {}  # key -> (worker, suspicious count)
         self.crashed: dict[Any, str] = {}
 
     async def start(self, scheduler: Any) -> None:
         self.scheduler = scheduler
 
     def log_event(self, topic: str, msg: Any) -> None:
-        if topic == _STARTED_TOPIC and isinstance(msg, dict):
-            self.running[msg.get("key")] = str(msg.get("worker"))
+        if topic == _STARTED_TOPIC and isinstance(msg, dict) and self.scheduler is not None:
+            key = msg.get("key")
+            suspicious = getattr(self.scheduler.tasks.get(key), "suspicious", 0)
+            self.running[key] = (str(msg.get("worker")), suspicious)
 
     def transition(self, key: Any, start: str, finish: str, *args: Any, **kwargs: Any) -> None:
         if finish == "memory":
             self.running.pop(key, None)
             self._replace(key, result_lost)
         elif start == "processing" and finish in ("released", "waiting"):
-            worker = self.running.pop(key, None)
-            if worker is not None and worker not in self.scheduler.workers:
+            worker, suspicious = self.running.pop(key, ("", 0))
+            ts = self.scheduler.tasks.get(key)
+            # Dask counts a worker's death against its tasks only when the worker did not
+            # leave on purpose (retired by adaptive scaling: the run goes on elsewhere)
+            if worker and worker not in self.scheduler.workers and getattr(ts, "suspicious", 0) > suspicious:
                 self.crashed[key] = worker
                 self._replace(key, worker_died, worker)
         elif finish == "erred":
