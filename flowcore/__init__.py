@@ -14,16 +14,28 @@ Change ``prefect`` to ``flowcore`` in a Prefect 1 flow's imports and it runs her
 
     state = flow.run()
     assert state.result[total].result == 3
+
+The names below are Prefect 1's, and ``from flowcore import X`` gives each of them; they are
+imported on first use (PEP 562), so ``import flowcore`` itself is quick and a command such as
+``flowcore runs ls`` does not load the engine, Dask or pendulum.
 """
 
-from flowcore import engine, executors, schedules, triggers
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from typing import TYPE_CHECKING, Any
+
 from flowcore.configuration import config
-from flowcore.core import Flow, Parameter, Task
-from flowcore.tasks.control_flow import case
-from flowcore.tasks.core.resource_manager import resource_manager
 from flowcore.utilities.context import context
-from flowcore.utilities.edges import flatten, mapped, unmapped
-from flowcore.utilities.tasks import apply_map, tags, task
+
+if TYPE_CHECKING:
+    from flowcore import engine, executors, schedules, triggers
+    from flowcore.core import Flow, Parameter, Task
+    from flowcore.tasks.control_flow import case  # type: ignore[no-redef]
+    from flowcore.tasks.core.resource_manager import resource_manager
+    from flowcore.utilities.edges import flatten, mapped, unmapped
+    from flowcore.utilities.tasks import apply_map, tags, task
 
 __version__ = "0.2.0.dev0"
 
@@ -46,3 +58,33 @@ __all__ = [
     "task",
     "unmapped",
 ]
+
+# name -> the module that defines it ("" : the name is a subpackage of flowcore)
+_LAZY = {
+    "engine": "", "executors": "", "schedules": "", "triggers": "",
+    "Flow": "flowcore.core", "Parameter": "flowcore.core", "Task": "flowcore.core",
+    "case": "flowcore.tasks.control_flow",
+    "resource_manager": "flowcore.tasks.core.resource_manager",
+    "flatten": "flowcore.utilities.edges", "mapped": "flowcore.utilities.edges",
+    "unmapped": "flowcore.utilities.edges",
+    "apply_map": "flowcore.utilities.tasks", "tags": "flowcore.utilities.tasks",
+    "task": "flowcore.utilities.tasks",
+}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    """Import a name of ``__all__``, or a subpackage (``flowcore.tasks``, ...), on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        if name.startswith("_") or importlib.util.find_spec(f"flowcore.{name}") is None:
+            raise AttributeError(f"module 'flowcore' has no attribute {name!r}")
+        module = ""
+    value = importlib.import_module(f"flowcore.{name}") if module == "" else getattr(
+        importlib.import_module(module), name
+    )
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

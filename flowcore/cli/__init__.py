@@ -3,13 +3,14 @@
 ::
 
     flowcore [--debug] [--version] NOUN VERB [OPTIONS]
-      cache ls | show | rm | gc         flowcore.cli.cache
+      cache ls | show | rm | gc | explain  flowcore.cli.cache
       run FILE.py[:FLOW], resume RUN_ID  flowcore.cli.run
       runs ls | show | logs             flowcore.cli.runs
       visualize FILE.py[:FLOW]          flowcore.cli.visualize
+      ui                                flowcore.cli.ui
 
 Groups mirror the nouns, commands the verbs; a new verb is one function in its noun's
-module. Every listing takes ``--json`` (one JSON document on stdout, for scripts) and
+module, and a new noun one line in ``_COMMANDS`` (commands are imported when used). Every listing takes ``--json`` (one JSON document on stdout, for scripts) and
 otherwise prints a table (rich, for people).
 
 :func:`main` is the one place where errors become output: any error, ours
@@ -21,6 +22,7 @@ unexpected error instead. Success is exit status 0.
 
 from __future__ import annotations
 
+import importlib
 import os
 import sys
 from collections.abc import Sequence
@@ -45,27 +47,43 @@ class Settings:
     debug: bool = False
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _LazyGroup(click.Group):
+    """A group whose commands are imported when used (click's documented pattern for lazy
+    subcommands), so ``flowcore runs ls`` does not import the caching package, nor
+    ``flowcore cache ls`` the run store. ``--help`` imports them all, for their help."""
+
+    def __init__(self, *args: Any, lazy: dict[str, str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *self.lazy})
+
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
+        if name in self.lazy and name not in self.commands:
+            module, _, attribute = self.lazy[name].rpartition(".")
+            self.add_command(getattr(importlib.import_module(module), attribute), name)
+        return super().get_command(ctx, name)
+
+
+# command name -> where it is defined; a new verb is one line here and one function there
+_COMMANDS = {
+    "cache": "flowcore.cli.cache.cache",
+    "resume": "flowcore.cli.run.resume",
+    "run": "flowcore.cli.run.run",
+    "runs": "flowcore.cli.runs.runs",
+    "ui": "flowcore.cli.ui.ui",
+    "visualize": "flowcore.cli.visualize.visualize",
+}
+
+
+@click.group(cls=_LazyGroup, lazy=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
 @click.version_option(flowcore.__version__, "--version", prog_name="flowcore", message="%(prog)s %(version)s")
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """flowcore: run flows, and manage what they leave behind."""
     ctx.ensure_object(Settings).debug = debug
-
-
-def _register() -> None:
-    from flowcore.cli.cache import cache
-    from flowcore.cli.run import resume, run
-    from flowcore.cli.runs import runs
-    from flowcore.cli.ui import ui
-    from flowcore.cli.visualize import visualize
-
-    for command in (run, resume, runs, visualize, cache, ui):
-        cli.add_command(command)
-
-
-_register()
 
 
 def main(args: Sequence[str] | None = None, prog_name: str | None = None) -> None:

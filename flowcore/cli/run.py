@@ -59,8 +59,8 @@ def run(
 @click.option("--rerun", multiple=True, metavar="TASK", help="Run this task and everything downstream again.")
 @click.option("--progress/--no-progress", default=None)
 def resume(run_id: str, params: dict[str, Any], executor: str, rerun: tuple[str, ...], progress: bool | None) -> None:
-    """Resume run RUN_ID (or 'last' with --flow... see `flowcore runs ls`): load its flow
-    from the file it was run from, and run only what did not finish."""
+    """Resume run RUN_ID: run only what did not finish, with the flow loaded from the file
+    the run came from (`flowcore runs ls` lists the runs)."""
     from flowcore.cli.runs import open_cli_store
 
     store = open_cli_store(None)
