@@ -21,6 +21,7 @@ wrote the database, and is an error.
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -157,6 +158,11 @@ def _revision(conn: Connection, display: str) -> str | None:
     return None if current is None else str(current)
 
 
+# Alembic's ``op`` and ``context`` are module-level proxies: two migrations at once in one
+# process (two new stores opened by two writer threads) would share them
+_ALEMBIC_LOCK = threading.Lock()
+
+
 def _upgrade(conn: Connection) -> None:
     from alembic import command
     from alembic.config import Config
@@ -164,7 +170,8 @@ def _upgrade(conn: Connection) -> None:
     alembic_config = Config()
     alembic_config.set_main_option("script_location", str(MIGRATIONS))
     alembic_config.attributes["connection"] = conn
-    command.upgrade(alembic_config, HEAD)
+    with _ALEMBIC_LOCK:
+        command.upgrade(alembic_config, HEAD)
 
 
 def _is_locked(error: BaseException | None) -> bool:

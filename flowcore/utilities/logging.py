@@ -8,17 +8,17 @@ them. Mapped children log through a child logger named ``flowcore.<name>[i]`` th
 registered with :mod:`logging`, so a map of 100,000 items does not leave 100,000 loggers
 behind.
 
-The engine logs two lines per task run, as Prefect 1 does, so their cost matters:
-:func:`log` builds those records from a template (no stack walk, no per-record process
-lookups) and the handler's formatter renders the timestamp once per second. The records
-are ordinary ``logging.LogRecord`` objects, so any handler a user adds sees the usual
-attributes; with a custom record factory installed, :func:`log` uses it instead.
+The engine logs two lines per task run, as Prefect 1 does, so their cost matters: when
+flowcore's handler is the only one that would see such a line, :func:`log` formats it
+itself (the timestamp rendered once per second) and writes it to the handler's stream
+under the handler's lock, with no ``LogRecord`` at all. Otherwise (a user's handler, a
+filter, another format) the line is an ordinary record, made by ``Logger.makeRecord`` and
+handled as any other, so every handler sees the usual attributes.
 """
 
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import threading
 import time
@@ -32,7 +32,6 @@ __all__ = ["add_line_sink", "configure_logging", "get_child_logger", "get_logger
 _DEFAULT_FORMAT = configuration.DEFAULTS["logging"]["format"]
 _CONTEXT_ATTRIBUTES = ("flow_name", "flow_run_id", "task_name", "task_slug", "task_run_id")
 _LOGGERS: dict[str | None, logging.Logger] = {}
-_ORIGINAL_FACTORY = logging.getLogRecordFactory()
 
 
 def _add_context(attributes: dict[str, Any]) -> None:
@@ -187,20 +186,6 @@ def get_child_logger(parent: logging.Logger, full_name: str) -> logging.Logger:
     return logger
 
 
-_STATIC_FIELDS: dict[str, Any] = {
-    "args": None,
-    "exc_info": None,
-    "exc_text": None,
-    "stack_info": None,
-    "pathname": __file__,
-    "filename": os.path.basename(__file__),
-    "module": "logging",
-    "lineno": 0,
-    "funcName": "log",
-    "taskName": None,
-}
-
-
 def _sole_handler(logger: logging.Logger, level: int) -> _StreamHandler | None:
     """flowcore's own handler when it is the only thing that would see this record, with
     the default format, no extra filters and nothing else listening; else None."""
@@ -233,12 +218,14 @@ def log(logger: logging.Logger, level: int, message: str) -> None:
         formatter = handler.formatter
         assert isinstance(formatter, _Formatter)
         line = formatter.plain_line(logger.name, level, message)
-        with handler.lock:  # type: ignore[union-attr]
-            try:
-                handler.stream.write(line)
-                handler.stream.flush()
-            except Exception:
-                handler.handleError(_record_for(logger, level, message))
+        handler.acquire()
+        try:
+            handler.stream.write(line)
+            handler.stream.flush()
+        except Exception:
+            handler.handleError(_record_for(logger, level, message))
+        finally:
+            handler.release()
         return
     record = _record_for(logger, level, message)
     record.__dict__["_flowcore_no_sinks"] = True
@@ -246,41 +233,12 @@ def log(logger: logging.Logger, level: int, message: str) -> None:
 
 
 def _record_for(logger: logging.Logger, level: int, message: str) -> logging.LogRecord:
-    if logging.getLogRecordFactory() is not _ORIGINAL_FACTORY:
-        return logger.makeRecord(logger.name, level, "(flowcore)", 0, message, (), None)
-    record = logging.LogRecord.__new__(logging.LogRecord)
-    fields = record.__dict__
-    fields.update(_STATIC_FIELDS)
-    now = time.time_ns()
-    fields["name"] = logger.name
-    fields["msg"] = message
-    fields["levelno"] = level
-    fields["levelname"] = logging.getLevelName(level)
-    fields["created"] = now / 1e9
-    fields["msecs"] = (now % 1_000_000_000) // 1_000_000 + 0.0
-    start = logging._startTime  # type: ignore[attr-defined]
-    fields["relativeCreated"] = (now - start) / 1e6 if isinstance(start, int) else (now / 1e9 - start) * 1000
-    if logging.logThreads:
-        fields["thread"] = threading.get_ident()
-        fields["threadName"] = threading.current_thread().name
-    else:
-        fields["thread"] = fields["threadName"] = None
-    fields["processName"] = _process_name()
-    fields["process"] = os.getpid() if logging.logProcesses else None
-    _add_context(fields)
+    """An ordinary record, made through the logger's public ``makeRecord`` (so a custom
+    record factory is used too); only used when something besides flowcore's own handler
+    listens, or a write failed."""
+    record = logger.makeRecord(logger.name, level, "(flowcore)", 0, message, (), None)
+    _add_context(record.__dict__)
     return record
-
-
-def _process_name() -> str | None:
-    if not logging.logMultiprocessing:
-        return None
-    mp = sys.modules.get("multiprocessing")
-    if mp is None:
-        return "MainProcess"
-    try:
-        return mp.current_process().name  # type: ignore[no-any-return]
-    except Exception:
-        return "MainProcess"
 
 
 configure_logging()

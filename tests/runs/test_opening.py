@@ -173,3 +173,20 @@ def test_stores_opening_a_new_database_at_once_create_it_once(url: str) -> None:
     assert counts == [0, 0, 0, 0]
     for store in stores:
         store.close()
+
+
+def test_several_new_databases_migrated_at_once_in_one_process(tmp_path: Path) -> None:
+    """Alembic's proxies are process-wide: migrations of different databases by different
+    threads of one process take turns rather than trample each other."""
+    stores = [RunStore(f"sqlite:///{tmp_path / f'db{i}.sqlite'}") for i in range(6)]
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            counts = list(pool.map(lambda s: s.count_runs(), stores))
+        assert counts == [0] * 6
+        for index, store in enumerate(stores):
+            store.submit(started(f"run-{index}"))
+            store.flush()
+            assert store.count_runs() == 1
+    finally:
+        for store in stores:
+            store.close()
