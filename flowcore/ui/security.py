@@ -19,7 +19,8 @@
    ``Authorization`` header (which browsers never add by themselves) needs no CSRF token.
 4. **Headers.** Every answer says ``Content-Security-Policy`` (scripts from the UI's own
    static files only, no inline script, no frames), ``X-Content-Type-Options: nosniff``,
-   ``X-Frame-Options: DENY`` and ``Referrer-Policy: no-referrer``.
+   ``X-Frame-Options: DENY`` and ``Referrer-Policy: same-origin`` (not ``no-referrer``: with it
+   browsers send ``Origin: null`` on the UI's own form posts).
 
 Text from runs and caches (task names, messages, log lines) is never trusted: templates
 escape it and the JavaScript writes it with ``textContent``; the policy above is the second
@@ -68,7 +69,7 @@ _HEADERS = [
     (b"content-security-policy", CSP.encode()),
     (b"x-content-type-options", b"nosniff"),
     (b"x-frame-options", b"DENY"),
-    (b"referrer-policy", b"no-referrer"),
+    (b"referrer-policy", b"same-origin"),
 ]
 _READS = ("GET", "HEAD")
 MAX_FORM = 64 * 1024  # bytes: the UI's forms are a few fields
