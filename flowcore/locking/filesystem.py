@@ -49,6 +49,7 @@ from pathlib import Path
 from typing import Any
 
 from flowcore.locking.base import DEFAULT_HOLD_TIMEOUT, LockManager, poll
+from flowcore.utilities.processes import pid_alive
 
 try:
     import fcntl
@@ -73,31 +74,13 @@ def lock_file_name(key: str) -> str:
     return f"{readable}-{digest}.lock" if readable else f"{digest}.lock"
 
 
-def _pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # it exists, under another user
-        return True
-    except OSError:
-        return True
-    try:  # a killed child that nobody has reaped yet is a zombie: dead for our purpose
-        with open(f"/proc/{pid}/stat", encoding="utf-8") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def _is_stale(record: dict[str, Any] | None, now: float) -> bool:
     if record is None:
         return True
     expires_at = record.get("expires_at")
     if expires_at is not None and expires_at <= now:
         return True
-    return record.get("hostname") == _HOSTNAME and not _pid_alive(int(record.get("pid", -1)))
+    return record.get("hostname") == _HOSTNAME and not pid_alive(int(record.get("pid", -1)))
 
 
 class FileSystemLockManager(LockManager):

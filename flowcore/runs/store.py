@@ -64,6 +64,7 @@ from flowcore.exceptions import FlowcoreException
 from flowcore.runs.events import FlowRunStarted, FlowRunState, RunEvent
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
 from flowcore.runs.states import canonical, is_finished
+from flowcore.utilities.processes import pid_alive
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
@@ -552,17 +553,7 @@ class RunStore:
             )
 
     def _driver_alive(self, host: str, pid: int) -> bool:
-        if host != self._host or pid <= 0:
-            return False
-        if pid == os.getpid():
-            return True
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        return True
+        return host == self._host and pid_alive(pid)
 
 
 # -- helpers -------------------------------------------------------------------------------
