@@ -42,6 +42,7 @@ whose worker died up to ``allowed-failures`` times and recomputes lost results.
 from __future__ import annotations
 
 import logging
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -156,17 +157,24 @@ class Outcomes:
         self._outcomes: dict[Any, tuple[str, Any]] = {}
 
     def track(self, futures: list[Any]) -> None:
-        """Collect these futures' results as they finish."""
+        """Collect these futures' results as they finish; an outcome is kept until the
+        driver drops the future (so a result nobody holds is not kept here either)."""
         new = [f for f in futures if f.key not in self._tracked]
-        self._tracked.update(f.key for f in new)
+        for future in new:
+            self._tracked.add(future.key)
+            weakref.finalize(future, self._forget, future.key)
         if new:
             self._done.update(new)  # type: ignore[no-untyped-call]
+
+    def _forget(self, key: Any) -> None:
+        self._tracked.discard(key)
+        self._outcomes.pop(key, None)
 
     def settle(self, futures: list[Any]) -> dict[Any, tuple[str, Any]]:
         """``{key: (status, value)}`` for ``futures``, once each has finished; status is
         "finished" (value: the result), "error" or "cancelled" (value: the exception)."""
         self.track(futures)
-        missing = {f.key for f in futures} - self._outcomes.keys()
+        missing = {f.key for f in futures if f.key not in self._outcomes}
         while missing:
             for future, result in self._done.next_batch(block=True):  # type: ignore[no-untyped-call]
                 self._outcomes[future.key] = _outcome(future, result)
