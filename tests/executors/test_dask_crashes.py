@@ -9,6 +9,7 @@ files count every run of every child.
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,8 +17,9 @@ import pytest
 
 from flowcore import Flow, unmapped
 from flowcore.engine.state import Crashed, Failed, Pending, State, Success, TriggerFailed
-from flowcore.exceptions import WorkerCrashed
+from flowcore.exceptions import UpstreamCrashed, WorkerCrashed
 from flowcore.executors import DaskExecutor
+from flowcore.executors._dask_outcomes import ResultLost, WorkerDied, describe_failure
 from tests.executors import flows
 from tests.executors.conftest import local_cluster_kwargs
 
@@ -107,3 +109,46 @@ def test_state_of_every_task_when_a_mapped_child_crashes(
     assert [type(s) for s in state.result[items].map_states] == [Crashed, Success, Success, Success]
     assert [type(s) for s in state.result[again].map_states] == [TriggerFailed, Success, Success, Success]
     assert [s.result for s in state.result[again].map_states[1:]] == [3, 4, 5]
+
+
+def _untranslated(exc: BaseException) -> Exception:
+    raise AssertionError(f"not a failure of the machinery: {exc!r}")
+
+
+@pytest.mark.parametrize(
+    ("error", "message"),
+    [
+        (WorkerDied("the Dask worker tcp://w:1 died while it ran"),
+         "Task 'load[3]': its Dask worker died while it ran"),
+        (ResultLost("gone"),
+         "Task 'load[3]': the Dask worker holding its result died before flowcore collected the result"),
+    ],
+)
+def test_a_dead_worker_is_a_worker_crash_of_the_run_it_hit(error: Exception, message: str) -> None:
+    described = describe_failure(error, "load[3]", None, None, _untranslated)
+    assert isinstance(described, WorkerCrashed)
+    assert str(described) == message
+    assert described.label == "load[3]"
+
+
+def test_a_run_that_failed_because_its_input_did_is_upstream_crashed() -> None:
+    described = describe_failure(ResultLost("gone"), "total", "load[3]", None, _untranslated)
+    assert isinstance(described, UpstreamCrashed)
+    assert (described.label, described.upstream) == ("total", "load[3]")
+    assert str(described) == "Task 'total' did not run: the run of 'load[3]' it depends on did not finish"
+
+
+def test_a_run_on_a_worker_that_died_is_crashed_whatever_failed_next() -> None:
+    """A crashed run waiting for an input lost with the same worker fails for that input;
+    the crash policy's record still makes it the crash."""
+    described = describe_failure(ResultLost("gone"), "crash", "first", "tcp://w:1", _untranslated)
+    assert isinstance(described, WorkerCrashed)
+    assert str(described) == "Task 'crash': its Dask worker died while it ran"
+
+
+def test_crash_exceptions_survive_pickling() -> None:
+    for error in (WorkerCrashed("a[1]", "cause", "Task 'a[1]': gone"), UpstreamCrashed("b", "a[1]")):
+        copy = pickle.loads(pickle.dumps(error))
+        assert type(copy) is type(error)
+        assert str(copy) == str(error)
+        assert copy.label == error.label
