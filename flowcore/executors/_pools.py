@@ -8,7 +8,8 @@ An :class:`EagerPool` wraps a ``ThreadPoolExecutor`` or a ``ProcessPoolExecutor`
         done the call joins the ready queue
     dispatcher thread: ready queue -> arguments resolved -> pool.submit
         (the only thread that submits to the pool, so no callback ever blocks on the pool's
-        own queues; a failed dependency fails ``out`` with the same exception)
+        own queues; a failed dependency fails ``out`` with the same exception, and
+        ``culprit(out)`` names the call that failed first)
     pool future done -> out set (processes: the call and the result travel as cloudpickle
         bytes, and the result is checked to pickle inside the worker process)
     close(failed)
@@ -23,6 +24,7 @@ import functools
 import pickle
 import queue
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
@@ -30,7 +32,7 @@ from typing import Any, NamedTuple
 
 from flowcore.exceptions import DaskTaskError
 
-__all__ = ["EagerPool", "check_picklable", "init_process", "resolve"]
+__all__ = ["EagerPool", "check_picklable", "init_process", "map_futures", "resolve"]
 
 
 class _Job(NamedTuple):
@@ -48,14 +50,17 @@ class EagerPool:
         self.pool = pool
         self._ready: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._futures: set[Future[Any]] = set()
+        self._labels: weakref.WeakKeyDictionary[Future[Any], str] = weakref.WeakKeyDictionary()
+        self._culprits: weakref.WeakKeyDictionary[Future[Any], str] = weakref.WeakKeyDictionary()
         self._dispatcher = threading.Thread(
-            target=_dispatch, args=(pool, self._ready), name="flowcore-dask-dispatcher",
+            target=_dispatch, args=(self, self._ready), name="flowcore-dask-dispatcher",
             daemon=True,
         )
         self._dispatcher.start()
 
     def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], label: str) -> Future[Any]:
         out: Future[Any] = Future()
+        self._labels[out] = label
         self._futures.add(out)
         out.add_done_callback(self._futures.discard)
         job = _Job(out, fn, args, kwargs, label)
@@ -79,6 +84,23 @@ class EagerPool:
             dep.add_done_callback(on_done)
         return out
 
+    def label(self, future: Future[Any]) -> str | None:
+        """The label ``future``'s call was submitted with (None: not one of this pool's)."""
+        return self._labels.get(future)
+
+    def culprit(self, future: Future[Any]) -> str | None:
+        """The label of the call whose failure failed ``future`` before it started (None:
+        it ran, or has not failed)."""
+        return self._culprits.get(future)
+
+    def _blame(self, job: _Job) -> None:
+        deps: list[Future[Any]] = []
+        _find_futures((job.args, job.kwargs), deps)
+        for dep in deps:
+            if dep.done() and not dep.cancelled() and dep.exception() is not None:
+                self._culprits[job.out] = self._culprits.get(dep) or self._labels.get(dep, "?")
+                return
+
     def close(self, failed: bool) -> None:
         pending = list(self._futures)
         if failed:
@@ -96,19 +118,21 @@ class EagerPool:
 def resolve(data: Any) -> Any:
     """``data`` with each Future inside lists, tuples, sets and dict values replaced by its
     result (raising its exception)."""
-    return _map_futures(data, Future.result)
+    return map_futures(data, Future.result)
 
 
-def _map_futures(data: Any, fn: Callable[[Future[Any]], Any]) -> Any:
+def map_futures(data: Any, fn: Callable[[Future[Any]], Any]) -> Any:
+    """``data`` with each Future inside lists, tuples, sets and dict values replaced by
+    ``fn(future)``."""
     kind = type(data)
     if kind is Future:
         return fn(data)
     if kind is list:
-        return [_map_futures(item, fn) for item in data]
+        return [map_futures(item, fn) for item in data]
     if kind is dict:
-        return {key: _map_futures(value, fn) for key, value in data.items()}
+        return {key: map_futures(value, fn) for key, value in data.items()}
     if kind is tuple or kind is set or kind is frozenset:
-        return kind(_map_futures(item, fn) for item in data)
+        return kind(map_futures(item, fn) for item in data)
     return data
 
 
@@ -124,7 +148,8 @@ def _find_futures(data: Any, found: list[Future[Any]]) -> None:
             _find_futures(item, found)
 
 
-def _dispatch(pool: ThreadPoolExecutor | ProcessPoolExecutor, ready: queue.SimpleQueue[_Job | None]) -> None:
+def _dispatch(eager: EagerPool, ready: queue.SimpleQueue[_Job | None]) -> None:
+    pool = eager.pool
     processes = isinstance(pool, ProcessPoolExecutor)
     while True:
         job = ready.get()
@@ -133,7 +158,11 @@ def _dispatch(pool: ThreadPoolExecutor | ProcessPoolExecutor, ready: queue.Simpl
         if job.out.cancelled():
             continue
         try:
-            args, kwargs = resolve((job.args, job.kwargs))
+            try:
+                args, kwargs = resolve((job.args, job.kwargs))
+            except BaseException:
+                eager._blame(job)
+                raise
             if processes:
                 inner = pool.submit(_call_pickled, _dumps(job.fn, args, kwargs, job.label), job.label)
             else:

@@ -56,13 +56,13 @@ import logging
 import pickle
 import uuid
 from collections.abc import Callable, Iterator
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import Any, NamedTuple
 
 from flowcore import configuration
 from flowcore.exceptions import DaskTaskError
-from flowcore.executors._pools import EagerPool, check_picklable, init_process, resolve
+from flowcore.executors._pools import EagerPool, check_picklable, init_process, map_futures, resolve
 from flowcore.executors.base import Executor
 from flowcore.utilities.logging import get_logger
 
@@ -193,6 +193,27 @@ class LocalDaskExecutor(Executor):
         if self.scheduler == "synchronous":
             return futures
         return resolve(futures)
+
+    def collect(self, futures: Any) -> Any:
+        """Like :meth:`wait`, but a call the pool could not carry out (its inputs or result
+        cannot be pickled, a process cannot load its code) is returned as its
+        ``DaskTaskError``, and a call that never started because such a call failed under
+        it as an ``UpstreamCrashed``; other errors are raised, as :meth:`wait` raises them."""
+        pool = self._pool
+        if self.scheduler == "synchronous" or pool is None:
+            return self.wait(futures)
+        from flowcore.exceptions import UpstreamCrashed
+
+        def outcome(future: Future[Any]) -> Any:
+            exc = future.exception()
+            if exc is None:
+                return future.result()
+            culprit, label = pool.culprit(future), pool.label(future)
+            if isinstance(exc, DaskTaskError) and label is not None:
+                return exc if culprit is None else UpstreamCrashed(label, culprit)
+            raise exc
+
+        return map_futures(futures, outcome)
 
 
 def _name(fn: Any) -> str:

@@ -14,7 +14,7 @@ import dask
 import pytest
 
 from flowcore import Flow, task
-from flowcore.engine.state import Failed, State
+from flowcore.engine.state import Failed, State, TriggerFailed
 from flowcore.executors import Executor, LocalDaskExecutor
 from flowcore.executors.dask import DaskTaskError
 from tests.executors import flows
@@ -173,16 +173,21 @@ def test_where_tasks_run(scheduler: str, in_main_thread: bool, in_this_process: 
     assert (place["pid"] == os.getpid()) is in_this_process
 
 
-def test_processes_name_a_task_whose_result_cannot_be_pickled() -> None:
+def test_processes_fail_a_task_whose_result_cannot_be_pickled_on_its_own_state() -> None:
     with Flow("unpicklable") as flow:
-        flows.make_lock()
+        lock = flows.make_lock()
+        after = flows.inc(lock)
+        other = flows.inc(1)
     state = run(flow, LocalDaskExecutor("processes"))
     assert type(state) is Failed
-    assert isinstance(state.result, DaskTaskError)
-    assert str(state.result).startswith(
+    assert type(state.result[lock]) is Failed
+    assert isinstance(state.result[lock].result, DaskTaskError)
+    assert state.result[lock].message.startswith(
         "Task 'make_lock': its result cannot be pickled to leave the worker process "
         "(TypeError: cannot pickle '_thread.lock' object)"
     )
+    assert type(state.result[after]) is TriggerFailed
+    assert state.result[other].result == 2
 
 
 def test_threads_return_unpicklable_results() -> None:
@@ -192,7 +197,7 @@ def test_threads_return_unpicklable_results() -> None:
     assert type(state.result[lock].result) is type(threading.Lock())
 
 
-def test_processes_name_a_task_the_workers_cannot_import(tmp_path: Path) -> None:
+def test_processes_fail_a_task_the_workers_cannot_import_on_its_own_state(tmp_path: Path) -> None:
     (tmp_path / "parent_only_module.py").write_text("def triple(x):\n    return 3 * x\n")
     sys.path.insert(0, str(tmp_path))
     try:
@@ -201,12 +206,13 @@ def test_processes_name_a_task_the_workers_cannot_import(tmp_path: Path) -> None
         sys.path.remove(str(tmp_path))
     try:
         with Flow("unimportable") as flow:
-            task(module.triple)(2)
+            tripled = task(module.triple)(2)
         state = run(flow, LocalDaskExecutor("processes"))
     finally:
         sys.modules.pop("parent_only_module", None)
     assert type(state) is Failed
-    assert str(state.result).startswith(
+    assert type(state.result[tripled]) is Failed
+    assert state.result[tripled].message.startswith(
         "Task 'triple': the worker process cannot load the task (ModuleNotFoundError: No "
         "module named 'parent_only_module')"
     )
