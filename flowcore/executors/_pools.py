@@ -12,6 +12,8 @@ An :class:`EagerPool` wraps a ``ThreadPoolExecutor`` or a ``ProcessPoolExecutor`
         ``culprit(out)`` names the call that failed first)
     pool future done -> out set (processes: the call and the result travel as cloudpickle
         bytes, and the result is checked to pickle inside the worker process)
+    a process dies -> the process pool breaks: the calls it held fail with
+        BrokenProcessPool, and the next call starts a new pool
     close(failed)
         normal end: wait for every submitted call, then shut the pool down
         after an error: cancel what has not started, shut down without waiting, and raise
@@ -28,6 +30,7 @@ import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
+from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple
 
 from flowcore.exceptions import DaskTaskError
@@ -44,10 +47,15 @@ class _Job(NamedTuple):
 
 
 class EagerPool:
-    """See the module docstring. ``pool`` is owned (shut down by :meth:`close`)."""
+    """See the module docstring. ``pool`` is owned (shut down by :meth:`close`); ``renew``
+    makes a new process pool when a process of the current one died (which breaks it)."""
 
-    def __init__(self, pool: ThreadPoolExecutor | ProcessPoolExecutor) -> None:
+    def __init__(
+        self, pool: ThreadPoolExecutor | ProcessPoolExecutor,
+        renew: Callable[[], ProcessPoolExecutor] | None = None,
+    ) -> None:
         self.pool = pool
+        self.renew = renew
         self._ready: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._futures: set[Future[Any]] = set()
         self._labels: weakref.WeakKeyDictionary[Future[Any], str] = weakref.WeakKeyDictionary()
@@ -164,7 +172,15 @@ def _dispatch(eager: EagerPool, ready: queue.SimpleQueue[_Job | None]) -> None:
                 eager._blame(job)
                 raise
             if processes:
-                inner = pool.submit(_call_pickled, _dumps(job.fn, args, kwargs, job.label), job.label)
+                payload = _dumps(job.fn, args, kwargs, job.label)
+                try:
+                    inner = pool.submit(_call_pickled, payload, job.label)
+                except BrokenProcessPool:
+                    if eager.renew is None:
+                        raise
+                    pool.shutdown(wait=False)
+                    pool = eager.pool = eager.renew()
+                    inner = pool.submit(_call_pickled, payload, job.label)
             else:
                 inner = pool.submit(job.fn, *args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - a dependency's error, pickling, shutdown

@@ -160,15 +160,19 @@ class LocalDaskExecutor(Executor):
 
             workers = dask.config.get("num_workers", None) or CPU_COUNT
             if self.scheduler == "threads":
-                pool: Any = ThreadPoolExecutor(workers, thread_name_prefix="flowcore-dask")
+                self._pool = EagerPool(ThreadPoolExecutor(workers, thread_name_prefix="flowcore-dask"))
             else:
                 import dask.multiprocessing
 
-                pool = ProcessPoolExecutor(
-                    workers, mp_context=dask.multiprocessing.get_context(),  # type: ignore[no-untyped-call]
-                    initializer=init_process, initargs=(dict(self.dask_config),),
-                )
-            self._pool = EagerPool(pool)
+                context = dask.multiprocessing.get_context()  # type: ignore[no-untyped-call]
+                config = dict(self.dask_config)
+
+                def processes() -> ProcessPoolExecutor:
+                    return ProcessPoolExecutor(
+                        workers, mp_context=context, initializer=init_process, initargs=(config,),
+                    )
+
+                self._pool = EagerPool(processes(), renew=processes)
             failed = True
             try:
                 yield
@@ -195,23 +199,34 @@ class LocalDaskExecutor(Executor):
         return resolve(futures)
 
     def collect(self, futures: Any) -> Any:
-        """Like :meth:`wait`, but a call the pool could not carry out (its inputs or result
-        cannot be pickled, a process cannot load its code) is returned as its
-        ``DaskTaskError``, and a call that never started because such a call failed under
-        it as an ``UpstreamCrashed``; other errors are raised, as :meth:`wait` raises them."""
+        """Like :meth:`wait`, but a call the pool could not carry out is returned as an
+        exception in its place: ``WorkerCrashed`` (a pool process died, which fails every
+        call the pool held), ``DaskTaskError`` (its inputs or result cannot be pickled, a
+        process cannot load its code), or ``UpstreamCrashed`` (it never started because
+        such a call failed under it); other errors are raised, as :meth:`wait` raises them."""
         pool = self._pool
         if self.scheduler == "synchronous" or pool is None:
             return self.wait(futures)
-        from flowcore.exceptions import UpstreamCrashed
+        from concurrent.futures.process import BrokenProcessPool
+
+        from flowcore.exceptions import UpstreamCrashed, WorkerCrashed
 
         def outcome(future: Future[Any]) -> Any:
             exc = future.exception()
             if exc is None:
                 return future.result()
             culprit, label = pool.culprit(future), pool.label(future)
-            if isinstance(exc, DaskTaskError) and label is not None:
-                return exc if culprit is None else UpstreamCrashed(label, culprit)
-            raise exc
+            if label is None or not isinstance(exc, (DaskTaskError, BrokenProcessPool)):
+                raise exc
+            if culprit is not None:
+                return UpstreamCrashed(label, culprit)
+            if isinstance(exc, BrokenProcessPool):
+                cause = f"{type(exc).__name__}: {exc}"
+                return WorkerCrashed(
+                    label, cause, f"Task {label!r}: a process of the pool died while the task "
+                    f"ran or waited in the pool ({cause})",
+                )
+            return exc
 
         return map_futures(futures, outcome)
 

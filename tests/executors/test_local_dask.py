@@ -13,8 +13,8 @@ from typing import Any
 import dask
 import pytest
 
-from flowcore import Flow, task
-from flowcore.engine.state import Failed, State, TriggerFailed
+from flowcore import Flow, task, unmapped
+from flowcore.engine.state import Crashed, Failed, State, Success, TriggerFailed
 from flowcore.executors import Executor, LocalDaskExecutor
 from flowcore.executors.dask import DaskTaskError
 from tests.executors import flows
@@ -218,13 +218,30 @@ def test_processes_fail_a_task_the_workers_cannot_import_on_its_own_state(tmp_pa
     )
 
 
-def test_a_dead_pool_process_fails_the_run_without_hanging() -> None:
+def test_a_dead_pool_process_crashes_the_task_without_hanging() -> None:
     with Flow("crash") as flow:
-        flows.crash_worker()
-        flows.inc(1)
+        crashing = flows.crash_worker()
+        after = flows.inc(crashing)
     state = run(flow, LocalDaskExecutor("processes"))
     assert type(state) is Failed
-    assert "BrokenProcessPool" in str(state.message)
+    assert type(state.result[crashing]) is Crashed
+    assert state.result[crashing].message.startswith(
+        "Task 'crash_worker': a process of the pool died while the task ran or waited in the "
+        "pool (BrokenProcessPool:"
+    )
+    assert type(state.result[after]) is TriggerFailed
+
+
+def test_a_task_that_killed_its_pool_process_is_retried_in_a_new_pool(tmp_path: Path) -> None:
+    with Flow("crash-retried") as flow:
+        items = flows.crash_once_retried.map(list(range(4)), unmapped(str(tmp_path)))
+        summed = flows.total(items)
+    flows.SEEN.clear()
+    state = run(flow, LocalDaskExecutor("processes", num_workers=2))
+    assert type(state) is Success
+    assert state.result[summed].result == 10
+    assert ("Crashed", "Retrying") in flows.SEEN
+    assert flows.runs_of(str(tmp_path))[0] == 2
 
 
 class TestLocalDaskExecutorMeetsTheInterfaceContract(ExecutorContract):

@@ -15,6 +15,7 @@ else to a temporary directory of the session: ``ui-runs.png``, ``ui-run.png``,
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import shutil
@@ -148,13 +149,12 @@ def shots(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def snap(driver: WebDriver, shots: Path, name: str) -> None:
-    """A screenshot of the whole page (up to 2,400 pixels high) as ``shots/name``."""
-    height = min(int(driver.execute_script("return document.documentElement.scrollHeight")), 2400)
-    driver.set_window_size(1280, max(height, 600))
-    try:
-        assert driver.save_screenshot(str(shots / name))
-    finally:
-        driver.set_window_size(1280, 900)
+    """A screenshot of the whole page (up to 2,400 pixels high) as ``shots/name``, taken
+    through the DevTools protocol, which can capture beyond the window."""
+    size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
+    clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 2400), "scale": 1}
+    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+    (shots / name).write_bytes(base64.b64decode(shot["data"]))
 
 
 def wait_for(driver: WebDriver, check: Callable[[WebDriver], Any], what: str) -> Any:
