@@ -29,7 +29,7 @@ from flowcore.utilities._optional import import_optional
 if TYPE_CHECKING:
     from flowcore.runs.store import TaskRunInfo
 
-__all__ = ["run_graph", "state_color"]
+__all__ = ["run_graph", "split_task_runs", "state_color"]
 
 # which child state colours a mapped task's box: the first found in this order
 _PRECEDENCE = ("Crashed", "Failed", "TimedOut", "TriggerFailed", "ValidationFailed", "Running",
@@ -57,13 +57,7 @@ def run_graph(
     with the states of ``task_runs`` (none given: an uncoloured drawing of the flow).
     ``web``: node ids, links to the task rows and progress bars (module docstring)."""
     graphviz = import_optional("graphviz", "drawing a run (flowcore visualize)")
-    own: dict[str, TaskRunInfo] = {}
-    children: dict[str, Counter[str]] = {}
-    for record in task_runs:
-        if record.map_index < 0:
-            own[record.task_slug] = record
-        else:
-            children.setdefault(record.task_slug, Counter())[record.state] += 1
+    own, children = split_task_runs(task_runs)
     colored = bool(own or children)
     graph = graphviz.Digraph()
     if horizontal:
@@ -100,6 +94,21 @@ def run_graph(
                 style="dashed" if edge.get("mapped") else None,
             )
     return graph
+
+
+def split_task_runs(
+    task_runs: Iterable[TaskRunInfo],
+) -> tuple[dict[str, TaskRunInfo], dict[str, Counter[str]]]:
+    """A run's task run records by task: each task's own record (a mapped task's
+    parent's), and its mapped children counted by state."""
+    own: dict[str, TaskRunInfo] = {}
+    children: dict[str, Counter[str]] = {}
+    for record in task_runs:
+        if record.map_index < 0:
+            own[record.task_slug] = record
+        else:
+            children.setdefault(record.task_slug, Counter())[record.state] += 1
+    return own, children
 
 
 def _count_text(counts: Counter[str]) -> str:

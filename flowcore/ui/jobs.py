@@ -53,7 +53,9 @@ class ResumeJob:
         )  # fmt: skip
         self._final: str | None = None
         self._lock = threading.Lock()
-        threading.Thread(target=self._wait, name=f"flowcore-ui-resume-{self.id}", daemon=True).start()
+        threading.Thread(
+            target=self._wait, name=f"flowcore-ui-resume-{self.id}", daemon=True
+        ).start()
 
     def _wait(self) -> None:
         """Reap the process, then keep the tail of its output and close the file."""

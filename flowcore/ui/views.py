@@ -20,6 +20,7 @@ from typing import Any
 from urllib.parse import quote
 
 from flowcore.caching.cache import CacheEntry
+from flowcore.runs.graph import split_task_runs
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
 from flowcore.runs.states import is_failed, is_finished
 from flowcore.utilities.units import format_duration, format_size
@@ -99,13 +100,8 @@ def task_rows(
     not name, after them); see the module docstring."""
     tasks = list(run.structure.get("tasks", []))
     known = {t["slug"] for t in tasks}
-    own: dict[str, TaskRunInfo] = {}
-    children: dict[str, Counter[str]] = {}
+    own, children = split_task_runs(records)
     for record in records:
-        if record.map_index < 0:
-            own[record.task_slug] = record
-        else:
-            children.setdefault(record.task_slug, Counter())[record.state] += 1
         if record.task_slug not in known:
             known.add(record.task_slug)
             tasks.append(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,20 +33,28 @@ class Recorded:
     path: Path
 
 
-@pytest.fixture(scope="module")
-def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
-    directory = tmp_path_factory.mktemp("ui")
+@contextmanager
+def recording_into(path: Path) -> Iterator[RunStore]:
+    """Flow runs in this process are recorded in the SQLite file ``path`` (config
+    ``runs.store``) until the block ends; yields that store."""
     before = config.get_path("runs.store")
-    config.set_path("runs.store", str(directory / "runs.db"))
+    config.set_path("runs.store", str(path))
     try:
         store = open_store()
         assert store is not None
+        yield store
+    finally:
+        config.set_path("runs.store", before)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
+    path = tmp_path_factory.mktemp("ui") / "runs.db"
+    with recording_into(path) as store:
         demo = flows.record_demo().flow_run_id
         ok = [flows.record_ok().flow_run_id for _ in range(5)]
         store.flush()
-        yield Recorded(store, demo, ok, directory / "runs.db")
-    finally:
-        config.set_path("runs.store", before)
+    yield Recorded(store, demo, ok, path)
 
 
 def client_for(store: RunStore, **options: Any) -> TestClient:

@@ -9,25 +9,17 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from flowcore.configuration import config
-from flowcore.runs import open_store
-from tests.ui.conftest import client_for, csrf_of, eventually
+from tests.ui.conftest import client_for, csrf_of, eventually, recording_into
 from tests.ui.flows import record_resumable
 
 
 @pytest.fixture
 def failed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[TestClient, str]]:
     monkeypatch.setenv("FLOWCORE__HOME_DIR", str(tmp_path / "home"))  # the subprocess's
-    before = config.get_path("runs.store")
-    config.set_path("runs.store", str(tmp_path / "runs.db"))
-    try:
-        store = open_store()
-        assert store is not None
+    with recording_into(tmp_path / "runs.db") as store:
         run_id = record_resumable(tmp_path / "project").flow_run_id
         store.flush()
         yield client_for(store), run_id
-    finally:
-        config.set_path("runs.store", before)
 
 
 def test_resume_runs_flowcore_resume_and_links_the_runs(failed: tuple[TestClient, str]) -> None:
