@@ -16,7 +16,11 @@ FlowRunner itself must look at a state (before mapping, at the end of a pass).
 
     A failed dependency fails its dependents with the same exception. Unlike Prefect 1's
     LocalDaskExecutor (a lazy graph computed at each ``wait``), nothing waits for a
-    barrier: independent branches overlap.
+    barrier: independent branches overlap. ``collect`` (the FlowRunner's ``wait``) returns
+    in place of a call the pool could not carry out a ``WorkerCrashed`` (a pool process
+    died: the pool breaks, and the next call starts a new one), its ``DaskTaskError``
+    (pickling, loading), or ``UpstreamCrashed`` for a call that never started because of
+    such a failure.
 
 ``DaskExecutor`` (one ``distributed.Client`` per session)::
 
