@@ -178,7 +178,8 @@ class Guard:
             and hmac.compare_digest(given[-1].encode(), self.token.encode())
         ):
             rest = urlencode([(name, value) for name, value in query if name != "token"])
-            response = RedirectResponse(scope["path"] + (f"?{rest}" if rest else ""), 303)
+            here = "/" + scope["path"].lstrip("/")  # never "//host": that would leave the UI
+            response = RedirectResponse(here + (f"?{rest}" if rest else ""), 303)
             response.set_cookie(COOKIE, self.session, httponly=True, samesite="strict", path="/")
             return response
         message = (

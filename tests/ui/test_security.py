@@ -41,6 +41,11 @@ def test_the_token_url_sets_a_cookie_and_drops_the_token(guarded: TestClient) ->
     assert page.status_code == 200 and "Runs 1–5 of 5" in page.text
     assert guarded.get("/api/runs").status_code == 200
 
+def test_the_token_url_redirects_within_the_ui(recorded: Recorded) -> None:
+    fresh = client_for(recorded.store, token=TOKEN)
+    elsewhere = fresh.get(f"http://127.0.0.1//evil.example/?token={TOKEN}")
+    assert elsewhere.status_code == 303 and elsewhere.headers["location"] == "/evil.example/"
+
 
 def test_a_loopback_ui_answers_loopback_host_names_only(client: TestClient) -> None:
     for host in ("127.0.0.1:4200", "localhost:4200", "[::1]:4200", "127.0.0.1"):
