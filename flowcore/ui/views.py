@@ -10,6 +10,10 @@ task's own record (a mapped task's parent) and its children counted by state::
 
     {"index": 1, "task": "square", "slug": "square-1", "mapped": True, "state": "Mapped",
      "children": {"Success": 990, "Failed": 10}, "done": 1000, "total": 1000, ...}
+
+A mapped task's own record has no start: its row's ``started``, ``ended`` and
+``duration`` span its children (from the first child's start to the last one's end, or
+to now while some have not finished).
 """
 
 from __future__ import annotations
@@ -101,7 +105,10 @@ def task_rows(
     tasks = list(run.structure.get("tasks", []))
     known = {t["slug"] for t in tasks}
     own, children = split_task_runs(records)
+    spans: dict[str, list[datetime]] = {}  # a mapped task's first child start, last child end
     for record in records:
+        if record.map_index >= 0:
+            _widen(spans, record)
         if record.task_slug not in known:
             known.add(record.task_slug)
             tasks.append(
@@ -111,10 +118,30 @@ def task_rows(
                     "mapped": record.map_index >= 0,
                 }
             )
-    return [
-        _task_row(i, t, own.get(t["slug"]), children.get(t["slug"]), run.run_id, now)
-        for i, t in enumerate(tasks)
-    ]
+    rows = []
+    for index, task in enumerate(tasks):
+        slug = task["slug"]
+        row = _task_row(index, task, own.get(slug), children.get(slug), run.run_id, now)
+        if slug in spans and row["started"] is None:  # a mapped task: its children's span
+            first, last = spans[slug]
+            finished = row["done"] == row["total"]
+            row["started"], row["ended"] = _iso(first), _iso(last) if finished else None
+            end = last if finished else (now or datetime.now(timezone.utc))
+            row["duration"] = duration(first, end)
+        rows.append(row)
+    return rows
+
+
+def _widen(spans: dict[str, list[datetime]], record: TaskRunInfo) -> None:
+    start = record.started or record.ended
+    end = record.ended or record.started
+    if start is None or end is None:
+        return
+    span = spans.get(record.task_slug)
+    if span is None:
+        spans[record.task_slug] = [start, end]
+    else:
+        span[0], span[1] = min(span[0], start), max(span[1], end)
 
 
 def _task_row(

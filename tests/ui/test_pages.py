@@ -77,6 +77,7 @@ def test_api_run_has_tasks_history_logs_and_colors(client: TestClient, recorded:
     assert any(line["message"] == XSS_LOG for line in spooky["logs"])
     assert square["mapped"] and square["state"] == "Mapped" and square["n_map_states"] == 4
     assert square["children"] == {"Success": 3, "Failed": 1} and square["done"] == square["total"] == 4
+    assert square["started"] <= square["ended"] and square["duration"] >= 0  # its children's span
     assert square["url"] == f"/runs/{recorded.demo}/tasks/{quote(square['slug'], safe='')}"
     assert run["history"][-1]["state"] == "Failed" and run["history"][-1]["task_slug"] is None
     assert run["colors"]["Failed"] == "#eb0000" and run["resumed_by"] == []
