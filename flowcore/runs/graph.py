@@ -10,8 +10,8 @@ the web UI; needs the ``viz`` extra (graphviz) to render.
 For the web UI (``web=True``) each node also gets an ``id`` (``node-<n>``) and a link to
 ``#task-<n>``, ``n`` being the task's position in ``structure["tasks"]``, and a mapped
 task's label ends with a progress bar: one cell per child state, as wide as its share of
-the children (``n_map_states`` of the parent, or the children recorded so far), the part
-not finished yet left grey. Names reach the drawing as text only: plain labels go through
+the children (``n_map_states`` of the parent, or the children recorded so far), the
+children not recorded yet grey. Names reach the drawing as text only: plain labels go through
 ``graphviz.escape``, the progress label's text through :func:`html.escape`.
 """
 
@@ -117,26 +117,24 @@ def _count_text(counts: Counter[str]) -> str:
 
 
 def _progress_label(name: str, counts: Counter[str], total: int) -> str:
-    """A Graphviz HTML-like label: the name, the counts, and a bar of the finished states
-    (grey for the children not finished yet)."""
-    finished = {s: n for s, n in counts.items() if is_finished(s)}
-    done = sum(finished.values())
-    cells = []
-    for state in sorted(finished, key=lambda s: (_rank(s), s)):
-        width = max(1, round(_BAR_WIDTH * finished[state] / total))
-        cells.append(
-            f'<TD WIDTH="{width}" HEIGHT="8" FIXEDSIZE="TRUE" BGCOLOR="{state_color(state)}"></TD>'
-        )
-    rest = _BAR_WIDTH - sum(max(1, round(_BAR_WIDTH * n / total)) for n in finished.values())
+    """A Graphviz HTML-like label: the name, the counts, how many are done, and a bar with
+    a cell per child state, as wide as its share (grey: children not recorded yet)."""
+    done = sum(n for s, n in counts.items() if is_finished(s))
+    widths = {s: max(1, round(_BAR_WIDTH * n / total)) for s, n in counts.items()}
+    cells = [
+        f'<TD WIDTH="{widths[s]}" HEIGHT="8" FIXEDSIZE="TRUE" BGCOLOR="{state_color(s)}"></TD>'
+        for s in sorted(counts, key=lambda s: (_rank(s), s))
+    ]
+    rest = _BAR_WIDTH - sum(widths.values())
     if rest > 0:
         cells.append(f'<TD WIDTH="{rest}" HEIGHT="8" FIXEDSIZE="TRUE" BGCOLOR="{_UNKNOWN}"></TD>')
-    bar = "".join(cells)
+    span = f'COLSPAN="{len(cells)}"'
     return (
         '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
-        f'<TR><TD COLSPAN="{len(cells)}">{html.escape(name)}</TD></TR>'
-        f'<TR><TD COLSPAN="{len(cells)}">{html.escape(_count_text(counts))}</TD></TR>'
-        f'<TR><TD COLSPAN="{len(cells)}">{done} of {total} done</TD></TR>'
-        f"<TR>{bar}</TR></TABLE>>"
+        f"<TR><TD {span}>{html.escape(name)}</TD></TR>"
+        f"<TR><TD {span}>{html.escape(_count_text(counts))}</TD></TR>"
+        f"<TR><TD {span}>{done} of {total} done</TD></TR>"
+        f"<TR>{''.join(cells)}</TR></TABLE>>"
     )
 
 
