@@ -576,21 +576,30 @@ def _releasing(
 def _child_upstreams(
     parent: Mapped, upstream_states: dict[Edge, State], edge_children: dict[Edge, list[Any]]
 ) -> list[dict[Edge, Any]]:
-    """Child i's upstream states: element i of every mapped upstream, the rest as is."""
+    """Child i's upstream states: element i of every mapped upstream, the rest as is. The
+    shortest mapped upstream ends the list; an upstream result that cannot be indexed (a
+    re-run of a Mapped parent whose upstream's value is not available) gives every child
+    None, as in Prefect 1."""
     count = parent.n_map_states
     per_child: list[dict[Edge, Any]] = [{} for _ in range(count)]
     for edge, upstream in upstream_states.items():
         if not edge.mapped:
             for child in per_child:
                 child[edge] = upstream
-        elif edge in edge_children:
-            children = edge_children[edge]
-            for index, child in enumerate(per_child):
-                child[edge] = children[index]
-        else:
+            continue
+        split = edge not in edge_children
+        if split:
             values = upstream.result
-            for index, child in enumerate(per_child):
-                child[edge] = _with_value(upstream, values[index])
+            items: Any = values if hasattr(values, "__getitem__") else [None] * count
+        else:
+            items = edge_children[edge]
+        for index, child in enumerate(per_child):
+            try:
+                item = items[index]
+            except IndexError:
+                del per_child[index:]
+                break
+            child[edge] = _with_value(upstream, item) if split else item
     return per_child
 
 

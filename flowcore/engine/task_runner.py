@@ -42,10 +42,12 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pendulum
 
+from flowcore import configuration
 from flowcore.caching.plan import CacheRun
+from flowcore.core.edge import Edge
 from flowcore.engine import signals
 from flowcore.engine.result import NoResult, Result
-from flowcore.engine.runner import Runner
+from flowcore.engine.runner import Runner, call_state_handlers, unwrap_state
 from flowcore.engine.signals import ENDRUN
 from flowcore.engine.state import (
     Cached,
@@ -63,7 +65,6 @@ from flowcore.engine.state import (
     Success,
     TimedOut,
     TriggerFailed,
-    _MetaState,
 )
 from flowcore.exceptions import ResultNotImplementedError, TaskTimeoutSignal
 from flowcore.transactions import TransactionRun
@@ -74,7 +75,6 @@ from flowcore.utilities.logging import get_child_logger, get_logger, log
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from flowcore.core.edge import Edge
     from flowcore.core.task import Task
     from flowcore.runs.recorder import RunRecorder
 
@@ -115,8 +115,9 @@ class TaskRunner(Runner):
             self.result = flow_result.copy()
         else:
             self.result = Result()
-        self.context: dict[str, Any] = {}
+        self.context: dict[str, Any] = _context.current()
         self.cache_run: CacheRun | None = None
+        self._initialized = False
         self._recorder: RunRecorder | None = None
         self._record_key: tuple[str, int] = ("", -1)
         self._name = task.name
@@ -176,22 +177,21 @@ class TaskRunner(Runner):
 
     def _pipeline(self, state: State, upstream_states: dict[Edge, State], is_mapped_parent: bool) -> State:
         self._format_kwargs = None
-        step = self._step
         try:
-            state = step(self.check_task_is_ready, state)
-            state = step(self.check_task_reached_start_time, state)
-            state = step(self.check_upstream_finished, state, upstream_states)
-            state = step(self.check_upstream_skipped, state, upstream_states)
+            state = self.check_task_is_ready(state)
+            state = self.check_task_reached_start_time(state)
+            state = self.check_upstream_finished(state, upstream_states)
+            state = self.check_upstream_skipped(state, upstream_states)
             inputs = self.get_task_inputs(state, upstream_states)
             if is_mapped_parent:
-                state = step(self.check_task_ready_to_map, state, upstream_states)
+                state = self.check_task_ready_to_map(state, upstream_states)
             self.set_task_run_name(inputs)
-            state = step(self.check_task_is_cached, state, inputs)
-            state = step(self.check_task_trigger, state, upstream_states)
-            state = step(self.set_task_to_running, state, inputs)
-            state = step(self.get_task_run_state, state, inputs)
-            state = step(self.cache_result, state, inputs)
-            state = step(self.check_for_retry, state, inputs)
+            state = self.check_task_is_cached(state, inputs)
+            state = self.check_task_trigger(state, upstream_states)
+            state = self.set_task_to_running(state, inputs)
+            state = self.get_task_run_state(state, inputs)
+            state = self.cache_result(state, inputs)
+            state = self.check_for_retry(state, inputs)
         except ENDRUN as exc:
             state = exc.state
         except signals.PrefectStateSignal as exc:
@@ -203,11 +203,12 @@ class TaskRunner(Runner):
     # -- steps ----------------------------------------------------------------------------
 
     def initialize_run(self, state: State | None, context: dict[str, Any]) -> TaskRunnerInitializeResult:
-        """Unwrap the state and fill the task keys of ``context`` (updated in place)."""
-        while isinstance(state, _MetaState):
-            state = state.state
-        if state is None:
-            state = Pending()
+        """Unwrap the state and fill the task keys of ``context`` (updated in place):
+        ``task_run_count``, ``task_name``, ``task_full_name``, ``task_tags``, ``map_index``,
+        ``checkpointing`` (unless given; from ``config.flows.checkpointing``), ``logger``,
+        and ``resume`` / ``task_loop_count`` / ``task_loop_result`` when the state says so.
+        The steps read this context from then on."""
+        state = unwrap_state(state)
         if isinstance(state, Retrying):
             run_count = state.run_count + 1
         else:
@@ -230,8 +231,11 @@ class TaskRunner(Runner):
         context["task_name"] = task.name
         context["task_tags"] = task.tags
         if "checkpointing" not in context:
-            config = context.get("config")
-            context["checkpointing"] = bool(config and config["flows"]["checkpointing"])
+            try:
+                checkpointing = context["config"]["flows"]["checkpointing"]
+            except (KeyError, TypeError):
+                checkpointing = configuration.config.get("flows", {}).get("checkpointing")
+            context["checkpointing"] = bool(checkpointing)
         context["logger"] = task.logger if map_index is None else get_child_logger(task.logger, self._name)
         self.raise_on_exception = bool(context.get("raise_on_exception"))
         if task.target is not None:
@@ -245,8 +249,10 @@ class TaskRunner(Runner):
         if self._recorder is not None:
             self._record_key = (context["task_slug"], -1 if map_index is None else map_index)
         self.context = context
+        self._initialized = True
         return TaskRunnerInitializeResult(state, context)
 
+    @call_state_handlers
     def check_task_is_ready(self, state: State) -> State:
         """Pending, Cached and Mapped states go on; anything else is final."""
         if isinstance(state, (Pending, Cached, Mapped)):
@@ -254,6 +260,7 @@ class TaskRunner(Runner):
         self.logger.debug("Task '%s': task is not ready to run (%s)", self._name, type(state).__name__)
         raise ENDRUN(state)
 
+    @call_state_handlers
     def check_task_reached_start_time(self, state: State) -> State:
         """A Scheduled state waits until its ``start_time`` (None: until resumed)."""
         if isinstance(state, Scheduled):
@@ -262,6 +269,7 @@ class TaskRunner(Runner):
                 raise ENDRUN(state)
         return state
 
+    @call_state_handlers
     def check_upstream_finished(self, state: State, upstream_states: dict[Edge, State]) -> State:
         """Wait (ENDRUN, state unchanged) while an upstream has not finished."""
         cached = state.cached_inputs
@@ -273,6 +281,7 @@ class TaskRunner(Runner):
                 raise ENDRUN(state)
         return state
 
+    @call_state_handlers
     def check_upstream_skipped(self, state: State, upstream_states: dict[Edge, State]) -> State:
         """Skip when an upstream skipped and ``skip_on_upstream_skip`` is set."""
         if self.task.skip_on_upstream_skip:
@@ -298,9 +307,14 @@ class TaskRunner(Runner):
                 inputs.setdefault(key, stored)
         return inputs
 
+    @call_state_handlers
     def check_task_ready_to_map(self, state: State, upstream_states: dict[Edge, State]) -> State:
-        """For a mapped parent: always ENDRUN, with Mapped(n children) or Failed."""
+        """For a mapped parent: always ENDRUN, with Mapped(n children) or Failed. A parent
+        that is Mapped already (a re-run) keeps its state, given one placeholder child state
+        (None) per child when it has none, so that the flow runner regenerates every child."""
         if isinstance(state, Mapped):
+            if not state.map_states and state.n_map_states > 0:
+                state.map_states = [None] * state.n_map_states
             state.cached_inputs = {e.key: s._result for e, s in upstream_states.items() if e.key}
             raise ENDRUN(state)
         mapped = [(e, s) for e, s in upstream_states.items() if e.mapped]
@@ -318,19 +332,23 @@ class TaskRunner(Runner):
                 counts.append(len(upstream.result))
         raise ENDRUN(Mapped("Ready to proceed with mapping.", n_map_states=min(counts, default=0)))
 
-    def set_task_run_name(self, inputs: dict[str, Result]) -> None:
-        """Format ``task.task_run_name`` into ``context.task_run_name``."""
+    def set_task_run_name(self, task_inputs: dict[str, Result]) -> None:
+        """Format ``task.task_run_name`` into ``task_run_name`` in the current
+        ``flowcore.context`` (during a run, the run's context)."""
         template = self.task.task_run_name
         if template is not None:
-            kwargs = self.formatting_kwargs(inputs)
+            kwargs = self.formatting_kwargs(task_inputs)
             name = template(**kwargs) if callable(template) else template.format(**kwargs)
-            self.context["task_run_name"] = name
+            _context.current()["task_run_name"] = name
+            if self._initialized:
+                self.context["task_run_name"] = name
 
+    @call_state_handlers
     def check_task_is_cached(self, state: State, inputs: dict[str, Result]) -> State:
         """Ask the task's cache plan (target, cache or policy) whether the run is done
         already; without one, an incoming Cached state is re-validated by the validator."""
         parameters = self.context.get("parameters") or {}
-        run = self.cache_run
+        run = self.cache_run if self._initialized else self._start_direct_cache()
         if run is not None:
             return run.check(state, _values(inputs), parameters, lambda: self.formatting_kwargs(inputs))
         if isinstance(state, Cached) and not self.task.cache_validator(state, _values(inputs), parameters):
@@ -339,6 +357,7 @@ class TaskRunner(Runner):
 
     check_target = check_task_is_cached  # Prefect 1's step name for the target lookup
 
+    @call_state_handlers
     def check_task_trigger(self, state: State, upstream_states: dict[Edge, State]) -> State:
         """Evaluate the trigger; a False or a signal ends the run."""
         cached = state.cached_inputs
@@ -355,7 +374,8 @@ class TaskRunner(Runner):
             if self.raise_on_exception:
                 raise
             if isinstance(exc.state, Paused):
-                exc.state.cached_inputs = self.get_task_inputs(state, upstream_states)
+                edges = {e: s for e, s in upstream_states.items() if isinstance(e, Edge)}
+                exc.state.cached_inputs = self.get_task_inputs(state, edges)
             raise ENDRUN(exc.state) from None
         except Exception as exc:
             raise ENDRUN(self.state_from_error(
@@ -365,12 +385,14 @@ class TaskRunner(Runner):
             )) from None
         return state
 
+    @call_state_handlers
     def set_task_to_running(self, state: State, inputs: dict[str, Result]) -> State:
         """Pending becomes Running; anything else (e.g. a cache hit) is final."""
         if not isinstance(state, Pending):
             raise ENDRUN(state)
         return Running("Starting task run.")
 
+    @call_state_handlers
     def get_task_run_state(self, state: State, inputs: dict[str, Result]) -> State:
         """Call ``task.run`` with the input values; checkpoint and wrap the outcome."""
         if not isinstance(state, Running):
@@ -408,14 +430,16 @@ class TaskRunner(Runner):
         new_state._result = stored
         return new_state
 
+    @call_state_handlers
     def cache_result(self, state: State, inputs: dict[str, Result]) -> State:
         """Record a success in the cache: with ``cache_for`` (Prefect 1) the state becomes
         Cached, expiring after ``cache_for``; under a cache policy it stays Success."""
-        run = self.cache_run
+        run = self.cache_run if self._initialized else self._start_direct_cache()
         if run is None or not isinstance(state, Success) or isinstance(state, Skipped):
             return state
         return run.record(state, _values(inputs), self.context.get("parameters") or {})
 
+    @call_state_handlers
     def check_for_retry(self, state: State, inputs: dict[str, Result]) -> State:
         """A failure with attempts left becomes Retrying, carrying its inputs."""
         task = self.task
@@ -427,7 +451,7 @@ class TaskRunner(Runner):
                 f"{type(state.result).__name__!r} is not an instance of the retry on exception types."
             )
             return state
-        run_count = self.context["task_run_count"]
+        run_count = self.context.get("task_run_count", 1)
         if run_count > task.max_retries:
             return state
         loop_context: dict[str, Any] = {}
@@ -448,11 +472,20 @@ class TaskRunner(Runner):
     def check_task_is_looping(self, state: State) -> State:
         """After a LOOP: expose the loop result and count, and start the next iteration."""
         assert isinstance(state, Looped)
+        if not self._initialized:
+            self.context = dict(self.context)  # not the caller's scope
         self.context["task_loop_result"] = state.result
         self.context["task_loop_count"] = state.loop_count + 1
         return Pending(state.message)
 
     # -- helpers --------------------------------------------------------------------------
+
+    def _start_direct_cache(self) -> CacheRun | None:
+        """The cache run of a step called without ``initialize_run`` (a unit test calling
+        ``check_task_is_cached`` directly), over the runner's context."""
+        if self.cache_run is None:
+            self.cache_run = self._start_cache(self.context)
+        return self.cache_run
 
     def _start_cache(self, context: dict[str, Any]) -> CacheRun | None:
         """This run's cache decisions, from the task's compiled plan (None: no caching)."""

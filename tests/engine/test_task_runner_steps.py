@@ -646,16 +646,23 @@ def test_get_task_run_state_success_signal_keeps_its_message() -> None:
     assert (new.message, new.result) == ("early exit", 8)
 
 
-@pytest.mark.parametrize("signal", [signals.FAIL, signals.SKIP], ids=lambda s: s.__name__)
-def test_get_task_run_state_other_signals_propagate_to_the_pipeline(
-    signal: type[signals.PrefectStateSignal],
+@pytest.mark.parametrize(
+    ("signal", "state_class"),
+    [(signals.FAIL, Failed), (signals.SKIP, Skipped), (signals.PAUSE, Paused), (signals.RETRY, Retrying)],
+    ids=lambda v: v.__name__,
+)
+def test_get_task_run_state_called_directly_turns_signals_into_states(
+    signal: type[signals.PrefectStateSignal], state_class: type[State]
 ) -> None:
+    # verified against prefect 1.4.1: a step called on its own returns the signal's state
+    # (its call_state_handlers wrapper catches the signal), as inside a run
     @task
     def raiser() -> None:
         raise signal("out")
 
-    with pytest.raises(signal):
-        ready_runner(raiser).get_task_run_state(Running(), {})
+    new = ready_runner(raiser).get_task_run_state(Running(), {})
+    assert type(new) is state_class
+    assert new.message == "out"
 
 
 @pytest.mark.parametrize("signal", [signals.PAUSE, signals.RETRY], ids=lambda s: s.__name__)
@@ -667,9 +674,17 @@ def test_get_task_run_state_pause_and_retry_carry_the_inputs(
         raise signal("later")
 
     inputs = {"x": Result(3)}
-    with pytest.raises(signal) as info:
-        ready_runner(raiser).get_task_run_state(Running(), inputs)
-    assert info.value.state.cached_inputs == inputs
+    new = ready_runner(raiser).get_task_run_state(Running(), inputs)
+    assert new.cached_inputs == inputs
+
+
+def test_get_task_run_state_signal_propagates_in_debug_mode() -> None:
+    @task
+    def raiser() -> None:
+        raise signals.FAIL("out")
+
+    with pytest.raises(signals.FAIL):
+        ready_runner(raiser, raise_on_exception=True).get_task_run_state(Running(), {})
 
 
 def test_get_task_run_state_timeout_is_timed_out() -> None:
