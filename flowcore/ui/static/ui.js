@@ -119,6 +119,7 @@
       let run;
       try {
         const response = await fetch("/api/runs/" + encodeURIComponent(runId), { credentials: "same-origin", headers: { Accept: "application/json" } });
+        if (response.status === 404 || response.status === 401) return; // pruned, or logged out
         if (!response.ok) continue;
         run = await response.json();
       } catch (error) {
@@ -155,6 +156,7 @@
       let job;
       try {
         const response = await fetch("/api/resumes/" + encodeURIComponent(jobId), { credentials: "same-origin" });
+        if (response.status === 404 || response.status === 401) return; // the UI restarted
         if (!response.ok) continue;
         job = await response.json();
       } catch (error) {
