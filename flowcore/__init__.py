@@ -27,6 +27,7 @@ import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from flowcore.configuration import config
+from flowcore.utilities import logging as _logging  # noqa: F401  (configures the "flowcore" logger)
 from flowcore.utilities.context import context
 
 if TYPE_CHECKING:

@@ -8,6 +8,13 @@ only go on once a person resumes it (Paused with no start time) never makes ``fl
 hang: on a terminal it asks, otherwise ``flow.run`` returns the Running state and says how
 to resume. After the run it commits transactions and updates an in-memory cache store.
 
+Every run gets an id (``context.flow_run_id``, ``state.flow_run_id``) and, unless
+``runs.store`` is ``none``, is recorded in the run store through a
+:class:`~flowcore.runs.recorder.RunRecorder` (TaskRunners report to it as they go; the
+passes report what they collected from other processes). ``flow.run(resume=RUN_ID)``
+starts from a recorded run's states (``engine/resume.py``), through the same
+``task_states`` a Prefect 1 restart passes.
+
 With a schedule, ``_run_on_schedule`` sleeps until each event and does one such run per
 event, each with its own ``flow_run_id``, until the schedule runs out or Ctrl-C.
 """
@@ -102,32 +109,8 @@ def run_flow(
     executor = kwargs.pop("executor", None) or flow.executor
     if executor is None:
         executor = import_object(configuration.config.engine.executor.default_class)()
-    store = open_store()
-    resumed_from = None
-    if resume is not None:
-        if store is None:
-            raise ResumeError("flow.run(resume=...) needs the run store; it is off (runs.store = 'none')")
-        resumed, restored = resumed_task_states(flow, store, str(resume), rerun)
-        resumed_from = resumed.run_id
-        kwargs["task_states"] = {**restored, **(kwargs.get("task_states") or {})}
-        flow.logger.info(
-            f"Resuming run {resumed.run_id} of {flow.name!r}: {len(restored)} of "
-            f"{len(flow.tasks)} tasks restored, the others run again"
-        )
-    run_id = kwargs["flow_run_id"] = kwargs.get("flow_run_id") or str(uuid.uuid4())
-    recorder = None
-    if store is not None or progress:
-        display = RunProgress(run_structure(flow)) if progress else None
-        recorder = RunRecorder(store, run_id, display)
-    where = "not recorded: runs.store is 'none'" if store is None else f"recorded in {store.display}"
-    flow.logger.info(f"Flow run {run_id} of {flow.name!r} ({where})")
-    kwargs["context"]["run_recorder"] = recorder  # None: not recorded, no progress shown
-    if recorder is not None:
-        defaults = {p.name: p.default for p in flow.parameters() if not p.required}
-        recorder.started(
-            flow.name, {**defaults, **run_parameters}, run_structure(flow),
-            kwargs["context"].get("flow_source") or flow_source(flow), resumed_from
-        )
+    recorder = _start_recording(flow, run_parameters, kwargs, resume, rerun, progress)
+    run_id = kwargs["flow_run_id"]
     state: State | None = None
     try:
         failed = _preflight(flow, scope, kwargs, executor)
@@ -251,6 +234,41 @@ def _preflight(
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     message = f"Pre-flight check failed, no task ran: {problems[0].error}{more}"
     return Failed(message, result=task_states)
+
+
+def _start_recording(
+    flow: Flow, parameters: dict[str, Any], kwargs: dict[str, Any], resume: Any,
+    rerun: list[Task], progress: bool,
+) -> RunRecorder | None:
+    """Give the run its id (``kwargs["flow_run_id"]``), restore what ``resume`` names
+    (``kwargs["task_states"]``), log the run's first line, and start its recorder (the run
+    store's and the progress display's; None when neither is on), which goes into the run
+    context as ``run_recorder``."""
+    store = open_store()
+    resumed_from = None
+    if resume is not None:
+        if store is None:
+            raise ResumeError("flow.run(resume=...) needs the run store; it is off (runs.store = 'none')")
+        resumed, restored = resumed_task_states(flow, store, str(resume), rerun)
+        resumed_from = resumed.run_id
+        kwargs["task_states"] = {**restored, **(kwargs.get("task_states") or {})}
+        flow.logger.info(
+            f"Resuming run {resumed.run_id} of {flow.name!r}: {len(restored)} of "
+            f"{len(flow.tasks)} tasks restored, the others run again"
+        )
+    run_id = kwargs["flow_run_id"] = kwargs.get("flow_run_id") or str(uuid.uuid4())
+    where = "not recorded: runs.store is 'none'" if store is None else f"recorded in {store.display}"
+    flow.logger.info(f"Flow run {run_id} of {flow.name!r} ({where})")
+    recorder = None
+    if store is not None or progress:
+        recorder = RunRecorder(store, run_id, RunProgress(run_structure(flow)) if progress else None)
+        defaults = {p.name: p.default for p in flow.parameters() if not p.required}
+        recorder.started(
+            flow.name, {**defaults, **parameters}, run_structure(flow),
+            kwargs["context"].get("flow_source") or flow_source(flow), resumed_from,
+        )
+    kwargs["context"]["run_recorder"] = recorder
+    return recorder
 
 
 def _run_passes(

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 import pytest
 import sqlalchemy as sa
@@ -140,13 +140,16 @@ def test_latest_resumable_is_the_newest_failed_or_unfinished_run(store: RunStore
 
 
 def test_events_before_the_run_started_are_kept(store: RunStore) -> None:
-    store.submit(task_state("early", "t-1", "Running", 1))
-    store.submit(LogLine("early", "t-1", -1, at(1).timestamp(), logging.INFO, "flowcore.task", "hello"))
-    store.submit(Heartbeat("early", at(2)))
+    # times of now: a placeholder run (no driver known yet) with a heartbeat older than a
+    # minute would be found Crashed by the first read
+    now = datetime.now(timezone.utc)
+    store.submit(TaskRunState("early", "t-1", -1, "Running", None, now.timestamp()))
+    store.submit(LogLine("early", "t-1", -1, now.timestamp(), logging.INFO, "flowcore.task", "hello"))
+    store.submit(Heartbeat("early", now))
     store.flush()
     placeholder = store.get_run("early")
     assert placeholder is not None and placeholder.flow_name == ""
-    store.submit(started("early", flow="late", time=at(0)))
+    store.submit(started("early", flow="late", time=now))
     store.flush()
     run = store.get_run("early")
     assert run is not None and run.flow_name == "late" and run.task_counts == {"Running": 1}
