@@ -125,6 +125,7 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
     options.add_argument(f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}")
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(options=options, service=Service(executable_path=CHROMEDRIVER))
     try:
         yield driver
@@ -299,3 +300,11 @@ def test_a_cache_entry_is_deleted(browser: WebDriver, server: str, world: World,
     assert len(browser.find_elements(By.CSS_SELECTOR, "#caches tbody tr.entry")) == 2
     assert len(api(server, "api/caches")["entries"]) == 2
     shutil.rmtree(world.directory / "live", ignore_errors=True)
+
+
+def test_the_pages_logged_no_errors(browser: WebDriver, server: str, world: World) -> None:
+    """Nothing the tests above opened broke a script or the content security policy
+    (the browser's console since the first page)."""
+    browser.get(f"{server}runs/{world.demo}")
+    errors = [e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]
+    assert errors == []
