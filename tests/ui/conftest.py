@@ -34,8 +34,8 @@ class Recorded:
 
 
 @contextmanager
-def recording_into(path: Path) -> Iterator[RunStore]:
-    """Flow runs in this process are recorded in the SQLite file ``path`` (config
+def recording_into(path: Path | str) -> Iterator[RunStore]:
+    """Flow runs in this process are recorded in ``path`` (a SQLite file or a URL: config
     ``runs.store``) until the block ends; yields that store."""
     before = config.get_path("runs.store")
     config.set_path("runs.store", str(path))
