@@ -95,6 +95,11 @@ class TaskRunnerInitializeResult(NamedTuple):
 class TaskRunner(Runner):
     """Runs one task (or one mapped child) from a state to a new state.
 
+    Each step can also be called on its own, as Prefect 1 users' unit tests do: it calls
+    the state handlers and turns signals into states just as inside ``run``. Steps read
+    ``self.context``: the context ``initialize_run`` filled, or before that the
+    ``flowcore.context`` in which the runner was made (read, not written).
+
     Args:
         task: the task to run.
         state_handlers: runner-level handlers ``fn(runner, old, new)``.

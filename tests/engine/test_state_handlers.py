@@ -13,8 +13,10 @@ import pytest
 from flowcore import Flow, Task, task
 from flowcore.engine import signals
 from flowcore.engine.flow_runner import FlowRunner
-from flowcore.engine.state import Failed, Running, Skipped, State, Success, TriggerFailed
+from flowcore.engine.runner import ENDRUN
+from flowcore.engine.state import Failed, Pending, Running, Skipped, State, Success, TriggerFailed
 from flowcore.engine.task_runner import TaskRunner
+from flowcore.utilities.debug import raise_on_exception
 
 Transitions = list[tuple[str, str]]
 
@@ -228,6 +230,47 @@ def test_handler_raising_pause_pauses_the_task() -> None:
     state = TaskRunner(t).run()
     assert state.message == "handler pause"
     assert type(state).__name__ == "Paused"
+
+
+@pytest.mark.parametrize("level", ["task", "runner"])
+def test_handler_returning_neither_a_state_nor_none_fails_the_task(level: str) -> None:
+    # verified against prefect 1.4.1: a handler returning True ends the run Failed, and in
+    # debug mode (raise_on_exception) raises AttributeError (Prefect 1: "'bool' object has
+    # no attribute 'is_running'", one step later; flowcore names the handler's value)
+    def make() -> TaskRunner:
+        if level == "task":
+            return TaskRunner(Task(state_handlers=[lambda *a: True]))
+        return TaskRunner(Task(), state_handlers=[lambda *a: True])
+
+    state = make().run()
+    assert type(state) is Failed
+    assert isinstance(state.result, AttributeError)
+    with raise_on_exception(), pytest.raises(AttributeError):
+        make().run()
+
+
+def test_a_non_state_handler_result_reaches_the_next_handler() -> None:
+    # verified against prefect 1.4.1: handlers are chained on the previous one's value, so
+    # the next handler sees True (its assertion error is what debug mode raises)
+    def strict(obj: Any, old: State, new: State) -> None:
+        assert isinstance(new, State)
+
+    with raise_on_exception(), pytest.raises(AssertionError):
+        TaskRunner(Task(state_handlers=[lambda *a: True, strict])).run()
+    with raise_on_exception(), pytest.raises(AssertionError):
+        TaskRunner(Task(), state_handlers=[lambda *a: Ellipsis, strict]).run()
+
+
+def test_steps_called_directly_call_the_handlers() -> None:
+    # verified against prefect 1.4.1: a step called on its own (users' unit tests) calls the
+    # task's and the runner's handlers on a change, and none when the state is unchanged
+    log: Transitions = []
+    runner = TaskRunner(Task(state_handlers=[recorder(log)]), state_handlers=[recorder(log)])
+    assert type(runner.set_task_to_running(Pending(), inputs={})) is Running
+    assert log == [("Pending", "Running"), ("Pending", "Running")]
+    with pytest.raises(ENDRUN):
+        runner.check_task_is_ready(Success())
+    assert len(log) == 2
 
 
 def test_runner_handlers_run_after_the_task_handlers() -> None:
