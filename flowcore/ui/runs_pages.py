@@ -46,7 +46,8 @@ RESUMES_SCANNED = 200
 
 def runs_list(request: Request) -> dict[str, Any]:
     """``/``: runs newest first, filtered by flow and state. The page takes ``page`` and
-    ``per_page``; the API ``limit`` and ``offset`` (or the same)."""
+    ``per_page``; the API ``limit`` and ``offset`` (or the same). While a run it shows is
+    in progress, the page's script refreshes its rows from the API."""
     store = _store(request)
     query = request.query_params
     flow = query.get("flow") or None
@@ -66,6 +67,7 @@ def runs_list(request: Request) -> dict[str, Any]:
         "offset": offset,
         "flow": flow,
         "state": state,
+        "colors": _colors([], runs),
         "page": _pager(flow, state, limit, offset, total),
     }
 
@@ -120,7 +122,7 @@ def run_detail(request: Request) -> dict[str, Any]:
         "tasks": tasks,
         "logs": logs,
         "resumed_by": _resumed_by(store, run),
-        "colors": _colors(tasks, run),
+        "colors": _colors(tasks, [run]),
         "resume_jobs": [
             {"job": job.id, "url": f"/resumes/{job.id}", "started": job.started.isoformat()}
             for job in jobs
@@ -132,11 +134,13 @@ def run_detail(request: Request) -> dict[str, Any]:
     return data
 
 
-def _colors(tasks: list[dict[str, Any]], run: RunInfo) -> dict[str, str]:
+def _colors(tasks: list[dict[str, Any]], runs: list[RunInfo]) -> dict[str, str]:
     """The colour of every state the page may show (for the live updates)."""
     from flowcore.runs.graph import state_color
 
-    names = {*STATE_NAMES, run.state, *run.task_counts}
+    names = set(STATE_NAMES)
+    for run in runs:
+        names.update([run.state, *run.task_counts])
     for row in tasks:
         names.update([row["state"], *row["children"]])
     return {name: state_color(name) for name in sorted(names)}

@@ -30,7 +30,7 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException
+from selenium.common.exceptions import NoAlertPresentException, StaleElementReferenceException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -151,7 +151,10 @@ def snap(driver: WebDriver, shots: Path, name: str) -> None:
 
 
 def wait_for(driver: WebDriver, check: Callable[[WebDriver], Any], what: str) -> Any:
-    return WebDriverWait(driver, WAIT, poll_frequency=0.1).until(check, f"the page did not show {what}")
+    """``check(driver)`` once it is true, within ``WAIT`` seconds (a live page replaces
+    elements as it updates: one gone between finding and reading is looked for again)."""
+    waiting = WebDriverWait(driver, WAIT, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,))
+    return waiting.until(check, f"the page did not show {what}")
 
 
 def text_of(driver: WebDriver, selector: str) -> str:
@@ -231,7 +234,7 @@ def test_a_malicious_task_name_renders_as_text(browser: WebDriver, server: str, 
     assert text_of(browser, "h1").startswith(flows.XSS_NAME) and no_alert(browser)
 
 
-def test_a_live_run_updates_without_a_reload(browser: WebDriver, server: str, world: World, shots: Path) -> None:
+def test_a_live_run_updates_its_page_and_the_list_without_a_reload(browser: WebDriver, server: str, world: World, shots: Path) -> None:
     project = world.directory / "live"
     path = flows.write_flow(project, flows.LIVE)
     assert SCRIPT is not None
@@ -252,11 +255,21 @@ def test_a_live_run_updates_without_a_reload(browser: WebDriver, server: str, wo
 
         run_id = eventually(two_done, what="two children of the live run")
         browser.get(f"{server}runs/{run_id}")
-        assert text_of(browser, "#run-state") in ("Pending", "Running")  # as the store has it
-        assert "2 Success" in task_state(browser, "work")
+        wait_for(browser, lambda d: text_of(d, "#run-state") in ("Pending", "Running"), "the run in progress")
+        wait_for(browser, lambda d: "2 Success" in task_state(d, "work"), "2 successful children")
         browser.execute_script("window.flowcoreTestMarker = 'same page'")
         snap(browser, shots, "ui-run-live.png")
+        run_page = browser.current_window_handle
+        browser.switch_to.new_window("tab")  # the runs list, in a tab of its own
+        browser.get(server)
+        row_state = f"tr[data-run-id='{run_id}'] .state"
+        wait_for(browser, lambda d: text_of(d, row_state) in ("Pending", "Running"), "the run in progress in the list")
+        browser.execute_script("window.flowcoreTestMarker = 'same list'")
         (project / "release").touch()
+        wait_for(browser, lambda d: text_of(d, row_state) == "Success", "the run's Success in the list")
+        assert browser.execute_script("return window.flowcoreTestMarker") == "same list"  # not reloaded
+        browser.close()
+        browser.switch_to.window(run_page)
         wait_for(browser, lambda d: text_of(d, "#run-state") == "Success", "the run's Success")
         wait_for(browser, lambda d: "4 Success" in task_state(d, "work"), "4 successful children")
         wait_for(browser, lambda d: "4 Success" in text_of(d, "#graph"), "the graph's new counts")

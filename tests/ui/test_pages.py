@@ -35,7 +35,9 @@ def test_api_runs_filters_and_pages(client: TestClient, recorded: Recorded) -> N
     assert [r["run_id"] for r in client.get("/api/runs?flow=ui+demo").json()["runs"]] == [recorded.demo]
     failed = client.get("/api/runs?state=failed").json()  # any case, as the CLI
     assert failed["total"] == 1 and failed["runs"][0]["run_id"] == recorded.demo
-    assert client.get("/api/runs?flow=nope").json() == {
+    nothing = client.get("/api/runs?flow=nope").json()
+    assert nothing["colors"]["Failed"] == "#eb0000"
+    assert {k: v for k, v in nothing.items() if k != "colors"} == {
         "runs": [], "total": 0, "limit": 50, "offset": 0, "flow": "nope", "state": None,
     }  # fmt: skip
     first = client.get("/api/runs?limit=2").json()
@@ -49,6 +51,7 @@ def test_runs_page_pager_and_filter_form(client: TestClient, recorded: Recorded)
     page = client.get("/?per_page=2&page=2")
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "Runs 3–4 of 6" in page.text and "page 2 of 3" in page.text
+    assert "data-runs-live" not in page.text  # every run shown is finished: nothing to refresh
     assert 'href="/?page=1&amp;per_page=2"' in page.text and 'href="/?page=3&amp;per_page=2"' in page.text
     assert recorded.ok[2][:8] in page.text and recorded.ok[1][:8] in page.text
     assert recorded.ok[4][:8] not in page.text

@@ -1,4 +1,4 @@
-// flowcore ui: live updates of a run page and of a resume job, by polling the JSON API.
+// flowcore ui: live updates of the runs list, a run page and a resume job, by polling the JSON API.
 // Text from runs (names, messages, log lines) is only ever written with textContent.
 (function () {
   "use strict";
@@ -183,6 +183,62 @@
     }
   }
 
+  function runRow(run, colors) {
+    const row = el("tr");
+    row.dataset.runId = run.run_id;
+    const first = el("td");
+    const link = el("a", "run-link");
+    link.href = run.url;
+    link.appendChild(el("code", null, run.run_id.slice(0, 8)));
+    first.appendChild(link);
+    if (run.resumed_from) {
+      const note = el("span", "muted", " resumes ");
+      const back = el("a");
+      back.href = "/runs/" + encodeURIComponent(run.resumed_from);
+      back.appendChild(el("code", null, run.resumed_from.slice(0, 8)));
+      note.appendChild(back);
+      first.append(" ", note);
+    }
+    const flow = el("td");
+    const flowLink = el("a", null, run.flow);
+    flowLink.href = "/?" + new URLSearchParams({ flow: run.flow });
+    flow.appendChild(flowLink);
+    const state = el("td");
+    state.appendChild(badge(run.state, colors));
+    const tasks = el("td");
+    tasks.appendChild(counts(run.task_counts, colors));
+    row.append(first, flow, state, el("td", "nowrap", when(run.started)), el("td", "num", seconds(run.duration)), tasks);
+    return row;
+  }
+
+  async function pollRuns(span) {
+    const [limit, offset] = span.split(":");
+    const query = new URLSearchParams(location.search);
+    query.delete("page");
+    query.delete("per_page");
+    query.set("limit", limit);
+    query.set("offset", offset);
+    for (;;) {
+      await new Promise((resolve) => setTimeout(resolve, 2 * POLL_MS));
+      let listing;
+      try {
+        const response = await fetch("/api/runs?" + query, { credentials: "same-origin" });
+        if (response.status === 401) return;
+        if (!response.ok) continue;
+        listing = await response.json();
+      } catch (error) {
+        continue;
+      }
+      const body = document.querySelector("#runs tbody");
+      body.replaceChildren(...listing.runs.map((run) => runRow(run, listing.colors || {})));
+      if (listing.runs.every((run) => run.finished)) {
+        delete main.dataset.runsLive;
+        return;
+      }
+    }
+  }
+
+  if (main.dataset.runsLive) pollRuns(main.dataset.runsLive);
   if (main.dataset.run && main.dataset.live) pollRun(main.dataset.run);
   if (main.dataset.job && main.dataset.live) pollJob(main.dataset.job);
 })();
