@@ -21,6 +21,7 @@ import click
 
 from flowcore.cli import CliError
 from flowcore.cli.output import echo_json, echo_table
+from flowcore.runs.records import count_text, split_task_runs
 from flowcore.utilities.units import format_duration
 
 if TYPE_CHECKING:
@@ -126,13 +127,7 @@ def _task_rows(run: RunInfo, records: list[TaskRunInfo]) -> list[dict[str, Any]]
     its children counted by state."""
     names = {t["slug"]: t["name"] for t in run.structure.get("tasks", [])}
     order = {slug: i for i, slug in enumerate(names)}
-    own: dict[str, TaskRunInfo] = {}
-    children: dict[str, Counter[str]] = {}
-    for found in records:
-        if found.map_index < 0:
-            own[found.task_slug] = found
-        else:
-            children.setdefault(found.task_slug, Counter())[found.state] += 1
+    own, children = split_task_runs(records)
     rows = []
     for slug in sorted(set(own) | set(children), key=lambda s: (order.get(s, len(order)), s)):
         record = own.get(slug)
@@ -159,7 +154,7 @@ def _run_json(run: RunInfo) -> dict[str, Any]:
 
 
 def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{n} {state}" for state, n in sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+    return count_text(Counter(counts))
 
 
 def _time(when: datetime | None) -> str:

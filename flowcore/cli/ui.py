@@ -21,7 +21,7 @@ from flowcore.cli import CliError
 
 __all__ = ["ui"]
 
-_UI_MODULES = ("starlette", "uvicorn", "jinja2", "markupsafe", "anyio", "h11")
+_UI_MODULES = ("starlette", "uvicorn", "jinja2")  # what the ui extra installs (their own needs come along)
 
 
 @click.command("ui")
@@ -62,18 +62,12 @@ def ui(
 ) -> None:
     """Serve the web UI: runs, their graphs and logs, resume, caches."""
     from flowcore.cli.runs import open_cli_store
+    from flowcore.utilities._optional import require_optional
 
-    try:
-        from flowcore.ui import create_app
-        from flowcore.ui.security import is_loopback
-        from flowcore.ui.server import bind, serve, url_for
-    except ImportError as exc:
-        missing = (exc.name or "").split(".")[0]
-        if missing not in _UI_MODULES:
-            raise
-        from flowcore.exceptions import MissingExtraError
-
-        raise MissingExtraError("flowcore ui", missing, "ui") from exc
+    require_optional("flowcore ui", *_UI_MODULES)
+    from flowcore.ui import create_app
+    from flowcore.ui.security import is_loopback
+    from flowcore.ui.server import bind, serve, url_for
     token = token or _configured_token()
     loopback = is_loopback(host)
     if not loopback and not token:

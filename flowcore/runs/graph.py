@@ -23,13 +23,14 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from flowcore.engine import state as _states
+from flowcore.runs.records import count_text, split_task_runs
 from flowcore.runs.states import is_finished
 from flowcore.utilities._optional import import_optional
 
 if TYPE_CHECKING:
     from flowcore.runs.store import TaskRunInfo
 
-__all__ = ["run_graph", "split_task_runs", "state_color"]
+__all__ = ["run_graph", "state_color"]
 
 # which child state colours a mapped task's box: the first found in this order
 _PRECEDENCE = ("Crashed", "Failed", "TimedOut", "TriggerFailed", "ValidationFailed", "Running",
@@ -78,7 +79,7 @@ def run_graph(
             total = max(parent.n_map_states or 0 if parent is not None else 0, sum(counts.values()))
             label = _progress_label(name, counts, total)
         else:
-            label = graphviz.escape(name + ("\n" + _count_text(counts) if counts else ""))
+            label = graphviz.escape(name + ("\n" + count_text(counts) if counts else ""))
         attributes = {"shape": "box" if task.get("mapped") else "ellipse", "tooltip": slug}
         if colored:
             attributes.update(style="filled", fillcolor=state_color(state) + "99")
@@ -94,26 +95,6 @@ def run_graph(
                 style="dashed" if edge.get("mapped") else None,
             )
     return graph
-
-
-def split_task_runs(
-    task_runs: Iterable[TaskRunInfo],
-) -> tuple[dict[str, TaskRunInfo], dict[str, Counter[str]]]:
-    """A run's task run records by task: each task's own record (a mapped task's
-    parent's), and its mapped children counted by state."""
-    own: dict[str, TaskRunInfo] = {}
-    children: dict[str, Counter[str]] = {}
-    for record in task_runs:
-        if record.map_index < 0:
-            own[record.task_slug] = record
-        else:
-            children.setdefault(record.task_slug, Counter())[record.state] += 1
-    return own, children
-
-
-def _count_text(counts: Counter[str]) -> str:
-    """``"990 Success, 10 Failed"``: most frequent first."""
-    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda i: (-i[1], i[0])))
 
 
 def _progress_label(name: str, counts: Counter[str], total: int) -> str:
@@ -132,7 +113,7 @@ def _progress_label(name: str, counts: Counter[str], total: int) -> str:
     return (
         '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
         f"<TR><TD {span}>{html.escape(name)}</TD></TR>"
-        f"<TR><TD {span}>{html.escape(_count_text(counts))}</TD></TR>"
+        f"<TR><TD {span}>{html.escape(count_text(counts))}</TD></TR>"
         f"<TR><TD {span}>{done} of {total} done</TD></TR>"
         f"<TR>{''.join(cells)}</TR></TABLE>>"
     )

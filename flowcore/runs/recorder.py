@@ -112,6 +112,7 @@ class RunRecorder:
             structure=structure, source=source, host=socket.gethostname(), pid=self._pid,
             resumed_from=resumed_from,
         ))
+        self.store.submit(FlowRunState(self.run_id, "Running", "Running flow.", _now()))
         add_line_sink(self._log_line)
 
     def flow_state(self, state: State) -> None:

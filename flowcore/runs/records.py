@@ -7,11 +7,13 @@ dump them (``dataclasses.asdict``) without knowing the database.
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["RunInfo", "StoredLogLine", "TaskRunInfo", "Transition"]
+__all__ = ["RunInfo", "StoredLogLine", "TaskRunInfo", "Transition", "count_text", "split_task_runs"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,3 +74,23 @@ class StoredLogLine:
     level: int
     logger: str
     message: str
+
+
+def split_task_runs(
+    task_runs: Iterable[TaskRunInfo],
+) -> tuple[dict[str, TaskRunInfo], dict[str, Counter[str]]]:
+    """A run's task run records by task: each task's own record (a mapped task's
+    parent's), and its mapped children counted by state."""
+    own: dict[str, TaskRunInfo] = {}
+    children: dict[str, Counter[str]] = {}
+    for record in task_runs:
+        if record.map_index < 0:
+            own[record.task_slug] = record
+        else:
+            children.setdefault(record.task_slug, Counter())[record.state] += 1
+    return own, children
+
+
+def count_text(counts: Counter[str]) -> str:
+    """``"990 Success, 10 Failed"``: most frequent first."""
+    return ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda i: (-i[1], i[0])))

@@ -24,8 +24,7 @@ from typing import Any
 from urllib.parse import quote
 
 from flowcore.caching.cache import CacheEntry
-from flowcore.runs.graph import split_task_runs
-from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
+from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition, split_task_runs
 from flowcore.runs.states import is_failed, is_finished
 from flowcore.utilities.units import format_duration, format_size
 

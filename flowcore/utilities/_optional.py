@@ -30,6 +30,9 @@ EXTRAS = {
     "redis": "redis",
     "graphviz": "viz",
     "psycopg": "postgres",
+    "starlette": "ui",
+    "uvicorn": "ui",
+    "jinja2": "ui",
 }
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import xml.etree.ElementTree as ET
 
-from flowcore.runs.graph import run_graph, split_task_runs, state_color
-from flowcore.runs.records import TaskRunInfo
+from flowcore.runs.graph import run_graph, state_color
+from flowcore.runs.records import TaskRunInfo, split_task_runs
 from flowcore.ui.runs_pages import _plain_svg
 
 NAME = '<script>alert("x")</script> & co'
