@@ -104,11 +104,12 @@ class Runner:
 
     def handle_state_change(self, old_state: State, new_state: State) -> State:
         """Run the target's handlers, then the runner's; each may replace the state."""
+        given = new_state
         try:
             new_state = self.call_runner_target_handlers(old_state, new_state)
             for handler in self.state_handlers:
                 new_state = handler(self, old_state, new_state) or new_state
-            if not isinstance(new_state, State):
+            if new_state is not given and not isinstance(new_state, State):
                 raise AttributeError(
                     f"a state handler returned {new_state!r}, which is not a State: "
                     "state handlers must return a State or None"
