@@ -4,7 +4,8 @@ A session keeps one :class:`Outcomes`: every future it hands out is tracked, and
 result (or error) comes to the driver as soon as the call finishes, on the client's event
 loop, whatever the driver's own thread is doing::
 
-    submit ──> Outcomes.track(future) ──(call finishes)──> outcomes[key] = (status, value)
+    submit ──> Outcomes.track(future) ──(calls finish)──> a collector thread gathers them,
+               a batch at a time: outcomes[key] = (status, value)
     wait / collect ──> settle(futures): block until each key has an outcome
 
 So a state the driver has collected is safe: a worker that dies later loses only its
@@ -42,6 +43,7 @@ whose worker died up to ``allowed-failures`` times and recomputes lost results.
 from __future__ import annotations
 
 import logging
+import threading
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -147,14 +149,28 @@ def install_crash_policy(client: Any) -> None:
 
 
 class Outcomes:
-    """The outcome of every tracked future of one session, collected as it finishes."""
+    """The outcome of every tracked future of one session, collected as it finishes.
+
+    ``distributed.as_completed`` reports finished futures; a collector thread gathers
+    their results in one ``client.gather`` per batch (everything that finished since the
+    last one), so a big map costs a few gathers, not one per call. Call :meth:`close` at
+    the end of the session.
+    """
 
     def __init__(self, client: Any) -> None:
         from distributed import as_completed
 
-        self._done = as_completed([], loop=client.loop, with_results=True, raise_errors=False)  # type: ignore[no-untyped-call]
+        self._client = client
+        self._done = as_completed([], loop=client.loop)  # type: ignore[no-untyped-call]
         self._tracked: set[Any] = set()
         self._outcomes: dict[Any, tuple[str, Any]] = {}
+        self._ungathered: dict[Any, Any] = {}  # finished, but the batch gather failed
+        self._changed = threading.Condition()
+        self._closed = False
+        self._collector = threading.Thread(
+            target=self._collect, name="flowcore-dask-collector", daemon=True
+        )
+        self._collector.start()
 
     def track(self, futures: list[Any]) -> None:
         """Collect these futures' results as they finish; an outcome is kept until the
@@ -169,25 +185,63 @@ class Outcomes:
     def _forget(self, key: Any) -> None:
         self._tracked.discard(key)
         self._outcomes.pop(key, None)
+        self._ungathered.pop(key, None)
 
     def settle(self, futures: list[Any]) -> dict[Any, tuple[str, Any]]:
         """``{key: (status, value)}`` for ``futures``, once each has finished; status is
         "finished" (value: the result), "error" or "cancelled" (value: the exception)."""
         self.track(futures)
-        missing = {f.key for f in futures if f.key not in self._outcomes}
-        while missing:
-            for future, result in self._done.next_batch(block=True):  # type: ignore[no-untyped-call]
-                self._outcomes[future.key] = _outcome(future, result)
-                missing.discard(future.key)
+        with self._changed:
+            while any(f.key not in self._outcomes and f.key not in self._ungathered for f in futures):
+                self._changed.wait()
+        for future in futures:
+            if future.key not in self._outcomes:
+                self._outcomes[future.key] = _outcome(future, self._client)
         return {f.key: self._outcomes[f.key] for f in futures}
 
+    def close(self) -> None:
+        ready = self._done.thread_condition
+        with ready:
+            self._closed = True
+            ready.notify_all()
+        self._collector.join()
 
-def _outcome(future: Any, result: Any) -> tuple[str, Any]:
-    status = future.status
-    if status == "error" and isinstance(result, tuple) and len(result) == 3:
-        _, exc, traceback = result
-        return "error", exc.with_traceback(traceback)
-    return status, result
+    def _collect(self) -> None:
+        done, ready = self._done, self._done.thread_condition
+        while True:
+            with ready:  # as_completed queues a future, then notifies under this lock
+                while not done.has_ready() and not self._closed:  # type: ignore[no-untyped-call]
+                    ready.wait()
+            if self._closed:
+                return
+            batch = done.next_batch(block=False)  # type: ignore[no-untyped-call]
+            found = self._gather(batch)
+            with self._changed:
+                self._outcomes.update(found)
+                self._ungathered.update((f.key, f) for f in batch if f.key not in found)
+                self._changed.notify_all()
+
+    def _gather(self, batch: list[Any]) -> dict[Any, tuple[str, Any]]:
+        """The outcomes of ``batch`` that one gather gives (none if the gather fails:
+        :meth:`settle` then asks for each future on its own)."""
+        finished = [f for f in batch if f.status == "finished"]
+        try:
+            values = self._client.gather(finished) if finished else []
+        except Exception:  # noqa: BLE001 - e.g. a result lost with its worker meanwhile
+            return {}
+        found = {f.key: ("finished", value) for f, value in zip(finished, values)}
+        for future in batch:
+            if future.key not in found:
+                found[future.key] = _outcome(future, self._client)
+        return found
+
+
+def _outcome(future: Any, client: Any) -> tuple[str, Any]:
+    """``(status, result or exception)`` of a future that has finished (one way or another)."""
+    try:
+        return "finished", client.gather(future)
+    except BaseException as exc:  # noqa: BLE001 - the call's error, handed to the caller
+        return ("cancelled" if future.status == "cancelled" else "error"), exc
 
 
 def failure_causes(client: Any, keys: list[Any]) -> dict[Any, tuple[Any, str | None]]:

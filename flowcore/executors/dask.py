@@ -430,6 +430,8 @@ class DaskExecutor(Executor):
                 self._names = set()
                 self._resource_names = set()
                 self._unsent = None
+                if self._outcomes is not None:
+                    self._outcomes.close()
                 self._outcomes = None
                 self._untracked = []
                 self._crash_policy = False
