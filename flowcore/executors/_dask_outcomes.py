@@ -193,7 +193,9 @@ class Outcomes:
         self.track(futures)
         with self._changed:
             while any(f.key not in self._outcomes and f.key not in self._ungathered for f in futures):
-                self._changed.wait()
+                if not self._collector.is_alive():  # then each future is asked for below
+                    break
+                self._changed.wait(timeout=1.0)
         for future in futures:
             if future.key not in self._outcomes:
                 self._outcomes[future.key] = _outcome(future, self._client)
