@@ -97,8 +97,10 @@ class TaskRunner(Runner):
 
     Each step can also be called on its own, as Prefect 1 users' unit tests do: it calls
     the state handlers and turns signals into states just as inside ``run``. Steps read
-    ``self.context``: the context ``initialize_run`` filled, or before that the
-    ``flowcore.context`` in which the runner was made (read, not written).
+    ``self.context``: the context ``initialize_run`` filled (during ``run``, the current
+    ``flowcore.context``), or before that the current ``flowcore.context`` over the one in
+    which the runner was made, as Prefect 1's steps read ``prefect.context`` and its
+    ``TaskRunner.context`` is a copy made in ``__init__``.
 
     Args:
         task: the task to run.
@@ -120,7 +122,7 @@ class TaskRunner(Runner):
             self.result = flow_result.copy()
         else:
             self.result = Result()
-        self.context: dict[str, Any] = _context.current()
+        self._made_in = _context.current()
         self.cache_run: CacheRun | None = None
         self._initialized = False
         self._recorder: RunRecorder | None = None
@@ -130,6 +132,17 @@ class TaskRunner(Runner):
 
     def __repr__(self) -> str:
         return f"<TaskRunner: {self.task.name}>"
+
+    context: dict[str, Any]
+
+    if not TYPE_CHECKING:  # keeps mypy checking every other attribute
+
+        def __getattr__(self, name: str) -> Any:
+            """``context`` before ``initialize_run`` sets it (see the class docstring): a
+            new dict on each read, so writes to it go nowhere."""
+            if name == "context":
+                return {**self._made_in, **_context.current()}
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def call_runner_target_handlers(self, old_state: State, new_state: State) -> State:
         if self.logger.isEnabledFor(logging.DEBUG):
@@ -478,7 +491,7 @@ class TaskRunner(Runner):
         """After a LOOP: expose the loop result and count, and start the next iteration."""
         assert isinstance(state, Looped)
         if not self._initialized:
-            self.context = dict(self.context)  # not the caller's scope
+            self.context = dict(self.context)  # not the caller's context
         self.context["task_loop_result"] = state.result
         self.context["task_loop_count"] = state.loop_count + 1
         return Pending(state.message)

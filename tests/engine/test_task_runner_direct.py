@@ -61,6 +61,19 @@ def test_runner_context_is_the_context_it_was_made_in() -> None:
     assert runner.context["chris"] == "foo"
 
 
+def test_steps_read_the_context_current_at_the_call() -> None:
+    # verified against prefect 1.4.1: its steps read prefect.context when called, so a runner
+    # made outside the block sees the block's keys
+    @task(result=PrefectResult())
+    def fn(x: int) -> int:
+        return x + 1
+
+    runner = TaskRunner(fn)
+    with flowcore.context(checkpointing=True):
+        new = runner.get_task_run_state(state=Running(), inputs={"x": Result(2)})
+    assert new._result.location == "3"
+
+
 def test_initialize_run_fills_the_context_given() -> None:
     # verified against prefect 1.4.1: task_run_count, task_name and checkpointing (from
     # context.config.flows.checkpointing) are put in the context passed in
