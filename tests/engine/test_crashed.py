@@ -126,8 +126,8 @@ def test_a_crashed_run_is_retried_with_the_task_runners_retry_step() -> None:
     state = run(flow, LosingExecutor({"work": WorkerCrashed}))
     assert type(state) is Success
     assert state.result[after].result == 3
-    assert ("work", "Running", "Crashed") in SEEN
-    assert ("work", "Crashed", "Retrying") in SEEN
+    assert SEEN.count(("work", "Running", "Crashed")) == 1
+    assert SEEN.count(("work", "Crashed", "Retrying")) == 1
     assert counts[0] == 2  # the crashed attempt was the first
     assert counts.count(1) == 1  # ``after`` ran once, after the retry
 
