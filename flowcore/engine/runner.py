@@ -117,7 +117,7 @@ class Runner:
         except (ENDRUN, signals.PAUSE):
             raise
         except signals.PrefectStateSignal as exc:
-            if self.raise_on_exception:
+            if self._debugging():
                 raise
             return exc.state
         except Exception as exc:
@@ -136,10 +136,14 @@ class Runner:
         carrying ``exc``, after an ERROR line with its traceback (``log_message``, default
         ``message``). With ``raise_on_exception`` (debugging) ``exc`` is raised instead.
         Call it from the ``except`` clause that caught ``exc``."""
-        if self.raise_on_exception:
+        if self._debugging():
             raise exc
         self.logger.error(log_message or message, exc_info=exc)
         return state_class(message, result=exc)
+
+    def _debugging(self) -> bool:
+        """Whether signals and errors propagate (``raise_on_exception``)."""
+        return self.raise_on_exception
 
     def _step_raised(self, state: State, exc: BaseException) -> State:
         """What a step that raised ``exc`` (given ``state``) comes to: the module docstring."""
@@ -150,7 +154,7 @@ class Runner:
             raise ENDRUN(final) from None
         if isinstance(exc, signals.PrefectStateSignal):
             self.logger.info(f"{type(exc).__name__} signal raised: {exc!r}")
-            if self.raise_on_exception:
+            if self._debugging():
                 raise exc
             return exc.state
         assert isinstance(exc, Exception)

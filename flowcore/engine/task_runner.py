@@ -154,6 +154,13 @@ class TaskRunner(Runner):
             new_state = handler(self.task, old_state, new_state) or new_state
         return new_state
 
+    def _debugging(self) -> bool:
+        """The run's ``raise_on_exception``; for a step called on its own, the current
+        context's (Prefect 1 reads it at every step)."""
+        return self.raise_on_exception or (
+            not self._initialized and bool(_context.current().get("raise_on_exception"))
+        )
+
     def handle_state_change(self, old_state: State, new_state: State) -> State:
         """The handlers (``Runner.handle_state_change``), then the run store hears of the
         state the handlers settled on."""
@@ -389,7 +396,7 @@ class TaskRunner(Runner):
                 raise signals.TRIGGERFAIL("Trigger failed")
         except signals.PrefectStateSignal as exc:
             self.logger.debug("Task '%s': %s signal raised during trigger", self._name, type(exc).__name__)
-            if self.raise_on_exception:
+            if self._debugging():
                 raise
             if isinstance(exc.state, Paused):
                 edges = {e: s for e, s in upstream_states.items() if isinstance(e, Edge)}

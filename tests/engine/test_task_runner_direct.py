@@ -18,6 +18,7 @@ import pytest
 import flowcore
 from flowcore import Parameter, Task, task
 from flowcore.core.edge import Edge
+from flowcore.engine import signals
 from flowcore.engine.cache_validators import duration_only
 from flowcore.engine.result import Result
 from flowcore.engine.results import LocalResult, PrefectResult
@@ -36,6 +37,7 @@ from flowcore.engine.state import (
 from flowcore.engine.task_runner import TaskRunner
 from flowcore.triggers import manual_only
 from flowcore.utilities.configuration import set_temporary_config
+from flowcore.utilities.debug import raise_on_exception
 
 
 def later(minutes: int = 1) -> pendulum.DateTime:
@@ -247,6 +249,18 @@ def test_a_result_that_cannot_be_written_fails_the_task(
     if expected is Failed:
         assert "SyntaxError" in str(new.message)
         assert isinstance(new.result, SyntaxError)
+
+
+@pytest.mark.parametrize("error", [ValueError("boom"), signals.FAIL("no")], ids=["error", "FAIL"])
+def test_raise_on_exception_applies_to_a_step_called_on_its_own(error: BaseException) -> None:
+    # verified against prefect 1.4.1: under raise_on_exception() the step raises what the
+    # task raised instead of returning a state
+    @task
+    def boom() -> None:
+        raise error
+
+    with raise_on_exception(), pytest.raises(type(error)):
+        TaskRunner(boom).get_task_run_state(state=Running(), inputs={})
 
 
 # -- set_task_run_name, check_for_retry, check_task_trigger ---------------------------------
