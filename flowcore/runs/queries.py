@@ -27,6 +27,7 @@ __all__ = [
     "latest_resumable",
     "list_runs",
     "logs",
+    "resumes_of",
     "stale_runs",
     "task_runs",
     "transitions",
@@ -60,6 +61,14 @@ def find_runs(conn: Connection, run_id: str) -> list[RunInfo]:
             .order_by(*_NEWEST_FIRST)
             .limit(11)
         ).all()
+    return _run_infos(conn, rows)
+
+
+def resumes_of(conn: Connection, run_id: str) -> list[RunInfo]:
+    """The runs that resumed ``run_id``, newest first."""
+    rows = conn.execute(
+        sa.select(flow_runs).where(flow_runs.c.resumed_from == run_id).order_by(*_NEWEST_FIRST)
+    ).all()
     return _run_infos(conn, rows)
 
 

@@ -485,6 +485,12 @@ class RunStore:
 
         return self._read(lambda c: queries.logs(c, run_id, task_slug, limit))
 
+    def resumes_of(self, run_id: str) -> list[RunInfo]:
+        """The runs that resumed run ``run_id`` (``flow.run(resume=...)``), newest first."""
+        from flowcore.runs import queries
+
+        return self._read(lambda c: queries.resumes_of(c, run_id))
+
     def latest_resumable(self, flow_name: str) -> RunInfo | None:
         """The newest run of ``flow_name`` that did not finish, or finished ``Failed`` (or
         a subclass: ``Crashed``, ``TimedOut``, ``TriggerFailed``, ``ValidationFailed``)."""

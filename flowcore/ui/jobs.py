@@ -83,10 +83,8 @@ class ResumeJob:
         """The run this job started, once the store has it."""
         if self.new_run_id is None:
             since = self.started - _SLACK
-            for run in self._store.list_runs(flow=self.flow_name, limit=50):
-                if run.started < since:
-                    break
-                if run.resumed_from == self.run_id:
+            for run in self._store.resumes_of(self.run_id):
+                if run.started >= since:
                     self.new_run_id = run.run_id
                     break
         return self.new_run_id

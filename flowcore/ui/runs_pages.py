@@ -7,9 +7,7 @@ the JSON leaves out. Builders run on Starlette's thread pool (store reads block)
 A run page reads: the run, its task runs (one row per task and mapped child: what the
 task table and the graph count), the transitions of the flow run and of each task's own
 run (``map_index`` -1: a mapped task's children have their history on the task's page),
-the run's last log lines, and the runs that resumed it. The runs that resumed a run are
-found among the newest ``RESUMES_SCANNED`` runs of its flow (the store has no query by
-``resumed_from``).
+the run's last log lines, and the runs that resumed it (``RunStore.resumes_of``).
 """
 
 from __future__ import annotations
@@ -38,7 +36,6 @@ MAX_PER_PAGE = 500
 RUN_LOG_LINES = 200  # the last log lines of a run on its page
 TASK_LOG_LINES = 1000  # ... of a task on its page
 CHILDREN_SHOWN = 200  # mapped children listed per page of a task
-RESUMES_SCANNED = 200
 
 
 # -- the runs list ---------------------------------------------------------------------------
@@ -147,11 +144,10 @@ def _colors(tasks: list[dict[str, Any]], runs: list[RunInfo]) -> dict[str, str]:
 
 
 def _resumed_by(store: RunStore, run: RunInfo) -> list[dict[str, Any]]:
-    newer = store.list_runs(flow=run.flow_name, limit=RESUMES_SCANNED)
     return [
         {"run_id": r.run_id, "state": r.state, "url": views.run_url(r.run_id)}
-        for r in newer if r.resumed_from == run.run_id
-    ]  # fmt: skip
+        for r in store.resumes_of(run.run_id)
+    ]
 
 
 async def graph_svg(request: Request) -> Response:

@@ -355,3 +355,13 @@ def test_tickers_add_events_before_each_batch_until_removed(
     assert len(announced) == calls
     failures = [r for r in logs.records if "ticker" in r.getMessage()]
     assert len(failures) == 1 and failures[0].levelno == logging.ERROR
+
+
+def test_resumes_of_lists_the_runs_that_resumed_a_run(store: RunStore) -> None:
+    _run(store, "first", final="Failed")
+    _run(store, "second", time=at(10), resumed_from="first", final="Failed")
+    _run(store, "third", time=at(20), resumed_from="first")
+    _run(store, "unrelated", time=at(30))
+    store.flush()
+    assert [r.run_id for r in store.resumes_of("first")] == ["third", "second"]
+    assert store.resumes_of("third") == []
