@@ -97,10 +97,10 @@ class TaskRunner(Runner):
 
     Each step can also be called on its own, as Prefect 1 users' unit tests do: it calls
     the state handlers and turns signals into states just as inside ``run``. Steps read
-    ``self.context``: the context ``initialize_run`` filled (during ``run``, the current
-    ``flowcore.context``), or before that the current ``flowcore.context`` over the one in
-    which the runner was made, as Prefect 1's steps read ``prefect.context`` and its
-    ``TaskRunner.context`` is a copy made in ``__init__``.
+    the context ``initialize_run`` filled (during ``run``, the current ``flowcore.context``)
+    or one assigned to ``self.context``; before that, the current ``flowcore.context`` at
+    each call, as Prefect 1's steps read ``prefect.context``. ``self.context`` starts as
+    the context the runner was made in (Prefect 1: a copy made in ``__init__``).
 
     Args:
         task: the task to run.
@@ -122,7 +122,8 @@ class TaskRunner(Runner):
             self.result = flow_result.copy()
         else:
             self.result = Result()
-        self._made_in = _context.current()
+        self.context: dict[str, Any] = _context.current()
+        self._made_in = self.context
         self.cache_run: CacheRun | None = None
         self._initialized = False
         self._recorder: RunRecorder | None = None
@@ -133,16 +134,6 @@ class TaskRunner(Runner):
     def __repr__(self) -> str:
         return f"<TaskRunner: {self.task.name}>"
 
-    context: dict[str, Any]
-
-    if not TYPE_CHECKING:  # keeps mypy checking every other attribute
-
-        def __getattr__(self, name: str) -> Any:
-            """``context`` before ``initialize_run`` sets it (see the class docstring): a
-            new dict on each read, so writes to it go nowhere."""
-            if name == "context":
-                return {**self._made_in, **_context.current()}
-            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
     def call_runner_target_handlers(self, old_state: State, new_state: State) -> State:
         if self.logger.isEnabledFor(logging.DEBUG):
@@ -372,12 +363,14 @@ class TaskRunner(Runner):
     def check_task_is_cached(self, state: State, inputs: dict[str, Result]) -> State:
         """Ask the task's cache plan (target, cache or policy) whether the run is done
         already; without one, an incoming Cached state is re-validated by the validator."""
-        parameters = self.context.get("parameters") or {}
         run = self.cache_run if self._initialized else self._start_direct_cache()
         if run is not None:
+            parameters = self._step_context().get("parameters") or {}
             return run.check(state, _values(inputs), parameters, lambda: self.formatting_kwargs(inputs))
-        if isinstance(state, Cached) and not self.task.cache_validator(state, _values(inputs), parameters):
-            return Pending("Cache was invalid; ready to run.")
+        if isinstance(state, Cached):
+            parameters = self._step_context().get("parameters") or {}
+            if not self.task.cache_validator(state, _values(inputs), parameters):
+                return Pending("Cache was invalid; ready to run.")
         return state
 
     check_target = check_task_is_cached  # Prefect 1's step name for the target lookup
@@ -462,7 +455,7 @@ class TaskRunner(Runner):
         run = self.cache_run if self._initialized else self._start_direct_cache()
         if run is None or not isinstance(state, Success) or isinstance(state, Skipped):
             return state
-        return run.record(state, _values(inputs), self.context.get("parameters") or {})
+        return run.record(state, _values(inputs), self._step_context().get("parameters") or {})
 
     @call_state_handlers
     def check_for_retry(self, state: State, inputs: dict[str, Result]) -> State:
@@ -476,14 +469,15 @@ class TaskRunner(Runner):
                 f"{type(state.result).__name__!r} is not an instance of the retry on exception types."
             )
             return state
-        run_count = self.context.get("task_run_count", 1)
+        context = self._step_context()
+        run_count = context.get("task_run_count", 1)
         if run_count > task.max_retries:
             return state
         loop_context: dict[str, Any] = {}
         loop_result: Any = NoResult
-        if "task_loop_count" in self.context:
-            loop_context["_loop_count"] = self.context["task_loop_count"]
-            loop_result = self._store(self.context.get("task_loop_result"), inputs)
+        if "task_loop_count" in context:
+            loop_context["_loop_count"] = context["task_loop_count"]
+            loop_result = self._store(context.get("task_loop_result"), inputs)
         assert task.retry_delay is not None
         return Retrying(
             f"Retrying Task (after attempt {run_count} of {task.max_retries + 1})",
@@ -498,18 +492,24 @@ class TaskRunner(Runner):
         """After a LOOP: expose the loop result and count, and start the next iteration."""
         assert isinstance(state, Looped)
         if not self._initialized:
-            self.context = dict(self.context)  # not the caller's context
+            self.context = dict(self._step_context())  # not the caller's context
         self.context["task_loop_result"] = state.result
         self.context["task_loop_count"] = state.loop_count + 1
         return Pending(state.message)
 
     # -- helpers --------------------------------------------------------------------------
 
+    def _step_context(self) -> dict[str, Any]:
+        """The context the steps read (the class docstring): the run's or the one given,
+        else the current ``flowcore.context``."""
+        context = self.context
+        return _context.current() if context is self._made_in else context
+
     def _start_direct_cache(self) -> CacheRun | None:
         """The cache run of a step called without ``initialize_run`` (a unit test calling
         ``check_task_is_cached`` directly), over the runner's context."""
         if self.cache_run is None:
-            self.cache_run = self._start_cache(self.context)
+            self.cache_run = self._start_cache(self._step_context())
         return self.cache_run
 
     def _start_cache(self, context: dict[str, Any]) -> CacheRun | None:
@@ -529,8 +529,9 @@ class TaskRunner(Runner):
     def formatting_kwargs(self, inputs: dict[str, Result]) -> dict[str, Any]:
         """Keys for targets, locations and run names: parameters < context < inputs."""
         if self._format_kwargs is None:
-            kwargs = dict(self.context.get("parameters") or {})
-            kwargs.update(self.context)
+            context = self._step_context()
+            kwargs = dict(context.get("parameters") or {})
+            kwargs.update(context)
             kwargs.update(_values(inputs))
             kwargs.pop("self", None)
             self._format_kwargs = kwargs
@@ -539,9 +540,12 @@ class TaskRunner(Runner):
     def _store(self, value: Any, inputs: dict[str, Result]) -> Result:
         """Checkpoint ``value`` when checkpointing is on (staged inside a transaction);
         else just carry it."""
-        if value is not None and self.context.get("checkpointing") is True and self.task.checkpoint is not False:
+        context = self.context
+        if context is self._made_in:
+            context = _context.current()
+        if value is not None and context.get("checkpointing") is True and self.task.checkpoint is not False:
             kwargs = self.formatting_kwargs(inputs)
-            transaction = self._transaction(self.context)
+            transaction = self._transaction(context)
             try:
                 if transaction is None:
                     return self.result.write(value, **kwargs)
@@ -558,7 +562,7 @@ class TaskRunner(Runner):
         return self.result.from_value(value)
 
     def _run_logging_stdout(self, raw: dict[str, Any]) -> Any:
-        logger = self.context["logger"]
+        logger = self._step_context().get("logger") or self.task.logger
         buffer = io.StringIO()
         try:
             with redirect_stdout(buffer):
