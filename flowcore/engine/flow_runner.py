@@ -477,17 +477,16 @@ class _Outcomes:
             task=task, state_handlers=self.handlers, flow_result=self.flow_runner.flow.result
         )
         runner.raise_on_exception = self.flow_runner.raise_on_exception
-        runner.context = {
-            **self.task_contexts.get(task, {}), "map_index": index,
+        runner.adopt({
+            **self.flow_context, **self.task_contexts.get(task, {}), "map_index": index,
             "task_run_count": _run_count(prior),
-        }
-        runner._name = task.name if index is None else f"{task.name}[{index}]"
-        runner._recorder = self.flow_context.get("run_recorder")
+        })
         state_class = Crashed if isinstance(error, WorkerCrashed) else Failed
         failed = runner.state_from_error(error, str(error), state_class=state_class)
         try:
             failed = runner.handle_state_change(Running("Starting task run."), failed)
-            return runner._step(runner.check_for_retry, failed, {})  # type: ignore[no-any-return]
+            settled: State = runner.check_for_retry(failed, {})
+            return settled
         except ENDRUN as exc:
             return exc.state
 

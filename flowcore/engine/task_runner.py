@@ -261,12 +261,21 @@ class TaskRunner(Runner):
             else:
                 self.result.location, self.result._formatter = None, task.target
         self.cache_run = self._start_cache(context)
+        self.adopt(context)
+        self._initialized = True
+        return TaskRunnerInitializeResult(state, context)
+
+    def adopt(self, context: dict[str, Any]) -> None:
+        """Take ``context`` (a task run's: ``task_slug``, ``map_index``, ``task_run_count``,
+        ...) as this runner's, with its name and its run recorder, without starting a run:
+        :meth:`initialize_run` ends with it, and the FlowRunner uses it to settle a run its
+        executor lost (``state_from_error`` and ``check_for_retry`` then report as usual)."""
+        map_index = context.get("map_index")
+        self._name = self.task.name if map_index is None else f"{self.task.name}[{map_index}]"
         self._recorder = context.get("run_recorder")
         if self._recorder is not None:
             self._record_key = (context["task_slug"], -1 if map_index is None else map_index)
         self.context = context
-        self._initialized = True
-        return TaskRunnerInitializeResult(state, context)
 
     @call_state_handlers
     def check_task_is_ready(self, state: State) -> State:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -221,3 +222,28 @@ def test_raise_on_exception_raises_the_crash() -> None:
         work()
     with raise_on_exception(), pytest.raises(WorkerCrashed, match="its worker died"):
         flow.run(executor=LosingExecutor({"work": WorkerCrashed}))
+
+
+def test_a_crashed_child_is_recorded_under_its_own_task_run(tmp_path: Path) -> None:
+    from flowcore.configuration import config
+    from flowcore.runs import open_store
+
+    @task(max_retries=1, retry_delay=SHORT)
+    def child(x: int) -> int:
+        return 10 * x
+
+    with Flow("recorded crash") as flow:
+        child.map([1, 2, 3])
+    before = config.get_path("runs.store")
+    config.set_path("runs.store", str(tmp_path / "runs.db"))
+    try:
+        state = run(flow, LosingExecutor({"child[1]": WorkerCrashed}))
+        store = open_store()
+        assert store is not None
+        store.flush()
+        history = [t.state for t in store.transitions(str(state.flow_run_id), "child-1", 1)]
+        # the driver does not know when the lost run started: its history starts at Crashed
+        assert history == ["Crashed", "Retrying", "Running", "Success"]
+        assert not [t for t in store.transitions(str(state.flow_run_id)) if t.task_slug == ""]
+    finally:
+        config.set_path("runs.store", before)
