@@ -21,7 +21,7 @@ On the temporary clusters a ``DaskExecutor`` creates, :class:`CrashPolicy` (a sc
 plugin) makes flowcore's ``max_retries`` the retry policy for calls that crashed a worker,
 without failing the calls that only waited on it::
 
-    _call starts on a worker ──(event "flowcore-started": key, worker)──> running[key]
+    run_call starts on a worker ──(event "flowcore-started": key, worker)──> running[key]
     the worker dies ──> Dask releases its calls and sends them to other workers
         started there (in running) ──> run_spec := worker_died: raises WorkerDied there
         only queued there            ──> runs again, as Dask does
@@ -37,7 +37,7 @@ milliseconds); after that Dask fails it with ``KilledWorker``. On a cluster at a
 ``address`` no plugin is installed and the cluster's settings apply: Dask reruns a call
 whose worker died up to ``allowed-failures`` times and recomputes lost results.
 
-:func:`watching_workers` logs workers joining and leaving the cluster.
+:func:`watching_workers` reports workers joining and leaving the cluster.
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def report_start() -> None:
 
 class CrashPolicy(SchedulerPlugin):
     """Scheduler plugin: no Dask-level reruns of crashed or finished calls (module docs).
-    Only the executor's calls (``flowcore.executors.dask._call``) are concerned; the
+    Only the executor's calls (``flowcore.executors._dask_worker.run_call``) are concerned; the
     shared blobs of a batch are recomputed by Dask as usual."""
 
     name = _PLUGIN_NAME
@@ -138,8 +138,8 @@ class CrashPolicy(SchedulerPlugin):
 
 def _is_call(func: Any) -> bool:
     return (
-        getattr(func, "__module__", None) == "flowcore.executors.dask"
-        and getattr(func, "__qualname__", None) == "_call"
+        getattr(func, "__module__", None) == "flowcore.executors._dask_worker"
+        and getattr(func, "__qualname__", None) == "run_call"
     )
 
 
@@ -318,29 +318,52 @@ def find_futures(data: Any, future_type: type) -> list[Any]:
 
 
 @contextmanager
-def watching_workers(client: Any, logger: logging.Logger) -> Iterator[None]:
-    """Log workers joining and leaving the cluster (the scheduler's "all" event topic)."""
+def watching_workers(
+    client: Any, on_change: Callable[[str, Any], None], logger: logging.Logger,
+) -> Iterator[None]:
+    """Report workers joining and leaving the cluster (the scheduler's "all" event topic)
+    as Prefect 1 does: ``on_change("add", {"workers": {address: {}}})`` and
+    ``on_change("remove", address)``. A worker that left unexpectedly (not retired) while
+    it ran or held task runs is also logged as a WARNING on ``logger``."""
 
     def on_event(event: tuple[float, Any]) -> None:
         message = event[1] if isinstance(event[1], dict) else {}
         action = message.get("action")
+        worker = message.get("worker")
         if action == "add-worker":
-            logger.debug("Dask worker %s joined the cluster", message.get("worker"))
+            on_change("add", {"workers": {worker: {}}})
         elif action == "remove-worker":
+            on_change("remove", worker)
             lost = len(message.get("processing-tasks") or ()) + len(
                 message.get("lost-computed-tasks") or ()
             )
-            level = logging.DEBUG if message.get("expected") else logging.WARNING
-            logger.log(
-                level, "Dask worker %s left the cluster while running or holding %d task "
-                "run(s)", message.get("worker"), lost,
-            )
+            if lost and not message.get("expected"):
+                logger.warning(
+                    "Dask worker %s left the cluster while running or holding %d task "
+                    "run(s)", worker, lost,
+                )
 
     client.subscribe_topic("all", on_event)
+    _subscribe_now(client, "all")
     try:
         yield
     finally:
         _unsubscribe(client, "all")
+
+
+def _subscribe_now(client: Any, topic: str) -> None:
+    """Make the subscription take effect before the session goes on (as Prefect 1 waits
+    for its subscription's reply): ``subscribe_topic`` only queues a message, and a worker
+    that joins before it is sent would go unreported."""
+    client_id = client.id
+
+    def subscribe(dask_scheduler: Any) -> None:
+        dask_scheduler.subscribe_topic(topic, client_id)
+
+    try:
+        client.run_on_scheduler(subscribe)
+    except Exception:  # noqa: BLE001 - e.g. a scheduler that refuses functions: the message
+        pass  # queued by subscribe_topic still arrives
 
 
 def _unsubscribe(client: Any, topic: str) -> None:

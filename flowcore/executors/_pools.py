@@ -2,7 +2,8 @@
 
 An :class:`EagerPool` wraps a ``ThreadPoolExecutor`` or a ``ProcessPoolExecutor``::
 
-    submit(fn, args, kwargs, label) -> out (a concurrent.futures.Future)
+    submit(fn, args, kwargs, label, key) -> out (a TaskFuture: a concurrent.futures.Future
+        with dask's ``.key`` and ``.compute()``)
         the Futures inside args and kwargs (in lists, tuples, sets, dict values) are its
         dependencies; a done-callback on each counts them down, and when the last one is
         done the call joins the ready queue
@@ -17,7 +18,8 @@ An :class:`EagerPool` wraps a ``ThreadPoolExecutor`` or a ``ProcessPoolExecutor`
     close(failed)
         normal end: wait for every submitted call, then shut the pool down
         after an error: cancel what has not started, shut down without waiting, and raise
-        KeyboardInterrupt in the pool's threads (stops Python code, as Prefect 1 does)
+        KeyboardInterrupt in the pool's threads (stops Python code, as Prefect 1 does) or
+        terminate the pool's processes (SIGTERM; Prefect 1 lets them run to the end)
 """
 
 from __future__ import annotations
@@ -35,7 +37,24 @@ from typing import Any, NamedTuple
 
 from flowcore.exceptions import DaskTaskError
 
-__all__ = ["EagerPool", "check_picklable", "init_process", "map_futures", "resolve"]
+__all__ = ["EagerPool", "TaskFuture", "check_picklable", "init_process", "map_futures", "resolve"]
+
+
+class TaskFuture(Future[Any]):
+    """The future of one call: a ``concurrent.futures.Future`` that also answers as a
+    ``dask.delayed`` object does (``key`` names the task, ``compute()`` is its result)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__()
+        self.key = key
+
+    def compute(self, **kwargs: Any) -> Any:
+        """The call's result (raising its exception), once it is done; ``kwargs`` (dask's
+        ``scheduler=`` and so on) are accepted and ignored: the pool already runs it."""
+        return self.result()
+
+    def __repr__(self) -> str:
+        return f"<TaskFuture {self.key!r} {self._state.lower()}>"
 
 
 class _Job(NamedTuple):
@@ -66,8 +85,11 @@ class EagerPool:
         )
         self._dispatcher.start()
 
-    def submit(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], label: str) -> Future[Any]:
-        out: Future[Any] = Future()
+    def submit(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], label: str,
+        key: str,
+    ) -> TaskFuture:
+        out = TaskFuture(key)
         self._labels[out] = label
         self._futures.add(out)
         out.add_done_callback(self._futures.discard)
@@ -118,6 +140,8 @@ class EagerPool:
             wait_all(pending)
         self._ready.put(None)
         self._dispatcher.join()
+        if failed and isinstance(self.pool, ProcessPoolExecutor):
+            _terminate_processes(self.pool)
         self.pool.shutdown(wait=not failed, cancel_futures=failed)
         if failed and isinstance(self.pool, ThreadPoolExecutor):
             _interrupt_threads(self.pool)
@@ -133,7 +157,7 @@ def map_futures(data: Any, fn: Callable[[Future[Any]], Any]) -> Any:
     """``data`` with each Future inside lists, tuples, sets and dict values replaced by
     ``fn(future)``."""
     kind = type(data)
-    if kind is Future:
+    if kind is TaskFuture or kind is Future:
         return fn(data)
     if kind is list:
         return [map_futures(item, fn) for item in data]
@@ -146,7 +170,7 @@ def map_futures(data: Any, fn: Callable[[Future[Any]], Any]) -> Any:
 
 def _find_futures(data: Any, found: list[Future[Any]]) -> None:
     kind = type(data)
-    if kind is Future:
+    if kind is TaskFuture or kind is Future:
         found.append(data)
     elif kind is dict:
         for value in data.values():
@@ -216,6 +240,14 @@ def _interrupt_threads(pool: ThreadPoolExecutor) -> None:
             ctypes.pythonapi.PyThreadState_SetAsyncExc(
                 ctypes.c_ulong(thread.ident), ctypes.py_object(KeyboardInterrupt)
             )
+
+
+def _terminate_processes(pool: ProcessPoolExecutor) -> None:
+    """SIGTERM to the pool's processes: a running call stops (``init_process`` makes
+    SIGTERM a ``SystemExit``) and the process ends."""
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
+        if process.is_alive():
+            process.terminate()
 
 
 # -- in the worker processes ---------------------------------------------------------------

@@ -1,26 +1,10 @@
-"""Executors on Dask: ``LocalDaskExecutor`` (local pools) and ``DaskExecutor`` (a cluster).
+"""``DaskExecutor``: task runs on a Dask cluster (``LocalDaskExecutor``, on a local pool, is
+in :mod:`flowcore.executors.local_dask` and importable from here as before).
 
-Both take what the FlowRunner submits (``run_task`` plus arguments in which upstream
-results are futures) and let the futures, not the FlowRunner, order the work: a call starts
-as soon as the futures among its arguments are done, and ``wait`` is only needed where the
-FlowRunner itself must look at a state (before mapping, at the end of a pass).
-
-``LocalDaskExecutor(scheduler)``::
-
-    "sync"       submit calls fn at once in the calling thread (as LocalExecutor does)
-    "threads"    a ThreadPoolExecutor of dask's ``num_workers`` (default: the CPU count)
-    "processes"  a ProcessPoolExecutor in dask's multiprocessing context ("spawn" unless
-                 configured); the call and its result travel as cloudpickle bytes
-
-    submit(fn, *args) -> Future ──(argument futures done)──> pool      (``_pools.EagerPool``)
-
-    A failed dependency fails its dependents with the same exception. Unlike Prefect 1's
-    LocalDaskExecutor (a lazy graph computed at each ``wait``), nothing waits for a
-    barrier: independent branches overlap. ``collect`` (the FlowRunner's ``wait``) returns
-    in place of a call the pool could not carry out a ``WorkerCrashed`` (a pool process
-    died: the pool breaks, and the next call starts a new one), its ``DaskTaskError``
-    (pickling, loading), or ``UpstreamCrashed`` for a call that never started because of
-    such a failure.
+The executor takes what the FlowRunner submits (``run_task`` plus arguments in which
+upstream results are futures) and lets the futures, not the FlowRunner, order the work: a
+call starts as soon as the futures among its arguments are done, and ``wait`` is only needed
+where the FlowRunner itself must look at a state (before mapping, at the end of a pass).
 
 ``DaskExecutor`` (one ``distributed.Client`` per session)::
 
@@ -40,13 +24,18 @@ FlowRunner itself must look at a state (before mapping, at the end of a pass).
     collect   the same, but a call the machinery could not carry out comes back as an
               exception in its place: ``WorkerCrashed``, ``UpstreamCrashed`` or
               ``DaskTaskError`` (the FlowRunner makes them task states)
+    end       (as Prefect 1) on a cluster at an ``address`` or an in-process cluster,
+              unless ``disable_cancellation_event``: a ``distributed.Event`` that every
+              call checks before it starts is cleared, so calls not yet started do
+              nothing, and the session waits for the calls still running; a temporary
+              cluster of worker processes is closed, which stops everything
 
-On a worker each call runs inside :func:`_call`, which unpacks it, names the task in any
+On a worker each call runs inside :func:`_dask_worker.run_call`, which unpacks it, names the task in any
 error and, on a worker in its own process, checks that the returned state pickles
 (distributed would otherwise hang moving an unpicklable result). Errors of the machinery
 (unpicklable inputs or results, code the workers cannot import, dead workers, a lost
 scheduler) become one :class:`DaskTaskError` that names the task and the cause (raised in
-:func:`_call`, at a flush, or by ``_translate`` while waiting, ``from`` the original
+:func:`~flowcore.executors._dask_worker.run_call`, at a flush, or by ``_translate`` while waiting, ``from`` the original
 error); an exception raised by a task's own code (with ``raise_on_exception``) passes
 through unchanged. On a temporary cluster a scheduler plugin decides what a dead worker
 costs (``_dask_outcomes.CrashPolicy``: crashed calls are not rerun by Dask, finished calls
@@ -59,41 +48,22 @@ import itertools
 import logging
 import pickle
 import uuid
+import weakref
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from contextlib import ExitStack, contextmanager
 from typing import Any, NamedTuple
 
 from flowcore import configuration
 from flowcore.exceptions import DaskTaskError
-from flowcore.executors._pools import EagerPool, check_picklable, init_process, map_futures, resolve
+from flowcore.executors._dask_worker import IN_TASK, blob, run_call
+from flowcore.executors._naming import fn_name, task_key, task_label
 from flowcore.executors.base import Executor
+from flowcore.executors.local_dask import LocalDaskExecutor
 from flowcore.utilities.logging import get_logger
 
 __all__ = ["DaskExecutor", "DaskTaskError", "LocalDaskExecutor"]
 
-_SCHEDULERS = {
-    "threads": "threads", "threading": "threads",
-    "processes": "processes", "multiprocessing": "processes",
-    "sync": "synchronous", "synchronous": "synchronous", "single-threaded": "synchronous",
-}
 _BATCH = 1000
-_IN_TASK = "_flowcore_task"
-
-
-def _task_label(extra_context: dict[str, Any] | None, default: str = "<task>") -> str:
-    extra = extra_context or {}
-    name = extra.get("task_name") or default
-    index = extra.get("task_index")
-    return f"{name}[{index}]" if index is not None else str(name)
-
-
-def _task_key(extra_context: dict[str, Any] | None, default: str) -> str:
-    extra = extra_context or {}
-    name = extra.get("task_name") or default
-    index = extra.get("task_index")
-    suffix = uuid.uuid4().hex
-    return f"{name}-{index}-{suffix}" if index is not None else f"{name}-{suffix}"
 
 
 def _resources(extra_context: dict[str, Any] | None) -> tuple[tuple[str, float], ...]:
@@ -110,133 +80,10 @@ def _resources(extra_context: dict[str, Any] | None) -> tuple[tuple[str, float],
             found[name] = float(amount)
         except ValueError:
             raise ValueError(
-                f"Task {_task_label(extra_context)!r}: tag {text!r} is not of the form "
+                f"Task {task_label(extra_context)!r}: tag {text!r} is not of the form "
                 "'dask-resource:KEY=NUM'"
             ) from None
     return tuple(sorted(found.items()))
-
-
-# -- LocalDaskExecutor ----------------------------------------------------------------------
-
-
-class LocalDaskExecutor(Executor):
-    """Runs task runs on a local pool of threads or processes, or synchronously.
-
-    Args:
-        scheduler: ``"threads"`` (or ``"threading"``), ``"processes"`` (or
-            ``"multiprocessing"``), ``"sync"`` (or ``"synchronous"``, ``"single-threaded"``).
-        **kwargs: dask configuration set during the session, e.g. ``num_workers=4`` (also
-            applied in the worker processes).
-    """
-
-    def __init__(self, scheduler: str = "threads", **kwargs: Any) -> None:
-        super().__init__()
-        self.scheduler = self._normalize_scheduler(scheduler)
-        self.dask_config = kwargs
-        self._pool: EagerPool | None = None
-
-    @staticmethod
-    def _normalize_scheduler(scheduler: str) -> str:
-        try:
-            return _SCHEDULERS[scheduler.lower()]
-        except (KeyError, AttributeError):
-            raise ValueError(
-                f"Unknown scheduler {scheduler!r}; use 'threads', 'processes' or 'sync'"
-            ) from None
-
-    def __repr__(self) -> str:
-        return f"<Executor: LocalDaskExecutor ({self.scheduler})>"
-
-    def __getstate__(self) -> dict[str, Any]:
-        state = super().__getstate__()
-        state["_pool"] = None
-        return state
-
-    @contextmanager
-    def _session(self) -> Iterator[None]:
-        import dask
-
-        with dask.config.set(self.dask_config):
-            if self.scheduler == "synchronous":
-                yield
-                return
-            from dask.system import CPU_COUNT
-
-            workers = dask.config.get("num_workers", None) or CPU_COUNT
-            if self.scheduler == "threads":
-                self._pool = EagerPool(ThreadPoolExecutor(workers, thread_name_prefix="flowcore-dask"))
-            else:
-                import dask.multiprocessing
-
-                context = dask.multiprocessing.get_context()  # type: ignore[no-untyped-call]
-                config = dict(self.dask_config)
-
-                def processes() -> ProcessPoolExecutor:
-                    return ProcessPoolExecutor(
-                        workers, mp_context=context, initializer=init_process, initargs=(config,),
-                    )
-
-                self._pool = EagerPool(processes(), renew=processes)
-            failed = True
-            try:
-                yield
-                failed = False
-            finally:
-                self._pool.close(failed)
-                self._pool = None
-
-    def submit(
-        self, fn: Callable[..., Any], *args: Any, extra_context: dict[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> Any:
-        """Run ``fn(*args, **kwargs)`` once the futures inside the arguments are done."""
-        if self.scheduler == "synchronous":
-            return fn(*args, **kwargs)
-        if self._pool is None:
-            raise ValueError("This executor has not been started; use `with executor.start():`")
-        return self._pool.submit(fn, args, kwargs, _task_label(extra_context, _name(fn)))
-
-    def wait(self, futures: Any) -> Any:
-        """``futures`` with every Future (also inside lists, tuples, sets, dicts) resolved."""
-        if self.scheduler == "synchronous":
-            return futures
-        return resolve(futures)
-
-    def collect(self, futures: Any) -> Any:
-        """Like :meth:`wait`, but a call the pool could not carry out is returned as an
-        exception in its place: ``WorkerCrashed`` (a pool process died, which fails every
-        call the pool held), ``DaskTaskError`` (its inputs or result cannot be pickled, a
-        process cannot load its code), or ``UpstreamCrashed`` (it never started because
-        such a call failed under it); other errors are raised, as :meth:`wait` raises them."""
-        pool = self._pool
-        if self.scheduler == "synchronous" or pool is None:
-            return self.wait(futures)
-        from concurrent.futures.process import BrokenProcessPool
-
-        from flowcore.exceptions import UpstreamCrashed, WorkerCrashed
-
-        def outcome(future: Future[Any]) -> Any:
-            exc = future.exception()
-            if exc is None:
-                return future.result()
-            culprit, label = pool.culprit(future), pool.label(future)
-            if label is None or not isinstance(exc, (DaskTaskError, BrokenProcessPool)):
-                raise exc
-            if culprit is not None:
-                return UpstreamCrashed(label, culprit)
-            if isinstance(exc, BrokenProcessPool):
-                cause = f"{type(exc).__name__}: {exc}"
-                return WorkerCrashed(
-                    label, cause, f"Task {label!r}: a process of the pool died while the task "
-                    f"ran or waited in the pool ({cause})",
-                )
-            return exc
-
-        return map_futures(futures, outcome)
-
-
-def _name(fn: Any) -> str:
-    return getattr(fn, "__name__", None) or type(fn).__name__
 
 
 # -- DaskExecutor ---------------------------------------------------------------------------
@@ -249,52 +96,6 @@ class _Call(NamedTuple):
     kwargs: dict[str, Any]
     label: str
     resources: tuple[tuple[str, float], ...]
-
-
-def _call(
-    payload: bytes, deps: list[Any], tokens: list[str], blobs: list[bytes], label: str,
-    report_start: bool = False,
-) -> Any:
-    """On a Dask worker: unpack and run one call (see the module docstring)."""
-    from flowcore.executors._dask_packing import unpack
-
-    if report_start:
-        from flowcore.executors._dask_outcomes import report_start as report
-
-        report()
-
-    try:
-        fn, args, kwargs = unpack(payload, deps, tokens, blobs)
-    except Exception as exc:
-        raise DaskTaskError(
-            f"Task {label!r}: a Dask worker cannot load the task ({type(exc).__name__}: "
-            f"{exc}); the task's code must be importable on the workers (install its module "
-            "there or add its directory to the workers' PYTHONPATH)"
-        ) from None
-    try:
-        result = fn(*args, **kwargs)
-    except BaseException as exc:
-        try:
-            setattr(exc, _IN_TASK, label)
-        except Exception:  # noqa: BLE001 - exceptions without a __dict__
-            pass
-        raise
-    if not _worker_is_inproc():
-        check_picklable(result, label)
-    return result
-
-
-def _blob(data: bytes) -> bytes:
-    return data
-
-
-def _worker_is_inproc() -> bool:
-    from distributed import get_worker
-
-    try:
-        return str(get_worker().address).startswith("inproc://")
-    except ValueError:
-        return True
 
 
 class DaskExecutor(Executor):
@@ -311,11 +112,17 @@ class DaskExecutor(Executor):
             unless given).
         debug: a LocalCluster logs at WARNING instead of CRITICAL (default
             ``config.debug``).
-        performance_report_path: write a Dask performance report (HTML) there.
-        disable_cancellation_event: accepted for Prefect 1 compatibility; flowcore needs
-            no cancellation event (pending work is released when the session ends).
-        watch_worker_status: log workers joining and leaving the cluster (default: on
-            unless ``adapt_kwargs`` is given).
+        performance_report_path: write Dask's performance report (HTML, needs bokeh)
+            there when the session ends; :attr:`performance_report` reads it back.
+        disable_cancellation_event: on a cluster at an ``address`` or an in-process
+            cluster, do without the ``distributed.Event`` each call checks before it starts
+            (a "set" answer is trusted for 0.1 s per worker process). With it, a session
+            that ends (also early, on an error) stops the calls not yet started and waits
+            for those running; without it, as on a temporary cluster of worker processes,
+            the session ends at once.
+        watch_worker_status: report workers joining and leaving the cluster to
+            :meth:`on_worker_status_changed` (default: on unless ``adapt_kwargs`` is given,
+            as adaptive clusters add and remove workers all the time).
 
     ``address`` together with ``cluster_class`` or ``cluster_kwargs`` is a ValueError.
     Tasks tagged ``"dask-resource:KEY=NUM"`` need ``{KEY: NUM}`` of a worker's resources.
@@ -373,6 +180,8 @@ class DaskExecutor(Executor):
         self._outcomes: Any = None
         self._untracked: list[Any] = []
         self._crash_policy = False
+        self._should_run: Any = None
+        self._sent: weakref.WeakSet[Any] = weakref.WeakSet()
 
     def __repr__(self) -> str:
         where = self.address or getattr(self.cluster_class, "__name__", str(self.cluster_class))
@@ -382,9 +191,39 @@ class DaskExecutor(Executor):
         state = super().__getstate__()
         state.update(
             client=None, _buffer=[], _names=set(), _resource_names=set(), _unsent=None,
-            _outcomes=None, _untracked=[], _crash_policy=False,
+            _outcomes=None, _untracked=[], _crash_policy=False, _should_run=None,
         )
+        state.pop("_sent", None)
         return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._sent = weakref.WeakSet()
+
+    @property
+    def performance_report(self) -> str:
+        """The HTML of the performance report written at ``performance_report_path`` ("" if
+        none was asked for or it cannot be read, which is logged)."""
+        if self.performance_report_path is None:
+            self.logger.warning("Executor was not configured to generate performance report")
+            return ""
+        try:
+            with open(self.performance_report_path, encoding="utf-8") as report:
+                return report.read()
+        except OSError as exc:
+            self.logger.error("Failed to get dask performance report with exception %s", exc)
+            return ""
+
+    def on_worker_status_changed(self, op: str, message: Any) -> None:
+        """Called (on the client's event loop) when a worker joins (``op`` "add",
+        ``message`` ``{"workers": {address: info}}``) or leaves (``op`` "remove",
+        ``message`` its address), if ``watch_worker_status``; logs it at DEBUG, as Prefect
+        1 does. Subclasses may override it."""
+        if op == "add":
+            for worker in message.get("workers", ()):
+                self.logger.debug("Worker %s added", worker)
+        elif op == "remove":
+            self.logger.debug("Worker %s removed", message)
 
     @property
     def logger(self) -> logging.Logger:
@@ -416,15 +255,19 @@ class DaskExecutor(Executor):
             if self.watch_worker_status or (self.watch_worker_status is None and not self.adapt_kwargs):
                 from flowcore.executors._dask_outcomes import watching_workers
 
-                stack.enter_context(watching_workers(client, self.logger))
+                stack.enter_context(
+                    watching_workers(client, self.on_worker_status_changed, self.logger)
+                )
             from flowcore.executors._dask_outcomes import Outcomes
 
             self._crash_policy = self.address is None and self._install_crash_policy(client)
             self.client = client
             self._outcomes = Outcomes(client)
+            self._should_run = self._cancellation_event(client)
             try:
                 yield
             finally:
+                self._stop()
                 self.client = None
                 self._buffer = []
                 self._names = set()
@@ -435,6 +278,44 @@ class DaskExecutor(Executor):
                 self._outcomes = None
                 self._untracked = []
                 self._crash_policy = False
+                self._should_run = None
+                self._sent = weakref.WeakSet()
+
+    def _cancellation_event(self, client: Any) -> Any:
+        """A set ``distributed.Event`` the calls check before they start, on a cluster at an
+        ``address`` or an in-process one (None otherwise, or if disabled)."""
+        inproc = str(client.scheduler.address).startswith("inproc")
+        if self.disable_cancellation_event or (self.address is None and not inproc):
+            return None
+        from distributed import Event
+
+        event = Event(f"flowcore-{uuid.uuid4().hex}", client=client)  # type: ignore[no-untyped-call]
+        event.set()  # type: ignore[no-untyped-call]
+        return event
+
+    def _stop(self) -> None:
+        """The end of a session with a cancellation event (as Prefect 1): calls not started
+        do nothing, and the session waits for those still running. Calls still in the
+        buffer were never sent and are dropped."""
+        self._buffer = []
+        if self._should_run is None:
+            return
+        try:
+            self._should_run.clear()
+        except Exception:  # noqa: BLE001 - a lost scheduler: nothing left to stop
+            pass
+        try:
+            active = [future for future in list(self._sent) if not future.done()]
+            if active:
+                from distributed import wait
+
+                self.logger.info(
+                    "Stopping executor, waiting for %d active tasks to complete", len(active)
+                )
+                with self.client.as_current():
+                    wait(active)  # type: ignore[no-untyped-call]
+        except Exception:  # noqa: BLE001 - a lost scheduler: nothing left to wait for
+            pass
 
     def _install_crash_policy(self, client: Any) -> bool:
         """On a temporary cluster, flowcore's ``max_retries`` governs the calls that
@@ -475,14 +356,14 @@ class DaskExecutor(Executor):
         from distributed import Future as DaskFuture
 
         client = self._client()
-        name = (extra_context or {}).get("task_name") or _name(fn)
+        name = (extra_context or {}).get("task_name") or fn_name(fn)
         self._names.add(str(name))
         resources = _resources(extra_context)
         if resources:
-            self._check_resources(resources, _task_label(extra_context, name))
+            self._check_resources(resources, task_label(extra_context, name))
         call = _Call(
-            _task_key(extra_context, name), fn, args, kwargs,
-            _task_label(extra_context, name), resources,
+            task_key(extra_context, name), fn, args, kwargs,
+            task_label(extra_context, name), resources,
         )
         future: Any = DaskFuture(call.key, client)
         self._buffer.append(call)
@@ -500,7 +381,7 @@ class DaskExecutor(Executor):
         erred = _erred_futures(found)
         if erred:
             exc = settled[erred[0].key][1]
-            if getattr(exc, _IN_TASK, None) is not None or isinstance(exc, DaskTaskError):
+            if getattr(exc, IN_TASK, None) is not None or isinstance(exc, DaskTaskError):
                 raise exc
             raise self._translate(exc, erred[0]) from exc
         from distributed import Future as DaskFuture
@@ -528,7 +409,7 @@ class DaskExecutor(Executor):
             status, value = settled[future.key]
             if status == "finished":
                 return value
-            if getattr(value, _IN_TASK, None) is not None:
+            if getattr(value, IN_TASK, None) is not None:
                 raise value
             if status == "cancelled":
                 raise self._translate(value, future) from value
@@ -582,8 +463,9 @@ class DaskExecutor(Executor):
                 )
                 raise self._unsent from exc
         client = self.client
+        should_run = self._should_run.name if self._should_run is not None else None
         shared = dict(zip(packer.blobs, client.map(
-            _blob, list(packer.blobs.values()), key=list(packer.blobs), pure=False,
+            blob, list(packer.blobs.values()), key=list(packer.blobs), pure=False,
         ))) if packer.blobs else {}
         start = 0
         for resources, run in itertools.groupby(buffer, key=lambda call: call.resources):
@@ -591,12 +473,13 @@ class DaskExecutor(Executor):
             parts = packed[start:start + len(calls)]
             start += len(calls)
             client.map(
-                _call, [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
+                run_call, [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
                 [[shared[t] for t in p[2]] for p in parts], [c.label for c in calls],
                 key=[c.key for c in calls], pure=False, resources=dict(resources) or None,
-                report_start=self._crash_policy,
+                report_start=self._crash_policy, should_run=should_run,
             )
         self._outcomes.track(untracked)
+        self._sent.update(untracked)
 
     def _check_resources(self, resources: tuple[tuple[str, float], ...], label: str) -> None:
         missing = [name for name, _ in resources if name not in self._resource_names]

@@ -23,6 +23,8 @@ from flowcore.engine.cache_validators import all_inputs
 from flowcore.engine.state import Mapped, State
 from flowcore.triggers import all_failed, always_run, manual_only
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 class Boom(Exception):
     """A task error whose class workers and the client must both import."""
@@ -148,6 +150,37 @@ def tick_until_stopped(path: str, seconds: float) -> str:
             handle.write(".")
         time.sleep(0.02)
     return "finished"
+
+
+@task
+def spin_with_pid(marker: str) -> None:
+    """Write this process's id to ``marker``, then spin for up to 300 s; an interrupt
+    (KeyboardInterrupt) is recorded in ``<marker>.stopped``."""
+    path = Path(marker)
+    path.write_text(str(os.getpid()))
+    try:
+        for _ in range(30_000):
+            time.sleep(0.01)
+    except KeyboardInterrupt:
+        path.with_name(path.name + ".stopped").write_text("KeyboardInterrupt")
+        raise
+
+
+@task
+def pool_threads(x: int) -> int:
+    """The id of the thread that runs it (after a short pause, so the pool's threads share
+    the work)."""
+    time.sleep(0.05)
+    return threading.get_ident()
+
+
+@task
+def wait_for_path(path: str, x: int = 0) -> int:
+    """Wait (up to 120 s) until ``path`` exists; return ``x``."""
+    deadline = time.monotonic() + 120
+    while not os.path.exists(path) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return x
 
 
 @task
@@ -320,3 +353,45 @@ def flatten_flow() -> tuple[Flow, Any, Any]:
         flat = inc.map(flatten(nested))
         literal = inc.map(flatten([[1], [2, 3]]))
     return flow, flat, literal
+
+
+# -- waiting in tests -----------------------------------------------------------------------
+
+
+def wait_until(predicate: Any, timeout: float = 60, what: str = "the condition") -> None:
+    """Poll ``predicate`` until it is true; an AssertionError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what} did not happen within {timeout} s")
+        time.sleep(0.02)
+
+
+def wait_for_file(path: Path, process: Any, timeout: float = 120) -> None:
+    """Wait until ``path`` has content; an AssertionError if ``process`` (a Popen) ends
+    first or after ``timeout`` seconds."""
+
+    def ready() -> bool:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise AssertionError(f"the process ended ({process.returncode}) first:\n{output}")
+        return path.exists() and bool(path.read_text())
+
+    wait_until(ready, timeout, f"{path} being written")
+
+
+def block_until(started: str, go: str, done: str) -> str:
+    """A plain function for ``DaskExecutor.submit``: write ``started``, wait (up to 120 s)
+    for ``go`` to exist, then write ``done``."""
+    Path(started).write_text(str(os.getpid()))
+    deadline = time.monotonic() + 120
+    while not os.path.exists(go) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    Path(done).write_text("done")
+    return "done"
+
+
+def touch(path: str) -> str:
+    """A plain function for ``DaskExecutor.submit``: create ``path``."""
+    Path(path).write_text("ran")
+    return path

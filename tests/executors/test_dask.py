@@ -118,13 +118,6 @@ def test_an_unreachable_scheduler_is_a_clear_error() -> None:
             pass
 
 
-def test_performance_report_needs_bokeh() -> None:
-    executor = DaskExecutor(address="tcp://127.0.0.1:1", performance_report_path="report.html")
-    with pytest.raises(ImportError, match="pip install bokeh"):
-        with executor.start():
-            pass
-
-
 def test_pickles_without_its_client(on_local_cluster: DaskExecutor) -> None:
     with on_local_cluster.start():
         copy = pickle.loads(pickle.dumps(on_local_cluster))

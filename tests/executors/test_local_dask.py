@@ -5,6 +5,9 @@ from __future__ import annotations
 import importlib
 import os
 import pickle
+import re
+import signal
+import subprocess
 import sys
 import threading
 from pathlib import Path
@@ -101,9 +104,45 @@ def test_submit_needs_a_session(scheduler: str) -> None:
 
 
 def test_sync_runs_at_once_without_a_session() -> None:
+    STARTED.clear()
     executor = LocalDaskExecutor("sync")
-    assert executor.submit(_double, 2) == 4
-    assert executor.wait({"a": [4]}) == {"a": [4]}
+    future = executor.submit(_set_started)
+    assert STARTED.is_set() and future.done()
+    assert future.compute() == "started"
+    assert executor.wait({"a": [future, 4]}) == {"a": ["started", 4]}
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes", "sync"])
+def test_submit_returns_futures_with_a_task_key_and_compute(scheduler: str) -> None:
+    """As Prefect 1's dask.delayed objects: ``key`` names the task (and map index), and
+    ``compute()`` gives the result (raising the task's error)."""
+    hex32 = "[0-9a-f]{32}"
+    executor = LocalDaskExecutor(scheduler)
+    with executor.start():
+        child = executor.submit(_double, 4, extra_context={"task_name": "double", "task_index": 2})
+        single = executor.submit(_double, child, extra_context={"task_name": "double"})
+        unnamed = executor.submit(_double, 1)
+        failing = executor.submit(_fail, "no", extra_context={"task_name": "fail"})
+        assert re.fullmatch(f"double-2-{hex32}", child.key)
+        assert re.fullmatch(f"double-{hex32}", single.key)
+        assert re.fullmatch(f"_double-{hex32}", unnamed.key)
+        assert single.key != executor.submit(_double, 1, extra_context={"task_name": "double"}).key
+        assert (child.compute(), single.compute(), unnamed.compute()) == (8, 16, 2)
+        with pytest.raises(KeyError, match="no"):
+            failing.compute()
+        assert failing.key in repr(failing)
+
+
+def test_num_workers_comes_from_dask_config() -> None:
+    with Flow("workers") as flow:
+        out = flows.pool_threads.map(list(range(6)))
+    with dask.config.set(num_workers=3):
+        state = run(flow, LocalDaskExecutor("threads"))
+    assert type(state) is Success
+    assert 1 <= len(set(state.result[out].result)) <= 3
+    with dask.config.set(num_workers=3):
+        state = run(flow, LocalDaskExecutor("threads", num_workers=1))
+    assert len(set(state.result[out].result)) == 1
 
 
 def test_submit_starts_the_work_without_a_wait() -> None:
@@ -147,6 +186,61 @@ def test_an_error_in_the_session_interrupts_running_threads() -> None:
     assert STOPPED.wait(timeout=10)  # stopped by KeyboardInterrupt, not after 5 s of spinning
     with executor.start():  # and the executor can start again
         assert executor.wait(executor.submit(_double, 3)) == 6
+
+
+_INTERRUPTED_FLOW = """
+import sys
+from pathlib import Path
+
+from flowcore import Flow
+from flowcore.executors import LocalDaskExecutor
+from tests.executors import flows
+
+if __name__ == "__main__":
+    with Flow("interrupted") as flow:
+        flows.spin_with_pid(sys.argv[2])
+    flow.run(executor=LocalDaskExecutor(sys.argv[1], num_workers=1))
+"""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:  # a zombie (exited, not yet reaped by its parent) is not running
+        return Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.parametrize("scheduler", ["threads", "processes"])
+def test_an_interrupt_stops_running_tasks(scheduler: str, tmp_path: Path) -> None:
+    """Ctrl-C (SIGINT to the flow's process) while a task spins: the run ends and the task
+    stops at once (a thread gets KeyboardInterrupt, a pool process is terminated), instead
+    of spinning on for its 300 seconds."""
+    script = tmp_path / "interrupted.py"
+    script.write_text(_INTERRUPTED_FLOW)
+    marker = tmp_path / "task"
+    env = {**os.environ, "PYTHONPATH": str(flows.REPO), "FLOWCORE__RUNS__STORE": "none"}
+    proc = subprocess.Popen(
+        [sys.executable, str(script), scheduler, str(marker)], env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        flows.wait_for_file(marker, proc)
+        task_pid = int(marker.read_text().split()[0])
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+        if scheduler == "processes":
+            assert task_pid != proc.pid
+            flows.wait_until(lambda: not _alive(task_pid), what="the pool process ending")
+        else:
+            assert (marker.parent / "task.stopped").read_text() == "KeyboardInterrupt"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 @pytest.mark.parametrize("scheduler", ["threads", "processes", "sync"])
