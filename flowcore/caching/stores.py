@@ -173,13 +173,20 @@ class MemoryCacheStore(CacheStore):
         self.absorb(record.key, state, record.flow_run_id)
 
     def absorb(self, key: str, state: Cached, flow_run_id: str | None = None) -> None:
-        """Keep ``state`` under ``key`` (a state made here, or returned by another process)."""
+        """Keep ``state`` under ``key`` (a state made here, or returned by another process).
+        Within one flow run (``flow_run_id``) the first state of given inputs stays, as
+        Prefect 1 keeps the first valid one: mapped children of equal inputs each make a
+        Cached state, and a later one must not replace what the others were given."""
         if self._run_of(state) is not None or any(s is state for s in self.caches.get(key, ())):
             return  # already kept (put by a task run of this process)
         now = datetime.now(timezone.utc)
         with self._lock:
             states = self.caches.get(key, [])
             if any(s is state for s in states):
+                return
+            if flow_run_id is not None and any(
+                _same_entry(s, state) and self._run_of(s) == flow_run_id for s in states
+            ):
                 return
             kept = [s for s in states if _unexpired(s, now) and not _same_entry(s, state)]
             for dropped in states:

@@ -131,7 +131,7 @@ def run_flow(
             recorder.finished(state if state is not None else Failed("The flow run ended with an error."))
     if isinstance(state.result, dict):
         finish_transactions(transactions, state.result, flow.logger)
-        _absorb_cached_states(stores["cache_store"], state.result)
+        _absorb_cached_states(stores["cache_store"], state.result, run_id)
         collect_garbage(stores.get("policy_store"), configuration.config.get_path("caching.gc"), flow.logger)
         for task in flow.tasks:
             state.result.setdefault(task, Pending("Task not run."))
@@ -393,7 +393,7 @@ def _cache_stores(flow: Flow, given: Any, caches: dict[str, list[Cached]]) -> di
     return run_stores(given, getattr(flow, "cache_store", None), configuration.config, caches)
 
 
-def _absorb_cached_states(store: Any, task_states: dict[Task, State]) -> None:
+def _absorb_cached_states(store: Any, task_states: dict[Task, State], run_id: str | None = None) -> None:
     """Prefect 1's after-run update of an in-memory store: Cached states made in other
     processes (Dask workers) reach ``context.caches`` only here; states made in this
     process are already there (``put`` keeps one entry per state)."""
@@ -409,7 +409,7 @@ def _absorb_cached_states(store: Any, task_states: dict[Task, State]) -> None:
             found = [state] if isinstance(state, Cached) else []
         for cached in found:
             if cached.cached_result_expiration is not None:
-                store.absorb(plan.key, cached)
+                store.absorb(plan.key, cached, run_id)
 
 
 def _warn_about_shared_cache_keys(flow: Flow) -> None:

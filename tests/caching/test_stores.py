@@ -176,3 +176,17 @@ def test_memory_store_is_context_caches_by_default() -> None:
     store = MemoryCacheStore()
     store.put(*entry("k", 5))
     assert [s.result for s in flowcore.context.caches["k"]] == [5]
+
+
+def test_memory_store_keeps_the_first_state_of_equal_inputs_within_a_flow_run() -> None:
+    """As Prefect 1 keeps the first valid cached state: mapped children of equal inputs
+    absorbed after a run do not replace the one the run kept; a later run's state does."""
+    from flowcore.caching import MemoryCacheStore
+
+    store = MemoryCacheStore({})
+    first, second, later = (entry("k", value)[1] for value in (1, 2, 3))
+    store.absorb("k", first, "run-1")
+    store.absorb("k", second, "run-1")
+    assert [s.result for s in store.caches["k"]] == [1]
+    store.absorb("k", later, "run-2")
+    assert [s.result for s in store.caches["k"]] == [3]
