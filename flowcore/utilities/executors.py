@@ -1,4 +1,4 @@
-"""Running a task body with a timeout.
+"""Running a task body with a timeout (and Prefect 1's ``run_with_heartbeat``).
 
 * No timeout: a plain call.
 * Main thread (POSIX): ``SIGALRM`` raises :class:`TaskTimeoutSignal` in the task at the
@@ -18,11 +18,20 @@ import ctypes
 import signal
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from flowcore.exceptions import TaskTimeoutSignal
 
-__all__ = ["run_with_timeout"]
+__all__ = ["run_with_heartbeat", "run_with_timeout"]
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def run_with_heartbeat(runner_method: _F) -> _F:
+    """Prefect 1's decorator for a runner's ``run`` that sent heartbeats to Server or Cloud.
+    There is no Server here: it returns ``runner_method`` unchanged. (flowcore's run store
+    keeps its own heartbeat for every run, from the process that drives it.)"""
+    return runner_method
 
 
 def run_with_timeout(fn: Callable[..., Any], kwargs: dict[str, Any], timeout: int | None, name: str) -> Any:
