@@ -70,10 +70,19 @@ KEY_OUTPUT: dict[str, list[str]] = {
 
 # Pages whose ```python blocks are complete programs (with asserts) that must run as is.
 DOCS_WITH_PROGRAMS = [
-    "README.md", "docs/concepts.md", "docs/migrating.md",
-    "docs/control_flow.md", "docs/resources.md", "docs/schedules.md", "docs/flow_io.md",
-    "docs/caching.md", "docs/cache-policies.md", "docs/results.md", "docs/locking.md",
-    "docs/runs.md", "docs/executors.md",
+    "README.md",
+    "docs/concepts.md",
+    "docs/migrating.md",
+    "docs/control_flow.md",
+    "docs/resources.md",
+    "docs/schedules.md",
+    "docs/flow_io.md",
+    "docs/caching.md",
+    "docs/cache-policies.md",
+    "docs/results.md",
+    "docs/locking.md",
+    "docs/runs.md",
+    "docs/executors.md",
 ]
 # Pages with ```python blocks that do not run as is yet; each is being rewritten by its
 # owner, and is moved to DOCS_WITH_PROGRAMS when its blocks run.

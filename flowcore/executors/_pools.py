@@ -67,7 +67,14 @@ class _Job(NamedTuple):
 
 class EagerPool:
     """See the module docstring. ``pool`` is owned (shut down by :meth:`close`); ``renew``
-    makes a new process pool when a process of the current one died (which breaks it)."""
+    makes a new process pool when a process of the current one died (which breaks it).
+
+    Kept instead of dask's local scheduler because it measured clearly faster behind the
+    same FlowRunner (2-core machine, 2 threads, medians of 5): a fan-in of 1,000 tasks
+    0.09-0.18 s vs 0.70-0.94 s with ``dask.compute(scheduler="threads")``, a map of 2,000
+    then a map 0.41-0.68 s vs 2.64-3.84 s, a chain of 300 0.03 s vs 0.36-0.40 s; on
+    processes the two were close (0.79-0.87 s vs 0.94-1.01 s). Details in
+    :mod:`flowcore.executors.local_dask`."""
 
     def __init__(
         self, pool: ThreadPoolExecutor | ProcessPoolExecutor,

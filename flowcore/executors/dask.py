@@ -30,16 +30,17 @@ where the FlowRunner itself must look at a state (before mapping, at the end of 
               nothing, and the session waits for the calls still running; a temporary
               cluster of worker processes is closed, which stops everything
 
-On a worker each call runs inside :func:`_dask_worker.run_call`, which unpacks it, names the task in any
-error and, on a worker in its own process, checks that the returned state pickles
-(distributed would otherwise hang moving an unpicklable result). Errors of the machinery
-(unpicklable inputs or results, code the workers cannot import, dead workers, a lost
-scheduler) become one :class:`DaskTaskError` that names the task and the cause (raised in
-:func:`~flowcore.executors._dask_worker.run_call`, at a flush, or by ``_translate`` while waiting, ``from`` the original
-error); an exception raised by a task's own code (with ``raise_on_exception``) passes
-through unchanged. On a temporary cluster a scheduler plugin decides what a dead worker
-costs (``_dask_outcomes.CrashPolicy``: crashed calls are not rerun by Dask, finished calls
-are never recomputed); on a cluster at an ``address`` the cluster's settings apply.
+On a worker each call runs inside :func:`~flowcore.executors._dask_worker.run_call`,
+which unpacks it, names the task in any error and, on a worker in its own process, checks
+that the returned state pickles (distributed would otherwise hang moving an unpicklable
+result). Errors of the machinery (unpicklable inputs or results, code the workers cannot
+import, dead workers, a lost scheduler) become one :class:`DaskTaskError` that names the
+task and the cause (raised in ``run_call``, at a flush, or by ``_translate`` while waiting,
+``from`` the original error); an exception raised by a task's own code (with
+``raise_on_exception``) passes through unchanged. On a temporary cluster a scheduler plugin
+decides what a dead worker costs (``_dask_outcomes.CrashPolicy``: crashed calls are not
+rerun by Dask, finished calls are never recomputed); on a cluster at an ``address`` the
+cluster's settings apply.
 """
 
 from __future__ import annotations
