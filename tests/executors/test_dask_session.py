@@ -45,7 +45,7 @@ def in_process(**overrides: Any) -> dict[str, Any]:
 @pytest.fixture
 def one_thread_cluster() -> Iterator[Any]:
     """A LocalCluster of one worker process with one thread, reached by address."""
-    with LocalCluster(**local_cluster_kwargs(n_workers=1, threads_per_worker=1)) as cluster:
+    with LocalCluster(**local_cluster_kwargs(n_workers=1, threads_per_worker=1)) as cluster:  # type: ignore[no-untyped-call]
         yield cluster
 
 

@@ -20,6 +20,7 @@ from flowcore import Flow, task, unmapped
 from flowcore.engine.state import Crashed, Failed, State, Success, TriggerFailed
 from flowcore.executors import Executor, LocalDaskExecutor
 from flowcore.executors.dask import DaskTaskError
+from flowcore.utilities.configuration import set_temporary_config
 from tests.executors import flows
 from tests.executors.test_local import ExecutorContract
 
@@ -344,3 +345,17 @@ class TestLocalDaskExecutorMeetsTheInterfaceContract(ExecutorContract):
     @pytest.fixture(params=["sync", "threads", "processes"])
     def executor(self, request: pytest.FixtureRequest) -> Executor:
         return LocalDaskExecutor(request.param)
+
+
+def test_chosen_by_configuration_with_dask_config_from_the_environment() -> None:
+    """``engine.executor.default_class`` picks LocalDaskExecutor for ``flow.run()``, and
+    ``num_workers`` comes from dask's configuration (``DASK_NUM_WORKERS`` and so on)."""
+    with Flow("configured") as flow:
+        place = flows.where()
+        threads = flows.pool_threads.map(list(range(4)))
+    config = {"engine.executor.default_class": "flowcore.executors.LocalDaskExecutor"}
+    with set_temporary_config(config), dask.config.set(num_workers=1):
+        state = flow.run()
+    assert type(state) is Success
+    assert state.result[place].result["main_thread"] is False  # ran in the pool
+    assert len(set(state.result[threads].result)) == 1
