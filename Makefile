@@ -2,7 +2,7 @@
 #
 #   make demo       set up, then run examples/demo.py
 #   make test       set up (Debian packages included), then run the whole test suite
-#   make lint       ruff check
+#   make lint       ruff check and ruff format --check
 #   make typecheck  mypy on flowcore/
 #
 # Set-up is idempotent: the virtualenv is created once, and the project is reinstalled
@@ -50,7 +50,8 @@ bench: $(STAMP)
 	$(VPY) -m benchmarks $(BENCH_ARGS)
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check flowcore tests examples
+	$(VENV)/bin/ruff check flowcore tests examples benchmarks
+	$(VENV)/bin/ruff format --check flowcore tests examples benchmarks
 
 typecheck: $(STAMP)
 	$(VENV)/bin/mypy

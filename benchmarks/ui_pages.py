@@ -35,16 +35,42 @@ def main(workdir: Path) -> None:
     assert store is not None
     if fresh:
         tasks = [{"slug": f"t{i}-1", "name": f"t{i}", "mapped": False} for i in range(5)]
-        edges = [{"upstream": f"t{i}-1", "downstream": f"t{i + 1}-1", "key": "x", "mapped": False} for i in range(4)]
+        edges = [
+            {"upstream": f"t{i}-1", "downstream": f"t{i + 1}-1", "key": "x", "mapped": False}
+            for i in range(4)
+        ]
         start = datetime.now(timezone.utc) - timedelta(days=1)
         for n in range(10_000):
             run_id, when = str(uuid.uuid4()), start + timedelta(seconds=n)
-            store.submit(FlowRunStarted(run_id, f"flow-{n % 7}", when, {"n": str(n)},
-                                        {"tasks": tasks, "edges": edges}, None, "bench", 1))
+            store.submit(
+                FlowRunStarted(
+                    run_id,
+                    f"flow-{n % 7}",
+                    when,
+                    {"n": str(n)},
+                    {"tasks": tasks, "edges": edges},
+                    None,
+                    "bench",
+                    1,
+                )
+            )
             for i in range(5):
-                store.submit(TaskRunState(run_id, f"t{i}-1", -1, "Success", None, when.timestamp(),
-                                          started=when.timestamp()))
-            store.submit(FlowRunState(run_id, "Success" if n % 10 else "Failed", None, when + timedelta(seconds=1)))
+                store.submit(
+                    TaskRunState(
+                        run_id,
+                        f"t{i}-1",
+                        -1,
+                        "Success",
+                        None,
+                        when.timestamp(),
+                        started=when.timestamp(),
+                    )
+                )
+            store.submit(
+                FlowRunState(
+                    run_id, "Success" if n % 10 else "Failed", None, when + timedelta(seconds=1)
+                )
+            )
         store.flush()
         from flowcore import Flow, task
 
@@ -64,8 +90,16 @@ def main(workdir: Path) -> None:
 
     client = TestClient(create_app(store), base_url="http://127.0.0.1")
     print(f"{store.count_runs()} runs in {store.display}")
-    for path in ("/", "/?page=150", "/?flow=flow-3", "/?state=Failed&page=10", "/api/runs",
-                 f"/runs/{big}", f"/api/runs/{big}", f"/runs/{big}/graph.svg"):
+    for path in (
+        "/",
+        "/?page=150",
+        "/?flow=flow-3",
+        "/?state=Failed&page=10",
+        "/api/runs",
+        f"/runs/{big}",
+        f"/api/runs/{big}",
+        f"/runs/{big}/graph.svg",
+    ):
         client.get(path)
         times = []
         for _ in range(15):
@@ -73,8 +107,14 @@ def main(workdir: Path) -> None:
             response = client.get(path)
             times.append(time.perf_counter() - start_time)
             assert response.status_code == 200, (path, response.status_code)
-        print(f"{path[:50]:50s} median {statistics.median(times) * 1e3:7.1f} ms   min {min(times) * 1e3:7.1f} ms")
+        print(
+            f"{path[:50]:50s} median {statistics.median(times) * 1e3:7.1f} ms   min {min(times) * 1e3:7.1f} ms"
+        )
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="flowcore-ui-bench-")))
+    main(
+        Path(sys.argv[1])
+        if len(sys.argv) > 1
+        else Path(tempfile.mkdtemp(prefix="flowcore-ui-bench-"))
+    )

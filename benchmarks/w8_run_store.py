@@ -88,7 +88,8 @@ def run_engine(name: str, ctx: Context) -> Measurement:
 
     figures = {
         f"{w}_{'on' if spec == store_path else 'off'}_us": per_task(w, spec)
-        for w in ("W1", "W3") for spec in ("none", store_path)
+        for w in ("W1", "W3")
+        for spec in ("none", store_path)
     }
     resume_s, rerun = _resume(mod, workdir, store_path, children, config, LocalResult)
     note = (
@@ -101,13 +102,20 @@ def run_engine(name: str, ctx: Context) -> Measurement:
     )
     config.set_path("runs.store", "none")
     return Measurement(
-        times[("W1", store_path)], note=note,
-        extra={**figures, "progress_ratio": progress_ratio, "resume_s": resume_s,
-               "resume_children_run": rerun},
+        times[("W1", store_path)],
+        note=note,
+        extra={
+            **figures,
+            "progress_ratio": progress_ratio,
+            "resume_s": resume_s,
+            "resume_children_run": rerun,
+        },
     )
 
 
-def _resume(mod: Any, workdir: Path, store_path: str, children: int, config: Any, result_cls: Any) -> tuple[float, int]:
+def _resume(
+    mod: Any, workdir: Path, store_path: str, children: int, config: Any, result_cls: Any
+) -> tuple[float, int]:
     broken = workdir / "broken"
     ran: list[int] = []
 

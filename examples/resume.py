@@ -51,11 +51,17 @@ def fetched() -> list[int]:
 
 
 if __name__ == "__main__":
-    settings = {"home_dir": str(HOME), "runs.store": str(HOME / "flowcore.db"), "flows.checkpointing": True}
+    settings = {
+        "home_dir": str(HOME),
+        "runs.store": str(HOME / "flowcore.db"),
+        "flows.checkpointing": True,
+    }
     with set_temporary_config(settings):
         OUTAGE.touch()
         first = flow.run()
-        print(f"run 1 {first.flow_run_id[:8]}: {type(first).__name__}; fetched {len(fetched())} pages")
+        print(
+            f"run 1 {first.flow_run_id[:8]}: {type(first).__name__}; fetched {len(fetched())} pages"
+        )
 
         os.remove(OUTAGE)  # the service is back
         second = flow.run(resume=first.flow_run_id)
@@ -68,5 +74,7 @@ if __name__ == "__main__":
         store.flush()
         for run in store.list_runs(flow="nightly fetch"):
             counts = ", ".join(f"{n} {s}" for s, n in sorted(run.task_counts.items()))
-            print(f"recorded: {run.run_id[:8]} {run.state:8} resumed_from={(run.resumed_from or '-')[:8]}  {counts}")
+            print(
+                f"recorded: {run.run_id[:8]} {run.state:8} resumed_from={(run.resumed_from or '-')[:8]}  {counts}"
+            )
     print("EXAMPLE OK")

@@ -80,8 +80,10 @@ def __getattr__(name: str) -> Any:
         if name.startswith("_") or importlib.util.find_spec(f"flowcore.{name}") is None:
             raise AttributeError(f"module 'flowcore' has no attribute {name!r}")
         module = ""
-    value = importlib.import_module(f"flowcore.{name}") if module == "" else getattr(
-        importlib.import_module(module), name
+    value = (
+        importlib.import_module(f"flowcore.{name}")
+        if module == ""
+        else getattr(importlib.import_module(module), name)
     )
     globals()[name] = value
     return value

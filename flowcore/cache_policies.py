@@ -69,7 +69,13 @@ class KeyContext:
 
     __slots__ = ("task", "task_run_id", "flow_run_id", "parameters")
 
-    def __init__(self, task: Any, task_run_id: str | None, flow_run_id: str | None, parameters: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        task: Any,
+        task_run_id: str | None,
+        flow_run_id: str | None,
+        parameters: Mapping[str, Any],
+    ) -> None:
         self.task = task
         self.task_run_id = task_run_id
         self.flow_run_id = flow_run_id
@@ -89,7 +95,9 @@ class CachePolicy:
     def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
         raise NotImplementedError(f"{type(self).__name__} must implement compute_key()")
 
-    def describe_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
+    def describe_key(
+        self, context: KeyContext, inputs: Mapping[str, Any]
+    ) -> tuple[str | None, dict[str, str]]:
         """The key and its named parts (``{repr(part policy): digest}``), for records."""
         key = self.compute_key(context, inputs)
         return key, ({} if key is None else {repr(self): key})
@@ -111,7 +119,9 @@ class CachePolicy:
             new.key_storage = key_storage
         if isolation_level is not None:
             if not isinstance(isolation_level, IsolationLevel):
-                raise TypeError(f"isolation_level must be an IsolationLevel, got {isolation_level!r}")
+                raise TypeError(
+                    f"isolation_level must be an IsolationLevel, got {isolation_level!r}"
+                )
             new.isolation_level = isolation_level
         if lock_manager is not None:
             new.lock_manager = lock_manager
@@ -229,7 +239,9 @@ class CacheKeyFnPolicy(CachePolicy):
         if key is None:
             return None
         if not isinstance(key, str):
-            raise ValueError(f"cache_key_fn {self.cache_key_fn!r} returned {key!r}; it must return a str or None")
+            raise ValueError(
+                f"cache_key_fn {self.cache_key_fn!r} returned {key!r}; it must return a str or None"
+            )
         return key
 
     def _part(self, context: KeyContext, inputs: Mapping[str, Any]) -> Any:
@@ -256,7 +268,9 @@ class CompoundCachePolicy(CachePolicy):
         key = self.compute_key(context, inputs)
         return None if key is None else ("Compound", key)
 
-    def describe_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> tuple[str | None, dict[str, str]]:
+    def describe_key(
+        self, context: KeyContext, inputs: Mapping[str, Any]
+    ) -> tuple[str | None, dict[str, str]]:
         parts = [p._part(context, inputs) for p in self.policies]
         if any(part is None for part in parts):
             return None, {}

@@ -115,9 +115,7 @@ class MissingExtraError(FlowcoreException, ImportError):
     """An optional dependency is missing; the message names the extra to install."""
 
     def __init__(self, feature: str, module: str, extra: str) -> None:
-        super().__init__(
-            f"{feature} needs the '{module}' package: pip install 'flowcore[{extra}]'"
-        )
+        super().__init__(f"{feature} needs the '{module}' package: pip install 'flowcore[{extra}]'")
         self._parts = (feature, module, extra)
         self.extra = extra
 
@@ -146,9 +144,7 @@ class WorkerCrashed(DaskTaskError):
     """
 
     def __init__(self, label: str, cause: str, message: str | None = None) -> None:
-        super().__init__(
-            message or f"Task {label!r}: the Dask worker running it died ({cause})"
-        )
+        super().__init__(message or f"Task {label!r}: the Dask worker running it died ({cause})")
         self.label = label
         self.cause = cause
 

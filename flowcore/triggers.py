@@ -101,9 +101,7 @@ def any_successful(upstream_states: Mapping[Any, State]) -> bool:
 def any_failed(upstream_states: Mapping[Any, State]) -> bool:
     """Runs when at least one upstream failed (or there are no upstream edges)."""
     if upstream_states and not any(s.is_failed() for s in _states(upstream_states)):
-        raise signals.TRIGGERFAIL(
-            'Trigger was "any_failed" but none of the upstream tasks failed.'
-        )
+        raise signals.TRIGGERFAIL('Trigger was "any_failed" but none of the upstream tasks failed.')
     return True
 
 
@@ -148,9 +146,7 @@ def some_successful(at_least: float | None = None, at_most: float | None = None)
         states = _states(upstream_states)
         succeeded = sum(s.is_successful() for s in states)
         if not _within(succeeded, len(states), at_least, at_most):
-            raise signals.TRIGGERFAIL(
-                'Trigger was "some_successful" but thresholds were not met.'
-            )
+            raise signals.TRIGGERFAIL('Trigger was "some_successful" but thresholds were not met.')
         return True
 
     return trigger

@@ -16,7 +16,9 @@ def run_store_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory)
     """Flow runs in the tests are recorded (the default), in a store of the session's own
     rather than ``~/.flowcore/flowcore.db``."""
     before = configuration.config.get_path("runs.store")
-    configuration.config.set_path("runs.store", str(tmp_path_factory.mktemp("runs") / "flowcore.db"))
+    configuration.config.set_path(
+        "runs.store", str(tmp_path_factory.mktemp("runs") / "flowcore.db")
+    )
     try:
         yield
     finally:

@@ -42,12 +42,16 @@ class ServerProcess:
 
     def start(self, timeout: float = 60.0) -> None:
         log = open(self.log_path, "wb")  # noqa: SIM115 - closed with the process
-        self.process = subprocess.Popen(self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            self.command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
         log.close()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}")
+                raise RuntimeError(
+                    f"{self.name} exited with {self.process.returncode}: {self.log_path.read_text()[-2000:]}"
+                )
             try:
                 with urllib.request.urlopen(self.ready_url, timeout=2):
                     return
@@ -120,8 +124,17 @@ def gcs_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     server = ServerProcess(
         "fake-gcs-server",
         [
-            str(_get_binary_path()), "-scheme", "http", "-backend", "memory",
-            "-host", "127.0.0.1", "-port", str(port), "-external-url", url,
+            str(_get_binary_path()),
+            "-scheme",
+            "http",
+            "-backend",
+            "memory",
+            "-host",
+            "127.0.0.1",
+            "-port",
+            str(port),
+            "-external-url",
+            url,
         ],
         f"{url}/storage/v1/b",
         tmp_path_factory.mktemp("gcs") / "fake-gcs.log",

@@ -23,9 +23,21 @@ def _table_rows(stdout: str) -> dict[tuple[str, str], list[str]]:
 def test_small_run_prints_a_row_per_workload_and_system(tmp_path: Path) -> None:
     out = tmp_path / "raw.json"
     process = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "--size", "small", "--only", ",".join(WORKLOADS),
-         "--json", str(out)],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=110,
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--size",
+            "small",
+            "--only",
+            ",".join(WORKLOADS),
+            "--json",
+            str(out),
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=110,
     )
     assert process.returncode == 0, process.stderr[-3000:]
     assert "redirected to /dev/null" in process.stdout
@@ -58,7 +70,10 @@ def test_small_run_prints_a_row_per_workload_and_system(tmp_path: Path) -> None:
 def test_unknown_workload_is_a_usage_error() -> None:
     process = subprocess.run(
         [sys.executable, "-m", "benchmarks", "--only", "W1,W9"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert process.returncode == 2
     assert "unknown workload(s) ['W9']" in process.stderr

@@ -33,7 +33,9 @@ def home(tmp_path: Path) -> Iterator[Path]:
         yield tmp_path / "home"
 
 
-def ctx(task_: Any = None, flow_run_id: str = "run-1", parameters: dict[str, Any] | None = None) -> KeyContext:
+def ctx(
+    task_: Any = None, flow_run_id: str = "run-1", parameters: dict[str, Any] | None = None
+) -> KeyContext:
     return KeyContext(task_, "task-run-1", flow_run_id, parameters or {})
 
 
@@ -42,13 +44,17 @@ def test_inputs_policy_keys_on_inputs_and_can_ignore_one() -> None:
     assert key == cp.INPUTS.compute_key(ctx(flow_run_id="other"), {"debug": True, "x": 1})
     assert key != cp.INPUTS.compute_key(ctx(), {"x": 2, "debug": True})
     ignoring = cp.INPUTS - "debug"
-    assert ignoring.compute_key(ctx(), {"x": 1, "debug": True}) == ignoring.compute_key(ctx(), {"x": 1, "debug": False})
+    assert ignoring.compute_key(ctx(), {"x": 1, "debug": True}) == ignoring.compute_key(
+        ctx(), {"x": 1, "debug": False}
+    )
     assert repr(ignoring) == "INPUTS - 'debug'"
     assert cp.INPUTS.exclude == frozenset()
 
 
 def test_run_id_and_flow_parameters_policies() -> None:
-    assert cp.RUN_ID.compute_key(ctx(flow_run_id="a"), {}) != cp.RUN_ID.compute_key(ctx(flow_run_id="b"), {})
+    assert cp.RUN_ID.compute_key(ctx(flow_run_id="a"), {}) != cp.RUN_ID.compute_key(
+        ctx(flow_run_id="b"), {}
+    )
     one = cp.FLOW_PARAMETERS.compute_key(ctx(parameters={"p": 1}), {"x": 1})
     assert one == cp.FLOW_PARAMETERS.compute_key(ctx(parameters={"p": 1}), {"x": 2})
     assert one != cp.FLOW_PARAMETERS.compute_key(ctx(parameters={"p": 2}), {"x": 1})
@@ -82,7 +88,9 @@ def test_composition_rules() -> None:
 
 def test_configure_returns_a_copy(tmp_path: Path) -> None:
     manager = MemoryLockManager()
-    configured = cp.INPUTS.configure(key_storage=str(tmp_path), isolation_level=IsolationLevel.SERIALIZABLE, lock_manager=manager)
+    configured = cp.INPUTS.configure(
+        key_storage=str(tmp_path), isolation_level=IsolationLevel.SERIALIZABLE, lock_manager=manager
+    )
     assert configured is not cp.INPUTS and cp.INPUTS.lock_manager is None
     assert configured.key_storage == str(tmp_path) and configured.lock_manager is manager
     assert (configured + cp.RUN_ID).lock_manager is manager
@@ -102,15 +110,19 @@ def _module_with(tmp_path: Path, name: str, source: str) -> Any:
 
 def test_task_source_ignores_comments_layout_and_docstrings(tmp_path: Path) -> None:
     plain = _module_with(tmp_path, "plain_src", "def work(x):\n    return x + 1\n")
-    noisy = _module_with(tmp_path, "noisy_src", (
-        "import functools\n\n"
-        "@functools.lru_cache\n"
-        "def work(x):\n"
-        "    '''Adds one.'''\n"
-        "    # a comment\n\n"
-        "    return (x +\n"
-        "            1)   # trailing\n"
-    ))
+    noisy = _module_with(
+        tmp_path,
+        "noisy_src",
+        (
+            "import functools\n\n"
+            "@functools.lru_cache\n"
+            "def work(x):\n"
+            "    '''Adds one.'''\n"
+            "    # a comment\n\n"
+            "    return (x +\n"
+            "            1)   # trailing\n"
+        ),
+    )
     changed = _module_with(tmp_path, "changed_src", "def work(x):\n    return x + 2\n")
     assert cp.source_hash(plain.work) == cp.source_hash(noisy.work)
     assert cp.source_hash(plain.work) != cp.source_hash(changed.work)
@@ -156,7 +168,9 @@ def test_cache_key_fn_policy_sees_the_context_and_the_inputs() -> None:
 
 def test_task_argument_validation() -> None:
     with pytest.raises(ValueError, match="SERIALIZABLE needs a lock manager"):
-        task(lambda: 1, cache_policy=cp.INPUTS.configure(isolation_level=IsolationLevel.SERIALIZABLE))
+        task(
+            lambda: 1, cache_policy=cp.INPUTS.configure(isolation_level=IsolationLevel.SERIALIZABLE)
+        )
     with pytest.raises(ValueError, match="not both"):
         task(lambda: 1, cache_policy=cp.INPUTS, cache_key_fn=lambda c, p: "k")
     with pytest.raises(ValueError, match="either Prefect 1 caching"):
@@ -224,10 +238,14 @@ def test_uncomputable_key_warns_and_runs_uncached(logs: pytest.LogCaptureFixture
     flow.run()
     flow.run()
     assert len(calls) == 2
-    assert any("cannot compute a key" in r.getMessage() and r.levelname == "WARNING" for r in logs.records)
+    assert any(
+        "cannot compute a key" in r.getMessage() and r.levelname == "WARNING" for r in logs.records
+    )
 
 
-def test_expiration_is_stored_with_the_record_and_shared_by_the_key(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_expiration_is_stored_with_the_record_and_shared_by_the_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     calls: list[str] = []
 
     @task(cache_key_fn=lambda c, p: "shared-key", cache_expiration=timedelta(seconds=1))
@@ -293,7 +311,8 @@ def test_env_var_refreshes_every_task(tmp_path: Path) -> None:
 
     script = tmp_path / "refresh.py"
     log = tmp_path / "log.txt"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         from flowcore import Flow, task
         @task(cache_key_fn=lambda c, p: "k")
         def work():
@@ -302,8 +321,13 @@ def test_env_var_refreshes_every_task(tmp_path: Path) -> None:
         with Flow("env") as flow:
             work()
         flow.run()
-    """))
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FLOWCORE__HOME_DIR": str(tmp_path / "h")}
+    """)
+    )
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "FLOWCORE__HOME_DIR": str(tmp_path / "h"),
+    }
     for extra in ({}, {}, {"FLOWCORE__TASKS__REFRESH_CACHE": "true"}):
         subprocess.run([sys.executable, str(script)], env={**env, **extra}, check=True, timeout=120)
     assert log.read_text().split() == ["ran", "ran"]
@@ -343,7 +367,9 @@ def test_a_lost_value_is_a_warning_and_a_rerun(home: Path, logs: pytest.LogCaptu
     value.write_bytes(b"garbage")
     flow.run()
     assert calls == [4, 4]
-    assert any(r.levelname == "WARNING" and "cannot be read" in r.getMessage() for r in logs.records)
+    assert any(
+        r.levelname == "WARNING" and "cannot be read" in r.getMessage() for r in logs.records
+    )
     flow.run()
     assert calls == [4, 4]
 

@@ -70,7 +70,9 @@ def test_home_dir_is_user_expanded(no_user_file: dict[str, str]) -> None:
     assert load(no_user_file).home_dir == os.path.expanduser("~/.flowcore")
 
 
-def test_config_is_nested_config_objects_with_attribute_access(no_user_file: dict[str, str]) -> None:
+def test_config_is_nested_config_objects_with_attribute_access(
+    no_user_file: dict[str, str],
+) -> None:
     config = load(no_user_file)
     assert isinstance(config, Config) and isinstance(config.flows, Config)
     assert config["flows"]["checkpointing"] is config.flows.checkpointing
@@ -244,7 +246,10 @@ def test_task_defaults_from_env(no_user_file: dict[str, str]) -> None:
 
 
 def test_max_retries_none_is_zero(no_user_file: dict[str, str]) -> None:
-    assert load(no_user_file, FLOWCORE__TASKS__DEFAULTS__MAX_RETRIES="None").tasks.defaults.max_retries == 0
+    assert (
+        load(no_user_file, FLOWCORE__TASKS__DEFAULTS__MAX_RETRIES="None").tasks.defaults.max_retries
+        == 0
+    )
 
 
 # -- the live config is read at run time ----------------------------------------------

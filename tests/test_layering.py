@@ -36,8 +36,14 @@ PACKAGE_DIR = Path(flowcore.__file__).resolve().parent
 # DESIGN.md's layers, top first. A module belongs to the entry whose prefix matches it most
 # specifically; ``EXACT`` entries (package facades) match only that module.
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
-    ("cli and the package facade", ("flowcore.cli", "flowcore.ui", "=flowcore", "=flowcore.__main__")),
-    ("flow runner", ("flowcore.engine.flow_runner", "flowcore.engine.flow_run", "flowcore.engine.resume")),
+    (
+        "cli and the package facade",
+        ("flowcore.cli", "flowcore.ui", "=flowcore", "=flowcore.__main__"),
+    ),
+    (
+        "flow runner",
+        ("flowcore.engine.flow_runner", "flowcore.engine.flow_run", "flowcore.engine.resume"),
+    ),
     ("task runner", ("flowcore.engine.task_runner",)),
     ("runner base", ("flowcore.engine.runner",)),
     ("graph model (core, tasks)", ("flowcore.core", "flowcore.tasks")),
@@ -46,16 +52,25 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "caching, transactions, locking",
         (
-            "flowcore.caching", "flowcore.cache_policies", "flowcore.keys", "flowcore.records",
-            "flowcore.stores", "flowcore.policies", "flowcore.locks", "flowcore.transactions",
+            "flowcore.caching",
+            "flowcore.cache_policies",
+            "flowcore.keys",
+            "flowcore.records",
+            "flowcore.stores",
+            "flowcore.policies",
+            "flowcore.locks",
+            "flowcore.transactions",
             "flowcore.locking",
         ),
     ),  # fmt: skip
     (
         "signals, triggers, cache validators",
         (
-            "flowcore.engine.signals", "flowcore.triggers", "flowcore.engine.cache_validators",
-            "=flowcore.engine", "flowcore.schedules",
+            "flowcore.engine.signals",
+            "flowcore.triggers",
+            "flowcore.engine.cache_validators",
+            "=flowcore.engine",
+            "flowcore.schedules",
         ),
     ),  # fmt: skip
     ("states", ("flowcore.engine.state",)),
@@ -63,7 +78,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     # DESIGN.md draws executors apart ("import nothing from engine/"); they hand the context
     # and config to workers and log, so they sit on top of the process-global layer.
     ("executors", ("flowcore.executors",)),
-    ("configuration and process-global utilities", ("flowcore.configuration", "flowcore.utilities")),
+    (
+        "configuration and process-global utilities",
+        ("flowcore.configuration", "flowcore.utilities"),
+    ),
     (
         "pure leaves",
         ("flowcore.exceptions", "flowcore.engine.serializers", "flowcore.utilities.collections"),
@@ -71,7 +89,9 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
 ]
 
 RUNNERS = (
-    "flowcore.engine.runner", "flowcore.engine.task_runner", "flowcore.engine.flow_runner",
+    "flowcore.engine.runner",
+    "flowcore.engine.task_runner",
+    "flowcore.engine.flow_runner",
     "flowcore.engine.flow_run",
 )
 
@@ -237,7 +257,7 @@ def _report(title: str, bad: list[Import]) -> str:
 
 
 def test_collector_classifies_module_lazy_and_typing_imports() -> None:
-    source = '''
+    source = """
 from __future__ import annotations
 import os
 from typing import TYPE_CHECKING
@@ -261,7 +281,7 @@ class Thing:
             import flowcore.engine.task_runner
 def top():
     from .sibling import helper
-'''
+"""
     known = {
         "flowcore", "flowcore.engine", "flowcore.engine.state", "flowcore.engine.signals",
         "flowcore.engine.sibling", "flowcore.core", "flowcore.core.task", "flowcore.core.flow",
@@ -360,7 +380,9 @@ def test_core_and_tasks_import_runners_only_in_flow_run() -> None:
     bad = [
         i
         for i in runner_imports
-        if not (i.kind == "lazy" and i.importer == "flowcore.core.flow" and i.function == "Flow.run")
+        if not (
+            i.kind == "lazy" and i.importer == "flowcore.core.flow" and i.function == "Flow.run"
+        )
     ]
     assert not bad, _report("the graph model may import a runner only lazily in Flow.run", bad)
     assert [(i.importer, i.function, i.target) for i in runner_imports] == [
@@ -373,8 +395,7 @@ def test_lazy_upward_imports_are_deliberate() -> None:
     upward = [
         i
         for i in lazy
-        if layer_index(i.target) is not None
-        and layer_index(i.target) < layer_index(i.importer)  # type: ignore[operator]
+        if layer_index(i.target) is not None and layer_index(i.target) < layer_index(i.importer)  # type: ignore[operator]
     ]
     unlisted = [i for i in upward if (i.importer, i.function, i.target) not in ALLOWED_LAZY_UPWARD]
     assert not unlisted, _report(
@@ -384,8 +405,15 @@ def test_lazy_upward_imports_are_deliberate() -> None:
     )
 
 
-@pytest.mark.parametrize("module", ["flowcore.engine.state", "flowcore.engine.signals",
-                                    "flowcore.triggers", "flowcore.engine.cache_validators"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "flowcore.engine.state",
+        "flowcore.engine.signals",
+        "flowcore.triggers",
+        "flowcore.engine.cache_validators",
+    ],
+)
 def test_pure_modules_import_no_runner_even_lazily(module: str) -> None:
     bad = [i for i in IMPORTS if i.importer == module and _within(i.target, GRAPH_AND_RUNNERS)]
     assert not bad, _report(f"{module} reaches into the graph model or runners", bad)

@@ -112,7 +112,9 @@ def test_prefect1_spelling_and_targets_in_a_transaction(tmp_path: Path) -> None:
             second(first())
     flow.run(context={"checkpointing": True})
     assert not (tmp_path / "targets" / "first.pkl").exists()
-    assert not list((tmp_path / "cache").rglob("*.value")) if (tmp_path / "cache").exists() else True
+    assert (
+        not list((tmp_path / "cache").rglob("*.value")) if (tmp_path / "cache").exists() else True
+    )
     broken["second"] = False
     flow.run(context={"checkpointing": True})
     assert (tmp_path / "targets" / "first.pkl").exists()

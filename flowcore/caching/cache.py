@@ -129,7 +129,8 @@ class Cache:
         """The entries matching every given filter, oldest first."""
         now = datetime.now(timezone.utc)
         found = [
-            record for record in self.store.entries()
+            record
+            for record in self.store.entries()
             if (task is None or record.task == task)
             and (flow is None or record.flow == flow)
             and (key is None or record.key == key)
@@ -171,7 +172,11 @@ class Cache:
         temporary files (see the module docstring for the order)."""
         now = datetime.now(timezone.utc)
         entries = self.entries()
-        doomed = [e for e in entries if e.record.expired(now) or (max_age is not None and e.age(now) > max_age)]
+        doomed = [
+            e
+            for e in entries
+            if e.record.expired(now) or (max_age is not None and e.age(now) > max_age)
+        ]
         kept = [e for e in entries if e not in doomed]
         while kept and (
             (max_entries is not None and len(kept) > max_entries)
@@ -261,7 +266,9 @@ def collect_garbage(store: CacheStore | None, settings: Any, logger: Any) -> GcR
             return None
         store.records.write_bytes_at(marker, now.isoformat().encode())
         report = Cache(store).gc(
-            max_age=None if max_age is None else timedelta(seconds=_seconds(max_age, parse_duration)),
+            max_age=None
+            if max_age is None
+            else timedelta(seconds=_seconds(max_age, parse_duration)),
             max_bytes=None if max_size is None else int(_seconds(max_size, parse_size)),
             max_entries=None if max_entries is None else int(max_entries),
         )

@@ -102,7 +102,11 @@ def _source_digest(obj: Any) -> str:
             node.decorator_list = []
             body = node.body
             first = body[0] if body else None
-            if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
+            if (
+                isinstance(first, ast.Expr)
+                and isinstance(first.value, ast.Constant)
+                and isinstance(first.value.value, str)
+            ):
                 node.body = body[1:] or [ast.Pass()]
     return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()[:32]
 
@@ -195,8 +199,6 @@ def _qualified_name(obj: Any) -> str:
     """``module.qualname``; a script's module is named ``<script>`` (see
     :func:`flowcore.utilities.hashing.module_name`)."""
     return f"{module_name(getattr(obj, '__module__', None))}.{getattr(obj, '__qualname__', type(obj).__qualname__)}"
-
-
 
 
 # -- where code comes from -----------------------------------------------------------------

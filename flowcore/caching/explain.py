@@ -98,7 +98,9 @@ def explain_flow(
     return explained
 
 
-def _run_scope(flow: Any, context: Mapping[str, Any], store: CacheStore | str | None) -> dict[str, Any]:
+def _run_scope(
+    flow: Any, context: Mapping[str, Any], store: CacheStore | str | None
+) -> dict[str, Any]:
     """The context a task run of a new flow run starts from (ids fresh, stores chosen)."""
     scope = {**_context.current(), **context}
     scope.update(flow_id=flow.name, flow_run_id=str(uuid.uuid4()), flow_run_name=str(uuid.uuid4()))
@@ -118,7 +120,9 @@ def _explain_task(
                  task_id=slug, task_run_id=str(uuid.uuid4()), task_run_count=1, map_index=None)  # fmt: skip
     if task in flow.parameters():
         value = _parameter_value(task, scope)
-        return TaskExplanation(task.name, slug, "not cached", f"parameter: {reprlib.repr(value)}"), value
+        return TaskExplanation(
+            task.name, slug, "not cached", f"parameter: {reprlib.repr(value)}"
+        ), value
     if task._is_constant:
         return TaskExplanation(task.name, slug, "not cached", "a constant"), task.value
     plan = task.cache_plan
@@ -135,7 +139,12 @@ def _explain_task(
 
 
 def _decide(
-    task: Any, slug: str, scope: dict[str, Any], inputs: dict[str, Any], result: Result, logger: logging.Logger
+    task: Any,
+    slug: str,
+    scope: dict[str, Any],
+    inputs: dict[str, Any],
+    result: Result,
+    logger: logging.Logger,
 ) -> tuple[TaskExplanation, Any]:
     """Ask the task's plan, as a task run would (without running, locking or logging)."""
     parameters = scope.get("parameters") or {}
@@ -145,18 +154,29 @@ def _decide(
     except ResultStorageError:
         raise  # the store cannot be read: the whole answer is an error
     except Exception as exc:
-        return TaskExplanation(task.name, slug, "unknown", f"cannot tell: {exc}"), _Unknown("unknown")
+        return TaskExplanation(task.name, slug, "unknown", f"cannot tell: {exc}"), _Unknown(
+            "unknown"
+        )
     key = run.key if task.cache_plan.target is None else None
     if decision.hit is not None:
         return TaskExplanation(task.name, slug, "hit", decision.reason, key), decision.hit.result
     reason = decision.reason
-    if isinstance(run.store, MemoryCacheStore) and task.cache_plan.target is None and not run.store.caches:
+    if (
+        isinstance(run.store, MemoryCacheStore)
+        and task.cache_plan.target is None
+        and not run.store.caches
+    ):
         reason += " (no cache store is set: records are kept in the memory of the process that ran the flow)"
     return TaskExplanation(task.name, slug, "miss", reason, key), _Unknown("miss")
 
 
 def _decide_mapped(
-    task: Any, slug: str, scope: dict[str, Any], inputs: dict[str, Any], mapped: set[str], result: Result,
+    task: Any,
+    slug: str,
+    scope: dict[str, Any],
+    inputs: dict[str, Any],
+    mapped: set[str],
+    result: Result,
     logger: logging.Logger,
 ) -> tuple[TaskExplanation, Any]:
     """A mapped task: each child decided on its share of the mapped inputs."""
@@ -171,7 +191,9 @@ def _decide_mapped(
     key = keys.pop() if len(keys) == 1 else None
     if answers and all(answer == "hit" for answer in answers):
         values = [value for _, value in children]
-        return TaskExplanation(task.name, slug, "hit", f"all {count} children: {children[0][0].reason}", key), values
+        return TaskExplanation(
+            task.name, slug, "hit", f"all {count} children: {children[0][0].reason}", key
+        ), values
     if not children:
         return TaskExplanation(task.name, slug, "miss", "no children to map over"), _Unknown("miss")
     index = next(i for i, answer in enumerate(answers) if answer != "hit")
@@ -208,7 +230,9 @@ def _depends(waiting: dict[str, str]) -> str:
     names = sorted(waiting)
     if all(waiting[name] != "unknown" for name in names):
         return f"depends on {_and(names)}, which would run"
-    return "depends on " + _and([f"{n} ({'would run' if waiting[n] != 'unknown' else 'unknown'})" for n in names])
+    return "depends on " + _and(
+        [f"{n} ({'would run' if waiting[n] != 'unknown' else 'unknown'})" for n in names]
+    )
 
 
 def _and(parts: list[str]) -> str:

@@ -62,7 +62,6 @@ from flowcore.utilities.units import format_duration
 __all__ = ["CachePlan", "CacheRun", "Decision", "explain_miss"]
 
 
-
 class Decision(NamedTuple):
     """What a lookup decided: the hit (None: the task runs) and why, in words.
 
@@ -91,7 +90,14 @@ class CachePlan:
     """
 
     __slots__ = (
-        "name", "key", "validator", "expiration", "policy", "refresh", "target", "serializable",
+        "name",
+        "key",
+        "validator",
+        "expiration",
+        "policy",
+        "refresh",
+        "target",
+        "serializable",
         "hash_file_contents",
     )
 
@@ -132,10 +138,16 @@ class CachePlan:
         """The plan of a task's caching arguments (None when it does not cache)."""
         files = bool(hash_file_contents)
         if cache_policy is not None:
-            return cls(name, None, None, cache_expiration, cache_policy, refresh_cache, target, files)
+            return cls(
+                name, None, None, cache_expiration, cache_policy, refresh_cache, target, files
+            )
         if cache_for is None:
-            return None if target is None else cls(name, None, None, None, None, False, target, files)
-        return cls(name, cache_key or name, cache_validator, cache_for, None, refresh_cache, target, files)
+            return (
+                None if target is None else cls(name, None, None, None, None, False, target, files)
+            )
+        return cls(
+            name, cache_key or name, cache_validator, cache_for, None, refresh_cache, target, files
+        )
 
     def __repr__(self) -> str:
         spelling = f"policy={self.policy!r}" if self.policy is not None else f"key={self.key!r}"
@@ -170,7 +182,10 @@ class CachePlan:
             from flowcore.cache_policies import KeyContext
 
             key_context = KeyContext(
-                task, context.get("task_run_id"), context.get("flow_run_id"), context.get("parameters") or {}
+                task,
+                context.get("task_run_id"),
+                context.get("flow_run_id"),
+                context.get("parameters") or {},
             )
         if store is None:
             store = self._store(context, result)
@@ -180,7 +195,9 @@ class CachePlan:
         """The run's store for this spelling: Prefect 1 caching uses the run's store (by
         default ``context.caches``), a policy :func:`policy_store`."""
         if self.policy is not None:
-            return policy_store(self.policy, context.get("policy_store"), result or Result(), context.get("config"))
+            return policy_store(
+                self.policy, context.get("policy_store"), result or Result(), context.get("config")
+            )
         store: CacheStore | None = context.get("cache_store")
         if store is None:
             caches = context.get("caches")
@@ -245,7 +262,11 @@ class CacheRun:
         if self.plan.target is not None:
             hit = self._find_target(inputs, parameters, format_kwargs or dict).hit
         elif isinstance(state, Cached):
-            return state if self.revalidate(state, inputs, parameters) else Pending("Cache was invalid; ready to run.")
+            return (
+                state
+                if self.revalidate(state, inputs, parameters)
+                else Pending("Cache was invalid; ready to run.")
+            )
         else:
             hit = self.lookup(inputs, parameters)
         return state if hit is None else hit
@@ -263,7 +284,9 @@ class CacheRun:
                 return self._find_target(inputs, parameters, format_kwargs or dict)
             return self._decide(inputs, parameters, lease=False)
 
-    def revalidate(self, state: Cached, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
+    def revalidate(
+        self, state: Cached, inputs: Mapping[str, Any], parameters: Mapping[str, Any]
+    ) -> bool:
         """Whether a Cached state given to the run (``task_states``) may be reused."""
         if self.plan.validator is None:
             return not _expired(state)
@@ -280,15 +303,23 @@ class CacheRun:
             self.logger.info(f"Task '{self.name}': {decision.reason}")
         return decision.hit
 
-    def _decide(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any], lease: bool) -> Decision:
+    def _decide(
+        self, inputs: Mapping[str, Any], parameters: Mapping[str, Any], lease: bool
+    ) -> Decision:
         if self.plan.policy is not None and not self._compute_key(inputs):
             return Decision(None, self.uncached_reason)
         assert self.key is not None
         if lease and self.plan.serializable and self.lease is None:
             self._take_lease()
         if self.refresh:
-            return Decision(None, f"refresh_cache: running and replacing the cache of key {self.key!r}", True)
-        decision = Decision(None, self.uncached_reason) if self.uncached else self._find(inputs, parameters)
+            return Decision(
+                None, f"refresh_cache: running and replacing the cache of key {self.key!r}", True
+            )
+        decision = (
+            Decision(None, self.uncached_reason)
+            if self.uncached
+            else self._find(inputs, parameters)
+        )
         if decision.hit is not None:
             self.release()
         return decision
@@ -298,7 +329,11 @@ class CacheRun:
         try:
             exclude = self.flow_run_id if self.plan.policy is None else None
             store = self.store
-            logger = self.logger if isinstance(store, MemoryCacheStore) else _TaskLogger(self.logger, self.name)
+            logger = (
+                self.logger
+                if isinstance(store, MemoryCacheStore)
+                else _TaskLogger(self.logger, self.name)
+            )
             candidates = store.get(self.key, exclude, logger, self._inputs_filter(inputs))
         except LocationEscapeError as exc:
             raise LocationEscapeError(f"Task '{self.name}': cache key {self.key!r}: {exc}") from exc
@@ -319,31 +354,44 @@ class CacheRun:
                 self.logger.warning(f"Task '{self.name}': {unreadable}")
                 continue
             record = candidate.record
-            message = f"Cached result found for key {self.key!r}" + ("" if record is None else provenance(record))
+            message = f"Cached result found for key {self.key!r}" + (
+                "" if record is None else provenance(record)
+            )
             if self.plan.policy is None:
                 return Decision(found, message)
-            hit = Cached(message, result=found._result, cached_result_expiration=found.cached_result_expiration)
+            hit = Cached(
+                message,
+                result=found._result,
+                cached_result_expiration=found.cached_result_expiration,
+            )
             return Decision(hit, message, True)
         if unreadable is not None:
             return Decision(None, unreadable)
         miss = f"cache miss for key {self.key!r}: "
         if candidates:
             newest = candidates[-1].state
-            return Decision(None, miss + explain_miss(newest, inputs, parameters, self.plan.validator), True)
+            return Decision(
+                None, miss + explain_miss(newest, inputs, parameters, self.plan.validator), True
+            )
         changes = self._policy_changes(inputs, parameters) if self.plan.policy is not None else None
         if changes is not None:
             return Decision(None, miss + changes, True)
         return Decision(None, miss + "nothing is stored under it yet")
 
     def _find_target(
-        self, inputs: Mapping[str, Any], parameters: Mapping[str, Any], format_kwargs: Callable[[], dict[str, Any]]
+        self,
+        inputs: Mapping[str, Any],
+        parameters: Mapping[str, Any],
+        format_kwargs: Callable[[], dict[str, Any]],
     ) -> Decision:
         """The value at the rendered target, read back; a value that exists but cannot be
         read (truncated, foreign, unsigned under a signing key) is a WARNING and a miss."""
         result, target = self.target_result, self.plan.target
         assert result is not None and target is not None
         kwargs = format_kwargs()
-        template = target(**kwargs).replace("{", "{{").replace("}", "}}") if callable(target) else target
+        template = (
+            target(**kwargs).replace("{", "{{").replace("}", "}}") if callable(target) else target
+        )
         try:
             stored = result.read_if_exists(template, **kwargs)
         except LocationEscapeError as exc:
@@ -380,13 +428,17 @@ class CacheRun:
             refresh = bool(config and config["tasks"].get("refresh_cache"))
         return refresh
 
-    def _policy_changes(self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> str | None:
+    def _policy_changes(
+        self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]
+    ) -> str | None:
         """What differs from the task's last record, by key part (None: nothing to compare)."""
         previous = self.store.latest(self.plan.name)
         if previous is None or previous.key == self.key or not previous.key_parts:
             return None
         policy = self.plan.policy
-        ignored = {n for p in getattr(policy, "policies", [policy]) for n in getattr(p, "exclude", ())}
+        ignored = {
+            n for p in getattr(policy, "policies", [policy]) for n in getattr(p, "exclude", ())
+        }
         kept = {k: v for k, v in inputs.items() if k not in ignored}
         changes = [
             describe_change(part, previous, kept, parameters)
@@ -419,15 +471,22 @@ class CacheRun:
             self._warn_unhashable(exc)
             return False
         except Exception as exc:
-            self._not_cached(f"the cache policy cannot compute a key ({exc}); running without the cache", warn=True)
+            self._not_cached(
+                f"the cache policy cannot compute a key ({exc}); running without the cache",
+                warn=True,
+            )
             return False
         if self.key is None:
-            self._not_cached(f"the cache policy {self.plan.policy!r} gave no key for this run, so it is not cached")
+            self._not_cached(
+                f"the cache policy {self.plan.policy!r} gave no key for this run, so it is not cached"
+            )
         return self.key is not None
 
     # -- telling ----------------------------------------------------------------------
 
-    def record(self, state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> State:
+    def record(
+        self, state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]
+    ) -> State:
         """Record a successful run; the Prefect 1 spelling returns it as ``Cached``."""
         if self.uncached or self.key is None:
             return state
@@ -436,7 +495,9 @@ class CacheRun:
                 return self._record(state, inputs, parameters)
         return self._record(state, inputs, parameters)
 
-    def _record(self, state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> State:
+    def _record(
+        self, state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]
+    ) -> State:
         assert self.key is not None
         try:
             input_digests = self._input_digests or hash_mapping(inputs)  # the lookup's, if any
@@ -477,7 +538,9 @@ class CacheRun:
         try:
             store.put(record, cached)
         except Exception:
-            self.logger.exception(f"{description} could not be written; the next run will run the task again")
+            self.logger.exception(
+                f"{description} could not be written; the next run will run the task again"
+            )
 
     def release(self) -> None:
         """Release the lease (a transaction releases its own when it finishes)."""

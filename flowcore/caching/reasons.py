@@ -26,14 +26,18 @@ __all__ = ["describe_change", "explain_miss", "provenance"]
 Validator = Callable[[Cached, Mapping[str, Any], Mapping[str, Any]], bool]
 
 
-def describe_change(part: str, previous: CacheRecord, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> str:
+def describe_change(
+    part: str, previous: CacheRecord, inputs: Mapping[str, Any], parameters: Mapping[str, Any]
+) -> str:
     """What changed in one named key part, in words ("input 'x' changed", "code changed")."""
     if part.startswith("INPUTS"):
         before = {k: v for k, v in (previous.inputs or {}).items() if k in inputs}
         return _changed_phrase("input", before, inputs)
     if part == "FLOW_PARAMETERS":
         return _changed_phrase("parameter", previous.parameters or {}, parameters)
-    return {"TASK_SOURCE": "code changed", "RUN_ID": "another flow run"}.get(part, f"{part} changed")
+    return {"TASK_SOURCE": "code changed", "RUN_ID": "another flow run"}.get(
+        part, f"{part} changed"
+    )
 
 
 def _changed_phrase(what: str, before: Mapping[str, str], values: Mapping[str, Any]) -> str:
@@ -43,22 +47,29 @@ def _changed_phrase(what: str, before: Mapping[str, str], values: Mapping[str, A
         return f"{what}s changed"
 
 
-def _changed(before: Mapping[str, str], values: Mapping[str, Any], keys: Iterable[str] | None = None) -> list[str]:
+def _changed(
+    before: Mapping[str, str], values: Mapping[str, Any], keys: Iterable[str] | None = None
+) -> list[str]:
     """The names whose value's digest differs from ``before`` (added and removed too)."""
     names = set(before) | set(values) if keys is None else set(keys)
     return sorted(
-        n for n in names
+        n
+        for n in names
         if (n in before) != (n in values) or (n in values and before[n] != hash_value(values[n]))
     )
 
 
 def _named(what: str, names: list[str]) -> str:
     """``input 'x', 'y' changed`` (``inputs changed`` without names)."""
-    return f"{what} " + ", ".join(f"'{n}'" for n in names) + " changed" if names else f"{what}s changed"
+    return (
+        f"{what} " + ", ".join(f"'{n}'" for n in names) + " changed"
+        if names
+        else f"{what}s changed"
+    )
 
 
 def provenance(record: CacheRecord) -> str:
-    """" (written by flow run R 5 min ago; value at L)" for a stored record."""
+    """ " (written by flow run R 5 min ago; value at L)" for a stored record."""
     return f" (written by flow run {record.flow_run_id} {format_duration(datetime.now(timezone.utc) - record.created)} ago; value at {record.value_location})"
 
 
@@ -85,7 +96,9 @@ def explain_miss(
     return f"cache_validator {name or validator!r} rejected it"
 
 
-def _changed_parameters(candidate: Cached, parameters: Mapping[str, Any], keys: list[str] | None) -> list[str]:
+def _changed_parameters(
+    candidate: Cached, parameters: Mapping[str, Any], keys: list[str] | None
+) -> list[str]:
     cached = candidate.cached_parameters or {}
     names = set(cached) | set(parameters) if keys is None else set(keys)
     return sorted(k for k in names if cached.get(k, _ABSENT) != parameters.get(k, _ABSENT))

@@ -115,13 +115,17 @@ class CacheRecord:
             raise CorruptRecord(f"{location!r} is not a flowcore cache record")
         mac = document.pop("mac", None)
         key = signing.signing_key()
-        if key is not None and (not isinstance(mac, str) or not signing.verify(_canonical(document), mac, key)):
+        if key is not None and (
+            not isinstance(mac, str) or not signing.verify(_canonical(document), mac, key)
+        ):
             raise CorruptRecord(
                 f"cache record {location!r} has a {'wrong' if mac else 'missing'} signature "
                 "(results.signing_key); it is ignored"
             )
         if document.get("version") != _VERSION:
-            raise CorruptRecord(f"cache record {location!r} has unknown version {document.get('version')!r}")
+            raise CorruptRecord(
+                f"cache record {location!r} has unknown version {document.get('version')!r}"
+            )
         try:
             value = document["value"]
             return cls(

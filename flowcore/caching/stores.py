@@ -165,7 +165,8 @@ class MemoryCacheStore(CacheStore):
         if not states:
             return []
         return [
-            Candidate(s, None) for s in states
+            Candidate(s, None)
+            for s in states
             if exclude_run is None or self._run_of(s) != exclude_run
         ]
 
@@ -200,7 +201,9 @@ class MemoryCacheStore(CacheStore):
     def delete(self, key: str, record_id: str | None = None) -> int:
         with self._lock:
             states = self.caches.get(key, [])
-            kept = [s for s in states if record_id is not None and _memory_record_id(s) != record_id]
+            kept = [
+                s for s in states if record_id is not None and _memory_record_id(s) != record_id
+            ]
             if kept:
                 self.caches[key] = kept
             else:
@@ -211,7 +214,9 @@ class MemoryCacheStore(CacheStore):
         for key, states in list(self.caches.items()):
             for state in states:
                 yield CacheRecord(
-                    key=key, record_id=_memory_record_id(state), task=key,
+                    key=key,
+                    record_id=_memory_record_id(state),
+                    task=key,
                     flow_run_id=self._run_of(state),
                     expires=state.cached_result_expiration,
                     inputs=state.hashed_inputs,
@@ -287,7 +292,9 @@ class StorageCacheStore(CacheStore):
             try:
                 record = CacheRecord.from_json(self.records.read_bytes_at(location), location)
             except CorruptRecord as exc:
-                logger.warning(f"{exc}; treating it as a cache miss (the task runs and rewrites it)")
+                logger.warning(
+                    f"{exc}; treating it as a cache miss (the task runs and rewrites it)"
+                )
                 continue
             except ResultStorageError:
                 continue  # removed between list and read
@@ -295,16 +302,20 @@ class StorageCacheStore(CacheStore):
                 continue
             found.append(Candidate(self._state(record), record, location))
         found.sort(key=lambda c: c.record.created if c.record else datetime.min)
-        newest = {c.record.record_id: c for c in found if c.record is not None}  # a flat copy is older
+        newest = {
+            c.record.record_id: c for c in found if c.record is not None
+        }  # a flat copy is older
         return [c for c in found if c.record is None or newest[c.record.record_id] is c]
 
     def _state(self, record: CacheRecord) -> Cached:
         located = self.result.copy()
         located.value = None
         located.location = record.value_location
-        parameters = None if record.parameters is None else {
-            name: HashedValue(digest) for name, digest in record.parameters.items()
-        }
+        parameters = (
+            None
+            if record.parameters is None
+            else {name: HashedValue(digest) for name, digest in record.parameters.items()}
+        )
         return Cached(
             message=record.message,
             result=located,
@@ -335,7 +346,9 @@ class StorageCacheStore(CacheStore):
         record.value_location = f"{self.directory(record.key)}/{name}.value"  # relative to the root
         self.result.write_bytes_at(record.value_location, data)
         document = record.to_json()
-        self.records.write_bytes_at(f"{self.directory(record.key)}/{record.record_id}.json", document)
+        self.records.write_bytes_at(
+            f"{self.directory(record.key)}/{record.record_id}.json", document
+        )
         if record.key in self._flat_keys:  # replace its flat-layout copy, if any
             self.records.delete(f"{self._flat_dir(record.key)}/{record.record_id}.json")
         if record.key_parts:  # a policy record: remembered per task, to explain later misses
@@ -354,7 +367,9 @@ class StorageCacheStore(CacheStore):
 
     def delete(self, key: str, record_id: str | None = None) -> int:
         """Remove records of ``key``, and the values no remaining record of it uses."""
-        stored = [(c.record, c.location) for c in self.get(key) if c.record is not None and c.location]
+        stored = [
+            (c.record, c.location) for c in self.get(key) if c.record is not None and c.location
+        ]
         doomed = [(r, at) for r, at in stored if record_id is None or r.record_id == record_id]
         removed = sum(bool(self.records.delete(at)) for _, at in doomed)
         still_used = {r.value_location for r, at in stored if (r, at) not in doomed}
@@ -384,11 +399,14 @@ def _chosen(locations: list[str], inputs: str | None) -> list[str]:
     others = [loc for loc in records if loc not in mine]
     return mine + others[-1:]
 
+
 _LEGACY_SEEN: set[str] = set()
 _LEGACY_LOCK = threading.Lock()
 
 
-def _note_legacy_layout(result: Result, logger: logging.Logger | logging.LoggerAdapter[Any]) -> None:
+def _note_legacy_layout(
+    result: Result, logger: logging.Logger | logging.LoggerAdapter[Any]
+) -> None:
     """Once per process and local directory: pickled records written by flowcore 0.1.0
     are never read; say so once, and remove 0.1.0 policy entries (``<key>`` beside
     ``<key>.record``) whose file names would collide with this layout's directories."""
@@ -415,7 +433,11 @@ def _note_legacy_layout(result: Result, logger: logging.Logger | logging.LoggerA
             f"Cache store {directory!r}: {len(records) + len(indexes)} cache entries written by "
             "flowcore 0.1.0 (pickled records) are not read by this version"
             + (f"; removed {len(records)} policy entries" if records else "")
-            + (f"; the {len(indexes)} '*/records.pkl' directories can be deleted" if indexes else "")
+            + (
+                f"; the {len(indexes)} '*/records.pkl' directories can be deleted"
+                if indexes
+                else ""
+            )
         )
 
 
@@ -445,7 +467,9 @@ def _has_storage(result: Result) -> bool:
     return type(result)._write_bytes is not Result._write_bytes
 
 
-def policy_store(policy: Any, explicit: CacheStore | None, task_result: Result, config: Any = None) -> CacheStore:
+def policy_store(
+    policy: Any, explicit: CacheStore | None, task_result: Result, config: Any = None
+) -> CacheStore:
     """The store of a task cached by ``policy``: the run's store when one was chosen
     (``cache_store`` / ``caching.store``), else the task's storage Result, else
     ``<home_dir>/storage``; a policy's ``key_storage`` keeps the records apart."""
@@ -463,7 +487,9 @@ def policy_store(policy: Any, explicit: CacheStore | None, task_result: Result, 
     elif isinstance(key_storage, Result):
         records = key_storage
     else:
-        raise TypeError(f"key_storage must be a directory or a Result, got {type(key_storage).__name__}")
+        raise TypeError(
+            f"key_storage must be a directory or a Result, got {type(key_storage).__name__}"
+        )
     return StorageCacheStore(values, records=records)
 
 
@@ -476,7 +502,9 @@ def _is_pickle(path: str) -> bool:
         return False
 
 
-def run_stores(given: Any, flow_setting: Any, config: Any, caches: dict[str, Any]) -> dict[str, CacheStore]:
+def run_stores(
+    given: Any, flow_setting: Any, config: Any, caches: dict[str, Any]
+) -> dict[str, CacheStore]:
     """A flow run's stores, from the first store setting given: ``flow.run(cache_store=)``
     (``given``), ``Flow(cache_store=)`` (``flow_setting``), config ``caching.store``. The
     one setting applies to both spellings (``cache_store`` and ``policy_store``); with none,
@@ -508,7 +536,7 @@ def store_from_spec(spec: Any) -> CacheStore:
         )
     for scheme in ("s3://", "gs://"):
         if spec.startswith(scheme):
-            bucket, _, prefix = spec[len(scheme):].partition("/")
+            bucket, _, prefix = spec[len(scheme) :].partition("/")
             if not bucket:
                 raise ValueError(f"cache store {spec!r} has no bucket name")
             if scheme == "s3://":

@@ -77,9 +77,13 @@ _COMMANDS = {
 }
 
 
-@click.group(cls=_LazyGroup, lazy=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=_LazyGroup, lazy=_COMMANDS, context_settings={"help_option_names": ["-h", "--help"]}
+)
 @click.option("--debug", is_flag=True, help="Show the traceback of an unexpected error.")
-@click.version_option(flowcore.__version__, "--version", prog_name="flowcore", message="%(prog)s %(version)s")
+@click.version_option(
+    flowcore.__version__, "--version", prog_name="flowcore", message="%(prog)s %(version)s"
+)
 @click.pass_context
 def cli(ctx: click.Context, debug: bool) -> None:
     """flowcore: run flows, and manage what they leave behind."""

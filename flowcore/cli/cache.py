@@ -74,7 +74,9 @@ def _filter_options(command: _F) -> _F:
 
 
 def _json_option(command: _F) -> _F:
-    return click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")(command)
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON (for scripts).")(
+        command
+    )
 
 
 # -- verbs -----------------------------------------------------------------------------
@@ -83,7 +85,12 @@ def _json_option(command: _F) -> _F:
 @cache.command("ls")
 @_store_option
 @_filter_options
-@click.option("--larger-than", callback=to_size, metavar="SIZE", help="Only values larger than SIZE (500, 10KB, 10MB, 1GiB).")
+@click.option(
+    "--larger-than",
+    callback=to_size,
+    metavar="SIZE",
+    help="Only values larger than SIZE (500, 10KB, 10MB, 1GiB).",
+)
 @_json_option
 def ls(
     store: str | None, flow: str | None, task: str | None, older_than: timedelta | None,
@@ -92,7 +99,9 @@ def ls(
     """List cache entries, oldest first."""
     opened, where = _open(store)
     with _storage_errors():
-        entries = opened.entries(task=task, flow=flow, older_than=older_than, expired=expired or None)
+        entries = opened.entries(
+            task=task, flow=flow, older_than=older_than, expired=expired or None
+        )
     if larger_than is not None:
         entries = [e for e in entries if e.size is not None and e.size > larger_than]
     if as_json:
@@ -125,9 +134,20 @@ def show(key: str, store: str | None, as_json: bool) -> None:
 
 @cache.command("explain")
 @click.argument("flow_file", metavar="FILE.py[:FLOW]")
-@click.option("--param", "-p", "params", multiple=True, callback=to_params, metavar="NAME=VALUE",
-              help="A parameter value (JSON, else text); repeat for more.")
-@click.option("--store", metavar="STORE", help=f"The cache store: {_STORES}. Default: the one the flow's run would use.")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    callback=to_params,
+    metavar="NAME=VALUE",
+    help="A parameter value (JSON, else text); repeat for more.",
+)
+@click.option(
+    "--store",
+    metavar="STORE",
+    help=f"The cache store: {_STORES}. Default: the one the flow's run would use.",
+)
 @_json_option
 def explain(flow_file: str, params: dict[str, Any], store: str | None, as_json: bool) -> None:
     """Say, per task of the flow in FILE.py, whether its next run would be a cache hit or a
@@ -142,23 +162,43 @@ def explain(flow_file: str, params: dict[str, Any], store: str | None, as_json: 
         None, {}, {}, {}, _flow_parameters(flow, params)
     )
     with _storage_errors():
-        explained = explain_flow(flow, context, task_contexts, None if chosen is None else chosen.store)
+        explained = explain_flow(
+            flow, context, task_contexts, None if chosen is None else chosen.store
+        )
     if as_json:
         echo_json([e.to_dict() for e in explained])
         return
     plurals = {"hit": "hits", "miss": "misses"}
-    counts = [f"{n} {plurals.get(a, a) if n > 1 else a}" for a in ANSWERS if (n := sum(e.answer == a for e in explained))]
-    caption = f"Flow {flow.name!r}: " + ", ".join(counts) + (f" in {where}" if where else "") + "; nothing was run."
-    echo_table(("task", "answer", "reason"), [(e.task, e.answer, e.reason) for e in explained], caption)
+    counts = [
+        f"{n} {plurals.get(a, a) if n > 1 else a}"
+        for a in ANSWERS
+        if (n := sum(e.answer == a for e in explained))
+    ]
+    caption = (
+        f"Flow {flow.name!r}: "
+        + ", ".join(counts)
+        + (f" in {where}" if where else "")
+        + "; nothing was run."
+    )
+    echo_table(
+        ("task", "answer", "reason"), [(e.task, e.answer, e.reason) for e in explained], caption
+    )
 
 
 @cache.command("rm")
 @click.argument("key", required=False)
 @_store_option
 @_filter_options
-@click.option("--all", "everything", is_flag=True, help="Remove every entry (needed when no KEY or filter is given).")
+@click.option(
+    "--all",
+    "everything",
+    is_flag=True,
+    help="Remove every entry (needed when no KEY or filter is given).",
+)
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
-@click.option("--yes", "-y", is_flag=True, help="Do not ask before removing the entries of filters or --all.")
+@click.option(
+    "--yes", "-y", is_flag=True, help="Do not ask before removing the entries of filters or --all."
+)
 @_json_option
 def rm(
     key: str | None, store: str | None, flow: str | None, task: str | None,
@@ -176,9 +216,16 @@ def rm(
             "pass --all to remove every entry"
         )
     if everything and (key is not None or filtered):
-        raise CliError("--all removes every entry: give it alone, or drop it to remove by KEY or filters")
+        raise CliError(
+            "--all removes every entry: give it alone, or drop it to remove by KEY or filters"
+        )
     opened, where = _open(store)
-    choice: dict[str, Any] = {"task": task, "flow": flow, "older_than": older_than, "expired": expired or None}
+    choice: dict[str, Any] = {
+        "task": task,
+        "flow": flow,
+        "older_than": older_than,
+        "expired": expired or None,
+    }
     asked = False
     with _storage_errors():
         if key is not None:
@@ -191,7 +238,13 @@ def rm(
             removed = opened.delete(**choice)
     done = f"{_count(removed)} ({format_size(_bytes(removed))}) from {where}"
     if as_json:
-        echo_json({"dry_run": dry_run, "entries": [e.to_dict() for e in removed], "bytes_freed": _bytes(removed)})
+        echo_json(
+            {
+                "dry_run": dry_run,
+                "entries": [e.to_dict() for e in removed],
+                "bytes_freed": _bytes(removed),
+            }
+        )
     elif not removed:
         click.echo(f"Nothing to remove in {where}.")
     elif dry_run:
@@ -204,9 +257,24 @@ def rm(
 
 @cache.command("gc")
 @_store_option
-@click.option("--max-age", callback=to_duration, metavar="AGE", help="Also remove entries older than AGE (7d, 12h, 2w).")
-@click.option("--max-size", callback=to_size, metavar="SIZE", help="Then remove the oldest entries until their values take at most SIZE (1GB, 500MiB).")
-@click.option("--max-entries", type=click.IntRange(min=0), metavar="N", help="Then remove the oldest entries until at most N remain.")
+@click.option(
+    "--max-age",
+    callback=to_duration,
+    metavar="AGE",
+    help="Also remove entries older than AGE (7d, 12h, 2w).",
+)
+@click.option(
+    "--max-size",
+    callback=to_size,
+    metavar="SIZE",
+    help="Then remove the oldest entries until their values take at most SIZE (1GB, 500MiB).",
+)
+@click.option(
+    "--max-entries",
+    type=click.IntRange(min=0),
+    metavar="N",
+    help="Then remove the oldest entries until at most N remain.",
+)
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @_json_option
 def gc(
@@ -217,7 +285,9 @@ def gc(
     (older than an hour) and leftovers of interrupted writes."""
     opened, where = _open(store)
     with _storage_errors():
-        report = opened.gc(max_age=max_age, max_bytes=max_size, max_entries=max_entries, dry_run=dry_run)
+        report = opened.gc(
+            max_age=max_age, max_bytes=max_size, max_entries=max_entries, dry_run=dry_run
+        )
     if as_json:
         echo_json(report.to_dict())
         return
@@ -250,7 +320,9 @@ def _open(spec: str | None) -> tuple[Cache, str]:
     if spec is None:
         configured = configuration.config.get_path("caching.store")
         if configured is None:
-            default = os.path.join(os.path.expanduser(str(configuration.config["home_dir"])), "storage")
+            default = os.path.join(
+                os.path.expanduser(str(configuration.config["home_dir"])), "storage"
+            )
             return Cache(None), default
         spec, source = str(configured), "config caching.store"
     if spec == "memory":
@@ -305,7 +377,9 @@ def _flow_parameters(flow: Any, given: dict[str, Any]) -> dict[str, Any]:
     unknown = sorted(set(given) - set(known))
     if unknown:
         names = ", ".join(sorted(known)) or "none"
-        raise CliError(f"flow {flow.name!r} has no parameter {_and([repr(n) for n in unknown])}; its parameters: {names}")
+        raise CliError(
+            f"flow {flow.name!r} has no parameter {_and([repr(n) for n in unknown])}; its parameters: {names}"
+        )
     missing = sorted(n for n, p in known.items() if p.required and n not in given)
     if missing:
         raise CliError(
@@ -319,7 +393,9 @@ def _confirm(entries: list[CacheEntry], where: str) -> None:
     """Ask on the terminal (stderr, so ``--json`` output stays clean) before removing."""
     what = f"{_count(entries)} ({format_size(_bytes(entries))})"
     if not sys.stdin.isatty():
-        raise CliError(f"cache rm would remove {what} from {where}; pass --yes to remove them (--dry-run lists them)")
+        raise CliError(
+            f"cache rm would remove {what} from {where}; pass --yes to remove them (--dry-run lists them)"
+        )
     _echo_entries(entries, err=True)
     click.confirm(f"Remove {what} from {where}?", abort=True, err=True)
 
@@ -333,7 +409,13 @@ def _echo_entries(entries: list[CacheEntry], caption: str | None = None, err: bo
         (e.key, e.record.task, e.record.flow or "-", format_duration(e.age(now)), _expires(e, now), format_size(e.size))
         for e in entries
     ]  # fmt: skip
-    echo_table(("key", "task", "flow", "age", "expires", "size"), rows, caption, right=("age", "size"), err=err)
+    echo_table(
+        ("key", "task", "flow", "age", "expires", "size"),
+        rows,
+        caption,
+        right=("age", "size"),
+        err=err,
+    )
 
 
 def _expires(entry: CacheEntry, now: datetime) -> str:
@@ -361,8 +443,14 @@ def _details(entry: CacheEntry) -> dict[str, Any]:
 
 def _echo_details(entry: CacheEntry, now: datetime) -> None:
     record = entry.record
-    created = f"{record.created.isoformat(timespec='seconds')} ({format_duration(entry.age(now))} ago)"
-    expires = "never" if record.expires is None else f"{record.expires.isoformat(timespec='seconds')} ({_expires(entry, now)})"
+    created = (
+        f"{record.created.isoformat(timespec='seconds')} ({format_duration(entry.age(now))} ago)"
+    )
+    expires = (
+        "never"
+        if record.expires is None
+        else f"{record.expires.isoformat(timespec='seconds')} ({_expires(entry, now)})"
+    )
     fields: list[tuple[str, Any]] = [
         ("key", record.key),
         ("record", record.record_id),

@@ -46,7 +46,9 @@ def load_flow(spec: str) -> FlowFile:
     path_text, wanted = _split(spec)
     path = Path(path_text).expanduser().resolve()
     if not path.is_file():
-        raise CliError(f"No flow file {path_text!r}: give the path of a Python file defining a Flow")
+        raise CliError(
+            f"No flow file {path_text!r}: give the path of a Python file defining a Flow"
+        )
     module = _import(path)
     from flowcore.core.flow import Flow
 

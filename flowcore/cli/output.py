@@ -33,7 +33,9 @@ def console(err: bool = False) -> Console:
     from rich.console import Console
 
     width = None if (sys.stderr if err else sys.stdout).isatty() else 100_000
-    return Console(stderr=err, width=width, highlight=False, markup=False, emoji=False, soft_wrap=False)
+    return Console(
+        stderr=err, width=width, highlight=False, markup=False, emoji=False, soft_wrap=False
+    )
 
 
 def echo_table(
@@ -50,7 +52,9 @@ def echo_table(
 
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_edge=False)
     for column in columns:
-        table.add_column(column, justify="right" if column in right else "left", no_wrap=column == "key")
+        table.add_column(
+            column, justify="right" if column in right else "left", no_wrap=column == "key"
+        )
     for row in rows:
         table.add_row(*row)
     out = console(err)

@@ -33,18 +33,40 @@ _EXECUTORS = "local, threads, processes, dask or dask://HOST:PORT"
 
 @click.command("run")
 @click.argument("flow_file", metavar="FILE.py[:FLOW]")
-@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", callback=to_params,
-              help="A parameter value (JSON, else text); repeat for more.")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=to_params,
+    help="A parameter value (JSON, else text); repeat for more.",
+)
 @click.option("--executor", "-e", default="local", show_default=True, help=f"One of {_EXECUTORS}.")
-@click.option("--resume", "resume_from", metavar="RUN_ID|last",
-              help="Resume that run: finished tasks are not run again.")
-@click.option("--rerun", multiple=True, metavar="TASK",
-              help="With --resume: run this task (by name or slug) and everything downstream again.")
-@click.option("--progress/--no-progress", default=None,
-              help="A live display of task progress (default: when stderr is a terminal).")
+@click.option(
+    "--resume",
+    "resume_from",
+    metavar="RUN_ID|last",
+    help="Resume that run: finished tasks are not run again.",
+)
+@click.option(
+    "--rerun",
+    multiple=True,
+    metavar="TASK",
+    help="With --resume: run this task (by name or slug) and everything downstream again.",
+)
+@click.option(
+    "--progress/--no-progress",
+    default=None,
+    help="A live display of task progress (default: when stderr is a terminal).",
+)
 def run(
-    flow_file: str, params: dict[str, Any], executor: str, resume_from: str | None,
-    rerun: tuple[str, ...], progress: bool | None,
+    flow_file: str,
+    params: dict[str, Any],
+    executor: str,
+    resume_from: str | None,
+    rerun: tuple[str, ...],
+    progress: bool | None,
 ) -> None:
     """Run the flow FLOW defined in FILE.py (FLOW: a variable or flow name; optional when
     the file defines one flow)."""
@@ -53,12 +75,27 @@ def run(
 
 @click.command("resume")
 @click.argument("run_id")
-@click.option("--param", "-p", "params", multiple=True, metavar="NAME=VALUE", callback=to_params,
-              help="Override a parameter of the resumed run.")
+@click.option(
+    "--param",
+    "-p",
+    "params",
+    multiple=True,
+    metavar="NAME=VALUE",
+    callback=to_params,
+    help="Override a parameter of the resumed run.",
+)
 @click.option("--executor", "-e", default="local", show_default=True, help=f"One of {_EXECUTORS}.")
-@click.option("--rerun", multiple=True, metavar="TASK", help="Run this task and everything downstream again.")
+@click.option(
+    "--rerun", multiple=True, metavar="TASK", help="Run this task and everything downstream again."
+)
 @click.option("--progress/--no-progress", default=None)
-def resume(run_id: str, params: dict[str, Any], executor: str, rerun: tuple[str, ...], progress: bool | None) -> None:
+def resume(
+    run_id: str,
+    params: dict[str, Any],
+    executor: str,
+    rerun: tuple[str, ...],
+    progress: bool | None,
+) -> None:
     """Resume run RUN_ID: run only what did not finish, with the flow loaded from the file
     the run came from (`flowcore runs ls` lists the runs)."""
     from flowcore.cli.runs import open_cli_store
@@ -73,13 +110,20 @@ def resume(run_id: str, params: dict[str, Any], executor: str, rerun: tuple[str,
             f"Python with flow.run(resume={found.run_id!r}), or `flowcore run FILE.py --resume {found.run_id}`"
         )
     given = params
-    parameters = {**_recorded_parameters({k: v for k, v in found.parameters.items() if k not in given}), **given}
+    parameters = {
+        **_recorded_parameters({k: v for k, v in found.parameters.items() if k not in given}),
+        **given,
+    }
     _run_recorded(found.source, parameters, executor, found.run_id, rerun, progress)
 
 
 def _run_recorded(
-    spec: str, parameters: dict[str, Any], executor_name: str, resume_from: str | None,
-    rerun_names: tuple[str, ...], progress: bool | None,
+    spec: str,
+    parameters: dict[str, Any],
+    executor_name: str,
+    resume_from: str | None,
+    rerun_names: tuple[str, ...],
+    progress: bool | None,
 ) -> None:
     loaded = load_flow(spec)
     flow = loaded.flow
@@ -87,8 +131,12 @@ def _run_recorded(
     if rerun and resume_from is None:
         raise CliError("--rerun needs --resume RUN_ID (or --resume last)")
     state = flow.run(
-        parameters=parameters, executor=_executor(executor_name), resume=resume_from,
-        rerun=rerun, progress=progress, context={"checkpointing": True, "flow_source": loaded.spec},
+        parameters=parameters,
+        executor=_executor(executor_name),
+        resume=resume_from,
+        rerun=rerun,
+        progress=progress,
+        context={"checkpointing": True, "flow_source": loaded.spec},
     )
     if state is None:
         raise CliError("The flow did not run")
@@ -105,7 +153,9 @@ def _task_named(flow: Any, name: str) -> Any:
     found = [t for t in flow.tasks if t.name == name or flow.slugs[t] == name]
     if len(found) != 1:
         what = "no task" if not found else f"{len(found)} tasks"
-        raise CliError(f"Flow {flow.name!r} has {what} named {name!r}; give a task slug (`flowcore runs show` lists them)")
+        raise CliError(
+            f"Flow {flow.name!r} has {what} named {name!r}; give a task slug (`flowcore runs show` lists them)"
+        )
     return found[0]
 
 

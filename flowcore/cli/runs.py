@@ -37,7 +37,9 @@ def open_cli_store(spec: str | None) -> RunStore:
 
     store = open_store(spec)
     if store is None:
-        raise CliError("The run store is off (runs.store = 'none'): give --store PATH|URL, or set FLOWCORE__RUNS__STORE")
+        raise CliError(
+            "The run store is off (runs.store = 'none'): give --store PATH|URL, or set FLOWCORE__RUNS__STORE"
+        )
     return store
 
 
@@ -49,7 +51,13 @@ def runs() -> None:
 @runs.command("ls")
 @click.option("--flow", help="Only runs of this flow (by name).")
 @click.option("--state", help="Only runs in this state (Success, Failed, Crashed, Running, ...).")
-@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1), help="At most this many runs, newest first.")
+@click.option(
+    "--limit",
+    default=20,
+    show_default=True,
+    type=click.IntRange(min=1),
+    help="At most this many runs, newest first.",
+)
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 @click.option("--store", help=_STORE_HELP)
 def ls(flow: str | None, state: str | None, limit: int, as_json: bool, store: str | None) -> None:
@@ -61,11 +69,24 @@ def ls(flow: str | None, state: str | None, limit: int, as_json: bool, store: st
         return
     total = opened.count_runs(flow=flow, state=state)
     rows = [
-        (r.run_id[:8], r.flow_name, r.state, _time(r.started), _duration(r.started, r.ended), _counts(r.task_counts))
+        (
+            r.run_id[:8],
+            r.flow_name,
+            r.state,
+            _time(r.started),
+            _duration(r.started, r.ended),
+            _counts(r.task_counts),
+        )
         for r in found
     ]
-    caption = f"{len(found)} of {total} runs in {opened.display}" if total > len(found) else f"{total} runs in {opened.display}"
-    echo_table(("run", "flow", "state", "started", "duration", "tasks"), rows, caption, right=("duration",))
+    caption = (
+        f"{len(found)} of {total} runs in {opened.display}"
+        if total > len(found)
+        else f"{total} runs in {opened.display}"
+    )
+    echo_table(
+        ("run", "flow", "state", "started", "duration", "tasks"), rows, caption, right=("duration",)
+    )
 
 
 @runs.command("show")
@@ -80,19 +101,37 @@ def show(run_id: str, as_json: bool, store: str | None) -> None:
     if as_json:
         echo_json({**_run_json(found), "tasks": tasks})
         return
-    click.echo(f"Run {found.run_id} of {found.flow_name!r}: {found.state}" + (f" ({found.message})" if found.message else ""))
-    click.echo(f"  started {_time(found.started)}, ended {_time(found.ended)}, took {_duration(found.started, found.ended)}")
-    click.echo(f"  on {found.host} (pid {found.pid})" + (f", from {found.source}" if found.source else ""))
+    click.echo(
+        f"Run {found.run_id} of {found.flow_name!r}: {found.state}"
+        + (f" ({found.message})" if found.message else "")
+    )
+    click.echo(
+        f"  started {_time(found.started)}, ended {_time(found.ended)}, took {_duration(found.started, found.ended)}"
+    )
+    click.echo(
+        f"  on {found.host} (pid {found.pid})" + (f", from {found.source}" if found.source else "")
+    )
     if found.resumed_from:
         click.echo(f"  resumes run {found.resumed_from}")
     for name, value in found.parameters.items():
         click.echo(f"  parameter {name} = {value}")
     rows = [
-        (t["task"], t["slug"], t["state"] if not t["children"] else f"{t['state']}: {_counts(t['children'])}",
-         str(t["run_count"]), _duration(t["started"], t["ended"]), t["message"] or "", t["result_location"] or "")
+        (
+            t["task"],
+            t["slug"],
+            t["state"] if not t["children"] else f"{t['state']}: {_counts(t['children'])}",
+            str(t["run_count"]),
+            _duration(t["started"], t["ended"]),
+            t["message"] or "",
+            t["result_location"] or "",
+        )
         for t in tasks
     ]
-    echo_table(("task", "slug", "state", "runs", "duration", "message", "result"), rows, right=("runs", "duration"))
+    echo_table(
+        ("task", "slug", "state", "runs", "duration", "message", "result"),
+        rows,
+        right=("runs", "duration"),
+    )
 
 
 @runs.command("logs")
@@ -105,14 +144,20 @@ def logs(run_id: str, task: str | None, store: str | None) -> None:
     found = _get(opened, run_id)
     slug = None
     if task is not None:
-        slugs = {t["slug"] for t in found.structure.get("tasks", []) if task in (t["name"], t["slug"])}
+        slugs = {
+            t["slug"] for t in found.structure.get("tasks", []) if task in (t["name"], t["slug"])
+        }
         if len(slugs) != 1:
-            raise CliError(f"Run {found.run_id} has {'no' if not slugs else len(slugs)} task(s) named {task!r}; give its slug (see `flowcore runs show`)")
+            raise CliError(
+                f"Run {found.run_id} has {'no' if not slugs else len(slugs)} task(s) named {task!r}; give its slug (see `flowcore runs show`)"
+            )
         slug = slugs.pop()
     import logging
 
     for line in opened.logs(found.run_id, task_slug=slug):
-        click.echo(f"{_time(line.time)} {logging.getLevelName(line.level)} {line.logger} | {line.message}")
+        click.echo(
+            f"{_time(line.time)} {logging.getLevelName(line.level)} {line.logger} | {line.message}"
+        )
 
 
 def _get(store: RunStore, run_id: str) -> RunInfo:
@@ -131,24 +176,36 @@ def _task_rows(run: RunInfo, records: list[TaskRunInfo]) -> list[dict[str, Any]]
     rows = []
     for slug in sorted(set(own) | set(children), key=lambda s: (order.get(s, len(order)), s)):
         record = own.get(slug)
-        rows.append({
-            "task": names.get(slug, slug), "slug": slug,
-            "state": record.state if record else "Pending",
-            "message": record.message if record else None,
-            "run_count": record.run_count if record else 0,
-            "started": record.started if record else None, "ended": record.ended if record else None,
-            "result_location": record.result_location if record else None,
-            "n_map_states": record.n_map_states if record else None,
-            "children": dict(children.get(slug, {})),
-        })
+        rows.append(
+            {
+                "task": names.get(slug, slug),
+                "slug": slug,
+                "state": record.state if record else "Pending",
+                "message": record.message if record else None,
+                "run_count": record.run_count if record else 0,
+                "started": record.started if record else None,
+                "ended": record.ended if record else None,
+                "result_location": record.result_location if record else None,
+                "n_map_states": record.n_map_states if record else None,
+                "children": dict(children.get(slug, {})),
+            }
+        )
     return rows
 
 
 def _run_json(run: RunInfo) -> dict[str, Any]:
     return {
-        "run_id": run.run_id, "flow": run.flow_name, "state": run.state, "message": run.message,
-        "started": run.started, "ended": run.ended, "host": run.host, "pid": run.pid,
-        "parameters": run.parameters, "source": run.source, "resumed_from": run.resumed_from,
+        "run_id": run.run_id,
+        "flow": run.flow_name,
+        "state": run.state,
+        "message": run.message,
+        "started": run.started,
+        "ended": run.ended,
+        "host": run.host,
+        "pid": run.pid,
+        "parameters": run.parameters,
+        "source": run.source,
+        "resumed_from": run.resumed_from,
         "task_counts": run.task_counts,
     }
 

@@ -21,7 +21,11 @@ from flowcore.cli import CliError
 
 __all__ = ["ui"]
 
-_UI_MODULES = ("starlette", "uvicorn", "jinja2")  # what the ui extra installs (their own needs come along)
+_UI_MODULES = (
+    "starlette",
+    "uvicorn",
+    "jinja2",
+)  # what the ui extra installs (their own needs come along)
 
 
 @click.command("ui")
@@ -68,6 +72,7 @@ def ui(
     from flowcore.ui import create_app
     from flowcore.ui.security import is_loopback
     from flowcore.ui.server import bind, serve, url_for
+
     token = token or _configured_token()
     loopback = is_loopback(host)
     if not loopback and not token:

@@ -20,11 +20,17 @@ __all__ = ["visualize"]
 @click.command("visualize")
 @click.argument("flow_file", metavar="FILE.py[:FLOW]")
 @click.option("--run", "run_id", metavar="RUN_ID", help="Colour the tasks by this run's states.")
-@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path),
-              help="Where to write the drawing (its suffix names the format; default <flow>.svg).")
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where to write the drawing (its suffix names the format; default <flow>.svg).",
+)
 @click.option("--horizontal", is_flag=True, help="Draw left to right.")
 @click.option("--store", help="The run store (default: config runs.store).")
-def visualize(flow_file: str, run_id: str | None, output: Path | None, horizontal: bool, store: str | None) -> None:
+def visualize(
+    flow_file: str, run_id: str | None, output: Path | None, horizontal: bool, store: str | None
+) -> None:
     """Draw the flow FLOW of FILE.py."""
     from flowcore.core._flow_io import slugify
     from flowcore.engine.flow_run import run_structure
@@ -38,9 +44,13 @@ def visualize(flow_file: str, run_id: str | None, output: Path | None, horizonta
         opened = open_cli_store(store)
         found = opened.get_run(run_id)
         if found is None:
-            raise CliError(f"No run {run_id!r} in {opened.display} (`flowcore runs ls` lists the runs)")
+            raise CliError(
+                f"No run {run_id!r} in {opened.display} (`flowcore runs ls` lists the runs)"
+            )
         if found.flow_name != flow.name:
-            raise CliError(f"Run {found.run_id} is a run of {found.flow_name!r}, not of {flow.name!r}")
+            raise CliError(
+                f"Run {found.run_id} is a run of {found.flow_name!r}, not of {flow.name!r}"
+            )
         records = opened.task_runs(found.run_id)
     graph = run_graph(run_structure(flow), records, horizontal=horizontal)
     target = output or Path(f"{slugify(flow.name) or 'flow'}.svg")

@@ -161,7 +161,9 @@ def visualize_flow(
         config = _context.current().get("config") or configuration.config
         target = Path(os.path.expanduser(str(config.home_dir))) / "visualize"
         target.mkdir(parents=True, exist_ok=True)
-        rendered = _render(graphviz, graph, str(target / (slugify(flow.name) or "flow")), format=format)
+        rendered = _render(
+            graphviz, graph, str(target / (slugify(flow.name) or "flow")), format=format
+        )
         try:
             with warnings.catch_warnings():
                 # graphviz starts the viewer and drops its Popen at once; the viewer outlives

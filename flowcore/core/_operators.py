@@ -95,4 +95,3 @@ class OperatorMixin:
 
     def or_(self, other: Any) -> Task:
         return self._operator("Or", self, other)
-

@@ -57,7 +57,9 @@ class Edge:
         downstream = as_task(downstream_task, flow=flow)
         if upstream is downstream:
             raise ValueError(f"Edge: a task cannot depend on itself ({upstream!r})")
-        if key is not None and (not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key)):
+        if key is not None and (
+            not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key)
+        ):
             raise ValueError(f"Edge key {key!r} must be a valid Python identifier")
         self.upstream_task: Task = upstream
         self.downstream_task: Task = downstream

@@ -121,8 +121,12 @@ class Flow:
             self.add_task(task)
         for edge in edges or ():
             self.add_edge(
-                edge.upstream_task, edge.downstream_task, key=edge.key,
-                mapped=edge.mapped, flattened=edge.flattened, validate=False,
+                edge.upstream_task,
+                edge.downstream_task,
+                key=edge.key,
+                mapped=edge.mapped,
+                flattened=edge.flattened,
+                validate=False,
             )
         self.set_reference_tasks(reference_tasks or [])
         if validate:
@@ -246,7 +250,9 @@ class Flow:
                 "Parameters must be root tasks and can not have upstream dependencies. "
                 f"{downstream_task!r} was given the upstream {upstream_task!r}."
             )
-        edge = Edge(upstream_task, downstream_task, key=key, mapped=mapped, flattened=flattened, flow=self)
+        edge = Edge(
+            upstream_task, downstream_task, key=key, mapped=mapped, flattened=flattened, flow=self
+        )
         upstream, downstream = edge.upstream_task, edge.downstream_task
         if upstream._is_constant and key is not None and not edge.mapped and not edge.flattened:
             self.add_task(downstream)
@@ -335,8 +341,12 @@ class Flow:
             self.add_task(task)
         for edge in flow.edges:
             self.add_edge(
-                edge.upstream_task, edge.downstream_task,
-                key=edge.key, mapped=edge.mapped, flattened=edge.flattened, validate=False,
+                edge.upstream_task,
+                edge.downstream_task,
+                key=edge.key,
+                mapped=edge.mapped,
+                flattened=edge.flattened,
+                validate=False,
             )
         for task, values in flow.constants.items():
             self.constants[task].update(values)
@@ -362,11 +372,23 @@ class Flow:
         self._remove_task(old)
         self.add_task(new)
         for edge in upstream:
-            self.add_edge(edge.upstream_task, new, key=edge.key, mapped=edge.mapped,
-                          flattened=edge.flattened, validate=False)
+            self.add_edge(
+                edge.upstream_task,
+                new,
+                key=edge.key,
+                mapped=edge.mapped,
+                flattened=edge.flattened,
+                validate=False,
+            )
         for edge in downstream:
-            self.add_edge(new, edge.downstream_task, key=edge.key, mapped=edge.mapped,
-                          flattened=edge.flattened, validate=False)
+            self.add_edge(
+                new,
+                edge.downstream_task,
+                key=edge.key,
+                mapped=edge.mapped,
+                flattened=edge.flattened,
+                validate=False,
+            )
         if old in self.constants:
             self.constants[new].update(self.constants.pop(old))
         if old in self._reference_tasks:
@@ -572,9 +594,13 @@ class Flow:
         path: list[Task] = [start]
         index = {start: 0}
         while True:
-            nxt = next(e.downstream_task for e in self._downstream[path[-1]] if e.downstream_task in candidates)
+            nxt = next(
+                e.downstream_task
+                for e in self._downstream[path[-1]]
+                if e.downstream_task in candidates
+            )
             if nxt in index:
-                return path[index[nxt]:] + [nxt]
+                return path[index[nxt] :] + [nxt]
             index[nxt] = len(path)
             path.append(nxt)
 
@@ -596,7 +622,10 @@ class Flow:
 
     def _check_graph(self) -> None:
         """The structural checks, also run while the graph is built (eager validation)."""
-        if any(e.upstream_task not in self.tasks or e.downstream_task not in self.tasks for e in self.edges):
+        if any(
+            e.upstream_task not in self.tasks or e.downstream_task not in self.tasks
+            for e in self.edges
+        ):
             raise ValueError(
                 f"Some edges refer to tasks not contained in this flow. Flow {self.name!r}: "
                 "add tasks with add_task() or add_edge(), not by changing flow.tasks."
@@ -642,8 +671,11 @@ class Flow:
                 "      flow.run(...)"
             )
         return run_flow(
-            self, parameters=parameters, run_on_schedule=run_on_schedule,
-            runner_cls=runner_cls, **kwargs,
+            self,
+            parameters=parameters,
+            run_on_schedule=run_on_schedule,
+            runner_cls=runner_cls,
+            **kwargs,
         )
 
     # -- saving and drawing (flowcore/core/_flow_io.py) -------------------------------------

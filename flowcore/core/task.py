@@ -40,11 +40,31 @@ _RESERVED_ORDER = ("upstream_tasks", "mapped", "task_args", "flow")
 RESERVED_ARGUMENTS = frozenset(_RESERVED_ORDER)
 _RESERVED_ATTRIBUTES = frozenset(
     {
-        "name", "slug", "tags", "max_retries", "retry_delay", "retry_on", "timeout",
-        "trigger", "skip_on_upstream_skip", "cache_for", "cache_key", "cache_validator",
-        "checkpoint", "result", "target", "task_run_name", "state_handlers",
-        "auto_generated", "log_stdout", "nout", "cache_policy", "cache_expiration",
-        "refresh_cache", "cache_version", "hash_file_contents",
+        "name",
+        "slug",
+        "tags",
+        "max_retries",
+        "retry_delay",
+        "retry_on",
+        "timeout",
+        "trigger",
+        "skip_on_upstream_skip",
+        "cache_for",
+        "cache_key",
+        "cache_validator",
+        "checkpoint",
+        "result",
+        "target",
+        "task_run_name",
+        "state_handlers",
+        "auto_generated",
+        "log_stdout",
+        "nout",
+        "cache_policy",
+        "cache_expiration",
+        "refresh_cache",
+        "cache_version",
+        "hash_file_contents",
     }
 )
 
@@ -282,7 +302,9 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         cache_version: str | None = None,
         hash_file_contents: bool = False,
     ) -> None:
-        for attr in sorted(_class_clashes(type(self)) | (set(self.__dict__) & _RESERVED_ATTRIBUTES)):
+        for attr in sorted(
+            _class_clashes(type(self)) | (set(self.__dict__) & _RESERVED_ATTRIBUTES)
+        ):
             warnings.warn(
                 f"`{type(self).__name__}` sets a `{attr}` attribute, which will be "
                 "overwritten by `flowcore.Task`. Please rename this attribute to avoid this "
@@ -397,8 +419,14 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         if self.cache_for is None and self.cache_policy is None and self.target is None:
             return None  # the common case, on every task run
         arguments = (
-            self.name, self.cache_for, self.cache_validator, self.cache_key,
-            self.cache_policy, self.cache_expiration, self.refresh_cache, self.target,
+            self.name,
+            self.cache_for,
+            self.cache_validator,
+            self.cache_key,
+            self.cache_policy,
+            self.cache_expiration,
+            self.refresh_cache,
+            self.target,
             self.hash_file_contents,
         )
         memo = self.__dict__.get("_cache_plan_memo")
@@ -478,7 +506,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             seconds = int(timeout.total_seconds())
             if timeout.total_seconds() != seconds:
                 warnings.warn(
-                        "Task timeouts do not support a sub-second resolution; smaller units "
+                    "Task timeouts do not support a sub-second resolution; smaller units "
                     f"will be ignored! Task {self.name!r}: {timeout} is truncated to "
                     f"{seconds}s.",
                     stacklevel=3,
@@ -541,7 +569,11 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         """A shallow copy with ``task_args`` applied (each must be an existing attribute)."""
         scope = _context.current()
         flow = scope.get("flow")
-        if flow is not None and self in flow.tasks and (flow.edges_to(self) or flow.edges_from(self)):
+        if (
+            flow is not None
+            and self in flow.tasks
+            and (flow.edges_to(self) or flow.edges_from(self))
+        ):
             warnings.warn(
                 "You are making a copy of a task that has dependencies on or to other tasks "
                 "in the active flow context. The copy will not retain those dependencies. "
@@ -793,7 +825,8 @@ def _check_cache_arguments(
     if validator is not None and not callable(validator):
         hint = (
             f"flowcore.engine.cache_validators.{validator}"
-            if isinstance(validator, str) else "a function from flowcore.engine.cache_validators"
+            if isinstance(validator, str)
+            else "a function from flowcore.engine.cache_validators"
         )
         raise TypeError(
             f"Task {name!r}: cache_validator={validator!r} must be callable "

@@ -87,9 +87,10 @@ def all_inputs(state: State, inputs: Mapping[str, Any], parameters: Mapping[str,
 
 def all_parameters(state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
     """Reuse while unexpired and the flow parameters equal the cached ones."""
-    return duration_only(state, inputs, parameters) and getattr(
-        state, "cached_parameters", None
-    ) == parameters
+    return (
+        duration_only(state, inputs, parameters)
+        and getattr(state, "cached_parameters", None) == parameters
+    )
 
 
 def partial_parameters_only(validate_on: Iterable[str] | None = None) -> Validator:

@@ -96,7 +96,9 @@ def run_flow(
     run_parameters = _check_parameters(flow, dict(parameters or {}), kwargs)
     flow.sorted_tasks()
     if flow.schedule is not None and (
-        run_on_schedule if run_on_schedule is not None else configuration.config.flows.run_on_schedule
+        run_on_schedule
+        if run_on_schedule is not None
+        else configuration.config.flows.run_on_schedule
     ):
         return _run_on_schedule(flow, run_parameters, runner_cls, kwargs)
     caches = scope.setdefault("caches", {})
@@ -128,11 +130,15 @@ def run_flow(
         if state is not None:
             state.flow_run_id = run_id
         if recorder is not None:
-            recorder.finished(state if state is not None else Failed("The flow run ended with an error."))
+            recorder.finished(
+                state if state is not None else Failed("The flow run ended with an error.")
+            )
     if isinstance(state.result, dict):
         finish_transactions(transactions, state.result, flow.logger)
         _absorb_cached_states(stores["cache_store"], state.result, run_id)
-        collect_garbage(stores.get("policy_store"), configuration.config.get_path("caching.gc"), flow.logger)
+        collect_garbage(
+            stores.get("policy_store"), configuration.config.get_path("caching.gc"), flow.logger
+        )
         for task in flow.tasks:
             state.result.setdefault(task, Pending("Task not run."))
     else:
@@ -173,7 +179,10 @@ def _run_on_schedule(
             context["parameters"] = {**(user_context.get("parameters") or {}), **extra}
         known = {k: v for k, v in event.parameter_defaults.items() if k in names}
         last = run_flow(
-            flow, {**parameters, **known}, run_on_schedule=False, runner_cls=runner_cls,
+            flow,
+            {**parameters, **known},
+            run_on_schedule=False,
+            runner_cls=runner_cls,
             **{**run_kwargs, "context": context},
         )
         run_kwargs = {k: v for k, v in kwargs.items() if k not in _FIRST_RUN_ONLY}
@@ -191,7 +200,8 @@ def _stopped_on_schedule(flow: Flow, last: State | None, pending_event: Any) -> 
     if last is not None:
         return last
     return Scheduled(
-        "Stopped before the first scheduled run.", start_time=pending_event.start_time,
+        "Stopped before the first scheduled run.",
+        start_time=pending_event.start_time,
         result={task: Pending("Task not run.") for task in flow.tasks},
     )
 
@@ -202,10 +212,14 @@ def _check_parameters(flow: Flow, given: dict[str, Any], kwargs: dict[str, Any])
         given[key] = kwargs.pop(key)
     unknown = [name for name in given if name not in names]  # in the order given, as Prefect 1
     if unknown:
-        raise ValueError(f"Flow.run received the following unexpected parameters: {', '.join(unknown)}")
+        raise ValueError(
+            f"Flow.run received the following unexpected parameters: {', '.join(unknown)}"
+        )
     missing = sorted(n for n, p in names.items() if p.required and n not in given)
     if missing:
-        raise ValueError(f"Flow.run did not receive the following required parameters: {', '.join(missing)}")
+        raise ValueError(
+            f"Flow.run did not receive the following required parameters: {', '.join(missing)}"
+        )
     return given
 
 
@@ -237,8 +251,12 @@ def _preflight(
 
 
 def _start_recording(
-    flow: Flow, parameters: dict[str, Any], kwargs: dict[str, Any], resume: Any,
-    rerun: list[Task], progress: bool,
+    flow: Flow,
+    parameters: dict[str, Any],
+    kwargs: dict[str, Any],
+    resume: Any,
+    rerun: list[Task],
+    progress: bool,
 ) -> RunRecorder | None:
     """Give the run its id (``kwargs["flow_run_id"]``), restore what ``resume`` names
     (``kwargs["task_states"]``), log the run's first line, and start its recorder (the run
@@ -248,7 +266,9 @@ def _start_recording(
     resumed_from = None
     if resume is not None:
         if store is None:
-            raise ResumeError("flow.run(resume=...) needs the run store; it is off (runs.store = 'none')")
+            raise ResumeError(
+                "flow.run(resume=...) needs the run store; it is off (runs.store = 'none')"
+            )
         resumed, restored = resumed_task_states(flow, store, str(resume), rerun)
         resumed_from = resumed.run_id
         kwargs["task_states"] = {**restored, **(kwargs.get("task_states") or {})}
@@ -257,22 +277,33 @@ def _start_recording(
             f"{len(flow.tasks)} tasks restored, the others run again"
         )
     run_id = kwargs["flow_run_id"] = kwargs.get("flow_run_id") or str(uuid.uuid4())
-    where = "not recorded: runs.store is 'none'" if store is None else f"recorded in {store.display}"
+    where = (
+        "not recorded: runs.store is 'none'" if store is None else f"recorded in {store.display}"
+    )
     flow.logger.info(f"Flow run {run_id} of {flow.name!r} ({where})")
     recorder = None
     if store is not None or progress:
-        recorder = RunRecorder(store, run_id, RunProgress(run_structure(flow)) if progress else None)
+        recorder = RunRecorder(
+            store, run_id, RunProgress(run_structure(flow)) if progress else None
+        )
         defaults = {p.name: p.default for p in flow.parameters() if not p.required}
         recorder.started(
-            flow.name, {**defaults, **parameters}, run_structure(flow),
-            kwargs["context"].get("flow_source") or flow_source(flow), resumed_from,
+            flow.name,
+            {**defaults, **parameters},
+            run_structure(flow),
+            kwargs["context"].get("flow_source") or flow_source(flow),
+            resumed_from,
         )
     kwargs["context"]["run_recorder"] = recorder
     return recorder
 
 
 def _run_passes(
-    flow: Flow, runner_cls: type, executor: Any, parameters: dict[str, Any], kwargs: dict[str, Any],
+    flow: Flow,
+    runner_cls: type,
+    executor: Any,
+    parameters: dict[str, Any],
+    kwargs: dict[str, Any],
     recorder: RunRecorder | None = None,
 ) -> State:
     flow_state: State = kwargs.pop("state", None) or Scheduled(result={})
@@ -289,14 +320,23 @@ def _run_passes(
     user_task_contexts = kwargs.pop("task_contexts", None) or {}
     while True:
         task_contexts = {
-            task: {"task_run_id": str(uuid.uuid4()), "task_id": slug, **user_task_contexts.get(task, {})}
+            task: {
+                "task_run_id": str(uuid.uuid4()),
+                "task_id": slug,
+                **user_task_contexts.get(task, {}),
+            }
             for task, slug in flow.slugs.items()
         }
         runner = runner_cls(flow=flow)
         flow_state = runner.run(
-            parameters=parameters, return_tasks=flow.tasks, state=flow_state,
-            task_states=flow_state.result, context=run_context, task_contexts=task_contexts,
-            executor=executor, **kwargs,
+            parameters=parameters,
+            return_tasks=flow.tasks,
+            state=flow_state,
+            task_states=flow_state.result,
+            context=run_context,
+            task_contexts=task_contexts,
+            executor=executor,
+            **kwargs,
         )
         if recorder is not None and isinstance(flow_state.result, dict):
             _record_task_states(recorder, flow, flow_state.result)
@@ -327,12 +367,20 @@ def run_structure(flow: Flow) -> dict[str, Any]:
         mapped = {e.downstream_task for e in flow.edges if e.mapped}
         structure = {
             "tasks": [
-                {"slug": slugs[t], "name": t.name, "mapped": t in mapped} for t in flow.sorted_tasks()
+                {"slug": slugs[t], "name": t.name, "mapped": t in mapped}
+                for t in flow.sorted_tasks()
             ],
             "edges": [
-                {"upstream": slugs[e.upstream_task], "downstream": slugs[e.downstream_task],
-                 "key": e.key, "mapped": e.mapped}
-                for e in sorted(flow.edges, key=lambda e: (slugs[e.upstream_task], slugs[e.downstream_task], e.key or ""))
+                {
+                    "upstream": slugs[e.upstream_task],
+                    "downstream": slugs[e.downstream_task],
+                    "key": e.key,
+                    "mapped": e.mapped,
+                }
+                for e in sorted(
+                    flow.edges,
+                    key=lambda e: (slugs[e.upstream_task], slugs[e.downstream_task], e.key or ""),
+                )
             ],
         }
         flow._cache["flowcore.run_structure"] = structure
@@ -393,7 +441,9 @@ def _cache_stores(flow: Flow, given: Any, caches: dict[str, list[Cached]]) -> di
     return run_stores(given, getattr(flow, "cache_store", None), configuration.config, caches)
 
 
-def _absorb_cached_states(store: Any, task_states: dict[Task, State], run_id: str | None = None) -> None:
+def _absorb_cached_states(
+    store: Any, task_states: dict[Task, State], run_id: str | None = None
+) -> None:
     """Prefect 1's after-run update of an in-memory store: Cached states made in other
     processes (Dask workers) reach ``context.caches`` only here; states made in this
     process are already there (``put`` keeps one entry per state)."""
@@ -436,4 +486,3 @@ def _warn_about_shared_cache_keys(flow: Flow) -> None:
         flow._cache["flowcore.cache_key_warnings"] = messages
     for message in messages:
         flow.logger.warning(message)
-

@@ -113,7 +113,9 @@ def run_task(
     token = None if _context._scope.get() is flow_context else _context.push(flow_context)
     try:
         return runner.run(  # type: ignore[no-any-return]
-            state=state, upstream_states=upstream_states, context=task_context,
+            state=state,
+            upstream_states=upstream_states,
+            context=task_context,
             is_mapped_parent=is_mapped_parent,
         )
     finally:
@@ -164,15 +166,19 @@ class FlowRunner(Runner):
         """Run one pass and return the flow state (``result``: ``{task: State}``)."""
         self.logger.info(f"Beginning Flow run for '{self.flow.name}'")
         if executor is None:
-            executor = self.flow.executor or import_object(
-                configuration.config.engine.executor.default_class
-            )()
+            executor = (
+                self.flow.executor
+                or import_object(configuration.config.engine.executor.default_class)()
+            )
         self.raise_on_exception = bool((context or {}).get("raise_on_exception")) or bool(
             _context.current().get("raise_on_exception")
         )
         try:
             state, task_states, run_context, task_contexts = self.initialize_run(
-                state, dict(task_states or {}), dict(context or {}), dict(task_contexts or {}),
+                state,
+                dict(task_states or {}),
+                dict(context or {}),
+                dict(task_contexts or {}),
                 dict(parameters or {}),
             )
             with _context.context(run_context):
@@ -180,8 +186,13 @@ class FlowRunner(Runner):
                 state = self._step(self.check_flow_reached_start_time, state)
                 state = self._step(self.set_flow_to_running, state)
                 state = self._step(
-                    self.get_flow_run_state, state, task_states, task_contexts,
-                    set(return_tasks or ()), task_runner_state_handlers, executor,
+                    self.get_flow_run_state,
+                    state,
+                    task_states,
+                    task_contexts,
+                    set(return_tasks or ()),
+                    task_runner_state_handlers,
+                    executor,
                 )
         except ENDRUN as exc:
             state = exc.state
@@ -222,12 +233,20 @@ class FlowRunner(Runner):
     def check_flow_is_pending_or_running(self, state: State) -> State:
         if state.is_pending() or state.is_running():
             return state
-        self.logger.info("Flow run has already finished." if state.is_finished() else "Flow is not ready to run.")
+        self.logger.info(
+            "Flow run has already finished." if state.is_finished() else "Flow is not ready to run."
+        )
         raise ENDRUN(state)
 
     def check_flow_reached_start_time(self, state: State) -> State:
-        if isinstance(state, Scheduled) and state.start_time and state.start_time > datetime.now(timezone.utc):
-            self.logger.debug("Flow '%s': start_time has not been reached; ending run.", self.flow.name)
+        if (
+            isinstance(state, Scheduled)
+            and state.start_time
+            and state.start_time > datetime.now(timezone.utc)
+        ):
+            self.logger.debug(
+                "Flow '%s': start_time has not been reached; ending run.", self.flow.name
+            )
             raise ENDRUN(state)
         return state
 
@@ -262,7 +281,13 @@ class FlowRunner(Runner):
             for _ in range(len(self.flow.tasks) + 1):
                 mapped_children: dict[Task, list[Any]] = {}
                 self._submit_tasks(
-                    task_states, task_contexts, keep, mapped_children, executor, runner_args, outcomes,
+                    task_states,
+                    task_contexts,
+                    keep,
+                    mapped_children,
+                    executor,
+                    runner_args,
+                    outcomes,
                 )
                 self._collect(task_states, mapped_children, executor, outcomes)
                 if not outcomes.settle_stranded():
@@ -288,9 +313,18 @@ class FlowRunner(Runner):
             if task._is_constant and task_state is None:
                 task_states[task] = Success(result=ConstantResult(value=task.value))  # type: ignore[attr-defined]
                 continue
-            if task._rerun_every_pass and isinstance(task_state, State) and task_state.is_finished() and not task_state.is_cached():
+            if (
+                task._rerun_every_pass
+                and isinstance(task_state, State)
+                and task_state.is_finished()
+                and not task_state.is_cached()
+            ):
                 task_state = Pending()
-            if isinstance(task_state, State) and task_state.is_finished() and not isinstance(task_state, (Cached, Mapped)):
+            if (
+                isinstance(task_state, State)
+                and task_state.is_finished()
+                and not isinstance(task_state, (Cached, Mapped))
+            ):
                 continue
             upstream_states, upstream_mapped, edge_children = self._upstream_states(
                 plan, task_states, mapped_children, executor, outcomes
@@ -300,30 +334,61 @@ class FlowRunner(Runner):
             outcomes.submitted(task, None, task_state)
             if not plan.is_mapped:
                 task_states[task] = executor.submit(
-                    run_task, task, task_state, upstream_states, flow_context, task_context,
-                    upstream_mapped, runner_args, extra_context=extra,
+                    run_task,
+                    task,
+                    task_state,
+                    upstream_states,
+                    flow_context,
+                    task_context,
+                    upstream_mapped,
+                    runner_args,
+                    extra_context=extra,
                 )
                 continue
             # only mapped upstreams come to the driver (to be split); the rest stay as
             # submitted, so an executor's futures keep their data on its workers
             pending = upstream_states
-            mapped = outcomes.collect_upstreams(executor, {e: s for e, s in pending.items() if e.mapped})
+            mapped = outcomes.collect_upstreams(
+                executor, {e: s for e, s in pending.items() if e.mapped}
+            )
             upstream_states = {**pending, **mapped}
-            parent = outcomes.collect(executor, executor.submit(
-                run_task, task, task_state, pending, flow_context, task_context,
-                upstream_mapped, runner_args, True, extra_context=extra,
-            ), task)
+            parent = outcomes.collect(
+                executor,
+                executor.submit(
+                    run_task,
+                    task,
+                    task_state,
+                    pending,
+                    flow_context,
+                    task_context,
+                    upstream_mapped,
+                    runner_args,
+                    True,
+                    extra_context=extra,
+                ),
+                task,
+            )
             task_states[task] = parent
             mapped_children[task] = []
             if isinstance(parent, Mapped):
-                for index, child_upstreams in enumerate(_child_upstreams(parent, upstream_states, edge_children)):
+                for index, child_upstreams in enumerate(
+                    _child_upstreams(parent, upstream_states, edge_children)
+                ):
                     prior = parent.map_states[index] if index < len(parent.map_states) else None
                     outcomes.submitted(task, index, prior)
-                    mapped_children[task].append(executor.submit(
-                        run_task, task, prior, child_upstreams, flow_context,
-                        {**task_context, "map_index": index}, upstream_mapped, runner_args,
-                        extra_context={**extra, "task_index": index},
-                    ))
+                    mapped_children[task].append(
+                        executor.submit(
+                            run_task,
+                            task,
+                            prior,
+                            child_upstreams,
+                            flow_context,
+                            {**task_context, "map_index": index},
+                            upstream_mapped,
+                            runner_args,
+                            extra_context={**extra, "task_index": index},
+                        )
+                    )
 
     def _upstream_states(
         self,
@@ -344,7 +409,9 @@ class FlowRunner(Runner):
             children = mapped_children.get(upstream)
             if children is not None:
                 if edge.flattened:
-                    children = _flatten_children(outcomes.collect_children(executor, upstream, children))
+                    children = _flatten_children(
+                        outcomes.collect_children(executor, upstream, children)
+                    )
                 if edge.mapped:
                     edge_children[edge] = children
                     if edge.flattened:
@@ -372,7 +439,9 @@ class FlowRunner(Runner):
                 parent.result = [child.result for child in parent.map_states]
         task_states.update(outcomes.collect_tasks(executor, task_states))
 
-    def _final_state(self, state: State, task_states: dict[Task, Any], return_tasks: set[Task]) -> State:
+    def _final_state(
+        self, state: State, task_states: dict[Task, Any], return_tasks: set[Task]
+    ) -> State:
         flow = self.flow
         terminal = [_state_or_pending(task_states, t) for t in flow.terminal_tasks()]
         reference = [_state_or_pending(task_states, t) for t in flow.reference_tasks()]
@@ -405,7 +474,9 @@ class FlowRunner(Runner):
         if handler is not None:
             replacement = handler(self.flow, state, set(key_states))
             if replacement is not None:
-                replacement.result = return_states if replacement.result is None else replacement.result
+                replacement.result = (
+                    return_states if replacement.result is None else replacement.result
+                )
                 state = replacement
         return state
 
@@ -451,7 +522,10 @@ class _Outcomes:
         return [self.state(task, i, child) for i, child in enumerate(_collect(executor, children))]
 
     def collect_tasks(self, executor: Any, task_states: dict[Task, Any]) -> dict[Task, Any]:
-        return {task: self.state(task, None, value) for task, value in _collect(executor, task_states).items()}
+        return {
+            task: self.state(task, None, value)
+            for task, value in _collect(executor, task_states).items()
+        }
 
     def collect_upstreams(self, executor: Any, upstream_states: dict[Edge, Any]) -> dict[Edge, Any]:
         """Mapped upstream states for splitting; a failed run stands as Pending (the mapped
@@ -477,10 +551,14 @@ class _Outcomes:
             task=task, state_handlers=self.handlers, flow_result=self.flow_runner.flow.result
         )
         runner.raise_on_exception = self.flow_runner.raise_on_exception
-        runner.adopt({
-            **self.flow_context, **self.task_contexts.get(task, {}), "map_index": index,
-            "task_run_count": _run_count(prior),
-        })
+        runner.adopt(
+            {
+                **self.flow_context,
+                **self.task_contexts.get(task, {}),
+                "map_index": index,
+                "task_run_count": _run_count(prior),
+            }
+        )
         state_class = Crashed if isinstance(error, WorkerCrashed) else Failed
         failed = runner.state_from_error(error, str(error), state_class=state_class)
         try:
@@ -495,7 +573,8 @@ class _Outcomes:
         another round of the pass runs them); the round's records are cleared."""
         again = bool(self.stranded) and not any(
             isinstance(state, Scheduled)
-            for key, state in self.settled.items() if key not in self.stranded
+            for key, state in self.settled.items()
+            if key not in self.stranded
         )
         self.priors, self.settled, self.stranded = {}, {}, set()
         return again
@@ -552,7 +631,10 @@ def _run_plan(flow: Flow) -> list[_TaskPlan]:
 
 
 def _releasing(
-    plans: list[_TaskPlan], flow: Flow, keep: set[Task], task_states: dict[Task, Any],
+    plans: list[_TaskPlan],
+    flow: Flow,
+    keep: set[Task],
+    task_states: dict[Task, Any],
     mapped_children: dict[Task, list[Any]],
 ) -> Iterator[_TaskPlan]:
     """Yield the plans; once every downstream task of a task has been handled, forget the
@@ -560,7 +642,8 @@ def _releasing(
     reference tasks), so an executor can free a result nobody needs any more."""
     consumers = {
         task: len({edge.downstream_task for edge in flow._downstream[task]})
-        for task in flow.tasks if task not in keep
+        for task in flow.tasks
+        if task not in keep
     }
     for plan in plans:
         yield plan
@@ -651,7 +734,11 @@ def _date_keys(date: Any, logger: Any) -> dict[str, Any]:
         date = None
     date = pendulum.instance(date) if date is not None else pendulum.now("UTC")
     keys: dict[str, Any] = {"date": date}
-    for name, day in (("today", date), ("yesterday", date.subtract(days=1)), ("tomorrow", date.add(days=1))):
+    for name, day in (
+        ("today", date),
+        ("yesterday", date.subtract(days=1)),
+        ("tomorrow", date.add(days=1)),
+    ):
         keys[name] = day.strftime("%Y-%m-%d")
         keys[f"{name}_nodash"] = day.strftime("%Y%m%d")
     return keys

@@ -115,7 +115,9 @@ def _restored(
         for index in range(count):
             child = records.get(index)
             state = _restored(task, flow, child, {}, run_id) if child is not None else None
-            children.append(state if state is not None else Pending("Resumed: this child runs again."))
+            children.append(
+                state if state is not None else Pending("Resumed: this child runs again.")
+            )
         parent = Mapped(f"Restored from run {run_id}.", map_states=children, n_map_states=count)
         parent.result = [child.result for child in children]
         return parent

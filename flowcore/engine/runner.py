@@ -90,7 +90,9 @@ class Runner:
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
 
-    def _initialize_run(self, state: State | None, context: dict[str, Any]) -> tuple[State, dict[str, Any]]:
+    def _initialize_run(
+        self, state: State | None, context: dict[str, Any]
+    ) -> tuple[State, dict[str, Any]]:
         """The state to start from (:func:`unwrap_state`) and ``context``; the subclasses
         also fill the context's keys."""
         return unwrap_state(state), context

@@ -319,7 +319,9 @@ class Pending(State):
         cached_inputs: dict[str, Result] | None = None,
         context: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
+        super().__init__(
+            message=message, result=result, context=context, cached_inputs=cached_inputs
+        )
 
 
 class Scheduled(Pending):
@@ -335,8 +337,12 @@ class Scheduled(Pending):
         cached_inputs: dict[str, Result] | None = None,
         context: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
-        self.start_time = _as_pendulum(start_time) if start_time is not None else pendulum.now("UTC")
+        super().__init__(
+            message=message, result=result, context=context, cached_inputs=cached_inputs
+        )
+        self.start_time = (
+            _as_pendulum(start_time) if start_time is not None else pendulum.now("UTC")
+        )
         run_count = _context_defaults("task_run_count")
         if run_count is not None:
             self.context["task_run_count"] = run_count
@@ -399,7 +405,9 @@ class _MetaState(State):
         context: dict[str, Any] | None = None,
         cached_inputs: dict[str, Result] | None = None,
     ) -> None:
-        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
+        super().__init__(
+            message=message, result=result, context=context, cached_inputs=cached_inputs
+        )
         self.state = state
 
     @property
@@ -440,7 +448,9 @@ class Queued(_MetaState):
         cached_inputs: dict[str, Result] | None = None,
     ) -> None:
         super().__init__(message, result, state, context, cached_inputs)
-        self.start_time = _as_pendulum(start_time) if start_time is not None else pendulum.now("UTC")
+        self.start_time = (
+            _as_pendulum(start_time) if start_time is not None else pendulum.now("UTC")
+        )
 
 
 class Running(State):
@@ -474,7 +484,9 @@ class Looped(Finished):
         context: dict[str, Any] | None = None,
         cached_inputs: dict[str, Result] | None = None,
     ) -> None:
-        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
+        super().__init__(
+            message=message, result=result, context=context, cached_inputs=cached_inputs
+        )
         if loop_count is None:
             loop_count = _context_defaults("task_loop_count") or 1
         self.loop_count = loop_count
@@ -509,7 +521,9 @@ class Cached(Success):
         context: dict[str, Any] | None = None,
         hashed_inputs: dict[str, str] | Callable[[], dict[str, str]] | None = None,
     ) -> None:
-        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
+        super().__init__(
+            message=message, result=result, context=context, cached_inputs=cached_inputs
+        )
         self.cached_parameters = cached_parameters
         self.cached_result_expiration = _as_pendulum(cached_result_expiration)
         self.hashed_inputs = hashed_inputs
@@ -550,7 +564,9 @@ class Mapped(Success):
         cached_inputs: dict[str, Result] | None = None,
         n_map_states: int | None = None,
     ) -> None:
-        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
+        super().__init__(
+            message=message, result=result, context=context, cached_inputs=cached_inputs
+        )
         self.map_states: list[Any] = map_states or []
         self._n_map_states = n_map_states
 
@@ -600,7 +616,9 @@ class Failed(Finished):
         cached_inputs: dict[str, Result] | None = None,
         context: dict[str, Any] | None = None,
     ) -> None:
-        super().__init__(message=message, result=result, context=context, cached_inputs=cached_inputs)
+        super().__init__(
+            message=message, result=result, context=context, cached_inputs=cached_inputs
+        )
 
 
 class TimedOut(Failed):
@@ -629,8 +647,6 @@ class Crashed(Failed):
     color = "#8b0000"
 
 
-
 def copy_state(state: State) -> State:
     """A shallow copy (used for per-child views of a mapped upstream)."""
     return copy.copy(state)
-

@@ -134,12 +134,13 @@ class TaskRunner(Runner):
     def __repr__(self) -> str:
         return f"<TaskRunner: {self.task.name}>"
 
-
     def call_runner_target_handlers(self, old_state: State, new_state: State) -> State:
         if self.logger.isEnabledFor(logging.DEBUG):
             self.logger.debug(
                 "Task '%s': Handling state change from %s to %s",
-                self._name, type(old_state).__name__, type(new_state).__name__,
+                self._name,
+                type(old_state).__name__,
+                type(new_state).__name__,
             )
         for handler in self.task.state_handlers:
             new_state = handler(self.task, old_state, new_state) or new_state
@@ -181,7 +182,8 @@ class TaskRunner(Runner):
                 state = self.check_task_is_looping(state)
                 state = self._pipeline(state, upstream_states, is_mapped_parent)
             log(
-                self.logger, INFO,
+                self.logger,
+                INFO,
                 f"Task '{self._name}': Finished task run for task with final state: "
                 f"'{type(state).__name__}'",
             )
@@ -191,7 +193,9 @@ class TaskRunner(Runner):
             _context.pop(token)
         return state
 
-    def _pipeline(self, state: State, upstream_states: dict[Edge, State], is_mapped_parent: bool) -> State:
+    def _pipeline(
+        self, state: State, upstream_states: dict[Edge, State], is_mapped_parent: bool
+    ) -> State:
         self._format_kwargs = None
         try:
             state = self.check_task_is_ready(state)
@@ -213,12 +217,16 @@ class TaskRunner(Runner):
         except signals.PrefectStateSignal as exc:
             state = exc.state
         except Exception as exc:
-            state = self.state_from_error(exc, f"Task '{self._name}': Unexpected error while running task: {exc!r}")
+            state = self.state_from_error(
+                exc, f"Task '{self._name}': Unexpected error while running task: {exc!r}"
+            )
         return state
 
     # -- steps ----------------------------------------------------------------------------
 
-    def initialize_run(self, state: State | None, context: dict[str, Any]) -> TaskRunnerInitializeResult:
+    def initialize_run(
+        self, state: State | None, context: dict[str, Any]
+    ) -> TaskRunnerInitializeResult:
         """Unwrap the state and fill the task keys of ``context`` (updated in place):
         ``task_run_count``, ``task_name``, ``task_full_name``, ``task_tags``, ``map_index``,
         ``checkpointing`` (unless given; from ``config.flows.checkpointing``), ``logger``,
@@ -230,7 +238,9 @@ class TaskRunner(Runner):
         else:
             run_count = state.context.get("task_run_count", 1)
         if isinstance(state, Resume) or (
-            isinstance(state, Paused) and state.start_time is not None and state.start_time <= _now()
+            isinstance(state, Paused)
+            and state.start_time is not None
+            and state.start_time <= _now()
         ):
             context["resume"] = True
         if "_loop_count" in state.context:
@@ -252,7 +262,9 @@ class TaskRunner(Runner):
             except (KeyError, TypeError):
                 checkpointing = configuration.config.get("flows", {}).get("checkpointing")
             context["checkpointing"] = bool(checkpointing)
-        context["logger"] = task.logger if map_index is None else get_child_logger(task.logger, self._name)
+        context["logger"] = (
+            task.logger if map_index is None else get_child_logger(task.logger, self._name)
+        )
         self.raise_on_exception = bool(context.get("raise_on_exception"))
         if task.target is not None:
             self.result = self.result.copy()
@@ -282,7 +294,9 @@ class TaskRunner(Runner):
         """Pending, Cached and Mapped states go on; anything else is final."""
         if isinstance(state, (Pending, Cached, Mapped)):
             return state
-        self.logger.debug("Task '%s': task is not ready to run (%s)", self._name, type(state).__name__)
+        self.logger.debug(
+            "Task '%s': task is not ready to run (%s)", self._name, type(state).__name__
+        )
         raise ENDRUN(state)
 
     @call_state_handlers
@@ -315,7 +329,9 @@ class TaskRunner(Runner):
                     raise ENDRUN(Skipped(_SKIP_MESSAGE, result=None))
         return state
 
-    def get_task_inputs(self, state: State, upstream_states: dict[Edge, State]) -> dict[str, Result]:
+    def get_task_inputs(
+        self, state: State, upstream_states: dict[Edge, State]
+    ) -> dict[str, Result]:
         """``{argument: Result}`` from keyed edges, falling back on ``cached_inputs``."""
         cached = state.cached_inputs
         if cached and any(r.value is None and r.location is not None for r in cached.values()):
@@ -375,7 +391,9 @@ class TaskRunner(Runner):
         run = self.cache_run if self._initialized else self._start_direct_cache()
         if run is not None:
             parameters = self._step_context().get("parameters") or {}
-            return run.check(state, _values(inputs), parameters, lambda: self.formatting_kwargs(inputs))
+            return run.check(
+                state, _values(inputs), parameters, lambda: self.formatting_kwargs(inputs)
+            )
         if isinstance(state, Cached):
             parameters = self._step_context().get("parameters") or {}
             if not self.task.cache_validator(state, _values(inputs), parameters):
@@ -397,7 +415,9 @@ class TaskRunner(Runner):
             if not self.task.trigger(upstream_states):
                 raise signals.TRIGGERFAIL("Trigger failed")
         except signals.PrefectStateSignal as exc:
-            self.logger.debug("Task '%s': %s signal raised during trigger", self._name, type(exc).__name__)
+            self.logger.debug(
+                "Task '%s': %s signal raised during trigger", self._name, type(exc).__name__
+            )
             if self._debugging():
                 raise
             if isinstance(exc.state, Paused):
@@ -405,11 +425,14 @@ class TaskRunner(Runner):
                 exc.state.cached_inputs = self.get_task_inputs(state, edges)
             raise ENDRUN(exc.state) from None
         except Exception as exc:
-            raise ENDRUN(self.state_from_error(
-                exc, f"Unexpected error while checking task trigger: {exc!r}",
-                f"Task '{self._name}': Unexpected error while evaluating task trigger: {exc!r}",
-                TriggerFailed,
-            )) from None
+            raise ENDRUN(
+                self.state_from_error(
+                    exc,
+                    f"Unexpected error while checking task trigger: {exc!r}",
+                    f"Task '{self._name}': Unexpected error while evaluating task trigger: {exc!r}",
+                    TriggerFailed,
+                )
+            ) from None
         return state
 
     @call_state_handlers
@@ -445,13 +468,16 @@ class TaskRunner(Runner):
             raise
         except Exception as exc:
             return self.state_from_error(
-                exc, f"Error during execution of task: {exc!r}",
+                exc,
+                f"Error during execution of task: {exc!r}",
                 f"Task '{self._name}': Exception encountered during task execution!",
             )
         try:
             stored = self._store(value, inputs)
         except Exception as exc:
-            return self.state_from_error(exc, f"Task '{self._name}': could not checkpoint the result: {exc!r}")
+            return self.state_from_error(
+                exc, f"Task '{self._name}': could not checkpoint the result: {exc!r}"
+            )
         if new_state is None:
             return Success(result=stored, message="Task run succeeded.")
         new_state._result = stored
@@ -472,7 +498,11 @@ class TaskRunner(Runner):
         task = self.task
         if not isinstance(state, Failed) or not task.max_retries:
             return state
-        if task.retry_on and state.result is not None and not isinstance(state.result, tuple(task.retry_on)):
+        if (
+            task.retry_on
+            and state.result is not None
+            and not isinstance(state.result, tuple(task.retry_on))
+        ):
             self.logger.info(
                 f"Task '{self._name}': Skipping retry. Exception of type "
                 f"{type(state.result).__name__!r} is not an instance of the retry on exception types."
@@ -526,7 +556,9 @@ class TaskRunner(Runner):
         plan = self.task.cache_plan
         if plan is None:
             return None
-        return plan.start(context, self._name, self.logger, self.task, self._transaction(context), self.result)
+        return plan.start(
+            context, self._name, self.logger, self.task, self._transaction(context), self.result
+        )
 
     def _transaction(self, context: dict[str, Any]) -> TransactionRun | None:
         """The run of the transaction this task belongs to (None: writes happen at once)."""
@@ -552,7 +584,11 @@ class TaskRunner(Runner):
         context = self.context
         if context is self._made_in:
             context = _context.current()
-        if value is not None and context.get("checkpointing") is True and self.task.checkpoint is not False:
+        if (
+            value is not None
+            and context.get("checkpointing") is True
+            and self.task.checkpoint is not False
+        ):
             kwargs = self.formatting_kwargs(inputs)
             transaction = self._transaction(context)
             try:

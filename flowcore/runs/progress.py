@@ -51,7 +51,9 @@ class RunProgress:
 
     def __init__(self, structure: dict[str, Any], stream: Any = None) -> None:
         self._lines = {
-            t["slug"]: _Line(f"{t['name']} <map>" if t.get("mapped") else t["name"], bool(t.get("mapped")))
+            t["slug"]: _Line(
+                f"{t['name']} <map>" if t.get("mapped") else t["name"], bool(t.get("mapped"))
+            )
             for t in structure.get("tasks", [])
         }
         self._seen: dict[tuple[str, int], str] = {}
@@ -62,10 +64,15 @@ class RunProgress:
         from rich.console import Console
         from rich.live import Live
 
-        console = Console(file=self._stream or sys.stderr, highlight=False, markup=False, emoji=False)
+        console = Console(
+            file=self._stream or sys.stderr, highlight=False, markup=False, emoji=False
+        )
         self._live = Live(
-            get_renderable=self._table, console=console, refresh_per_second=4,
-            redirect_stdout=False, redirect_stderr=False,
+            get_renderable=self._table,
+            console=console,
+            refresh_per_second=4,
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self._live.start()
 
@@ -88,7 +95,9 @@ class RunProgress:
             return
         if not state.is_finished():
             return
-        category = "cached" if isinstance(state, Cached) else "failed" if state.is_failed() else "done"
+        category = (
+            "cached" if isinstance(state, Cached) else "failed" if state.is_failed() else "done"
+        )
         key = (slug, map_index)
         before = self._seen.get(key)
         if before == category:
@@ -107,13 +116,26 @@ class RunProgress:
             table.add_column(column, justify="left" if column == "task" else "right")
         for line in self._lines.values():
             total = "?" if line.total is None else str(line.total)
-            table.add_row(line.name, str(line.done), str(line.cached), str(line.failed), total, self._eta(line))
+            table.add_row(
+                line.name,
+                str(line.done),
+                str(line.cached),
+                str(line.failed),
+                total,
+                self._eta(line),
+            )
         return table
 
     @staticmethod
     def _eta(line: _Line) -> str:
         finished = line.done + line.cached + line.failed
-        if not line.mapped or line.total is None or line.started is None or not finished or finished >= line.total:
+        if (
+            not line.mapped
+            or line.total is None
+            or line.started is None
+            or not finished
+            or finished >= line.total
+        ):
             return ""
         elapsed = time.monotonic() - line.started
         remaining = int(elapsed / finished * (line.total - finished))

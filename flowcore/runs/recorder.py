@@ -76,7 +76,9 @@ class RunRecorder:
     """Reports flow run ``run_id`` to ``store`` and ``progress`` (either may be None; see
     the module docstring)."""
 
-    def __init__(self, store: RunStore | None, run_id: str, progress: RunProgress | None = None) -> None:
+    def __init__(
+        self, store: RunStore | None, run_id: str, progress: RunProgress | None = None
+    ) -> None:
         self.store = store
         self.run_id = run_id
         self.progress = progress
@@ -106,18 +108,27 @@ class RunRecorder:
         if self.store is None:
             return
         self.store.add_ticker(self.overdue)
-        self.store.submit(FlowRunStarted(
-            run_id=self.run_id, flow_name=flow_name, time=_now(),
-            parameters={k: _short_repr(v) for k, v in parameters.items()},
-            structure=structure, source=source, host=socket.gethostname(), pid=self._pid,
-            resumed_from=resumed_from,
-        ))
+        self.store.submit(
+            FlowRunStarted(
+                run_id=self.run_id,
+                flow_name=flow_name,
+                time=_now(),
+                parameters={k: _short_repr(v) for k, v in parameters.items()},
+                structure=structure,
+                source=source,
+                host=socket.gethostname(),
+                pid=self._pid,
+                resumed_from=resumed_from,
+            )
+        )
         self.store.submit(FlowRunState(self.run_id, "Running", "Running flow.", _now()))
         add_line_sink(self._log_line)
 
     def flow_state(self, state: State) -> None:
         if self.store is not None:
-            self.store.submit(FlowRunState(self.run_id, type(state).__name__, _message(state), _now()))
+            self.store.submit(
+                FlowRunState(self.run_id, type(state).__name__, _message(state), _now())
+            )
 
     def finished(self, state: State) -> None:
         """The run ended in ``state``."""
@@ -176,11 +187,22 @@ class RunRecorder:
         message = state.message
         if message is not None and type(message) is not str:
             message = str(message)
-        store.submit(_new_task_state((
-            self.run_id, key[0], key[1], type(state).__name__, message, time.time(), run_count,
-            state._result.location if isinstance(state, Success) else None,
-            state.n_map_states if type(state) is Mapped else None, started,
-        )))
+        store.submit(
+            _new_task_state(
+                (
+                    self.run_id,
+                    key[0],
+                    key[1],
+                    type(state).__name__,
+                    message,
+                    time.time(),
+                    run_count,
+                    state._result.location if isinstance(state, Success) else None,
+                    state.n_map_states if type(state) is Mapped else None,
+                    started,
+                )
+            )
+        )
 
     def overdue(self) -> list[TaskRunState]:
         """(The store's writer thread.) ``Running`` events for the task runs that entered
@@ -195,9 +217,17 @@ class RunRecorder:
                 if key not in self._running:  # it finished meanwhile: its end says it all
                     self._announced.discard(key)
                     continue
-                events.append(TaskRunState(
-                    self.run_id, key[0], key[1], "Running", None, entered, run_count,
-                ))
+                events.append(
+                    TaskRunState(
+                        self.run_id,
+                        key[0],
+                        key[1],
+                        "Running",
+                        None,
+                        entered,
+                        run_count,
+                    )
+                )
         return events
 
     def _forked(self) -> None:
@@ -215,10 +245,17 @@ class RunRecorder:
         index = scope.get("map_index")
         store = self.store
         if store is not None:
-            store.submit(LogLine(
-                self.run_id, scope.get("task_slug"), -1 if index is None else index, created,
-                level, logger, message,
-            ))
+            store.submit(
+                LogLine(
+                    self.run_id,
+                    scope.get("task_slug"),
+                    -1 if index is None else index,
+                    created,
+                    level,
+                    logger,
+                    message,
+                )
+            )
 
 
 def _detached() -> None:

@@ -28,8 +28,11 @@ def get_boto_client(resource: str, credentials: dict[str, str] | None = None, **
     if credentials is None:
         credentials = (_context.current().get("secrets") or {}).get("AWS_CREDENTIALS") or {}
     key = (
-        os.getpid(), resource, os.environ.get("AWS_ENDPOINT_URL"),
-        repr(sorted(credentials.items())), repr(sorted(kwargs.items())),
+        os.getpid(),
+        resource,
+        os.environ.get("AWS_ENDPOINT_URL"),
+        repr(sorted(credentials.items())),
+        repr(sorted(kwargs.items())),
     )
     client = _CLIENTS.get(key)
     if client is None:

@@ -34,7 +34,9 @@ def run_with_heartbeat(runner_method: _F) -> _F:
     return runner_method
 
 
-def run_with_timeout(fn: Callable[..., Any], kwargs: dict[str, Any], timeout: int | None, name: str) -> Any:
+def run_with_timeout(
+    fn: Callable[..., Any], kwargs: dict[str, Any], timeout: int | None, name: str
+) -> Any:
     """``fn(**kwargs)``, raising :class:`TaskTimeoutSignal` after ``timeout`` seconds."""
     if not timeout:
         return fn(**kwargs)
@@ -56,7 +58,9 @@ def _run_with_alarm(fn: Callable[..., Any], kwargs: dict[str, Any], timeout: int
         signal.signal(signal.SIGALRM, previous)
 
 
-def _run_in_watched_thread(fn: Callable[..., Any], kwargs: dict[str, Any], timeout: int, name: str) -> Any:
+def _run_in_watched_thread(
+    fn: Callable[..., Any], kwargs: dict[str, Any], timeout: int, name: str
+) -> Any:
     outcome: dict[str, Any] = {}
     done = threading.Event()
     lock = threading.Lock()
@@ -71,7 +75,10 @@ def _run_in_watched_thread(fn: Callable[..., Any], kwargs: dict[str, Any], timeo
                 done.set()
 
     worker = threading.Thread(
-        target=contextvars.copy_context().run, args=(body,), name=f"flowcore-timeout-{name}", daemon=True
+        target=contextvars.copy_context().run,
+        args=(body,),
+        name=f"flowcore-timeout-{name}",
+        daemon=True,
     )
     worker.start()
     if not done.wait(timeout):
@@ -86,4 +93,6 @@ def _run_in_watched_thread(fn: Callable[..., Any], kwargs: dict[str, Any], timeo
 
 def _raise_in_thread(thread: threading.Thread, exc_type: type[BaseException]) -> None:
     if thread.ident is not None:
-        ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type))
+        ctypes.pythonapi.PyThreadState_SetAsyncExc(
+            ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type)
+        )

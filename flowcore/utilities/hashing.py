@@ -172,7 +172,9 @@ def hash_value(value: Any, *, hash_file_contents: bool | None = None) -> str:
         raise UnhashableValue(value, str(exc).split("\n", 1)[0]) from exc
 
 
-def hash_mapping(values: Mapping[str, Any], *, hash_file_contents: bool | None = None) -> dict[str, str]:
+def hash_mapping(
+    values: Mapping[str, Any], *, hash_file_contents: bool | None = None
+) -> dict[str, str]:
     """``{name: hash_value(value)}``; raises :class:`UnhashableValue` naming the entry."""
     digests = {}
     for name, value in values.items():

@@ -27,7 +27,14 @@ from typing import Any
 from flowcore import configuration
 from flowcore.utilities import context as _context
 
-__all__ = ["add_line_sink", "configure_logging", "get_child_logger", "get_logger", "log", "remove_line_sink"]
+__all__ = [
+    "add_line_sink",
+    "configure_logging",
+    "get_child_logger",
+    "get_logger",
+    "log",
+    "remove_line_sink",
+]
 
 _DEFAULT_FORMAT = configuration.DEFAULTS["logging"]["format"]
 _CONTEXT_ATTRIBUTES = ("flow_name", "flow_run_id", "task_name", "task_slug", "task_run_id")

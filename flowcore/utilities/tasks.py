@@ -101,7 +101,9 @@ def pause_task(message: str | None = None, duration: timedelta | None = None) ->
         import pendulum
 
         start_time = pendulum.now("UTC") + duration
-    raise signals.PAUSE(message or "Pause signal raised during task execution.", start_time=start_time)
+    raise signals.PAUSE(
+        message or "Pause signal raised during task execution.", start_time=start_time
+    )
 
 
 def defaults_from_attrs(*attr_args: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -241,8 +243,11 @@ class _MapInputs:
             else:
                 mapped, _, flattened = self.info.get(edge.upstream_task, (True, False, False))
             flow.add_edge(
-                edge.upstream_task, edge.downstream_task, key=edge.key,
-                mapped=mapped, flattened=flattened,
+                edge.upstream_task,
+                edge.downstream_task,
+                key=edge.key,
+                mapped=mapped,
+                flattened=flattened,
             )
 
     def _is_mapped_task(self, task: Task) -> bool:
@@ -262,4 +267,3 @@ class _MapInputs:
             for arg_task, (is_mapped, is_constant, is_flattened) in self.info.items():
                 if arg_task not in upstream and (is_mapped or not is_constant):
                     flow.add_edge(arg_task, task, mapped=is_mapped, flattened=is_flattened)
-

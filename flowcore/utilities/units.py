@@ -27,7 +27,9 @@ _SIZE_UNITS = {
     "kib": 1024, "mib": 1024**2, "gib": 1024**3, "tib": 1024**4,
 }  # fmt: skip
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([a-z]*)")
-_SIZE_HINT = "use bytes or a number and a unit, e.g. 500, 10KB, 10MB, 1GB (KiB, MiB, GiB: 1024-based)"
+_SIZE_HINT = (
+    "use bytes or a number and a unit, e.g. 500, 10KB, 10MB, 1GB (KiB, MiB, GiB: 1024-based)"
+)
 
 
 def parse_duration(text: str) -> timedelta:

@@ -18,20 +18,51 @@ from flowcore.engine.results import LocalResult
 from flowcore.engine.state import Cached
 
 
-def put(store: Any, key: str, value: Any, task: str = "t", flow: str = "f", age: timedelta = timedelta(0),
-        expires_in: timedelta = timedelta(hours=1), x: str = "a") -> None:
+def put(
+    store: Any,
+    key: str,
+    value: Any,
+    task: str = "t",
+    flow: str = "f",
+    age: timedelta = timedelta(0),
+    expires_in: timedelta = timedelta(hours=1),
+    x: str = "a",
+) -> None:
     created = datetime.now(timezone.utc) - age
     expires = created + expires_in
     inputs = {"x": x}
-    record = CacheRecord(key=key, record_id=record_id_for(inputs, {}), task=task, flow=flow,
-                         created=created, expires=expires, inputs=inputs, parameters={})
-    store.put(record, Cached(result=value, cached_result_expiration=expires, hashed_inputs=inputs, cached_parameters={}))
-
+    record = CacheRecord(
+        key=key,
+        record_id=record_id_for(inputs, {}),
+        task=task,
+        flow=flow,
+        created=created,
+        expires=expires,
+        inputs=inputs,
+        parameters={},
+    )
+    store.put(
+        record,
+        Cached(
+            result=value,
+            cached_result_expiration=expires,
+            hashed_inputs=inputs,
+            cached_parameters={},
+        ),
+    )
 
 
 def test_entries_filters_and_show(make_store: Callable[[], Any]) -> None:
     store = make_store()
-    put(store, "fetch", 1, task="fetch", flow="etl", age=timedelta(days=10), expires_in=timedelta(days=400))
+    put(
+        store,
+        "fetch",
+        1,
+        task="fetch",
+        flow="etl",
+        age=timedelta(days=10),
+        expires_in=timedelta(days=400),
+    )
     put(store, "fetch", 2, task="fetch", flow="etl", x="b")
     put(store, "load", 3, task="load", flow="other")
     cache = Cache(make_store())
@@ -58,7 +89,6 @@ def test_delete_with_a_dry_run_first(make_store: Callable[[], Any]) -> None:
     assert [e.key for e in cache.entries()] == ["load"]
 
 
-
 def test_gc_by_expiry_age_and_count(make_storage_store: Callable[[], Any]) -> None:
     store = make_storage_store()
     put(store, "expired", 0, expires_in=timedelta(seconds=-1))
@@ -68,7 +98,9 @@ def test_gc_by_expiry_age_and_count(make_storage_store: Callable[[], Any]) -> No
     cache = Cache(store)
     expected = ["expired", "k0", "old"]
     dry = cache.gc(max_age=timedelta(days=30), max_entries=2, dry_run=True)
-    assert sorted(e.key for e in dry.entries) == expected and len(cache.entries()) == len(expected) + 2
+    assert (
+        sorted(e.key for e in dry.entries) == expected and len(cache.entries()) == len(expected) + 2
+    )
     report = cache.gc(max_age=timedelta(days=30), max_entries=2)
     assert sorted(e.key for e in report.entries) == expected
     assert sorted(e.key for e in cache.entries()) == ["k1", "k2"]
@@ -143,7 +175,10 @@ def test_configured_gc_runs_after_a_flow_run_at_most_once_per_interval(
             flow.run(cache_store=store)
             if first == 0:
                 assert len(Cache(store).entries()) == 2  # gc ran after the first run
-                assert any("Cache garbage collection: removed 1 entries" in r.getMessage() for r in caplog.records)
+                assert any(
+                    "Cache garbage collection: removed 1 entries" in r.getMessage()
+                    for r in caplog.records
+                )
     assert len(Cache(store).entries()) == 5  # the second run came within the hour: no gc
     assert (tmp_path / "store" / ".gc" / "last").is_file()
     with set_temporary_config({"caching.gc.max_entries": "many"}), caplog.at_level("WARNING"):

@@ -14,14 +14,14 @@ import pytest
 
 from flowcore.caching.code import code_digest
 
-HELPERS = '''
+HELPERS = """
 K = {k}
 
 def helper(x):
     {helper_body}
-'''
+"""
 
-FLOW = '''
+FLOW = """
 import sys
 sys.path.insert(0, {here!r})
 from flowcore import Flow, task
@@ -46,7 +46,7 @@ with Flow("code-keys") as flow:
 state = flow.run()
 print("RESULT", state.result[out].result, type(state.result[out]).__name__,
       state.result[two].result, state.result[three].result)
-'''
+"""
 
 
 def _run(tmp_path: Path, k: int = 10, helper_body: str = "return x", scale: int = 3) -> list[str]:
@@ -59,7 +59,11 @@ def _run(tmp_path: Path, k: int = 10, helper_body: str = "return x", scale: int 
         "PYTHONDONTWRITEBYTECODE": "1",
     }
     done = subprocess.run(
-        [sys.executable, str(tmp_path / "flow.py")], env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, str(tmp_path / "flow.py")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return next(line for line in done.stdout.splitlines() if line.startswith("RESULT")).split()[1:]
@@ -70,25 +74,35 @@ def test_edits_to_helpers_constants_and_closures_change_the_key(tmp_path: Path) 
     assert _run(tmp_path) == ["40", "Success", "20", "30"]
     assert _run(tmp_path) == ["40", "Cached", "20", "30"]
     # a comment and blank lines in the helper: same code, a hit
-    assert _run(tmp_path, helper_body="# the identity\n\n    return x") == ["40", "Cached", "20", "30"]
+    assert _run(tmp_path, helper_body="# the identity\n\n    return x") == [
+        "40",
+        "Cached",
+        "20",
+        "30",
+    ]
     # the helper's body changed: the right value, not the cached 40
     assert _run(tmp_path, helper_body="return x + 1") == ["50", "Success", "20", "30"]
     # the module constant changed
     assert _run(tmp_path, k=100, helper_body="return x + 1") == ["500", "Success", "20", "30"]
     # two tasks from one closure factory with different captured values never share a key
-    assert _run(tmp_path, k=100, helper_body="return x + 1", scale=2) == ["500", "Cached", "20", "20"]
+    assert _run(tmp_path, k=100, helper_body="return x + 1", scale=2) == [
+        "500",
+        "Cached",
+        "20",
+        "20",
+    ]
 
 
 def test_code_digest_follows_globals_and_closures() -> None:
     namespace: dict[str, object] = {}
     exec(  # noqa: S102 - building functions whose globals the test controls
-        textwrap.dedent('''
+        textwrap.dedent("""
             LIMIT = 3
             def inner(x):
                 return x + LIMIT
             def outer(x):
                 return inner(x) * 2
-        '''),
+        """),
         namespace,
     )
     outer = namespace["outer"]

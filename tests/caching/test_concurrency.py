@@ -41,7 +41,11 @@ def test_20_processes_x_200_records_lose_nothing(tmp_path: Path) -> None:
     script = tmp_path / "writer.py"
     script.write_text(WRITER)
     store = tmp_path / "store"
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FLOWCORE__HOME_DIR": str(tmp_path / "home")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "FLOWCORE__HOME_DIR": str(tmp_path / "home"),
+    }
     writers = [
         subprocess.Popen([sys.executable, str(script), str(store), str(i * 1000), "200"], env=env)
         for i in range(20)

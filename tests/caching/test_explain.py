@@ -26,7 +26,9 @@ LOGGER = logging.getLogger("flowcore.test")
 
 
 def explained(flow: Flow, store: Any = None, **parameters: Any) -> dict[str, TaskExplanation]:
-    _, _, context, task_contexts = FlowRunner(flow=flow).initialize_run(None, {}, {}, {}, parameters)
+    _, _, context, task_contexts = FlowRunner(flow=flow).initialize_run(
+        None, {}, {}, {}, parameters
+    )
     return {e.task: e for e in explain_flow(flow, context, task_contexts, store)}
 
 
@@ -40,26 +42,44 @@ def test_explain_decides_as_lookup_does_without_a_lease_or_a_log_line(
     store = StorageCacheStore(LocalResult(dir=str(tmp_path)))
     first = plan.start({"flow_run_id": "run-1"}, "t", LOGGER, store=store)
     miss = first.explain({"x": 1}, {})
-    assert miss.hit is None and miss.reason == f"cache miss for key {first.key!r}: nothing is stored under it yet"
+    assert (
+        miss.hit is None
+        and miss.reason == f"cache miss for key {first.key!r}: nothing is stored under it yet"
+    )
     assert not locks.is_locked(str(first.key))
-    assert first.lookup({"x": 1}, {}) is None and locks.is_locked(str(first.key))  # a run takes the lease
+    assert first.lookup({"x": 1}, {}) is None and locks.is_locked(
+        str(first.key)
+    )  # a run takes the lease
     first.record(Success(result=10), {"x": 1}, {})
     first.release()
 
     caplog.clear()
     with caplog.at_level(logging.INFO):
-        decision = plan.start({"flow_run_id": "run-2"}, "t", LOGGER, store=store).explain({"x": 1}, {})
-        changed = plan.start({"flow_run_id": "run-2"}, "t", LOGGER, store=store).explain({"x": 2}, {})
+        decision = plan.start({"flow_run_id": "run-2"}, "t", LOGGER, store=store).explain(
+            {"x": 1}, {}
+        )
+        changed = plan.start({"flow_run_id": "run-2"}, "t", LOGGER, store=store).explain(
+            {"x": 2}, {}
+        )
     assert decision.hit is not None and decision.hit.result == 10
-    assert decision.reason.startswith(f"Cached result found for key {first.key!r} (written by flow run run-1 ")
-    assert changed.hit is None and "input 'x' changed since the task's last record (flow run run-1" in changed.reason
+    assert decision.reason.startswith(
+        f"Cached result found for key {first.key!r} (written by flow run run-1 "
+    )
+    assert (
+        changed.hit is None
+        and "input 'x' changed since the task's last record (flow run run-1" in changed.reason
+    )
     assert not caplog.records and not locks.is_locked(str(first.key))
 
 
 def test_explain_says_why_a_run_would_not_be_cached(tmp_path: Path) -> None:
     store = StorageCacheStore(LocalResult(dir=str(tmp_path)))
-    no_key = CachePlan.compile("t", None, None, None, cp.CacheKeyFnPolicy(lambda context, inputs: None), None, None)
-    refresh = CachePlan.compile("t", timedelta(hours=1), cache_validators.all_inputs, None, None, None, True)
+    no_key = CachePlan.compile(
+        "t", None, None, None, cp.CacheKeyFnPolicy(lambda context, inputs: None), None, None
+    )
+    refresh = CachePlan.compile(
+        "t", timedelta(hours=1), cache_validators.all_inputs, None, None, None, True
+    )
     assert no_key is not None and refresh is not None
     assert no_key.start({}, "t", LOGGER, store=store).explain({}, {}).reason == (
         "the cache policy CacheKeyFnPolicy(<lambda>) gave no key for this run, so it is not cached"
@@ -94,7 +114,10 @@ def test_a_mapped_task_is_explained_per_child_and_hits_give_their_values(tmp_pat
     assert same["add"].answer == "hit"  # its input, [1, 4, 9], was read from the children's records
     one_more = explained(flow, store, xs=[1, 2, 4])
     assert one_more["square"].answer == "miss"
-    assert one_more["square"].reason == "1 of 3 children would run; square[2]: cache miss for key 'square': input 'x' changed"
+    assert (
+        one_more["square"].reason
+        == "1 of 3 children would run; square[2]: cache miss for key 'square': input 'x' changed"
+    )
     assert one_more["add"].reason == "depends on square, which would run"
     assert calls == []  # nothing ran
 

@@ -96,7 +96,9 @@ class Planted:
         return (open, (self.marker, "w"))
 
 
-def test_a_corrupt_record_is_a_warned_miss_and_is_rewritten(tmp_path: Path, logs: pytest.LogCaptureFixture) -> None:
+def test_a_corrupt_record_is_a_warned_miss_and_is_rewritten(
+    tmp_path: Path, logs: pytest.LogCaptureFixture
+) -> None:
     calls: list[int] = []
     flow, out = doubling_flow(calls)
     store = StorageCacheStore(LocalResult(dir=tmp_path))
@@ -110,7 +112,9 @@ def test_a_corrupt_record_is_a_warned_miss_and_is_rewritten(tmp_path: Path, logs
     assert calls == [1, 1] and isinstance(state.result[out], Cached)
 
 
-def test_with_a_signing_key_planted_pickles_never_run(tmp_path: Path, logs: pytest.LogCaptureFixture) -> None:
+def test_with_a_signing_key_planted_pickles_never_run(
+    tmp_path: Path, logs: pytest.LogCaptureFixture
+) -> None:
     calls: list[int] = []
     flow, out = doubling_flow(calls)
     marker = tmp_path / "pwned"
@@ -128,7 +132,9 @@ def test_with_a_signing_key_planted_pickles_never_run(tmp_path: Path, logs: pyte
         record.write_text(body)
         flow.run(x=1, cache_store=store)
         assert calls == [1, 1, 1] and not marker.exists()
-    assert any(r.levelname == "WARNING" and "signature" in r.getMessage().lower() for r in logs.records)
+    assert any(
+        r.levelname == "WARNING" and "signature" in r.getMessage().lower() for r in logs.records
+    )
 
 
 def test_with_a_signing_key_a_planted_target_never_runs(tmp_path: Path) -> None:
@@ -164,7 +170,8 @@ def test_an_unhashable_input_runs_uncached_with_one_warning(
     calls: list[int] = []
     kwargs: dict[str, Any] = (
         {"cache_for": timedelta(hours=1), "cache_validator": cache_validators.all_inputs}
-        if spelling == "cache_for" else {"cache_policy": cache_policies.INPUTS}
+        if spelling == "cache_for"
+        else {"cache_policy": cache_policies.INPUTS}
     )
 
     @task(**kwargs)
@@ -190,20 +197,35 @@ def test_an_unhashable_input_runs_uncached_with_one_warning(
 @pytest.mark.parametrize(
     ("kwargs", "error", "words"),
     [
-        ({"cache_for": timedelta(seconds=-5)}, ValueError, ["cache_for=timedelta(seconds=-5)", "positive"]),
+        (
+            {"cache_for": timedelta(seconds=-5)},
+            ValueError,
+            ["cache_for=timedelta(seconds=-5)", "positive"],
+        ),
         ({"cache_for": 60}, TypeError, ["cache_for=60", "timedelta(seconds=60)"]),
-        ({"cache_for": timedelta(hours=1), "cache_validator": "all_inputs"}, TypeError,
-         ["cache_validator='all_inputs'", "cache_validators.all_inputs"]),
+        (
+            {"cache_for": timedelta(hours=1), "cache_validator": "all_inputs"},
+            TypeError,
+            ["cache_validator='all_inputs'", "cache_validators.all_inputs"],
+        ),
         ({"cache_for": timedelta(hours=1), "cache_key": 3}, TypeError, ["cache_key=3", "str"]),
         ({"cache_policy": "INPUTS"}, TypeError, ["cache_policy='INPUTS'", "cache_policies"]),
         ({"cache_key_fn": "k"}, TypeError, ["cache_key_fn='k'", "callable"]),
-        ({"cache_key_fn": lambda c, p: "k", "cache_expiration": timedelta(0)}, ValueError,
-         ["cache_expiration", "positive"]),
-        ({"cache_key_fn": lambda c, p: "k", "cache_expiration": 10}, TypeError,
-         ["cache_expiration=10", "timedelta"]),
+        (
+            {"cache_key_fn": lambda c, p: "k", "cache_expiration": timedelta(0)},
+            ValueError,
+            ["cache_expiration", "positive"],
+        ),
+        (
+            {"cache_key_fn": lambda c, p: "k", "cache_expiration": 10},
+            TypeError,
+            ["cache_expiration=10", "timedelta"],
+        ),
     ],
 )
-def test_bad_caching_arguments_fail_at_creation(kwargs: dict[str, Any], error: type, words: list[str]) -> None:
+def test_bad_caching_arguments_fail_at_creation(
+    kwargs: dict[str, Any], error: type, words: list[str]
+) -> None:
     with pytest.raises(error) as raised:
         task(name="bad", **kwargs)(lambda x=1: x)
     message = str(raised.value)

@@ -25,7 +25,11 @@ from tests.caching.test_stores import entry
 
 
 def write_flat(
-    store: StorageCacheStore, key: str, value: Any, inputs: dict[str, Any], hours: float = 1,
+    store: StorageCacheStore,
+    key: str,
+    value: Any,
+    inputs: dict[str, Any],
+    hours: float = 1,
     parameters: dict[str, Any] | None = None,
 ) -> CacheRecord:
     """One entry as the version before the shards wrote it: ``<prefix>/<key>/<id>.json``
@@ -51,7 +55,9 @@ def stored(store: StorageCacheStore) -> list[str]:
     """Every object under the store's prefix, relative to the prefix."""
     root = getattr(store.result, "dir", None)
     return sorted(
-        os.path.relpath(loc, os.path.join(root, store.prefix)) if isinstance(root, str) else loc[len(store.prefix) + 1:]
+        os.path.relpath(loc, os.path.join(root, store.prefix))
+        if isinstance(root, str)
+        else loc[len(store.prefix) + 1 :]
         for loc in store.result.list(store.prefix)
     )
 
@@ -62,11 +68,15 @@ def test_keys_are_sharded_by_the_first_two_hex_digits_of_their_digest(tmp_path: 
     for key in keys:
         store.put(*entry(key, 1))
     shards = {p.name for p in tmp_path.iterdir()}
-    assert shards == {hashlib.sha256(k.encode()).hexdigest()[:2] for k in keys} and len(shards) > 150
+    assert (
+        shards == {hashlib.sha256(k.encode()).hexdigest()[:2] for k in keys} and len(shards) > 150
+    )
     assert all(len(list((tmp_path / shard).iterdir())) < 10 for shard in shards)
     for key in keys[:5]:
         [candidate] = store.get(key)
-        assert candidate.location is not None and Path(candidate.location).parent == tmp_path / store.directory(key)
+        assert candidate.location is not None and Path(
+            candidate.location
+        ).parent == tmp_path / store.directory(key)
         assert store.load(candidate).result == 1
 
 
@@ -89,16 +99,24 @@ def test_a_key_with_slashes_stays_in_its_shard(tmp_path: Path) -> None:
     assert store.get("b") == [] and store.get("reports") == []
 
 
-def test_a_flat_layout_store_is_read_listed_collected_and_deleted(make_storage_store: Callable[[], Any]) -> None:
+def test_a_flat_layout_store_is_read_listed_collected_and_deleted(
+    make_storage_store: Callable[[], Any],
+) -> None:
     store = make_storage_store()
     old = write_flat(store, "k", "flat value", {"x": 1})
-    expired = write_flat(store, "k", "expired value", {"x": 2}, hours=1 / 60)  # expired 4 minutes ago
+    expired = write_flat(
+        store, "k", "expired value", {"x": 2}, hours=1 / 60
+    )  # expired 4 minutes ago
     store.put(*entry("k", "sharded value", inputs={"x": "3"}))
     assert f"k/{old.record_id}.json" in stored(store)  # the flat layout, as it was written
 
     reader = make_storage_store()
     candidates = reader.get("k")
-    assert [c.record.record_id for c in candidates if c.record] == [old.record_id, expired.record_id, candidates[-1].record.record_id]
+    assert [c.record.record_id for c in candidates if c.record] == [
+        old.record_id,
+        expired.record_id,
+        candidates[-1].record.record_id,
+    ]
     assert reader.load(candidates[0]).result == "flat value"
     cache = Cache(reader)
     assert len(cache.entries()) == 3 and len(cache.show("k")) == 3
@@ -111,8 +129,12 @@ def test_a_flat_layout_store_is_read_listed_collected_and_deleted(make_storage_s
 
     assert store.delete("k", old.record_id) == 1
     assert [c.record.key for c in store.get("k") if c.record] == ["k"]
-    assert not [name for name in stored(store) if name.startswith("k/")]  # the flat record and its value
-    assert store.delete("k") == 1 and not [n for n in stored(store) if n.endswith((".json", ".value"))]
+    assert not [
+        name for name in stored(store) if name.startswith("k/")
+    ]  # the flat record and its value
+    assert store.delete("k") == 1 and not [
+        n for n in stored(store) if n.endswith((".json", ".value"))
+    ]
 
 
 def test_a_flow_hits_a_flat_layout_store_and_writes_the_sharded_one(tmp_path: Path) -> None:
@@ -120,7 +142,9 @@ def test_a_flow_hits_a_flat_layout_store_and_writes_the_sharded_one(tmp_path: Pa
     flow, out = doubling_flow(calls)
     directory = tmp_path / "store"
     store = StorageCacheStore(LocalResult(dir=str(directory)))
-    write_flat(store, "double", 60, {"x": 3}, parameters={"x": 3})  # a value only the flat record has
+    write_flat(
+        store, "double", 60, {"x": 3}, parameters={"x": 3}
+    )  # a value only the flat record has
 
     state = flow.run(x=3, cache_store=str(directory))
     assert isinstance(state.result[out], Cached) and state.result[out].result == 60 and calls == []
@@ -133,4 +157,6 @@ def test_a_flow_hits_a_flat_layout_store_and_writes_the_sharded_one(tmp_path: Pa
     again = flow.run(x=3, cache_store=str(directory))
     assert again.result[out].result == 6 and calls == [4, 3]  # the newer record, not the flat copy
     newest = Cache(str(directory)).entries()[-1]
-    assert newest.record.value_location is not None and newest.record.value_location.startswith(store.directory("double"))
+    assert newest.record.value_location is not None and newest.record.value_location.startswith(
+        store.directory("double")
+    )

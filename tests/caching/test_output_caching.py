@@ -41,7 +41,12 @@ def test_cache_for_one_hour_hits_on_the_next_run() -> None:
 
 def test_all_parameters_reruns_when_a_parameter_changes() -> None:
     calls: list[Any] = []
-    fetch = counted("fetch", calls, cache_for=timedelta(hours=1), cache_validator=cache_validators.all_parameters)
+    fetch = counted(
+        "fetch",
+        calls,
+        cache_for=timedelta(hours=1),
+        cache_validator=cache_validators.all_parameters,
+    )
     with Flow("params") as flow:
         p = Parameter("p", default=1)
         fetch(upstream_tasks=[p])
@@ -68,7 +73,9 @@ def test_a_shared_cache_key_between_two_flows() -> None:
 
 def test_mapped_children_are_cached_each_with_all_inputs() -> None:
     calls: list[Any] = []
-    square = counted("square", calls, cache_for=timedelta(hours=1), cache_validator=cache_validators.all_inputs)
+    square = counted(
+        "square", calls, cache_for=timedelta(hours=1), cache_validator=cache_validators.all_inputs
+    )
     with Flow("mapped") as flow:
         xs = Parameter("xs")
         out = square.map(xs)
@@ -97,7 +104,9 @@ def test_same_named_tasks_sharing_a_key_are_warned_about(logs: pytest.LogCapture
         inc(1)
         inc(10)
     flow.run()
-    assert any("The 2 tasks ['inc'] share the cache key 'inc'" in r.getMessage() for r in logs.records)
+    assert any(
+        "The 2 tasks ['inc'] share the cache key 'inc'" in r.getMessage() for r in logs.records
+    )
 
 
 def test_expiry_with_controlled_time(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -115,12 +124,16 @@ def test_expiry_with_controlled_time(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_no_miss_line_on_a_first_run_and_one_reason_after(logs: pytest.LogCaptureFixture) -> None:
-    fetch = counted("fetch", [], cache_for=timedelta(hours=1), cache_validator=cache_validators.all_inputs)
+    fetch = counted(
+        "fetch", [], cache_for=timedelta(hours=1), cache_validator=cache_validators.all_inputs
+    )
     with Flow("diagnostics") as flow:
         x = Parameter("x")
         fetch(x)
     flow.run(x=1)
-    assert not [r for r in logs.records if "cache" in r.getMessage().lower() and "invalid" in r.getMessage()]
+    assert not [
+        r for r in logs.records if "cache" in r.getMessage().lower() and "invalid" in r.getMessage()
+    ]
     assert not [r for r in logs.records if "cache miss" in r.getMessage()]
     flow.run(x=2)
     misses = [r for r in logs.records if "cache miss" in r.getMessage()]
@@ -129,7 +142,9 @@ def test_no_miss_line_on_a_first_run_and_one_reason_after(logs: pytest.LogCaptur
 
 
 def test_parameter_reason_in_the_miss_line(logs: pytest.LogCaptureFixture) -> None:
-    fetch = counted("fetch", [], cache_for=timedelta(hours=1), cache_validator=cache_validators.all_parameters)
+    fetch = counted(
+        "fetch", [], cache_for=timedelta(hours=1), cache_validator=cache_validators.all_parameters
+    )
     with Flow("diagnostics") as flow:
         fetch(upstream_tasks=[Parameter("region")])
     flow.run(region="eu")
@@ -151,8 +166,12 @@ def test_task_states_cached_is_revalidated() -> None:
     fetch = counted("fetch", calls, cache_for=timedelta(hours=1))
     with Flow("given") as flow:
         out = fetch(1)
-    fresh = Cached(result=7, cached_result_expiration=datetime.now(timezone.utc) + timedelta(hours=1))
-    stale = Cached(result=7, cached_result_expiration=datetime.now(timezone.utc) - timedelta(hours=1))
+    fresh = Cached(
+        result=7, cached_result_expiration=datetime.now(timezone.utc) + timedelta(hours=1)
+    )
+    stale = Cached(
+        result=7, cached_result_expiration=datetime.now(timezone.utc) - timedelta(hours=1)
+    )
     assert flow.run(task_states={out: fresh}).result[out].result == 7
     assert calls == []
     assert flow.run(task_states={out: stale}).result[out].result == 101
@@ -168,7 +187,9 @@ def test_retry_uses_cached_inputs_when_upstream_states_are_gone() -> None:
         return x * 2
 
     edge = Edge(Task(name="upstream"), consume, key="x")
-    retrying = Retrying(cached_inputs={"x": Result(21)}, run_count=1, start_time=datetime.now(timezone.utc))
+    retrying = Retrying(
+        cached_inputs={"x": Result(21)}, run_count=1, start_time=datetime.now(timezone.utc)
+    )
     state = TaskRunner(consume).run(state=retrying, upstream_states={})
     assert isinstance(state, Success) and state.result == 42 and calls == [21]
     from flowcore.engine.state import Pending
@@ -205,6 +226,8 @@ def test_retrying_state_carries_checkpointed_cached_inputs_to_a_new_run(tmp_path
     located = retrying.cached_inputs["x"].copy()
     located.value = None
     assert Path(located.location or "").is_file()
-    fresh = Retrying(cached_inputs={"x": located}, run_count=1, start_time=datetime.now(timezone.utc))
+    fresh = Retrying(
+        cached_inputs={"x": located}, run_count=1, start_time=datetime.now(timezone.utc)
+    )
     state = TaskRunner(flaky).run(state=fresh, upstream_states={})
     assert isinstance(state, Success) and state.result == 6

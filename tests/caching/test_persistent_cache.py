@@ -63,15 +63,20 @@ def _run(script: Path, log: Path, n: int, mode: str, env: dict[str, str]) -> lis
     before = log.read_text().split() if log.exists() else []
     done = subprocess.run(
         [sys.executable, str(script), str(log), str(n), mode],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert f"RESULT {sum(x * x for x in range(n))}" in done.stdout
-    return log.read_text().split()[len(before):]
+    return log.read_text().split()[len(before) :]
 
 
 @pytest.mark.parametrize("backend", ["local", "s3", "gcs"])
-def test_cache_survives_the_process(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_cache_survives_the_process(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     if backend == "local":
         spec = str(tmp_path / "cache-store")
     else:
@@ -82,14 +87,23 @@ def test_cache_survives_the_process(backend: str, tmp_path: Path, request: pytes
     log = tmp_path / "executed.txt"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FLOWCORE__CACHING__STORE": spec}
 
-    assert _run(script, log, 3, "a", env) == ["load", "square0", "square1", "square2", "configure", "total"]
+    assert _run(script, log, 3, "a", env) == [
+        "load",
+        "square0",
+        "square1",
+        "square2",
+        "configure",
+        "total",
+    ]
     assert _run(script, log, 3, "a", env) == ["total"]
     assert _run(script, log, 4, "a", env) == ["load", "square3", "total"]
     assert _run(script, log, 4, "b", env) == ["configure", "total"]
     assert _run(script, log, 3, "b", env) == ["total"]
 
 
-def test_flow_level_cache_store_and_a_lost_value(tmp_path: Path, logs: pytest.LogCaptureFixture) -> None:
+def test_flow_level_cache_store_and_a_lost_value(
+    tmp_path: Path, logs: pytest.LogCaptureFixture
+) -> None:
     from datetime import timedelta
 
     from flowcore import Flow, task
@@ -155,7 +169,9 @@ def test_one_store_setting_applies_to_both_spellings(tmp_path: Path) -> None:
     with Flow("both") as flow:
         old_style()
         new_style()
-    with set_temporary_config({"home_dir": str(tmp_path / "home"), "caching.store": str(tmp_path / "store")}):
+    with set_temporary_config(
+        {"home_dir": str(tmp_path / "home"), "caching.store": str(tmp_path / "store")}
+    ):
         assert flow.run().is_successful()
     assert {p.parent.parent.parent.name for p in (tmp_path / "store").rglob("*.json")} == {"store"}
     assert len(list((tmp_path / "store").rglob("*.json"))) == 2

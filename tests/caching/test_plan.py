@@ -47,7 +47,9 @@ def test_compile_each_spelling() -> None:
     keyed = CachePlan.compile("t", hour, cache_validators.duration_only, "k", None, None, None)
     assert keyed is not None and keyed.key == "k"
     policy = CachePlan.compile("t", None, None, None, cp.INPUTS, hour, True)
-    assert policy is not None and policy.key is None and policy.expiration == hour and policy.refresh
+    assert (
+        policy is not None and policy.key is None and policy.expiration == hour and policy.refresh
+    )
     target = CachePlan.compile("t", None, None, None, None, None, None, "out/{x}.pkl")
     assert target is not None and target.target == "out/{x}.pkl" and target.key is None
 
@@ -69,7 +71,9 @@ def _run(plan: CachePlan, store: Any, run_id: str = "run-1") -> Any:
 
 
 def test_record_then_lookup_in_a_later_run() -> None:
-    plan = CachePlan.compile("t", timedelta(hours=1), cache_validators.all_inputs, None, None, None, None)
+    plan = CachePlan.compile(
+        "t", timedelta(hours=1), cache_validators.all_inputs, None, None, None, None
+    )
     assert plan is not None
     store = MemoryCacheStore({})
     first = _run(plan, store)
@@ -81,7 +85,14 @@ def test_record_then_lookup_in_a_later_run() -> None:
     assert later.lookup({"x": 1}, {}) is cached
     assert later.lookup({"x": 2}, {}) is None
     assert later.check(Pending(), {"x": 1}, {}) is cached
-    assert type(later.check(Cached(cached_result_expiration=datetime(2000, 1, 1, tzinfo=timezone.utc)), {}, {})) is Pending
+    assert (
+        type(
+            later.check(
+                Cached(cached_result_expiration=datetime(2000, 1, 1, tzinfo=timezone.utc)), {}, {}
+            )
+        )
+        is Pending
+    )
 
 
 def test_policy_records_keep_success_and_hit_in_the_same_run(tmp_path: Path) -> None:
@@ -94,7 +105,11 @@ def test_policy_records_keep_success_and_hit_in_the_same_run(tmp_path: Path) -> 
     assert run.record(state, {"x": 1}, {}) is state
     again = _run(plan, store)
     hit = again.lookup({"x": 1}, {})
-    assert isinstance(hit, Cached) and hit.result == 10 and "Cached result found for key" in str(hit.message)
+    assert (
+        isinstance(hit, Cached)
+        and hit.result == 10
+        and "Cached result found for key" in str(hit.message)
+    )
     [record] = key_dir(tmp_path, str(again.key)).glob("*.json")
     assert set(json.loads(record.read_text())["key_parts"]) == {"INPUTS"}
 
@@ -104,9 +119,16 @@ def test_policy_records_keep_success_and_hit_in_the_same_run(tmp_path: Path) -> 
 
 def test_record_round_trip_and_damage() -> None:
     record = CacheRecord(
-        key="k", record_id=record_id_for({"x": "a"}, {"p": "b"}), task="t", flow="f",
-        expires=datetime(2030, 1, 1, tzinfo=timezone.utc), inputs={"x": "a"}, parameters={"p": "b"},
-        value_location="k/v.value", serializer="PickleSerializer", value_digest="sha256:00",
+        key="k",
+        record_id=record_id_for({"x": "a"}, {"p": "b"}),
+        task="t",
+        flow="f",
+        expires=datetime(2030, 1, 1, tzinfo=timezone.utc),
+        inputs={"x": "a"},
+        parameters={"p": "b"},
+        value_location="k/v.value",
+        serializer="PickleSerializer",
+        value_digest="sha256:00",
     )
     data = record.to_json()
     assert CacheRecord.from_json(data, "loc") == record
@@ -128,7 +150,9 @@ def test_record_round_trip_and_damage() -> None:
 
 
 def test_serializable_and_loop_takes_the_lease_once(tmp_path: Path) -> None:
-    policy = cp.INPUTS.configure(isolation_level=IsolationLevel.SERIALIZABLE, lock_manager=MemoryLockManager())
+    policy = cp.INPUTS.configure(
+        isolation_level=IsolationLevel.SERIALIZABLE, lock_manager=MemoryLockManager()
+    )
 
     @task(cache_policy=policy)
     def count(n: int) -> int:
@@ -145,7 +169,9 @@ def test_serializable_and_loop_takes_the_lease_once(tmp_path: Path) -> None:
 
 
 def test_two_tasks_with_one_key_in_one_serializable_transaction(tmp_path: Path) -> None:
-    policy = cp.INPUTS.configure(isolation_level=IsolationLevel.SERIALIZABLE, lock_manager=MemoryLockManager())
+    policy = cp.INPUTS.configure(
+        isolation_level=IsolationLevel.SERIALIZABLE, lock_manager=MemoryLockManager()
+    )
     calls: list[str] = []
 
     @task(cache_policy=policy)
@@ -215,7 +241,9 @@ def test_a_relocated_local_store_keeps_working(tmp_path: Path) -> None:
     assert calls == [1]
 
 
-def test_a_record_pointing_outside_the_store_is_a_warned_miss(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_record_pointing_outside_the_store_is_a_warned_miss(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     calls: list[int] = []
 
     @task(cache_for=timedelta(hours=1), cache_validator=cache_validators.all_inputs)
@@ -260,7 +288,14 @@ def test_delete_keeps_values_other_records_share(tmp_path: Path) -> None:
     store = StorageCacheStore(LocalResult(dir=tmp_path))
     for inputs in ({"x": "a"}, {"x": "b"}):
         expires = datetime.now(timezone.utc) + timedelta(hours=1)
-        record = CacheRecord(key="k", record_id=record_id_for(inputs, {}), task="t", expires=expires, inputs=inputs, parameters={})
+        record = CacheRecord(
+            key="k",
+            record_id=record_id_for(inputs, {}),
+            task="t",
+            expires=expires,
+            inputs=inputs,
+            parameters={},
+        )
         store.put(record, Cached(result="same value", cached_result_expiration=expires))
     assert len(list(key_dir(tmp_path, "k").glob("*.value"))) == 1
     assert store.delete("k", record_id_for({"x": "a"}, {})) == 1
@@ -274,14 +309,24 @@ def test_memory_delete_by_record_id() -> None:
     expires = datetime.now(timezone.utc) + timedelta(hours=1)
     for x in ("a", "b"):
         record = CacheRecord(key="k", record_id="", task="t", expires=expires)
-        store.put(record, Cached(result=x, cached_result_expiration=expires, hashed_inputs={"x": x}, cached_parameters={}))
+        store.put(
+            record,
+            Cached(
+                result=x,
+                cached_result_expiration=expires,
+                hashed_inputs={"x": x},
+                cached_parameters={},
+            ),
+        )
     ids = [r.record_id for r in store.entries()]
     assert len(set(ids)) == 2 and "" not in ids
     assert store.delete("k", ids[0]) == 1
     assert [r.record_id for r in store.entries()] == ids[1:]
 
 
-def test_a_policy_hit_names_its_record_and_a_refresh_says_so(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_policy_hit_names_its_record_and_a_refresh_says_so(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     @task(cache_policy=cp.INPUTS)
     def work(x: int) -> int:
         return x
@@ -303,7 +348,9 @@ def test_a_policy_hit_names_its_record_and_a_refresh_says_so(tmp_path: Path, cap
     assert any("refresh_cache: running and replacing" in line for line in lines)
 
 
-def test_hash_file_contents_makes_a_path_input_miss_when_its_content_changes(tmp_path: Path) -> None:
+def test_hash_file_contents_makes_a_path_input_miss_when_its_content_changes(
+    tmp_path: Path,
+) -> None:
     data = tmp_path / "data.csv"
     calls: list[str] = []
 
@@ -351,7 +398,9 @@ def test_hash_file_contents_reaches_policies(tmp_path: Path) -> None:
 
 
 def test_a_record_time_without_an_offset_is_utc() -> None:
-    record = CacheRecord(key="k", record_id="r", task="t", expires=datetime(2030, 1, 1, tzinfo=timezone.utc))
+    record = CacheRecord(
+        key="k", record_id="r", task="t", expires=datetime(2030, 1, 1, tzinfo=timezone.utc)
+    )
     body = json.loads(record.to_json())
     body["created"], body["expires"] = "2026-01-01T00:00:00", "2030-01-01T00:00:00"
     parsed = CacheRecord.from_json(json.dumps(body).encode(), "loc")
@@ -364,11 +413,14 @@ def test_a_policy_miss_names_what_changed_since_the_tasks_last_record(
 ) -> None:
     def build(body_offset: int) -> tuple[Flow, Any]:
         if body_offset == 0:
+
             def work(x: int, debug: bool = False) -> int:
                 return x
         else:
+
             def work(x: int, debug: bool = False) -> int:
                 return x + 1
+
         cached = task(work, name="work", cache_policy=(cp.INPUTS - "debug") + cp.TASK_SOURCE)
         with Flow("explained-miss") as flow:
             out = cached(Parameter("x"), debug=Parameter("debug", default=False))

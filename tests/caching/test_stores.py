@@ -27,16 +27,30 @@ from flowcore.utilities.configuration import set_temporary_config
 from tests.caching.conftest import key_dir
 
 
-def entry(key: str, value: Any, run: str = "run-1", minutes: float = 60, inputs: dict[str, str] | None = None) -> tuple[CacheRecord, Cached]:
+def entry(
+    key: str,
+    value: Any,
+    run: str = "run-1",
+    minutes: float = 60,
+    inputs: dict[str, str] | None = None,
+) -> tuple[CacheRecord, Cached]:
     inputs = {"x": "t1"} if inputs is None else inputs
     expires = datetime.now(timezone.utc) + timedelta(minutes=minutes)
     record = CacheRecord(
-        key=key, record_id=record_id_for(inputs, {}), task="t", flow="f", flow_run_id=run,
-        expires=expires, inputs=inputs, parameters={}, message="Task run succeeded.",
+        key=key,
+        record_id=record_id_for(inputs, {}),
+        task="t",
+        flow="f",
+        flow_run_id=run,
+        expires=expires,
+        inputs=inputs,
+        parameters={},
+        message="Task run succeeded.",
     )
-    state = Cached(result=value, cached_result_expiration=expires, hashed_inputs=inputs, cached_parameters={})
+    state = Cached(
+        result=value, cached_result_expiration=expires, hashed_inputs=inputs, cached_parameters={}
+    )
     return record, state
-
 
 
 def test_put_then_get_from_a_new_store_object(make_store: Callable[[], CacheStore]) -> None:
@@ -115,14 +129,18 @@ def test_layout_is_one_json_record_and_one_value_per_entry(tmp_path: Path) -> No
 
 
 @pytest.mark.parametrize("damage", [b"", b"{trunc", b"\x80\x04K\x01.", b'{"format": "other"}'])
-def test_a_corrupt_record_is_a_warned_miss(tmp_path: Path, damage: bytes, caplog: pytest.LogCaptureFixture) -> None:
+def test_a_corrupt_record_is_a_warned_miss(
+    tmp_path: Path, damage: bytes, caplog: pytest.LogCaptureFixture
+) -> None:
     store = StorageCacheStore(LocalResult(dir=tmp_path))
     store.put(*entry("k", 1))
     [document] = key_dir(tmp_path, "k").glob("*.json")
     document.write_bytes(damage)
     with caplog.at_level("WARNING"):
         assert store.get("k") == []
-    assert any(str(document.name) in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+    assert any(
+        str(document.name) in r.getMessage() and r.levelname == "WARNING" for r in caplog.records
+    )
 
 
 def test_a_value_that_does_not_match_its_digest_is_refused(tmp_path: Path) -> None:
@@ -149,9 +167,13 @@ def test_a_signed_store_refuses_unsigned_records(tmp_path: Path) -> None:
 
 
 def test_records_apart_from_values(tmp_path: Path) -> None:
-    store = StorageCacheStore(LocalResult(dir=tmp_path / "values"), records=LocalResult(dir=tmp_path / "keys"))
+    store = StorageCacheStore(
+        LocalResult(dir=tmp_path / "values"), records=LocalResult(dir=tmp_path / "keys")
+    )
     store.put(*entry("k", 7))
-    assert list(key_dir(tmp_path / "keys", "k").glob("*.json")) and not list((tmp_path / "values").rglob("*.json"))
+    assert list(key_dir(tmp_path / "keys", "k").glob("*.json")) and not list(
+        (tmp_path / "values").rglob("*.json")
+    )
     [candidate] = store.get("k")
     assert store.load(candidate).result == 7
 
@@ -161,9 +183,17 @@ def test_store_from_spec(tmp_path: Path) -> None:
     local = store_from_spec(str(tmp_path / "dir"))
     assert isinstance(local, StorageCacheStore) and isinstance(local.result, LocalResult)
     s3 = store_from_spec("s3://bucket-name/some/prefix")
-    assert isinstance(s3, StorageCacheStore) and isinstance(s3.result, S3Result) and s3.prefix == "some/prefix"
+    assert (
+        isinstance(s3, StorageCacheStore)
+        and isinstance(s3.result, S3Result)
+        and s3.prefix == "some/prefix"
+    )
     gcs = store_from_spec("gs://b2")
-    assert isinstance(gcs, StorageCacheStore) and isinstance(gcs.result, GCSResult) and gcs.prefix == ""
+    assert (
+        isinstance(gcs, StorageCacheStore)
+        and isinstance(gcs.result, GCSResult)
+        and gcs.prefix == ""
+    )
     with pytest.raises(ValueError, match="no bucket"):
         store_from_spec("s3://")
     with pytest.raises(TypeError, match="cache store must be"):

@@ -32,7 +32,9 @@ class Flowcore:
 
     def __init__(self, home: Path) -> None:
         if SCRIPT is None:
-            pytest.fail(f"no flowcore console script beside {sys.executable}: pip install -e '.[test]'")
+            pytest.fail(
+                f"no flowcore console script beside {sys.executable}: pip install -e '.[test]'"
+            )
         self.command = [SCRIPT]
         self.home = home
 
@@ -143,7 +145,7 @@ def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return f"s3://{request.getfixturevalue('s3_bucket')}/caches"
 
 
-NIGHTLY = '''
+NIGHTLY = """
 import sys
 from datetime import timedelta
 
@@ -188,13 +190,15 @@ with Flow("nightly") as flow:
 if __name__ == "__main__":  # python nightly.py STORE [DAY]
     state = flow.run(cache_store=sys.argv[1], day=sys.argv[2], context={"checkpointing": True})
     assert state.is_successful(), state
-'''
+"""
 
 
 def write_nightly(directory: Path, scale: int = 2) -> Path:
     """The flow file ``nightly.py`` (module constant ``SCALE``; targets under ``results/``)."""
     path = directory / "nightly.py"
-    source = NIGHTLY.replace("SCALE = 2", f"SCALE = {scale}").replace("RESULTS", repr(str(directory / "results")))
+    source = NIGHTLY.replace("SCALE = 2", f"SCALE = {scale}").replace(
+        "RESULTS", repr(str(directory / "results"))
+    )
     path.write_text(source)
     return path
 

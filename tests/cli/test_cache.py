@@ -38,7 +38,9 @@ def remaining(store: str) -> list[tuple[str, str | None]]:
 # -- every store ---------------------------------------------------------------------------
 
 
-def test_ls_lists_entries_as_a_table_and_as_json_with_filters(flowcore: Flowcore, store: str) -> None:
+def test_ls_lists_entries_as_a_table_and_as_json_with_filters(
+    flowcore: Flowcore, store: str
+) -> None:
     table, everything, report, loads, large = flowcore.all(
         ["cache", "ls", "--store", store],
         ["cache", "ls", "--store", store, "--json"],
@@ -74,7 +76,9 @@ def test_show_prints_a_key_s_records(flowcore: Flowcore, store: str) -> None:
         ["cache", "show", "no-such-key", "--store", store],
     )
     assert people.returncode == 0, people.stderr
-    fields = {line[:12].strip(): line[12:] for line in people.stdout.splitlines() if line[:12].strip()}
+    fields = {
+        line[:12].strip(): line[12:] for line in people.stdout.splitlines() if line[:12].strip()
+    }
     assert fields["key"] == key and fields["task"] == "total" and fields["flow"] == "etl"
     assert fields["expires"] == "never" and fields["serializer"] == "PickleSerializer"
     assert "data:" in people.stdout and "n:" in people.stdout  # input and parameter digests
@@ -134,7 +138,9 @@ def test_gc_by_expiry_age_size_and_count(flowcore: Flowcore, store: str) -> None
 
     report = parsed(flowcore("cache", "gc", "--store", store, "--max-age", "1w", "--json"))
     assert tasks_of(report["entries"]) == ["load", "total"] and report["bytes_freed"] > 1000
-    assert len(remaining(store)) == 4  # etl n=2: load (~2 KB), total; report n=3: load (~3 KB), total
+    assert (
+        len(remaining(store)) == 4
+    )  # etl n=2: load (~2 KB), total; report n=3: load (~3 KB), total
 
     by_size = parsed(flowcore("cache", "gc", "--store", store, "--max-size", "3.1KB", "--json"))
     assert [(e["task"], e["flow"]) for e in by_size["entries"]] == [("load", "etl")]
@@ -149,7 +155,9 @@ def test_gc_by_expiry_age_size_and_count(flowcore: Flowcore, store: str) -> None
 # -- local only ----------------------------------------------------------------------------
 
 
-def test_the_default_store_is_caching_store_else_home_storage(flowcore: Flowcore, tmp_path: Path) -> None:
+def test_the_default_store_is_caching_store_else_home_storage(
+    flowcore: Flowcore, tmp_path: Path
+) -> None:
     empty = flowcore("cache", "ls")
     default = tmp_path / "home" / "storage"
     assert empty.returncode == 0 and empty.stdout == f"No cache entries in {default}.\n"
@@ -163,11 +171,17 @@ def test_the_default_store_is_caching_store_else_home_storage(flowcore: Flowcore
     assert len(parsed(in_config.finish())) == 4
 
 
-def test_gc_reports_orphaned_values_and_stale_temporary_files(flowcore: Flowcore, tmp_path: Path) -> None:
+def test_gc_reports_orphaned_values_and_stale_temporary_files(
+    flowcore: Flowcore, tmp_path: Path
+) -> None:
     store = tmp_path / "store"
     fill(str(store))
     orphan = store / "gone" / "0123abcd.value"
-    temporary = store / StorageCacheStore(LocalResult(dir=str(store))).directory("load") / ".x.json.0123456789ab.tmp"
+    temporary = (
+        store
+        / StorageCacheStore(LocalResult(dir=str(store))).directory("load")
+        / ".x.json.0123456789ab.tmp"
+    )
     orphan.parent.mkdir()
     for path in (orphan, temporary):
         path.write_bytes(b"left behind")
@@ -221,8 +235,12 @@ def test_a_missing_bucket_is_one_line(flowcore: Flowcore, s3_server: str, gcs_se
     assert s3.returncode == gcs.returncode == 1
     [s3_line] = s3.stderr.splitlines()
     [gcs_line] = gcs.stderr.splitlines()
-    assert s3_line.startswith("Error: S3Result: list_objects_v2 s3://flowcore-no-such-bucket/caches failed: NoSuchBucket")
-    assert gcs_line.startswith("Error: GCSResult: cannot list gs://flowcore-no-such-bucket/: no bucket")
+    assert s3_line.startswith(
+        "Error: S3Result: list_objects_v2 s3://flowcore-no-such-bucket/caches failed: NoSuchBucket"
+    )
+    assert gcs_line.startswith(
+        "Error: GCSResult: cannot list gs://flowcore-no-such-bucket/: no bucket"
+    )
     for line in (s3_line, gcs_line):
         assert line.endswith("(check --store, and that these credentials can read it)")
 
@@ -243,7 +261,16 @@ def test_explain_says_hit_miss_unknown_and_not_cached_without_running(
     table, same, other_day, unknown_param, missing_file = flowcore.all(
         ["cache", "explain", str(path), "--store", empty_store],
         ["cache", "explain", f"{path}:flow", "--store", empty_store, "--json"],
-        ["cache", "explain", str(path), "--store", empty_store, "--param", "day=2026-12-06", "--json"],
+        [
+            "cache",
+            "explain",
+            str(path),
+            "--store",
+            empty_store,
+            "--param",
+            "day=2026-12-06",
+            "--json",
+        ],
         ["cache", "explain", str(path), "--store", empty_store, "--param", "days=1"],
         ["cache", "explain", str(tmp_path / "nope.py"), "--store", empty_store],
     )
@@ -253,17 +280,30 @@ def test_explain_says_hit_miss_unknown_and_not_cached_without_running(
     assert [row.split()[:2] for row in rows[:-1]] == [
         ["day", "not"], ["fetch", "hit"], ["clean", "hit"], ["summary", "not"], ["publish", "unknown"], ["export", "hit"],
     ]  # fmt: skip
-    assert rows[-1] == f"Flow 'nightly': 3 hits, 1 unknown, 2 not cached in {empty_store}; nothing was run."
+    assert (
+        rows[-1]
+        == f"Flow 'nightly': 3 hits, 1 unknown, 2 not cached in {empty_store}; nothing was run."
+    )
 
     found = parsed(same)
-    assert [e["slug"] for e in found] == ["day", "fetch-1", "clean-1", "summary-1", "publish-1", "export-1"]
+    assert [e["slug"] for e in found] == [
+        "day",
+        "fetch-1",
+        "clean-1",
+        "summary-1",
+        "publish-1",
+        "export-1",
+    ]
     assert {e["answer"] for e in found} <= {"hit", "miss", "unknown", "not cached"}
     now = answers(same)
     assert now["day"] == ("not cached", "parameter: '2026-12-05'")
     assert now["fetch"][1].startswith("Cached result found for key 'fetch' (written by flow run ")
     assert now["clean"][0] == "hit" and "Cached result found for key" in now["clean"][1]
     assert now["export"] == ("hit", "Result found at task target export-2026-12-05.txt")
-    assert now["summary"] == ("not cached", "no cache_for, cache_policy or target: the task runs every time")
+    assert now["summary"] == (
+        "not cached",
+        "no cache_for, cache_policy or target: the task runs every time",
+    )
     assert now["publish"] == ("unknown", "depends on summary, which would run")
     assert [e.get("key") for e in found if e["task"] == "fetch"] == ["fetch"]
 
@@ -273,13 +313,20 @@ def test_explain_says_hit_miss_unknown_and_not_cached_without_running(
     assert later["export"] == ("miss", "no value at task target export-2026-12-06.txt yet")
 
     assert unknown_param.returncode == 1
-    assert unknown_param.stderr == "Error: flow 'nightly' has no parameter 'days'; its parameters: day\n"
+    assert (
+        unknown_param.stderr
+        == "Error: flow 'nightly' has no parameter 'days'; its parameters: day\n"
+    )
     assert missing_file.returncode == 1 and missing_file.stderr.startswith("Error: No flow file ")
-    assert [(e.key, e.record.created) for e in Cache(empty_store).entries()] == before  # nothing was written
+    assert [
+        (e.key, e.record.created) for e in Cache(empty_store).entries()
+    ] == before  # nothing was written
     assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["export-2026-12-05.txt"]
 
 
-def test_explain_names_changed_code_and_expiry(flowcore: Flowcore, empty_store: str, tmp_path: Path) -> None:
+def test_explain_names_changed_code_and_expiry(
+    flowcore: Flowcore, empty_store: str, tmp_path: Path
+) -> None:
     path = write_nightly(tmp_path)
     run_script(flowcore, path, empty_store, "2026-12-05")
     write_nightly(tmp_path, scale=3)  # clean reads SCALE: its code changed
@@ -293,17 +340,23 @@ def test_explain_names_changed_code_and_expiry(flowcore: Flowcore, empty_store: 
     backdate(empty_store, fetched.record.flow_run_id, days=1, expired=True)
     expired = answers(flowcore("cache", "explain", str(path), "--store", empty_store, "--json"))
     assert expired["fetch"][0] == "miss"
-    assert expired["fetch"][1].startswith("cache miss for key 'fetch': the cached value expired at ")
+    assert expired["fetch"][1].startswith(
+        "cache miss for key 'fetch': the cached value expired at "
+    )
     assert expired["clean"] == ("unknown", "depends on fetch, which would run")
 
 
-def test_explain_with_no_store_set_says_where_records_are(flowcore: Flowcore, tmp_path: Path) -> None:
+def test_explain_with_no_store_set_says_where_records_are(
+    flowcore: Flowcore, tmp_path: Path
+) -> None:
     path = write_nightly(tmp_path)
     malformed = flowcore("cache", "explain", str(path), "--param", "day")
     assert malformed.returncode == 1 and malformed.stderr == (
         "Error: Invalid value for '--param' / '-p': 'day' is not NAME=VALUE (VALUE in JSON, or plain text)\n"
     )
-    found = answers(flowcore("cache", "explain", str(path), "--json", "--param", "day=\"2026-12-07\""))
+    found = answers(
+        flowcore("cache", "explain", str(path), "--json", "--param", 'day="2026-12-07"')
+    )
     assert found["fetch"] == (
         "miss",
         "cache miss for key 'fetch': nothing is stored under it yet (no cache store is set: records are "

@@ -47,7 +47,9 @@ BAD = [
 ]  # fmt: skip
 
 
-def test_errors_are_one_line_naming_the_fix_with_exit_status_1(flowcore: Flowcore, tmp_path: Path) -> None:
+def test_errors_are_one_line_naming_the_fix_with_exit_status_1(
+    flowcore: Flowcore, tmp_path: Path
+) -> None:
     finished = flowcore.all(*[[a.replace("{tmp}", str(tmp_path)) for a in args] for args, _ in BAD])
     for process, (_, expected) in zip(finished, BAD):
         assert process.returncode == 1, process.args
@@ -77,7 +79,9 @@ def test_an_unexpected_error_is_one_line_and_debug_shows_the_traceback(
         main(["--debug", "cache", "ls", "--store", store])
 
 
-def test_success_is_exit_status_0_in_process(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_success_is_exit_status_0_in_process(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     store = str(tmp_path / "store")
     fill(store)
     with pytest.raises(SystemExit) as exited:

@@ -57,11 +57,16 @@ def _json(completed: object) -> object:
     return json.loads(completed.stdout)  # type: ignore[attr-defined]
 
 
-def test_run_fails_then_resume_runs_only_the_failed_child(flowcore: Flowcore, flow_file: Path, tmp_path: Path) -> None:
+def test_run_fails_then_resume_runs_only_the_failed_child(
+    flowcore: Flowcore, flow_file: Path, tmp_path: Path
+) -> None:
     (tmp_path / "broken").touch()
     failed = flowcore("run", f"{flow_file}:flow", "--param", "n=6")
     assert failed.returncode == 1
-    assert "Flow run " in failed.stderr and "of 'cli demo': Failed (Some reference tasks failed.)" in failed.stderr
+    assert (
+        "Flow run " in failed.stderr
+        and "of 'cli demo': Failed (Some reference tasks failed.)" in failed.stderr
+    )
     assert sorted((tmp_path / "squared").read_text().split()) == ["0", "1", "2", "3", "4", "5"]
 
     runs = _json(flowcore("runs", "ls", "--json"))
@@ -74,7 +79,10 @@ def test_run_fails_then_resume_runs_only_the_failed_child(flowcore: Flowcore, fl
     shown = _json(flowcore("runs", "show", run["run_id"][:8], "--json"))
     assert isinstance(shown, dict)
     by_task = {t["task"]: t for t in shown["tasks"]}
-    assert by_task["square"]["state"] == "Mapped" and by_task["square"]["children"] == {"Success": 5, "Failed": 1}
+    assert by_task["square"]["state"] == "Mapped" and by_task["square"]["children"] == {
+        "Success": 5,
+        "Failed": 1,
+    }
     assert by_task["total"]["state"] == "TriggerFailed"
     assert by_task["numbers"]["result_location"]  # `flowcore run` turns checkpointing on
 
@@ -95,8 +103,14 @@ def test_run_fails_then_resume_runs_only_the_failed_child(flowcore: Flowcore, fl
 
     table = flowcore("runs", "ls")
     assert table.returncode == 0
-    assert "cli demo" in table.stdout and "Success" in table.stdout and "2 runs in sqlite:///" in table.stdout
-    assert _json(flowcore("runs", "ls", "--json", "--state", "Failed"))[0]["run_id"] == run["run_id"]  # type: ignore[index]
+    assert (
+        "cli demo" in table.stdout
+        and "Success" in table.stdout
+        and "2 runs in sqlite:///" in table.stdout
+    )
+    assert (
+        _json(flowcore("runs", "ls", "--json", "--state", "Failed"))[0]["run_id"] == run["run_id"]
+    )  # type: ignore[index]
 
     svg = tmp_path / "run.svg"
     drawn = flowcore("visualize", f"{flow_file}:flow", "--run", run["run_id"], "-o", str(svg))
@@ -106,7 +120,9 @@ def test_run_fails_then_resume_runs_only_the_failed_child(flowcore: Flowcore, fl
     assert "#eb0000" in text  # the failed child colours the map node (Failed's colour)
 
 
-def test_run_with_threads_and_resume_last(flowcore: Flowcore, flow_file: Path, tmp_path: Path) -> None:
+def test_run_with_threads_and_resume_last(
+    flowcore: Flowcore, flow_file: Path, tmp_path: Path
+) -> None:
     (tmp_path / "broken").touch()
     assert flowcore("run", str(flow_file) + ":cli demo", "--executor", "threads").returncode == 1
     (tmp_path / "broken").unlink()
@@ -122,9 +138,15 @@ def test_run_with_threads_and_resume_last(flowcore: Flowcore, flow_file: Path, t
     [
         (["runs", "show", "nope"], "Error: No run 'nope' in sqlite:///"),
         (["resume", "nope"], "Error: No run 'nope' in sqlite:///"),
-        (["run", "{file}"], "defines 2 flows (flow (name 'cli demo'), other (name 'other')): name one as"),
+        (
+            ["run", "{file}"],
+            "defines 2 flows (flow (name 'cli demo'), other (name 'other')): name one as",
+        ),
         (["run", "{file}:missing"], "defines no flow 'missing'"),
-        (["run", "{file}:flow", "--executor", "spark"], "Error: Unknown executor 'spark': use local, threads, processes, dask or dask://HOST:PORT"),
+        (
+            ["run", "{file}:flow", "--executor", "spark"],
+            "Error: Unknown executor 'spark': use local, threads, processes, dask or dask://HOST:PORT",
+        ),
         (["run", "{file}:flow", "--rerun", "total"], "Error: --rerun needs --resume RUN_ID"),
         (["run", "{file}:flow", "--param", "n"], "'n' is not NAME=VALUE"),
         (["run", "{tmp}/absent.py"], "No flow file"),

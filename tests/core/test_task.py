@@ -604,7 +604,9 @@ def test_unexpected_and_extra_arguments_fail_at_build_time() -> None:
 
 def test_call_without_a_flow_raises_with_a_hint() -> None:
     # verified against prefect 1.4.1: a Task class is named as `Add(...).run(...)`
-    with pytest.raises(ValueError, match=r"Could not infer an active Flow context.*`Add\(\.\.\.\)\.run"):
+    with pytest.raises(
+        ValueError, match=r"Could not infer an active Flow context.*`Add\(\.\.\.\)\.run"
+    ):
         Add()(1)
 
 

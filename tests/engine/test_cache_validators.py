@@ -38,9 +38,7 @@ def test_never_use_is_always_false(expiration: datetime.datetime | None) -> None
     assert cv.never_use(cached(cached_result_expiration=expiration), {}, {}) is False
 
 
-@pytest.mark.parametrize(
-    ("expiration", "valid"), [(None, True), (PAST, False), (FUTURE, True)]
-)
+@pytest.mark.parametrize(("expiration", "valid"), [(None, True), (PAST, False), (FUTURE, True)])
 def test_duration_only(expiration: datetime.datetime | None, valid: bool) -> None:
     assert cv.duration_only(cached(cached_result_expiration=expiration), {}, {}) is valid
 
@@ -178,4 +176,3 @@ def test_partial_inputs_only_with_cached_inputs() -> None:
 
 def test_partial_inputs_only_tolerates_none_inputs() -> None:
     assert cv.partial_inputs_only(["x"])(cached(), None, {})  # type: ignore[arg-type]
-

@@ -46,7 +46,9 @@ class _Lost:
 def _find_lost(data: Any) -> _Lost | None:
     if isinstance(data, _Lost):
         return data
-    values = data.values() if isinstance(data, dict) else data if isinstance(data, (list, tuple)) else ()
+    values = (
+        data.values() if isinstance(data, dict) else data if isinstance(data, (list, tuple)) else ()
+    )
     for value in values:
         found = _find_lost(value)
         if found is not None:
@@ -62,7 +64,10 @@ class LosingExecutor(LocalExecutor):
         self.lose = dict(lose)
 
     def submit(
-        self, fn: Callable[..., Any], *args: Any, extra_context: dict[str, Any] | None = None,
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        extra_context: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Any:
         extra = extra_context or {}
@@ -81,7 +86,9 @@ class LosingExecutor(LocalExecutor):
             if futures.upstream is not None:
                 return UpstreamCrashed(futures.label, futures.upstream)
             if futures.error is WorkerCrashed:
-                return WorkerCrashed(futures.label, "lost", f"Task {futures.label!r}: its worker died")
+                return WorkerCrashed(
+                    futures.label, "lost", f"Task {futures.label!r}: its worker died"
+                )
             return futures.error(f"Task {futures.label!r}: its result cannot be pickled")
         if isinstance(futures, dict):
             return {key: self.collect(value) for key, value in futures.items()}

@@ -195,7 +195,9 @@ def test_write_uses_the_serializer() -> None:
     backend = DictResult(location="x.json", serializer=JSONSerializer())
     backend.write([1, 2])
     assert backend.store["x.json"] == b"[1, 2]"
-    compressed = DictResult(location="z", serializer=CompressedSerializer(JSONSerializer(), format="zlib"))
+    compressed = DictResult(
+        location="z", serializer=CompressedSerializer(JSONSerializer(), format="zlib")
+    )
     assert compressed.read(compressed.write("hello").location).value == "hello"  # type: ignore[arg-type]
 
 
@@ -280,7 +282,9 @@ def test_prefect_result_defaults_to_json() -> None:
 
 
 def test_prefect_result_rejects_other_serializers() -> None:
-    with pytest.raises(TypeError, match="PrefectResult only supports JSONSerializer or DateTimeSerializer"):
+    with pytest.raises(
+        TypeError, match="PrefectResult only supports JSONSerializer or DateTimeSerializer"
+    ):
         PrefectResult(serializer=PickleSerializer())
     result = PrefectResult()
     with pytest.raises(TypeError, match="only supports JSONSerializer"):
@@ -365,9 +369,7 @@ def test_write_at_uses_the_location_as_given(tmp_path: Path) -> None:
 # -- placing, encoding and the bytes-level API in the base ----------------------------
 
 
-@pytest.mark.parametrize(
-    "location", ["../x", "a/../../x", "/x", "//x", "..", "~/x-from-a-value"]
-)
+@pytest.mark.parametrize("location", ["../x", "a/../../x", "/x", "//x", "..", "~/x-from-a-value"])
 def test_keys_that_leave_the_store_are_refused_before_any_primitive_runs(location: str) -> None:
     backend = DictResult(location="{where}")
     with pytest.raises(LocationEscapeError) as info:
@@ -398,7 +400,9 @@ def test_encode_and_decode_go_through_the_serializer() -> None:
     assert backend.decode(b'{"a": 1}', "loc") == {"a": 1}
 
 
-def test_decode_refuses_unsigned_bytes_under_a_key_before_deserializing(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_decode_refuses_unsigned_bytes_under_a_key_before_deserializing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     class Refusing(JSONSerializer):
         def deserialize(self, value: bytes) -> Any:
             raise AssertionError("deserialized unverified bytes")

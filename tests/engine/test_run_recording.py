@@ -60,7 +60,9 @@ def _mark(path: Path, text: str = "x") -> None:
         fh.write(text + "\n")
 
 
-def test_a_run_is_recorded_with_its_tasks_parameters_and_logs(any_store: RunStore, logs: pytest.LogCaptureFixture) -> None:
+def test_a_run_is_recorded_with_its_tasks_parameters_and_logs(
+    any_store: RunStore, logs: pytest.LogCaptureFixture
+) -> None:
     store = any_store
     seen = {}
 
@@ -90,8 +92,14 @@ def test_a_run_is_recorded_with_its_tasks_parameters_and_logs(any_store: RunStor
     assert run.pid == os.getpid() and run.ended is not None
     assert [t["name"] for t in run.structure["tasks"]] == ["n", "inc", "double"]
     records = {r.task_slug: r for r in store.task_runs(run_id)}
-    assert {s: r.state for s, r in records.items()} == {"n": "Success", "inc-1": "Success", "double-1": "Success"}
-    assert records["inc-1"].started is not None and records["inc-1"].ended >= records["inc-1"].started
+    assert {s: r.state for s, r in records.items()} == {
+        "n": "Success",
+        "inc-1": "Success",
+        "double-1": "Success",
+    }
+    assert (
+        records["inc-1"].started is not None and records["inc-1"].ended >= records["inc-1"].started
+    )
     assert [t.state for t in store.transitions(run_id, "inc-1")] == ["Running", "Success"]
     lines = [(line.task_slug, line.message) for line in store.logs(run_id)]
     assert ("inc-1", "incrementing 3") in lines
@@ -100,7 +108,9 @@ def test_a_run_is_recorded_with_its_tasks_parameters_and_logs(any_store: RunStor
     assert store.get_run(run_id[:8]).run_id == run_id
 
 
-def test_runs_store_none_records_nothing_but_still_has_a_run_id(tmp_path: Path, logs: pytest.LogCaptureFixture) -> None:
+def test_runs_store_none_records_nothing_but_still_has_a_run_id(
+    tmp_path: Path, logs: pytest.LogCaptureFixture
+) -> None:
     before = config.get_path("runs.store")
     config.set_path("runs.store", "none")
     try:
@@ -110,7 +120,10 @@ def test_runs_store_none_records_nothing_but_still_has_a_run_id(tmp_path: Path, 
     finally:
         config.set_path("runs.store", before)
     assert state.is_successful() and len(state.flow_run_id) == 36
-    assert logs.messages[0] == f"Flow run {state.flow_run_id} of 'unrecorded' (not recorded: runs.store is 'none')"
+    assert (
+        logs.messages[0]
+        == f"Flow run {state.flow_run_id} of 'unrecorded' (not recorded: runs.store is 'none')"
+    )
 
 
 def _checkpointed_flow(tmp_path: Path, fail_while: Path) -> Flow:
@@ -172,7 +185,9 @@ def test_resume_last_and_rerun(store: RunStore, tmp_path: Path) -> None:
     state = flow.run(resume="last", rerun=[a_task], context={"checkpointing": True})
     assert state.is_successful()
     assert (_count(tmp_path / "a"), _count(tmp_path / "b"), _count(tmp_path / "c")) == (2, 2, 1)
-    with pytest.raises(ResumeError, match=r"its last run \(.*\) succeeded, so there is nothing to resume"):
+    with pytest.raises(
+        ResumeError, match=r"its last run \(.*\) succeeded, so there is nothing to resume"
+    ):
         flow.run(resume="last")
     with pytest.raises(ResumeError, match="has no failed or unfinished run of it"):
         Flow("never run").run(resume="last")
@@ -180,7 +195,9 @@ def test_resume_last_and_rerun(store: RunStore, tmp_path: Path) -> None:
         flow.run(rerun=[a_task])
 
 
-def test_resume_names_values_that_were_never_checkpointed_before_anything_runs(store: RunStore, tmp_path: Path) -> None:
+def test_resume_names_values_that_were_never_checkpointed_before_anything_runs(
+    store: RunStore, tmp_path: Path
+) -> None:
     broken = tmp_path / "broken"
     broken.touch()
     flow = _checkpointed_flow(tmp_path, broken)
@@ -190,7 +207,11 @@ def test_resume_names_values_that_were_never_checkpointed_before_anything_runs(s
     with pytest.raises(ResumeError) as raised:
         flow.run(resume=first.flow_run_id)
     message = str(raised.value)
-    assert "'a' (needed by 'b')" in message and "checkpoint" in message and "result=LocalResult" in message
+    assert (
+        "'a' (needed by 'b')" in message
+        and "checkpoint" in message
+        and "result=LocalResult" in message
+    )
     assert (_count(tmp_path / "a"), _count(tmp_path / "b"), _count(tmp_path / "c")) == (1, 1, 0)
 
 
@@ -202,7 +223,9 @@ def test_resume_unknown_run_or_another_flows_run(store: RunStore, tmp_path: Path
         Flow("x").run(resume=other.flow_run_id)
 
 
-def test_resuming_a_map_of_1000_runs_only_its_10_failed_children(store: RunStore, tmp_path: Path) -> None:
+def test_resuming_a_map_of_1000_runs_only_its_10_failed_children(
+    store: RunStore, tmp_path: Path
+) -> None:
     broken = tmp_path / "broken"
     broken.touch()
     runs = tmp_path / "runs"
@@ -227,7 +250,9 @@ def test_resuming_a_map_of_1000_runs_only_its_10_failed_children(store: RunStore
     runs.unlink()
     second = flow.run(resume=first.flow_run_id, context={"checkpointing": True})
     assert second.is_successful()
-    assert sorted(int(x) for x in runs.read_text().split()) == [x for x in range(1000) if x % 100 == 7]
+    assert sorted(int(x) for x in runs.read_text().split()) == [
+        x for x in range(1000) if x % 100 == 7
+    ]
     total_task = flow.get_tasks(name="total")[0]
     assert second.result[total_task].result == sum(x * x for x in range(1000))
     store.flush()
@@ -262,12 +287,18 @@ if __name__ == "__main__":
 """
 
 
-def test_a_run_killed_with_sigkill_is_resumed_in_a_new_process(store: RunStore, tmp_path: Path) -> None:
+def test_a_run_killed_with_sigkill_is_resumed_in_a_new_process(
+    store: RunStore, tmp_path: Path
+) -> None:
     script = tmp_path / "killed_flow.py"
     script.write_text(textwrap.dedent(KILLED_FLOW))
     env = {**os.environ, "FLOWCORE__RUNS__STORE": store.url}
-    process = subprocess.Popen([sys.executable, str(script), str(tmp_path)], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(tmp_path)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         for _ in range(600):
             if (tmp_path / "step-3-started").exists():
@@ -282,21 +313,30 @@ def test_a_run_killed_with_sigkill_is_resumed_in_a_new_process(store: RunStore, 
     assert process.returncode == -signal.SIGKILL
     (tmp_path / "healed").touch()
     resumed = subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(f"""
+        [
+            sys.executable,
+            "-c",
+            textwrap.dedent(f"""
             import runpy, sys
             sys.argv = ["killed_flow.py", {str(tmp_path)!r}]
             flow = runpy.run_path({str(script)!r})["flow"]
             state = flow.run(resume="last", context={{"checkpointing": True}})
             print(type(state).__name__, state.flow_run_id)
-        """)],
-        env=env, capture_output=True, text=True, timeout=120,
+        """),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert resumed.returncode == 0, resumed.stderr
     assert resumed.stdout.splitlines()[-1].split()[0] == "Success"
     assert (tmp_path / "ran").read_text().split() == ["0", "1", "2", "3", "3", "4", "5"]
 
 
-def test_progress_shows_counts_per_task_on_stderr_only(store: RunStore, capfd: pytest.CaptureFixture[str]) -> None:
+def test_progress_shows_counts_per_task_on_stderr_only(
+    store: RunStore, capfd: pytest.CaptureFixture[str]
+) -> None:
     @task
     def half(x: int) -> float:
         if x == 7:
@@ -333,12 +373,16 @@ print(state.flow_run_id)
 """
 
 
-def test_four_processes_recording_into_one_sqlite_file_lose_no_transitions(store: RunStore, tmp_path: Path) -> None:
+def test_four_processes_recording_into_one_sqlite_file_lose_no_transitions(
+    store: RunStore, tmp_path: Path
+) -> None:
     script = tmp_path / "concurrent_flow.py"
     script.write_text(textwrap.dedent(CONCURRENT_FLOW))
     env = {**os.environ, "FLOWCORE__RUNS__STORE": store.url}
     processes = [
-        subprocess.Popen([sys.executable, str(script), str(n)], env=env, stdout=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, str(script), str(n)], env=env, stdout=subprocess.PIPE, text=True
+        )
         for n in range(4)
     ]
     run_ids = []

@@ -130,9 +130,7 @@ def test_target_handler_error_ends_the_run_failed() -> None:
     assert isinstance(final.result, ValueError)
 
 
-@pytest.mark.parametrize(
-    "exc", [ENDRUN(Success()), signals.PAUSE("wait")], ids=["ENDRUN", "PAUSE"]
-)
+@pytest.mark.parametrize("exc", [ENDRUN(Success()), signals.PAUSE("wait")], ids=["ENDRUN", "PAUSE"])
 def test_target_handler_endrun_and_pause_propagate(exc: BaseException) -> None:
     # verified against prefect 1.4.1
     with pytest.raises(type(exc)):

@@ -155,7 +155,9 @@ def test_compressed_format_kwargs_are_passed() -> None:
     ],
 )
 def test_format_and_functions_together_is_an_error(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match="either `format` or `compress`/`decompress`, but not both"):
+    with pytest.raises(
+        ValueError, match="either `format` or `compress`/`decompress`, but not both"
+    ):
         CompressedSerializer(PickleSerializer(), **kwargs)
 
 
@@ -163,7 +165,9 @@ def test_format_and_functions_together_is_an_error(kwargs: dict[str, Any]) -> No
     "kwargs", [{}, {"compress": zlib.compress}, {"decompress": zlib.decompress}, {"format": ""}]
 )
 def test_missing_format_and_functions_is_an_error(kwargs: dict[str, Any]) -> None:
-    with pytest.raises(ValueError, match="You must specify either `format` or `compress`/`decompress`"):
+    with pytest.raises(
+        ValueError, match="You must specify either `format` or `compress`/`decompress`"
+    ):
         CompressedSerializer(PickleSerializer(), **kwargs)
 
 

@@ -59,9 +59,7 @@ def test_signals_are_base_exceptions_not_exceptions(
             pytest.fail("a signal was caught by `except Exception`")
 
 
-@pytest.mark.parametrize(
-    "signal", [FAIL, TRIGGERFAIL, VALIDATIONFAIL, SUCCESS, RETRY, SKIP, PAUSE]
-)
+@pytest.mark.parametrize("signal", [FAIL, TRIGGERFAIL, VALIDATIONFAIL, SUCCESS, RETRY, SKIP, PAUSE])
 def test_result_defaults_to_the_signal_itself(signal: type[PrefectStateSignal]) -> None:
     raised = signal("m")
     assert raised.state.result is raised
@@ -137,8 +135,19 @@ def test_signal_from_state_without_a_signal_raises(state: st.State) -> None:
 
 
 def test_module_exports() -> None:
-    for name in ("FAIL", "LOOP", "PAUSE", "RETRY", "SKIP", "SUCCESS", "TRIGGERFAIL",
-                 "VALIDATIONFAIL", "ENDRUN", "signal_from_state", "PrefectStateSignal"):
+    for name in (
+        "FAIL",
+        "LOOP",
+        "PAUSE",
+        "RETRY",
+        "SKIP",
+        "SUCCESS",
+        "TRIGGERFAIL",
+        "VALIDATIONFAIL",
+        "ENDRUN",
+        "signal_from_state",
+        "PrefectStateSignal",
+    ):
         assert hasattr(signals, name)
 
 

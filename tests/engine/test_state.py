@@ -149,7 +149,13 @@ def test_include_self_appends_the_class_last() -> None:
     assert Success.children(include_self=True, names_only=True) == [
         "Cached", "Mapped", "Skipped", "Success",
     ]  # fmt: skip
-    assert Failed.children(include_self=True) == [TimedOut, TriggerFailed, ValidationFailed, Crashed, Failed]
+    assert Failed.children(include_self=True) == [
+        TimedOut,
+        TriggerFailed,
+        ValidationFailed,
+        Crashed,
+        Failed,
+    ]
     assert Cached.parents(include_self=True, names_only=True) == [
         "Success", "Finished", "State", "Cached",
     ]  # fmt: skip
@@ -298,7 +304,9 @@ def test_looped_loop_count_defaults_to_one_or_the_context() -> None:
         assert Looped(loop_count=2).loop_count == 2
 
 
-ALL_STATE_CLASSES = [getattr(st, name) for name in st.__all__ if name[0].isupper()] + [st._MetaState]
+ALL_STATE_CLASSES = [getattr(st, name) for name in st.__all__ if name[0].isupper()] + [
+    st._MetaState
+]
 
 
 def test_context_tags_come_from_task_tags() -> None:
@@ -584,9 +592,7 @@ def test_mapped_load_result_without_children_keeps_its_result() -> None:
 def test_load_cached_results_hydrates_inputs() -> None:
     store: dict[str, bytes] = {}
     _write(store, "x", 10)
-    state = Retrying(
-        cached_inputs={"x": DictResult(store, location="x"), "y": Result(value=5)}
-    )
+    state = Retrying(cached_inputs={"x": DictResult(store, location="x"), "y": Result(value=5)})
     assert state.load_cached_results() is state
     assert state.cached_inputs["x"].value == 10
     assert state.cached_inputs["y"].value == 5

@@ -648,7 +648,12 @@ def test_get_task_run_state_success_signal_keeps_its_message() -> None:
 
 @pytest.mark.parametrize(
     ("signal", "state_class"),
-    [(signals.FAIL, Failed), (signals.SKIP, Skipped), (signals.PAUSE, Paused), (signals.RETRY, Retrying)],
+    [
+        (signals.FAIL, Failed),
+        (signals.SKIP, Skipped),
+        (signals.PAUSE, Paused),
+        (signals.RETRY, Retrying),
+    ],
     ids=lambda v: v.__name__,
 )
 def test_get_task_run_state_called_directly_turns_signals_into_states(

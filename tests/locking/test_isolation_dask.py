@@ -50,14 +50,23 @@ def body(workdir: str, name: str, isolation: str) -> int:
 
 @pytest.fixture(scope="module")
 def executor() -> Iterator[DaskExecutor]:
-    executor = DaskExecutor(cluster_kwargs={"n_workers": 2, "threads_per_worker": 1, "processes": True, "dashboard_address": "127.0.0.1:0"})
+    executor = DaskExecutor(
+        cluster_kwargs={
+            "n_workers": 2,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": "127.0.0.1:0",
+        }
+    )
     with executor.start():
         yield executor
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("isolation", ["READ_COMMITTED", "SERIALIZABLE"])
-def test_isolation_on_two_dask_workers(isolation: str, tmp_path: Path, executor: DaskExecutor) -> None:
+def test_isolation_on_two_dask_workers(
+    isolation: str, tmp_path: Path, executor: DaskExecutor
+) -> None:
     policy = CacheKeyFnPolicy(shared_key).configure(
         isolation_level=IsolationLevel[isolation], lock_manager=DaskLockManager()
     )

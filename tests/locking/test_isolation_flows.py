@@ -55,11 +55,28 @@ SCRIPT = textwrap.dedent("""
 """)
 
 
-def _start(tmp_path: Path, isolation: str, lock_spec: str, name: str, hold: float = 300) -> subprocess.Popen[str]:
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FLOWCORE__HOME_DIR": str(tmp_path / "home")}
+def _start(
+    tmp_path: Path, isolation: str, lock_spec: str, name: str, hold: float = 300
+) -> subprocess.Popen[str]:
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "FLOWCORE__HOME_DIR": str(tmp_path / "home"),
+    }
     return subprocess.Popen(
-        [sys.executable, str(tmp_path / "flow.py"), str(tmp_path), isolation, lock_spec, name, str(hold)],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            str(tmp_path / "flow.py"),
+            str(tmp_path),
+            isolation,
+            lock_spec,
+            name,
+            str(hold),
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -85,7 +102,9 @@ def _lock_spec(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> str
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["filesystem", "redis"])
-def test_read_committed_both_processes_execute(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_read_committed_both_processes_execute(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     (tmp_path / "flow.py").write_text(SCRIPT)
     spec = _lock_spec(kind, tmp_path, request)
     first = _start(tmp_path, "READ_COMMITTED", spec, "a")
@@ -97,7 +116,9 @@ def test_read_committed_both_processes_execute(kind: str, tmp_path: Path, reques
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["filesystem", "redis"])
-def test_serializable_executes_once_and_the_other_is_cached(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+def test_serializable_executes_once_and_the_other_is_cached(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
     (tmp_path / "flow.py").write_text(SCRIPT)
     spec = _lock_spec(kind, tmp_path, request)
     first = _start(tmp_path, "SERIALIZABLE", spec, "a")

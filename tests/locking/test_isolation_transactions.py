@@ -58,11 +58,18 @@ SCRIPT = textwrap.dedent("""
 
 def _run_all(tmp_path: Path, spec: str, mode: str, count: int) -> list[str]:
     (tmp_path / "flow.py").write_text(SCRIPT)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "FLOWCORE__HOME_DIR": str(tmp_path / "home")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "FLOWCORE__HOME_DIR": str(tmp_path / "home"),
+    }
     processes = [
         subprocess.Popen(
             [sys.executable, str(tmp_path / "flow.py"), str(tmp_path), spec, f"p{i}", mode],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(count)
     ]

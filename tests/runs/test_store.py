@@ -144,7 +144,9 @@ def test_events_before_the_run_started_are_kept(store: RunStore) -> None:
     # minute would be found Crashed by the first read
     now = datetime.now(timezone.utc)
     store.submit(TaskRunState("early", "t-1", -1, "Running", None, now.timestamp()))
-    store.submit(LogLine("early", "t-1", -1, now.timestamp(), logging.INFO, "flowcore.task", "hello"))
+    store.submit(
+        LogLine("early", "t-1", -1, now.timestamp(), logging.INFO, "flowcore.task", "hello")
+    )
     store.submit(Heartbeat("early", now))
     store.flush()
     placeholder = store.get_run("early")
@@ -317,7 +319,11 @@ def test_close_is_idempotent_and_the_store_reopens(store: RunStore) -> None:
 def test_a_folded_running_is_recorded_as_its_own_transition(store: RunStore) -> None:
     """A quick task run's Running arrives inside its final state (``started``)."""
     _run(store, "fold", final=None)
-    store.submit(TaskRunState("fold", "t-1", 3, "Success", None, at(5).timestamp(), started=at(4).timestamp()))
+    store.submit(
+        TaskRunState(
+            "fold", "t-1", 3, "Success", None, at(5).timestamp(), started=at(4).timestamp()
+        )
+    )
     store.flush()
     assert store.task_runs("fold") == [
         TaskRunInfo("t-1", 3, "Success", None, at(4), at(5), 1, None, None)

@@ -29,7 +29,9 @@ def main(url: str, run_id: str, n: int, forever: bool) -> None:
         store.submit(TaskRunState(run_id, "work-1", index, "Success", None, now.timestamp()))
         if index % 5 == 0:
             store.submit(
-                LogLine(run_id, "work-1", index, now.timestamp(), 20, "flowcore.task", f"line {index}")
+                LogLine(
+                    run_id, "work-1", index, now.timestamp(), 20, "flowcore.task", f"line {index}"
+                )
             )
         index += 1
         if forever:

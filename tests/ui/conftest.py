@@ -59,7 +59,9 @@ def recorded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Recorded]:
 
 def client_for(store: RunStore, **options: Any) -> TestClient:
     """A test client of the UI over ``store`` (``options`` go to ``create_app``)."""
-    return TestClient(create_app(store, **options), base_url="http://127.0.0.1", follow_redirects=False)
+    return TestClient(
+        create_app(store, **options), base_url="http://127.0.0.1", follow_redirects=False
+    )
 
 
 @pytest.fixture

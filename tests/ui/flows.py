@@ -74,7 +74,7 @@ def record_big_map(n: int) -> State:
     return state
 
 
-RESUMABLE = '''
+RESUMABLE = """
 from pathlib import Path
 
 from flowcore import Flow, Parameter, task
@@ -102,9 +102,9 @@ def total(xs):
 
 with Flow("ui resumable", result=LocalResult(dir=str(HERE / "results"))) as flow:
     total(square.map(numbers(Parameter("n", default=5))))
-'''
+"""
 
-LIVE = '''
+LIVE = """
 import time
 from pathlib import Path
 
@@ -126,7 +126,7 @@ def work(x):
 
 with Flow("ui live") as flow:
     work.map(list(range(4)))
-'''
+"""
 
 
 def write_flow(directory: Path, source: str) -> Path:

@@ -83,7 +83,15 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         big_map = flows.record_big_map(1000).flow_run_id
         demo = flows.record_demo().flow_run_id
         store.flush()
-    yield World(directory / "runs.db", directory / "caches", directory / "home", directory, demo, big_map, resumable)
+    yield World(
+        directory / "runs.db",
+        directory / "caches",
+        directory / "home",
+        directory,
+        demo,
+        big_map,
+        resumable,
+    )
 
 
 def _environment(world: World) -> dict[str, str]:
@@ -119,7 +127,9 @@ def server(world: World) -> Iterator[str]:
 def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDriver]:
     for program in (CHROMIUM, CHROMEDRIVER):
         if not os.access(program, os.X_OK):
-            pytest.fail(f"{program} is missing: apt-get install chromium chromium-driver (make deps)")
+            pytest.fail(
+                f"{program} is missing: apt-get install chromium chromium-driver (make deps)"
+            )
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
     for flag in CHROMIUM_FLAGS:
@@ -146,14 +156,18 @@ def snap(driver: WebDriver, shots: Path, name: str) -> None:
     through the DevTools protocol, which can capture beyond the window."""
     size = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})["cssContentSize"]
     clip = {"x": 0, "y": 0, "width": size["width"], "height": min(size["height"], 2400), "scale": 1}
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip})
+    shot = driver.execute_cdp_cmd(
+        "Page.captureScreenshot", {"format": "png", "captureBeyondViewport": True, "clip": clip}
+    )
     (shots / name).write_bytes(base64.b64decode(shot["data"]))
 
 
 def wait_for(driver: WebDriver, check: Callable[[WebDriver], Any], what: str) -> Any:
     """``check(driver)`` once it is true, within ``WAIT`` seconds (a live page replaces
     elements as it updates: one gone between finding and reading is looked for again)."""
-    waiting = WebDriverWait(driver, WAIT, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,))
+    waiting = WebDriverWait(
+        driver, WAIT, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    )
     return waiting.until(check, f"the page did not show {what}")
 
 
@@ -185,7 +199,9 @@ def api(server: str, path: str) -> Any:
 # -- the tests -------------------------------------------------------------------------------
 
 
-def test_runs_page_lists_the_runs(browser: WebDriver, server: str, world: World, shots: Path) -> None:
+def test_runs_page_lists_the_runs(
+    browser: WebDriver, server: str, world: World, shots: Path
+) -> None:
     browser.get(server)
     rows = browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
     assert len(rows) == 7
@@ -198,15 +214,22 @@ def test_runs_page_lists_the_runs(browser: WebDriver, server: str, world: World,
     browser.find_element(By.CSS_SELECTOR, "input[name=flow]").send_keys("ui big map")
     browser.find_element(By.CSS_SELECTOR, ".filters button").click()
     wait_for(browser, lambda d: "flow=ui+big+map" in d.current_url, "the filtered list")
-    assert [r.get_attribute("data-run-id") for r in browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr")] == [world.big_map]
+    assert [
+        r.get_attribute("data-run-id")
+        for r in browser.find_elements(By.CSS_SELECTOR, "#runs tbody tr")
+    ] == [world.big_map]
 
 
-def test_run_page_shows_the_graph_and_the_counts_of_a_1000_child_map(browser: WebDriver, server: str, world: World, shots: Path) -> None:
+def test_run_page_shows_the_graph_and_the_counts_of_a_1000_child_map(
+    browser: WebDriver, server: str, world: World, shots: Path
+) -> None:
     browser.get(server)
     browser.find_element(By.CSS_SELECTOR, f"tr[data-run-id='{world.big_map}'] a.run-link").click()
     wait_for(browser, lambda d: d.current_url.endswith(f"/runs/{world.big_map}"), "the run page")
     assert text_of(browser, "#run-state") == "Success"
-    labels = [node.text for node in browser.find_elements(By.CSS_SELECTOR, "#graph svg #node-1 text")]
+    labels = [
+        node.text for node in browser.find_elements(By.CSS_SELECTOR, "#graph svg #node-1 text")
+    ]
     assert labels == ["_plus <map>", "1000 Success", "1000 of 1000 done"]
     fill = browser.find_element(By.CSS_SELECTOR, "#graph svg #node-1 polygon").get_attribute("fill")
     assert fill == "#28a745"  # Success's colour
@@ -217,7 +240,9 @@ def test_run_page_shows_the_graph_and_the_counts_of_a_1000_child_map(browser: We
     assert browser.current_url.endswith("#task-1")
 
 
-def test_a_malicious_task_name_renders_as_text(browser: WebDriver, server: str, world: World, shots: Path) -> None:
+def test_a_malicious_task_name_renders_as_text(
+    browser: WebDriver, server: str, world: World, shots: Path
+) -> None:
     browser.get(f"{server}runs/{world.demo}")
     assert no_alert(browser)
     names = [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#tasks a.task-name")]
@@ -234,7 +259,9 @@ def test_a_malicious_task_name_renders_as_text(browser: WebDriver, server: str, 
     assert text_of(browser, "h1").startswith(flows.XSS_NAME) and no_alert(browser)
 
 
-def test_a_live_run_updates_its_page_and_the_list_without_a_reload(browser: WebDriver, server: str, world: World, shots: Path) -> None:
+def test_a_live_run_updates_its_page_and_the_list_without_a_reload(
+    browser: WebDriver, server: str, world: World, shots: Path
+) -> None:
     project = world.directory / "live"
     path = flows.write_flow(project, flows.LIVE)
     assert SCRIPT is not None
@@ -255,7 +282,11 @@ def test_a_live_run_updates_its_page_and_the_list_without_a_reload(browser: WebD
 
         run_id = eventually(two_done, what="two children of the live run")
         browser.get(f"{server}runs/{run_id}")
-        wait_for(browser, lambda d: text_of(d, "#run-state") in ("Pending", "Running"), "the run in progress")
+        wait_for(
+            browser,
+            lambda d: text_of(d, "#run-state") in ("Pending", "Running"),
+            "the run in progress",
+        )
         wait_for(browser, lambda d: "2 Success" in task_state(d, "work"), "2 successful children")
         browser.execute_script("window.flowcoreTestMarker = 'same page'")
         snap(browser, shots, "ui-run-live.png")
@@ -263,17 +294,27 @@ def test_a_live_run_updates_its_page_and_the_list_without_a_reload(browser: WebD
         browser.switch_to.new_window("tab")  # the runs list, in a tab of its own
         browser.get(server)
         row_state = f"tr[data-run-id='{run_id}'] .state"
-        wait_for(browser, lambda d: text_of(d, row_state) in ("Pending", "Running"), "the run in progress in the list")
+        wait_for(
+            browser,
+            lambda d: text_of(d, row_state) in ("Pending", "Running"),
+            "the run in progress in the list",
+        )
         browser.execute_script("window.flowcoreTestMarker = 'same list'")
         (project / "release").touch()
-        wait_for(browser, lambda d: text_of(d, row_state) == "Success", "the run's Success in the list")
-        assert browser.execute_script("return window.flowcoreTestMarker") == "same list"  # not reloaded
+        wait_for(
+            browser, lambda d: text_of(d, row_state) == "Success", "the run's Success in the list"
+        )
+        assert (
+            browser.execute_script("return window.flowcoreTestMarker") == "same list"
+        )  # not reloaded
         browser.close()
         browser.switch_to.window(run_page)
         wait_for(browser, lambda d: text_of(d, "#run-state") == "Success", "the run's Success")
         wait_for(browser, lambda d: "4 Success" in task_state(d, "work"), "4 successful children")
         wait_for(browser, lambda d: "4 Success" in text_of(d, "#graph"), "the graph's new counts")
-        assert browser.execute_script("return window.flowcoreTestMarker") == "same page"  # not reloaded
+        assert (
+            browser.execute_script("return window.flowcoreTestMarker") == "same page"
+        )  # not reloaded
         assert text_of(browser, "#run-ended") != "-"
         assert process.wait(timeout=WAIT) == 0
     finally:
@@ -282,13 +323,22 @@ def test_a_live_run_updates_its_page_and_the_list_without_a_reload(browser: WebD
             process.wait()
 
 
-def test_the_resume_button_resumes_a_failed_run(browser: WebDriver, server: str, world: World, shots: Path) -> None:
+def test_the_resume_button_resumes_a_failed_run(
+    browser: WebDriver, server: str, world: World, shots: Path
+) -> None:
     browser.get(f"{server}runs/{world.resumable}")
     assert text_of(browser, "#run-state") == "Failed"
     assert "1 Failed" in task_state(browser, "square")
     browser.find_element(By.ID, "resume-button").click()
     wait_for(browser, lambda d: "/resumes/" in d.current_url, "the resume job")
-    link = wait_for(browser, lambda d: d.find_element(By.ID, "new-run-link").is_displayed() and d.find_element(By.ID, "new-run-link"), "the new run's link")
+    link = wait_for(
+        browser,
+        lambda d: (
+            d.find_element(By.ID, "new-run-link").is_displayed()
+            and d.find_element(By.ID, "new-run-link")
+        ),
+        "the new run's link",
+    )
     wait_for(browser, lambda d: "succeeded" in text_of(d, "#job-status"), "the job's success")
     snap(browser, shots, "ui-resume.png")
     new_run = link.text
@@ -298,11 +348,17 @@ def test_the_resume_button_resumes_a_failed_run(browser: WebDriver, server: str,
     assert "5 Success" in task_state(browser, "square")
     assert browser.find_element(By.ID, "resumed-from").text == world.resumable
     browser.find_element(By.ID, "resumed-from").click()
-    wait_for(browser, lambda d: d.current_url.endswith(f"/runs/{world.resumable}"), "the resumed run's page")
+    wait_for(
+        browser,
+        lambda d: d.current_url.endswith(f"/runs/{world.resumable}"),
+        "the resumed run's page",
+    )
     assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "a.resumed-by")] == [new_run]
 
 
-def test_a_cache_entry_is_deleted(browser: WebDriver, server: str, world: World, shots: Path) -> None:
+def test_a_cache_entry_is_deleted(
+    browser: WebDriver, server: str, world: World, shots: Path
+) -> None:
     browser.get(server + "caches")
     rows = browser.find_elements(By.CSS_SELECTOR, "#caches tbody tr.entry")
     assert len(rows) == 3 and all("_double" in row.text and "doubler" in row.text for row in rows)

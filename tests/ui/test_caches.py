@@ -45,13 +45,18 @@ def test_api_caches_lists_entries_with_age_size_and_expiry(caches: TestClient) -
     body = caches.get("/api/caches").json()
     assert body["problem"] is None and body["store"].endswith("caches")
     entries = body["entries"]
-    assert [(e["task"], e["flow"]) for e in entries] == [("<i>total</i>", "etl")] * 2 + [("load", "etl")] * 2
+    assert [(e["task"], e["flow"]) for e in entries] == [("<i>total</i>", "etl")] * 2 + [
+        ("load", "etl")
+    ] * 2
     assert all(set(e) == ENTRY_KEYS for e in entries)
     loads = [e for e in entries if e["task"] == "load"]
     assert sorted(e["size"] for e in loads)[1] > 2000 and all(0 <= e["age"] < 600 for e in loads)
     assert all(3500 < e["expires_in"] <= 3600 and not e["expired"] for e in loads)
     assert body["total_bytes"] == sum(e["size"] or 0 for e in entries)
-    assert [e["task"] for e in caches.get("/api/caches?task=load").json()["entries"]] == ["load", "load"]
+    assert [e["task"] for e in caches.get("/api/caches?task=load").json()["entries"]] == [
+        "load",
+        "load",
+    ]
     assert caches.get("/api/caches?flow=other").json()["entries"] == []
 
 
@@ -66,24 +71,43 @@ def test_caches_page_escapes_and_shows_age_size_expiry(caches: TestClient) -> No
 def test_delete_one_entry(caches: TestClient) -> None:
     entry = caches.get("/api/caches?task=load").json()["entries"][0]
     csrf = csrf_of(caches)
-    done = caches.post("/caches/delete", data={"csrf_token": csrf, "key": entry["key"], "record_id": entry["record_id"]})
+    done = caches.post(
+        "/caches/delete",
+        data={"csrf_token": csrf, "key": entry["key"], "record_id": entry["record_id"]},
+    )
     assert done.status_code == 303 and done.headers["location"].startswith("/caches?notice=")
-    assert "Deleted the entry of &#39;load&#39; with key load" in caches.get(done.headers["location"]).text
+    assert (
+        "Deleted the entry of &#39;load&#39; with key load"
+        in caches.get(done.headers["location"]).text
+    )
     left = caches.get("/api/caches").json()["entries"]
-    assert len(left) == 3 and entry["record_id"] not in {e["record_id"] for e in left if e["task"] == "load"}
-    again = caches.post("/caches/delete", data={"csrf_token": csrf, "key": entry["key"], "record_id": entry["record_id"]})
+    assert len(left) == 3 and entry["record_id"] not in {
+        e["record_id"] for e in left if e["task"] == "load"
+    }
+    again = caches.post(
+        "/caches/delete",
+        data={"csrf_token": csrf, "key": entry["key"], "record_id": entry["record_id"]},
+    )
     assert again.status_code == 404
     assert caches.post("/caches/delete", data={"csrf_token": csrf}).status_code == 400
-    assert caches.get("/caches?notice=made-up").status_code == 200  # an unknown notice shows nothing
+    assert (
+        caches.get("/caches?notice=made-up").status_code == 200
+    )  # an unknown notice shows nothing
 
 
 def test_gc_with_limits(caches: TestClient) -> None:
     csrf = csrf_of(caches)
-    assert caches.post("/caches/gc", data={"csrf_token": csrf, "max_age": "soon"}).status_code == 400
-    assert caches.post("/caches/gc", data={"csrf_token": csrf, "max_entries": "-1"}).status_code == 400
+    assert (
+        caches.post("/caches/gc", data={"csrf_token": csrf, "max_age": "soon"}).status_code == 400
+    )
+    assert (
+        caches.post("/caches/gc", data={"csrf_token": csrf, "max_entries": "-1"}).status_code == 400
+    )
     kept = caches.post("/caches/gc", data={"csrf_token": csrf, "max_age": "7d"})
     assert "removed 0 entries" in caches.get(kept.headers["location"]).text
-    done = caches.post("/caches/gc", data={"csrf_token": csrf, "max_entries": "1", "max_size": "1GB"})
+    done = caches.post(
+        "/caches/gc", data={"csrf_token": csrf, "max_entries": "1", "max_size": "1GB"}
+    )
     assert done.status_code == 303
     assert "Garbage collection removed 3 entries" in caches.get(done.headers["location"]).text
     assert len(caches.get("/api/caches").json()["entries"]) == 1

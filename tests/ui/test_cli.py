@@ -70,23 +70,35 @@ def test_another_host_needs_a_token(recorded: Recorded) -> None:
         capture_output=True, text=True, timeout=60, env={k: v for k, v in os.environ.items() if k != "FLOWCORE__UI__TOKEN"},
     )  # fmt: skip
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.startswith("Error: --host 0.0.0.0 lets other machines reach the UI: give a token with --token")
+    assert done.stderr.startswith(
+        "Error: --host 0.0.0.0 lets other machines reach the UI: give a token with --token"
+    )
 
 
 def test_a_port_in_use_is_one_line(recorded: Recorded) -> None:
     with serving("--store", str(recorded.path)) as url:
         port = url.rsplit(":", 1)[1].strip("/")
         assert SCRIPT is not None
-        done = subprocess.run([SCRIPT, "ui", "--store", str(recorded.path), "--port", port], capture_output=True, text=True, timeout=60)
+        done = subprocess.run(
+            [SCRIPT, "ui", "--store", str(recorded.path), "--port", port],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert done.returncode == 1 and f"Error: Cannot listen on 127.0.0.1:{port}" in done.stderr
         assert done.stderr.count("\n") == 1
 
 
 def test_without_the_ui_extra_it_names_the_extra(tmp_path: Path) -> None:
-    hide = "import sys; sys.modules['starlette'] = None; from flowcore.cli import main; main(['ui'])"
+    hide = (
+        "import sys; sys.modules['starlette'] = None; from flowcore.cli import main; main(['ui'])"
+    )
     done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, timeout=60)
     assert done.returncode == 1
-    assert done.stderr.strip() == "Error: flowcore ui needs the 'starlette' package: pip install 'flowcore[ui]'"
+    assert (
+        done.stderr.strip()
+        == "Error: flowcore ui needs the 'starlette' package: pip install 'flowcore[ui]'"
+    )
 
 
 @pytest.mark.parametrize("args", [["--port", "70000"], ["--nope"]])

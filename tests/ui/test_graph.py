@@ -44,17 +44,28 @@ def test_web_nodes_have_ids_links_and_a_progress_bar() -> None:
     assert "6 Success, 1 Failed, 1 Running" in texts and "7 of 10 done" in texts
     ids = {g.get("id") for g in root.iter("{http://www.w3.org/2000/svg}g")}
     assert {"node-0", "node-1"} <= ids
-    links = {a.get("{http://www.w3.org/1999/xlink}href") for a in root.iter("{http://www.w3.org/2000/svg}a")}
+    links = {
+        a.get("{http://www.w3.org/1999/xlink}href")
+        for a in root.iter("{http://www.w3.org/2000/svg}a")
+    }
     assert links == {"#task-0", "#task-1"}
     node = next(g for g in root.iter("{http://www.w3.org/2000/svg}g") if g.get("id") == "node-1")
-    bar = [p.get("fill") for p in node.iter("{http://www.w3.org/2000/svg}polygon") if p.get("stroke") == "transparent"]
-    assert bar == [state_color(s) for s in ("Success", "Running", "Failed")] + ["#d0d0d0"]  # then not yet
+    bar = [
+        p.get("fill")
+        for p in node.iter("{http://www.w3.org/2000/svg}polygon")
+        if p.get("stroke") == "transparent"
+    ]
+    assert bar == [state_color(s) for s in ("Success", "Running", "Failed")] + [
+        "#d0d0d0"
+    ]  # then not yet
     assert _plain_svg(svg[svg.index("<svg") :])
 
 
 def test_plain_drawing_is_unchanged_for_visualize() -> None:
     svg = _svg()
-    assert "6 Success, 1 Failed, 1 Running" in svg and "of 10 done" not in svg and "node-1" not in svg
+    assert (
+        "6 Success, 1 Failed, 1 Running" in svg and "of 10 done" not in svg and "node-1" not in svg
+    )
     assert "&lt;script&gt;" in svg and "<script>" not in svg
 
 

@@ -32,7 +32,9 @@ def test_api_runs_lists_newest_first_with_counts(client: TestClient, recorded: R
 
 
 def test_api_runs_filters_and_pages(client: TestClient, recorded: Recorded) -> None:
-    assert [r["run_id"] for r in client.get("/api/runs?flow=ui+demo").json()["runs"]] == [recorded.demo]
+    assert [r["run_id"] for r in client.get("/api/runs?flow=ui+demo").json()["runs"]] == [
+        recorded.demo
+    ]
     failed = client.get("/api/runs?state=failed").json()  # any case, as the CLI
     assert failed["total"] == 1 and failed["runs"][0]["run_id"] == recorded.demo
     nothing = client.get("/api/runs?flow=nope").json()
@@ -52,11 +54,16 @@ def test_runs_page_pager_and_filter_form(client: TestClient, recorded: Recorded)
     assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
     assert "Runs 3–4 of 6" in page.text and "page 2 of 3" in page.text
     assert "data-runs-live" not in page.text  # every run shown is finished: nothing to refresh
-    assert 'href="/?page=1&amp;per_page=2"' in page.text and 'href="/?page=3&amp;per_page=2"' in page.text
+    assert (
+        'href="/?page=1&amp;per_page=2"' in page.text
+        and 'href="/?page=3&amp;per_page=2"' in page.text
+    )
     assert recorded.ok[2][:8] in page.text and recorded.ok[1][:8] in page.text
     assert recorded.ok[4][:8] not in page.text
     filtered = client.get("/?state=Failed")
-    assert "<option selected>Failed</option>" in filtered.text and recorded.demo[:8] in filtered.text
+    assert (
+        "<option selected>Failed</option>" in filtered.text and recorded.demo[:8] in filtered.text
+    )
     assert "No runs match." in client.get("/?flow=nope").text
 
 
@@ -66,28 +73,52 @@ def test_bad_query_values_are_400(client: TestClient) -> None:
         assert answer.status_code == 400, query
         assert answer.json()["error"].startswith(query.split("=")[0])
     page = client.get("/?page=zero")
-    assert page.status_code == 400 and "page must be a whole number, not &#39;zero&#39;" in page.text
+    assert (
+        page.status_code == 400 and "page must be a whole number, not &#39;zero&#39;" in page.text
+    )
 
 
 def test_api_run_has_tasks_history_logs_and_colors(client: TestClient, recorded: Recorded) -> None:
     run = client.get(f"/api/runs/{recorded.demo}").json()
-    assert RUN_KEYS <= set(run) and {"history", "tasks", "logs", "resumed_by", "colors", "resume_jobs"} <= set(run)
+    assert RUN_KEYS <= set(run) and {
+        "history",
+        "tasks",
+        "logs",
+        "resumed_by",
+        "colors",
+        "resume_jobs",
+    } <= set(run)
     n, spooky, square = run["tasks"]
-    assert (n["task"], n["state"]) == ("n", "Success") and [t["index"] for t in run["tasks"]] == [0, 1, 2]
+    assert (n["task"], n["state"]) == ("n", "Success") and [t["index"] for t in run["tasks"]] == [
+        0,
+        1,
+        2,
+    ]
     assert TASK_KEYS <= set(spooky)
-    assert (spooky["task"], spooky["state"], spooky["mapped"], spooky["children"]) == (XSS_NAME, "Success", False, {})
+    assert (spooky["task"], spooky["state"], spooky["mapped"], spooky["children"]) == (
+        XSS_NAME,
+        "Success",
+        False,
+        {},
+    )
     assert spooky["history"][-1]["state"] == "Success"
     assert any(line["message"] == XSS_LOG for line in spooky["logs"])
     assert square["mapped"] and square["state"] == "Mapped" and square["n_map_states"] == 4
-    assert square["children"] == {"Success": 3, "Failed": 1} and square["done"] == square["total"] == 4
+    assert (
+        square["children"] == {"Success": 3, "Failed": 1} and square["done"] == square["total"] == 4
+    )
     assert square["started"] <= square["ended"] and square["duration"] >= 0  # its children's span
     assert square["url"] == f"/runs/{recorded.demo}/tasks/{quote(square['slug'], safe='')}"
     assert run["history"][-1]["state"] == "Failed" and run["history"][-1]["task_slug"] is None
     assert run["colors"]["Failed"] == "#eb0000" and run["resumed_by"] == []
-    assert client.get(f"/api/runs/{recorded.demo[:8]}").json()["run_id"] == recorded.demo  # a prefix
+    assert (
+        client.get(f"/api/runs/{recorded.demo[:8]}").json()["run_id"] == recorded.demo
+    )  # a prefix
 
 
-def test_run_page_escapes_names_messages_and_log_lines(client: TestClient, recorded: Recorded) -> None:
+def test_run_page_escapes_names_messages_and_log_lines(
+    client: TestClient, recorded: Recorded
+) -> None:
     page = client.get(f"/runs/{recorded.demo}")
     assert page.status_code == 200
     text = page.text
@@ -100,7 +131,9 @@ def test_run_page_escapes_names_messages_and_log_lines(client: TestClient, recor
     assert text.count("<script") == 1  # ui.js, and nothing else
 
 
-def test_task_page_lists_children_and_a_childs_history(client: TestClient, recorded: Recorded) -> None:
+def test_task_page_lists_children_and_a_childs_history(
+    client: TestClient, recorded: Recorded
+) -> None:
     run = client.get(f"/api/runs/{recorded.demo}").json()
     square = run["tasks"][2]
     task = client.get("/api" + square["url"]).json()
@@ -110,7 +143,10 @@ def test_task_page_lists_children_and_a_childs_history(client: TestClient, recor
     assert [(c["map_index"], c["state"]) for c in failed["children"]] == [(2, "Failed")]
     assert XSS_MESSAGE in failed["children"][0]["message"]
     child = client.get("/api" + square["url"] + "?map_index=2").json()
-    assert child["child"]["state"] == "Failed" and [t["state"] for t in child["history"]][-1] == "Failed"
+    assert (
+        child["child"]["state"] == "Failed"
+        and [t["state"] for t in child["history"]][-1] == "Failed"
+    )
     page = client.get(square["url"] + "?map_index=2")
     assert page.status_code == 200 and XSS_MESSAGE not in page.text and "&lt;img src=x" in page.text
     spooky = client.get(run["tasks"][1]["url"])
@@ -130,7 +166,12 @@ def test_unknown_things_are_404(client: TestClient, recorded: Recorded) -> None:
     assert client.get("/api/runs/nope-nope").json()["error"].startswith("No run 'nope-nope'")
     page = client.get("/runs/nope-nope")
     assert page.status_code == 404 and "No run &#39;nope-nope&#39;" in page.text
-    assert client.get(f"/runs/{recorded.demo}/graph.svg".replace(recorded.demo, "nope-nope")).status_code == 404
+    assert (
+        client.get(
+            f"/runs/{recorded.demo}/graph.svg".replace(recorded.demo, "nope-nope")
+        ).status_code
+        == 404
+    )
     assert client.get(f"/api/runs/{recorded.demo}/tasks/nope").status_code == 404
     assert client.get("/api/resumes/0123456789abcdef").status_code == 404
     assert client.get("/no/such/page").status_code == 404

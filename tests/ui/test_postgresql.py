@@ -17,7 +17,10 @@ def test_runs_and_a_run_from_postgresql(postgresql_url: str) -> None:  # noqa: F
     assert [r["run_id"] for r in listed["runs"]] == [ok, demo] and listed["total"] == 2
     assert client.get("/api/runs?state=Failed").json()["runs"][0]["run_id"] == demo
     run = client.get(f"/api/runs/{demo[:8]}").json()
-    assert {t["task"]: t["children"] for t in run["tasks"]}["_square"] == {"Success": 3, "Failed": 1}
+    assert {t["task"]: t["children"] for t in run["tasks"]}["_square"] == {
+        "Success": 3,
+        "Failed": 1,
+    }
     page = client.get(f"/runs/{demo}")
     assert page.status_code == 200 and "postgresql+psycopg://" in page.text
     assert flows.XSS_NAME not in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text

@@ -23,7 +23,9 @@ def test_without_the_token_every_request_is_401(guarded: TestClient, recorded: R
     assert guarded.get("/static/ui.js").status_code == 401
     assert guarded.get("/", headers={"Authorization": "Bearer wrong"}).status_code == 401
     assert guarded.get("/?token=wrong").status_code == 401
-    assert guarded.get("/", headers={"Cookie": f"flowcore_ui_session={TOKEN}"}).status_code == 401  # not the token itself
+    assert (
+        guarded.get("/", headers={"Cookie": f"flowcore_ui_session={TOKEN}"}).status_code == 401
+    )  # not the token itself
 
 
 def test_a_bearer_header_carries_the_token(guarded: TestClient) -> None:
@@ -41,6 +43,7 @@ def test_the_token_url_sets_a_cookie_and_drops_the_token(guarded: TestClient) ->
     assert page.status_code == 200 and "Runs 1–5 of 5" in page.text
     assert guarded.get("/api/runs").status_code == 200
 
+
 def test_the_token_url_redirects_within_the_ui(recorded: Recorded) -> None:
     fresh = client_for(recorded.store, token=TOKEN)
     elsewhere = fresh.get(f"http://127.0.0.1//evil.example/?token={TOKEN}")
@@ -57,7 +60,9 @@ def test_a_loopback_ui_answers_loopback_host_names_only(client: TestClient) -> N
 
 def test_a_ui_with_a_token_on_another_address_answers_any_host(recorded: Recorded) -> None:
     remote = client_for(recorded.store, token=TOKEN, loopback_only=False)
-    answer = remote.get("/api/runs", headers={"Host": "ui.example:4200", "Authorization": f"Bearer {TOKEN}"})
+    answer = remote.get(
+        "/api/runs", headers={"Host": "ui.example:4200", "Authorization": f"Bearer {TOKEN}"}
+    )
     assert answer.status_code == 200
 
 
@@ -72,9 +77,13 @@ def test_posts_need_the_csrf_token(client: TestClient) -> None:
 
 def test_cross_site_posts_are_refused(client: TestClient) -> None:
     csrf = csrf_of(client)
-    other = client.post("/caches/gc", data={"csrf_token": csrf}, headers={"Origin": "http://evil.example"})
+    other = client.post(
+        "/caches/gc", data={"csrf_token": csrf}, headers={"Origin": "http://evil.example"}
+    )
     assert other.status_code == 403 and "Origin" in other.text
-    site = client.post("/caches/gc", data={"csrf_token": csrf}, headers={"Sec-Fetch-Site": "cross-site"})
+    site = client.post(
+        "/caches/gc", data={"csrf_token": csrf}, headers={"Sec-Fetch-Site": "cross-site"}
+    )
     assert site.status_code == 403
     same = client.post(
         "/caches/gc", data={"csrf_token": csrf},
@@ -100,14 +109,18 @@ def test_forms_must_be_urlencoded_and_small(client: TestClient) -> None:
 
 def test_a_bearer_request_needs_no_csrf_token(recorded: Recorded) -> None:
     remote = client_for(recorded.store, token=TOKEN)
-    answer = remote.post(f"/runs/{recorded.ok[0]}/resume", headers={"Authorization": f"Bearer {TOKEN}"})
+    answer = remote.post(
+        f"/runs/{recorded.ok[0]}/resume", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
     assert answer.status_code == 409  # past the CSRF check: a successful run is not resumed
     cookie_only = client_for(recorded.store, token=TOKEN)
     cookie_only.get(f"/?token={TOKEN}")
     assert cookie_only.post(f"/runs/{recorded.ok[0]}/resume").status_code == 403
 
 
-def test_resume_refuses_runs_that_did_not_fail_or_have_no_source(client: TestClient, recorded: Recorded) -> None:
+def test_resume_refuses_runs_that_did_not_fail_or_have_no_source(
+    client: TestClient, recorded: Recorded
+) -> None:
     csrf = csrf_of(client)
     succeeded = client.post(f"/runs/{recorded.ok[0]}/resume", data={"csrf_token": csrf})
     assert succeeded.status_code == 409 and "only a failed or crashed run" in succeeded.text

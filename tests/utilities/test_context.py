@@ -253,7 +253,9 @@ def test_detached_context_follows_this_modules_config(monkeypatch: pytest.Monkey
 
     subsection = Config(password="1234")
     monkeypatch.setattr(
-        context_module, "config", Config(context=Config(subsection=subsection, key1="v1", key2="v2"))
+        context_module,
+        "config",
+        Config(context=Config(subsection=subsection, key1="v1", key2="v2")),
     )
     fresh = Context(key2="new")
     assert (fresh.key1, fresh.key2, fresh.subsection) == ("v1", "new", subsection)

@@ -70,15 +70,21 @@ def test_mapped_children_log_under_their_full_name(logs: pytest.LogCaptureFixtur
         chatty.map([10, 20])
     flow.run()
     user = [(r.name, r.getMessage()) for r in logs.records if r.getMessage().startswith("value")]
-    assert sorted(user) == [("flowcore.chatty[0]", "value is 10"), ("flowcore.chatty[1]", "value is 20")]
+    assert sorted(user) == [
+        ("flowcore.chatty[0]", "value is 10"),
+        ("flowcore.chatty[1]", "value is 20"),
+    ]
 
 
 def test_records_carry_the_run_context(logs: pytest.LogCaptureFixture) -> None:
     with Flow("attrs") as flow:
         chatty(1)
     flow.run()
-    for message in ("value is 1", "Task 'chatty': Starting task run...",
-                    "Task 'chatty': Finished task run for task with final state: 'Success'"):
+    for message in (
+        "value is 1",
+        "Task 'chatty': Starting task run...",
+        "Task 'chatty': Finished task run for task with final state: 'Success'",
+    ):
         (record,) = [r for r in logs.records if r.getMessage() == message]
         assert record.flow_name == "attrs"  # type: ignore[attr-defined]
         assert record.task_name == "chatty"  # type: ignore[attr-defined]
@@ -154,7 +160,13 @@ def test_a_handler_on_a_task_logger_sees_the_run_context() -> None:
 
     class Recorder(logging.Handler):
         def emit(self, record: logging.LogRecord) -> None:
-            seen.append((record.name, getattr(record, "flow_name", None), getattr(record, "task_name", None)))
+            seen.append(
+                (
+                    record.name,
+                    getattr(record, "flow_name", None),
+                    getattr(record, "task_name", None),
+                )
+            )
 
     @task
     def noisy_task_for_logging() -> None:

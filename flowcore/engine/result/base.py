@@ -153,7 +153,9 @@ class Result:
             try:
                 return self.read(rendered)
             except Exception as exc:
-                raise UnreadableValueError(f"{cls.__name__}: the value at {rendered!r} cannot be read: {exc!r}") from exc
+                raise UnreadableValueError(
+                    f"{cls.__name__}: the value at {rendered!r} cannot be read: {exc!r}"
+                ) from exc
         full = self._place(rendered, _literal(location), f"template {location!r}")
         try:
             data = self._read_bytes_if_exists(full)
@@ -163,7 +165,9 @@ class Result:
         except ResultNotImplementedError:
             raise  # no storage at all: not a value that cannot be read
         except Exception as exc:
-            raise UnreadableValueError(f"{cls.__name__}: the value at {rendered!r} cannot be read: {exc!r}") from exc
+            raise UnreadableValueError(
+                f"{cls.__name__}: the value at {rendered!r} cannot be read: {exc!r}"
+            ) from exc
         new = self.copy()
         new.value, new.location = value, rendered
         return new
@@ -282,7 +286,12 @@ class Result:
         else:  # no directory in the template: bounded by the root itself
             bound_location, bound = self._join("", False), self._canonical_root()
         target = self._canonical(full)
-        if (rendered.startswith("~") and not home) or bound is None or target is None or not _inside(bound, target):
+        if (
+            (rendered.startswith("~") and not home)
+            or bound is None
+            or target is None
+            or not _inside(bound, target)
+        ):
             raise self._escape(rendered, source, bound_location or self._describe_root())
         return full
 
@@ -442,4 +451,6 @@ def _format_template(template: str, kwargs: dict[str, Any], owner: str) -> str:
             f"known keys: {known}"
         ) from None
     except (IndexError, ValueError) as exc:
-        raise ValueError(f"{owner} location template {template!r} cannot be formatted: {exc}") from None
+        raise ValueError(
+            f"{owner} location template {template!r} cannot be formatted: {exc}"
+        ) from None

@@ -56,7 +56,9 @@ class LocalResult(Result):
     writing process is killed; see the module docstring for the write protocol.
     """
 
-    def __init__(self, dir: str | os.PathLike[str] | None = None, validate_dir: bool = True, **kwargs: Any) -> None:
+    def __init__(
+        self, dir: str | os.PathLike[str] | None = None, validate_dir: bool = True, **kwargs: Any
+    ) -> None:
         if dir is None:
             dir = os.path.join(os.path.expanduser(str(configuration.config.home_dir)), "results")
         dir = os.fspath(dir)
@@ -127,7 +129,7 @@ class LocalResult(Result):
             return real_root
         if not full.startswith(root + os.sep):
             return os.path.realpath(full)
-        below = full[len(root) + 1:]
+        below = full[len(root) + 1 :]
         path = real_root
         for part in below.split(os.sep):
             path = os.path.join(path, part)

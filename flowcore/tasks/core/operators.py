@@ -11,9 +11,24 @@ from typing import Any
 from flowcore.core.task import Task, no_default
 
 __all__ = [
-    "Add", "And", "Div", "Equal", "FloorDiv", "GetAttr", "GetItem", "GreaterThan",
-    "GreaterThanOrEqual", "LessThan", "LessThanOrEqual", "Mod", "Mul", "Not", "NotEqual",
-    "Or", "Pow", "Sub",
+    "Add",
+    "And",
+    "Div",
+    "Equal",
+    "FloorDiv",
+    "GetAttr",
+    "GetItem",
+    "GreaterThan",
+    "GreaterThanOrEqual",
+    "LessThan",
+    "LessThanOrEqual",
+    "Mod",
+    "Mul",
+    "Not",
+    "NotEqual",
+    "Or",
+    "Pow",
+    "Sub",
 ]
 
 

@@ -57,7 +57,8 @@ def test_checkpointing_on_writes_and_records_the_location(tmp_path: Path, switch
 
 def test_env_var_turns_checkpointing_on(tmp_path: Path) -> None:
     script = tmp_path / "run.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         from flowcore import Flow, task
         from flowcore.engine.results import LocalResult
 
@@ -68,8 +69,13 @@ def test_env_var_turns_checkpointing_on(tmp_path: Path) -> None:
         with Flow("env") as flow:
             one()
         assert flow.run().is_successful()
-    """))
-    env = {**os.environ, "FLOWCORE__FLOWS__CHECKPOINTING": "true", "PYTHONPATH": os.pathsep.join(sys.path)}
+    """)
+    )
+    env = {
+        **os.environ,
+        "FLOWCORE__FLOWS__CHECKPOINTING": "true",
+        "PYTHONPATH": os.pathsep.join(sys.path),
+    }
     subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=120)
     assert (tmp_path / "env.pkl").exists()
 
@@ -106,7 +112,9 @@ def test_parameters_are_checkpointed_as_json_text() -> None:
 
 def test_mapped_children_are_each_written(tmp_path: Path) -> None:
     with Flow("mapped") as flow:
-        out = double.map([1, 2, 3], task_args={"result": LocalResult(dir=tmp_path, location="m-{map_index}.pkl")})
+        out = double.map(
+            [1, 2, 3], task_args={"result": LocalResult(dir=tmp_path, location="m-{map_index}.pkl")}
+        )
     state = flow.run(context={"checkpointing": True})
     assert sorted(os.listdir(tmp_path)) == ["m-0.pkl", "m-1.pkl", "m-2.pkl"]
     assert [c._result.location for c in state.result[out].map_states] == [
@@ -119,20 +127,28 @@ class _Broken(Serializer):
         raise OSError("disk full")
 
 
-def test_a_failed_checkpoint_write_fails_the_task_loudly(tmp_path: Path, logs: pytest.LogCaptureFixture) -> None:
+def test_a_failed_checkpoint_write_fails_the_task_loudly(
+    tmp_path: Path, logs: pytest.LogCaptureFixture
+) -> None:
     flow, out = _flow(LocalResult(dir=tmp_path, location="d.pkl", serializer=_Broken()))
     state = flow.run(context={"checkpointing": True})
     task_state = state.result[out]
     assert isinstance(task_state, Failed) and state.is_failed()
     assert "could not checkpoint the result: OSError('disk full')" in str(task_state.message)
-    assert any("could not checkpoint" in r.getMessage() and r.levelname == "ERROR" for r in logs.records)
+    assert any(
+        "could not checkpoint" in r.getMessage() and r.levelname == "ERROR" for r in logs.records
+    )
 
 
 def test_an_escaping_location_from_a_parameter_fails_before_writing(tmp_path: Path) -> None:
     store = tmp_path / "store"
     with Flow("escape") as flow:
         name = Parameter("name")
-        out = double(2, upstream_tasks=[name], task_args={"result": LocalResult(dir=store, location="{name}.pkl")})
+        out = double(
+            2,
+            upstream_tasks=[name],
+            task_args={"result": LocalResult(dir=store, location="{name}.pkl")},
+        )
     state = flow.run(parameters={"name": "../outside"}, context={"checkpointing": True})
     assert state.result[out].is_failed()
     assert "escapes" in str(state.result[out].message)

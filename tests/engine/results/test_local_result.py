@@ -35,7 +35,9 @@ def test_a_dir_inside_the_home_dir_is_kept(tmp_path: Path) -> None:
     assert result.dir == str(tmp_path / "my-results")
 
 
-def test_validate_dir_makes_it_absolute_and_creates_it(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_validate_dir_makes_it_absolute_and_creates_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     result = LocalResult(dir="relative/out")
     assert result.dir == str(tmp_path / "relative" / "out") and os.path.isdir(result.dir)
@@ -81,7 +83,8 @@ def test_a_writer_killed_mid_write_leaves_no_file_at_the_target(tmp_path: Path) 
     a partial file, and the next run computes and writes it."""
     script = tmp_path / "writer.py"
     marker = tmp_path / "ran.txt"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         from flowcore import Flow, task
         from flowcore.engine.results import LocalResult
 
@@ -96,7 +99,8 @@ def test_a_writer_killed_mid_write_leaves_no_file_at_the_target(tmp_path: Path) 
 
         state = flow.run(context={{"checkpointing": True}})
         assert state.is_successful(), state
-    """))
+    """)
+    )
     store = tmp_path / "store"
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     process = subprocess.Popen([sys.executable, str(script)], env=env, stderr=subprocess.DEVNULL)
@@ -114,7 +118,9 @@ def test_a_writer_killed_mid_write_leaves_no_file_at_the_target(tmp_path: Path) 
     assert not (store / "big.bin").exists()
     assert marker.read_text() == "ran\n"
 
-    rerun = subprocess.run([sys.executable, str(script)], env=env, stderr=subprocess.PIPE, timeout=120)
+    rerun = subprocess.run(
+        [sys.executable, str(script)], env=env, stderr=subprocess.PIPE, timeout=120
+    )
     assert rerun.returncode == 0, rerun.stderr.decode()[-2000:]
     assert marker.read_text() == "ran\nran\n"
     assert (store / "big.bin").stat().st_size > 300 * 1024 * 1024
@@ -194,7 +200,9 @@ def test_an_absolute_template_confines_its_values_to_its_literal_directory(tmp_p
     assert sorted(os.listdir(tmp_path)) == ["root"]
 
 
-def test_an_absolute_location_outside_the_root_is_refused_without_an_absolute_template(tmp_path: Path) -> None:
+def test_an_absolute_location_outside_the_root_is_refused_without_an_absolute_template(
+    tmp_path: Path,
+) -> None:
     result = LocalResult(dir=tmp_path / "root")
     outside = str(tmp_path / "x.pkl")
     with pytest.raises(LocationEscapeError):
@@ -202,25 +210,34 @@ def test_an_absolute_location_outside_the_root_is_refused_without_an_absolute_te
     with pytest.raises(LocationEscapeError):
         result.read(outside)
     inside = result.write_at(str(tmp_path / "root" / "x.pkl"), 1)
-    assert inside.location == str(tmp_path / "root" / "x.pkl") and result.read(inside.location).value == 1
+    assert (
+        inside.location == str(tmp_path / "root" / "x.pkl")
+        and result.read(inside.location).value == 1
+    )
 
 
 # -- writes: durable, atomic, and no leftovers ----------------------------------------
 
 
-def test_a_write_syncs_the_file_and_its_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_write_syncs_the_file_and_its_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     synced: list[str] = []
     real_fsync = os.fsync
 
     def recording_fsync(descriptor: int) -> None:
-        synced.append(os.readlink(f"/proc/self/fd/{descriptor}") if os.path.exists("/proc/self/fd") else "?")
+        synced.append(
+            os.readlink(f"/proc/self/fd/{descriptor}") if os.path.exists("/proc/self/fd") else "?"
+        )
         real_fsync(descriptor)
 
     monkeypatch.setattr(os, "fsync", recording_fsync)
     location = LocalResult(dir=tmp_path).write_bytes_at("d/x.bin", b"data")
     assert len(synced) == 2
     if synced[0] != "?":
-        assert synced[0].startswith(str(tmp_path / "d" / ".x.bin.")) and synced[1] == str(tmp_path / "d")
+        assert synced[0].startswith(str(tmp_path / "d" / ".x.bin.")) and synced[1] == str(
+            tmp_path / "d"
+        )
     assert Path(location).read_bytes() == b"data"
 
 
@@ -248,7 +265,11 @@ def test_remove_stale_temporaries_removes_only_old_temporaries(tmp_path: Path) -
     (tmp_path / "deep" / "er").mkdir(parents=True)
     old = [_temporary(tmp_path, "a.pkl", 7200), _temporary(tmp_path / "deep" / "er", "b.pkl", 4000)]
     fresh = _temporary(tmp_path, "c.pkl", 60)
-    lookalikes = [tmp_path / ".a.pkl.tmp", tmp_path / "a.pkl.0123456789ab.tmp", tmp_path / ".a.XYZ456789abc.tmp"]
+    lookalikes = [
+        tmp_path / ".a.pkl.tmp",
+        tmp_path / "a.pkl.0123456789ab.tmp",
+        tmp_path / ".a.XYZ456789abc.tmp",
+    ]
     for path in lookalikes:
         path.write_text("not ours")
         os.utime(path, (0, 0))
@@ -304,7 +325,9 @@ print(sum(name.endswith(".tmp") for _, _, names in os.walk(sys.argv[1]) for name
 """
 
 
-def test_writers_killed_mid_write_leave_only_temporaries_that_a_new_process_sweeps(tmp_path: Path) -> None:
+def test_writers_killed_mid_write_leave_only_temporaries_that_a_new_process_sweeps(
+    tmp_path: Path,
+) -> None:
     """SIGKILL a process 20 times while it rewrites a large value: the target is always
     absent or complete, and the next process's first write removes the old leftovers."""
     store, size = tmp_path / "store", 8 * 1024 * 1024
@@ -312,7 +335,9 @@ def test_writers_killed_mid_write_leave_only_temporaries_that_a_new_process_swee
     target = store / "big.bin"
     for _ in range(20):
         writer = subprocess.Popen(
-            [sys.executable, "-c", _KILLED_WRITER, str(store), str(size)], env=env, stdout=subprocess.PIPE
+            [sys.executable, "-c", _KILLED_WRITER, str(store), str(size)],
+            env=env,
+            stdout=subprocess.PIPE,
         )
         assert writer.stdout is not None and writer.stdout.readline() == b"ready\n"
         deadline = time.monotonic() + random.uniform(0.005, 0.15)
@@ -327,8 +352,14 @@ def test_writers_killed_mid_write_leave_only_temporaries_that_a_new_process_swee
     for path in leftovers:
         os.utime(path, (time.time() - 7200, time.time() - 7200))
     sweeper = subprocess.run(
-        [sys.executable, "-c", _SWEEPER, str(store)], env=env, capture_output=True, text=True, timeout=60
+        [sys.executable, "-c", _SWEEPER, str(store)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert sweeper.returncode == 0, sweeper.stderr[-2000:]
     assert sweeper.stdout.strip() == "0"
-    assert sorted(path.name for path in store.iterdir()) == sorted({"small.bin"} | ({"big.bin"} if target.exists() else set()))
+    assert sorted(path.name for path in store.iterdir()) == sorted(
+        {"small.bin"} | ({"big.bin"} if target.exists() else set())
+    )

@@ -73,7 +73,9 @@ def test_default_location_when_no_template(make_result: Factory) -> None:
     assert result.read(second.location).value == 2
 
 
-@pytest.mark.parametrize("serializer", [JSONSerializer(), CompressedSerializer(JSONSerializer(), format="gzip")])
+@pytest.mark.parametrize(
+    "serializer", [JSONSerializer(), CompressedSerializer(JSONSerializer(), format="gzip")]
+)
 def test_other_serializers(make_result: Factory, serializer: Any) -> None:
     result = make_result(location="data.json", serializer=serializer)
     written = result.write({"k": "v"})
@@ -131,7 +133,9 @@ def test_unreadable_bytes_raise_on_read(make_result: Factory) -> None:
     written = result.write("text")
     assert written.location is not None
     with pytest.raises(Exception):  # noqa: B017 - any deserialisation error
-        make_result(serializer=CompressedSerializer(JSONSerializer(), format="gzip")).read(written.location)
+        make_result(serializer=CompressedSerializer(JSONSerializer(), format="gzip")).read(
+            written.location
+        )
 
 
 def test_pickles_without_its_client_and_works_after(make_result: Factory) -> None:
@@ -177,7 +181,9 @@ def test_an_interpolated_home_is_not_expanded(make_result: Factory) -> None:
     assert result.list() == []
 
 
-def test_the_escape_message_names_the_class_location_template_root_and_fix(make_result: Factory) -> None:
+def test_the_escape_message_names_the_class_location_template_root_and_fix(
+    make_result: Factory,
+) -> None:
     result = make_result(location="safe/{name}.pkl")
     with pytest.raises(LocationEscapeError) as info:
         result.write("nope", name="../../out")
@@ -251,9 +257,15 @@ def test_delete_removes_and_reports_whether_something_was_there(make_result: Fac
 
 def test_list_returns_every_stored_location_recursively(make_result: Factory) -> None:
     result = make_result()
-    written = {result.write_bytes_at(name, name.encode()): name for name in ("a/1", "a/b/2", "ab/3", "top")}
+    written = {
+        result.write_bytes_at(name, name.encode()): name for name in ("a/1", "a/b/2", "ab/3", "top")
+    }
     assert result.list() == sorted(written)
-    assert result.list("a") == result.list("a/") == sorted(k for k, v in written.items() if v.startswith("a/"))
+    assert (
+        result.list("a")
+        == result.list("a/")
+        == sorted(k for k, v in written.items() if v.startswith("a/"))
+    )
     assert [written[found] for found in result.list("a/b")] == ["a/b/2"]
     assert result.list("missing") == []
     for location in result.list():

@@ -34,7 +34,9 @@ def test_second_run_is_served_from_the_target(tmp_path: Path) -> None:
     calls: list[int] = []
     produce = _counted(calls)
     with Flow("targets") as flow:
-        out = produce(4, task_args={"result": LocalResult(dir=tmp_path), "target": "{task_name}-{x}.pkl"})
+        out = produce(
+            4, task_args={"result": LocalResult(dir=tmp_path), "target": "{task_name}-{x}.pkl"}
+        )
     first = flow.run(context=CHECKPOINTING)
     second = flow.run(context=CHECKPOINTING)
     assert calls == [4]
@@ -61,7 +63,11 @@ def test_templates_by_date_parameter_and_map_index(tmp_path: Path) -> None:
     template = "{date:%A}/{today}/{flow_name}/{p}/{task_name}-{map_index}.pkl"
     with Flow("templated") as flow:
         p = Parameter("p", default="alpha")
-        out = produce.map([1, 2], upstream_tasks=[p], task_args={"result": LocalResult(dir=tmp_path), "target": template})
+        out = produce.map(
+            [1, 2],
+            upstream_tasks=[p],
+            task_args={"result": LocalResult(dir=tmp_path), "target": template},
+        )
     context = {**CHECKPOINTING, "date": "2024-03-05T10:00:00+00:00"}
     state = flow.run(context=context)
     folder = tmp_path / "Tuesday" / "2024-03-05" / "templated" / "alpha"
@@ -90,7 +96,9 @@ def test_callable_target_output_is_not_formatted_twice(tmp_path: Path) -> None:
     assert calls == [5]
 
 
-def test_unreadable_target_is_a_warning_and_the_task_reruns(tmp_path: Path, logs: pytest.LogCaptureFixture) -> None:
+def test_unreadable_target_is_a_warning_and_the_task_reruns(
+    tmp_path: Path, logs: pytest.LogCaptureFixture
+) -> None:
     calls: list[int] = []
     produce = _counted(calls)
     with Flow("corrupt") as flow:
@@ -115,7 +123,9 @@ def test_a_target_without_a_storage_result_fails_clearly() -> None:
 
 def test_unknown_target_key_fails_naming_it(tmp_path: Path) -> None:
     with Flow("bad-key") as flow:
-        out = _counted([])(1, task_args={"result": LocalResult(dir=tmp_path), "target": "{nope}.pkl"})
+        out = _counted([])(
+            1, task_args={"result": LocalResult(dir=tmp_path), "target": "{nope}.pkl"}
+        )
     state = flow.run(context=CHECKPOINTING)
     assert state.result[out].is_failed()
     assert "unknown key 'nope'" in str(state.result[out].message)
@@ -125,7 +135,8 @@ def test_unknown_target_key_fails_naming_it(tmp_path: Path) -> None:
 def test_second_process_is_served_entirely_from_targets(tmp_path: Path) -> None:
     log = tmp_path / "executed.txt"
     script = tmp_path / "pipeline.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         from flowcore import Flow, Parameter, task
         from flowcore.engine.results import LocalResult
 
@@ -157,13 +168,18 @@ def test_second_process_is_served_entirely_from_targets(tmp_path: Path) -> None:
         state = flow.run(context={{"checkpointing": True}})
         assert state.is_successful(), state
         print("TOTAL", state.result[total].result, type(state.result[total]).__name__)
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    first = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    first = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert first.returncode == 0, first.stderr[-2000:]
     assert "TOTAL 14 Success" in first.stdout
     assert log.read_text().split() == ["extract"] + ["transform"] * 4 + ["load"]
-    second = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120)
+    second = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+    )
     assert second.returncode == 0, second.stderr[-2000:]
     assert "TOTAL 14 Cached" in second.stdout
     assert log.read_text().split() == ["extract"] + ["transform"] * 4 + ["load"]
@@ -176,7 +192,10 @@ def test_object_store_targets(backend: str, request: pytest.FixtureRequest) -> N
     calls: list[int] = []
     produce = _counted(calls)
     with Flow("cloud") as flow:
-        out = produce.map([1, 2], task_args={"result": result, "target": "runs/{today}/{task_name}-{map_index}.pkl"})
+        out = produce.map(
+            [1, 2],
+            task_args={"result": result, "target": "runs/{today}/{task_name}-{map_index}.pkl"},
+        )
     flow.run(context=CHECKPOINTING)
     today = pendulum.now("UTC").strftime("%Y-%m-%d")
     assert result.exists(f"runs/{today}/produce-1.pkl")
@@ -188,7 +207,8 @@ def test_object_store_targets(backend: str, request: pytest.FixtureRequest) -> N
 
 def test_object_store_target_in_a_new_process(s3_bucket: str, tmp_path: Path) -> None:
     script = tmp_path / "cloud.py"
-    script.write_text(textwrap.dedent(f"""
+    script.write_text(
+        textwrap.dedent(f"""
         import sys
         from flowcore import Flow, task
         from flowcore.engine.results import S3Result
@@ -202,9 +222,15 @@ def test_object_store_target_in_a_new_process(s3_bucket: str, tmp_path: Path) ->
             out = value()
         state = flow.run(context={{"checkpointing": True}})
         print(type(state.result[out]).__name__, state.result[out].result)
-    """))
+    """)
+    )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    runs = [subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120) for _ in range(2)]
+    runs = [
+        subprocess.run(
+            [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=120
+        )
+        for _ in range(2)
+    ]
     assert runs[0].returncode == 0 and runs[1].returncode == 0, runs[1].stderr[-2000:]
     assert "EXECUTED" in runs[0].stdout and "Success 42" in runs[0].stdout
     assert "EXECUTED" not in runs[1].stdout and "Cached 42" in runs[1].stdout
@@ -226,12 +252,18 @@ def _from_parameter(**kwargs: Any) -> str:
         (_from_parameter, "~/escaped"),
     ],
 )
-def test_a_target_from_a_parameter_cannot_leave_the_result_dir(tmp_path: Path, target: Any, value: str) -> None:
+def test_a_target_from_a_parameter_cannot_leave_the_result_dir(
+    tmp_path: Path, target: Any, value: str
+) -> None:
     calls: list[int] = []
     produce = _counted(calls)
     with Flow("escape") as flow:
         p = Parameter("p")
-        out = produce(1, upstream_tasks=[p], task_args={"result": LocalResult(dir=tmp_path / "r"), "target": target})
+        out = produce(
+            1,
+            upstream_tasks=[p],
+            task_args={"result": LocalResult(dir=tmp_path / "r"), "target": target},
+        )
     state = flow.run(parameters={"p": value}, context=CHECKPOINTING)
     assert state.result[out].is_failed() and "LocationEscapeError" in str(state.result[out].message)
     assert calls == [] and os.listdir(tmp_path) == ["r"] and os.listdir(tmp_path / "r") == []
