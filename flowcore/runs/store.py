@@ -21,8 +21,8 @@ has two sides that share one SQLAlchemy engine:
   calls the *tickers* (:meth:`RunStore.add_ticker`) and writes the events they return.
 
 * **Reading** is synchronous, on the caller's thread (:mod:`flowcore.runs.queries`). Before
-  answering, a read folds the journal into the tables (:func:`flowcore.runs.writes.fold`),
-  then looks for *crashed* runs: a run whose latest flow state is not finished,
+  answering, a read folds the journal of the runs it reads into the tables
+  (:func:`flowcore.runs.writes.fold`), and looks for *crashed* runs: a run whose latest flow state is not finished,
   whose heartbeat is older than ``crash_after`` (60 s), and whose driver is gone (on this
   host: its pid is not alive; on another host: the stale heartbeat is proof enough). Such a
   run, and its unfinished task runs, are set to ``Crashed`` in the database, with a message
@@ -445,7 +445,7 @@ class RunStore:
         """How many runs :meth:`list_runs` would list without a limit."""
         from flowcore.runs import queries
 
-        return self._read(lambda c: queries.count_runs(c, flow, _canonical(state)))
+        return self._read(lambda c: queries.count_runs(c, flow, _canonical(state)), [])
 
     def get_run(self, run_id: str) -> RunInfo | None:
         """The run ``run_id``, or the one run whose id starts with it (4 characters or more).
@@ -465,7 +465,7 @@ class RunStore:
         """The latest state of each task run and mapped child of the run, by task and index."""
         from flowcore.runs import queries
 
-        return self._read(lambda c: queries.task_runs(c, run_id))
+        return self._read(lambda c: queries.task_runs(c, run_id), [run_id])
 
     def transitions(
         self, run_id: str, task_slug: str | None = None, map_index: int | None = None
@@ -474,7 +474,7 @@ class RunStore:
         ``map_index`` narrow to one task (None: all)."""
         from flowcore.runs import queries
 
-        return self._read(lambda c: queries.transitions(c, run_id, task_slug, map_index))
+        return self._read(lambda c: queries.transitions(c, run_id, task_slug, map_index), [run_id])
 
     def logs(
         self, run_id: str, task_slug: str | None = None, limit: int | None = None
@@ -483,7 +483,7 @@ class RunStore:
         When lines were dropped over ``runs.max_log_lines``, the last line says how many."""
         from flowcore.runs import queries
 
-        return self._read(lambda c: queries.logs(c, run_id, task_slug, limit))
+        return self._read(lambda c: queries.logs(c, run_id, task_slug, limit), [run_id])
 
     def resumes_of(self, run_id: str) -> list[RunInfo]:
         """The runs that resumed run ``run_id`` (``flow.run(resume=...)``), newest first."""
@@ -511,31 +511,42 @@ class RunStore:
         most = max_runs if max_runs is not None else config.get_path("runs.max_runs")
         cutoff = _now() - timedelta(days=float(days)) if days else None
         engine = self._engine()
-        self._fold(engine)
         self._detect_crashes(engine)
         return database.write(
             engine, self.display, lambda c: writes.prune(c, cutoff, int(most) if most else None)
         )
 
-    def _read(self, query: Callable[[Connection], T]) -> T:
+    def _read(self, query: Callable[[Connection], T], run_ids: Sequence[str] | None = None) -> T:
+        """``query`` in a read transaction, after crash detection and after folding the
+        journal of the runs ``run_ids`` (None: of the runs the answer describes, found by
+        reading once more when the first answer's runs had journal rows)."""
         from flowcore.runs import database
 
         engine = self._engine()
-        self._fold(engine)
         self._detect_crashes(engine)
-        return database.read(engine, self.display, query)
+        if run_ids is not None:
+            self._fold(engine, run_ids)
+            return database.read(engine, self.display, query)
+        answer = database.read(engine, self.display, query)
+        if self._fold(engine, _run_ids_in(answer)):
+            answer = database.read(engine, self.display, query)
+        return answer
 
-    def _fold(self, engine: Engine) -> None:
-        """Fold what writers left in the journal into the tables (see
-        :mod:`flowcore.runs.writes`), when there is any."""
+    def _fold(self, engine: Engine, run_ids: Sequence[str]) -> bool:
+        """Fold the journal of the runs ``run_ids`` into the tables (see
+        :mod:`flowcore.runs.writes`); True when there was something to fold."""
         from flowcore.runs import database, writes
 
-        if not database.read(engine, self.display, writes.has_journal):
-            return
+        if not run_ids:
+            return False
+        pending = database.read(engine, self.display, lambda c: writes.pending_runs(c, run_ids))
+        if not pending:
+            return False
         limit = self.max_log_lines
         if limit is None:
             limit = int(config.get_path("runs.max_log_lines", 10_000))
-        database.write(engine, self.display, lambda conn: writes.fold(conn, limit))
+        database.write(engine, self.display, lambda conn: writes.fold(conn, limit, pending))
+        return True
 
     def _detect_crashes(self, engine: Engine) -> None:
         from flowcore.runs import database, queries
@@ -552,6 +563,7 @@ class RunStore:
                 f"the process driving this run (pid {run.pid} on {run.host or 'an unknown host'}) "
                 f"died: no heartbeat since {run.heartbeat:%Y-%m-%d %H:%M:%S} UTC"
             )
+            self._fold(engine, [run.run_id])  # its task runs, to mark the unfinished ones
             database.write(
                 engine,
                 self.display,
@@ -563,6 +575,15 @@ class RunStore:
 
 
 # -- helpers -------------------------------------------------------------------------------
+
+
+def _run_ids_in(answer: object) -> list[str]:
+    """The ids of the runs a read returned (a RunInfo, a list of them, or None)."""
+    if isinstance(answer, RunInfo):
+        return [answer.run_id]
+    if isinstance(answer, list):
+        return [item.run_id for item in answer if isinstance(item, RunInfo)]
+    return []
 
 
 def _canonical(state: str | None) -> str | None:

@@ -10,9 +10,10 @@ are (a few rows: ``flow_runs``, and the flow's own ``state_transitions``); its t
 and log lines, one or more per task run, go into ``run_journal`` as one row per run: a
 pickle of plain tuples (about 0.1 us a task run, in C), with no per-row work in Python.
 
-**Readers fold** (:func:`fold`) before they read: the journal rows are claimed (deleted,
-returning their contents) and turned into rows of the tables, in one transaction, so a row
-is folded once however many readers there are:
+**Readers fold** (:func:`fold`) the runs they are about to read, and only those: the
+runs' journal rows are claimed (deleted, returning their contents) and turned into rows of
+the tables, in one transaction, so a row is folded once however many readers there are
+(a run nobody reads is never folded, until retention deletes it):
 
 1. every run gets a ``flow_runs`` row if it has none (insert, or do nothing), so that
    events arriving before their ``FlowRunStarted`` are kept;
@@ -62,7 +63,7 @@ from flowcore.runs.schema import (
 )
 from flowcore.runs.states import FINISHED_STATES, is_finished
 
-__all__ = ["beat", "fold", "has_journal", "mark_crashed", "prune", "write_events"]
+__all__ = ["beat", "fold", "mark_crashed", "pending_runs", "prune", "write_events"]
 
 _CHUNK = 500  # ids per IN (...) clause
 # rows per multi-row INSERT: SQLite prepares a statement of a few hundred rows once and
@@ -84,8 +85,12 @@ def write_events(conn: Connection, events: Sequence[RunEvent]) -> None:
             beats[e.run_id] = max(e.time, beats.get(e.run_id, e.time))
         elif isinstance(e, (FlowRunStarted, FlowRunState)):
             flow_events.append(e)
-    if flow_events:
-        _ensure_runs(conn, {e.run_id: e.time for e in reversed(flow_events)})
+    earliest = {e.run_id: e.time for e in reversed(lines)}  # epoch seconds
+    earliest.update({e.run_id: e.time for e in reversed(states)})
+    first = {run_id: _from_epoch(when) for run_id, when in earliest.items()}
+    first.update({e.run_id: e.time for e in reversed(flow_events)})
+    if first:  # a row for every run (a placeholder before its FlowRunStarted), so reads find it
+        _ensure_runs(conn, first)
     for e in flow_events:
         if isinstance(e, FlowRunStarted):
             _start(conn, e)
@@ -119,19 +124,31 @@ def _journal_rows(states: list[TaskRunState], lines: list[LogLine]) -> list[dict
     return [{"run_id": run_ids.pop(), "events": blob}]
 
 
-def has_journal(conn: Connection) -> bool:
-    """Whether some journal rows wait to be folded."""
-    return conn.execute(sa.select(run_journal.c.id).limit(1)).first() is not None
+def pending_runs(conn: Connection, run_ids: Sequence[str]) -> list[str]:
+    """Those of ``run_ids`` that have journal rows waiting to be folded."""
+    found: list[str] = []
+    for start in range(0, len(run_ids), _CHUNK):
+        chunk = list(run_ids[start : start + _CHUNK])
+        found += conn.execute(
+            sa.select(run_journal.c.run_id).where(run_journal.c.run_id.in_(chunk)).distinct()
+        ).scalars()
+    return found
 
 
-def fold(conn: Connection, max_log_lines: int) -> int:
-    """Move every journal row into the tables: the task states into ``state_transitions``
-    and ``task_runs``, the log lines into ``log_lines`` (at most ``max_log_lines`` per
-    run). The rows are deleted as they are claimed, in the same transaction, so two
-    readers folding at once fold each row once. Returns how many events were folded."""
-    claimed = conn.execute(
-        sa.delete(run_journal).returning(run_journal.c.id, run_journal.c.events)
-    ).all()
+def fold(conn: Connection, max_log_lines: int, run_ids: Sequence[str]) -> int:
+    """Move the journal rows of the runs ``run_ids`` into the tables: the task states into
+    ``state_transitions`` and ``task_runs``, the log lines into ``log_lines`` (at most
+    ``max_log_lines`` per run). The rows are deleted as they are claimed, in the same
+    transaction, so two readers folding at once fold each row once. Returns how many
+    events were folded."""
+    claimed: list[Any] = []
+    for start in range(0, len(run_ids), _CHUNK):
+        chunk = list(run_ids[start : start + _CHUNK])
+        claimed += conn.execute(
+            sa.delete(run_journal)
+            .where(run_journal.c.run_id.in_(chunk))
+            .returning(run_journal.c.id, run_journal.c.events)
+        ).all()
     if not claimed:
         return 0
     states: list[TaskRunState] = []
