@@ -27,8 +27,9 @@ where the FlowRunner itself must look at a state (before mapping, at the end of 
     end       (as Prefect 1) on a cluster at an ``address`` or an in-process cluster,
               unless ``disable_cancellation_event``: a ``distributed.Event`` that every
               call checks before it starts is cleared, so calls not yet started do
-              nothing, and the session waits for the calls still running; a temporary
-              cluster of worker processes is closed, which stops everything
+              nothing; calls no worker has are cancelled, and the session waits for the
+              others; a temporary cluster of worker processes is closed, which stops
+              everything
 
 On a worker each call runs inside :func:`~flowcore.executors._dask_worker.run_call`,
 which unpacks it, names the task in any error and, on a worker in its own process, checks
@@ -296,8 +297,8 @@ class DaskExecutor(Executor):
 
     def _stop(self) -> None:
         """The end of a session with a cancellation event (as Prefect 1): calls not started
-        do nothing, and the session waits for those still running. Calls still in the
-        buffer were never sent and are dropped."""
+        do nothing, and the session waits for those a worker has. Calls still in the buffer
+        were never sent and are dropped."""
         self._buffer = []
         if self._should_run is None:
             return
@@ -306,7 +307,7 @@ class DaskExecutor(Executor):
         except Exception:  # noqa: BLE001 - a lost scheduler: nothing left to stop
             pass
         try:
-            active = [future for future in list(self._sent) if not future.done()]
+            active = self._cancel_unassigned([f for f in list(self._sent) if not f.done()])
             if active:
                 from distributed import wait
 
@@ -317,6 +318,24 @@ class DaskExecutor(Executor):
                     wait(active)  # type: ignore[no-untyped-call]
         except Exception:  # noqa: BLE001 - a lost scheduler: nothing left to wait for
             pass
+
+    def _cancel_unassigned(self, futures: list[Any]) -> list[Any]:
+        """Cancel the calls no worker has been given (waiting for inputs, queued on the
+        scheduler, or for a worker with the resources they need, which might never come):
+        they have not started, and with the event cleared would only return None. The calls
+        being processed by a worker are returned (all of them if the scheduler cannot say)."""
+        if not futures:
+            return futures
+
+        def states(dask_scheduler: Any, keys: list[str]) -> dict[str, str]:
+            return {key: dask_scheduler.tasks[key].state for key in keys if key in dask_scheduler.tasks}
+
+        try:
+            found = self.client.run_on_scheduler(states, keys=[f.key for f in futures])
+        except Exception:  # noqa: BLE001 - e.g. a scheduler that refuses functions
+            return futures
+        self.client.cancel([f for f in futures if found.get(f.key) != "processing"])
+        return [f for f in futures if found.get(f.key) == "processing"]
 
     def _install_crash_policy(self, client: Any) -> bool:
         """On a temporary cluster, flowcore's ``max_retries`` governs the calls that

@@ -140,9 +140,27 @@ def test_leaving_early_waits_for_running_calls_and_cancels_queued_ones(
     else:
         executor = DaskExecutor(cluster_kwargs=in_process(n_workers=1, threads_per_worker=1))
     _leave_early(executor, tmp_path, logs)
-    assert "Stopping executor, waiting for 2 active tasks to complete" in logs.text
+    assert "Stopping executor, waiting for" in logs.text
     assert (tmp_path / "done").read_text() == "done"  # the session waited for it
     assert not (tmp_path / "queued").exists()  # did nothing: the event was cleared
+
+
+def test_a_call_no_worker_can_take_does_not_hold_up_the_end(
+    one_thread_cluster: Any, tmp_path: Path, logs: pytest.LogCaptureFixture,
+) -> None:
+    """A call that needs a resource no worker offers would never finish: leaving the
+    session cancels it instead of waiting for it (Prefect 1 waits forever)."""
+    executor = DaskExecutor(address=one_thread_cluster.scheduler_address)
+    with pytest.raises(RuntimeError, match="left early"), executor.start():
+        never = executor.submit(
+            flows.touch, str(tmp_path / "never"),
+            extra_context={"task_name": "touch", "task_tags": ["dask-resource:TPU=1"]},
+        )
+        executor.wait(None)
+        flows.wait_until(lambda: never.status == "pending", what="the call being sent")
+        raise RuntimeError("left early")
+    assert never.status == "cancelled"
+    assert not (tmp_path / "never").exists()
 
 
 def test_without_the_cancellation_event_the_session_ends_at_once(

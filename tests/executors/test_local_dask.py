@@ -240,7 +240,7 @@ def test_an_interrupt_stops_running_tasks(scheduler: str, tmp_path: Path) -> Non
             assert (marker.parent / "task.stopped").read_text() == "KeyboardInterrupt"
     finally:
         if proc.poll() is None:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)  # its pool processes too (its own session)
             proc.wait()
 
 
