@@ -19,7 +19,7 @@ import sys
 import time
 from typing import Any
 
-from flowcore.engine.state import Cached, Mapped, State
+from flowcore.engine.state import Cached, Failed, Finished, Mapped, State
 
 __all__ = ["RunProgress", "wants_progress"]
 
@@ -85,18 +85,22 @@ class RunProgress:
     def update(self, slug: str, map_index: int, state: State) -> None:
         """Count a finished task run (a child, or a task that is not mapped) once, in its
         latest category; a mapped parent gives its task's total."""
+        if not isinstance(state, Finished):
+            return
         line = self._lines.get(slug)
         if line is None:
             return
-        if isinstance(state, Mapped) and map_index < 0:
+        if map_index < 0 and type(state) is Mapped:
             line.total = state.n_map_states
             if line.started is None:
                 line.started = time.monotonic()
             return
-        if not state.is_finished():
-            return
         category = (
-            "cached" if isinstance(state, Cached) else "failed" if state.is_failed() else "done"
+            "cached"
+            if isinstance(state, Cached)
+            else "failed"
+            if isinstance(state, Failed)
+            else "done"
         )
         key = (slug, map_index)
         before = self._seen.get(key)

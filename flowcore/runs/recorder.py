@@ -144,10 +144,9 @@ class RunRecorder:
     def task_state(self, key: tuple[str, int], state: State, run_count: int) -> None:
         """A TaskRunner in this process moved task run ``key`` (its slug and map index,
         -1 for a task that is not mapped or a mapped parent) to ``state``."""
-        if type(state) is Running:
-            self._running[key] = (time.time(), run_count)
-            if self.progress is not None:
-                self.progress.update(key[0], key[1], state)
+        if type(state) is Running:  # (the progress display counts finished runs only)
+            if self.store is not None:
+                self._running[key] = (time.time(), run_count)
             return
         self._last[key] = state
         self._submit(key, state, run_count)
