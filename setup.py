@@ -50,6 +50,8 @@ EXTRAS["test"] = [
     # the UI's HTTP tests (Starlette's TestClient) and its browser tests (Debian's chromium)
     "httpx2>=2.0",
     "selenium>=4.15",
+    # DaskExecutor(performance_report_path=...) writes Dask's report, which needs bokeh
+    "bokeh>=3.1",
 ]
 EXTRAS["dev"] = EXTRAS["test"]
 EXTRAS["all"] = sorted({dep for name in ("aws", "gcp", "redis", "viz", "postgres", "ui") for dep in EXTRAS[name]})

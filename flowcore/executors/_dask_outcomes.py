@@ -54,8 +54,19 @@ from distributed.diagnostics.plugin import SchedulerPlugin
 from flowcore.exceptions import DaskTaskError, FlowcoreException, UpstreamCrashed, WorkerCrashed
 
 __all__ = [
-    "CrashPolicy", "Outcomes", "ResultLost", "WorkerDied", "describe_failure", "failure_causes", "find_futures",
-    "install_crash_policy", "map_futures", "report_start", "result_lost", "watching_workers", "worker_died",
+    "CrashPolicy",
+    "Outcomes",
+    "ResultLost",
+    "WorkerDied",
+    "describe_failure",
+    "failure_causes",
+    "find_futures",
+    "install_crash_policy",
+    "map_futures",
+    "report_start",
+    "result_lost",
+    "watching_workers",
+    "worker_died",
 ]
 
 _PLUGIN_NAME = "flowcore-crash-policy"
@@ -118,7 +129,11 @@ class CrashPolicy(SchedulerPlugin):
             ts = self.scheduler.tasks.get(key)
             # Dask counts a worker's death against its tasks only when the worker did not
             # leave on purpose (retired by adaptive scaling: the run goes on elsewhere)
-            if worker and worker not in self.scheduler.workers and getattr(ts, "suspicious", 0) > suspicious:
+            if (
+                worker
+                and worker not in self.scheduler.workers
+                and getattr(ts, "suspicious", 0) > suspicious
+            ):
                 self.crashed[key] = worker
                 self._replace(key, worker_died, worker)
         elif finish == "erred":
@@ -192,7 +207,9 @@ class Outcomes:
         "finished" (value: the result), "error" or "cancelled" (value: the exception)."""
         self.track(futures)
         with self._changed:
-            while any(f.key not in self._outcomes and f.key not in self._ungathered for f in futures):
+            while any(
+                f.key not in self._outcomes and f.key not in self._ungathered for f in futures
+            ):
                 if not self._collector.is_alive():  # then each future is asked for below
                     break
                 self._changed.wait(timeout=1.0)
@@ -267,7 +284,10 @@ def failure_causes(client: Any, keys: list[Any]) -> dict[Any, tuple[Any, str | N
 
 
 def describe_failure(
-    exc: BaseException, label: str, culprit: str | None, crashed_on: str | None,
+    exc: BaseException,
+    label: str,
+    culprit: str | None,
+    crashed_on: str | None,
     translate: Callable[[BaseException], Exception],
 ) -> Exception:
     """The exception ``collect`` returns for a call that failed with ``exc``: ``culprit``
@@ -276,18 +296,25 @@ def describe_failure(
     from distributed import KilledWorker
 
     if crashed_on is not None:
-        return WorkerCrashed(label, f"the Dask worker {crashed_on} died while it ran",
-                             f"Task {label!r}: its Dask worker died while it ran")
+        return WorkerCrashed(
+            label,
+            f"the Dask worker {crashed_on} died while it ran",
+            f"Task {label!r}: its Dask worker died while it ran",
+        )
     if culprit is not None:
         return UpstreamCrashed(label, culprit)
     if isinstance(exc, KilledWorker):
         cause = f"{type(exc).__name__}: {exc}"
-        return WorkerCrashed(label, cause, f"Task {label!r}: its Dask worker died while it ran ({cause})")
+        return WorkerCrashed(
+            label, cause, f"Task {label!r}: its Dask worker died while it ran ({cause})"
+        )
     if isinstance(exc, WorkerDied):
         return WorkerCrashed(label, str(exc), f"Task {label!r}: its Dask worker died while it ran")
     if isinstance(exc, ResultLost):
         return WorkerCrashed(
-            label, str(exc), f"Task {label!r}: the Dask worker holding its result died before "
+            label,
+            str(exc),
+            f"Task {label!r}: the Dask worker holding its result died before "
             "flowcore collected the result",
         )
     if isinstance(exc, DaskTaskError):
@@ -319,7 +346,9 @@ def find_futures(data: Any, future_type: type) -> list[Any]:
 
 @contextmanager
 def watching_workers(
-    client: Any, on_change: Callable[[str, Any], None], logger: logging.Logger,
+    client: Any,
+    on_change: Callable[[str, Any], None],
+    logger: logging.Logger,
 ) -> Iterator[None]:
     """Report workers joining and leaving the cluster (the scheduler's "all" event topic)
     as Prefect 1 does: ``on_change("add", {"workers": {address: {}}})`` and
@@ -339,8 +368,9 @@ def watching_workers(
             )
             if lost and not message.get("expected"):
                 logger.warning(
-                    "Dask worker %s left the cluster while running or holding %d task "
-                    "run(s)", worker, lost,
+                    "Dask worker %s left the cluster while running or holding %d task run(s)",
+                    worker,
+                    lost,
                 )
 
     client.subscribe_topic("all", on_event)

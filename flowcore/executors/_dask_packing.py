@@ -41,9 +41,29 @@ __all__ = ["BatchPacker", "unpack"]
 
 SHARE_MIN_BYTES = 512
 _PLAIN = frozenset(
-    {int, float, complex, bool, str, bytes, bytearray, type(None), tuple, list, dict, set, frozenset}
+    {
+        int,
+        float,
+        complex,
+        bool,
+        str,
+        bytes,
+        bytearray,
+        type(None),
+        tuple,
+        list,
+        dict,
+        set,
+        frozenset,
+    }
 )
-_NEVER_SHARED = (type, types.FunctionType, types.BuiltinFunctionType, types.MethodType, types.ModuleType)
+_NEVER_SHARED = (
+    type,
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodType,
+    types.ModuleType,
+)
 _CACHE_SIZE = 256
 
 

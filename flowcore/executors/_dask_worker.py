@@ -29,8 +29,13 @@ _event_checks: dict[str, float] = {}
 
 
 def run_call(
-    payload: bytes, deps: list[Any], tokens: list[str], blobs: list[bytes], label: str,
-    report_start: bool = False, should_run: str | None = None,
+    payload: bytes,
+    deps: list[Any],
+    tokens: list[str],
+    blobs: list[bytes],
+    label: str,
+    report_start: bool = False,
+    should_run: str | None = None,
 ) -> Any:
     """Unpack and run one call (see the module docstring); None without
     running it once the session's cancellation event ``should_run`` is cleared."""

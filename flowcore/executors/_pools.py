@@ -77,7 +77,8 @@ class EagerPool:
     :mod:`flowcore.executors.local_dask`."""
 
     def __init__(
-        self, pool: ThreadPoolExecutor | ProcessPoolExecutor,
+        self,
+        pool: ThreadPoolExecutor | ProcessPoolExecutor,
         renew: Callable[[], ProcessPoolExecutor] | None = None,
     ) -> None:
         self.pool = pool
@@ -87,13 +88,19 @@ class EagerPool:
         self._labels: weakref.WeakKeyDictionary[Future[Any], str] = weakref.WeakKeyDictionary()
         self._culprits: weakref.WeakKeyDictionary[Future[Any], str] = weakref.WeakKeyDictionary()
         self._dispatcher = threading.Thread(
-            target=_dispatch, args=(self, self._ready), name="flowcore-dask-dispatcher",
+            target=_dispatch,
+            args=(self, self._ready),
+            name="flowcore-dask-dispatcher",
             daemon=True,
         )
         self._dispatcher.start()
 
     def submit(
-        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], label: str,
+        self,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        label: str,
         key: str,
     ) -> TaskFuture:
         out = TaskFuture(key)

@@ -50,7 +50,13 @@ class Executor:
     def _session(self) -> Iterator[None]:
         yield
 
-    def submit(self, fn: Callable[..., Any], *args: Any, extra_context: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        extra_context: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         raise NotImplementedError(f"{type(self).__name__} must implement submit()")
 
     def wait(self, futures: Any) -> Any:

@@ -192,8 +192,15 @@ class DaskExecutor(Executor):
     def __getstate__(self) -> dict[str, Any]:
         state = super().__getstate__()
         state.update(
-            client=None, _buffer=[], _names=set(), _resource_names=set(), _unsent=None,
-            _outcomes=None, _untracked=[], _crash_policy=False, _should_run=None,
+            client=None,
+            _buffer=[],
+            _names=set(),
+            _resource_names=set(),
+            _unsent=None,
+            _outcomes=None,
+            _untracked=[],
+            _crash_policy=False,
+            _should_run=None,
         )
         state.pop("_sent", None)
         return state
@@ -254,7 +261,9 @@ class DaskExecutor(Executor):
                 stack.enter_context(client.as_current())
                 report = performance_report(filename=self.performance_report_path)  # type: ignore[no-untyped-call]
                 stack.enter_context(report)
-            if self.watch_worker_status or (self.watch_worker_status is None and not self.adapt_kwargs):
+            if self.watch_worker_status or (
+                self.watch_worker_status is None and not self.adapt_kwargs
+            ):
                 from flowcore.executors._dask_outcomes import watching_workers
 
                 stack.enter_context(
@@ -328,7 +337,9 @@ class DaskExecutor(Executor):
             return futures
 
         def states(dask_scheduler: Any, keys: list[str]) -> dict[str, str]:
-            return {key: dask_scheduler.tasks[key].state for key in keys if key in dask_scheduler.tasks}
+            return {
+                key: dask_scheduler.tasks[key].state for key in keys if key in dask_scheduler.tasks
+            }
 
         try:
             found = self.client.run_on_scheduler(states, keys=[f.key for f in futures])
@@ -347,7 +358,8 @@ class DaskExecutor(Executor):
         except Exception as exc:  # noqa: BLE001 - e.g. a scheduler that refuses plugins
             self.logger.warning(
                 "Could not install flowcore's crash policy on the Dask scheduler (%s); Dask "
-                "reruns tasks whose workers died (distributed.scheduler.allowed-failures)", exc,
+                "reruns tasks whose workers died (distributed.scheduler.allowed-failures)",
+                exc,
             )
             return False
         return True
@@ -358,7 +370,8 @@ class DaskExecutor(Executor):
         assert callable(cls)
         self.logger.info(
             "Creating a new Dask cluster with `%s.%s`...",
-            getattr(cls, "__module__", "?"), getattr(cls, "__qualname__", repr(cls)),
+            getattr(cls, "__module__", "?"),
+            getattr(cls, "__qualname__", repr(cls)),
         )
         with cls(**(self.cluster_kwargs or {})) as cluster:
             link = getattr(cluster, "dashboard_link", None)
@@ -369,7 +382,10 @@ class DaskExecutor(Executor):
             yield cluster
 
     def submit(
-        self, fn: Callable[..., Any], *args: Any, extra_context: dict[str, Any] | None = None,
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        extra_context: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Any:
         """A ``distributed.Future`` of ``fn(*args, **kwargs)``; the call is sent in a batch."""
@@ -382,8 +398,12 @@ class DaskExecutor(Executor):
         if resources:
             self._check_resources(resources, task_label(extra_context, name))
         call = _Call(
-            task_key(extra_context, name), fn, args, kwargs,
-            task_label(extra_context, name), resources,
+            task_key(extra_context, name),
+            fn,
+            args,
+            kwargs,
+            task_label(extra_context, name),
+            resources,
         )
         future: Any = DaskFuture(call.key, client)
         self._buffer.append(call)
@@ -435,8 +455,10 @@ class DaskExecutor(Executor):
                 raise self._translate(value, future) from value
             culprit, crashed_on = causes.get(future.key, (future.key, None))
             return describe_failure(
-                value, self._label(future.key),
-                None if culprit == future.key else self._label(culprit), crashed_on,
+                value,
+                self._label(future.key),
+                None if culprit == future.key else self._label(culprit),
+                crashed_on,
                 lambda exc: self._translate(exc, future),
             )
 
@@ -484,19 +506,38 @@ class DaskExecutor(Executor):
                 raise self._unsent from exc
         client = self.client
         should_run = self._should_run.name if self._should_run is not None else None
-        shared = dict(zip(packer.blobs, client.map(
-            blob, list(packer.blobs.values()), key=list(packer.blobs), pure=False,
-        ))) if packer.blobs else {}
+        shared = (
+            dict(
+                zip(
+                    packer.blobs,
+                    client.map(
+                        blob,
+                        list(packer.blobs.values()),
+                        key=list(packer.blobs),
+                        pure=False,
+                    ),
+                )
+            )
+            if packer.blobs
+            else {}
+        )
         start = 0
         for resources, run in itertools.groupby(buffer, key=lambda call: call.resources):
             calls = list(run)
-            parts = packed[start:start + len(calls)]
+            parts = packed[start : start + len(calls)]
             start += len(calls)
             client.map(
-                run_call, [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts],
-                [[shared[t] for t in p[2]] for p in parts], [c.label for c in calls],
-                key=[c.key for c in calls], pure=False, resources=dict(resources) or None,
-                report_start=self._crash_policy, should_run=should_run,
+                run_call,
+                [p[0] for p in parts],
+                [p[1] for p in parts],
+                [p[2] for p in parts],
+                [[shared[t] for t in p[2]] for p in parts],
+                [c.label for c in calls],
+                key=[c.key for c in calls],
+                pure=False,
+                resources=dict(resources) or None,
+                report_start=self._crash_policy,
+                should_run=should_run,
             )
         self._outcomes.track(untracked)
         self._sent.update(untracked)
@@ -513,7 +554,10 @@ class DaskExecutor(Executor):
             self.logger.warning(
                 "Task %r needs Dask worker resources %s that no worker of the cluster offers "
                 "now; it waits until such a worker joins (start workers with "
-                "`--resources %s=N`)", label, absent, absent[0],
+                "`--resources %s=N`)",
+                label,
+                absent,
+                absent[0],
             )
             self._resource_names |= set(absent)
 
@@ -553,8 +597,8 @@ class DaskExecutor(Executor):
         for name in sorted(self._names, key=len, reverse=True):
             if stem == name:
                 return name
-            if stem.startswith(name + "-") and stem[len(name) + 1:].isdigit():
-                return f"{name}[{stem[len(name) + 1:]}]"
+            if stem.startswith(name + "-") and stem[len(name) + 1 :].isdigit():
+                return f"{name}[{stem[len(name) + 1 :]}]"
         return stem
 
 

@@ -13,7 +13,13 @@ __all__ = ["LocalExecutor"]
 class LocalExecutor(Executor):
     """Serial and in the main thread (so ``SIGALRM`` timeouts work); the default."""
 
-    def submit(self, fn: Callable[..., Any], *args: Any, extra_context: dict[str, Any] | None = None, **kwargs: Any) -> Any:
+    def submit(
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        extra_context: dict[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> Any:
         return fn(*args, **kwargs)
 
     def wait(self, futures: Any) -> Any:

@@ -59,9 +59,13 @@ from flowcore.executors.base import Executor
 __all__ = ["LocalDaskExecutor", "TaskFuture"]
 
 _SCHEDULERS = {
-    "threads": "threads", "threading": "threads",
-    "processes": "processes", "multiprocessing": "processes",
-    "sync": "synchronous", "synchronous": "synchronous", "single-threaded": "synchronous",
+    "threads": "threads",
+    "threading": "threads",
+    "processes": "processes",
+    "multiprocessing": "processes",
+    "sync": "synchronous",
+    "synchronous": "synchronous",
+    "single-threaded": "synchronous",
 }
 
 
@@ -111,7 +115,9 @@ class LocalDaskExecutor(Executor):
 
             workers = dask.config.get("num_workers", None) or CPU_COUNT
             if self.scheduler == "threads":
-                self._pool = EagerPool(ThreadPoolExecutor(workers, thread_name_prefix="flowcore-dask"))
+                self._pool = EagerPool(
+                    ThreadPoolExecutor(workers, thread_name_prefix="flowcore-dask")
+                )
             else:
                 import dask.multiprocessing
 
@@ -120,7 +126,10 @@ class LocalDaskExecutor(Executor):
 
                 def processes() -> ProcessPoolExecutor:
                     return ProcessPoolExecutor(
-                        workers, mp_context=context, initializer=init_process, initargs=(config,),
+                        workers,
+                        mp_context=context,
+                        initializer=init_process,
+                        initargs=(config,),
                     )
 
                 self._pool = EagerPool(processes(), renew=processes)
@@ -133,7 +142,10 @@ class LocalDaskExecutor(Executor):
                 self._pool = None
 
     def submit(
-        self, fn: Callable[..., Any], *args: Any, extra_context: dict[str, Any] | None = None,
+        self,
+        fn: Callable[..., Any],
+        *args: Any,
+        extra_context: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> TaskFuture:
         """A :class:`TaskFuture` of ``fn(*args, **kwargs)``, run once the futures inside the
@@ -144,7 +156,11 @@ class LocalDaskExecutor(Executor):
         if self._pool is None:
             raise ValueError("This executor has not been started; use `with executor.start():`")
         return self._pool.submit(
-            fn, args, kwargs, task_label(extra_context, name), task_key(extra_context, name),
+            fn,
+            args,
+            kwargs,
+            task_label(extra_context, name),
+            task_key(extra_context, name),
         )
 
     def wait(self, futures: Any) -> Any:
@@ -177,7 +193,9 @@ class LocalDaskExecutor(Executor):
             if isinstance(exc, BrokenProcessPool):
                 cause = f"{type(exc).__name__}: {exc}"
                 return WorkerCrashed(
-                    label, cause, f"Task {label!r}: a process of the pool died while the task "
+                    label,
+                    cause,
+                    f"Task {label!r}: a process of the pool died while the task "
                     f"ran or waited in the pool ({cause})",
                 )
             return exc
@@ -185,7 +203,9 @@ class LocalDaskExecutor(Executor):
         return map_futures(futures, outcome)
 
 
-def _run_now(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], key: str) -> TaskFuture:
+def _run_now(
+    fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], key: str
+) -> TaskFuture:
     """The synchronous scheduler: ``fn`` runs in the calling thread before this returns; an
     exception (also a failed argument future's) is kept in the future for ``wait``."""
     out = TaskFuture(key)

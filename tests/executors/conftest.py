@@ -85,8 +85,16 @@ class DaskCLICluster:
 
     def start(self, timeout: float = 90.0) -> None:
         self._spawn(
-            "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
-            "--dashboard-address", "127.0.0.1:0", "--scheduler-file", str(self.scheduler_file),
+            "scheduler",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            "--no-dashboard",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--scheduler-file",
+            str(self.scheduler_file),
         )
         deadline = time.monotonic() + timeout
         while not self.address:
@@ -96,10 +104,24 @@ class DaskCLICluster:
             except (OSError, ValueError, KeyError):  # not written yet, or half written
                 time.sleep(0.1)
         self._spawn(
-            "worker", "--scheduler-file", str(self.scheduler_file), "--nworkers", "2",
-            "--nthreads", "2", "--host", "127.0.0.1", "--no-dashboard",
-            "--dashboard-address", "127.0.0.1:0", "--resources", "GPU=2",
-            "--death-timeout", "60", "--local-directory", str(self.workdir / "workers"),
+            "worker",
+            "--scheduler-file",
+            str(self.scheduler_file),
+            "--nworkers",
+            "2",
+            "--nthreads",
+            "2",
+            "--host",
+            "127.0.0.1",
+            "--no-dashboard",
+            "--dashboard-address",
+            "127.0.0.1:0",
+            "--resources",
+            "GPU=2",
+            "--death-timeout",
+            "60",
+            "--local-directory",
+            str(self.workdir / "workers"),
         )
         from distributed import Client
 

@@ -297,7 +297,10 @@ def _seen(task: Any, old: State, new: State) -> None:
 
 crash_once = task(_crash_once, name="crash_once")
 crash_once_retried = task(
-    _crash_once, name="crash_once_retried", max_retries=1, retry_delay=timedelta(milliseconds=50),
+    _crash_once,
+    name="crash_once_retried",
+    max_retries=1,
+    retry_delay=timedelta(milliseconds=50),
     state_handlers=[_seen],
 )
 

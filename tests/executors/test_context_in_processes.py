@@ -33,7 +33,9 @@ def test_context_closure_runs_in_worker_processes(tmp_path: Path) -> None:
     script = tmp_path / "script.py"
     script.write_text(SCRIPT)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
-    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=180)
+    done = subprocess.run(
+        [sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=180
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert (
         "RESULT [(10, 0, 'where[0]', 'context-in-processes'), (20, 1, 'where[1]', 'context-in-processes')]"

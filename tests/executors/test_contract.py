@@ -52,7 +52,8 @@ def test_map_and_reduce(executor: Executor) -> None:
     state = run(flow, executor)
     assert type(state) is Success
     assert summary(state.result[mapped]) == (
-        "Mapped", [("Success", 2), ("Success", 3), ("Success", 4)]
+        "Mapped",
+        [("Success", 2), ("Success", 3), ("Success", 4)],
     )
     assert state.result[mapped].result == [2, 3, 4]
     assert summary(state.result[reduced]) == ("Success", 9)
@@ -101,7 +102,8 @@ def test_a_failed_child_and_the_reduce_step(executor: Executor) -> None:
     state = run(flow, executor)
     assert type(state) is Failed
     assert summary(state.result[checked]) == (
-        "Mapped", [("Success", 1), ("Failed", "Boom: bad item 2"), ("Success", 3)]
+        "Mapped",
+        [("Success", 1), ("Failed", "Boom: bad item 2"), ("Success", 3)],
     )
     assert type(state.result[strict]) is TriggerFailed
     assert summary(state.result[lenient]) == ("Success", 3)
@@ -125,7 +127,8 @@ def test_skips_propagate(executor: Executor) -> None:
         counted = flows.count_finished(checked)
     state = run(flow, executor)
     assert summary(state.result[checked]) == (
-        "Mapped", [("Success", 1), ("Skipped", "SKIP: skipping 2")]
+        "Mapped",
+        [("Success", 1), ("Skipped", "SKIP: skipping 2")],
     )
     assert type(state.result[reduced]) is Skipped
     assert summary(state.result[counted]) == ("Skipped", None)

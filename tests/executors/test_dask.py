@@ -91,7 +91,9 @@ def test_temporary_cluster_defaults() -> None:
         assert DaskExecutor().cluster_kwargs == {"silence_logs": logging.WARNING}
     given = {"n_workers": 1, "silence_logs": logging.INFO}
     assert DaskExecutor(cluster_kwargs=given).cluster_kwargs == given
-    assert DaskExecutor(client_kwargs={"set_as_default": True}).client_kwargs == {"set_as_default": True}
+    assert DaskExecutor(client_kwargs={"set_as_default": True}).client_kwargs == {
+        "set_as_default": True
+    }
 
 
 def test_cluster_class_from_an_import_path() -> None:
@@ -113,7 +115,9 @@ def test_submit_and_wait_need_a_session() -> None:
 def test_an_unreachable_scheduler_is_a_clear_error() -> None:
     address = f"tcp://127.0.0.1:{free_port()}"
     executor = DaskExecutor(address=address, client_kwargs={"timeout": "1s"})
-    with pytest.raises(DaskTaskError, match=f"could not connect to the Dask scheduler at {address}"):
+    with pytest.raises(
+        DaskTaskError, match=f"could not connect to the Dask scheduler at {address}"
+    ):
         with executor.start():
             pass
 
@@ -152,9 +156,12 @@ def test_submit_and_wait_nested_structures(on_local_cluster: DaskExecutor) -> No
 
 def test_a_bad_resource_tag_names_the_task(on_local_cluster: DaskExecutor) -> None:
     with on_local_cluster.start():
-        with pytest.raises(ValueError, match="Task 'gpu-job': tag 'dask-resource:GPU' is not of the form"):
+        with pytest.raises(
+            ValueError, match="Task 'gpu-job': tag 'dask-resource:GPU' is not of the form"
+        ):
             on_local_cluster.submit(
-                flows.plain_double, 1,
+                flows.plain_double,
+                1,
                 extra_context={"task_name": "gpu-job", "task_tags": {"dask-resource:GPU"}},
             )
 
@@ -164,7 +171,8 @@ def test_a_resource_no_worker_offers_is_reported(
 ) -> None:
     with on_local_cluster.start():
         on_local_cluster.submit(
-            flows.plain_double, 1,
+            flows.plain_double,
+            1,
             extra_context={"task_name": "tpu-job", "task_tags": {"dask-resource:TPU=1"}},
         )  # never waited for: the session drops it
     [record] = [r for r in logs.records if "TPU" in r.getMessage()]
@@ -208,7 +216,9 @@ def test_unmapped_upstreams_stay_on_the_cluster(on_local_cluster: DaskExecutor) 
 # -- errors -----------------------------------------------------------------------------------
 
 
-def test_an_unpicklable_result_fails_the_task_on_its_own_state(on_local_cluster: DaskExecutor) -> None:
+def test_an_unpicklable_result_fails_the_task_on_its_own_state(
+    on_local_cluster: DaskExecutor,
+) -> None:
     with Flow("unpicklable") as flow:
         lock = flows.make_lock()
         after = flows.inc(lock)
@@ -278,7 +288,9 @@ def test_code_the_workers_cannot_import_fails_the_task_on_its_own_state(
     assert "importable on the workers" in message
 
 
-def test_a_task_error_with_raise_on_exception_passes_through(on_local_cluster: DaskExecutor) -> None:
+def test_a_task_error_with_raise_on_exception_passes_through(
+    on_local_cluster: DaskExecutor,
+) -> None:
     with Flow("raise") as flow:
         flows.fail_on.map([1, 3], unmapped(3))
     with raise_on_exception(), pytest.raises(flows.Boom, match="bad item 3"):

@@ -107,7 +107,12 @@ def test_state_of_every_task_when_a_mapped_child_crashes(
     state = run(flow, temporary_cluster)
     assert type(state) is Failed
     assert [type(s) for s in state.result[items].map_states] == [Crashed, Success, Success, Success]
-    assert [type(s) for s in state.result[again].map_states] == [TriggerFailed, Success, Success, Success]
+    assert [type(s) for s in state.result[again].map_states] == [
+        TriggerFailed,
+        Success,
+        Success,
+        Success,
+    ]
     assert [s.result for s in state.result[again].map_states[1:]] == [3, 4, 5]
 
 
@@ -118,10 +123,14 @@ def _untranslated(exc: BaseException) -> Exception:
 @pytest.mark.parametrize(
     ("error", "message"),
     [
-        (WorkerDied("the Dask worker tcp://w:1 died while it ran"),
-         "Task 'load[3]': its Dask worker died while it ran"),
-        (ResultLost("gone"),
-         "Task 'load[3]': the Dask worker holding its result died before flowcore collected the result"),
+        (
+            WorkerDied("the Dask worker tcp://w:1 died while it ran"),
+            "Task 'load[3]': its Dask worker died while it ran",
+        ),
+        (
+            ResultLost("gone"),
+            "Task 'load[3]': the Dask worker holding its result died before flowcore collected the result",
+        ),
     ],
 )
 def test_a_dead_worker_is_a_worker_crash_of_the_run_it_hit(error: Exception, message: str) -> None:
@@ -135,7 +144,10 @@ def test_a_run_that_failed_because_its_input_did_is_upstream_crashed() -> None:
     described = describe_failure(ResultLost("gone"), "total", "load[3]", None, _untranslated)
     assert isinstance(described, UpstreamCrashed)
     assert (described.label, described.upstream) == ("total", "load[3]")
-    assert str(described) == "Task 'total' did not run: the run of 'load[3]' it depends on did not finish"
+    assert (
+        str(described)
+        == "Task 'total' did not run: the run of 'load[3]' it depends on did not finish"
+    )
 
 
 def test_a_run_on_a_worker_that_died_is_crashed_whatever_failed_next() -> None:
@@ -147,7 +159,10 @@ def test_a_run_on_a_worker_that_died_is_crashed_whatever_failed_next() -> None:
 
 
 def test_crash_exceptions_survive_pickling() -> None:
-    for error in (WorkerCrashed("a[1]", "cause", "Task 'a[1]': gone"), UpstreamCrashed("b", "a[1]")):
+    for error in (
+        WorkerCrashed("a[1]", "cause", "Task 'a[1]': gone"),
+        UpstreamCrashed("b", "a[1]"),
+    ):
         copy = pickle.loads(pickle.dumps(error))
         assert type(copy) is type(error)
         assert str(copy) == str(error)

@@ -54,7 +54,9 @@ def one_thread_cluster() -> Iterator[Any]:
 
 def test_performance_report_is_written_as_html(tmp_path: Path) -> None:
     path = tmp_path / "report.html"
-    executor = DaskExecutor(cluster_kwargs=in_process(n_workers=1), performance_report_path=str(path))
+    executor = DaskExecutor(
+        cluster_kwargs=in_process(n_workers=1), performance_report_path=str(path)
+    )
     flow, mapped, _ = flows.map_reduce_flow([1, 2, 3])
     state = flow.run(executor=executor)
     assert type(state) is Success
@@ -92,9 +94,12 @@ def test_workers_added_and_removed_are_logged(logs: pytest.LogCaptureFixture) ->
 
 
 @pytest.mark.parametrize("watch, expect_events", [(None, False), (True, True)])
-def test_watching_is_off_by_default_on_adaptive_clusters(watch: bool | None, expect_events: bool) -> None:
+def test_watching_is_off_by_default_on_adaptive_clusters(
+    watch: bool | None, expect_events: bool
+) -> None:
     executor = RecordingExecutor(
-        cluster_kwargs=in_process(n_workers=0), adapt_kwargs={"minimum": 1, "maximum": 1},
+        cluster_kwargs=in_process(n_workers=0),
+        adapt_kwargs={"minimum": 1, "maximum": 1},
         watch_worker_status=watch,
     )
     with executor.start():
@@ -133,7 +138,10 @@ def _leave_early(executor: DaskExecutor, tmp_path: Path, logs: pytest.LogCapture
 
 @pytest.mark.parametrize("where", ["address", "in-process"])
 def test_leaving_early_waits_for_running_calls_and_cancels_queued_ones(
-    where: str, one_thread_cluster: Any, tmp_path: Path, logs: pytest.LogCaptureFixture,
+    where: str,
+    one_thread_cluster: Any,
+    tmp_path: Path,
+    logs: pytest.LogCaptureFixture,
 ) -> None:
     if where == "address":
         executor = DaskExecutor(address=one_thread_cluster.scheduler_address)
@@ -146,14 +154,17 @@ def test_leaving_early_waits_for_running_calls_and_cancels_queued_ones(
 
 
 def test_a_call_no_worker_can_take_does_not_hold_up_the_end(
-    one_thread_cluster: Any, tmp_path: Path, logs: pytest.LogCaptureFixture,
+    one_thread_cluster: Any,
+    tmp_path: Path,
+    logs: pytest.LogCaptureFixture,
 ) -> None:
     """A call that needs a resource no worker offers would never finish: leaving the
     session cancels it instead of waiting for it (Prefect 1 waits forever)."""
     executor = DaskExecutor(address=one_thread_cluster.scheduler_address)
     with pytest.raises(RuntimeError, match="left early"), executor.start():
         never = executor.submit(
-            flows.touch, str(tmp_path / "never"),
+            flows.touch,
+            str(tmp_path / "never"),
             extra_context={"task_name": "touch", "task_tags": ["dask-resource:TPU=1"]},
         )
         executor.wait(None)
@@ -164,10 +175,13 @@ def test_a_call_no_worker_can_take_does_not_hold_up_the_end(
 
 
 def test_without_the_cancellation_event_the_session_ends_at_once(
-    one_thread_cluster: Any, tmp_path: Path, logs: pytest.LogCaptureFixture,
+    one_thread_cluster: Any,
+    tmp_path: Path,
+    logs: pytest.LogCaptureFixture,
 ) -> None:
     executor = DaskExecutor(
-        address=one_thread_cluster.scheduler_address, disable_cancellation_event=True,
+        address=one_thread_cluster.scheduler_address,
+        disable_cancellation_event=True,
     )
     started, go, done = (str(tmp_path / name) for name in ("started", "go", "done"))
     with pytest.raises(RuntimeError, match="left early"), executor.start():

@@ -162,7 +162,9 @@ def test_futures_in_arguments_are_dependencies(scheduler: str) -> None:
         first = executor.submit(_double, 1)
         second = executor.submit(_double, x=first)
         third = executor.submit(sum, [first, second])
-        assert executor.wait({"all": (first, [second, {"n": third}])}) == {"all": (2, [4, {"n": 6}])}
+        assert executor.wait({"all": (first, [second, {"n": third}])}) == {
+            "all": (2, [4, {"n": 6}])
+        }
 
 
 @pytest.mark.parametrize("scheduler", ["threads", "processes"])
@@ -225,8 +227,11 @@ def test_an_interrupt_stops_running_tasks(scheduler: str, tmp_path: Path) -> Non
     marker = tmp_path / "task"
     env = {**os.environ, "PYTHONPATH": str(flows.REPO), "FLOWCORE__RUNS__STORE": "none"}
     proc = subprocess.Popen(
-        [sys.executable, str(script), scheduler, str(marker)], env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
+        [sys.executable, str(script), scheduler, str(marker)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     try:
         flows.wait_for_file(marker, proc)
