@@ -10,7 +10,8 @@ has two sides that share one SQLAlchemy engine:
   to a journal, a row per run and batch, so the thread does next to nothing per task run
   while it shares the GIL with the flow). It is the writer thread that
   imports SQLAlchemy, opens the engine and migrates the database, so the first submit is
-  as cheap as the others. :meth:`RunStore.flush` queues a marker and waits until the writer
+  as cheap as the others; and it does so at a quiet moment (no event for ``QUIET`` s) or
+  within ``START_WITHIN`` s (1 s), so that work does not slow a flow's first tasks. :meth:`RunStore.flush` queues a marker and waits until the writer
   has written everything before it; :meth:`RunStore.close` flushes and stops the thread
   (and runs at exit). A failed write is logged at ERROR on the ``flowcore.runs`` logger
   once, and raised from the next ``flush``; a database that cannot be opened at all makes
@@ -87,6 +88,11 @@ logger = logging.getLogger("flowcore.runs")
 CRASH_AFTER = 60.0  # seconds without a heartbeat before a run whose driver is gone is Crashed
 HEARTBEAT_EVERY = 10.0  # seconds between the writer thread's heartbeats of its live runs
 BATCH_INTERVAL = 0.2  # seconds between the writer thread's batches
+# The writer thread's start (importing SQLAlchemy and Alembic, opening and migrating the
+# database: ~0.3 s of work holding the GIL) waits for a quiet moment - no event for QUIET
+# seconds - or at most START_WITHIN seconds, so it does not slow a flow's first tasks.
+QUIET = 0.1
+START_WITHIN = 1.0
 BATCH_SIZE = 20_000  # events at most in one transaction
 SETTING = "runs.store (FLOWCORE__RUNS__STORE)"
 _DIALECTS = ("sqlite", "postgresql")
@@ -222,6 +228,7 @@ class RunStore:
         self._failing = False
         self._driving: set[str] = set()
         self._host = socket.gethostname()
+        self._last_submit = 0.0
         self._tickers: tuple[Callable[[], Iterable[RunEvent]], ...] = ()  # replaced, not changed
 
     def __repr__(self) -> str:
@@ -234,6 +241,7 @@ class RunStore:
         if self._broken is not None:
             return
         self._queue.append(event)
+        self._last_submit = time.monotonic()
         if self._thread is None:
             self._start_writer()
 
@@ -316,6 +324,7 @@ class RunStore:
             raise error
 
     def _writer(self) -> None:
+        self._wait_for_a_quiet_moment()
         try:
             engine = self._engine()
         except RunStoreError as exc:
@@ -345,6 +354,17 @@ class RunStore:
                 self.remove_ticker(ticker)
             else:
                 self._queue.extendleft(reversed(events))
+
+    def _wait_for_a_quiet_moment(self) -> None:
+        """Until no event came for ``QUIET`` s, ``START_WITHIN`` s passed, or a flush or
+        close asks (see the constants)."""
+        deadline = time.monotonic() + START_WITHIN
+        while True:
+            now = time.monotonic()
+            if now >= deadline or now - self._last_submit >= QUIET:
+                return
+            if self._wake.wait(min(QUIET, deadline - now)):
+                return  # flush() or close() is waiting
 
     def _write_queued(self, engine: Engine) -> bool:
         """Write what is queued, in transactions of at most ``BATCH_SIZE`` events; release
