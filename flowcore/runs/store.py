@@ -91,7 +91,7 @@ BATCH_INTERVAL = 0.2  # seconds between the writer thread's batches
 # The writer thread's start (importing SQLAlchemy and Alembic, opening and migrating the
 # database: ~0.3 s of work holding the GIL) waits for a quiet moment - no event for QUIET
 # seconds - or at most START_WITHIN seconds, so it does not slow a flow's first tasks.
-QUIET = 0.1
+QUIET = 0.5
 START_WITHIN = 1.0
 BATCH_SIZE = 20_000  # events at most in one transaction
 SETTING = "runs.store (FLOWCORE__RUNS__STORE)"
@@ -292,6 +292,7 @@ class RunStore:
         with self._start_lock:
             if self._thread is not None:
                 return
+            self._last_submit = time.monotonic()  # the quiet moment is counted from now
             thread = threading.Thread(target=self._writer, name="flowcore-run-store", daemon=True)
             thread.start()
             self._thread = thread
