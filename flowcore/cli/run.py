@@ -18,7 +18,8 @@ otherwise.
 from __future__ import annotations
 
 import ast
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import click
 
@@ -29,37 +30,41 @@ from flowcore.cli.params import to_params
 __all__ = ["resume", "run"]
 
 _EXECUTORS = "local, threads, processes, dask or dask://HOST:PORT"
+_Command = TypeVar("_Command", bound=Callable[..., Any])
+
+
+def _param_option(text: str) -> Callable[[_Command], _Command]:
+    return click.option(
+        "--param", "-p", "params", multiple=True, metavar="NAME=VALUE", callback=to_params,
+        help=text,
+    )  # fmt: skip
+
+
+_executor_option = click.option(
+    "--executor", "-e", default="local", show_default=True, help=f"One of {_EXECUTORS}."
+)
+_progress_option = click.option(
+    "--progress/--no-progress", default=None,
+    help="A live display of task progress (default: when stderr is a terminal).",
+)  # fmt: skip
+
+
+def _rerun_option(text: str) -> Callable[[_Command], _Command]:
+    return click.option("--rerun", multiple=True, metavar="TASK", help=text)
 
 
 @click.command("run")
 @click.argument("flow_file", metavar="FILE.py[:FLOW]")
-@click.option(
-    "--param",
-    "-p",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    callback=to_params,
-    help="A parameter value (JSON, else text); repeat for more.",
-)
-@click.option("--executor", "-e", default="local", show_default=True, help=f"One of {_EXECUTORS}.")
+@_param_option("A parameter value (JSON, else text); repeat for more.")
+@_executor_option
 @click.option(
     "--resume",
     "resume_from",
     metavar="RUN_ID|last",
     help="Resume that run: finished tasks are not run again.",
 )
-@click.option(
-    "--rerun",
-    multiple=True,
-    metavar="TASK",
-    help="With --resume: run this task (by name or slug) and everything downstream again.",
-)
-@click.option(
-    "--progress/--no-progress",
-    default=None,
-    help="A live display of task progress (default: when stderr is a terminal).",
-)
+@_rerun_option("With --resume: run this task (by name or slug) and everything downstream again.")
+@_progress_option
 def run(
     flow_file: str,
     params: dict[str, Any],
@@ -75,20 +80,10 @@ def run(
 
 @click.command("resume")
 @click.argument("run_id")
-@click.option(
-    "--param",
-    "-p",
-    "params",
-    multiple=True,
-    metavar="NAME=VALUE",
-    callback=to_params,
-    help="Override a parameter of the resumed run.",
-)
-@click.option("--executor", "-e", default="local", show_default=True, help=f"One of {_EXECUTORS}.")
-@click.option(
-    "--rerun", multiple=True, metavar="TASK", help="Run this task and everything downstream again."
-)
-@click.option("--progress/--no-progress", default=None)
+@_param_option("Override a parameter of the resumed run.")
+@_executor_option
+@_rerun_option("Run this task (by name or slug) and everything downstream again.")
+@_progress_option
 def resume(
     run_id: str,
     params: dict[str, Any],
