@@ -136,13 +136,16 @@ def backdate(spec: str, flow_run_id: str, days: float, expired: bool = False) ->
     return changed
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "gcs"])
 def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """An empty store: a directory, or s3://BUCKET/caches (moto)."""
+    """An empty store: a directory, s3://BUCKET/caches (moto) or gs://BUCKET/caches
+    (fake-gcs-server)."""
     if request.param == "local":
         (tmp_path / "store").mkdir()
         return str(tmp_path / "store")
-    return f"s3://{request.getfixturevalue('s3_bucket')}/caches"
+    if request.param == "s3":
+        return f"s3://{request.getfixturevalue('s3_bucket')}/caches"
+    return f"gs://{request.getfixturevalue('gcs_bucket')}/caches"
 
 
 NIGHTLY = """
