@@ -22,7 +22,7 @@ import click
 from flowcore.cli import CliError
 from flowcore.cli.output import echo_json, echo_table
 from flowcore.runs.records import count_text, split_task_runs
-from flowcore.utilities.units import format_duration
+from flowcore.utilities.units import format_seconds, format_time
 
 if TYPE_CHECKING:
     from flowcore.runs.store import RunInfo, RunStore, TaskRunInfo
@@ -215,14 +215,8 @@ def _counts(counts: dict[str, int]) -> str:
 
 
 def _time(when: datetime | None) -> str:
-    return "-" if when is None else when.strftime("%Y-%m-%d %H:%M:%S")
+    return format_time(when)
 
 
 def _duration(start: datetime | None, end: datetime | None) -> str:
-    if start is None or end is None:
-        return "-"
-    delta = end - start
-    seconds = delta.total_seconds()
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    return format_duration(delta) if seconds >= 60 else f"{seconds:.1f}s"
+    return format_seconds(None if start is None or end is None else (end - start).total_seconds())

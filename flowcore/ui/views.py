@@ -26,7 +26,7 @@ from urllib.parse import quote
 from flowcore.caching.cache import CacheEntry
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition, split_task_runs
 from flowcore.runs.states import is_failed, is_finished
-from flowcore.utilities.units import format_duration, format_size
+from flowcore.utilities.units import format_duration, format_seconds, format_size, format_time
 
 __all__ = [
     "cache_json",
@@ -230,33 +230,6 @@ def cache_json(entry: CacheEntry, now: datetime) -> dict[str, Any]:
 
 
 # -- formatting for the templates ----------------------------------------------------------
-
-
-def format_time(value: str | datetime | None) -> str:
-    """An ISO time (or datetime) as ``YYYY-MM-DD HH:MM:SS`` UTC; ``-`` for None.
-
-    >>> format_time("2026-12-05T07:08:09.123456+00:00"), format_time(None)
-    ('2026-12-05 07:08:09', '-')
-    """
-    if value is None:
-        return "-"
-    when = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
-
-
-def format_seconds(seconds: float | None) -> str:
-    """A duration for people: ``0.25s`` -> ``250ms``, ``3.2s``, ``1m30s``; ``-`` for None.
-
-    >>> [format_seconds(s) for s in (None, 0.25, 3.21, 90, 5400)]
-    ['-', '250ms', '3.2s', '1m30s', '1h30m']
-    """
-    if seconds is None:
-        return "-"
-    if seconds < 1:
-        return f"{seconds * 1000:.0f}ms"
-    if seconds < 60:
-        return f"{seconds:.1f}s"
-    return format_duration(timedelta(seconds=seconds))
 
 
 def format_age(seconds: float | None, future: bool = False) -> str:

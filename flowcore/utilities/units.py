@@ -13,9 +13,16 @@ typed back. Used by the ``flowcore`` command's options and by config ``caching.g
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta, timezone
 
-__all__ = ["format_duration", "format_size", "parse_duration", "parse_size"]
+__all__ = [
+    "format_duration",
+    "format_seconds",
+    "format_size",
+    "format_time",
+    "parse_duration",
+    "parse_size",
+]
 
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
@@ -98,3 +105,30 @@ def format_size(size: int | None) -> str:
         if size >= _SIZE_UNITS[unit.lower()]:
             return f"{size / _SIZE_UNITS[unit.lower()]:.1f} {unit}"
     return f"{size} B"
+
+
+def format_time(value: str | datetime | None) -> str:
+    """An ISO time (or datetime) as ``YYYY-MM-DD HH:MM:SS`` UTC; ``-`` for None.
+
+    >>> format_time("2026-12-05T07:08:09.123456+00:00"), format_time(None)
+    ('2026-12-05 07:08:09', '-')
+    """
+    if value is None:
+        return "-"
+    when = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return when.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def format_seconds(seconds: float | None) -> str:
+    """A duration for people: ``0.25s`` -> ``250ms``, ``3.2s``, ``1m30s``; ``-`` for None.
+
+    >>> [format_seconds(s) for s in (None, 0.25, 3.21, 90, 5400)]
+    ['-', '250ms', '3.2s', '1m30s', '1h30m']
+    """
+    if seconds is None:
+        return "-"
+    if seconds < 1:
+        return f"{seconds * 1000:.0f}ms"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    return format_duration(timedelta(seconds=seconds))
