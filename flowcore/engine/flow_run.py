@@ -54,6 +54,7 @@ from flowcore.runs.progress import RunProgress, wants_progress
 from flowcore.runs.recorder import RunRecorder
 from flowcore.transactions import finish_transactions, transaction_runs
 from flowcore.utilities import context as _context
+from flowcore.utilities.ids import uuid4_strings
 
 if TYPE_CHECKING:
     from flowcore.core.flow import Flow
@@ -140,7 +141,8 @@ def run_flow(
             stores.get("policy_store"), configuration.config.get_path("caching.gc"), flow.logger
         )
         for task in flow.tasks:
-            state.result.setdefault(task, Pending("Task not run."))
+            if task not in state.result:
+                state.result[task] = Pending("Task not run.")
     else:
         flow.logger.error(f"Unexpected error occured in {runner_cls.__name__}: {state.result!r}")
     return state
@@ -319,13 +321,14 @@ def _run_passes(
     run_context.setdefault("scheduled_start_time", pendulum.now("UTC"))
     user_task_contexts = kwargs.pop("task_contexts", None) or {}
     while True:
+        slugs = flow.slugs
         task_contexts = {
             task: {
-                "task_run_id": str(uuid.uuid4()),
-                "task_id": slug,
+                "task_run_id": run_id,
+                "task_id": slugs[task],
                 **user_task_contexts.get(task, {}),
             }
-            for task, slug in flow.slugs.items()
+            for task, run_id in zip(slugs, uuid4_strings(len(slugs)))
         }
         runner = runner_cls(flow=flow)
         flow_state = runner.run(

@@ -120,6 +120,7 @@ class State:
 
     color = "#696969"
     flow_run_id: str | None = None
+    _result: Result
 
     def __init__(
         self,
@@ -129,11 +130,18 @@ class State:
         cached_inputs: dict[str, Result] | None = None,
     ) -> None:
         self.message = message
-        self.result = NoResult if result is None else result
-        self.context = context or {}
+        # what the ``result`` setter does, spelled out: a state is made several times per
+        # task run, so its construction is on the engine's hot path
+        if result is None:
+            self._result = NoResult
+        elif isinstance(result, Result):
+            self._result = result
+        else:
+            self._result = Result(value=result)
+        self.context = context = context or {}
         tags = _context_defaults("task_tags")
-        if tags is not None:
-            self.context.setdefault("tags", list(tags))
+        if tags is not None and "tags" not in context:
+            context["tags"] = list(tags)
         self.cached_inputs: dict[str, Result] = cached_inputs or {}
 
     def __sizeof__(self) -> int:

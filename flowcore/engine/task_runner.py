@@ -68,6 +68,7 @@ from flowcore.engine.state import (
 )
 from flowcore.exceptions import ResultNotImplementedError, TaskTimeoutSignal
 from flowcore.transactions import TransactionRun
+from flowcore.triggers import all_successful
 from flowcore.utilities import context as _context
 from flowcore.utilities.executors import run_with_timeout
 from flowcore.utilities.logging import get_child_logger, get_logger, log
@@ -157,9 +158,13 @@ class TaskRunner(Runner):
         """The handlers (``Runner.handle_state_change``), then the run store hears of the
         state the handlers settled on."""
         new_state = Runner.handle_state_change(self, old_state, new_state)
-        if self._recorder is not None:
-            self._recorder.task_state(self._record_key, new_state, self.context["task_run_count"])
+        self._record(new_state)
         return new_state
+
+    def _record(self, state: State) -> None:
+        """Tell the run store (when the run has one) of the run's new state."""
+        if self._recorder is not None:
+            self._recorder.task_state(self._record_key, state, self.context["task_run_count"])
 
     # -- the run --------------------------------------------------------------------------
 
@@ -175,9 +180,13 @@ class TaskRunner(Runner):
         scope = {**_context.current(), **context} if context else dict(_context.current())
         token = _context.push(scope)
         try:
-            state, _ = self.initialize_run(state, scope)
+            state = self._initialize(state, scope)
             log(self.logger, INFO, f"Task '{self._name}': Starting task run...")
-            given, state = state, self._pipeline(state, upstream_states, is_mapped_parent)
+            given = state
+            if not is_mapped_parent and self._fusable(state, upstream_states):
+                state = self._fused(state, upstream_states)
+            else:
+                state = self._pipeline(state, upstream_states, is_mapped_parent)
             while isinstance(state, Looped) and state is not given:
                 state = self.check_task_is_looping(state)
                 state = self._pipeline(state, upstream_states, is_mapped_parent)
@@ -222,6 +231,56 @@ class TaskRunner(Runner):
             )
         return state
 
+    def _fusable(self, state: State, upstream_states: dict[Edge, State]) -> bool:
+        """Whether this run is the common case the fused path (:meth:`_fused`) covers: a
+        plain ``Pending`` state, a plain TaskRunner with no state handlers, no cache plan,
+        no run name template, the default trigger, and every upstream a success that is
+        not a skip. For such a run, the steps before ``set_task_to_running`` cannot
+        change the state, nor log (DEBUG lines aside: with DEBUG on, the pipeline runs)."""
+        task = self.task
+        if (
+            type(state) is not Pending
+            or state.cached_inputs
+            or type(self) is not TaskRunner
+            or self.cache_run is not None
+            or self.state_handlers
+            or task.state_handlers
+            or task.trigger is not all_successful
+            or task.task_run_name is not None
+            or self.logger.isEnabledFor(logging.DEBUG)
+        ):
+            return False
+        for upstream in upstream_states.values():
+            for one in upstream.map_states if isinstance(upstream, Mapped) else (upstream,):
+                if not isinstance(one, Success) or isinstance(one, Skipped):
+                    return False
+        return True
+
+    def _fused(self, state: State, upstream_states: dict[Edge, State]) -> State:
+        """The pipeline for a run :meth:`_fusable` accepts: Running, the task, and (after a
+        failure) the retry check, with the same states, handler calls and records as the
+        full pipeline gives such a run."""
+        inputs = {e.key: s._result for e, s in upstream_states.items() if e.key is not None}
+        try:
+            running = Running("Starting task run.")
+            self._record(running)  # no handlers to call (see _fusable)
+            try:
+                state = self._task_run_state(running, inputs)
+            except signals.PrefectStateSignal as exc:
+                state = self._step_raised(running, exc)  # as the step's wrapper does
+            self._record(state)
+            if isinstance(state, Failed) and self.task.max_retries:
+                state = self.check_for_retry(state, inputs)
+        except ENDRUN as exc:
+            state = exc.state
+        except signals.PrefectStateSignal as exc:
+            state = exc.state
+        except Exception as exc:
+            state = self.state_from_error(
+                exc, f"Task '{self._name}': Unexpected error while running task: {exc!r}"
+            )
+        return state
+
     # -- steps ----------------------------------------------------------------------------
 
     def initialize_run(
@@ -232,27 +291,33 @@ class TaskRunner(Runner):
         ``checkpointing`` (unless given; from ``config.flows.checkpointing``), ``logger``,
         and ``resume`` / ``task_loop_count`` / ``task_loop_result`` when the state says so.
         The steps read this context from then on."""
+        return TaskRunnerInitializeResult(self._initialize(state, context), context)
+
+    def _initialize(self, state: State | None, context: dict[str, Any]) -> State:
+        """:meth:`initialize_run`, returning the state only (``run`` calls it once per task
+        run, so it is kept lean)."""
         state = unwrap_state(state)
+        state_context = state.context
         if isinstance(state, Retrying):
             run_count = state.run_count + 1
         else:
-            run_count = state.context.get("task_run_count", 1)
+            run_count = state_context.get("task_run_count", 1)
         if isinstance(state, Resume) or (
             isinstance(state, Paused)
             and state.start_time is not None
             and state.start_time <= _now()
         ):
             context["resume"] = True
-        if "_loop_count" in state.context:
+        if "_loop_count" in state_context:
             loop_result = state._result
             if loop_result.value is None and loop_result.location is not None:
                 loop_result = self.result.read(loop_result.location)
             context["task_loop_result"] = loop_result.value
-            context["task_loop_count"] = state.context["_loop_count"]
-        map_index = context.setdefault("map_index", None)
+            context["task_loop_count"] = state_context["_loop_count"]
         task = self.task
-        self._name = task.name if map_index is None else f"{task.name}[{map_index}]"
-        context["task_full_name"] = self._name
+        map_index = context.setdefault("map_index", None)
+        name = task.name if map_index is None else f"{task.name}[{map_index}]"
+        context["task_full_name"] = name
         context["task_run_count"] = run_count
         context["task_name"] = task.name
         context["task_tags"] = task.tags
@@ -263,7 +328,7 @@ class TaskRunner(Runner):
                 checkpointing = configuration.config.get("flows", {}).get("checkpointing")
             context["checkpointing"] = bool(checkpointing)
         context["logger"] = (
-            task.logger if map_index is None else get_child_logger(task.logger, self._name)
+            task.logger if map_index is None else get_child_logger(task.logger, name)
         )
         self.raise_on_exception = bool(context.get("raise_on_exception"))
         if task.target is not None:
@@ -272,10 +337,10 @@ class TaskRunner(Runner):
                 self.result.location, self.result._formatter = task.target, None
             else:
                 self.result.location, self.result._formatter = None, task.target
+        self._adopt(context, name, map_index)
         self.cache_run = self._start_cache(context)
-        self.adopt(context)
         self._initialized = True
-        return TaskRunnerInitializeResult(state, context)
+        return state
 
     def adopt(self, context: dict[str, Any]) -> None:
         """Take ``context`` (a task run's: ``task_slug``, ``map_index``, ``task_run_count``,
@@ -283,9 +348,13 @@ class TaskRunner(Runner):
         :meth:`initialize_run` ends with it, and the FlowRunner uses it to settle a run its
         executor lost (``state_from_error`` and ``check_for_retry`` then report as usual)."""
         map_index = context.get("map_index")
-        self._name = self.task.name if map_index is None else f"{self.task.name}[{map_index}]"
-        self._recorder = context.get("run_recorder")
-        if self._recorder is not None:
+        name = self.task.name if map_index is None else f"{self.task.name}[{map_index}]"
+        self._adopt(context, name, map_index)
+
+    def _adopt(self, context: dict[str, Any], name: str, map_index: int | None) -> None:
+        self._name = name
+        self._recorder = recorder = context.get("run_recorder")
+        if recorder is not None:
             self._record_key = (context["task_slug"], -1 if map_index is None else map_index)
         self.context = context
 
@@ -445,14 +514,20 @@ class TaskRunner(Runner):
     @call_state_handlers
     def get_task_run_state(self, state: State, inputs: dict[str, Result]) -> State:
         """Call ``task.run`` with the input values; checkpoint and wrap the outcome."""
+        return self._task_run_state(state, inputs)
+
+    def _task_run_state(self, state: State, inputs: dict[str, Result]) -> State:
+        """The step :meth:`get_task_run_state` without its handler calls."""
         if not isinstance(state, Running):
             raise ENDRUN(state)
         task = self.task
-        raw = _values(inputs)
+        raw = {key: result.value for key, result in inputs.items()}
         new_state: State | None = None
         try:
             if task.log_stdout:
                 value = self._run_logging_stdout(raw)
+            elif not task.timeout:
+                value = task.run(**raw)
             else:
                 value = run_with_timeout(task.run, raw, task.timeout, self._name)
         except TaskTimeoutSignal as exc:

@@ -287,6 +287,14 @@ if __name__ == "__main__":
 """
 
 
+def _successes_recorded(store: RunStore, flow_name: str) -> int:
+    """How many task runs of the newest run of ``flow_name`` the store has as Success."""
+    runs = store.list_runs(flow=flow_name, limit=1)
+    if not runs:
+        return 0
+    return sum(task_run.state == "Success" for task_run in store.task_runs(runs[0].run_id))
+
+
 def test_a_run_killed_with_sigkill_is_resumed_in_a_new_process(
     store: RunStore, tmp_path: Path
 ) -> None:
@@ -306,7 +314,12 @@ def test_a_run_killed_with_sigkill_is_resumed_in_a_new_process(
             time.sleep(0.1)
         else:
             pytest.fail("the flow never reached step 3")
-        time.sleep(1.5)  # the store writes at least every 0.5 s: steps 0-2 are recorded
+        for _ in range(1200):  # until steps 0-2 are in the store (a loaded machine is slow)
+            if _successes_recorded(store, "killed") >= 3:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("steps 0-2 of the flow were never recorded")
         process.send_signal(signal.SIGKILL)
     finally:
         process.wait(timeout=60)
