@@ -1,0 +1,279 @@
+"""The TaskRunner's fused path (``TaskRunner._fused``) gives what the full pipeline gives.
+
+A run the fused path takes (a plain ``Pending`` task, no handlers, no cache plan, the
+default trigger, successful upstreams) must end in the same states, with the same
+messages and results, the same log lines and the same run-store records as the step by
+step pipeline. ``Unfused`` is a TaskRunner subclass, which the fused path never takes, so
+every scenario below runs both ways and the outcomes are compared.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import flowcore
+from flowcore import Flow, Parameter, task
+from flowcore.engine import signals
+from flowcore.engine.results import LocalResult
+from flowcore.engine.state import State
+from flowcore.engine.task_runner import TaskRunner
+from flowcore.runs import open_store
+from flowcore.utilities.configuration import set_temporary_config
+
+
+class Unfused(TaskRunner):
+    """A TaskRunner that always runs the full pipeline (the fused path is TaskRunner's own)."""
+
+
+@pytest.fixture
+def fused_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
+    """The names of the tasks whose runs took the fused path."""
+    taken: list[str] = []
+    original = TaskRunner._fused
+
+    def counting(self: TaskRunner, state: State, upstream_states: Any) -> State:
+        taken.append(self.task.name)
+        return original(self, state, upstream_states)
+
+    monkeypatch.setattr(TaskRunner, "_fused", counting)
+    yield taken
+
+
+def _outcome(
+    build: Callable[[], Flow], runner: type, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> dict[str, Any]:
+    """Run the flow with ``runner`` as its TaskRunner; everything observable about it."""
+    flow = build()
+    db = tmp_path / f"{runner.__name__}.db"
+    path = (
+        f"{__name__}.{runner.__name__}"
+        if runner is Unfused
+        else "flowcore.engine.task_runner.TaskRunner"
+    )
+    caplog.clear()
+    with (
+        set_temporary_config({"engine.task_runner.default_class": path, "runs.store": str(db)}),
+        caplog.at_level(logging.INFO, logger="flowcore"),
+    ):
+        state = flow.run()
+    store = open_store(str(db))
+    try:
+        store.flush()
+        transitions = {
+            (t.task_slug, t.map_index): [
+                (x.state, x.message)
+                for x in store.transitions(state.flow_run_id, t.task_slug, t.map_index)
+            ]
+            for t in store.task_runs(state.flow_run_id)
+        }
+        task_runs = [
+            (t.task_slug, t.map_index, t.state, t.message, t.run_count)
+            + (t.result_location and Path(t.result_location).name,)
+            + (t.started is not None, t.ended is not None)
+            for t in store.task_runs(state.flow_run_id)
+        ]
+    finally:
+        store.close()
+    return {
+        "flow": (type(state).__name__, state.message),
+        "tasks": {
+            flow.slugs[t]: (type(s).__name__, str(s.message), repr(s.result), s.context.get("tags"))
+            for t, s in state.result.items()
+        },
+        "logs": [
+            (r.name, r.levelname, r.getMessage().replace(state.flow_run_id, "<run id>"))
+            for r in caplog.records
+            if "Flow run" not in r.getMessage()
+        ],
+        "transitions": transitions,
+        "task_runs": task_runs,
+    }
+
+
+def _chain() -> Flow:
+    @task(tags=["a", "b"])
+    def inc(x: int) -> int:
+        return x + 1
+
+    with Flow("chain") as flow:
+        inc(inc(inc(Parameter("x", default=1))))
+    return flow
+
+
+def _failure_and_downstream() -> Flow:
+    @task
+    def boom(x: int) -> int:
+        raise ValueError(f"bad {x}")
+
+    @task
+    def after(x: int) -> int:
+        return x
+
+    with Flow("failure") as flow:
+        after(boom(1))
+    return flow
+
+
+def _retries() -> Flow:
+    calls = {"n": 0}
+
+    @task(max_retries=2, retry_delay=timedelta(seconds=0))
+    def flaky() -> int:
+        calls["n"] += 1
+        if calls["n"] < 3:
+            raise RuntimeError("not yet")
+        return calls["n"]
+
+    with Flow("retries") as flow:
+        flaky()
+    return flow
+
+
+def _signals() -> Flow:
+    @task
+    def skip() -> None:
+        raise signals.SKIP("skipping on purpose")
+
+    @task
+    def fail() -> None:
+        raise signals.FAIL("failing on purpose")
+
+    @task
+    def succeed() -> None:
+        raise signals.SUCCESS("done early", result=7)
+
+    @task
+    def loop() -> int:
+        count = flowcore.context.get("task_loop_count", 1)
+        if count < 3:
+            raise signals.LOOP(result=count)
+        return count
+
+    retried = {"n": 0}
+
+    @task
+    def retry() -> int:
+        retried["n"] += 1
+        if retried["n"] == 1:
+            raise signals.RETRY("again later")
+        return retried["n"]
+
+    @task
+    def downstream(x: Any) -> Any:
+        return x
+
+    with Flow("signals") as flow:
+        downstream(skip())
+        fail()
+        downstream(succeed())
+        downstream(loop())
+        retry()
+    return flow
+
+
+def _mapped_and_checkpointed(tmp: Path) -> Callable[[], Flow]:
+    def build() -> Flow:
+        @task(
+            checkpoint=True,
+            result=LocalResult(dir=str(tmp), location="{task_name}-{map_index}.txt"),
+        )
+        def double(x: int) -> int:
+            if x == 3:
+                raise ValueError("three")
+            return 2 * x
+
+        @task(log_stdout=True)
+        def total(xs: list[int]) -> int:
+            print(f"adding {len(xs)}")
+            return sum(xs)
+
+        with Flow("mapped") as flow:
+            total(double.map([1, 2, 4]))
+            double.map([3])
+        return flow
+
+    return build
+
+
+@pytest.mark.parametrize("scenario", ["chain", "failure", "retries", "signals", "mapped"])
+def test_the_fused_path_matches_the_pipeline(
+    scenario: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    fused_runs: list[str],
+) -> None:
+    builds = {
+        "chain": _chain,
+        "failure": _failure_and_downstream,
+        "retries": _retries,
+        "signals": _signals,
+    }
+    with set_temporary_config({"flows.checkpointing": True}):
+        if scenario == "mapped":
+            fused = _outcome(
+                _mapped_and_checkpointed(tmp_path / "fused"), TaskRunner, tmp_path, caplog
+            )
+            taken = len(fused_runs)
+            pipeline = _outcome(
+                _mapped_and_checkpointed(tmp_path / "pipeline"), Unfused, tmp_path, caplog
+            )
+            assert sorted(p.name for p in (tmp_path / "fused").iterdir()) == sorted(
+                p.name for p in (tmp_path / "pipeline").iterdir()
+            )
+        else:
+            fused = _outcome(builds[scenario], TaskRunner, tmp_path, caplog)
+            taken = len(fused_runs)
+            pipeline = _outcome(builds[scenario], Unfused, tmp_path, caplog)
+    assert taken > 0, "the fused path was never taken"
+    assert len(fused_runs) == taken, "the subclass must run the full pipeline"
+    assert fused["flow"] == pipeline["flow"]
+    assert fused["tasks"] == pipeline["tasks"]
+    assert fused["logs"] == pipeline["logs"]
+    assert fused["transitions"] == pipeline["transitions"]
+    assert fused["task_runs"] == pipeline["task_runs"]
+
+
+def test_a_task_with_a_handler_a_trigger_or_a_failed_upstream_takes_the_pipeline(
+    fused_runs: list[str],
+) -> None:
+    seen: list[tuple[str, str]] = []
+
+    def handler(task_: Any, old: State, new: State) -> None:
+        seen.append((type(old).__name__, type(new).__name__))
+
+    @task
+    def plain() -> int:
+        return 1
+
+    @task(state_handlers=[handler])
+    def handled(x: int) -> int:
+        return x
+
+    @task
+    def boom() -> None:
+        raise ValueError("no")
+
+    @task(trigger=flowcore.triggers.always_run)
+    def always(x: Any) -> int:
+        return 2
+
+    @task
+    def after_failure(x: Any) -> int:
+        return 3
+
+    with Flow("mixed") as flow:
+        handled(plain())
+        failed = boom()
+        always(failed)
+        after_failure(failed)
+    state = flow.run()
+    assert sorted(fused_runs) == ["boom", "plain"]
+    assert seen == [("Pending", "Running"), ("Running", "Success")]
+    assert type(state.result[flow.get_tasks(name="after_failure")[0]]).__name__ == "TriggerFailed"
+    assert state.result[flow.get_tasks(name="always")[0]].result == 2
