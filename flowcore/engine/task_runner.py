@@ -233,16 +233,16 @@ class TaskRunner(Runner):
 
     def _fusable(self, state: State, upstream_states: dict[Edge, State]) -> bool:
         """Whether this run is the common case the fused path (:meth:`_fused`) covers: a
-        plain ``Pending`` state, a plain TaskRunner with no state handlers, no cache plan,
-        no run name template, the default trigger, and every upstream a success that is
-        not a skip. For such a run, the steps before ``set_task_to_running`` cannot
-        change the state, nor log (DEBUG lines aside: with DEBUG on, the pipeline runs)."""
+        plain ``Pending`` state, a plain TaskRunner with no state handlers, no run name
+        template, the default trigger, and every upstream a success that is not a skip.
+        For such a run, the steps before ``set_task_to_running`` other than the cache
+        lookup cannot change the state, nor log (DEBUG lines aside: with DEBUG on, the
+        pipeline runs)."""
         task = self.task
         if (
             type(state) is not Pending
             or state.cached_inputs
             or type(self) is not TaskRunner
-            or self.cache_run is not None
             or self.state_handlers
             or task.state_handlers
             or task.trigger is not all_successful
@@ -257,18 +257,22 @@ class TaskRunner(Runner):
         return True
 
     def _fused(self, state: State, upstream_states: dict[Edge, State]) -> State:
-        """The pipeline for a run :meth:`_fusable` accepts: Running, the task, and (after a
-        failure) the retry check, with the same states, handler calls and records as the
-        full pipeline gives such a run."""
+        """The pipeline for a run :meth:`_fusable` accepts: the cache lookup (a hit, or an
+        error, is final), Running, the task, the cache record, and (after a failure) the
+        retry check, with the same states and records as the full pipeline gives such a
+        run; there are no handlers to call."""
         inputs = {e.key: s._result for e, s in upstream_states.items() if e.key is not None}
+        cache_run = self.cache_run
         try:
+            if cache_run is not None:
+                state = self._unhandled_step(self._check_cache, state, inputs)
+                if not isinstance(state, Pending):
+                    return state
             running = Running("Starting task run.")
-            self._record(running)  # no handlers to call (see _fusable)
-            try:
-                state = self._task_run_state(running, inputs)
-            except signals.PrefectStateSignal as exc:
-                state = self._step_raised(running, exc)  # as the step's wrapper does
-            self._record(state)
+            self._record(running)
+            state = self._unhandled_step(self._task_run_state, running, inputs)
+            if cache_run is not None and isinstance(state, Success):
+                state = self._unhandled_step(self._cache_result, state, inputs)
             if isinstance(state, Failed) and self.task.max_retries:
                 state = self.check_for_retry(state, inputs)
         except ENDRUN as exc:
@@ -280,6 +284,19 @@ class TaskRunner(Runner):
                 exc, f"Task '{self._name}': Unexpected error while running task: {exc!r}"
             )
         return state
+
+    def _unhandled_step(
+        self, step: Callable[..., State], state: State, inputs: dict[str, Result]
+    ) -> State:
+        """``step(state, inputs)`` (a step's undecorated body) as its decorated form runs it
+        (``engine/runner.py``), for a run with no handlers: a new state is only recorded."""
+        try:
+            new_state = step(state, inputs)
+        except (ENDRUN, signals.PrefectStateSignal, Exception) as exc:
+            new_state = self._step_raised(state, exc)
+        if new_state is not state:
+            self._record(new_state)
+        return new_state
 
     # -- steps ----------------------------------------------------------------------------
 
@@ -457,6 +474,10 @@ class TaskRunner(Runner):
     def check_task_is_cached(self, state: State, inputs: dict[str, Result]) -> State:
         """Ask the task's cache plan (target, cache or policy) whether the run is done
         already; without one, an incoming Cached state is re-validated by the validator."""
+        return self._check_cache(state, inputs)
+
+    def _check_cache(self, state: State, inputs: dict[str, Result]) -> State:
+        """The step :meth:`check_task_is_cached` without its handler calls."""
         run = self.cache_run if self._initialized else self._start_direct_cache()
         if run is not None:
             parameters = self._step_context().get("parameters") or {}
@@ -562,6 +583,10 @@ class TaskRunner(Runner):
     def cache_result(self, state: State, inputs: dict[str, Result]) -> State:
         """Record a success in the cache: with ``cache_for`` (Prefect 1) the state becomes
         Cached, expiring after ``cache_for``; under a cache policy it stays Success."""
+        return self._cache_result(state, inputs)
+
+    def _cache_result(self, state: State, inputs: dict[str, Result]) -> State:
+        """The step :meth:`cache_result` without its handler calls."""
         run = self.cache_run if self._initialized else self._start_direct_cache()
         if run is None or not isinstance(state, Success) or isinstance(state, Skipped):
             return state

@@ -10,6 +10,7 @@ every scenario below runs both ways and the outcomes are compared.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -19,7 +20,9 @@ import pytest
 
 import flowcore
 from flowcore import Flow, Parameter, task
+from flowcore.cache_policies import INPUTS
 from flowcore.engine import signals
+from flowcore.engine.cache_validators import all_inputs
 from flowcore.engine.results import LocalResult
 from flowcore.engine.state import State
 from flowcore.engine.task_runner import TaskRunner
@@ -46,9 +49,14 @@ def fused_runs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 
 
 def _outcome(
-    build: Callable[[], Flow], runner: type, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    build: Callable[[], Flow],
+    runner: type,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    runs: int = 1,
 ) -> dict[str, Any]:
-    """Run the flow with ``runner`` as its TaskRunner; everything observable about it."""
+    """Run the flow with ``runner`` as its TaskRunner (``runs`` times in a row, with caches
+    of its own); everything observable about the last run."""
     flow = build()
     db = tmp_path / f"{runner.__name__}.db"
     path = (
@@ -56,12 +64,16 @@ def _outcome(
         if runner is Unfused
         else "flowcore.engine.task_runner.TaskRunner"
     )
-    caplog.clear()
+    cache_store = str(tmp_path / f"{runner.__name__}-cache")
     with (
         set_temporary_config({"engine.task_runner.default_class": path, "runs.store": str(db)}),
-        caplog.at_level(logging.INFO, logger="flowcore"),
+        flowcore.context(caches={}),
     ):
-        state = flow.run()
+        for _ in range(runs - 1):
+            flow.run(cache_store=cache_store)
+        caplog.clear()
+        with caplog.at_level(logging.INFO, logger="flowcore"):
+            state = flow.run(cache_store=cache_store)
     store = open_store(str(db))
     try:
         store.flush()
@@ -80,20 +92,35 @@ def _outcome(
         ]
     finally:
         store.close()
-    return {
+    outcome = {
         "flow": (type(state).__name__, state.message),
         "tasks": {
             flow.slugs[t]: (type(s).__name__, str(s.message), repr(s.result), s.context.get("tags"))
             for t, s in state.result.items()
         },
         "logs": [
-            (r.name, r.levelname, r.getMessage().replace(state.flow_run_id, "<run id>"))
+            (r.name, r.levelname, r.getMessage())
             for r in caplog.records
             if "Flow run" not in r.getMessage()
         ],
         "transitions": transitions,
         "task_runs": task_runs,
     }
+    return {key: _without_ids(value) for key, value in outcome.items()}
+
+
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+
+
+def _without_ids(value: Any) -> Any:
+    """``value`` with every run id in its strings replaced by ``<id>`` (runs differ in them)."""
+    if isinstance(value, str):
+        return _UUID.sub("<id>", value)
+    if isinstance(value, dict):
+        return {_without_ids(k): _without_ids(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_without_ids(v) for v in value)
+    return value
 
 
 def _chain() -> Flow:
@@ -277,3 +304,51 @@ def test_a_task_with_a_handler_a_trigger_or_a_failed_upstream_takes_the_pipeline
     assert seen == [("Pending", "Running"), ("Running", "Success")]
     assert type(state.result[flow.get_tasks(name="after_failure")[0]]).__name__ == "TriggerFailed"
     assert state.result[flow.get_tasks(name="always")[0]].result == 2
+
+
+def _cached(tmp: Path) -> Callable[[], Flow]:
+    """``cache_for``, a target and a cache policy: the second run of the flow is all hits,
+    except the inputs that changed."""
+    calls = {"n": 0}
+
+    def build() -> Flow:
+        @task(cache_for=timedelta(hours=1))
+        def kept(x: int) -> int:
+            return x + 1
+
+        @task(checkpoint=True, result=LocalResult(dir=str(tmp)), target="{task_name}-{x}.pkl")
+        def targeted(x: int) -> int:
+            return x * 2
+
+        @task(cache_policy=INPUTS, result=LocalResult(dir=str(tmp)))
+        def keyed(x: int) -> int:
+            return x * 3
+
+        @task
+        def changing() -> int:
+            calls["n"] += 1
+            return calls["n"]
+
+        @task(cache_for=timedelta(hours=1), cache_validator=all_inputs)
+        def by_inputs(x: int) -> int:
+            return x
+
+        with Flow("cached") as flow:
+            keyed(targeted(kept(1)))
+            by_inputs(changing())
+        return flow
+
+    return build
+
+
+def test_the_fused_path_matches_the_pipeline_on_cache_hits_and_misses(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, fused_runs: list[str]
+) -> None:
+    with set_temporary_config({"flows.checkpointing": True}):
+        fused = _outcome(_cached(tmp_path / "fused"), TaskRunner, tmp_path, caplog, runs=2)
+        taken = len(fused_runs)
+        pipeline = _outcome(_cached(tmp_path / "pipeline"), Unfused, tmp_path, caplog, runs=2)
+    assert taken > 0 and len(fused_runs) == taken
+    assert {state for state, *_ in fused["tasks"].values()} >= {"Cached", "Success"}
+    for key in ("flow", "tasks", "logs", "transitions", "task_runs"):
+        assert fused[key] == pipeline[key], key
