@@ -26,6 +26,7 @@ import sys
 import time
 import uuid
 import warnings
+from logging import INFO
 from typing import TYPE_CHECKING, Any
 
 import pendulum
@@ -35,7 +36,7 @@ from flowcore.caching import MemoryCacheStore
 from flowcore.caching.cache import collect_garbage
 from flowcore.caching.stores import run_stores
 from flowcore.core._preflight import run_problems, unwritten_targets_message
-from flowcore.engine.flow_runner import import_object
+from flowcore.engine.flow_runner import add_date_keys, import_object
 from flowcore.engine.resume import resumed_task_states
 from flowcore.engine.state import (
     Cached,
@@ -55,6 +56,7 @@ from flowcore.runs.recorder import RunRecorder
 from flowcore.transactions import finish_transactions, transaction_runs
 from flowcore.utilities import context as _context
 from flowcore.utilities.ids import uuid4_strings
+from flowcore.utilities.logging import log
 
 if TYPE_CHECKING:
     from flowcore.core.flow import Flow
@@ -282,7 +284,7 @@ def _start_recording(
     where = (
         "not recorded: runs.store is 'none'" if store is None else f"recorded in {store.display}"
     )
-    flow.logger.info(f"Flow run {run_id} of {flow.name!r} ({where})")
+    log(flow.logger, INFO, f"Flow run {run_id} of {flow.name!r} ({where})", sinks=True)
     recorder = None
     if store is not None or progress:
         recorder = RunRecorder(
@@ -319,6 +321,7 @@ def _run_passes(
         flow_run_name=kwargs.pop("flow_run_name", None) or str(uuid.uuid4()),
     )
     run_context.setdefault("scheduled_start_time", pendulum.now("UTC"))
+    add_date_keys(run_context, flow.logger)  # once per run, not once per pass
     user_task_contexts = kwargs.pop("task_contexts", None) or {}
     while True:
         slugs = flow.slugs
@@ -422,7 +425,7 @@ def _wait_for_next_pass(flow: Flow, task_states: dict[Task, State]) -> bool:
         )
         return False
     next_start = min(start_times)
-    delay = (next_start - pendulum.now("UTC")).total_seconds()
+    delay = next_start.timestamp() - time.time()
     if delay > 0:
         flow.logger.info(f"Waiting for next available Task run at {next_start}")
         time.sleep(delay)

@@ -32,7 +32,9 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Iterable, Iterator
-from datetime import datetime, timezone
+from datetime import date as Date
+from datetime import datetime, timedelta, timezone
+from logging import INFO
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pendulum
@@ -58,7 +60,7 @@ from flowcore.engine.state import (
 )
 from flowcore.exceptions import UpstreamCrashed, WorkerCrashed
 from flowcore.utilities import context as _context
-from flowcore.utilities.logging import get_logger
+from flowcore.utilities.logging import get_logger, log
 
 if TYPE_CHECKING:
     from flowcore.core.flow import Flow
@@ -164,7 +166,7 @@ class FlowRunner(Runner):
         task_contexts: dict[Task, dict[str, Any]] | None = None,
     ) -> State:
         """Run one pass and return the flow state (``result``: ``{task: State}``)."""
-        self.logger.info(f"Beginning Flow run for '{self.flow.name}'")
+        log(self.logger, INFO, f"Beginning Flow run for '{self.flow.name}'", sinks=True)
         if executor is None:
             executor = (
                 self.flow.executor
@@ -220,10 +222,7 @@ class FlowRunner(Runner):
         context["parameters"] = run_parameters
         context["flow_name"] = self.flow.name
         context.setdefault("scheduled_start_time", pendulum.now("UTC"))
-        dates = _date_keys(context.get("date"), self.logger)
-        context["date"] = dates.pop("date")
-        for key, value in dates.items():
-            context.setdefault(key, value)
+        add_date_keys(context, self.logger)
         for task in self.flow.tasks:
             task_context = task_contexts.setdefault(task, {})
             task_context.setdefault("task_name", task.name)
@@ -459,16 +458,16 @@ class FlowRunner(Runner):
     ) -> State:
         """Running while a terminal task is unfinished; else decided by the reference tasks."""
         if not all(s.is_finished() for s in terminal_states):
-            self.logger.info("Flow run RUNNING: terminal tasks are incomplete.")
+            log(self.logger, INFO, "Flow run RUNNING: terminal tasks are incomplete.", sinks=True)
             state.result = return_states
         elif any(s.is_failed() for s in key_states):
-            self.logger.info("Flow run FAILED: some reference tasks failed.")
+            log(self.logger, INFO, "Flow run FAILED: some reference tasks failed.", sinks=True)
             state = Failed("Some reference tasks failed.", result=return_states)
         elif all(s.is_successful() for s in key_states):
-            self.logger.info("Flow run SUCCESS: all reference tasks succeeded")
+            log(self.logger, INFO, "Flow run SUCCESS: all reference tasks succeeded", sinks=True)
             state = Success("All reference tasks succeeded.", result=return_states)
         else:
-            self.logger.info("Flow run SUCCESS: no reference tasks failed")
+            log(self.logger, INFO, "Flow run SUCCESS: no reference tasks failed", sinks=True)
             state = Success("No reference tasks failed.", result=return_states)
         handler = self.flow.terminal_state_handler
         if handler is not None:
@@ -718,7 +717,30 @@ def _flatten_children(children: list[State]) -> list[State]:
     return flat
 
 
-def _date_keys(date: Any, logger: Any) -> dict[str, Any]:
+_DATE_KEYS = tuple(
+    f"{day}{suffix}" for day in ("today", "yesterday", "tomorrow") for suffix in ("", "_nodash")
+)
+
+
+def add_date_keys(context: dict[str, Any], logger: Any) -> None:
+    """Set ``context["date"]`` (the given ``date``, parsed, or now; a pendulum DateTime)
+    and, unless given, ``today``, ``yesterday``, ``tomorrow`` and their ``_nodash`` forms.
+    A context that has them all already (a later pass of the same run) is left as it is."""
+    if isinstance(context.get("date"), pendulum.DateTime) and all(
+        key in context for key in _DATE_KEYS
+    ):
+        return
+    date = _run_date(context.get("date"), logger)
+    context["date"] = date
+    day = Date(date.year, date.month, date.day)
+    for name, offset in (("today", 0), ("yesterday", -1), ("tomorrow", 1)):
+        shifted = day + timedelta(days=offset)  # calendar days, as pendulum's add(days=)
+        context.setdefault(name, shifted.strftime("%Y-%m-%d"))
+        context.setdefault(f"{name}_nodash", shifted.strftime("%Y%m%d"))
+
+
+def _run_date(date: Any, logger: Any) -> Any:
+    """The run's ``date``: the context's own (parsed if a string), else now (UTC)."""
     if isinstance(date, str):
         try:
             date = pendulum.parse(date)
@@ -732,13 +754,4 @@ def _date_keys(date: Any, logger: Any) -> dict[str, Any]:
             "context variable."
         )
         date = None
-    date = pendulum.instance(date) if date is not None else pendulum.now("UTC")
-    keys: dict[str, Any] = {"date": date}
-    for name, day in (
-        ("today", date),
-        ("yesterday", date.subtract(days=1)),
-        ("tomorrow", date.add(days=1)),
-    ):
-        keys[name] = day.strftime("%Y-%m-%d")
-        keys[f"{name}_nodash"] = day.strftime("%Y%m%d")
-    return keys
+    return pendulum.instance(date) if date is not None else pendulum.now("UTC")

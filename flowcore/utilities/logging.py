@@ -213,11 +213,12 @@ def _sole_handler(logger: logging.Logger, level: int) -> _StreamHandler | None:
     return handler
 
 
-def log(logger: logging.Logger, level: int, message: str) -> None:
+def log(logger: logging.Logger, level: int, message: str, sinks: bool = False) -> None:
     """Log a plain message (no arguments, no exception) cheaply; see the module docstring.
 
     This is how the engine writes its two lines per task run, which restate state changes
-    the run store records anyway: line sinks (:func:`add_line_sink`) do not see them."""
+    the run store records anyway: line sinks (:func:`add_line_sink`) see them only with
+    ``sinks`` (the flow run's own lines, once per pass)."""
     if not logger.isEnabledFor(level):
         return
     handler = _sole_handler(logger, level)
@@ -233,9 +234,12 @@ def log(logger: logging.Logger, level: int, message: str) -> None:
             handler.handleError(_record_for(logger, level, message))
         finally:
             handler.release()
+        if sinks and _SINKS:
+            _to_sinks(logger.name, level, message, time.time())
         return
     record = _record_for(logger, level, message)
-    record.__dict__["_flowcore_no_sinks"] = True
+    if not sinks:
+        record.__dict__["_flowcore_no_sinks"] = True
     logger.handle(record)
 
 
