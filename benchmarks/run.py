@@ -17,6 +17,7 @@ timed repetition. The table gives the median of the timed repetitions, the media
 from __future__ import annotations
 
 import argparse
+import atexit
 import json
 import os
 import platform
@@ -123,18 +124,25 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-_RUNS_STORE = os.path.join(tempfile.mkdtemp(prefix="flowcore-bench-runs-"), "flowcore.db")
+_SCRATCH = tempfile.mkdtemp(prefix="flowcore-bench-")
+atexit.register(shutil.rmtree, _SCRATCH, ignore_errors=True)
+_RUNS_STORE = os.path.join(_SCRATCH, "flowcore.db")
 
 
 def _child_env() -> dict[str, str]:
     """This environment minus logging overrides, with the repository importable. flowcore's
     runs are recorded as by default (a SQLite run store), in a store of the benchmark's own
-    rather than the user's ``~/.flowcore/flowcore.db``."""
+    rather than the user's ``~/.flowcore/flowcore.db``. Bytecode is cached as on a user's
+    machine (in a directory of the benchmark's own, even when ``PYTHONDONTWRITEBYTECODE``
+    is set here): otherwise every fresh process would compile the modules a run imports
+    lazily, and W5's cold runs would time the compiler."""
     env = {
         key: value
         for key, value in os.environ.items()
         if not key.upper().startswith(("PREFECT__LOGGING__", "FLOWCORE__LOGGING__"))
+        and key != "PYTHONDONTWRITEBYTECODE"
     }
+    env["PYTHONPYCACHEPREFIX"] = os.path.join(_SCRATCH, "pycache")
     env.setdefault("FLOWCORE__RUNS__STORE", _RUNS_STORE)
     env["PYTHONPATH"] = os.pathsep.join(
         [str(REPO_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
