@@ -328,7 +328,7 @@ class FlowRunner(Runner):
             upstream_states, upstream_mapped, edge_children = self._upstream_states(
                 plan, task_states, mapped_children, executor, outcomes
             )
-            task_context = dict(task_contexts.get(task, ()))
+            task_context = task_contexts.get(task) or {}
             extra = {"task_name": task.name, "task_tags": task.tags}
             outcomes.submitted(task, None, task_state)
             if not plan.is_mapped:
