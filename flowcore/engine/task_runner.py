@@ -25,6 +25,13 @@ changes) or raises ``ENDRUN(state)`` to finish early; handlers fire on every cha
     Looped            check_task_is_looping             Pending, and the steps run again
 
 A cache or target hit leaves at ``set_task_to_running`` (a Cached state is not Pending).
+
+The common case takes a fused path (``_fused``): a plain TaskRunner, no state handlers,
+the default trigger, no run name template, a Pending state (or a Scheduled or Retrying one
+whose time has come) and upstream states that all succeeded (``_fusable``). The steps
+that cannot change such a run are skipped; the cache lookup, the run, the cache record and
+the retry check run as their steps do, with the same states, log lines and run-store
+records (tests/engine/test_fused_path.py runs both paths and compares them).
 Looping is a ``while`` loop in ``run``, with ``task_loop_count`` / ``task_loop_result`` in
 the context. Inputs are the upstream states' ``Result`` objects, keyed by argument name;
 a state carrying ``cached_inputs`` (a retry or a resume, possibly from another process)
