@@ -83,8 +83,10 @@ class _TaskPlan(NamedTuple):
     is_mapped: bool
 
 
-def import_object(path: str) -> Any:
-    """``"package.module.Name"`` -> the object (used for config class paths)."""
+def import_object(path: Any) -> Any:
+    """``"package.module.Name"`` -> the object (used for config class paths); a class is kept."""
+    if not isinstance(path, str):
+        return path
     module, _, name = path.rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)
@@ -197,7 +199,11 @@ class FlowRunner(Runner):
         except ENDRUN as exc:
             state = exc.state
         except Exception as exc:
-            state = self.state_from_error(exc, f"Unexpected error while running flow: {exc!r}")
+            failed = self.state_from_error(exc, f"Unexpected error while running flow: {exc!r}")
+            try:  # the flow's handlers see this change too, as in Prefect 1
+                state = self.handle_state_change(state or Pending(), failed)
+            except ENDRUN as end:
+                state = end.state
         return state
 
     def initialize_run(
@@ -220,7 +226,8 @@ class FlowRunner(Runner):
         context["parameters"] = run_parameters
         context["flow_name"] = self.flow.name
         context.setdefault("scheduled_start_time", pendulum.now("UTC"))
-        dates = _date_keys(context.get("date"), self.logger)
+        given = context["date"] if "date" in context else _context.current().get("date")
+        dates = _date_keys(given, self.logger)
         context["date"] = dates.pop("date")
         for key, value in dates.items():
             context.setdefault(key, value)
@@ -718,7 +725,8 @@ def _flatten_children(children: list[State]) -> list[State]:
     return flat
 
 
-def _date_keys(date: Any, logger: Any) -> dict[str, Any]:
+def _date_keys(given: Any, logger: Any) -> dict[str, Any]:
+    date = given
     if isinstance(date, str):
         try:
             date = pendulum.parse(date)
@@ -731,14 +739,16 @@ def _date_keys(date: Any, logger: Any) -> dict[str, Any]:
             "`today` and `tomorrow` will be based on the current time instead of the `date` "
             "context variable."
         )
-        date = None
-    date = pendulum.instance(date) if date is not None else pendulum.now("UTC")
-    keys: dict[str, Any] = {"date": date}
-    for name, day in (
-        ("today", date),
-        ("yesterday", date.subtract(days=1)),
-        ("tomorrow", date.add(days=1)),
+        day = pendulum.now("UTC")
+        keys: dict[str, Any] = {"date": given}  # kept as given, as in Prefect 1
+    else:
+        day = pendulum.instance(date) if date is not None else pendulum.now("UTC")
+        keys = {"date": day}
+    for name, when in (
+        ("today", day),
+        ("yesterday", day.subtract(days=1)),
+        ("tomorrow", day.add(days=1)),
     ):
-        keys[name] = day.strftime("%Y-%m-%d")
-        keys[f"{name}_nodash"] = day.strftime("%Y%m%d")
+        keys[name] = when.strftime("%Y-%m-%d")
+        keys[f"{name}_nodash"] = when.strftime("%Y%m%d")
     return keys
