@@ -54,7 +54,9 @@ class Edge:
         mapped = annotations.get("mapped", mapped)
         flattened = annotations.get("flattened", flattened)
         if upstream_task is downstream_task:
-            raise ValueError(f"Edges can not connect a task to itself. Both ends are {upstream_task!r}.")
+            raise ValueError(
+                f"Edges can not connect a task to itself. Both ends are {upstream_task!r}."
+            )
         upstream = as_task(upstream_task, flow=flow)
         downstream = as_task(downstream_task, flow=flow)
         if upstream is downstream:
