@@ -31,7 +31,14 @@ from typing import Any
 
 from flowcore.utilities.collections import DotDict, as_nested_dict, merge_dicts
 
-__all__ = ["Config", "DEFAULTS", "config", "load_configuration"]
+__all__ = [
+    "Config",
+    "DEFAULTS",
+    "config",
+    "load_configuration",
+    "process_task_defaults",
+    "string_to_type",
+]
 
 ENV_PREFIX = "FLOWCORE"
 
@@ -79,7 +86,33 @@ DEFAULTS: dict[str, Any] = {
 
 
 class Config(DotDict):
-    """Nested configuration with attribute access; ``Config.copy`` is deep."""
+    """Nested configuration with attribute access; ``Config.copy`` is deep.
+
+    ``Config(default_box=True)`` creates missing sections on first attribute access, as
+    Prefect 1's Box-based ``Config`` does (``cfg.tasks.defaults.max_retries = 0`` on an
+    empty one); without it a missing key is an ``AttributeError``.
+
+    >>> cfg = Config(default_box=True)
+    >>> cfg.a.b = 1
+    >>> cfg
+    Config({'a': {'b': 1}})
+    """
+
+    def __init__(self, *args: Any, default_box: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if default_box:
+            object.__setattr__(self, "_default_box", True)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            if name.startswith("__") or not self.__dict__.get("_default_box"):
+                raise AttributeError(
+                    f"'{type(self).__name__}' object has no attribute {name!r}"
+                ) from None
+            self[name] = section = Config(default_box=True)
+            return section
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.to_dict()!r})"
@@ -88,7 +121,8 @@ class Config(DotDict):
         return str(self.to_dict())
 
     def copy(self) -> Config:
-        return as_nested_dict(self, Config)  # type: ignore[no-any-return]
+        """New sections all the way down; values (lists included) are shared, as in Prefect 1."""
+        return Config({k: v.copy() if isinstance(v, Config) else v for k, v in self.items()})
 
     def get_path(self, dotted: str, default: Any = None) -> Any:
         """Read ``"a.b.c"``; ``default`` when any part is missing."""
@@ -125,6 +159,9 @@ def cast_env_value(raw: str) -> Any:
     except Exception:
         return raw
 
+
+string_to_type = cast_env_value
+"""Prefect 1's name for :func:`cast_env_value`."""
 
 _ENV_VAR = re.compile(r"\$(\w+|\{[^}]*\})")
 _CONFIG_REF = re.compile(r"\$\{(.[^${}]*)\}")
@@ -194,14 +231,31 @@ def _normalise_task_defaults(tree: dict[str, Any]) -> None:
         defaults["timeout"] = None
 
 
-def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+def process_task_defaults(config: Config) -> Config:
+    """Give ``config.tasks.defaults`` the values ``Task()`` expects, in place, as Prefect 1 does.
+
+    A missing, false or ``None`` ``max_retries`` becomes 0, a missing or false ``retry_delay``
+    becomes ``None`` and a number of seconds a ``timedelta``, a missing or false ``timeout``
+    ``None``. ``flowcore.config`` is already processed; call this after changing its task
+    defaults by hand (TOML has no null, so ``false`` stands for "not set").
+
+    >>> cfg = process_task_defaults(Config(tasks=Config(defaults=Config(retry_delay=5))))
+    >>> cfg.tasks.defaults.max_retries, cfg.tasks.defaults.retry_delay
+    (0, datetime.timedelta(seconds=5))
+    """
+    config.setdefault("tasks", Config()).setdefault("defaults", Config())
+    _normalise_task_defaults(config)
+    return config
+
+
+def _env_overrides(environ: Mapping[str, str], env_prefix: str = ENV_PREFIX) -> dict[str, Any]:
     overrides: dict[str, Any] = {}
-    prefix = ENV_PREFIX + "__"
+    prefix = env_prefix + "__"
     for name, raw in environ.items():
         if not name.startswith(prefix):
             continue
         parts = name[len(prefix) :].split("__")
-        if parts[:2] == ["CONTEXT", "SECRETS"] and len(parts) > 2:
+        if [p.upper() for p in parts[:2]] == ["CONTEXT", "SECRETS"] and len(parts) > 2:
             parts = ["context", "secrets", "__".join(parts[2:])]
         else:
             parts = [p.lower() for p in parts]
@@ -225,17 +279,60 @@ def _read_toml(path: str) -> dict[str, Any]:
             raise ValueError(f"flowcore config file {path} is not valid TOML: {exc}") from exc
 
 
-def load_configuration(environ: Mapping[str, str] | None = None) -> Config:
-    """Build a fresh :class:`Config` from defaults, the user file and ``environ``."""
+def _check_keys(tree: Mapping[str, Any], where: str = "") -> None:
+    """A key that is also a ``Config`` attribute (``keys``, ``items``, ``copy``...) could
+    not be read as ``config.section.key``; refuse it, as Prefect 1 does."""
+    for key, value in tree.items():
+        if key in _RESERVED_KEYS:
+            raise ValueError(
+                f'Invalid config key: "{key}" (at {where + key}): it is the name of a Config '
+                "method, so config.<section>.<key> could not read it; rename the key"
+            )
+        if isinstance(value, Mapping):
+            _check_keys(value, f"{where}{key}.")
+
+
+_RESERVED_KEYS = frozenset(dir(Config))
+
+
+def load_configuration(
+    path: str | None = None,
+    user_config_path: str | None = None,
+    env_var_prefix: str | None = None,
+    *,
+    environ: Mapping[str, str] | None = None,
+) -> Config:
+    """Build a fresh :class:`Config`.
+
+    With no arguments: flowcore's defaults, the user file (``user_config_path``, default
+    ``~/.flowcore/config.toml``), then ``FLOWCORE__*`` variables of ``environ`` (default
+    ``os.environ``), with the task defaults normalised; this is ``flowcore.config``.
+
+    With ``path`` (Prefect 1's signature): the TOML file at ``path`` stands in for the
+    defaults, ``user_config_path`` (if the file exists) is merged over it, and variables
+    are read only when ``env_var_prefix`` is given (``PREFIX__SECTION__KEY``). Either way
+    values are interpolated and cast, and a key named like a ``Config`` method is a
+    ``ValueError``.
+    """
     environ = os.environ if environ is None else environ
-    env = _env_overrides(environ)
-    merged = merge_dicts(DEFAULTS, {})
-    user_path = env.get("user_config_path", merged["user_config_path"])
-    user_path = _expand(str(user_path), environ)
-    if os.path.isfile(user_path):
-        merged = merge_dicts(merged, _read_toml(user_path))
-    merged = _interpolate(merge_dicts(merged, env), environ)
-    _normalise_task_defaults(merged)
+    if path is None:
+        tree = merge_dicts(DEFAULTS, {})
+        prefix: str | None = env_var_prefix or ENV_PREFIX
+    else:
+        tree = _read_toml(_expand(path, environ))
+        prefix = env_var_prefix
+    env = _env_overrides(environ, prefix) if prefix else {}
+    user_path = user_config_path
+    if user_path is None and path is None:
+        user_path = env.get("user_config_path", tree["user_config_path"])
+    if user_path is not None:
+        user_path = _expand(str(user_path), environ)
+        if os.path.isfile(user_path):
+            tree = merge_dicts(tree, _read_toml(user_path))
+    merged = _interpolate(merge_dicts(tree, env), environ)
+    _check_keys(merged)
+    if path is None:
+        _normalise_task_defaults(merged)
     return as_nested_dict(merged, Config)  # type: ignore[no-any-return]
 
 

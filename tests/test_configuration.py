@@ -11,7 +11,13 @@ import pytest
 
 import flowcore
 from flowcore import Flow, configuration, context, task
-from flowcore.configuration import Config, cast_env_value, load_configuration
+from flowcore.configuration import (
+    Config,
+    cast_env_value,
+    load_configuration,
+    process_task_defaults,
+    string_to_type,
+)
 from flowcore.engine.result import Result
 from flowcore.utilities.configuration import set_temporary_config
 
@@ -76,7 +82,8 @@ def test_config_is_nested_config_objects_with_attribute_access(
     config = load(no_user_file)
     assert isinstance(config, Config) and isinstance(config.flows, Config)
     assert config["flows"]["checkpointing"] is config.flows.checkpointing
-    with pytest.raises(AttributeError, match="no key 'nope'"):
+    # Prefect 1.4.1's text: "'Config' object has no attribute 'nope'"
+    with pytest.raises(AttributeError, match="^'Config' object has no attribute 'nope'$"):
         config.nope  # noqa: B018
 
 
@@ -86,6 +93,80 @@ def test_config_copy_is_deep_for_sections(no_user_file: dict[str, str]) -> None:
     clone.flows.checkpointing = True
     assert config.flows.checkpointing is False
     assert isinstance(clone.flows, Config)
+
+
+def test_config_copy_shares_values_as_prefect_does() -> None:
+    # Prefect 1.4.1: sections are new objects, values (a list) are shared with the original
+    config = Config(a=Config(items_=[1]))
+    config.copy().a.items_.append(2)
+    assert config.a.items_ == [1, 2]
+
+
+def test_default_box_creates_sections_on_access() -> None:
+    config = Config(default_box=True)
+    config.tasks.defaults.max_retries = False
+    assert config.to_dict() == {"tasks": {"defaults": {"max_retries": False}}}
+    with pytest.raises(AttributeError):
+        Config().missing  # noqa: B018
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ({}, {"max_retries": 0, "retry_delay": None, "timeout": None}),
+        (
+            {"max_retries": False, "retry_delay": 3, "timeout": False},
+            {"max_retries": 0, "retry_delay": datetime.timedelta(seconds=3), "timeout": None},
+        ),
+        (
+            {"max_retries": 2, "retry_delay": None, "timeout": datetime.timedelta(seconds=5)},
+            {"max_retries": 2, "retry_delay": None, "timeout": datetime.timedelta(seconds=5)},
+        ),
+    ],
+)
+def test_process_task_defaults(given: dict[str, Any], expected: dict[str, Any]) -> None:
+    config = Config(tasks=Config(defaults=Config(given))) if given else Config()
+    assert process_task_defaults(config) is config
+    assert dict(config.tasks.defaults) == expected
+
+
+def test_load_configuration_with_prefects_signature(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prefect 1.4.1's load_configuration(path, user_config_path, env_var_prefix): the file
+    # replaces the defaults, the user file is merged over it, variables only with a prefix.
+    defaults = tmp_path / "defaults.toml"
+    defaults.write_text('debug = false\n[general]\nx = 1\ny = "${general.x} + 1"\n')
+    user = tmp_path / "user.toml"
+    user.write_text("[general]\nx = 2\n[user]\nfoo = 'bar'\n")
+    monkeypatch.setenv("MYAPP__GENERAL__Z", "7")
+    monkeypatch.setenv("MYAPP__CONTEXT__SECRETS__MiXeD", "s")
+    monkeypatch.setenv("MYAPP__CONTEXT__Odd_Key", "true")
+    config = load_configuration(str(defaults))
+    assert config.to_dict() == {"debug": False, "general": {"x": 1, "y": "1 + 1"}}
+    config = load_configuration(str(defaults), str(user), env_var_prefix="MYAPP")
+    assert config.general.to_dict() == {"x": 2, "y": "2 + 1", "z": 7}
+    assert config.user.foo == "bar"
+    assert config.context.to_dict() == {"secrets": {"MiXeD": "s"}, "odd_key": True}
+    assert string_to_type("fAlSe") is False and string_to_type("-1.5") == -1.5
+
+
+@pytest.mark.parametrize(
+    ("toml", "env"),
+    [("[outer.keys]\na = 1\n", {}), ("", {"MYAPP__X__ITEMS__Z": "1"})],
+    ids=["file", "environment"],
+)
+def test_a_key_named_like_a_config_method_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: str, env: dict[str, str]
+) -> None:
+    # Prefect 1.4.1 raises ValueError('Invalid config key: "keys"'): config.outer.keys
+    # would be the dict method, not the value.
+    path = tmp_path / "c.toml"
+    path.write_text(toml)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ValueError, match='^Invalid config key: "(keys|items)"'):
+        load_configuration(str(path), env_var_prefix="MYAPP")
 
 
 def test_get_path_and_set_path() -> None:

@@ -112,6 +112,8 @@ ALLOWED_LAZY_UPWARD: dict[tuple[str, str, str], str] = {
         "prefect.engine.FlowRunner compatibility, resolved on first access",
     ("flowcore.engine", "__getattr__", "flowcore.engine.task_runner"):
         "prefect.engine.TaskRunner compatibility, resolved on first access",
+    ("flowcore.engine", "_default_class", "flowcore.engine.flow_runner"):
+        "prefect.engine.get_default_*_class resolve config paths as flow.run() does (import_object)",
     ("flowcore.utilities.tasks", "task", "flowcore.tasks.core.function"):
         "the @task decorator builds a FunctionTask",
     ("flowcore.utilities.tasks", "_contains_task", "flowcore.core.task"):

@@ -252,8 +252,8 @@ def _render(graphviz: Any, graph: Any, filename: str, format: str | None) -> str
     """Render to ``filename`` plus the format's suffix; return the written path."""
     try:
         return graph.render(filename, format=format, cleanup=True)  # type: ignore[no-any-return]
-    except graphviz.ExecutableNotFound as exc:
-        error = graphviz.ExecutableNotFound(("dot",))
+    except graphviz.backend.ExecutableNotFound as exc:
+        error = graphviz.backend.ExecutableNotFound(("dot",))
         error.args = (
             "flow.visualize() needs Graphviz's `dot` program on the PATH, and it was not "
             "found. Install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew "

@@ -53,10 +53,14 @@ class Edge:
             flattened = False
         mapped = annotations.get("mapped", mapped)
         flattened = annotations.get("flattened", flattened)
+        if upstream_task is downstream_task:
+            raise ValueError(
+                f"Edges can not connect a task to itself. Both ends are {upstream_task!r}."
+            )
         upstream = as_task(upstream_task, flow=flow)
         downstream = as_task(downstream_task, flow=flow)
         if upstream is downstream:
-            raise ValueError(f"Edge: a task cannot depend on itself ({upstream!r})")
+            raise ValueError(f"Edges can not connect a task to itself. Both ends are {upstream!r}.")
         if key is not None and (
             not isinstance(key, str) or not key.isidentifier() or keyword.iskeyword(key)
         ):

@@ -73,6 +73,12 @@ def run_flow(
     **kwargs: Any,
 ) -> State | None:
     """``Flow.run``: validate parameters, then run passes until the flow finishes."""
+    if not kwargs.pop("_schedule_event", False) and "scheduled_start_time" in (
+        kwargs.get("context") or {}
+    ):  # as in Prefect 1, a run's scheduled start is its schedule's event or now
+        kwargs["context"] = {
+            k: v for k, v in kwargs["context"].items() if k != "scheduled_start_time"
+        }
     scope = _context.current()
     if scope.get("flow") is flow:
         raise ValueError(
@@ -187,6 +193,7 @@ def _run_on_schedule(
             {**parameters, **known},
             run_on_schedule=False,
             runner_cls=runner_cls,
+            _schedule_event=True,
             **{**run_kwargs, "context": context},
         )
         run_kwargs = {k: v for k, v in kwargs.items() if k not in _FIRST_RUN_ONLY}

@@ -85,8 +85,10 @@ class _TaskPlan(NamedTuple):
     is_mapped: bool
 
 
-def import_object(path: str) -> Any:
-    """``"package.module.Name"`` -> the object (used for config class paths)."""
+def import_object(path: Any) -> Any:
+    """``"package.module.Name"`` -> the object (used for config class paths); a class is kept."""
+    if not isinstance(path, str):
+        return path
     module, _, name = path.rpartition(".")
     try:
         return getattr(importlib.import_module(module), name)
@@ -199,7 +201,11 @@ class FlowRunner(Runner):
         except ENDRUN as exc:
             state = exc.state
         except Exception as exc:
-            state = self.state_from_error(exc, f"Unexpected error while running flow: {exc!r}")
+            failed = self.state_from_error(exc, f"Unexpected error while running flow: {exc!r}")
+            try:  # the flow's handlers see this change too, as in Prefect 1
+                state = self.handle_state_change(state or Pending(), failed)
+            except ENDRUN as end:
+                state = end.state
         return state
 
     def initialize_run(
@@ -723,35 +729,41 @@ _DATE_KEYS = tuple(
 
 
 def add_date_keys(context: dict[str, Any], logger: Any) -> None:
-    """Set ``context["date"]`` (the given ``date``, parsed, or now; a pendulum DateTime)
-    and, unless given, ``today``, ``yesterday``, ``tomorrow`` and their ``_nodash`` forms.
-    A context that has them all already (a later pass of the same run) is left as it is."""
-    if isinstance(context.get("date"), pendulum.DateTime) and all(
-        key in context for key in _DATE_KEYS
-    ):
+    """Set ``context["date"]`` and, unless given, ``today``, ``yesterday``, ``tomorrow`` and
+    their ``_nodash`` forms. The date is the context's ``date`` (else the surrounding
+    ``flowcore.context``'s, else now, UTC), parsed when it is text; text that cannot be
+    parsed is kept as given, with a warning, and the keys follow the clock (Prefect 1).
+    A context that has them all (a later pass of the same run) is left as it is."""
+    if "date" in context and all(key in context for key in _DATE_KEYS):
+        if isinstance(context["date"], str):
+            parsed = _parsed(context["date"])
+            if parsed is not None:
+                context["date"] = parsed
         return
-    date = _run_date(context.get("date"), logger)
-    context["date"] = date
-    day = Date(date.year, date.month, date.day)
-    for name, offset in (("today", 0), ("yesterday", -1), ("tomorrow", 1)):
-        shifted = day + timedelta(days=offset)  # calendar days, as pendulum's add(days=)
-        context.setdefault(name, shifted.strftime("%Y-%m-%d"))
-        context.setdefault(f"{name}_nodash", shifted.strftime("%Y%m%d"))
-
-
-def _run_date(date: Any, logger: Any) -> Any:
-    """The run's ``date``: the context's own (parsed if a string), else now (UTC)."""
-    if isinstance(date, str):
-        try:
-            date = pendulum.parse(date)
-        except Exception:
-            pass
-    if date is not None and not isinstance(date, datetime):
+    given = context["date"] if "date" in context else _context.current().get("date")
+    date = _parsed(given) if isinstance(given, str) else given
+    if given is not None and not isinstance(date, datetime):
         logger.warning(
             "`date` was set in the context manually but could not be parsed into a pendulum "
             "`DateTime` object. Additional context variables that rely on the current date i.e "
             "`today` and `tomorrow` will be based on the current time instead of the `date` "
             "context variable."
         )
-        date = None
-    return pendulum.instance(date) if date is not None else pendulum.now("UTC")
+        day = pendulum.now("UTC")
+        context["date"] = given  # kept as given, as in Prefect 1
+    else:
+        day = context["date"] = pendulum.instance(date) if date is not None else pendulum.now("UTC")
+    calendar_day = Date(day.year, day.month, day.day)
+    for name, offset in (("today", 0), ("yesterday", -1), ("tomorrow", 1)):
+        shifted = calendar_day + timedelta(days=offset)  # calendar days, as pendulum's add()
+        context.setdefault(name, shifted.strftime("%Y-%m-%d"))
+        context.setdefault(f"{name}_nodash", shifted.strftime("%Y%m%d"))
+
+
+def _parsed(text: str) -> Any:
+    """``text`` parsed by pendulum into a DateTime, else None."""
+    try:
+        parsed = pendulum.parse(text)
+    except Exception:
+        return None
+    return parsed if isinstance(parsed, datetime) else None

@@ -23,6 +23,7 @@ __all__ = [
     "CompressedSerializer",
     "DateTimeSerializer",
     "JSONSerializer",
+    "PandasSerializer",
     "PickleSerializer",
     "Serializer",
 ]
@@ -91,6 +92,82 @@ class DateTimeSerializer(Serializer):
         import pendulum
 
         return pendulum.parse(value.decode())
+
+
+class PandasSerializer(Serializer):
+    """A pandas ``DataFrame`` as a file of ``file_type`` (``"csv"``, ``"json"``,
+    ``"parquet"``...: any format with ``DataFrame.to_<type>`` and ``pandas.read_<type>``).
+
+    Args:
+        file_type: the format.
+        deserialize_kwargs: extra keyword arguments for ``pandas.read_<type>``.
+        serialize_kwargs: extra keyword arguments for ``DataFrame.to_<type>``.
+
+    Raises:
+        ImportError: pandas is not installed.
+        ValueError: pandas cannot read or write ``file_type``.
+    """
+
+    def __init__(
+        self,
+        file_type: str,
+        deserialize_kwargs: dict[str, Any] | None = None,
+        serialize_kwargs: dict[str, Any] | None = None,
+    ) -> None:
+        pandas = _pandas()
+        self.file_type = file_type
+        if not hasattr(pandas, f"read_{file_type}") or not hasattr(
+            pandas.DataFrame, f"to_{file_type}"
+        ):
+            raise ValueError(
+                f"Could not find deserialization methods for {file_type}: pandas has no "
+                f"read_{file_type} or DataFrame.to_{file_type}; use e.g. 'csv', 'json' or "
+                "'parquet'"
+            )
+        self.deserialize_kwargs = deserialize_kwargs or {}
+        self.serialize_kwargs = serialize_kwargs or {}
+
+    def serialize(self, value: Any) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        try:
+            getattr(value, f"to_{self.file_type}")(buffer, **self.serialize_kwargs)
+        except TypeError:  # writers of text formats (csv, json...) want a text stream
+            text = io.StringIO()
+            getattr(value, f"to_{self.file_type}")(text, **self.serialize_kwargs)
+            return text.getvalue().encode()
+        return buffer.getvalue()
+
+    def deserialize(self, value: bytes) -> Any:
+        import io
+
+        reader = getattr(_pandas(), f"read_{self.file_type}")
+        return reader(io.BytesIO(value), **self.deserialize_kwargs)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            type(other) is type(self)
+            and self.file_type == other.file_type
+            and self.serialize_kwargs == other.serialize_kwargs
+            and self.deserialize_kwargs == other.deserialize_kwargs
+        )
+
+    def __hash__(self) -> int:
+        return hash((type(self), self.file_type))
+
+    def __repr__(self) -> str:
+        return f"PandasSerializer({self.file_type!r})"
+
+
+def _pandas() -> Any:
+    try:
+        import pandas
+    except ImportError as exc:
+        raise ImportError(
+            "PandasSerializer needs pandas, which is not installed: pip install pandas"
+        ) from exc
+    return pandas
 
 
 class CompressedSerializer(Serializer):
@@ -172,6 +249,7 @@ def _compression_from_module(name: str) -> tuple[Callable[..., bytes], Callable[
         return module.compress, module.decompress
     except AttributeError:
         raise ValueError(
-            f"Compression module {name!r} has no 'compress' and 'decompress' functions; "
-            f"pass compress= and decompress= yourself, or use one of {others}"
+            f"Given compression format {name!r} module does not have 'compress' and "
+            f"'decompress' attributes. Pass compress= and decompress= yourself, or use one "
+            f"of {others}"
         ) from None

@@ -146,7 +146,7 @@ class State:
 
     def __sizeof__(self) -> int:
         """The instance plus its result value, as Prefect 1 counts it (``sys.getsizeof``)."""
-        return object.__sizeof__(self) + sys.getsizeof(self.result, 0)
+        return super().__sizeof__() + sys.getsizeof(self.result, 0)
 
     @property
     def result(self) -> Any:

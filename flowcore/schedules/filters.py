@@ -40,8 +40,8 @@ Filter = Callable[[datetime], bool]
 def on_datetime(dt: datetime) -> Filter:
     """Passes exactly at ``dt``."""
 
-    def filter_fn(candidate: datetime) -> bool:
-        return candidate == dt
+    def filter_fn(dt_2: datetime) -> bool:
+        return dt_2 == dt
 
     return filter_fn
 
@@ -49,8 +49,8 @@ def on_datetime(dt: datetime) -> Filter:
 def between_datetimes(start: datetime, end: datetime) -> Filter:
     """Passes from ``start`` to ``end``, both included."""
 
-    def filter_fn(candidate: datetime) -> bool:
-        return start <= candidate <= end
+    def filter_fn(dt: datetime) -> bool:
+        return start <= dt <= end
 
     return filter_fn
 
@@ -58,8 +58,8 @@ def between_datetimes(start: datetime, end: datetime) -> Filter:
 def on_date(month: int, day: int) -> Filter:
     """Passes on that month and day of any year."""
 
-    def filter_fn(candidate: datetime) -> bool:
-        return (candidate.month, candidate.day) == (month, day)
+    def filter_fn(dt: datetime) -> bool:
+        return (dt.month, dt.day) == (month, day)
 
     return filter_fn
 
@@ -69,8 +69,8 @@ def between_dates(start_month: int, start_day: int, end_month: int, end_day: int
     around the new year (``between_dates(12, 1, 1, 31)``)."""
     start, end = (start_month, start_day), (end_month, end_day)
 
-    def filter_fn(candidate: datetime) -> bool:
-        date = (candidate.month, candidate.day)
+    def filter_fn(dt: datetime) -> bool:
+        date = (dt.month, dt.day)
         if start <= end:
             return start <= date <= end
         return date >= start or date <= end
@@ -81,8 +81,8 @@ def between_dates(start_month: int, start_day: int, end_month: int, end_day: int
 def at_time(t: time) -> Filter:
     """Passes when the time of day is exactly ``t``."""
 
-    def filter_fn(candidate: datetime) -> bool:
-        return candidate.time() == t
+    def filter_fn(dt: datetime) -> bool:
+        return dt.time() == t
 
     return filter_fn
 
@@ -90,8 +90,8 @@ def at_time(t: time) -> Filter:
 def between_times(start: time, end: time) -> Filter:
     """Passes between two times of day, both included; the range may wrap past midnight."""
 
-    def filter_fn(candidate: datetime) -> bool:
-        now = candidate.time()
+    def filter_fn(dt: datetime) -> bool:
+        now = dt.time()
         if start <= end:
             return start <= now <= end
         return now >= start or now <= end
@@ -122,7 +122,7 @@ def is_month_end(dt: datetime) -> bool:
 def is_day_of_week(day_of_week: int) -> Filter:
     """Passes on one day of the week: 0 is Monday, 6 is Sunday."""
 
-    def filter_fn(candidate: datetime) -> bool:
-        return candidate.weekday() == day_of_week
+    def filter_fn(dt: datetime) -> bool:
+        return dt.weekday() == day_of_week
 
     return filter_fn

@@ -232,6 +232,10 @@ class Context:
         data.clear()
         data.update(_base_scope())
 
+    def copy(self) -> Context:
+        """A detached :class:`Context` holding the current keys (Prefect 1's ``copy``)."""
+        return Context(self._data())
+
     def to_dict(self) -> dict[str, Any]:
         """A recursive copy of the current scope made of plain dicts (``config`` included)."""
         return as_nested_dict(self._data(), dict)  # type: ignore[no-any-return]

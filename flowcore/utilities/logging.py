@@ -18,6 +18,7 @@ handled as any other, so every handler sees the usual attributes.
 
 from __future__ import annotations
 
+import io
 import logging
 import sys
 import threading
@@ -28,6 +29,7 @@ from flowcore import configuration
 from flowcore.utilities import context as _context
 
 __all__ = [
+    "RedirectToLog",
     "add_line_sink",
     "configure_logging",
     "get_child_logger",
@@ -253,3 +255,27 @@ def _record_for(logger: logging.Logger, level: int, message: str) -> logging.Log
 
 
 configure_logging()
+
+
+class RedirectToLog(io.TextIOBase):
+    """A text stream whose writes become INFO lines of ``logger`` (default
+    ``flowcore.stdout``), as Prefect 1's: ``contextlib.redirect_stdout(RedirectToLog())``
+    sends ``print`` output to the log. Each non-blank write is one line, as written."""
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        super().__init__()
+        self.stdout_logger = logger or get_logger("stdout")
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"string argument expected, got {type(s).__name__}")
+        if s.strip():
+            self.stdout_logger.info(s)
+        return len(s)
+
+    def flush(self) -> None:
+        for handler in self.stdout_logger.handlers:
+            handler.flush()

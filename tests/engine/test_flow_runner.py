@@ -418,11 +418,11 @@ def test_initialize_run_keeps_user_date_keys() -> None:
 
 
 def test_initialize_run_unparsable_date_warns_and_uses_now(logs: pytest.LogCaptureFixture) -> None:
+    # Prefect 1.4.1 keeps `date` as given and derives `today` and friends from the clock
     flow, a = simple_flow()
-    before = pendulum.now("UTC")
     ctx = FlowRunner(flow).initialize_run(None, {}, {"date": "not a date"}, {}, {}).context
-    assert before <= ctx["date"] <= pendulum.now("UTC")
-    assert ctx["today"] == ctx["date"].strftime("%Y-%m-%d")
+    assert ctx["date"] == "not a date"
+    assert ctx["today"] == pendulum.now("UTC").strftime("%Y-%m-%d")
     [warning] = [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
     assert warning.startswith("`date` was set in the context manually but could not be parsed")
 
@@ -510,3 +510,54 @@ def test_flow_context_is_visible_to_tasks() -> None:
     )
     assert state.result[r].result == ("f", 1, 2)
     assert "flow_name" not in context
+
+
+def test_flow_handlers_see_the_failure_of_initialize_run() -> None:
+    # Prefect 1.4.1: an error in initialize_run fails the run through the flow's handlers
+    # (Pending -> Failed), and the state carries the exception.
+    class BadRunner(FlowRunner):
+        def initialize_run(self, *args: Any, **kwargs: Any) -> FlowRunnerInitializeResult:
+            raise SyntaxError("bad")
+
+    seen: list[tuple[str, str]] = []
+
+    def handler(flow: Flow, old: State, new: State) -> State:
+        seen.append((type(old).__name__, type(new).__name__))
+        return new
+
+    state = BadRunner(flow=Flow("f", state_handlers=[handler])).run()
+    assert state.is_failed() and isinstance(state.result, SyntaxError)
+    assert state.message == "Unexpected error while running flow: SyntaxError('bad')"
+    assert seen == [("Pending", "Failed")]
+
+
+class _MyExecutor(LocalExecutor):
+    pass
+
+
+def test_default_classes_follow_the_config_as_paths_or_classes() -> None:
+    from flowcore import engine
+
+    assert engine.get_default_executor_class() is LocalExecutor
+    assert engine.get_default_flow_runner_class() is FlowRunner
+    assert engine.get_default_task_runner_class() is TaskRunner
+    with set_temporary_config({"engine.executor.default_class": f"{__name__}._MyExecutor"}):
+        assert engine.get_default_executor_class() is _MyExecutor
+    with set_temporary_config({"engine.executor.default_class": _MyExecutor}):
+        assert engine.get_default_executor_class() is _MyExecutor
+        # flow.run() accepts the class itself too
+        assert Flow("f", tasks=[Task()]).run().is_successful()
+
+
+@pytest.mark.parametrize(
+    ("key", "fallback"),
+    [("executor", LocalExecutor), ("flow_runner", FlowRunner), ("task_runner", TaskRunner)],
+)
+def test_default_class_with_a_bad_path_warns_and_falls_back(key: str, fallback: type) -> None:
+    # Prefect 1.4.1's get_default_*_class: UserWarning "Could not import ...", then the
+    # built-in class. (flow.run() itself raises ImportError for such a path.)
+    from flowcore import engine
+
+    with set_temporary_config({f"engine.{key}.default_class": "flowcore.engine. bad path"}):
+        with pytest.warns(UserWarning, match="^Could not import flowcore.engine. bad path"):
+            assert getattr(engine, f"get_default_{key}_class")() is fallback

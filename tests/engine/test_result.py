@@ -440,3 +440,15 @@ def test_delete_and_list_need_a_backend_that_implements_them() -> None:
 def test_prefect_result_write_at_still_writes_into_the_location_text() -> None:
     written = PrefectResult().write_at("2024/1/1/x.prefect_result", {"k": 1})
     assert written.location == '{"k": 1}' and written.value == {"k": 1}
+
+
+@pytest.mark.parametrize("location", ["somewhere", None])
+def test_a_result_without_storage_says_so_whatever_the_location(location: Any) -> None:
+    # Prefect 1.4.1: the base Result's exists/read/write raise ResultNotImplementedError
+    # (even for a location of None, which its own tests use).
+    from flowcore.exceptions import ResultNotImplementedError
+
+    result = Result(value=3)
+    for call in (result.exists, result.read, result.write):
+        with pytest.raises(ResultNotImplementedError):
+            call(location)

@@ -138,6 +138,56 @@ def test_context_date_datetime_backfills() -> None:
     assert (seen["today"], seen["tomorrow"]) == ("2019-12-31", "2020-01-01")
 
 
+def test_date_from_the_surrounding_context_backfills() -> None:
+    # Prefect 1.4.1 starts a run's context from the current one, so a backfill written as
+    # `with prefect.context(date=...): flow.run()` sees that date; flow.run(context=) wins.
+    flow, t, seen = snapshot_flow()
+    with context(date="2021-03-04"):
+        flow.run()
+    assert (seen["date"], seen["today"]) == (pendulum.datetime(2021, 3, 4), "2021-03-04")
+    with context(date="2021-03-04"):
+        flow.run(context={"date": "2022-05-06"})
+    assert seen["today"] == "2022-05-06"
+
+
+def test_unparsable_date_is_kept_and_the_other_keys_follow_the_clock(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # Prefect 1.4.1: WARNING "... could not be parsed into a pendulum `DateTime` object ...",
+    # `date` stays as given, `today` and friends are today's.
+    flow, t, seen = snapshot_flow()
+    with caplog.at_level(logging.WARNING):
+        flow.run(context={"date": "not a date"})
+    assert seen["date"] == "not a date"
+    assert seen["today"] == pendulum.now("UTC").strftime("%Y-%m-%d")
+    assert "could not be parsed into a pendulum `DateTime` object" in caplog.text
+
+
+def test_flow_run_sets_its_own_scheduled_start_time() -> None:
+    # Prefect 1.4.1's flow.run() sets scheduled_start_time (now, or the schedule's event)
+    # over one given in context=; a FlowRunner run directly keeps the given one.
+    flow, t, seen = snapshot_flow()
+    flow.run(context={"scheduled_start_time": 42})
+    assert isinstance(seen["scheduled_start_time"], pendulum.DateTime)
+    flow.run(context={"scheduled_start_time": 42}, run_on_schedule=False)
+    assert isinstance(seen["scheduled_start_time"], pendulum.DateTime)
+    from flowcore.engine.flow_runner import FlowRunner
+
+    FlowRunner(flow).run(context={"scheduled_start_time": 42}, parameters={"p": 1})
+    assert seen["scheduled_start_time"] == 42
+
+
+def test_context_copy_is_a_detached_context_of_the_current_keys() -> None:
+    from flowcore.utilities.context import Context
+
+    with context(a=1):
+        snapshot = context.copy()
+    assert isinstance(snapshot, Context)
+    assert snapshot["a"] == 1 and "a" not in context
+    snapshot["b"] = 2
+    assert "b" not in context
+
+
 def test_user_context_and_task_contexts_are_visible() -> None:
     flow, t, seen = snapshot_flow()
     flow.run(context={"extra": 1}, task_contexts={t: {"mine": 2}})

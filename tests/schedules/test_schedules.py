@@ -231,3 +231,15 @@ def test_adjustments() -> None:
     assert adjustments.next_weekday(friday.add(days=1)) == friday.add(days=3)
     assert adjustments.add(timedelta(minutes=5))(friday) == friday.add(minutes=5)
     assert adjustments.add(timedelta(days=1))(datetime(2030, 1, 1)) == pendulum.datetime(2030, 1, 2)
+
+
+def test_filter_functions_take_dt_by_keyword() -> None:
+    # Prefect 1.4.1's filter functions name their argument `dt` (on_datetime's is `dt_2`)
+    from flowcore.schedules import filters
+
+    monday = pendulum.datetime(2024, 1, 1, 9)
+    assert filters.is_day_of_week(0)(dt=monday)
+    assert filters.at_time(monday.time())(dt=monday)
+    assert filters.between_dates(1, 1, 1, 2)(dt=monday)
+    assert filters.on_datetime(monday)(dt_2=monday)
+    assert filters.is_weekday(dt=monday)

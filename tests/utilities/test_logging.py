@@ -182,3 +182,21 @@ def test_a_handler_on_a_task_logger_sees_the_run_context() -> None:
     finally:
         logger.removeHandler(handler)
     assert seen == [("flowcore.noisy_task_for_logging", "logging-flow", "noisy_task_for_logging")]
+
+
+def test_redirect_to_log_logs_each_non_blank_write(caplog: pytest.LogCaptureFixture) -> None:
+    # Prefect 1.4.1's RedirectToLog: one INFO line per non-blank write, as written, on the
+    # `stdout` logger; it is a text stream, so redirect_stdout and click accept it.
+    import contextlib
+
+    caplog.set_level(logging.INFO)
+    stream = flowcore_logging.RedirectToLog()
+    with contextlib.redirect_stdout(stream):
+        print("first")
+        print("")
+        print("second", end="")
+    stream.flush()
+    lines = [(r.name, r.getMessage()) for r in caplog.records]
+    assert lines == [("flowcore.stdout", "first"), ("flowcore.stdout", "second")]
+    with pytest.raises(TypeError, match="string argument expected"):
+        stream.write(b"bytes")  # type: ignore[arg-type]

@@ -133,6 +133,8 @@ class Result:
     def exists(self, location: str, **kwargs: Any) -> bool:
         """Whether something is stored at ``location`` (a template formatted with
         ``kwargs``; with no kwargs, a plain location without braces)."""
+        if type(self)._exists is Result._exists:  # no storage: say so whatever the location
+            raise ResultNotImplementedError(_no_storage(self, "check whether a value exists"))
         rendered = _format_template(location, kwargs, type(self).__name__)
         return self._exists(self._place(rendered, _literal(location), f"template {location!r}"))
 
@@ -175,6 +177,8 @@ class Result:
     def read(self, location: str) -> Result:
         """A new Result with the value stored at ``location`` (verified and deserialized
         by :meth:`decode`)."""
+        if type(self)._read_bytes is Result._read_bytes:
+            raise ResultNotImplementedError(_no_storage(self, "read a value"))
         full = self._place_given(location)
         value = self.decode(self._read_bytes(full), full)
         new = self.copy()
