@@ -39,6 +39,8 @@ import pendulum
 
 from flowcore import configuration
 from flowcore.core.edge import Edge
+from flowcore.engine.batches import BatchedChildren, batch_size, collect_children, submit_batches
+from flowcore.engine.child_states import child_results
 from flowcore.engine.result import Result
 from flowcore.engine.results import ConstantResult
 from flowcore.engine.runner import Runner
@@ -371,6 +373,20 @@ class FlowRunner(Runner):
             task_states[task] = parent
             mapped_children[task] = []
             if isinstance(parent, Mapped):
+                size = batch_size(task, parent.n_map_states, executor, flow_context)
+                if size > 1:
+                    mapped_children[task] = submit_batches(  # type: ignore[assignment]
+                        executor,
+                        task,
+                        parent,
+                        upstream_states,
+                        edge_children,
+                        size,
+                        (flow_context, {**task_context}, upstream_mapped, runner_args),
+                        extra,
+                        lambda index, prior, task=task: outcomes.submitted(task, index, prior),
+                    )
+                    continue
                 for index, child_upstreams in enumerate(
                     _child_upstreams(parent, upstream_states, edge_children)
                 ):
@@ -410,14 +426,16 @@ class FlowRunner(Runner):
             if children is not None:
                 if edge.flattened:
                     children = _flatten_children(
-                        outcomes.collect_children(executor, upstream, children)
+                        list(collect_children(executor, outcomes, upstream, children))
                     )
                 if edge.mapped:
                     edge_children[edge] = children
                     if edge.flattened:
                         upstream_state = Mapped(n_map_states=len(children))
                 else:
-                    upstream_mapped[edge] = children
+                    upstream_mapped[edge] = (
+                        children.joined() if isinstance(children, BatchedChildren) else children
+                    )
             elif edge.flattened:
                 upstream_state = executor.submit(_flatten_state, upstream_state)
             upstream_states[edge] = upstream_state
@@ -435,8 +453,8 @@ class FlowRunner(Runner):
         for task, children in mapped_children.items():
             parent = task_states[task] = outcomes.collect(executor, task_states[task], task)
             if isinstance(parent, Mapped):
-                parent.map_states = outcomes.collect_children(executor, task, children)
-                parent.result = [child.result for child in parent.map_states]
+                parent.map_states = collect_children(executor, outcomes, task, children)  # type: ignore[assignment]
+                parent.result = child_results(parent.map_states)
         task_states.update(outcomes.collect_tasks(executor, task_states))
 
     def _final_state(
