@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from flowcore.engine.child_states import ChildBatch, ChildStates
 from flowcore.engine.state import Mapped, State
 from flowcore.exceptions import WorkerCrashed
-from flowcore.executors._progress import report
+from flowcore.executors._progress import report, running
 from flowcore.utilities import context as _context
 
 if TYPE_CHECKING:
@@ -238,6 +238,7 @@ def run_batch(
     out = ChildBatch(start, ())
     try:
         for index in range(start, stop):
+            running(index)
             upstream_states = dict(fixed)
             for edge, spec in inputs.items():
                 upstream_states[edge] = _child_input(spec, index)
@@ -291,31 +292,63 @@ def collect_children(executor: Any, outcomes: Any, task: Task, children: Any) ->
     collect = getattr(executor, "collect", None) or executor.wait
     found = collect([batch.future for batch in children.batches])
     segments: list[ChildBatch] = []
-    retried: list[tuple[_Batch, dict[int, State], dict[int, Any]]] = []
+    lost: list[tuple[_Batch, dict[int, State], dict[int, Any]]] = []
     for batch, outcome in zip(children.batches, found):
         if isinstance(outcome, ChildBatch):
             segments.append(outcome)
         elif isinstance(outcome, WorkerCrashed):
-            reported = dict(executor.partial_results(batch.future))
-            singles = {
-                i: children._submit(i, i + 1, None if batch.priors is None else [batch.priors[i - batch.start]])
-                for i in range(batch.start, batch.stop)
-                if i not in reported
-            }
-            retried.append((batch, reported, singles))
+            lost.append(_rerun_lost(executor, outcomes, task, children, batch, outcome))
         else:
             states = [outcomes.state(task, i, outcome) for i in range(batch.start, batch.stop)]
             segments.append(ChildBatch(batch.start, states))
-    for batch, reported, singles in retried:
-        again = dict(zip(singles, collect(list(singles.values()))))
+    for batch, settled, again in lost:
+        runs = dict(zip(again, collect(list(again.values()))))
         states = []
         for index in range(batch.start, batch.stop):
-            if index in reported:
-                states.append(reported[index])
+            if index in settled:
+                states.append(settled[index])
                 continue
-            outcome = again[index]
-            states.append(
-                outcome.state(0) if isinstance(outcome, ChildBatch) else outcomes.state(task, index, outcome)
-            )
+            first, outcome = next((i, runs[i]) for i in sorted(runs, reverse=True) if i <= index)
+            if isinstance(outcome, ChildBatch):
+                states.append(outcome.state(index - first))
+            else:
+                states.append(outcomes.state(task, index, outcome))
         segments.append(ChildBatch(batch.start, states))
     return ChildStates(segments)
+
+
+def _rerun_lost(
+    executor: Any,
+    outcomes: Any,
+    task: Task,
+    children: BatchedChildren,
+    batch: _Batch,
+    error: WorkerCrashed,
+) -> tuple[_Batch, dict[int, State], dict[int, Any]]:
+    """A batch lost with its worker: ``(batch, {index: state} of the children settled now,
+    {first index: future} of the calls that run the others again)``. Reported children
+    keep their states; the child the last report said was running is Crashed (as a single
+    call would be), and the children after it run again as one batch; without such a
+    report every unreported child runs again on its own (module docs)."""
+    pieces, running = executor.partial_results(batch.future)
+    settled: dict[int, State] = dict(pieces)
+    rest = [i for i in range(batch.start, batch.stop) if i not in settled]
+
+    def prior(start: int, stop: int) -> list[Any] | None:
+        if batch.priors is None:
+            return None
+        return batch.priors[start - batch.start : stop - batch.start]
+
+    again: dict[int, Any] = {}
+    if rest and running == rest[0]:
+        label = f"{task.name}[{running}]"
+        crashed = WorkerCrashed(
+            label, error.cause, f"Task {label!r}: its Dask worker died while it ran"
+        )
+        settled[running] = outcomes.state(task, running, crashed)
+        if running + 1 < batch.stop:
+            again[running + 1] = children._submit(running + 1, batch.stop, prior(running + 1, batch.stop))
+        return batch, settled, again
+    for index in rest:
+        again[index] = children._submit(index, index + 1, prior(index, index + 1))
+    return batch, settled, again

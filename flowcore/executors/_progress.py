@@ -1,17 +1,19 @@
 """Progress a long call reports while it runs, so that what it finished outlives its worker.
 
-A call that does many things in turn (a batch of mapped children) calls :func:`report`
-with each finished piece. Where the executor can lose a call with its worker
+A call that does many things in turn (a batch of mapped children) calls
+:func:`running` as it starts each piece and :func:`report` with each finished one. Where the executor can lose a call with its worker
 (``DaskExecutor``), ``run_call`` installs a sink for the call (:func:`reporting`); the
 pieces are sent to the driver while the call runs, and the driver hands them back for a
 call that was lost (``executor.partial_results(future)``). Elsewhere :func:`report` does
 nothing::
 
-    worker:  report(piece) ──> the call's sink buffers it ──(flusher thread, every
-             FLUSH_EVERY s, once the call has run that long)──> Dask event
-             "flowcore-progress" {key, pickled pieces} ──> scheduler ──> the driver's
-             subscription keeps them by key until the call finishes
-    driver:  the call is lost with its worker ──> partial_results(future) = its pieces
+    worker:  running(marker), report(piece) ──> the call's sink keeps the marker and
+             buffers the pieces ──(flusher thread, every FLUSH_EVERY s, once the call has
+             run that long)──> Dask event "flowcore-progress" {key, pickled (pieces,
+             marker)} ──> scheduler ──> the driver's subscription keeps them by key until
+             the call finishes
+    driver:  the call is lost with its worker ──> partial_results(future) = (its pieces,
+             the marker of the last flush: what was running then, None if none was sent)
 
 A piece finished less than ``FLUSH_EVERY`` seconds before the worker died had not left
 it yet, and is lost with it. Quick calls (most batches) finish before their first flush
@@ -31,7 +33,7 @@ from typing import Any
 
 import cloudpickle
 
-__all__ = ["FLUSH_EVERY", "TOPIC", "ProgressSink", "decode", "report", "reporting"]
+__all__ = ["FLUSH_EVERY", "TOPIC", "ProgressSink", "decode", "report", "reporting", "running"]
 
 TOPIC = "flowcore-progress"
 FLUSH_EVERY = 0.2  # seconds
@@ -48,6 +50,13 @@ def report(piece: Any) -> None:
         sink.add(piece)
 
 
+def running(marker: Any) -> None:
+    """Say what the running call is doing now (sent with the next flush)."""
+    sink = _sink.get()
+    if sink is not None:
+        sink.marker = marker
+
+
 class ProgressSink:
     """Buffers the pieces of one call; :func:`_flusher` sends them with ``send(bytes)``."""
 
@@ -56,6 +65,8 @@ class ProgressSink:
         self._pieces: list[Any] = []
         self._lock = threading.Lock()
         self._started = time.monotonic()
+        self.marker: Any = None
+        self._sent_marker: Any = None
 
     def add(self, piece: Any) -> None:
         with self._lock:
@@ -66,11 +77,13 @@ class ProgressSink:
             return
         with self._lock:
             pieces, self._pieces = self._pieces, []
-        if pieces:
+            marker = self.marker
+        if pieces or marker != self._sent_marker:
+            self._sent_marker = marker
             try:
-                data = pickle.dumps(pieces, protocol=pickle.HIGHEST_PROTOCOL)
+                data = pickle.dumps((pieces, marker), protocol=pickle.HIGHEST_PROTOCOL)
             except Exception:  # noqa: BLE001 - closures, __main__ code: cloudpickle does it
-                data = cloudpickle.dumps(pieces, protocol=pickle.HIGHEST_PROTOCOL)
+                data = cloudpickle.dumps((pieces, marker), protocol=pickle.HIGHEST_PROTOCOL)
             self._send(data)
 
 
@@ -111,7 +124,11 @@ def reporting(send: Callable[[bytes], None]) -> Iterator[ProgressSink]:
         _active.discard(sink)
 
 
-def decode(data: bytes) -> list[Any]:
-    """The pieces of one flush."""
-    pieces: list[Any] = pickle.loads(data)
-    return pieces
+def decode(flushes: list[bytes]) -> tuple[list[Any], Any]:
+    """``(pieces, last marker)`` of a call's flushes, in the order sent."""
+    pieces: list[Any] = []
+    marker = None
+    for data in flushes:
+        more, marker = pickle.loads(data)
+        pieces.extend(more)
+    return pieces, marker

@@ -13,7 +13,7 @@ returns an exception from ``flowcore.exceptions`` in that call's place instead o
 Two hints serve batched maps (``engine/batches.py``): ``worker_count()``, how many calls
 can run at once (None: the executor runs one call at a time in the caller, so batching
 gains nothing), and ``partial_results(future)``, what a call that was lost reported of its
-progress before (``_progress``; empty where calls cannot be lost half-way).
+progress before (``_progress``; nothing where calls cannot be lost half-way).
 """
 
 from __future__ import annotations
@@ -76,9 +76,10 @@ class Executor:
         """How many calls can run at once (None: one at a time, in the caller)."""
         return None
 
-    def partial_results(self, future: Any) -> list[Any]:
-        """The pieces a lost call reported before it was lost (see the module docs)."""
-        return []
+    def partial_results(self, future: Any) -> tuple[list[Any], Any]:
+        """``(pieces, marker)`` a lost call reported before it was lost: the pieces it
+        finished and what it was doing at its last report (see the module docs)."""
+        return [], None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -391,11 +391,11 @@ class DaskExecutor(Executor):
         workers = self._client().scheduler_info(n_workers=-1).get("workers", {}).values()
         return max(1, sum(int(worker.get("nthreads") or 1) for worker in workers))
 
-    def partial_results(self, future: Any) -> list[Any]:
+    def partial_results(self, future: Any) -> tuple[list[Any], Any]:
         """What a call reported of its progress before it was lost (``_progress``)."""
         from flowcore.executors._progress import decode
 
-        return [piece for data in self._progress.pop(future.key, ()) for piece in decode(data)]
+        return decode(self._progress.pop(future.key, []))
 
     def _on_progress(self, event: tuple[float, Any]) -> None:
         """(The client's event loop.) Keep a running call's progress until it finishes."""

@@ -398,3 +398,55 @@ def touch(path: str) -> str:
     """A plain function for ``DaskExecutor.submit``: create ``path``."""
     Path(path).write_text("ran")
     return path
+
+
+# -- batched maps (engine/batches.py) -------------------------------------------------------
+
+
+def _run_file(directory: str, x: int) -> None:
+    Path(directory, f"run-{x}-{os.getpid()}-{time.monotonic_ns()}").touch()
+
+
+def _crash_in_batch(x: int, directory: str, bad: int) -> int:
+    """``x + 1``, leaving a file per run; item ``bad`` kills its worker on its first attempt,
+    0.6 s into the run: long enough for its batch's progress (the children it finished, and
+    that ``bad`` is running) to reach the driver (``executors/_progress.py``)."""
+    _run_file(directory, x)
+    marker = Path(directory, "crashed")
+    if x == bad and not marker.exists():
+        marker.touch()
+        time.sleep(0.6)
+        os._exit(1)
+    return x + 1
+
+
+crash_in_batch = task(_crash_in_batch, name="crash_in_batch")
+crash_in_batch_retried = task(
+    _crash_in_batch,
+    name="crash_in_batch_retried",
+    max_retries=1,
+    retry_delay=timedelta(milliseconds=50),
+)
+
+
+@task(max_retries=1, retry_delay=timedelta(0))
+def fail_odd_once(x: int, directory: str) -> int:
+    """``x * 10``; an odd item fails its first attempt (a marker file remembers it)."""
+    _run_file(directory, x)
+    marker = Path(directory, f"failed-{x}")
+    if x % 2 and not marker.exists():
+        marker.touch()
+        raise Boom(f"first attempt of {x}")
+    return x * 10
+
+
+@task
+def counted_double(x: int, directory: str) -> int:
+    _run_file(directory, x)
+    return x * 2
+
+
+@task
+def chunked(x: int, batch_size: int) -> int:
+    """A task that takes an argument named ``batch_size`` (so ``.map(batch_size=)`` is it)."""
+    return x * batch_size
