@@ -235,7 +235,7 @@ def run_batch(
     from flowcore.engine.flow_runner import run_task
 
     token = None if _context._scope.get() is flow_context else _context.push(flow_context)
-    out = ChildBatch(start, ())
+    out = ChildBatch(start, (), reported=flow_context.get("run_recorder") is not None)
     try:
         for index in range(start, stop):
             running(index)

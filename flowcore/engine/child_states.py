@@ -40,10 +40,11 @@ _PLAIN_CONTEXT = (str, int, float, bool, type(None))
 class ChildBatch:
     """The states of children ``start .. start + len - 1`` in compact form (module docs)."""
 
-    __slots__ = ("full", "locations", "start", "template", "values")
+    __slots__ = ("full", "locations", "reported", "start", "template", "values")
 
-    def __init__(self, start: int, states: Iterable[State]) -> None:
+    def __init__(self, start: int, states: Iterable[State], reported: bool = False) -> None:
         self.start = start
+        self.reported = reported  # the TaskRunners told the run recorder of these states
         self.template: State | None = None
         self.values: list[Any] = []
         self.locations: list[str | None] | None = None
@@ -55,10 +56,10 @@ class ChildBatch:
         return len(self.values)
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return (self.start, self.template, self.values, self.locations, self.full)
+        return (self.start, self.template, self.values, self.locations, self.full, self.reported)
 
     def __setstate__(self, data: tuple[Any, ...]) -> None:
-        self.start, self.template, self.values, self.locations, self.full = data
+        self.start, self.template, self.values, self.locations, self.full, self.reported = data
 
     def append(self, state: State) -> None:
         """Add the next child's state."""
@@ -156,6 +157,19 @@ class ChildStates(Sequence[State]):
 
     def __repr__(self) -> str:
         return f"<ChildStates: {self._length} children in {len(self._segments)} batches>"
+
+    def unreported(self) -> Iterator[tuple[int, State]]:
+        """``(index, state)`` of the children no TaskRunner told the run recorder of (they
+        ran in another process), and of those assigned since."""
+        overrides = self.overrides
+        for batch in self._segments:
+            if batch.reported:
+                continue
+            for offset in range(len(batch)):
+                index = batch.start + offset
+                if index not in overrides:
+                    yield index, batch.state(offset)
+        yield from overrides.items()
 
     def results(self) -> list[Any]:
         """Every child's result value, without making State objects for plain children."""

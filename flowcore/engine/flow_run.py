@@ -36,6 +36,7 @@ from flowcore.caching.cache import collect_garbage
 from flowcore.caching.stores import run_stores
 from flowcore.core._preflight import run_problems, unwritten_targets_message
 from flowcore.engine.batches import check_batch_size
+from flowcore.engine.child_states import ChildStates
 from flowcore.engine.flow_runner import import_object
 from flowcore.engine.resume import resumed_task_states
 from flowcore.engine.state import (
@@ -399,7 +400,12 @@ def _record_task_states(recorder: RunRecorder, flow: Flow, task_states: dict[Tas
             continue
         recorder.collected(slug, -1, state)
         if isinstance(state, Mapped):
-            recorder.collected_children(slug, [c for c in state.map_states if isinstance(c, State)])
+            if isinstance(state.map_states, ChildStates):
+                recorder.collected_unkept(slug, state.map_states.unreported())
+            else:
+                recorder.collected_children(
+                    slug, [c for c in state.map_states if isinstance(c, State)]
+                )
 
 
 def run_structure(flow: Flow) -> dict[str, Any]:

@@ -95,11 +95,29 @@ def test_missing_required_parameter_fails_before_running() -> None:
     assert calls == []
 
 
-def test_return_tasks_is_rejected() -> None:
+def test_return_tasks_keeps_only_the_states_asked_for() -> None:
+    """flowcore takes ``return_tasks`` in ``flow.run`` (Prefect 1 raised a ValueError and
+    pointed to FlowRunner.run, which takes it): the result holds those tasks only."""
     with Flow("f") as flow:
         a = add(1, 2)
-    with pytest.raises(ValueError, match="return_tasks"):
-        flow.run(return_tasks=[a])
+        b = add(a, 10)
+        c = add(b, 100)
+    state = flow.run(return_tasks=[b])
+    assert state.is_successful()
+    assert set(state.result) == {b}
+    assert state.result[b].result == 13
+    assert c in flow.tasks
+
+
+def test_return_tasks_must_be_tasks_of_the_flow() -> None:
+    with Flow("f") as flow:
+        add(1, 2)
+    with Flow("other"):
+        stranger = add(3, 4)
+    with pytest.raises(ValueError, match="return_tasks were not found in the flow"):
+        flow.run(return_tasks=[stranger])
+    with pytest.raises(TypeError, match="iterable of tasks"):
+        flow.run(return_tasks=3)
 
 
 def test_run_inside_the_flow_block_is_an_error() -> None:
