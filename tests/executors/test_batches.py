@@ -215,3 +215,19 @@ def test_a_task_argument_named_batch_size_stays_the_tasks() -> None:
         out = flows.chunked.map([1, 2, 3], batch_size=unmapped(10))
     state = flow.run()
     assert state.result[out].result == [10, 20, 30]
+
+
+def test_the_automatic_batch_size_follows_the_map_and_the_workers() -> None:
+    from flowcore.engine.batches import batch_size
+    from flowcore.executors import LocalExecutor
+
+    executor = LocalDaskExecutor("threads", num_workers=2)
+    with executor.start():
+        assert batch_size(flows.inc, 1_000_000, executor, {}) == 1000
+        assert batch_size(flows.inc, 2_000, executor, {}) == 250
+        assert batch_size(flows.inc, 50, executor, {}) == 1  # 7 a call: too few to pay
+        assert batch_size(flows.inc, 50, executor, {"map_batch_size": 5}) == 5
+        mapped = flows.inc.copy(map_batch_size=3)
+        assert batch_size(mapped, 50, executor, {"map_batch_size": 5}) == 3
+    assert batch_size(flows.inc, 1_000_000, LocalExecutor(), {}) == 1
+    assert batch_size(flows.inc, 1_000_000, LocalDaskExecutor("sync"), {}) == 1
