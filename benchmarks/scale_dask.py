@@ -124,9 +124,19 @@ def _cluster() -> Iterator[_Cluster]:
     quiet = ["--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
     processes = [
         subprocess.Popen(
-            [*dask, "scheduler", "--host", "127.0.0.1", "--port", "0", *quiet,
-             "--scheduler-file", scheduler_file],
-            stdout=logs, stderr=subprocess.STDOUT,
+            [
+                *dask,
+                "scheduler",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                "0",
+                *quiet,
+                "--scheduler-file",
+                scheduler_file,
+            ],
+            stdout=logs,
+            stderr=subprocess.STDOUT,
         ),  # fmt: skip
     ]
     try:
@@ -233,5 +243,7 @@ def run_dask(ctx: Context) -> Measurement:
         with Client(cluster.address, set_as_default=False) as client:
             times, peaks = _measured(cluster, lambda: run(client), verify, ctx)
     return Measurement(
-        times, note="client.map of batches + gather; " + _note(peaks, size), extra={"peak_rss_mib": peaks}
+        times,
+        note="client.map of batches + gather; " + _note(peaks, size),
+        extra={"peak_rss_mib": peaks},
     )

@@ -347,7 +347,9 @@ def _rerun_lost(
         )
         settled[running] = outcomes.state(task, running, crashed)
         if running + 1 < batch.stop:
-            again[running + 1] = children._submit(running + 1, batch.stop, prior(running + 1, batch.stop))
+            again[running + 1] = children._submit(
+                running + 1, batch.stop, prior(running + 1, batch.stop)
+            )
         return batch, settled, again
     for index in rest:
         again[index] = children._submit(index, index + 1, prior(index, index + 1))

@@ -30,6 +30,7 @@ function, so it pickles, that restores the flow's context in a worker when neede
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime, timezone
@@ -384,7 +385,7 @@ class FlowRunner(Runner):
                         size,
                         (flow_context, {**task_context}, upstream_mapped, runner_args),
                         extra,
-                        lambda index, prior, task=task: outcomes.submitted(task, index, prior),
+                        functools.partial(outcomes.submitted, task),
                     )
                     continue
                 for index, child_upstreams in enumerate(

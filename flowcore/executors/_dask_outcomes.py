@@ -379,7 +379,9 @@ def watching_workers(
 
 
 @contextmanager
-def subscribed(client: Any, topic: str, handler: Callable[[tuple[float, Any]], None]) -> Iterator[None]:
+def subscribed(
+    client: Any, topic: str, handler: Callable[[tuple[float, Any]], None]
+) -> Iterator[None]:
     """Within the block, ``handler(event)`` is called (on the client's event loop) for each
     event of the scheduler's ``topic``."""
     client.subscribe_topic(topic, handler)

@@ -13,7 +13,9 @@ from flowcore.engine.state import Cached, Failed, Mapped, Retrying, Success
 
 
 def successes(values: list[int]) -> list[Success]:
-    return [Success("Task run succeeded.", result=Result(v), context={"tags": ["t"]}) for v in values]
+    return [
+        Success("Task run succeeded.", result=Result(v), context={"tags": ["t"]}) for v in values
+    ]
 
 
 def test_plain_children_cost_a_value_each_and_come_back_equal() -> None:
@@ -57,9 +59,7 @@ def test_children_unlike_the_template_are_kept_whole() -> None:
 
 def test_locations_are_kept_per_child(tmp_path: object) -> None:
     result = LocalResult(dir=str(tmp_path))
-    states = [
-        Success("Task run succeeded.", result=result.from_value(v)) for v in (1, 2, 3)
-    ]
+    states = [Success("Task run succeeded.", result=result.from_value(v)) for v in (1, 2, 3)]
     states[1]._result.location = "where/2.bin"
     batch = ChildBatch(0, states)
     assert batch.locations == [None, "where/2.bin", None]

@@ -84,7 +84,9 @@ def test_flow_run_map_batch_size_applies_to_every_map(local_cluster: Any) -> Non
     assert len(set(state.result[own].result)) == 1
 
 
-def test_retries_inside_batches_are_per_child(temporary_cluster: DaskExecutor, tmp_path: Path) -> None:
+def test_retries_inside_batches_are_per_child(
+    temporary_cluster: DaskExecutor, tmp_path: Path
+) -> None:
     with Flow("retry-in-batch") as flow:
         out = flows.fail_odd_once.map(list(range(40)), unmapped(str(tmp_path)), batch_size=10)
     state = run(flow, temporary_cluster)
