@@ -171,6 +171,17 @@ class ChildStates(Sequence[State]):
                     yield index, batch.state(offset)
         yield from overrides.items()
 
+    def kinds(self) -> list[State]:
+        """One state for each kind of child there is (a batch's template, its children kept
+        whole, assigned children): what decides a flow state, without a State per child."""
+        found: list[State] = []
+        for batch in self._segments:
+            if batch.template is not None and len(batch.full) < len(batch):
+                found.append(_materialise(batch.template, None, None))
+            found.extend(batch.full.values())
+        found.extend(self.overrides.values())
+        return found
+
     def results(self) -> list[Any]:
         """Every child's result value, without making State objects for plain children."""
         values: list[Any] = []

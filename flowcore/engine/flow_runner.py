@@ -41,7 +41,7 @@ import pendulum
 from flowcore import configuration
 from flowcore.core.edge import Edge
 from flowcore.engine.batches import BatchedChildren, batch_size, collect_children, submit_batches
-from flowcore.engine.child_states import child_results
+from flowcore.engine.child_states import ChildStates, child_results
 from flowcore.engine.result import Result
 from flowcore.engine.results import ConstantResult
 from flowcore.engine.runner import Runner
@@ -466,7 +466,10 @@ class FlowRunner(Runner):
         reference = [_state_or_pending(task_states, t) for t in flow.reference_tasks()]
         return_states = {t: task_states[t] for t in return_tasks if t in task_states}
         return self.determine_final_state(
-            state, _expand(reference), return_states, _expand(terminal)
+            state,
+            _expand(reference, whole=flow.terminal_state_handler is not None),
+            return_states,
+            _expand(terminal),
         )
 
     def determine_final_state(
@@ -618,11 +621,18 @@ def _state_or_pending(task_states: dict[Task, Any], task: Task) -> State:
     return found if found is not None else Pending(_NOT_AVAILABLE)
 
 
-def _expand(states: list[State]) -> list[State]:
+def _expand(states: list[State], whole: bool = False) -> list[State]:
+    """The states with mapped parents replaced by their children. Compact children
+    (``ChildStates``) stand as one state per kind unless ``whole`` (a terminal state
+    handler sees every child, as in Prefect 1): the flow state depends on their classes."""
     expanded: list[State] = []
     for state in states:
         if isinstance(state, Mapped):
-            expanded.extend(state.map_states)
+            children = state.map_states
+            if isinstance(children, ChildStates) and not whole:
+                expanded.extend(children.kinds())
+            else:
+                expanded.extend(children)
         else:
             expanded.append(state)
     return expanded
