@@ -145,6 +145,8 @@ def submit_batches(
     """Submit ``task``'s children in batches of ``size`` (``run_args``: the flow context,
     the task context, the reduced upstreams and the runner arguments, as ``run_task``
     takes them); ``submitted(index, prior)`` is told of each child with a prior state."""
+    from flowcore.engine.flow_runner import _with_value
+
     fixed: dict[Edge, Any] = {}
     sources: dict[Edge, tuple[str, Any, Any]] = {}
     count = parent.n_map_states
@@ -160,7 +162,8 @@ def submit_batches(
             values = upstream.result
             if not hasattr(values, "__getitem__"):
                 values = [None] * count
-            sources[edge] = ("split", upstream, values)
+            # the batches get the upstream state without its (whole) value, and their part
+            sources[edge] = ("split", _with_value(upstream, None), values)
             if hasattr(values, "__len__"):
                 count = min(count, len(values))
 
@@ -260,7 +263,7 @@ def run_batch(
 
 
 def _child_input(spec: _Input, index: int) -> Any:
-    from flowcore.engine.flow_runner import _with_value
+    from flowcore.engine.flow_runner import _with_value  # (flow_runner imports this module)
 
     kind, start, state, items = spec
     if kind == "split":

@@ -409,15 +409,34 @@ def _run_file(directory: str, x: int) -> None:
 
 def _crash_in_batch(x: int, directory: str, bad: int) -> int:
     """``x + 1``, leaving a file per run; item ``bad`` kills its worker on its first attempt,
-    0.6 s into the run: long enough for its batch's progress (the children it finished, and
-    that ``bad`` is running) to reach the driver (``executors/_progress.py``)."""
+    once the scheduler has its batch's progress report saying that ``bad`` is running (and
+    so the children finished before it: ``executors/_progress.py``)."""
     _run_file(directory, x)
     marker = Path(directory, "crashed")
     if x == bad and not marker.exists():
         marker.touch()
-        time.sleep(0.6)
+        _wait_until_reported_running(x)
         os._exit(1)
     return x + 1
+
+
+def _wait_until_reported_running(index: int, timeout: float = 60) -> None:
+    from distributed import get_client, get_worker
+
+    from flowcore.executors._progress import TOPIC, decode
+
+    try:
+        key = get_worker().get_current_task()
+    except ValueError:  # a process pool: nothing reports progress there
+        return
+    client = get_client()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        flushes = [m["data"] for _, m in client.get_events(TOPIC) if m.get("key") == key]
+        if flushes and decode(flushes)[1] == index:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"no progress report of child {index} reached the scheduler")
 
 
 crash_in_batch = task(_crash_in_batch, name="crash_in_batch")
