@@ -221,8 +221,9 @@ def _stripped(state: State) -> State:
     template = object.__new__(type(state))
     template.__dict__.update(state.__dict__)
     result = state._result.copy()
-    result.value = None
-    result.location = None
+    if result is not state._result:  # (NoResult is a shared singleton, without a value)
+        result.value = None
+        result.location = None
     template._result = result
     template.context = dict(state.context)
     return template
@@ -264,7 +265,8 @@ def _materialise(template: State, value: Any, location: str | None) -> State:
     }
     state.cached_inputs = {}
     result = template._result.copy()
-    result.value = value
-    result.location = location
+    if result is not template._result:
+        result.value = value
+        result.location = location
     state._result = result
     return state

@@ -121,3 +121,15 @@ def test_a_mapped_parent_holds_child_states() -> None:
     assert parent.result == [1, 2]
     assert parent.map_states[1].result == 2
     assert child_results(successes([7])) == [7]
+
+
+def test_kinds_stand_for_the_children_in_a_flow_state() -> None:
+    failed = Failed("it failed")
+    children = ChildStates(
+        [ChildBatch(0, [*successes([0, 1]), failed]), ChildBatch(3, successes([3]))]
+    )
+    kinds = children.kinds()
+    assert [type(k) for k in kinds] == [Success, Failed, Success]
+    assert kinds[1] is failed
+    only_failed = ChildStates([ChildBatch(0, [failed])])
+    assert only_failed.kinds() == [failed]
