@@ -31,6 +31,7 @@ carry out (``DaskTaskError``) gives each of its children that outcome, as single
 
 from __future__ import annotations
 
+import bisect
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -107,6 +108,7 @@ class BatchedChildren:
         self.batches: list[_Batch] = []
         self._submit = submit
         self._joined: Any = None
+        self._starts: list[int] = []
 
     def __len__(self) -> int:
         return self.count
@@ -115,10 +117,10 @@ class BatchedChildren:
         """A future of child ``index``'s state (for a downstream map that is not batched)."""
         if not 0 <= index < self.count:
             raise IndexError(index)
-        for batch in self.batches:
-            if batch.start <= index < batch.stop:
-                return self.executor.submit(pick_child, batch.future, index)
-        raise IndexError(index)
+        if len(self._starts) != len(self.batches):
+            self._starts = [b.start for b in self.batches]
+        position = bisect.bisect_right(self._starts, index) - 1
+        return self.executor.submit(pick_child, self.batches[position].future, index)
 
     def joined(self) -> Any:
         """A future of every child's state (a ChildStates), for a task that reduces them."""

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from flowcore import Flow, unmapped
+from flowcore import Flow, flatten, unmapped
 from flowcore.engine.child_states import ChildStates
 from flowcore.engine.results import LocalResult
 from flowcore.engine.state import Cached, Crashed, Failed, Retrying, State, Success
@@ -233,3 +233,18 @@ def test_the_automatic_batch_size_follows_the_map_and_the_workers() -> None:
         assert batch_size(mapped, 50, executor, {"map_batch_size": 5}) == 3
     assert batch_size(flows.inc, 1_000_000, LocalExecutor(), {}) == 1
     assert batch_size(flows.inc, 1_000_000, LocalDaskExecutor("sync"), {}) == 1
+
+
+def test_a_map_of_one_child_per_call_over_a_batched_map() -> None:
+    with Flow("mixed") as flow:
+        first = flows.inc.map(list(range(30)), batch_size=7)
+        second = flows.inc.map(first, batch_size=1)
+        pairs = flows.pair.map(list(range(30)), batch_size=7)
+        third = flows.inc.map(flatten(pairs), batch_size=4)
+        summed = flows.total(first)
+    state = run(flow, LocalDaskExecutor("threads", num_workers=2))
+    assert type(state.result[second].map_states) is list
+    assert state.result[second].result == [x + 2 for x in range(30)]
+    assert isinstance(state.result[third].map_states, ChildStates)
+    assert state.result[third].result == [y + 1 for x in range(30) for y in (x, 10 * x)]
+    assert state.result[summed].result == sum(range(1, 31))
