@@ -8,7 +8,9 @@ per task to the executor, handing each its upstream states (or futures of them):
         Constant                     -> Success(value), never run
         mapped                       -> run the parent (-> Mapped(n)), then submit n
                                         children, child i getting element i of each
-                                        mapped upstream
+                                        mapped upstream (on an executor with workers,
+                                        in batches of many children per call, held
+                                        compactly: ``engine/batches.py``)
         otherwise                    -> submit run_task(task, state, upstream_states)
 
 Then every future is collected (``executor.collect`` where the executor has it, else
@@ -383,7 +385,7 @@ class FlowRunner(Runner):
                         upstream_states,
                         edge_children,
                         size,
-                        (flow_context, {**task_context}, upstream_mapped, runner_args),
+                        (flow_context, task_context, upstream_mapped, runner_args),
                         extra,
                         functools.partial(outcomes.submitted, task),
                     )
