@@ -9,7 +9,6 @@ every run of every child.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,16 +20,8 @@ from flowcore.engine.results import LocalResult
 from flowcore.engine.state import Cached, Crashed, Failed, Retrying, State, Success
 from flowcore.executors import DaskExecutor, LocalDaskExecutor
 from tests.executors import flows
-from tests.executors.conftest import local_cluster_kwargs
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="module")
-def temporary_cluster() -> Iterator[DaskExecutor]:
-    executor = DaskExecutor(cluster_kwargs=local_cluster_kwargs(threads_per_worker=1))
-    with executor.start():
-        yield executor
 
 
 def run(flow: Flow, executor: Any, **kwargs: Any) -> State:
