@@ -109,6 +109,62 @@ def test_return_tasks_keeps_only_the_states_asked_for() -> None:
     assert c in flow.tasks
 
 
+@pytest.fixture
+def store_off() -> Any:
+    from flowcore import config
+
+    before = config.get_path("runs.store")
+    config.set_path("runs.store", "none")
+    try:
+        yield
+    finally:
+        config.set_path("runs.store", before)
+
+
+def test_return_tasks_releases_other_states_as_the_run_goes(store_off: None) -> None:
+    """With the run store off and nothing to retry, a state nobody needs any more is
+    dropped during the pass: the reduce sees the children, the result holds only it."""
+    seen: list[Any] = []
+
+    @task
+    def total(xs: list[int]) -> int:
+        seen.append(xs)
+        return sum(xs)
+
+    with Flow("f") as flow:
+        doubled = add.map([1, 2, 3], [1, 2, 3])
+        summed = total(doubled)
+        more = add(summed, 1)
+    state = flow.run(return_tasks=[more])
+    assert set(state.result) == {more}
+    assert state.result[more].result == 13
+    assert seen == [[2, 4, 6]]
+
+
+def test_return_tasks_with_a_retry_runs_nothing_twice(store_off: None) -> None:
+    runs: list[int] = []
+
+    @task
+    def once(x: int) -> int:
+        runs.append(x)
+        return x
+
+    @task(max_retries=1, retry_delay=timedelta(0))
+    def flaky(x: int) -> int:
+        if len(runs) == 1:
+            runs.append(-1)
+            raise ValueError("first attempt")
+        return x + 1
+
+    with Flow("f") as flow:
+        first = once(1)
+        second = flaky(first)
+        third = add(second, first)
+    state = flow.run(return_tasks=[third])
+    assert state.result[third].result == 3
+    assert runs == [1, -1]
+
+
 def test_return_tasks_must_be_tasks_of_the_flow() -> None:
     with Flow("f") as flow:
         add(1, 2)
