@@ -18,6 +18,8 @@ WORKLOADS = {
     "W7": "w7_retry",
     "W8": "w8_run_store",
     "SCALE": "scale",
+    "SCALE-DASK": "scale_dask",
+    "SCALE-DASK-CHAIN": "scale_dask_chain",
 }
 
 

@@ -42,7 +42,12 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
     ),
     (
         "flow runner",
-        ("flowcore.engine.flow_runner", "flowcore.engine.flow_run", "flowcore.engine.resume"),
+        (
+            "flowcore.engine.flow_runner",
+            "flowcore.engine.flow_run",
+            "flowcore.engine.resume",
+            "flowcore.engine.batches",
+        ),
     ),
     ("task runner", ("flowcore.engine.task_runner",)),
     ("runner base", ("flowcore.engine.runner",)),
@@ -73,7 +78,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "flowcore.schedules",
         ),
     ),  # fmt: skip
-    ("states", ("flowcore.engine.state",)),
+    ("states", ("flowcore.engine.state", "flowcore.engine.child_states")),
     ("results", ("flowcore.engine.result", "flowcore.engine.results")),
     # DESIGN.md draws executors apart ("import nothing from engine/"); they hand the context
     # and config to workers and log, so they sit on top of the process-global layer.

@@ -266,6 +266,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             (default: by resolved path, size and modification time).
     """
 
+    map_batch_size: int | None = None  # children per executor call of a map (batches.py)
     _is_constant = False
     _is_root_only = False
     _rerun_every_pass = False
@@ -544,6 +545,13 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
 
     __signature__ = _InstanceSignature()
 
+    def _takes_argument(self, name: str) -> bool:
+        """Whether ``run`` takes an argument ``name`` (by name or through ``**kwargs``)."""
+        params = self._run_signature().parameters
+        return name in params or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+        )
+
     def inputs(self) -> dict[str, dict[str, Any]]:
         """``{argument: {"type", "default", "required"}}`` from the run signature."""
         described = {}
@@ -654,7 +662,16 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         task_args: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> Task:
-        """Copy this task and map the copy over its arguments (``unmapped(...)`` opts out)."""
+        """Copy this task and map the copy over its arguments (``unmapped(...)`` opts out).
+
+        ``batch_size=N`` (flowcore) runs N children per executor call on the Dask
+        executors (1: one call per child; default: automatic, see docs/executors.md),
+        unless the task's own ``run`` takes an argument of that name (or ``**kwargs``):
+        then it is that argument, as in Prefect 1, and ``task_args={"map_batch_size": N}``
+        sets the batch size.
+        """
+        if "batch_size" in kwargs and not self._takes_argument("batch_size"):
+            task_args = {**(task_args or {}), "map_batch_size": kwargs.pop("batch_size")}
         for arg in args:
             if not hasattr(arg, "__getitem__") and not isinstance(arg, EdgeAnnotation):
                 raise TypeError(
@@ -664,6 +681,12 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
                 )
         task_args = dict(task_args or {})
         task_args.setdefault("nout", None)
+        size = task_args.get("map_batch_size")
+        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
+            raise ValueError(
+                f"{self.name}.map(batch_size={size!r}): the batch size must be a positive int "
+                "(1 = one executor call per child), or None for automatic"
+            )
         new = self.copy(**task_args)
         return new.bind(*args, mapped=True, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
 

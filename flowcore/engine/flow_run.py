@@ -36,6 +36,8 @@ from flowcore.caching import MemoryCacheStore
 from flowcore.caching.cache import collect_garbage
 from flowcore.caching.stores import run_stores
 from flowcore.core._preflight import run_problems, unwritten_targets_message
+from flowcore.engine.batches import check_batch_size
+from flowcore.engine.child_states import ChildStates
 from flowcore.engine.flow_runner import add_date_keys, import_object
 from flowcore.engine.resume import resumed_task_states
 from flowcore.engine.state import (
@@ -92,12 +94,10 @@ def run_flow(
             stacklevel=3,
         )
         return None
-    if "return_tasks" in kwargs:
-        raise ValueError(
-            "The `return_tasks` keyword cannot be provided to `flow.run()`; all task states "
-            "are always returned. If you want to receive a subset of task states, use a "
-            "FlowRunner directly."
-        )
+    return_tasks = _return_tasks(flow, kwargs.pop("return_tasks", None))
+    map_batch_size = check_batch_size(
+        kwargs.pop("map_batch_size", None), "flow.run(map_batch_size=...)"
+    )
     resume, rerun = kwargs.pop("resume", None), list(kwargs.pop("rerun", None) or ())
     progress = wants_progress(kwargs.pop("progress", None))
     if rerun and resume is None:
@@ -114,6 +114,8 @@ def run_flow(
     stores = _cache_stores(flow, kwargs.pop("cache_store", None), caches)
     transactions = transaction_runs(flow.tasks)
     kwargs["context"] = {**stores, "transactions": transactions, **(kwargs.get("context") or {})}
+    if map_batch_size is not None:
+        kwargs["context"]["map_batch_size"] = map_batch_size
     _warn_about_shared_cache_keys(flow)
     if runner_cls is None:
         runner_cls = import_object(configuration.config.engine.flow_runner.default_class)
@@ -128,6 +130,8 @@ def run_flow(
         if failed is not None:
             state = failed
             return failed
+        if return_tasks is not None:
+            kwargs["return_tasks"] = _kept_tasks(flow, return_tasks, recorder, transactions)
         with executor.start():
             state = _run_passes(flow, runner_cls, executor, run_parameters, kwargs, recorder)
     except KeyboardInterrupt:
@@ -148,7 +152,9 @@ def run_flow(
         collect_garbage(
             stores.get("policy_store"), configuration.config.get_path("caching.gc"), flow.logger
         )
-        for task in flow.tasks:
+        if return_tasks is not None:
+            state.result = {t: s for t, s in state.result.items() if t in return_tasks}
+        for task in flow.tasks if return_tasks is None else return_tasks:
             if task not in state.result:
                 state.result[task] = Pending("Task not run.")
     else:
@@ -215,6 +221,43 @@ def _stopped_on_schedule(flow: Flow, last: State | None, pending_event: Any) -> 
         start_time=pending_event.start_time,
         result={task: Pending("Task not run.") for task in flow.tasks},
     )
+
+
+def _return_tasks(flow: Flow, given: Any) -> set[Task] | None:
+    """``flow.run(return_tasks=...)`` as a set of the flow's tasks (None: all tasks)."""
+    if given is None:
+        return None
+    try:
+        found = set(given)
+    except TypeError:
+        raise TypeError(
+            f"flow.run(return_tasks=...) takes an iterable of tasks of the flow; got {given!r}"
+        ) from None
+    missing = found - flow.tasks
+    if missing:
+        raise ValueError(
+            f"Some tasks in return_tasks were not found in the flow: {missing}; pass tasks "
+            f"of {flow.name!r} (the objects its `with Flow(...)` block made)"
+        )
+    return found
+
+
+def _kept_tasks(
+    flow: Flow, return_tasks: set[Task], recorder: RunRecorder | None, transactions: Any
+) -> set[Task]:
+    """The tasks whose states the passes keep to their end: ``return_tasks`` (the others
+    are released as the run goes, and the run's final result holds only them), unless
+    something needs every state at a pass end: the run store recording them, a task that
+    may run again in a later pass (retries, a manual trigger) or a transaction group."""
+    from flowcore.triggers import manual_only
+
+    if (
+        (recorder is not None and recorder.store is not None)
+        or transactions
+        or any(t.max_retries or t.trigger is manual_only for t in flow.tasks)
+    ):
+        return set(flow.tasks)
+    return return_tasks
 
 
 def _check_parameters(flow: Flow, given: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -330,6 +373,7 @@ def _run_passes(
     run_context.setdefault("scheduled_start_time", pendulum.now("UTC"))
     add_date_keys(run_context, flow.logger)  # once per run, not once per pass
     user_task_contexts = kwargs.pop("task_contexts", None) or {}
+    return_tasks = kwargs.pop("return_tasks", None) or flow.tasks
     while True:
         slugs = flow.slugs
         task_contexts = {
@@ -343,7 +387,7 @@ def _run_passes(
         runner = runner_cls(flow=flow)
         flow_state = runner.run(
             parameters=parameters,
-            return_tasks=flow.tasks,
+            return_tasks=return_tasks,
             state=flow_state,
             task_states=flow_state.result,
             context=run_context,
@@ -369,7 +413,12 @@ def _record_task_states(recorder: RunRecorder, flow: Flow, task_states: dict[Tas
             continue
         recorder.collected(slug, -1, state)
         if isinstance(state, Mapped):
-            recorder.collected_children(slug, [c for c in state.map_states if isinstance(c, State)])
+            if isinstance(state.map_states, ChildStates):
+                recorder.collected_unkept(slug, state.map_states.unreported())
+            else:
+                recorder.collected_children(
+                    slug, [c for c in state.map_states if isinstance(c, State)]
+                )
 
 
 def run_structure(flow: Flow) -> dict[str, Any]:

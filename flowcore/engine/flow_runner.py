@@ -8,7 +8,9 @@ per task to the executor, handing each its upstream states (or futures of them):
         Constant                     -> Success(value), never run
         mapped                       -> run the parent (-> Mapped(n)), then submit n
                                         children, child i getting element i of each
-                                        mapped upstream
+                                        mapped upstream (on an executor with workers,
+                                        in batches of many children per call, held
+                                        compactly: ``engine/batches.py``)
         otherwise                    -> submit run_task(task, state, upstream_states)
 
 Then every future is collected (``executor.collect`` where the executor has it, else
@@ -30,6 +32,7 @@ function, so it pickles, that restores the flow's context in a worker when neede
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date as Date
@@ -41,6 +44,8 @@ import pendulum
 
 from flowcore import configuration
 from flowcore.core.edge import Edge
+from flowcore.engine.batches import BatchedChildren, batch_size, collect_children, submit_batches
+from flowcore.engine.child_states import ChildStates, child_results
 from flowcore.engine.result import Result
 from flowcore.engine.results import ConstantResult
 from flowcore.engine.runner import Runner
@@ -376,6 +381,20 @@ class FlowRunner(Runner):
             task_states[task] = parent
             mapped_children[task] = []
             if isinstance(parent, Mapped):
+                size = batch_size(task, parent.n_map_states, executor, flow_context)
+                if size > 1:
+                    mapped_children[task] = submit_batches(  # type: ignore[assignment]
+                        executor,
+                        task,
+                        parent,
+                        upstream_states,
+                        edge_children,
+                        size,
+                        (flow_context, task_context, upstream_mapped, runner_args),
+                        extra,
+                        functools.partial(outcomes.submitted, task),
+                    )
+                    continue
                 for index, child_upstreams in enumerate(
                     _child_upstreams(parent, upstream_states, edge_children)
                 ):
@@ -415,14 +434,16 @@ class FlowRunner(Runner):
             if children is not None:
                 if edge.flattened:
                     children = _flatten_children(
-                        outcomes.collect_children(executor, upstream, children)
+                        list(collect_children(executor, outcomes, upstream, children))
                     )
                 if edge.mapped:
                     edge_children[edge] = children
                     if edge.flattened:
                         upstream_state = Mapped(n_map_states=len(children))
                 else:
-                    upstream_mapped[edge] = children
+                    upstream_mapped[edge] = (
+                        children.joined() if isinstance(children, BatchedChildren) else children
+                    )
             elif edge.flattened:
                 upstream_state = executor.submit(_flatten_state, upstream_state)
             upstream_states[edge] = upstream_state
@@ -440,8 +461,8 @@ class FlowRunner(Runner):
         for task, children in mapped_children.items():
             parent = task_states[task] = outcomes.collect(executor, task_states[task], task)
             if isinstance(parent, Mapped):
-                parent.map_states = outcomes.collect_children(executor, task, children)
-                parent.result = [child.result for child in parent.map_states]
+                parent.map_states = collect_children(executor, outcomes, task, children)  # type: ignore[assignment]
+                parent.result = child_results(parent.map_states)
         task_states.update(outcomes.collect_tasks(executor, task_states))
 
     def _final_state(
@@ -452,7 +473,10 @@ class FlowRunner(Runner):
         reference = [_state_or_pending(task_states, t) for t in flow.reference_tasks()]
         return_states = {t: task_states[t] for t in return_tasks if t in task_states}
         return self.determine_final_state(
-            state, _expand(reference), return_states, _expand(terminal)
+            state,
+            _expand(reference, whole=flow.terminal_state_handler is not None),
+            return_states,
+            _expand(terminal),
         )
 
     def determine_final_state(
@@ -604,11 +628,18 @@ def _state_or_pending(task_states: dict[Task, Any], task: Task) -> State:
     return found if found is not None else Pending(_NOT_AVAILABLE)
 
 
-def _expand(states: list[State]) -> list[State]:
+def _expand(states: list[State], whole: bool = False) -> list[State]:
+    """The states with mapped parents replaced by their children. Compact children
+    (``ChildStates``) stand as one state per kind unless ``whole`` (a terminal state
+    handler sees every child, as in Prefect 1): the flow state depends on their classes."""
     expanded: list[State] = []
     for state in states:
         if isinstance(state, Mapped):
-            expanded.extend(state.map_states)
+            children = state.map_states
+            if isinstance(children, ChildStates) and not whole:
+                expanded.extend(children.kinds())
+            else:
+                expanded.extend(children)
         else:
             expanded.append(state)
     return expanded

@@ -65,6 +65,7 @@ __all__ = [
     "map_futures",
     "report_start",
     "result_lost",
+    "subscribed",
     "watching_workers",
     "worker_died",
 ]
@@ -373,12 +374,22 @@ def watching_workers(
                     lost,
                 )
 
-    client.subscribe_topic("all", on_event)
-    _subscribe_now(client, "all")
+    with subscribed(client, "all", on_event):
+        yield
+
+
+@contextmanager
+def subscribed(
+    client: Any, topic: str, handler: Callable[[tuple[float, Any]], None]
+) -> Iterator[None]:
+    """Within the block, ``handler(event)`` is called (on the client's event loop) for each
+    event of the scheduler's ``topic``."""
+    client.subscribe_topic(topic, handler)
+    _subscribe_now(client, topic)
     try:
         yield
     finally:
-        _unsubscribe(client, "all")
+        _unsubscribe(client, topic)
 
 
 def _subscribe_now(client: Any, topic: str) -> None:

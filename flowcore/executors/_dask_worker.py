@@ -7,6 +7,8 @@
   answer is trusted for ``_EVENT_RECHECK`` seconds per process, so a map does not ask the
   scheduler once per call);
 * reports its start to the crash policy (``report_start``, temporary clusters);
+* sends what the call reports as it goes (``_progress``: the children a batch finished)
+  to the driver, so that they outlive the worker;
 * raises :class:`DaskTaskError` naming the task when the call cannot be loaded, and marks
   an exception of the task's own code with the task's label (attribute ``IN_TASK``);
 * on a worker in its own process, checks that the result pickles (distributed would
@@ -58,7 +60,8 @@ def run_call(
             "there or add its directory to the workers' PYTHONPATH)"
         ) from None
     try:
-        result = fn(*args, **kwargs)
+        with _progress_to_driver():
+            result = fn(*args, **kwargs)
     except BaseException as exc:
         try:
             setattr(exc, IN_TASK, label)
@@ -68,6 +71,21 @@ def run_call(
     if not worker_is_inproc():
         check_picklable(result, label)
     return result
+
+
+def _progress_to_driver() -> Any:
+    """A ``_progress.reporting`` block that sends to the driver as Dask events."""
+    from distributed import get_worker
+
+    from flowcore.executors._progress import TOPIC, reporting
+
+    worker = get_worker()
+    key = worker.get_current_task()
+
+    def send(data: bytes) -> None:
+        worker.log_event(TOPIC, {"key": key, "data": data})
+
+    return reporting(send)
 
 
 def event_is_set(name: str) -> bool:

@@ -9,6 +9,11 @@ returns a future-like value, and ``wait(x)`` resolves futures anywhere inside ``
 own machinery can fail a call (a dead Dask worker, a result that cannot leave its process)
 returns an exception from ``flowcore.exceptions`` in that call's place instead of raising
 (``DaskExecutor``); the others need not override it.
+
+Two hints serve batched maps (``engine/batches.py``): ``worker_count()``, how many calls
+can run at once (None: the executor runs one call at a time in the caller, so batching
+gains nothing), and ``partial_results(future)``, what a call that was lost reported of its
+progress before (``_progress``; nothing where calls cannot be lost half-way).
 """
 
 from __future__ import annotations
@@ -66,6 +71,15 @@ class Executor:
         """``wait``, except that a call the executor's machinery could not carry out is
         returned as an exception in its place (see the module docstring)."""
         return self.wait(futures)
+
+    def worker_count(self) -> int | None:
+        """How many calls can run at once (None: one at a time, in the caller)."""
+        return None
+
+    def partial_results(self, future: Any) -> tuple[list[Any], Any]:
+        """``(pieces, marker)`` a lost call reported before it was lost: the pieces it
+        finished and what it was doing at its last report (see the module docs)."""
+        return [], None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -184,6 +184,7 @@ class DaskExecutor(Executor):
         self._crash_policy = False
         self._should_run: Any = None
         self._sent: weakref.WeakSet[Any] = weakref.WeakSet()
+        self._progress: dict[Any, list[bytes]] = {}
 
     def __repr__(self) -> str:
         where = self.address or getattr(self.cluster_class, "__name__", str(self.cluster_class))
@@ -201,6 +202,7 @@ class DaskExecutor(Executor):
             _untracked=[],
             _crash_policy=False,
             _should_run=None,
+            _progress={},
         )
         state.pop("_sent", None)
         return state
@@ -269,8 +271,10 @@ class DaskExecutor(Executor):
                 stack.enter_context(
                     watching_workers(client, self.on_worker_status_changed, self.logger)
                 )
-            from flowcore.executors._dask_outcomes import Outcomes
+            from flowcore.executors._dask_outcomes import Outcomes, subscribed
+            from flowcore.executors._progress import TOPIC
 
+            stack.enter_context(subscribed(client, TOPIC, self._on_progress))
             self._crash_policy = self.address is None and self._install_crash_policy(client)
             self.client = client
             self._outcomes = Outcomes(client)
@@ -291,6 +295,7 @@ class DaskExecutor(Executor):
                 self._crash_policy = False
                 self._should_run = None
                 self._sent = weakref.WeakSet()
+                self._progress = {}
 
     def _cancellation_event(self, client: Any) -> Any:
         """A set ``distributed.Event`` the calls check before they start, on a cluster at an
@@ -380,6 +385,24 @@ class DaskExecutor(Executor):
             if self.adapt_kwargs:
                 cluster.adapt(**self.adapt_kwargs)
             yield cluster
+
+    def worker_count(self) -> int | None:
+        """The threads of the cluster's workers now (at least 1)."""
+        workers = self._client().scheduler_info(n_workers=-1).get("workers", {}).values()
+        return max(1, sum(int(worker.get("nthreads") or 1) for worker in workers))
+
+    def partial_results(self, future: Any) -> tuple[list[Any], Any]:
+        """What a call reported of its progress before it was lost (``_progress``)."""
+        from flowcore.executors._progress import decode
+
+        return decode(self._progress.pop(future.key, []))
+
+    def _on_progress(self, event: tuple[float, Any]) -> None:
+        """(The client's event loop.) Keep a running call's progress until it finishes."""
+        message = event[1] if isinstance(event[1], dict) else {}
+        key, data = message.get("key"), message.get("data")
+        if key is not None and isinstance(data, bytes):
+            self._progress.setdefault(key, []).append(data)
 
     def submit(
         self,
@@ -473,7 +496,12 @@ class DaskExecutor(Executor):
         self._client()
         self._flush()
         found = find_futures(futures, DaskFuture)
-        return found, self._outcomes.settle(found) if found else {}
+        settled = self._outcomes.settle(found) if found else {}
+        if self._progress:
+            for future in found:
+                if settled[future.key][0] == "finished":
+                    self._progress.pop(future.key, None)
+        return found, settled
 
     def _client(self) -> Any:
         if self.client is None:

@@ -85,6 +85,7 @@ class LocalDaskExecutor(Executor):
         self.scheduler = self._normalize_scheduler(scheduler)
         self.dask_config = kwargs
         self._pool: EagerPool | None = None
+        self._workers = 1
 
     @staticmethod
     def _normalize_scheduler(scheduler: str) -> str:
@@ -114,6 +115,7 @@ class LocalDaskExecutor(Executor):
             from dask.system import CPU_COUNT
 
             workers = dask.config.get("num_workers", None) or CPU_COUNT
+            self._workers = int(workers)
             if self.scheduler == "threads":
                 self._pool = EagerPool(
                     ThreadPoolExecutor(workers, thread_name_prefix="flowcore-dask")
@@ -140,6 +142,10 @@ class LocalDaskExecutor(Executor):
             finally:
                 self._pool.close(failed)
                 self._pool = None
+
+    def worker_count(self) -> int | None:
+        """The pool's size (None for the synchronous scheduler)."""
+        return None if self._pool is None else self._workers
 
     def submit(
         self,

@@ -37,7 +37,7 @@ import os
 import socket
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -167,6 +167,13 @@ class RunRecorder:
             if last.get(key) is not state:
                 last[key] = state
                 self._submit(key, state, getattr(state, "run_count", None) or 1)
+
+    def collected_unkept(self, slug: str, states: Iterable[tuple[int, State]]) -> None:
+        """:meth:`collected` for ``(map index, state)`` of children the driver holds in
+        compact form (``engine/child_states.py``): each is recorded, none is remembered
+        (remembering a million State objects is what the compact form avoids)."""
+        for index, state in states:
+            self._submit((slug, index), state, getattr(state, "run_count", None) or 1)
 
     def _submit(self, key: tuple[str, int], state: State, run_count: int) -> None:
         if self.progress is not None:

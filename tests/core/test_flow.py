@@ -678,11 +678,15 @@ def test_run_after_the_block_works_again() -> None:
     assert flow.run().result[t].result == 3
 
 
-def test_run_rejects_return_tasks() -> None:
+def test_run_takes_return_tasks() -> None:
+    """Prefect 1's flow.run raises a ValueError for return_tasks; flowcore's takes it (as
+    FlowRunner.run does): docs/migrating.md."""
     with Flow("f") as flow:
-        Add()(1)
-    with pytest.raises(ValueError, match="return_tasks"):
-        flow.run(return_tasks=[])
+        added = Add()(1)
+    state = flow.run(return_tasks=[])
+    assert state.is_successful()
+    assert state.result == {}
+    assert flow.run(return_tasks=[added]).result[added].result == 3
 
 
 def test_run_parameters_from_dict_and_kwargs() -> None:

@@ -95,11 +95,85 @@ def test_missing_required_parameter_fails_before_running() -> None:
     assert calls == []
 
 
-def test_return_tasks_is_rejected() -> None:
+def test_return_tasks_keeps_only_the_states_asked_for() -> None:
+    """flowcore takes ``return_tasks`` in ``flow.run`` (Prefect 1 raised a ValueError and
+    pointed to FlowRunner.run, which takes it): the result holds those tasks only."""
     with Flow("f") as flow:
         a = add(1, 2)
-    with pytest.raises(ValueError, match="return_tasks"):
-        flow.run(return_tasks=[a])
+        b = add(a, 10)
+        c = add(b, 100)
+    state = flow.run(return_tasks=[b])
+    assert state.is_successful()
+    assert set(state.result) == {b}
+    assert state.result[b].result == 13
+    assert c in flow.tasks
+
+
+@pytest.fixture
+def store_off() -> Any:
+    from flowcore import config
+
+    before = config.get_path("runs.store")
+    config.set_path("runs.store", "none")
+    try:
+        yield
+    finally:
+        config.set_path("runs.store", before)
+
+
+def test_return_tasks_releases_other_states_as_the_run_goes(store_off: None) -> None:
+    """With the run store off and nothing to retry, a state nobody needs any more is
+    dropped during the pass: the reduce sees the children, the result holds only it."""
+    seen: list[Any] = []
+
+    @task
+    def total(xs: list[int]) -> int:
+        seen.append(xs)
+        return sum(xs)
+
+    with Flow("f") as flow:
+        doubled = add.map([1, 2, 3], [1, 2, 3])
+        summed = total(doubled)
+        more = add(summed, 1)
+    state = flow.run(return_tasks=[more])
+    assert set(state.result) == {more}
+    assert state.result[more].result == 13
+    assert seen == [[2, 4, 6]]
+
+
+def test_return_tasks_with_a_retry_runs_nothing_twice(store_off: None) -> None:
+    runs: list[int] = []
+
+    @task
+    def once(x: int) -> int:
+        runs.append(x)
+        return x
+
+    @task(max_retries=1, retry_delay=timedelta(0))
+    def flaky(x: int) -> int:
+        if len(runs) == 1:
+            runs.append(-1)
+            raise ValueError("first attempt")
+        return x + 1
+
+    with Flow("f") as flow:
+        first = once(1)
+        second = flaky(first)
+        third = add(second, first)
+    state = flow.run(return_tasks=[third])
+    assert state.result[third].result == 3
+    assert runs == [1, -1]
+
+
+def test_return_tasks_must_be_tasks_of_the_flow() -> None:
+    with Flow("f") as flow:
+        add(1, 2)
+    with Flow("other"):
+        stranger = add(3, 4)
+    with pytest.raises(ValueError, match="return_tasks were not found in the flow"):
+        flow.run(return_tasks=[stranger])
+    with pytest.raises(TypeError, match="iterable of tasks"):
+        flow.run(return_tasks=3)
 
 
 def test_run_inside_the_flow_block_is_an_error() -> None:

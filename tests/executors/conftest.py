@@ -7,6 +7,8 @@
   started for the session with ``PYTHONPATH`` set to the repository so the workers import
   ``tests.executors.flows``; both are terminated afterwards. Each worker offers the
   resource ``GPU=2``.
+* ``temporary_cluster``: a started ``DaskExecutor`` on a temporary cluster of its own (two
+  worker processes of one thread each; flowcore's crash policy installed), per module.
 * ``executor``: the executor contract's parametrised fixture, one started session per kind
   and module (flow.run re-enters it): LocalExecutor, LocalDaskExecutor sync / threads /
   processes, DaskExecutor on ``local_cluster``.
@@ -168,6 +170,15 @@ def make_executor(kind: str, request: pytest.FixtureRequest) -> Executor:
         return LocalDaskExecutor(kind.split("-", 1)[1], num_workers=2)
     cluster = request.getfixturevalue("local_cluster")
     return DaskExecutor(address=cluster.scheduler_address)
+
+
+@pytest.fixture(scope="module")
+def temporary_cluster() -> Iterator[DaskExecutor]:
+    """A started ``DaskExecutor`` on a temporary cluster it creates (so flowcore's crash
+    policy is installed), of two worker processes of one thread each, per test module."""
+    executor = DaskExecutor(cluster_kwargs=local_cluster_kwargs(threads_per_worker=1))
+    with executor.start():
+        yield executor
 
 
 @pytest.fixture(scope="module", params=EXECUTOR_KINDS)

@@ -398,3 +398,74 @@ def touch(path: str) -> str:
     """A plain function for ``DaskExecutor.submit``: create ``path``."""
     Path(path).write_text("ran")
     return path
+
+
+# -- batched maps (engine/batches.py) -------------------------------------------------------
+
+
+def _run_file(directory: str, x: int) -> None:
+    Path(directory, f"run-{x}-{os.getpid()}-{time.monotonic_ns()}").touch()
+
+
+def _crash_in_batch(x: int, directory: str, bad: int) -> int:
+    """``x + 1``, leaving a file per run; item ``bad`` kills its worker on its first attempt,
+    once the scheduler has its batch's progress report saying that ``bad`` is running (and
+    so the children finished before it: ``executors/_progress.py``)."""
+    _run_file(directory, x)
+    marker = Path(directory, "crashed")
+    if x == bad and not marker.exists():
+        marker.touch()
+        _wait_until_reported_running(x)
+        os._exit(1)
+    return x + 1
+
+
+def _wait_until_reported_running(index: int, timeout: float = 60) -> None:
+    from distributed import get_client, get_worker
+
+    from flowcore.executors._progress import TOPIC, decode
+
+    try:
+        key = get_worker().get_current_task()
+    except ValueError:  # a process pool: nothing reports progress there
+        return
+    client = get_client()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        flushes = [m["data"] for _, m in client.get_events(TOPIC) if m.get("key") == key]
+        if flushes and decode(flushes)[1] == index:
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"no progress report of child {index} reached the scheduler")
+
+
+crash_in_batch = task(_crash_in_batch, name="crash_in_batch")
+crash_in_batch_retried = task(
+    _crash_in_batch,
+    name="crash_in_batch_retried",
+    max_retries=1,
+    retry_delay=timedelta(milliseconds=50),
+)
+
+
+@task(max_retries=1, retry_delay=timedelta(0))
+def fail_odd_once(x: int, directory: str) -> int:
+    """``x * 10``; an odd item fails its first attempt (a marker file remembers it)."""
+    _run_file(directory, x)
+    marker = Path(directory, f"failed-{x}")
+    if x % 2 and not marker.exists():
+        marker.touch()
+        raise Boom(f"first attempt of {x}")
+    return x * 10
+
+
+@task
+def counted_double(x: int, directory: str) -> int:
+    _run_file(directory, x)
+    return x * 2
+
+
+@task
+def chunked(x: int, batch_size: int) -> int:
+    """A task that takes an argument named ``batch_size`` (so ``.map(batch_size=)`` is it)."""
+    return x * batch_size

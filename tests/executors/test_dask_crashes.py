@@ -10,7 +10,6 @@ files count every run of every child.
 from __future__ import annotations
 
 import pickle
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -21,16 +20,8 @@ from flowcore.exceptions import UpstreamCrashed, WorkerCrashed
 from flowcore.executors import DaskExecutor
 from flowcore.executors._dask_outcomes import ResultLost, WorkerDied, describe_failure
 from tests.executors import flows
-from tests.executors.conftest import local_cluster_kwargs
 
 pytestmark = pytest.mark.timeout(180)
-
-
-@pytest.fixture(scope="module")
-def temporary_cluster() -> Iterator[DaskExecutor]:
-    executor = DaskExecutor(cluster_kwargs=local_cluster_kwargs(threads_per_worker=1))
-    with executor.start():
-        yield executor
 
 
 def run(flow: Flow, executor: DaskExecutor) -> State:

@@ -1,0 +1,361 @@
+"""Batched mapped children: one executor call runs the TaskRunner for many children.
+
+On an executor that runs calls elsewhere (``DaskExecutor``, ``LocalDaskExecutor`` on a
+pool), a map of n children used to be n calls: at a million children the Dask scheduler's
+cost per call, not flowcore's, set the pace. So the FlowRunner submits a mapped task's
+children in batches (``submit_batches``)::
+
+    batch size    task.map(..., batch_size=N) > flow.run(map_batch_size=N) > automatic:
+                  ceil(n / (4 x the executor's worker count)), at most 1,000; 1 (one call
+                  per child, as before) when that is under 8, or when the executor runs
+                  calls in the caller (LocalExecutor, the synchronous scheduler)
+    one call      run_batch(task, start, stop, ...) on a worker: for each child i, its
+                  upstream states (element i of each mapped upstream, built on the worker),
+                  then run_task, the same TaskRunner run a single child gets (own state,
+                  retries, timeout, checkpoint, target, cache record); returns a ChildBatch
+                  (``child_states``: compact)
+    chained map   b.map(a.map(xs)): b's batch gets the futures of a's batches that hold
+                  its children, so the scheduler moves them worker to worker
+    collection    collect_children: one ChildStates of the batches (a mapped parent's
+                  ``map_states``)
+
+A batch lost with its worker (``WorkerCrashed``): the children it reported as finished
+(``executors._progress``, sent to the driver while the batch runs) keep their states; the
+others run again, each as its own call, so a child that kills its worker again is
+``Crashed`` on its own (by the executor's usual rules) and takes no other child with it.
+A child that finished less than ``_progress.FLUSH_EVERY`` seconds before its worker died
+had not been reported, and runs again (a target or checkpoint-backed cache makes that run a
+hit). A batch that never started (``UpstreamCrashed``) or that the executor could not
+carry out (``DaskTaskError``) gives each of its children that outcome, as single calls do.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from flowcore.engine.child_states import ChildBatch, ChildStates
+from flowcore.engine.state import Mapped, State
+from flowcore.exceptions import WorkerCrashed
+from flowcore.executors._progress import report, running
+from flowcore.utilities import context as _context
+
+if TYPE_CHECKING:
+    from flowcore.core.edge import Edge
+    from flowcore.core.task import Task
+
+__all__ = [
+    "BatchedChildren",
+    "batch_size",
+    "check_batch_size",
+    "collect_children",
+    "join_batches",
+    "pick_child",
+    "run_batch",
+    "submit_batches",
+]
+
+MAX_BATCH = 1000
+BATCHES_PER_WORKER = 4
+MIN_BATCH = 8
+
+
+def check_batch_size(value: Any, where: str) -> int | None:
+    """``value`` as a batch size (None: automatic); anything but a positive int is an error
+    naming ``where`` it was given."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"{where}: batch size must be a positive int (1 = one executor call per "
+            f"child), or None for automatic; got {value!r}"
+        )
+    return value
+
+
+def batch_size(task: Task, count: int, executor: Any, flow_context: dict[str, Any]) -> int:
+    """How many children of ``task``'s map of ``count`` go in one call (module docs)."""
+    given = getattr(task, "map_batch_size", None)
+    if given is None:
+        given = check_batch_size(flow_context.get("map_batch_size"), "flow.run(map_batch_size=...)")
+    if given is not None:
+        return int(given)
+    counter = getattr(executor, "worker_count", None)
+    workers = counter() if counter is not None else None
+    if not workers or count <= 0:
+        return 1
+    size = min(MAX_BATCH, math.ceil(count / (workers * BATCHES_PER_WORKER)))
+    return size if size >= MIN_BATCH else 1
+
+
+class _Batch(NamedTuple):
+    start: int
+    stop: int
+    future: Any
+    priors: list[State | None] | None
+
+
+class BatchedChildren:
+    """A mapped task's children, submitted as batches (a future per batch)."""
+
+    def __init__(
+        self, executor: Any, count: int, submit: Callable[[int, int, list[Any] | None], Any]
+    ) -> None:
+        self.executor = executor
+        self.count = count
+        self.batches: list[_Batch] = []
+        self._submit = submit
+        self._joined: Any = None
+        self._starts: list[int] = []
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, index: int) -> Any:
+        """A future of child ``index``'s state (for a downstream map that is not batched)."""
+        if not 0 <= index < self.count:
+            raise IndexError(index)
+        if len(self._starts) != len(self.batches):
+            self._starts = [b.start for b in self.batches]
+        position = bisect.bisect_right(self._starts, index) - 1
+        return self.executor.submit(pick_child, self.batches[position].future, index)
+
+    def joined(self) -> Any:
+        """A future of every child's state (a ChildStates), for a task that reduces them."""
+        if self._joined is None:
+            self._joined = self.executor.submit(join_batches, [b.future for b in self.batches])
+        return self._joined
+
+    def covering(self, start: int, stop: int) -> list[Any]:
+        """The futures of the batches that hold children ``start .. stop - 1``."""
+        return [b.future for b in self.batches if b.start < stop and start < b.stop]
+
+
+def submit_batches(
+    executor: Any,
+    task: Task,
+    parent: Mapped,
+    upstream_states: dict[Edge, Any],
+    edge_children: dict[Edge, Any],
+    size: int,
+    run_args: tuple[Any, ...],
+    extra_context: dict[str, Any],
+    submitted: Callable[[int, State], None],
+) -> BatchedChildren:
+    """Submit ``task``'s children in batches of ``size`` (``run_args``: the flow context,
+    the task context, the reduced upstreams and the runner arguments, as ``run_task``
+    takes them); ``submitted(index, prior)`` is told of each child with a prior state."""
+    from flowcore.engine.flow_runner import _with_value
+
+    fixed: dict[Edge, Any] = {}
+    sources: dict[Edge, tuple[str, Any, Any]] = {}
+    count = parent.n_map_states
+    for edge, upstream in upstream_states.items():
+        if not edge.mapped:
+            fixed[edge] = upstream
+        elif edge in edge_children:
+            children = edge_children[edge]
+            kind = "batches" if isinstance(children, BatchedChildren) else "states"
+            sources[edge] = (kind, None, children)
+            count = min(count, len(children))
+        else:
+            values = upstream.result
+            if not hasattr(values, "__getitem__"):
+                values = [None] * count
+            # the batches get the upstream state without its (whole) value, and their part
+            sources[edge] = ("split", _with_value(upstream, None), values)
+            if hasattr(values, "__len__"):
+                count = min(count, len(values))
+
+    def send(start: int, stop: int, prior: list[Any] | None) -> Any:
+        inputs = {edge: _slice(source, start, stop) for edge, source in sources.items()}
+        index = str(start) if stop == start + 1 else f"{start}-{stop - 1}"
+        return executor.submit(
+            run_batch,
+            task,
+            start,
+            stop,
+            prior,
+            fixed,
+            inputs,
+            *run_args,
+            extra_context={**extra_context, "task_index": index},
+        )
+
+    out = BatchedChildren(executor, count, send)
+    for start in range(0, count, size):
+        stop = min(count, start + size)
+        prior = _priors(parent.map_states, start, stop)
+        if prior is not None:
+            for offset, state in enumerate(prior):
+                if state is not None:
+                    submitted(start + offset, state)
+        out.batches.append(_Batch(start, stop, send(start, stop, prior), prior))
+    return out
+
+
+def _priors(states: Sequence[Any], start: int, stop: int) -> list[Any] | None:
+    if not states:
+        return None
+    found = [states[i] if i < len(states) else None for i in range(start, stop)]
+    return found if any(state is not None for state in found) else None
+
+
+def _slice(source: tuple[str, Any, Any], start: int, stop: int) -> _Input:
+    """What a batch of children ``start .. stop - 1`` needs of one mapped upstream: a plain
+    tuple ``(kind, start, state, items)`` (executors find futures in plain containers):
+    "split" (``items``: the batch's elements of ``state``'s result), "states" (``items``:
+    the children's states, or futures of them, from ``start``) or "batches" (``items``: the
+    upstream batches that hold them)."""
+    kind, state, items = source
+    if kind == "batches":
+        return (kind, start, None, items.covering(start, stop))
+    try:
+        part = items[start:stop]
+    except (TypeError, KeyError):
+        part = [items[i] for i in range(start, stop)]
+    return (kind, start, state, part)
+
+
+_Input = tuple[str, int, Any, Any]
+
+
+def run_batch(
+    task: Task,
+    start: int,
+    stop: int,
+    priors: list[State | None] | None,
+    fixed: dict[Edge, Any],
+    inputs: dict[Edge, _Input],
+    flow_context: dict[str, Any],
+    task_context: dict[str, Any],
+    upstream_mapped: dict[Edge, Any],
+    runner_args: tuple[type, Any, Any],
+) -> ChildBatch:
+    """(On a worker.) Run children ``start .. stop - 1`` of ``task``, each through its own
+    TaskRunner run, and return their states compactly; each finished child is reported
+    (``executors._progress``) as it finishes."""
+    from flowcore.engine.flow_runner import run_task
+
+    token = None if _context._scope.get() is flow_context else _context.push(flow_context)
+    out = ChildBatch(start, (), reported=flow_context.get("run_recorder") is not None)
+    try:
+        for index in range(start, stop):
+            running(index)
+            upstream_states = dict(fixed)
+            for edge, spec in inputs.items():
+                upstream_states[edge] = _child_input(spec, index)
+            state = run_task(
+                task,
+                priors[index - start] if priors is not None else None,
+                upstream_states,
+                flow_context,
+                {**task_context, "map_index": index},
+                upstream_mapped,
+                runner_args,
+            )
+            out.append(state)
+            report((index, state))
+    finally:
+        if token is not None:
+            _context.pop(token)
+    return out
+
+
+def _child_input(spec: _Input, index: int) -> Any:
+    from flowcore.engine.flow_runner import _with_value  # (flow_runner imports this module)
+
+    kind, start, state, items = spec
+    if kind == "split":
+        return _with_value(state, items[index - start])
+    if kind == "states":
+        return items[index - start]
+    for batch in items:
+        if batch.start <= index < batch.start + len(batch):
+            return batch.state(index - batch.start)
+    raise IndexError(f"no upstream batch holds child {index}")
+
+
+def pick_child(batch: ChildBatch, index: int) -> State:
+    """Child ``index``'s state from the batch that holds it."""
+    return batch.state(index - batch.start)
+
+
+def join_batches(batches: list[ChildBatch]) -> ChildStates:
+    """Every child's state, from all the batches of a map."""
+    return ChildStates(batches)
+
+
+def collect_children(executor: Any, outcomes: Any, task: Task, children: Any) -> Sequence[Any]:
+    """The states of ``task``'s children: a list for children submitted one per call, a
+    :class:`ChildStates` for batches (a lost batch is settled as the module docs say)."""
+    if not isinstance(children, BatchedChildren):
+        result: list[Any] = outcomes.collect_children(executor, task, children)
+        return result
+    collect = getattr(executor, "collect", None) or executor.wait
+    found = collect([batch.future for batch in children.batches])
+    segments: list[ChildBatch] = []
+    lost: list[tuple[_Batch, dict[int, State], dict[int, Any]]] = []
+    for batch, outcome in zip(children.batches, found):
+        if isinstance(outcome, ChildBatch):
+            segments.append(outcome)
+        elif isinstance(outcome, WorkerCrashed):
+            lost.append(_rerun_lost(executor, outcomes, task, children, batch, outcome))
+        else:
+            states = [outcomes.state(task, i, outcome) for i in range(batch.start, batch.stop)]
+            segments.append(ChildBatch(batch.start, states))
+    for batch, settled, again in lost:
+        runs = dict(zip(again, collect(list(again.values()))))
+        states = []
+        for index in range(batch.start, batch.stop):
+            if index in settled:
+                states.append(settled[index])
+                continue
+            first, outcome = next((i, runs[i]) for i in sorted(runs, reverse=True) if i <= index)
+            if isinstance(outcome, ChildBatch):
+                states.append(outcome.state(index - first))
+            else:
+                states.append(outcomes.state(task, index, outcome))
+        segments.append(ChildBatch(batch.start, states))
+    return ChildStates(segments)
+
+
+def _rerun_lost(
+    executor: Any,
+    outcomes: Any,
+    task: Task,
+    children: BatchedChildren,
+    batch: _Batch,
+    error: WorkerCrashed,
+) -> tuple[_Batch, dict[int, State], dict[int, Any]]:
+    """A batch lost with its worker: ``(batch, {index: state} of the children settled now,
+    {first index: future} of the calls that run the others again)``. Reported children
+    keep their states; the child the last report said was running is Crashed (as a single
+    call would be), and the children after it run again as one batch; without such a
+    report every unreported child runs again on its own (module docs)."""
+    pieces, running = executor.partial_results(batch.future)
+    settled: dict[int, State] = dict(pieces)
+    rest = [i for i in range(batch.start, batch.stop) if i not in settled]
+
+    def prior(start: int, stop: int) -> list[Any] | None:
+        if batch.priors is None:
+            return None
+        return batch.priors[start - batch.start : stop - batch.start]
+
+    again: dict[int, Any] = {}
+    if rest and running == rest[0]:
+        label = f"{task.name}[{running}]"
+        crashed = WorkerCrashed(
+            label, error.cause, f"Task {label!r}: its Dask worker died while it ran"
+        )
+        settled[running] = outcomes.state(task, running, crashed)
+        if running + 1 < batch.stop:
+            again[running + 1] = children._submit(
+                running + 1, batch.stop, prior(running + 1, batch.stop)
+            )
+        return batch, settled, again
+    for index in rest:
+        again[index] = children._submit(index, index + 1, prior(index, index + 1))
+    return batch, settled, again

@@ -1,0 +1,272 @@
+"""Compact states of mapped children: what a map of a million items keeps in memory.
+
+A mapped parent's ``map_states`` is, for a batched map, a :class:`ChildStates`: a read-mostly
+sequence that holds its children compactly and makes a ``State`` object only when one is
+asked for (``parent.map_states[i]``, iteration), so Prefect 1 code that reads children works
+unchanged::
+
+    ChildStates
+      segments   one ChildBatch per batch of children, in index order
+      overrides  {index: State} for children assigned afterwards (map_states[i] = ...)
+
+    ChildBatch (what one batch of children returns from a worker)
+      start      index of its first child
+      template   the state shared by its "plain" children: their class, message, context
+                 and Result, with the value and location taken out
+      values     each child's value (the plain ones'; None for the others)
+      locations  each child's result location (None when no child has one)
+      full       {offset: State} for children that differ from the template in anything
+                 but value and location (a Failed child, a Retrying one, a Cached hit...)
+
+A plain child costs one slot in ``values`` (and one in ``locations`` if checkpointed): for
+``inc.map(range(1_000_000))`` about 16 MB instead of a State, a Result and two dicts per
+child (about 1 GB). Materialised states are new objects each time: equal (``==``) but not
+identical to the ones the TaskRunner returned.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Iterable, Iterator, Sequence
+from typing import Any, overload
+
+from flowcore.engine.state import State
+
+__all__ = ["ChildBatch", "ChildStates", "child_results"]
+
+_PLAIN_CONTEXT = (str, int, float, bool, type(None))
+
+
+class ChildBatch:
+    """The states of children ``start .. start + len - 1`` in compact form (module docs)."""
+
+    __slots__ = ("full", "locations", "reported", "start", "template", "values")
+
+    def __init__(self, start: int, states: Iterable[State], reported: bool = False) -> None:
+        self.start = start
+        self.reported = reported  # the TaskRunners told the run recorder of these states
+        self.template: State | None = None
+        self.values: list[Any] = []
+        self.locations: list[str | None] | None = None
+        self.full: dict[int, State] = {}
+        for state in states:
+            self.append(state)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getstate__(self) -> tuple[Any, ...]:
+        return (self.start, self.template, self.values, self.locations, self.full, self.reported)
+
+    def __setstate__(self, data: tuple[Any, ...]) -> None:
+        self.start, self.template, self.values, self.locations, self.full, self.reported = data
+
+    def append(self, state: State) -> None:
+        """Add the next child's state."""
+        offset = len(self.values)
+        if self.template is None and _can_be_template(state):
+            self.template = _stripped(state)
+        if self.template is not None and _fits(state, self.template):
+            result = state._result
+            self.values.append(result.value)
+            if result.location is not None:
+                if self.locations is None:
+                    self.locations = [None] * offset
+                self.locations.append(result.location)
+            elif self.locations is not None:
+                self.locations.append(None)
+            return
+        self.values.append(None)
+        if self.locations is not None:
+            self.locations.append(None)
+        self.full[offset] = state
+
+    def state(self, offset: int) -> State:
+        """A State for the child at ``offset`` in this batch."""
+        found = self.full.get(offset)
+        if found is not None:
+            return found
+        assert self.template is not None
+        location = self.locations[offset] if self.locations is not None else None
+        return _materialise(self.template, self.values[offset], location)
+
+    def result(self, offset: int) -> Any:
+        found = self.full.get(offset)
+        return found.result if found is not None else self.values[offset]
+
+    def __iter__(self) -> Iterator[State]:
+        return (self.state(i) for i in range(len(self.values)))
+
+
+class ChildStates(Sequence[State]):
+    """A mapped parent's children, held as :class:`ChildBatch` segments (module docs)."""
+
+    def __init__(self, segments: Iterable[ChildBatch] = ()) -> None:
+        self._segments = sorted(segments, key=lambda batch: batch.start)
+        self._starts = [batch.start for batch in self._segments]
+        self._length = sum(len(batch) for batch in self._segments)
+        self.overrides: dict[int, State] = {}
+        expected = 0
+        for batch in self._segments:
+            if batch.start != expected:
+                raise ValueError(f"child batches must follow one another: {expected} expected")
+            expected += len(batch)
+
+    def __len__(self) -> int:
+        return self._length
+
+    @overload
+    def __getitem__(self, index: int) -> State: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> list[State]: ...
+
+    def __getitem__(self, index: int | slice) -> State | list[State]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._length))]
+        if index < 0:
+            index += self._length
+        if not 0 <= index < self._length:
+            raise IndexError(f"child index {index} out of range ({self._length} children)")
+        found = self.overrides.get(index)
+        if found is not None:
+            return found
+        batch = self._segments[bisect.bisect_right(self._starts, index) - 1]
+        return batch.state(index - batch.start)
+
+    def __setitem__(self, index: int, state: State) -> None:
+        if index < 0:
+            index += self._length
+        if not 0 <= index < self._length:
+            raise IndexError(f"child index {index} out of range ({self._length} children)")
+        self.overrides[index] = state
+
+    def __iter__(self) -> Iterator[State]:
+        overrides = self.overrides
+        for batch in self._segments:
+            for offset in range(len(batch)):
+                index = batch.start + offset
+                yield overrides[index] if index in overrides else batch.state(offset)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (list, ChildStates)):
+            return len(self) == len(other) and all(a == b for a, b in zip(self, other))
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"<ChildStates: {self._length} children in {len(self._segments)} batches>"
+
+    def unreported(self) -> Iterator[tuple[int, State]]:
+        """``(index, state)`` of the children no TaskRunner told the run recorder of (they
+        ran in another process), and of those assigned since."""
+        overrides = self.overrides
+        for batch in self._segments:
+            if batch.reported:
+                continue
+            for offset in range(len(batch)):
+                index = batch.start + offset
+                if index not in overrides:
+                    yield index, batch.state(offset)
+        yield from overrides.items()
+
+    def kinds(self) -> list[State]:
+        """One state for each kind of child there is (a batch's template, its children kept
+        whole, assigned children): what decides a flow state, without a State per child."""
+        found: list[State] = []
+        for batch in self._segments:
+            if batch.template is not None and len(batch.full) < len(batch):
+                found.append(_materialise(batch.template, None, None))
+            found.extend(batch.full.values())
+        found.extend(self.overrides.values())
+        return found
+
+    def results(self) -> list[Any]:
+        """Every child's result value, without making State objects for plain children."""
+        values: list[Any] = []
+        for batch in self._segments:
+            if batch.full:
+                values.extend(batch.result(i) for i in range(len(batch)))
+            else:
+                values.extend(batch.values)
+        for index, state in self.overrides.items():
+            values[index] = state.result
+        return values
+
+
+def child_results(children: Sequence[Any]) -> list[Any]:
+    """The result of each child (a mapped parent's ``result``)."""
+    if isinstance(children, ChildStates):
+        return children.results()
+    return [child.result for child in children]
+
+
+def _can_be_template(state: State) -> bool:
+    return not state.cached_inputs and _plain_context(state.context)
+
+
+def _plain_context(context: dict[str, Any]) -> bool:
+    for value in context.values():
+        if type(value) is list:
+            if not all(type(item) in _PLAIN_CONTEXT for item in value):
+                return False
+        elif type(value) not in _PLAIN_CONTEXT:
+            return False
+    return True
+
+
+def _stripped(state: State) -> State:
+    """``state`` without its value and location (a template for its like)."""
+    template = object.__new__(type(state))
+    template.__dict__.update(state.__dict__)
+    result = state._result.copy()
+    if result is not state._result:  # (NoResult is a shared singleton, without a value)
+        result.value = None
+        result.location = None
+    template._result = result
+    template.context = dict(state.context)
+    return template
+
+
+def _fits(state: State, template: State) -> bool:
+    """Whether ``state`` is ``template`` but for the result's value and location."""
+    if type(state) is not type(template) or state.cached_inputs:
+        return False
+    mine, theirs = state.__dict__, template.__dict__
+    if mine.keys() != theirs.keys():
+        return False
+    for key, value in mine.items():
+        if key == "_result":
+            continue
+        other = theirs[key]
+        if value is not other and value != other:
+            return False
+    result, model = state._result, template._result
+    if type(result) is not type(model):
+        return False
+    mine, theirs = result.__dict__, model.__dict__
+    if mine.keys() != theirs.keys():
+        return False
+    for key, value in mine.items():
+        if key in ("value", "location"):
+            continue
+        other = theirs[key]
+        if value is not other and value != other:
+            return False
+    return True
+
+
+def _materialise(template: State, value: Any, location: str | None) -> State:
+    state = object.__new__(type(template))
+    state.__dict__.update(template.__dict__)
+    state.context = {
+        key: list(item) if type(item) is list else item for key, item in template.context.items()
+    }
+    state.cached_inputs = {}
+    result = template._result.copy()
+    if result is not template._result:
+        result.value = value
+        result.location = location
+    state._result = result
+    return state

@@ -1,0 +1,241 @@
+"""Batched mapped children on the Dask executors (``engine/batches.py``, docs/executors.md
+"Big maps: batches").
+
+Real clusters: the session's ``local_cluster`` (two worker processes) for the big map, and
+a temporary cluster the ``DaskExecutor`` creates (so flowcore's crash policy is installed;
+two worker processes of one thread each) for the tests that kill a worker. Files count
+every run of every child.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from flowcore import Flow, flatten, unmapped
+from flowcore.engine.child_states import ChildStates
+from flowcore.engine.results import LocalResult
+from flowcore.engine.state import Cached, Crashed, Failed, Retrying, State, Success
+from flowcore.executors import DaskExecutor, LocalDaskExecutor
+from tests.executors import flows
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def run(flow: Flow, executor: Any, **kwargs: Any) -> State:
+    state = flow.run(executor=executor, **kwargs)
+    assert state is not None
+    return state
+
+
+def test_a_map_of_50000_items_gives_every_child_state(local_cluster: Any) -> None:
+    n = 50_000
+    with Flow("big-map") as flow:
+        first = flows.inc.map(list(range(n)))
+        second = flows.add.map(first, unmapped(100))
+        summed = flows.total(second)
+    state = run(flow, DaskExecutor(address=local_cluster.scheduler_address))
+    assert type(state) is Success
+    children = state.result[second].map_states
+    assert isinstance(children, ChildStates)
+    assert len(children) == n
+    assert all(type(child) is Success for child in children)
+    assert children[0].result == 101
+    assert children[n - 1].result == n + 100
+    assert children[-1] == children[n - 1]
+    assert [child.result for child in children[1000:1003]] == [1101, 1102, 1103]
+    assert state.result[first].result == list(range(1, n + 1))
+    assert state.result[second].result == list(range(101, n + 101))
+    assert state.result[summed].result == sum(range(101, n + 101))
+
+
+def test_batch_size_1_is_one_dask_call_per_child(local_cluster: Any) -> None:
+    with Flow("one-per-child") as flow:
+        single = flows.dask_key.map(list(range(100)), batch_size=1)
+        batched = flows.dask_key.map(list(range(100)), batch_size=10)
+    state = run(flow, DaskExecutor(address=local_cluster.scheduler_address))
+    assert type(state.result[single].map_states) is list
+    single_keys = state.result[single].result
+    assert len(set(single_keys)) == 100
+    assert all(key.startswith(f"dask_key-{i}-") for i, key in enumerate(single_keys))
+    batched_keys = state.result[batched].result
+    assert len(set(batched_keys)) == 10
+    assert batched_keys[0].startswith("dask_key-0-9-")
+    assert batched_keys[95].startswith("dask_key-90-99-")
+
+
+def test_flow_run_map_batch_size_applies_to_every_map(local_cluster: Any) -> None:
+    with Flow("run-batch-size") as flow:
+        keys = flows.dask_key.map(list(range(20)))
+        own = flows.dask_key.map(list(range(20)), batch_size=20)
+    state = run(flow, DaskExecutor(address=local_cluster.scheduler_address), map_batch_size=5)
+    assert len(set(state.result[keys].result)) == 4
+    assert len(set(state.result[own].result)) == 1
+
+
+def test_retries_inside_batches_are_per_child(
+    temporary_cluster: DaskExecutor, tmp_path: Path
+) -> None:
+    with Flow("retry-in-batch") as flow:
+        out = flows.fail_odd_once.map(list(range(40)), unmapped(str(tmp_path)), batch_size=10)
+    state = run(flow, temporary_cluster)
+    assert type(state) is Success
+    assert state.result[out].result == [x * 10 for x in range(40)]
+    assert flows.runs_of(str(tmp_path)) == {x: 2 if x % 2 else 1 for x in range(40)}
+    assert all(type(child) is Success for child in state.result[out].map_states)
+
+
+def test_checkpoints_and_targets_inside_batches(
+    temporary_cluster: DaskExecutor, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    stored = tmp_path / "stored"
+    with Flow("targets-in-batch") as flow:
+        out = flows.counted_double.map(
+            list(range(30)),
+            unmapped(str(runs)),
+            batch_size=8,
+            task_args={
+                "result": LocalResult(dir=str(stored)),
+                "target": "{task_name}-{map_index}.bin",
+                "checkpoint": True,
+            },
+        )
+    first = run(flow, temporary_cluster, context={"checkpointing": True})
+    assert first.result[out].result == [x * 2 for x in range(30)]
+    assert sorted(p.name for p in stored.iterdir()) == sorted(
+        f"counted_double-{i}.bin" for i in range(30)
+    )
+    children = first.result[out].map_states
+    assert children[7]._result.location == str(stored / "counted_double-7.bin")
+    second = run(flow, temporary_cluster, context={"checkpointing": True})
+    assert all(type(child) is Cached for child in second.result[out].map_states)
+    assert second.result[out].result == [x * 2 for x in range(30)]
+    assert flows.runs_of(str(runs)) == dict.fromkeys(range(30), 1)
+
+
+def test_a_worker_killed_mid_batch_loses_no_finished_child(
+    temporary_cluster: DaskExecutor, tmp_path: Path
+) -> None:
+    with Flow("crash-in-batch") as flow:
+        out = flows.crash_in_batch.map(
+            list(range(40)), unmapped(str(tmp_path)), unmapped(25), batch_size=10
+        )
+        summed = flows.total(out)
+    state = run(flow, temporary_cluster)
+    assert type(state) is Failed
+    children = state.result[out].map_states
+    crashed = children[25]
+    assert type(crashed) is Crashed
+    assert crashed.message == "Task 'crash_in_batch[25]': its Dask worker died while it ran"
+    others = [i for i in range(40) if i != 25]
+    assert all(type(children[i]) is Success for i in others)
+    assert [children[i].result for i in others] == [i + 1 for i in others]
+    # the children the lost batch finished (20-24) and those it had not reached (26-29)
+    # each ran once; no other child ran twice
+    assert flows.runs_of(str(tmp_path)) == dict.fromkeys(range(40), 1)
+    assert type(state.result[summed]).__name__ == "TriggerFailed"
+
+
+def test_a_child_that_crashed_its_batch_is_retried_alone(
+    temporary_cluster: DaskExecutor, tmp_path: Path
+) -> None:
+    with Flow("crash-in-batch-retried") as flow:
+        out = flows.crash_in_batch_retried.map(
+            list(range(30)), unmapped(str(tmp_path)), unmapped(12), batch_size=10
+        )
+    state = run(flow, temporary_cluster)
+    assert type(state) is Success
+    assert state.result[out].result == [i + 1 for i in range(30)]
+    runs = flows.runs_of(str(tmp_path))
+    assert runs == {i: 2 if i == 12 else 1 for i in range(30)}
+
+
+def test_a_lost_batch_without_progress_reruns_its_children_one_per_call(
+    temporary_cluster: DaskExecutor, tmp_path: Path
+) -> None:
+    """A process pool (no progress reports): every child of the broken batch runs again on
+    its own; the child that broke it is the only one to run twice."""
+    with Flow("crash-in-pool-batch") as flow:
+        out = flows.crash_in_batch.map(
+            list(range(12)), unmapped(str(tmp_path)), unmapped(0), batch_size=12
+        )
+    state = run(flow, LocalDaskExecutor("processes", num_workers=1))
+    assert state.result[out].result == [i + 1 for i in range(12)]
+    assert flows.runs_of(str(tmp_path)) == {i: 2 if i == 0 else 1 for i in range(12)}
+
+
+def test_batches_on_local_dask_threads_keep_per_child_retries(tmp_path: Path) -> None:
+    with Flow("threads-batches") as flow:
+        out = flows.fail_odd_once.map(list(range(20)), unmapped(str(tmp_path)), batch_size=6)
+    state = run(flow, LocalDaskExecutor("threads", num_workers=2))
+    assert type(state) is Success
+    assert state.result[out].result == [x * 10 for x in range(20)]
+    assert flows.runs_of(str(tmp_path)) == {x: 2 if x % 2 else 1 for x in range(20)}
+
+
+def test_a_first_pass_leaves_odd_children_retrying(tmp_path: Path) -> None:
+    """One FlowRunner pass (as ``flow.run`` makes them): the odd children are Retrying,
+    each with its own state, inside the batches."""
+    from flowcore.engine.flow_runner import FlowRunner
+
+    with Flow("one-pass") as flow:
+        out = flows.fail_odd_once.map(list(range(10)), unmapped(str(tmp_path)), batch_size=4)
+    state = FlowRunner(flow).run(
+        executor=LocalDaskExecutor("threads", num_workers=2), return_tasks=[out]
+    )
+    children = state.result[out].map_states
+    assert isinstance(children, ChildStates)
+    assert [type(child) for child in children] == [Success, Retrying] * 5
+    assert children[1].run_count == 1
+
+
+def test_map_batch_size_errors_name_the_fix() -> None:
+    with pytest.raises(ValueError, match=r"batch size must be a positive int"):
+        with Flow("bad"):
+            flows.inc.map([1, 2], batch_size=0)
+    with Flow("bad-run") as flow:
+        flows.inc.map([1, 2])
+    with pytest.raises(ValueError, match=r"flow.run\(map_batch_size=...\).*positive int"):
+        flow.run(map_batch_size="10")
+
+
+def test_a_task_argument_named_batch_size_stays_the_tasks() -> None:
+    with Flow("argument") as flow:
+        out = flows.chunked.map([1, 2, 3], batch_size=unmapped(10))
+    state = flow.run()
+    assert state.result[out].result == [10, 20, 30]
+
+
+def test_the_automatic_batch_size_follows_the_map_and_the_workers() -> None:
+    from flowcore.engine.batches import batch_size
+    from flowcore.executors import LocalExecutor
+
+    executor = LocalDaskExecutor("threads", num_workers=2)
+    with executor.start():
+        assert batch_size(flows.inc, 1_000_000, executor, {}) == 1000
+        assert batch_size(flows.inc, 2_000, executor, {}) == 250
+        assert batch_size(flows.inc, 50, executor, {}) == 1  # 7 a call: too few to pay
+        assert batch_size(flows.inc, 50, executor, {"map_batch_size": 5}) == 5
+        mapped = flows.inc.copy(map_batch_size=3)
+        assert batch_size(mapped, 50, executor, {"map_batch_size": 5}) == 3
+    assert batch_size(flows.inc, 1_000_000, LocalExecutor(), {}) == 1
+    assert batch_size(flows.inc, 1_000_000, LocalDaskExecutor("sync"), {}) == 1
+
+
+def test_a_map_of_one_child_per_call_over_a_batched_map() -> None:
+    with Flow("mixed") as flow:
+        first = flows.inc.map(list(range(30)), batch_size=7)
+        second = flows.inc.map(first, batch_size=1)
+        pairs = flows.pair.map(list(range(30)), batch_size=7)
+        third = flows.inc.map(flatten(pairs), batch_size=4)
+        summed = flows.total(first)
+    state = run(flow, LocalDaskExecutor("threads", num_workers=2))
+    assert type(state.result[second].map_states) is list
+    assert state.result[second].result == [x + 2 for x in range(30)]
+    assert isinstance(state.result[third].map_states, ChildStates)
+    assert state.result[third].result == [y + 1 for x in range(30) for y in (x, 10 * x)]
+    assert state.result[summed].result == sum(range(1, 31))
