@@ -71,22 +71,29 @@ _CHUNK = 500  # ids per IN (...) clause
 _ROWS_PER_INSERT = 200
 
 
-def write_events(conn: Connection, events: Sequence[RunEvent]) -> None:
-    """Write one batch of events (in the order they were submitted): the flow runs' own
-    events into ``flow_runs`` and ``state_transitions``, and the task states and log
-    lines into the journal, one row per run (see the module docstring)."""
-    states = [e for e in events if type(e) is TaskRunState]
-    lines = [e for e in events if type(e) is LogLine]
-    others = [e for e in events if type(e) is not TaskRunState and type(e) is not LogLine]
+def write_events(
+    conn: Connection,
+    events: Sequence[RunEvent],
+    states: Sequence[tuple[Any, ...]] = (),
+    lines: Sequence[tuple[Any, ...]] = (),
+) -> None:
+    """Write one batch: the flow runs' own events (``FlowRunStarted``, ``FlowRunState``,
+    ``Heartbeat``, in the order they were submitted) into ``flow_runs`` and
+    ``state_transitions``, and the task states and log lines (plain tuples of
+    :class:`TaskRunState`'s and :class:`LogLine`'s fields, or those named tuples, in
+    ``events`` or given apart) into the journal, one row per run (see the module
+    docstring)."""
+    states = [*states, *(tuple(e) for e in events if type(e) is TaskRunState)]
+    lines = [*lines, *(tuple(e) for e in events if type(e) is LogLine)]
     flow_events: list[FlowRunStarted | FlowRunState] = []
     beats: dict[str, datetime] = {}
-    for e in others:
+    for e in events:
         if isinstance(e, Heartbeat):
             beats[e.run_id] = max(e.time, beats.get(e.run_id, e.time))
         elif isinstance(e, (FlowRunStarted, FlowRunState)):
             flow_events.append(e)
-    earliest = {e.run_id: e.time for e in reversed(lines)}  # epoch seconds
-    earliest.update({e.run_id: e.time for e in reversed(states)})
+    earliest = {e[0]: e[3] for e in reversed(lines)}  # run id -> epoch seconds
+    earliest.update({e[0]: e[5] for e in reversed(states)})
     first = {run_id: _from_epoch(when) for run_id, when in earliest.items()}
     first.update({e.run_id: e.time for e in reversed(flow_events)})
     if first:  # a row for every run (a placeholder before its FlowRunStarted), so reads find it
@@ -108,19 +115,21 @@ def write_events(conn: Connection, events: Sequence[RunEvent]) -> None:
         conn.execute(run_journal.insert(), _journal_rows(states, lines))
 
 
-def _journal_rows(states: list[TaskRunState], lines: list[LogLine]) -> list[dict[str, Any]]:
-    """One journal row per run: a pickle of its task states and log lines as plain tuples
-    (a named tuple pickles ten times slower than the tuple of its fields)."""
-    run_ids = {e.run_id for e in states} | {e.run_id for e in lines}
+def _journal_rows(
+    states: list[tuple[Any, ...]], lines: list[tuple[Any, ...]]
+) -> list[dict[str, Any]]:
+    """One journal row per run: a pickle of its task states and log lines, plain tuples
+    (run id first)."""
+    run_ids = {e[0] for e in states} | {e[0] for e in lines}
     if len(run_ids) > 1:
         return [
             row
             for run_id in sorted(run_ids)
             for row in _journal_rows(
-                [e for e in states if e.run_id == run_id], [e for e in lines if e.run_id == run_id]
+                [e for e in states if e[0] == run_id], [e for e in lines if e[0] == run_id]
             )
         ]
-    blob = pickle.dumps((list(map(tuple, states)), list(map(tuple, lines))), protocol=5)
+    blob = pickle.dumps((states, lines), protocol=5)
     return [{"run_id": run_ids.pop(), "events": blob}]
 
 
