@@ -16,8 +16,10 @@
 
 **What a state change costs the flow.** ``task_state`` and ``task_run`` do two things: the
 state object is remembered as the task run's last (``_last``, so that a collected state
-already reported is skipped), and a tuple ``(key, state, run_count, time, started)`` is
-appended to a list. Nothing else happens on the flow's thread: every 0.2 s the store's
+already reported is skipped), and ``key, state, run_count, time, started`` are appended
+to a list (flat, and a ``Running`` state as None: nothing is kept alive that would not be
+anyway, as every object kept until the drain is one more for the garbage collector to
+visit; holding each Running state made W3's collections cost more than the recording). Nothing else happens on the flow's thread: every 0.2 s the store's
 feeder thread calls :meth:`RunRecorder.drain`, which takes what was appended, turns each
 state into a plain tuple of :class:`~flowcore.runs.events.TaskRunState`'s fields (state
 class name, message, result location, ...) and queues them for the writer process. A
@@ -42,7 +44,7 @@ import socket
 import threading
 import time
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from itertools import count, repeat
 from typing import TYPE_CHECKING, Any
@@ -63,7 +65,7 @@ _ANNOUNCE_RUNNING_AFTER = 0.25  # seconds
 _time = time.time
 # what the drain needs to know of a state class (found once per class: _kind)
 _OTHER, _RUNNING, _SUCCESS, _MAPPED = range(4)  # (Mapped is a Success too)
-_KINDS: dict[type, int] = {}
+_KINDS: dict[type, int] = {type(None): _RUNNING}  # (task_state keeps a Running as None)
 
 
 def _kind(cls: type) -> int:
@@ -106,9 +108,10 @@ class RunRecorder:
         self._pid = os.getpid()
         _RECORDERS.add(self)
         self._last: dict[tuple[str, int], State] = {}
-        # what the runners reported since the last drain: (key, state, run count, epoch
-        # seconds, when it entered Running or None)
-        self._raw: list[tuple[tuple[str, int], State, int, float, float | None]] = []
+        # what the runners reported since the last drain, five items each, flat: key,
+        # state (None: Running), run count, epoch seconds, when it entered Running (or
+        # None); see the module docstring
+        self._raw: list[Any] = []
         self._drain_lock = threading.Lock()
         # (drain) task runs that entered Running (when, run count), and those announced
         self._running: dict[tuple[str, int], tuple[float, int]] = {}
@@ -171,8 +174,12 @@ class RunRecorder:
     def task_state(self, key: tuple[str, int], state: State, run_count: int) -> None:
         """A TaskRunner in this process moved task run ``key`` (its slug and map index,
         -1 for a task that is not mapped or a mapped parent) to ``state``."""
-        self._last[key] = state
-        self._raw.append((key, state, run_count, _time(), None))
+        if type(state) is Running:  # kept as None: a Running state held until the drain
+            # would live on with its Result, and the collector visit them all
+            self._raw.extend((key, None, run_count, _time(), None))
+        else:
+            self._last[key] = state
+            self._raw.extend((key, state, run_count, _time(), None))
 
     def task_run(
         self, key: tuple[str, int], state: State, run_count: int, started: float
@@ -182,7 +189,7 @@ class RunRecorder:
         one go, and reported no state of it in between: one call instead of
         :meth:`task_state` for ``Running`` and then for ``state``."""
         self._last[key] = state
-        self._raw.append((key, state, run_count, _time(), started))
+        self._raw.extend((key, state, run_count, _time(), started))
 
     def collected(self, slug: str, map_index: int, state: State) -> None:
         """The driver holds ``state`` for a task run (``map_index`` -1 for a task that is
@@ -191,7 +198,7 @@ class RunRecorder:
         if self._last.get(key) is not state:
             self._last[key] = state
             run_count = getattr(state, "run_count", None) or 1
-            self._raw.append((key, state, run_count, _time(), None))
+            self._raw.extend((key, state, run_count, _time(), None))
 
     def collected_children(self, slug: str, states: Sequence[State]) -> None:
         """:meth:`collected` for each child of a mapped task, in one call."""
@@ -202,7 +209,9 @@ class RunRecorder:
             now = _time()
             last.update(new)
             self._raw += [
-                (key, s, getattr(s, "run_count", None) or 1, now, None) for key, s in new
+                field
+                for key, s in new
+                for field in (key, s, getattr(s, "run_count", None) or 1, now, None)
             ]
 
     def drain(self) -> None:
@@ -213,16 +222,18 @@ class RunRecorder:
             raw = self._raw
             taken = len(raw)
             batch = raw[:taken]
-            del raw[:taken]  # (runners only append: what came meanwhile stays)
+            del raw[:taken]  # (runners only extend: what came meanwhile stays)
+            if not batch and not self._running:
+                return
             progress = self.progress
-            if progress is not None and batch:
-                progress.count(batch)
+            if progress is not None:
+                progress.count(_reports(batch))
             store = self.store
             if store is not None:
-                store.submit_task_states(self._convert(batch))
+                store.submit_task_states(self._convert(_reports(batch)))
 
     def _convert(
-        self, batch: list[tuple[tuple[str, int], State, int, float, float | None]]
+        self, reports: Iterator[tuple[tuple[str, int], State | None, int, float, float | None]]
     ) -> list[tuple[Any, ...]]:
         run_id = self.run_id
         running = self._running
@@ -230,7 +241,7 @@ class RunRecorder:
         kinds = _KINDS
         out: list[tuple[Any, ...]] = []
         append = out.append
-        for key, state, run_count, when, started in batch:
+        for key, state, run_count, when, started in reports:
             cls = type(state)
             kind = kinds.get(cls)
             if kind is None:
@@ -299,6 +310,15 @@ class RunRecorder:
                     message,
                 )
             )
+
+
+def _reports(
+    batch: list[Any],
+) -> Iterator[tuple[tuple[str, int], State | None, int, float, float | None]]:
+    """The reports in a drained batch, five fields each. (An iterator, not a list: zip
+    reuses its tuple, so no tracked tuple per report is made for the collector to visit.)"""
+    fields = iter(batch)
+    return zip(fields, fields, fields, fields, fields)
 
 
 def _detached() -> None:

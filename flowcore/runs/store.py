@@ -51,6 +51,7 @@ the writer process, or on the first read.
 from __future__ import annotations
 
 import atexit
+import functools
 import itertools
 import logging
 import os
@@ -144,10 +145,16 @@ def store_url(spec: str | None = None) -> str | None:
         return str(value)
     if "://" in value:
         raise _bad_setting(value)
-    if value.lower() == "sqlite":
-        path = Path(str(config.get_path("home_dir", "~/.flowcore"))).expanduser() / "flowcore.db"
-    else:
-        path = Path(value).expanduser()
+    home = str(config.get_path("home_dir", "~/.flowcore")) if value.lower() == "sqlite" else ""
+    return _sqlite_url(value, home, os.getcwd())
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_url(value: str, home: str, cwd: str) -> str:
+    """The ``sqlite:///`` URL of a file path (``"sqlite"``: ``home``/flowcore.db), its
+    directory made. Memoised: every ``flow.run`` asks, and making an existing directory
+    took milliseconds on a busy overlay file system."""
+    path = Path(home).expanduser() / "flowcore.db" if home else Path(value).expanduser()
     path = path.absolute()
     if path.is_dir():
         raise RunStoreError(f"{SETTING} is {value!r}, a directory; give a file path for SQLite")
@@ -441,6 +448,9 @@ class RunStore:
         channel = self._channel
         if channel is not None and channel.send(message):
             return
+        if isinstance(channel, _ProcessChannel):
+            channel.report_lost()
+            channel.close()
         if self._broken is not None:  # the database cannot be opened: nothing to send to
             self._release_pending()
             return
@@ -681,7 +691,7 @@ class RunStore:
 
 
 class _ProcessChannel:
-    """The writer in a process of its own (``python -m flowcore.runs.writer``): messages
+    """The writer in a process of its own (:func:`flowcore.runs.writer.main`): messages
     go to its stdin, answers come back from its stdout and are read on a thread here."""
 
     def __init__(self, options: dict[str, Any], answer: Callable[[tuple[Any, ...]], None]) -> None:
@@ -693,7 +703,7 @@ class _ProcessChannel:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "flowcore.runs.writer"],
+            [sys.executable, "-c", "from flowcore.runs.writer import main; main()"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -702,6 +712,8 @@ class _ProcessChannel:
         self.pid = self.process.pid
         self.alive = True
         self._ending = False  # a stop was sent, or the writer said it cannot open
+        self._lost = False
+        self._lost_lock = threading.Lock()
         self._answer = answer
         self._stdin: Any = self.process.stdin
         self._stdout: Any = self.process.stdout
@@ -737,10 +749,23 @@ class _ProcessChannel:
                 self._answer(message)
             if messages is None:
                 break
-        status = self.process.wait()
+        self.process.wait()
         self.alive = False
-        if not self._ending:
-            self._answer(("lost", f"pid {self.pid} ended with status {status}"))
+        self.report_lost()
+
+    def report_lost(self) -> None:
+        """Say once that the writer ended without being asked to (the thread that reads
+        its answers meets the end of its stdout; the feeder, a closed pipe: whichever is
+        first)."""
+        with self._lost_lock:
+            if self._ending or self._lost:
+                return
+            self._lost = True
+        try:
+            status: int | None = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            status = None
+        self._answer(("lost", f"pid {self.pid} ended with status {status}"))
 
     def close(self) -> None:
         """Close the writer's stdin (it writes what it has and ends) and wait for it."""

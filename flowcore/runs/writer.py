@@ -2,9 +2,10 @@
 
 A :class:`~flowcore.runs.store.RunStore` hands what it records to a :class:`Writer` as
 *messages* (plain tuples, see below). The writer normally runs in a **process of its own**
-(``python -m flowcore.runs.writer``, started by the store on its first write), so that
+(started by the store on its first write), so that
 importing SQLAlchemy, opening and migrating the database, and every statement it runs take
-nothing from the recorded flow's GIL. The flow's process keeps only the cheap part: taking
+nothing from the recorded flow's GIL (it is started as ``python -c "from
+flowcore.runs.writer import main; main()"``). The flow's process keeps only the cheap part: taking
 what the recorders collected, turning states into plain tuples, and one ``pickle.dumps``
 per batch onto a pipe. When that process cannot be started, or dies, the store logs an
 ERROR and runs the same :class:`Writer` on a thread of its own process instead (slower:
@@ -244,7 +245,7 @@ class Writer:
 
 
 def main() -> None:
-    """``python -m flowcore.runs.writer``: the writer process. Messages come on stdin;
+    """The writer process's program. Messages come on stdin;
     answers go to the stdout it was started with (stdout itself then points at stderr, so
     nothing printed by a library can garble them)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -282,6 +283,3 @@ def main() -> None:
     finally:
         store.close()
 
-
-if __name__ == "__main__":
-    main()
