@@ -168,6 +168,7 @@ class RunRecorder:
             self.progress.stop()
         if self.store is not None:
             self.flow_state(state)
+            self.store.hand_over()
 
     # -- task runs ------------------------------------------------------------------------
 

@@ -284,6 +284,13 @@ class RunStore:
             if self._feeder is None:
                 self._start_writer()
 
+    def hand_over(self) -> None:
+        """Hand what is queued to the writer now, not at the next batch interval (a run
+        ended: its writing then overlaps what this process does next, and a flush soon
+        after has little left to wait for)."""
+        if self._feeder is not None:
+            self._wake.set()
+
     def add_source(self, source: Callable[[], object]) -> None:
         """Call ``source()`` before each batch, on the thread that hands batches to the
         writer: it submits what it has collected since (a recorder's task states, see
