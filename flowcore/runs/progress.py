@@ -22,12 +22,11 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from flowcore.engine.state import Cached, Failed, Finished, Mapped, State
+from flowcore.engine.state import Cached, Failed, Finished, Mapped
 
 __all__ = ["RunProgress", "wants_progress"]
 
 _COLUMNS = ("task", "done", "cached", "failed", "total", "ETA")
-_UNKNOWN = object()
 # a state class's column: "done", "cached", "failed", "mapped", or None (not finished)
 _CATEGORIES: dict[type, str | None] = {}
 
@@ -120,16 +119,14 @@ class RunProgress:
         for item in reported:
             key, state = item[0], item[1]
             cls = type(state)
-            category = categories.get(cls, _UNKNOWN)
-            if category is _UNKNOWN:
-                category = _category(cls)
+            category = categories[cls] if cls in categories else _category(cls)
             if category is None:
                 continue
             line = lines.get(key[0])
             if line is None:
                 continue
             if category == "mapped" and key[1] < 0:
-                line.total = state.n_map_states  # type: ignore[attr-defined]
+                line.total = state.n_map_states
                 if line.started is None:
                     line.started = time.monotonic()
                 continue

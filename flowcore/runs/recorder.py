@@ -80,6 +80,8 @@ def _kind(cls: type) -> int:
     )
     _KINDS[cls] = kind
     return kind
+
+
 _RECORDERS: weakref.WeakSet[RunRecorder] = weakref.WeakSet()
 
 
@@ -182,9 +184,7 @@ class RunRecorder:
             self._last[key] = state
             self._raw.extend((key, state, run_count, _time(), None))
 
-    def task_run(
-        self, key: tuple[str, int], state: State, run_count: int, started: float
-    ) -> None:
+    def task_run(self, key: tuple[str, int], state: State, run_count: int, started: float) -> None:
         """A TaskRunner in this process ran task run ``key`` from ``Running`` (entered at
         ``started``, seconds since the epoch as ``time.time()`` gives them) to ``state`` in
         one go, and reported no state of it in between: one call instead of
@@ -233,9 +233,7 @@ class RunRecorder:
             if store is not None:
                 store.submit_task_states(self._convert(_reports(batch)))
 
-    def _convert(
-        self, reports: Iterator[tuple[tuple[str, int], State | None, int, float, float | None]]
-    ) -> list[tuple[Any, ...]]:
+    def _convert(self, reports: Iterator[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
         run_id = self.run_id
         running = self._running
         announced = self._announced
@@ -270,7 +268,7 @@ class RunRecorder:
                     when,
                     run_count,
                     state._result.location if kind >= _SUCCESS else None,
-                    state.n_map_states if kind == _MAPPED else None,  # type: ignore[attr-defined]
+                    state.n_map_states if kind == _MAPPED else None,
                     started,
                 )
             )
@@ -313,9 +311,7 @@ class RunRecorder:
             )
 
 
-def _reports(
-    batch: list[Any],
-) -> Iterator[tuple[tuple[str, int], State | None, int, float, float | None]]:
+def _reports(batch: list[Any]) -> Iterator[tuple[Any, ...]]:
     """The reports in a drained batch, five fields each. (An iterator, not a list: zip
     reuses its tuple, so no tracked tuple per report is made for the collector to visit.)"""
     fields = iter(batch)

@@ -57,29 +57,34 @@ import logging
 import os
 import re
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 from flowcore.configuration import config
 from flowcore.exceptions import FlowcoreException
+from flowcore.runs import queries
 from flowcore.runs.events import LogLine, RunEvent, TaskRunState
+from flowcore.runs.queries import AlchemyReader, Reader, SqliteReader
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
+from flowcore.runs.revisions import HEAD, VERSION_TABLE
 from flowcore.runs.states import canonical
 from flowcore.runs.writer import encode
 from flowcore.utilities.processes import pid_alive
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Engine
 
 T = TypeVar("T")
 
@@ -557,14 +562,10 @@ class RunStore:
     ) -> list[RunInfo]:
         """Flow runs, newest first. ``state`` is a state class name matched exactly (in any
         case: ``"failed"`` is ``Failed``, not ``Crashed``)."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.list_runs(c, flow, _canonical(state), limit, offset))
 
     def count_runs(self, flow: str | None = None, state: str | None = None) -> int:
         """How many runs :meth:`list_runs` would list without a limit."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.count_runs(c, flow, _canonical(state)), [])
 
     def get_run(self, run_id: str) -> RunInfo | None:
@@ -573,8 +574,6 @@ class RunStore:
         Raises:
             RunStoreError: the prefix matches several runs (they are listed).
         """
-        from flowcore.runs import queries
-
         matches = self._read(lambda c: queries.find_runs(c, run_id))
         if len(matches) > 1:
             shown = ", ".join(run.run_id for run in matches[:10])
@@ -583,8 +582,6 @@ class RunStore:
 
     def task_runs(self, run_id: str) -> list[TaskRunInfo]:
         """The latest state of each task run and mapped child of the run, by task and index."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.task_runs(c, run_id), [run_id])
 
     def transitions(
@@ -592,8 +589,6 @@ class RunStore:
     ) -> list[Transition]:
         """The states the run and its task runs entered, oldest first. ``task_slug`` and
         ``map_index`` narrow to one task (None: all)."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.transitions(c, run_id, task_slug, map_index), [run_id])
 
     def logs(
@@ -601,21 +596,15 @@ class RunStore:
     ) -> list[StoredLogLine]:
         """The run's log lines, oldest first; with ``limit``, the last ``limit`` of them.
         When lines were dropped over ``runs.max_log_lines``, the last line says how many."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.logs(c, run_id, task_slug, limit), [run_id])
 
     def resumes_of(self, run_id: str) -> list[RunInfo]:
         """The runs that resumed run ``run_id`` (``flow.run(resume=...)``), newest first."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.resumes_of(c, run_id))
 
     def latest_resumable(self, flow_name: str) -> RunInfo | None:
         """The newest run of ``flow_name`` that did not finish, or finished ``Failed`` (or
         a subclass: ``Crashed``, ``TimedOut``, ``TriggerFailed``, ``ValidationFailed``)."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.latest_resumable(c, flow_name))
 
     def prune(self, retention_days: float | None = None, max_runs: int | None = None) -> int:
@@ -630,62 +619,98 @@ class RunStore:
         )
         most = max_runs if max_runs is not None else config.get_path("runs.max_runs")
         cutoff = _now() - timedelta(days=float(days)) if days else None
+        self._detect_crashes()
         engine = self._engine()
-        self._detect_crashes(engine)
         return database.write(
             engine, self.display, lambda c: writes.prune(c, cutoff, int(most) if most else None)
         )
 
-    def _read(self, query: Callable[[Connection], T], run_ids: Sequence[str] | None = None) -> T:
+    def _read(self, query: Callable[[Reader], T], run_ids: Sequence[str] | None = None) -> T:
         """``query`` in a read transaction, after crash detection and after folding the
         journal of the runs ``run_ids`` (None: of the runs the answer describes, found by
         reading once more when the first answer's runs had journal rows)."""
-        from flowcore.runs import database
-
-        engine = self._engine()
-        self._detect_crashes(engine)
+        self._detect_crashes()
         if run_ids is not None:
-            self._fold(engine, run_ids)
-            return database.read(engine, self.display, query)
-        answer = database.read(engine, self.display, query)
-        if self._fold(engine, _run_ids_in(answer)):
-            answer = database.read(engine, self.display, query)
+            self._fold(run_ids)
+            return self._query(query)
+        answer = self._query(query)
+        if self._fold(_run_ids_in(answer)):
+            answer = self._query(query)
         return answer
 
-    def _fold(self, engine: Engine, run_ids: Sequence[str]) -> bool:
+    def _query(self, query: Callable[[Reader], T]) -> T:
+        """``query`` in one read transaction. A SQLite database at the newest schema is
+        read with the standard library's ``sqlite3``, without importing SQLAlchemy; any
+        other (PostgreSQL, or a SQLite file to create or migrate) through the engine."""
+        conn = self._sqlite_reader()
+        if conn is None:
+            from flowcore.runs import database
+
+            return database.read(self._engine(), self.display, lambda c: query(AlchemyReader(c)))
+        try:
+            conn.execute("BEGIN")
+            return query(SqliteReader(conn))
+        except sqlite3.Error as error:
+            raise RunStoreError(f"run store {self.display} ({SETTING}): {error}") from error
+        finally:
+            conn.close()
+
+    def _sqlite_reader(self) -> sqlite3.Connection | None:
+        """A ``sqlite3`` connection to this store's file when it exists and is at the
+        newest schema; None otherwise (the engine then opens, creates or migrates it)."""
+        if not self.url.startswith("sqlite:///") or self._engine_obj is not None:
+            return None
+        path = self.url[len("sqlite:///") :]
+        if not path or not os.path.isfile(path):
+            return None
+        try:
+            conn = sqlite3.connect(
+                f"file:{quote(path)}?mode=rw", uri=True, timeout=30, isolation_level=None
+            )
+        except sqlite3.Error:
+            return None
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            revision = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+        except sqlite3.Error:
+            revision = None
+        if revision is None or revision[0] != HEAD:
+            conn.close()
+            return None
+        return conn
+
+    def _fold(self, run_ids: Sequence[str]) -> bool:
         """Fold the journal of the runs ``run_ids`` into the tables (see
         :mod:`flowcore.runs.writes`); True when there was something to fold."""
-        from flowcore.runs import database, writes
-
         if not run_ids:
             return False
-        pending = database.read(engine, self.display, lambda c: writes.pending_runs(c, run_ids))
+        pending = self._query(lambda r: queries.pending_runs(r, run_ids))
         if not pending:
             return False
+        from flowcore.runs import database, writes
+
         limit = self.max_log_lines
         if limit is None:
             limit = int(config.get_path("runs.max_log_lines", 10_000))
-        database.write(engine, self.display, lambda conn: writes.fold(conn, limit, pending))
+        database.write(self._engine(), self.display, lambda c: writes.fold(c, limit, pending))
         return True
 
-    def _detect_crashes(self, engine: Engine) -> None:
-        from flowcore.runs import database, queries
-
+    def _detect_crashes(self) -> None:
         now = _now()
         stale = now - timedelta(seconds=self.crash_after)
-        candidates = database.read(engine, self.display, lambda c: queries.stale_runs(c, stale))
+        candidates = self._query(lambda r: queries.stale_runs(r, stale))
         for run in candidates:
             if self._driver_alive(run.host, run.pid):
                 continue
-            from flowcore.runs import writes
+            from flowcore.runs import database, writes
 
             message = (
                 f"the process driving this run (pid {run.pid} on {run.host or 'an unknown host'}) "
                 f"died: no heartbeat since {run.heartbeat:%Y-%m-%d %H:%M:%S} UTC"
             )
-            self._fold(engine, [run.run_id])  # its task runs, to mark the unfinished ones
+            self._fold([run.run_id])  # its task runs, to mark the unfinished ones
             database.write(
-                engine,
+                self._engine(),
                 self.display,
                 partial(writes.mark_crashed, run=run, message=message, now=now),
             )
@@ -704,9 +729,7 @@ class _ProcessChannel:
     def __init__(self, options: dict[str, Any], answer: Callable[[tuple[Any, ...]], None]) -> None:
         if not sys.executable:
             raise ValueError("this interpreter does not know its executable (sys.executable)")
-        import flowcore
-
-        root = os.path.dirname(os.path.dirname(os.path.abspath(flowcore.__file__)))
+        root = str(Path(__file__).resolve().parents[2])  # where this flowcore is imported from
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self.process = subprocess.Popen(

@@ -282,4 +282,3 @@ def main() -> None:
         writer.run(read, lambda: os.getppid() == parent)
     finally:
         store.close()
-

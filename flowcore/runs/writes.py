@@ -63,7 +63,7 @@ from flowcore.runs.schema import (
 )
 from flowcore.runs.states import FINISHED_STATES, is_finished
 
-__all__ = ["beat", "fold", "mark_crashed", "pending_runs", "prune", "write_events"]
+__all__ = ["beat", "fold", "mark_crashed", "prune", "write_events"]
 
 _CHUNK = 500  # ids per IN (...) clause
 # rows per multi-row INSERT: SQLite prepares a statement of a few hundred rows once and
@@ -131,17 +131,6 @@ def _journal_rows(
         ]
     blob = pickle.dumps((states, lines), protocol=5)
     return [{"run_id": run_ids.pop(), "events": blob}]
-
-
-def pending_runs(conn: Connection, run_ids: Sequence[str]) -> list[str]:
-    """Those of ``run_ids`` that have journal rows waiting to be folded."""
-    found: list[str] = []
-    for start in range(0, len(run_ids), _CHUNK):
-        chunk = list(run_ids[start : start + _CHUNK])
-        found += conn.execute(
-            sa.select(run_journal.c.run_id).where(run_journal.c.run_id.in_(chunk)).distinct()
-        ).scalars()
-    return found
 
 
 def fold(conn: Connection, max_log_lines: int, run_ids: Sequence[str]) -> int:
