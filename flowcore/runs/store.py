@@ -196,13 +196,15 @@ def open_store(spec: str | None = None) -> RunStore | None:
 
 
 class _Flush:
-    """A flush (or, with ``stop``, a close) waiting for the writer's answer."""
+    """A flush (or, with ``stop``, a close; ``at_exit``: at the process's exit) waiting
+    for the writer's answer."""
 
-    __slots__ = ("done", "stop")
+    __slots__ = ("at_exit", "done", "stop")
 
-    def __init__(self, stop: bool = False) -> None:
+    def __init__(self, stop: bool = False, at_exit: bool = False) -> None:
         self.done = threading.Event()
         self.stop = stop
+        self.at_exit = at_exit
 
 
 _pruned: set[str] = set()
@@ -330,13 +332,15 @@ class RunStore:
             self._wait(marker, timeout)
         self._raise_error()
 
-    def close(self) -> None:
+    def close(self, *, at_exit: bool = False) -> None:
         """Flush, then stop the writer and release the database connections.
-        Idempotent; the store opens again on the next submit or read."""
+        Idempotent; the store opens again on the next submit or read. ``at_exit`` (the
+        close that runs at the process's exit): the writer process then folds the journal
+        rows it wrote before it ends, without this process waiting for that."""
         with self._start_lock:
             feeder = self._feeder
             if feeder is not None:
-                marker = _Flush(stop=True)
+                marker = _Flush(stop=True, at_exit=at_exit)
                 self._queue.append(marker)
                 self._wake.set()
                 feeder.join()
@@ -360,7 +364,7 @@ class RunStore:
 
     def _close_at_exit(self) -> None:
         try:
-            self.close()
+            self.close(at_exit=True)
         except RunStoreError:
             pass  # already logged; nobody is left to raise it to
 
@@ -446,7 +450,7 @@ class RunStore:
                         flow_events, states, lines = [], [], []
                     token = next(self._tokens)
                     self._pending[token] = item
-                    self._send(("stop" if item.stop else "flush", token))
+                    self._send(("stop", token, item.at_exit) if item.stop else ("flush", token))
                     if item.stop:
                         stop = True
                         break
@@ -481,7 +485,7 @@ class RunStore:
         }
         if self.writer == "process":
             try:
-                return _ProcessChannel(options, self._answer)
+                return _ProcessChannel({**options, "fold_at_end": True}, self._answer)
             except (OSError, ValueError) as exc:
                 logger.error(
                     "the run store %s could not start its writer process (%s); writing on a "
@@ -744,6 +748,9 @@ class _ProcessChannel:
         self._ending = False  # a stop was sent, or the writer said it cannot open
         self._lost = False
         self._lost_lock = threading.Lock()
+        self._stop_token: int | None = None
+        self._at_exit = False
+        self._stopped = threading.Event()  # the stop was answered
         self._answer = answer
         self._stdin: Any = self.process.stdin
         self._stdout: Any = self.process.stdout
@@ -759,6 +766,8 @@ class _ProcessChannel:
             return False
         if message[0] == "stop":
             self._ending = True
+            self._stop_token = message[1]
+            self._at_exit = bool(message[2])
         try:
             self._stdin.write(encode(message))
             self._stdin.flush()
@@ -777,10 +786,13 @@ class _ProcessChannel:
                 if message[0] == "broken":
                     self._ending = True
                 self._answer(message)
+                if message[0] == "flushed" and message[1] == self._stop_token:
+                    self._stopped.set()
             if messages is None:
                 break
         self.process.wait()
         self.alive = False
+        self._stdout.close()
         self.report_lost()
 
     def report_lost(self) -> None:
@@ -798,16 +810,22 @@ class _ProcessChannel:
         self._answer(("lost", f"pid {self.pid} ended with status {status}"))
 
     def close(self) -> None:
-        """Close the writer's stdin (it writes what it has and ends) and wait for it."""
+        """Close the writer's stdin: it writes what it has and ends, and this process
+        waits for that. At exit, once the stop is answered, everything is written and the
+        writer only folds the journal before it ends: the exiting process does not wait."""
+        if self._stop_token is not None:  # wait for the answer (or the writer's end)
+            while not self._stopped.wait(0.05) and self._reader.is_alive():
+                pass
         self._ending = True
         try:
             self._stdin.close()
         except BrokenPipeError:
             pass
+        if self._stopped.is_set() and self._at_exit:
+            return
         self.process.wait()
         if self._reader is not threading.current_thread():
             self._reader.join()
-        self._stdout.close()
 
     def abandon(self) -> None:
         """(In a forked child.) Close this process's copies of the pipes, nothing else."""

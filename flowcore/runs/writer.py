@@ -23,7 +23,10 @@ Messages from the store, each a tuple, in order:
 * ``("flush", token)``: answer ``("flushed", token, error)`` once everything before it is
   written (``error``: the message of a write that failed since the previous answer, or
   None);
-* ``("stop", token)``: the same answer, then the writer ends.
+* ``("stop", token, at_exit)``: the same answer, then the writer ends; when the store's
+  process is exiting (``at_exit``), in its own process, after folding the journal rows it
+  wrote into the tables (see ``_fold_written``: the exiting process does not wait for
+  that). It folds too when the store's process died.
 
 Answers (``reply``): ``("flushed", token, error)``; ``("error", message)`` when writing
 starts failing (once, until a write succeeds again); ``("broken", message)`` when the
@@ -133,9 +136,11 @@ class Writer:
         self.heartbeat_every = float(options["heartbeat_every"])
         self.driver_pid = int(options["driver_pid"])
         self.retention: tuple[float | None, int | None] | None = options.get("retention")
+        self.fold_at_end = bool(options.get("fold_at_end"))
         self.error: str | None = None
         self.failing = False
         self.driving: set[str] = set()
+        self.written: set[str] = set()  # runs with journal rows written here
 
     def run(self, read: Read, parent_alive: Callable[[], bool] = lambda: True) -> None:
         """Open the database, then write what ``read`` brings until a stop or its end."""
@@ -155,9 +160,11 @@ class Writer:
             timeout = max(0.0, min(timeout, last_beat + self.heartbeat_every - time.monotonic()))
             messages = read(timeout)
             if messages is None:  # the store's end of the pipe closed: its process died
+                self._fold_written()
                 return
             stop = self.handle(engine, messages)
             if stop:
+                self._fold_written()
                 return
             if time.monotonic() - last_beat >= self.heartbeat_every:
                 last_beat = time.monotonic()
@@ -187,6 +194,7 @@ class Writer:
                 error, self.error = self.error, None
                 self.reply(("flushed", message[1], error))
                 if kind == "stop":
+                    self.fold_at_end = self.fold_at_end and bool(message[2:] and message[2])
                     return True
         if flow_events or states or lines:
             self._write(engine, flow_events, states, lines)
@@ -207,11 +215,22 @@ class Writer:
                 engine, display, lambda c: writes.write_events(c, flow_events, states, lines)
             )
         )
+        self.written.update(state[0] for state in states)
+        self.written.update(line[0] for line in lines)
         for event in flow_events:
             if isinstance(event, FlowRunStarted) and event.pid == self.driver_pid:
                 self.driving.add(event.run_id)
             elif isinstance(event, FlowRunState) and is_finished(event.state):
                 self.driving.discard(event.run_id)
+
+    def _fold_written(self) -> None:
+        """(At the end, when ``fold_at_end``.) Fold the journal of the runs written here
+        into the tables, so that the next reader (``flowcore runs ls`` after a run) has
+        nothing to fold and need not import SQLAlchemy. The store does not wait for
+        this: it has its answer to the stop already."""
+        if self.fold_at_end and self.written:
+            runs = sorted(self.written)
+            self._guarded(lambda: self.store._fold(runs))
 
     def _beat(self, engine: Any) -> None:
         if self.driving:
