@@ -57,12 +57,12 @@ def wants_progress(asked: bool | None) -> bool:
 
 
 class _Line:
-    __slots__ = ("cached", "done", "failed", "mapped", "name", "started", "total")
+    __slots__ = ("counts", "mapped", "name", "started", "total")
 
     def __init__(self, name: str, mapped: bool) -> None:
         self.name = name
         self.mapped = mapped
-        self.done = self.cached = self.failed = 0
+        self.counts = {"done": 0, "cached": 0, "failed": 0}
         self.total: int | None = None if mapped else 1
         self.started: float | None = None
 
@@ -109,36 +109,37 @@ class RunProgress:
             live.stop()
         self._pull = None
 
-    def count(self, reported: Iterable[tuple[Any, ...]]) -> None:
-        """Count the finished task runs among ``reported`` (tuples that begin with the task
-        run's ``(slug, map_index)`` and its state): a child, or a task that is not mapped,
-        once, in its latest category; a mapped parent gives its task's total."""
+    def count(self, reported: Iterable[tuple[tuple[str, int], Any]]) -> None:
+        """Count the finished task runs among ``reported`` (pairs of a task run's
+        ``(slug, map_index)`` and a state, or None for one that entered Running): a child,
+        or a task that is not mapped, once, in its latest category; a mapped parent gives
+        its task's total."""
         lines = self._lines
         seen = self._seen
         categories = _CATEGORIES
-        for item in reported:
-            key, state = item[0], item[1]
+        for key, state in reported:
             cls = type(state)
             category = categories[cls] if cls in categories else _category(cls)
             if category is None:
                 continue
-            line = lines.get(key[0])
-            if line is None:
-                continue
-            if category == "mapped" and key[1] < 0:
-                line.total = state.n_map_states
-                if line.started is None:
-                    line.started = time.monotonic()
-                continue
-            if category == "mapped":
-                category = "done"
             before = seen.get(key)
             if before == category:
                 continue
+            line = lines.get(key[0])
+            if line is None:
+                continue
+            if category == "mapped":
+                if key[1] < 0:
+                    line.total = state.n_map_states
+                    if line.started is None:
+                        line.started = time.monotonic()
+                    continue
+                category = "done"
+            counts = line.counts
             if before is not None:
-                setattr(line, before, getattr(line, before) - 1)
+                counts[before] -= 1
             seen[key] = category
-            setattr(line, category, getattr(line, category) + 1)
+            counts[category] += 1
 
     def _table(self) -> Any:
         pull = self._pull
@@ -154,9 +155,9 @@ class RunProgress:
             total = "?" if line.total is None else str(line.total)
             table.add_row(
                 line.name,
-                str(line.done),
-                str(line.cached),
-                str(line.failed),
+                str(line.counts["done"]),
+                str(line.counts["cached"]),
+                str(line.counts["failed"]),
                 total,
                 self._eta(line),
             )
@@ -164,7 +165,7 @@ class RunProgress:
 
     @staticmethod
     def _eta(line: _Line) -> str:
-        finished = line.done + line.cached + line.failed
+        finished = sum(line.counts.values())
         if (
             not line.mapped
             or line.total is None

@@ -118,6 +118,8 @@ class RunRecorder:
         # (drain) task runs that entered Running (when, run count), and those announced
         self._running: dict[tuple[str, int], tuple[float, int]] = {}
         self._announced: set[tuple[str, int]] = set()
+        if store is None:  # the progress display alone counts finished task runs only
+            self.task_state = self._task_state_counted  # type: ignore[method-assign]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_detached, ())
@@ -184,6 +186,12 @@ class RunRecorder:
             self._last[key] = state
             self._raw.extend((key, state, run_count, _time(), None))
 
+    def _task_state_counted(self, key: tuple[str, int], state: State, run_count: int) -> None:
+        """:meth:`task_state` for a recorder without a store: a Running is not needed."""
+        if type(state) is not Running:
+            self._last[key] = state
+            self._raw.extend((key, state, run_count, 0.0, None))
+
     def task_run(self, key: tuple[str, int], state: State, run_count: int, started: float) -> None:
         """A TaskRunner in this process ran task run ``key`` from ``Running`` (entered at
         ``started``, seconds since the epoch as ``time.time()`` gives them) to ``state`` in
@@ -228,7 +236,7 @@ class RunRecorder:
                 return
             progress = self.progress
             if progress is not None:
-                progress.count(_reports(batch))
+                progress.count(zip(batch[0::5], batch[1::5]))
             store = self.store
             if store is not None:
                 store.submit_task_states(self._convert(_reports(batch)))
