@@ -267,6 +267,7 @@ class RunStore:
         self._error: RunStoreError | None = None
         self._broken: RunStoreError | None = None
         self._sources: tuple[Callable[[], object], ...] = ()  # replaced, not changed
+        self._sources_lock = threading.Lock()
         self._host = socket.gethostname()
         _all_stores.add(self)
 
@@ -300,9 +301,9 @@ class RunStore:
 
     def add_source(self, source: Callable[[], object]) -> None:
         """Call ``source()`` before each batch, on the thread that hands batches to the
-        writer: it submits what it has collected since (a recorder's task states, see
-        :meth:`flowcore.runs.recorder.RunRecorder.drain`). A source that raises is
-        logged at ERROR and no longer called."""
+        writer, and at each :meth:`flush`: it submits what it has collected since (a
+        recorder's task states, see :meth:`flowcore.runs.recorder.RunRecorder.drain`). A
+        source that raises is logged at ERROR and no longer called."""
         self._sources = (*self._sources, source)
         if self._feeder is None:
             self._start_writer()
@@ -326,6 +327,7 @@ class RunStore:
                 opened, or ``timeout`` seconds passed first.
         """
         if self._feeder is not None:
+            self._call_sources()  # what the sources hold was submitted before this call too
             marker = _Flush()
             self._queue.append(marker)
             self._wake.set()
@@ -377,6 +379,7 @@ class RunStore:
         self._queue.clear()
         self._pending.clear()
         self._sources = ()
+        self._sources_lock = threading.Lock()
 
     def _wait(self, marker: _Flush, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -423,12 +426,7 @@ class RunStore:
         messages, with a ``flush`` (or ``stop``) message for each marker met on the way.
         True when a close was queued. (The queue is taken in bulk and split by type: this
         thread shares the GIL with the flow, so it does as little per event as it can.)"""
-        for source in self._sources:
-            try:
-                source()
-            except Exception:
-                logger.exception("run store source %r failed; it is no longer called", source)
-                self.remove_source(source)
+        self._call_sources()
         queue = self._queue
         stop = False
         while queue and not stop:
@@ -459,6 +457,15 @@ class RunStore:
             if flow_events or states or lines:
                 self._send(("events", flow_events, states, lines))
         return stop
+
+    def _call_sources(self) -> None:
+        with self._sources_lock:  # (the feeder and a flush may both call them)
+            for source in self._sources:
+                try:
+                    source()
+                except Exception:
+                    logger.exception("run store source %r failed; it is no longer called", source)
+                    self.remove_source(source)
 
     def _send(self, message: tuple[Any, ...]) -> None:
         channel = self._channel
