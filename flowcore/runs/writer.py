@@ -227,10 +227,13 @@ class Writer:
         """(At the end, when ``fold_at_end``.) Fold the journal of the runs written here
         into the tables, so that the next reader (``flowcore runs ls`` after a run) has
         nothing to fold and need not import SQLAlchemy. The store does not wait for
-        this: it has its answer to the stop already."""
+        this (it has its answer to the stop already), nor hears of a failure: what is not
+        folded here is folded by its next reader, as always."""
         if self.fold_at_end and self.written:
-            runs = sorted(self.written)
-            self._guarded(lambda: self.store._fold(runs))
+            try:
+                self.store._fold(sorted(self.written))
+            except Exception:  # nobody waits for this: a reader folds what is left
+                pass
 
     def _beat(self, engine: Any) -> None:
         if self.driving:
