@@ -102,8 +102,8 @@ __all__ = [
 logger = logging.getLogger("flowcore.runs")
 
 CRASH_AFTER = 60.0  # seconds without a heartbeat before a run whose driver is gone is Crashed
-HEARTBEAT_EVERY = 10.0  # seconds between the writer thread's heartbeats of its live runs
-BATCH_INTERVAL = 0.2  # seconds between the writer thread's batches
+HEARTBEAT_EVERY = 10.0  # seconds between the writer's heartbeats of its live runs
+BATCH_INTERVAL = 0.2  # seconds between the batches handed to the writer
 BATCH_SIZE = 20_000  # events at most in one transaction
 SETTING = "runs.store (FLOWCORE__RUNS__STORE)"
 _DIALECTS = ("sqlite", "postgresql")

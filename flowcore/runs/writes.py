@@ -4,8 +4,9 @@ crashed runs, pruning.
 Each function takes a connection already inside a write transaction (see
 :func:`flowcore.runs.database.write`).
 
-**The writer thread** (:func:`write_events`) shares the GIL with the flow it records, so
-what it does per task run must be tiny. A batch's flow-level events are written as they
+**The writer** (:func:`write_events`, :mod:`flowcore.runs.writer`) keeps what it does per
+task run tiny: it ran on a thread sharing the GIL with the flow it records, and still does
+when its process cannot be started. A batch's flow-level events are written as they
 are (a few rows: ``flow_runs``, and the flow's own ``state_transitions``); its task states
 and log lines, one or more per task run, go into ``run_journal`` as one row per run: a
 pickle of plain tuples (about 0.1 us a task run, in C), with no per-row work in Python.
@@ -13,7 +14,7 @@ pickle of plain tuples (about 0.1 us a task run, in C), with no per-row work in 
 **Readers fold** (:func:`fold`) the runs they are about to read, and only those: the
 runs' journal rows are claimed (deleted, returning their contents) and turned into rows of
 the tables, in one transaction, so a row is folded once however many readers there are
-(a run nobody reads is never folded, until retention deletes it):
+(the writer process also folds, at its process's exit, the runs it wrote):
 
 1. every run gets a ``flow_runs`` row if it has none (insert, or do nothing), so that
    events arriving before their ``FlowRunStarted`` are kept;
@@ -264,7 +265,7 @@ def _insert_rows(
     """INSERT ``rows`` (values in ``keys`` order, already in the driver's terms: see
     :func:`_time_param`) into ``table``, many rows per statement, through the driver.
 
-    The writer thread shares the GIL with the flow it records, so the inserts that grow with
+    The writer may share the GIL with the flow it records, so the inserts that grow with
     the flow (transitions, log lines) keep Python's share small: no SQLAlchemy processing
     of each parameter (a few microseconds a row), and multi-row ``VALUES`` rather than
     ``executemany``, whose every row takes and releases the GIL again (a few hundred rows a

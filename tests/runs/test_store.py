@@ -166,7 +166,7 @@ def test_heartbeats_move_forward_only(store: RunStore) -> None:
     assert store.get_run("hb").heartbeat == at(30)  # type: ignore[union-attr]
 
 
-def test_the_writer_thread_beats_for_the_runs_this_process_drives(
+def test_the_writer_beats_for_the_runs_this_process_drives(
     make_store: Callable[..., RunStore],
 ) -> None:
     store = make_store(heartbeat_every=0.05)
@@ -176,7 +176,7 @@ def test_the_writer_thread_beats_for_the_runs_this_process_drives(
     store.flush()
     deadline = time.monotonic() + 60
     while store.get_run("mine").heartbeat < at(0):  # type: ignore[union-attr]
-        assert time.monotonic() < deadline, "the writer thread never stamped a heartbeat"
+        assert time.monotonic() < deadline, "the writer never stamped a heartbeat"
         time.sleep(0.05)
     assert store.get_run("theirs").heartbeat == at(-3600)  # type: ignore[union-attr]
 
