@@ -483,13 +483,9 @@ class RunStore:
         self._channel.send(message)
 
     def _open_channel(self) -> _Channel:
-        options = {
-            "url": self.url,
-            "heartbeat_every": self.heartbeat_every,
-            "crash_after": self.crash_after,
-            "driver_pid": os.getpid(),
-            "retention": self._retention_once(),
-        }
+        """The writer: a process (it prunes once after opening, and folds at exit) or,
+        when that cannot start or a thread is asked for, a thread."""
+        options = self._writer_options(self._retention_once())
         if self.writer == "process":
             try:
                 return _ProcessChannel({**options, "fold_at_end": True}, self._answer)
@@ -503,14 +499,18 @@ class RunStore:
         return _ThreadChannel(self, options, self._answer)
 
     def _thread_channel(self) -> _Channel:
-        options = {
+        """A writer thread, in place of a writer process that died."""
+        return _ThreadChannel(self, self._writer_options(None), self._answer)
+
+    def _writer_options(self, retention: tuple[float | None, int | None] | None) -> dict[str, Any]:
+        """The writer's ``open`` message (see :mod:`flowcore.runs.writer`)."""
+        return {
             "url": self.url,
             "heartbeat_every": self.heartbeat_every,
             "crash_after": self.crash_after,
             "driver_pid": os.getpid(),
-            "retention": None,
+            "retention": retention,
         }
-        return _ThreadChannel(self, options, self._answer)
 
     def _retention_once(self) -> tuple[float | None, int | None] | None:
         """What the writer prunes with after opening: once per process and URL."""
