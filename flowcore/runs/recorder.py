@@ -50,7 +50,7 @@ from itertools import count, repeat
 from typing import TYPE_CHECKING, Any
 
 from flowcore.engine.state import Mapped, Running, State, Success
-from flowcore.runs.events import FlowRunStarted, FlowRunState, LogLine
+from flowcore.runs.events import FlowRunStarted, FlowRunState, LogLine, structure_json
 from flowcore.utilities import context as _context
 from flowcore.utilities.logging import add_line_sink, remove_line_sink
 
@@ -145,7 +145,7 @@ class RunRecorder:
                 flow_name=flow_name,
                 time=_now(),
                 parameters={k: _short_repr(v) for k, v in parameters.items()},
-                structure=structure,
+                structure=structure_json(structure),
                 source=source,
                 host=socket.gethostname(),
                 pid=self._pid,

@@ -196,15 +196,19 @@ def open_store(spec: str | None = None) -> RunStore | None:
 
 
 class _Flush:
-    """A flush (or, with ``stop``, a close; ``at_exit``: at the process's exit) waiting
-    for the writer's answer."""
+    """A flush (or, with ``stop``, a close; ``at_exit``: at the process's exit; with
+    ``fold``, a fold of those runs' journal) waiting for the writer's answer (``error``)."""
 
-    __slots__ = ("at_exit", "done", "stop")
+    __slots__ = ("at_exit", "done", "error", "fold", "stop")
 
-    def __init__(self, stop: bool = False, at_exit: bool = False) -> None:
+    def __init__(
+        self, stop: bool = False, at_exit: bool = False, fold: list[str] | None = None
+    ) -> None:
         self.done = threading.Event()
         self.stop = stop
         self.at_exit = at_exit
+        self.fold = fold
+        self.error: str | None = None
 
 
 _pruned: set[str] = set()
@@ -448,7 +452,12 @@ class RunStore:
                         flow_events, states, lines = [], [], []
                     token = next(self._tokens)
                     self._pending[token] = item
-                    self._send(("stop", token, item.at_exit) if item.stop else ("flush", token))
+                    if item.stop:
+                        self._send(("stop", token, item.at_exit))
+                    elif item.fold is not None:
+                        self._send(("fold", token, item.fold, self._max_log_lines()))
+                    else:
+                        self._send(("flush", token))
                     if item.stop:
                         stop = True
                         break
@@ -510,6 +519,7 @@ class RunStore:
             "crash_after": self.crash_after,
             "driver_pid": os.getpid(),
             "retention": retention,
+            "max_log_lines": self._max_log_lines(),
         }
 
     def _retention_once(self) -> tuple[float | None, int | None] | None:
@@ -526,9 +536,11 @@ class RunStore:
         """An answer of the writer (on the thread that reads them)."""
         kind = message[0]
         if kind == "flushed":
-            if message[2] is not None:
-                self._error = RunStoreError(message[2])
             marker = self._pending.pop(message[1], None)
+            if marker is not None and marker.fold is not None:
+                marker.error = message[2]  # (raised by the read that asked for the fold)
+            elif message[2] is not None:
+                self._error = RunStoreError(message[2])
             if marker is not None:
                 marker.done.set()
         elif kind == "error":
@@ -698,13 +710,38 @@ class RunStore:
         pending = self._query(lambda r: queries.pending_runs(r, run_ids))
         if not pending:
             return False
+        if not self._fold_by_writer(pending):
+            self.fold_here(pending, self._max_log_lines())
+        return True
+
+    def _fold_by_writer(self, run_ids: list[str]) -> bool:
+        """Have this store's writer process fold ``run_ids`` (it has SQLAlchemy loaded and
+        the database open: this process then need not import them to read); False when
+        there is no writer process to ask."""
+        if self._feeder is None or not isinstance(self._channel, _ProcessChannel):
+            return False
+        marker = _Flush(fold=run_ids)
+        self._queue.append(marker)
+        self._wake.set()
+        self._wait(marker, None)
+        if self._broken is not None:
+            raise self._broken
+        if marker.error is not None:
+            raise RunStoreError(marker.error)
+        return marker.done.is_set()
+
+    def fold_here(self, run_ids: Sequence[str], max_log_lines: int) -> None:
+        """Fold the journal of ``run_ids`` in this process (the writer's way)."""
         from flowcore.runs import database, writes
 
-        limit = self.max_log_lines
-        if limit is None:
-            limit = int(config.get_path("runs.max_log_lines", 10_000))
-        database.write(self._engine(), self.display, lambda c: writes.fold(c, limit, pending))
-        return True
+        database.write(
+            self._engine(), self.display, lambda c: writes.fold(c, max_log_lines, run_ids)
+        )
+
+    def _max_log_lines(self) -> int:
+        if self.max_log_lines is not None:
+            return self.max_log_lines
+        return int(config.get_path("runs.max_log_lines", 10_000))
 
     def _detect_crashes(self) -> None:
         now = _now()

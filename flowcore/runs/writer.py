@@ -23,6 +23,9 @@ Messages from the store, each a tuple, in order:
 * ``("flush", token)``: answer ``("flushed", token, error)`` once everything before it is
   written (``error``: the message of a write that failed since the previous answer, or
   None);
+* ``("fold", token, run_ids, max_log_lines)``: write what came before, fold the journal
+  of those runs into the tables (a reader in the store's process asks, so that it need not
+  import SQLAlchemy), and answer ``("flushed", token, error)``;
 * ``("stop", token, at_exit)``: the same answer, then the writer ends; when the store's
   process is exiting (``at_exit``), in its own process, after folding the journal rows it
   wrote into the tables (see ``_fold_written``: the exiting process does not wait for
@@ -137,6 +140,7 @@ class Writer:
         self.driver_pid = int(options["driver_pid"])
         self.retention: tuple[float | None, int | None] | None = options.get("retention")
         self.fold_at_end = bool(options.get("fold_at_end"))
+        self.max_log_lines = int(options.get("max_log_lines", 10_000))
         self.error: str | None = None
         self.failing = False
         self.driving: set[str] = set()
@@ -190,6 +194,9 @@ class Writer:
             if flow_events or states or lines:
                 self._write(engine, flow_events, states, lines)
                 flow_events, states, lines = [], [], []
+            if kind == "fold":  # a reader of the store's process wants these runs folded
+                self.reply(("flushed", message[1], self._fold(message[2], message[3])))
+                continue
             if kind in ("flush", "stop"):
                 error, self.error = self.error, None
                 self.reply(("flushed", message[1], error))
@@ -230,10 +237,15 @@ class Writer:
         this (it has its answer to the stop already), nor hears of a failure: what is not
         folded here is folded by its next reader, as always."""
         if self.fold_at_end and self.written:
-            try:
-                self.store._fold(sorted(self.written))
-            except Exception:  # nobody waits for this: a reader folds what is left
-                pass
+            self._fold(sorted(self.written), self.max_log_lines)
+
+    def _fold(self, run_ids: list[str], max_log_lines: int) -> str | None:
+        """Fold the journal of ``run_ids``; the error's message, if it failed."""
+        try:
+            self.store.fold_here(run_ids, max_log_lines)
+        except Exception as exc:
+            return str(exc)
+        return None
 
     def _beat(self, engine: Any) -> None:
         if self.driving:
@@ -289,7 +301,11 @@ def main() -> None:
 
     from flowcore.runs.store import RunStore
 
-    store = RunStore(options["url"], crash_after=float(options["crash_after"]))
+    store = RunStore(
+        options["url"],
+        crash_after=float(options["crash_after"]),
+        max_log_lines=int(options["max_log_lines"]),
+    )
     writer = Writer(store, options, reply)
     pending = first[1:]
 
