@@ -6,8 +6,11 @@ The row's times are W1 with the store on; the note gives all four per-task figur
 the two ratios (target <= 1.10x). A repetition is ``RUNS_PER_REP`` runs back to back, as
 a user's runs come, and, with the store on, it is timed until the store has written
 everything they produced (a ``store.flush()`` after the last), so all of the writer
-thread's work is billed, while its commits overlap the runs as they do in use. On and off
-alternate, repetition by repetition, so drift of the machine hits both alike.
+writer's work is billed, while its commits overlap the runs as they do in use. On and off
+alternate, repetition by repetition, so drift of the machine hits both alike. The note also
+gives the ratios of this process's CPU time (all its threads, not the writer process's):
+on a busy machine the wall clock mostly measures the scheduler, CPU time what recording
+takes from the flow's process.
 
 Progress: W3 with the live progress display on (``progress=True``) vs off, the store off
 (target: at most 5% slower).
@@ -20,6 +23,7 @@ constant under a second (the constant: reading the run back, and the sum reading
 
 from __future__ import annotations
 
+import os
 import statistics
 import tempfile
 import time
@@ -57,30 +61,60 @@ def run_engine(name: str, ctx: Context) -> Measurement:
     with mod.Flow("w8-map") as mapped:
         task.map(list(range(children)))
 
-    def run(flow: Any, spec: str, progress: bool = False) -> float:
-        """Seconds per run, over RUNS_PER_REP runs and the store's flush."""
+    cpu: dict[tuple[str, str], list[float]] = {}
+
+    def run(flow: Any, spec: str, progress: bool = False) -> tuple[float, float]:
+        """Seconds per run, over RUNS_PER_REP runs and the store's flush: wall clock, and
+        CPU of this process (all its threads: the flow's, and those recording it)."""
         config.set_path("runs.store", spec)
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(RUNS_PER_REP):
             state = flow.run(executor=LocalExecutor(), progress=progress)
             check(state.is_successful(), f"flow state {state!r}")
         store = open_store()
         if store is not None:
             store.flush()
-        return (time.perf_counter() - start) / RUNS_PER_REP
+        wall = (time.perf_counter() - start) / RUNS_PER_REP
+        return wall, (time.process_time() - start_cpu) / RUNS_PER_REP
+
+    def writer_cpu() -> float:
+        """CPU seconds the store's writer process has used so far (0: none)."""
+        pid = getattr(open_store(store_path), "writer_pid", None)
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except (OSError, TypeError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     times: dict[tuple[str, str], list[float]] = {}
     with_progress: list[float] = []
+    writer_used = 0.0
     for index in range(ctx.warmup + ctx.repeat):
+        if index == ctx.warmup:
+            writer_used = -writer_cpu()
         for flow_name, flow in (("W1", chain), ("W3", mapped)):
             for spec in ("none", store_path):
-                elapsed = run(flow, spec)
+                elapsed, used = run(flow, spec)
                 if index >= ctx.warmup:
                     times.setdefault((flow_name, spec), []).append(elapsed)
-        elapsed = run(mapped, "none", progress=True)
+                    cpu.setdefault((flow_name, spec), []).append(used)
+        elapsed, used = run(mapped, "none", progress=True)
         if index >= ctx.warmup:
             with_progress.append(elapsed)
+            cpu.setdefault(("W3p", "none"), []).append(used)
+    writer_used += writer_cpu()
+    recorded = ctx.repeat * RUNS_PER_REP * (ctx.n + children)
     progress_ratio = statistics.median(with_progress) / statistics.median(times[("W3", "none")])
+
+    def cpu_ratio(on: tuple[str, str], off: tuple[str, str]) -> float:
+        return statistics.median(cpu[on]) / statistics.median(cpu[off])
+
+    cpu_ratios = {
+        "W1": cpu_ratio(("W1", store_path), ("W1", "none")),
+        "W3": cpu_ratio(("W3", store_path), ("W3", "none")),
+        "W3p": cpu_ratio(("W3p", "none"), ("W3", "none")),
+    }
 
     def per_task(flow_name: str, spec: str) -> float:
         count = ctx.n if flow_name == "W1" else children
@@ -98,6 +132,9 @@ def run_engine(name: str, ctx: Context) -> Measurement:
         f"W3 off {figures['W3_off_us']:.1f} us, on {figures['W3_on_us']:.1f} us "
         f"({figures['W3_on_us'] / figures['W3_off_us']:.2f}x); "
         f"W3 with progress shown {progress_ratio:.2f}x; "
+        f"this process's CPU on/off: W1 {cpu_ratios['W1']:.2f}x, W3 {cpu_ratios['W3']:.2f}x, "
+        f"W3 with progress {cpu_ratios['W3p']:.2f}x; "
+        f"the writer process's CPU {writer_used / recorded * 1e6:.1f} us per task run; "
         f"resuming a map of {children} with 10 failed: {resume_s * 1e3:.0f} ms, {rerun} children ran"
     )
     config.set_path("runs.store", "none")
@@ -107,6 +144,8 @@ def run_engine(name: str, ctx: Context) -> Measurement:
         extra={
             **figures,
             "progress_ratio": progress_ratio,
+            "cpu_ratios": cpu_ratios,
+            "writer_cpu_us_per_task": writer_used / recorded * 1e6,
             "resume_s": resume_s,
             "resume_children_run": rerun,
         },

@@ -1,14 +1,17 @@
 """``flowcore.runs``: the run store (flow runs, task runs, transitions, logs) and its events.
 
-The runners report what happens as events (:mod:`flowcore.runs.events`) to a
-:class:`RunStore` (:mod:`flowcore.runs.store`), which writes them on a thread of its own;
-the CLI, resume and the UI read runs back through the same object.
+The runners report what happens to a :class:`flowcore.runs.recorder.RunRecorder`, which
+hands it to a :class:`RunStore` (:mod:`flowcore.runs.store`) as events
+(:mod:`flowcore.runs.events`); a writer process (:mod:`flowcore.runs.writer`) writes them.
+The CLI, resume and the UI read runs back through the same object.
 
-Modules, top to bottom: ``store`` (the public object, the writer thread, crash detection),
-``queries`` and ``writes`` (SQL, one small function per question or change), ``database``
-(opening, SQLite settings, migrations, error translation), ``schema`` (the tables),
-``migrations`` (Alembic revisions), ``states`` and ``events`` (plain data). Importing this
-package does not import SQLAlchemy or Alembic.
+Modules, top to bottom: ``store`` (the public object, its feeder thread and writer
+channels, crash detection), ``writer`` (the writer, in its process or on a thread),
+``queries`` and ``writes`` (SQL, one small function per question or change),
+``database`` (opening, SQLite settings, migrations, error translation), ``schema`` (the
+tables), ``migrations`` (Alembic revisions), ``revisions``, ``times``, ``states`` and
+``events`` (plain data). Importing this package does not import SQLAlchemy or Alembic, and
+reading a SQLite store does not either.
 """
 
 from __future__ import annotations

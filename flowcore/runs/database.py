@@ -159,7 +159,7 @@ def _revision(conn: Connection, display: str) -> str | None:
 
 
 # Alembic's ``op`` and ``context`` are module-level proxies: two migrations at once in one
-# process (two new stores opened by two writer threads) would share them
+# process (two new stores opened by two writers) would share them
 _ALEMBIC_LOCK = threading.Lock()
 
 

@@ -8,22 +8,43 @@
 
 ``flow.run(progress=True)`` shows it; by default it is shown when stderr is a terminal,
 and never otherwise (``progress=False`` turns it off). It goes to stderr only, so it never
-mixes into logs written to stdout or to files. The RunRecorder feeds it the state changes
-it hears of (:meth:`RunProgress.update`, a few dictionary operations); rich redraws it
-four times a second on its own thread.
+mixes into logs written to stdout or to files. rich redraws it four times a second on its
+own thread; each redraw first pulls what the run's RunRecorder collected since the last
+(:meth:`flowcore.runs.recorder.RunRecorder.drain`) and counts it (:meth:`RunProgress.count`),
+so the display costs the flow's thread nothing per task run beyond what the recorder does
+anyway.
 """
 
 from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from flowcore.engine.state import Cached, Failed, Finished, Mapped, State
+from flowcore.engine.state import Cached, Failed, Finished, Mapped
 
 __all__ = ["RunProgress", "wants_progress"]
 
 _COLUMNS = ("task", "done", "cached", "failed", "total", "ETA")
+# a state class's column: "done", "cached", "failed", "mapped", or None (not finished)
+_CATEGORIES: dict[type, str | None] = {}
+
+
+def _category(cls: type) -> str | None:
+    category = (
+        None
+        if not issubclass(cls, Finished)
+        else "mapped"
+        if issubclass(cls, Mapped)
+        else "cached"
+        if issubclass(cls, Cached)
+        else "failed"
+        if issubclass(cls, Failed)
+        else "done"
+    )
+    _CATEGORIES[cls] = category
+    return category
 
 
 def wants_progress(asked: bool | None) -> bool:
@@ -36,12 +57,12 @@ def wants_progress(asked: bool | None) -> bool:
 
 
 class _Line:
-    __slots__ = ("cached", "done", "failed", "mapped", "name", "started", "total")
+    __slots__ = ("counts", "mapped", "name", "started", "total")
 
     def __init__(self, name: str, mapped: bool) -> None:
         self.name = name
         self.mapped = mapped
-        self.done = self.cached = self.failed = 0
+        self.counts = {"done": 0, "cached": 0, "failed": 0}
         self.total: int | None = None if mapped else 1
         self.started: float | None = None
 
@@ -59,11 +80,15 @@ class RunProgress:
         self._seen: dict[tuple[str, int], str] = {}
         self._stream = stream
         self._live: Any = None
+        self._pull: Callable[[], object] | None = None
 
-    def start(self) -> None:
+    def start(self, pull: Callable[[], object] | None = None) -> None:
+        """Show the display; ``pull()`` is called before each redraw (it feeds
+        :meth:`count`)."""
         from rich.console import Console
         from rich.live import Live
 
+        self._pull = pull
         console = Console(
             file=self._stream or sys.stderr, highlight=False, markup=False, emoji=False
         )
@@ -77,41 +102,49 @@ class RunProgress:
         self._live.start()
 
     def stop(self) -> None:
-        if self._live is not None:
-            self._live.refresh()
-            self._live.stop()
-            self._live = None
+        """Draw the final counts and stop."""
+        live, self._live = self._live, None
+        if live is not None:
+            live.refresh()
+            live.stop()
+        self._pull = None
 
-    def update(self, slug: str, map_index: int, state: State) -> None:
-        """Count a finished task run (a child, or a task that is not mapped) once, in its
-        latest category; a mapped parent gives its task's total."""
-        if not isinstance(state, Finished):
-            return
-        line = self._lines.get(slug)
-        if line is None:
-            return
-        if map_index < 0 and type(state) is Mapped:
-            line.total = state.n_map_states
-            if line.started is None:
-                line.started = time.monotonic()
-            return
-        category = (
-            "cached"
-            if isinstance(state, Cached)
-            else "failed"
-            if isinstance(state, Failed)
-            else "done"
-        )
-        key = (slug, map_index)
-        before = self._seen.get(key)
-        if before == category:
-            return
-        if before is not None:
-            setattr(line, before, getattr(line, before) - 1)
-        self._seen[key] = category
-        setattr(line, category, getattr(line, category) + 1)
+    def count(self, reported: Iterable[tuple[tuple[str, int], Any]]) -> None:
+        """Count the finished task runs among ``reported`` (pairs of a task run's
+        ``(slug, map_index)`` and a state, or None for one that entered Running): a child,
+        or a task that is not mapped, once, in its latest category; a mapped parent gives
+        its task's total."""
+        lines = self._lines
+        seen = self._seen
+        categories = _CATEGORIES
+        for key, state in reported:
+            cls = type(state)
+            category = categories[cls] if cls in categories else _category(cls)
+            if category is None:
+                continue
+            before = seen.get(key)
+            if before == category:
+                continue
+            line = lines.get(key[0])
+            if line is None:
+                continue
+            if category == "mapped":
+                if key[1] < 0:
+                    line.total = state.n_map_states
+                    if line.started is None:
+                        line.started = time.monotonic()
+                    continue
+                category = "done"
+            counts = line.counts
+            if before is not None:
+                counts[before] -= 1
+            seen[key] = category
+            counts[category] += 1
 
     def _table(self) -> Any:
+        pull = self._pull
+        if pull is not None:
+            pull()
         from rich import box
         from rich.table import Table
 
@@ -122,9 +155,9 @@ class RunProgress:
             total = "?" if line.total is None else str(line.total)
             table.add_row(
                 line.name,
-                str(line.done),
-                str(line.cached),
-                str(line.failed),
+                str(line.counts["done"]),
+                str(line.counts["cached"]),
+                str(line.counts["failed"]),
                 total,
                 self._eta(line),
             )
@@ -132,7 +165,7 @@ class RunProgress:
 
     @staticmethod
     def _eta(line: _Line) -> str:
-        finished = line.done + line.cached + line.failed
+        finished = sum(line.counts.values())
         if (
             not line.mapped
             or line.total is None

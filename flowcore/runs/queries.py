@@ -1,32 +1,38 @@
-"""The run store's reads: small functions from a connection to plain records.
+"""The run store's reads: small functions from a :class:`Reader` to plain records.
 
-Each takes a connection (in a read transaction, see :func:`flowcore.runs.database.read`)
-and returns the records of :mod:`flowcore.runs.records`. Runs are listed newest first
-(by ``started``, then id); a run's ``task_counts`` come from one grouped query over its
-task runs, for a whole page of runs at once.
+Reads are SQL text that SQLite and PostgreSQL both understand, run through a
+:class:`Reader`: on SQLite the standard library's ``sqlite3`` (so ``flowcore runs ls``,
+resume and the UI read without importing SQLAlchemy, about 170 ms), on PostgreSQL a
+SQLAlchemy connection. The tables are defined once, in :mod:`flowcore.runs.schema`; the
+reads name their columns. Each function returns the records of
+:mod:`flowcore.runs.records`. Runs are listed newest first (by ``started``, then id); a
+run's ``task_counts`` come from one grouped query over its task runs, for a whole page of
+runs at once.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from typing import Any, NamedTuple
 
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
-from flowcore.runs.schema import flow_runs, log_lines, state_transitions
-from flowcore.runs.schema import task_runs as task_table
 from flowcore.runs.states import FAILED_STATES, FINISHED_STATES
+from flowcore.runs.times import sqlite_time, utc_time
 
 __all__ = [
+    "AlchemyReader",
+    "Reader",
+    "SqliteReader",
+    "StaleRun",
     "count_runs",
     "find_runs",
     "latest_resumable",
     "list_runs",
     "logs",
+    "pending_runs",
     "resumes_of",
     "stale_runs",
     "task_runs",
@@ -34,153 +40,251 @@ __all__ = [
 ]
 
 MIN_PREFIX = 4  # characters of a run id that get_run accepts as a prefix
-_NEWEST_FIRST = (flow_runs.c.started.desc(), flow_runs.c.run_id.desc())
+_CHUNK = 500  # ids per IN (...) list
+_NEWEST_FIRST = "ORDER BY started DESC, run_id DESC"
+_RUN_COLUMNS = (
+    "run_id, flow_name, state, message, started, ended, heartbeat, host, pid, parameters, "
+    "source, resumed_from, structure"
+)
+
+
+class Reader:
+    """Runs a read's SQL (``:name`` parameters) in one read transaction; see the two
+    kinds below."""
+
+    def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
+        raise NotImplementedError
+
+    def time(self, value: datetime) -> Any:
+        """A time as a parameter: what the column holds."""
+        return value
+
+
+class SqliteReader(Reader):
+    """A read on a ``sqlite3`` connection (SQLite keeps times as text: see
+    :func:`flowcore.runs.times.sqlite_time`)."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
+        return self.conn.execute(sql, dict(params or {})).fetchall()
+
+    def time(self, value: datetime) -> Any:
+        return sqlite_time(value)
+
+
+class AlchemyReader(Reader):
+    """A read on a SQLAlchemy connection (PostgreSQL, or SQLite while it is migrated)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.sqlite = conn.dialect.name == "sqlite"
+
+    def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
+        import sqlalchemy as sa
+
+        return list(self.conn.execute(sa.text(sql), dict(params or {})).all())
+
+    def time(self, value: datetime) -> Any:
+        return sqlite_time(value) if self.sqlite else value
+
+
+class StaleRun(NamedTuple):
+    """An unfinished run whose heartbeat is old (:func:`stale_runs`)."""
+
+    run_id: str
+    state: str
+    heartbeat: datetime
+    host: str
+    pid: int
 
 
 def list_runs(
-    conn: Connection, flow: str | None, state: str | None, limit: int, offset: int
+    reader: Reader, flow: str | None, state: str | None, limit: int, offset: int
 ) -> list[RunInfo]:
-    query = _filtered(sa.select(flow_runs), flow, state).order_by(*_NEWEST_FIRST)
-    rows = conn.execute(query.limit(limit).offset(offset)).all()
-    return _run_infos(conn, rows)
+    where, params = _filtered(flow, state)
+    rows = reader.all(
+        f"SELECT {_RUN_COLUMNS} FROM flow_runs{where} {_NEWEST_FIRST} LIMIT :limit OFFSET :offset",
+        {**params, "limit": limit, "offset": offset},
+    )
+    return _run_infos(reader, rows)
 
 
-def count_runs(conn: Connection, flow: str | None, state: str | None) -> int:
-    query = _filtered(sa.select(sa.func.count()).select_from(flow_runs), flow, state)
-    return int(conn.execute(query).scalar_one())
+def count_runs(reader: Reader, flow: str | None, state: str | None) -> int:
+    where, params = _filtered(flow, state)
+    return int(reader.all(f"SELECT count(*) FROM flow_runs{where}", params)[0][0])
 
 
-def find_runs(conn: Connection, run_id: str) -> list[RunInfo]:
+def find_runs(reader: Reader, run_id: str) -> list[RunInfo]:
     """The run ``run_id``; else, for a long enough prefix, the runs it starts (at most 11)."""
-    rows = conn.execute(sa.select(flow_runs).where(flow_runs.c.run_id == run_id)).all()
+    rows = reader.all(f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE run_id = :id", {"id": run_id})
     if not rows and len(run_id) >= MIN_PREFIX:
         pattern = run_id.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        rows = conn.execute(
-            sa.select(flow_runs)
-            .where(flow_runs.c.run_id.like(pattern, escape="\\"))
-            .order_by(*_NEWEST_FIRST)
-            .limit(11)
-        ).all()
-    return _run_infos(conn, rows)
-
-
-def resumes_of(conn: Connection, run_id: str) -> list[RunInfo]:
-    """The runs that resumed ``run_id``, newest first."""
-    rows = conn.execute(
-        sa.select(flow_runs).where(flow_runs.c.resumed_from == run_id).order_by(*_NEWEST_FIRST)
-    ).all()
-    return _run_infos(conn, rows)
-
-
-def latest_resumable(conn: Connection, flow_name: str) -> RunInfo | None:
-    """The newest run of ``flow_name`` that failed or did not finish."""
-    row = conn.execute(
-        sa.select(flow_runs)
-        .where(flow_runs.c.flow_name == flow_name)
-        .where(
-            sa.or_(flow_runs.c.state.in_(FAILED_STATES), flow_runs.c.state.not_in(FINISHED_STATES))
+        rows = reader.all(
+            f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE run_id LIKE :pattern ESCAPE '\\' "
+            f"{_NEWEST_FIRST} LIMIT 11",
+            {"pattern": pattern},
         )
-        .order_by(*_NEWEST_FIRST)
-        .limit(1)
-    ).first()
-    return None if row is None else _run_infos(conn, [row])[0]
+    return _run_infos(reader, rows)
 
 
-def task_runs(conn: Connection, run_id: str) -> list[TaskRunInfo]:
-    rows = conn.execute(
-        sa.select(task_table)
-        .where(task_table.c.run_id == run_id)
-        .order_by(task_table.c.task_slug, task_table.c.map_index)
-    ).all()
+def resumes_of(reader: Reader, run_id: str) -> list[RunInfo]:
+    """The runs that resumed ``run_id``, newest first."""
+    rows = reader.all(
+        f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE resumed_from = :id {_NEWEST_FIRST}",
+        {"id": run_id},
+    )
+    return _run_infos(reader, rows)
+
+
+def latest_resumable(reader: Reader, flow_name: str) -> RunInfo | None:
+    """The newest run of ``flow_name`` that failed or did not finish."""
+    rows = reader.all(
+        f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE flow_name = :flow "
+        f"AND (state IN ({_names(FAILED_STATES)}) OR state NOT IN ({_names(FINISHED_STATES)})) "
+        f"{_NEWEST_FIRST} LIMIT 1",
+        {"flow": flow_name},
+    )
+    return _run_infos(reader, rows)[0] if rows else None
+
+
+def task_runs(reader: Reader, run_id: str) -> list[TaskRunInfo]:
+    rows = reader.all(
+        "SELECT task_slug, map_index, state, message, started, ended, run_count, "
+        "result_location, n_map_states FROM task_runs WHERE run_id = :id "
+        "ORDER BY task_slug, map_index",
+        {"id": run_id},
+    )
     return [
-        TaskRunInfo(r.task_slug, r.map_index, r.state, r.message, r.started, r.ended,
-                    r.run_count, r.result_location, r.n_map_states)
-        for r in rows
+        TaskRunInfo(slug, index, state, message, utc_time(started), utc_time(ended), run_count,
+                    location, n_map)
+        for slug, index, state, message, started, ended, run_count, location, n_map in rows
     ]  # fmt: skip
 
 
 def transitions(
-    conn: Connection, run_id: str, task_slug: str | None, map_index: int | None
+    reader: Reader, run_id: str, task_slug: str | None, map_index: int | None
 ) -> list[Transition]:
-    t = state_transitions.c
-    query = sa.select(state_transitions).where(t.run_id == run_id)
+    sql = "SELECT task_slug, map_index, state, message, time FROM state_transitions"
+    sql += " WHERE run_id = :id"
+    params: dict[str, Any] = {"id": run_id}
     if task_slug is not None:
-        query = query.where(t.task_slug == task_slug)
+        sql += " AND task_slug = :slug"
+        params["slug"] = task_slug
     if map_index is not None:
-        query = query.where(t.map_index == map_index)
-    rows = conn.execute(query.order_by(t.time, t.id)).all()
-    return [Transition(r.task_slug, r.map_index, r.state, r.message, r.time) for r in rows]
+        sql += " AND map_index = :index"
+        params["index"] = map_index
+    rows = reader.all(sql + " ORDER BY time, id", params)
+    return [
+        Transition(slug, index, state, message, _time(time))
+        for slug, index, state, message, time in rows
+    ]
 
 
 def logs(
-    conn: Connection, run_id: str, task_slug: str | None, limit: int | None
+    reader: Reader, run_id: str, task_slug: str | None, limit: int | None
 ) -> list[StoredLogLine]:
     """The run's lines oldest first (the last ``limit``), then, unless narrowed to one
     task, a line counting those dropped over ``runs.max_log_lines``, if any."""
-    c = log_lines.c
-    query = sa.select(log_lines).where(c.run_id == run_id)
+    sql = "SELECT id, task_slug, map_index, time, level, logger, message FROM log_lines"
+    sql += " WHERE run_id = :id"
+    params: dict[str, Any] = {"id": run_id}
     if task_slug is not None:
-        query = query.where(c.task_slug == task_slug)
+        sql += " AND task_slug = :slug"
+        params["slug"] = task_slug
     if limit is not None:
-        query = query.order_by(c.time.desc(), c.id.desc()).limit(limit)
-    rows = sorted(conn.execute(query).all(), key=lambda r: (r.time, r.id))
+        sql += " ORDER BY time DESC, id DESC LIMIT :limit"
+        params["limit"] = limit
+    rows = sorted(reader.all(sql, params), key=lambda r: (r[3], r[0]))
     lines = [
-        StoredLogLine(r.task_slug, r.map_index, r.time, r.level, r.logger, r.message) for r in rows
+        StoredLogLine(slug, index, _time(time), level, logger, message)
+        for _, slug, index, time, level, logger, message in rows
     ]
-    run = conn.execute(
-        sa.select(flow_runs.c.logs_dropped, flow_runs.c.heartbeat).where(
-            flow_runs.c.run_id == run_id
-        )
-    ).first()
-    if run is not None and run.logs_dropped and task_slug is None:
-        last = conn.execute(sa.select(sa.func.max(c.time)).where(c.run_id == run_id)).scalar()
-        dropped = run.logs_dropped
+    run = reader.all(
+        "SELECT logs_dropped, heartbeat FROM flow_runs WHERE run_id = :id", {"id": run_id}
+    )
+    if run and run[0][0] and task_slug is None:
+        last = reader.all("SELECT max(time) FROM log_lines WHERE run_id = :id", {"id": run_id})
+        dropped = run[0][0]
         note = f"{dropped} more log lines were dropped (runs.max_log_lines)"
-        lines.append(StoredLogLine(None, -1, last or run.heartbeat, 30, "flowcore.runs", note))
+        when = _time(last[0][0]) if last and last[0][0] is not None else _time(run[0][1])
+        lines.append(StoredLogLine(None, -1, when, 30, "flowcore.runs", note))
         if limit is not None:
             lines = lines[-limit:] if limit else []
     return lines
 
 
-def stale_runs(conn: Connection, stale_before: datetime) -> list[Any]:
+def stale_runs(reader: Reader, stale_before: datetime) -> list[StaleRun]:
     """Unfinished runs whose heartbeat is older than ``stale_before``."""
-    c = flow_runs.c
-    query = (
-        sa.select(c.run_id, c.state, c.heartbeat, c.host, c.pid)
-        .where(c.state.not_in(FINISHED_STATES))
-        .where(c.heartbeat < stale_before)
+    rows = reader.all(
+        "SELECT run_id, state, heartbeat, host, pid FROM flow_runs "
+        f"WHERE state NOT IN ({_names(FINISHED_STATES)}) AND heartbeat < :stale",
+        {"stale": reader.time(stale_before)},
     )
-    return list(conn.execute(query).all())
+    return [StaleRun(r[0], r[1], _time(r[2]), r[3], r[4]) for r in rows]
+
+
+def pending_runs(reader: Reader, run_ids: Sequence[str]) -> list[str]:
+    """Those of ``run_ids`` that have journal rows waiting to be folded
+    (:func:`flowcore.runs.writes.fold`)."""
+    found: list[str] = []
+    for start in range(0, len(run_ids), _CHUNK):
+        where, params = _in_list("run_id", run_ids[start : start + _CHUNK])
+        found += [
+            row[0] for row in reader.all(f"SELECT DISTINCT run_id FROM run_journal{where}", params)
+        ]
+    return found
 
 
 # -- helpers -------------------------------------------------------------------------------
 
 
-def _filtered(query: Any, flow: str | None, state: str | None) -> Any:
+def _time(value: Any) -> datetime:
+    time = utc_time(value)
+    assert time is not None  # (a NOT NULL column)
+    return time
+
+
+def _names(states: Iterable[str]) -> str:
+    """State names as SQL literals (flowcore's own constants, never user input)."""
+    return ", ".join(f"'{name}'" for name in sorted(states))
+
+
+def _in_list(column: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    params = {f"v{i}": value for i, value in enumerate(values)}
+    return f" WHERE {column} IN ({', '.join(':' + name for name in params)})", params
+
+
+def _filtered(flow: str | None, state: str | None) -> tuple[str, dict[str, Any]]:
+    conditions, params = [], {}
     if flow is not None:
-        query = query.where(flow_runs.c.flow_name == flow)
+        conditions.append("flow_name = :flow")
+        params["flow"] = flow
     if state is not None:
-        query = query.where(flow_runs.c.state == state)
-    return query
+        conditions.append("state = :state")
+        params["state"] = state
+    return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
 
 
-def _run_infos(conn: Connection, rows: Sequence[Any]) -> list[RunInfo]:
-    counts: dict[str, dict[str, int]] = {row.run_id: {} for row in rows}
-    if counts:
-        grouped = conn.execute(
-            sa.select(task_table.c.run_id, task_table.c.state, sa.func.count())
-            .where(task_table.c.run_id.in_(list(counts)))
-            .group_by(task_table.c.run_id, task_table.c.state)
-        ).all()
+def _run_infos(reader: Reader, rows: Sequence[Sequence[Any]]) -> list[RunInfo]:
+    counts: dict[str, dict[str, int]] = {row[0]: {} for row in rows}
+    ids = list(counts)
+    for start in range(0, len(ids), _CHUNK):
+        where, params = _in_list("run_id", ids[start : start + _CHUNK])
+        grouped = reader.all(
+            f"SELECT run_id, state, count(*) FROM task_runs{where} GROUP BY run_id, state", params
+        )
         for run_id, state, n in grouped:
             counts[run_id][state] = int(n)
     return [
         RunInfo(
-            run_id=r.run_id, flow_name=r.flow_name, state=r.state, message=r.message,
-            started=r.started, ended=r.ended, heartbeat=r.heartbeat, host=r.host, pid=r.pid,
-            parameters=json.loads(r.parameters), source=r.source,
-            resumed_from=r.resumed_from, structure=json.loads(r.structure),
-            task_counts=dict(sorted(counts[r.run_id].items())),
+            run_id=run_id, flow_name=flow_name, state=state, message=message,
+            started=_time(started), ended=utc_time(ended), heartbeat=_time(heartbeat),
+            host=host, pid=pid, parameters=json.loads(parameters), source=source,
+            resumed_from=resumed_from, structure=json.loads(structure),
+            task_counts=dict(sorted(counts[run_id].items())),
         )
-        for r in rows
+        for (run_id, flow_name, state, message, started, ended, heartbeat, host, pid,
+             parameters, source, resumed_from, structure) in rows
     ]  # fmt: skip

@@ -6,44 +6,51 @@
 * ``run_flow`` (the driver): :meth:`RunRecorder.started`, :meth:`RunRecorder.flow_state`
   and :meth:`RunRecorder.finished`;
 * a TaskRunner running in the driver's process (LocalExecutor, threads): every state
-  change of its task run, as it happens (:meth:`RunRecorder.task_state`);
+  change of its task run, as it happens (:meth:`RunRecorder.task_state`), or a whole
+  quick task run at once (:meth:`RunRecorder.task_run`);
 * the driver again, for the states it collects from workers in other processes
   (:meth:`RunRecorder.collected`): a recorder sent to a Dask worker or a process pool
   arrives there detached and reports nothing, so workers never open connections of their
   own; what they did reaches the store through the driver, when it collects their states
   (final states only: how long a task ran in another process is not known).
 
-A state is reported once: the recorder remembers the last state object it reported for
-each task run (``(slug, map_index)``) and skips a collected state it has already seen.
+**What a state change costs the flow.** ``task_state`` and ``task_run`` do two things: the
+state object is remembered as the task run's last (``_last``, so that a collected state
+already reported is skipped), and ``key, state, run_count, time, started`` are appended
+to a list (flat, and a ``Running`` state as None: nothing is kept alive that would not be
+anyway, as every object kept until the drain is one more for the garbage collector to
+visit; holding each Running state made W3's collections cost more than the recording). Nothing else happens on the flow's thread: every 0.2 s the store's
+feeder thread calls :meth:`RunRecorder.drain`, which takes what was appended, turns each
+state into a plain tuple of :class:`~flowcore.runs.events.TaskRunState`'s fields (state
+class name, message, result location, ...) and queues them for the writer process. A
+``Running`` is folded into the task run's next state (``started``), so a quick task run is
+one row of the journal; one still running when a drain comes a quarter of a second after
+it started is announced on its own, so a long task shows as running, and a crash leaves
+it recorded as started.
 
-``Running`` costs nothing for a quick task run: the recorder notes the time and sends it
-with the run's next state (``TaskRunState.started``), so a task run is one event, not two.
-A task run still ``Running`` a quarter of a second later is announced on its own by the
-store's writer thread (:meth:`RunRecorder.overdue`, a ticker of the store), so a long task
-shows as running within a batch interval, and a crash leaves it recorded as started.
+The live progress display (:mod:`flowcore.runs.progress`), with or without a store, is
+fed the same way: its refresh (four times a second) drains the recorder and counts what
+finished.
 
 Log lines: while a run is recorded, lines that flowcore's own log handler writes in the
 driver's process for this run (``context.flow_run_id``) are sent to the store as well
 (:func:`flowcore.utilities.logging.add_line_sink`).
-
-A recorder may also feed a live progress display (:mod:`flowcore.runs.progress`), with or
-without a store. Everything here is cheap: an event is built and queued; the store writes
-on its own thread.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+import threading
 import time
 import weakref
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from functools import partial
+from itertools import count, repeat
 from typing import TYPE_CHECKING, Any
 
 from flowcore.engine.state import Mapped, Running, State, Success
-from flowcore.runs.events import FlowRunStarted, FlowRunState, LogLine, TaskRunState
+from flowcore.runs.events import FlowRunStarted, FlowRunState, LogLine, structure_json
 from flowcore.utilities import context as _context
 from flowcore.utilities.logging import add_line_sink, remove_line_sink
 
@@ -55,8 +62,26 @@ __all__ = ["RunRecorder"]
 
 _PARAMETER_REPR_LIMIT = 200
 _ANNOUNCE_RUNNING_AFTER = 0.25  # seconds
-# TaskRunState from a tuple of all its fields, without the named tuple's keyword handling
-_new_task_state = partial(tuple.__new__, TaskRunState)
+_time = time.time
+# what the drain needs to know of a state class (found once per class: _kind)
+_OTHER, _RUNNING, _SUCCESS, _MAPPED = range(4)  # (Mapped is a Success too)
+_KINDS: dict[type, int] = {type(None): _RUNNING}  # (task_state keeps a Running as None)
+
+
+def _kind(cls: type) -> int:
+    kind = (
+        _RUNNING
+        if cls is Running
+        else _MAPPED
+        if cls is Mapped
+        else _SUCCESS
+        if issubclass(cls, Success)
+        else _OTHER
+    )
+    _KINDS[cls] = kind
+    return kind
+
+
 _RECORDERS: weakref.WeakSet[RunRecorder] = weakref.WeakSet()
 
 
@@ -85,9 +110,16 @@ class RunRecorder:
         self._pid = os.getpid()
         _RECORDERS.add(self)
         self._last: dict[tuple[str, int], State] = {}
-        # task runs that entered Running (when, run count), and those of them announced
+        # what the runners reported since the last drain, five items each, flat: key,
+        # state (None: Running), run count, epoch seconds, when it entered Running (or
+        # None); see the module docstring
+        self._raw: list[Any] = []
+        self._drain_lock = threading.Lock()
+        # (drain) task runs that entered Running (when, run count), and those announced
         self._running: dict[tuple[str, int], tuple[float, int]] = {}
         self._announced: set[tuple[str, int]] = set()
+        if store is None:  # the progress display alone counts finished task runs only
+            self.task_state = self._task_state_counted  # type: ignore[method-assign]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_detached, ())
@@ -104,17 +136,16 @@ class RunRecorder:
     ) -> None:
         """The run began: record it, and start copying its log lines to the store."""
         if self.progress is not None:
-            self.progress.start()
+            self.progress.start(self.drain)
         if self.store is None:
             return
-        self.store.add_ticker(self.overdue)
         self.store.submit(
             FlowRunStarted(
                 run_id=self.run_id,
                 flow_name=flow_name,
                 time=_now(),
                 parameters={k: _short_repr(v) for k, v in parameters.items()},
-                structure=structure,
+                structure=structure_json(structure),
                 source=source,
                 host=socket.gethostname(),
                 pid=self._pid,
@@ -122,6 +153,7 @@ class RunRecorder:
             )
         )
         self.store.submit(FlowRunState(self.run_id, "Running", "Running flow.", _now()))
+        self.store.add_source(self.drain)
         add_line_sink(self._log_line)
 
     def flow_state(self, state: State) -> None:
@@ -132,24 +164,41 @@ class RunRecorder:
 
     def finished(self, state: State) -> None:
         """The run ended in ``state``."""
+        if self.store is not None:
+            remove_line_sink(self._log_line)
+            self.store.remove_source(self.drain)
+        self.drain()
         if self.progress is not None:
             self.progress.stop()
         if self.store is not None:
-            remove_line_sink(self._log_line)
-            self.store.remove_ticker(self.overdue)
             self.flow_state(state)
+            self.store.hand_over()
 
     # -- task runs ------------------------------------------------------------------------
 
     def task_state(self, key: tuple[str, int], state: State, run_count: int) -> None:
         """A TaskRunner in this process moved task run ``key`` (its slug and map index,
         -1 for a task that is not mapped or a mapped parent) to ``state``."""
-        if type(state) is Running:  # (the progress display counts finished runs only)
-            if self.store is not None:
-                self._running[key] = (time.time(), run_count)
-            return
+        if type(state) is Running:  # kept as None: a Running state held until the drain
+            # would live on with its Result, and the collector visit them all
+            self._raw.extend((key, None, run_count, _time(), None))
+        else:
+            self._last[key] = state
+            self._raw.extend((key, state, run_count, _time(), None))
+
+    def _task_state_counted(self, key: tuple[str, int], state: State, run_count: int) -> None:
+        """:meth:`task_state` for a recorder without a store: a Running is not needed."""
+        if type(state) is not Running:
+            self._last[key] = state
+            self._raw.extend((key, state, run_count, 0.0, None))
+
+    def task_run(self, key: tuple[str, int], state: State, run_count: int, started: float) -> None:
+        """A TaskRunner in this process ran task run ``key`` from ``Running`` (entered at
+        ``started``, seconds since the epoch as ``time.time()`` gives them) to ``state`` in
+        one go, and reported no state of it in between: one call instead of
+        :meth:`task_state` for ``Running`` and then for ``state``."""
         self._last[key] = state
-        self._submit(key, state, run_count)
+        self._raw.extend((key, state, run_count, _time(), started))
 
     def collected(self, slug: str, map_index: int, state: State) -> None:
         """The driver holds ``state`` for a task run (``map_index`` -1 for a task that is
@@ -157,90 +206,111 @@ class RunRecorder:
         key = (slug, map_index)
         if self._last.get(key) is not state:
             self._last[key] = state
-            self._submit(key, state, getattr(state, "run_count", None) or 1)
+            run_count = getattr(state, "run_count", None) or 1
+            self._raw.extend((key, state, run_count, _time(), None))
 
     def collected_children(self, slug: str, states: Sequence[State]) -> None:
         """:meth:`collected` for each child of a mapped task, in one call."""
         last = self._last
-        for index, state in enumerate(states):
-            key = (slug, index)
-            if last.get(key) is not state:
-                last[key] = state
-                self._submit(key, state, getattr(state, "run_count", None) or 1)
+        get = last.get
+        new = [(key, s) for key, s in zip(zip(repeat(slug), count()), states) if get(key) is not s]
+        if new:
+            now = _time()
+            last.update(new)
+            self._raw += [
+                field
+                for key, s in new
+                for field in (key, s, getattr(s, "run_count", None) or 1, now, None)
+            ]
 
     def collected_unkept(self, slug: str, states: Iterable[tuple[int, State]]) -> None:
         """:meth:`collected` for ``(map index, state)`` of children the driver holds in
         compact form (``engine/child_states.py``): each is recorded, none is remembered
-        (remembering a million State objects is what the compact form avoids)."""
+        (remembering a million State objects is what the compact form avoids), and they
+        are drained every 10,000 children, so that they are not all held at once."""
+        now = _time()
+        chunk: list[Any] = []
         for index, state in states:
-            self._submit((slug, index), state, getattr(state, "run_count", None) or 1)
+            chunk += ((slug, index), state, getattr(state, "run_count", None) or 1, now, None)
+            if len(chunk) >= 50_000:
+                self._raw += chunk
+                chunk = []
+                self.drain()
+        self._raw += chunk
 
-    def _submit(self, key: tuple[str, int], state: State, run_count: int) -> None:
-        if self.progress is not None:
-            self.progress.update(key[0], key[1], state)
-        store = self.store
-        if store is None:
-            return
-        # the writer thread's ticker may be announcing this run's Running right now: at
-        # worst it is then recorded twice (``started`` keeps the first), never lost
-        entered = self._running.pop(key, None)
-        started = None
-        if entered is not None:
-            if key in self._announced:
-                self._announced.discard(key)
-            else:
-                started = entered[0]
-        message = state.message
-        if message is not None and type(message) is not str:
-            message = str(message)
-        store.submit(
-            _new_task_state(
+    def drain(self) -> None:
+        """Take what the runners reported since the last call: count it on the progress
+        display, and queue it for the store as plain tuples (see the module docstring).
+        Called by the store's feeder thread, the display's refresh, and at the run's end."""
+        with self._drain_lock:
+            raw = self._raw
+            taken = len(raw)
+            batch = raw[:taken]
+            del raw[:taken]  # (runners only extend: what came meanwhile stays)
+            if not batch and not self._running:
+                return
+            progress = self.progress
+            if progress is not None:
+                progress.count(zip(batch[0::5], batch[1::5]))
+            store = self.store
+            if store is not None:
+                store.submit_task_states(self._convert(_reports(batch)))
+
+    def _convert(self, reports: Iterator[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+        run_id = self.run_id
+        running = self._running
+        announced = self._announced
+        kinds = _KINDS
+        out: list[tuple[Any, ...]] = []
+        append = out.append
+        for key, state, run_count, when, started in reports:
+            cls = type(state)
+            kind = kinds.get(cls)
+            if kind is None:
+                kind = _kind(cls)
+            if kind == _RUNNING:
+                running[key] = (when, run_count)
+                continue
+            if running:
+                entered = running.pop(key, None)
+                if entered is not None:
+                    if key in announced:
+                        announced.discard(key)
+                    elif started is None:
+                        started = entered[0]
+            message = state.message
+            if message is not None and type(message) is not str:
+                message = str(message)
+            append(
                 (
-                    self.run_id,
+                    run_id,
                     key[0],
                     key[1],
-                    type(state).__name__,
+                    cls.__name__,
                     message,
-                    time.time(),
+                    when,
                     run_count,
-                    state._result.location if isinstance(state, Success) else None,
-                    state.n_map_states if type(state) is Mapped else None,
+                    state._result.location if kind >= _SUCCESS else None,
+                    state.n_map_states if kind == _MAPPED else None,
                     started,
                 )
             )
-        )
-
-    def overdue(self) -> list[TaskRunState]:
-        """(The store's writer thread.) ``Running`` events for the task runs that entered
-        Running more than a quarter of a second ago and have not finished."""
-        if not self._running:
-            return []
-        cutoff = time.time() - _ANNOUNCE_RUNNING_AFTER
-        events = []
-        for key, (entered, run_count) in list(self._running.items()):
-            if entered <= cutoff and key not in self._announced:
-                self._announced.add(key)
-                if key not in self._running:  # it finished meanwhile: its end says it all
-                    self._announced.discard(key)
-                    continue
-                events.append(
-                    TaskRunState(
-                        self.run_id,
-                        key[0],
-                        key[1],
-                        "Running",
-                        None,
-                        entered,
-                        run_count,
-                    )
-                )
-        return events
+        if running:
+            cutoff = _time() - _ANNOUNCE_RUNNING_AFTER
+            for key, (entered_at, run_count) in running.items():
+                if entered_at <= cutoff and key not in announced:
+                    announced.add(key)
+                    append((run_id, key[0], key[1], "Running", None, entered_at, run_count,
+                            None, None, None))  # fmt: skip
+        return out
 
     def _forked(self) -> None:
         """In a child made by ``fork`` (a process pool): report nothing from here; the
         driver reports what the child's task runs did."""
         self.store = None
         self.progress = None
+        self._raw = []
+        self._drain_lock = threading.Lock()
 
     # -- log lines ------------------------------------------------------------------------
 
@@ -262,6 +332,13 @@ class RunRecorder:
                     message,
                 )
             )
+
+
+def _reports(batch: list[Any]) -> Iterator[tuple[Any, ...]]:
+    """The reports in a drained batch, five fields each. (An iterator, not a list: zip
+    reuses its tuple, so no tracked tuple per report is made for the collector to visit.)"""
+    fields = iter(batch)
+    return zip(fields, fields, fields, fields, fields)
 
 
 def _detached() -> None:

@@ -29,8 +29,8 @@ hands back aware datetimes on every backend.
 
 The Alembic revisions in ``flowcore/runs/migrations/versions`` create and change these
 tables; each revision spells out its own DDL (a revision is history and must not change
-when this module does). ``HEAD`` and ``REVISIONS`` name them so that a reader can check a
-database's revision without importing Alembic; a test keeps them equal to the scripts.
+when this module does). ``HEAD`` and ``REVISIONS`` (:mod:`flowcore.runs.revisions`) name
+them so that a reader can check a database's revision without importing Alembic.
 """
 
 from __future__ import annotations
@@ -40,6 +40,9 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
+
+from flowcore.runs.revisions import HEAD, REVISIONS, VERSION_TABLE
+from flowcore.runs.times import sqlite_time, utc_time
 
 __all__ = [
     "HEAD",
@@ -54,19 +57,14 @@ __all__ = [
     "task_runs",
 ]
 
-# Alembic revisions, oldest first; HEAD is the one this flowcore writes.
-REVISIONS = ("0001_initial", "0002_listing_indexes_log_counts", "0003_run_journal")
-HEAD = REVISIONS[-1]
-VERSION_TABLE = "flowcore_schema_version"
-
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """An aware UTC datetime on every backend.
 
     PostgreSQL stores ``timestamptz``. On SQLite the value is naive UTC text of fixed width
-    (``2026-01-02 03:04:05.000000``, the format SQLAlchemy's own SQLite ``DATETIME``
-    writes), so text order is time order; formatting and parsing it here, in C, rather than
-    through SQLAlchemy's SQLite ``DATETIME`` keeps the writer thread's cost per row low.
+    (see :mod:`flowcore.runs.times`, which the reads use too), so text order is time
+    order; formatting and parsing it there, in C, rather than through SQLAlchemy's SQLite
+    ``DATETIME`` keeps the writer's cost per row low.
     """
 
     impl = sa.DateTime(timezone=True)
@@ -85,28 +83,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return sqlite_time(value) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if isinstance(value, str):
-            value = datetime.fromisoformat(value)
-        if value.tzinfo is None:
-            return value.replace(tzinfo=timezone.utc)  # type: ignore[no-any-return]
-        return value.astimezone(timezone.utc)  # type: ignore[no-any-return]
-
-
-def sqlite_time(value: datetime) -> str:
-    """A time as the SQLite column holds it: naive UTC, fixed width (naive input is UTC).
-
-    >>> sqlite_time(datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
-    '2026-01-02 03:04:05.000000'
-    """
-    if value.tzinfo is not timezone.utc:
-        value = (
-            value.replace(tzinfo=timezone.utc)
-            if value.tzinfo is None
-            else value.astimezone(timezone.utc)
-        )
-    return value.isoformat(" ", "microseconds")[:26]
+        return utc_time(value)
 
 
 metadata = sa.MetaData()

@@ -3,23 +3,27 @@
 One :class:`RunStore` per database URL and process (:func:`open_store` caches them). It
 has two sides that share one SQLAlchemy engine:
 
-* **Writing** never makes the caller wait on I/O. :meth:`RunStore.submit` appends an event
-  (:mod:`flowcore.runs.events`) to a deque; a daemon *writer thread*, started by the first
-  submit, wakes every ``batch_interval`` (0.2 s), takes everything queued and writes it in
-  one transaction (:func:`flowcore.runs.writes.write_events`: task states and log lines go
-  to a journal, a row per run and batch, so the thread does next to nothing per task run
-  while it shares the GIL with the flow). It is the writer thread that
-  imports SQLAlchemy, opens the engine and migrates the database, so the first submit is
-  as cheap as the others; and it does so at a quiet moment (no event for ``QUIET`` s) or
-  within ``START_WITHIN`` s (1 s), so that work does not slow a flow's first tasks. :meth:`RunStore.flush` queues a marker and waits until the writer
-  has written everything before it; :meth:`RunStore.close` flushes and stops the thread
-  (and runs at exit). A failed write is logged at ERROR on the ``flowcore.runs`` logger
-  once, and raised from the next ``flush``; a database that cannot be opened at all makes
+* **Writing** never makes the caller wait on I/O, and takes little of its GIL.
+  :meth:`RunStore.submit` appends an event (:mod:`flowcore.runs.events`) to a deque; a
+  *feeder thread*, started by the first submit, wakes every ``batch_interval`` (0.2 s),
+  calls the *sources* (:meth:`RunStore.add_source`: a flow run's recorder, which turns the
+  states it collected into plain tuples), takes everything queued and hands it as one
+  pickled message to the **writer** (:mod:`flowcore.runs.writer`), a process of its own
+  that imports SQLAlchemy, opens and migrates the database, and writes each batch in one
+  transaction (:func:`flowcore.runs.writes.write_events`: task states and log lines go to a
+  journal, a row per run and batch). None of that work runs in the flow's process or holds
+  its GIL. When the writer process cannot be started (or dies), an ERROR says so and the
+  same writer runs on a thread of this process instead (``RunStore(writer="thread")``
+  asks for that). :meth:`RunStore.flush` queues a marker and waits until the writer has
+  written everything before it; :meth:`RunStore.close` flushes and stops the writer (and
+  runs at exit). A failed write is logged at ERROR on the ``flowcore.runs`` logger once,
+  and raised from the next ``flush``; a database that cannot be opened at all makes
   every later ``flush`` raise, and further events are dropped.
 
   Every ``heartbeat_every`` seconds (10 s) the writer also stamps the heartbeat of the runs
-  this process drives (started here, with this pid, and not finished). Before each batch it
-  calls the *tickers* (:meth:`RunStore.add_ticker`) and writes the events they return.
+  this process drives (started here, with this pid, and not finished). The writer process
+  ends with this one: killed with SIGKILL, this process loses only the batch it had not
+  handed over yet (at most ``batch_interval``), and the writer writes the rest and ends.
 
 * **Reading** is synchronous, on the caller's thread (:mod:`flowcore.runs.queries`). Before
   answering, a read folds the journal of the runs it reads into the tables
@@ -30,7 +34,7 @@ has two sides that share one SQLAlchemy engine:
   saying the driving process died, so every reader (CLI, resume, UI) sees the same thing.
 
 Retention: :meth:`RunStore.prune` deletes finished runs older than ``runs.retention_days``
-and the oldest beyond ``runs.max_runs``; the writer thread prunes once after opening a
+and the oldest beyond ``runs.max_runs``; the writer prunes once after opening a
 database (once per process and URL). Log lines are capped at ``runs.max_log_lines`` per
 run; lines over the cap are counted, and :meth:`RunStore.logs` ends with a line saying how
 many were dropped.
@@ -40,35 +44,47 @@ SQLite (the default, ``<home_dir>/flowcore.db``) runs in WAL mode with
 writer, and a process killed with SIGKILL loses at most the batch it had not written yet,
 never the database. PostgreSQL is reached by URL (``postgresql+psycopg://...``).
 
-Importing this module imports neither SQLAlchemy nor Alembic (about 170 ms): they load on
-the writer thread, or on the first read.
+Importing this module imports neither SQLAlchemy nor Alembic (about 170 ms): they load in
+the writer process, or on the first read.
 """
 
 from __future__ import annotations
 
 import atexit
+import functools
+import itertools
 import logging
 import os
 import re
 import socket
+import sqlite3
+import subprocess
+import sys
 import threading
 import time
+import weakref
 from collections import deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
+from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import quote
 
 from flowcore.configuration import config
 from flowcore.exceptions import FlowcoreException
-from flowcore.runs.events import FlowRunStarted, FlowRunState, RunEvent
+from flowcore.runs import queries
+from flowcore.runs.events import LogLine, RunEvent, TaskRunState
+from flowcore.runs.queries import AlchemyReader, Reader, SqliteReader
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
-from flowcore.runs.states import canonical, is_finished
+from flowcore.runs.revisions import HEAD, VERSION_TABLE
+from flowcore.runs.states import canonical
+from flowcore.runs.writer import encode
 from flowcore.utilities.processes import pid_alive
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, Engine
+    from sqlalchemy.engine import Engine
 
 T = TypeVar("T")
 
@@ -86,13 +102,8 @@ __all__ = [
 logger = logging.getLogger("flowcore.runs")
 
 CRASH_AFTER = 60.0  # seconds without a heartbeat before a run whose driver is gone is Crashed
-HEARTBEAT_EVERY = 10.0  # seconds between the writer thread's heartbeats of its live runs
-BATCH_INTERVAL = 0.2  # seconds between the writer thread's batches
-# The writer thread's start (importing SQLAlchemy and Alembic, opening and migrating the
-# database: ~0.3 s of work holding the GIL) waits for a quiet moment - no event for QUIET
-# seconds - or at most START_WITHIN seconds, so it does not slow a flow's first tasks.
-QUIET = 0.5
-START_WITHIN = 1.0
+HEARTBEAT_EVERY = 10.0  # seconds between the writer's heartbeats of its live runs
+BATCH_INTERVAL = 0.2  # seconds between the batches handed to the writer
 BATCH_SIZE = 20_000  # events at most in one transaction
 SETTING = "runs.store (FLOWCORE__RUNS__STORE)"
 _DIALECTS = ("sqlite", "postgresql")
@@ -139,10 +150,16 @@ def store_url(spec: str | None = None) -> str | None:
         return str(value)
     if "://" in value:
         raise _bad_setting(value)
-    if value.lower() == "sqlite":
-        path = Path(str(config.get_path("home_dir", "~/.flowcore"))).expanduser() / "flowcore.db"
-    else:
-        path = Path(value).expanduser()
+    home = str(config.get_path("home_dir", "~/.flowcore")) if value.lower() == "sqlite" else ""
+    return _sqlite_url(value, home, os.getcwd())
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_url(value: str, home: str, cwd: str) -> str:
+    """The ``sqlite:///`` URL of a file path (``"sqlite"``: ``home``/flowcore.db), its
+    directory made. Memoised: every ``flow.run`` asks, and making an existing directory
+    took milliseconds on a busy overlay file system."""
+    path = Path(home).expanduser() / "flowcore.db" if home else Path(value).expanduser()
     path = path.absolute()
     if path.is_dir():
         raise RunStoreError(f"{SETTING} is {value!r}, a directory; give a file path for SQLite")
@@ -179,15 +196,34 @@ def open_store(spec: str | None = None) -> RunStore | None:
 
 
 class _Flush:
-    __slots__ = ("done",)
+    """A flush (or, with ``stop``, a close; ``at_exit``: at the process's exit; with
+    ``fold``, a fold of those runs' journal) waiting for the writer's answer (``error``)."""
 
-    def __init__(self) -> None:
+    __slots__ = ("at_exit", "done", "error", "fold", "stop")
+
+    def __init__(
+        self, stop: bool = False, at_exit: bool = False, fold: list[str] | None = None
+    ) -> None:
         self.done = threading.Event()
+        self.stop = stop
+        self.at_exit = at_exit
+        self.fold = fold
+        self.error: str | None = None
 
 
-_STOP = object()
 _pruned: set[str] = set()
 _pruned_lock = threading.Lock()
+_all_stores: weakref.WeakSet[RunStore] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    """A process made by ``fork`` (a process pool) must not hold its parent's pipe to the
+    writer open (the writer ends when that pipe does) nor think it has a writer."""
+    for store in list(_all_stores):
+        store._forget_writer()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class RunStore:
@@ -197,9 +233,11 @@ class RunStore:
         url: the database.
         crash_after: seconds without a heartbeat after which a run whose driving process
             is gone is reported ``Crashed``.
-        heartbeat_every: seconds between the writer thread's heartbeats.
+        heartbeat_every: seconds between the writer's heartbeats.
         max_log_lines: log lines kept per run (default ``runs.max_log_lines``).
-        batch_interval: seconds between the writer thread's batches.
+        batch_interval: seconds between the batches handed to the writer.
+        writer: ``"process"`` (default: the writer runs in a process of its own) or
+            ``"thread"`` (on a thread of this process; slower, see the module docstring).
     """
 
     def __init__(
@@ -210,26 +248,32 @@ class RunStore:
         heartbeat_every: float = HEARTBEAT_EVERY,
         max_log_lines: int | None = None,
         batch_interval: float = BATCH_INTERVAL,
+        writer: str = "process",
     ) -> None:
+        if writer not in ("process", "thread"):
+            raise ValueError(f"RunStore(writer={writer!r}): expected 'process' or 'thread'")
         self.url = url
         self.display = mask_password(url)
         self.crash_after = crash_after
         self.heartbeat_every = heartbeat_every
         self.max_log_lines = max_log_lines
         self.batch_interval = batch_interval
-        self._queue: deque[object] = deque()
+        self.writer = writer
+        self._queue: deque[Any] = deque()
         self._wake = threading.Event()
         self._start_lock = threading.Lock()
         self._engine_lock = threading.Lock()
-        self._thread: threading.Thread | None = None
+        self._feeder: threading.Thread | None = None
+        self._channel: _Channel | None = None
+        self._pending: dict[int, _Flush] = {}
+        self._tokens = itertools.count()
         self._engine_obj: Engine | None = None
         self._error: RunStoreError | None = None
         self._broken: RunStoreError | None = None
-        self._failing = False
-        self._driving: set[str] = set()
+        self._sources: tuple[Callable[[], object], ...] = ()  # replaced, not changed
+        self._sources_lock = threading.Lock()
         self._host = socket.gethostname()
-        self._last_submit = 0.0
-        self._tickers: tuple[Callable[[], Iterable[RunEvent]], ...] = ()  # replaced, not changed
+        _all_stores.add(self)
 
     def __repr__(self) -> str:
         return f"RunStore({self.display!r})"
@@ -237,25 +281,47 @@ class RunStore:
     # -- writing ---------------------------------------------------------------------------
 
     def submit(self, event: RunEvent) -> None:
-        """Queue ``event`` for the writer thread (returns at once)."""
+        """Queue ``event`` for the writer (returns at once)."""
         if self._broken is not None:
             return
         self._queue.append(event)
-        self._last_submit = time.monotonic()
-        if self._thread is None:
+        if self._feeder is None:
             self._start_writer()
 
-    def add_ticker(self, ticker: Callable[[], Iterable[RunEvent]]) -> None:
-        """Call ``ticker()`` on the writer thread before each batch and write the events
-        it returns ahead of the queued ones (a recorder announces long-running task runs
-        this way, see :meth:`flowcore.runs.recorder.RunRecorder.overdue`)."""
-        self._tickers = (*self._tickers, ticker)
-        if self._thread is None:
+    def submit_task_states(self, states: list[tuple[Any, ...]]) -> None:
+        """Queue task states given as plain tuples of :class:`TaskRunState`'s fields
+        (what a recorder collects: cheaper to make and to pickle than the named tuples)."""
+        if states and self._broken is None:
+            self._queue.append(states)
+            if self._feeder is None:
+                self._start_writer()
+
+    def hand_over(self) -> None:
+        """Hand what is queued to the writer now, not at the next batch interval (a run
+        ended: its writing then overlaps what this process does next, and a flush soon
+        after has little left to wait for)."""
+        if self._feeder is not None:
+            self._wake.set()
+
+    def add_source(self, source: Callable[[], object]) -> None:
+        """Call ``source()`` before each batch, on the thread that hands batches to the
+        writer, and at each :meth:`flush`: it submits what it has collected since (a
+        recorder's task states, see :meth:`flowcore.runs.recorder.RunRecorder.drain`). A
+        source that raises is logged at ERROR and no longer called."""
+        self._sources = (*self._sources, source)
+        if self._feeder is None:
             self._start_writer()
 
-    def remove_ticker(self, ticker: Callable[[], Iterable[RunEvent]]) -> None:
-        """Stop calling ``ticker`` (or an equal one: bound methods compare by object)."""
-        self._tickers = tuple(t for t in self._tickers if t != ticker)
+    def remove_source(self, source: Callable[[], object]) -> None:
+        """Stop calling ``source`` (or an equal one: bound methods compare by object)."""
+        self._sources = tuple(s for s in self._sources if s != source)
+
+    @property
+    def writer_pid(self) -> int | None:
+        """The pid of the writer process, while there is one (None: not started yet, or
+        writing on a thread of this process)."""
+        channel = self._channel
+        return channel.pid if isinstance(channel, _ProcessChannel) else None
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything submitted before this call is written.
@@ -264,22 +330,27 @@ class RunStore:
             RunStoreError: a write failed since the last flush, the database cannot be
                 opened, or ``timeout`` seconds passed first.
         """
-        if self._thread is not None:
+        if self._feeder is not None:
+            self._call_sources()  # what the sources hold was submitted before this call too
             marker = _Flush()
             self._queue.append(marker)
             self._wake.set()
             self._wait(marker, timeout)
         self._raise_error()
 
-    def close(self) -> None:
-        """Flush, then stop the writer thread and release the database connections.
-        Idempotent; the store opens again on the next submit or read."""
+    def close(self, *, at_exit: bool = False) -> None:
+        """Flush, then stop the writer and release the database connections.
+        Idempotent; the store opens again on the next submit or read. ``at_exit`` (the
+        close that runs at the process's exit): the writer process then folds the journal
+        rows it wrote before it ends, without this process waiting for that."""
         with self._start_lock:
-            thread, self._thread = self._thread, None
-            if thread is not None:
-                self._queue.append(_STOP)
+            feeder = self._feeder
+            if feeder is not None:
+                marker = _Flush(stop=True, at_exit=at_exit)
+                self._queue.append(marker)
                 self._wake.set()
-                thread.join()
+                feeder.join()
+                self._feeder = None
                 atexit.unregister(self._close_at_exit)
         with self._engine_lock:
             engine, self._engine_obj = self._engine_obj, None
@@ -290,27 +361,37 @@ class RunStore:
 
     def _start_writer(self) -> None:
         with self._start_lock:
-            if self._thread is not None:
+            if self._feeder is not None:
                 return
-            self._last_submit = time.monotonic()  # the quiet moment is counted from now
-            thread = threading.Thread(target=self._writer, name="flowcore-run-store", daemon=True)
-            thread.start()
-            self._thread = thread
+            feeder = threading.Thread(target=self._feed, name="flowcore-run-store", daemon=True)
+            feeder.start()
+            self._feeder = feeder
             atexit.register(self._close_at_exit)
 
     def _close_at_exit(self) -> None:
         try:
-            self.close()
+            self.close(at_exit=True)
         except RunStoreError:
-            pass  # already logged by the writer thread; nobody is left to raise it to
+            pass  # already logged; nobody is left to raise it to
+
+    def _forget_writer(self) -> None:
+        """(In a forked child.) Drop the parent's writer without touching it."""
+        channel, self._channel = self._channel, None
+        if channel is not None:
+            channel.abandon()
+        self._feeder = None
+        self._queue.clear()
+        self._pending.clear()
+        self._sources = ()
+        self._sources_lock = threading.Lock()
 
     def _wait(self, marker: _Flush, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
         while not marker.done.wait(0.05):
-            thread = self._thread
+            feeder = self._feeder
             if self._broken is not None:
                 return
-            if thread is None or not thread.is_alive():
+            if feeder is None or not feeder.is_alive():
                 raise RunStoreError(f"the run store {self.display} stopped writing (closed)")
             if deadline is not None and time.monotonic() > deadline:
                 raise RunStoreError(
@@ -324,122 +405,168 @@ class RunStore:
         if error is not None:
             raise error
 
-    def _writer(self) -> None:
-        self._wait_for_a_quiet_moment()
+    # -- the feeder thread: batches to the writer --------------------------------------------
+
+    def _feed(self) -> None:
+        """Hand what is queued to the writer every ``batch_interval`` (or at once for a
+        flush or a close), until a close."""
+        self._channel = self._open_channel()
         try:
-            engine = self._engine()
-        except RunStoreError as exc:
-            self._broken = exc
-            self._report(exc)
-            self._queue.clear()
-            return
-        self._prune_once()
-        last_beat = time.monotonic()
-        while True:
-            self._wake.wait(self.batch_interval)
-            self._wake.clear()
-            self._tick()
-            stop = self._write_queued(engine)
-            if time.monotonic() - last_beat >= self.heartbeat_every:
-                last_beat = time.monotonic()
-                self._beat(engine)
-            if stop:
-                return
+            while True:
+                self._wake.wait(self.batch_interval)
+                self._wake.clear()
+                if self._send_queued():
+                    return
+        finally:
+            channel, self._channel = self._channel, None
+            if channel is not None:
+                channel.close()
+            for marker in list(self._pending.values()):
+                marker.done.set()
+            self._pending.clear()
 
-    def _tick(self) -> None:
-        for ticker in self._tickers:
-            try:
-                events = list(ticker())
-            except Exception:  # a ticker's bug must not stop the writer: say so, drop it
-                logger.exception("run store ticker %r failed; it is no longer called", ticker)
-                self.remove_ticker(ticker)
-            else:
-                self._queue.extendleft(reversed(events))
-
-    def _wait_for_a_quiet_moment(self) -> None:
-        """Until no event came for ``QUIET`` s, ``START_WITHIN`` s passed, or a flush or
-        close asks (see the constants)."""
-        deadline = time.monotonic() + START_WITHIN
-        while True:
-            now = time.monotonic()
-            if now >= deadline or now - self._last_submit >= QUIET:
-                return
-            if self._wake.wait(min(QUIET, deadline - now)):
-                return  # flush() or close() is waiting
-
-    def _write_queued(self, engine: Engine) -> bool:
-        """Write what is queued, in transactions of at most ``BATCH_SIZE`` events; release
-        the flush markers met on the way. True when a stop was queued. (Taken from the
-        queue in bulk: this thread holds the GIL the flow needs, so it does as little per
-        event as it can.)"""
+    def _send_queued(self) -> bool:
+        """One batch: call the sources, then send the queued events as ``events``
+        messages, with a ``flush`` (or ``stop``) message for each marker met on the way.
+        True when a close was queued. (The queue is taken in bulk and split by type: this
+        thread shares the GIL with the flow, so it does as little per event as it can.)"""
+        self._call_sources()
         queue = self._queue
         stop = False
         while queue and not stop:
             taken = [queue.popleft() for _ in range(min(len(queue), BATCH_SIZE))]
-            markers: list[_Flush] = []
-            if any(type(item) is _Flush or item is _STOP for item in taken):
-                events: list[Any] = []
-                for item in taken:
-                    if item is _STOP:
-                        stop = True  # nothing is queued after a stop
-                    elif type(item) is _Flush:
-                        markers.append(item)
+            flow_events: list[Any] = []
+            states: list[tuple[Any, ...]] = []
+            lines: list[tuple[Any, ...]] = []
+            for item in taken:
+                kind = type(item)
+                if kind is list:
+                    states += item
+                elif kind is LogLine:
+                    lines.append(tuple(item))
+                elif kind is TaskRunState:
+                    states.append(tuple(item))
+                elif kind is _Flush:
+                    if flow_events or states or lines:
+                        self._send(("events", flow_events, states, lines))
+                        flow_events, states, lines = [], [], []
+                    token = next(self._tokens)
+                    self._pending[token] = item
+                    if item.stop:
+                        self._send(("stop", token, item.at_exit))
+                    elif item.fold is not None:
+                        self._send(("fold", token, item.fold, self._max_log_lines()))
                     else:
-                        events.append(item)
-            else:
-                events = taken
-            if events:
-                self._guarded(partial(self._write, engine, events))
-            for marker in markers:
-                marker.done.set()
+                        self._send(("flush", token))
+                    if item.stop:
+                        stop = True
+                        break
+                else:
+                    flow_events.append(item)
+            if flow_events or states or lines:
+                self._send(("events", flow_events, states, lines))
         return stop
 
-    def _write(self, engine: Engine, events: Sequence[RunEvent]) -> None:
-        from flowcore.runs import database, writes
+    def _call_sources(self) -> None:
+        with self._sources_lock:  # (the feeder and a flush may both call them)
+            for source in self._sources:
+                try:
+                    source()
+                except Exception:
+                    logger.exception("run store source %r failed; it is no longer called", source)
+                    self.remove_source(source)
 
-        database.write(engine, self.display, lambda conn: writes.write_events(conn, events))
-        pid = os.getpid()
-        for event in events:
-            if isinstance(event, FlowRunStarted) and event.pid == pid:
-                self._driving.add(event.run_id)
-            elif isinstance(event, FlowRunState) and is_finished(event.state):
-                self._driving.discard(event.run_id)
+    def _send(self, message: tuple[Any, ...]) -> None:
+        channel = self._channel
+        if channel is not None and channel.send(message):
+            return
+        if isinstance(channel, _ProcessChannel):
+            channel.report_lost()
+            channel.close()
+        if self._broken is not None:  # the database cannot be opened: nothing to send to
+            self._release_pending()
+            return
+        # the writer process is gone: what it had not written is lost (it was told in
+        # the ERROR); from now on this process writes on a thread of its own
+        self._channel = self._thread_channel()
+        self._channel.send(message)
 
-    def _beat(self, engine: Engine) -> None:
-        if self._driving:
-            from flowcore.runs import database, writes
+    def _open_channel(self) -> _Channel:
+        """The writer: a process (it prunes once after opening, and folds at exit) or,
+        when that cannot start or a thread is asked for, a thread."""
+        options = self._writer_options(self._retention_once())
+        if self.writer == "process":
+            try:
+                return _ProcessChannel({**options, "fold_at_end": True}, self._answer)
+            except (OSError, ValueError) as exc:
+                logger.error(
+                    "the run store %s could not start its writer process (%s); writing on a "
+                    "thread of this process instead, which slows the flows it records",
+                    self.display,
+                    exc,
+                )
+        return _ThreadChannel(self, options, self._answer)
 
-            runs, now = sorted(self._driving), _now()
-            self._guarded(
-                lambda: database.write(engine, self.display, lambda c: writes.beat(c, runs, now))
-            )
+    def _thread_channel(self) -> _Channel:
+        """A writer thread, in place of a writer process that died."""
+        return _ThreadChannel(self, self._writer_options(None), self._answer)
 
-    def _prune_once(self) -> None:
+    def _writer_options(self, retention: tuple[float | None, int | None] | None) -> dict[str, Any]:
+        """The writer's ``open`` message (see :mod:`flowcore.runs.writer`)."""
+        return {
+            "url": self.url,
+            "heartbeat_every": self.heartbeat_every,
+            "crash_after": self.crash_after,
+            "driver_pid": os.getpid(),
+            "retention": retention,
+            "max_log_lines": self._max_log_lines(),
+        }
+
+    def _retention_once(self) -> tuple[float | None, int | None] | None:
+        """What the writer prunes with after opening: once per process and URL."""
         with _pruned_lock:
             if self.url in _pruned:
-                return
+                return None
             _pruned.add(self.url)
-        self._guarded(lambda: self.prune())
+        days = config.get_path("runs.retention_days")
+        most = config.get_path("runs.max_runs")
+        return (float(days) if days else 0.0, int(most) if most else 0)
 
-    def _guarded(self, write: Callable[[], object]) -> None:
-        """Run ``write``; a failure is kept for the next flush and logged once. Anything
-        that goes wrong stops here, so the writer thread outlives a malformed event."""
-        try:
-            write()
-        except RunStoreError as exc:
-            self._error = exc
-            self._report(exc)
-        except Exception as exc:
-            self._error = RunStoreError(f"run store {self.display}: could not write: {exc!r}")
-            self._error.__cause__ = exc
-            self._report(self._error)
-        else:
-            self._failing = False
+    def _answer(self, message: tuple[Any, ...]) -> None:
+        """An answer of the writer (on the thread that reads them)."""
+        kind = message[0]
+        if kind == "flushed":
+            marker = self._pending.pop(message[1], None)
+            if marker is not None and marker.fold is not None:
+                marker.error = message[2]  # (raised by the read that asked for the fold)
+            elif message[2] is not None:
+                self._error = RunStoreError(message[2])
+            if marker is not None:
+                marker.done.set()
+        elif kind == "error":
+            logger.error("%s (run records are being lost until it is fixed)", message[1])
+        elif kind == "broken":
+            self._broken = RunStoreError(message[1])
+            logger.error("%s (run records are being lost until it is fixed)", message[1])
+            self._queue.clear()
+            self._release_pending()
+        elif kind == "lost":  # the writer process ended without being asked to
+            logger.error(
+                "the run store %s lost its writer process (%s): the run records it had not "
+                "written yet are lost; writing on a thread of this process from now on",
+                self.display,
+                message[1],
+            )
+            self._error = RunStoreError(
+                f"the run store {self.display} lost its writer process ({message[1]}) and "
+                "the run records it had not written"
+            )
+            self._release_pending()
 
-    def _report(self, exc: RunStoreError) -> None:
-        if not self._failing:
-            self._failing = True
-            logger.error("%s (run records are being lost until it is fixed)", exc)
+    def _release_pending(self) -> None:
+        pending, self._pending = self._pending, {}
+        for marker in pending.values():
+            marker.done.set()
 
     # -- the engine ------------------------------------------------------------------------
 
@@ -458,14 +585,10 @@ class RunStore:
     ) -> list[RunInfo]:
         """Flow runs, newest first. ``state`` is a state class name matched exactly (in any
         case: ``"failed"`` is ``Failed``, not ``Crashed``)."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.list_runs(c, flow, _canonical(state), limit, offset))
 
     def count_runs(self, flow: str | None = None, state: str | None = None) -> int:
         """How many runs :meth:`list_runs` would list without a limit."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.count_runs(c, flow, _canonical(state)), [])
 
     def get_run(self, run_id: str) -> RunInfo | None:
@@ -474,8 +597,6 @@ class RunStore:
         Raises:
             RunStoreError: the prefix matches several runs (they are listed).
         """
-        from flowcore.runs import queries
-
         matches = self._read(lambda c: queries.find_runs(c, run_id))
         if len(matches) > 1:
             shown = ", ".join(run.run_id for run in matches[:10])
@@ -484,8 +605,6 @@ class RunStore:
 
     def task_runs(self, run_id: str) -> list[TaskRunInfo]:
         """The latest state of each task run and mapped child of the run, by task and index."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.task_runs(c, run_id), [run_id])
 
     def transitions(
@@ -493,8 +612,6 @@ class RunStore:
     ) -> list[Transition]:
         """The states the run and its task runs entered, oldest first. ``task_slug`` and
         ``map_index`` narrow to one task (None: all)."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.transitions(c, run_id, task_slug, map_index), [run_id])
 
     def logs(
@@ -502,21 +619,15 @@ class RunStore:
     ) -> list[StoredLogLine]:
         """The run's log lines, oldest first; with ``limit``, the last ``limit`` of them.
         When lines were dropped over ``runs.max_log_lines``, the last line says how many."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.logs(c, run_id, task_slug, limit), [run_id])
 
     def resumes_of(self, run_id: str) -> list[RunInfo]:
         """The runs that resumed run ``run_id`` (``flow.run(resume=...)``), newest first."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.resumes_of(c, run_id))
 
     def latest_resumable(self, flow_name: str) -> RunInfo | None:
         """The newest run of ``flow_name`` that did not finish, or finished ``Failed`` (or
         a subclass: ``Crashed``, ``TimedOut``, ``TriggerFailed``, ``ValidationFailed``)."""
-        from flowcore.runs import queries
-
         return self._read(lambda c: queries.latest_resumable(c, flow_name))
 
     def prune(self, retention_days: float | None = None, max_runs: int | None = None) -> int:
@@ -531,68 +642,292 @@ class RunStore:
         )
         most = max_runs if max_runs is not None else config.get_path("runs.max_runs")
         cutoff = _now() - timedelta(days=float(days)) if days else None
+        self._detect_crashes()
         engine = self._engine()
-        self._detect_crashes(engine)
         return database.write(
             engine, self.display, lambda c: writes.prune(c, cutoff, int(most) if most else None)
         )
 
-    def _read(self, query: Callable[[Connection], T], run_ids: Sequence[str] | None = None) -> T:
+    def _read(self, query: Callable[[Reader], T], run_ids: Sequence[str] | None = None) -> T:
         """``query`` in a read transaction, after crash detection and after folding the
         journal of the runs ``run_ids`` (None: of the runs the answer describes, found by
         reading once more when the first answer's runs had journal rows)."""
-        from flowcore.runs import database
-
-        engine = self._engine()
-        self._detect_crashes(engine)
+        self._detect_crashes()
         if run_ids is not None:
-            self._fold(engine, run_ids)
-            return database.read(engine, self.display, query)
-        answer = database.read(engine, self.display, query)
-        if self._fold(engine, _run_ids_in(answer)):
-            answer = database.read(engine, self.display, query)
+            self._fold(run_ids)
+            return self._query(query)
+        answer = self._query(query)
+        if self._fold(_run_ids_in(answer)):
+            answer = self._query(query)
         return answer
 
-    def _fold(self, engine: Engine, run_ids: Sequence[str]) -> bool:
+    def _query(self, query: Callable[[Reader], T]) -> T:
+        """``query`` in one read transaction. A SQLite database at the newest schema is
+        read with the standard library's ``sqlite3``, without importing SQLAlchemy; any
+        other (PostgreSQL, or a SQLite file to create or migrate) through the engine."""
+        conn = self._sqlite_reader()
+        if conn is None:
+            from flowcore.runs import database
+
+            return database.read(self._engine(), self.display, lambda c: query(AlchemyReader(c)))
+        try:
+            conn.execute("BEGIN")
+            return query(SqliteReader(conn))
+        except sqlite3.Error as error:
+            raise RunStoreError(f"run store {self.display} ({SETTING}): {error}") from error
+        finally:
+            conn.close()
+
+    def _sqlite_reader(self) -> sqlite3.Connection | None:
+        """A ``sqlite3`` connection to this store's file when it exists and is at the
+        newest schema; None otherwise (the engine then opens, creates or migrates it)."""
+        if not self.url.startswith("sqlite:///") or self._engine_obj is not None:
+            return None
+        path = self.url[len("sqlite:///") :]
+        if not path or not os.path.isfile(path):
+            return None
+        try:
+            conn = sqlite3.connect(
+                f"file:{quote(path)}?mode=rw", uri=True, timeout=30, isolation_level=None
+            )
+        except sqlite3.Error:
+            return None
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            revision = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+        except sqlite3.Error:
+            revision = None
+        if revision is None or revision[0] != HEAD:
+            conn.close()
+            return None
+        return conn
+
+    def _fold(self, run_ids: Sequence[str]) -> bool:
         """Fold the journal of the runs ``run_ids`` into the tables (see
         :mod:`flowcore.runs.writes`); True when there was something to fold."""
-        from flowcore.runs import database, writes
-
         if not run_ids:
             return False
-        pending = database.read(engine, self.display, lambda c: writes.pending_runs(c, run_ids))
+        pending = self._query(lambda r: queries.pending_runs(r, run_ids))
         if not pending:
             return False
-        limit = self.max_log_lines
-        if limit is None:
-            limit = int(config.get_path("runs.max_log_lines", 10_000))
-        database.write(engine, self.display, lambda conn: writes.fold(conn, limit, pending))
+        if not self._fold_by_writer(pending):
+            self.fold_here(pending, self._max_log_lines())
         return True
 
-    def _detect_crashes(self, engine: Engine) -> None:
-        from flowcore.runs import database, queries
+    def _fold_by_writer(self, run_ids: list[str]) -> bool:
+        """Have this store's writer process fold ``run_ids`` (it has SQLAlchemy loaded and
+        the database open: this process then need not import them to read); False when
+        there is no writer process to ask."""
+        if self._feeder is None or not isinstance(self._channel, _ProcessChannel):
+            return False
+        marker = _Flush(fold=run_ids)
+        self._queue.append(marker)
+        self._wake.set()
+        self._wait(marker, None)
+        if self._broken is not None:
+            raise self._broken
+        if marker.error is not None:
+            raise RunStoreError(marker.error)
+        return marker.done.is_set()
 
+    def fold_here(self, run_ids: Sequence[str], max_log_lines: int) -> None:
+        """Fold the journal of ``run_ids`` in this process (the writer's way)."""
+        from flowcore.runs import database, writes
+
+        database.write(
+            self._engine(), self.display, lambda c: writes.fold(c, max_log_lines, run_ids)
+        )
+
+    def _max_log_lines(self) -> int:
+        if self.max_log_lines is not None:
+            return self.max_log_lines
+        return int(config.get_path("runs.max_log_lines", 10_000))
+
+    def _detect_crashes(self) -> None:
         now = _now()
         stale = now - timedelta(seconds=self.crash_after)
-        candidates = database.read(engine, self.display, lambda c: queries.stale_runs(c, stale))
+        candidates = self._query(lambda r: queries.stale_runs(r, stale))
         for run in candidates:
             if self._driver_alive(run.host, run.pid):
                 continue
-            from flowcore.runs import writes
+            from flowcore.runs import database, writes
 
             message = (
                 f"the process driving this run (pid {run.pid} on {run.host or 'an unknown host'}) "
                 f"died: no heartbeat since {run.heartbeat:%Y-%m-%d %H:%M:%S} UTC"
             )
-            self._fold(engine, [run.run_id])  # its task runs, to mark the unfinished ones
+            self._fold([run.run_id])  # its task runs, to mark the unfinished ones
             database.write(
-                engine,
+                self._engine(),
                 self.display,
                 partial(writes.mark_crashed, run=run, message=message, now=now),
             )
 
     def _driver_alive(self, host: str, pid: int) -> bool:
         return host == self._host and pid_alive(pid)
+
+
+# -- the writer's channels -----------------------------------------------------------------
+
+
+class _ProcessChannel:
+    """The writer in a process of its own (:func:`flowcore.runs.writer.main`): messages
+    go to its stdin, answers come back from its stdout and are read on a thread here."""
+
+    def __init__(self, options: dict[str, Any], answer: Callable[[tuple[Any, ...]], None]) -> None:
+        if not sys.executable:
+            raise ValueError("this interpreter does not know its executable (sys.executable)")
+        root = str(Path(__file__).resolve().parents[2])  # where this flowcore is imported from
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from flowcore.runs.writer import main; main()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+        )
+        self.pid = self.process.pid
+        self.alive = True
+        self._ending = False  # a stop was sent, or the writer said it cannot open
+        self._lost = False
+        self._lost_lock = threading.Lock()
+        self._stop_token: int | None = None
+        self._at_exit = False
+        self._stopped = threading.Event()  # the stop was answered
+        self._answer = answer
+        self._stdin: Any = self.process.stdin
+        self._stdout: Any = self.process.stdout
+        self._reader = threading.Thread(
+            target=self._read_answers, name="flowcore-run-store-answers", daemon=True
+        )
+        self._reader.start()
+        self.send(("open", options))
+
+    def send(self, message: tuple[Any, ...]) -> bool:
+        """Write ``message`` to the writer; False when it is gone."""
+        if not self.alive:
+            return False
+        if message[0] == "stop":
+            self._ending = True
+            self._stop_token = message[1]
+            self._at_exit = bool(message[2])
+        try:
+            self._stdin.write(encode(message))
+            self._stdin.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: the pipe was closed here
+            self.alive = False
+            return False
+        return True
+
+    def _read_answers(self) -> None:
+        from flowcore.runs.writer import FrameReader
+
+        reader = FrameReader(self._stdout.fileno())
+        while True:
+            messages = reader.read(None)
+            for message in messages or ():
+                if message[0] == "broken":
+                    self._ending = True
+                self._answer(message)
+                if message[0] == "flushed" and message[1] == self._stop_token:
+                    self._stopped.set()
+            if messages is None:
+                break
+        self.process.wait()
+        self.alive = False
+        self._stdout.close()
+        self.report_lost()
+
+    def report_lost(self) -> None:
+        """Say once that the writer ended without being asked to (the thread that reads
+        its answers meets the end of its stdout; the feeder, a closed pipe: whichever is
+        first)."""
+        with self._lost_lock:
+            if self._ending or self._lost:
+                return
+            self._lost = True
+        try:
+            status: int | None = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            status = None
+        self._answer(("lost", f"pid {self.pid} ended with status {status}"))
+
+    def close(self) -> None:
+        """Close the writer's stdin: it writes what it has and ends, and this process
+        waits for that. At exit, once the stop is answered, everything is written and the
+        writer only folds the journal before it ends: the exiting process does not wait."""
+        if self._stop_token is not None:  # wait for the answer (or the writer's end)
+            while not self._stopped.wait(0.05) and self._reader.is_alive():
+                pass
+        self._ending = True
+        try:
+            self._stdin.close()
+        except BrokenPipeError:
+            pass
+        if self._stopped.is_set() and self._at_exit:
+            return
+        self.process.wait()
+        if self._reader is not threading.current_thread():
+            self._reader.join()
+
+    def abandon(self) -> None:
+        """(In a forked child.) Close this process's copies of the pipes, nothing else."""
+        self.alive = False
+        for stream in (self._stdin, self._stdout):
+            try:
+                os.close(stream.fileno())
+            except (OSError, ValueError):
+                pass
+
+
+class _ThreadChannel:
+    """The writer on a thread of this process (``RunStore(writer="thread")``, or when
+    the writer process cannot start or died)."""
+
+    pid = None
+
+    def __init__(
+        self, store: RunStore, options: dict[str, Any], answer: Callable[[tuple[Any, ...]], None]
+    ) -> None:
+        from flowcore.runs.writer import Writer
+
+        self._queue: SimpleQueue[tuple[Any, ...] | None] = SimpleQueue()
+        writer = Writer(store, options, answer)
+        self._thread = threading.Thread(
+            target=writer.run, args=(self._read,), name="flowcore-run-store-writer", daemon=True
+        )
+        self._thread.start()
+
+    def send(self, message: tuple[Any, ...]) -> bool:
+        if not self._thread.is_alive():
+            return False
+        self._queue.put(message)
+        return True
+
+    def _read(self, timeout: float) -> list[Any] | None:
+        try:
+            first = self._queue.get(timeout=timeout)
+        except Empty:
+            return []
+        messages = [first]
+        while not self._queue.empty():
+            messages.append(self._queue.get())
+        if None in messages:
+            kept = messages[: messages.index(None)]
+            return kept or None
+        return messages
+
+    def close(self) -> None:
+        self._queue.put(None)
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def abandon(self) -> None:
+        pass
+
+
+_Channel = _ProcessChannel | _ThreadChannel
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -4,8 +4,9 @@ crashed runs, pruning.
 Each function takes a connection already inside a write transaction (see
 :func:`flowcore.runs.database.write`).
 
-**The writer thread** (:func:`write_events`) shares the GIL with the flow it records, so
-what it does per task run must be tiny. A batch's flow-level events are written as they
+**The writer** (:func:`write_events`, :mod:`flowcore.runs.writer`) keeps what it does per
+task run tiny: it ran on a thread sharing the GIL with the flow it records, and still does
+when its process cannot be started. A batch's flow-level events are written as they
 are (a few rows: ``flow_runs``, and the flow's own ``state_transitions``); its task states
 and log lines, one or more per task run, go into ``run_journal`` as one row per run: a
 pickle of plain tuples (about 0.1 us a task run, in C), with no per-row work in Python.
@@ -13,7 +14,7 @@ pickle of plain tuples (about 0.1 us a task run, in C), with no per-row work in 
 **Readers fold** (:func:`fold`) the runs they are about to read, and only those: the
 runs' journal rows are claimed (deleted, returning their contents) and turned into rows of
 the tables, in one transaction, so a row is folded once however many readers there are
-(a run nobody reads is never folded, until retention deletes it):
+(the writer process also folds, at its process's exit, the runs it wrote):
 
 1. every run gets a ``flow_runs`` row if it has none (insert, or do nothing), so that
    events arriving before their ``FlowRunStarted`` are kept;
@@ -52,6 +53,7 @@ from flowcore.runs.events import (
     LogLine,
     RunEvent,
     TaskRunState,
+    structure_json,
 )
 from flowcore.runs.schema import (
     flow_runs,
@@ -63,7 +65,7 @@ from flowcore.runs.schema import (
 )
 from flowcore.runs.states import FINISHED_STATES, is_finished
 
-__all__ = ["beat", "fold", "mark_crashed", "pending_runs", "prune", "write_events"]
+__all__ = ["beat", "fold", "mark_crashed", "prune", "write_events"]
 
 _CHUNK = 500  # ids per IN (...) clause
 # rows per multi-row INSERT: SQLite prepares a statement of a few hundred rows once and
@@ -71,22 +73,29 @@ _CHUNK = 500  # ids per IN (...) clause
 _ROWS_PER_INSERT = 200
 
 
-def write_events(conn: Connection, events: Sequence[RunEvent]) -> None:
-    """Write one batch of events (in the order they were submitted): the flow runs' own
-    events into ``flow_runs`` and ``state_transitions``, and the task states and log
-    lines into the journal, one row per run (see the module docstring)."""
-    states = [e for e in events if type(e) is TaskRunState]
-    lines = [e for e in events if type(e) is LogLine]
-    others = [e for e in events if type(e) is not TaskRunState and type(e) is not LogLine]
+def write_events(
+    conn: Connection,
+    events: Sequence[RunEvent],
+    states: Sequence[tuple[Any, ...]] = (),
+    lines: Sequence[tuple[Any, ...]] = (),
+) -> None:
+    """Write one batch: the flow runs' own events (``FlowRunStarted``, ``FlowRunState``,
+    ``Heartbeat``, in the order they were submitted) into ``flow_runs`` and
+    ``state_transitions``, and the task states and log lines (plain tuples of
+    :class:`TaskRunState`'s and :class:`LogLine`'s fields, or those named tuples, in
+    ``events`` or given apart) into the journal, one row per run (see the module
+    docstring)."""
+    states = [*states, *(tuple(e) for e in events if type(e) is TaskRunState)]
+    lines = [*lines, *(tuple(e) for e in events if type(e) is LogLine)]
     flow_events: list[FlowRunStarted | FlowRunState] = []
     beats: dict[str, datetime] = {}
-    for e in others:
+    for e in events:
         if isinstance(e, Heartbeat):
             beats[e.run_id] = max(e.time, beats.get(e.run_id, e.time))
         elif isinstance(e, (FlowRunStarted, FlowRunState)):
             flow_events.append(e)
-    earliest = {e.run_id: e.time for e in reversed(lines)}  # epoch seconds
-    earliest.update({e.run_id: e.time for e in reversed(states)})
+    earliest = {e[0]: e[3] for e in reversed(lines)}  # run id -> epoch seconds
+    earliest.update({e[0]: e[5] for e in reversed(states)})
     first = {run_id: _from_epoch(when) for run_id, when in earliest.items()}
     first.update({e.run_id: e.time for e in reversed(flow_events)})
     if first:  # a row for every run (a placeholder before its FlowRunStarted), so reads find it
@@ -108,31 +117,22 @@ def write_events(conn: Connection, events: Sequence[RunEvent]) -> None:
         conn.execute(run_journal.insert(), _journal_rows(states, lines))
 
 
-def _journal_rows(states: list[TaskRunState], lines: list[LogLine]) -> list[dict[str, Any]]:
-    """One journal row per run: a pickle of its task states and log lines as plain tuples
-    (a named tuple pickles ten times slower than the tuple of its fields)."""
-    run_ids = {e.run_id for e in states} | {e.run_id for e in lines}
+def _journal_rows(
+    states: list[tuple[Any, ...]], lines: list[tuple[Any, ...]]
+) -> list[dict[str, Any]]:
+    """One journal row per run: a pickle of its task states and log lines, plain tuples
+    (run id first)."""
+    run_ids = {e[0] for e in states} | {e[0] for e in lines}
     if len(run_ids) > 1:
         return [
             row
             for run_id in sorted(run_ids)
             for row in _journal_rows(
-                [e for e in states if e.run_id == run_id], [e for e in lines if e.run_id == run_id]
+                [e for e in states if e[0] == run_id], [e for e in lines if e[0] == run_id]
             )
         ]
-    blob = pickle.dumps((list(map(tuple, states)), list(map(tuple, lines))), protocol=5)
+    blob = pickle.dumps((states, lines), protocol=5)
     return [{"run_id": run_ids.pop(), "events": blob}]
-
-
-def pending_runs(conn: Connection, run_ids: Sequence[str]) -> list[str]:
-    """Those of ``run_ids`` that have journal rows waiting to be folded."""
-    found: list[str] = []
-    for start in range(0, len(run_ids), _CHUNK):
-        chunk = list(run_ids[start : start + _CHUNK])
-        found += conn.execute(
-            sa.select(run_journal.c.run_id).where(run_journal.c.run_id.in_(chunk)).distinct()
-        ).scalars()
-    return found
 
 
 def fold(conn: Connection, max_log_lines: int, run_ids: Sequence[str]) -> int:
@@ -266,7 +266,7 @@ def _insert_rows(
     """INSERT ``rows`` (values in ``keys`` order, already in the driver's terms: see
     :func:`_time_param`) into ``table``, many rows per statement, through the driver.
 
-    The writer thread shares the GIL with the flow it records, so the inserts that grow with
+    The writer may share the GIL with the flow it records, so the inserts that grow with
     the flow (transitions, log lines) keep Python's share small: no SQLAlchemy processing
     of each parameter (a few microseconds a row), and multi-row ``VALUES`` rather than
     ``executemany``, whose every row takes and releases the GIL again (a few hundred rows a
@@ -354,27 +354,11 @@ def _start(conn: Connection, event: FlowRunStarted) -> None:
             host=event.host,
             pid=event.pid,
             parameters=json.dumps(event.parameters, sort_keys=True),
-            structure=_structure_json(event.structure),
+            structure=structure_json(event.structure),
             source=event.source,
             resumed_from=event.resumed_from,
         )
     )
-
-
-# The last structure written and its JSON: a flow's structure is one dict, memoised by the
-# engine, so runs of the same flow (a W1 run of 500 tasks takes ~12 ms; encoding its
-# structure ~0.6 ms, holding the GIL) encode it once.
-_last_structure: tuple[dict[str, Any], str] | None = None
-
-
-def _structure_json(structure: dict[str, Any]) -> str:
-    global _last_structure
-    last = _last_structure
-    if last is not None and last[0] is structure:
-        return last[1]
-    text = json.dumps(structure)
-    _last_structure = (structure, text)
-    return text
 
 
 _TRANSITION_KEYS = (

@@ -131,7 +131,7 @@ def test_the_state_table_matches_the_state_classes() -> None:
 
 
 def test_opening_a_store_prunes_old_runs_once(tmp_path: Path) -> None:
-    """The writer thread prunes after opening: a copy of a database with a run past
+    """The writer prunes after opening: a copy of a database with a run past
     ``runs.retention_days`` loses that run as soon as a store writes to it."""
     from tests.runs.conftest import at, flow_state
 

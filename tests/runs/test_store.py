@@ -166,7 +166,7 @@ def test_heartbeats_move_forward_only(store: RunStore) -> None:
     assert store.get_run("hb").heartbeat == at(30)  # type: ignore[union-attr]
 
 
-def test_the_writer_thread_beats_for_the_runs_this_process_drives(
+def test_the_writer_beats_for_the_runs_this_process_drives(
     make_store: Callable[..., RunStore],
 ) -> None:
     store = make_store(heartbeat_every=0.05)
@@ -176,7 +176,7 @@ def test_the_writer_thread_beats_for_the_runs_this_process_drives(
     store.flush()
     deadline = time.monotonic() + 60
     while store.get_run("mine").heartbeat < at(0):  # type: ignore[union-attr]
-        assert time.monotonic() < deadline, "the writer thread never stamped a heartbeat"
+        assert time.monotonic() < deadline, "the writer never stamped a heartbeat"
         time.sleep(0.05)
     assert store.get_run("theirs").heartbeat == at(-3600)  # type: ignore[union-attr]
 
@@ -334,32 +334,31 @@ def test_a_folded_running_is_recorded_as_its_own_transition(store: RunStore) -> 
     ]
 
 
-def test_tickers_add_events_before_each_batch_until_removed(
+def test_sources_submit_before_each_batch_until_removed(
     store: RunStore, logs: pytest.LogCaptureFixture
 ) -> None:
-    announced: list[int] = []
+    calls: list[int] = []
 
-    def announce() -> list[TaskRunState]:
-        announced.append(len(announced))
-        if len(announced) > 1:
-            return []
-        return [task_state("tick", "slow-1", "Running", 2)]
+    def source() -> None:
+        calls.append(len(calls))
+        if len(calls) == 1:
+            store.submit_task_states([tuple(task_state("src", "slow-1", "Running", 2))])
 
-    def broken() -> list[TaskRunState]:
-        raise RuntimeError("ticker bug")
+    def broken() -> None:
+        raise RuntimeError("source bug")
 
-    _run(store, "tick", final=None)
-    store.add_ticker(announce)
-    store.add_ticker(broken)
-    store.submit(task_state("tick", "slow-1", "Success", 3))
+    _run(store, "src", final=None)
+    store.add_source(source)
+    store.add_source(broken)
+    store.submit(task_state("src", "slow-1", "Success", 3))
     store.flush()
-    assert [t.state for t in store.transitions("tick", "slow-1")] == ["Running", "Success"]
-    store.remove_ticker(announce)
-    calls = len(announced)
-    store.submit(task_state("tick", "other-1", "Success", 4))
+    assert [t.state for t in store.transitions("src", "slow-1")] == ["Running", "Success"]
+    store.remove_source(source)
+    made = len(calls)
+    store.submit(task_state("src", "other-1", "Success", 4))
     store.flush()
-    assert len(announced) == calls
-    failures = [r for r in logs.records if "ticker" in r.getMessage()]
+    assert len(calls) == made
+    failures = [r for r in logs.records if "source" in r.getMessage()]
     assert len(failures) == 1 and failures[0].levelno == logging.ERROR
 
 

@@ -3,7 +3,8 @@
 ``python -m tests.runs.writer_process URL RUN_ID N [--forever]``: starts run RUN_ID, submits
 N task states (map indices 0..N-1) and N // 5 log lines, finishes the run and closes the
 store. With ``--forever`` it submits task states one by one, a few hundred a second, until
-it is killed; each event's time is when it was submitted.
+it is killed; each event's time is when it was submitted. Once the run has started, it
+prints ``writer pid N`` (the store's writer process) on stdout.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ def main(url: str, run_id: str, n: int, forever: bool) -> None:
     now = datetime.now(timezone.utc)
     store.submit(FlowRunStarted(run_id, "writer", now, host=socket.gethostname(), pid=os.getpid()))
     store.submit(FlowRunState(run_id, "Running", None, now))
+    store.flush()
+    print(f"writer pid {store.writer_pid}", flush=True)
     index = 0
     while forever or index < n:
         now = datetime.now(timezone.utc)

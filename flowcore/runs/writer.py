@@ -1,0 +1,322 @@
+"""The run store's writer: the one place that writes what a process records, in batches.
+
+A :class:`~flowcore.runs.store.RunStore` hands what it records to a :class:`Writer` as
+*messages* (plain tuples, see below). The writer normally runs in a **process of its own**
+(started by the store on its first write), so that
+importing SQLAlchemy, opening and migrating the database, and every statement it runs take
+nothing from the recorded flow's GIL (it is started as ``python -c "from
+flowcore.runs.writer import main; main()"``). The flow's process keeps only the cheap part: taking
+what the recorders collected, turning states into plain tuples, and one ``pickle.dumps``
+per batch onto a pipe. When that process cannot be started, or dies, the store logs an
+ERROR and runs the same :class:`Writer` on a thread of its own process instead (slower:
+the writing then shares the flow's GIL), so recording goes on.
+
+Messages from the store, each a tuple, in order:
+
+* ``("open", options)``, first: the database URL, what to call it in messages, the
+  heartbeat period, the pid of the process driving the runs, and the retention to prune
+  with (None: no pruning);
+* ``("events", flow_events, task_states, log_lines)``: flow-level events
+  (:class:`~flowcore.runs.events.FlowRunStarted`, ``FlowRunState``, ``Heartbeat``) and
+  the task states and log lines as plain tuples of :class:`~flowcore.runs.events.TaskRunState`'s
+  and :class:`~flowcore.runs.events.LogLine`'s fields;
+* ``("flush", token)``: answer ``("flushed", token, error)`` once everything before it is
+  written (``error``: the message of a write that failed since the previous answer, or
+  None);
+* ``("fold", token, run_ids, max_log_lines)``: write what came before, fold the journal
+  of those runs into the tables (a reader in the store's process asks, so that it need not
+  import SQLAlchemy), and answer ``("flushed", token, error)``;
+* ``("stop", token, at_exit)``: the same answer, then the writer ends; when the store's
+  process is exiting (``at_exit``), in its own process, after folding the journal rows it
+  wrote into the tables (see ``_fold_written``: the exiting process does not wait for
+  that). It folds too when the store's process died.
+
+Answers (``reply``): ``("flushed", token, error)``; ``("error", message)`` when writing
+starts failing (once, until a write succeeds again); ``("broken", message)`` when the
+database cannot be opened at all (the writer then ends).
+
+In its own process, the writer also ends when its parent dies (the pipe reaches its end,
+or the parent pid changes): it writes what it received first, so a flow process killed
+with SIGKILL loses only what it had not handed over (at most a batch interval), and leaves
+no process behind. It ignores SIGINT: Ctrl-C in a terminal reaches the whole process group,
+and the writer should write the interrupted run's last states, then end with its parent.
+
+Every ``heartbeat_every`` seconds it stamps the heartbeat of the runs the driving process
+started and has not finished (crash detection, see :mod:`flowcore.runs.store`).
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import select
+import signal
+import struct
+import sys
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from flowcore.runs.events import FlowRunStarted, FlowRunState
+from flowcore.runs.states import is_finished
+
+if TYPE_CHECKING:
+    from flowcore.runs.store import RunStore
+
+__all__ = ["FrameReader", "Writer", "encode", "main"]
+
+_HEADER = struct.Struct("!Q")
+_READ_CHUNK = 1 << 20
+# how often a writer with nothing to do checks that its parent is alive
+_PARENT_CHECK_EVERY = 1.0
+
+Reply = Callable[[tuple[Any, ...]], None]
+# read(timeout): the messages that came within ``timeout`` s (and any others already
+# there), [] when none came, None when no more will
+Read = Callable[[float], "list[Any] | None"]
+
+
+def encode(message: object) -> bytes:
+    """``message`` as one frame on a pipe: its pickle, after its length."""
+    payload = pickle.dumps(message, protocol=5)
+    return _HEADER.pack(len(payload)) + payload
+
+
+class FrameReader:
+    """Reads the frames of :func:`encode` from file descriptor ``fd``."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.buffer = bytearray()
+        self.ended = False
+
+    def read(self, timeout: float | None) -> list[Any] | None:
+        """The messages that arrive within ``timeout`` seconds (None: wait) and those
+        available at once after the first; [] when none came in time, None at the end of
+        the stream (after the messages before it were returned)."""
+        messages: list[Any] = []
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self._take_frames(messages)
+            if self.ended:
+                return messages or None
+            if messages:
+                wait: float | None = 0.0
+            elif deadline is None:
+                wait = None
+            else:
+                wait = max(0.0, deadline - time.monotonic())
+            if not select.select([self.fd], [], [], wait)[0]:
+                return messages
+            chunk = os.read(self.fd, _READ_CHUNK)
+            if not chunk:
+                self.ended = True
+            self.buffer += chunk
+
+    def _take_frames(self, into: list[Any]) -> None:
+        buffer = self.buffer
+        start = 0
+        while len(buffer) - start >= _HEADER.size:
+            (size,) = _HEADER.unpack_from(buffer, start)
+            end = start + _HEADER.size + size
+            if len(buffer) < end:
+                break
+            into.append(pickle.loads(memoryview(buffer)[start + _HEADER.size : end]))
+            start = end
+        if start:
+            del buffer[:start]
+
+
+class Writer:
+    """Writes the messages of a store (see the module docstring) and answers through
+    ``reply``. ``store`` is a :class:`~flowcore.runs.store.RunStore` on the same database,
+    whose engine the writer uses (and whose ``prune`` it runs once after opening)."""
+
+    def __init__(self, store: RunStore, options: dict[str, Any], reply: Reply) -> None:
+        self.store = store
+        self.reply = reply
+        self.heartbeat_every = float(options["heartbeat_every"])
+        self.driver_pid = int(options["driver_pid"])
+        self.retention: tuple[float | None, int | None] | None = options.get("retention")
+        self.fold_at_end = bool(options.get("fold_at_end"))
+        self.max_log_lines = int(options.get("max_log_lines", 10_000))
+        self.error: str | None = None
+        self.failing = False
+        self.driving: set[str] = set()
+        self.written: set[str] = set()  # runs with journal rows written here
+
+    def run(self, read: Read, parent_alive: Callable[[], bool] = lambda: True) -> None:
+        """Open the database, then write what ``read`` brings until a stop or its end."""
+        from flowcore.runs.store import RunStoreError
+
+        try:
+            engine = self.store._engine()
+        except RunStoreError as exc:
+            self.reply(("broken", str(exc)))
+            return
+        if self.retention is not None:
+            days, most = self.retention
+            self._guarded(lambda: self.store.prune(days, most))
+        last_beat = time.monotonic()
+        while True:
+            timeout = min(self.heartbeat_every, _PARENT_CHECK_EVERY)
+            timeout = max(0.0, min(timeout, last_beat + self.heartbeat_every - time.monotonic()))
+            messages = read(timeout)
+            if messages is None:  # the store's end of the pipe closed: its process died
+                self._fold_written()
+                return
+            stop = self.handle(engine, messages)
+            if stop:
+                self._fold_written()
+                return
+            if time.monotonic() - last_beat >= self.heartbeat_every:
+                last_beat = time.monotonic()
+                if not parent_alive():
+                    return
+                self._beat(engine)
+            elif not messages and not parent_alive():
+                return
+
+    def handle(self, engine: Any, messages: Sequence[Any]) -> bool:
+        """Write ``messages`` (events in as few transactions as the flushes among them
+        allow) and answer their flushes; True when one of them was a stop."""
+        flow_events: list[Any] = []
+        states: list[tuple[Any, ...]] = []
+        lines: list[tuple[Any, ...]] = []
+        for message in messages:
+            kind = message[0]
+            if kind == "events":
+                flow_events += message[1]
+                states += message[2]
+                lines += message[3]
+                continue
+            if flow_events or states or lines:
+                self._write(engine, flow_events, states, lines)
+                flow_events, states, lines = [], [], []
+            if kind == "fold":  # a reader of the store's process wants these runs folded
+                self.reply(("flushed", message[1], self._fold(message[2], message[3])))
+                continue
+            if kind in ("flush", "stop"):
+                error, self.error = self.error, None
+                self.reply(("flushed", message[1], error))
+                if kind == "stop":
+                    self.fold_at_end = self.fold_at_end and bool(message[2:] and message[2])
+                    return True
+        if flow_events or states or lines:
+            self._write(engine, flow_events, states, lines)
+        return False
+
+    def _write(
+        self,
+        engine: Any,
+        flow_events: list[Any],
+        states: list[tuple[Any, ...]],
+        lines: list[tuple[Any, ...]],
+    ) -> None:
+        from flowcore.runs import database, writes
+
+        display = self.store.display
+        self._guarded(
+            lambda: database.write(
+                engine, display, lambda c: writes.write_events(c, flow_events, states, lines)
+            )
+        )
+        self.written.update(state[0] for state in states)
+        self.written.update(line[0] for line in lines)
+        for event in flow_events:
+            if isinstance(event, FlowRunStarted) and event.pid == self.driver_pid:
+                self.driving.add(event.run_id)
+            elif isinstance(event, FlowRunState) and is_finished(event.state):
+                self.driving.discard(event.run_id)
+
+    def _fold_written(self) -> None:
+        """(At the end, when ``fold_at_end``.) Fold the journal of the runs written here
+        into the tables, so that the next reader (``flowcore runs ls`` after a run) has
+        nothing to fold and need not import SQLAlchemy. The store does not wait for
+        this (it has its answer to the stop already), nor hears of a failure: what is not
+        folded here is folded by its next reader, as always."""
+        if self.fold_at_end and self.written:
+            self._fold(sorted(self.written), self.max_log_lines)
+
+    def _fold(self, run_ids: list[str], max_log_lines: int) -> str | None:
+        """Fold the journal of ``run_ids``; the error's message, if it failed."""
+        try:
+            self.store.fold_here(run_ids, max_log_lines)
+        except Exception as exc:
+            return str(exc)
+        return None
+
+    def _beat(self, engine: Any) -> None:
+        if self.driving:
+            from flowcore.runs import database, writes
+
+            runs, now = sorted(self.driving), datetime.now(timezone.utc)
+            display = self.store.display
+            self._guarded(
+                lambda: database.write(engine, display, lambda c: writes.beat(c, runs, now))
+            )
+
+    def _guarded(self, write: Callable[[], object]) -> None:
+        """Run ``write``; a failure is kept for the next flush's answer and reported once
+        (until a write succeeds), so the writer outlives a malformed event."""
+        try:
+            write()
+        except Exception as exc:
+            from flowcore.runs.store import RunStoreError
+
+            text = (
+                str(exc)
+                if isinstance(exc, RunStoreError)
+                else f"run store {self.store.display}: could not write: {exc!r}"
+            )
+            self.error = text
+            if not self.failing:
+                self.failing = True
+                self.reply(("error", text))
+        else:
+            self.failing = False
+
+
+def main() -> None:
+    """The writer process's program. Messages come on stdin;
+    answers go to the stdout it was started with (stdout itself then points at stderr, so
+    nothing printed by a library can garble them)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    answers = os.fdopen(os.dup(1), "wb", buffering=0)
+    os.dup2(2, 1)
+    parent = os.getppid()
+    reader = FrameReader(0)
+    first = reader.read(None)
+    if not first or first[0][0] != "open":
+        sys.stderr.write("flowcore.runs.writer: started without an 'open' message\n")
+        raise SystemExit(2)
+    options = first[0][1]
+
+    def reply(message: tuple[Any, ...]) -> None:
+        try:
+            answers.write(encode(message))
+        except BrokenPipeError:  # the store's process is gone; what is left is still written
+            pass
+
+    from flowcore.runs.store import RunStore
+
+    store = RunStore(
+        options["url"],
+        crash_after=float(options["crash_after"]),
+        max_log_lines=int(options["max_log_lines"]),
+    )
+    writer = Writer(store, options, reply)
+    pending = first[1:]
+
+    def read(timeout: float) -> list[Any] | None:
+        nonlocal pending
+        if pending:
+            taken, pending = pending, []
+            return taken
+        return reader.read(timeout)
+
+    try:
+        writer.run(read, lambda: os.getppid() == parent)
+    finally:
+        store.close()

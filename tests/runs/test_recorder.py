@@ -1,0 +1,75 @@
+"""The RunRecorder as the engine calls it: state changes, whole quick runs, collected
+states, and what a flush covers."""
+
+from __future__ import annotations
+
+import time
+
+from flowcore.engine.state import Failed, Mapped, Running, Success
+from flowcore.runs import RunStore
+from flowcore.runs.recorder import RunRecorder
+
+STRUCTURE = {"tasks": [{"slug": "t-1", "name": "t", "mapped": False}], "edges": []}
+
+
+def _recorder(store: RunStore, run_id: str) -> RunRecorder:
+    recorder = RunRecorder(store, run_id)
+    recorder.started("flow", {}, STRUCTURE, None, None)
+    return recorder
+
+
+def test_reports_are_written_by_the_next_flush(store: RunStore) -> None:
+    recorder = _recorder(store, "r1")
+    recorder.task_state(("t-1", -1), Running("Starting task run."), 1)
+    recorder.task_state(("t-1", -1), Success("done"), 1)
+    store.flush()  # no drain has run yet: the flush itself takes what was reported
+    (task,) = store.task_runs("r1")
+    assert (task.state, task.message, task.run_count) == ("Success", "done", 1)
+    assert task.started is not None and task.ended is not None and task.started <= task.ended
+    assert [t.state for t in store.transitions("r1", "t-1")] == ["Running", "Success"]
+    recorder.finished(Success("all done"))
+    store.flush()
+    assert store.get_run("r1").state == "Success"  # type: ignore[union-attr]
+
+
+def test_a_whole_quick_run_is_one_report(store: RunStore) -> None:
+    recorder = _recorder(store, "r2")
+    started = time.time() - 0.5
+    recorder.task_run(("t-1", 3), Failed("boom"), 2, started)
+    recorder.finished(Failed("failed"))
+    store.flush()
+    (task,) = store.task_runs("r2")
+    assert (task.map_index, task.state, task.run_count) == (3, "Failed", 2)
+    assert task.started is not None and abs(task.started.timestamp() - started) < 1e-3
+    assert [t.state for t in store.transitions("r2", "t-1")] == ["Running", "Failed"]
+
+
+def test_collected_states_already_reported_are_not_written_again(store: RunStore) -> None:
+    recorder = _recorder(store, "r3")
+    children = [Success(f"child {i}") for i in range(3)]
+    for index, child in enumerate(children[:2]):  # two ran in this process
+        recorder.task_state(("t-1", index), child, 1)
+    parent = Mapped("mapped", map_states=children)
+    recorder.task_state(("t-1", -1), parent, 1)
+    recorder.collected("t-1", -1, parent)
+    recorder.collected_children("t-1", children)  # the third came from another process
+    recorder.finished(Success("ok"))
+    store.flush()
+    assert len(store.transitions("r3", "t-1")) == 4  # the parent and three children, once
+    by_index = {t.map_index: t for t in store.task_runs("r3")}
+    assert by_index[-1].n_map_states == 3
+    assert [by_index[i].message for i in range(3)] == ["child 0", "child 1", "child 2"]
+
+
+def test_a_long_running_task_run_is_announced_before_it_ends(store: RunStore) -> None:
+    recorder = _recorder(store, "r4")
+    recorder.task_state(("t-1", -1), Running("Starting task run."), 1)
+    time.sleep(0.6)  # past the quarter second, and a batch interval
+    store.flush()
+    assert [t.state for t in store.task_runs("r4")] == ["Running"]
+    recorder.task_state(("t-1", -1), Success("done"), 1)
+    recorder.finished(Success("ok"))
+    store.flush()
+    (task,) = store.task_runs("r4")
+    assert task.state == "Success" and task.started is not None
+    assert [t.state for t in store.transitions("r4", "t-1")] == ["Running", "Success"]

@@ -1,0 +1,153 @@
+"""The writer process: it ends with its parent, it can die, it may not start.
+
+Real processes throughout: the store's own writer process, a recording process killed
+with SIGKILL (``tests/runs/writer_process.py``), a flow run in a fresh interpreter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pytest
+
+from flowcore.runs import RunStore, RunStoreError
+from tests.runs.conftest import flow_state, started, task_state
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _ended(pid: int) -> bool:
+    """The process ``pid`` has ended (gone, or a zombie its new parent has yet to reap:
+    a zombie runs nothing)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _wait_until_ended(pid: int, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not _ended(pid):
+        assert time.monotonic() < deadline, f"the writer process {pid} is still running"
+        time.sleep(0.05)
+
+
+def test_the_writer_runs_in_its_own_process_and_ends_at_close(sqlite_url: str) -> None:
+    store = RunStore(sqlite_url)
+    store.submit(started("w"))
+    store.flush()
+    pid = store.writer_pid
+    assert pid is not None and pid != os.getpid()
+    assert not _ended(pid)
+    store.close()
+    assert store.writer_pid is None
+    assert not Path(f"/proc/{pid}").exists()  # ended, and reaped by this process
+    assert store.get_run("w") is not None
+
+
+def test_the_writer_process_ends_when_its_parent_is_killed(sqlite_url: str) -> None:
+    recording = subprocess.Popen(
+        [sys.executable, "-m", "tests.runs.writer_process", sqlite_url, "orphan", "0", "--forever"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    assert recording.stdout is not None
+    line = recording.stdout.readline().decode()
+    assert line.startswith("writer pid "), line + recording.communicate()[0].decode()[-3000:]
+    writer_pid = int(line.split()[-1])
+    assert not _ended(writer_pid)
+    time.sleep(0.5)  # a few batches
+    os.kill(recording.pid, signal.SIGKILL)
+    recording.communicate(timeout=60)
+    _wait_until_ended(writer_pid)
+    # what it was handed before the kill is written
+    store = RunStore(sqlite_url)
+    assert len(store.task_runs("orphan")) > 10
+    store.close()
+
+
+def test_a_killed_writer_process_is_replaced_by_a_thread(
+    sqlite_url: str, logs: pytest.LogCaptureFixture
+) -> None:
+    store = RunStore(sqlite_url)
+    store.submit(started("k"))
+    store.flush()
+    pid = store.writer_pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    store.submit(task_state("k", "t-1", "Success", 1))
+    with pytest.raises(RunStoreError, match="lost its writer process"):
+        store.flush()
+    store.submit(task_state("k", "t-2", "Success", 2))
+    store.submit(flow_state("k", "Success", 3))
+    store.flush()  # written on a thread of this process now
+    assert store.writer_pid is None
+    assert {t.task_slug for t in store.task_runs("k")} >= {"t-2"}
+    assert store.get_run("k").state == "Success"  # type: ignore[union-attr]
+    errors = [r for r in logs.records if r.levelno == logging.ERROR and r.name == "flowcore.runs"]
+    assert len(errors) == 1 and "writer process" in errors[0].getMessage()
+    assert not Path(f"/proc/{pid}").exists()  # reaped, not a zombie
+    store.close()
+
+
+def test_a_flow_runs_and_is_recorded_when_the_writer_process_cannot_start(
+    tmp_path: Path,
+) -> None:
+    """An embedded interpreter does not know its executable (``sys.executable`` is
+    empty), so no writer process can be started: an ERROR says so, and the run is
+    recorded by a thread of the flow's own process."""
+    script = tmp_path / "embedded.py"
+    script.write_text(
+        textwrap.dedent(
+            """
+            import sys
+            sys.executable = ""  # as in an embedded interpreter
+            from flowcore import Flow, task
+
+            @task
+            def inc(x):
+                return x + 1
+
+            with Flow("embedded") as flow:
+                inc.map([1, 2, 3])
+            state = flow.run()
+            print("RUN", state.flow_run_id, state.is_successful())
+            """
+        )
+    )
+    env = {**os.environ, "FLOWCORE__RUNS__STORE": str(tmp_path / "runs.db")}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
+    done = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "could not start its writer process" in done.stdout + done.stderr
+    run_line = [line for line in done.stdout.splitlines() if line.startswith("RUN ")]
+    _, run_id, succeeded = run_line[0].split()
+    assert succeeded == "True"
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    run = store.get_run(run_id)
+    assert run is not None and run.state == "Success"
+    assert len(store.task_runs(run_id)) == 5  # the list, the mapped parent, its 3 children
+    store.close()
+
+
+def test_a_thread_writer_when_asked(sqlite_url: str) -> None:
+    store = RunStore(sqlite_url, writer="thread")
+    store.submit(started("t"))
+    store.submit(task_state("t", "a-1", "Success", 1))
+    store.flush()
+    assert store.writer_pid is None
+    assert [t.task_slug for t in store.task_runs("t")] == ["a-1"]
+    store.close()
+    with pytest.raises(ValueError, match="writer='fork'"):
+        RunStore(sqlite_url, writer="fork")
