@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import io
 import logging
+import time
 from contextlib import redirect_stdout
 from datetime import datetime, timedelta, timezone
 from logging import INFO
@@ -284,9 +285,7 @@ class TaskRunner(Runner):
                 state = self._unhandled_step(self._check_cache, state, inputs)
                 if not isinstance(state, Pending):
                     return state
-            running = Running("Starting task run.")
-            self._record(running)
-            state = self._unhandled_step(self._task_run_state, running, inputs)
+            state = self._run_recorded(Running("Starting task run."), inputs)
             if cache_run is not None and isinstance(state, Success):
                 state = self._unhandled_step(self._cache_result, state, inputs)
             if isinstance(state, Failed) and self.task.max_retries:
@@ -299,6 +298,24 @@ class TaskRunner(Runner):
             state = self.state_from_error(
                 exc, f"Task '{self._name}': Unexpected error while running task: {exc!r}"
             )
+        return state
+
+    def _run_recorded(self, running: State, inputs: dict[str, Result]) -> State:
+        """The task's run from ``running`` (:meth:`_task_run_state`), told to the run store
+        in one report (``RunRecorder.task_run``) when it ends normally; a run that raised
+        is reported state by state, as :meth:`_unhandled_step` does."""
+        recorder = self._recorder
+        started = time.time()
+        try:
+            state = self._task_run_state(running, inputs)
+        except (ENDRUN, signals.PrefectStateSignal, Exception) as exc:
+            self._record(running)
+            state = self._step_raised(running, exc)
+            if state is not running:
+                self._record(state)
+            return state
+        if recorder is not None:
+            recorder.task_run(self._record_key, state, self.context["task_run_count"], started)
         return state
 
     def _unhandled_step(

@@ -209,6 +209,21 @@ class RunRecorder:
             run_count = getattr(state, "run_count", None) or 1
             self._raw.extend((key, state, run_count, _time(), None))
 
+    def collected_tasks(self, reports: Iterable[tuple[str, State]]) -> None:
+        """:meth:`collected` for ``(slug, state)`` of many task runs that are not mapped
+        children (a pass's end), in one call."""
+        last = self._last
+        get = last.get
+        now = _time()
+        raw: list[Any] = []
+        for slug, state in reports:
+            key = (slug, -1)
+            if get(key) is not state:
+                last[key] = state
+                raw += (key, state, getattr(state, "run_count", None) or 1, now, None)
+        if raw:
+            self._raw += raw
+
     def collected_children(self, slug: str, states: Sequence[State]) -> None:
         """:meth:`collected` for each child of a mapped task, in one call."""
         last = self._last
