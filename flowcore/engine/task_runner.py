@@ -214,30 +214,40 @@ class TaskRunner(Runner):
         self, state: State, upstream_states: dict[Edge, State], is_mapped_parent: bool
     ) -> State:
         self._format_kwargs = None
+        return self._settled(self._steps, state, upstream_states, is_mapped_parent)
+
+    def _steps(
+        self, state: State, upstream_states: dict[Edge, State], is_mapped_parent: bool
+    ) -> State:
+        state = self.check_task_is_ready(state)
+        state = self.check_task_reached_start_time(state)
+        state = self.check_upstream_finished(state, upstream_states)
+        state = self.check_upstream_skipped(state, upstream_states)
+        inputs = self.get_task_inputs(state, upstream_states)
+        if is_mapped_parent:
+            state = self.check_task_ready_to_map(state, upstream_states)
+        self.set_task_run_name(inputs)
+        state = self.check_task_is_cached(state, inputs)
+        state = self.check_task_trigger(state, upstream_states)
+        state = self.set_task_to_running(state, inputs)
+        state = self.get_task_run_state(state, inputs)
+        state = self.cache_result(state, inputs)
+        return self.check_for_retry(state, inputs)
+
+    def _settled(self, steps: Callable[..., State], *args: Any) -> State:
+        """``steps(*args)``, the run's steps: an ``ENDRUN`` or a state signal that ends
+        them gives its state, and any other exception a Failed one (as the pipeline's
+        last resort; each step turns its own errors into states first)."""
         try:
-            state = self.check_task_is_ready(state)
-            state = self.check_task_reached_start_time(state)
-            state = self.check_upstream_finished(state, upstream_states)
-            state = self.check_upstream_skipped(state, upstream_states)
-            inputs = self.get_task_inputs(state, upstream_states)
-            if is_mapped_parent:
-                state = self.check_task_ready_to_map(state, upstream_states)
-            self.set_task_run_name(inputs)
-            state = self.check_task_is_cached(state, inputs)
-            state = self.check_task_trigger(state, upstream_states)
-            state = self.set_task_to_running(state, inputs)
-            state = self.get_task_run_state(state, inputs)
-            state = self.cache_result(state, inputs)
-            state = self.check_for_retry(state, inputs)
+            return steps(*args)
         except ENDRUN as exc:
-            state = exc.state
+            return exc.state
         except signals.PrefectStateSignal as exc:
-            state = exc.state
+            return exc.state
         except Exception as exc:
-            state = self.state_from_error(
+            return self.state_from_error(
                 exc, f"Task '{self._name}': Unexpected error while running task: {exc!r}"
             )
-        return state
 
     def _fusable(self, state: State, upstream_states: dict[Edge, State]) -> bool:
         """Whether this run is the common case the fused path (:meth:`_fused`) covers: a
@@ -274,30 +284,24 @@ class TaskRunner(Runner):
         error, is final), Running, the task, the cache record, and (after a failure) the
         retry check, with the same states and records as the full pipeline gives such a
         run; there are no handlers to call."""
+        return self._settled(self._fused_steps, state, upstream_states)
+
+    def _fused_steps(self, state: State, upstream_states: dict[Edge, State]) -> State:
         cache_run = self.cache_run
-        try:
-            if state.cached_inputs:  # a retry's: an upstream's own result comes first
-                inputs = self.get_task_inputs(state, upstream_states)
-            else:
-                edges = upstream_states.items()
-                inputs = {e.key: s._result for e, s in edges if e.key is not None}
-            if cache_run is not None:
-                state = self._unhandled_step(self._check_cache, state, inputs)
-                if not isinstance(state, Pending):
-                    return state
-            state = self._run_recorded(Running("Starting task run."), inputs)
-            if cache_run is not None and isinstance(state, Success):
-                state = self._unhandled_step(self._cache_result, state, inputs)
-            if isinstance(state, Failed) and self.task.max_retries:
-                state = self.check_for_retry(state, inputs)
-        except ENDRUN as exc:
-            state = exc.state
-        except signals.PrefectStateSignal as exc:
-            state = exc.state
-        except Exception as exc:
-            state = self.state_from_error(
-                exc, f"Task '{self._name}': Unexpected error while running task: {exc!r}"
-            )
+        if state.cached_inputs:  # a retry's: an upstream's own result comes first
+            inputs = self.get_task_inputs(state, upstream_states)
+        else:
+            edges = upstream_states.items()
+            inputs = {e.key: s._result for e, s in edges if e.key is not None}
+        if cache_run is not None:
+            state = self._unhandled_step(self._check_cache, state, inputs)
+            if not isinstance(state, Pending):
+                return state
+        state = self._run_recorded(Running("Starting task run."), inputs)
+        if cache_run is not None and isinstance(state, Success):
+            state = self._unhandled_step(self._cache_result, state, inputs)
+        if isinstance(state, Failed) and self.task.max_retries:
+            state = self.check_for_retry(state, inputs)
         return state
 
     def _run_recorded(self, running: State, inputs: dict[str, Result]) -> State:
