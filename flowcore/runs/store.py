@@ -545,9 +545,14 @@ class RunStore:
                 marker.done.set()
         elif kind == "error":
             logger.error("%s (run records are being lost until it is fixed)", message[1])
+        elif kind == "removed":
+            self._warn_removed(message[1])
         elif kind == "broken":
             self._broken = RunStoreError(message[1])
-            logger.error("%s (run records are being lost until it is fixed)", message[1])
+            if len(message) > 2:  # a SQLite file whose directory was removed
+                self._warn_removed(message[2])
+            else:
+                logger.error("%s (run records are being lost until it is fixed)", message[1])
             self._queue.clear()
             self._release_pending()
         elif kind == "lost":  # the writer process ended without being asked to
@@ -677,6 +682,24 @@ class RunStore:
             raise RunStoreError(f"run store {self.display} ({SETTING}): {error}") from error
         finally:
             conn.close()
+
+    def _warn_removed(self, directory: str) -> None:
+        """The store's directory was removed (a test's temporary home directory, deleted as
+        the test ends) before the writer wrote all it was given: one WARNING, not an
+        ERROR about a store to fix."""
+        logger.warning(
+            "run store %s: its directory %s was removed while runs were recorded there; "
+            "what was still to be written there is dropped",
+            self.display,
+            directory,
+        )
+
+    def sqlite_directory(self) -> str | None:
+        """The directory of this store's SQLite file (None: not a SQLite file)."""
+        if not self.url.startswith("sqlite:///"):
+            return None
+        path = self.url[len("sqlite:///") :]
+        return os.path.dirname(path) if path else None
 
     def _sqlite_reader(self) -> sqlite3.Connection | None:
         """A ``sqlite3`` connection to this store's file when it exists and is at the

@@ -32,7 +32,7 @@ Messages from the store, each a tuple, in order:
   that). It folds too when the store's process died.
 
 Answers (``reply``): ``("flushed", token, error)``; ``("error", message)`` when writing
-starts failing (once, until a write succeeds again); ``("broken", message)`` when the
+starts failing (once, until a write succeeds again); ``("broken", message[, directory])`` when the
 database cannot be opened at all (the writer then ends).
 
 In its own process, the writer also ends when its parent dies (the pipe reaches its end,
@@ -145,6 +145,7 @@ class Writer:
         self.failing = False
         self.driving: set[str] = set()
         self.written: set[str] = set()  # runs with journal rows written here
+        self.removed = False  # the SQLite file's directory is gone: nothing to write to
 
     def run(self, read: Read, parent_alive: Callable[[], bool] = lambda: True) -> None:
         """Open the database, then write what ``read`` brings until a stop or its end."""
@@ -153,7 +154,11 @@ class Writer:
         try:
             engine = self.store._engine()
         except RunStoreError as exc:
-            self.reply(("broken", str(exc)))
+            directory = self.store.sqlite_directory()
+            if directory is not None and not os.path.isdir(directory):
+                self.reply(("broken", str(exc), directory))  # removed before it was opened
+            else:
+                self.reply(("broken", str(exc)))
             return
         if self.retention is not None:
             days, most = self.retention
@@ -259,11 +264,21 @@ class Writer:
 
     def _guarded(self, write: Callable[[], object]) -> None:
         """Run ``write``; a failure is kept for the next flush's answer and reported once
-        (until a write succeeds), so the writer outlives a malformed event."""
+        (until a write succeeds), so the writer outlives a malformed event. A SQLite
+        store whose directory has been removed (a test's temporary home directory, deleted
+        as the test ends) is reported once as such, and nothing more is written to it."""
+        if self.removed:
+            return
         try:
             write()
         except Exception as exc:
             from flowcore.runs.store import RunStoreError
+
+            directory = self.store.sqlite_directory()
+            if directory is not None and not os.path.isdir(directory):
+                self.removed = True
+                self.reply(("removed", directory))
+                return
 
             text = (
                 str(exc)

@@ -151,3 +151,56 @@ def test_a_thread_writer_when_asked(sqlite_url: str) -> None:
     store.close()
     with pytest.raises(ValueError, match="writer='fork'"):
         RunStore(sqlite_url, writer="fork")
+
+
+REMOVED_HOME = """
+import shutil, sys, tempfile
+from flowcore import Flow, task
+from flowcore.runs import open_store
+from flowcore.utilities.configuration import set_temporary_config
+
+@task
+def one():
+    return 1
+
+with Flow("removed-home") as flow:
+    one()
+
+written_first = sys.argv[1] == "after-writing"
+for _ in range(2):  # as a test suite with a temporary home directory per test does
+    home = tempfile.mkdtemp()
+    with set_temporary_config({"home_dir": home}):
+        flow.run()
+        if written_first:
+            open_store().flush()  # the writer has opened the database and written
+            flow.run()
+    shutil.rmtree(home)
+    print("REMOVED", home, flush=True)
+"""
+
+
+@pytest.mark.parametrize("when", ["before-opening", "after-writing"])
+def test_a_store_whose_directory_was_removed_warns_once_and_is_not_an_error(
+    tmp_path: Path, when: str
+) -> None:
+    script = tmp_path / "removed_home.py"
+    script.write_text(textwrap.dedent(REMOVED_HOME))
+    env = {k: v for k, v in os.environ.items() if k != "FLOWCORE__RUNS__STORE"}
+    done = subprocess.run(
+        [sys.executable, str(script), when],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    output = done.stdout + done.stderr
+    removed = [line.split()[1] for line in output.splitlines() if line.startswith("REMOVED ")]
+    assert len(removed) == 2
+    assert "ERROR - flowcore.runs" not in output, output
+    warnings = [line for line in output.splitlines() if "WARNING - flowcore.runs" in line]
+    for home in removed:
+        assert not Path(home).exists()  # nothing recreated it
+        found = [line for line in warnings if f"its directory {home} was removed" in line]
+        assert len(found) <= 1, warnings
