@@ -73,6 +73,9 @@ DEFAULTS: dict[str, Any] = {
         },
         "flow_runner": {"default_class": "flowcore.engine.flow_runner.FlowRunner"},
         "task_runner": {"default_class": "flowcore.engine.task_runner.TaskRunner"},
+        # while flows run, the garbage collector's first threshold is at least this
+        # (flowcore.utilities.garbage); 0 leaves the collector alone
+        "gc_threshold": 10_000,
     },
     "logging": {
         "level": "INFO",
