@@ -288,11 +288,7 @@ class TaskRunner(Runner):
 
     def _fused_steps(self, state: State, upstream_states: dict[Edge, State]) -> State:
         cache_run = self.cache_run
-        if state.cached_inputs:  # a retry's: an upstream's own result comes first
-            inputs = self.get_task_inputs(state, upstream_states)
-        else:
-            edges = upstream_states.items()
-            inputs = {e.key: s._result for e, s in edges if e.key is not None}
+        inputs = self.get_task_inputs(state, upstream_states)
         if cache_run is not None:
             state = self._unhandled_step(self._check_cache, state, inputs)
             if not isinstance(state, Pending):
@@ -457,18 +453,19 @@ class TaskRunner(Runner):
     ) -> dict[str, Result]:
         """``{argument: Result}`` from keyed edges, falling back on ``cached_inputs``."""
         cached = state.cached_inputs
-        if cached and any(r.value is None and r.location is not None for r in cached.values()):
+        if not cached:  # the common case (every fused run): the upstream results, by key
+            return {e.key: s._result for e, s in upstream_states.items() if e.key is not None}
+        if any(r.value is None and r.location is not None for r in cached.values()):
             cached = state.load_cached_results().cached_inputs
         inputs: dict[str, Result] = {}
         for edge, upstream in upstream_states.items():
             key = edge.key
             if key is None:
                 continue
-            stored = _cached_input(state, edge, upstream) if cached else None
+            stored = _cached_input(state, edge, upstream)
             inputs[key] = upstream._result if stored is None else stored
-        if cached:
-            for key, stored in cached.items():
-                inputs.setdefault(key, stored)
+        for key, stored in cached.items():
+            inputs.setdefault(key, stored)
         return inputs
 
     @call_state_handlers
@@ -579,7 +576,7 @@ class TaskRunner(Runner):
         if not isinstance(state, Running):
             raise ENDRUN(state)
         task = self.task
-        raw = {key: result.value for key, result in inputs.items()}
+        raw = _values(inputs)
         new_state: State | None = None
         try:
             if task.log_stdout:
