@@ -119,15 +119,7 @@ class Flow:
             self.state_handlers.append(_failure_callback(on_failure))  # type: ignore[arg-type]
         for task in tasks or ():
             self.add_task(task)
-        for edge in edges or ():
-            self.add_edge(
-                edge.upstream_task,
-                edge.downstream_task,
-                key=edge.key,
-                mapped=edge.mapped,
-                flattened=edge.flattened,
-                validate=False,
-            )
+        self._add_edges(edges or ())
         self.set_reference_tasks(reference_tasks or [])
         if validate:
             self.validate()
@@ -190,6 +182,18 @@ class Flow:
             )
 
     # -- building ---------------------------------------------------------------------------
+
+    def _add_edges(self, edges: Iterable[Edge]) -> None:
+        """Add copies of ``edges`` (each an ``Edge`` of this flow's tasks), unvalidated."""
+        for edge in edges:
+            self.add_edge(
+                edge.upstream_task,
+                edge.downstream_task,
+                key=edge.key,
+                mapped=edge.mapped,
+                flattened=edge.flattened,
+                validate=False,
+            )
 
     def add_task(self, task: Task) -> Task:
         """Add ``task`` (idempotent); give it a slug unique within the flow."""
@@ -339,15 +343,7 @@ class Flow:
                     self.replace(param, incoming[param.name], validate=False)
         for task in flow._order:
             self.add_task(task)
-        for edge in flow.edges:
-            self.add_edge(
-                edge.upstream_task,
-                edge.downstream_task,
-                key=edge.key,
-                mapped=edge.mapped,
-                flattened=edge.flattened,
-                validate=False,
-            )
+        self._add_edges(flow.edges)
         for task, values in flow.constants.items():
             self.constants[task].update(values)
         self._cache.clear()
