@@ -13,7 +13,6 @@ A run id can be shortened to any unique prefix, as ``ls`` prints it.
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -73,9 +72,9 @@ def ls(flow: str | None, state: str | None, limit: int, as_json: bool, store: st
             r.run_id[:8],
             r.flow_name,
             r.state,
-            _time(r.started),
+            format_time(r.started),
             _duration(r.started, r.ended),
-            _counts(r.task_counts),
+            count_text(r.task_counts),
         )
         for r in found
     ]
@@ -106,7 +105,7 @@ def show(run_id: str, as_json: bool, store: str | None) -> None:
         + (f" ({found.message})" if found.message else "")
     )
     click.echo(
-        f"  started {_time(found.started)}, ended {_time(found.ended)}, took {_duration(found.started, found.ended)}"
+        f"  started {format_time(found.started)}, ended {format_time(found.ended)}, took {_duration(found.started, found.ended)}"
     )
     click.echo(
         f"  on {found.host} (pid {found.pid})" + (f", from {found.source}" if found.source else "")
@@ -119,7 +118,7 @@ def show(run_id: str, as_json: bool, store: str | None) -> None:
         (
             t["task"],
             t["slug"],
-            t["state"] if not t["children"] else f"{t['state']}: {_counts(t['children'])}",
+            t["state"] if not t["children"] else f"{t['state']}: {count_text(t['children'])}",
             str(t["run_count"]),
             _duration(t["started"], t["ended"]),
             t["message"] or "",
@@ -156,7 +155,7 @@ def logs(run_id: str, task: str | None, store: str | None) -> None:
 
     for line in opened.logs(found.run_id, task_slug=slug):
         click.echo(
-            f"{_time(line.time)} {logging.getLevelName(line.level)} {line.logger} | {line.message}"
+            f"{format_time(line.time)} {logging.getLevelName(line.level)} {line.logger} | {line.message}"
         )
 
 
@@ -208,14 +207,6 @@ def _run_json(run: RunInfo) -> dict[str, Any]:
         "resumed_from": run.resumed_from,
         "task_counts": run.task_counts,
     }
-
-
-def _counts(counts: dict[str, int]) -> str:
-    return count_text(Counter(counts))
-
-
-def _time(when: datetime | None) -> str:
-    return format_time(when)
 
 
 def _duration(start: datetime | None, end: datetime | None) -> str:

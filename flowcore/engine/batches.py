@@ -237,10 +237,11 @@ def run_batch(
     """(On a worker.) Run children ``start .. stop - 1`` of ``task``, each through its own
     TaskRunner run, and return their states compactly; each finished child is reported
     (``executors._progress``) as it finishes."""
-    from flowcore.engine.flow_runner import run_task
+    from flowcore.engine.flow_runner import attach_children, run_task
 
     token = None if _context._scope.get() is flow_context else _context.push(flow_context)
     out = ChildBatch(start, (), reported=flow_context.get("run_recorder") is not None)
+    attach_children(fixed, upstream_mapped)  # once for the batch, not once per child
     try:
         for index in range(start, stop):
             running(index)
@@ -253,7 +254,7 @@ def run_batch(
                 upstream_states,
                 flow_context,
                 {**task_context, "map_index": index},
-                upstream_mapped,
+                {},
                 runner_args,
             )
             out.append(state)

@@ -71,7 +71,13 @@ if TYPE_CHECKING:
     from flowcore.core.flow import Flow
     from flowcore.core.task import Task
 
-__all__ = ["FlowRunner", "FlowRunnerInitializeResult", "import_object", "run_task"]
+__all__ = [
+    "FlowRunner",
+    "FlowRunnerInitializeResult",
+    "attach_children",
+    "import_object",
+    "run_task",
+]
 
 _NOT_AVAILABLE = "Task state not available."
 
@@ -112,11 +118,7 @@ def run_task(
     is_mapped_parent: bool = False,
 ) -> State:
     """One task run, as submitted to an executor (a module-level function, so it pickles)."""
-    for edge, children in upstream_mapped_states.items():
-        parent = upstream_states[edge]
-        if isinstance(parent, Mapped):
-            parent.map_states = list(children)
-            parent.result = [child.result for child in children]
+    attach_children(upstream_states, upstream_mapped_states)
     runner_cls, handlers, flow_result = runner_args
     runner = runner_cls(task=task, state_handlers=handlers, flow_result=flow_result)
     token = None if _context._scope.get() is flow_context else _context.push(flow_context)
@@ -130,6 +132,18 @@ def run_task(
     finally:
         if token is not None:
             _context.pop(token)
+
+
+def attach_children(
+    upstream_states: dict[Edge, State], upstream_mapped_states: dict[Edge, Any]
+) -> None:
+    """Give each Mapped upstream (reached by an edge that does not map) its children's
+    states and results, which travel apart from it."""
+    for edge, children in upstream_mapped_states.items():
+        parent = upstream_states[edge]
+        if isinstance(parent, Mapped):
+            parent.map_states = list(children)
+            parent.result = child_results(children)
 
 
 class FlowRunner(Runner):

@@ -206,7 +206,7 @@ class RunRecorder:
         key = (slug, map_index)
         if self._last.get(key) is not state:
             self._last[key] = state
-            run_count = getattr(state, "run_count", None) or 1
+            run_count = _run_count(state)
             self._raw.extend((key, state, run_count, _time(), None))
 
     def collected_tasks(self, reports: Iterable[tuple[str, State]]) -> None:
@@ -220,7 +220,7 @@ class RunRecorder:
             key = (slug, -1)
             if get(key) is not state:
                 last[key] = state
-                raw += (key, state, getattr(state, "run_count", None) or 1, now, None)
+                raw += (key, state, _run_count(state), now, None)
         if raw:
             self._raw += raw
 
@@ -232,11 +232,7 @@ class RunRecorder:
         if new:
             now = _time()
             last.update(new)
-            self._raw += [
-                field
-                for key, s in new
-                for field in (key, s, getattr(s, "run_count", None) or 1, now, None)
-            ]
+            self._raw += [field for key, s in new for field in (key, s, _run_count(s), now, None)]
 
     def collected_unkept(self, slug: str, states: Iterable[tuple[int, State]]) -> None:
         """:meth:`collected` for ``(map index, state)`` of children the driver holds in
@@ -246,7 +242,7 @@ class RunRecorder:
         now = _time()
         chunk: list[Any] = []
         for index, state in states:
-            chunk += ((slug, index), state, getattr(state, "run_count", None) or 1, now, None)
+            chunk += ((slug, index), state, _run_count(state), now, None)
             if len(chunk) >= 50_000:
                 self._raw += chunk
                 chunk = []
@@ -359,6 +355,11 @@ def _reports(batch: list[Any]) -> Iterator[tuple[Any, ...]]:
 def _detached() -> None:
     """What a recorder becomes in another process: nothing (see the module docstring)."""
     return None
+
+
+def _run_count(state: State) -> int:
+    """The run count a state collected by the driver reports (a Retrying state's own)."""
+    return getattr(state, "run_count", None) or 1
 
 
 def _message(state: State) -> str | None:

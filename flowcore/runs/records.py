@@ -8,7 +8,7 @@ dump them (``dataclasses.asdict``) without knowing the database.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -91,6 +91,6 @@ def split_task_runs(
     return own, children
 
 
-def count_text(counts: Counter[str]) -> str:
+def count_text(counts: Mapping[str, int]) -> str:
     """``"990 Success, 10 Failed"``: most frequent first."""
     return ", ".join(f"{n} {s}" for s, n in sorted(counts.items(), key=lambda i: (-i[1], i[0])))

@@ -575,7 +575,8 @@ class RunStore:
 
     # -- the engine ------------------------------------------------------------------------
 
-    def _engine(self) -> Engine:
+    def engine(self) -> Engine:
+        """The SQLAlchemy engine of this store, opened (and migrated) on first use."""
         with self._engine_lock:
             if self._engine_obj is None:
                 from flowcore.runs import database
@@ -648,7 +649,7 @@ class RunStore:
         most = max_runs if max_runs is not None else config.get_path("runs.max_runs")
         cutoff = _now() - timedelta(days=float(days)) if days else None
         self._detect_crashes()
-        engine = self._engine()
+        engine = self.engine()
         return database.write(
             engine, self.display, lambda c: writes.prune(c, cutoff, int(most) if most else None)
         )
@@ -674,7 +675,7 @@ class RunStore:
         if conn is None:
             from flowcore.runs import database
 
-            return database.read(self._engine(), self.display, lambda c: query(AlchemyReader(c)))
+            return database.read(self.engine(), self.display, lambda c: query(AlchemyReader(c)))
         try:
             conn.execute("BEGIN")
             return query(SqliteReader(conn))
@@ -694,20 +695,24 @@ class RunStore:
             directory,
         )
 
-    def sqlite_directory(self) -> str | None:
-        """The directory of this store's SQLite file (None: not a SQLite file)."""
+    def sqlite_path(self) -> str | None:
+        """This store's SQLite file (None: not a SQLite file)."""
         if not self.url.startswith("sqlite:///"):
             return None
-        path = self.url[len("sqlite:///") :]
-        return os.path.dirname(path) if path else None
+        return self.url[len("sqlite:///") :] or None
+
+    def removed_directory(self) -> str | None:
+        """The directory of this store's SQLite file if it no longer exists (removed with a
+        test's temporary home directory, say), else None."""
+        path = self.sqlite_path()
+        directory = None if path is None else os.path.dirname(path)
+        return directory if directory is not None and not os.path.isdir(directory) else None
 
     def _sqlite_reader(self) -> sqlite3.Connection | None:
         """A ``sqlite3`` connection to this store's file when it exists and is at the
         newest schema; None otherwise (the engine then opens, creates or migrates it)."""
-        if not self.url.startswith("sqlite:///") or self._engine_obj is not None:
-            return None
-        path = self.url[len("sqlite:///") :]
-        if not path or not os.path.isfile(path):
+        path = self.sqlite_path()
+        if path is None or self._engine_obj is not None or not os.path.isfile(path):
             return None
         try:
             conn = sqlite3.connect(
@@ -758,7 +763,7 @@ class RunStore:
         from flowcore.runs import database, writes
 
         database.write(
-            self._engine(), self.display, lambda c: writes.fold(c, max_log_lines, run_ids)
+            self.engine(), self.display, lambda c: writes.fold(c, max_log_lines, run_ids)
         )
 
     def _max_log_lines(self) -> int:
@@ -781,7 +786,7 @@ class RunStore:
             )
             self._fold([run.run_id])  # its task runs, to mark the unfinished ones
             database.write(
-                self._engine(),
+                self.engine(),
                 self.display,
                 partial(writes.mark_crashed, run=run, message=message, now=now),
             )

@@ -152,10 +152,10 @@ class Writer:
         from flowcore.runs.store import RunStoreError
 
         try:
-            engine = self.store._engine()
+            engine = self.store.engine()
         except RunStoreError as exc:
-            directory = self.store.sqlite_directory()
-            if directory is not None and not os.path.isdir(directory):
+            directory = self.store.removed_directory()
+            if directory is not None:
                 self.reply(("broken", str(exc), directory))  # removed before it was opened
             else:
                 self.reply(("broken", str(exc)))
@@ -274,8 +274,8 @@ class Writer:
         except Exception as exc:
             from flowcore.runs.store import RunStoreError
 
-            directory = self.store.sqlite_directory()
-            if directory is not None and not os.path.isdir(directory):
+            directory = self.store.removed_directory()
+            if directory is not None:
                 self.removed = True
                 self.reply(("removed", directory))
                 return

@@ -76,17 +76,14 @@ _ROWS_PER_INSERT = 200
 def write_events(
     conn: Connection,
     events: Sequence[RunEvent],
-    states: Sequence[tuple[Any, ...]] = (),
-    lines: Sequence[tuple[Any, ...]] = (),
+    states: Sequence[tuple[Any, ...]],
+    lines: Sequence[tuple[Any, ...]],
 ) -> None:
     """Write one batch: the flow runs' own events (``FlowRunStarted``, ``FlowRunState``,
     ``Heartbeat``, in the order they were submitted) into ``flow_runs`` and
     ``state_transitions``, and the task states and log lines (plain tuples of
-    :class:`TaskRunState`'s and :class:`LogLine`'s fields, or those named tuples, in
-    ``events`` or given apart) into the journal, one row per run (see the module
-    docstring)."""
-    states = [*states, *(tuple(e) for e in events if type(e) is TaskRunState)]
-    lines = [*lines, *(tuple(e) for e in events if type(e) is LogLine)]
+    :class:`TaskRunState`'s and :class:`LogLine`'s fields, given apart: the store's feeder
+    splits them off) into the journal, one row per run (see the module docstring)."""
     flow_events: list[FlowRunStarted | FlowRunState] = []
     beats: dict[str, datetime] = {}
     for e in events:
@@ -118,7 +115,7 @@ def write_events(
 
 
 def _journal_rows(
-    states: list[tuple[Any, ...]], lines: list[tuple[Any, ...]]
+    states: Sequence[tuple[Any, ...]], lines: Sequence[tuple[Any, ...]]
 ) -> list[dict[str, Any]]:
     """One journal row per run: a pickle of its task states and log lines, plain tuples
     (run id first)."""
