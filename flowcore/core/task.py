@@ -681,12 +681,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
                 )
         task_args = dict(task_args or {})
         task_args.setdefault("nout", None)
-        size = task_args.get("map_batch_size")
-        if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 1):
-            raise ValueError(
-                f"{self.name}.map(batch_size={size!r}): the batch size must be a positive int "
-                "(1 = one executor call per child), or None for automatic"
-            )
+        check_batch_size(task_args.get("map_batch_size"), f"{self.name}.map(batch_size=...)")
         new = self.copy(**task_args)
         return new.bind(*args, mapped=True, upstream_tasks=upstream_tasks, flow=flow, **kwargs)
 
@@ -860,3 +855,16 @@ def _check_cache_arguments(
             f"Task {name!r}: cache_key={key!r} must be a str (the name records are kept "
             f"under), e.g. cache_key={str(key)!r}"
         )
+
+
+def check_batch_size(value: Any, where: str) -> int | None:
+    """``value`` as a mapped task's batch size (None: automatic; ``engine/batches.py``);
+    anything but a positive int is an error naming ``where`` it was given."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"{where}: batch size must be a positive int (1 = one executor call per "
+            f"child), or None for automatic; got {value!r}"
+        )
+    return value

@@ -20,10 +20,10 @@ children in batches (``submit_batches``)::
                   ``map_states``)
 
 A batch lost with its worker (``WorkerCrashed``): the children it reported as finished
-(``executors._progress``, sent to the driver while the batch runs) keep their states; the
+(``executors.progress``, sent to the driver while the batch runs) keep their states; the
 others run again, each as its own call, so a child that kills its worker again is
 ``Crashed`` on its own (by the executor's usual rules) and takes no other child with it.
-A child that finished less than ``_progress.FLUSH_EVERY`` seconds before its worker died
+A child that finished less than ``progress.FLUSH_EVERY`` seconds before its worker died
 had not been reported, and runs again (a target or checkpoint-backed cache makes that run a
 hit). A batch that never started (``UpstreamCrashed``) or that the executor could not
 carry out (``DaskTaskError``) gives each of its children that outcome, as single calls do.
@@ -36,10 +36,11 @@ import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from flowcore.core.task import check_batch_size
 from flowcore.engine.child_states import ChildBatch, ChildStates
 from flowcore.engine.state import Mapped, State
 from flowcore.exceptions import WorkerCrashed
-from flowcore.executors._progress import report, running
+from flowcore.executors.progress import report, running
 from flowcore.utilities import context as _context
 
 if TYPE_CHECKING:
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
 __all__ = [
     "BatchedChildren",
     "batch_size",
-    "check_batch_size",
     "collect_children",
     "join_batches",
     "pick_child",
@@ -60,19 +60,6 @@ __all__ = [
 MAX_BATCH = 1000
 BATCHES_PER_WORKER = 4
 MIN_BATCH = 8
-
-
-def check_batch_size(value: Any, where: str) -> int | None:
-    """``value`` as a batch size (None: automatic); anything but a positive int is an error
-    naming ``where`` it was given."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"{where}: batch size must be a positive int (1 = one executor call per "
-            f"child), or None for automatic; got {value!r}"
-        )
-    return value
 
 
 def batch_size(task: Task, count: int, executor: Any, flow_context: dict[str, Any]) -> int:
@@ -236,7 +223,7 @@ def run_batch(
 ) -> ChildBatch:
     """(On a worker.) Run children ``start .. stop - 1`` of ``task``, each through its own
     TaskRunner run, and return their states compactly; each finished child is reported
-    (``executors._progress``) as it finishes."""
+    (``executors.progress``) as it finishes."""
     from flowcore.engine.flow_runner import attach_children, run_task
 
     token = None if _context._scope.get() is flow_context else _context.push(flow_context)

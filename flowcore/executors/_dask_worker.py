@@ -7,7 +7,7 @@
   answer is trusted for ``_EVENT_RECHECK`` seconds per process, so a map does not ask the
   scheduler once per call);
 * reports its start to the crash policy (``report_start``, temporary clusters);
-* sends what the call reports as it goes (``_progress``: the children a batch finished)
+* sends what the call reports as it goes (``executors.progress``: the children a batch finished)
   to the driver, so that they outlive the worker;
 * raises :class:`DaskTaskError` naming the task when the call cannot be loaded, and marks
   an exception of the task's own code with the task's label (attribute ``IN_TASK``);
@@ -74,10 +74,10 @@ def run_call(
 
 
 def _progress_to_driver() -> Any:
-    """A ``_progress.reporting`` block that sends to the driver as Dask events."""
+    """A ``progress.reporting`` block that sends to the driver as Dask events."""
     from distributed import get_worker
 
-    from flowcore.executors._progress import TOPIC, reporting
+    from flowcore.executors.progress import TOPIC, reporting
 
     worker = get_worker()
     key = worker.get_current_task()

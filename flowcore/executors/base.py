@@ -13,7 +13,7 @@ returns an exception from ``flowcore.exceptions`` in that call's place instead o
 Two hints serve batched maps (``engine/batches.py``): ``worker_count()``, how many calls
 can run at once (None: the executor runs one call at a time in the caller, so batching
 gains nothing), and ``partial_results(future)``, what a call that was lost reported of its
-progress before (``_progress``; nothing where calls cannot be lost half-way).
+progress before (``executors.progress``; nothing where calls cannot be lost half-way).
 """
 
 from __future__ import annotations

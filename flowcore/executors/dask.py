@@ -272,7 +272,7 @@ class DaskExecutor(Executor):
                     watching_workers(client, self.on_worker_status_changed, self.logger)
                 )
             from flowcore.executors._dask_outcomes import Outcomes, subscribed
-            from flowcore.executors._progress import TOPIC
+            from flowcore.executors.progress import TOPIC
 
             stack.enter_context(subscribed(client, TOPIC, self._on_progress))
             self._crash_policy = self.address is None and self._install_crash_policy(client)
@@ -392,8 +392,8 @@ class DaskExecutor(Executor):
         return max(1, sum(int(worker.get("nthreads") or 1) for worker in workers))
 
     def partial_results(self, future: Any) -> tuple[list[Any], Any]:
-        """What a call reported of its progress before it was lost (``_progress``)."""
-        from flowcore.executors._progress import decode
+        """What a call reported of its progress before it was lost (``executors.progress``)."""
+        from flowcore.executors.progress import decode
 
         return decode(self._progress.pop(future.key, []))
 
@@ -418,16 +418,10 @@ class DaskExecutor(Executor):
         name = (extra_context or {}).get("task_name") or fn_name(fn)
         self._names.add(str(name))
         resources = _resources(extra_context)
+        label = task_label(extra_context, name)
         if resources:
-            self._check_resources(resources, task_label(extra_context, name))
-        call = _Call(
-            task_key(extra_context, name),
-            fn,
-            args,
-            kwargs,
-            task_label(extra_context, name),
-            resources,
-        )
+            self._check_resources(resources, label)
+        call = _Call(task_key(extra_context, name), fn, args, kwargs, label, resources)
         future: Any = DaskFuture(call.key, client)
         self._buffer.append(call)
         self._untracked.append(future)

@@ -199,7 +199,7 @@ class _Flush:
     """A flush (or, with ``stop``, a close; ``at_exit``: at the process's exit; with
     ``fold``, a fold of those runs' journal) waiting for the writer's answer (``error``)."""
 
-    __slots__ = ("at_exit", "done", "error", "fold", "stop")
+    __slots__ = ("answered", "at_exit", "done", "error", "fold", "stop")
 
     def __init__(
         self, stop: bool = False, at_exit: bool = False, fold: list[str] | None = None
@@ -209,6 +209,7 @@ class _Flush:
         self.at_exit = at_exit
         self.fold = fold
         self.error: str | None = None
+        self.answered = False  # by the writer (not released because the writer was lost)
 
 
 _pruned: set[str] = set()
@@ -542,6 +543,7 @@ class RunStore:
             elif message[2] is not None:
                 self._error = RunStoreError(message[2])
             if marker is not None:
+                marker.answered = True
                 marker.done.set()
         elif kind == "error":
             logger.error("%s (run records are being lost until it is fixed)", message[1])
@@ -756,7 +758,7 @@ class RunStore:
             raise self._broken
         if marker.error is not None:
             raise RunStoreError(marker.error)
-        return marker.done.is_set()
+        return marker.answered  # a marker released unanswered (writer lost): fold here
 
     def fold_here(self, run_ids: Sequence[str], max_log_lines: int) -> None:
         """Fold the journal of ``run_ids`` in this process (the writer's way)."""

@@ -410,7 +410,7 @@ def _run_file(directory: str, x: int) -> None:
 def _crash_in_batch(x: int, directory: str, bad: int) -> int:
     """``x + 1``, leaving a file per run; item ``bad`` kills its worker on its first attempt,
     once the scheduler has its batch's progress report saying that ``bad`` is running (and
-    so the children finished before it: ``executors/_progress.py``)."""
+    so the children finished before it: ``executors/progress.py``)."""
     _run_file(directory, x)
     marker = Path(directory, "crashed")
     if x == bad and not marker.exists():
@@ -423,7 +423,7 @@ def _crash_in_batch(x: int, directory: str, bad: int) -> int:
 def _wait_until_reported_running(index: int, timeout: float = 60) -> None:
     from distributed import get_client, get_worker
 
-    from flowcore.executors._progress import TOPIC, decode
+    from flowcore.executors.progress import TOPIC, decode
 
     try:
         key = get_worker().get_current_task()
