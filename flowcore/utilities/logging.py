@@ -14,15 +14,24 @@ itself (the timestamp rendered once per second) and writes it to the handler's s
 under the handler's lock, with no ``LogRecord`` at all. Otherwise (a user's handler, a
 filter, another format) the line is an ordinary record, made by ``Logger.makeRecord`` and
 handled as any other, so every handler sees the usual attributes.
+
+A failing task run logs its traceback at ERROR, as Prefect 1 does. Python 3.11's
+``traceback`` module parses each frame's source segment to place its ``^^^`` markers, which
+made the traceback most of a retry's cost; flowcore's formatter renders the same text
+through the documented :meth:`traceback.StackSummary.format_frame_summary` hook with each
+frame's lines remembered (:class:`_FrameMemo`), keyed by everything the lines are made of
+(file, positions, function name, source text), so a frame met again is not parsed again.
 """
 
 from __future__ import annotations
 
 import io
+import linecache
 import logging
 import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 from flowcore import configuration
@@ -91,12 +100,77 @@ class _Formatter(logging.Formatter):
             self._second = second
         return self._asctime
 
+    def formatException(self, ei: Any) -> str:  # noqa: N802
+        """What ``logging.Formatter.formatException`` writes (``traceback.print_exception``
+        of the exception), with each frame's lines taken from :class:`_FrameMemo`."""
+        if sys.version_info >= (3, 11):
+            value = ei[1]
+            if value is not None:
+                exception = traceback.TracebackException(type(value), value, ei[2], compact=True)
+                _remember_frames(exception)
+                text = "".join(exception.format())
+                return text[:-1] if text.endswith("\n") else text
+        return super().formatException(ei)
+
     def format(self, record: logging.LogRecord) -> str:
         if not self._fast or record.exc_info or record.exc_text or record.stack_info:
             return super().format(record)
         record.message = record.getMessage()
         record.asctime = self.formatTime(record, self.datefmt)
         return self._style._fmt % record.__dict__
+
+
+if sys.version_info >= (3, 11):  # (StackSummary.format_frame_summary is new in 3.11)
+
+    class _FrameMemo(traceback.StackSummary):
+        """A stack whose frames' lines are formatted once per distinct frame (see the module
+        docstring); at most ``LIMIT`` are kept, the oldest forgotten first."""
+
+        LIMIT = 512
+        _lines: dict[tuple[Any, ...], str] = {}
+        _lock = threading.Lock()
+
+        def format_frame_summary(self, frame_summary: traceback.FrameSummary, **kwargs: Any) -> str:
+            first, last = frame_summary.lineno, frame_summary.end_lineno
+            if frame_summary.locals or first is None or (last is not None and last - first > 20):
+                return super().format_frame_summary(frame_summary, **kwargs)
+            filename = frame_summary.filename
+            key = (
+                filename,
+                first,
+                last,
+                frame_summary.colno,
+                frame_summary.end_colno,
+                frame_summary.name,
+                # the source as the lines will show it, indentation included
+                linecache.getline(filename, first)
+                if last is None or last == first
+                else tuple(linecache.getline(filename, n) for n in range(first, last + 1)),
+                tuple(kwargs.items()),
+            )
+            lines = self._lines.get(key)
+            if lines is None:
+                lines = super().format_frame_summary(frame_summary, **kwargs)
+                with self._lock:
+                    if len(self._lines) >= self.LIMIT:
+                        del self._lines[next(iter(self._lines))]
+                    self._lines[key] = lines
+            return lines
+
+    def _remember_frames(exception: traceback.TracebackException) -> None:
+        """Give ``exception`` and every exception it chains or groups a :class:`_FrameMemo`."""
+        seen: set[int] = set()
+        pending = [exception]
+        while pending:
+            current = pending.pop()
+            if id(current) in seen:
+                continue
+            seen.add(id(current))
+            stack = _FrameMemo()
+            stack.extend(current.stack)
+            current.stack = stack
+            pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+            pending.extend(getattr(current, "exceptions", None) or ())
 
 
 # Callables ``sink(logger_name, level, message, created)`` that see every line flowcore's

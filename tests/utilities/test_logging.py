@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
+import importlib.util
 import logging
+import os
 import re
+import sys
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,3 +206,78 @@ def test_redirect_to_log_logs_each_non_blank_write(caplog: pytest.LogCaptureFixt
     assert lines == [("flowcore.stdout", "first"), ("flowcore.stdout", "second")]
     with pytest.raises(TypeError, match="string argument expected"):
         stream.write(b"bytes")  # type: ignore[arg-type]
+
+
+# -- tracebacks: flowcore's formatter writes what logging's own would ----------------------
+
+
+def _raise_deep(n: int) -> int:
+    if n == 0:
+        values: dict[str, int] = {}
+        return values["missing"] + 1
+    return _raise_deep(n - 1)
+
+
+def _raise_chained() -> None:
+    try:
+        _raise_deep(2)
+    except KeyError as exc:
+        raise ValueError("wrapped") from exc
+
+
+def _raise_in_handler() -> None:
+    try:
+        1 / 0  # noqa: B018
+    except ZeroDivisionError:
+        _raise_chained()
+
+
+def _recurse(n: int) -> int:
+    return _recurse(n + 1)
+
+
+def _raise_group() -> None:
+    group = getattr(builtins, "ExceptionGroup", None)
+    if group is None:  # Python 3.10: no exception groups; a plain chain instead
+        _raise_in_handler()
+    else:
+        raise group("several", [ValueError("one"), TypeError("two")])
+
+
+@pytest.mark.parametrize(
+    "raiser",
+    [lambda: _raise_deep(4), _raise_chained, _raise_in_handler, lambda: _recurse(0), _raise_group],
+)
+def test_tracebacks_are_what_logging_writes_and_stay_so_when_met_again(raiser: Any) -> None:
+    formatter = flowcore_logging._Formatter("%(message)s", "%Y")
+    for _ in range(2):  # the second time, the frames' lines come from the memo
+        try:
+            raiser()
+        except BaseException:
+            info = sys.exc_info()
+        assert formatter.formatException(info) == logging.Formatter().formatException(info)
+
+
+def test_a_frame_whose_source_changed_is_formatted_anew(tmp_path: Path) -> None:
+    module = tmp_path / "edited_module_for_tracebacks.py"
+    module.write_text("def fail(values):\n    return values['a'] + values['b']\n")
+    spec = importlib.util.spec_from_file_location("edited_module_for_tracebacks", module)
+    assert spec is not None and spec.loader is not None
+    loaded = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(loaded)
+    formatter = flowcore_logging._Formatter("%(message)s", "%Y")
+
+    def formatted() -> tuple[str, str]:
+        try:
+            loaded.fail({"a": 1})
+        except KeyError:
+            info = sys.exc_info()
+        return formatter.formatException(info), logging.Formatter().formatException(info)
+
+    before, expected = formatted()
+    assert before == expected and "values['a'] + values['b']" in before
+    # the same positions, other text and indentation (the code object is the old one)
+    module.write_text("def fail(values):\n  return  values['x'] + values['y'] \n")
+    os.utime(module, (time.time() + 5, time.time() + 5))
+    after, expected = formatted()
+    assert after == expected and "values['x']" in after and after != before
