@@ -173,6 +173,10 @@ class MemoryCacheStore(CacheStore):
     def put(self, record: CacheRecord, state: Cached) -> None:
         self.absorb(record.key, state, record.flow_run_id)
 
+    def holds(self, state: Cached) -> bool:
+        """Whether ``state`` itself (not an equal one) was put here by this process."""
+        return self._run_of(state) is not None
+
     def absorb(self, key: str, state: Cached, flow_run_id: str | None = None) -> None:
         """Keep ``state`` under ``key`` (a state made here, or returned by another process).
         Within one flow run (``flow_run_id``) the first state of given inputs stays, as

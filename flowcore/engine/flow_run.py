@@ -526,13 +526,17 @@ def _absorb_cached_states(
     if not isinstance(store, MemoryCacheStore):
         return
     for task, state in task_states.items():
-        plan = task.cache_plan
-        if plan is None or plan.key is None or getattr(task, "_transaction", None) is not None:
-            continue
         if isinstance(state, Mapped):
-            found = [s for s in state.map_states if isinstance(s, Cached)]
+            found = [s for s in state.map_states if isinstance(s, Cached) and not store.holds(s)]
+        elif isinstance(state, Cached) and not store.holds(state):
+            found = [state]
         else:
-            found = [state] if isinstance(state, Cached) else []
+            continue  # (the common case: nothing cached, or put by this process already)
+        plan = task.cache_plan
+        if not found or plan is None or plan.key is None:
+            continue
+        if getattr(task, "_transaction", None) is not None:
+            continue
         for cached in found:
             if cached.cached_result_expiration is not None:
                 store.absorb(plan.key, cached, run_id)
