@@ -418,21 +418,11 @@ def _run_passes(
 def _record_task_states(recorder: RunRecorder, flow: Flow, task_states: dict[Task, State]) -> None:
     """Tell the recorder the states a pass ended with (it skips those already reported
     by TaskRunners in this process)."""
-    slugs = flow.slugs
-    finished: list[tuple[str, State]] = []
-    for task, state in task_states.items():
-        slug = slugs.get(task)
-        if slug is None or not isinstance(state, State):
-            continue
-        finished.append((slug, state))
-        if isinstance(state, Mapped):
-            if isinstance(state.map_states, ChildStates):
-                recorder.collected_unkept(slug, state.map_states.unreported())
-            else:
-                recorder.collected_children(
-                    slug, [c for c in state.map_states if isinstance(c, State)]
-                )
-    recorder.collected_tasks(finished)
+    for slug, state in recorder.collected_pass(flow.slugs, task_states):
+        if isinstance(state.map_states, ChildStates):
+            recorder.collected_unkept(slug, state.map_states.unreported())
+        else:
+            recorder.collected_children(slug, [c for c in state.map_states if isinstance(c, State)])
 
 
 def run_structure(flow: Flow) -> dict[str, Any]:

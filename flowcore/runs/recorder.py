@@ -209,20 +209,33 @@ class RunRecorder:
             run_count = _run_count(state)
             self._raw.extend((key, state, run_count, _time(), None))
 
-    def collected_tasks(self, reports: Iterable[tuple[str, State]]) -> None:
-        """:meth:`collected` for ``(slug, state)`` of many task runs that are not mapped
-        children (a pass's end), in one call."""
+    def collected_pass(
+        self, slugs: Mapping[Any, str], task_states: Mapping[Any, Any]
+    ) -> list[tuple[str, Mapped]]:
+        """:meth:`collected` for the state of every task a pass ended with (``task_states``,
+        by task; ``slugs`` names them), in one loop. Returns ``(slug, state)`` of the mapped
+        parents among them, whose children the caller reports
+        (:meth:`collected_children`, :meth:`collected_unkept`)."""
         last = self._last
         get = last.get
         now = _time()
         raw: list[Any] = []
-        for slug, state in reports:
+        mapped: list[tuple[str, Mapped]] = []
+        for task, state in task_states.items():
+            slug = slugs.get(task)
+            if slug is None:
+                continue
             key = (slug, -1)
             if get(key) is not state:
+                if not isinstance(state, State):
+                    continue
                 last[key] = state
                 raw += (key, state, _run_count(state), now, None)
+            if isinstance(state, Mapped):
+                mapped.append((slug, state))
         if raw:
             self._raw += raw
+        return mapped
 
     def collected_children(self, slug: str, states: Sequence[State]) -> None:
         """:meth:`collected` for each child of a mapped task, in one call."""
