@@ -7,7 +7,10 @@ own ``executor`` fixture.
 
 from __future__ import annotations
 
+import os
 import pickle
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -272,3 +275,24 @@ def test_base_executor_requires_submit_and_wait() -> None:
         executor.submit(_double, 1)
     with pytest.raises(NotImplementedError):
         executor.wait(1)
+
+
+def test_a_flow_run_on_the_local_executor_loads_no_dask_executor_nor_process_pool() -> None:
+    code = (
+        "import sys\n"
+        "from flowcore import Flow, task\n"
+        "from flowcore.executors import LocalExecutor\n"
+        "with Flow('f') as flow:\n"
+        "    task(lambda x: x + 1)(1)\n"
+        "assert flow.run(executor=LocalExecutor()).is_successful()\n"
+        "assert flow.run().is_successful()\n"
+        "heavy = ('flowcore.executors.dask', 'multiprocessing', 'concurrent.futures.process')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+        "from flowcore.executors import DaskExecutor, LocalDaskExecutor\n"
+        "print(DaskExecutor.__name__, LocalDaskExecutor.__name__)\n"
+    )
+    env = {**os.environ, "FLOWCORE__RUNS__STORE": "none"}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = done.stdout.strip().splitlines()
+    assert lines[-2:] == ["[]", "DaskExecutor LocalDaskExecutor"]
