@@ -438,7 +438,14 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         return memo[1]
 
     def _check_cache_policy(self, policy: Any, key_fn: Any, expiration: Any) -> Any:
-        """The policy spelling of caching (``flowcore.cache_policies``), validated."""
+        """The policy spelling of caching (``flowcore.cache_policies``), validated. (Its
+        modules are imported only for a task that uses it.)"""
+        if key_fn is None and policy is None:
+            if expiration is not None:
+                raise ValueError(
+                    f"Task {self.name!r}: cache_expiration needs a cache_policy or cache_key_fn"
+                )
+            return None
         from flowcore import cache_policies
         from flowcore.transactions import IsolationLevel
 
@@ -454,12 +461,6 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
                     "(fn(context, inputs) -> str | None)"
                 )
             policy = cache_policies.CacheKeyFnPolicy(key_fn)
-        if policy is None:
-            if expiration is not None:
-                raise ValueError(
-                    f"Task {self.name!r}: cache_expiration needs a cache_policy or cache_key_fn"
-                )
-            return None
         if not isinstance(policy, cache_policies.CachePolicy):
             raise TypeError(
                 f"Task {self.name!r}: cache_policy={policy!r} must be a flowcore.cache_policies "
