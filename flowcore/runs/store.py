@@ -58,8 +58,6 @@ import os
 import re
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
 import time
 import weakref
@@ -68,7 +66,6 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
-from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
@@ -80,7 +77,7 @@ from flowcore.runs.queries import AlchemyReader, Reader, SqliteReader
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
 from flowcore.runs.revisions import HEAD, VERSION_TABLE
 from flowcore.runs.states import canonical
-from flowcore.runs.writer import encode
+from flowcore.runs.writer import Channel, ProcessChannel, ThreadChannel
 from flowcore.utilities.processes import pid_alive
 
 if TYPE_CHECKING:
@@ -265,7 +262,7 @@ class RunStore:
         self._start_lock = threading.Lock()
         self._engine_lock = threading.Lock()
         self._feeder: threading.Thread | None = None
-        self._channel: _Channel | None = None
+        self._channel: Channel | None = None
         self._pending: dict[int, _Flush] = {}
         self._tokens = itertools.count()
         self._engine_obj: Engine | None = None
@@ -322,7 +319,7 @@ class RunStore:
         """The pid of the writer process, while there is one (None: not started yet, or
         writing on a thread of this process)."""
         channel = self._channel
-        return channel.pid if isinstance(channel, _ProcessChannel) else None
+        return channel.pid if isinstance(channel, ProcessChannel) else None
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything submitted before this call is written.
@@ -481,7 +478,7 @@ class RunStore:
         channel = self._channel
         if channel is not None and channel.send(message):
             return
-        if isinstance(channel, _ProcessChannel):
+        if isinstance(channel, ProcessChannel):
             channel.report_lost()
             channel.close()
         if self._broken is not None:  # the database cannot be opened: nothing to send to
@@ -492,13 +489,13 @@ class RunStore:
         self._channel = self._thread_channel()
         self._channel.send(message)
 
-    def _open_channel(self) -> _Channel:
+    def _open_channel(self) -> Channel:
         """The writer: a process (it prunes once after opening, and folds at exit) or,
         when that cannot start or a thread is asked for, a thread."""
         options = self._writer_options(self._retention_once())
         if self.writer == "process":
             try:
-                return _ProcessChannel({**options, "fold_at_end": True}, self._answer)
+                return ProcessChannel({**options, "fold_at_end": True}, self._answer)
             except (OSError, ValueError) as exc:
                 logger.error(
                     "the run store %s could not start its writer process (%s); writing on a "
@@ -506,11 +503,11 @@ class RunStore:
                     self.display,
                     exc,
                 )
-        return _ThreadChannel(self, options, self._answer)
+        return ThreadChannel(self, options, self._answer)
 
-    def _thread_channel(self) -> _Channel:
+    def _thread_channel(self) -> Channel:
         """A writer thread, in place of a writer process that died."""
-        return _ThreadChannel(self, self._writer_options(None), self._answer)
+        return ThreadChannel(self, self._writer_options(None), self._answer)
 
     def _writer_options(self, retention: tuple[float | None, int | None] | None) -> dict[str, Any]:
         """The writer's ``open`` message (see :mod:`flowcore.runs.writer`)."""
@@ -748,7 +745,7 @@ class RunStore:
         """Have this store's writer process fold ``run_ids`` (it has SQLAlchemy loaded and
         the database open: this process then need not import them to read); False when
         there is no writer process to ask."""
-        if self._feeder is None or not isinstance(self._channel, _ProcessChannel):
+        if self._feeder is None or not isinstance(self._channel, ProcessChannel):
             return False
         marker = _Flush(fold=run_ids)
         self._queue.append(marker)
@@ -795,169 +792,6 @@ class RunStore:
 
     def _driver_alive(self, host: str, pid: int) -> bool:
         return host == self._host and pid_alive(pid)
-
-
-# -- the writer's channels -----------------------------------------------------------------
-
-
-class _ProcessChannel:
-    """The writer in a process of its own (:func:`flowcore.runs.writer.main`): messages
-    go to its stdin, answers come back from its stdout and are read on a thread here."""
-
-    def __init__(self, options: dict[str, Any], answer: Callable[[tuple[Any, ...]], None]) -> None:
-        if not sys.executable:
-            raise ValueError("this interpreter does not know its executable (sys.executable)")
-        root = str(Path(__file__).resolve().parents[2])  # where this flowcore is imported from
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from flowcore.runs.writer import main; main()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            close_fds=True,
-        )
-        self.pid = self.process.pid
-        self.alive = True
-        self._ending = False  # a stop was sent, or the writer said it cannot open
-        self._lost = False
-        self._lost_lock = threading.Lock()
-        self._stop_token: int | None = None
-        self._at_exit = False
-        self._stopped = threading.Event()  # the stop was answered
-        self._answer = answer
-        self._stdin: Any = self.process.stdin
-        self._stdout: Any = self.process.stdout
-        self._reader = threading.Thread(
-            target=self._read_answers, name="flowcore-run-store-answers", daemon=True
-        )
-        self._reader.start()
-        self.send(("open", options))
-
-    def send(self, message: tuple[Any, ...]) -> bool:
-        """Write ``message`` to the writer; False when it is gone."""
-        if not self.alive:
-            return False
-        if message[0] == "stop":
-            self._ending = True
-            self._stop_token = message[1]
-            self._at_exit = bool(message[2])
-        try:
-            self._stdin.write(encode(message))
-            self._stdin.flush()
-        except (BrokenPipeError, ValueError):  # ValueError: the pipe was closed here
-            self.alive = False
-            return False
-        return True
-
-    def _read_answers(self) -> None:
-        from flowcore.runs.writer import FrameReader
-
-        reader = FrameReader(self._stdout.fileno())
-        while True:
-            messages = reader.read(None)
-            for message in messages or ():
-                if message[0] == "broken":
-                    self._ending = True
-                self._answer(message)
-                if message[0] == "flushed" and message[1] == self._stop_token:
-                    self._stopped.set()
-            if messages is None:
-                break
-        self.process.wait()
-        self.alive = False
-        self._stdout.close()
-        self.report_lost()
-
-    def report_lost(self) -> None:
-        """Say once that the writer ended without being asked to (the thread that reads
-        its answers meets the end of its stdout; the feeder, a closed pipe: whichever is
-        first)."""
-        with self._lost_lock:
-            if self._ending or self._lost:
-                return
-            self._lost = True
-        try:
-            status: int | None = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            status = None
-        self._answer(("lost", f"pid {self.pid} ended with status {status}"))
-
-    def close(self) -> None:
-        """Close the writer's stdin: it writes what it has and ends, and this process
-        waits for that. At exit, once the stop is answered, everything is written and the
-        writer only folds the journal before it ends: the exiting process does not wait."""
-        if self._stop_token is not None:  # wait for the answer (or the writer's end)
-            while not self._stopped.wait(0.05) and self._reader.is_alive():
-                pass
-        self._ending = True
-        try:
-            self._stdin.close()
-        except BrokenPipeError:
-            pass
-        if self._stopped.is_set() and self._at_exit:
-            return
-        self.process.wait()
-        if self._reader is not threading.current_thread():
-            self._reader.join()
-
-    def abandon(self) -> None:
-        """(In a forked child.) Close this process's copies of the pipes, nothing else."""
-        self.alive = False
-        for stream in (self._stdin, self._stdout):
-            try:
-                os.close(stream.fileno())
-            except (OSError, ValueError):
-                pass
-
-
-class _ThreadChannel:
-    """The writer on a thread of this process (``RunStore(writer="thread")``, or when
-    the writer process cannot start or died)."""
-
-    pid = None
-
-    def __init__(
-        self, store: RunStore, options: dict[str, Any], answer: Callable[[tuple[Any, ...]], None]
-    ) -> None:
-        from flowcore.runs.writer import Writer
-
-        self._queue: SimpleQueue[tuple[Any, ...] | None] = SimpleQueue()
-        writer = Writer(store, options, answer)
-        self._thread = threading.Thread(
-            target=writer.run, args=(self._read,), name="flowcore-run-store-writer", daemon=True
-        )
-        self._thread.start()
-
-    def send(self, message: tuple[Any, ...]) -> bool:
-        if not self._thread.is_alive():
-            return False
-        self._queue.put(message)
-        return True
-
-    def _read(self, timeout: float) -> list[Any] | None:
-        try:
-            first = self._queue.get(timeout=timeout)
-        except Empty:
-            return []
-        messages = [first]
-        while not self._queue.empty():
-            messages.append(self._queue.get())
-        if None in messages:
-            kept = messages[: messages.index(None)]
-            return kept or None
-        return messages
-
-    def close(self) -> None:
-        self._queue.put(None)
-        if self._thread is not threading.current_thread():
-            self._thread.join()
-
-    def abandon(self) -> None:
-        pass
-
-
-_Channel = _ProcessChannel | _ThreadChannel
 
 
 # -- helpers -------------------------------------------------------------------------------
