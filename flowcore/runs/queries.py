@@ -20,7 +20,7 @@ from typing import Any, NamedTuple
 
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
 from flowcore.runs.states import FAILED_STATES, FINISHED_STATES
-from flowcore.runs.times import sqlite_time, utc_time
+from flowcore.runs.times import chunks, stored_time, time_param, utc_time
 
 __all__ = [
     "AlchemyReader",
@@ -40,7 +40,6 @@ __all__ = [
 ]
 
 MIN_PREFIX = 4  # characters of a run id that get_run accepts as a prefix
-_CHUNK = 500  # ids per IN (...) list
 _NEWEST_FIRST = "ORDER BY started DESC, run_id DESC"
 _RUN_COLUMNS = (
     "run_id, flow_name, state, message, started, ended, heartbeat, host, pid, parameters, "
@@ -52,12 +51,14 @@ class Reader:
     """Runs a read's SQL (``:name`` parameters) in one read transaction; see the two
     kinds below."""
 
+    dialect = "sqlite"
+
     def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         raise NotImplementedError
 
     def time(self, value: datetime) -> Any:
         """A time as a parameter: what the column holds."""
-        return value
+        return time_param(self.dialect)(value)
 
 
 class SqliteReader(Reader):
@@ -70,24 +71,18 @@ class SqliteReader(Reader):
     def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         return self.conn.execute(sql, dict(params or {})).fetchall()
 
-    def time(self, value: datetime) -> Any:
-        return sqlite_time(value)
-
 
 class AlchemyReader(Reader):
     """A read on a SQLAlchemy connection (PostgreSQL, or SQLite while it is migrated)."""
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
-        self.sqlite = conn.dialect.name == "sqlite"
+        self.dialect = conn.dialect.name
 
     def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         import sqlalchemy as sa
 
         return list(self.conn.execute(sa.text(sql), dict(params or {})).all())
-
-    def time(self, value: datetime) -> Any:
-        return sqlite_time(value) if self.sqlite else value
 
 
 class StaleRun(NamedTuple):
@@ -103,7 +98,7 @@ class StaleRun(NamedTuple):
 def list_runs(
     reader: Reader, flow: str | None, state: str | None, limit: int, offset: int
 ) -> list[RunInfo]:
-    where, params = _filtered(flow, state)
+    where, params = _where(flow_name=flow, state=state)
     rows = reader.all(
         f"SELECT {_RUN_COLUMNS} FROM flow_runs{where} {_NEWEST_FIRST} LIMIT :limit OFFSET :offset",
         {**params, "limit": limit, "offset": offset},
@@ -112,7 +107,7 @@ def list_runs(
 
 
 def count_runs(reader: Reader, flow: str | None, state: str | None) -> int:
-    where, params = _filtered(flow, state)
+    where, params = _where(flow_name=flow, state=state)
     return int(reader.all(f"SELECT count(*) FROM flow_runs{where}", params)[0][0])
 
 
@@ -166,18 +161,14 @@ def task_runs(reader: Reader, run_id: str) -> list[TaskRunInfo]:
 def transitions(
     reader: Reader, run_id: str, task_slug: str | None, map_index: int | None
 ) -> list[Transition]:
-    sql = "SELECT task_slug, map_index, state, message, time FROM state_transitions"
-    sql += " WHERE run_id = :id"
-    params: dict[str, Any] = {"id": run_id}
-    if task_slug is not None:
-        sql += " AND task_slug = :slug"
-        params["slug"] = task_slug
-    if map_index is not None:
-        sql += " AND map_index = :index"
-        params["index"] = map_index
-    rows = reader.all(sql + " ORDER BY time, id", params)
+    where, params = _where(run_id=run_id, task_slug=task_slug, map_index=map_index)
+    rows = reader.all(
+        f"SELECT task_slug, map_index, state, message, time FROM state_transitions{where} "
+        "ORDER BY time, id",
+        params,
+    )
     return [
-        Transition(slug, index, state, message, _time(time))
+        Transition(slug, index, state, message, stored_time(time))
         for slug, index, state, message, time in rows
     ]
 
@@ -187,18 +178,14 @@ def logs(
 ) -> list[StoredLogLine]:
     """The run's lines oldest first (the last ``limit``), then, unless narrowed to one
     task, a line counting those dropped over ``runs.max_log_lines``, if any."""
-    sql = "SELECT id, task_slug, map_index, time, level, logger, message FROM log_lines"
-    sql += " WHERE run_id = :id"
-    params: dict[str, Any] = {"id": run_id}
-    if task_slug is not None:
-        sql += " AND task_slug = :slug"
-        params["slug"] = task_slug
+    where, params = _where(run_id=run_id, task_slug=task_slug)
+    sql = f"SELECT id, task_slug, map_index, time, level, logger, message FROM log_lines{where}"
     if limit is not None:
         sql += " ORDER BY time DESC, id DESC LIMIT :limit"
         params["limit"] = limit
     rows = sorted(reader.all(sql, params), key=lambda r: (r[3], r[0]))
     lines = [
-        StoredLogLine(slug, index, _time(time), level, logger, message)
+        StoredLogLine(slug, index, stored_time(time), level, logger, message)
         for _, slug, index, time, level, logger, message in rows
     ]
     run = reader.all(
@@ -208,7 +195,9 @@ def logs(
         last = reader.all("SELECT max(time) FROM log_lines WHERE run_id = :id", {"id": run_id})
         dropped = run[0][0]
         note = f"{dropped} more log lines were dropped (runs.max_log_lines)"
-        when = _time(last[0][0]) if last and last[0][0] is not None else _time(run[0][1])
+        when = (
+            stored_time(last[0][0]) if last and last[0][0] is not None else stored_time(run[0][1])
+        )
         lines.append(StoredLogLine(None, -1, when, 30, "flowcore.runs", note))
         if limit is not None:
             lines = lines[-limit:] if limit else []
@@ -222,15 +211,15 @@ def stale_runs(reader: Reader, stale_before: datetime) -> list[StaleRun]:
         f"WHERE state NOT IN ({_names(FINISHED_STATES)}) AND heartbeat < :stale",
         {"stale": reader.time(stale_before)},
     )
-    return [StaleRun(r[0], r[1], _time(r[2]), r[3], r[4]) for r in rows]
+    return [StaleRun(r[0], r[1], stored_time(r[2]), r[3], r[4]) for r in rows]
 
 
 def pending_runs(reader: Reader, run_ids: Sequence[str]) -> list[str]:
     """Those of ``run_ids`` that have journal rows waiting to be folded
     (:func:`flowcore.runs.writes.fold`)."""
     found: list[str] = []
-    for start in range(0, len(run_ids), _CHUNK):
-        where, params = _in_list("run_id", run_ids[start : start + _CHUNK])
+    for chunk in chunks(run_ids):
+        where, params = _in_list("run_id", chunk)
         found += [
             row[0] for row in reader.all(f"SELECT DISTINCT run_id FROM run_journal{where}", params)
         ]
@@ -238,12 +227,6 @@ def pending_runs(reader: Reader, run_ids: Sequence[str]) -> list[str]:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _time(value: Any) -> datetime:
-    time = utc_time(value)
-    assert time is not None  # (a NOT NULL column)
-    return time
 
 
 def _names(states: Iterable[str]) -> str:
@@ -256,22 +239,23 @@ def _in_list(column: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
     return f" WHERE {column} IN ({', '.join(':' + name for name in params)})", params
 
 
-def _filtered(flow: str | None, state: str | None) -> tuple[str, dict[str, Any]]:
-    conditions, params = [], {}
-    if flow is not None:
-        conditions.append("flow_name = :flow")
-        params["flow"] = flow
-    if state is not None:
-        conditions.append("state = :state")
-        params["state"] = state
-    return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
+def _where(**equal: Any) -> tuple[str, dict[str, Any]]:
+    """A WHERE clause (with its parameters) asking each column named to equal its value;
+    a None value asks nothing of its column.
+
+    >>> _where(run_id="r1", task_slug=None, map_index=3)
+    (' WHERE run_id = :run_id AND map_index = :map_index', {'run_id': 'r1', 'map_index': 3})
+    """
+    params = {column: value for column, value in equal.items() if value is not None}
+    conditions = " AND ".join(f"{column} = :{column}" for column in params)
+    return (" WHERE " + conditions if conditions else ""), params
 
 
 def _run_infos(reader: Reader, rows: Sequence[Sequence[Any]]) -> list[RunInfo]:
     counts: dict[str, dict[str, int]] = {row[0]: {} for row in rows}
     ids = list(counts)
-    for start in range(0, len(ids), _CHUNK):
-        where, params = _in_list("run_id", ids[start : start + _CHUNK])
+    for chunk in chunks(ids):
+        where, params = _in_list("run_id", chunk)
         grouped = reader.all(
             f"SELECT run_id, state, count(*) FROM task_runs{where} GROUP BY run_id, state", params
         )
@@ -280,7 +264,7 @@ def _run_infos(reader: Reader, rows: Sequence[Sequence[Any]]) -> list[RunInfo]:
     return [
         RunInfo(
             run_id=run_id, flow_name=flow_name, state=state, message=message,
-            started=_time(started), ended=utc_time(ended), heartbeat=_time(heartbeat),
+            started=stored_time(started), ended=utc_time(ended), heartbeat=stored_time(heartbeat),
             host=host, pid=pid, parameters=json.loads(parameters), source=source,
             resumed_from=resumed_from, structure=json.loads(structure),
             task_counts=dict(sorted(counts[run_id].items())),
