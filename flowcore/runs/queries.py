@@ -13,12 +13,15 @@ runs at once.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
+from urllib.parse import quote
 
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
+from flowcore.runs.revisions import HEAD, VERSION_TABLE
 from flowcore.runs.states import FAILED_STATES, FINISHED_STATES
 from flowcore.runs.times import chunks, stored_time, time_param, utc_time
 
@@ -39,6 +42,8 @@ __all__ = [
     "transitions",
 ]
 
+T = TypeVar("T")
+
 MIN_PREFIX = 4  # characters of a run id that get_run accepts as a prefix
 _NEWEST_FIRST = "ORDER BY started DESC, run_id DESC"
 _RUN_COLUMNS = (
@@ -48,12 +53,19 @@ _RUN_COLUMNS = (
 
 
 class Reader:
-    """Runs a read's SQL (``:name`` parameters) in one read transaction; see the two
-    kinds below."""
+    """A connection that reads: runs a read's SQL (``:name`` parameters). One read of the
+    store (:meth:`flowcore.runs.store.RunStore._read`) opens one, and runs each step on it
+    (crash detection, the journal check, the query) in a read transaction of its own
+    (:meth:`transaction`): each step sees what was committed before it began, a journal
+    folded by another connection in between included. See the two kinds below."""
 
     dialect = "sqlite"
 
     def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
+        raise NotImplementedError
+
+    def transaction(self, query: Callable[[Reader], T]) -> T:
+        """``query(self)`` in one read transaction."""
         raise NotImplementedError
 
     def time(self, value: datetime) -> Any:
@@ -63,13 +75,51 @@ class Reader:
 
 class SqliteReader(Reader):
     """A read on a ``sqlite3`` connection (SQLite keeps times as text: see
-    :func:`flowcore.runs.times.sqlite_time`)."""
+    :func:`flowcore.runs.times.sqlite_time`). The connection is in autocommit mode (the
+    transactions are this class's own ``BEGIN``), so between them it holds no lock and
+    no snapshot: WAL readers never block the writer, and a step sees the folds before it."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
+    @classmethod
+    def open(cls, path: str) -> SqliteReader | None:
+        """A reader of the SQLite file ``path`` when it exists and is at the newest schema;
+        None otherwise (the store's engine then opens, creates or migrates it)."""
+        if not os.path.isfile(path):
+            return None
+        try:
+            conn = sqlite3.connect(
+                f"file:{quote(path)}?mode=rw", uri=True, timeout=30, isolation_level=None
+            )
+        except sqlite3.Error:
+            return None
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            revision = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+        except sqlite3.Error:
+            revision = None
+        if revision is None or revision[0] != HEAD:
+            conn.close()
+            return None
+        return cls(conn)
+
     def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         return self.conn.execute(sql, dict(params or {})).fetchall()
+
+    def transaction(self, query: Callable[[Reader], T]) -> T:
+        self.conn.execute("BEGIN")
+        try:
+            answer = query(self)
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+        return answer
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class AlchemyReader(Reader):
@@ -83,6 +133,10 @@ class AlchemyReader(Reader):
         import sqlalchemy as sa
 
         return list(self.conn.execute(sa.text(sql), dict(params or {})).all())
+
+    def transaction(self, query: Callable[[Reader], T]) -> T:
+        with self.conn.begin():
+            return query(self)
 
 
 class StaleRun(NamedTuple):

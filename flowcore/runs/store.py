@@ -62,12 +62,12 @@ import threading
 import time
 import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
 
 from flowcore.configuration import config
 from flowcore.exceptions import FlowcoreException
@@ -75,7 +75,6 @@ from flowcore.runs import queries
 from flowcore.runs.events import LogLine, RunEvent, TaskRunState
 from flowcore.runs.queries import AlchemyReader, Reader, SqliteReader
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
-from flowcore.runs.revisions import HEAD, VERSION_TABLE
 from flowcore.runs.states import canonical
 from flowcore.runs.writer import Channel, ProcessChannel, ThreadChannel
 from flowcore.utilities.processes import pid_alive
@@ -647,7 +646,8 @@ class RunStore:
         )
         most = max_runs if max_runs is not None else config.get_path("runs.max_runs")
         cutoff = _now() - timedelta(days=float(days)) if days else None
-        self._detect_crashes()
+        with self._reading() as reader:
+            self._detect_crashes(reader)
         engine = self.engine()
         return database.write(
             engine, self.display, lambda c: writes.prune(c, cutoff, int(most) if most else None)
@@ -656,32 +656,41 @@ class RunStore:
     def _read(self, query: Callable[[Reader], T], run_ids: Sequence[str] | None = None) -> T:
         """``query`` in a read transaction, after crash detection and after folding the
         journal of the runs ``run_ids`` (None: of the runs the answer describes, found by
-        reading once more when the first answer's runs had journal rows)."""
-        self._detect_crashes()
-        if run_ids is not None:
-            self._fold(run_ids)
-            return self._query(query)
-        answer = self._query(query)
-        if self._fold(_run_ids_in(answer)):
-            answer = self._query(query)
-        return answer
+        reading once more when the first answer's runs had journal rows). All of it on
+        one connection (:meth:`_reading`)."""
+        with self._reading() as reader:
+            self._detect_crashes(reader)
+            if run_ids is not None:
+                self._fold(reader, run_ids)
+                return reader.transaction(query)
+            answer = reader.transaction(query)
+            if self._fold(reader, _run_ids_in(answer)):
+                answer = reader.transaction(query)
+            return answer
 
-    def _query(self, query: Callable[[Reader], T]) -> T:
-        """``query`` in one read transaction. A SQLite database at the newest schema is
-        read with the standard library's ``sqlite3``, without importing SQLAlchemy; any
-        other (PostgreSQL, or a SQLite file to create or migrate) through the engine."""
-        conn = self._sqlite_reader()
-        if conn is None:
+    @contextmanager
+    def _reading(self) -> Iterator[Reader]:
+        """One connection for one read, closed at its end; each step runs in a read
+        transaction of its own on it (:meth:`Reader.transaction`). A SQLite database at the
+        newest schema is read with the standard library's ``sqlite3``, without importing
+        SQLAlchemy; any other (PostgreSQL, or a SQLite file to create or migrate, or one
+        this process's engine has open already) through a connection of the engine."""
+        path = self.sqlite_path()
+        reader = None
+        if path is not None and self._engine_obj is None:
+            reader = SqliteReader.open(path)
+        if reader is None:
             from flowcore.runs import database
 
-            return database.read(self.engine(), self.display, lambda c: query(AlchemyReader(c)))
+            with database.connection(self.engine(), self.display) as conn:
+                yield AlchemyReader(conn)
+            return
         try:
-            conn.execute("BEGIN")
-            return query(SqliteReader(conn))
+            yield reader
         except sqlite3.Error as error:
             raise RunStoreError(f"run store {self.display} ({SETTING}): {error}") from error
         finally:
-            conn.close()
+            reader.close()
 
     def _warn_removed(self, directory: str) -> None:
         """The store's directory was removed (a test's temporary home directory, deleted as
@@ -707,34 +716,12 @@ class RunStore:
         directory = None if path is None else os.path.dirname(path)
         return directory if directory is not None and not os.path.isdir(directory) else None
 
-    def _sqlite_reader(self) -> sqlite3.Connection | None:
-        """A ``sqlite3`` connection to this store's file when it exists and is at the
-        newest schema; None otherwise (the engine then opens, creates or migrates it)."""
-        path = self.sqlite_path()
-        if path is None or self._engine_obj is not None or not os.path.isfile(path):
-            return None
-        try:
-            conn = sqlite3.connect(
-                f"file:{quote(path)}?mode=rw", uri=True, timeout=30, isolation_level=None
-            )
-        except sqlite3.Error:
-            return None
-        try:
-            conn.execute("PRAGMA busy_timeout = 30000")
-            revision = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-        except sqlite3.Error:
-            revision = None
-        if revision is None or revision[0] != HEAD:
-            conn.close()
-            return None
-        return conn
-
-    def _fold(self, run_ids: Sequence[str]) -> bool:
+    def _fold(self, reader: Reader, run_ids: Sequence[str]) -> bool:
         """Fold the journal of the runs ``run_ids`` into the tables (see
         :mod:`flowcore.runs.writes`); True when there was something to fold."""
         if not run_ids:
             return False
-        pending = self._query(lambda r: queries.pending_runs(r, run_ids))
+        pending = reader.transaction(lambda r: queries.pending_runs(r, run_ids))
         if not pending:
             return False
         if not self._fold_by_writer(pending):
@@ -770,10 +757,10 @@ class RunStore:
             return self.max_log_lines
         return int(config.get_path("runs.max_log_lines", 10_000))
 
-    def _detect_crashes(self) -> None:
+    def _detect_crashes(self, reader: Reader) -> None:
         now = _now()
         stale = now - timedelta(seconds=self.crash_after)
-        candidates = self._query(lambda r: queries.stale_runs(r, stale))
+        candidates = reader.transaction(lambda r: queries.stale_runs(r, stale))
         for run in candidates:
             if self._driver_alive(run.host, run.pid):
                 continue
@@ -783,7 +770,7 @@ class RunStore:
                 f"the process driving this run (pid {run.pid} on {run.host or 'an unknown host'}) "
                 f"died: no heartbeat since {run.heartbeat:%Y-%m-%d %H:%M:%S} UTC"
             )
-            self._fold([run.run_id])  # its task runs, to mark the unfinished ones
+            self._fold(reader, [run.run_id])  # its task runs, to mark the unfinished ones
             database.write(
                 self.engine(),
                 self.display,
