@@ -20,7 +20,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 from urllib.parse import quote
 
-from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
+from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
 from flowcore.runs.revisions import HEAD, VERSION_TABLE
 from flowcore.runs.states import FAILED_STATES, FINISHED_STATES
 from flowcore.runs.times import chunks, stored_time, time_param, utc_time
@@ -30,6 +30,7 @@ __all__ = [
     "Reader",
     "SqliteReader",
     "StaleRun",
+    "children",
     "count_runs",
     "find_runs",
     "latest_resumable",
@@ -39,6 +40,7 @@ __all__ = [
     "resumes_of",
     "stale_runs",
     "task_runs",
+    "task_summaries",
     "transitions",
 ]
 
@@ -46,6 +48,9 @@ T = TypeVar("T")
 
 MIN_PREFIX = 4  # characters of a run id that get_run accepts as a prefix
 _NEWEST_FIRST = "ORDER BY started DESC, run_id DESC"
+_TASK_RUN_COLUMNS = (
+    "task_slug, map_index, state, message, started, ended, run_count, result_location, n_map_states"
+)
 _RUN_COLUMNS = (
     "run_id, flow_name, state, message, started, ended, heartbeat, host, pid, parameters, "
     "source, resumed_from, structure"
@@ -198,18 +203,56 @@ def latest_resumable(reader: Reader, flow_name: str) -> RunInfo | None:
     return _run_infos(reader, rows)[0] if rows else None
 
 
-def task_runs(reader: Reader, run_id: str) -> list[TaskRunInfo]:
+def task_runs(
+    reader: Reader, run_id: str, task_slug: str | None = None, map_index: int | None = None
+) -> list[TaskRunInfo]:
+    where, params = _where(run_id=run_id, task_slug=task_slug, map_index=map_index)
     rows = reader.all(
-        "SELECT task_slug, map_index, state, message, started, ended, run_count, "
-        "result_location, n_map_states FROM task_runs WHERE run_id = :id "
-        "ORDER BY task_slug, map_index",
-        {"id": run_id},
+        f"SELECT {_TASK_RUN_COLUMNS} FROM task_runs{where} ORDER BY task_slug, map_index", params
     )
+    return _task_run_infos(rows)
+
+
+def children(
+    reader: Reader, run_id: str, task_slug: str, state: str | None, offset: int, limit: int
+) -> list[TaskRunInfo]:
+    """A page of a task's mapped children, by map index (the primary key's order)."""
+    where, params = _where(run_id=run_id, task_slug=task_slug, state=state)
+    rows = reader.all(
+        f"SELECT {_TASK_RUN_COLUMNS} FROM task_runs{where} AND map_index >= 0 "
+        "ORDER BY map_index LIMIT :limit OFFSET :offset",
+        {**params, "limit": limit, "offset": offset},
+    )
+    return _task_run_infos(rows)
+
+
+def task_summaries(reader: Reader, run_id: str) -> list[TaskSummary]:
+    """Each task's own record, and its children grouped by state (count and span), in
+    two queries whatever the number of children."""
+    own = reader.all(
+        f"SELECT {_TASK_RUN_COLUMNS} FROM task_runs WHERE run_id = :run_id AND map_index < 0",
+        {"run_id": run_id},
+    )
+    grouped = reader.all(
+        "SELECT task_slug, state, count(*), min(coalesce(started, ended)), "
+        "max(coalesce(ended, started)) FROM task_runs WHERE run_id = :run_id "
+        "AND map_index >= 0 GROUP BY task_slug, state ORDER BY task_slug, state",
+        {"run_id": run_id},
+    )
+    records = {record.task_slug: record for record in _task_run_infos(own)}
+    counts: dict[str, dict[str, int]] = {}
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    for slug, state, n, first, last in grouped:
+        counts.setdefault(slug, {})[state] = int(n)
+        if first is not None:  # (last too: both come from the same children)
+            start, end = stored_time(first), stored_time(last)
+            if slug in spans:
+                start, end = min(start, spans[slug][0]), max(end, spans[slug][1])
+            spans[slug] = (start, end)
     return [
-        TaskRunInfo(slug, index, state, message, utc_time(started), utc_time(ended), run_count,
-                    location, n_map)
-        for slug, index, state, message, started, ended, run_count, location, n_map in rows
-    ]  # fmt: skip
+        TaskSummary(slug, records.get(slug), counts.get(slug, {}), *spans.get(slug, (None, None)))
+        for slug in sorted(records.keys() | counts.keys())
+    ]
 
 
 def transitions(
@@ -303,6 +346,14 @@ def _where(**equal: Any) -> tuple[str, dict[str, Any]]:
     params = {column: value for column, value in equal.items() if value is not None}
     conditions = " AND ".join(f"{column} = :{column}" for column in params)
     return (" WHERE " + conditions if conditions else ""), params
+
+
+def _task_run_infos(rows: Sequence[Sequence[Any]]) -> list[TaskRunInfo]:
+    return [
+        TaskRunInfo(slug, index, state, message, utc_time(started), utc_time(ended), run_count,
+                    location, n_map)
+        for slug, index, state, message, started, ended, run_count, location, n_map in rows
+    ]  # fmt: skip
 
 
 def _run_infos(reader: Reader, rows: Sequence[Sequence[Any]]) -> list[RunInfo]:

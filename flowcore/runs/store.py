@@ -74,7 +74,7 @@ from flowcore.exceptions import FlowcoreException
 from flowcore.runs import queries
 from flowcore.runs.events import LogLine, RunEvent, TaskRunState
 from flowcore.runs.queries import AlchemyReader, Reader, SqliteReader
-from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
+from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
 from flowcore.runs.states import canonical
 from flowcore.runs.writer import Channel, ProcessChannel, ThreadChannel
 from flowcore.utilities.processes import pid_alive
@@ -90,6 +90,7 @@ __all__ = [
     "RunStoreError",
     "StoredLogLine",
     "TaskRunInfo",
+    "TaskSummary",
     "Transition",
     "open_store",
     "store_url",
@@ -607,9 +608,29 @@ class RunStore:
             raise RunStoreError(f"run id prefix {run_id!r} is ambiguous: it matches {shown}")
         return matches[0] if matches else None
 
-    def task_runs(self, run_id: str) -> list[TaskRunInfo]:
-        """The latest state of each task run and mapped child of the run, by task and index."""
-        return self._read(lambda c: queries.task_runs(c, run_id), [run_id])
+    def task_runs(
+        self, run_id: str, task_slug: str | None = None, map_index: int | None = None
+    ) -> list[TaskRunInfo]:
+        """The latest state of each task run and mapped child of the run, by task and index.
+        ``task_slug`` and ``map_index`` narrow to one task, or one child (None: all)."""
+        return self._read(lambda c: queries.task_runs(c, run_id, task_slug, map_index), [run_id])
+
+    def task_summaries(self, run_id: str) -> list[TaskSummary]:
+        """Each task of the run as a whole, by task slug: its own record and its mapped
+        children counted by state, read with a grouped query (a 10,000-child map is a few
+        rows, not 10,000)."""
+        return self._read(lambda c: queries.task_summaries(c, run_id), [run_id])
+
+    def children(
+        self, run_id: str, task_slug: str, state: str | None = None, offset: int = 0,
+        limit: int = 200,
+    ) -> list[TaskRunInfo]:  # fmt: skip
+        """A page of the mapped children of task ``task_slug``, by map index: ``limit`` of
+        them from the ``offset``-th on, those in state ``state`` only (the state's name as
+        recorded; None: in any state)."""
+        return self._read(
+            lambda c: queries.children(c, run_id, task_slug, state, offset, limit), [run_id]
+        )
 
     def transitions(
         self, run_id: str, task_slug: str | None = None, map_index: int | None = None
