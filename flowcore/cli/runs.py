@@ -20,11 +20,11 @@ import click
 
 from flowcore.cli import CliError
 from flowcore.cli.output import echo_json, echo_table
-from flowcore.runs.records import count_text, split_task_runs
+from flowcore.runs.records import count_text
 from flowcore.utilities.units import format_seconds, format_time
 
 if TYPE_CHECKING:
-    from flowcore.runs.store import RunInfo, RunStore, TaskRunInfo
+    from flowcore.runs.store import RunInfo, RunStore, TaskSummary
 
 __all__ = ["open_cli_store", "runs"]
 
@@ -96,7 +96,7 @@ def show(run_id: str, as_json: bool, store: str | None) -> None:
     """A run: its state, parameters and tasks."""
     opened = open_cli_store(store)
     found = _get(opened, run_id)
-    tasks = _task_rows(found, opened.task_runs(found.run_id))
+    tasks = _task_rows(found, opened.task_summaries(found.run_id))
     if as_json:
         echo_json({**_run_json(found), "tasks": tasks})
         return
@@ -166,15 +166,16 @@ def _get(store: RunStore, run_id: str) -> RunInfo:
     return found
 
 
-def _task_rows(run: RunInfo, records: list[TaskRunInfo]) -> list[dict[str, Any]]:
-    """One row per task in flow order: the task's own record (a mapped parent's), and
-    its children counted by state."""
+def _task_rows(run: RunInfo, summaries: list[TaskSummary]) -> list[dict[str, Any]]:
+    """One row per recorded task in flow order: the task's own record (a mapped
+    parent's), and its children counted by state."""
+    order = {t["slug"]: i for i, t in enumerate(run.structure.get("tasks", []))}
     names = {t["slug"]: t["name"] for t in run.structure.get("tasks", [])}
-    order = {slug: i for i, slug in enumerate(names)}
-    own, children = split_task_runs(records)
     rows = []
-    for slug in sorted(set(own) | set(children), key=lambda s: (order.get(s, len(order)), s)):
-        record = own.get(slug)
+    for summary in sorted(
+        summaries, key=lambda s: (order.get(s.task_slug, len(order)), s.task_slug)
+    ):
+        record, slug = summary.record, summary.task_slug
         rows.append(
             {
                 "task": names.get(slug, slug),
@@ -186,7 +187,7 @@ def _task_rows(run: RunInfo, records: list[TaskRunInfo]) -> list[dict[str, Any]]
                 "ended": record.ended if record else None,
                 "result_location": record.result_location if record else None,
                 "n_map_states": record.n_map_states if record else None,
-                "children": dict(children.get(slug, {})),
+                "children": dict(summary.children),
             }
         )
     return rows

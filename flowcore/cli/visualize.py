@@ -37,7 +37,7 @@ def visualize(
     from flowcore.runs.graph import run_graph
 
     flow = load_flow(flow_file).flow
-    records = []
+    summaries = []
     if run_id is not None:
         from flowcore.cli.runs import open_cli_store
 
@@ -51,8 +51,8 @@ def visualize(
             raise CliError(
                 f"Run {found.run_id} is a run of {found.flow_name!r}, not of {flow.name!r}"
             )
-        records = opened.task_runs(found.run_id)
-    graph = run_graph(run_structure(flow), records, horizontal=horizontal)
+        summaries = opened.task_summaries(found.run_id)
+    graph = run_graph(run_structure(flow), summaries, horizontal=horizontal)
     target = output or Path(f"{slugify(flow.name) or 'flow'}.svg")
     fmt = target.suffix.lstrip(".").lower() or "svg"
     data = graph.source.encode() if fmt in ("dot", "gv") else graph.pipe(format=fmt)

@@ -5,8 +5,10 @@ hands it to a :class:`RunStore` (:mod:`flowcore.runs.store`) as events
 (:mod:`flowcore.runs.events`); a writer process (:mod:`flowcore.runs.writer`) writes them.
 The CLI, resume and the UI read runs back through the same object.
 
-Modules, top to bottom: ``store`` (the public object, its feeder thread and writer
-channels, crash detection), ``writer`` (the writer, in its process or on a thread),
+Modules, top to bottom: ``store`` (the public object: where the store is, reading, crash
+detection), ``feeder`` (its writing side: the queue and the thread that hands batches to
+the writer), ``writer`` (the writer, in its process or on a thread, and the channels to
+it),
 ``queries`` and ``writes`` (SQL, one small function per question or change),
 ``database`` (opening, SQLite settings, migrations, error translation), ``schema`` (the
 tables), ``migrations`` (Alembic revisions), ``revisions``, ``times``, ``states`` and
@@ -22,6 +24,7 @@ from flowcore.runs.store import (
     RunStoreError,
     StoredLogLine,
     TaskRunInfo,
+    TaskSummary,
     Transition,
     open_store,
     store_url,
@@ -33,6 +36,7 @@ __all__ = [
     "RunStoreError",
     "StoredLogLine",
     "TaskRunInfo",
+    "TaskSummary",
     "Transition",
     "open_store",
     "store_url",

@@ -1,9 +1,10 @@
 """Opening a run store database: the engine, SQLite's settings, migrations, errors.
 
 :func:`open_engine` makes the SQLAlchemy engine and brings the schema to
-:data:`~flowcore.runs.schema.HEAD`. :func:`read` and :func:`write` run a function on a
-connection, in a transaction, and are the one boundary where SQLAlchemy's and the
-drivers' errors become :class:`~flowcore.runs.store.RunStoreError` naming ``runs.store``.
+:data:`~flowcore.runs.schema.HEAD`. :func:`write` runs a function on a connection in a
+write transaction, and :func:`connection` lends a connection for a read's transactions;
+with :func:`translate`, they are the one boundary where SQLAlchemy's and the drivers'
+errors become :class:`~flowcore.runs.store.RunStoreError` naming ``runs.store``.
 
 SQLite: every connection gets ``busy_timeout`` (30 s), ``journal_mode=WAL`` and
 ``synchronous=NORMAL``. The driver's own transaction handling is turned off and flowcore
@@ -35,7 +36,7 @@ from sqlalchemy.engine import Connection, Engine
 from flowcore.runs.schema import HEAD, REVISIONS, VERSION_TABLE
 from flowcore.runs.store import SETTING, RunStoreError
 
-__all__ = ["migrate", "open_engine", "read", "write"]
+__all__ = ["connection", "migrate", "open_engine", "write"]
 
 T = TypeVar("T")
 
@@ -69,10 +70,12 @@ def open_engine(url: str, display: str) -> Engine:
     return engine
 
 
-def read(engine: Engine, display: str, query: Callable[[Connection], T]) -> T:
-    """``query(connection)`` in a read transaction."""
-    with translate(display), engine.connect() as conn, conn.begin():
-        return query(conn)
+@contextmanager
+def connection(engine: Engine, display: str) -> Iterator[Connection]:
+    """A connection of ``engine`` for one read (its transactions are the reader's), its
+    errors translated (:func:`translate`); returned to the pool at the end."""
+    with translate(display), engine.connect() as conn:
+        yield conn
 
 
 def write(engine: Engine, display: str, change: Callable[[Connection], T]) -> T:

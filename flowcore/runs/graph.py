@@ -1,8 +1,8 @@
 """A recorded run drawn as a graph: one node per task, coloured by its state.
 
-Drawn from what the store keeps (the flow's ``structure`` and the latest state of each
-task run), so it needs neither the flow's code nor the values, and its size does not grow
-with the data: a mapped task is one box whose label counts its children by state
+Drawn from what the store keeps (the flow's ``structure`` and each task as a whole:
+:meth:`~flowcore.runs.store.RunStore.task_summaries`), so it needs neither the flow's code
+nor the values, and neither its reading nor its size grows with the data: a mapped task is one box whose label counts its children by state
 (``"load <map>\\n990 Success, 10 Failed"``), filled with the colour of its worst child
 state, so a map of 100,000 children is still one node. Used by ``flowcore visualize`` and
 the web UI; needs the ``viz`` extra (graphviz) to render.
@@ -23,12 +23,12 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from flowcore.engine import state as _states
-from flowcore.runs.records import count_text, split_task_runs
+from flowcore.runs.records import count_text
 from flowcore.runs.states import is_finished
 from flowcore.utilities._optional import import_optional
 
 if TYPE_CHECKING:
-    from flowcore.runs.store import TaskRunInfo
+    from flowcore.runs.records import TaskSummary
 
 __all__ = ["run_graph", "state_color"]
 
@@ -50,15 +50,18 @@ def state_color(name: str | None) -> str:
 
 def run_graph(
     structure: dict[str, Any],
-    task_runs: Iterable[TaskRunInfo] = (),
+    summaries: Iterable[TaskSummary] = (),
     horizontal: bool = False,
     web: bool = False,
 ) -> Any:
     """A ``graphviz.Digraph`` of ``structure`` (a run's recorded graph), its nodes filled
-    with the states of ``task_runs`` (none given: an uncoloured drawing of the flow).
-    ``web``: node ids, links to the task rows and progress bars (module docstring)."""
+    with the states of ``summaries`` (the run's tasks as wholes; none given: an uncoloured
+    drawing of the flow). ``web``: node ids, links to the task rows and progress bars
+    (module docstring)."""
     graphviz = import_optional("graphviz", "drawing a run (flowcore visualize)")
-    own, children = split_task_runs(task_runs)
+    known = list(summaries)
+    own = {s.task_slug: s.record for s in known if s.record is not None}
+    children = {s.task_slug: Counter(s.children) for s in known if s.children}
     colored = bool(own or children)
     graph = graphviz.Digraph()
     if horizontal:

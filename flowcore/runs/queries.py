@@ -13,20 +13,24 @@ runs at once.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
+from urllib.parse import quote
 
-from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
+from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
+from flowcore.runs.revisions import HEAD, VERSION_TABLE
 from flowcore.runs.states import FAILED_STATES, FINISHED_STATES
-from flowcore.runs.times import sqlite_time, utc_time
+from flowcore.runs.times import chunks, stored_time, time_param, utc_time
 
 __all__ = [
     "AlchemyReader",
     "Reader",
     "SqliteReader",
     "StaleRun",
+    "children",
     "count_runs",
     "find_runs",
     "latest_resumable",
@@ -36,12 +40,17 @@ __all__ = [
     "resumes_of",
     "stale_runs",
     "task_runs",
+    "task_summaries",
     "transitions",
 ]
 
+T = TypeVar("T")
+
 MIN_PREFIX = 4  # characters of a run id that get_run accepts as a prefix
-_CHUNK = 500  # ids per IN (...) list
 _NEWEST_FIRST = "ORDER BY started DESC, run_id DESC"
+_TASK_RUN_COLUMNS = (
+    "task_slug, map_index, state, message, started, ended, run_count, result_location, n_map_states"
+)
 _RUN_COLUMNS = (
     "run_id, flow_name, state, message, started, ended, heartbeat, host, pid, parameters, "
     "source, resumed_from, structure"
@@ -49,29 +58,73 @@ _RUN_COLUMNS = (
 
 
 class Reader:
-    """Runs a read's SQL (``:name`` parameters) in one read transaction; see the two
-    kinds below."""
+    """A connection that reads: runs a read's SQL (``:name`` parameters). One read of the
+    store (:meth:`flowcore.runs.store.RunStore._read`) opens one, and runs each step on it
+    (crash detection, the journal check, the query) in a read transaction of its own
+    (:meth:`transaction`): each step sees what was committed before it began, a journal
+    folded by another connection in between included. See the two kinds below."""
+
+    dialect = "sqlite"
 
     def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         raise NotImplementedError
 
+    def transaction(self, query: Callable[[Reader], T]) -> T:
+        """``query(self)`` in one read transaction."""
+        raise NotImplementedError
+
     def time(self, value: datetime) -> Any:
         """A time as a parameter: what the column holds."""
-        return value
+        return time_param(self.dialect)(value)
 
 
 class SqliteReader(Reader):
     """A read on a ``sqlite3`` connection (SQLite keeps times as text: see
-    :func:`flowcore.runs.times.sqlite_time`)."""
+    :func:`flowcore.runs.times.sqlite_time`). The connection is in autocommit mode (the
+    transactions are this class's own ``BEGIN``), so between them it holds no lock and
+    no snapshot: WAL readers never block the writer, and a step sees the folds before it."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
 
+    @classmethod
+    def open(cls, path: str) -> SqliteReader | None:
+        """A reader of the SQLite file ``path`` when it exists and is at the newest schema;
+        None otherwise (the store's engine then opens, creates or migrates it)."""
+        if not os.path.isfile(path):
+            return None
+        try:
+            conn = sqlite3.connect(
+                f"file:{quote(path)}?mode=rw", uri=True, timeout=30, isolation_level=None
+            )
+        except sqlite3.Error:
+            return None
+        try:
+            conn.execute("PRAGMA busy_timeout = 30000")
+            revision = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
+        except sqlite3.Error:
+            revision = None
+        if revision is None or revision[0] != HEAD:
+            conn.close()
+            return None
+        return cls(conn)
+
     def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         return self.conn.execute(sql, dict(params or {})).fetchall()
 
-    def time(self, value: datetime) -> Any:
-        return sqlite_time(value)
+    def transaction(self, query: Callable[[Reader], T]) -> T:
+        self.conn.execute("BEGIN")
+        try:
+            answer = query(self)
+        except BaseException:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+            raise
+        self.conn.execute("COMMIT")
+        return answer
+
+    def close(self) -> None:
+        self.conn.close()
 
 
 class AlchemyReader(Reader):
@@ -79,15 +132,16 @@ class AlchemyReader(Reader):
 
     def __init__(self, conn: Any) -> None:
         self.conn = conn
-        self.sqlite = conn.dialect.name == "sqlite"
+        self.dialect = conn.dialect.name
 
     def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         import sqlalchemy as sa
 
         return list(self.conn.execute(sa.text(sql), dict(params or {})).all())
 
-    def time(self, value: datetime) -> Any:
-        return sqlite_time(value) if self.sqlite else value
+    def transaction(self, query: Callable[[Reader], T]) -> T:
+        with self.conn.begin():
+            return query(self)
 
 
 class StaleRun(NamedTuple):
@@ -103,7 +157,7 @@ class StaleRun(NamedTuple):
 def list_runs(
     reader: Reader, flow: str | None, state: str | None, limit: int, offset: int
 ) -> list[RunInfo]:
-    where, params = _filtered(flow, state)
+    where, params = _where(flow_name=flow, state=state)
     rows = reader.all(
         f"SELECT {_RUN_COLUMNS} FROM flow_runs{where} {_NEWEST_FIRST} LIMIT :limit OFFSET :offset",
         {**params, "limit": limit, "offset": offset},
@@ -112,7 +166,7 @@ def list_runs(
 
 
 def count_runs(reader: Reader, flow: str | None, state: str | None) -> int:
-    where, params = _filtered(flow, state)
+    where, params = _where(flow_name=flow, state=state)
     return int(reader.all(f"SELECT count(*) FROM flow_runs{where}", params)[0][0])
 
 
@@ -149,35 +203,69 @@ def latest_resumable(reader: Reader, flow_name: str) -> RunInfo | None:
     return _run_infos(reader, rows)[0] if rows else None
 
 
-def task_runs(reader: Reader, run_id: str) -> list[TaskRunInfo]:
+def task_runs(
+    reader: Reader, run_id: str, task_slug: str | None = None, map_index: int | None = None
+) -> list[TaskRunInfo]:
+    where, params = _where(run_id=run_id, task_slug=task_slug, map_index=map_index)
     rows = reader.all(
-        "SELECT task_slug, map_index, state, message, started, ended, run_count, "
-        "result_location, n_map_states FROM task_runs WHERE run_id = :id "
-        "ORDER BY task_slug, map_index",
-        {"id": run_id},
+        f"SELECT {_TASK_RUN_COLUMNS} FROM task_runs{where} ORDER BY task_slug, map_index", params
     )
+    return _task_run_infos(rows)
+
+
+def children(
+    reader: Reader, run_id: str, task_slug: str, state: str | None, offset: int, limit: int
+) -> list[TaskRunInfo]:
+    """A page of a task's mapped children, by map index (the primary key's order)."""
+    where, params = _where(run_id=run_id, task_slug=task_slug, state=state)
+    rows = reader.all(
+        f"SELECT {_TASK_RUN_COLUMNS} FROM task_runs{where} AND map_index >= 0 "
+        "ORDER BY map_index LIMIT :limit OFFSET :offset",
+        {**params, "limit": limit, "offset": offset},
+    )
+    return _task_run_infos(rows)
+
+
+def task_summaries(reader: Reader, run_id: str) -> list[TaskSummary]:
+    """Each task's own record, and its children grouped by state (count and span), in
+    two queries whatever the number of children."""
+    own = reader.all(
+        f"SELECT {_TASK_RUN_COLUMNS} FROM task_runs WHERE run_id = :run_id AND map_index < 0",
+        {"run_id": run_id},
+    )
+    grouped = reader.all(
+        "SELECT task_slug, state, count(*), min(coalesce(started, ended)), "
+        "max(coalesce(ended, started)) FROM task_runs WHERE run_id = :run_id "
+        "AND map_index >= 0 GROUP BY task_slug, state ORDER BY task_slug, state",
+        {"run_id": run_id},
+    )
+    records = {record.task_slug: record for record in _task_run_infos(own)}
+    counts: dict[str, dict[str, int]] = {}
+    spans: dict[str, tuple[datetime, datetime]] = {}
+    for slug, state, n, first, last in grouped:
+        counts.setdefault(slug, {})[state] = int(n)
+        if first is not None:  # (last too: both come from the same children)
+            start, end = stored_time(first), stored_time(last)
+            if slug in spans:
+                start, end = min(start, spans[slug][0]), max(end, spans[slug][1])
+            spans[slug] = (start, end)
     return [
-        TaskRunInfo(slug, index, state, message, utc_time(started), utc_time(ended), run_count,
-                    location, n_map)
-        for slug, index, state, message, started, ended, run_count, location, n_map in rows
-    ]  # fmt: skip
+        TaskSummary(slug, records.get(slug), counts.get(slug, {}), *spans.get(slug, (None, None)))
+        for slug in sorted(records.keys() | counts.keys())
+    ]
 
 
 def transitions(
     reader: Reader, run_id: str, task_slug: str | None, map_index: int | None
 ) -> list[Transition]:
-    sql = "SELECT task_slug, map_index, state, message, time FROM state_transitions"
-    sql += " WHERE run_id = :id"
-    params: dict[str, Any] = {"id": run_id}
-    if task_slug is not None:
-        sql += " AND task_slug = :slug"
-        params["slug"] = task_slug
-    if map_index is not None:
-        sql += " AND map_index = :index"
-        params["index"] = map_index
-    rows = reader.all(sql + " ORDER BY time, id", params)
+    where, params = _where(run_id=run_id, task_slug=task_slug, map_index=map_index)
+    rows = reader.all(
+        f"SELECT task_slug, map_index, state, message, time FROM state_transitions{where} "
+        "ORDER BY time, id",
+        params,
+    )
     return [
-        Transition(slug, index, state, message, _time(time))
+        Transition(slug, index, state, message, stored_time(time))
         for slug, index, state, message, time in rows
     ]
 
@@ -187,18 +275,14 @@ def logs(
 ) -> list[StoredLogLine]:
     """The run's lines oldest first (the last ``limit``), then, unless narrowed to one
     task, a line counting those dropped over ``runs.max_log_lines``, if any."""
-    sql = "SELECT id, task_slug, map_index, time, level, logger, message FROM log_lines"
-    sql += " WHERE run_id = :id"
-    params: dict[str, Any] = {"id": run_id}
-    if task_slug is not None:
-        sql += " AND task_slug = :slug"
-        params["slug"] = task_slug
+    where, params = _where(run_id=run_id, task_slug=task_slug)
+    sql = f"SELECT id, task_slug, map_index, time, level, logger, message FROM log_lines{where}"
     if limit is not None:
         sql += " ORDER BY time DESC, id DESC LIMIT :limit"
         params["limit"] = limit
     rows = sorted(reader.all(sql, params), key=lambda r: (r[3], r[0]))
     lines = [
-        StoredLogLine(slug, index, _time(time), level, logger, message)
+        StoredLogLine(slug, index, stored_time(time), level, logger, message)
         for _, slug, index, time, level, logger, message in rows
     ]
     run = reader.all(
@@ -208,7 +292,9 @@ def logs(
         last = reader.all("SELECT max(time) FROM log_lines WHERE run_id = :id", {"id": run_id})
         dropped = run[0][0]
         note = f"{dropped} more log lines were dropped (runs.max_log_lines)"
-        when = _time(last[0][0]) if last and last[0][0] is not None else _time(run[0][1])
+        when = (
+            stored_time(last[0][0]) if last and last[0][0] is not None else stored_time(run[0][1])
+        )
         lines.append(StoredLogLine(None, -1, when, 30, "flowcore.runs", note))
         if limit is not None:
             lines = lines[-limit:] if limit else []
@@ -216,21 +302,29 @@ def logs(
 
 
 def stale_runs(reader: Reader, stale_before: datetime) -> list[StaleRun]:
-    """Unfinished runs whose heartbeat is older than ``stale_before``."""
+    """Unfinished runs whose heartbeat is older than ``stale_before``.
+
+    Every read asks this first, so it is two cheap questions rather than one scan of the
+    runs: which states runs are in (answered from the index on ``state``, not the rows),
+    then, only when some are unfinished, the runs in those states (found by that index)."""
+    states = [row[0] for row in reader.all("SELECT DISTINCT state FROM flow_runs")]
+    unfinished = sorted(state for state in states if state not in FINISHED_STATES)
+    if not unfinished:
+        return []
+    where, params = _in_list("state", unfinished)
     rows = reader.all(
-        "SELECT run_id, state, heartbeat, host, pid FROM flow_runs "
-        f"WHERE state NOT IN ({_names(FINISHED_STATES)}) AND heartbeat < :stale",
-        {"stale": reader.time(stale_before)},
+        f"SELECT run_id, state, heartbeat, host, pid FROM flow_runs{where} AND heartbeat < :stale",
+        {**params, "stale": reader.time(stale_before)},
     )
-    return [StaleRun(r[0], r[1], _time(r[2]), r[3], r[4]) for r in rows]
+    return [StaleRun(r[0], r[1], stored_time(r[2]), r[3], r[4]) for r in rows]
 
 
 def pending_runs(reader: Reader, run_ids: Sequence[str]) -> list[str]:
     """Those of ``run_ids`` that have journal rows waiting to be folded
     (:func:`flowcore.runs.writes.fold`)."""
     found: list[str] = []
-    for start in range(0, len(run_ids), _CHUNK):
-        where, params = _in_list("run_id", run_ids[start : start + _CHUNK])
+    for chunk in chunks(run_ids):
+        where, params = _in_list("run_id", chunk)
         found += [
             row[0] for row in reader.all(f"SELECT DISTINCT run_id FROM run_journal{where}", params)
         ]
@@ -238,12 +332,6 @@ def pending_runs(reader: Reader, run_ids: Sequence[str]) -> list[str]:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _time(value: Any) -> datetime:
-    time = utc_time(value)
-    assert time is not None  # (a NOT NULL column)
-    return time
 
 
 def _names(states: Iterable[str]) -> str:
@@ -256,22 +344,31 @@ def _in_list(column: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
     return f" WHERE {column} IN ({', '.join(':' + name for name in params)})", params
 
 
-def _filtered(flow: str | None, state: str | None) -> tuple[str, dict[str, Any]]:
-    conditions, params = [], {}
-    if flow is not None:
-        conditions.append("flow_name = :flow")
-        params["flow"] = flow
-    if state is not None:
-        conditions.append("state = :state")
-        params["state"] = state
-    return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
+def _where(**equal: Any) -> tuple[str, dict[str, Any]]:
+    """A WHERE clause (with its parameters) asking each column named to equal its value;
+    a None value asks nothing of its column.
+
+    >>> _where(run_id="r1", task_slug=None, map_index=3)
+    (' WHERE run_id = :run_id AND map_index = :map_index', {'run_id': 'r1', 'map_index': 3})
+    """
+    params = {column: value for column, value in equal.items() if value is not None}
+    conditions = " AND ".join(f"{column} = :{column}" for column in params)
+    return (" WHERE " + conditions if conditions else ""), params
+
+
+def _task_run_infos(rows: Sequence[Sequence[Any]]) -> list[TaskRunInfo]:
+    return [
+        TaskRunInfo(slug, index, state, message, utc_time(started), utc_time(ended), run_count,
+                    location, n_map)
+        for slug, index, state, message, started, ended, run_count, location, n_map in rows
+    ]  # fmt: skip
 
 
 def _run_infos(reader: Reader, rows: Sequence[Sequence[Any]]) -> list[RunInfo]:
     counts: dict[str, dict[str, int]] = {row[0]: {} for row in rows}
     ids = list(counts)
-    for start in range(0, len(ids), _CHUNK):
-        where, params = _in_list("run_id", ids[start : start + _CHUNK])
+    for chunk in chunks(ids):
+        where, params = _in_list("run_id", chunk)
         grouped = reader.all(
             f"SELECT run_id, state, count(*) FROM task_runs{where} GROUP BY run_id, state", params
         )
@@ -280,7 +377,7 @@ def _run_infos(reader: Reader, rows: Sequence[Sequence[Any]]) -> list[RunInfo]:
     return [
         RunInfo(
             run_id=run_id, flow_name=flow_name, state=state, message=message,
-            started=_time(started), ended=utc_time(ended), heartbeat=_time(heartbeat),
+            started=stored_time(started), ended=utc_time(ended), heartbeat=stored_time(heartbeat),
             host=host, pid=pid, parameters=json.loads(parameters), source=source,
             resumed_from=resumed_from, structure=json.loads(structure),
             task_counts=dict(sorted(counts[run_id].items())),

@@ -7,13 +7,12 @@ dump them (``dataclasses.asdict``) without knowing the database.
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["RunInfo", "StoredLogLine", "TaskRunInfo", "Transition", "count_text", "split_task_runs"]
+__all__ = ["RunInfo", "StoredLogLine", "TaskRunInfo", "TaskSummary", "Transition", "count_text"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +53,25 @@ class TaskRunInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskSummary:
+    """A task of a run as a whole (what a run's page, its graph and ``flowcore runs
+    show`` display, read with one grouped query however many children it has).
+
+    ``record`` is the task's own record (a mapped task's parent's; None while it has
+    none), ``children`` counts its mapped children by their latest state, and
+    ``first_start`` and ``last_end`` span them: the earliest start and the latest end of
+    a child (a child with only one of the two counts it as both; None without children,
+    or while none has either).
+    """
+
+    task_slug: str
+    record: TaskRunInfo | None
+    children: dict[str, int] = field(default_factory=dict)
+    first_start: datetime | None = None
+    last_end: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Transition:
     """A state entered; ``task_slug`` is None for the flow run's own states."""
 
@@ -74,21 +92,6 @@ class StoredLogLine:
     level: int
     logger: str
     message: str
-
-
-def split_task_runs(
-    task_runs: Iterable[TaskRunInfo],
-) -> tuple[dict[str, TaskRunInfo], dict[str, Counter[str]]]:
-    """A run's task run records by task: each task's own record (a mapped task's
-    parent's), and its mapped children counted by state."""
-    own: dict[str, TaskRunInfo] = {}
-    children: dict[str, Counter[str]] = {}
-    for record in task_runs:
-        if record.map_index < 0:
-            own[record.task_slug] = record
-        else:
-            children.setdefault(record.task_slug, Counter())[record.state] += 1
-    return own, children
 
 
 def count_text(counts: Mapping[str, int]) -> str:

@@ -35,14 +35,14 @@ them so that a reader can check a database's revision without importing Alembic.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 from flowcore.runs.revisions import HEAD, REVISIONS, VERSION_TABLE
-from flowcore.runs.times import sqlite_time, utc_time
+from flowcore.runs.times import time_param, utc_time
 
 __all__ = [
     "HEAD",
@@ -52,7 +52,6 @@ __all__ = [
     "log_lines",
     "metadata",
     "run_journal",
-    "sqlite_time",
     "state_transitions",
     "task_runs",
 ]
@@ -76,11 +75,7 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         return dialect.type_descriptor(sa.DateTime(timezone=True))
 
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return sqlite_time(value) if dialect.name == "sqlite" else value
+        return None if value is None else time_param(dialect.name)(value)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         return utc_time(value)

@@ -3,35 +3,35 @@
 One :class:`RunStore` per database URL and process (:func:`open_store` caches them). It
 has two sides that share one SQLAlchemy engine:
 
-* **Writing** never makes the caller wait on I/O, and takes little of its GIL.
-  :meth:`RunStore.submit` appends an event (:mod:`flowcore.runs.events`) to a deque; a
-  *feeder thread*, started by the first submit, wakes every ``batch_interval`` (0.2 s),
-  calls the *sources* (:meth:`RunStore.add_source`: a flow run's recorder, which turns the
-  states it collected into plain tuples), takes everything queued and hands it as one
-  pickled message to the **writer** (:mod:`flowcore.runs.writer`), a process of its own
-  that imports SQLAlchemy, opens and migrates the database, and writes each batch in one
-  transaction (:func:`flowcore.runs.writes.write_events`: task states and log lines go to a
-  journal, a row per run and batch). None of that work runs in the flow's process or holds
-  its GIL. When the writer process cannot be started (or dies), an ERROR says so and the
+* **Writing** never makes the caller wait on I/O, and takes little of its GIL: the
+  store's :class:`~flowcore.runs.feeder.Feeder` queues what :meth:`RunStore.submit` is
+  given, and a *feeder thread* hands it every ``batch_interval`` (0.2 s) to the **writer**
+  (:mod:`flowcore.runs.writer`), a process of its own that imports SQLAlchemy, opens and
+  migrates the database, and writes each batch in one transaction
+  (:func:`flowcore.runs.writes.write_events`: task states and log lines go to a journal,
+  a row per run and batch). None of that work runs in the flow's process or holds its
+  GIL. When the writer process cannot be started (or dies), an ERROR says so and the
   same writer runs on a thread of this process instead (``RunStore(writer="thread")``
-  asks for that). :meth:`RunStore.flush` queues a marker and waits until the writer has
-  written everything before it; :meth:`RunStore.close` flushes and stops the writer (and
-  runs at exit). A failed write is logged at ERROR on the ``flowcore.runs`` logger once,
-  and raised from the next ``flush``; a database that cannot be opened at all makes
-  every later ``flush`` raise, and further events are dropped.
+  asks for that). :meth:`RunStore.flush` waits until the writer has written everything
+  submitted before it; :meth:`RunStore.close` flushes and stops the writer (and runs at
+  exit). A failed write is logged at ERROR on the ``flowcore.runs`` logger once, and
+  raised from the next ``flush``; a database that cannot be opened at all makes every
+  later ``flush`` raise, and further events are dropped.
 
   Every ``heartbeat_every`` seconds (10 s) the writer also stamps the heartbeat of the runs
   this process drives (started here, with this pid, and not finished). The writer process
   ends with this one: killed with SIGKILL, this process loses only the batch it had not
   handed over yet (at most ``batch_interval``), and the writer writes the rest and ends.
 
-* **Reading** is synchronous, on the caller's thread (:mod:`flowcore.runs.queries`). Before
-  answering, a read folds the journal of the runs it reads into the tables
-  (:func:`flowcore.runs.writes.fold`), and looks for *crashed* runs: a run whose latest flow state is not finished,
-  whose heartbeat is older than ``crash_after`` (60 s), and whose driver is gone (on this
-  host: its pid is not alive; on another host: the stale heartbeat is proof enough). Such a
-  run, and its unfinished task runs, are set to ``Crashed`` in the database, with a message
-  saying the driving process died, so every reader (CLI, resume, UI) sees the same thing.
+* **Reading** is synchronous, on the caller's thread (:mod:`flowcore.runs.queries`), on
+  one connection per read. Before answering, a read folds the journal of the runs it
+  reads into the tables (:func:`flowcore.runs.writes.fold`; the writer process does it
+  when there is one), and looks for *crashed* runs: a run whose latest flow state is not
+  finished, whose heartbeat is older than ``crash_after`` (60 s), and whose driver is
+  gone (on this host: its pid is not alive; on another host: the stale heartbeat is proof
+  enough). Such a run, and its unfinished task runs, are set to ``Crashed`` in the
+  database, with a message saying the driving process died, so every reader (CLI,
+  resume, UI) sees the same thing.
 
 Retention: :meth:`RunStore.prune` deletes finished runs older than ``runs.retention_days``
 and the oldest beyond ``runs.max_runs``; the writer prunes once after opening a
@@ -50,37 +50,28 @@ the writer process, or on the first read.
 
 from __future__ import annotations
 
-import atexit
 import functools
-import itertools
 import logging
 import os
 import re
 import socket
 import sqlite3
-import subprocess
-import sys
 import threading
-import time
-import weakref
-from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from functools import partial
 from pathlib import Path
-from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any, TypeVar
-from urllib.parse import quote
 
 from flowcore.configuration import config
 from flowcore.exceptions import FlowcoreException
 from flowcore.runs import queries
-from flowcore.runs.events import LogLine, RunEvent, TaskRunState
+from flowcore.runs.events import RunEvent
+from flowcore.runs.feeder import BATCH_INTERVAL, Feeder
 from flowcore.runs.queries import AlchemyReader, Reader, SqliteReader
-from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition
-from flowcore.runs.revisions import HEAD, VERSION_TABLE
+from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
 from flowcore.runs.states import canonical
-from flowcore.runs.writer import encode
 from flowcore.utilities.processes import pid_alive
 
 if TYPE_CHECKING:
@@ -94,6 +85,7 @@ __all__ = [
     "RunStoreError",
     "StoredLogLine",
     "TaskRunInfo",
+    "TaskSummary",
     "Transition",
     "open_store",
     "store_url",
@@ -103,8 +95,6 @@ logger = logging.getLogger("flowcore.runs")
 
 CRASH_AFTER = 60.0  # seconds without a heartbeat before a run whose driver is gone is Crashed
 HEARTBEAT_EVERY = 10.0  # seconds between the writer's heartbeats of its live runs
-BATCH_INTERVAL = 0.2  # seconds between the batches handed to the writer
-BATCH_SIZE = 20_000  # events at most in one transaction
 SETTING = "runs.store (FLOWCORE__RUNS__STORE)"
 _DIALECTS = ("sqlite", "postgresql")
 
@@ -195,38 +185,6 @@ def open_store(spec: str | None = None) -> RunStore | None:
 # -- the store -----------------------------------------------------------------------------
 
 
-class _Flush:
-    """A flush (or, with ``stop``, a close; ``at_exit``: at the process's exit; with
-    ``fold``, a fold of those runs' journal) waiting for the writer's answer (``error``)."""
-
-    __slots__ = ("answered", "at_exit", "done", "error", "fold", "stop")
-
-    def __init__(
-        self, stop: bool = False, at_exit: bool = False, fold: list[str] | None = None
-    ) -> None:
-        self.done = threading.Event()
-        self.stop = stop
-        self.at_exit = at_exit
-        self.fold = fold
-        self.error: str | None = None
-        self.answered = False  # by the writer (not released because the writer was lost)
-
-
-_pruned: set[str] = set()
-_pruned_lock = threading.Lock()
-_all_stores: weakref.WeakSet[RunStore] = weakref.WeakSet()
-
-
-def _after_fork_in_child() -> None:
-    """A process made by ``fork`` (a process pool) must not hold its parent's pipe to the
-    writer open (the writer ends when that pipe does) nor think it has a writer."""
-    for store in list(_all_stores):
-        store._forget_writer()
-
-
-os.register_at_fork(after_in_child=_after_fork_in_child)
-
-
 class RunStore:
     """The run store at ``url`` (a SQLAlchemy URL, see :func:`store_url`).
 
@@ -260,69 +218,47 @@ class RunStore:
         self.max_log_lines = max_log_lines
         self.batch_interval = batch_interval
         self.writer = writer
-        self._queue: deque[Any] = deque()
-        self._wake = threading.Event()
-        self._start_lock = threading.Lock()
         self._engine_lock = threading.Lock()
-        self._feeder: threading.Thread | None = None
-        self._channel: _Channel | None = None
-        self._pending: dict[int, _Flush] = {}
-        self._tokens = itertools.count()
         self._engine_obj: Engine | None = None
-        self._error: RunStoreError | None = None
-        self._broken: RunStoreError | None = None
-        self._sources: tuple[Callable[[], object], ...] = ()  # replaced, not changed
-        self._sources_lock = threading.Lock()
         self._host = socket.gethostname()
-        _all_stores.add(self)
+        self._feeder = Feeder(self)
 
     def __repr__(self) -> str:
         return f"RunStore({self.display!r})"
 
-    # -- writing ---------------------------------------------------------------------------
+    # -- writing (the feeder's: see flowcore.runs.feeder) ---------------------------------
 
     def submit(self, event: RunEvent) -> None:
         """Queue ``event`` for the writer (returns at once)."""
-        if self._broken is not None:
-            return
-        self._queue.append(event)
-        if self._feeder is None:
-            self._start_writer()
+        self._feeder.submit(event)
 
     def submit_task_states(self, states: list[tuple[Any, ...]]) -> None:
         """Queue task states given as plain tuples of :class:`TaskRunState`'s fields
         (what a recorder collects: cheaper to make and to pickle than the named tuples)."""
-        if states and self._broken is None:
-            self._queue.append(states)
-            if self._feeder is None:
-                self._start_writer()
+        self._feeder.submit_task_states(states)
 
     def hand_over(self) -> None:
         """Hand what is queued to the writer now, not at the next batch interval (a run
         ended: its writing then overlaps what this process does next, and a flush soon
         after has little left to wait for)."""
-        if self._feeder is not None:
-            self._wake.set()
+        self._feeder.hand_over()
 
     def add_source(self, source: Callable[[], object]) -> None:
         """Call ``source()`` before each batch, on the thread that hands batches to the
         writer, and at each :meth:`flush`: it submits what it has collected since (a
         recorder's task states, see :meth:`flowcore.runs.recorder.RunRecorder.drain`). A
         source that raises is logged at ERROR and no longer called."""
-        self._sources = (*self._sources, source)
-        if self._feeder is None:
-            self._start_writer()
+        self._feeder.add_source(source)
 
     def remove_source(self, source: Callable[[], object]) -> None:
         """Stop calling ``source`` (or an equal one: bound methods compare by object)."""
-        self._sources = tuple(s for s in self._sources if s != source)
+        self._feeder.remove_source(source)
 
     @property
     def writer_pid(self) -> int | None:
         """The pid of the writer process, while there is one (None: not started yet, or
         writing on a thread of this process)."""
-        channel = self._channel
-        return channel.pid if isinstance(channel, _ProcessChannel) else None
+        return self._feeder.writer_pid
 
     def flush(self, timeout: float | None = None) -> None:
         """Wait until everything submitted before this call is written.
@@ -331,249 +267,26 @@ class RunStore:
             RunStoreError: a write failed since the last flush, the database cannot be
                 opened, or ``timeout`` seconds passed first.
         """
-        if self._feeder is not None:
-            self._call_sources()  # what the sources hold was submitted before this call too
-            marker = _Flush()
-            self._queue.append(marker)
-            self._wake.set()
-            self._wait(marker, timeout)
-        self._raise_error()
+        self._feeder.flush(timeout)
 
     def close(self, *, at_exit: bool = False) -> None:
         """Flush, then stop the writer and release the database connections.
         Idempotent; the store opens again on the next submit or read. ``at_exit`` (the
         close that runs at the process's exit): the writer process then folds the journal
         rows it wrote before it ends, without this process waiting for that."""
-        with self._start_lock:
-            feeder = self._feeder
-            if feeder is not None:
-                marker = _Flush(stop=True, at_exit=at_exit)
-                self._queue.append(marker)
-                self._wake.set()
-                feeder.join()
-                self._feeder = None
-                atexit.unregister(self._close_at_exit)
+        self._feeder.stop(at_exit)
         with self._engine_lock:
             engine, self._engine_obj = self._engine_obj, None
         if engine is not None:
             engine.dispose()
-        if self._broken is None:  # a store that never opened said so on every flush
-            self._raise_error()
+        if self._feeder.broken is None:  # a store that never opened said so on every flush
+            self._feeder.raise_error()
 
-    def _start_writer(self) -> None:
-        with self._start_lock:
-            if self._feeder is not None:
-                return
-            feeder = threading.Thread(target=self._feed, name="flowcore-run-store", daemon=True)
-            feeder.start()
-            self._feeder = feeder
-            atexit.register(self._close_at_exit)
-
-    def _close_at_exit(self) -> None:
-        try:
-            self.close(at_exit=True)
-        except RunStoreError:
-            pass  # already logged; nobody is left to raise it to
-
-    def _forget_writer(self) -> None:
-        """(In a forked child.) Drop the parent's writer without touching it."""
-        channel, self._channel = self._channel, None
-        if channel is not None:
-            channel.abandon()
-        self._feeder = None
-        self._queue.clear()
-        self._pending.clear()
-        self._sources = ()
-        self._sources_lock = threading.Lock()
-
-    def _wait(self, marker: _Flush, timeout: float | None) -> None:
-        deadline = None if timeout is None else time.monotonic() + timeout
-        while not marker.done.wait(0.05):
-            feeder = self._feeder
-            if self._broken is not None:
-                return
-            if feeder is None or not feeder.is_alive():
-                raise RunStoreError(f"the run store {self.display} stopped writing (closed)")
-            if deadline is not None and time.monotonic() > deadline:
-                raise RunStoreError(
-                    f"the run store {self.display} did not write within {timeout} s"
-                )
-
-    def _raise_error(self) -> None:
-        if self._broken is not None:
-            raise self._broken
-        error, self._error = self._error, None
-        if error is not None:
-            raise error
-
-    # -- the feeder thread: batches to the writer --------------------------------------------
-
-    def _feed(self) -> None:
-        """Hand what is queued to the writer every ``batch_interval`` (or at once for a
-        flush or a close), until a close."""
-        self._channel = self._open_channel()
-        try:
-            while True:
-                self._wake.wait(self.batch_interval)
-                self._wake.clear()
-                if self._send_queued():
-                    return
-        finally:
-            channel, self._channel = self._channel, None
-            if channel is not None:
-                channel.close()
-            for marker in list(self._pending.values()):
-                marker.done.set()
-            self._pending.clear()
-
-    def _send_queued(self) -> bool:
-        """One batch: call the sources, then send the queued events as ``events``
-        messages, with a ``flush`` (or ``stop``) message for each marker met on the way.
-        True when a close was queued. (The queue is taken in bulk and split by type: this
-        thread shares the GIL with the flow, so it does as little per event as it can.)"""
-        self._call_sources()
-        queue = self._queue
-        stop = False
-        while queue and not stop:
-            taken = [queue.popleft() for _ in range(min(len(queue), BATCH_SIZE))]
-            flow_events: list[Any] = []
-            states: list[tuple[Any, ...]] = []
-            lines: list[tuple[Any, ...]] = []
-            for item in taken:
-                kind = type(item)
-                if kind is list:
-                    states += item
-                elif kind is LogLine:
-                    lines.append(tuple(item))
-                elif kind is TaskRunState:
-                    states.append(tuple(item))
-                elif kind is _Flush:
-                    if flow_events or states or lines:
-                        self._send(("events", flow_events, states, lines))
-                        flow_events, states, lines = [], [], []
-                    token = next(self._tokens)
-                    self._pending[token] = item
-                    if item.stop:
-                        self._send(("stop", token, item.at_exit))
-                    elif item.fold is not None:
-                        self._send(("fold", token, item.fold, self._max_log_lines()))
-                    else:
-                        self._send(("flush", token))
-                    if item.stop:
-                        stop = True
-                        break
-                else:
-                    flow_events.append(item)
-            if flow_events or states or lines:
-                self._send(("events", flow_events, states, lines))
-        return stop
-
-    def _call_sources(self) -> None:
-        with self._sources_lock:  # (the feeder and a flush may both call them)
-            for source in self._sources:
-                try:
-                    source()
-                except Exception:
-                    logger.exception("run store source %r failed; it is no longer called", source)
-                    self.remove_source(source)
-
-    def _send(self, message: tuple[Any, ...]) -> None:
-        channel = self._channel
-        if channel is not None and channel.send(message):
-            return
-        if isinstance(channel, _ProcessChannel):
-            channel.report_lost()
-            channel.close()
-        if self._broken is not None:  # the database cannot be opened: nothing to send to
-            self._release_pending()
-            return
-        # the writer process is gone: what it had not written is lost (it was told in
-        # the ERROR); from now on this process writes on a thread of its own
-        self._channel = self._thread_channel()
-        self._channel.send(message)
-
-    def _open_channel(self) -> _Channel:
-        """The writer: a process (it prunes once after opening, and folds at exit) or,
-        when that cannot start or a thread is asked for, a thread."""
-        options = self._writer_options(self._retention_once())
-        if self.writer == "process":
-            try:
-                return _ProcessChannel({**options, "fold_at_end": True}, self._answer)
-            except (OSError, ValueError) as exc:
-                logger.error(
-                    "the run store %s could not start its writer process (%s); writing on a "
-                    "thread of this process instead, which slows the flows it records",
-                    self.display,
-                    exc,
-                )
-        return _ThreadChannel(self, options, self._answer)
-
-    def _thread_channel(self) -> _Channel:
-        """A writer thread, in place of a writer process that died."""
-        return _ThreadChannel(self, self._writer_options(None), self._answer)
-
-    def _writer_options(self, retention: tuple[float | None, int | None] | None) -> dict[str, Any]:
-        """The writer's ``open`` message (see :mod:`flowcore.runs.writer`)."""
-        return {
-            "url": self.url,
-            "heartbeat_every": self.heartbeat_every,
-            "crash_after": self.crash_after,
-            "driver_pid": os.getpid(),
-            "retention": retention,
-            "max_log_lines": self._max_log_lines(),
-        }
-
-    def _retention_once(self) -> tuple[float | None, int | None] | None:
-        """What the writer prunes with after opening: once per process and URL."""
-        with _pruned_lock:
-            if self.url in _pruned:
-                return None
-            _pruned.add(self.url)
-        days = config.get_path("runs.retention_days")
-        most = config.get_path("runs.max_runs")
-        return (float(days) if days else 0.0, int(most) if most else 0)
-
-    def _answer(self, message: tuple[Any, ...]) -> None:
-        """An answer of the writer (on the thread that reads them)."""
-        kind = message[0]
-        if kind == "flushed":
-            marker = self._pending.pop(message[1], None)
-            if marker is not None and marker.fold is not None:
-                marker.error = message[2]  # (raised by the read that asked for the fold)
-            elif message[2] is not None:
-                self._error = RunStoreError(message[2])
-            if marker is not None:
-                marker.answered = True
-                marker.done.set()
-        elif kind == "error":
-            logger.error("%s (run records are being lost until it is fixed)", message[1])
-        elif kind == "removed":
-            self._warn_removed(message[1])
-        elif kind == "broken":
-            self._broken = RunStoreError(message[1])
-            if len(message) > 2:  # a SQLite file whose directory was removed
-                self._warn_removed(message[2])
-            else:
-                logger.error("%s (run records are being lost until it is fixed)", message[1])
-            self._queue.clear()
-            self._release_pending()
-        elif kind == "lost":  # the writer process ended without being asked to
-            logger.error(
-                "the run store %s lost its writer process (%s): the run records it had not "
-                "written yet are lost; writing on a thread of this process from now on",
-                self.display,
-                message[1],
-            )
-            self._error = RunStoreError(
-                f"the run store {self.display} lost its writer process ({message[1]}) and "
-                "the run records it had not written"
-            )
-            self._release_pending()
-
-    def _release_pending(self) -> None:
-        pending, self._pending = self._pending, {}
-        for marker in pending.values():
-            marker.done.set()
+    def kept_log_lines(self) -> int:
+        """Log lines kept per run: ``max_log_lines`` if given, else ``runs.max_log_lines``."""
+        if self.max_log_lines is not None:
+            return self.max_log_lines
+        return int(config.get_path("runs.max_log_lines", 10_000))
 
     # -- the engine ------------------------------------------------------------------------
 
@@ -611,9 +324,29 @@ class RunStore:
             raise RunStoreError(f"run id prefix {run_id!r} is ambiguous: it matches {shown}")
         return matches[0] if matches else None
 
-    def task_runs(self, run_id: str) -> list[TaskRunInfo]:
-        """The latest state of each task run and mapped child of the run, by task and index."""
-        return self._read(lambda c: queries.task_runs(c, run_id), [run_id])
+    def task_runs(
+        self, run_id: str, task_slug: str | None = None, map_index: int | None = None
+    ) -> list[TaskRunInfo]:
+        """The latest state of each task run and mapped child of the run, by task and index.
+        ``task_slug`` and ``map_index`` narrow to one task, or one child (None: all)."""
+        return self._read(lambda c: queries.task_runs(c, run_id, task_slug, map_index), [run_id])
+
+    def task_summaries(self, run_id: str) -> list[TaskSummary]:
+        """Each task of the run as a whole, by task slug: its own record and its mapped
+        children counted by state, read with a grouped query (a 10,000-child map is a few
+        rows, not 10,000)."""
+        return self._read(lambda c: queries.task_summaries(c, run_id), [run_id])
+
+    def children(
+        self, run_id: str, task_slug: str, state: str | None = None, offset: int = 0,
+        limit: int = 200,
+    ) -> list[TaskRunInfo]:  # fmt: skip
+        """A page of the mapped children of task ``task_slug``, by map index: ``limit`` of
+        them from the ``offset``-th on, those in state ``state`` only (the state's name as
+        recorded; None: in any state)."""
+        return self._read(
+            lambda c: queries.children(c, run_id, task_slug, state, offset, limit), [run_id]
+        )
 
     def transitions(
         self, run_id: str, task_slug: str | None = None, map_index: int | None = None
@@ -650,7 +383,8 @@ class RunStore:
         )
         most = max_runs if max_runs is not None else config.get_path("runs.max_runs")
         cutoff = _now() - timedelta(days=float(days)) if days else None
-        self._detect_crashes()
+        with self._reading() as reader:
+            self._detect_crashes(reader)
         engine = self.engine()
         return database.write(
             engine, self.display, lambda c: writes.prune(c, cutoff, int(most) if most else None)
@@ -659,43 +393,41 @@ class RunStore:
     def _read(self, query: Callable[[Reader], T], run_ids: Sequence[str] | None = None) -> T:
         """``query`` in a read transaction, after crash detection and after folding the
         journal of the runs ``run_ids`` (None: of the runs the answer describes, found by
-        reading once more when the first answer's runs had journal rows)."""
-        self._detect_crashes()
-        if run_ids is not None:
-            self._fold(run_ids)
-            return self._query(query)
-        answer = self._query(query)
-        if self._fold(_run_ids_in(answer)):
-            answer = self._query(query)
-        return answer
+        reading once more when the first answer's runs had journal rows). All of it on
+        one connection (:meth:`_reading`)."""
+        with self._reading() as reader:
+            self._detect_crashes(reader)
+            if run_ids is not None:
+                self._fold(reader, run_ids)
+                return reader.transaction(query)
+            answer = reader.transaction(query)
+            if self._fold(reader, _run_ids_in(answer)):
+                answer = reader.transaction(query)
+            return answer
 
-    def _query(self, query: Callable[[Reader], T]) -> T:
-        """``query`` in one read transaction. A SQLite database at the newest schema is
-        read with the standard library's ``sqlite3``, without importing SQLAlchemy; any
-        other (PostgreSQL, or a SQLite file to create or migrate) through the engine."""
-        conn = self._sqlite_reader()
-        if conn is None:
+    @contextmanager
+    def _reading(self) -> Iterator[Reader]:
+        """One connection for one read, closed at its end; each step runs in a read
+        transaction of its own on it (:meth:`Reader.transaction`). A SQLite database at the
+        newest schema is read with the standard library's ``sqlite3``, without importing
+        SQLAlchemy; any other (PostgreSQL, or a SQLite file to create or migrate, or one
+        this process's engine has open already) through a connection of the engine."""
+        path = self.sqlite_path()
+        reader = None
+        if path is not None and self._engine_obj is None:
+            reader = SqliteReader.open(path)
+        if reader is None:
             from flowcore.runs import database
 
-            return database.read(self.engine(), self.display, lambda c: query(AlchemyReader(c)))
+            with database.connection(self.engine(), self.display) as conn:
+                yield AlchemyReader(conn)
+            return
         try:
-            conn.execute("BEGIN")
-            return query(SqliteReader(conn))
+            yield reader
         except sqlite3.Error as error:
             raise RunStoreError(f"run store {self.display} ({SETTING}): {error}") from error
         finally:
-            conn.close()
-
-    def _warn_removed(self, directory: str) -> None:
-        """The store's directory was removed (a test's temporary home directory, deleted as
-        the test ends) before the writer wrote all it was given: one WARNING, not an
-        ERROR about a store to fix."""
-        logger.warning(
-            "run store %s: its directory %s was removed while runs were recorded there; "
-            "what was still to be written there is dropped",
-            self.display,
-            directory,
-        )
+            reader.close()
 
     def sqlite_path(self) -> str | None:
         """This store's SQLite file (None: not a SQLite file)."""
@@ -710,55 +442,17 @@ class RunStore:
         directory = None if path is None else os.path.dirname(path)
         return directory if directory is not None and not os.path.isdir(directory) else None
 
-    def _sqlite_reader(self) -> sqlite3.Connection | None:
-        """A ``sqlite3`` connection to this store's file when it exists and is at the
-        newest schema; None otherwise (the engine then opens, creates or migrates it)."""
-        path = self.sqlite_path()
-        if path is None or self._engine_obj is not None or not os.path.isfile(path):
-            return None
-        try:
-            conn = sqlite3.connect(
-                f"file:{quote(path)}?mode=rw", uri=True, timeout=30, isolation_level=None
-            )
-        except sqlite3.Error:
-            return None
-        try:
-            conn.execute("PRAGMA busy_timeout = 30000")
-            revision = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-        except sqlite3.Error:
-            revision = None
-        if revision is None or revision[0] != HEAD:
-            conn.close()
-            return None
-        return conn
-
-    def _fold(self, run_ids: Sequence[str]) -> bool:
+    def _fold(self, reader: Reader, run_ids: Sequence[str]) -> bool:
         """Fold the journal of the runs ``run_ids`` into the tables (see
         :mod:`flowcore.runs.writes`); True when there was something to fold."""
         if not run_ids:
             return False
-        pending = self._query(lambda r: queries.pending_runs(r, run_ids))
+        pending = reader.transaction(lambda r: queries.pending_runs(r, run_ids))
         if not pending:
             return False
-        if not self._fold_by_writer(pending):
-            self.fold_here(pending, self._max_log_lines())
+        if not self._feeder.fold(pending):
+            self.fold_here(pending, self.kept_log_lines())
         return True
-
-    def _fold_by_writer(self, run_ids: list[str]) -> bool:
-        """Have this store's writer process fold ``run_ids`` (it has SQLAlchemy loaded and
-        the database open: this process then need not import them to read); False when
-        there is no writer process to ask."""
-        if self._feeder is None or not isinstance(self._channel, _ProcessChannel):
-            return False
-        marker = _Flush(fold=run_ids)
-        self._queue.append(marker)
-        self._wake.set()
-        self._wait(marker, None)
-        if self._broken is not None:
-            raise self._broken
-        if marker.error is not None:
-            raise RunStoreError(marker.error)
-        return marker.answered  # a marker released unanswered (writer lost): fold here
 
     def fold_here(self, run_ids: Sequence[str], max_log_lines: int) -> None:
         """Fold the journal of ``run_ids`` in this process (the writer's way)."""
@@ -768,15 +462,10 @@ class RunStore:
             self.engine(), self.display, lambda c: writes.fold(c, max_log_lines, run_ids)
         )
 
-    def _max_log_lines(self) -> int:
-        if self.max_log_lines is not None:
-            return self.max_log_lines
-        return int(config.get_path("runs.max_log_lines", 10_000))
-
-    def _detect_crashes(self) -> None:
+    def _detect_crashes(self, reader: Reader) -> None:
         now = _now()
         stale = now - timedelta(seconds=self.crash_after)
-        candidates = self._query(lambda r: queries.stale_runs(r, stale))
+        candidates = reader.transaction(lambda r: queries.stale_runs(r, stale))
         for run in candidates:
             if self._driver_alive(run.host, run.pid):
                 continue
@@ -786,7 +475,7 @@ class RunStore:
                 f"the process driving this run (pid {run.pid} on {run.host or 'an unknown host'}) "
                 f"died: no heartbeat since {run.heartbeat:%Y-%m-%d %H:%M:%S} UTC"
             )
-            self._fold([run.run_id])  # its task runs, to mark the unfinished ones
+            self._fold(reader, [run.run_id])  # its task runs, to mark the unfinished ones
             database.write(
                 self.engine(),
                 self.display,
@@ -795,169 +484,6 @@ class RunStore:
 
     def _driver_alive(self, host: str, pid: int) -> bool:
         return host == self._host and pid_alive(pid)
-
-
-# -- the writer's channels -----------------------------------------------------------------
-
-
-class _ProcessChannel:
-    """The writer in a process of its own (:func:`flowcore.runs.writer.main`): messages
-    go to its stdin, answers come back from its stdout and are read on a thread here."""
-
-    def __init__(self, options: dict[str, Any], answer: Callable[[tuple[Any, ...]], None]) -> None:
-        if not sys.executable:
-            raise ValueError("this interpreter does not know its executable (sys.executable)")
-        root = str(Path(__file__).resolve().parents[2])  # where this flowcore is imported from
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", "from flowcore.runs.writer import main; main()"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            env=env,
-            close_fds=True,
-        )
-        self.pid = self.process.pid
-        self.alive = True
-        self._ending = False  # a stop was sent, or the writer said it cannot open
-        self._lost = False
-        self._lost_lock = threading.Lock()
-        self._stop_token: int | None = None
-        self._at_exit = False
-        self._stopped = threading.Event()  # the stop was answered
-        self._answer = answer
-        self._stdin: Any = self.process.stdin
-        self._stdout: Any = self.process.stdout
-        self._reader = threading.Thread(
-            target=self._read_answers, name="flowcore-run-store-answers", daemon=True
-        )
-        self._reader.start()
-        self.send(("open", options))
-
-    def send(self, message: tuple[Any, ...]) -> bool:
-        """Write ``message`` to the writer; False when it is gone."""
-        if not self.alive:
-            return False
-        if message[0] == "stop":
-            self._ending = True
-            self._stop_token = message[1]
-            self._at_exit = bool(message[2])
-        try:
-            self._stdin.write(encode(message))
-            self._stdin.flush()
-        except (BrokenPipeError, ValueError):  # ValueError: the pipe was closed here
-            self.alive = False
-            return False
-        return True
-
-    def _read_answers(self) -> None:
-        from flowcore.runs.writer import FrameReader
-
-        reader = FrameReader(self._stdout.fileno())
-        while True:
-            messages = reader.read(None)
-            for message in messages or ():
-                if message[0] == "broken":
-                    self._ending = True
-                self._answer(message)
-                if message[0] == "flushed" and message[1] == self._stop_token:
-                    self._stopped.set()
-            if messages is None:
-                break
-        self.process.wait()
-        self.alive = False
-        self._stdout.close()
-        self.report_lost()
-
-    def report_lost(self) -> None:
-        """Say once that the writer ended without being asked to (the thread that reads
-        its answers meets the end of its stdout; the feeder, a closed pipe: whichever is
-        first)."""
-        with self._lost_lock:
-            if self._ending or self._lost:
-                return
-            self._lost = True
-        try:
-            status: int | None = self.process.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            status = None
-        self._answer(("lost", f"pid {self.pid} ended with status {status}"))
-
-    def close(self) -> None:
-        """Close the writer's stdin: it writes what it has and ends, and this process
-        waits for that. At exit, once the stop is answered, everything is written and the
-        writer only folds the journal before it ends: the exiting process does not wait."""
-        if self._stop_token is not None:  # wait for the answer (or the writer's end)
-            while not self._stopped.wait(0.05) and self._reader.is_alive():
-                pass
-        self._ending = True
-        try:
-            self._stdin.close()
-        except BrokenPipeError:
-            pass
-        if self._stopped.is_set() and self._at_exit:
-            return
-        self.process.wait()
-        if self._reader is not threading.current_thread():
-            self._reader.join()
-
-    def abandon(self) -> None:
-        """(In a forked child.) Close this process's copies of the pipes, nothing else."""
-        self.alive = False
-        for stream in (self._stdin, self._stdout):
-            try:
-                os.close(stream.fileno())
-            except (OSError, ValueError):
-                pass
-
-
-class _ThreadChannel:
-    """The writer on a thread of this process (``RunStore(writer="thread")``, or when
-    the writer process cannot start or died)."""
-
-    pid = None
-
-    def __init__(
-        self, store: RunStore, options: dict[str, Any], answer: Callable[[tuple[Any, ...]], None]
-    ) -> None:
-        from flowcore.runs.writer import Writer
-
-        self._queue: SimpleQueue[tuple[Any, ...] | None] = SimpleQueue()
-        writer = Writer(store, options, answer)
-        self._thread = threading.Thread(
-            target=writer.run, args=(self._read,), name="flowcore-run-store-writer", daemon=True
-        )
-        self._thread.start()
-
-    def send(self, message: tuple[Any, ...]) -> bool:
-        if not self._thread.is_alive():
-            return False
-        self._queue.put(message)
-        return True
-
-    def _read(self, timeout: float) -> list[Any] | None:
-        try:
-            first = self._queue.get(timeout=timeout)
-        except Empty:
-            return []
-        messages = [first]
-        while not self._queue.empty():
-            messages.append(self._queue.get())
-        if None in messages:
-            kept = messages[: messages.index(None)]
-            return kept or None
-        return messages
-
-    def close(self) -> None:
-        self._queue.put(None)
-        if self._thread is not threading.current_thread():
-            self._thread.join()
-
-    def abandon(self) -> None:
-        pass
-
-
-_Channel = _ProcessChannel | _ThreadChannel
 
 
 # -- helpers -------------------------------------------------------------------------------

@@ -1,19 +1,38 @@
-"""Times in the run store: aware UTC datetimes, kept as fixed-width text on SQLite.
+"""Values as the run store's SQL holds them: times, and id lists cut for ``IN (...)``.
 
 SQLite has no time zones: a time is stored as naive UTC text of fixed width
 (``2026-01-02 03:04:05.000000``, the format SQLAlchemy's own SQLite ``DATETIME`` writes),
-so text order is time order. PostgreSQL stores ``timestamptz``. Both the schema's column
-type (:class:`flowcore.runs.schema.UTCDateTime`) and the reads of
-:mod:`flowcore.runs.queries` go through these two functions, so every backend hands back
-aware UTC datetimes.
+so text order is time order. PostgreSQL stores ``timestamptz``. The schema's column type
+(:class:`flowcore.runs.schema.UTCDateTime`), the writes of :mod:`flowcore.runs.writes`
+(which bypass that type for speed) and the reads of :mod:`flowcore.runs.queries` all go
+through these functions, so every backend gets the same text and hands back aware UTC
+datetimes. Events carry their times as epoch seconds (cheap to take on the hot path):
+:func:`from_epoch` turns them into datetimes.
+
+Reads and writes that name many runs at once (``run_id IN (...)``) cut the ids into
+:func:`chunks` of :data:`CHUNK`, well under SQLite's smallest limit of bound parameters.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, TypeVar
 
-__all__ = ["sqlite_time", "utc_time"]
+__all__ = [
+    "CHUNK",
+    "aware",
+    "chunks",
+    "from_epoch",
+    "sqlite_time",
+    "stored_time",
+    "time_param",
+    "utc_time",
+]
+
+T = TypeVar("T")
+
+CHUNK = 500  # values per IN (...) list
 
 
 def sqlite_time(value: datetime) -> str:
@@ -23,12 +42,27 @@ def sqlite_time(value: datetime) -> str:
     '2026-01-02 03:04:05.000000'
     """
     if value.tzinfo is not timezone.utc:
-        value = (
-            value.replace(tzinfo=timezone.utc)
-            if value.tzinfo is None
-            else value.astimezone(timezone.utc)
-        )
+        value = aware(value).astimezone(timezone.utc)
     return value.isoformat(" ", "microseconds")[:26]
+
+
+def aware(value: datetime) -> datetime:
+    """``value`` with a time zone (a naive time is UTC).
+
+    >>> aware(datetime(2026, 1, 2)).tzinfo
+    datetime.timezone.utc
+    """
+    return value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
+
+
+def time_param(dialect: str) -> Callable[[datetime], Any]:
+    """How a time goes into a statement's parameters on the SQL ``dialect`` (its
+    SQLAlchemy name): SQLite's text, else an aware datetime.
+
+    >>> time_param("sqlite")(datetime(2026, 1, 2)), time_param("postgresql")(datetime(2026, 1, 2))
+    ('2026-01-02 00:00:00.000000', datetime.datetime(2026, 1, 2, 0, 0, tzinfo=datetime.timezone.utc))
+    """
+    return sqlite_time if dialect == "sqlite" else aware
 
 
 def utc_time(value: Any) -> datetime | None:
@@ -44,3 +78,30 @@ def utc_time(value: Any) -> datetime | None:
     if value.tzinfo is None:
         return value.replace(tzinfo=timezone.utc)  # type: ignore[no-any-return]
     return value.astimezone(timezone.utc)  # type: ignore[no-any-return]
+
+
+def stored_time(value: Any) -> datetime:
+    """:func:`utc_time` of a column that is never NULL."""
+    time = utc_time(value)
+    if time is None:
+        raise ValueError("a NOT NULL time column of the run store held NULL")
+    return time
+
+
+def from_epoch(seconds: float) -> datetime:
+    """An event's time (epoch seconds) as an aware UTC datetime.
+
+    >>> from_epoch(0)
+    datetime.datetime(1970, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
+    """
+    return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:
+    """``values`` in consecutive slices of at most ``size``.
+
+    >>> [list(c) for c in chunks([1, 2, 3, 4, 5], 2)]
+    [[1, 2], [3, 4], [5]]
+    """
+    for start in range(0, len(values), size):
+        yield values[start : start + size]

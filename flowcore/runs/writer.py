@@ -43,6 +43,14 @@ and the writer should write the interrupted run's last states, then end with its
 
 Every ``heartbeat_every`` seconds it stamps the heartbeat of the runs the driving process
 started and has not finished (crash detection, see :mod:`flowcore.runs.store`).
+
+The store's side of this protocol is a *channel* (:data:`Channel`), with the same three
+methods either way: ``send(message)`` (False once the writer is gone), ``close()`` and
+``abandon()`` (in a forked child: let go of the parent's writer without touching it).
+:class:`ProcessChannel` starts the writer process, writes framed messages to its stdin and
+reads its answers on a thread of its own; :class:`ThreadChannel` runs a :class:`Writer` on
+a thread of the store's process and passes the messages through a queue. Either calls the
+store's ``answer`` with each answer, on a thread that is not the store's feeder.
 """
 
 from __future__ import annotations
@@ -52,10 +60,14 @@ import pickle
 import select
 import signal
 import struct
+import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
+from pathlib import Path
+from queue import Empty, SimpleQueue
 from typing import TYPE_CHECKING, Any
 
 from flowcore.runs.events import FlowRunStarted, FlowRunState
@@ -64,7 +76,7 @@ from flowcore.runs.states import is_finished
 if TYPE_CHECKING:
     from flowcore.runs.store import RunStore
 
-__all__ = ["FrameReader", "Writer", "encode", "main"]
+__all__ = ["Channel", "FrameReader", "ProcessChannel", "ThreadChannel", "Writer", "encode", "main"]
 
 _HEADER = struct.Struct("!Q")
 _READ_CHUNK = 1 << 20
@@ -291,6 +303,163 @@ class Writer:
                 self.reply(("error", text))
         else:
             self.failing = False
+
+
+# -- the store's side: channels to the writer -----------------------------------------------------------------
+
+
+class ProcessChannel:
+    """The writer in a process of its own (:func:`flowcore.runs.writer.main`): messages
+    go to its stdin, answers come back from its stdout and are read on a thread here."""
+
+    def __init__(self, options: dict[str, Any], answer: Reply) -> None:
+        if not sys.executable:
+            raise ValueError("this interpreter does not know its executable (sys.executable)")
+        root = str(Path(__file__).resolve().parents[2])  # where this flowcore is imported from
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", "from flowcore.runs.writer import main; main()"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+            close_fds=True,
+        )
+        self.pid = self.process.pid
+        self.alive = True
+        self._ending = False  # a stop was sent, or the writer said it cannot open
+        self._lost = False
+        self._lost_lock = threading.Lock()
+        self._stop_token: int | None = None
+        self._at_exit = False
+        self._stopped = threading.Event()  # the stop was answered
+        self._answer = answer
+        self._stdin: Any = self.process.stdin
+        self._stdout: Any = self.process.stdout
+        self._reader = threading.Thread(
+            target=self._read_answers, name="flowcore-run-store-answers", daemon=True
+        )
+        self._reader.start()
+        self.send(("open", options))
+
+    def send(self, message: tuple[Any, ...]) -> bool:
+        """Write ``message`` to the writer; False when it is gone."""
+        if not self.alive:
+            return False
+        if message[0] == "stop":
+            self._ending = True
+            self._stop_token = message[1]
+            self._at_exit = bool(message[2])
+        try:
+            self._stdin.write(encode(message))
+            self._stdin.flush()
+        except (BrokenPipeError, ValueError):  # ValueError: the pipe was closed here
+            self.alive = False
+            return False
+        return True
+
+    def _read_answers(self) -> None:
+        reader = FrameReader(self._stdout.fileno())
+        while True:
+            messages = reader.read(None)
+            for message in messages or ():
+                if message[0] == "broken":
+                    self._ending = True
+                self._answer(message)
+                if message[0] == "flushed" and message[1] == self._stop_token:
+                    self._stopped.set()
+            if messages is None:
+                break
+        self.process.wait()
+        self.alive = False
+        self._stdout.close()
+        self.report_lost()
+
+    def report_lost(self) -> None:
+        """Say once that the writer ended without being asked to (the thread that reads
+        its answers meets the end of its stdout; the feeder, a closed pipe: whichever is
+        first)."""
+        with self._lost_lock:
+            if self._ending or self._lost:
+                return
+            self._lost = True
+        try:
+            status: int | None = self.process.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            status = None
+        self._answer(("lost", f"pid {self.pid} ended with status {status}"))
+
+    def close(self) -> None:
+        """Close the writer's stdin: it writes what it has and ends, and this process
+        waits for that. At exit, once the stop is answered, everything is written and the
+        writer only folds the journal before it ends: the exiting process does not wait."""
+        if self._stop_token is not None:  # wait for the answer (or the writer's end)
+            while not self._stopped.wait(0.05) and self._reader.is_alive():
+                pass
+        self._ending = True
+        try:
+            self._stdin.close()
+        except BrokenPipeError:
+            pass
+        if self._stopped.is_set() and self._at_exit:
+            return
+        self.process.wait()
+        if self._reader is not threading.current_thread():
+            self._reader.join()
+
+    def abandon(self) -> None:
+        """(In a forked child.) Close this process's copies of the pipes, nothing else."""
+        self.alive = False
+        for stream in (self._stdin, self._stdout):
+            try:
+                os.close(stream.fileno())
+            except (OSError, ValueError):
+                pass
+
+
+class ThreadChannel:
+    """The writer on a thread of this process (``RunStore(writer="thread")``, or when
+    the writer process cannot start or died)."""
+
+    pid = None
+
+    def __init__(self, store: RunStore, options: dict[str, Any], answer: Reply) -> None:
+        self._queue: SimpleQueue[tuple[Any, ...] | None] = SimpleQueue()
+        writer = Writer(store, options, answer)
+        self._thread = threading.Thread(
+            target=writer.run, args=(self._read,), name="flowcore-run-store-writer", daemon=True
+        )
+        self._thread.start()
+
+    def send(self, message: tuple[Any, ...]) -> bool:
+        if not self._thread.is_alive():
+            return False
+        self._queue.put(message)
+        return True
+
+    def _read(self, timeout: float) -> list[Any] | None:
+        try:
+            first = self._queue.get(timeout=timeout)
+        except Empty:
+            return []
+        messages = [first]
+        while not self._queue.empty():
+            messages.append(self._queue.get())
+        if None in messages:
+            kept = messages[: messages.index(None)]
+            return kept or None
+        return messages
+
+    def close(self) -> None:
+        self._queue.put(None)
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def abandon(self) -> None:
+        pass
+
+
+Channel = ProcessChannel | ThreadChannel
 
 
 def main() -> None:

@@ -37,8 +37,8 @@ import io
 import json
 import pickle
 import sqlite3
-from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timezone
+from collections.abc import Iterable, Sequence
+from datetime import datetime
 from itertools import chain
 from typing import Any
 
@@ -55,19 +55,12 @@ from flowcore.runs.events import (
     TaskRunState,
     structure_json,
 )
-from flowcore.runs.schema import (
-    flow_runs,
-    log_lines,
-    run_journal,
-    sqlite_time,
-    state_transitions,
-    task_runs,
-)
+from flowcore.runs.schema import flow_runs, log_lines, run_journal, state_transitions, task_runs
 from flowcore.runs.states import FINISHED_STATES, is_finished
+from flowcore.runs.times import chunks, from_epoch, time_param
 
 __all__ = ["beat", "fold", "mark_crashed", "prune", "write_events"]
 
-_CHUNK = 500  # ids per IN (...) clause
 # rows per multi-row INSERT: SQLite prepares a statement of a few hundred rows once and
 # reuses it; one of thousands costs more to prepare than it saves
 _ROWS_PER_INSERT = 200
@@ -93,7 +86,7 @@ def write_events(
             flow_events.append(e)
     earliest = {e[0]: e[3] for e in reversed(lines)}  # run id -> epoch seconds
     earliest.update({e[0]: e[5] for e in reversed(states)})
-    first = {run_id: _from_epoch(when) for run_id, when in earliest.items()}
+    first = {run_id: from_epoch(when) for run_id, when in earliest.items()}
     first.update({e.run_id: e.time for e in reversed(flow_events)})
     if first:  # a row for every run (a placeholder before its FlowRunStarted), so reads find it
         _ensure_runs(conn, first)
@@ -139,11 +132,10 @@ def fold(conn: Connection, max_log_lines: int, run_ids: Sequence[str]) -> int:
     transaction, so two readers folding at once fold each row once. Returns how many
     events were folded."""
     claimed: list[Any] = []
-    for start in range(0, len(run_ids), _CHUNK):
-        chunk = list(run_ids[start : start + _CHUNK])
+    for chunk in chunks(run_ids):
         claimed += conn.execute(
             sa.delete(run_journal)
-            .where(run_journal.c.run_id.in_(chunk))
+            .where(run_journal.c.run_id.in_(list(chunk)))
             .returning(run_journal.c.id, run_journal.c.events)
         ).all()
     if not claimed:
@@ -156,9 +148,9 @@ def fold(conn: Connection, max_log_lines: int, run_ids: Sequence[str]) -> int:
         lines += [LogLine._make(row) for row in line_rows]
     first: dict[str, datetime] = {}
     for line in reversed(lines):
-        first[line.run_id] = _from_epoch(line.time)
+        first[line.run_id] = from_epoch(line.time)
     for state in reversed(states):
-        first[state.run_id] = _from_epoch(state.time)
+        first[state.run_id] = from_epoch(state.time)
     _ensure_runs(conn, first)
     _append_transitions(conn, states)
     _insert_logs(conn, lines, max_log_lines)
@@ -172,10 +164,6 @@ class _JournalLoader(pickle.Unpickler):
 
     def find_class(self, module: str, name: str) -> Any:
         raise pickle.UnpicklingError(f"run journal: unexpected object {module}.{name}")
-
-
-def _from_epoch(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, timezone.utc)
 
 
 def beat(conn: Connection, run_ids: Iterable[str], now: datetime) -> None:
@@ -247,8 +235,7 @@ def prune(conn: Connection, cutoff: datetime | None, max_runs: int | None) -> in
         ).all()
         doomed.update(run_id for run_id, state in beyond if is_finished(state))
     ids = sorted(doomed)
-    for start in range(0, len(ids), _CHUNK):
-        chunk = ids[start : start + _CHUNK]
+    for chunk in chunks(ids):
         for table in (run_journal, log_lines, state_transitions, task_runs, flow_runs):
             conn.execute(table.delete().where(table.c.run_id.in_(chunk)))
     return len(ids)
@@ -261,7 +248,7 @@ def _insert_rows(
     conn: Connection, table: sa.Table, keys: tuple[str, ...], rows: list[tuple[Any, ...]]
 ) -> None:
     """INSERT ``rows`` (values in ``keys`` order, already in the driver's terms: see
-    :func:`_time_param`) into ``table``, many rows per statement, through the driver.
+    :func:`flowcore.runs.times.time_param`) into ``table``, many rows per statement, through the driver.
 
     The writer may share the GIL with the flow it records, so the inserts that grow with
     the flow (transitions, log lines) keep Python's share small: no SQLAlchemy processing
@@ -298,15 +285,6 @@ def _max_parameters(conn: Connection) -> int:
     if getlimit is None:
         return 999
     return int(getlimit(getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", 9)))
-
-
-def _time_param(conn: Connection) -> Callable[[datetime], Any]:
-    """How a time goes to this connection's driver: SQLite's text, or the datetime."""
-    return sqlite_time if conn.dialect.name == "sqlite" else _aware
-
-
-def _aware(time: datetime) -> datetime:
-    return time if time.tzinfo is not None else time.replace(tzinfo=timezone.utc)
 
 
 def _dialect_module(name: str) -> Any:
@@ -378,15 +356,15 @@ def _append_transitions(
     """Append the states, then bring ``task_runs`` up to date from them in SQL."""
     if not states:
         return
-    time = _time_param(conn)
+    time = time_param(conn.dialect.name)
     rows: list[tuple[Any, ...]] = []
     for e in states:
         if isinstance(e, TaskRunState):
             if e.started is not None:  # a quick task run's Running, folded into its end
                 rows.append((e.run_id, e.task_slug, e.map_index, "Running", None,
-                             time(_from_epoch(e.started)), e.run_count, None, None))  # fmt: skip
+                             time(from_epoch(e.started)), e.run_count, None, None))  # fmt: skip
             rows.append((e.run_id, e.task_slug, e.map_index, e.state, e.message,
-                         time(_from_epoch(e.time)), e.run_count, e.result_location,
+                         time(from_epoch(e.time)), e.run_count, e.result_location,
                          e.n_map_states))  # fmt: skip
         else:
             rows.append((e.run_id, None, -1, e.state, e.message, time(e.time), None, None, None))
@@ -479,14 +457,14 @@ def _insert_logs(conn: Connection, lines: list[LogLine], max_log_lines: int) -> 
             )
         ).all()
     )
-    time = _time_param(conn)
+    time = time_param(conn.dialect.name)
     rows: list[tuple[Any, ...]] = []
     counts: list[dict[str, Any]] = []
     for run_id, run_lines in by_run.items():
         room = max(0, max_log_lines - kept_so_far.get(run_id, 0))
         keep = run_lines[:room]
         rows += [
-            (run_id, x.task_slug, x.map_index, time(_from_epoch(x.time)), x.level, x.logger,
+            (run_id, x.task_slug, x.map_index, time(from_epoch(x.time)), x.level, x.logger,
              x.message)
             for x in keep
         ]  # fmt: skip

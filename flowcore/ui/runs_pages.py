@@ -4,10 +4,13 @@ Each builder takes the request and returns the page's data (the JSON of ``/api/.
 what only the HTML page needs (the graph's SVG, the pager) goes under ``"page"``, which
 the JSON leaves out. Builders run on Starlette's thread pool (store reads block).
 
-A run page reads: the run, its task runs (one row per task and mapped child: what the
-task table and the graph count), the transitions of the flow run and of each task's own
-run (``map_index`` -1: a mapped task's children have their history on the task's page),
-the run's last log lines, and the runs that resumed it (``RunStore.resumes_of``).
+A run page reads: the run, its tasks as wholes (``RunStore.task_summaries``: each task's
+own record and its mapped children counted by state, one grouped query, so a map of
+10,000 children costs a few rows: what the task table and the graph show), the
+transitions of the flow run and of each task's own run (``map_index`` -1: a mapped task's
+children have their history on the task's page), the run's last log lines, and the runs
+that resumed it (``RunStore.resumes_of``). A task's page lists its children a page at a
+time (``RunStore.children``).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from starlette.responses import RedirectResponse, Response
 
 from flowcore.exceptions import MissingExtraError
 from flowcore.runs.states import STATE_NAMES, is_failed
-from flowcore.runs.store import RunInfo, RunStore, RunStoreError
+from flowcore.runs.store import RunInfo, RunStore, RunStoreError, TaskSummary
 from flowcore.ui import views
 from flowcore.ui.security import read_form
 
@@ -102,13 +105,13 @@ def run_detail(request: Request) -> dict[str, Any]:
     the flow run's history and last log lines, the runs it resumed and that resumed it."""
     store = _store(request)
     run = _run(store, request.path_params["run_id"])
-    records = store.task_runs(run.run_id)
+    summaries = store.task_summaries(run.run_id)
     now = datetime.now(timezone.utc)
     histories: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     for transition in store.transitions(run.run_id, map_index=-1):
         histories[transition.task_slug].append(views.transition_json(transition))
     logs = [views.log_json(line) for line in store.logs(run.run_id, limit=RUN_LOG_LINES)]
-    tasks = views.task_rows(run, records, now)
+    tasks = views.task_rows(run, summaries, now)
     for row in tasks:
         row["history"] = histories.get(row["slug"], [])
         row["logs"] = [line for line in logs if line["task_slug"] == row["slug"]]
@@ -126,7 +129,7 @@ def run_detail(request: Request) -> dict[str, Any]:
         ],
     }
     if not request.url.path.startswith("/api/"):
-        graph, problem = _graph_markup(run, records)
+        graph, problem = _graph_markup(run, summaries)
         data["page"] = {"graph": graph, "graph_problem": problem}
     return data
 
@@ -156,7 +159,7 @@ async def graph_svg(request: Request) -> Response:
     def draw() -> bytes:
         store = _store(request)
         run = _run(store, request.path_params["run_id"])
-        return _draw(run, store.task_runs(run.run_id))
+        return _draw(run, store.task_summaries(run.run_id))
 
     try:
         svg = await run_in_threadpool(draw)
@@ -165,17 +168,17 @@ async def graph_svg(request: Request) -> Response:
     return Response(svg, media_type="image/svg+xml", headers={"cache-control": "no-store"})
 
 
-def _draw(run: RunInfo, records: list[Any]) -> bytes:
+def _draw(run: RunInfo, summaries: list[TaskSummary]) -> bytes:
     from flowcore.runs.graph import run_graph
 
-    svg: bytes = run_graph(run.structure, records, web=True).pipe(format="svg")
+    svg: bytes = run_graph(run.structure, summaries, web=True).pipe(format="svg")
     return svg
 
 
-def _graph_markup(run: RunInfo, records: list[Any]) -> tuple[Markup | None, str | None]:
+def _graph_markup(run: RunInfo, summaries: list[TaskSummary]) -> tuple[Markup | None, str | None]:
     """The graph as inline SVG, or why there is none."""
     try:
-        svg = _draw(run, records).decode("utf-8")
+        svg = _draw(run, summaries).decode("utf-8")
     except (MissingExtraError, OSError) as exc:
         return None, _no_graph(exc)
     start = svg.find("<svg")
@@ -222,32 +225,29 @@ def task_detail(request: Request) -> dict[str, Any]:
     store = _store(request)
     run = _run(store, request.path_params["run_id"])
     slug = request.path_params["slug"]
-    records = store.task_runs(run.run_id)
-    rows = [row for row in views.task_rows(run, records) if row["slug"] == slug]
+    tasks = views.task_rows(run, store.task_summaries(run.run_id))
+    rows = [row for row in tasks if row["slug"] == slug]
     if not rows:
         raise HTTPException(404, f"Run {run.run_id} has no task {slug!r}")
     query = request.query_params
     map_index = _int(query, "map_index", -1, -1)
     child_state = query.get("child_state") or None
     offset = _int(query, "offset", 0, 0)
-    children = [r for r in records if r.task_slug == slug and r.map_index >= 0]
-    chosen = [r for r in children if child_state is None or r.state == child_state]
+    counts = rows[0]["children"]
+    chosen = store.children(run.run_id, slug, child_state, offset, CHILDREN_SHOWN)
+    child = store.task_runs(run.run_id, slug, map_index) if map_index >= 0 else []
     lines = store.logs(run.run_id, task_slug=slug, limit=TASK_LOG_LINES if map_index < 0 else None)
     return {
         "run": views.run_json(run),
         "task": rows[0],
         "map_index": map_index,
-        "child": next(
-            (views.child_json(r, run.run_id) for r in children if r.map_index == map_index), None
-        ),
+        "child": views.child_json(child[0], run.run_id) if child else None,
         "history": [
             views.transition_json(t) for t in store.transitions(run.run_id, slug, map_index)
         ],
-        "children": [
-            views.child_json(r, run.run_id) for r in chosen[offset : offset + CHILDREN_SHOWN]
-        ],
+        "children": [views.child_json(r, run.run_id) for r in chosen],
         "children_shown": CHILDREN_SHOWN,
-        "children_total": len(chosen),
+        "children_total": counts.get(child_state, 0) if child_state else sum(counts.values()),
         "child_state": child_state,
         "offset": offset,
         "logs": [

@@ -18,13 +18,12 @@ to now while some have not finished).
 
 from __future__ import annotations
 
-from collections import Counter
 from datetime import datetime, timedelta, timezone
 from typing import Any
 from urllib.parse import quote
 
 from flowcore.caching.cache import CacheEntry
-from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, Transition, split_task_runs
+from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
 from flowcore.runs.states import is_failed, is_finished
 from flowcore.utilities.units import format_duration, format_seconds, format_size, format_time
 
@@ -97,65 +96,39 @@ def run_json(run: RunInfo, now: datetime | None = None) -> dict[str, Any]:
 
 
 def task_rows(
-    run: RunInfo, records: list[TaskRunInfo], now: datetime | None = None
+    run: RunInfo, summaries: list[TaskSummary], now: datetime | None = None
 ) -> list[dict[str, Any]]:
     """One row per task of the run's structure, in flow order (tasks the structure does
-    not name, after them); see the module docstring."""
+    not name, after them), from the store's :meth:`~flowcore.runs.store.RunStore.task_summaries`;
+    see the module docstring."""
     tasks = list(run.structure.get("tasks", []))
     known = {t["slug"] for t in tasks}
-    own, children = split_task_runs(records)
-    spans: dict[str, list[datetime]] = {}  # a mapped task's first child start, last child end
-    for record in records:
-        if record.map_index >= 0:
-            _widen(spans, record)
-        if record.task_slug not in known:
-            known.add(record.task_slug)
-            tasks.append(
-                {
-                    "slug": record.task_slug,
-                    "name": record.task_slug,
-                    "mapped": record.map_index >= 0,
-                }
-            )
-    rows = []
-    for index, task in enumerate(tasks):
-        slug = task["slug"]
-        row = _task_row(index, task, own.get(slug), children.get(slug), run.run_id, now)
-        if slug in spans and row["started"] is None:  # a mapped task: its children's span
-            first, last = spans[slug]
-            finished = row["done"] == row["total"]
-            row["started"], row["ended"] = _iso(first), _iso(last) if finished else None
-            end = last if finished else (now or datetime.now(timezone.utc))
-            row["duration"] = duration(first, end)
-        rows.append(row)
-    return rows
-
-
-def _widen(spans: dict[str, list[datetime]], record: TaskRunInfo) -> None:
-    start = record.started or record.ended
-    end = record.ended or record.started
-    if start is None or end is None:
-        return
-    span = spans.get(record.task_slug)
-    if span is None:
-        spans[record.task_slug] = [start, end]
-    else:
-        span[0], span[1] = min(span[0], start), max(span[1], end)
+    # a task the structure does not name counts as mapped when only its children were recorded
+    tasks += [
+        {"slug": s.task_slug, "name": s.task_slug, "mapped": s.record is None}
+        for s in summaries
+        if s.task_slug not in known
+    ]
+    by_slug = {s.task_slug: s for s in summaries}
+    return [
+        _task_row(index, task, by_slug.get(task["slug"]), run.run_id, now)
+        for index, task in enumerate(tasks)
+    ]
 
 
 def _task_row(
-    index: int, task: dict[str, Any], record: TaskRunInfo | None, counts: Counter[str] | None,
-    run_id: str, now: datetime | None,
+    index: int, task: dict[str, Any], summary: TaskSummary | None, run_id: str,
+    now: datetime | None,
 ) -> dict[str, Any]:  # fmt: skip
-    counts = counts or Counter()
-    state = record.state if record is not None else "Pending"
+    record = summary.record if summary is not None else None
+    counts = summary.children if summary is not None else {}
     n_map = record.n_map_states if record is not None else None
-    return {
+    row: dict[str, Any] = {
         "index": index,
         "task": task["name"],
         "slug": task["slug"],
         "mapped": bool(task.get("mapped")),
-        "state": state,
+        "state": record.state if record is not None else "Pending",
         "message": record.message if record is not None else None,
         "run_count": record.run_count if record is not None else 0,
         "started": _iso(record.started) if record is not None else None,
@@ -168,6 +141,21 @@ def _task_row(
         "total": max(n_map or 0, sum(counts.values())),
         "url": task_url(run_id, task["slug"]),
     }
+    if summary is not None and row["started"] is None:
+        _span_children(row, summary, now)
+    return row
+
+
+def _span_children(row: dict[str, Any], summary: TaskSummary, now: datetime | None) -> None:
+    """A task whose own record has no start (a mapped task's parent) spans its
+    children: from the first one's start to the last one's end, or to now while some
+    have not finished."""
+    first, last = summary.first_start, summary.last_end
+    if first is None:
+        return
+    finished = row["done"] == row["total"]
+    row["started"], row["ended"] = _iso(first), _iso(last) if finished else None
+    row["duration"] = duration(first, last if finished else (now or datetime.now(timezone.utc)))
 
 
 def _task_duration(record: TaskRunInfo | None, now: datetime | None) -> float | None:

@@ -13,7 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
-from flowcore.runs import RunInfo, RunStore, RunStoreError, TaskRunInfo, Transition
+from flowcore.runs import RunInfo, RunStore, RunStoreError, TaskRunInfo, TaskSummary, Transition
 from flowcore.runs.events import FlowRunState, Heartbeat, LogLine, TaskRunState
 from tests.runs.conftest import at, flow_state, started, task_state
 
@@ -94,6 +94,59 @@ def test_a_task_run_keeps_its_first_start_and_latest_end(store: RunStore) -> Non
         TaskRunInfo("t-1", -1, "Success", None, at(1), at(6), 2, "/x", None)
     ]
     assert len(store.transitions("run-0002", "t-1")) == 6
+
+
+def test_task_summaries_count_children_by_state_and_span_them(store: RunStore) -> None:
+    """The grouped read behind a run's page, its graph and ``runs show``: each task's own
+    record, its children counted by state, and the first start and last end among them
+    (a child with only an end counts it as its start too)."""
+    _run(store, "run-sum", final=None)
+    store.submit(task_state("run-sum", "load-1", "Success", 1, started=at(0.5).timestamp()))
+    store.submit(task_state("run-sum", "sq-1", "Mapped", 2, n_map_states=5))
+    timeline = [("Success", 3, 4), ("Success", 2.5, 6), ("Failed", 5, 7), ("Cached", None, 1.5)]
+    for index, (state, begin, end) in enumerate(timeline):
+        if begin is not None:
+            store.submit(task_state("run-sum", "sq-1", "Running", begin, index=index))
+        store.submit(task_state("run-sum", "sq-1", state, end, index=index))
+    store.submit(task_state("run-sum", "sq-1", "Running", 8, index=4))
+    store.submit(task_state("run-sum", "orphan-1", "Success", 9, index=0))  # no parent record
+    store.flush()
+
+    load, orphan, square = store.task_summaries("run-sum")
+    assert load == TaskSummary(
+        "load-1", TaskRunInfo("load-1", -1, "Success", None, at(0.5), at(1), 1, None, None)
+    )
+    assert orphan == TaskSummary("orphan-1", None, {"Success": 1}, at(9), at(9))
+    assert square == TaskSummary(
+        "sq-1",
+        TaskRunInfo("sq-1", -1, "Mapped", None, None, at(2), 1, None, 5),
+        {"Cached": 1, "Failed": 1, "Running": 1, "Success": 2},
+        at(1.5),  # the Cached child's end: it never ran
+        at(8),  # the running child's start: the latest time of any child
+    )
+    children = store.task_runs("run-sum", "sq-1")
+    assert [(c.map_index, c.state) for c in children] == [
+        (-1, "Mapped"), (0, "Success"), (1, "Success"), (2, "Failed"), (3, "Cached"),
+        (4, "Running"),
+    ]  # fmt: skip
+    assert store.task_runs("run-sum", "sq-1", 2) == [children[3]]
+
+
+def test_children_are_read_a_page_at_a_time(store: RunStore) -> None:
+    _run(store, "run-page")
+    store.submit(task_state("run-page", "sq-1", "Mapped", 1, n_map_states=25))
+    for index in range(25):
+        state = "Failed" if index % 5 == 0 else "Success"
+        store.submit(task_state("run-page", "sq-1", state, 2, index=index))
+    store.flush()
+    page = store.children("run-page", "sq-1", offset=10, limit=4)
+    assert [(c.map_index, c.state) for c in page] == [
+        (10, "Failed"), (11, "Success"), (12, "Success"), (13, "Success"),
+    ]  # fmt: skip
+    failed = store.children("run-page", "sq-1", state="Failed", offset=1, limit=10)
+    assert [c.map_index for c in failed] == [5, 10, 15, 20]
+    assert store.children("run-page", "sq-1", offset=25) == []
+    assert store.children("run-page", "other-1") == []
 
 
 def test_runs_are_listed_newest_first_and_filtered(store: RunStore) -> None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from flowcore.runs.graph import run_graph, state_color
-from flowcore.runs.records import TaskRunInfo, split_task_runs
+from flowcore.runs.records import TaskRunInfo, TaskSummary
 from flowcore.ui.runs_pages import _plain_svg
 
 NAME = '<script>alert("x")</script> & co'
@@ -23,17 +23,18 @@ def _record(slug: str, index: int, state: str, n_map: int | None = None) -> Task
     return TaskRunInfo(slug, index, state, None, None, None, 1, None, n_map)
 
 
-RECORDS = [
-    _record("load-1", -1, "Success"),
-    _record("evil-1", -1, "Mapped", n_map=10),
-    *[_record("evil-1", i, "Success") for i in range(6)],
-    _record("evil-1", 6, "Failed"),
-    _record("evil-1", 7, "Running"),
+SUMMARIES = [
+    TaskSummary("load-1", _record("load-1", -1, "Success")),
+    TaskSummary(
+        "evil-1",
+        _record("evil-1", -1, "Mapped", n_map=10),
+        {"Success": 6, "Failed": 1, "Running": 1},
+    ),
 ]
 
 
 def _svg(**options: bool) -> str:
-    return str(run_graph(STRUCTURE, RECORDS, **options).pipe(format="svg").decode())
+    return str(run_graph(STRUCTURE, SUMMARIES, **options).pipe(format="svg").decode())
 
 
 def test_web_nodes_have_ids_links_and_a_progress_bar() -> None:
@@ -77,9 +78,3 @@ def test_plain_svg_refuses_scripts_handlers_and_outside_links() -> None:
     assert not _plain_svg(base.format('<a xlink:href="javascript:alert(1)"><text>x</text></a>'))
     assert not _plain_svg(base.format("<foreignObject><div/></foreignObject>"))
     assert not _plain_svg("<svg")
-
-
-def test_split_task_runs() -> None:
-    own, children = split_task_runs(RECORDS)
-    assert set(own) == {"load-1", "evil-1"} and own["evil-1"].n_map_states == 10
-    assert children == {"evil-1": {"Success": 6, "Failed": 1, "Running": 1}}

@@ -154,6 +154,21 @@ def test_task_page_lists_children_and_a_childs_history(
     assert XSS_NAME not in spooky.text
 
 
+def test_task_page_pages_its_children(client: TestClient, recorded: Recorded) -> None:
+    """Children are read a page at a time: ``offset`` skips, ``child_state`` filters, and
+    the total counts all that match, not the page."""
+    square = client.get(f"/api/runs/{recorded.demo}").json()["tasks"][2]
+    later = client.get("/api" + square["url"] + "?offset=2").json()
+    assert [c["map_index"] for c in later["children"]] == [2, 3]
+    assert (later["children_total"], later["offset"]) == (4, 2)
+    succeeded = client.get("/api" + square["url"] + "?child_state=Success&offset=1").json()
+    assert [c["map_index"] for c in succeeded["children"]] == [1, 3]
+    assert succeeded["children_total"] == 3
+    beyond = client.get("/api" + square["url"] + "?child_state=Failed&offset=1").json()
+    assert (beyond["children"], beyond["children_total"]) == ([], 1)
+    assert client.get("/api" + square["url"] + "?map_index=9").json()["child"] is None
+
+
 def test_graph_svg(client: TestClient, recorded: Recorded) -> None:
     svg = client.get(f"/runs/{recorded.demo}/graph.svg")
     assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
