@@ -65,7 +65,7 @@ class ChildBatch:
         """Add the next child's state."""
         offset = len(self.values)
         if self.template is None and _can_be_template(state):
-            self.template = _stripped(state)
+            self.template = _materialise(state, None, None)  # without value and location
         if self.template is not None and _fits(state, self.template):
             result = state._result
             self.values.append(result.value)
@@ -216,40 +216,25 @@ def _plain_context(context: dict[str, Any]) -> bool:
     return True
 
 
-def _stripped(state: State) -> State:
-    """``state`` without its value and location (a template for its like)."""
-    template = object.__new__(type(state))
-    template.__dict__.update(state.__dict__)
-    result = state._result.copy()
-    if result is not state._result:  # (NoResult is a shared singleton, without a value)
-        result.value = None
-        result.location = None
-    template._result = result
-    template.context = dict(state.context)
-    return template
-
-
 def _fits(state: State, template: State) -> bool:
-    """Whether ``state`` is ``template`` but for the result's value and location."""
+    """Whether ``state`` is ``template`` but for the result's value and location (a state
+    with cached inputs never is: a template has none)."""
     if type(state) is not type(template) or state.cached_inputs:
         return False
-    mine, theirs = state.__dict__, template.__dict__
-    if mine.keys() != theirs.keys():
-        return False
-    for key, value in mine.items():
-        if key == "_result":
-            continue
-        other = theirs[key]
-        if value is not other and value != other:
-            return False
     result, model = state._result, template._result
-    if type(result) is not type(model):
-        return False
-    mine, theirs = result.__dict__, model.__dict__
+    return (
+        type(result) is type(model)
+        and _alike(state.__dict__, template.__dict__, ("_result", "cached_inputs"))
+        and _alike(result.__dict__, model.__dict__, ("value", "location"))
+    )
+
+
+def _alike(mine: dict[str, Any], theirs: dict[str, Any], apart_from: tuple[str, ...]) -> bool:
+    """Whether two attribute dicts are equal but for the keys ``apart_from``."""
     if mine.keys() != theirs.keys():
         return False
     for key, value in mine.items():
-        if key in ("value", "location"):
+        if key in apart_from:
             continue
         other = theirs[key]
         if value is not other and value != other:
@@ -258,6 +243,8 @@ def _fits(state: State, template: State) -> bool:
 
 
 def _materialise(template: State, value: Any, location: str | None) -> State:
+    """A new State like ``template`` carrying ``value`` and ``location``, sharing nothing
+    mutable with it (its context and the lists in it are copied; no cached inputs)."""
     state = object.__new__(type(template))
     state.__dict__.update(template.__dict__)
     state.context = {
@@ -265,7 +252,7 @@ def _materialise(template: State, value: Any, location: str | None) -> State:
     }
     state.cached_inputs = {}
     result = template._result.copy()
-    if result is not template._result:
+    if result is not template._result:  # (NoResult is a shared singleton, without a value)
         result.value = value
         result.location = location
     state._result = result
