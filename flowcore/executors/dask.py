@@ -58,6 +58,7 @@ from typing import Any, NamedTuple
 from flowcore import configuration
 from flowcore.exceptions import DaskTaskError
 from flowcore.executors._dask_worker import IN_TASK, blob, run_call
+from flowcore.executors._futures import find_futures, map_futures
 from flowcore.executors._naming import fn_name, task_key, task_label
 from flowcore.executors.base import Executor
 from flowcore.executors.local_dask import LocalDaskExecutor
@@ -443,8 +444,6 @@ class DaskExecutor(Executor):
             raise self._translate(exc, erred[0]) from exc
         from distributed import Future as DaskFuture
 
-        from flowcore.executors._dask_outcomes import map_futures
-
         return map_futures(futures, DaskFuture, lambda future: settled[future.key][1])
 
     def collect(self, futures: Any) -> Any:
@@ -456,7 +455,7 @@ class DaskExecutor(Executor):
         lost scheduler are raised, as :meth:`wait` raises them."""
         from distributed import Future as DaskFuture
 
-        from flowcore.executors._dask_outcomes import describe_failure, failure_causes, map_futures
+        from flowcore.executors._dask_outcomes import describe_failure, failure_causes
 
         found, settled = self._settle(futures)
         failed = [f.key for f in found if settled[f.key][0] != "finished"]
@@ -484,8 +483,6 @@ class DaskExecutor(Executor):
     def _settle(self, futures: Any) -> tuple[list[Any], dict[Any, tuple[str, Any]]]:
         """The futures inside ``futures``, and their outcomes once all have finished."""
         from distributed import Future as DaskFuture
-
-        from flowcore.executors._dask_outcomes import find_futures
 
         self._client()
         self._flush()
@@ -628,17 +625,7 @@ def _erred_futures(futures: Any) -> list[Any]:
     """The futures in ``futures`` that erred or were cancelled, earliest submitted first."""
     from distributed import Future as DaskFuture
 
-    found: list[Any] = []
-    stack = [futures]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, DaskFuture):
-            if item.status in ("error", "cancelled"):
-                found.append(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack.extend(item)
+    found = [f for f in find_futures(futures, DaskFuture) if f.status in ("error", "cancelled")]
     found.sort(key=lambda future: getattr(future, "_id", ("", 0))[1])
     return found
 
