@@ -21,7 +21,9 @@ unchanged::
 A plain child costs one slot in ``values`` (and one in ``locations`` if checkpointed): for
 ``inc.map(range(1_000_000))`` about 16 MB instead of a State, a Result and two dicts per
 child (about 1 GB). Materialised states are new objects each time: equal (``==``) but not
-identical to the ones the TaskRunner returned.
+identical to the ones the TaskRunner returned. What the run recorder is given of children
+that ran elsewhere (``ChildStates.unreported``) is lighter still: their states without
+values, one State shared by the plain children of a batch that have no result location.
 """
 
 from __future__ import annotations
@@ -97,6 +99,23 @@ class ChildBatch:
     def __iter__(self) -> Iterator[State]:
         return (self.state(i) for i in range(len(self.values)))
 
+    def to_record(self) -> Iterator[State]:
+        """Each child's state as the run recorder reads it (class, message, context, run
+        count, result location) without its value: the plain children share one State
+        unless they have result locations (module docs)."""
+        template, locations, full = self.template, self.locations, self.full
+        shared = None if template is None else _materialise(template, None, None)
+        for offset in range(len(self.values)):
+            found = full.get(offset)
+            if found is not None:
+                yield found
+            elif locations is None or locations[offset] is None:
+                assert shared is not None
+                yield shared
+            else:
+                assert template is not None
+                yield _materialise(template, None, locations[offset])
+
 
 class ChildStates(Sequence[State]):
     """A mapped parent's children, held as :class:`ChildBatch` segments (module docs)."""
@@ -160,15 +179,15 @@ class ChildStates(Sequence[State]):
 
     def unreported(self) -> Iterator[tuple[int, State]]:
         """``(index, state)`` of the children no TaskRunner told the run recorder of (they
-        ran in another process), and of those assigned since."""
+        ran in another process), and of those assigned since. For recording only: a batch's
+        states are as :meth:`ChildBatch.to_record` gives them (no values, some shared)."""
         overrides = self.overrides
         for batch in self._segments:
             if batch.reported:
                 continue
-            for offset in range(len(batch)):
-                index = batch.start + offset
+            for index, state in enumerate(batch.to_record(), batch.start):
                 if index not in overrides:
-                    yield index, batch.state(offset)
+                    yield index, state
         yield from overrides.items()
 
     def kinds(self) -> list[State]:
