@@ -290,12 +290,14 @@ def collect_children(executor: Any, outcomes: Any, task: Task, children: Any) ->
             segments.append(ChildBatch(batch.start, states))
     for batch, settled, again in lost:
         runs = dict(zip(again, collect(executor, list(again.values()))))
+        firsts = sorted(runs)  # the first child of each call that ran children again
         states = []
         for index in range(batch.start, batch.stop):
             if index in settled:
                 states.append(settled[index])
                 continue
-            first, outcome = next((i, runs[i]) for i in sorted(runs, reverse=True) if i <= index)
+            first = firsts[bisect.bisect_right(firsts, index) - 1]  # the call that ran it
+            outcome = runs[first]
             if isinstance(outcome, ChildBatch):
                 states.append(outcome.state(index - first))
             else:
