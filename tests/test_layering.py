@@ -49,6 +49,8 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "flowcore.engine.batches",
         ),
     ),
+    # what both ways of submitting runs (one per call, batches) hand an executor
+    ("executor calls", ("flowcore.engine.calls",)),
     ("task runner", ("flowcore.engine.task_runner",)),
     ("runner base", ("flowcore.engine.runner",)),
     ("graph model (core, tasks)", ("flowcore.core", "flowcore.tasks")),

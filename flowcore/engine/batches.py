@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flowcore.core.task import check_batch_size
+from flowcore.engine.calls import attach_children, collect, run_task, with_value
 from flowcore.engine.child_states import ChildBatch, ChildStates
 from flowcore.engine.state import Mapped, State
 from flowcore.exceptions import WorkerCrashed
@@ -134,8 +135,6 @@ def submit_batches(
     """Submit ``task``'s children in batches of ``size`` (``run_args``: the flow context,
     the task context, the reduced upstreams and the runner arguments, as ``run_task``
     takes them); ``submitted(index, prior)`` is told of each child with a prior state."""
-    from flowcore.engine.flow_runner import _with_value
-
     fixed: dict[Edge, Any] = {}
     sources: dict[Edge, tuple[str, Any, Any]] = {}
     count = parent.n_map_states
@@ -152,7 +151,7 @@ def submit_batches(
             if not hasattr(values, "__getitem__"):
                 values = [None] * count
             # the batches get the upstream state without its (whole) value, and their part
-            sources[edge] = ("split", _with_value(upstream, None), values)
+            sources[edge] = ("split", with_value(upstream, None), values)
             if hasattr(values, "__len__"):
                 count = min(count, len(values))
 
@@ -224,8 +223,6 @@ def run_batch(
     """(On a worker.) Run children ``start .. stop - 1`` of ``task``, each through its own
     TaskRunner run, and return their states compactly; each finished child is reported
     (``executors.progress``) as it finishes."""
-    from flowcore.engine.flow_runner import attach_children, run_task
-
     token = None if _context._scope.get() is flow_context else _context.push(flow_context)
     out = ChildBatch(start, (), reported=flow_context.get("run_recorder") is not None)
     attach_children(fixed, upstream_mapped)  # once for the batch, not once per child
@@ -253,11 +250,9 @@ def run_batch(
 
 
 def _child_input(spec: _Input, index: int) -> Any:
-    from flowcore.engine.flow_runner import _with_value  # (flow_runner imports this module)
-
     kind, start, state, items = spec
     if kind == "split":
-        return _with_value(state, items[index - start])
+        return with_value(state, items[index - start])
     if kind == "states":
         return items[index - start]
     for batch in items:
@@ -282,8 +277,7 @@ def collect_children(executor: Any, outcomes: Any, task: Task, children: Any) ->
     if not isinstance(children, BatchedChildren):
         result: list[Any] = outcomes.collect_children(executor, task, children)
         return result
-    collect = getattr(executor, "collect", None) or executor.wait
-    found = collect([batch.future for batch in children.batches])
+    found = collect(executor, [batch.future for batch in children.batches])
     segments: list[ChildBatch] = []
     lost: list[tuple[_Batch, dict[int, State], dict[int, Any]]] = []
     for batch, outcome in zip(children.batches, found):
@@ -295,13 +289,15 @@ def collect_children(executor: Any, outcomes: Any, task: Task, children: Any) ->
             states = [outcomes.state(task, i, outcome) for i in range(batch.start, batch.stop)]
             segments.append(ChildBatch(batch.start, states))
     for batch, settled, again in lost:
-        runs = dict(zip(again, collect(list(again.values()))))
+        runs = dict(zip(again, collect(executor, list(again.values()))))
+        firsts = sorted(runs)  # the first child of each call that ran children again
         states = []
         for index in range(batch.start, batch.stop):
             if index in settled:
                 states.append(settled[index])
                 continue
-            first, outcome = next((i, runs[i]) for i in sorted(runs, reverse=True) if i <= index)
+            first = firsts[bisect.bisect_right(firsts, index) - 1]  # the call that ran it
+            outcome = runs[first]
             if isinstance(outcome, ChildBatch):
                 states.append(outcome.state(index - first))
             else:

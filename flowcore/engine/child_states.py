@@ -21,7 +21,9 @@ unchanged::
 A plain child costs one slot in ``values`` (and one in ``locations`` if checkpointed): for
 ``inc.map(range(1_000_000))`` about 16 MB instead of a State, a Result and two dicts per
 child (about 1 GB). Materialised states are new objects each time: equal (``==``) but not
-identical to the ones the TaskRunner returned.
+identical to the ones the TaskRunner returned. What the run recorder is given of children
+that ran elsewhere (``ChildStates.unreported``) is lighter still: their states without
+values, one State shared by the plain children of a batch that have no result location.
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ class ChildBatch:
         """Add the next child's state."""
         offset = len(self.values)
         if self.template is None and _can_be_template(state):
-            self.template = _stripped(state)
+            self.template = _materialise(state, None, None)  # without value and location
         if self.template is not None and _fits(state, self.template):
             result = state._result
             self.values.append(result.value)
@@ -96,6 +98,23 @@ class ChildBatch:
 
     def __iter__(self) -> Iterator[State]:
         return (self.state(i) for i in range(len(self.values)))
+
+    def to_record(self) -> Iterator[State]:
+        """Each child's state as the run recorder reads it (class, message, context, run
+        count, result location) without its value: the plain children share one State
+        unless they have result locations (module docs)."""
+        template, locations, full = self.template, self.locations, self.full
+        shared = None if template is None else _materialise(template, None, None)
+        for offset in range(len(self.values)):
+            found = full.get(offset)
+            if found is not None:
+                yield found
+            elif locations is None or locations[offset] is None:
+                assert shared is not None
+                yield shared
+            else:
+                assert template is not None
+                yield _materialise(template, None, locations[offset])
 
 
 class ChildStates(Sequence[State]):
@@ -160,15 +179,15 @@ class ChildStates(Sequence[State]):
 
     def unreported(self) -> Iterator[tuple[int, State]]:
         """``(index, state)`` of the children no TaskRunner told the run recorder of (they
-        ran in another process), and of those assigned since."""
+        ran in another process), and of those assigned since. For recording only: a batch's
+        states are as :meth:`ChildBatch.to_record` gives them (no values, some shared)."""
         overrides = self.overrides
         for batch in self._segments:
             if batch.reported:
                 continue
-            for offset in range(len(batch)):
-                index = batch.start + offset
+            for index, state in enumerate(batch.to_record(), batch.start):
                 if index not in overrides:
-                    yield index, batch.state(offset)
+                    yield index, state
         yield from overrides.items()
 
     def kinds(self) -> list[State]:
@@ -216,40 +235,25 @@ def _plain_context(context: dict[str, Any]) -> bool:
     return True
 
 
-def _stripped(state: State) -> State:
-    """``state`` without its value and location (a template for its like)."""
-    template = object.__new__(type(state))
-    template.__dict__.update(state.__dict__)
-    result = state._result.copy()
-    if result is not state._result:  # (NoResult is a shared singleton, without a value)
-        result.value = None
-        result.location = None
-    template._result = result
-    template.context = dict(state.context)
-    return template
-
-
 def _fits(state: State, template: State) -> bool:
-    """Whether ``state`` is ``template`` but for the result's value and location."""
+    """Whether ``state`` is ``template`` but for the result's value and location (a state
+    with cached inputs never is: a template has none)."""
     if type(state) is not type(template) or state.cached_inputs:
         return False
-    mine, theirs = state.__dict__, template.__dict__
-    if mine.keys() != theirs.keys():
-        return False
-    for key, value in mine.items():
-        if key == "_result":
-            continue
-        other = theirs[key]
-        if value is not other and value != other:
-            return False
     result, model = state._result, template._result
-    if type(result) is not type(model):
-        return False
-    mine, theirs = result.__dict__, model.__dict__
+    return (
+        type(result) is type(model)
+        and _alike(state.__dict__, template.__dict__, ("_result", "cached_inputs"))
+        and _alike(result.__dict__, model.__dict__, ("value", "location"))
+    )
+
+
+def _alike(mine: dict[str, Any], theirs: dict[str, Any], apart_from: tuple[str, ...]) -> bool:
+    """Whether two attribute dicts are equal but for the keys ``apart_from``."""
     if mine.keys() != theirs.keys():
         return False
     for key, value in mine.items():
-        if key in ("value", "location"):
+        if key in apart_from:
             continue
         other = theirs[key]
         if value is not other and value != other:
@@ -258,6 +262,8 @@ def _fits(state: State, template: State) -> bool:
 
 
 def _materialise(template: State, value: Any, location: str | None) -> State:
+    """A new State like ``template`` carrying ``value`` and ``location``, sharing nothing
+    mutable with it (its context and the lists in it are copied; no cached inputs)."""
     state = object.__new__(type(template))
     state.__dict__.update(template.__dict__)
     state.context = {
@@ -265,7 +271,7 @@ def _materialise(template: State, value: Any, location: str | None) -> State:
     }
     state.cached_inputs = {}
     result = template._result.copy()
-    if result is not template._result:
+    if result is not template._result:  # (NoResult is a shared singleton, without a value)
         result.value = value
         result.location = location
     state._result = result

@@ -45,6 +45,9 @@ import pendulum
 from flowcore import configuration
 from flowcore.core.edge import Edge
 from flowcore.engine.batches import BatchedChildren, batch_size, collect_children, submit_batches
+from flowcore.engine.calls import attach_children, run_task
+from flowcore.engine.calls import collect as _collect
+from flowcore.engine.calls import with_value as _with_value
 from flowcore.engine.child_states import ChildStates, child_results
 from flowcore.engine.result import Result
 from flowcore.engine.results import ConstantResult
@@ -105,45 +108,6 @@ def import_object(path: Any) -> Any:
         return getattr(importlib.import_module(module), name)
     except (ImportError, AttributeError) as exc:
         raise ImportError(f"Cannot import {path!r} (from flowcore config): {exc}") from exc
-
-
-def run_task(
-    task: Task,
-    state: State | None,
-    upstream_states: dict[Edge, State],
-    flow_context: dict[str, Any],
-    task_context: dict[str, Any],
-    upstream_mapped_states: dict[Edge, list[State]],
-    runner_args: tuple[type, list[Callable[..., Any]] | None, Result | None],
-    is_mapped_parent: bool = False,
-) -> State:
-    """One task run, as submitted to an executor (a module-level function, so it pickles)."""
-    attach_children(upstream_states, upstream_mapped_states)
-    runner_cls, handlers, flow_result = runner_args
-    runner = runner_cls(task=task, state_handlers=handlers, flow_result=flow_result)
-    token = None if _context._scope.get() is flow_context else _context.push(flow_context)
-    try:
-        return runner.run(  # type: ignore[no-any-return]
-            state=state,
-            upstream_states=upstream_states,
-            context=task_context,
-            is_mapped_parent=is_mapped_parent,
-        )
-    finally:
-        if token is not None:
-            _context.pop(token)
-
-
-def attach_children(
-    upstream_states: dict[Edge, State], upstream_mapped_states: dict[Edge, Any]
-) -> None:
-    """Give each Mapped upstream (reached by an edge that does not map) its children's
-    states and results, which travel apart from it."""
-    for edge, children in upstream_mapped_states.items():
-        parent = upstream_states[edge]
-        if isinstance(parent, Mapped):
-            parent.map_states = list(children)
-            parent.result = child_results(children)
 
 
 class FlowRunner(Runner):
@@ -623,11 +587,6 @@ class _Outcomes:
         return again
 
 
-def _collect(executor: Any, data: Any) -> Any:
-    collect = getattr(executor, "collect", None)
-    return collect(data) if collect is not None else executor.wait(data)
-
-
 def _run_count(prior: Any) -> int:
     """The attempt a run made from ``prior`` was (as ``TaskRunner.initialize_run`` counts)."""
     while isinstance(prior, _MetaState):
@@ -733,14 +692,6 @@ def _child_upstreams(
                 break
             child[edge] = _with_value(upstream, item) if split else item
     return per_child
-
-
-def _with_value(state: State, value: Any) -> State:
-    """A shallow copy of ``state`` carrying ``value`` (same Result type, no location)."""
-    view = object.__new__(type(state))
-    view.__dict__.update(state.__dict__)
-    view._result = state._result.from_value(value)
-    return view
 
 
 def _flatten_state(state: State) -> State:

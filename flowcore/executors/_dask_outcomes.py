@@ -60,9 +60,7 @@ __all__ = [
     "WorkerDied",
     "describe_failure",
     "failure_causes",
-    "find_futures",
     "install_crash_policy",
-    "map_futures",
     "report_start",
     "result_lost",
     "subscribed",
@@ -208,12 +206,12 @@ class Outcomes:
         "finished" (value: the result), "error" or "cancelled" (value: the exception)."""
         self.track(futures)
         with self._changed:
-            while any(
-                f.key not in self._outcomes and f.key not in self._ungathered for f in futures
-            ):
-                if not self._collector.is_alive():  # then each future is asked for below
-                    break
-                self._changed.wait(timeout=1.0)
+            # one pass: a future found finished stays so (it is held, so never forgotten)
+            for future in futures:
+                while future.key not in self._outcomes and future.key not in self._ungathered:
+                    if not self._collector.is_alive():  # then each one is asked for below
+                        break
+                    self._changed.wait(timeout=1.0)
         for future in futures:
             if future.key not in self._outcomes:
                 self._outcomes[future.key] = _outcome(future, self._client)
@@ -321,28 +319,6 @@ def describe_failure(
     if isinstance(exc, DaskTaskError):
         return exc
     return translate(exc)
-
-
-def map_futures(data: Any, future_type: type, fn: Callable[[Any], Any]) -> Any:
-    """``data`` with each future inside lists, tuples, sets and dict values replaced by
-    ``fn(future)``."""
-    if isinstance(data, future_type):
-        return fn(data)
-    kind = type(data)
-    if kind is list:
-        return [map_futures(item, future_type, fn) for item in data]
-    if kind is dict:
-        return {key: map_futures(value, future_type, fn) for key, value in data.items()}
-    if kind is tuple or kind is set or kind is frozenset:
-        return kind(map_futures(item, future_type, fn) for item in data)
-    return data
-
-
-def find_futures(data: Any, future_type: type) -> list[Any]:
-    """The futures inside ``data`` (as :func:`map_futures` sees them)."""
-    found: list[Any] = []
-    map_futures(data, future_type, found.append)
-    return found
 
 
 @contextmanager

@@ -3,12 +3,15 @@
 :func:`run_call` unpacks one call (``_dask_packing``), runs it and:
 
 * returns None without running it once the session's cancellation event is cleared (the
-  event's name is passed on a cluster at an ``address`` or an in-process cluster; a "set"
-  answer is trusted for ``_EVENT_RECHECK`` seconds per process, so a map does not ask the
-  scheduler once per call);
+  event's name is passed on a cluster at an ``address`` or an in-process cluster). The
+  session's end reaches the worker processes two ways: the driver tells each of them
+  (``cancel_locally``, run on every worker as the session ends), and a process that was
+  not told asks the scheduler, trusting a "set" answer for ``_EVENT_RECHECK`` seconds, so
+  neither a map of many short calls nor a map of batches asks once per call;
 * reports its start to the crash policy (``report_start``, temporary clusters);
-* sends what the call reports as it goes (``executors.progress``: the children a batch finished)
-  to the driver, so that they outlive the worker;
+* sends what the call reports as it goes (``executors.progress``: the children a batch
+  finished) to the driver, so that they outlive the worker; a call that reports nothing
+  (a single task run) costs no progress channel;
 * raises :class:`DaskTaskError` naming the task when the call cannot be loaded, and marks
   an exception of the task's own code with the task's label (attribute ``IN_TASK``);
 * on a worker in its own process, checks that the result pickles (distributed would
@@ -18,16 +21,19 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from flowcore.exceptions import DaskTaskError
 from flowcore.executors._pools import check_picklable
+from flowcore.executors.progress import reporting
 
-__all__ = ["IN_TASK", "blob", "event_is_set", "run_call", "worker_is_inproc"]
+__all__ = ["IN_TASK", "blob", "cancel_locally", "event_is_set", "run_call", "worker_is_inproc"]
 
 IN_TASK = "_flowcore_task"
-_EVENT_RECHECK = 0.1  # seconds a worker process trusts a "set" cancellation event
+_EVENT_RECHECK = 1.0  # seconds a worker process trusts a "set" cancellation event
 _event_checks: dict[str, float] = {}
+_cancelled: set[str] = set()  # events this process was told are cleared (cancel_locally)
 
 
 def run_call(
@@ -60,7 +66,7 @@ def run_call(
             "there or add its directory to the workers' PYTHONPATH)"
         ) from None
     try:
-        with _progress_to_driver():
+        with reporting(_channel_to_driver):
             result = fn(*args, **kwargs)
     except BaseException as exc:
         try:
@@ -73,11 +79,12 @@ def run_call(
     return result
 
 
-def _progress_to_driver() -> Any:
-    """A ``progress.reporting`` block that sends to the driver as Dask events."""
+def _channel_to_driver() -> Callable[[bytes], None]:
+    """(In the call's thread, when it first reports progress.) Send the running call's
+    progress to the driver as Dask events."""
     from distributed import get_worker
 
-    from flowcore.executors.progress import TOPIC, reporting
+    from flowcore.executors.progress import TOPIC
 
     worker = get_worker()
     key = worker.get_current_task()
@@ -85,13 +92,16 @@ def _progress_to_driver() -> Any:
     def send(data: bytes) -> None:
         worker.log_event(TOPIC, {"key": key, "data": data})
 
-    return reporting(send)
+    return send
 
 
 def event_is_set(name: str) -> bool:
     """Whether the cancellation event ``name`` is set (as Prefect 1's ``_maybe_run``: when
-    the scheduler cannot be asked, run). A "set" answer is trusted for
-    ``_EVENT_RECHECK`` seconds in this process, so a map does not ask once per call."""
+    the scheduler cannot be asked, run): not once this process was told it is cleared;
+    else a "set" answer is trusted for ``_EVENT_RECHECK`` seconds in this process, so a
+    map does not ask once per call."""
+    if name in _cancelled:
+        return False
     now = time.monotonic()
     if now - _event_checks.get(name, -_EVENT_RECHECK) < _EVENT_RECHECK:
         return True
@@ -108,6 +118,15 @@ def event_is_set(name: str) -> bool:
             _event_checks.clear()
         _event_checks[name] = now
     return is_set
+
+
+def cancel_locally(name: str) -> None:
+    """(Run on every worker by the driver as its session ends.) The cancellation event
+    ``name`` is cleared: calls of the session that start here from now on do nothing."""
+    if len(_cancelled) > 64:  # (event names are unique per session: old ones are done)
+        _cancelled.clear()
+    _cancelled.add(name)
+    _event_checks.pop(name, None)
 
 
 def blob(data: bytes) -> bytes:

@@ -10,7 +10,7 @@ An :class:`EagerPool` wraps a ``ThreadPoolExecutor`` or a ``ProcessPoolExecutor`
     dispatcher thread: ready queue -> arguments resolved -> pool.submit
         (the only thread that submits to the pool, so no callback ever blocks on the pool's
         own queues; a failed dependency fails ``out`` with the same exception, and
-        ``culprit(out)`` names the call that failed first)
+        ``out.culprit`` names the call that failed first)
     pool future done -> out set (processes: the call and the result travel as cloudpickle
         bytes, and the result is checked to pickle inside the worker process)
     a process dies -> the process pool breaks: the calls it held fail with
@@ -28,7 +28,6 @@ import functools
 import pickle
 import queue
 import threading
-import weakref
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
@@ -36,17 +35,24 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, NamedTuple
 
 from flowcore.exceptions import DaskTaskError
+from flowcore.executors._futures import find_futures, map_futures
 
-__all__ = ["EagerPool", "TaskFuture", "check_picklable", "init_process", "map_futures", "resolve"]
+__all__ = ["EagerPool", "TaskFuture", "check_picklable", "init_process", "resolve"]
 
 
 class TaskFuture(Future[Any]):
     """The future of one call: a ``concurrent.futures.Future`` that also answers as a
-    ``dask.delayed`` object does (``key`` names the task, ``compute()`` is its result)."""
+    ``dask.delayed`` object does (``key`` names the task, ``compute()`` is its result).
 
-    def __init__(self, key: str) -> None:
+    ``label`` is the label the call was submitted with (None: not a pool's call);
+    ``culprit`` the label of the call whose failure failed this one before it started
+    (None: it ran, or has not failed)."""
+
+    def __init__(self, key: str, label: str | None = None) -> None:
         super().__init__()
         self.key = key
+        self.label = label
+        self.culprit: str | None = None
 
     def compute(self, **kwargs: Any) -> Any:
         """The call's result (raising its exception), once it is done; ``kwargs`` (dask's
@@ -58,7 +64,7 @@ class TaskFuture(Future[Any]):
 
 
 class _Job(NamedTuple):
-    out: Future[Any]
+    out: TaskFuture
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
@@ -85,8 +91,6 @@ class EagerPool:
         self.renew = renew
         self._ready: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._futures: set[Future[Any]] = set()
-        self._labels: weakref.WeakKeyDictionary[Future[Any], str] = weakref.WeakKeyDictionary()
-        self._culprits: weakref.WeakKeyDictionary[Future[Any], str] = weakref.WeakKeyDictionary()
         self._dispatcher = threading.Thread(
             target=_dispatch,
             args=(self, self._ready),
@@ -103,13 +107,11 @@ class EagerPool:
         label: str,
         key: str,
     ) -> TaskFuture:
-        out = TaskFuture(key)
-        self._labels[out] = label
+        out = TaskFuture(key, label)
         self._futures.add(out)
         out.add_done_callback(self._futures.discard)
         job = _Job(out, fn, args, kwargs, label)
-        deps: list[Future[Any]] = []
-        _find_futures((args, kwargs), deps)
+        deps = find_futures((args, kwargs), Future)
         if not deps:
             self._ready.put(job)
             return out
@@ -128,21 +130,13 @@ class EagerPool:
             dep.add_done_callback(on_done)
         return out
 
-    def label(self, future: Future[Any]) -> str | None:
-        """The label ``future``'s call was submitted with (None: not one of this pool's)."""
-        return self._labels.get(future)
-
-    def culprit(self, future: Future[Any]) -> str | None:
-        """The label of the call whose failure failed ``future`` before it started (None:
-        it ran, or has not failed)."""
-        return self._culprits.get(future)
-
-    def _blame(self, job: _Job) -> None:
-        deps: list[Future[Any]] = []
-        _find_futures((job.args, job.kwargs), deps)
-        for dep in deps:
+    @staticmethod
+    def _blame(job: _Job) -> None:
+        for dep in find_futures((job.args, job.kwargs), Future):
             if dep.done() and not dep.cancelled() and dep.exception() is not None:
-                self._culprits[job.out] = self._culprits.get(dep) or self._labels.get(dep, "?")
+                job.out.culprit = (
+                    getattr(dep, "culprit", None) or getattr(dep, "label", None) or "?"
+                )
                 return
 
     def close(self, failed: bool) -> None:
@@ -164,34 +158,7 @@ class EagerPool:
 def resolve(data: Any) -> Any:
     """``data`` with each Future inside lists, tuples, sets and dict values replaced by its
     result (raising its exception)."""
-    return map_futures(data, Future.result)
-
-
-def map_futures(data: Any, fn: Callable[[Future[Any]], Any]) -> Any:
-    """``data`` with each Future inside lists, tuples, sets and dict values replaced by
-    ``fn(future)``."""
-    kind = type(data)
-    if kind is TaskFuture or kind is Future:
-        return fn(data)
-    if kind is list:
-        return [map_futures(item, fn) for item in data]
-    if kind is dict:
-        return {key: map_futures(value, fn) for key, value in data.items()}
-    if kind is tuple or kind is set or kind is frozenset:
-        return kind(map_futures(item, fn) for item in data)
-    return data
-
-
-def _find_futures(data: Any, found: list[Future[Any]]) -> None:
-    kind = type(data)
-    if kind is TaskFuture or kind is Future:
-        found.append(data)
-    elif kind is dict:
-        for value in data.values():
-            _find_futures(value, found)
-    elif kind is list or kind is tuple or kind is set or kind is frozenset:
-        for item in data:
-            _find_futures(item, found)
+    return map_futures(data, Future, Future.result)
 
 
 def _dispatch(eager: EagerPool, ready: queue.SimpleQueue[_Job | None]) -> None:

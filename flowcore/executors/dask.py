@@ -26,8 +26,9 @@ where the FlowRunner itself must look at a state (before mapping, at the end of 
               ``DaskTaskError`` (the FlowRunner makes them task states)
     end       (as Prefect 1) on a cluster at an ``address`` or an in-process cluster,
               unless ``disable_cancellation_event``: a ``distributed.Event`` that every
-              call checks before it starts is cleared, so calls not yet started do
-              nothing; calls no worker has are cancelled, and the session waits for the
+              call checks before it starts is cleared (and the workers are told, so
+              that they need not ask per call), so calls not yet started do nothing;
+              calls no worker has are cancelled, and the session waits for the
               others; a temporary cluster of worker processes is closed, which stops
               everything
 
@@ -57,7 +58,8 @@ from typing import Any, NamedTuple
 
 from flowcore import configuration
 from flowcore.exceptions import DaskTaskError
-from flowcore.executors._dask_worker import IN_TASK, blob, run_call
+from flowcore.executors._dask_worker import IN_TASK, blob, cancel_locally, run_call
+from flowcore.executors._futures import find_futures, map_futures
 from flowcore.executors._naming import fn_name, task_key, task_label
 from flowcore.executors.base import Executor
 from flowcore.executors.local_dask import LocalDaskExecutor
@@ -118,10 +120,11 @@ class DaskExecutor(Executor):
             there when the session ends; :attr:`performance_report` reads it back.
         disable_cancellation_event: on a cluster at an ``address`` or an in-process
             cluster, do without the ``distributed.Event`` each call checks before it starts
-            (a "set" answer is trusted for 0.1 s per worker process). With it, a session
-            that ends (also early, on an error) stops the calls not yet started and waits
-            for those running; without it, as on a temporary cluster of worker processes,
-            the session ends at once.
+            (the session's end is also sent to the workers; a worker process it did not
+            reach trusts a "set" answer for 1 s). With it, a session that ends (also early,
+            on an error) stops the calls not yet started and waits for those running;
+            without it, as on a temporary cluster of worker processes, the session ends at
+            once.
         watch_worker_status: report workers joining and leaving the cluster to
             :meth:`on_worker_status_changed` (default: on unless ``adapt_kwargs`` is given,
             as adaptive clusters add and remove workers all the time).
@@ -312,7 +315,8 @@ class DaskExecutor(Executor):
     def _stop(self) -> None:
         """The end of a session with a cancellation event (as Prefect 1): calls not started
         do nothing, and the session waits for those a worker has. Calls still in the buffer
-        were never sent and are dropped."""
+        were never sent and are dropped. While calls are left, the workers are also told
+        at once (``cancel_locally``), so that they need not ask the scheduler per call."""
         self._buffer = []
         if self._should_run is None:
             return
@@ -321,7 +325,10 @@ class DaskExecutor(Executor):
         except Exception:  # noqa: BLE001 - a lost scheduler: nothing left to stop
             pass
         try:
-            active = self._cancel_unassigned([f for f in list(self._sent) if not f.done()])
+            unfinished = [f for f in list(self._sent) if not f.done()]
+            if unfinished:
+                self.client.run(cancel_locally, self._should_run.name, on_error="ignore")
+            active = self._cancel_unassigned(unfinished)
             if active:
                 from distributed import wait
 
@@ -443,8 +450,6 @@ class DaskExecutor(Executor):
             raise self._translate(exc, erred[0]) from exc
         from distributed import Future as DaskFuture
 
-        from flowcore.executors._dask_outcomes import map_futures
-
         return map_futures(futures, DaskFuture, lambda future: settled[future.key][1])
 
     def collect(self, futures: Any) -> Any:
@@ -456,7 +461,7 @@ class DaskExecutor(Executor):
         lost scheduler are raised, as :meth:`wait` raises them."""
         from distributed import Future as DaskFuture
 
-        from flowcore.executors._dask_outcomes import describe_failure, failure_causes, map_futures
+        from flowcore.executors._dask_outcomes import describe_failure, failure_causes
 
         found, settled = self._settle(futures)
         failed = [f.key for f in found if settled[f.key][0] != "finished"]
@@ -484,8 +489,6 @@ class DaskExecutor(Executor):
     def _settle(self, futures: Any) -> tuple[list[Any], dict[Any, tuple[str, Any]]]:
         """The futures inside ``futures``, and their outcomes once all have finished."""
         from distributed import Future as DaskFuture
-
-        from flowcore.executors._dask_outcomes import find_futures
 
         self._client()
         self._flush()
@@ -628,17 +631,7 @@ def _erred_futures(futures: Any) -> list[Any]:
     """The futures in ``futures`` that erred or were cancelled, earliest submitted first."""
     from distributed import Future as DaskFuture
 
-    found: list[Any] = []
-    stack = [futures]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, DaskFuture):
-            if item.status in ("error", "cancelled"):
-                found.append(item)
-        elif isinstance(item, dict):
-            stack.extend(item.values())
-        elif isinstance(item, (list, tuple, set, frozenset)):
-            stack.extend(item)
+    found = [f for f in find_futures(futures, DaskFuture) if f.status in ("error", "cancelled")]
     found.sort(key=lambda future: getattr(future, "_id", ("", 0))[1])
     return found
 

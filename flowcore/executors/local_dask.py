@@ -52,8 +52,9 @@ from contextlib import contextmanager
 from typing import Any
 
 from flowcore.exceptions import DaskTaskError
+from flowcore.executors._futures import map_futures
 from flowcore.executors._naming import fn_name, task_key, task_label
-from flowcore.executors._pools import EagerPool, TaskFuture, init_process, map_futures, resolve
+from flowcore.executors._pools import EagerPool, TaskFuture, init_process, resolve
 from flowcore.executors.base import Executor
 
 __all__ = ["LocalDaskExecutor", "TaskFuture"]
@@ -180,8 +181,7 @@ class LocalDaskExecutor(Executor):
         call the pool held), ``DaskTaskError`` (its inputs or result cannot be pickled, a
         process cannot load its code), or ``UpstreamCrashed`` (it never started because
         such a call failed under it); other errors are raised, as :meth:`wait` raises them."""
-        pool = self._pool
-        if pool is None:
+        if self._pool is None:
             return self.wait(futures)
         from concurrent.futures.process import BrokenProcessPool
 
@@ -191,7 +191,8 @@ class LocalDaskExecutor(Executor):
             exc = future.exception()
             if exc is None:
                 return future.result()
-            culprit, label = pool.culprit(future), pool.label(future)
+            label = getattr(future, "label", None)
+            culprit = getattr(future, "culprit", None)
             if label is None or not isinstance(exc, (DaskTaskError, BrokenProcessPool)):
                 raise exc
             if culprit is not None:
@@ -206,7 +207,7 @@ class LocalDaskExecutor(Executor):
                 )
             return exc
 
-        return map_futures(futures, outcome)
+        return map_futures(futures, Future, outcome)
 
 
 def _run_now(

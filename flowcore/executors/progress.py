@@ -5,7 +5,8 @@ A call that does many things in turn (a batch of mapped children) calls
 (``DaskExecutor``), ``run_call`` installs a sink for the call (:func:`reporting`); the
 pieces are sent to the driver while the call runs, and the driver hands them back for a
 call that was lost (``executor.partial_results(future)``). Elsewhere :func:`report` does
-nothing::
+nothing. A sink opens its channel to the driver and joins the flusher only when its call
+first reports, so a call that reports nothing (a single task run) pays for neither::
 
     worker:  running(marker), report(piece) ──> the call's sink keeps the marker and
              buffers the pieces ──(flusher thread, every FLUSH_EVERY s, once the call has
@@ -54,14 +55,17 @@ def running(marker: Any) -> None:
     """Say what the running call is doing now (sent with the next flush)."""
     sink = _sink.get()
     if sink is not None:
-        sink.marker = marker
+        sink.mark(marker)
 
 
 class ProgressSink:
-    """Buffers the pieces of one call; :func:`_flusher` sends them with ``send(bytes)``."""
+    """Buffers the pieces of one call, which :func:`_flush_forever` sends with the
+    ``send(bytes)`` that ``connect()`` gives (called in the call's thread, when it first
+    reports)."""
 
-    def __init__(self, send: Callable[[bytes], None]) -> None:
-        self._send = send
+    def __init__(self, connect: Callable[[], Callable[[bytes], None]]) -> None:
+        self._connect = connect
+        self._send: Callable[[bytes], None] | None = None
         self._pieces: list[Any] = []
         self._lock = threading.Lock()
         self._started = time.monotonic()
@@ -69,11 +73,23 @@ class ProgressSink:
         self._sent_marker: Any = None
 
     def add(self, piece: Any) -> None:
+        if self._send is None:
+            self._open()
         with self._lock:
             self._pieces.append(piece)
 
+    def mark(self, marker: Any) -> None:
+        if self._send is None:
+            self._open()
+        self.marker = marker
+
+    def _open(self) -> None:
+        self._send = self._connect()
+        _watch(self)
+
     def flush(self, now: float) -> None:
-        if now - self._started < FLUSH_EVERY:
+        send = self._send
+        if send is None or now - self._started < FLUSH_EVERY:
             return
         with self._lock:
             pieces, self._pieces = self._pieces, []
@@ -84,7 +100,7 @@ class ProgressSink:
                 data = pickle.dumps((pieces, marker), protocol=pickle.HIGHEST_PROTOCOL)
             except Exception:  # noqa: BLE001 - closures, __main__ code: cloudpickle does it
                 data = cloudpickle.dumps((pieces, marker), protocol=pickle.HIGHEST_PROTOCOL)
-            self._send(data)
+            send(data)
 
 
 _active: weakref.WeakSet[ProgressSink] = weakref.WeakSet()
@@ -103,12 +119,9 @@ def _flush_forever() -> None:
                 pass
 
 
-@contextmanager
-def reporting(send: Callable[[bytes], None]) -> Iterator[ProgressSink]:
-    """Within the block, :func:`report` buffers pieces that a process-wide thread sends
-    with ``send`` (see the module docs)."""
+def _watch(sink: ProgressSink) -> None:
+    """Have the process-wide flusher thread (started if need be) flush ``sink``."""
     global _flusher
-    sink = ProgressSink(send)
     with _flusher_lock:
         if _flusher is None or not _flusher.is_alive():
             _flusher = threading.Thread(
@@ -116,6 +129,14 @@ def reporting(send: Callable[[bytes], None]) -> Iterator[ProgressSink]:
             )
             _flusher.start()
     _active.add(sink)
+
+
+@contextmanager
+def reporting(connect: Callable[[], Callable[[bytes], None]]) -> Iterator[ProgressSink]:
+    """Within the block, :func:`report` buffers pieces that a process-wide thread sends
+    with the ``send`` that ``connect()`` gives when the block first reports (see the
+    module docs)."""
+    sink = ProgressSink(connect)
     token = _sink.set(sink)
     try:
         yield sink

@@ -103,6 +103,25 @@ def test_batches_reported_in_this_process_are_not_reported_again() -> None:
     assert [i for i, _ in children.unreported()] == [2]
 
 
+def test_children_are_given_to_the_recorder_without_values(tmp_path: object) -> None:
+    failed = Failed("it failed", result=ValueError("boom"))
+    plain = ChildBatch(0, [*successes([0, 1]), failed])
+    result = LocalResult(dir=str(tmp_path))
+    located = [Success("Task run succeeded.", result=result.from_value(v)) for v in (3, 4)]
+    located[1]._result.location = "where/4.bin"
+    children = ChildStates([plain, ChildBatch(3, located)])
+    recorded = dict(children.unreported())
+    assert sorted(recorded) == [0, 1, 2, 3, 4]
+    assert recorded[0] is recorded[1]  # plain children without locations share one State
+    assert type(recorded[0]) is Success and recorded[0].context == {"tags": ["t"]}
+    assert recorded[0].message == "Task run succeeded." and recorded[0].result is None
+    assert recorded[2] is failed
+    assert recorded[3]._result.location is None
+    assert recorded[4]._result.location == "where/4.bin"
+    assert type(recorded[4]._result) is LocalResult
+    assert [c.result for c in children] == [0, 1, failed.result, 3, 4]  # unchanged
+
+
 def test_a_batch_pickles_compactly() -> None:
     states = successes(list(range(1000)))
     data = pickle.dumps(ChildBatch(0, states))

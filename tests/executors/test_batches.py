@@ -117,6 +117,40 @@ def test_checkpoints_and_targets_inside_batches(
     assert flows.runs_of(str(runs)) == dict.fromkeys(range(30), 1)
 
 
+def test_children_of_batches_are_recorded_each_with_its_state_and_location(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    """The batches ran in other processes, so the driver records their children (from
+    their compact form: ``ChildStates.unreported``)."""
+    from flowcore.runs import open_store
+
+    with Flow("recorded-batches", result=LocalResult(dir=str(tmp_path))) as flow:
+        out = flows.fail_on.map(
+            list(range(30)), unmapped(7), batch_size=10, task_args={"checkpoint": True}
+        )
+    executor = DaskExecutor(address=local_cluster.scheduler_address)
+    state = run(flow, executor, context={"checkpointing": True})
+    assert type(state) is Failed
+    children = state.result[out].map_states
+    store = open_store()
+    assert store is not None
+    store.flush()
+    slug = flow.slugs[out]
+    records = {
+        r.map_index: r
+        for r in store.task_runs(state.flow_run_id)
+        if r.task_slug == slug and r.n_map_states is None
+    }
+    assert sorted(records) == list(range(30))
+    assert {i: r.state for i, r in records.items()} == {
+        i: "Failed" if i == 7 else "Success" for i in range(30)
+    }
+    assert records[7].message == children[7].message
+    locations = {i: r.result_location for i, r in records.items()}
+    assert locations == {i: children[i]._result.location for i in range(30)}
+    assert locations[7] is None and all(locations[i] for i in range(30) if i != 7)
+
+
 def test_a_worker_killed_mid_batch_loses_no_finished_child(
     temporary_cluster: DaskExecutor, tmp_path: Path
 ) -> None:

@@ -1,0 +1,93 @@
+"""Progress a long call reports while it runs (``executors/progress.py``), the futures
+walker the executors share (``executors/_futures.py``) and a worker process's view of the
+session's cancellation event (``executors/_dask_worker.py``), in this process."""
+
+from __future__ import annotations
+
+import uuid
+from collections import namedtuple
+from concurrent.futures import Future
+from typing import Any
+
+from flowcore.executors._dask_worker import cancel_locally, event_is_set
+from flowcore.executors._futures import find_futures, map_futures
+from flowcore.executors._pools import TaskFuture
+from flowcore.executors.progress import decode, report, reporting, running
+from tests.executors import flows
+
+
+def test_a_call_that_reports_nothing_opens_no_channel() -> None:
+    opened: list[int] = []
+
+    def connect() -> Any:
+        opened.append(1)
+        return lambda data: None
+
+    with reporting(connect):
+        pass
+    assert opened == []
+
+
+def test_a_call_that_reports_opens_one_channel_and_its_pieces_reach_it() -> None:
+    opened: list[int] = []
+    sent: list[bytes] = []
+
+    def connect() -> Any:
+        opened.append(1)
+        return sent.append
+
+    with reporting(connect):
+        for index in range(3):
+            running(index)
+            report((index, f"state {index}"))
+        running(3)
+        flows.wait_until(lambda: bool(sent), what="a flush")
+    assert opened == [1]
+    pieces, marker = decode(sent)
+    assert pieces == [(0, "state 0"), (1, "state 1"), (2, "state 2")]
+    assert marker == 3
+
+
+def test_reports_outside_a_call_go_nowhere() -> None:
+    report((0, "state"))
+    running(0)
+
+
+def test_futures_are_found_and_replaced_in_plain_containers_only() -> None:
+    first, second, third, hidden = TaskFuture("a"), Future(), TaskFuture("c"), Future()
+    pair = namedtuple("pair", "left right")
+    data = {"x": [first, (second, 1)], "y": {third}, "z": pair(hidden, 2), "w": "text"}
+    assert find_futures(data, Future) == [first, second, third]
+    replaced = map_futures(data, Future, lambda future: id(future))
+    assert replaced == {
+        "x": [id(first), (id(second), 1)],
+        "y": {id(third)},
+        "z": pair(hidden, 2),
+        "w": "text",
+    }
+    assert find_futures(replaced, Future) == []
+
+
+def test_a_worker_told_of_the_end_no_longer_trusts_the_event(local_cluster: Any) -> None:
+    """Each worker process runs calls while the session's event is set; once the session
+    has told it of the end (``cancel_locally``, as ``DaskExecutor`` does when it stops),
+    it runs none, without asking the scheduler (where the event is still set here)."""
+    from distributed import Client, Event
+
+    name = f"flowcore-{uuid.uuid4().hex}"
+    with Client(local_cluster.scheduler_address, set_as_default=False) as client:
+        event = Event(name, client=client)
+        event.set()
+        workers = sorted(client.scheduler_info()["workers"])
+
+        def on_each_worker() -> list[bool]:
+            futures = [
+                client.submit(event_is_set, name, workers=[worker], pure=False)
+                for worker in workers
+            ]
+            return [bool(answer) for answer in client.gather(futures)]
+
+        assert on_each_worker() == [True] * len(workers)
+        client.run(cancel_locally, name)
+        assert on_each_worker() == [False] * len(workers)
+        assert event.is_set()
