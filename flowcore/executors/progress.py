@@ -32,8 +32,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import cloudpickle
-
 __all__ = ["FLUSH_EVERY", "TOPIC", "ProgressSink", "decode", "report", "reporting", "running"]
 
 TOPIC = "flowcore-progress"
@@ -99,6 +97,8 @@ class ProgressSink:
             try:
                 data = pickle.dumps((pieces, marker), protocol=pickle.HIGHEST_PROTOCOL)
             except Exception:  # noqa: BLE001 - closures, __main__ code: cloudpickle does it
+                import cloudpickle  # (here: a run that reports no progress never loads it)
+
                 data = cloudpickle.dumps((pieces, marker), protocol=pickle.HIGHEST_PROTOCOL)
             send(data)
 

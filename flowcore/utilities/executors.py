@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import contextvars
-import ctypes
 import signal
 import threading
 from collections.abc import Callable
@@ -92,6 +91,8 @@ def _run_in_watched_thread(
 
 
 def _raise_in_thread(thread: threading.Thread, exc_type: type[BaseException]) -> None:
+    import ctypes  # (here: only a task that times out on a thread needs it)
+
     if thread.ident is not None:
         ctypes.pythonapi.PyThreadState_SetAsyncExc(
             ctypes.c_ulong(thread.ident), ctypes.py_object(exc_type)

@@ -278,7 +278,8 @@ def test_base_executor_requires_submit_and_wait() -> None:
 
 
 def test_a_plain_flow_run_on_the_local_executor_loads_no_module_it_does_not_use() -> None:
-    # the Dask executors and their process pools; cache policies, when no task has one
+    # the Dask executors and their process pools; cache policies, when no task has one;
+    # cloudpickle (only values written or progress sent need it); ctypes (timeouts)
     code = (
         "import sys\n"
         "from flowcore import Flow, task\n"
@@ -288,7 +289,7 @@ def test_a_plain_flow_run_on_the_local_executor_loads_no_module_it_does_not_use(
         "assert flow.run(executor=LocalExecutor()).is_successful()\n"
         "assert flow.run().is_successful()\n"
         "heavy = ('flowcore.executors.dask', 'multiprocessing', 'concurrent.futures.process',\n"
-        "         'flowcore.cache_policies', 'flowcore.caching.code')\n"
+        "         'flowcore.cache_policies', 'flowcore.caching.code', 'cloudpickle', 'ctypes')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
         "from flowcore.executors import DaskExecutor, LocalDaskExecutor\n"
         "print(DaskExecutor.__name__, LocalDaskExecutor.__name__)\n"
