@@ -17,7 +17,7 @@ handled as any other, so every handler sees the usual attributes.
 
 A failing task run logs its traceback at ERROR, as Prefect 1 does. Python 3.11's
 ``traceback`` module parses each frame's source segment to place its ``^^^`` markers, which
-made the traceback most of a retry's cost; flowcore's formatter renders the same text
+made the traceback a third of a retry's cost; flowcore's formatter renders the same text
 through the documented :meth:`traceback.StackSummary.format_frame_summary` hook with each
 frame's lines remembered (:class:`_FrameMemo`), keyed by everything the lines are made of
 (file, positions, function name, source text), so a frame met again is not parsed again.
