@@ -126,6 +126,11 @@ def _same_entry(a: Cached, b: Cached) -> bool:
     return a.hashed_inputs == b.hashed_inputs and a.cached_parameters == b.cached_parameters
 
 
+_KEPT_MEMORY_STORES = 8
+_MEMORY_STORES: list[MemoryCacheStore] = []  # (MemoryCacheStore.of) most recent first
+_STORES_LOCK = threading.Lock()
+
+
 class MemoryCacheStore(CacheStore):
     """Records as ``Cached`` states in a dict (default: ``flowcore.context.caches``).
 
@@ -140,6 +145,22 @@ class MemoryCacheStore(CacheStore):
 
     def __repr__(self) -> str:
         return "MemoryCacheStore()"
+
+    @classmethod
+    def of(cls, caches: dict[str, list[Cached]]) -> MemoryCacheStore:
+        """The store of ``caches`` in this process: one object per dict, so that what it
+        knows of the states it holds (which flow run put each) outlives a flow run, and
+        a later run's hits are known as held (the few most recent dicts are kept)."""
+        with _STORES_LOCK:
+            for index, store in enumerate(_MEMORY_STORES):
+                if store._caches is caches:
+                    if index:
+                        _MEMORY_STORES.insert(0, _MEMORY_STORES.pop(index))
+                    return store
+            store = cls(caches)
+            _MEMORY_STORES.insert(0, store)
+            del _MEMORY_STORES[_KEPT_MEMORY_STORES:]
+            return store
 
     def _run_of(self, state: Cached) -> str | None:
         """The flow run that put ``state`` here (by identity: states compare by value)."""
@@ -517,7 +538,7 @@ def run_stores(
     spec = given if given is not None else flow_setting
     if spec is None:
         spec = config.get_path("caching.store")
-    memory = MemoryCacheStore(caches)
+    memory = MemoryCacheStore.of(caches)
     if spec is None:
         return {"cache_store": memory}
     store = memory if spec == "memory" else store_from_spec(spec)

@@ -220,3 +220,44 @@ def test_memory_store_keeps_the_first_state_of_equal_inputs_within_a_flow_run() 
     assert [s.result for s in store.caches["k"]] == [1]
     store.absorb("k", later, "run-2")
     assert [s.result for s in store.caches["k"]] == [3]
+
+
+def test_one_memory_store_per_caches_dict_knows_what_earlier_runs_put() -> None:
+    """``MemoryCacheStore.of``: a flow run's in-memory store is the same object for the
+    same ``caches`` dict, so a later run knows the states earlier runs put there (and the
+    after-run update skips them) and their runs; another dict has a store of its own."""
+    from datetime import timedelta as td
+
+    import flowcore
+    from flowcore import Flow, task
+    from flowcore.caching import MemoryCacheStore
+    from flowcore.caching.stores import run_stores
+    from flowcore.configuration import config
+
+    caches: dict[str, Any] = {}
+    assert MemoryCacheStore.of(caches) is MemoryCacheStore.of(caches)
+    assert MemoryCacheStore.of({}) is not MemoryCacheStore.of(caches)
+    assert run_stores(None, None, config, caches)["cache_store"] is MemoryCacheStore.of(caches)
+
+    cached = task(cache_for=td(hours=1), cache_key="one-store")(lambda x: x + 1)
+    with Flow("one-store") as flow:
+        result = cached(1)
+    with flowcore.context(caches=caches):
+        first = flow.run()
+        second = flow.run()
+    assert first is not None and second is not None
+    hit = second.result[result]
+    assert hit is first.result[result] and caches["one-store"] == [hit]
+    store = MemoryCacheStore.of(caches)
+    assert store.holds(hit)
+    assert [r.flow_run_id for r in store.entries()] == [first.flow_run_id]
+
+
+def test_memory_stores_of_many_dicts_are_not_all_kept() -> None:
+    from flowcore.caching import MemoryCacheStore
+    from flowcore.caching.stores import _KEPT_MEMORY_STORES
+
+    dicts: list[dict[str, Any]] = [{} for _ in range(_KEPT_MEMORY_STORES + 3)]
+    stores = [MemoryCacheStore.of(d) for d in dicts]
+    assert MemoryCacheStore.of(dicts[-1]) is stores[-1]  # recent: kept
+    assert MemoryCacheStore.of(dicts[0]) is not stores[0]  # the oldest was let go
