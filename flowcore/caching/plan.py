@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from flowcore.caching.reasons import Validator, describe_change, explain_miss, provenance
 from flowcore.caching.records import CacheRecord, CorruptRecord, inputs_part, record_id_for
 from flowcore.caching.stores import CacheStore, MemoryCacheStore, policy_store
+from flowcore.engine.cache_validators import unexpired
 from flowcore.engine.result import Result
 from flowcore.engine.state import Cached, Pending, State
 from flowcore.exceptions import LocationEscapeError, ResultStorageError, UnreadableValueError
@@ -627,5 +628,4 @@ def _now() -> datetime:
 
 
 def _expired(state: Cached) -> bool:
-    expiration = state.cached_result_expiration
-    return expiration is not None and expiration <= datetime.now(timezone.utc)
+    return not unexpired(state.cached_result_expiration)

