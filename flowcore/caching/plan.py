@@ -290,7 +290,7 @@ class CacheRun:
     ) -> bool:
         """Whether a Cached state given to the run (``task_states``) may be reused."""
         if self.plan.validator is None:
-            return not _expired(state)
+            return unexpired(state.cached_result_expiration)
         try:
             return bool(self.plan.validator(state, inputs, parameters))
         except UnhashableValue as exc:
@@ -625,7 +625,3 @@ def _hashable_digests(values: Mapping[str, Any]) -> dict[str, str]:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-def _expired(state: Cached) -> bool:
-    return not unexpired(state.cached_result_expiration)

@@ -17,6 +17,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flowcore.caching.records import CacheRecord
+from flowcore.engine.cache_validators import unexpired
 from flowcore.engine.state import Cached
 from flowcore.utilities.hashing import UnhashableValue, hash_value
 from flowcore.utilities.units import format_duration
@@ -81,7 +82,7 @@ def explain_miss(
 ) -> str:
     """Why ``candidate`` (the newest record) was not used, in words."""
     expiration = candidate.cached_result_expiration
-    if expiration is not None and expiration <= datetime.now(timezone.utc):
+    if not unexpired(expiration):
         return f"the cached value expired at {expiration.isoformat()}"
     name = getattr(validator, "__name__", "")
     keys = getattr(validator, "validate_on", None)

@@ -45,10 +45,11 @@ import posixpath
 import threading
 import weakref
 from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Any, NamedTuple
 
 from flowcore.caching.records import CacheRecord, CorruptRecord, record_id_for, value_digest
+from flowcore.engine.cache_validators import unexpired
 from flowcore.engine.result import Result
 from flowcore.engine.state import Cached
 from flowcore.exceptions import LocationEscapeError, ResultStorageError
@@ -115,11 +116,6 @@ class CacheStore:
     def latest(self, task: str) -> CacheRecord | None:
         """The last policy record written for ``task`` (to explain a miss), if known."""
         return None
-
-
-def _unexpired(state: Cached, now: datetime) -> bool:
-    expiration = state.cached_result_expiration
-    return expiration is None or expiration > now
 
 
 def _same_entry(a: Cached, b: Cached) -> bool:
@@ -205,7 +201,6 @@ class MemoryCacheStore(CacheStore):
         Cached state, and a later one must not replace what the others were given."""
         if self._run_of(state) is not None or any(s is state for s in self.caches.get(key, ())):
             return  # already kept (put by a task run of this process)
-        now = datetime.now(timezone.utc)
         with self._lock:
             states = self.caches.get(key, [])
             if any(s is state for s in states):
@@ -214,11 +209,15 @@ class MemoryCacheStore(CacheStore):
                 _same_entry(s, state) and self._run_of(s) == flow_run_id for s in states
             ):
                 return
-            kept = [s for s in states if _unexpired(s, now) and not _same_entry(s, state)]
+            kept = [
+                s
+                for s in states
+                if unexpired(s.cached_result_expiration) and not _same_entry(s, state)
+            ]
             for dropped in states:
                 if not any(dropped is k for k in kept):
                     self._origin.pop(id(dropped), None)
-            if _unexpired(state, now):
+            if unexpired(state.cached_result_expiration):
                 kept.append(state)
                 self._origin[id(state)] = (weakref.ref(state), flow_run_id)
             self.caches[key] = kept
