@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date as Date
 from datetime import datetime, timedelta, timezone
@@ -105,8 +106,10 @@ def import_object(path: Any) -> Any:
         return path
     module, _, name = path.rpartition(".")
     try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, AttributeError) as exc:
+        # (an imported module is taken as it is: each pass of a run looks its classes up)
+        loaded = sys.modules.get(module) or importlib.import_module(module)
+        return getattr(loaded, name)
+    except (ImportError, AttributeError, ValueError) as exc:
         raise ImportError(f"Cannot import {path!r} (from flowcore config): {exc}") from exc
 
 

@@ -21,6 +21,9 @@ made the traceback a third of a retry's cost; flowcore's formatter renders the s
 through the documented :meth:`traceback.StackSummary.format_frame_summary` hook with each
 frame's lines remembered (:class:`_FrameMemo`), keyed by everything the lines are made of
 (file, positions, function name, source text), so a frame met again is not parsed again.
+A plain exception (nothing chained, as a retried task's usually is) met again at the same
+instructions with the same message and source lines is written as the same text, which is
+remembered whole (:func:`_traceback_key`).
 """
 
 from __future__ import annotations
@@ -102,14 +105,24 @@ class _Formatter(logging.Formatter):
 
     def formatException(self, ei: Any) -> str:  # noqa: N802
         """What ``logging.Formatter.formatException`` writes (``traceback.print_exception``
-        of the exception), with each frame's lines taken from :class:`_FrameMemo`."""
+        of the exception): a plain exception met again at the same places is the text
+        :func:`_traceback_key` names is remembered whole; otherwise each frame's lines are taken from
+        :class:`_FrameMemo`."""
         if sys.version_info >= (3, 11):
             value = ei[1]
             if value is not None:
-                exception = traceback.TracebackException(type(value), value, ei[2], compact=True)
-                _remember_frames(exception)
-                text = "".join(exception.format())
-                return text[:-1] if text.endswith("\n") else text
+                key = _traceback_key(value, ei[2])
+                text = _TRACEBACKS.get(key) if key is not None else None
+                if text is None:
+                    exception = traceback.TracebackException(
+                        type(value), value, ei[2], compact=True
+                    )
+                    _remember_frames(exception)
+                    text = "".join(exception.format())
+                    text = text[:-1] if text.endswith("\n") else text
+                    if key is not None:
+                        _TRACEBACKS.put(key, text)
+                return text
         return super().formatException(ei)
 
     def format(self, record: logging.LogRecord) -> str:
@@ -120,15 +133,31 @@ class _Formatter(logging.Formatter):
         return self._style._fmt % record.__dict__
 
 
+class _Memo:
+    """A dict of at most ``limit`` entries, the oldest forgotten first; reads take no lock."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._entries: dict[Any, Any] = {}
+        self._lock = threading.Lock()
+
+    def get(self, key: Any) -> Any:
+        return self._entries.get(key)
+
+    def put(self, key: Any, value: Any) -> None:
+        with self._lock:
+            if len(self._entries) >= self.limit:
+                del self._entries[next(iter(self._entries))]
+            self._entries[key] = value
+
+
 if sys.version_info >= (3, 11):  # (StackSummary.format_frame_summary is new in 3.11)
 
     class _FrameMemo(traceback.StackSummary):
         """A stack whose frames' lines are formatted once per distinct frame (see the module
-        docstring); at most ``LIMIT`` are kept, the oldest forgotten first."""
+        docstring); the 512 most recent are kept."""
 
-        LIMIT = 512
-        _lines: dict[tuple[Any, ...], str] = {}
-        _lock = threading.Lock()
+        _lines = _Memo(512)
 
         def format_frame_summary(self, frame_summary: traceback.FrameSummary, **kwargs: Any) -> str:
             first, last = frame_summary.lineno, frame_summary.end_lineno
@@ -148,13 +177,10 @@ if sys.version_info >= (3, 11):  # (StackSummary.format_frame_summary is new in 
                 else tuple(linecache.getline(filename, n) for n in range(first, last + 1)),
                 tuple(kwargs.items()),
             )
-            lines = self._lines.get(key)
+            lines: str | None = self._lines.get(key)
             if lines is None:
                 lines = super().format_frame_summary(frame_summary, **kwargs)
-                with self._lock:
-                    if len(self._lines) >= self.LIMIT:
-                        del self._lines[next(iter(self._lines))]
-                    self._lines[key] = lines
+                self._lines.put(key, lines)
             return lines
 
     def _remember_frames(exception: traceback.TracebackException) -> None:
@@ -171,6 +197,53 @@ if sys.version_info >= (3, 11):  # (StackSummary.format_frame_summary is new in 
             current.stack = stack
             pending.extend(e for e in (current.__cause__, current.__context__) if e is not None)
             pending.extend(getattr(current, "exceptions", None) or ())
+
+
+# Whole traceback texts of plain exceptions, by :func:`_traceback_key`.
+_TRACEBACKS = _Memo(256)
+
+
+def _traceback_key(value: BaseException, tb: Any) -> tuple[Any, ...] | None:
+    """What a plain exception's traceback text is made of, or None when it is not plain.
+
+    Plain: nothing chained or grouped, no notes, not a ``SyntaxError`` (whose text shows
+    the offending source), no ``sys.tracebacklimit``, a short message, and a Python that
+    shows one source line per frame (3.11, 3.12). The text is then fixed by the
+    exception's type and message and, for each frame, its code object, its instruction
+    (which give the file, line, function and the positions of the ``^^^`` markers) and its
+    source line as :mod:`linecache` has it now, after the same ``lazycache`` and
+    ``checkcache`` calls the ``traceback`` module makes, so an edited file is read anew."""
+    if (
+        sys.version_info >= (3, 13)
+        or value.__cause__ is not None
+        or (value.__context__ is not None and not value.__suppress_context__)
+        or getattr(value, "__notes__", None)
+        or isinstance(value, SyntaxError)
+        or isinstance(getattr(value, "exceptions", None), tuple)  # (an exception group)
+        or hasattr(sys, "tracebacklimit")
+    ):
+        return None
+    try:
+        message = str(value)
+    except Exception:
+        return None
+    if len(message) > 2000:
+        return None
+    parts: list[Any] = [type(value), message]
+    files: set[str] = set()
+    while tb is not None:
+        frame = tb.tb_frame
+        code = frame.f_code
+        filename = code.co_filename
+        if filename not in files:
+            files.add(filename)
+            linecache.lazycache(filename, frame.f_globals)
+            linecache.checkcache(filename)
+        parts += (code, tb.tb_lasti, linecache.getline(filename, tb.tb_lineno))
+        tb = tb.tb_next
+        if len(parts) > 2 + 3 * 64:  # a deep stack (recursion) takes the general path
+            return None
+    return tuple(parts)
 
 
 # Callables ``sink(logger_name, level, message, created)`` that see every line flowcore's

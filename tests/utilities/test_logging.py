@@ -281,3 +281,32 @@ def test_a_frame_whose_source_changed_is_formatted_anew(tmp_path: Path) -> None:
     os.utime(module, (time.time() + 5, time.time() + 5))
     after, expected = formatted()
     assert after == expected and "values['x']" in after and after != before
+
+
+def _raise_with(message: str) -> None:
+    raise ValueError(message)
+
+
+def test_a_plain_traceback_met_again_is_remembered_whole_with_its_message() -> None:
+    formatter = flowcore_logging._Formatter("%(message)s", "%Y")
+    texts = []
+    for message in ("first", "first", "second"):
+        try:
+            _raise_with(message)
+        except ValueError:
+            info = sys.exc_info()
+        key = flowcore_logging._traceback_key(info[1], info[2])  # type: ignore[arg-type]
+        assert key is not None
+        texts.append(formatter.formatException(info))
+        assert texts[-1] == logging.Formatter().formatException(info)
+        assert flowcore_logging._TRACEBACKS.get(key) == texts[-1]
+    assert texts[0] == texts[1] and texts[2].endswith("ValueError: second")
+
+
+@pytest.mark.parametrize("raiser", [_raise_chained, _raise_in_handler, lambda: _recurse(0)])
+def test_chained_and_deep_tracebacks_are_not_remembered_whole(raiser: Any) -> None:
+    try:
+        raiser()
+    except BaseException:
+        info = sys.exc_info()
+    assert flowcore_logging._traceback_key(info[1], info[2]) is None  # type: ignore[arg-type]
