@@ -389,10 +389,12 @@ class CacheRun:
         read (truncated, foreign, unsigned under a signing key) is a WARNING and a miss."""
         result, target = self.target_result, self.plan.target
         assert result is not None and target is not None
-        kwargs = format_kwargs()
-        template = (
-            target(**kwargs).replace("{", "{{").replace("}", "}}") if callable(target) else target
-        )
+        if callable(target):
+            kwargs = format_kwargs()
+            template = target(**kwargs).replace("{", "{{").replace("}", "}}")
+        else:  # a target with no fields needs no keys (making them is most of a hit's cost)
+            template = target
+            kwargs = format_kwargs() if "{" in target or "}" in target else {}
         try:
             stored = result.read_if_exists(template, **kwargs)
         except LocationEscapeError as exc:

@@ -134,12 +134,7 @@ def _analysis(flow: Flow, task: Task) -> _Analysis | None:
 
 def _analyse(flow: Flow, task: Task, templates: tuple[tuple[str, str], ...]) -> _Analysis:
     edges = flow._upstream[task]
-    graph_keys = frozenset(
-        {p.name for p in flow.parameters()}
-        | {e.key for e in edges if e.key is not None}
-        | set(flow.constants.get(task, ()))
-        | ({"task_run_name"} if task.task_run_name is not None else set())
-    )
+    graph_keys: frozenset[str] | None = None  # made only for a template with keys
     unplaced: list[tuple[str, str, str]] = []
     errors: list[Exception] = []
     for what, template in templates:
@@ -152,12 +147,26 @@ def _analyse(flow: Flow, task: Task, templates: tuple[tuple[str, str], ...]) -> 
                 )
             )
             continue
-        known = RUN_KEYS | graph_keys
-        unplaced.extend((what, template, f) for f in fields if f not in known)
+        if fields:
+            known = graph_keys = graph_keys or _graph_keys(flow, task, edges)
+            unplaced.extend(
+                (what, template, f) for f in fields if f not in RUN_KEYS and f not in known
+            )
         mapped_error = _mapped_error(task, edges, what, template, fields)
         if mapped_error is not None:
             errors.append(mapped_error)
-    return _Analysis(tuple(unplaced), graph_keys, tuple(errors))
+    return _Analysis(tuple(unplaced), graph_keys or frozenset(), tuple(errors))
+
+
+def _graph_keys(flow: Flow, task: Task, edges: Iterable[Any]) -> frozenset[str]:
+    """The keys the graph gives the task's templates: parameters, bound inputs, and
+    ``task_run_name`` when the task has one."""
+    return frozenset(
+        {p.name for p in flow.parameters()}
+        | {e.key for e in edges if e.key is not None}
+        | set(flow.constants.get(task, ()))
+        | ({"task_run_name"} if task.task_run_name is not None else set())
+    )
 
 
 def _mapped_error(

@@ -42,8 +42,6 @@ class Edge:
         flattened: bool | None = None,
         flow: Flow | None = None,
     ) -> None:
-        from flowcore.utilities.tasks import as_task
-
         annotations: dict[str, bool] = {}
         if isinstance(upstream_task, EdgeAnnotation):
             annotations = upstream_task.annotations
@@ -57,8 +55,14 @@ class Edge:
             raise ValueError(
                 f"Edges can not connect a task to itself. Both ends are {upstream_task!r}."
             )
-        upstream = as_task(upstream_task, flow=flow)
-        downstream = as_task(downstream_task, flow=flow)
+        upstream = (
+            upstream_task if isinstance(upstream_task, Task) else _as_task(upstream_task, flow)
+        )
+        downstream = (
+            downstream_task
+            if isinstance(downstream_task, Task)
+            else _as_task(downstream_task, flow)
+        )
         if upstream is downstream:
             raise ValueError(f"Edges can not connect a task to itself. Both ends are {upstream!r}.")
         if key is not None and (
@@ -98,3 +102,10 @@ class Edge:
         for name, value in state.items():
             object.__setattr__(self, name, value)
         self._hash = hash(self._identity())
+
+
+def _as_task(value: Any, flow: Flow | None) -> Task:
+    """A value that is not a task, as one (:func:`flowcore.utilities.tasks.as_task`)."""
+    from flowcore.utilities.tasks import as_task
+
+    return as_task(value, flow=flow)

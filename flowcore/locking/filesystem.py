@@ -11,7 +11,7 @@ for a lock without a hold timeout. A lock file is *stale*, and the next acquirer
 it, when
 
 * it has expired, or
-* it was written on this host (same ``socket.gethostname()``) by a process that no longer
+* it was written on this host (same host name) by a process that no longer
   runs (``os.kill(pid, 0)`` fails, or the process is a zombie), or
 * it cannot be parsed (its writer died between creating and filling it).
 
@@ -40,7 +40,6 @@ import hashlib
 import json
 import os
 import re
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -49,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from flowcore.locking.base import DEFAULT_HOLD_TIMEOUT, LockManager, poll
-from flowcore.utilities.processes import pid_alive
+from flowcore.utilities.processes import host_name, pid_alive
 
 try:
     import fcntl
@@ -58,7 +57,7 @@ except ImportError:  # pragma: no cover - Windows
 
 __all__ = ["FileSystemLockManager"]
 
-_HOSTNAME = socket.gethostname()
+_HOSTNAME = host_name()
 _GUARD = ".guard"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 

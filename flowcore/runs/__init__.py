@@ -13,22 +13,24 @@ it),
 ``database`` (opening, SQLite settings, migrations, error translation), ``schema`` (the
 tables), ``migrations`` (Alembic revisions), ``revisions``, ``times``, ``states`` and
 ``events`` (plain data). Importing this package does not import SQLAlchemy or Alembic, and
-reading a SQLite store does not either.
+reading a SQLite store does not either; the reading side (``queries``, ``records``) loads on
+the first read, so a run that only writes does not import it.
 """
 
 from __future__ import annotations
 
-from flowcore.runs.store import (
-    RunInfo,
-    RunStore,
-    RunStoreError,
-    StoredLogLine,
-    TaskRunInfo,
-    TaskSummary,
-    Transition,
-    open_store,
-    store_url,
-)
+from typing import TYPE_CHECKING, Any
+
+from flowcore.runs.store import RunStore, RunStoreError, open_store, store_url
+
+if TYPE_CHECKING:
+    from flowcore.runs.records import (
+        RunInfo,
+        StoredLogLine,
+        TaskRunInfo,
+        TaskSummary,
+        Transition,
+    )
 
 __all__ = [
     "RunInfo",
@@ -41,3 +43,10 @@ __all__ = [
     "open_store",
     "store_url",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """The records reads return, loaded on first use (see :mod:`flowcore.runs.store`)."""
+    from flowcore.runs import store
+
+    return getattr(store, name)

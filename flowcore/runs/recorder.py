@@ -40,7 +40,6 @@ driver's process for this run (``context.flow_run_id``) are sent to the store as
 from __future__ import annotations
 
 import os
-import socket
 import threading
 import time
 import weakref
@@ -53,6 +52,7 @@ from flowcore.engine.state import Mapped, Running, State, Success
 from flowcore.runs.events import FlowRunStarted, FlowRunState, LogLine, structure_json
 from flowcore.utilities import context as _context
 from flowcore.utilities.logging import add_line_sink, remove_line_sink
+from flowcore.utilities.processes import host_name
 
 if TYPE_CHECKING:
     from flowcore.runs.progress import RunProgress
@@ -147,7 +147,7 @@ class RunRecorder:
                 parameters={k: _short_repr(v) for k, v in parameters.items()},
                 structure=structure_json(structure),
                 source=source,
-                host=socket.gethostname(),
+                host=host_name(),
                 pid=self._pid,
                 resumed_from=resumed_from,
             )

@@ -54,8 +54,6 @@ import functools
 import logging
 import os
 import re
-import socket
-import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -66,16 +64,22 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from flowcore.configuration import config
 from flowcore.exceptions import FlowcoreException
-from flowcore.runs import queries
 from flowcore.runs.events import RunEvent
 from flowcore.runs.feeder import BATCH_INTERVAL, Feeder
-from flowcore.runs.queries import AlchemyReader, Reader, SqliteReader
-from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
 from flowcore.runs.states import canonical
-from flowcore.utilities.processes import pid_alive
+from flowcore.utilities.processes import host_name, pid_alive
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
+
+    from flowcore.runs.queries import Reader
+    from flowcore.runs.records import (
+        RunInfo,
+        StoredLogLine,
+        TaskRunInfo,
+        TaskSummary,
+        Transition,
+    )
 
 T = TypeVar("T")
 
@@ -220,7 +224,7 @@ class RunStore:
         self.writer = writer
         self._engine_lock = threading.Lock()
         self._engine_obj: Engine | None = None
-        self._host = socket.gethostname()
+        self._host = host_name()
         self._feeder = Feeder(self)
 
     def __repr__(self) -> str:
@@ -306,10 +310,14 @@ class RunStore:
     ) -> list[RunInfo]:
         """Flow runs, newest first. ``state`` is a state class name matched exactly (in any
         case: ``"failed"`` is ``Failed``, not ``Crashed``)."""
+        from flowcore.runs import queries
+
         return self._read(lambda c: queries.list_runs(c, flow, _canonical(state), limit, offset))
 
     def count_runs(self, flow: str | None = None, state: str | None = None) -> int:
         """How many runs :meth:`list_runs` would list without a limit."""
+        from flowcore.runs import queries
+
         return self._read(lambda c: queries.count_runs(c, flow, _canonical(state)), [])
 
     def get_run(self, run_id: str) -> RunInfo | None:
@@ -318,6 +326,8 @@ class RunStore:
         Raises:
             RunStoreError: the prefix matches several runs (they are listed).
         """
+        from flowcore.runs import queries
+
         matches = self._read(lambda c: queries.find_runs(c, run_id))
         if len(matches) > 1:
             shown = ", ".join(run.run_id for run in matches[:10])
@@ -329,12 +339,16 @@ class RunStore:
     ) -> list[TaskRunInfo]:
         """The latest state of each task run and mapped child of the run, by task and index.
         ``task_slug`` and ``map_index`` narrow to one task, or one child (None: all)."""
+        from flowcore.runs import queries
+
         return self._read(lambda c: queries.task_runs(c, run_id, task_slug, map_index), [run_id])
 
     def task_summaries(self, run_id: str) -> list[TaskSummary]:
         """Each task of the run as a whole, by task slug: its own record and its mapped
         children counted by state, read with a grouped query (a 10,000-child map is a few
         rows, not 10,000)."""
+        from flowcore.runs import queries
+
         return self._read(lambda c: queries.task_summaries(c, run_id), [run_id])
 
     def children(
@@ -344,6 +358,8 @@ class RunStore:
         """A page of the mapped children of task ``task_slug``, by map index: ``limit`` of
         them from the ``offset``-th on, those in state ``state`` only (the state's name as
         recorded; None: in any state)."""
+        from flowcore.runs import queries
+
         return self._read(
             lambda c: queries.children(c, run_id, task_slug, state, offset, limit), [run_id]
         )
@@ -353,6 +369,8 @@ class RunStore:
     ) -> list[Transition]:
         """The states the run and its task runs entered, oldest first. ``task_slug`` and
         ``map_index`` narrow to one task (None: all)."""
+        from flowcore.runs import queries
+
         return self._read(lambda c: queries.transitions(c, run_id, task_slug, map_index), [run_id])
 
     def logs(
@@ -360,15 +378,21 @@ class RunStore:
     ) -> list[StoredLogLine]:
         """The run's log lines, oldest first; with ``limit``, the last ``limit`` of them.
         When lines were dropped over ``runs.max_log_lines``, the last line says how many."""
+        from flowcore.runs import queries
+
         return self._read(lambda c: queries.logs(c, run_id, task_slug, limit), [run_id])
 
     def resumes_of(self, run_id: str) -> list[RunInfo]:
         """The runs that resumed run ``run_id`` (``flow.run(resume=...)``), newest first."""
+        from flowcore.runs import queries
+
         return self._read(lambda c: queries.resumes_of(c, run_id))
 
     def latest_resumable(self, flow_name: str) -> RunInfo | None:
         """The newest run of ``flow_name`` that did not finish, or finished ``Failed`` (or
         a subclass: ``Crashed``, ``TimedOut``, ``TriggerFailed``, ``ValidationFailed``)."""
+        from flowcore.runs import queries
+
         return self._read(lambda c: queries.latest_resumable(c, flow_name))
 
     def prune(self, retention_days: float | None = None, max_runs: int | None = None) -> int:
@@ -412,6 +436,10 @@ class RunStore:
         newest schema is read with the standard library's ``sqlite3``, without importing
         SQLAlchemy; any other (PostgreSQL, or a SQLite file to create or migrate, or one
         this process's engine has open already) through a connection of the engine."""
+        import sqlite3
+
+        from flowcore.runs.queries import AlchemyReader, SqliteReader
+
         path = self.sqlite_path()
         reader = None
         if path is not None and self._engine_obj is None:
@@ -445,6 +473,8 @@ class RunStore:
     def _fold(self, reader: Reader, run_ids: Sequence[str]) -> bool:
         """Fold the journal of the runs ``run_ids`` into the tables (see
         :mod:`flowcore.runs.writes`); True when there was something to fold."""
+        from flowcore.runs import queries
+
         if not run_ids:
             return False
         pending = reader.transaction(lambda r: queries.pending_runs(r, run_ids))
@@ -463,6 +493,8 @@ class RunStore:
         )
 
     def _detect_crashes(self, reader: Reader) -> None:
+        from flowcore.runs import queries
+
         now = _now()
         stale = now - timedelta(seconds=self.crash_after)
         candidates = reader.transaction(lambda r: queries.stale_runs(r, stale))
@@ -491,6 +523,8 @@ class RunStore:
 
 def _run_ids_in(answer: object) -> list[str]:
     """The ids of the runs a read returned (a RunInfo, a list of them, or None)."""
+    from flowcore.runs.records import RunInfo
+
     if isinstance(answer, RunInfo):
         return [answer.run_id]
     if isinstance(answer, list):
@@ -504,3 +538,16 @@ def _canonical(state: str | None) -> str | None:
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_RECORDS = ("RunInfo", "StoredLogLine", "TaskRunInfo", "TaskSummary", "Transition")
+
+
+def __getattr__(name: str) -> Any:
+    """The plain records reads return (:mod:`flowcore.runs.records`), loaded on first use:
+    a flow run writes to the store without reading it."""
+    if name in _RECORDS:
+        from flowcore.runs import records
+
+        return getattr(records, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,10 +1,23 @@
-"""Whether a process is alive, for the owners of locks and of flow runs."""
+"""Whether a process is alive, and this host's name, for the owners of locks and of flow
+runs."""
 
 from __future__ import annotations
 
 import os
 
-__all__ = ["pid_alive"]
+__all__ = ["host_name", "pid_alive"]
+
+
+def host_name() -> str:
+    """This machine's host name, as ``socket.gethostname()`` gives it (on POSIX both are
+    the kernel's node name; this does not import :mod:`socket`, a few milliseconds on a
+    run's first path)."""
+    uname = getattr(os, "uname", None)
+    if uname is not None:
+        return str(uname().nodename)
+    import socket
+
+    return socket.gethostname()
 
 
 def pid_alive(pid: int) -> bool:

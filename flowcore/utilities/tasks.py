@@ -56,11 +56,12 @@ def as_task(x: Any, flow: Flow | None = None) -> Task:
     """``x`` as a task: tasks as they are, collections holding tasks as collection tasks,
     anything else as an auto-generated ``Constant``."""
     from flowcore.core.task import Task
-    from flowcore.tasks.core import collections
-    from flowcore.tasks.core.constants import Constant
 
     if isinstance(x, Task):
         return x
+    from flowcore.tasks.core import collections
+    from flowcore.tasks.core.constants import Constant
+
     if isinstance(x, EdgeAnnotation):
         return as_task(x.value, flow=flow)
     if _contains_task(x):

@@ -115,6 +115,29 @@ def test_importing_the_store_imports_neither_sqlalchemy_nor_alembic() -> None:
     assert not [m for m in imported if m.startswith(("sqlalchemy", "alembic"))]
 
 
+def test_a_recorded_run_loads_no_reading_module_until_something_reads(tmp_path: Path) -> None:
+    # the reading side (queries, records, sqlite3) is for the CLI, resume and the UI
+    code = (
+        "import sys\n"
+        "from flowcore import Flow, task\n"
+        "with Flow('f') as flow:\n"
+        "    task(lambda x: x + 1)(1)\n"
+        "state = flow.run()\n"
+        "assert state.is_successful()\n"
+        "reading = ('flowcore.runs.queries', 'flowcore.runs.records', 'sqlite3', 'socket')\n"
+        "print(sorted(m for m in reading if m in sys.modules))\n"
+        "from flowcore.runs import RunInfo, open_store\n"
+        "from flowcore.runs.store import Transition\n"
+        "open_store().flush()\n"
+        "run = open_store().get_run(state.flow_run_id)\n"
+        "print(isinstance(run, RunInfo), Transition.__module__)\n"
+    )
+    env = {**os.environ, "FLOWCORE__RUNS__STORE": str(tmp_path / "runs.db")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-2:] == ["[]", "True flowcore.runs.records"]
+
+
 def test_the_state_table_matches_the_state_classes() -> None:
     classes = [
         cls

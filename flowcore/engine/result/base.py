@@ -288,7 +288,7 @@ class Result:
             if bound is None or not self._allowed(bound):
                 raise self._escape(rendered, source, self._describe_root())
         else:  # no directory in the template: bounded by the root itself
-            bound_location, bound = self._join("", False), self._canonical_root()
+            bound_location, bound = "", self._canonical_root()
         target = self._canonical(full)
         if (
             (rendered.startswith("~") and not home)
@@ -446,6 +446,8 @@ def _inside(outer: str, inner: str) -> bool:
 
 
 def _format_template(template: str, kwargs: dict[str, Any], owner: str) -> str:
+    if "{" not in template and "}" not in template:
+        return template  # what format gives, without passing the keys
     try:
         return template.format(**kwargs)
     except KeyError as exc:
