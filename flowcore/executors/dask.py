@@ -188,6 +188,7 @@ class DaskExecutor(Executor):
         self._should_run: Any = None
         self._sent: weakref.WeakSet[Any] = weakref.WeakSet()
         self._progress: dict[Any, list[bytes]] = {}
+        self._order: dict[str, int] = {}  # the session's call keys, in submission order
 
     def __repr__(self) -> str:
         where = self.address or getattr(self.cluster_class, "__name__", str(self.cluster_class))
@@ -206,6 +207,7 @@ class DaskExecutor(Executor):
             _crash_policy=False,
             _should_run=None,
             _progress={},
+            _order={},
         )
         state.pop("_sent", None)
         return state
@@ -298,6 +300,7 @@ class DaskExecutor(Executor):
                 self._crash_policy = False
                 self._should_run = None
                 self._sent = weakref.WeakSet()
+                self._order = {}
                 self._progress = {}
 
     def _cancellation_event(self, client: Any) -> Any:
@@ -430,6 +433,7 @@ class DaskExecutor(Executor):
             self._check_resources(resources, label)
         call = _Call(task_key(extra_context, name), fn, args, kwargs, label, resources)
         future: Any = DaskFuture(call.key, client)
+        self._order[call.key] = len(self._order)
         self._buffer.append(call)
         self._untracked.append(future)
         if len(self._buffer) >= _BATCH:
@@ -442,7 +446,7 @@ class DaskExecutor(Executor):
         found, settled = self._settle(futures)
         if not found:
             return futures
-        erred = _erred_futures(found)
+        erred = self._erred_futures(found)
         if erred:
             exc = settled[erred[0].key][1]
             if getattr(exc, IN_TASK, None) is not None or isinstance(exc, DaskTaskError):
@@ -586,9 +590,19 @@ class DaskExecutor(Executor):
             )
             self._resource_names |= set(absent)
 
+    def _erred_futures(self, futures: Any) -> list[Any]:
+        """The futures in ``futures`` that erred or were cancelled, earliest submitted
+        first (a downstream call errs with its upstream's error: the upstream is named)."""
+        from distributed import Future as DaskFuture
+
+        order = self._order
+        found = [f for f in find_futures(futures, DaskFuture) if f.status in ("error", "cancelled")]
+        found.sort(key=lambda future: order.get(future.key, len(order)))
+        return found
+
     def _translate(self, exc: BaseException, futures: Any) -> Exception:
         """One readable error for a failure of the Dask machinery while waiting."""
-        erred = _erred_futures(futures)
+        erred = self._erred_futures(futures)
         label = self._label(erred[0].key) if erred else None
         cause = f"{type(exc).__name__}: {exc}"
         from distributed import CancelledError, KilledWorker
@@ -625,15 +639,6 @@ class DaskExecutor(Executor):
             if stem.startswith(name + "-") and stem[len(name) + 1 :].isdigit():
                 return f"{name}[{stem[len(name) + 1 :]}]"
         return stem
-
-
-def _erred_futures(futures: Any) -> list[Any]:
-    """The futures in ``futures`` that erred or were cancelled, earliest submitted first."""
-    from distributed import Future as DaskFuture
-
-    found = [f for f in find_futures(futures, DaskFuture) if f.status in ("error", "cancelled")]
-    found.sort(key=lambda future: getattr(future, "_id", ("", 0))[1])
-    return found
 
 
 def _require_bokeh() -> None:
