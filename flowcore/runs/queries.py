@@ -13,15 +13,13 @@ runs at once.
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
-from urllib.parse import quote
 
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
-from flowcore.runs.revisions import HEAD, VERSION_TABLE
+from flowcore.runs.sql import in_list, literals, open_sqlite
 from flowcore.runs.states import FAILED_STATES, FINISHED_STATES
 from flowcore.runs.times import chunks, stored_time, time_param, utc_time
 
@@ -91,23 +89,8 @@ class SqliteReader(Reader):
     def open(cls, path: str) -> SqliteReader | None:
         """A reader of the SQLite file ``path`` when it exists and is at the newest schema;
         None otherwise (the store's engine then opens, creates or migrates it)."""
-        if not os.path.isfile(path):
-            return None
-        try:
-            conn = sqlite3.connect(
-                f"file:{quote(path)}?mode=rw", uri=True, timeout=30, isolation_level=None
-            )
-        except sqlite3.Error:
-            return None
-        try:
-            conn.execute("PRAGMA busy_timeout = 30000")
-            revision = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
-        except sqlite3.Error:
-            revision = None
-        if revision is None or revision[0] != HEAD:
-            conn.close()
-            return None
-        return cls(conn)
+        conn = open_sqlite(path)
+        return None if conn is None else cls(conn)
 
     def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         return self.conn.execute(sql, dict(params or {})).fetchall()
@@ -196,7 +179,7 @@ def latest_resumable(reader: Reader, flow_name: str) -> RunInfo | None:
     """The newest run of ``flow_name`` that failed or did not finish."""
     rows = reader.all(
         f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE flow_name = :flow "
-        f"AND (state IN ({_names(FAILED_STATES)}) OR state NOT IN ({_names(FINISHED_STATES)})) "
+        f"AND (state IN ({literals(FAILED_STATES)}) OR state NOT IN ({literals(FINISHED_STATES)})) "
         f"{_NEWEST_FIRST} LIMIT 1",
         {"flow": flow_name},
     )
@@ -311,7 +294,7 @@ def stale_runs(reader: Reader, stale_before: datetime) -> list[StaleRun]:
     unfinished = sorted(state for state in states if state not in FINISHED_STATES)
     if not unfinished:
         return []
-    where, params = _in_list("state", unfinished)
+    where, params = in_list("state", unfinished)
     rows = reader.all(
         f"SELECT run_id, state, heartbeat, host, pid FROM flow_runs{where} AND heartbeat < :stale",
         {**params, "stale": reader.time(stale_before)},
@@ -324,7 +307,7 @@ def pending_runs(reader: Reader, run_ids: Sequence[str]) -> list[str]:
     (:func:`flowcore.runs.writes.fold`)."""
     found: list[str] = []
     for chunk in chunks(run_ids):
-        where, params = _in_list("run_id", chunk)
+        where, params = in_list("run_id", chunk)
         found += [
             row[0] for row in reader.all(f"SELECT DISTINCT run_id FROM run_journal{where}", params)
         ]
@@ -332,16 +315,6 @@ def pending_runs(reader: Reader, run_ids: Sequence[str]) -> list[str]:
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _names(states: Iterable[str]) -> str:
-    """State names as SQL literals (flowcore's own constants, never user input)."""
-    return ", ".join(f"'{name}'" for name in sorted(states))
-
-
-def _in_list(column: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
-    params = {f"v{i}": value for i, value in enumerate(values)}
-    return f" WHERE {column} IN ({', '.join(':' + name for name in params)})", params
 
 
 def _where(**equal: Any) -> tuple[str, dict[str, Any]]:
@@ -368,7 +341,7 @@ def _run_infos(reader: Reader, rows: Sequence[Sequence[Any]]) -> list[RunInfo]:
     counts: dict[str, dict[str, int]] = {row[0]: {} for row in rows}
     ids = list(counts)
     for chunk in chunks(ids):
-        where, params = _in_list("run_id", chunk)
+        where, params = in_list("run_id", chunk)
         grouped = reader.all(
             f"SELECT run_id, state, count(*) FROM task_runs{where} GROUP BY run_id, state", params
         )

@@ -55,6 +55,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -70,6 +71,8 @@ from flowcore.runs.states import canonical
 from flowcore.utilities.processes import host_name, pid_alive
 
 if TYPE_CHECKING:
+    import sqlite3
+
     from sqlalchemy.engine import Engine
 
     from flowcore.runs.queries import Reader
@@ -80,6 +83,7 @@ if TYPE_CHECKING:
         TaskSummary,
         Transition,
     )
+    from flowcore.runs.writes import Changes
 
 T = TypeVar("T")
 
@@ -100,6 +104,7 @@ logger = logging.getLogger("flowcore.runs")
 CRASH_AFTER = 60.0  # seconds without a heartbeat before a run whose driver is gone is Crashed
 HEARTBEAT_EVERY = 10.0  # seconds between the writer's heartbeats of its live runs
 SETTING = "runs.store (FLOWCORE__RUNS__STORE)"
+_LOCKED_RETRIES = 5  # a write that meets a locked SQLite file (past busy_timeout) is retried
 _DIALECTS = ("sqlite", "postgresql")
 
 
@@ -224,6 +229,8 @@ class RunStore:
         self.writer = writer
         self._engine_lock = threading.Lock()
         self._engine_obj: Engine | None = None
+        self._write_lock = threading.Lock()
+        self._sqlite_conn: sqlite3.Connection | None = None
         self._host = host_name()
         self._feeder = Feeder(self)
 
@@ -302,6 +309,69 @@ class RunStore:
 
                 self._engine_obj = database.open_engine(self.url, self.display)
             return self._engine_obj
+
+    def write(self, change: Callable[[Changes], T]) -> T:
+        """``change`` (:mod:`flowcore.runs.writes`) in a write transaction, retried while
+        SQLite is locked. A SQLite file at the newest schema is written with ``sqlite3``
+        on one connection kept for it (the writer process then never imports
+        SQLAlchemy); a file to create or migrate is opened by the engine first, and
+        PostgreSQL is written through the engine."""
+        with self._write_lock:
+            if self._sqlite_conn is None and self.sqlite_path() is not None:
+                self._sqlite_conn = self._open_for_writing()
+            conn = self._sqlite_conn
+            if conn is None:
+                from flowcore.runs import database
+                from flowcore.runs.writes import AlchemyChanges
+
+                return database.write(
+                    self.engine(), self.display, lambda c: change(AlchemyChanges(c))
+                )
+            return self._sqlite_write(conn, change)
+
+    def _open_for_writing(self) -> sqlite3.Connection | None:
+        from flowcore.runs.sql import open_sqlite
+
+        path = self.sqlite_path()
+        assert path is not None
+        conn = open_sqlite(path, writing=True)
+        if conn is None:
+            self.engine()  # creates or migrates the file (or says why it cannot)
+            conn = open_sqlite(path, writing=True)
+        return conn
+
+    def _sqlite_write(self, conn: sqlite3.Connection, change: Callable[[Changes], T]) -> T:
+        import sqlite3
+
+        from flowcore.runs.writes import SqliteChanges
+
+        for attempt in range(_LOCKED_RETRIES + 1):
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    answer = change(SqliteChanges(conn))
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+                conn.execute("COMMIT")
+                return answer
+            except sqlite3.Error as error:
+                locked = "locked" in str(error) or "busy" in str(error)
+                if attempt == _LOCKED_RETRIES or not locked:
+                    detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                    raise RunStoreError(
+                        f"run store {self.display} ({SETTING}): {detail or type(error).__name__}"
+                    ) from error
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+
+    def close_connections(self) -> None:
+        """Close the connection kept for writing (a writer that ends)."""
+        with self._write_lock:
+            if self._sqlite_conn is not None:
+                self._sqlite_conn.close()
+                self._sqlite_conn = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -400,7 +470,7 @@ class RunStore:
         beyond the newest ``max_runs`` (defaults: ``runs.retention_days``,
         ``runs.max_runs``; None or 0 in the config means no limit). Unfinished runs are
         kept: their driver may be alive. Returns how many runs were deleted."""
-        from flowcore.runs import database, writes
+        from flowcore.runs import writes
 
         days = (
             retention_days if retention_days is not None else config.get_path("runs.retention_days")
@@ -409,10 +479,7 @@ class RunStore:
         cutoff = _now() - timedelta(days=float(days)) if days else None
         with self._reading() as reader:
             self._detect_crashes(reader)
-        engine = self.engine()
-        return database.write(
-            engine, self.display, lambda c: writes.prune(c, cutoff, int(most) if most else None)
-        )
+        return self.write(lambda c: writes.prune(c, cutoff, int(most) if most else None))
 
     def _read(self, query: Callable[[Reader], T], run_ids: Sequence[str] | None = None) -> T:
         """``query`` in a read transaction, after crash detection and after folding the

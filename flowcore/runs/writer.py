@@ -143,7 +143,8 @@ class FrameReader:
 class Writer:
     """Writes the messages of a store (see the module docstring) and answers through
     ``reply``. ``store`` is a :class:`~flowcore.runs.store.RunStore` on the same database,
-    whose engine the writer uses (and whose ``prune`` it runs once after opening)."""
+    through which the writer writes (:meth:`~flowcore.runs.store.RunStore.write`), and whose
+    ``prune`` it runs once after opening."""
 
     def __init__(self, store: RunStore, options: dict[str, Any], reply: Reply) -> None:
         self.store = store
@@ -164,7 +165,7 @@ class Writer:
         from flowcore.runs.store import RunStoreError
 
         try:
-            engine = self.store.engine()
+            self.store.write(lambda changes: None)  # open (create, migrate) the database
         except RunStoreError as exc:
             directory = self.store.removed_directory()
             if directory is not None:
@@ -183,7 +184,7 @@ class Writer:
             if messages is None:  # the store's end of the pipe closed: its process died
                 self._fold_written()
                 return
-            stop = self.handle(engine, messages)
+            stop = self.handle(messages)
             if stop:
                 self._fold_written()
                 return
@@ -191,11 +192,11 @@ class Writer:
                 last_beat = time.monotonic()
                 if not parent_alive():
                     return
-                self._beat(engine)
+                self._beat()
             elif not messages and not parent_alive():
                 return
 
-    def handle(self, engine: Any, messages: Sequence[Any]) -> bool:
+    def handle(self, messages: Sequence[Any]) -> bool:
         """Write ``messages`` (events in as few transactions as the flushes among them
         allow) and answer their flushes; True when one of them was a stop."""
         flow_events: list[Any] = []
@@ -209,7 +210,7 @@ class Writer:
                 lines += message[3]
                 continue
             if flow_events or states or lines:
-                self._write(engine, flow_events, states, lines)
+                self._write(flow_events, states, lines)
                 flow_events, states, lines = [], [], []
             if kind == "fold":  # a reader of the store's process wants these runs folded
                 self.reply(("flushed", message[1], self._fold(message[2], message[3])))
@@ -221,23 +222,16 @@ class Writer:
                     self.fold_at_end = self.fold_at_end and bool(message[2:] and message[2])
                     return True
         if flow_events or states or lines:
-            self._write(engine, flow_events, states, lines)
+            self._write(flow_events, states, lines)
         return False
 
     def _write(
-        self,
-        engine: Any,
-        flow_events: list[Any],
-        states: list[tuple[Any, ...]],
-        lines: list[tuple[Any, ...]],
+        self, flow_events: list[Any], states: list[tuple[Any, ...]], lines: list[tuple[Any, ...]]
     ) -> None:
-        from flowcore.runs import database, writes
+        from flowcore.runs import writes
 
-        display = self.store.display
         self._guarded(
-            lambda: database.write(
-                engine, display, lambda c: writes.write_events(c, flow_events, states, lines)
-            )
+            lambda: self.store.write(lambda c: writes.write_events(c, flow_events, states, lines))
         )
         self.written.update(state[0] for state in states)
         self.written.update(line[0] for line in lines)
@@ -264,15 +258,12 @@ class Writer:
             return str(exc)
         return None
 
-    def _beat(self, engine: Any) -> None:
+    def _beat(self) -> None:
         if self.driving:
-            from flowcore.runs import database, writes
+            from flowcore.runs import writes
 
             runs, now = sorted(self.driving), datetime.now(timezone.utc)
-            display = self.store.display
-            self._guarded(
-                lambda: database.write(engine, display, lambda c: writes.beat(c, runs, now))
-            )
+            self._guarded(lambda: self.store.write(lambda c: writes.beat(c, runs, now)))
 
     def _guarded(self, write: Callable[[], object]) -> None:
         """Run ``write``; a failure is kept for the next flush's answer and reported once

@@ -37,14 +37,10 @@ import io
 import json
 import pickle
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import chain
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy import exc
-from sqlalchemy.engine import Connection
+from typing import TYPE_CHECKING, Any
 
 from flowcore.runs.events import (
     FlowRunStarted,
@@ -55,19 +51,153 @@ from flowcore.runs.events import (
     TaskRunState,
     structure_json,
 )
-from flowcore.runs.schema import flow_runs, log_lines, run_journal, state_transitions, task_runs
+from flowcore.runs.sql import in_list, literals
 from flowcore.runs.states import FINISHED_STATES, is_finished
 from flowcore.runs.times import chunks, from_epoch, time_param
 
-__all__ = ["beat", "fold", "mark_crashed", "prune", "write_events"]
+if TYPE_CHECKING:
+    from sqlalchemy.engine import Connection
+
+__all__ = [
+    "AlchemyChanges",
+    "Changes",
+    "SqliteChanges",
+    "beat",
+    "fold",
+    "mark_crashed",
+    "prune",
+    "write_events",
+]
 
 # rows per multi-row INSERT: SQLite prepares a statement of a few hundred rows once and
 # reuses it; one of thousands costs more to prepare than it saves
 _ROWS_PER_INSERT = 200
 
 
+class Changes:
+    """A connection inside a write transaction: runs a write's SQL text (``:name``
+    parameters, which SQLite and PostgreSQL both read; a list of parameter dicts runs the
+    statement once per dict). See the two kinds below."""
+
+    dialect = "sqlite"
+
+    def execute(
+        self, sql: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+    ) -> int:
+        """Run ``sql``; how many rows it changed."""
+        raise NotImplementedError
+
+    def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
+        raise NotImplementedError
+
+    def insert_rows(self, table: str, keys: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        """INSERT ``rows`` (values in ``keys`` order, in the driver's terms: see
+        :func:`flowcore.runs.times.time_param`) into ``table``, many rows per statement.
+
+        The inserts that grow with a flow (transitions, log lines) keep Python's share
+        small: multi-row ``VALUES`` through the driver's cursor, with no processing of
+        each parameter, rather than ``executemany``, whose every row takes and releases
+        the GIL again (a few hundred rows a statement: see ``_ROWS_PER_INSERT``)."""
+        one_row = "(" + ", ".join([self._mark] * len(keys)) + ")"
+        head = f"INSERT INTO {table} ({', '.join(keys)}) VALUES "
+        per_statement = max(1, min(_ROWS_PER_INSERT, self._max_parameters() // len(keys)))
+        cursor = self._cursor()
+        try:
+            for start in range(0, len(rows), per_statement):
+                part = rows[start : start + per_statement]
+                cursor.execute(head + ", ".join([one_row] * len(part)), list(chain(*part)))
+        finally:
+            cursor.close()
+
+    def time(self, value: datetime) -> Any:
+        """A time as a parameter: what the column holds."""
+        return time_param(self.dialect)(value)
+
+    _mark = "?"  # the driver's parameter mark, for insert_rows
+
+    def _cursor(self) -> Any:
+        raise NotImplementedError
+
+    def _max_parameters(self) -> int:
+        raise NotImplementedError
+
+
+class SqliteChanges(Changes):
+    """Changes on a ``sqlite3`` connection (:func:`flowcore.runs.sql.open_sqlite`), inside
+    the ``BEGIN IMMEDIATE`` its user issued."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def execute(
+        self, sql: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+    ) -> int:
+        if isinstance(params, Sequence):
+            return self.conn.executemany(sql, params).rowcount
+        return self.conn.execute(sql, dict(params or {})).rowcount
+
+    def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
+        return self.conn.execute(sql, dict(params or {})).fetchall()
+
+    def _cursor(self) -> Any:
+        return self.conn.cursor()
+
+    def _max_parameters(self) -> int:
+        getlimit = getattr(self.conn, "getlimit", None)  # Python >= 3.11
+        if getlimit is None:
+            return 999
+        return int(getlimit(getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", 9)))
+
+
+class AlchemyChanges(Changes):
+    """Changes on a SQLAlchemy connection in a write transaction (PostgreSQL, or a SQLite
+    file while it is created or migrated); the driver's errors come out as SQLAlchemy's,
+    which :func:`flowcore.runs.database.translate` names the store by."""
+
+    def __init__(self, conn: Connection) -> None:
+        self.conn = conn
+        self.dialect = conn.dialect.name
+        self._mark = "?" if conn.dialect.paramstyle == "qmark" else "%s"
+
+    def execute(
+        self, sql: str, params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None
+    ) -> int:
+        import sqlalchemy as sa
+
+        if isinstance(params, Sequence):
+            return int(self.conn.execute(sa.text(sql), [dict(p) for p in params]).rowcount)
+        return int(self.conn.execute(sa.text(sql), dict(params or {})).rowcount)
+
+    def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
+        import sqlalchemy as sa
+
+        return list(self.conn.execute(sa.text(sql), dict(params or {})).all())
+
+    def insert_rows(self, table: str, keys: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
+        from sqlalchemy import exc
+
+        dialect = self.conn.dialect
+        dbapi = dialect.loaded_dbapi
+        try:
+            super().insert_rows(table, keys, rows)
+        except dbapi.Error as error:
+            statement = f"INSERT INTO {table} ({', '.join(keys)}) VALUES ..."
+            raise exc.DBAPIError.instance(
+                statement, None, error, dbapi.Error, dialect=dialect
+            ) from error
+
+    def _cursor(self) -> Any:
+        return self.conn.connection.cursor()
+
+    def _max_parameters(self) -> int:
+        if self.dialect == "postgresql":
+            return 65_535
+        driver = self.conn.connection.driver_connection
+        return SqliteChanges(driver)._max_parameters()  # type: ignore[arg-type]
+
+
 def write_events(
-    conn: Connection,
+    changes: Changes,
     events: Sequence[RunEvent],
     states: Sequence[tuple[Any, ...]],
     lines: Sequence[tuple[Any, ...]],
@@ -89,22 +219,39 @@ def write_events(
     first = {run_id: from_epoch(when) for run_id, when in earliest.items()}
     first.update({e.run_id: e.time for e in reversed(flow_events)})
     if first:  # a row for every run (a placeholder before its FlowRunStarted), so reads find it
-        _ensure_runs(conn, first)
+        _ensure_runs(changes, first)
     for e in flow_events:
         if isinstance(e, FlowRunStarted):
-            _start(conn, e)
+            _start(changes, e)
         else:
-            ended = e.time if is_finished(e.state) else None
-            conn.execute(
-                flow_runs.update()
-                .where(flow_runs.c.run_id == e.run_id)
-                .values(state=e.state, message=e.message, ended=ended, heartbeat=e.time)
+            changes.execute(
+                "UPDATE flow_runs SET state = :state, message = :message, ended = :ended, "
+                "heartbeat = :time WHERE run_id = :run_id",
+                {
+                    "state": e.state,
+                    "message": e.message,
+                    "ended": changes.time(e.time) if is_finished(e.state) else None,
+                    "time": changes.time(e.time),
+                    "run_id": e.run_id,
+                },
             )
     if beats:
-        beat_each(conn, beats)
-    _append_transitions(conn, [e for e in flow_events if isinstance(e, FlowRunState)])
+        beat_each(changes, beats)
+    flow_states = [e for e in flow_events if isinstance(e, FlowRunState)]
+    if flow_states:
+        changes.insert_rows(
+            "state_transitions",
+            _TRANSITION_KEYS,
+            [
+                (e.run_id, None, -1, e.state, e.message, changes.time(e.time), None, None, None)
+                for e in flow_states
+            ],
+        )
     if states or lines:
-        conn.execute(run_journal.insert(), _journal_rows(states, lines))
+        changes.execute(
+            "INSERT INTO run_journal (run_id, events) VALUES (:run_id, :events)",
+            _journal_rows(states, lines),
+        )
 
 
 def _journal_rows(
@@ -131,6 +278,10 @@ def fold(conn: Connection, max_log_lines: int, run_ids: Sequence[str]) -> int:
     ``max_log_lines`` per run). The rows are deleted as they are claimed, in the same
     transaction, so two readers folding at once fold each row once. Returns how many
     events were folded."""
+    import sqlalchemy as sa
+
+    from flowcore.runs.schema import run_journal
+
     claimed: list[Any] = []
     for chunk in chunks(run_ids):
         claimed += conn.execute(
@@ -151,7 +302,8 @@ def fold(conn: Connection, max_log_lines: int, run_ids: Sequence[str]) -> int:
         first[line.run_id] = from_epoch(line.time)
     for state in reversed(states):
         first[state.run_id] = from_epoch(state.time)
-    _ensure_runs(conn, first)
+    changes = AlchemyChanges(conn)
+    _ensure_runs(changes, first)
     _append_transitions(conn, states)
     _insert_logs(conn, lines, max_log_lines)
     return len(states) + len(lines)
@@ -166,26 +318,27 @@ class _JournalLoader(pickle.Unpickler):
         raise pickle.UnpicklingError(f"run journal: unexpected object {module}.{name}")
 
 
-def beat(conn: Connection, run_ids: Iterable[str], now: datetime) -> None:
+def beat(changes: Changes, run_ids: Iterable[str], now: datetime) -> None:
     """Stamp the heartbeat of the runs ``run_ids`` (those still unfinished)."""
-    beat_each(conn, dict.fromkeys(run_ids, now))
+    beat_each(changes, dict.fromkeys(run_ids, now))
 
 
-def beat_each(conn: Connection, times: dict[str, datetime]) -> None:
+def beat_each(changes: Changes, times: dict[str, datetime]) -> None:
     """Move each run's heartbeat forward to its time (never backwards)."""
-    conn.execute(
-        flow_runs.update()
-        .where(flow_runs.c.run_id == sa.bindparam("rid"))
-        .where(flow_runs.c.heartbeat < sa.bindparam("time"))
-        .where(flow_runs.c.ended.is_(None))  # not finished
-        .values(heartbeat=sa.bindparam("time")),
-        [{"rid": run_id, "time": time} for run_id, time in times.items()],
+    changes.execute(
+        "UPDATE flow_runs SET heartbeat = :time "
+        "WHERE run_id = :run_id AND heartbeat < :time AND ended IS NULL",
+        [{"run_id": run_id, "time": changes.time(time)} for run_id, time in times.items()],
     )
 
 
 def mark_crashed(conn: Connection, run: Any, message: str, now: datetime) -> None:
     """Set ``run`` (a row of ``queries.stale_runs``) and its unfinished task runs to
     ``Crashed``, unless the run moved on since it was read."""
+    import sqlalchemy as sa
+
+    from flowcore.runs.schema import flow_runs, state_transitions, task_runs
+
     changed = conn.execute(
         flow_runs.update()
         .where(flow_runs.c.run_id == run.run_id)
@@ -215,76 +368,33 @@ def mark_crashed(conn: Connection, run: Any, message: str, now: datetime) -> Non
     conn.execute(state_transitions.insert(), rows)
 
 
-def prune(conn: Connection, cutoff: datetime | None, max_runs: int | None) -> int:
+def prune(changes: Changes, cutoff: datetime | None, max_runs: int | None) -> int:
     """Delete finished runs started before ``cutoff`` or beyond the newest ``max_runs``;
     returns how many."""
+    finished = literals(FINISHED_STATES)
     doomed: set[str] = set()
     if cutoff is not None:
-        doomed.update(
-            conn.execute(
-                sa.select(flow_runs.c.run_id)
-                .where(flow_runs.c.started < cutoff)
-                .where(flow_runs.c.state.in_(FINISHED_STATES))
-            ).scalars()
+        rows = changes.all(
+            f"SELECT run_id FROM flow_runs WHERE started < :cutoff AND state IN ({finished})",
+            {"cutoff": changes.time(cutoff)},
         )
+        doomed.update(row[0] for row in rows)
     if max_runs is not None:
-        beyond = conn.execute(
-            sa.select(flow_runs.c.run_id, flow_runs.c.state)
-            .order_by(flow_runs.c.started.desc(), flow_runs.c.run_id.desc())
-            .offset(max_runs)
-        ).all()
+        beyond = changes.all(
+            "SELECT run_id, state FROM flow_runs ORDER BY started DESC, run_id DESC "
+            "LIMIT :all OFFSET :offset",
+            {"all": 2**62, "offset": max_runs},
+        )
         doomed.update(run_id for run_id, state in beyond if is_finished(state))
     ids = sorted(doomed)
     for chunk in chunks(ids):
-        for table in (run_journal, log_lines, state_transitions, task_runs, flow_runs):
-            conn.execute(table.delete().where(table.c.run_id.in_(chunk)))
+        where, params = in_list("run_id", chunk)
+        for table in ("run_journal", "log_lines", "state_transitions", "task_runs", "flow_runs"):
+            changes.execute(f"DELETE FROM {table}{where}", params)
     return len(ids)
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _insert_rows(
-    conn: Connection, table: sa.Table, keys: tuple[str, ...], rows: list[tuple[Any, ...]]
-) -> None:
-    """INSERT ``rows`` (values in ``keys`` order, already in the driver's terms: see
-    :func:`flowcore.runs.times.time_param`) into ``table``, many rows per statement, through the driver.
-
-    The writer may share the GIL with the flow it records, so the inserts that grow with
-    the flow (transitions, log lines) keep Python's share small: no SQLAlchemy processing
-    of each parameter (a few microseconds a row), and multi-row ``VALUES`` rather than
-    ``executemany``, whose every row takes and releases the GIL again (a few hundred rows a
-    statement: see ``_ROWS_PER_INSERT``). Driver errors become
-    SQLAlchemy's, as on every other statement.
-    """
-    dialect = conn.dialect
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    one_row = "(" + ", ".join([mark] * len(keys)) + ")"
-    head = f"INSERT INTO {table.name} ({', '.join(keys)}) VALUES "
-    per_statement = max(1, min(_ROWS_PER_INSERT, _max_parameters(conn) // len(keys)))
-    dbapi = dialect.loaded_dbapi
-    cursor = conn.connection.cursor()
-    sql = ""
-    try:
-        for start in range(0, len(rows), per_statement):
-            part = rows[start : start + per_statement]
-            sql = head + ", ".join([one_row] * len(part))
-            cursor.execute(sql, list(chain.from_iterable(part)))
-    except dbapi.Error as error:
-        raise exc.DBAPIError.instance(sql, None, error, dbapi.Error, dialect=dialect) from error
-    finally:
-        cursor.close()
-
-
-def _max_parameters(conn: Connection) -> int:
-    """How many bound parameters one statement may have."""
-    if conn.dialect.name == "postgresql":
-        return 65_535
-    driver = conn.connection.driver_connection
-    getlimit = getattr(driver, "getlimit", None)  # Python >= 3.11
-    if getlimit is None:
-        return 999
-    return int(getlimit(getattr(sqlite3, "SQLITE_LIMIT_VARIABLE_NUMBER", 9)))
 
 
 def _dialect_module(name: str) -> Any:
@@ -300,39 +410,34 @@ def _dialect_module(name: str) -> Any:
     return sqlite
 
 
-def _insert(conn: Connection, table: sa.Table) -> Any:
-    """An INSERT that can say ON CONFLICT, for this connection's dialect."""
-    dialect = _dialect_module(conn.dialect.name)
-    return dialect.insert(table)
-
-
-def _ensure_runs(conn: Connection, first: dict[str, datetime]) -> None:
+def _ensure_runs(changes: Changes, first: dict[str, datetime]) -> None:
     """A ``flow_runs`` row (a placeholder, until its FlowRunStarted) for each run of
     ``first`` (run id -> the time of its earliest event here) that has none."""
-    rows = [
-        {"run_id": run_id, "flow_name": "", "state": "Pending", "started": time,
-         "heartbeat": time, "host": "", "pid": 0, "parameters": "{}", "structure": "{}"}
-        for run_id, time in first.items()
-    ]  # fmt: skip
-    if rows:
-        conn.execute(_insert(conn, flow_runs).on_conflict_do_nothing(), rows)
-
-
-def _start(conn: Connection, event: FlowRunStarted) -> None:
-    conn.execute(
-        flow_runs.update()
-        .where(flow_runs.c.run_id == event.run_id)
-        .values(
-            flow_name=event.flow_name,
-            started=event.time,
-            heartbeat=event.time,
-            host=event.host,
-            pid=event.pid,
-            parameters=json.dumps(event.parameters, sort_keys=True),
-            structure=structure_json(event.structure),
-            source=event.source,
-            resumed_from=event.resumed_from,
+    if first:
+        changes.execute(
+            "INSERT INTO flow_runs (run_id, flow_name, state, started, heartbeat, host, pid, "
+            "parameters, structure) VALUES (:run_id, '', 'Pending', :time, :time, '', 0, "
+            "'{}', '{}') ON CONFLICT (run_id) DO NOTHING",
+            [{"run_id": run_id, "time": changes.time(time)} for run_id, time in first.items()],
         )
+
+
+def _start(changes: Changes, event: FlowRunStarted) -> None:
+    changes.execute(
+        "UPDATE flow_runs SET flow_name = :flow_name, started = :time, heartbeat = :time, "
+        "host = :host, pid = :pid, parameters = :parameters, structure = :structure, "
+        "source = :source, resumed_from = :resumed_from WHERE run_id = :run_id",
+        {
+            "flow_name": event.flow_name,
+            "time": changes.time(event.time),
+            "host": event.host,
+            "pid": event.pid,
+            "parameters": json.dumps(event.parameters, sort_keys=True),
+            "structure": structure_json(event.structure),
+            "source": event.source,
+            "resumed_from": event.resumed_from,
+            "run_id": event.run_id,
+        },
     )
 
 
@@ -350,33 +455,31 @@ def _transition(
             "message": message, "time": time}  # fmt: skip
 
 
-def _append_transitions(
-    conn: Connection, states: Sequence[FlowRunState] | Sequence[TaskRunState]
-) -> None:
-    """Append the states, then bring ``task_runs`` up to date from them in SQL."""
+def _append_transitions(conn: Connection, states: Sequence[TaskRunState]) -> None:
+    """(Folding.) Append the task states, then bring ``task_runs`` up to date from them in
+    SQL."""
     if not states:
         return
+    import sqlalchemy as sa
+
+    from flowcore.runs.schema import state_transitions
+
     time = time_param(conn.dialect.name)
     rows: list[tuple[Any, ...]] = []
     for e in states:
-        if isinstance(e, TaskRunState):
-            if e.started is not None:  # a quick task run's Running, folded into its end
-                rows.append((e.run_id, e.task_slug, e.map_index, "Running", None,
-                             time(from_epoch(e.started)), e.run_count, None, None))  # fmt: skip
-            rows.append((e.run_id, e.task_slug, e.map_index, e.state, e.message,
-                         time(from_epoch(e.time)), e.run_count, e.result_location,
-                         e.n_map_states))  # fmt: skip
-        else:
-            rows.append((e.run_id, None, -1, e.state, e.message, time(e.time), None, None, None))
-    task_runs_of = sorted({e.run_id for e in states if isinstance(e, TaskRunState)})
+        if e.started is not None:  # a quick task run's Running, folded into its end
+            rows.append((e.run_id, e.task_slug, e.map_index, "Running", None,
+                         time(from_epoch(e.started)), e.run_count, None, None))  # fmt: skip
+        rows.append((e.run_id, e.task_slug, e.map_index, e.state, e.message,
+                     time(from_epoch(e.time)), e.run_count, e.result_location,
+                     e.n_map_states))  # fmt: skip
     before = conn.execute(sa.select(sa.func.max(state_transitions.c.id))).scalar() or 0
-    _insert_rows(conn, state_transitions, _TRANSITION_KEYS, rows)
-    if task_runs_of:
-        derive = _task_runs_from_transitions(conn.dialect.name)
-        params: dict[str, Any] = {"after": before}
-        if conn.dialect.name != "sqlite":
-            params["runs"] = task_runs_of
-        conn.execute(derive, params)
+    AlchemyChanges(conn).insert_rows("state_transitions", _TRANSITION_KEYS, rows)
+    derive = _task_runs_from_transitions(conn.dialect.name)
+    params: dict[str, Any] = {"after": before}
+    if conn.dialect.name != "sqlite":
+        params["runs"] = sorted({e.run_id for e in states})
+    conn.execute(derive, params)
 
 
 @functools.cache
@@ -385,6 +488,10 @@ def _task_runs_from_transitions(dialect_name: str) -> Any:
     per task run, the latest state (with its message, time and run count), the first
     ``Running`` (kept when the row has one), the latest finished state, and the latest
     result location and child count given."""
+    import sqlalchemy as sa
+
+    from flowcore.runs.schema import state_transitions, task_runs
+
     t = state_transitions
     per_task = sa.select(
         t.c.run_id,
@@ -447,6 +554,10 @@ def _task_runs_from_transitions(dialect_name: str) -> Any:
 def _insert_logs(conn: Connection, lines: list[LogLine], max_log_lines: int) -> None:
     if not lines:
         return
+    import sqlalchemy as sa
+
+    from flowcore.runs.schema import flow_runs
+
     by_run: dict[str, list[LogLine]] = {}
     for line in lines:
         by_run.setdefault(line.run_id, []).append(line)
@@ -470,7 +581,7 @@ def _insert_logs(conn: Connection, lines: list[LogLine], max_log_lines: int) -> 
         ]  # fmt: skip
         counts.append({"rid": run_id, "kept": len(keep), "dropped": len(run_lines) - len(keep)})
     if rows:
-        _insert_rows(conn, log_lines, _LOG_KEYS, rows)
+        AlchemyChanges(conn).insert_rows("log_lines", _LOG_KEYS, rows)
     conn.execute(
         flow_runs.update()
         .where(flow_runs.c.run_id == sa.bindparam("rid"))

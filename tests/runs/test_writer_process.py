@@ -153,6 +153,44 @@ def test_a_thread_writer_when_asked(sqlite_url: str) -> None:
         RunStore(sqlite_url, writer="fork")
 
 
+WRITE_WITHOUT_SQLALCHEMY = """
+import sys
+from flowcore.runs import RunStore
+from tests.runs.conftest import flow_state, started, task_state
+
+store = RunStore(sys.argv[1], writer="thread")  # the writer's code, on a thread of this process
+store.submit(started("s"))
+store.submit(task_state("s", "a-1", "Success", 1))
+store.submit(flow_state("s", "Success", 2))
+store.flush()
+assert store.prune(retention_days=30, max_runs=1000) == 0
+print(sorted({m.split(".")[0] for m in sys.modules} & {"sqlalchemy", "alembic"}))
+print(store.get_run("s").state, [t.task_slug for t in store.task_runs("s")])
+store.close()
+"""
+
+
+def test_a_sqlite_store_at_the_newest_schema_is_written_without_sqlalchemy(
+    sqlite_url: str,
+) -> None:
+    first = RunStore(sqlite_url)  # creates the file (through SQLAlchemy and Alembic)
+    first.submit(started("first"))
+    first.flush()
+    first.close()
+    done = subprocess.run(
+        [sys.executable, "-c", WRITE_WITHOUT_SQLALCHEMY, sqlite_url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    # (modules listed after the writes and the pruning: reading the run back folds its
+    # journal, which goes through SQLAlchemy)
+    lines = done.stdout.strip().splitlines()
+    assert lines[0] == "[]"
+    assert lines[1] == "Success ['a-1']"
+
+
 REMOVED_HOME = """
 import shutil, sys, tempfile
 from flowcore import Flow, task
