@@ -9,7 +9,8 @@ Modules, top to bottom: ``store`` (the public object: where the store is, readin
 detection), ``feeder`` (its writing side: the queue and the thread that hands batches to
 the writer), ``writer`` (the writer, in its process or on a thread, and the channels to
 it),
-``queries`` and ``writes`` (SQL, one small function per question or change),
+``queries`` and ``writes`` (SQL, one small function per question or change), ``sql``
+(what they share without SQLAlchemy: opening a SQLite file, pieces of SQL text),
 ``database`` (opening, SQLite settings, migrations, error translation), ``schema`` (the
 tables), ``migrations`` (Alembic revisions), ``revisions``, ``times``, ``states`` and
 ``events`` (plain data). Importing this package does not import SQLAlchemy or Alembic, and

@@ -6,10 +6,11 @@ has two sides that share one SQLAlchemy engine:
 * **Writing** never makes the caller wait on I/O, and takes little of its GIL: the
   store's :class:`~flowcore.runs.feeder.Feeder` queues what :meth:`RunStore.submit` is
   given, and a *feeder thread* hands it every ``batch_interval`` (0.2 s) to the **writer**
-  (:mod:`flowcore.runs.writer`), a process of its own that imports SQLAlchemy, opens and
-  migrates the database, and writes each batch in one transaction
+  (:mod:`flowcore.runs.writer`), a process of its own that opens (and creates or migrates)
+  the database, and writes each batch in one transaction
   (:func:`flowcore.runs.writes.write_events`: task states and log lines go to a journal,
-  a row per run and batch). None of that work runs in the flow's process or holds its
+  a row per run and batch; :meth:`RunStore.write`: on a SQLite file at the newest schema
+  through ``sqlite3``, else through SQLAlchemy). None of that work runs in the flow's process or holds its
   GIL. When the writer process cannot be started (or dies), an ERROR says so and the
   same writer runs on a thread of this process instead (``RunStore(writer="thread")``
   asks for that). :meth:`RunStore.flush` waits until the writer has written everything
@@ -44,8 +45,9 @@ SQLite (the default, ``<home_dir>/flowcore.db``) runs in WAL mode with
 writer, and a process killed with SIGKILL loses at most the batch it had not written yet,
 never the database. PostgreSQL is reached by URL (``postgresql+psycopg://...``).
 
-Importing this module imports neither SQLAlchemy nor Alembic (about 170 ms): they load in
-the writer process, or on the first read.
+Importing this module imports neither SQLAlchemy nor Alembic (about 170 ms), and neither
+do reads, writes and folds of a SQLite file at the newest schema: they load to create or
+migrate a file, and for PostgreSQL.
 """
 
 from __future__ import annotations
@@ -230,7 +232,7 @@ class RunStore:
         self._engine_lock = threading.Lock()
         self._engine_obj: Engine | None = None
         self._write_lock = threading.Lock()
-        self._sqlite_conn: sqlite3.Connection | None = None
+        self._sqlite_conn: tuple[int, sqlite3.Connection] | None = None  # (pid, connection)
         self._host = host_name()
         self._feeder = Feeder(self)
 
@@ -290,6 +292,10 @@ class RunStore:
             engine, self._engine_obj = self._engine_obj, None
         if engine is not None:
             engine.dispose()
+        with self._write_lock:
+            if self._sqlite_conn is not None:
+                self._sqlite_conn[1].close()
+                self._sqlite_conn = None
         if self._feeder.broken is None:  # a store that never opened said so on every flush
             self._feeder.raise_error()
 
@@ -317,9 +323,12 @@ class RunStore:
         SQLAlchemy); a file to create or migrate is opened by the engine first, and
         PostgreSQL is written through the engine."""
         with self._write_lock:
-            if self._sqlite_conn is None and self.sqlite_path() is not None:
-                self._sqlite_conn = self._open_for_writing()
-            conn = self._sqlite_conn
+            kept = self._sqlite_conn
+            if (kept is None or kept[0] != os.getpid()) and self.sqlite_path() is not None:
+                # (a forked child leaves its parent's connection alone, and opens its own)
+                opened = self._open_for_writing()
+                kept = self._sqlite_conn = None if opened is None else (os.getpid(), opened)
+            conn = None if kept is None else kept[1]
             if conn is None:
                 from flowcore.runs import database
                 from flowcore.runs.writes import AlchemyChanges
@@ -365,13 +374,6 @@ class RunStore:
                     ) from error
                 time.sleep(0.05 * 2**attempt)
         raise AssertionError("unreachable")
-
-    def close_connections(self) -> None:
-        """Close the connection kept for writing (a writer that ends)."""
-        with self._write_lock:
-            if self._sqlite_conn is not None:
-                self._sqlite_conn.close()
-                self._sqlite_conn = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -553,11 +555,9 @@ class RunStore:
 
     def fold_here(self, run_ids: Sequence[str], max_log_lines: int) -> None:
         """Fold the journal of ``run_ids`` in this process (the writer's way)."""
-        from flowcore.runs import database, writes
+        from flowcore.runs import writes
 
-        database.write(
-            self.engine(), self.display, lambda c: writes.fold(c, max_log_lines, run_ids)
-        )
+        self.write(lambda c: writes.fold(c, max_log_lines, run_ids))
 
     def _detect_crashes(self, reader: Reader) -> None:
         from flowcore.runs import queries
@@ -568,18 +568,14 @@ class RunStore:
         for run in candidates:
             if self._driver_alive(run.host, run.pid):
                 continue
-            from flowcore.runs import database, writes
+            from flowcore.runs import writes
 
             message = (
                 f"the process driving this run (pid {run.pid} on {run.host or 'an unknown host'}) "
                 f"died: no heartbeat since {run.heartbeat:%Y-%m-%d %H:%M:%S} UTC"
             )
             self._fold(reader, [run.run_id])  # its task runs, to mark the unfinished ones
-            database.write(
-                self.engine(),
-                self.display,
-                partial(writes.mark_crashed, run=run, message=message, now=now),
-            )
+            self.write(partial(writes.mark_crashed, run=run, message=message, now=now))
 
     def _driver_alive(self, host: str, pid: int) -> bool:
         return host == self._host and pid_alive(pid)

@@ -3,8 +3,8 @@
 A :class:`~flowcore.runs.store.RunStore` hands what it records to a :class:`Writer` as
 *messages* (plain tuples, see below). The writer normally runs in a **process of its own**
 (started by the store on its first write), so that
-importing SQLAlchemy, opening and migrating the database, and every statement it runs take
-nothing from the recorded flow's GIL (it is started as ``python -c "from
+opening (creating, migrating) the database and every statement it runs take nothing from
+the recorded flow's GIL (it is started as ``python -c "from
 flowcore.runs.writer import main; main()"``). The flow's process keeps only the cheap part: taking
 what the recorders collected, turning states into plain tuples, and one ``pickle.dumps``
 per batch onto a pipe. When that process cannot be started, or dies, the store logs an
@@ -24,8 +24,7 @@ Messages from the store, each a tuple, in order:
   written (``error``: the message of a write that failed since the previous answer, or
   None);
 * ``("fold", token, run_ids, max_log_lines)``: write what came before, fold the journal
-  of those runs into the tables (a reader in the store's process asks, so that it need not
-  import SQLAlchemy), and answer ``("flushed", token, error)``;
+  of those runs into the tables (a reader in the store's process asks), and answer ``("flushed", token, error)``;
 * ``("stop", token, at_exit)``: the same answer, then the writer ends; when the store's
   process is exiting (``at_exit``), in its own process, after folding the journal rows it
   wrote into the tables (see ``_fold_written``: the exiting process does not wait for
@@ -244,7 +243,7 @@ class Writer:
     def _fold_written(self) -> None:
         """(At the end, when ``fold_at_end``.) Fold the journal of the runs written here
         into the tables, so that the next reader (``flowcore runs ls`` after a run) has
-        nothing to fold and need not import SQLAlchemy. The store does not wait for
+        nothing to fold, and answers at once. The store does not wait for
         this (it has its answer to the stop already), nor hears of a failure: what is not
         folded here is folded by its next reader, as always."""
         if self.fold_at_end and self.written:

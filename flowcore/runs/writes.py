@@ -1,8 +1,11 @@
 """The run store's writes: a batch of events, the journal and its folding, heartbeats,
 crashed runs, pruning.
 
-Each function takes a connection already inside a write transaction (see
-:func:`flowcore.runs.database.write`).
+Each function takes a :class:`Changes`, a connection already inside a write transaction
+(see :meth:`flowcore.runs.store.RunStore.write`), and runs SQL text that SQLite and
+PostgreSQL both read: on a SQLite file the standard library's ``sqlite3``
+(:class:`SqliteChanges`), so that the writer process and the CLI do not import SQLAlchemy,
+on PostgreSQL a SQLAlchemy connection (:class:`AlchemyChanges`).
 
 **The writer** (:func:`write_events`, :mod:`flowcore.runs.writer`) keeps what it does per
 task run tiny: it ran on a thread sharing the GIL with the flow it records, and still does
@@ -272,29 +275,22 @@ def _journal_rows(
     return [{"run_id": run_ids.pop(), "events": blob}]
 
 
-def fold(conn: Connection, max_log_lines: int, run_ids: Sequence[str]) -> int:
+def fold(changes: Changes, max_log_lines: int, run_ids: Sequence[str]) -> int:
     """Move the journal rows of the runs ``run_ids`` into the tables: the task states into
     ``state_transitions`` and ``task_runs``, the log lines into ``log_lines`` (at most
     ``max_log_lines`` per run). The rows are deleted as they are claimed, in the same
     transaction, so two readers folding at once fold each row once. Returns how many
     events were folded."""
-    import sqlalchemy as sa
-
-    from flowcore.runs.schema import run_journal
-
-    claimed: list[Any] = []
+    claimed: list[Sequence[Any]] = []
     for chunk in chunks(run_ids):
-        claimed += conn.execute(
-            sa.delete(run_journal)
-            .where(run_journal.c.run_id.in_(list(chunk)))
-            .returning(run_journal.c.id, run_journal.c.events)
-        ).all()
+        where, params = in_list("run_id", chunk)
+        claimed += changes.all(f"DELETE FROM run_journal{where} RETURNING id, events", params)
     if not claimed:
         return 0
     states: list[TaskRunState] = []
     lines: list[LogLine] = []
     for _, blob in sorted(claimed, key=lambda row: row[0]):
-        state_rows, line_rows = _JournalLoader(io.BytesIO(blob)).load()
+        state_rows, line_rows = _JournalLoader(io.BytesIO(bytes(blob))).load()
         states += [TaskRunState._make(row) for row in state_rows]
         lines += [LogLine._make(row) for row in line_rows]
     first: dict[str, datetime] = {}
@@ -302,10 +298,9 @@ def fold(conn: Connection, max_log_lines: int, run_ids: Sequence[str]) -> int:
         first[line.run_id] = from_epoch(line.time)
     for state in reversed(states):
         first[state.run_id] = from_epoch(state.time)
-    changes = AlchemyChanges(conn)
     _ensure_runs(changes, first)
-    _append_transitions(conn, states)
-    _insert_logs(conn, lines, max_log_lines)
+    _append_transitions(changes, states)
+    _insert_logs(changes, lines, max_log_lines)
     return len(states) + len(lines)
 
 
@@ -332,40 +327,44 @@ def beat_each(changes: Changes, times: dict[str, datetime]) -> None:
     )
 
 
-def mark_crashed(conn: Connection, run: Any, message: str, now: datetime) -> None:
+def mark_crashed(changes: Changes, run: Any, message: str, now: datetime) -> None:
     """Set ``run`` (a row of ``queries.stale_runs``) and its unfinished task runs to
     ``Crashed``, unless the run moved on since it was read."""
-    import sqlalchemy as sa
-
-    from flowcore.runs.schema import flow_runs, state_transitions, task_runs
-
-    changed = conn.execute(
-        flow_runs.update()
-        .where(flow_runs.c.run_id == run.run_id)
-        .where(flow_runs.c.state == run.state)
-        .where(flow_runs.c.heartbeat == run.heartbeat)
-        .values(state="Crashed", message=message, ended=run.heartbeat)
-    ).rowcount
+    changed = changes.execute(
+        "UPDATE flow_runs SET state = 'Crashed', message = :message, ended = :heartbeat "
+        "WHERE run_id = :run_id AND state = :state AND heartbeat = :heartbeat",
+        {
+            "message": message,
+            "heartbeat": changes.time(run.heartbeat),
+            "run_id": run.run_id,
+            "state": run.state,
+        },
+    )
     if not changed:
         return
-    unfinished = conn.execute(
-        sa.select(task_runs.c.task_slug, task_runs.c.map_index)
-        .where(task_runs.c.run_id == run.run_id)
-        .where(task_runs.c.state.not_in(FINISHED_STATES))
-    ).all()
-    task_message = f"{message} while this task run was unfinished"
-    conn.execute(
-        task_runs.update()
-        .where(task_runs.c.run_id == run.run_id)
-        .where(task_runs.c.state.not_in(FINISHED_STATES))
-        .values(state="Crashed", message=task_message, updated=now, ended=run.heartbeat)
+    unfinished_task = f"run_id = :run_id AND state NOT IN ({literals(FINISHED_STATES)})"
+    unfinished = changes.all(
+        f"SELECT task_slug, map_index FROM task_runs WHERE {unfinished_task}",
+        {"run_id": run.run_id},
     )
-    rows = [_transition(run.run_id, None, -1, "Crashed", message, now)]
+    task_message = f"{message} while this task run was unfinished"
+    time = changes.time(now)
+    changes.execute(
+        "UPDATE task_runs SET state = 'Crashed', message = :message, updated = :now, "
+        f"ended = :heartbeat WHERE {unfinished_task}",
+        {
+            "message": task_message,
+            "now": time,
+            "heartbeat": changes.time(run.heartbeat),
+            "run_id": run.run_id,
+        },
+    )
+    rows = [(run.run_id, None, -1, "Crashed", message, time, None, None, None)]
     rows += [
-        _transition(run.run_id, slug, index, "Crashed", task_message, now)
+        (run.run_id, slug, index, "Crashed", task_message, time, None, None, None)
         for slug, index in unfinished
     ]
-    conn.execute(state_transitions.insert(), rows)
+    changes.insert_rows("state_transitions", _TRANSITION_KEYS, rows)
 
 
 def prune(changes: Changes, cutoff: datetime | None, max_runs: int | None) -> int:
@@ -395,19 +394,6 @@ def prune(changes: Changes, cutoff: datetime | None, max_runs: int | None) -> in
 
 
 # -- helpers -------------------------------------------------------------------------------
-
-
-def _dialect_module(name: str) -> Any:
-    """SQLAlchemy's dialect package for ``name`` (its INSERT can say ON CONFLICT), imported
-    when first needed: the PostgreSQL one takes about 0.1 s, which a SQLite reader of the
-    CLI should not pay."""
-    if name == "postgresql":
-        from sqlalchemy.dialects import postgresql
-
-        return postgresql
-    from sqlalchemy.dialects import sqlite
-
-    return sqlite
 
 
 def _ensure_runs(changes: Changes, first: dict[str, datetime]) -> None:
@@ -448,23 +434,12 @@ _TRANSITION_KEYS = (
 _LOG_KEYS = ("run_id", "task_slug", "map_index", "time", "level", "logger", "message")
 
 
-def _transition(
-    run_id: str, slug: str | None, index: int, state: str, message: str | None, time: datetime
-) -> dict[str, Any]:
-    return {"run_id": run_id, "task_slug": slug, "map_index": index, "state": state,
-            "message": message, "time": time}  # fmt: skip
-
-
-def _append_transitions(conn: Connection, states: Sequence[TaskRunState]) -> None:
+def _append_transitions(changes: Changes, states: Sequence[TaskRunState]) -> None:
     """(Folding.) Append the task states, then bring ``task_runs`` up to date from them in
-    SQL."""
+    SQL (:func:`_task_runs_from_transitions`)."""
     if not states:
         return
-    import sqlalchemy as sa
-
-    from flowcore.runs.schema import state_transitions
-
-    time = time_param(conn.dialect.name)
+    time = changes.time
     rows: list[tuple[Any, ...]] = []
     for e in states:
         if e.started is not None:  # a quick task run's Running, folded into its end
@@ -473,102 +448,74 @@ def _append_transitions(conn: Connection, states: Sequence[TaskRunState]) -> Non
         rows.append((e.run_id, e.task_slug, e.map_index, e.state, e.message,
                      time(from_epoch(e.time)), e.run_count, e.result_location,
                      e.n_map_states))  # fmt: skip
-    before = conn.execute(sa.select(sa.func.max(state_transitions.c.id))).scalar() or 0
-    AlchemyChanges(conn).insert_rows("state_transitions", _TRANSITION_KEYS, rows)
-    derive = _task_runs_from_transitions(conn.dialect.name)
+    before = changes.all("SELECT max(id) FROM state_transitions")[0][0] or 0
+    changes.insert_rows("state_transitions", _TRANSITION_KEYS, rows)
     params: dict[str, Any] = {"after": before}
-    if conn.dialect.name != "sqlite":
-        params["runs"] = sorted({e.run_id for e in states})
-    conn.execute(derive, params)
-
-
-@functools.cache
-def _task_runs_from_transitions(dialect_name: str) -> Any:
-    """Upsert ``task_runs`` from the transitions after id ``:after`` of the runs ``:runs``:
-    per task run, the latest state (with its message, time and run count), the first
-    ``Running`` (kept when the row has one), the latest finished state, and the latest
-    result location and child count given."""
-    import sqlalchemy as sa
-
-    from flowcore.runs.schema import state_transitions, task_runs
-
-    t = state_transitions
-    per_task = sa.select(
-        t.c.run_id,
-        t.c.task_slug,
-        t.c.map_index,
-        sa.func.max(t.c.id).label("last_id"),
-        sa.func.min(sa.case((t.c.state == "Running", t.c.time))).label("started"),
-        sa.func.max(sa.case((t.c.state.in_(sorted(FINISHED_STATES)), t.c.time))).label("ended"),
-        sa.func.max(sa.case((t.c.result_location.is_not(None), t.c.id))).label("location_id"),
-        sa.func.max(sa.case((t.c.n_map_states.is_not(None), t.c.id))).label("n_map_id"),
-    ).where(t.c.id > sa.bindparam("after"), t.c.task_slug.is_not(None))
-    if dialect_name != "sqlite":
+    runs = ""
+    if changes.dialect != "sqlite":
         # other writers' rows may interleave with this batch's ids; on SQLite the batch
         # holds the write lock, and an IN on run_id would make SQLite use the run_id index
         # (a scan of the whole run on every batch) rather than the id range
-        per_task = per_task.where(t.c.run_id.in_(sa.bindparam("runs", expanding=True)))
-    batch = per_task.group_by(t.c.run_id, t.c.task_slug, t.c.map_index).cte("batch")
-    last, location, n_map = t.alias("last"), t.alias("location"), t.alias("n_map")
-    rows = (
-        sa.select(
-            batch.c.run_id,
-            batch.c.task_slug,
-            batch.c.map_index,
-            last.c.state,
-            last.c.message,
-            last.c.time,
-            batch.c.started,
-            batch.c.ended,
-            last.c.run_count,
-            location.c.result_location,
-            n_map.c.n_map_states,
-        )  # fmt: skip
-        .join_from(batch, last, last.c.id == batch.c.last_id)
-        .outerjoin(location, location.c.id == batch.c.location_id)
-        .outerjoin(n_map, n_map.c.id == batch.c.n_map_id)
-        .where(sa.true())  # SQLite reads "INSERT ... SELECT ... ON CONFLICT" only after a WHERE
-    )
-    insert = _dialect_module(dialect_name).insert(task_runs)
-    columns = [
-        "run_id", "task_slug", "map_index", "state", "message", "updated", "started", "ended",
-        "run_count", "result_location", "n_map_states",
-    ]  # fmt: skip
-    insert = insert.from_select(columns, rows)
-    new, old = insert.excluded, task_runs.c
-    return insert.on_conflict_do_update(
-        index_elements=["run_id", "task_slug", "map_index"],
-        set_={
-            "state": new.state,
-            "message": new.message,
-            "updated": new.updated,
-            "run_count": new.run_count,
-            "started": sa.func.coalesce(old.started, new.started),
-            "ended": sa.func.coalesce(new.ended, old.ended),
-            "result_location": sa.func.coalesce(new.result_location, old.result_location),
-            "n_map_states": sa.func.coalesce(new.n_map_states, old.n_map_states),
-        },
-    )
+        where, in_params = in_list("run_id", sorted({e.run_id for e in states}))
+        runs, params = where.replace(" WHERE ", " AND ", 1), {**params, **in_params}
+    changes.execute(_task_runs_from_transitions(runs), params)
 
 
-def _insert_logs(conn: Connection, lines: list[LogLine], max_log_lines: int) -> None:
+@functools.cache
+def _task_runs_from_transitions(runs: str) -> str:
+    """The upsert of ``task_runs`` from the transitions after id ``:after`` (``runs``: a
+    further condition on their run ids): per task run, the latest state (with its
+    message, time and run count), the first ``Running`` (kept when the row has one), the
+    latest finished state, and the latest result location and child count given.
+    SQLite and PostgreSQL both read it (SQLite reads ``INSERT ... SELECT ... ON
+    CONFLICT`` only after a ``WHERE``)."""
+    return f"""
+        WITH batch AS (
+            SELECT run_id, task_slug, map_index, max(id) AS last_id,
+                min(CASE WHEN state = 'Running' THEN time END) AS started,
+                max(CASE WHEN state IN ({literals(FINISHED_STATES)}) THEN time END) AS ended,
+                max(CASE WHEN result_location IS NOT NULL THEN id END) AS location_id,
+                max(CASE WHEN n_map_states IS NOT NULL THEN id END) AS n_map_id
+            FROM state_transitions
+            WHERE id > :after AND task_slug IS NOT NULL{runs}
+            GROUP BY run_id, task_slug, map_index
+        )
+        INSERT INTO task_runs (run_id, task_slug, map_index, state, message, updated, started,
+            ended, run_count, result_location, n_map_states)
+        SELECT batch.run_id, batch.task_slug, batch.map_index, last.state, last.message,
+            last.time, batch.started, batch.ended, last.run_count, location.result_location,
+            n_map.n_map_states
+        FROM batch
+        JOIN state_transitions AS last ON last.id = batch.last_id
+        LEFT OUTER JOIN state_transitions AS location ON location.id = batch.location_id
+        LEFT OUTER JOIN state_transitions AS n_map ON n_map.id = batch.n_map_id
+        WHERE 1 = 1
+        ON CONFLICT (run_id, task_slug, map_index) DO UPDATE SET
+            state = excluded.state,
+            message = excluded.message,
+            updated = excluded.updated,
+            run_count = excluded.run_count,
+            started = coalesce(task_runs.started, excluded.started),
+            ended = coalesce(excluded.ended, task_runs.ended),
+            result_location = coalesce(excluded.result_location, task_runs.result_location),
+            n_map_states = coalesce(excluded.n_map_states, task_runs.n_map_states)
+    """
+
+
+def _insert_logs(changes: Changes, lines: list[LogLine], max_log_lines: int) -> None:
     if not lines:
         return
-    import sqlalchemy as sa
-
-    from flowcore.runs.schema import flow_runs
-
     by_run: dict[str, list[LogLine]] = {}
     for line in lines:
         by_run.setdefault(line.run_id, []).append(line)
-    kept_so_far = dict(
-        conn.execute(
-            sa.select(flow_runs.c.run_id, flow_runs.c.log_lines).where(
-                flow_runs.c.run_id.in_(list(by_run))
-            )
-        ).all()
-    )
-    time = time_param(conn.dialect.name)
+    kept_so_far: dict[str, int] = {}
+    for chunk in chunks(list(by_run)):
+        where, params = in_list("run_id", chunk)
+        kept_so_far.update(
+            (row[0], row[1])
+            for row in changes.all(f"SELECT run_id, log_lines FROM flow_runs{where}", params)
+        )
+    time = changes.time
     rows: list[tuple[Any, ...]] = []
     counts: list[dict[str, Any]] = []
     for run_id, run_lines in by_run.items():
@@ -581,13 +528,9 @@ def _insert_logs(conn: Connection, lines: list[LogLine], max_log_lines: int) -> 
         ]  # fmt: skip
         counts.append({"rid": run_id, "kept": len(keep), "dropped": len(run_lines) - len(keep)})
     if rows:
-        AlchemyChanges(conn).insert_rows("log_lines", _LOG_KEYS, rows)
-    conn.execute(
-        flow_runs.update()
-        .where(flow_runs.c.run_id == sa.bindparam("rid"))
-        .values(
-            log_lines=flow_runs.c.log_lines + sa.bindparam("kept"),
-            logs_dropped=flow_runs.c.logs_dropped + sa.bindparam("dropped"),
-        ),
+        changes.insert_rows("log_lines", _LOG_KEYS, rows)
+    changes.execute(
+        "UPDATE flow_runs SET log_lines = log_lines + :kept, "
+        "logs_dropped = logs_dropped + :dropped WHERE run_id = :rid",
         counts,
     )
