@@ -26,12 +26,13 @@ from __future__ import annotations
 import functools
 import logging
 from collections.abc import Callable
+from logging import ERROR
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from flowcore.engine import signals
 from flowcore.engine.signals import ENDRUN
 from flowcore.engine.state import Failed, Pending, State, _MetaState
-from flowcore.utilities.logging import get_logger
+from flowcore.utilities.logging import get_logger, log
 
 __all__ = ["ENDRUN", "Runner", "call_state_handlers"]
 
@@ -140,7 +141,7 @@ class Runner:
         Call it from the ``except`` clause that caught ``exc``."""
         if self._debugging():
             raise exc
-        self.logger.error(log_message or message, exc_info=exc)
+        log(self.logger, ERROR, log_message or message, sinks=True, exc_info=exc)
         return state_class(message, result=exc)
 
     def _debugging(self) -> bool:

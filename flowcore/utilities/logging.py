@@ -362,12 +362,20 @@ def _sole_handler(logger: logging.Logger, level: int) -> _StreamHandler | None:
     return handler
 
 
-def log(logger: logging.Logger, level: int, message: str, sinks: bool = False) -> None:
-    """Log a plain message (no arguments, no exception) cheaply; see the module docstring.
+def log(
+    logger: logging.Logger,
+    level: int,
+    message: str,
+    sinks: bool = False,
+    exc_info: BaseException | None = None,
+) -> None:
+    """Log a plain message (no arguments) cheaply, with the traceback of ``exc_info``
+    after it as ``logger.error(message, exc_info=exc)`` writes it; see the module
+    docstring.
 
     This is how the engine writes its two lines per task run, which restate state changes
     the run store records anyway: line sinks (:func:`add_line_sink`) see them only with
-    ``sinks`` (the flow run's own lines, once per pass)."""
+    ``sinks`` (the flow run's own lines, once per pass, and a failure's ERROR line)."""
     if not logger.isEnabledFor(level):
         return
     handler = _sole_handler(logger, level)
@@ -375,6 +383,11 @@ def log(logger: logging.Logger, level: int, message: str, sinks: bool = False) -
         formatter = handler.formatter
         assert isinstance(formatter, _Formatter)
         line = formatter.plain_line(logger.name, level, message)
+        if exc_info is not None:
+            text = formatter.formatException(_exc_tuple(exc_info))
+            if text:  # (as logging.Formatter.format appends it)
+                line = f"{line[:-1]}\n{text}\n"
+                message = f"{message}\n{text}"
         handler.acquire()
         try:
             handler.stream.write(line)
@@ -386,17 +399,31 @@ def log(logger: logging.Logger, level: int, message: str, sinks: bool = False) -
         if sinks and _SINKS:
             _to_sinks(logger.name, level, message, time.time())
         return
-    record = _record_for(logger, level, message)
+    record = _record_for(logger, level, message, exc_info)
     if not sinks:
         record.__dict__["_flowcore_no_sinks"] = True
     logger.handle(record)
 
 
-def _record_for(logger: logging.Logger, level: int, message: str) -> logging.LogRecord:
+def _exc_tuple(exc: BaseException) -> tuple[type[BaseException], BaseException, Any]:
+    return type(exc), exc, exc.__traceback__
+
+
+def _record_for(
+    logger: logging.Logger, level: int, message: str, exc_info: BaseException | None = None
+) -> logging.LogRecord:
     """An ordinary record, made through the logger's public ``makeRecord`` (so a custom
     record factory is used too); only used when something besides flowcore's own handler
     listens, or a write failed."""
-    record = logger.makeRecord(logger.name, level, "(flowcore)", 0, message, (), None)
+    record = logger.makeRecord(
+        logger.name,
+        level,
+        "(flowcore)",
+        0,
+        message,
+        (),
+        None if exc_info is None else _exc_tuple(exc_info),
+    )
     _add_context(record.__dict__)
     return record
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import builtins
 import importlib.util
+import io
 import logging
 import os
 import re
@@ -310,3 +311,42 @@ def test_chained_and_deep_tracebacks_are_not_remembered_whole(raiser: Any) -> No
     except BaseException:
         info = sys.exc_info()
     assert flowcore_logging._traceback_key(info[1], info[2]) is None  # type: ignore[arg-type]
+
+
+def test_an_error_line_with_a_traceback_is_what_logging_writes_and_reaches_the_sinks(
+    restore_flowcore_logger: logging.Logger,
+) -> None:
+    handler = flowcore_handler(restore_flowcore_logger)
+    assert isinstance(handler, logging.StreamHandler)
+    # as configured, without the handlers pytest adds to capture records (the fixture puts
+    # them back)
+    restore_flowcore_logger.handlers[:] = [handler]
+    restore_flowcore_logger.propagate = False
+    stream = io.StringIO()
+    handler.setStream(stream)
+    seen: list[tuple[str, int, str]] = []
+
+    def sink(name: str, level: int, message: str, created: float) -> None:
+        seen.append((name, level, message))
+
+    flowcore_logging.add_line_sink(sink)
+    try:
+        try:
+            _raise_with("broken")
+        except ValueError as exc:
+            error = exc
+        logger = get_logger("TaskRunner")
+        assert flowcore_logging._sole_handler(logger, logging.ERROR) is handler  # the short path
+        flowcore_logging.log(logger, logging.ERROR, "Task 'x': failed!", sinks=True, exc_info=error)
+    finally:
+        flowcore_logging.remove_line_sink(sink)
+    record = logging.LogRecord(
+        "flowcore.TaskRunner", logging.ERROR, __file__, 1, "Task 'x': failed!", None,
+        (ValueError, error, error.__traceback__),
+    )  # fmt: skip
+    expected = logging.Formatter(handler.formatter._fmt, handler.formatter.datefmt).format(record)  # type: ignore[union-attr]
+    written = stream.getvalue()
+    # the same text but for the second of the time stamp, which may have turned over
+    assert written.split("] ", 1)[1] == expected.split("] ", 1)[1] + "\n"
+    assert "ValueError: broken" in written and written.count("Traceback") == 1
+    assert seen == [("flowcore.TaskRunner", logging.ERROR, expected.split(" | ", 1)[1])]
