@@ -252,8 +252,8 @@ class RunStore:
 
     def hand_over(self) -> None:
         """Hand what is queued to the writer now, not at the next batch interval (a run
-        ended: its writing then overlaps what this process does next, and a flush soon
-        after has little left to wait for)."""
+        that lasted longer than an interval ended: its writing then overlaps what this
+        process does next, and a flush soon after has little left to wait for)."""
         self._feeder.hand_over()
 
     def add_source(self, source: Callable[[], object]) -> None:
