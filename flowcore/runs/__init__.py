@@ -25,13 +25,7 @@ from typing import TYPE_CHECKING, Any
 from flowcore.runs.store import RunStore, RunStoreError, open_store, store_url
 
 if TYPE_CHECKING:
-    from flowcore.runs.records import (
-        RunInfo,
-        StoredLogLine,
-        TaskRunInfo,
-        TaskSummary,
-        Transition,
-    )
+    from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
 
 __all__ = [
     "RunInfo",

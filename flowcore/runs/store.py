@@ -78,13 +78,7 @@ if TYPE_CHECKING:
     from sqlalchemy.engine import Engine
 
     from flowcore.runs.queries import Reader
-    from flowcore.runs.records import (
-        RunInfo,
-        StoredLogLine,
-        TaskRunInfo,
-        TaskSummary,
-        Transition,
-    )
+    from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
     from flowcore.runs.writes import Changes
 
 T = TypeVar("T")
