@@ -34,6 +34,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 
 from flowcore.runs.schema import HEAD, REVISIONS, VERSION_TABLE
+from flowcore.runs.sql import LOCKED_RETRIES
 from flowcore.runs.store import SETTING, RunStoreError
 
 __all__ = ["connection", "migrate", "open_engine", "write"]
@@ -42,7 +43,6 @@ T = TypeVar("T")
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _ADVISORY_LOCK = 0x666C6F77  # "flow": serialises flowcore migrations on a PostgreSQL server
-_LOCKED_RETRIES = 5
 
 
 def open_engine(url: str, display: str) -> Engine:
@@ -80,12 +80,12 @@ def connection(engine: Engine, display: str) -> Iterator[Connection]:
 
 def write(engine: Engine, display: str, change: Callable[[Connection], T]) -> T:
     """``change(connection)`` in a write transaction, retried while SQLite is locked."""
-    for attempt in range(_LOCKED_RETRIES + 1):
+    for attempt in range(LOCKED_RETRIES + 1):
         try:
             with translate(display), _writing(engine) as conn:
                 return change(conn)
         except RunStoreError as error:
-            if attempt == _LOCKED_RETRIES or not _is_locked(error.__cause__):
+            if attempt == LOCKED_RETRIES or not _is_locked(error.__cause__):
                 raise
             time.sleep(0.05 * 2**attempt)
     raise AssertionError("unreachable")

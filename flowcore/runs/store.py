@@ -1,7 +1,7 @@
 """The run store: where flow runs, task runs, their state transitions and logs are kept.
 
 One :class:`RunStore` per database URL and process (:func:`open_store` caches them). It
-has two sides that share one SQLAlchemy engine:
+has two sides:
 
 * **Writing** never makes the caller wait on I/O, and takes little of its GIL: the
   store's :class:`~flowcore.runs.feeder.Feeder` queues what :meth:`RunStore.submit` is
@@ -10,8 +10,8 @@ has two sides that share one SQLAlchemy engine:
   the database, and writes each batch in one transaction
   (:func:`flowcore.runs.writes.write_events`: task states and log lines go to a journal,
   a row per run and batch; :meth:`RunStore.write`: on a SQLite file at the newest schema
-  through ``sqlite3``, else through SQLAlchemy). None of that work runs in the flow's process or holds its
-  GIL. When the writer process cannot be started (or dies), an ERROR says so and the
+  through ``sqlite3``, else through SQLAlchemy). None of that work runs in the flow's
+  process or holds its GIL. When the writer process cannot be started (or dies), an ERROR says so and the
   same writer runs on a thread of this process instead (``RunStore(writer="thread")``
   asks for that). :meth:`RunStore.flush` waits until the writer has written everything
   submitted before it; :meth:`RunStore.close` flushes and stops the writer (and runs at
@@ -100,7 +100,6 @@ logger = logging.getLogger("flowcore.runs")
 CRASH_AFTER = 60.0  # seconds without a heartbeat before a run whose driver is gone is Crashed
 HEARTBEAT_EVERY = 10.0  # seconds between the writer's heartbeats of its live runs
 SETTING = "runs.store (FLOWCORE__RUNS__STORE)"
-_LOCKED_RETRIES = 5  # a write that meets a locked SQLite file (past busy_timeout) is retried
 _DIALECTS = ("sqlite", "postgresql")
 
 
@@ -346,9 +345,10 @@ class RunStore:
     def _sqlite_write(self, conn: sqlite3.Connection, change: Callable[[Changes], T]) -> T:
         import sqlite3
 
+        from flowcore.runs.sql import LOCKED_RETRIES
         from flowcore.runs.writes import SqliteChanges
 
-        for attempt in range(_LOCKED_RETRIES + 1):
+        for attempt in range(LOCKED_RETRIES + 1):
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
@@ -361,7 +361,7 @@ class RunStore:
                 return answer
             except sqlite3.Error as error:
                 locked = "locked" in str(error) or "busy" in str(error)
-                if attempt == _LOCKED_RETRIES or not locked:
+                if attempt == LOCKED_RETRIES or not locked:
                     detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
                     raise RunStoreError(
                         f"run store {self.display} ({SETTING}): {detail or type(error).__name__}"
