@@ -351,14 +351,13 @@ def _create_run_store() -> None:
     ``~/.flowcore/flowcore.db`` exists after their first run: creating it (SQLAlchemy
     and Alembic, a few tenths of a second of the writer process's CPU) would otherwise
     overlap the timed runs of whichever workload came first."""
-    env = _child_env()
-    code = "import sys; from flowcore.runs import RunStore; RunStore(sys.argv[1]).write(lambda c: None)"
-    url = env["FLOWCORE__RUNS__STORE"]
-    if url.strip().lower() in ("", "none"):
-        return
-    if "://" not in url:
-        url = f"sqlite:///{os.path.abspath(url)}"
-    subprocess.run([sys.executable, "-c", code, url], env=env, check=True)
+    code = (
+        "from flowcore.runs import RunStore, store_url\n"
+        "url = store_url()\n"  # (runs.store, from the environment; None: the store is off)
+        "if url is not None:\n"
+        "    RunStore(url).write(lambda changes: None)\n"
+    )
+    subprocess.run([sys.executable, "-c", code], env=_child_env(), check=True)
 
 
 def main(argv: list[str] | None = None) -> int:

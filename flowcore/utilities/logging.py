@@ -105,8 +105,8 @@ class _Formatter(logging.Formatter):
 
     def formatException(self, ei: Any) -> str:  # noqa: N802
         """What ``logging.Formatter.formatException`` writes (``traceback.print_exception``
-        of the exception): a plain exception met again at the same places is the text
-        :func:`_traceback_key` names is remembered whole; otherwise each frame's lines are taken from
+        of the exception): the text remembered whole for a plain exception met again
+        (:func:`_traceback_key`), else one whose frames' lines come from
         :class:`_FrameMemo`."""
         if sys.version_info >= (3, 11):
             value = ei[1]
