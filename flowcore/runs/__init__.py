@@ -44,4 +44,6 @@ def __getattr__(name: str) -> Any:
     """The records reads return, loaded on first use (see :mod:`flowcore.runs.store`)."""
     from flowcore.runs import store
 
-    return getattr(store, name)
+    if name in store.RECORDS:
+        return getattr(store, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

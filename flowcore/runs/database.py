@@ -23,7 +23,6 @@ wrote the database, and is an error.
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,7 +33,7 @@ from sqlalchemy import event, exc
 from sqlalchemy.engine import Connection, Engine
 
 from flowcore.runs.schema import HEAD, REVISIONS, VERSION_TABLE
-from flowcore.runs.sql import LOCKED_RETRIES
+from flowcore.runs.sql import SQLITE_WAIT, SQLITE_WRITING, error_detail, is_locked, retry_locked
 from flowcore.runs.store import SETTING, RunStoreError
 
 __all__ = ["connection", "migrate", "open_engine", "write"]
@@ -80,15 +79,12 @@ def connection(engine: Engine, display: str) -> Iterator[Connection]:
 
 def write(engine: Engine, display: str, change: Callable[[Connection], T]) -> T:
     """``change(connection)`` in a write transaction, retried while SQLite is locked."""
-    for attempt in range(LOCKED_RETRIES + 1):
-        try:
-            with translate(display), _writing(engine) as conn:
-                return change(conn)
-        except RunStoreError as error:
-            if attempt == LOCKED_RETRIES or not _is_locked(error.__cause__):
-                raise
-            time.sleep(0.05 * 2**attempt)
-    raise AssertionError("unreachable")
+
+    def attempt() -> T:
+        with translate(display), _writing(engine) as conn:
+            return change(conn)
+
+    return retry_locked(attempt, _is_locked)
 
 
 def migrate(engine: Engine, display: str) -> None:
@@ -111,8 +107,7 @@ def translate(display: str) -> Iterator[None]:
         yield
     except exc.SQLAlchemyError as error:
         cause = getattr(error, "orig", None) or error
-        detail = str(cause).strip().splitlines()[0] if str(cause).strip() else type(cause).__name__
-        raise RunStoreError(f"run store {display} ({SETTING}): {detail}") from error
+        raise RunStoreError(f"run store {display} ({SETTING}): {error_detail(cause)}") from error
 
 
 # -- helpers -----------------------------------------------------------------------------
@@ -129,9 +124,8 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None  # flowcore emits BEGIN itself (below)
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA busy_timeout = 30000")
-        cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        for pragma in (SQLITE_WAIT, *SQLITE_WRITING):
+            cursor.execute(pragma)
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -177,7 +171,11 @@ def _upgrade(conn: Connection) -> None:
         command.upgrade(alembic_config, HEAD)
 
 
-def _is_locked(error: BaseException | None) -> bool:
-    return isinstance(error, exc.OperationalError) and (
-        "locked" in str(error) or "busy" in str(error)
+def _is_locked(error: Exception) -> bool:
+    """(A write's error, translated.) SQLite said the file was locked."""
+    cause = error.__cause__
+    return (
+        isinstance(error, RunStoreError)
+        and isinstance(cause, exc.OperationalError)
+        and is_locked(cause)
     )

@@ -185,7 +185,9 @@ class Feeder:
             pass  # already logged; nobody is left to raise it to
 
     def forget(self) -> None:
-        """(In a forked child.) Drop the parent's writer without touching it."""
+        """(In a forked child.) Drop the parent's writer, and the store's connection for
+        writing, without touching them."""
+        self.store.forget_connection()
         channel, self._channel = self._channel, None
         if channel is not None:
             channel.abandon()

@@ -18,8 +18,7 @@ children not recorded yet grey. Names reach the drawing as text only: plain labe
 from __future__ import annotations
 
 import html
-from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from flowcore.engine import state as _states
@@ -61,7 +60,7 @@ def run_graph(
     graphviz = import_optional("graphviz", "drawing a run (flowcore visualize)")
     known = list(summaries)
     own = {s.task_slug: s.record for s in known if s.record is not None}
-    children = {s.task_slug: Counter(s.children) for s in known if s.children}
+    children = {s.task_slug: s.children for s in known if s.children}
     colored = bool(own or children)
     graph = graphviz.Digraph()
     if horizontal:
@@ -100,7 +99,7 @@ def run_graph(
     return graph
 
 
-def _progress_label(name: str, counts: Counter[str], total: int) -> str:
+def _progress_label(name: str, counts: Mapping[str, int], total: int) -> str:
     """A Graphviz HTML-like label: the name, the counts, how many are done, and a bar with
     a cell per child state, as wide as its share (grey: children not recorded yet)."""
     done = sum(n for s, n in counts.items() if is_finished(s))

@@ -19,7 +19,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
-from flowcore.runs.sql import in_list, literals, open_sqlite
+from flowcore.runs.sql import in_list, literals, open_sqlite, transaction
 from flowcore.runs.states import FAILED_STATES, FINISHED_STATES
 from flowcore.runs.times import chunks, stored_time, time_param, utc_time
 
@@ -96,15 +96,8 @@ class SqliteReader(Reader):
         return self.conn.execute(sql, dict(params or {})).fetchall()
 
     def transaction(self, query: Callable[[Reader], T]) -> T:
-        self.conn.execute("BEGIN")
-        try:
-            answer = query(self)
-        except BaseException:
-            if self.conn.in_transaction:
-                self.conn.execute("ROLLBACK")
-            raise
-        self.conn.execute("COMMIT")
-        return answer
+        with transaction(self.conn):
+            return query(self)
 
     def close(self) -> None:
         self.conn.close()

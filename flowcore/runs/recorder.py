@@ -252,7 +252,11 @@ class RunRecorder:
         if new:
             now = _time()
             last.update(new)
-            self._raw += [field for key, s in new for field in (key, s, _run_count(s), now, None)]
+            self._raw += [
+                field
+                for key, s in new
+                for field in (key, s, getattr(s, "run_count", None) or 1, now, None)
+            ]  # (_run_count, inline: once per child)
 
     def collected_unkept(self, slug: str, states: Iterable[tuple[int, State]]) -> None:
         """:meth:`collected` for ``(map index, state)`` of children the driver holds in
@@ -262,7 +266,8 @@ class RunRecorder:
         now = _time()
         chunk: list[Any] = []
         for index, state in states:
-            chunk += ((slug, index), state, _run_count(state), now, None)
+            run_count = getattr(state, "run_count", None) or 1  # (_run_count, inline)
+            chunk += ((slug, index), state, run_count, now, None)
             if len(chunk) >= 50_000:
                 self._raw += chunk
                 chunk = []

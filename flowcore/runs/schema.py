@@ -24,8 +24,8 @@ rows table by table)::
       id PK, run_id, events (one batch of one run, see flowcore.runs.writes)
 
 ``map_index`` is -1 for an unmapped task and for a mapped task's parent. Times are stored
-in UTC: SQLite has no time zones, so :class:`UTCDateTime` writes naive UTC there and
-hands back aware datetimes on every backend.
+in UTC: SQLite has no time zones, so they are naive UTC text there
+(:mod:`flowcore.runs.times`).
 
 The Alembic revisions in ``flowcore/runs/migrations/versions`` create and change these
 tables; each revision spells out its own DDL (a revision is history and must not change
@@ -42,7 +42,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Dialect
 
 from flowcore.runs.revisions import HEAD, REVISIONS, VERSION_TABLE
-from flowcore.runs.times import time_param, utc_time
 
 __all__ = [
     "HEAD",
@@ -58,12 +57,10 @@ __all__ = [
 
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
-    """An aware UTC datetime on every backend.
-
-    PostgreSQL stores ``timestamptz``. On SQLite the value is naive UTC text of fixed width
-    (see :mod:`flowcore.runs.times`, which the reads use too), so text order is time
-    order; formatting and parsing it there, in C, rather than through SQLAlchemy's SQLite
-    ``DATETIME`` keeps the writer's cost per row low.
+    """A time column: ``timestamptz`` on PostgreSQL, naive UTC text of fixed width on
+    SQLite (so text order is time order). The store's reads and writes are SQL text and
+    convert times themselves (:mod:`flowcore.runs.times`); the type says what the columns
+    are, for the migrations' comparison with this schema.
     """
 
     impl = sa.DateTime(timezone=True)
@@ -73,12 +70,6 @@ class UTCDateTime(sa.TypeDecorator[datetime]):
         if dialect.name == "sqlite":
             return dialect.type_descriptor(sa.String())
         return dialect.type_descriptor(sa.DateTime(timezone=True))
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> Any:
-        return None if value is None else time_param(dialect.name)(value)
-
-    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
-        return utc_time(value)
 
 
 metadata = sa.MetaData()

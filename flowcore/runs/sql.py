@@ -13,17 +13,36 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Iterable, Sequence
-from typing import Any
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
 from urllib.parse import quote
 
 from flowcore.runs.revisions import HEAD, VERSION_TABLE
 
-__all__ = ["LOCKED_RETRIES", "in_list", "literals", "open_sqlite"]
+__all__ = [
+    "LOCKED_RETRIES",
+    "SQLITE_WAIT",
+    "SQLITE_WRITING",
+    "error_detail",
+    "in_list",
+    "is_locked",
+    "literals",
+    "open_sqlite",
+    "retry_locked",
+    "transaction",
+]
+
+T = TypeVar("T")
 
 # how many times a write that meets a locked SQLite file (past its busy timeout) is retried,
 # after 0.05 s, then twice as long each time
 LOCKED_RETRIES = 5
+# every SQLite connection of the store waits up to 30 s for a lock; one that writes also
+# keeps the file in WAL mode and syncs at checkpoints only
+SQLITE_WAIT = "PRAGMA busy_timeout = 30000"
+SQLITE_WRITING = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
 
 
 def open_sqlite(path: str, writing: bool = False) -> sqlite3.Connection | None:
@@ -46,17 +65,56 @@ def open_sqlite(path: str, writing: bool = False) -> sqlite3.Connection | None:
     except sqlite3.Error:
         return None
     try:
-        conn.execute("PRAGMA busy_timeout = 30000")
+        conn.execute(SQLITE_WAIT)
         revision = conn.execute(f"SELECT version_num FROM {VERSION_TABLE}").fetchone()
         if writing and revision is not None and revision[0] == HEAD:
-            conn.execute("PRAGMA journal_mode = WAL")
-            conn.execute("PRAGMA synchronous = NORMAL")
+            for pragma in SQLITE_WRITING:
+                conn.execute(pragma)
     except sqlite3.Error:
         revision = None
     if revision is None or revision[0] != HEAD:
         conn.close()
         return None
     return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
+    """A transaction of ``conn`` (autocommit mode, see :func:`open_sqlite`) around the
+    block: committed at its end, rolled back when it raises."""
+    conn.execute(begin)
+    try:
+        yield
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def retry_locked(write: Callable[[], T], locked: Callable[[Exception], bool]) -> T:
+    """``write()``, run again (:data:`LOCKED_RETRIES` times at most) while what it raises
+    is, by ``locked``, a locked SQLite file."""
+    for attempt in range(LOCKED_RETRIES + 1):
+        try:
+            return write()
+        except Exception as error:
+            if attempt == LOCKED_RETRIES or not locked(error):
+                raise
+            time.sleep(0.05 * 2**attempt)
+    raise AssertionError("unreachable")
+
+
+def is_locked(error: BaseException | None) -> bool:
+    """Whether a SQLite driver's error says the file was locked (or busy)."""
+    return error is not None and ("locked" in str(error) or "busy" in str(error))
+
+
+def error_detail(error: BaseException) -> str:
+    """The first line of a driver's error, for a message naming the store (its type's name
+    when it says nothing)."""
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def literals(states: Iterable[str]) -> str:

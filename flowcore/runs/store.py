@@ -57,7 +57,6 @@ import logging
 import os
 import re
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -225,7 +224,7 @@ class RunStore:
         self._engine_lock = threading.Lock()
         self._engine_obj: Engine | None = None
         self._write_lock = threading.Lock()
-        self._sqlite_conn: tuple[int, sqlite3.Connection] | None = None  # (pid, connection)
+        self._sqlite_conn: sqlite3.Connection | None = None  # (see write)
         self._host = host_name()
         self._feeder = Feeder(self)
 
@@ -287,7 +286,7 @@ class RunStore:
             engine.dispose()
         with self._write_lock:
             if self._sqlite_conn is not None:
-                self._sqlite_conn[1].close()
+                self._sqlite_conn.close()
                 self._sqlite_conn = None
         if self._feeder.broken is None:  # a store that never opened said so on every flush
             self._feeder.raise_error()
@@ -316,12 +315,9 @@ class RunStore:
         SQLAlchemy); a file to create or migrate is opened by the engine first, and
         PostgreSQL is written through the engine."""
         with self._write_lock:
-            kept = self._sqlite_conn
-            if (kept is None or kept[0] != os.getpid()) and self.sqlite_path() is not None:
-                # (a forked child leaves its parent's connection alone, and opens its own)
-                opened = self._open_for_writing()
-                kept = self._sqlite_conn = None if opened is None else (os.getpid(), opened)
-            conn = None if kept is None else kept[1]
+            if self._sqlite_conn is None and self.sqlite_path() is not None:
+                self._sqlite_conn = self._open_for_writing()
+            conn = self._sqlite_conn
             if conn is None:
                 from flowcore.runs import database
                 from flowcore.runs.writes import AlchemyChanges
@@ -345,29 +341,25 @@ class RunStore:
     def _sqlite_write(self, conn: sqlite3.Connection, change: Callable[[Changes], T]) -> T:
         import sqlite3
 
-        from flowcore.runs.sql import LOCKED_RETRIES
+        from flowcore.runs.sql import error_detail, is_locked, retry_locked, transaction
         from flowcore.runs.writes import SqliteChanges
 
-        for attempt in range(LOCKED_RETRIES + 1):
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    answer = change(SqliteChanges(conn))
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
-                return answer
-            except sqlite3.Error as error:
-                locked = "locked" in str(error) or "busy" in str(error)
-                if attempt == LOCKED_RETRIES or not locked:
-                    detail = str(error).strip().splitlines()[0] if str(error).strip() else ""
-                    raise RunStoreError(
-                        f"run store {self.display} ({SETTING}): {detail or type(error).__name__}"
-                    ) from error
-                time.sleep(0.05 * 2**attempt)
-        raise AssertionError("unreachable")
+        def attempt() -> T:
+            with transaction(conn, "BEGIN IMMEDIATE"):
+                return change(SqliteChanges(conn))
+
+        try:
+            return retry_locked(attempt, lambda e: isinstance(e, sqlite3.Error) and is_locked(e))
+        except sqlite3.Error as error:
+            raise RunStoreError(
+                f"run store {self.display} ({SETTING}): {error_detail(error)}"
+            ) from error
+
+    def forget_connection(self) -> None:
+        """(In a forked child, from the feeder's fork hook.) Drop the parent's connection
+        for writing without touching it; the child opens its own."""
+        self._write_lock = threading.Lock()
+        self._sqlite_conn = None
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -597,13 +589,13 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-_RECORDS = ("RunInfo", "StoredLogLine", "TaskRunInfo", "TaskSummary", "Transition")
+RECORDS = ("RunInfo", "StoredLogLine", "TaskRunInfo", "TaskSummary", "Transition")
 
 
 def __getattr__(name: str) -> Any:
     """The plain records reads return (:mod:`flowcore.runs.records`), loaded on first use:
     a flow run writes to the store without reading it."""
-    if name in _RECORDS:
+    if name in RECORDS:
         from flowcore.runs import records
 
         return getattr(records, name)

@@ -2,9 +2,8 @@
 
 SQLite has no time zones: a time is stored as naive UTC text of fixed width
 (``2026-01-02 03:04:05.000000``, the format SQLAlchemy's own SQLite ``DATETIME`` writes),
-so text order is time order. PostgreSQL stores ``timestamptz``. The schema's column type
-(:class:`flowcore.runs.schema.UTCDateTime`), the writes of :mod:`flowcore.runs.writes`
-(which bypass that type for speed) and the reads of :mod:`flowcore.runs.queries` all go
+so text order is time order. PostgreSQL stores ``timestamptz``. The writes of
+:mod:`flowcore.runs.writes` and the reads of :mod:`flowcore.runs.queries` (SQL text) go
 through these functions, so every backend gets the same text and hands back aware UTC
 datetimes. Events carry their times as epoch seconds (cheap to take on the hot path):
 :func:`from_epoch` turns them into datetimes.

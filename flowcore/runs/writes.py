@@ -439,7 +439,7 @@ def _append_transitions(changes: Changes, states: Sequence[TaskRunState]) -> Non
     SQL (:func:`_task_runs_from_transitions`)."""
     if not states:
         return
-    time = changes.time
+    time = time_param(changes.dialect)  # (once, not once a row)
     rows: list[tuple[Any, ...]] = []
     for e in states:
         if e.started is not None:  # a quick task run's Running, folded into its end
@@ -515,7 +515,7 @@ def _insert_logs(changes: Changes, lines: list[LogLine], max_log_lines: int) -> 
             (row[0], row[1])
             for row in changes.all(f"SELECT run_id, log_lines FROM flow_runs{where}", params)
         )
-    time = changes.time
+    time = time_param(changes.dialect)  # (once, not once a row)
     rows: list[tuple[Any, ...]] = []
     counts: list[dict[str, Any]] = []
     for run_id, run_lines in by_run.items():
