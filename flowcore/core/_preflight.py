@@ -28,7 +28,6 @@ from __future__ import annotations
 import functools
 import re
 import string
-import sys
 import types
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -308,16 +307,10 @@ def _checkpointing(
 
 def ships_to_processes(executor: Any) -> bool:
     """Whether ``executor`` pickles task runs to other processes (DaskExecutor,
-    LocalDaskExecutor("processes")); LocalExecutor and threads share the tasks. (When
-    their module was never imported, ``executor`` cannot be one of them, and the check
-    does not import it.)"""
-    if "flowcore.executors.dask" not in sys.modules:
-        return False
-    from flowcore.executors.dask import DaskExecutor, LocalDaskExecutor
-
-    if isinstance(executor, LocalDaskExecutor):
-        return executor.scheduler == "processes"
-    return isinstance(executor, DaskExecutor)
+    LocalDaskExecutor("processes")), as it says (``Executor.ships_to_processes``);
+    LocalExecutor and threads share the tasks."""
+    says = getattr(executor, "ships_to_processes", None)
+    return bool(says()) if callable(says) else False
 
 
 class _Sink:

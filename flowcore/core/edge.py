@@ -55,14 +55,12 @@ class Edge:
             raise ValueError(
                 f"Edges can not connect a task to itself. Both ends are {upstream_task!r}."
             )
-        upstream = (
-            upstream_task if isinstance(upstream_task, Task) else _as_task(upstream_task, flow)
-        )
-        downstream = (
-            downstream_task
-            if isinstance(downstream_task, Task)
-            else _as_task(downstream_task, flow)
-        )
+        upstream, downstream = upstream_task, downstream_task
+        if not isinstance(upstream, Task) or not isinstance(downstream, Task):
+            from flowcore.utilities.tasks import as_task  # (not for two tasks: the usual edge)
+
+            upstream = as_task(upstream_task, flow=flow)
+            downstream = as_task(downstream_task, flow=flow)
         if upstream is downstream:
             raise ValueError(f"Edges can not connect a task to itself. Both ends are {upstream!r}.")
         if key is not None and (
@@ -102,10 +100,3 @@ class Edge:
         for name, value in state.items():
             object.__setattr__(self, name, value)
         self._hash = hash(self._identity())
-
-
-def _as_task(value: Any, flow: Flow | None) -> Task:
-    """A value that is not a task, as one (:func:`flowcore.utilities.tasks.as_task`)."""
-    from flowcore.utilities.tasks import as_task
-
-    return as_task(value, flow=flow)

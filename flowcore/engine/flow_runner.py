@@ -46,8 +46,8 @@ import pendulum
 from flowcore import configuration
 from flowcore.core.edge import Edge
 from flowcore.engine.batches import BatchedChildren, batch_size, collect_children, submit_batches
-from flowcore.engine.calls import attach_children, run_task
 from flowcore.engine.calls import collect as _collect
+from flowcore.engine.calls import run_task
 from flowcore.engine.calls import with_value as _with_value
 from flowcore.engine.child_states import ChildStates, child_results
 from flowcore.engine.result import Result
@@ -78,7 +78,6 @@ if TYPE_CHECKING:
 __all__ = [
     "FlowRunner",
     "FlowRunnerInitializeResult",
-    "attach_children",
     "import_object",
     "run_task",
 ]

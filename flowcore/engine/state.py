@@ -97,11 +97,6 @@ def _context_defaults(key: str) -> Any:
     return None if scope is None else scope.get(key)
 
 
-def _as_result(value: Any) -> Result:
-    """``value`` as a state carries it: a Result as it is, anything else wrapped in one."""
-    return value if isinstance(value, Result) else Result(value=value)
-
-
 def _as_pendulum(value: datetime | None) -> Any:
     if value is None or isinstance(value, pendulum.DateTime):
         return value
@@ -135,7 +130,14 @@ class State:
         cached_inputs: dict[str, Result] | None = None,
     ) -> None:
         self.message = message
-        self._result = NoResult if result is None else _as_result(result)
+        # what the ``result`` setter does, spelled out: a state is made several times per
+        # task run, so its construction is on the engine's hot path
+        if result is None:
+            self._result = NoResult
+        elif isinstance(result, Result):
+            self._result = result
+        else:
+            self._result = Result(value=result)
         self.context = context = context or {}
         tags = _context_defaults("task_tags")
         if tags is not None and "tags" not in context:
@@ -152,7 +154,7 @@ class State:
 
     @result.setter
     def result(self, value: Any) -> None:
-        self._result = _as_result(value)
+        self._result = value if isinstance(value, Result) else Result(value=value)
 
     def __repr__(self) -> str:
         if self.message is not None:

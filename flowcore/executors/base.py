@@ -76,6 +76,11 @@ class Executor:
         """How many calls can run at once (None: one at a time, in the caller)."""
         return None
 
+    def ships_to_processes(self) -> bool:
+        """Whether calls are pickled to other processes (the pre-flight check then makes
+        sure the tasks pickle); False: they share this process's objects."""
+        return False
+
     def partial_results(self, future: Any) -> tuple[list[Any], Any]:
         """``(pieces, marker)`` a lost call reported before it was lost: the pieces it
         finished and what it was doing at its last report (see the module docs)."""

@@ -396,6 +396,9 @@ class DaskExecutor(Executor):
                 cluster.adapt(**self.adapt_kwargs)
             yield cluster
 
+    def ships_to_processes(self) -> bool:
+        return True
+
     def worker_count(self) -> int | None:
         """The threads of the cluster's workers now (at least 1)."""
         workers = self._client().scheduler_info(n_workers=-1).get("workers", {}).values()

@@ -148,6 +148,9 @@ class LocalDaskExecutor(Executor):
         """The pool's size (None for the synchronous scheduler)."""
         return None if self._pool is None else self._workers
 
+    def ships_to_processes(self) -> bool:
+        return self.scheduler == "processes"
+
     def submit(
         self,
         fn: Callable[..., Any],

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+import subprocess
+import sys
 import threading
 from pathlib import Path
 from typing import Any
@@ -396,6 +398,20 @@ def test_which_executors_are_checked() -> None:
     assert not ships_to_processes(LocalDaskExecutor("threads"))
     assert not ships_to_processes(LocalDaskExecutor("sync"))
     assert not ships_to_processes(LocalExecutor())
+
+
+def test_a_process_pool_imported_on_its_own_is_checked() -> None:
+    # LocalDaskExecutor's module does not import DaskExecutor's: the check asks the executor
+    code = (
+        "import sys\n"
+        "from flowcore.core._preflight import ships_to_processes\n"
+        "from flowcore.executors.local_dask import LocalDaskExecutor\n"
+        "print('flowcore.executors.dask' in sys.modules,"
+        " ships_to_processes(LocalDaskExecutor('processes')))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["False", "True"]
 
 
 # -- memoised per structure -------------------------------------------------------------------
