@@ -8,8 +8,9 @@ the feeder's. Writing never makes the caller wait on I/O, and takes little of it
   plain tuples, to a deque, and starts the *feeder thread* if it is not running;
 * the feeder thread wakes every ``batch_interval`` (0.2 s), or at once when asked
   (``hand_over``, a flush, a close), calls the *sources* (a flow run's recorder, which turns
-  the states it collected into plain tuples), takes everything queued, and sends it to the
-  **writer** (:mod:`flowcore.runs.writer`) over a channel: a process of its own
+  the states it collected into plain tuples), takes everything queued, packs the task
+  states and log lines into one journal row per run (:mod:`flowcore.runs.journal`), and
+  sends it all to the **writer** (:mod:`flowcore.runs.writer`) over a channel: a process of its own
   (:class:`~flowcore.runs.writer.ProcessChannel`), or a thread of this process
   (:class:`~flowcore.runs.writer.ThreadChannel`) when that cannot start, dies, or is asked
   for;
@@ -42,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowcore.configuration import config
 from flowcore.runs.events import LogLine, RunEvent, TaskRunState
+from flowcore.runs.journal import pack
 from flowcore.runs.writer import Channel, ProcessChannel, ThreadChannel
 
 if TYPE_CHECKING:
@@ -248,20 +250,20 @@ class Feeder:
         while queue and not stop:
             taken = [queue.popleft() for _ in range(min(len(queue), BATCH_SIZE))]
             flow_events: list[Any] = []
-            states: list[tuple[Any, ...]] = []
+            state_lists: list[list[tuple[Any, ...]]] = []
             lines: list[tuple[Any, ...]] = []
             for item in taken:
                 kind = type(item)
                 if kind is list:
-                    states += item
+                    state_lists.append(item)
                 elif kind is LogLine:
                     lines.append(tuple(item))
                 elif kind is TaskRunState:
-                    states.append(tuple(item))
+                    state_lists.append([tuple(item)])
                 elif kind is _Flush:
-                    if flow_events or states or lines:
-                        self._send(("events", flow_events, states, lines))
-                        flow_events, states, lines = [], [], []
+                    if flow_events or state_lists or lines:
+                        self._send(("events", flow_events, pack(state_lists, lines)))
+                        flow_events, state_lists, lines = [], [], []
                     token = next(self._tokens)
                     self._pending[token] = item
                     if item.stop:
@@ -275,8 +277,8 @@ class Feeder:
                         break
                 else:
                     flow_events.append(item)
-            if flow_events or states or lines:
-                self._send(("events", flow_events, states, lines))
+            if flow_events or state_lists or lines:
+                self._send(("events", flow_events, pack(state_lists, lines)))
         return stop
 
     def _call_sources(self) -> None:

@@ -239,7 +239,8 @@ class RunStore:
 
     def submit_task_states(self, states: list[tuple[Any, ...]]) -> None:
         """Queue task states given as plain tuples of :class:`TaskRunState`'s fields
-        (what a recorder collects: cheaper to make and to pickle than the named tuples)."""
+        (what a recorder collects: cheaper to make and to pickle than the named tuples),
+        usually all of one run (a list of several runs' states is split when packed)."""
         self._feeder.submit_task_states(states)
 
     def hand_over(self) -> None:

@@ -5,9 +5,10 @@ A :class:`~flowcore.runs.store.RunStore` hands what it records to a :class:`Writ
 (started by the store on its first write), so that
 opening (creating, migrating) the database and every statement it runs take nothing from
 the recorded flow's GIL (it is started as ``python -c "from
-flowcore.runs.writer import main; main()"``). The flow's process keeps only the cheap part: taking
-what the recorders collected, turning states into plain tuples, and one ``pickle.dumps``
-per batch onto a pipe. When that process cannot be started, or dies, the store logs an
+flowcore.runs.writer import main; main()"``). The flow's process keeps only the cheap
+part: taking what the recorders collected, turning states into plain tuples, packing them
+into journal rows (:func:`flowcore.runs.journal.pack`: one ``pickle.dumps`` per run and
+batch), and one more onto a pipe. When that process cannot be started, or dies, the store logs an
 ERROR and runs the same :class:`Writer` on a thread of its own process instead (slower:
 the writing then shares the flow's GIL), so recording goes on.
 
@@ -16,10 +17,10 @@ Messages from the store, each a tuple, in order:
 * ``("open", options)``, first: the database URL, what to call it in messages, the
   heartbeat period, the pid of the process driving the runs, and the retention to prune
   with (None: no pruning);
-* ``("events", flow_events, task_states, log_lines)``: flow-level events
+* ``("events", flow_events, journal)``: flow-level events
   (:class:`~flowcore.runs.events.FlowRunStarted`, ``FlowRunState``, ``Heartbeat``) and
-  the task states and log lines as plain tuples of :class:`~flowcore.runs.events.TaskRunState`'s
-  and :class:`~flowcore.runs.events.LogLine`'s fields;
+  the task states and log lines packed as journal rows, one per run
+  (:mod:`flowcore.runs.journal`), which the writer inserts without unpacking;
 * ``("flush", token)``: answer ``("flushed", token, error)`` once everything before it is
   written (``error``: the message of a write that failed since the previous answer, or
   None);
@@ -73,6 +74,7 @@ from flowcore.runs.events import FlowRunStarted, FlowRunState
 from flowcore.runs.states import is_finished
 
 if TYPE_CHECKING:
+    from flowcore.runs.journal import Row
     from flowcore.runs.store import RunStore
 
 __all__ = ["Channel", "FrameReader", "ProcessChannel", "ThreadChannel", "Writer", "encode", "main"]
@@ -199,18 +201,16 @@ class Writer:
         """Write ``messages`` (events in as few transactions as the flushes among them
         allow) and answer their flushes; True when one of them was a stop."""
         flow_events: list[Any] = []
-        states: list[tuple[Any, ...]] = []
-        lines: list[tuple[Any, ...]] = []
+        rows: list[Row] = []
         for message in messages:
             kind = message[0]
             if kind == "events":
                 flow_events += message[1]
-                states += message[2]
-                lines += message[3]
+                rows += message[2]
                 continue
-            if flow_events or states or lines:
-                self._write(flow_events, states, lines)
-                flow_events, states, lines = [], [], []
+            if flow_events or rows:
+                self._write(flow_events, rows)
+                flow_events, rows = [], []
             if kind == "fold":  # a reader of the store's process wants these runs folded
                 self.reply(("flushed", message[1], self._fold(message[2], message[3])))
                 continue
@@ -220,20 +220,15 @@ class Writer:
                 if kind == "stop":
                     self.fold_at_end = self.fold_at_end and bool(message[2:] and message[2])
                     return True
-        if flow_events or states or lines:
-            self._write(flow_events, states, lines)
+        if flow_events or rows:
+            self._write(flow_events, rows)
         return False
 
-    def _write(
-        self, flow_events: list[Any], states: list[tuple[Any, ...]], lines: list[tuple[Any, ...]]
-    ) -> None:
+    def _write(self, flow_events: list[Any], rows: list[Row]) -> None:
         from flowcore.runs import writes
 
-        self._guarded(
-            lambda: self.store.write(lambda c: writes.write_events(c, flow_events, states, lines))
-        )
-        self.written.update(state[0] for state in states)
-        self.written.update(line[0] for line in lines)
+        self._guarded(lambda: self.store.write(lambda c: writes.write_events(c, flow_events, rows)))
+        self.written.update(row[0] for row in rows)
         for event in flow_events:
             if isinstance(event, FlowRunStarted) and event.pid == self.driver_pid:
                 self.driving.add(event.run_id)

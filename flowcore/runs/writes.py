@@ -11,8 +11,10 @@ on PostgreSQL a SQLAlchemy connection (:class:`AlchemyChanges`).
 task run tiny: it ran on a thread sharing the GIL with the flow it records, and still does
 when its process cannot be started. A batch's flow-level events are written as they
 are (a few rows: ``flow_runs``, and the flow's own ``state_transitions``); its task states
-and log lines, one or more per task run, go into ``run_journal`` as one row per run: a
-pickle of plain tuples (about 0.1 us a task run, in C), with no per-row work in Python.
+and log lines, one or more per task run, come packed by the store's feeder as one
+``run_journal`` row per run (:mod:`flowcore.runs.journal`: a pickle of plain tuples,
+about 0.1 us a task run, in C), and are inserted as they are: the writer neither
+unpacks nor looks at them.
 
 **Readers fold** (:func:`fold`) the runs they are about to read, and only those: the
 runs' journal rows are claimed (deleted, returning their contents) and turned into rows of
@@ -30,21 +32,20 @@ the tables, in one transaction, so a row is folded once however many readers the
    ``flow_runs.logs_dropped``.
 
 The journal never holds anything but tuples of plain values, and reading it refuses
-anything else (:class:`_JournalLoader`).
+anything else (:func:`flowcore.runs.journal.unpack`).
 """
 
 from __future__ import annotations
 
 import functools
-import io
 import json
-import pickle
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import chain
 from typing import TYPE_CHECKING, Any
 
+from flowcore.runs import journal
 from flowcore.runs.events import (
     FlowRunStarted,
     FlowRunState,
@@ -54,6 +55,7 @@ from flowcore.runs.events import (
     TaskRunState,
     structure_json,
 )
+from flowcore.runs.journal import Row
 from flowcore.runs.sql import in_list, literals
 from flowcore.runs.states import FINISHED_STATES, is_finished
 from flowcore.runs.times import chunks, from_epoch, time_param
@@ -199,17 +201,11 @@ class AlchemyChanges(Changes):
         return SqliteChanges(driver)._max_parameters()  # type: ignore[arg-type]
 
 
-def write_events(
-    changes: Changes,
-    events: Sequence[RunEvent],
-    states: Sequence[tuple[Any, ...]],
-    lines: Sequence[tuple[Any, ...]],
-) -> None:
+def write_events(changes: Changes, events: Sequence[RunEvent], journal: Sequence[Row]) -> None:
     """Write one batch: the flow runs' own events (``FlowRunStarted``, ``FlowRunState``,
     ``Heartbeat``, in the order they were submitted) into ``flow_runs`` and
-    ``state_transitions``, and the task states and log lines (plain tuples of
-    :class:`TaskRunState`'s and :class:`LogLine`'s fields, given apart: the store's feeder
-    splits them off) into the journal, one row per run (see the module docstring)."""
+    ``state_transitions``, and the journal rows the store's feeder packed of the task
+    states and log lines (:mod:`flowcore.runs.journal`) into ``run_journal``, as they are."""
     flow_events: list[FlowRunStarted | FlowRunState] = []
     beats: dict[str, datetime] = {}
     for e in events:
@@ -217,9 +213,10 @@ def write_events(
             beats[e.run_id] = max(e.time, beats.get(e.run_id, e.time))
         elif isinstance(e, (FlowRunStarted, FlowRunState)):
             flow_events.append(e)
-    earliest = {e[0]: e[3] for e in reversed(lines)}  # run id -> epoch seconds
-    earliest.update({e[0]: e[5] for e in reversed(states)})
-    first = {run_id: from_epoch(when) for run_id, when in earliest.items()}
+    first: dict[str, datetime] = {}
+    for run_id, earliest, _ in journal:
+        if run_id not in first:
+            first[run_id] = from_epoch(earliest)
     first.update({e.run_id: e.time for e in reversed(flow_events)})
     if first:  # a row for every run (a placeholder before its FlowRunStarted), so reads find it
         _ensure_runs(changes, first)
@@ -250,29 +247,11 @@ def write_events(
                 for e in flow_states
             ],
         )
-    if states or lines:
+    if journal:
         changes.execute(
             "INSERT INTO run_journal (run_id, events) VALUES (:run_id, :events)",
-            _journal_rows(states, lines),
+            [{"run_id": run_id, "events": blob} for run_id, _, blob in journal],
         )
-
-
-def _journal_rows(
-    states: Sequence[tuple[Any, ...]], lines: Sequence[tuple[Any, ...]]
-) -> list[dict[str, Any]]:
-    """One journal row per run: a pickle of its task states and log lines, plain tuples
-    (run id first)."""
-    run_ids = {e[0] for e in states} | {e[0] for e in lines}
-    if len(run_ids) > 1:
-        return [
-            row
-            for run_id in sorted(run_ids)
-            for row in _journal_rows(
-                [e for e in states if e[0] == run_id], [e for e in lines if e[0] == run_id]
-            )
-        ]
-    blob = pickle.dumps((states, lines), protocol=5)
-    return [{"run_id": run_ids.pop(), "events": blob}]
 
 
 def fold(changes: Changes, max_log_lines: int, run_ids: Sequence[str]) -> int:
@@ -290,7 +269,7 @@ def fold(changes: Changes, max_log_lines: int, run_ids: Sequence[str]) -> int:
     states: list[TaskRunState] = []
     lines: list[LogLine] = []
     for _, blob in sorted(claimed, key=lambda row: row[0]):
-        state_rows, line_rows = _JournalLoader(io.BytesIO(bytes(blob))).load()
+        state_rows, line_rows = journal.unpack(bytes(blob))
         states += [TaskRunState._make(row) for row in state_rows]
         lines += [LogLine._make(row) for row in line_rows]
     first: dict[str, datetime] = {}
@@ -302,15 +281,6 @@ def fold(changes: Changes, max_log_lines: int, run_ids: Sequence[str]) -> int:
     _append_transitions(changes, states)
     _insert_logs(changes, lines, max_log_lines)
     return len(states) + len(lines)
-
-
-class _JournalLoader(pickle.Unpickler):
-    """Journal rows hold tuples of plain values only: anything else in one (a row written
-    by something other than this module) is refused, so reading a shared database never
-    runs code it names."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"run journal: unexpected object {module}.{name}")
 
 
 def beat(changes: Changes, run_ids: Iterable[str], now: datetime) -> None:
