@@ -40,9 +40,17 @@ T = TypeVar("T")
 # after 0.05 s, then twice as long each time
 LOCKED_RETRIES = 5
 # every SQLite connection of the store waits up to 30 s for a lock; one that writes also
-# keeps the file in WAL mode and syncs at checkpoints only
+# keeps the file in WAL mode, syncs at checkpoints only, and checkpoints on its own only
+# when the WAL passes 4,000 pages (16 MB at 4 KiB): the writer checkpoints when it is idle
+# (flowcore.runs.writer), so that a commit a flush waits on seldom does it
 SQLITE_WAIT = "PRAGMA busy_timeout = 30000"
-SQLITE_WRITING = ("PRAGMA journal_mode = WAL", "PRAGMA synchronous = NORMAL")
+BEGIN_WAIT = 30.0  # seconds (as SQLITE_WAIT) a write waits for the write lock
+BEGIN_POLL = 0.002  # seconds between its tries
+SQLITE_WRITING = (
+    "PRAGMA journal_mode = WAL",
+    "PRAGMA synchronous = NORMAL",
+    "PRAGMA wal_autocheckpoint = 4000",
+)
 
 
 def open_sqlite(path: str, writing: bool = False) -> sqlite3.Connection | None:
@@ -79,10 +87,14 @@ def open_sqlite(path: str, writing: bool = False) -> sqlite3.Connection | None:
 
 
 @contextmanager
-def transaction(conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None]:
+def transaction(conn: sqlite3.Connection, writing: bool = False) -> Iterator[None]:
     """A transaction of ``conn`` (autocommit mode, see :func:`open_sqlite`) around the
-    block: committed at its end, rolled back when it raises."""
-    conn.execute(begin)
+    block: committed at its end, rolled back when it raises. ``writing``: it takes the
+    file's write lock at once (``BEGIN IMMEDIATE``, :func:`_begin_writing`)."""
+    if writing:
+        _begin_writing(conn)
+    else:
+        conn.execute("BEGIN")
     try:
         yield
     except BaseException:
@@ -90,6 +102,26 @@ def transaction(conn: sqlite3.Connection, begin: str = "BEGIN") -> Iterator[None
             conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
+
+
+def _begin_writing(conn: sqlite3.Connection) -> None:
+    """``BEGIN IMMEDIATE``, tried again every ``BEGIN_POLL`` seconds (for up to the 30 s
+    of ``SQLITE_WAIT``) while another connection holds the write lock. SQLite's own wait
+    sleeps up to 100 ms between tries, and so mostly misses the pauses another writer
+    leaves between its transactions (a fold nobody waits for pauses after each one)."""
+    conn.execute("PRAGMA busy_timeout = 0")
+    try:
+        deadline = time.monotonic() + BEGIN_WAIT
+        while True:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as error:
+                if not is_locked(error) or time.monotonic() > deadline:
+                    raise
+            time.sleep(BEGIN_POLL)
+    finally:
+        conn.execute(SQLITE_WAIT)
 
 
 def retry_locked(write: Callable[[], T], locked: Callable[[Exception], bool]) -> T:

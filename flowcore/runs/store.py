@@ -57,6 +57,7 @@ import logging
 import os
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
@@ -98,6 +99,9 @@ logger = logging.getLogger("flowcore.runs")
 
 CRASH_AFTER = 60.0  # seconds without a heartbeat before a run whose driver is gone is Crashed
 HEARTBEAT_EVERY = 10.0  # seconds between the writer's heartbeats of its live runs
+# journal rows folded per transaction: a row holds a run's events of one batch (at most
+# BATCH_SIZE), so another writer of the file waits for a few batches' fold, not a run's
+FOLD_ROWS = 1
 SETTING = "runs.store (FLOWCORE__RUNS__STORE)"
 _DIALECTS = ("sqlite", "postgresql")
 
@@ -346,7 +350,7 @@ class RunStore:
         from flowcore.runs.writes import SqliteChanges
 
         def attempt() -> T:
-            with transaction(conn, "BEGIN IMMEDIATE"):
+            with transaction(conn, writing=True):
                 return change(SqliteChanges(conn))
 
         try:
@@ -355,6 +359,22 @@ class RunStore:
             raise RunStoreError(
                 f"run store {self.display} ({SETTING}): {error_detail(error)}"
             ) from error
+
+    def checkpoint(self) -> None:
+        """(The writer, when idle.) Copy the pages a SQLite file's WAL holds into the
+        file, as far as readers allow (a passive checkpoint), so that the commit that
+        crosses SQLite's own threshold (``SQLITE_WRITING``) does not do it while a flush
+        waits on it. A checkpoint that fails is left to the next one."""
+        import sqlite3
+
+        with self._write_lock:
+            conn = self._sqlite_conn
+            if conn is None:
+                return
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:
+                pass
 
     def forget_connection(self) -> None:
         """(In a forked child, from the feeder's fork hook.) Drop the parent's connection
@@ -540,11 +560,21 @@ class RunStore:
             self.fold_here(pending, self.kept_log_lines())
         return True
 
-    def fold_here(self, run_ids: Sequence[str], max_log_lines: int) -> None:
-        """Fold the journal of ``run_ids`` in this process (the writer's way)."""
+    def fold_here(self, run_ids: Sequence[str], max_log_lines: int, yielding: bool = False) -> None:
+        """Fold the journal of ``run_ids`` in this process (the writer's way), a few
+        journal rows per transaction (``FOLD_ROWS``), so that folding a run of a million
+        task runs does not keep every other writer of the file waiting until it is done.
+        ``yielding`` (a fold nobody waits for): pause after each transaction as long as
+        it took, so that a writer waiting for the lock (SQLite's waiters poll) finds it
+        free."""
         from flowcore.runs import writes
 
-        self.write(lambda c: writes.fold(c, max_log_lines, run_ids))
+        while True:
+            began = time.monotonic()
+            if not self.write(lambda c: writes.fold(c, max_log_lines, run_ids, FOLD_ROWS)):
+                return
+            if yielding:
+                time.sleep(time.monotonic() - began)
 
     def _detect_crashes(self, reader: Reader) -> None:
         from flowcore.runs import queries

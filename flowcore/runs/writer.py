@@ -41,6 +41,11 @@ with SIGKILL loses only what it had not handed over (at most a batch interval), 
 no process behind. It ignores SIGINT: Ctrl-C in a terminal reaches the whole process group,
 and the writer should write the interrupted run's last states, then end with its parent.
 
+On a SQLite file, once it has written about a megabyte (``CHECKPOINT_AFTER``) since
+its last checkpoint, the writer checkpoints the WAL (copies its pages into the file) the
+first time it finds no message waiting, rather than in the commit that crosses SQLite's
+threshold: that commit may be one a flush waits on.
+
 Every ``heartbeat_every`` seconds it stamps the heartbeat of the runs the driving process
 started and has not finished (crash detection, see :mod:`flowcore.runs.store`).
 
@@ -83,6 +88,8 @@ _HEADER = struct.Struct("!Q")
 _READ_CHUNK = 1 << 20
 # how often a writer with nothing to do checks that its parent is alive
 _PARENT_CHECK_EVERY = 1.0
+# bytes written after which the writer checkpoints a SQLite file's WAL once it is idle
+CHECKPOINT_AFTER = 1 << 20
 
 Reply = Callable[[tuple[Any, ...]], None]
 # read(timeout): the messages that came within ``timeout`` s (and any others already
@@ -160,6 +167,7 @@ class Writer:
         self.driving: set[str] = set()
         self.written: set[str] = set()  # runs with journal rows written here
         self.removed = False  # the SQLite file's directory is gone: nothing to write to
+        self.unchecked = 0  # about how many bytes were written since the last checkpoint
 
     def run(self, read: Read, parent_alive: Callable[[], bool] = lambda: True) -> None:
         """Open the database, then write what ``read`` brings until a stop or its end."""
@@ -181,7 +189,13 @@ class Writer:
         while True:
             timeout = min(self.heartbeat_every, _PARENT_CHECK_EVERY)
             timeout = max(0.0, min(timeout, last_beat + self.heartbeat_every - time.monotonic()))
-            messages = read(timeout)
+            if self.unchecked >= CHECKPOINT_AFTER:
+                messages = read(0.0)
+                if messages == []:  # idle: a good moment to move the WAL into the database
+                    self._checkpoint()
+                    continue
+            else:
+                messages = read(timeout)
             if messages is None:  # the store's end of the pipe closed: its process died
                 self._fold_written()
                 return
@@ -229,9 +243,12 @@ class Writer:
 
         self._guarded(lambda: self.store.write(lambda c: writes.write_events(c, flow_events, rows)))
         self.written.update(row[0] for row in rows)
+        self.unchecked += sum(len(row[2]) for row in rows)
         for event in flow_events:
-            if isinstance(event, FlowRunStarted) and event.pid == self.driver_pid:
-                self.driving.add(event.run_id)
+            if isinstance(event, FlowRunStarted):
+                self.unchecked += len(event.structure)
+                if event.pid == self.driver_pid:
+                    self.driving.add(event.run_id)
             elif isinstance(event, FlowRunState) and is_finished(event.state):
                 self.driving.discard(event.run_id)
 
@@ -240,17 +257,25 @@ class Writer:
         into the tables, so that the next reader (``flowcore runs ls`` after a run) has
         nothing to fold, and answers at once. The store does not wait for
         this (it has its answer to the stop already), nor hears of a failure: what is not
-        folded here is folded by its next reader, as always."""
+        folded here is folded by its next reader, as always. Nobody waits for it, so it
+        leaves the file to other writers (a new run's) half of the time."""
         if self.fold_at_end and self.written:
-            self._fold(sorted(self.written), self.max_log_lines)
+            self._fold(sorted(self.written), self.max_log_lines, yielding=True)
 
-    def _fold(self, run_ids: list[str], max_log_lines: int) -> str | None:
+    def _fold(self, run_ids: list[str], max_log_lines: int, yielding: bool = False) -> str | None:
         """Fold the journal of ``run_ids``; the error's message, if it failed."""
+        self.unchecked += CHECKPOINT_AFTER  # a fold rewrites much: checkpoint when idle
         try:
-            self.store.fold_here(run_ids, max_log_lines)
+            self.store.fold_here(run_ids, max_log_lines, yielding)
         except Exception as exc:
             return str(exc)
         return None
+
+    def _checkpoint(self) -> None:
+        """Copy what the WAL holds into the database file now, while nobody waits on
+        this writer (:meth:`flowcore.runs.store.RunStore.checkpoint`)."""
+        self.unchecked = 0
+        self.store.checkpoint()
 
     def _beat(self) -> None:
         if self.driving:

@@ -254,16 +254,28 @@ def write_events(changes: Changes, events: Sequence[RunEvent], journal: Sequence
         )
 
 
-def fold(changes: Changes, max_log_lines: int, run_ids: Sequence[str]) -> int:
+def fold(
+    changes: Changes, max_log_lines: int, run_ids: Sequence[str], limit: int | None = None
+) -> int:
     """Move the journal rows of the runs ``run_ids`` into the tables: the task states into
     ``state_transitions`` and ``task_runs``, the log lines into ``log_lines`` (at most
     ``max_log_lines`` per run). The rows are deleted as they are claimed, in the same
-    transaction, so two readers folding at once fold each row once. Returns how many
-    events were folded."""
+    transaction, so two readers folding at once fold each row once. ``limit``: claim at
+    most that many rows, the oldest (a later call folds the rest). Returns how many
+    journal rows were claimed."""
     claimed: list[Sequence[Any]] = []
     for chunk in chunks(run_ids):
         where, params = in_list("run_id", chunk)
-        claimed += changes.all(f"DELETE FROM run_journal{where} RETURNING id, events", params)
+        if limit is None:
+            claimed += changes.all(f"DELETE FROM run_journal{where} RETURNING id, events", params)
+            continue
+        if len(claimed) >= limit:
+            break
+        claimed += changes.all(
+            f"DELETE FROM run_journal WHERE id IN (SELECT id FROM run_journal{where} "
+            f"ORDER BY id LIMIT {int(limit) - len(claimed)}) RETURNING id, events",
+            params,
+        )
     if not claimed:
         return 0
     states: list[TaskRunState] = []
@@ -280,7 +292,7 @@ def fold(changes: Changes, max_log_lines: int, run_ids: Sequence[str]) -> int:
     _ensure_runs(changes, first)
     _append_transitions(changes, states)
     _insert_logs(changes, lines, max_log_lines)
-    return len(states) + len(lines)
+    return len(claimed)
 
 
 def beat(changes: Changes, run_ids: Iterable[str], now: datetime) -> None:

@@ -1,0 +1,129 @@
+"""Folding the journal a few rows per transaction, a fold nobody waits for leaving the file
+to other writers, and the writer's checkpoint when idle (SQLite)."""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+from flowcore.runs import RunStore, writes
+from flowcore.runs.writer import CHECKPOINT_AFTER
+from tests.runs.conftest import started, task_state
+
+
+def _journal_rows(store: RunStore) -> int:
+    return int(store.write(lambda c: c.all("SELECT count(*) FROM run_journal"))[0][0])
+
+
+def _batches(store: RunStore, run_id: str, batches: int, per_batch: int) -> None:
+    """``batches`` journal rows of ``per_batch`` task states each for ``run_id``."""
+    store.submit(started(run_id))
+    for batch in range(batches):
+        store.submit_task_states(
+            [
+                tuple(task_state(run_id, f"t-{batch}-{i}", "Success", batch + i / 1000))
+                for i in range(per_batch)
+            ]
+        )
+        store.flush()
+
+
+def test_a_fold_with_a_limit_claims_the_oldest_rows_and_leaves_the_rest(
+    make_store: Callable[..., RunStore],
+) -> None:
+    store = make_store()
+    _batches(store, "run-1", 3, 5)
+    assert _journal_rows(store) == 3
+
+    claimed = store.write(lambda c: writes.fold(c, 100, ["run-1"], limit=1))
+
+    assert claimed == 1 and _journal_rows(store) == 2
+    assert sorted(t.task_slug for t in store.task_runs("run-1")) == [
+        f"t-0-{i}" for i in range(5)
+    ] + [f"t-{b}-{i}" for b in (1, 2) for i in range(5)]  # a read folds the rest
+    assert _journal_rows(store) == 0
+
+
+def test_fold_here_folds_every_row_one_transaction_each(
+    make_store: Callable[..., RunStore],
+) -> None:
+    store = make_store()
+    _batches(store, "run-1", 4, 3)
+    transactions = []
+    write = store.write
+
+    def counting(change: Callable[..., object]) -> object:
+        transactions.append(change)
+        return write(change)
+
+    store.write = counting  # type: ignore[method-assign,assignment]
+
+    store.fold_here(["run-1"], 100)
+
+    assert len(transactions) == 5  # a row each, and one that finds none left
+    store.write = write  # type: ignore[method-assign]
+    assert _journal_rows(store) == 0
+    assert len(store.task_runs("run-1")) == 12
+
+
+def test_a_fold_nobody_waits_for_lets_another_writer_in(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'runs.db'}"
+    folder, other = RunStore(url), RunStore(url)
+    try:
+        _batches(folder, "big", 150, 200)
+        remaining_when_written: list[int] = []
+        fold = threading.Thread(target=folder.fold_here, args=(["big"], 100, True))
+        fold.start()
+        while _journal_rows(other) == 150:  # until the fold is under way
+            pass
+
+        other.write(
+            lambda c: writes.write_events(c, [started("small")], [])
+        )  # waits for the lock between two of the fold's transactions, not for its end
+        remaining_when_written.append(_journal_rows(other))
+        fold.join()
+
+        assert remaining_when_written[0] > 0
+        assert _journal_rows(other) == 0
+        assert other.get_run("small") is not None
+    finally:
+        folder.close()
+        other.close()
+
+
+def test_the_writer_checkpoints_the_wal_when_idle(tmp_path: Path) -> None:
+    path = tmp_path / "runs.db"
+    store = RunStore(f"sqlite:///{path}")
+    try:
+        store.submit(started("run-1"))
+        store.flush()
+        size_before = path.stat().st_size
+        per_batch = 2000
+        written = 0
+        batch = 0
+        while written < 2 * CHECKPOINT_AFTER:
+            store.submit_task_states(
+                [
+                    tuple(task_state("run-1", f"task-{batch}-{i:06d}" * 4, "Success", i))
+                    for i in range(per_batch)
+                ]
+            )
+            store.flush()
+            written += per_batch * 100
+            batch += 1
+        deadline_checks = 0
+        while path.stat().st_size - size_before < CHECKPOINT_AFTER and deadline_checks < 500:
+            store.flush()  # the writer checkpoints once it finds nothing more to do
+            threading.Event().wait(0.01)
+            deadline_checks += 1
+
+        # the pages written went from the WAL into the file (SQLite's own checkpoint
+        # would wait for 4,000 pages of WAL, and no other connection wrote or closed)
+        assert path.stat().st_size - size_before >= CHECKPOINT_AFTER
+        with closing(sqlite3.connect(path)) as conn:
+            assert conn.execute("SELECT count(*) FROM run_journal").fetchone()[0] == batch
+    finally:
+        store.close()
