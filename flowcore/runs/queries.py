@@ -51,7 +51,8 @@ _TASK_RUN_COLUMNS = (
 )
 _RUN_COLUMNS = (
     "run_id, flow_name, state, message, started, ended, heartbeat, host, pid, parameters, "
-    "source, resumed_from, structure"
+    "source, resumed_from, coalesce((SELECT body FROM flow_structures "
+    "WHERE digest = structure_digest), structure)"
 )
 
 

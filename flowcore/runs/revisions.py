@@ -11,6 +11,11 @@ from __future__ import annotations
 __all__ = ["HEAD", "REVISIONS", "VERSION_TABLE"]
 
 # Alembic revisions, oldest first; HEAD is the one this flowcore writes.
-REVISIONS = ("0001_initial", "0002_listing_indexes_log_counts", "0003_run_journal")
+REVISIONS = (
+    "0001_initial",
+    "0002_listing_indexes_log_counts",
+    "0003_run_journal",
+    "0004_flow_structures",
+)
 HEAD = REVISIONS[-1]
 VERSION_TABLE = "flowcore_schema_version"

@@ -1,12 +1,17 @@
 """The run store's tables (SQLAlchemy Core), as of the newest migration.
 
-Five tables, no foreign keys (events may arrive in any order, and pruning deletes a run's
+Six tables, no foreign keys (events may arrive in any order, and pruning deletes a run's
 rows table by table)::
 
     flow_runs          one row per flow run: the latest flow state, who drives it
       run_id PK, flow_name, state, message, started, ended, heartbeat, host, pid,
-      parameters (JSON text), structure (JSON text), source, resumed_from,
-      log_lines (lines kept), logs_dropped (lines over runs.max_log_lines)
+      parameters (JSON text), structure (JSON text: '{}' since structures are stored
+      apart; a run recorded before keeps its own), structure_digest (its flow's
+      structure in flow_structures), source, resumed_from, log_lines (lines kept),
+      logs_dropped (lines over runs.max_log_lines)
+
+    flow_structures    each flow structure (JSON text of its tasks and edges) once
+      digest PK (SHA-256 of the text), body
 
     task_runs          one row per (run, task, map index): its latest state
       (run_id, task_slug, map_index) PK, state, message, updated (time of that state),
@@ -48,6 +53,7 @@ __all__ = [
     "REVISIONS",
     "VERSION_TABLE",
     "flow_runs",
+    "flow_structures",
     "log_lines",
     "metadata",
     "run_journal",
@@ -92,6 +98,7 @@ flow_runs = sa.Table(
     sa.Column("resumed_from", sa.String(64)),
     sa.Column("log_lines", sa.Integer, nullable=False, server_default="0"),
     sa.Column("logs_dropped", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("structure_digest", sa.String(64)),
     sa.Index("ix_flow_runs_started", "started"),
     sa.Index("ix_flow_runs_flow_name_started", "flow_name", "started"),
     sa.Index("ix_flow_runs_state_started", "state", "started"),
@@ -141,6 +148,13 @@ log_lines = sa.Table(
     sa.Column("logger", sa.String(255), nullable=False),
     sa.Column("message", sa.Text, nullable=False),
     sa.Index("ix_log_lines_run_id", "run_id"),
+)
+
+flow_structures = sa.Table(
+    "flow_structures",
+    metadata,
+    sa.Column("digest", sa.String(64), primary_key=True),
+    sa.Column("body", sa.Text, nullable=False),
 )
 
 run_journal = sa.Table(

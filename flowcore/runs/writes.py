@@ -38,6 +38,7 @@ anything else (:func:`flowcore.runs.journal.unpack`).
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -372,6 +373,11 @@ def prune(changes: Changes, cutoff: datetime | None, max_runs: int | None) -> in
         where, params = in_list("run_id", chunk)
         for table in ("run_journal", "log_lines", "state_transitions", "task_runs", "flow_runs"):
             changes.execute(f"DELETE FROM {table}{where}", params)
+    if ids:  # the structures no run names any more
+        changes.execute(
+            "DELETE FROM flow_structures WHERE digest NOT IN (SELECT structure_digest "
+            "FROM flow_runs WHERE structure_digest IS NOT NULL)"
+        )
     return len(ids)
 
 
@@ -391,17 +397,27 @@ def _ensure_runs(changes: Changes, first: dict[str, datetime]) -> None:
 
 
 def _start(changes: Changes, event: FlowRunStarted) -> None:
+    """The run's row from its FlowRunStarted; its flow's structure is stored once, under
+    its digest, in ``flow_structures`` (every run of a flow has the same)."""
+    structure = structure_json(event.structure)
+    digest = hashlib.sha256(structure.encode()).hexdigest()
+    changes.execute(
+        "INSERT INTO flow_structures (digest, body) VALUES (:digest, :body) "
+        "ON CONFLICT (digest) DO NOTHING",
+        {"digest": digest, "body": structure},
+    )
     changes.execute(
         "UPDATE flow_runs SET flow_name = :flow_name, started = :time, heartbeat = :time, "
-        "host = :host, pid = :pid, parameters = :parameters, structure = :structure, "
-        "source = :source, resumed_from = :resumed_from WHERE run_id = :run_id",
+        "host = :host, pid = :pid, parameters = :parameters, structure = '{}', "
+        "structure_digest = :digest, source = :source, resumed_from = :resumed_from "
+        "WHERE run_id = :run_id",
         {
             "flow_name": event.flow_name,
             "time": changes.time(event.time),
             "host": event.host,
             "pid": event.pid,
             "parameters": json.dumps(event.parameters, sort_keys=True),
-            "structure": structure_json(event.structure),
+            "digest": digest,
             "source": event.source,
             "resumed_from": event.resumed_from,
             "run_id": event.run_id,

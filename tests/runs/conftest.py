@@ -7,12 +7,17 @@ import socket
 from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 from flowcore.runs import RunStore
 from flowcore.runs.events import FlowRunStarted, FlowRunState, TaskRunState
 from tests.servers import postgresql_server, postgresql_url  # noqa: F401
+
+if TYPE_CHECKING:  # (imported where used: the writer's tests import this module without them)
+    import sqlalchemy as sa
+    from alembic.config import Config
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -75,3 +80,32 @@ def task_state(
     run_id: str, slug: str, state: str, seconds: float, index: int = -1, **fields: object
 ) -> TaskRunState:
     return TaskRunState(run_id, slug, index, state, None, at(seconds).timestamp(), **fields)  # type: ignore[arg-type]
+
+
+def alembic_config(connection: sa.Connection) -> Config:
+    """An Alembic config that migrates the store's schema on ``connection``."""
+    from alembic.config import Config
+
+    from flowcore.runs.database import MIGRATIONS
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
+def revision_of(url: str) -> str | None:
+    """The schema revision of the database at ``url``."""
+    import sqlalchemy as sa
+    from alembic.migration import MigrationContext
+
+    from flowcore.runs.revisions import VERSION_TABLE
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            return MigrationContext.configure(
+                conn, opts={"version_table": VERSION_TABLE}
+            ).get_current_revision()
+    finally:
+        engine.dispose()

@@ -9,7 +9,6 @@ import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
-from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
@@ -17,24 +16,7 @@ from flowcore.runs import RunStore, RunStoreError
 from flowcore.runs.database import MIGRATIONS
 from flowcore.runs.events import LogLine
 from flowcore.runs.schema import HEAD, REVISIONS, VERSION_TABLE, metadata
-
-
-def _alembic(connection: sa.Connection) -> Config:
-    alembic_config = Config()
-    alembic_config.set_main_option("script_location", str(MIGRATIONS))
-    alembic_config.attributes["connection"] = connection
-    return alembic_config
-
-
-def _revision(url: str) -> str | None:
-    engine = sa.create_engine(url)
-    try:
-        with engine.connect() as conn:
-            return MigrationContext.configure(
-                conn, opts={"version_table": VERSION_TABLE}
-            ).get_current_revision()
-    finally:
-        engine.dispose()
+from tests.runs.conftest import alembic_config, revision_of
 
 
 def test_the_revision_names_match_the_scripts() -> None:
@@ -47,7 +29,7 @@ def test_a_new_database_is_created_at_head_and_matches_the_tables(
     url: str, store: RunStore
 ) -> None:
     assert store.list_runs() == []
-    assert _revision(url) == HEAD
+    assert revision_of(url) == HEAD
     engine = sa.create_engine(url)
     with engine.connect() as conn:
         context = MigrationContext.configure(
@@ -63,7 +45,7 @@ def test_a_database_of_the_first_revision_is_upgraded_with_its_rows(
     engine = sa.create_engine(url)
     when = datetime.now(timezone.utc).replace(microsecond=0)
     with engine.begin() as conn:
-        command.upgrade(_alembic(conn), REVISIONS[0])
+        command.upgrade(alembic_config(conn), REVISIONS[0])
         conn.execute(
             sa.text(
                 "INSERT INTO flow_runs (run_id, flow_name, state, message, started, ended,"
@@ -81,14 +63,14 @@ def test_a_database_of_the_first_revision_is_upgraded_with_its_rows(
             {"t": when.replace(tzinfo=None) if url.startswith("sqlite") else when},
         )
     engine.dispose()
-    assert _revision(url) == REVISIONS[0]
+    assert revision_of(url) == REVISIONS[0]
 
     store = make_store(max_log_lines=3)
     run = store.get_run("old-run")
     assert run is not None and (run.state, run.parameters, run.started) == (
         "Success", {"n": "3"}, when,
     )  # fmt: skip
-    assert _revision(url) == HEAD
+    assert revision_of(url) == HEAD
     # the new log line counter starts from the lines the run already had
     for text in ("three", "four"):
         store.submit(LogLine("old-run", None, -1, when.timestamp(), 20, "flowcore", text))
@@ -117,4 +99,4 @@ def test_a_database_from_a_newer_flowcore_is_refused(
     store.submit(LogLine("x", None, -1, datetime.now(timezone.utc).timestamp(), 20, "l", "m"))
     with pytest.raises(RunStoreError, match="newer flowcore"):
         store.flush()
-    assert _revision(url) == "0099_future"
+    assert revision_of(url) == "0099_future"
