@@ -165,6 +165,14 @@ class RedisLockManager(LockManager):
     def wait_for_lock(self, key: str, timeout: float | None = None) -> bool:
         return poll(lambda: not self.is_locked(key), timeout)
 
+    def close(self) -> None:
+        """Close this manager's connections to Redis (its next call opens new ones). Locks
+        it holds are not released: they expire, or another call releases them."""
+        with self._client_lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
     # -- identity ----------------------------------------------------------------------
 
     def __repr__(self) -> str:

@@ -137,8 +137,30 @@ MANAGERS = ["memory", "filesystem", "redis", "dask"]
 
 
 @pytest.fixture(params=MANAGERS)
-def make_manager(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., LockManager]:
-    """A factory of managers of one kind: ``make_manager(default_hold_timeout=...)``."""
+def make_manager(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> Iterator[Callable[..., LockManager]]:
+    """A factory of managers of one kind: ``make_manager(default_hold_timeout=...)``; the
+    Redis ones are closed after the test (their connections would otherwise be closed
+    by the garbage collector, with a ResourceWarning in whichever test it runs in)."""
+    made: list[Any] = []
+
+    def making(factory: Callable[..., LockManager]) -> Callable[..., LockManager]:
+        def make(**kwargs: Any) -> LockManager:
+            manager = factory(**kwargs)
+            made.append(manager)
+            return manager
+
+        return make
+
+    yield making(_factory(request, tmp_path))
+    for manager in made:
+        close = getattr(manager, "close", None)
+        if close is not None:
+            close()
+
+
+def _factory(request: pytest.FixtureRequest, tmp_path: Path) -> Callable[..., LockManager]:
     kind = request.param
     if kind == "memory":
         from flowcore.locking.memory import MemoryLockManager

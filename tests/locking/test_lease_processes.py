@@ -6,7 +6,7 @@ once, its pid is dead)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -19,11 +19,14 @@ WAIT = 10.0  # bound on "eventually": generous, only reached when something is b
 
 
 @pytest.fixture(params=["filesystem", "redis"])
-def manager(request: pytest.FixtureRequest, tmp_path: Path) -> LockManager:
+def manager(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[LockManager]:
     if request.param == "filesystem":
-        return FileSystemLockManager(tmp_path / "locks")
+        yield FileSystemLockManager(tmp_path / "locks")
+        return
     port = request.getfixturevalue("redis_port")
-    return RedisLockManager(host="127.0.0.1", port=port)
+    redis_manager = RedisLockManager(host="127.0.0.1", port=port)
+    yield redis_manager
+    redis_manager.close()
 
 
 def _attempts_while(manager: LockManager, key: str, busy: Callable[[], bool]) -> list[bool]:

@@ -31,8 +31,24 @@ def raw(redis_port: int) -> Iterator[redis.Redis]:
 
 
 @pytest.fixture
-def manager(redis_port: int) -> RedisLockManager:
-    return RedisLockManager(host="127.0.0.1", port=redis_port)
+def manager(redis_port: int) -> Iterator[RedisLockManager]:
+    manager = RedisLockManager(host="127.0.0.1", port=redis_port)
+    yield manager
+    manager.close()
+
+
+def test_close_closes_the_connections_and_a_later_call_opens_new_ones(
+    manager: RedisLockManager, raw: redis.Redis, key: str
+) -> None:
+    assert manager.acquire_lock(key, "run-a", hold_timeout=30)
+    connection = manager.client.client_id()
+    assert connection in [int(c["id"]) for c in raw.client_list()]
+
+    manager.close()
+
+    assert connection not in [int(c["id"]) for c in raw.client_list()]
+    assert manager.is_lock_holder(key, "run-a")  # the lock stays; a new connection asks
+    manager.release_lock(key, "run-a")
 
 
 def test_a_lock_is_a_key_holding_the_holder_with_an_expiry(
