@@ -566,12 +566,18 @@ class RunStore:
         task runs does not keep every other writer of the file waiting until it is done.
         ``yielding`` (a fold nobody waits for): pause after each transaction as long as
         it took, so that a writer waiting for the lock (SQLite's waiters poll) finds it
-        free."""
+        free. Rows written after the fold began are left to the next one (a live run's
+        would otherwise keep it going)."""
         from flowcore.runs import writes
 
+        last = self.write(lambda c: c.all("SELECT max(id) FROM run_journal"))[0][0]
+        if last is None:
+            return
         while True:
             began = time.monotonic()
-            if not self.write(lambda c: writes.fold(c, max_log_lines, run_ids, FOLD_ROWS)):
+            if not self.write(
+                lambda c: writes.fold(c, max_log_lines, run_ids, FOLD_ROWS, up_to=last)
+            ):
                 return
             if yielding:
                 time.sleep(time.monotonic() - began)

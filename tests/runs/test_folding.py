@@ -47,6 +47,20 @@ def test_a_fold_with_a_limit_claims_the_oldest_rows_and_leaves_the_rest(
     assert _journal_rows(store) == 0
 
 
+def test_a_fold_up_to_an_id_leaves_the_rows_written_after_it(
+    make_store: Callable[..., RunStore],
+) -> None:
+    store = make_store()
+    _batches(store, "run-1", 3, 2)
+    ids = [row[0] for row in store.write(lambda c: c.all("SELECT id FROM run_journal ORDER BY id"))]
+
+    claimed = store.write(lambda c: writes.fold(c, 100, ["run-1"], limit=10, up_to=ids[1]))
+
+    assert claimed == 2
+    remaining = store.write(lambda c: c.all("SELECT id FROM run_journal"))
+    assert [row[0] for row in remaining] == [ids[2]]
+
+
 def test_fold_here_folds_every_row_one_transaction_each(
     make_store: Callable[..., RunStore],
 ) -> None:
@@ -63,7 +77,7 @@ def test_fold_here_folds_every_row_one_transaction_each(
 
     store.fold_here(["run-1"], 100)
 
-    assert len(transactions) == 5  # a row each, and one that finds none left
+    assert len(transactions) == 6  # where the journal ends, a row each, one that finds none
     store.write = write  # type: ignore[method-assign]
     assert _journal_rows(store) == 0
     assert len(store.task_runs("run-1")) == 12
