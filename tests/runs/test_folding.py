@@ -141,3 +141,24 @@ def test_the_writer_checkpoints_the_wal_when_idle(tmp_path: Path) -> None:
             assert conn.execute("SELECT count(*) FROM run_journal").fetchone()[0] == batch
     finally:
         store.close()
+
+
+def test_folding_reads_only_the_transitions_it_appended(tmp_path: Path) -> None:
+    """The upsert of task_runs reads the id range just appended: SQLite's planner would
+    otherwise scan the whole run_id index, for the GROUP BY's order, on every fold."""
+    from flowcore.runs.writes import _task_runs_from_transitions
+
+    path = tmp_path / "runs.db"
+    store = RunStore(f"sqlite:///{path}")
+    store.write(lambda c: None)  # creates the file
+    store.close()
+    with closing(sqlite3.connect(path)) as conn:
+        plan = [
+            row[3]
+            for row in conn.execute(
+                "EXPLAIN QUERY PLAN " + _task_runs_from_transitions("", True), {"after": 0}
+            )
+        ]
+
+    (read,) = [step for step in plan if "state_transitions" in step and "last" not in step]
+    assert "INTEGER PRIMARY KEY (rowid>?)" in read, plan
