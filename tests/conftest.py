@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 
 import pytest
@@ -14,15 +15,23 @@ from flowcore.utilities import context as _context
 @pytest.fixture(autouse=True, scope="session")
 def run_store_in_a_temporary_directory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """Flow runs in the tests are recorded (the default), in a store of the session's own
-    rather than ``~/.flowcore/flowcore.db``."""
+    rather than ``~/.flowcore/flowcore.db``. The flowcore processes the tests start get a
+    home directory of the session's own (by the environment), unless a test gives them
+    one: nothing the tests run writes to the user's ``~/.flowcore``."""
     before = configuration.config.get_path("runs.store")
     configuration.config.set_path(
         "runs.store", str(tmp_path_factory.mktemp("runs") / "flowcore.db")
     )
+    home_before = os.environ.get("FLOWCORE__HOME_DIR")
+    os.environ["FLOWCORE__HOME_DIR"] = str(tmp_path_factory.mktemp("home"))
     try:
         yield
     finally:
         configuration.config.set_path("runs.store", before)
+        if home_before is None:
+            os.environ.pop("FLOWCORE__HOME_DIR", None)
+        else:
+            os.environ["FLOWCORE__HOME_DIR"] = home_before
 
 
 @pytest.fixture(autouse=True)
