@@ -168,6 +168,9 @@ class Writer:
         self.written: set[str] = set()  # runs with journal rows written here
         self.removed = False  # the SQLite file's directory is gone: nothing to write to
         self.unchecked = 0  # about how many bytes were written since the last checkpoint
+        # called before the fold at the end: the writer process lets go of the stderr it
+        # shares with the store's process (see main)
+        self.detach: Callable[[], None] = lambda: None
 
     def run(self, read: Read, parent_alive: Callable[[], bool] = lambda: True) -> None:
         """Open the database, then write what ``read`` brings until a stop or its end."""
@@ -260,6 +263,7 @@ class Writer:
         folded here is folded by its next reader, as always. Nobody waits for it, so it
         leaves the file to other writers (a new run's) half of the time."""
         if self.fold_at_end and self.written:
+            self.detach()
             self._fold(sorted(self.written), self.max_log_lines, yielding=True)
 
     def _fold(self, run_ids: list[str], max_log_lines: int, yielding: bool = False) -> str | None:
@@ -472,6 +476,19 @@ class ThreadChannel:
 Channel = ProcessChannel | ThreadChannel
 
 
+def _detach_from_stderr() -> None:
+    """Point this process's stdout and stderr (the store's process's stderr, inherited) at
+    the null device. Before the fold at the end, which nobody waits for: a program that ran
+    the store's process and reads its output to the end (``subprocess.run(...,
+    capture_output=True)``) then gets it when that process ends, not when this one does."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 1)
+        os.dup2(devnull, 2)
+    finally:
+        os.close(devnull)
+
+
 def main() -> None:
     """The writer process's program. Messages come on stdin;
     answers go to the stdout it was started with (stdout itself then points at stderr, so
@@ -501,6 +518,7 @@ def main() -> None:
         max_log_lines=int(options["max_log_lines"]),
     )
     writer = Writer(store, options, reply)
+    writer.detach = _detach_from_stderr
     pending = first[1:]
 
     def read(timeout: float) -> list[Any] | None:

@@ -4,14 +4,18 @@ to other writers, and the writer's checkpoint when idle (SQLite)."""
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
 from flowcore.runs import RunStore, writes
-from flowcore.runs.writer import CHECKPOINT_AFTER
+from flowcore.runs.writer import CHECKPOINT_AFTER, Writer
 from tests.runs.conftest import started, task_state
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _journal_rows(store: RunStore) -> int:
@@ -162,3 +166,39 @@ def test_folding_reads_only_the_transitions_it_appended(tmp_path: Path) -> None:
 
     (read,) = [step for step in plan if "state_transitions" in step and "last" not in step]
     assert "INTEGER PRIMARY KEY (rowid>?)" in read, plan
+
+
+def test_the_writer_lets_go_of_stderr_before_its_fold_at_the_end(tmp_path: Path) -> None:
+    """A program reading the flow process's output to its end (``subprocess.run(...,
+    capture_output=True)``) must not wait for the writer's fold, which nobody waits for."""
+    store = RunStore(f"sqlite:///{tmp_path / 'runs.db'}")
+    try:
+        _batches(store, "run-1", 3, 5)
+        options = {"heartbeat_every": 10, "driver_pid": 0, "fold_at_end": True}
+        writer = Writer(store, options, lambda message: None)
+        writer.written = {"run-1"}
+        rows_when_detached: list[int] = []
+        writer.detach = lambda: rows_when_detached.append(_journal_rows(store))
+
+        writer._fold_written()
+
+        assert rows_when_detached == [3]  # before the fold began
+        assert _journal_rows(store) == 0
+    finally:
+        store.close()
+
+
+def test_detaching_points_stdout_and_stderr_at_the_null_device() -> None:
+    code = (
+        "import sys\n"
+        "from flowcore.runs.writer import _detach_from_stderr\n"
+        "print('before', file=sys.stderr, flush=True)\n"
+        "_detach_from_stderr()\n"
+        "print('after', file=sys.stderr, flush=True)\n"
+        "print('after too', flush=True)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True
+    )
+
+    assert (done.stdout, done.stderr) == ("", "before\n")
