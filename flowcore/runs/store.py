@@ -100,7 +100,7 @@ logger = logging.getLogger("flowcore.runs")
 CRASH_AFTER = 60.0  # seconds without a heartbeat before a run whose driver is gone is Crashed
 HEARTBEAT_EVERY = 10.0  # seconds between the writer's heartbeats of its live runs
 # journal rows folded per transaction: a row holds a run's events of one batch (at most
-# BATCH_SIZE), so another writer of the file waits for a few batches' fold, not a run's
+# BATCH_SIZE), so another writer of the file waits for one batch's fold, not a run's
 FOLD_ROWS = 1
 SETTING = "runs.store (FLOWCORE__RUNS__STORE)"
 _DIALECTS = ("sqlite", "postgresql")
@@ -561,8 +561,8 @@ class RunStore:
         return True
 
     def fold_here(self, run_ids: Sequence[str], max_log_lines: int, yielding: bool = False) -> None:
-        """Fold the journal of ``run_ids`` in this process (the writer's way), a few
-        journal rows per transaction (``FOLD_ROWS``), so that folding a run of a million
+        """Fold the journal of ``run_ids`` in this process (the writer's way), ``FOLD_ROWS``
+        journal rows per transaction, so that folding a run of a million
         task runs does not keep every other writer of the file waiting until it is done.
         ``yielding`` (a fold nobody waits for): pause after each transaction as long as
         it took, so that a writer waiting for the lock (SQLite's waiters poll) finds it
