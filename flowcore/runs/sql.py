@@ -39,13 +39,13 @@ T = TypeVar("T")
 # how many times a write that meets a locked SQLite file (past its busy timeout) is retried,
 # after 0.05 s, then twice as long each time
 LOCKED_RETRIES = 5
-# every SQLite connection of the store waits up to 30 s for a lock; one that writes also
-# keeps the file in WAL mode, syncs at checkpoints only, and checkpoints on its own only
+# every SQLite connection of the store waits up to LOCK_WAIT for a lock; one that writes
+# also keeps the file in WAL mode, syncs at checkpoints only, and checkpoints on its own only
 # when the WAL passes 4,000 pages (16 MB at 4 KiB): the writer checkpoints when it is idle
 # (flowcore.runs.writer), so that a commit a flush waits on seldom does it
-SQLITE_WAIT = "PRAGMA busy_timeout = 30000"
-BEGIN_WAIT = 30.0  # seconds (as SQLITE_WAIT) a write waits for the write lock
-BEGIN_POLL = 0.002  # seconds between its tries
+LOCK_WAIT = 30.0  # seconds
+SQLITE_WAIT = f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}"
+BEGIN_POLL = 0.002  # seconds between a write's tries for the write lock
 SQLITE_WRITING = (
     "PRAGMA journal_mode = WAL",
     "PRAGMA synchronous = NORMAL",
@@ -105,13 +105,14 @@ def transaction(conn: sqlite3.Connection, writing: bool = False) -> Iterator[Non
 
 
 def _begin_writing(conn: sqlite3.Connection) -> None:
-    """``BEGIN IMMEDIATE``, tried again every ``BEGIN_POLL`` seconds (for up to the 30 s
-    of ``SQLITE_WAIT``) while another connection holds the write lock. SQLite's own wait
-    sleeps up to 100 ms between tries, and so mostly misses the pauses another writer
-    leaves between its transactions (a fold nobody waits for pauses after each one)."""
+    """``BEGIN IMMEDIATE``, tried again every ``BEGIN_POLL`` seconds (for up to
+    ``LOCK_WAIT``, as ``SQLITE_WAIT`` waits) while another connection holds the write
+    lock. SQLite's own wait sleeps up to 100 ms between tries, and so mostly misses the
+    pauses another writer leaves between its transactions (a fold nobody waits for pauses
+    after each one)."""
     conn.execute("PRAGMA busy_timeout = 0")
     try:
-        deadline = time.monotonic() + BEGIN_WAIT
+        deadline = time.monotonic() + LOCK_WAIT
         while True:
             try:
                 conn.execute("BEGIN IMMEDIATE")

@@ -167,7 +167,7 @@ class Writer:
         self.driving: set[str] = set()
         self.written: set[str] = set()  # runs with journal rows written here
         self.removed = False  # the SQLite file's directory is gone: nothing to write to
-        self.unchecked = 0  # about how many bytes were written since the last checkpoint
+        self.unchecked = 0  # journal bytes written (about) since the last checkpoint
         # called before the fold at the end: the writer process lets go of the stderr it
         # shares with the store's process (see main)
         self.detach: Callable[[], None] = lambda: None
@@ -248,10 +248,8 @@ class Writer:
         self.written.update(row[0] for row in rows)
         self.unchecked += sum(len(row[2]) for row in rows)
         for event in flow_events:
-            if isinstance(event, FlowRunStarted):
-                self.unchecked += len(event.structure)
-                if event.pid == self.driver_pid:
-                    self.driving.add(event.run_id)
+            if isinstance(event, FlowRunStarted) and event.pid == self.driver_pid:
+                self.driving.add(event.run_id)
             elif isinstance(event, FlowRunState) and is_finished(event.state):
                 self.driving.discard(event.run_id)
 

@@ -259,25 +259,22 @@ def fold(
     changes: Changes,
     max_log_lines: int,
     run_ids: Sequence[str],
-    limit: int | None = None,
+    limit: int,
     up_to: int | None = None,
 ) -> int:
-    """Move the journal rows of the runs ``run_ids`` into the tables: the task states into
-    ``state_transitions`` and ``task_runs``, the log lines into ``log_lines`` (at most
-    ``max_log_lines`` per run). The rows are deleted as they are claimed, in the same
-    transaction, so two readers folding at once fold each row once. ``limit``: claim at
-    most that many rows, the oldest (a later call folds the rest); ``up_to``: only rows
-    with an id up to that. Returns how many journal rows were claimed."""
+    """Move the oldest ``limit`` journal rows of the runs ``run_ids`` (with an id up to
+    ``up_to``, when given) into the tables: the task states into ``state_transitions`` and
+    ``task_runs``, the log lines into ``log_lines`` (at most ``max_log_lines`` per run); a
+    later call folds the rest. The rows are deleted as they are claimed, in the same
+    transaction, so two readers folding at once fold each row once. Returns how many
+    journal rows were claimed."""
     claimed: list[Sequence[Any]] = []
     for chunk in chunks(run_ids):
+        if len(claimed) >= limit:
+            break
         where, params = in_list("run_id", chunk)
         if up_to is not None:
             where, params = f"{where} AND id <= :up_to", {**params, "up_to": up_to}
-        if limit is None:
-            claimed += changes.all(f"DELETE FROM run_journal{where} RETURNING id, events", params)
-            continue
-        if len(claimed) >= limit:
-            break
         claimed += changes.all(
             f"DELETE FROM run_journal WHERE id IN (SELECT id FROM run_journal{where} "
             f"ORDER BY id LIMIT {int(limit) - len(claimed)}) RETURNING id, events",

@@ -109,3 +109,24 @@ def revision_of(url: str) -> str | None:
             ).get_current_revision()
     finally:
         engine.dispose()
+
+
+def insert_old_run(
+    conn: sa.Connection, url: str, when: datetime, parameters: str = "{}", structure: str = "{}"
+) -> None:
+    """A finished run ``old-run`` of flow ``etl`` started and ended at ``when``, as an
+    older revision's ``flow_runs`` holds it (``conn``: at that revision)."""
+    import sqlalchemy as sa
+
+    conn.execute(
+        sa.text(
+            "INSERT INTO flow_runs (run_id, flow_name, state, message, started, ended,"
+            " heartbeat, host, pid, parameters, structure) VALUES ('old-run', 'etl',"
+            " 'Success', 'done', :t, :t, :t, 'h', 1, :parameters, :structure)"
+        ),
+        {
+            "t": when.replace(tzinfo=None) if url.startswith("sqlite") else when,
+            "parameters": parameters,
+            "structure": structure,
+        },
+    )

@@ -16,7 +16,7 @@ from flowcore.runs import RunStore, RunStoreError
 from flowcore.runs.database import MIGRATIONS
 from flowcore.runs.events import LogLine
 from flowcore.runs.schema import HEAD, REVISIONS, VERSION_TABLE, metadata
-from tests.runs.conftest import alembic_config, revision_of
+from tests.runs.conftest import alembic_config, insert_old_run, revision_of
 
 
 def test_the_revision_names_match_the_scripts() -> None:
@@ -46,14 +46,7 @@ def test_a_database_of_the_first_revision_is_upgraded_with_its_rows(
     when = datetime.now(timezone.utc).replace(microsecond=0)
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), REVISIONS[0])
-        conn.execute(
-            sa.text(
-                "INSERT INTO flow_runs (run_id, flow_name, state, message, started, ended,"
-                " heartbeat, host, pid, parameters, structure) VALUES ('old-run', 'etl',"
-                " 'Success', 'done', :t, :t, :t, 'h', 1, '{\"n\": \"3\"}', '{}')"
-            ),
-            {"t": when.replace(tzinfo=None) if url.startswith("sqlite") else when},
-        )
+        insert_old_run(conn, url, when, parameters='{"n": "3"}')
         conn.execute(
             sa.text(
                 "INSERT INTO log_lines (run_id, map_index, time, level, logger, message)"

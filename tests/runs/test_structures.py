@@ -10,7 +10,14 @@ import sqlalchemy as sa
 from alembic import command
 
 from flowcore.runs import RunStore
-from tests.runs.conftest import alembic_config, at, flow_state, revision_of, started
+from tests.runs.conftest import (
+    alembic_config,
+    at,
+    flow_state,
+    insert_old_run,
+    revision_of,
+    started,
+)
 
 ETL = {
     "tasks": [{"slug": f"t-{i}", "name": "t", "mapped": False} for i in range(50)],
@@ -66,17 +73,7 @@ def test_a_run_recorded_before_structures_were_stored_apart_keeps_its_own(
     when = datetime.now(timezone.utc).replace(microsecond=0)
     with engine.begin() as conn:
         command.upgrade(alembic_config(conn), "0003_run_journal")
-        conn.execute(
-            sa.text(
-                "INSERT INTO flow_runs (run_id, flow_name, state, message, started, ended,"
-                " heartbeat, host, pid, parameters, structure) VALUES ('old-run', 'etl',"
-                " 'Success', 'done', :t, :t, :t, 'h', 1, '{}', :structure)"
-            ),
-            {
-                "t": when.replace(tzinfo=None) if url.startswith("sqlite") else when,
-                "structure": json.dumps(ETL),
-            },
-        )
+        insert_old_run(conn, url, when, structure=json.dumps(ETL))
     engine.dispose()
 
     store = make_store()
