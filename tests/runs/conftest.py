@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -107,6 +108,22 @@ def revision_of(url: str) -> str | None:
             return MigrationContext.configure(
                 conn, opts={"version_table": VERSION_TABLE}
             ).get_current_revision()
+    finally:
+        engine.dispose()
+
+
+@contextmanager
+def at_revision(url: str, revision: str) -> Iterator[sa.Connection]:
+    """A connection to the database at ``url``, migrated to ``revision`` only, in a
+    transaction committed at the block's end."""
+    import sqlalchemy as sa
+    from alembic import command
+
+    engine = sa.create_engine(url)
+    try:
+        with engine.begin() as conn:
+            command.upgrade(alembic_config(conn), revision)
+            yield conn
     finally:
         engine.dispose()
 

@@ -7,7 +7,6 @@ from datetime import datetime, timezone
 
 import pytest
 import sqlalchemy as sa
-from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -16,7 +15,7 @@ from flowcore.runs import RunStore, RunStoreError
 from flowcore.runs.database import MIGRATIONS
 from flowcore.runs.events import LogLine
 from flowcore.runs.schema import HEAD, REVISIONS, VERSION_TABLE, metadata
-from tests.runs.conftest import alembic_config, insert_old_run, revision_of
+from tests.runs.conftest import at_revision, insert_old_run, revision_of
 
 
 def test_the_revision_names_match_the_scripts() -> None:
@@ -42,10 +41,8 @@ def test_a_new_database_is_created_at_head_and_matches_the_tables(
 def test_a_database_of_the_first_revision_is_upgraded_with_its_rows(
     url: str, make_store: Callable[..., RunStore]
 ) -> None:
-    engine = sa.create_engine(url)
     when = datetime.now(timezone.utc).replace(microsecond=0)
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), REVISIONS[0])
+    with at_revision(url, REVISIONS[0]) as conn:
         insert_old_run(conn, url, when, parameters='{"n": "3"}')
         conn.execute(
             sa.text(
@@ -55,7 +52,6 @@ def test_a_database_of_the_first_revision_is_upgraded_with_its_rows(
             ),
             {"t": when.replace(tzinfo=None) if url.startswith("sqlite") else when},
         )
-    engine.dispose()
     assert revision_of(url) == REVISIONS[0]
 
     store = make_store(max_log_lines=3)

@@ -7,12 +7,11 @@ from collections.abc import Callable
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
-from alembic import command
 
 from flowcore.runs import RunStore
 from tests.runs.conftest import (
-    alembic_config,
     at,
+    at_revision,
     flow_state,
     insert_old_run,
     revision_of,
@@ -69,12 +68,9 @@ def test_pruning_deletes_the_structures_no_run_names(url: str, store: RunStore) 
 def test_a_run_recorded_before_structures_were_stored_apart_keeps_its_own(
     url: str, make_store: Callable[..., RunStore]
 ) -> None:
-    engine = sa.create_engine(url)
     when = datetime.now(timezone.utc).replace(microsecond=0)
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), "0003_run_journal")
+    with at_revision(url, "0003_run_journal") as conn:
         insert_old_run(conn, url, when, structure=json.dumps(ETL))
-    engine.dispose()
 
     store = make_store()
     assert store.get_run("old-run").structure == ETL  # type: ignore[union-attr]
