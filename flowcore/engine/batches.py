@@ -43,6 +43,7 @@ from flowcore.engine.state import Mapped, State
 from flowcore.exceptions import WorkerCrashed
 from flowcore.executors.progress import report, running
 from flowcore.utilities import context as _context
+from flowcore.utilities.garbage import configured_threshold, fewer_collections
 
 if TYPE_CHECKING:
     from flowcore.core.edge import Edge
@@ -220,29 +221,41 @@ def run_batch(
     upstream_mapped: dict[Edge, Any],
     runner_args: tuple[type, Any, Any],
 ) -> ChildBatch:
-    """(On a worker.) Run children ``start .. stop - 1`` of ``task``, each through its own
-    TaskRunner run, and return their states compactly; each finished child is reported
-    (``executors.progress``) as it finishes."""
+    """(On a worker.) Run children ``start .. stop - 1`` of ``task`` and return their
+    states compactly; each finished child is reported (``executors.progress``) as it
+    finishes. Children that start Pending share one TaskRunner, which runs each as its own
+    run would (``TaskRunner.prepare_children``); the others get a TaskRunner each. Like a
+    flow run, a batch has the garbage collector run less often
+    (``utilities/garbage.py``): it keeps its children's states to its end."""
     token = None if _context._scope.get() is flow_context else _context.push(flow_context)
     out = ChildBatch(start, (), reported=flow_context.get("run_recorder") is not None)
     attach_children(fixed, upstream_mapped)  # once for the batch, not once per child
     try:
-        for index in range(start, stop):
-            running(index)
-            upstream_states = dict(fixed)
-            for edge, spec in inputs.items():
-                upstream_states[edge] = _child_input(spec, index)
-            state = run_task(
-                task,
-                priors[index - start] if priors is not None else None,
-                upstream_states,
-                flow_context,
-                {**task_context, "map_index": index},
-                {},
-                runner_args,
-            )
-            out.append(state)
-            report((index, state))
+        with fewer_collections(configured_threshold()):
+            runner_cls, handlers, flow_result = runner_args
+            shared = runner_cls(task=task, state_handlers=handlers, flow_result=flow_result)
+            if not shared.prepare_children(task_context):
+                shared = None
+            for index in range(start, stop):
+                running(index)
+                upstream_states = dict(fixed)
+                for edge, spec in inputs.items():
+                    upstream_states[edge] = _child_input(spec, index)
+                prior = priors[index - start] if priors is not None else None
+                if shared is not None and prior is None:
+                    state = shared.run_child(index, upstream_states)
+                else:
+                    state = run_task(
+                        task,
+                        prior,
+                        upstream_states,
+                        flow_context,
+                        {**task_context, "map_index": index},
+                        {},
+                        runner_args,
+                    )
+                out.append(state)
+                report((index, state))
     finally:
         if token is not None:
             _context.pop(token)

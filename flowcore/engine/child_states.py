@@ -29,6 +29,7 @@ values, one State shared by the plain children of a batch that have no result lo
 from __future__ import annotations
 
 import bisect
+import heapq
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, overload
 
@@ -189,6 +190,24 @@ class ChildStates(Sequence[State]):
                 if index not in overrides:
                     yield index, state
         yield from overrides.items()
+
+    def of_type(self, cls: type[State]) -> Iterator[State]:
+        """The children whose state is a ``cls``, in index order, making State objects for
+        those only (a batch whose plain children are of another class costs nothing)."""
+        overrides = self.overrides
+
+        def in_batches() -> Iterator[tuple[int, State]]:
+            for batch in self._segments:
+                plain = batch.template is not None and isinstance(batch.template, cls)
+                for offset in range(len(batch)) if plain else sorted(batch.full):
+                    index = batch.start + offset
+                    if index not in overrides:
+                        yield index, batch.state(offset)
+
+        assigned = sorted(overrides.items(), key=lambda item: item[0])
+        for _, state in heapq.merge(in_batches(), assigned, key=lambda item: item[0]):
+            if isinstance(state, cls):
+                yield state
 
     def kinds(self) -> list[State]:
         """One state for each kind of child there is (a batch's template, its children kept

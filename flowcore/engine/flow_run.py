@@ -26,6 +26,7 @@ import sys
 import time
 import uuid
 import warnings
+from collections.abc import Iterable
 from logging import INFO
 from typing import TYPE_CHECKING, Any
 
@@ -57,7 +58,7 @@ from flowcore.runs.progress import RunProgress, wants_progress
 from flowcore.runs.recorder import RunRecorder
 from flowcore.transactions import finish_transactions, transaction_runs
 from flowcore.utilities import context as _context
-from flowcore.utilities.garbage import fewer_collections
+from flowcore.utilities.garbage import configured_threshold, fewer_collections
 from flowcore.utilities.ids import uuid4_strings
 from flowcore.utilities.logging import log
 
@@ -133,7 +134,7 @@ def run_flow(
             return failed
         if return_tasks is not None:
             kwargs["return_tasks"] = _kept_tasks(flow, return_tasks, recorder, transactions)
-        with executor.start(), fewer_collections(_gc_threshold()):
+        with executor.start(), fewer_collections(configured_threshold()):
             state = _run_passes(flow, runner_cls, executor, run_parameters, kwargs, recorder)
     except KeyboardInterrupt:
         if recorder is not None:
@@ -161,17 +162,6 @@ def run_flow(
     else:
         flow.logger.error(f"Unexpected error occured in {runner_cls.__name__}: {state.result!r}")
     return state
-
-
-def _gc_threshold() -> int:
-    """``engine.gc_threshold`` as an int (0: leave the garbage collector alone)."""
-    value = configuration.config.get_path("engine.gc_threshold", 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ValueError(
-            f"engine.gc_threshold must be a whole number of allocations >= 0 (0 leaves the "
-            f"garbage collector alone); got {value!r}"
-        )
-    return value
 
 
 _FIRST_RUN_ONLY = ("state", "task_states", "flow_run_id", "flow_run_name")
@@ -517,7 +507,10 @@ def _absorb_cached_states(
         return
     for task, state in task_states.items():
         if isinstance(state, Mapped):
-            found = [s for s in state.map_states if isinstance(s, Cached) and not store.holds(s)]
+            children: Iterable[State] = state.map_states
+            if isinstance(children, ChildStates):  # (without a State for every child)
+                children = children.of_type(Cached)
+            found = [s for s in children if isinstance(s, Cached) and not store.holds(s)]
         elif isinstance(state, Cached) and not store.holds(state):
             found = [state]
         else:

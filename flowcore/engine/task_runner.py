@@ -32,6 +32,10 @@ whose time has come) and upstream states that all succeeded (``_fusable``). The 
 that cannot change such a run are skipped; the cache lookup, the run, the cache record and
 the retry check run as their steps do, with the same states, log lines and run-store
 records (tests/engine/test_fused_path.py runs both paths and compares them).
+A batch of mapped children (``engine/batches.py``) runs its children that start Pending on
+one TaskRunner: ``prepare_children`` sets up once what their runs share (the task's context
+keys), and ``run_child`` runs each from Pending as ``run`` would, fused path or pipeline
+(tests/engine/test_fused_path.py compares it with a runner per child).
 Looping is a ``while`` loop in ``run``, with ``task_loop_count`` / ``task_loop_result`` in
 the context. Inputs are the upstream states' ``Result`` objects, keyed by argument name;
 a state carrying ``cached_inputs`` (a retry or a resume, possibly from another process)
@@ -139,6 +143,7 @@ class TaskRunner(Runner):
         self._record_key: tuple[str, int] = ("", -1)
         self._name = task.name
         self._format_kwargs: dict[str, Any] | None = None
+        self._children_scope: dict[str, Any] = {}
 
     def __repr__(self) -> str:
         return f"<TaskRunner: {self.task.name}>"
@@ -189,26 +194,67 @@ class TaskRunner(Runner):
         token = _context.push(scope)
         try:
             state = self._initialize(state, scope)
-            log(self.logger, INFO, f"Task '{self._name}': Starting task run...")
-            given = state
-            if not is_mapped_parent and self._fusable(state, upstream_states):
-                state = self._fused(state, upstream_states)
-            else:
-                state = self._pipeline(state, upstream_states, is_mapped_parent)
-            while isinstance(state, Looped) and state is not given:
-                state = self.check_task_is_looping(state)
-                state = self._pipeline(state, upstream_states, is_mapped_parent)
-            log(
-                self.logger,
-                INFO,
-                f"Task '{self._name}': Finished task run for task with final state: "
-                f"'{type(state).__name__}'",
-            )
+            state = self._run_initialized(state, upstream_states, is_mapped_parent)
         finally:
             if self.cache_run is not None:
                 self.cache_run.release()
             _context.pop(token)
         return state
+
+    def _run_initialized(
+        self, state: State, upstream_states: dict[Edge, State], is_mapped_parent: bool
+    ) -> State:
+        """The run once its context is set: the steps (the fused path when it applies),
+        looping, between the run's two log lines."""
+        log(self.logger, INFO, f"Task '{self._name}': Starting task run...")
+        given = state
+        if not is_mapped_parent and self._fusable(state, upstream_states):
+            state = self._fused(state, upstream_states)
+        else:
+            state = self._pipeline(state, upstream_states, is_mapped_parent)
+        while isinstance(state, Looped) and state is not given:
+            state = self.check_task_is_looping(state)
+            state = self._pipeline(state, upstream_states, is_mapped_parent)
+        log(
+            self.logger,
+            INFO,
+            f"Task '{self._name}': Finished task run for task with final state: "
+            f"'{type(state).__name__}'",
+        )
+        return state
+
+    # -- many mapped children in one call (engine/batches.py) -----------------------------
+
+    def prepare_children(self, context: dict[str, Any]) -> bool:
+        """Get ready to run many children of this mapped task with :meth:`run_child`
+        (``context``: the task's context, without ``map_index``): what
+        ``initialize_run`` sets alike for every child that starts Pending is set once.
+        False, with nothing done, when a child needs more than that (a cache plan or a
+        target: a lookup and a location of its own; a subclass of TaskRunner, whose
+        ``run`` may differ): each child is then run by a TaskRunner of its own."""
+        task = self.task
+        if type(self) is not TaskRunner or task.cache_plan is not None or task.target is not None:
+            return False
+        scope = {**_context.current(), **context}
+        scope["task_run_count"] = 1  # (a Pending state without context: the first run)
+        self._task_keys(scope)
+        self.raise_on_exception = bool(scope.get("raise_on_exception"))
+        self._children_scope = scope
+        self._initialized = True
+        return True
+
+    def run_child(self, index: int, upstream_states: dict[Edge, State]) -> State:
+        """Run child ``index`` from Pending, as :meth:`run` of a new TaskRunner would
+        (same steps, states, log lines and run-store records), after
+        :meth:`prepare_children`."""
+        scope = dict(self._children_scope)
+        token = _context.push(scope)
+        try:
+            self._format_kwargs = None
+            self._adopt(scope, self._child_keys(scope, index), index)
+            return self._run_initialized(Pending(), upstream_states, False)
+        finally:
+            _context.pop(token)
 
     def _pipeline(
         self, state: State, upstream_states: dict[Edge, State], is_mapped_parent: bool
@@ -365,21 +411,10 @@ class TaskRunner(Runner):
             context["task_loop_result"] = loop_result.value
             context["task_loop_count"] = state_context["_loop_count"]
         task = self.task
-        map_index = context.setdefault("map_index", None)
-        name = task.name if map_index is None else f"{task.name}[{map_index}]"
-        context["task_full_name"] = name
         context["task_run_count"] = run_count
-        context["task_name"] = task.name
-        context["task_tags"] = task.tags
-        if "checkpointing" not in context:
-            try:
-                checkpointing = context["config"]["flows"]["checkpointing"]
-            except (KeyError, TypeError):
-                checkpointing = configuration.config.get("flows", {}).get("checkpointing")
-            context["checkpointing"] = bool(checkpointing)
-        context["logger"] = (
-            task.logger if map_index is None else get_child_logger(task.logger, name)
-        )
+        self._task_keys(context)
+        map_index = context.setdefault("map_index", None)
+        name = self._child_keys(context, map_index)
         self.raise_on_exception = bool(context.get("raise_on_exception"))
         if task.target is not None:
             self.result = self.result.copy()
@@ -391,6 +426,31 @@ class TaskRunner(Runner):
         self.cache_run = self._start_cache(context)
         self._initialized = True
         return state
+
+    def _task_keys(self, context: dict[str, Any]) -> None:
+        """The context keys of a run that are the task's: ``task_name``, ``task_tags``,
+        ``checkpointing`` (unless given; from ``config.flows.checkpointing``)."""
+        context["task_name"] = self.task.name
+        context["task_tags"] = self.task.tags
+        if "checkpointing" not in context:
+            try:
+                checkpointing = context["config"]["flows"]["checkpointing"]
+            except (KeyError, TypeError):
+                checkpointing = configuration.config.get("flows", {}).get("checkpointing")
+            context["checkpointing"] = bool(checkpointing)
+
+    def _child_keys(self, context: dict[str, Any], map_index: int | None) -> str:
+        """The context keys of a run that name it (``map_index``, ``task_full_name``,
+        ``logger``); returns the name."""
+        task = self.task
+        context["map_index"] = map_index
+        if map_index is None:
+            context["task_full_name"] = name = task.name
+            context["logger"] = task.logger
+        else:
+            context["task_full_name"] = name = f"{task.name}[{map_index}]"
+            context["logger"] = get_child_logger(task.logger, name)
+        return name
 
     def adopt(self, context: dict[str, Any]) -> None:
         """Take ``context`` (a task run's: ``task_slug``, ``map_index``, ``task_run_count``,

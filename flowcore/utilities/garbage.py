@@ -7,8 +7,9 @@ and keeps many of them alive to its end, so the collector runs often and the old
 collections walk more and more live objects: on a map of 100,000 children it took
 about 30% of the run (2.12 s against 1.50 s with the collector off, one process).
 
-:func:`fewer_collections` raises the first threshold while flow runs are in progress,
-to ``engine.gc_threshold`` (default 10,000; 0 leaves the collector alone), and puts back
+:func:`fewer_collections` raises the first threshold while flow runs (and, on a Dask
+worker or a pool, batches of mapped children: ``engine/batches.py``) are in progress, to
+``engine.gc_threshold`` (default 10,000; 0 leaves the collector alone), and puts back
 what was there when the last run of the process ends. The collector keeps running (only
 less often), cycles are still freed, and a threshold set higher by the user, a collector
 the user disabled, or a threshold the user changed during the run is left as it is.
@@ -22,12 +23,25 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-__all__ = ["fewer_collections"]
+from flowcore import configuration
+
+__all__ = ["configured_threshold", "fewer_collections"]
 
 _lock = threading.Lock()
 _active = 0
 _saved: tuple[int, ...] | None = None  # the thresholds to put back
 _set: tuple[int, ...] | None = None  # the thresholds this module set
+
+
+def configured_threshold() -> int:
+    """``engine.gc_threshold`` as an int (0: leave the garbage collector alone)."""
+    value = configuration.config.get_path("engine.gc_threshold", 0)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ValueError(
+            f"engine.gc_threshold must be a whole number of allocations >= 0 (0 leaves the "
+            f"garbage collector alone); got {value!r}"
+        )
+    return value
 
 
 @contextmanager

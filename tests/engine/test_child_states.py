@@ -152,3 +152,21 @@ def test_kinds_stand_for_the_children_in_a_flow_state() -> None:
     assert kinds[1] is failed
     only_failed = ChildStates([ChildBatch(0, [failed])])
     assert only_failed.kinds() == [failed]
+
+
+def test_of_type_gives_the_children_of_a_class_in_index_order() -> None:
+    cached = [Cached(f"hit {i}", result=Result(i)) for i in range(3)]
+    children = ChildStates(
+        [
+            ChildBatch(0, [*successes([0]), cached[0], *successes([2])]),
+            ChildBatch(3, [cached[1], cached[2]]),  # plain children that are Cached
+            ChildBatch(5, successes([5, 6])),
+        ]
+    )
+    assert list(children.of_type(Cached)) == cached
+    assert list(children.of_type(Failed)) == []
+    assert [s.result for s in children.of_type(Success)] == [0, 0, 2, 1, 2, 5, 6]
+    children[4] = Failed("assigned")
+    children[1] = Cached("assigned hit", result=Result(9))
+    assert [s.message for s in children.of_type(Cached)] == ["assigned hit", "hit 1"]
+    assert [s.message for s in children.of_type(Failed)] == ["assigned"]

@@ -26,6 +26,7 @@ from flowcore.engine.cache_validators import all_inputs
 from flowcore.engine.results import LocalResult
 from flowcore.engine.state import State
 from flowcore.engine.task_runner import TaskRunner
+from flowcore.executors import LocalDaskExecutor
 from flowcore.runs import open_store
 from flowcore.utilities.configuration import set_temporary_config
 
@@ -54,9 +55,11 @@ def _outcome(
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
     runs: int = 1,
+    **run_kwargs: Any,
 ) -> dict[str, Any]:
     """Run the flow with ``runner`` as its TaskRunner (``runs`` times in a row, with caches
-    of its own); everything observable about the last run."""
+    of its own, ``run_kwargs`` given to ``flow.run``); everything observable about the last
+    run."""
     flow = build()
     db = tmp_path / f"{runner.__name__}.db"
     path = (
@@ -70,10 +73,10 @@ def _outcome(
         flowcore.context(caches={}),
     ):
         for _ in range(runs - 1):
-            flow.run(cache_store=cache_store)
+            flow.run(cache_store=cache_store, **run_kwargs)
         caplog.clear()
         with caplog.at_level(logging.INFO, logger="flowcore"):
-            state = flow.run(cache_store=cache_store)
+            state = flow.run(cache_store=cache_store, **run_kwargs)
     store = open_store(str(db))
     try:
         store.flush()
@@ -352,3 +355,86 @@ def test_the_fused_path_matches_the_pipeline_on_cache_hits_and_misses(
     assert {state for state, *_ in fused["tasks"].values()} >= {"Cached", "Success"}
     for key in ("flow", "tasks", "logs", "transitions", "task_runs"):
         assert fused[key] == pipeline[key], key
+
+
+def _batched(tmp: Path) -> Callable[[], Flow]:
+    """Mapped children of every kind, for batches: plain, failing, retried, signalled,
+    looping, reading their context, checkpointed at a location of their own, and a map
+    over them (whose children see failed and skipped upstreams)."""
+
+    def build() -> Flow:
+        attempts: dict[int, int] = {}
+
+        @task(
+            checkpoint=True,
+            result=LocalResult(dir=str(tmp), location="{task_name}-{map_index}.txt"),
+            max_retries=1,
+            retry_delay=timedelta(seconds=0),
+            tags=["t"],
+        )
+        def work(x: int) -> Any:
+            attempts[x] = attempts.get(x, 0) + 1
+            if x == 3:
+                raise ValueError("three")
+            if x == 4 and attempts[x] == 1:
+                raise RuntimeError("once")
+            if x == 5:
+                raise signals.SKIP("skip five")
+            if x == 6:
+                raise signals.SUCCESS("early", result=60)
+            if x == 7 and flowcore.context.get("task_loop_count", 1) < 3:
+                raise signals.LOOP(result=flowcore.context.get("task_loop_count", 1))
+            context = flowcore.context
+            return (
+                f"{x} {context.map_index} {context.task_full_name} {context.task_run_count} "
+                f"{context.logger.name} {context.task_name} {sorted(context.task_tags)}"
+            )
+
+        @task
+        def after(y: Any) -> Any:
+            return y
+
+        with Flow("batched") as flow:
+            after.map(work.map(list(range(12))))
+        return flow
+
+    return build
+
+
+def test_a_shared_runner_for_a_batch_matches_a_runner_per_child(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches of children (``engine/batches.py``) run the children that start Pending on
+    one TaskRunner (``prepare_children`` / ``run_child``); a TaskRunner subclass gets a
+    runner per child, so the two are compared."""
+    shared_children: list[int] = []
+    original = TaskRunner.run_child
+
+    def counting(self: TaskRunner, index: int, upstream_states: Any) -> State:
+        shared_children.append(index)
+        return original(self, index, upstream_states)
+
+    monkeypatch.setattr(TaskRunner, "run_child", counting)
+    executor = LocalDaskExecutor("threads", num_workers=1)
+    with set_temporary_config({"flows.checkpointing": True}):
+        shared = _outcome(
+            _batched(tmp_path / "shared"), TaskRunner, tmp_path, caplog,
+            executor=executor, map_batch_size=5,
+        )  # fmt: skip
+        taken = len(shared_children)
+        apart = _outcome(
+            _batched(tmp_path / "apart"), Unfused, tmp_path, caplog,
+            executor=executor, map_batch_size=5,
+        )  # fmt: skip
+    assert taken >= 24, "each first run of a child of both maps takes the shared runner"
+    assert len(shared_children) == taken, "a subclass must get a runner per child"
+    files = sorted(p.name for p in (tmp_path / "shared").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "apart").iterdir())
+    assert "work-0.txt" in files and "work-11.txt" in files
+    assert (tmp_path / "shared" / "work-2.txt").read_bytes() == (
+        tmp_path / "apart" / "work-2.txt"
+    ).read_bytes()
+    (work,) = [value for slug, value in shared["tasks"].items() if slug.startswith("work")]
+    assert "2 2 work[2] 1 flowcore.work[2] work ['t']" in work[2]
+    for key in ("flow", "tasks", "logs", "transitions", "task_runs"):
+        assert shared[key] == apart[key], key

@@ -194,6 +194,14 @@ def where() -> dict[str, Any]:
 
 
 @task
+def gc_first_threshold(x: int = 0) -> int:
+    """The garbage collector's first threshold where the task runs."""
+    import gc
+
+    return gc.get_threshold()[0]
+
+
+@task
 def dask_key(x: int = 0) -> str:
     from distributed import get_worker
 

@@ -75,6 +75,29 @@ def test_flow_run_map_batch_size_applies_to_every_map(local_cluster: Any) -> Non
     assert len(set(state.result[own].result)) == 1
 
 
+def test_cached_children_of_batches_reach_the_in_memory_cache(
+    local_cluster: Any, tmp_path: Path
+) -> None:
+    runs = tmp_path / "runs"
+    with Flow("batched-cache") as flow:
+        children = flows.cached_record.map(unmapped(str(runs)), list(range(40)), batch_size=10)
+    executor = DaskExecutor(address=local_cluster.scheduler_address)
+    first = run(flow, executor)
+    assert [type(s) for s in first.result[children].map_states] == [Cached] * 40
+    second = run(flow, executor)  # the workers' Cached states were kept in this process
+    assert second.result[children].result == list(range(40))
+    assert sorted(int(line) for line in runs.read_text().split()) == list(range(40))
+
+
+def test_a_batch_on_a_worker_runs_the_garbage_collector_less_often(local_cluster: Any) -> None:
+    with Flow("batched-gc") as flow:
+        batched = flows.gc_first_threshold.map(list(range(20)), batch_size=10)
+        single = flows.gc_first_threshold(0)
+    state = run(flow, DaskExecutor(address=local_cluster.scheduler_address))
+    assert state.result[batched].result == [10_000] * 20  # engine.gc_threshold's default
+    assert state.result[single].result < 10_000  # (Python's default: a task of its own)
+
+
 def test_retries_inside_batches_are_per_child(
     temporary_cluster: DaskExecutor, tmp_path: Path
 ) -> None:
