@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flowcore.core.task import check_batch_size
-from flowcore.engine.calls import attach_children, collect, run_task, with_value
+from flowcore.engine.calls import attach_children, collect, run_task, shared_runner, with_value
 from flowcore.engine.child_states import ChildBatch, ChildStates
 from flowcore.engine.state import Mapped, State
 from flowcore.exceptions import WorkerCrashed
@@ -232,10 +232,7 @@ def run_batch(
     attach_children(fixed, upstream_mapped)  # once for the batch, not once per child
     try:
         with fewer_collections(configured_threshold()):
-            runner_cls, handlers, flow_result = runner_args
-            shared = runner_cls(task=task, state_handlers=handlers, flow_result=flow_result)
-            if not shared.prepare_children(task_context):
-                shared = None
+            shared = shared_runner(task, runner_args, flow_context, task_context)
             for index in range(start, stop):
                 running(index)
                 upstream_states = dict(fixed)

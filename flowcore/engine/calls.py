@@ -6,6 +6,10 @@ live below both::
 
     run_task(task, state, upstream_states, ...)   what an executor runs for one task run
                                                   (a module-level function, so it pickles)
+    shared_runner(task, runner_args, ...)         one TaskRunner ready to run many children
+                                                  of a mapped task in turn (None when they
+                                                  need a runner each), and run_child, the
+                                                  call that runs one of them on it
     attach_children(upstream_states, mapped)      a Mapped upstream gets its children's
                                                   states and results back (they travel
                                                   apart from it)
@@ -29,8 +33,16 @@ if TYPE_CHECKING:
     from flowcore.core.edge import Edge
     from flowcore.core.task import Task
     from flowcore.engine.result import Result
+    from flowcore.engine.task_runner import TaskRunner
 
-__all__ = ["attach_children", "collect", "run_task", "with_value"]
+__all__ = [
+    "attach_children",
+    "collect",
+    "run_child",
+    "run_task",
+    "shared_runner",
+    "with_value",
+]
 
 
 def run_task(
@@ -55,6 +67,42 @@ def run_task(
             context=task_context,
             is_mapped_parent=is_mapped_parent,
         )
+    finally:
+        if token is not None:
+            _context.pop(token)
+
+
+def shared_runner(
+    task: Task,
+    runner_args: tuple[type, list[Callable[..., Any]] | None, Result | None],
+    flow_context: dict[str, Any],
+    task_context: dict[str, Any],
+) -> TaskRunner | None:
+    """A TaskRunner for ``task``, prepared to run its children that start Pending one
+    after another (``TaskRunner.prepare_children``), or None when each child needs a runner
+    of its own. For calls made in turn, never at once: the runner holds the running child."""
+    runner_cls, handlers, flow_result = runner_args
+    token = None if _context._scope.get() is flow_context else _context.push(flow_context)
+    try:
+        runner = runner_cls(task=task, state_handlers=handlers, flow_result=flow_result)
+        return runner if runner.prepare_children(task_context) else None
+    finally:
+        if token is not None:
+            _context.pop(token)
+
+
+def run_child(
+    runner: TaskRunner,
+    index: int,
+    upstream_states: dict[Edge, State],
+    flow_context: dict[str, Any],
+    upstream_mapped_states: dict[Edge, list[State]],
+) -> State:
+    """Child ``index`` of a mapped task run from Pending on a :func:`shared_runner`."""
+    attach_children(upstream_states, upstream_mapped_states)
+    token = None if _context._scope.get() is flow_context else _context.push(flow_context)
+    try:
+        return runner.run_child(index, upstream_states)
     finally:
         if token is not None:
             _context.pop(token)

@@ -47,7 +47,7 @@ from flowcore import configuration
 from flowcore.core.edge import Edge
 from flowcore.engine.batches import BatchedChildren, batch_size, collect_children, submit_batches
 from flowcore.engine.calls import collect as _collect
-from flowcore.engine.calls import run_task
+from flowcore.engine.calls import run_child, run_task, shared_runner
 from flowcore.engine.calls import with_value as _with_value
 from flowcore.engine.child_states import ChildStates, child_results
 from flowcore.engine.result import Result
@@ -375,13 +375,28 @@ class FlowRunner(Runner):
                         functools.partial(outcomes.submitted, task),
                     )
                     continue
+                shared = (  # (children run in turn share a TaskRunner: engine/calls.py)
+                    shared_runner(task, runner_args, flow_context, task_context)
+                    if getattr(executor, "runs_in_turn", bool)()
+                    else None
+                )
                 for index, child_upstreams in enumerate(
                     _child_upstreams(parent, upstream_states, edge_children)
                 ):
                     prior = parent.map_states[index] if index < len(parent.map_states) else None
                     outcomes.submitted(task, index, prior)
-                    mapped_children[task].append(
-                        executor.submit(
+                    if shared is not None and prior is None:
+                        child = executor.submit(
+                            run_child,
+                            shared,
+                            index,
+                            child_upstreams,
+                            flow_context,
+                            upstream_mapped,
+                            extra_context={**extra, "task_index": index},
+                        )
+                    else:
+                        child = executor.submit(
                             run_task,
                             task,
                             prior,
@@ -392,7 +407,7 @@ class FlowRunner(Runner):
                             runner_args,
                             extra_context={**extra, "task_index": index},
                         )
-                    )
+                    mapped_children[task].append(child)
 
     def _upstream_states(
         self,

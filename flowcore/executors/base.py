@@ -10,10 +10,12 @@ own machinery can fail a call (a dead Dask worker, a result that cannot leave it
 returns an exception from ``flowcore.exceptions`` in that call's place instead of raising
 (``DaskExecutor``); the others need not override it.
 
-Two hints serve batched maps (``engine/batches.py``): ``worker_count()``, how many calls
-can run at once (None: the executor runs one call at a time in the caller, so batching
-gains nothing), and ``partial_results(future)``, what a call that was lost reported of its
-progress before (``executors.progress``; nothing where calls cannot be lost half-way).
+Hints serve maps: ``worker_count()``, how many calls can run at once (None: the
+executor runs one call at a time in the caller, so batching gains nothing, see
+``engine/batches.py``); ``runs_in_turn()``, whether each call is carried out whole before
+the next starts, in this process (then a map's children can share one TaskRunner); and
+``partial_results(future)``, what a call that was lost reported of its progress before
+(``executors.progress``; nothing where calls cannot be lost half-way).
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ class Executor:
     def worker_count(self) -> int | None:
         """How many calls can run at once (None: one at a time, in the caller)."""
         return None
+
+    def runs_in_turn(self) -> bool:
+        """Whether each call is carried out, whole, before the next one starts, in this
+        process (False unless an executor says so)."""
+        return False
 
     def ships_to_processes(self) -> bool:
         """Whether calls are pickled to other processes (the pre-flight check then makes

@@ -24,3 +24,6 @@ class LocalExecutor(Executor):
 
     def wait(self, futures: Any) -> Any:
         return futures
+
+    def runs_in_turn(self) -> bool:
+        return True

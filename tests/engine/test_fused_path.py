@@ -26,7 +26,7 @@ from flowcore.engine.cache_validators import all_inputs
 from flowcore.engine.results import LocalResult
 from flowcore.engine.state import State
 from flowcore.engine.task_runner import TaskRunner
-from flowcore.executors import LocalDaskExecutor
+from flowcore.executors import LocalDaskExecutor, LocalExecutor
 from flowcore.runs import open_store
 from flowcore.utilities.configuration import set_temporary_config
 
@@ -401,12 +401,17 @@ def _batched(tmp: Path) -> Callable[[], Flow]:
     return build
 
 
-def test_a_shared_runner_for_a_batch_matches_a_runner_per_child(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("batched", [True, False], ids=["batches", "in-turn"])
+def test_a_shared_runner_for_children_matches_a_runner_per_child(
+    batched: bool,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    """Batches of children (``engine/batches.py``) run the children that start Pending on
-    one TaskRunner (``prepare_children`` / ``run_child``); a TaskRunner subclass gets a
-    runner per child, so the two are compared."""
+    """Batches of children (``engine/batches.py``), and children an executor runs in turn
+    (``LocalExecutor``), run the children that start Pending on one TaskRunner
+    (``prepare_children`` / ``run_child``); a TaskRunner subclass gets a runner per child,
+    so the two are compared."""
     shared_children: list[int] = []
     original = TaskRunner.run_child
 
@@ -415,17 +420,15 @@ def test_a_shared_runner_for_a_batch_matches_a_runner_per_child(
         return original(self, index, upstream_states)
 
     monkeypatch.setattr(TaskRunner, "run_child", counting)
-    executor = LocalDaskExecutor("threads", num_workers=1)
+    run_kwargs: dict[str, Any] = (
+        {"executor": LocalDaskExecutor("threads", num_workers=1), "map_batch_size": 5}
+        if batched
+        else {"executor": LocalExecutor()}
+    )
     with set_temporary_config({"flows.checkpointing": True}):
-        shared = _outcome(
-            _batched(tmp_path / "shared"), TaskRunner, tmp_path, caplog,
-            executor=executor, map_batch_size=5,
-        )  # fmt: skip
+        shared = _outcome(_batched(tmp_path / "shared"), TaskRunner, tmp_path, caplog, **run_kwargs)
         taken = len(shared_children)
-        apart = _outcome(
-            _batched(tmp_path / "apart"), Unfused, tmp_path, caplog,
-            executor=executor, map_batch_size=5,
-        )  # fmt: skip
+        apart = _outcome(_batched(tmp_path / "apart"), Unfused, tmp_path, caplog, **run_kwargs)
     assert taken >= 24, "each first run of a child of both maps takes the shared runner"
     assert len(shared_children) == taken, "a subclass must get a runner per child"
     files = sorted(p.name for p in (tmp_path / "shared").iterdir())

@@ -12,6 +12,7 @@ import pickle
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -299,3 +300,63 @@ def test_a_plain_flow_run_on_the_local_executor_loads_no_module_it_does_not_use(
     assert done.returncode == 0, done.stderr[-2000:]
     lines = done.stdout.strip().splitlines()
     assert lines[-2:] == ["[]", "DaskExecutor LocalDaskExecutor"]
+
+
+def test_only_an_executor_that_runs_calls_in_turn_shares_a_runner_among_children(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A map's children share one TaskRunner only on an executor that says it runs calls
+    one after another (``runs_in_turn``); one that runs them at once, without saying so,
+    gets a runner per child, and each child's lines name it."""
+    from concurrent.futures import Future, ThreadPoolExecutor
+
+    class Threads(Executor):
+        def __init__(self) -> None:
+            super().__init__()
+            self.pool = ThreadPoolExecutor(4)
+
+        def submit(self, fn: Any, *args: Any, extra_context: Any = None, **kwargs: Any) -> Any:
+            return self.pool.submit(fn, *args, **kwargs)
+
+        def wait(self, futures: Any) -> Any:
+            if isinstance(futures, Future):
+                return futures.result()
+            if isinstance(futures, dict):
+                return {k: self.wait(v) for k, v in futures.items()}
+            if isinstance(futures, (list, tuple)):
+                return type(futures)(self.wait(v) for v in futures)
+            return futures
+
+    from flowcore.executors import LocalDaskExecutor
+
+    assert LocalExecutor().runs_in_turn() is True
+    assert Executor().runs_in_turn() is False
+    assert LocalDaskExecutor("synchronous").runs_in_turn() is False
+
+    @task
+    def nap(x: int) -> str:
+        time.sleep(0.002)
+        return str(flowcore.context.task_full_name)
+
+    with Flow("threads") as flow:
+        naps = nap.map(list(range(40)))
+    executor = Threads()
+    try:
+        with (
+            caplog.at_level("INFO", logger="flowcore"),
+            set_temporary_config({"runs.store": "none"}),
+        ):
+            state = flow.run(executor=executor)
+    finally:
+        executor.pool.shutdown()
+    assert state.result[naps].result == [f"nap[{i}]" for i in range(40)]
+    finished = sorted(
+        r.getMessage()
+        for r in caplog.records
+        if "'nap[" in r.getMessage() and "Finished" in r.getMessage()
+    )
+    expected = sorted(
+        f"Task 'nap[{i}]': Finished task run for task with final state: 'Success'"
+        for i in range(40)
+    )
+    assert finished == expected
