@@ -20,7 +20,8 @@ children in batches (``submit_batches``)::
                   ``map_states``)
 
 A batch lost with its worker (``WorkerCrashed``): the children it reported as finished
-(``executors.progress``, sent to the driver while the batch runs) keep their states; the
+(``executors.progress``: the batch's ChildBatch is read and what is new sent to the driver
+every ``progress.FLUSH_EVERY`` seconds while the batch runs) keep their states; the
 others run again, each as its own call, so a child that kills its worker again is
 ``Crashed`` on its own (by the executor's usual rules) and takes no other child with it.
 A child that finished less than ``progress.FLUSH_EVERY`` seconds before its worker died
@@ -32,6 +33,7 @@ carry out (``DaskTaskError``) gives each of its children that outcome, as single
 from __future__ import annotations
 
 import bisect
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -41,7 +43,7 @@ from flowcore.engine.calls import attach_children, collect, run_task, shared_run
 from flowcore.engine.child_states import ChildBatch, ChildStates
 from flowcore.engine.state import Mapped, State
 from flowcore.exceptions import WorkerCrashed
-from flowcore.executors.progress import report, running
+from flowcore.executors.progress import follow
 from flowcore.utilities import context as _context
 from flowcore.utilities.garbage import configured_threshold, fewer_collections
 
@@ -233,8 +235,8 @@ def run_batch(
     try:
         with fewer_collections(configured_threshold()):
             shared = shared_runner(task, runner_args, flow_context, task_context)
+            follow(functools.partial(_progress, out, stop))
             for index in range(start, stop):
-                running(index)
                 upstream_states = dict(fixed)
                 for edge, spec in inputs.items():
                     upstream_states[edge] = _child_input(spec, index)
@@ -252,11 +254,21 @@ def run_batch(
                         runner_args,
                     )
                 out.append(state)
-                report((index, state))
     finally:
         if token is not None:
             _context.pop(token)
     return out
+
+
+def _progress(batch: ChildBatch, stop: int, sent: int) -> tuple[list[Any], Any]:
+    """What a batch running on a worker has finished since its first ``sent`` children,
+    as ``(index, state)`` pairs, and the index of the child it is running (None once it is
+    done): its progress (``executors.progress.follow``), read in another thread, so the
+    finished children are counted first and only those are read."""
+    done = len(batch)
+    pieces = [(batch.start + offset, batch.state(offset)) for offset in range(sent, done)]
+    running = batch.start + done
+    return pieces, (running if running < stop else None)
 
 
 def _child_input(spec: _Input, index: int) -> Any:

@@ -65,24 +65,26 @@ class ChildBatch:
         self.start, self.template, self.values, self.locations, self.full, self.reported = data
 
     def append(self, state: State) -> None:
-        """Add the next child's state."""
+        """Add the next child's state. Its value goes in last, so that another thread
+        that reads ``len(batch)`` first (``engine/batches.py``: a batch's progress) only
+        reads children that are whole."""
         offset = len(self.values)
         if self.template is None and _can_be_template(state):
             self.template = _materialise(state, None, None)  # without value and location
         if self.template is not None and _fits(state, self.template):
             result = state._result
-            self.values.append(result.value)
             if result.location is not None:
                 if self.locations is None:
                     self.locations = [None] * offset
                 self.locations.append(result.location)
             elif self.locations is not None:
                 self.locations.append(None)
+            self.values.append(result.value)
             return
-        self.values.append(None)
         if self.locations is not None:
             self.locations.append(None)
         self.full[offset] = state
+        self.values.append(None)
 
     def state(self, offset: int) -> State:
         """A State for the child at ``offset`` in this batch."""

@@ -4,6 +4,7 @@ session's cancellation event (``executors/_dask_worker.py``), in this process.""
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections import namedtuple
 from concurrent.futures import Future
@@ -12,7 +13,7 @@ from typing import Any
 from flowcore.executors._dask_worker import cancel_locally, event_is_set
 from flowcore.executors._futures import find_futures, map_futures
 from flowcore.executors._pools import TaskFuture
-from flowcore.executors.progress import decode, report, reporting, running
+from flowcore.executors.progress import FLUSH_EVERY, decode, follow, reporting
 from tests.executors import flows
 
 
@@ -28,29 +29,39 @@ def test_a_call_that_reports_nothing_opens_no_channel() -> None:
     assert opened == []
 
 
-def test_a_call_that_reports_opens_one_channel_and_its_pieces_reach_it() -> None:
+def test_a_call_that_follows_a_source_opens_one_channel_and_its_pieces_reach_it() -> None:
     opened: list[int] = []
     sent: list[bytes] = []
+    finished: list[tuple[int, str]] = []
+    asked: list[int] = []
+
+    def source(taken: int) -> tuple[list[Any], Any]:
+        asked.append(taken)
+        done = len(finished)
+        return finished[taken:done], done
 
     def connect() -> Any:
         opened.append(1)
         return sent.append
 
     with reporting(connect):
+        follow(source)
         for index in range(3):
-            running(index)
-            report((index, f"state {index}"))
-        running(3)
+            finished.append((index, f"state {index}"))
         flows.wait_until(lambda: bool(sent), what="a flush")
+        finished.append((3, "state 3"))
+        flows.wait_until(lambda: len(sent) == 2, what="a second flush")
+        time.sleep(3 * FLUSH_EVERY)  # (nothing new: nothing more is sent)
     assert opened == [1]
+    assert len(sent) == 2
+    assert asked[:2] == [0, 3]
     pieces, marker = decode(sent)
-    assert pieces == [(0, "state 0"), (1, "state 1"), (2, "state 2")]
-    assert marker == 3
+    assert pieces == [(0, "state 0"), (1, "state 1"), (2, "state 2"), (3, "state 3")]
+    assert marker == 4
 
 
-def test_reports_outside_a_call_go_nowhere() -> None:
-    report((0, "state"))
-    running(0)
+def test_following_outside_a_call_goes_nowhere() -> None:
+    follow(lambda taken: ([], None))
 
 
 def test_futures_are_found_and_replaced_in_plain_containers_only() -> None:
