@@ -346,6 +346,30 @@ def _header(args: argparse.Namespace, rows: list[Row], argv: list[str]) -> str:
     return "\n".join(lines)
 
 
+def _wait_for_writers(timeout: float = 600.0) -> float:
+    """Wait until the run-store writer processes of this benchmark's store have exited
+    (Linux; elsewhere at once), and return how long that took. A flow process's writer
+    outlives it for as long as its fold at exit takes (``flowcore/runs/writer.py``: a
+    million children's rows take seconds), and must not run beside the next measurement."""
+    marker = f"FLOWCORE__RUNS__STORE={_RUNS_STORE}".encode()
+    start = time.perf_counter()
+    while time.perf_counter() - start < timeout:
+        alive = False
+        for entry in Path("/proc").glob("[0-9]*"):
+            try:
+                if b"flowcore.runs.writer" not in (entry / "cmdline").read_bytes():
+                    continue
+                alive = marker in (entry / "environ").read_bytes().split(b"\0")
+            except OSError:  # (gone meanwhile, or not ours to read)
+                continue
+            if alive:
+                break
+        if not alive:
+            break
+        time.sleep(0.1)
+    return time.perf_counter() - start
+
+
 def _create_run_store() -> None:
     """Create the benchmark's run store before the first workload, as a user's
     ``~/.flowcore/flowcore.db`` exists after their first run: creating it (SQLAlchemy
@@ -380,10 +404,17 @@ def main(argv: list[str] | None = None) -> int:
                 flush=True,
             )
             row = _measure(args, workload, system)
+            waited = _wait_for_writers() if system == "flowcore" else 0.0
             print(
                 f"[{time.perf_counter() - started:7.1f} s] {workload} {system}: {row.status} "
                 f"median={_fmt_seconds(row.median)} s per-task={_fmt(row.per_task_us)} us "
-                f"({row.wall_s:.1f} s wall) {row.note}",
+                f"({row.wall_s:.1f} s wall"
+                + (
+                    f", then {waited:.1f} s for its run-store writer to finish"
+                    if waited >= 0.1
+                    else ""
+                )
+                + f") {row.note}",
                 file=sys.stderr,
                 flush=True,
             )

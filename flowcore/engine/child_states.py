@@ -102,22 +102,33 @@ class ChildBatch:
     def __iter__(self) -> Iterator[State]:
         return (self.state(i) for i in range(len(self.values)))
 
-    def to_record(self) -> Iterator[State]:
-        """Each child's state as the run recorder reads it (class, message, context, run
-        count, result location) without its value: the plain children share one State
-        unless they have result locations (module docs)."""
+    def to_record(self) -> Iterator[tuple[int, int, State]]:
+        """The children's states as the run recorder reads them (class, message, context,
+        run count, result location) without their values, as runs ``(offset, count,
+        state)`` of children that share a State: one for the plain children next to each
+        other that have no result location (module docs)."""
         template, locations, full = self.template, self.locations, self.full
         shared = None if template is None else _materialise(template, None, None)
-        for offset in range(len(self.values)):
+        size = len(self.values)
+        offset = 0
+        while offset < size:
             found = full.get(offset)
             if found is not None:
-                yield found
+                yield offset, 1, found
+                offset += 1
             elif locations is None or locations[offset] is None:
                 assert shared is not None
-                yield shared
+                end = offset + 1
+                while (
+                    end < size and end not in full and (locations is None or locations[end] is None)
+                ):
+                    end += 1
+                yield offset, end - offset, shared
+                offset = end
             else:
                 assert template is not None
-                yield _materialise(template, None, locations[offset])
+                yield offset, 1, _materialise(template, None, locations[offset])
+                offset += 1
 
 
 class ChildStates(Sequence[State]):
@@ -180,18 +191,27 @@ class ChildStates(Sequence[State]):
     def __repr__(self) -> str:
         return f"<ChildStates: {self._length} children in {len(self._segments)} batches>"
 
-    def unreported(self) -> Iterator[tuple[int, State]]:
-        """``(index, state)`` of the children no TaskRunner told the run recorder of (they
-        ran in another process), and of those assigned since. For recording only: a batch's
-        states are as :meth:`ChildBatch.to_record` gives them (no values, some shared)."""
+    def unreported(self) -> Iterator[tuple[int, int, State]]:
+        """Runs ``(first index, count, state)`` of the children no TaskRunner told the run
+        recorder of (they ran in another process), and of those assigned since (a run of
+        one each). For recording only: a batch's states are as :meth:`ChildBatch.to_record`
+        gives them (no values, shared by the plain children next to each other)."""
         overrides = self.overrides
+        assigned = sorted(overrides)
         for batch in self._segments:
             if batch.reported:
                 continue
-            for index, state in enumerate(batch.to_record(), batch.start):
-                if index not in overrides:
-                    yield index, state
-        yield from overrides.items()
+            for offset, number, state in batch.to_record():
+                first, end = batch.start + offset, batch.start + offset + number
+                low, high = bisect.bisect_left(assigned, first), bisect.bisect_left(assigned, end)
+                for index in assigned[low:high]:  # (a run is split where children were assigned)
+                    if index > first:
+                        yield first, index - first, state
+                    first = index + 1
+                if first < end:
+                    yield first, end - first, state
+        for index, state in overrides.items():
+            yield index, 1, state
 
     def of_type(self, cls: type[State]) -> Iterator[State]:
         """The children whose state is a ``cls``, in index order, making State objects for

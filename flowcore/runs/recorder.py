@@ -258,21 +258,44 @@ class RunRecorder:
                 for field in (key, s, getattr(s, "run_count", None) or 1, now, None)
             ]  # (_run_count, inline: once per child)
 
-    def collected_unkept(self, slug: str, states: Iterable[tuple[int, State]]) -> None:
-        """:meth:`collected` for ``(map index, state)`` of children the driver holds in
-        compact form (``engine/child_states.py``): each is recorded, none is remembered
+    def collected_unkept(self, slug: str, runs: Iterable[tuple[int, int, State]]) -> None:
+        """:meth:`collected` for children the driver holds in compact form
+        (``engine/child_states.py``), given as runs ``(first map index, count, state)`` of
+        children that share a state: each child is recorded, none is remembered
         (remembering a million State objects is what the compact form avoids), and they
-        are drained every 10,000 children, so that they are not all held at once."""
+        are sent on every 50,000 children, so that they are not all held at once. They ran
+        in another process (no runner here reported them), so a run's row is made once and
+        copied for each of its children."""
         now = _time()
-        chunk: list[Any] = []
-        for index, state in states:
+        rows: list[tuple[Any, ...]] = []
+        progress = self.progress
+        for first, number, state in runs:
             run_count = getattr(state, "run_count", None) or 1  # (_run_count, inline)
-            chunk += ((slug, index), state, run_count, now, None)
-            if len(chunk) >= 50_000:
-                self._raw += chunk
-                chunk = []
-                self.drain()
-        self._raw += chunk
+            with self._drain_lock:  # (as drain: the display and _convert's state)
+                if progress is not None:
+                    progress.count(((slug, i), state) for i in range(first, first + number))
+                made = self._convert(iter([((slug, first), state, run_count, now, None)]))
+            if not made:  # (a Running state: not a row of its own)
+                continue
+            run_id, _, _, name, message, when, count, location, children, started = made[0]
+            rows += [
+                (run_id, slug, i, name, message, when, count, location, children, started)
+                for i in range(first, first + number)
+            ]
+            if len(rows) >= 50_000:
+                self._send_rows(rows)
+                rows = []
+        self._send_rows(rows)
+
+    def _send_rows(self, rows: list[tuple[Any, ...]]) -> None:
+        """Queue converted rows for the store, after what was reported before them."""
+        if not rows:
+            return
+        self.drain()
+        store = self.store
+        if store is not None:
+            with self._drain_lock:
+                store.submit_task_states(rows)
 
     def drain(self) -> None:
         """Take what the runners reported since the last call: count it on the progress

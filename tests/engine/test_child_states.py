@@ -88,7 +88,11 @@ def test_assigned_children_override_the_batches() -> None:
     assert type(children[1]) is Failed
     assert [type(c) for c in children] == [Success, Failed, Success]
     assert children.results()[1] is None
-    assert [i for i, _ in children.unreported()] == [0, 2, 1]
+    assert [(i, n) for i, n, _ in children.unreported()] == [(0, 1), (2, 1), (1, 1)]
+    more = ChildStates([ChildBatch(0, successes(list(range(10))))])
+    more[3] = more[4] = more[9] = Failed("replaced")
+    runs = [(i, n) for i, n, _ in more.unreported()]
+    assert runs == [(0, 3), (5, 4), (3, 1), (4, 1), (9, 1)]
 
 
 def test_batches_must_follow_one_another() -> None:
@@ -100,7 +104,7 @@ def test_batches_reported_in_this_process_are_not_reported_again() -> None:
     children = ChildStates(
         [ChildBatch(0, successes([0, 1]), reported=True), ChildBatch(2, successes([2]))]
     )
-    assert [i for i, _ in children.unreported()] == [2]
+    assert [(i, n) for i, n, _ in children.unreported()] == [(2, 1)]
 
 
 def test_children_are_given_to_the_recorder_without_values(tmp_path: object) -> None:
@@ -110,7 +114,9 @@ def test_children_are_given_to_the_recorder_without_values(tmp_path: object) -> 
     located = [Success("Task run succeeded.", result=result.from_value(v)) for v in (3, 4)]
     located[1]._result.location = "where/4.bin"
     children = ChildStates([plain, ChildBatch(3, located)])
-    recorded = dict(children.unreported())
+    runs = list(children.unreported())
+    assert [(i, n) for i, n, _ in runs] == [(0, 2), (2, 1), (3, 1), (4, 1)]
+    recorded = {i: state for first, number, state in runs for i in range(first, first + number)}
     assert sorted(recorded) == [0, 1, 2, 3, 4]
     assert recorded[0] is recorded[1]  # plain children without locations share one State
     assert type(recorded[0]) is Success and recorded[0].context == {"tags": ["t"]}
