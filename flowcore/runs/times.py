@@ -14,6 +14,7 @@ Reads and writes that name many runs at once (``run_id IN (...)``) cut the ids i
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -22,6 +23,7 @@ __all__ = [
     "CHUNK",
     "aware",
     "chunks",
+    "epoch_param",
     "from_epoch",
     "sqlite_time",
     "stored_time",
@@ -94,6 +96,35 @@ def from_epoch(seconds: float) -> datetime:
     datetime.datetime(1970, 1, 1, 0, 0, tzinfo=datetime.timezone.utc)
     """
     return datetime.fromtimestamp(seconds, timezone.utc)
+
+
+def epoch_param(dialect: str) -> Callable[[float], Any]:
+    """How an event's time (epoch seconds) goes into a statement's parameters on the SQL
+    ``dialect``: ``time_param(dialect)(from_epoch(seconds))``, the same value, made
+    quicker for the many rows of a fold on SQLite. The text of each whole second is made
+    once (a fold's times fall in few seconds); the microseconds are rounded as
+    ``datetime.fromtimestamp`` rounds them (half to even, a carry into the next second).
+
+    >>> epoch_param("sqlite")(1767322800.25), epoch_param("postgresql")(0.5)
+    ('2026-01-02 03:00:00.250000', datetime.datetime(1970, 1, 1, 0, 0, 0, 500000, tzinfo=datetime.timezone.utc))
+    """
+    if dialect != "sqlite":
+        return from_epoch
+    seconds_text: dict[float, str] = {}
+
+    def stored(seconds: float) -> str:
+        fraction, whole = math.modf(seconds)
+        micros = round(fraction * 1e6)
+        if micros >= 1_000_000:
+            whole, micros = whole + 1, micros - 1_000_000
+        elif micros < 0:
+            whole, micros = whole - 1, micros + 1_000_000
+        text = seconds_text.get(whole)
+        if text is None:
+            text = seconds_text[whole] = sqlite_time(from_epoch(whole))[:19]
+        return f"{text}.{micros:06d}"
+
+    return stored
 
 
 def chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[Sequence[T]]:

@@ -59,7 +59,7 @@ from flowcore.runs.events import (
 from flowcore.runs.journal import Row
 from flowcore.runs.sql import in_list, literals
 from flowcore.runs.states import FINISHED_STATES, is_finished
-from flowcore.runs.times import chunks, from_epoch, time_param
+from flowcore.runs.times import chunks, epoch_param, from_epoch, time_param
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -440,14 +440,14 @@ def _append_transitions(changes: Changes, states: Sequence[TaskRunState]) -> Non
     SQL (:func:`_task_runs_from_transitions`)."""
     if not states:
         return
-    time = time_param(changes.dialect)  # (once, not once a row)
+    time = epoch_param(changes.dialect)  # (once, not once a row)
     rows: list[tuple[Any, ...]] = []
     for e in states:
         if e.started is not None:  # a quick task run's Running, folded into its end
             rows.append((e.run_id, e.task_slug, e.map_index, "Running", None,
-                         time(from_epoch(e.started)), e.run_count, None, None))  # fmt: skip
+                         time(e.started), e.run_count, None, None))  # fmt: skip
         rows.append((e.run_id, e.task_slug, e.map_index, e.state, e.message,
-                     time(from_epoch(e.time)), e.run_count, e.result_location,
+                     time(e.time), e.run_count, e.result_location,
                      e.n_map_states))  # fmt: skip
     before = changes.all("SELECT max(id) FROM state_transitions")[0][0] or 0
     changes.insert_rows("state_transitions", _TRANSITION_KEYS, rows)
@@ -519,15 +519,14 @@ def _insert_logs(changes: Changes, lines: list[LogLine], max_log_lines: int) -> 
             (row[0], row[1])
             for row in changes.all(f"SELECT run_id, log_lines FROM flow_runs{where}", params)
         )
-    time = time_param(changes.dialect)  # (once, not once a row)
+    time = epoch_param(changes.dialect)  # (once, not once a row)
     rows: list[tuple[Any, ...]] = []
     counts: list[dict[str, Any]] = []
     for run_id, run_lines in by_run.items():
         room = max(0, max_log_lines - kept_so_far.get(run_id, 0))
         keep = run_lines[:room]
         rows += [
-            (run_id, x.task_slug, x.map_index, time(from_epoch(x.time)), x.level, x.logger,
-             x.message)
+            (run_id, x.task_slug, x.map_index, time(x.time), x.level, x.logger, x.message)
             for x in keep
         ]  # fmt: skip
         counts.append({"rid": run_id, "kept": len(keep), "dropped": len(run_lines) - len(keep)})

@@ -202,3 +202,27 @@ def test_detaching_points_stdout_and_stderr_at_the_null_device() -> None:
     )
 
     assert (done.stdout, done.stderr) == ("", "before\n")
+
+
+def test_a_fold_stores_epoch_times_as_the_slow_path_does() -> None:
+    """``times.epoch_param`` (a fold's times) gives ``time_param(from_epoch(t))`` exactly:
+    the same text on SQLite, whatever the rounding of the microseconds."""
+    import random
+
+    from flowcore.runs.times import epoch_param, from_epoch, time_param
+
+    fast, slow = epoch_param("sqlite"), time_param("sqlite")
+    rng = random.Random(20261205)
+    seconds = [
+        0.0,
+        0.5,
+        1767322800.0,
+        1767322800.9999995,  # rounds up into the next second
+        1767322800.0000005,
+        1767322799.9999999,
+        *(rng.uniform(0, 4e9) for _ in range(20_000)),
+        *(1767322800 + rng.randrange(10**6) / 1e6 for _ in range(20_000)),
+    ]
+    for value in seconds:
+        assert fast(value) == slow(from_epoch(value)), value
+    assert epoch_param("postgresql")(1767322800.25) == from_epoch(1767322800.25)
