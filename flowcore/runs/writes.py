@@ -288,12 +288,12 @@ def fold(
         state_rows, line_rows = journal.unpack(bytes(blob))
         states += [TaskRunState._make(row) for row in state_rows]
         lines += [LogLine._make(row) for row in line_rows]
-    first: dict[str, datetime] = {}
+    earliest: dict[str, float] = {}  # (a run's first task state, else its first line)
     for line in reversed(lines):
-        first[line.run_id] = from_epoch(line.time)
+        earliest[line.run_id] = line.time
     for state in reversed(states):
-        first[state.run_id] = from_epoch(state.time)
-    _ensure_runs(changes, first)
+        earliest[state.run_id] = state.time
+    _ensure_runs(changes, {run_id: from_epoch(time) for run_id, time in earliest.items()})
     _append_transitions(changes, states)
     _insert_logs(changes, lines, max_log_lines)
     return len(claimed)
