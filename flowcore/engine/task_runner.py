@@ -231,9 +231,15 @@ class TaskRunner(Runner):
         ``initialize_run`` sets alike for every child that starts Pending is set once.
         False, with nothing done, when a child needs more than that (a cache plan or a
         target: a lookup and a location of its own; a subclass of TaskRunner, whose
-        ``run`` may differ): each child is then run by a TaskRunner of its own."""
+        ``run`` may differ; runner state handlers, which are given the runner and may keep
+        it): each child is then run by a TaskRunner of its own."""
         task = self.task
-        if type(self) is not TaskRunner or task.cache_plan is not None or task.target is not None:
+        if (
+            type(self) is not TaskRunner
+            or self.state_handlers
+            or task.cache_plan is not None
+            or task.target is not None
+        ):
             return False
         scope = {**_context.current(), **context}
         scope["task_run_count"] = 1  # (a Pending state without context: the first run)

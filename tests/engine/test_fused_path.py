@@ -441,3 +441,24 @@ def test_a_shared_runner_for_children_matches_a_runner_per_child(
     assert "2 2 work[2] 1 flowcore.work[2] work ['t']" in work[2]
     for key in ("flow", "tasks", "logs", "transitions", "task_runs"):
         assert shared[key] == apart[key], key
+
+
+def test_runner_state_handlers_get_a_runner_per_child() -> None:
+    """A runner state handler is given the runner, and may keep it: with one, no two
+    children share a runner (``TaskRunner.prepare_children`` declines)."""
+    kept: list[TaskRunner] = []
+
+    def keep(runner: TaskRunner, old: State, new: State) -> None:
+        kept.append(runner)
+
+    @task
+    def double(x: int) -> int:
+        return 2 * x
+
+    with Flow("handled-children") as flow:
+        double.map(list(range(6)))
+    state = flow.run(task_runner_state_handlers=[keep])
+    assert state.is_successful()
+    children = [r for r in kept if r.context.get("map_index") is not None]
+    assert len({id(r) for r in children}) == 6
+    assert sorted({r.context["map_index"] for r in children}) == list(range(6))
