@@ -224,8 +224,8 @@ def run_batch(
     runner_args: tuple[type, Any, Any],
 ) -> ChildBatch:
     """(On a worker.) Run children ``start .. stop - 1`` of ``task`` and return their
-    states compactly; each finished child is reported (``executors.progress``) as it
-    finishes. Children that start Pending share one TaskRunner, which runs each as its own
+    states compactly; while it runs, the children it finished are its progress
+    (``executors.progress.follow``). Children that start Pending share one TaskRunner, which runs each as its own
     run would (``TaskRunner.prepare_children``); the others get a TaskRunner each. Like a
     flow run, a batch has the garbage collector run less often
     (``utilities/garbage.py``): it keeps its children's states to its end."""

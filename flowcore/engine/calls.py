@@ -85,7 +85,8 @@ def shared_runner(
     token = None if _context._scope.get() is flow_context else _context.push(flow_context)
     try:
         runner = runner_cls(task=task, state_handlers=handlers, flow_result=flow_result)
-        return runner if runner.prepare_children(task_context) else None
+        prepare = getattr(runner, "prepare_children", None)  # (a runner class of one's own)
+        return runner if prepare is not None and prepare(task_context) else None
     finally:
         if token is not None:
             _context.pop(token)

@@ -32,10 +32,12 @@ whose time has come) and upstream states that all succeeded (``_fusable``). The 
 that cannot change such a run are skipped; the cache lookup, the run, the cache record and
 the retry check run as their steps do, with the same states, log lines and run-store
 records (tests/engine/test_fused_path.py runs both paths and compares them).
-A batch of mapped children (``engine/batches.py``) runs its children that start Pending on
-one TaskRunner: ``prepare_children`` sets up once what their runs share (the task's context
-keys), and ``run_child`` runs each from Pending as ``run`` would, fused path or pipeline
-(tests/engine/test_fused_path.py compares it with a runner per child).
+A batch of mapped children (``engine/batches.py``), and the children of a map on an
+executor that runs calls in turn (``LocalExecutor``), run those that start Pending on one
+TaskRunner (``engine/calls.shared_runner``): ``prepare_children`` sets up once what their
+runs share (the task's context keys), and ``run_child`` runs each from Pending as ``run``
+would, fused path or pipeline (tests/engine/test_fused_path.py compares it with a runner
+per child).
 Looping is a ``while`` loop in ``run``, with ``task_loop_count`` / ``task_loop_result`` in
 the context. Inputs are the upstream states' ``Result`` objects, keyed by argument name;
 a state carrying ``cached_inputs`` (a retry or a resume, possibly from another process)
