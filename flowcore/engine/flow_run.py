@@ -372,7 +372,8 @@ def _run_passes(
         flow_run_id=kwargs.pop("flow_run_id", None) or str(uuid.uuid4()),
         flow_run_name=kwargs.pop("flow_run_name", None) or str(uuid.uuid4()),
     )
-    run_context.setdefault("scheduled_start_time", pendulum.now("UTC"))
+    if "scheduled_start_time" not in run_context:
+        run_context["scheduled_start_time"] = pendulum.now("UTC")
     add_date_keys(run_context, flow.logger)  # once per run, not once per pass
     user_task_contexts = kwargs.pop("task_contexts", None) or {}
     return_tasks = kwargs.pop("return_tasks", None) or flow.tasks

@@ -212,7 +212,8 @@ class FlowRunner(Runner):
         run_parameters.update(parameters)
         context["parameters"] = run_parameters
         context["flow_name"] = self.flow.name
-        context.setdefault("scheduled_start_time", pendulum.now("UTC"))
+        if "scheduled_start_time" not in context:  # (not pendulum.now() on every pass)
+            context["scheduled_start_time"] = pendulum.now("UTC")
         add_date_keys(context, self.logger)
         for task in self.flow.tasks:
             task_context = task_contexts.setdefault(task, {})
