@@ -274,7 +274,9 @@ class RunRecorder:
             with self._drain_lock:  # (as drain: the display and _convert's state)
                 if progress is not None:
                     progress.count(((slug, i), state) for i in range(first, first + number))
-                made = self._convert(iter([((slug, first), state, run_count, now, None)]))
+                made = self._convert(
+                    iter([((slug, first), state, run_count, now, None)]), announce=False
+                )  # (the announcements are drain's: rows for this run only)
             if not made:  # (a Running state: not a row of its own)
                 continue
             run_id, _, _, name, message, when, count, location, children, started = made[0]
@@ -316,7 +318,11 @@ class RunRecorder:
             if store is not None:
                 store.submit_task_states(self._convert(_reports(batch)))
 
-    def _convert(self, reports: Iterator[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    def _convert(
+        self, reports: Iterator[tuple[Any, ...]], announce: bool = True
+    ) -> list[tuple[Any, ...]]:
+        """The rows of ``reports``; with ``announce``, followed by a ``Running`` row for each
+        task run that has been running for a while and was not announced yet."""
         run_id = self.run_id
         running = self._running
         announced = self._announced
@@ -355,7 +361,7 @@ class RunRecorder:
                     started,
                 )
             )
-        if running:
+        if running and announce:
             cutoff = _time() - _ANNOUNCE_RUNNING_AFTER
             for key, (entered_at, run_count) in running.items():
                 if entered_at <= cutoff and key not in announced:

@@ -73,3 +73,26 @@ def test_a_long_running_task_run_is_announced_before_it_ends(store: RunStore) ->
     (task,) = store.task_runs("r4")
     assert task.state == "Success" and task.started is not None
     assert [t.state for t in store.transitions("r4", "t-1")] == ["Running", "Success"]
+
+
+def test_recording_a_compact_map_leaves_running_task_runs_to_be_announced(
+    store: RunStore,
+) -> None:
+    """Children that ran elsewhere are recorded as runs of rows
+    (``collected_unkept``); a task run of this process that is still running is announced
+    by the next drain as usual, not lost with the rows made for those children."""
+    from flowcore.runs import recorder as recorder_module
+
+    recorder = _recorder(store, "r5")
+    recorder.task_state(("t-1", -1), Running("Starting task run."), 1)
+    recorder.drain()  # the Running is known to the recorder, not yet announced
+    time.sleep(recorder_module._ANNOUNCE_RUNNING_AFTER + 0.05)
+    shared = Success("Task run succeeded.")
+    recorder.collected_unkept("t-2", [(0, 3, shared), (3, 1, Failed("no")), (4, 2, shared)])
+    store.flush()
+    runs = {(t.task_slug, t.map_index): t.state for t in store.task_runs("r5")}
+    assert runs[("t-1", -1)] == "Running"  # announced, though the children came first
+    assert [runs[("t-2", i)] for i in range(6)] == ["Success"] * 3 + ["Failed"] + ["Success"] * 2
+    recorder.task_state(("t-1", -1), Success("done"), 1)
+    store.flush()
+    assert [t.state for t in store.transitions("r5", "t-1")] == ["Running", "Success"]
