@@ -11,8 +11,9 @@ children in batches (``submit_batches``)::
                   calls in the caller (LocalExecutor, the synchronous scheduler)
     one call      run_batch(task, start, stop, ...) on a worker: for each child i, its
                   upstream states (element i of each mapped upstream, built on the worker),
-                  then run_task, the same TaskRunner run a single child gets (own state,
-                  retries, timeout, checkpoint, target, cache record); returns a ChildBatch
+                  then run_child: the same TaskRunner run a single child gets (own state,
+                  retries, timeout, checkpoint, target, cache record), on one TaskRunner
+                  the batch's children that start Pending share; returns a ChildBatch
                   (``child_states``: compact)
     chained map   b.map(a.map(xs)): b's batch gets the futures of a's batches that hold
                   its children, so the scheduler moves them worker to worker
@@ -39,7 +40,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flowcore.core.task import check_batch_size
-from flowcore.engine.calls import attach_children, collect, run_task, shared_runner, with_value
+from flowcore.engine.calls import attach_children, collect, run_child, shared_runner, with_value
 from flowcore.engine.child_states import ChildBatch, ChildStates
 from flowcore.engine.state import Mapped, State
 from flowcore.exceptions import WorkerCrashed
@@ -241,18 +242,17 @@ def run_batch(
                 for edge, spec in inputs.items():
                     upstream_states[edge] = _child_input(spec, index)
                 prior = priors[index - start] if priors is not None else None
-                if shared is not None and prior is None:
-                    state = shared.run_child(index, upstream_states)
-                else:
-                    state = run_task(
-                        task,
-                        prior,
-                        upstream_states,
-                        flow_context,
-                        {**task_context, "map_index": index},
-                        {},
-                        runner_args,
-                    )
+                state = run_child(
+                    shared,
+                    task,
+                    prior,
+                    index,
+                    upstream_states,
+                    flow_context,
+                    task_context,
+                    {},
+                    runner_args,
+                )
                 out.append(state)
     finally:
         if token is not None:

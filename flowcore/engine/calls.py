@@ -8,8 +8,9 @@ live below both::
                                                   (a module-level function, so it pickles)
     shared_runner(task, runner_args, ...)         one TaskRunner ready to run many children
                                                   of a mapped task in turn (None when they
-                                                  need a runner each), and run_child, the
-                                                  call that runs one of them on it
+                                                  need a runner each)
+    run_child(shared, task, prior, index, ...)    one mapped child: on the shared runner
+                                                  when it starts Pending, else run_task
     attach_children(upstream_states, mapped)      a Mapped upstream gets its children's
                                                   states and results back (they travel
                                                   apart from it)
@@ -93,17 +94,33 @@ def shared_runner(
 
 
 def run_child(
-    runner: TaskRunner,
+    shared: TaskRunner | None,
+    task: Task,
+    prior: State | None,
     index: int,
     upstream_states: dict[Edge, State],
     flow_context: dict[str, Any],
+    task_context: dict[str, Any],
     upstream_mapped_states: dict[Edge, list[State]],
+    runner_args: tuple[type, list[Callable[..., Any]] | None, Result | None],
 ) -> State:
-    """Child ``index`` of a mapped task run from Pending on a :func:`shared_runner`."""
+    """Child ``index`` of a mapped task: on the :func:`shared_runner` ``shared`` when it
+    starts Pending (``prior`` None), else through :func:`run_task` (``task_context``
+    without ``map_index``)."""
+    if shared is None or prior is not None:
+        return run_task(
+            task,
+            prior,
+            upstream_states,
+            flow_context,
+            {**task_context, "map_index": index},
+            upstream_mapped_states,
+            runner_args,
+        )
     attach_children(upstream_states, upstream_mapped_states)
     token = None if _context._scope.get() is flow_context else _context.push(flow_context)
     try:
-        return runner.run_child(index, upstream_states)
+        return shared.run_child(index, upstream_states)
     finally:
         if token is not None:
             _context.pop(token)

@@ -386,28 +386,19 @@ class FlowRunner(Runner):
                 ):
                     prior = parent.map_states[index] if index < len(parent.map_states) else None
                     outcomes.submitted(task, index, prior)
-                    if shared is not None and prior is None:
-                        child = executor.submit(
-                            run_child,
-                            shared,
-                            index,
-                            child_upstreams,
-                            flow_context,
-                            upstream_mapped,
-                            extra_context={**extra, "task_index": index},
-                        )
-                    else:
-                        child = executor.submit(
-                            run_task,
-                            task,
-                            prior,
-                            child_upstreams,
-                            flow_context,
-                            {**task_context, "map_index": index},
-                            upstream_mapped,
-                            runner_args,
-                            extra_context={**extra, "task_index": index},
-                        )
+                    child = executor.submit(
+                        run_child,
+                        shared,
+                        task,
+                        prior,
+                        index,
+                        child_upstreams,
+                        flow_context,
+                        task_context,
+                        upstream_mapped,
+                        runner_args,
+                        extra_context={**extra, "task_index": index},
+                    )
                     mapped_children[task].append(child)
 
     def _upstream_states(

@@ -421,7 +421,7 @@ class TaskRunner(Runner):
         task = self.task
         context["task_run_count"] = run_count
         self._task_keys(context)
-        map_index = context.setdefault("map_index", None)
+        map_index = context.get("map_index")
         name = self._child_keys(context, map_index)
         self.raise_on_exception = bool(context.get("raise_on_exception"))
         if task.target is not None:

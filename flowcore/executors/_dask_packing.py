@@ -1,6 +1,7 @@
 """How ``DaskExecutor`` packs a batch of calls for the workers.
 
-A call submitted by the FlowRunner is ``run_task(task, state, upstream_states, ...)``: its
+A call submitted by the FlowRunner is ``run_task(task, state, upstream_states, ...)`` (or
+``run_child`` or ``run_batch``, with the same kinds of arguments): its
 arguments hold futures (upstream states, which the scheduler must resolve) and objects
 that every call of a pass repeats (the task, the upstream tasks on each Edge, the flow's
 configuration, an unmapped input). Handing those arguments to ``client.submit`` as they are
