@@ -19,6 +19,7 @@ children count from 0.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -31,6 +32,7 @@ __all__ = [
     "LogLine",
     "RunEvent",
     "TaskRunState",
+    "structure_digest",
     "structure_json",
 ]
 
@@ -43,7 +45,10 @@ class FlowRunStarted:
          "edges": [{"upstream": "inc-1", "downstream": "add-1", "key": "x",
                     "mapped": False}, ...]}
 
-    (or that dict as JSON text, see :func:`structure_json`). ``parameters`` maps each
+    (or that dict as JSON text, see :func:`structure_json`); ``structure_digest`` the
+    text's :func:`structure_digest`, when known (a writer process is then sent a
+    structure it was sent before as the digest alone: :class:`flowcore.runs.writer.
+    StructureMemo`). ``parameters`` maps each
     parameter name to ``repr(value)`` (shortened);
     ``source`` is ``"/abs/path/file.py:variable"`` when known (it loads the flow again,
     for ``flowcore resume``); ``resumed_from`` the run id this run resumes."""
@@ -57,6 +62,7 @@ class FlowRunStarted:
     host: str = ""
     pid: int = 0
     resumed_from: str | None = None
+    structure_digest: str | None = None
 
 
 # The last structure encoded and its JSON: a flow's structure is one dict, memoised by the
@@ -76,6 +82,22 @@ def structure_json(structure: dict[str, Any] | str) -> str:
     text = json.dumps(structure)
     _last_structure = (structure, text)
     return text
+
+
+_last_digest: tuple[str, str] | None = None  # (text, its digest), as _last_structure
+
+
+def structure_digest(text: str) -> str:
+    """The SHA-256 (hex) of a structure's JSON text, the key it is stored under;
+    computed once for the runs of one flow (the text is the one :func:`structure_json`
+    keeps)."""
+    global _last_digest
+    last = _last_digest
+    if last is not None and last[0] is text:
+        return last[1]
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    _last_digest = (text, digest)
+    return digest
 
 
 @dataclass(slots=True)

@@ -49,7 +49,13 @@ from itertools import count, repeat
 from typing import TYPE_CHECKING, Any
 
 from flowcore.engine.state import Mapped, Running, State, Success
-from flowcore.runs.events import FlowRunStarted, FlowRunState, LogLine, structure_json
+from flowcore.runs.events import (
+    FlowRunStarted,
+    FlowRunState,
+    LogLine,
+    structure_digest,
+    structure_json,
+)
 from flowcore.utilities import context as _context
 from flowcore.utilities.logging import add_line_sink, remove_line_sink
 from flowcore.utilities.processes import host_name
@@ -140,13 +146,15 @@ class RunRecorder:
             self.progress.start(self.drain)
         if self.store is None:
             return
+        text = structure_json(structure)
         self.store.submit(
             FlowRunStarted(
                 run_id=self.run_id,
                 flow_name=flow_name,
                 time=_now(),
                 parameters={k: _short_repr(v) for k, v in parameters.items()},
-                structure=structure_json(structure),
+                structure=text,
+                structure_digest=structure_digest(text),
                 source=source,
                 host=host_name(),
                 pid=self._pid,

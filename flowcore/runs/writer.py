@@ -4,8 +4,9 @@ A :class:`~flowcore.runs.store.RunStore` hands what it records to a :class:`Writ
 *messages* (plain tuples, see below). The writer normally runs in a **process of its own**
 (started by the store on its first write), so that
 opening (creating, migrating) the database and every statement it runs take nothing from
-the recorded flow's GIL (it is started as ``python -c "from
-flowcore.runs.writer import main; main()"``). The flow's process keeps only the cheap
+the recorded flow's GIL (it is started as ``python -c "...; from
+flowcore.runs.writer import main; main()" ROOT``, ROOT the directory this flowcore is
+imported from). The flow's process keeps only the cheap
 part: taking what the recorders collected, turning states into plain tuples, packing them
 into journal rows (:func:`flowcore.runs.journal.pack`: one ``pickle.dumps`` per run and
 batch), and one more onto a pipe. When that process cannot be started, or dies, the store logs an
@@ -46,6 +47,12 @@ its last checkpoint, the writer checkpoints the WAL (copies its pages into the f
 first time it finds no message waiting, rather than in the commit that crosses SQLite's
 threshold: that commit may be one a flush waits on.
 
+A flow's structure (:class:`~flowcore.runs.events.FlowRunStarted`) is the same for all
+its runs, and for a flow of 500 tasks it is most of what a run sends (66 KB of JSON,
+against 23 KB for its task states). A writer process is sent it once: the next runs'
+events carry its digest alone, and the writer takes the text from what it was sent before
+(:class:`StructureMemo`, kept on both ends of the pipe).
+
 Every ``heartbeat_every`` seconds it stamps the heartbeat of the runs the driving process
 started and has not finished (crash detection, see :mod:`flowcore.runs.store`).
 
@@ -69,7 +76,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime, timezone
 from pathlib import Path
 from queue import Empty, SimpleQueue
@@ -82,7 +91,16 @@ if TYPE_CHECKING:
     from flowcore.runs.journal import Row
     from flowcore.runs.store import RunStore
 
-__all__ = ["Channel", "FrameReader", "ProcessChannel", "ThreadChannel", "Writer", "encode", "main"]
+__all__ = [
+    "Channel",
+    "FrameReader",
+    "ProcessChannel",
+    "StructureMemo",
+    "ThreadChannel",
+    "Writer",
+    "encode",
+    "main",
+]
 
 _HEADER = struct.Struct("!Q")
 _READ_CHUNK = 1 << 20
@@ -90,6 +108,12 @@ _READ_CHUNK = 1 << 20
 _PARENT_CHECK_EVERY = 1.0
 # bytes written after which the writer checkpoints a SQLite file's WAL once it is idle
 CHECKPOINT_AFTER = 1 << 20
+
+# the writer process's command (``python -c``), with this flowcore's root as its argument
+_WRITER_PROGRAM = (
+    "import sys; sys.path.insert(0, sys.argv.pop()); "
+    "from flowcore.runs.writer import main; main()"
+)
 
 Reply = Callable[[tuple[Any, ...]], None]
 # read(timeout): the messages that came within ``timeout`` s (and any others already
@@ -148,6 +172,70 @@ class FrameReader:
             del buffer[:start]
 
 
+class StructureMemo:
+    """The flow structures one end of a writer process's pipe has met, the ``size`` most
+    recently met kept (see the module docstring).
+
+    The store's end (``size`` ``SENT_STRUCTURES``) sends a structure it holds as its
+    digest alone (:meth:`elide`); the writer's end (``size`` ``KEPT_STRUCTURES``, larger)
+    keeps the texts and puts them back (:meth:`restore`). Both meet the same structures in
+    the same order (the pipe keeps it), and a structure among the last ``n`` distinct ones
+    met is among the last ``m >= n`` too, so the writer always holds what it is sent the
+    digest of. Texts over ``MAX_TEXT`` characters are always sent whole, and kept by
+    neither end."""
+
+    SENT_STRUCTURES = 16
+    KEPT_STRUCTURES = 32
+    MAX_TEXT = 1 << 20
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._met: OrderedDict[str, str] = OrderedDict()  # digest -> text
+
+    def _meet(self, digest: str, text: str) -> None:
+        met = self._met
+        met[digest] = text
+        met.move_to_end(digest)
+        if len(met) > self.size:
+            met.popitem(last=False)
+
+    def elide(self, events: list[Any]) -> list[Any]:
+        """(The store's end.) ``events``, with each structure met before as its digest
+        alone (copies: the events given are left as they are)."""
+        out = events
+        for i, event in enumerate(events):
+            if type(event) is not FlowRunStarted:
+                continue
+            digest, text = event.structure_digest, event.structure
+            if digest is None or type(text) is not str or len(text) > self.MAX_TEXT:
+                continue
+            if digest in self._met:
+                if out is events:
+                    out = list(events)
+                out[i] = replace(event, structure="")
+            self._meet(digest, "")  # (this end needs the digests only)
+        return out
+
+    def restore(self, events: list[Any]) -> None:
+        """(The writer's end.) Put back, in place, the structure of each event that came
+        as its digest alone."""
+        for event in events:
+            if type(event) is not FlowRunStarted:
+                continue
+            digest, text = event.structure_digest, event.structure
+            if digest is None or type(text) is not str or len(text) > self.MAX_TEXT:
+                continue
+            if text == "":
+                text = self._met.get(digest)
+                if text is None:  # (cannot happen: see the class docstring)
+                    raise RuntimeError(
+                        f"run store writer: the structure of run {event.run_id} was sent "
+                        f"as digest {digest}, which this writer was never sent"
+                    )
+                event.structure = text
+            self._meet(digest, text)
+
+
 class Writer:
     """Writes the messages of a store (see the module docstring) and answers through
     ``reply``. ``store`` is a :class:`~flowcore.runs.store.RunStore` on the same database,
@@ -168,6 +256,7 @@ class Writer:
         self.written: set[str] = set()  # runs with journal rows written here
         self.removed = False  # the SQLite file's directory is gone: nothing to write to
         self.unchecked = 0  # journal bytes written (about) since the last checkpoint
+        self.structures = StructureMemo(StructureMemo.KEPT_STRUCTURES)
         # called before the fold at the end: the writer process lets go of the stderr it
         # shares with the store's process (see main)
         self.detach: Callable[[], None] = lambda: None
@@ -222,6 +311,7 @@ class Writer:
         for message in messages:
             kind = message[0]
             if kind == "events":
+                self.structures.restore(message[1])
                 flow_events += message[1]
                 rows += message[2]
                 continue
@@ -331,7 +421,9 @@ class ProcessChannel:
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (root, env.get("PYTHONPATH")) if p)
         self.process = subprocess.Popen(
-            [sys.executable, "-c", "from flowcore.runs.writer import main; main()"],
+            # (root goes first: ``-c`` puts the working directory before PYTHONPATH, and
+            # a flowcore there, another version's, must not be the writer's)
+            [sys.executable, "-c", _WRITER_PROGRAM, root],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env=env,
@@ -347,6 +439,7 @@ class ProcessChannel:
         self._stopped = threading.Event()  # the stop was answered
         self._answer = answer
         self._stdin: Any = self.process.stdin
+        self._structures = StructureMemo(StructureMemo.SENT_STRUCTURES)
         self._stdout: Any = self.process.stdout
         self._reader = threading.Thread(
             target=self._read_answers, name="flowcore-run-store-answers", daemon=True
@@ -362,6 +455,8 @@ class ProcessChannel:
             self._ending = True
             self._stop_token = message[1]
             self._at_exit = bool(message[2])
+        elif message[0] == "events" and message[1]:
+            message = (message[0], self._structures.elide(message[1]), *message[2:])
         try:
             self._stdin.write(encode(message))
             self._stdin.flush()

@@ -38,7 +38,6 @@ anything else (:func:`flowcore.runs.journal.unpack`).
 from __future__ import annotations
 
 import functools
-import hashlib
 import json
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
@@ -54,6 +53,7 @@ from flowcore.runs.events import (
     LogLine,
     RunEvent,
     TaskRunState,
+    structure_digest,
     structure_json,
 )
 from flowcore.runs.journal import Row
@@ -403,7 +403,7 @@ def _start(changes: Changes, event: FlowRunStarted) -> None:
     """The run's row from its FlowRunStarted; its flow's structure is stored once, under
     its digest, in ``flow_structures`` (every run of a flow has the same)."""
     structure = structure_json(event.structure)
-    digest = hashlib.sha256(structure.encode()).hexdigest()
+    digest = event.structure_digest or structure_digest(structure)
     changes.execute(
         "INSERT INTO flow_structures (digest, body) VALUES (:digest, :body) "
         "ON CONFLICT (digest) DO NOTHING",

@@ -242,3 +242,42 @@ def test_a_store_whose_directory_was_removed_warns_once_and_is_not_an_error(
         assert not Path(home).exists()  # nothing recreated it
         found = [line for line in warnings if f"its directory {home} was removed" in line]
         assert len(found) <= 1, warnings
+
+
+DECOY_WRITER = """
+import sys
+sys.path.insert(0, sys.argv[2])  # the flowcore under test, as an installed one would be
+from flowcore.runs import RunStore
+from tests.runs.conftest import started
+
+store = RunStore(sys.argv[1])
+store.submit(started("beside-a-decoy"))
+store.flush()
+store.close()
+print("WRITTEN")
+"""
+
+
+def test_the_writer_process_imports_the_flowcore_that_started_it(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    """``python -c`` puts the working directory first on the path: a writer process
+    started from a directory holding another flowcore (a checkout of another version)
+    must still import this one."""
+    decoy = tmp_path / "flowcore"
+    (decoy / "runs").mkdir(parents=True)
+    (decoy / "__init__.py").write_text("")
+    (decoy / "runs" / "__init__.py").write_text("")
+    (decoy / "runs" / "writer.py").write_text("raise SystemExit('the decoy flowcore was imported')")
+    script = tmp_path / "record.py"
+    script.write_text(DECOY_WRITER)
+    done = subprocess.run(
+        [sys.executable, str(script), sqlite_url, str(ROOT)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "WRITTEN" in done.stdout
+    assert "decoy" not in done.stderr
+    assert RunStore(sqlite_url).get_run("beside-a-decoy") is not None
