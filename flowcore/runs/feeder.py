@@ -4,12 +4,16 @@ A :class:`~flowcore.runs.store.RunStore` holds one :class:`Feeder`, and its writ
 (``submit``, ``submit_task_states``, ``add_source``, ``hand_over``, ``flush``, ``close``) are
 the feeder's. Writing never makes the caller wait on I/O, and takes little of its GIL:
 
-* ``submit`` appends an event (:mod:`flowcore.runs.events`), or a list of task states as
-  plain tuples, to a deque, and starts the *feeder thread* if it is not running;
+* ``submit`` appends an event (:mod:`flowcore.runs.events`) to a deque, and starts the
+  *feeder thread* if it is not running; ``submit_task_states`` packs a list of task
+  states (plain tuples: a recorder's drain) into journal rows at once, on the caller's
+  thread, and appends those (a tuple per task run, kept until the feeder's next batch,
+  made each of W3's older garbage collections twice as long: about 1 us a child);
 * the feeder thread wakes every ``batch_interval`` (0.2 s), or at once when asked
   (``hand_over``, a flush, a close), calls the *sources* (a flow run's recorder, which turns
-  the states it collected into plain tuples), takes everything queued, packs the task
-  states and log lines into one journal row per run (:mod:`flowcore.runs.journal`), and
+  the states it collected into plain tuples), takes everything queued, packs the log
+  lines and single task states into one journal row per run
+  (:mod:`flowcore.runs.journal`), and
   sends it all to the **writer** (:mod:`flowcore.runs.writer`) over a channel: a process of its own
   (:class:`~flowcore.runs.writer.ProcessChannel`), or a thread of this process
   (:class:`~flowcore.runs.writer.ThreadChannel`) when that cannot start, dies, or is asked
@@ -43,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowcore.configuration import config
 from flowcore.runs.events import LogLine, RunEvent, TaskRunState
-from flowcore.runs.journal import pack
+from flowcore.runs.journal import Row, pack
 from flowcore.runs.writer import Channel, ProcessChannel, ThreadChannel
 
 if TYPE_CHECKING:
@@ -55,6 +59,12 @@ logger = logging.getLogger("flowcore.runs")
 
 BATCH_INTERVAL = 0.2  # seconds between the batches handed to the writer
 BATCH_SIZE = 20_000  # events at most in one transaction
+
+
+class _Packed(list):  # type: ignore[type-arg]
+    """Journal rows (:data:`flowcore.runs.journal.Row`) packed when they were submitted."""
+
+    __slots__ = ()
 
 
 class _Flush:
@@ -123,7 +133,7 @@ class Feeder:
     def submit_task_states(self, states: list[tuple[Any, ...]]) -> None:
         """:meth:`RunStore.submit_task_states <flowcore.runs.store.RunStore.submit_task_states>`."""
         if states and self._broken is None:
-            self._queue.append(states)
+            self._queue.append(_Packed(pack([states], [])))
             if self._thread is None:
                 self._start_writer()
 
@@ -250,20 +260,21 @@ class Feeder:
         while queue and not stop:
             taken = [queue.popleft() for _ in range(min(len(queue), BATCH_SIZE))]
             flow_events: list[Any] = []
+            packed: list[Row] = []
             state_lists: list[list[tuple[Any, ...]]] = []
             lines: list[tuple[Any, ...]] = []
             for item in taken:
                 kind = type(item)
-                if kind is list:
-                    state_lists.append(item)
+                if kind is _Packed:
+                    packed += item
                 elif kind is LogLine:
                     lines.append(tuple(item))
                 elif kind is TaskRunState:
                     state_lists.append([tuple(item)])
                 elif kind is _Flush:
-                    if flow_events or state_lists or lines:
-                        self._send(("events", flow_events, pack(state_lists, lines)))
-                        flow_events, state_lists, lines = [], [], []
+                    if flow_events or packed or state_lists or lines:
+                        self._send(("events", flow_events, packed + pack(state_lists, lines)))
+                        flow_events, packed, state_lists, lines = [], [], [], []
                     token = next(self._tokens)
                     self._pending[token] = item
                     if item.stop:
@@ -277,8 +288,8 @@ class Feeder:
                         break
                 else:
                     flow_events.append(item)
-            if flow_events or state_lists or lines:
-                self._send(("events", flow_events, pack(state_lists, lines)))
+            if flow_events or packed or state_lists or lines:
+                self._send(("events", flow_events, packed + pack(state_lists, lines)))
         return stop
 
     def _call_sources(self) -> None:

@@ -15,11 +15,14 @@
   (final states only: how long a task ran in another process is not known).
 
 **What a state change costs the flow.** ``task_state`` and ``task_run`` do two things: the
-state object is remembered as the task run's last (``_last``, so that a collected state
-already reported is skipped), and ``key, state, run_count, time, started`` are appended
-to a list (flat, and a ``Running`` state as None: nothing is kept alive that would not be
-anyway, as every object kept until the drain is one more for the garbage collector to
-visit; holding each Running state made W3's collections cost more than the recording). Nothing else happens on the flow's thread: every 0.2 s the store's
+state object is remembered as the task run's last (``_last``, by slug, and for a mapped
+child by slug and then map index, so that a collected state already reported is skipped),
+and ``slug, map_index, state, run_count, time, started`` are appended to a list (flat, and
+a ``Running`` state as None). Nothing is kept alive that would not be anyway, as every
+object kept until the drain, or to the run's end, is one more for the garbage collector to
+visit: holding each Running state made W3's collections cost more than the recording, and
+so did keeping each task run's ``(slug, map_index)`` key (a tracked tuple per child, kept
+in ``_last`` and in the list: W3's older collections took 2.5 times as long, 2 us a child). Nothing else happens on the flow's thread: every 0.2 s the store's
 feeder thread calls :meth:`RunRecorder.drain`, which takes what was appended, turns each
 state into a plain tuple of :class:`~flowcore.runs.events.TaskRunState`'s fields (state
 class name, message, result location, ...) and queues them for the writer process. A
@@ -45,7 +48,6 @@ import time
 import weakref
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
-from itertools import count, repeat
 from typing import TYPE_CHECKING, Any
 
 from flowcore.engine.state import Mapped, Running, State, Success
@@ -57,6 +59,7 @@ from flowcore.runs.events import (
     structure_json,
 )
 from flowcore.utilities import context as _context
+from flowcore.utilities.garbage import configured_threshold, fewer_collections
 from flowcore.utilities.logging import add_line_sink, remove_line_sink
 from flowcore.utilities.processes import host_name
 
@@ -116,10 +119,11 @@ class RunRecorder:
         self._pid = os.getpid()
         self._began = time.monotonic()
         _RECORDERS.add(self)
-        self._last: dict[tuple[str, int], State] = {}
-        # what the runners reported since the last drain, five items each, flat: key,
-        # state (None: Running), run count, epoch seconds, when it entered Running (or
-        # None); see the module docstring
+        self._last: dict[str, State] = {}  # by slug: tasks that are not mapped, parents
+        self._last_children: dict[str, dict[int, State]] = {}  # by slug, then map index
+        # what the runners reported since the last drain, six items each, flat: slug, map
+        # index, state (None: Running), run count, epoch seconds, when it entered Running
+        # (or None); see the module docstring
         self._raw: list[Any] = []
         self._drain_lock = threading.Lock()
         # (drain) task runs that entered Running (when, run count), and those announced
@@ -194,35 +198,60 @@ class RunRecorder:
     def task_state(self, key: tuple[str, int], state: State, run_count: int) -> None:
         """A TaskRunner in this process moved task run ``key`` (its slug and map index,
         -1 for a task that is not mapped or a mapped parent) to ``state``."""
+        slug, index = key
         if type(state) is Running:  # kept as None: a Running state held until the drain
             # would live on with its Result, and the collector visit them all
-            self._raw.extend((key, None, run_count, _time(), None))
+            self._raw.extend((slug, index, None, run_count, _time(), None))
         else:
-            self._last[key] = state
-            self._raw.extend((key, state, run_count, _time(), None))
+            self._remember(slug, index, state)
+            self._raw.extend((slug, index, state, run_count, _time(), None))
 
     def _task_state_counted(self, key: tuple[str, int], state: State, run_count: int) -> None:
         """:meth:`task_state` for a recorder without a store: a Running is not needed."""
         if type(state) is not Running:
-            self._last[key] = state
-            self._raw.extend((key, state, run_count, 0.0, None))
+            slug, index = key
+            self._remember(slug, index, state)
+            self._raw.extend((slug, index, state, run_count, 0.0, None))
+
+    def _remember(self, slug: str, index: int, state: State) -> None:
+        """Note ``state`` as task run ``(slug, index)``'s last reported (see the module
+        docstring: no key tuple is kept)."""
+        if index < 0:
+            self._last[slug] = state
+        else:
+            children = self._last_children.get(slug)
+            if children is None:
+                children = self._last_children.setdefault(slug, {})
+            children[index] = state
+
+    def _reported(self, slug: str, index: int) -> State | None:
+        """The state last reported for task run ``(slug, index)``, if any."""
+        if index < 0:
+            return self._last.get(slug)
+        children = self._last_children.get(slug)
+        return None if children is None else children.get(index)
 
     def task_run(self, key: tuple[str, int], state: State, run_count: int, started: float) -> None:
         """A TaskRunner in this process ran task run ``key`` from ``Running`` (entered at
         ``started``, seconds since the epoch as ``time.time()`` gives them) to ``state`` in
         one go, and reported no state of it in between: one call instead of
         :meth:`task_state` for ``Running`` and then for ``state``."""
-        self._last[key] = state
-        self._raw.extend((key, state, run_count, _time(), started))
+        slug, index = key
+        if index < 0:
+            self._last[slug] = state
+        else:
+            children = self._last_children.get(slug)
+            if children is None:
+                children = self._last_children.setdefault(slug, {})
+            children[index] = state  # (_remember, inline: once per task run)
+        self._raw.extend((slug, index, state, run_count, _time(), started))
 
     def collected(self, slug: str, map_index: int, state: State) -> None:
         """The driver holds ``state`` for a task run (``map_index`` -1 for a task that is
         not mapped, or a mapped parent); recorded unless already reported."""
-        key = (slug, map_index)
-        if self._last.get(key) is not state:
-            self._last[key] = state
-            run_count = _run_count(state)
-            self._raw.extend((key, state, run_count, _time(), None))
+        if self._reported(slug, map_index) is not state:
+            self._remember(slug, map_index, state)
+            self._raw.extend((slug, map_index, state, _run_count(state), _time(), None))
 
     def collected_pass(
         self, slugs: Mapping[Any, str], task_states: Mapping[Any, Any]
@@ -240,12 +269,11 @@ class RunRecorder:
             slug = slugs.get(task)
             if slug is None:
                 continue
-            key = (slug, -1)
-            if get(key) is not state:
+            if get(slug) is not state:
                 if not isinstance(state, State):
                     continue
-                last[key] = state
-                raw += (key, state, _run_count(state), now, None)
+                last[slug] = state
+                raw += (slug, -1, state, _run_count(state), now, None)
             if isinstance(state, Mapped):
                 mapped.append((slug, state))
         if raw:
@@ -254,16 +282,18 @@ class RunRecorder:
 
     def collected_children(self, slug: str, states: Sequence[State]) -> None:
         """:meth:`collected` for each child of a mapped task, in one call."""
-        last = self._last
-        get = last.get
-        new = [(key, s) for key, s in zip(zip(repeat(slug), count()), states) if get(key) is not s]
+        known = self._last_children.get(slug)
+        if known is None:
+            known = self._last_children.setdefault(slug, {})
+        get = known.get
+        new = [(i, s) for i, s in enumerate(states) if get(i) is not s]
         if new:
             now = _time()
-            last.update(new)
+            known.update(new)
             self._raw += [
                 field
-                for key, s in new
-                for field in (key, s, getattr(s, "run_count", None) or 1, now, None)
+                for i, s in new
+                for field in (slug, i, s, getattr(s, "run_count", None) or 1, now, None)
             ]  # (_run_count, inline: once per child)
 
     def collected_unkept(self, slug: str, runs: Iterable[tuple[int, int, State]]) -> None:
@@ -283,7 +313,7 @@ class RunRecorder:
                 if progress is not None:
                     progress.count(((slug, i), state) for i in range(first, first + number))
                 made = self._convert(
-                    iter([((slug, first), state, run_count, now, None)]), announce=False
+                    iter([(slug, first, state, run_count, now, None)]), announce=False
                 )  # (the announcements are drain's: rows for this run only)
             if not made:  # (a Running state: not a row of its own)
                 continue
@@ -311,7 +341,12 @@ class RunRecorder:
     def drain(self) -> None:
         """Take what the runners reported since the last call: count it on the progress
         display, and queue it for the store as plain tuples (see the module docstring).
-        Called by the store's feeder thread, the display's refresh, and at the run's end."""
+        Called by the store's feeder thread, the display's refresh, and at the run's end.
+
+        It makes a tuple per task run at once, so it runs with the garbage collector's
+        threshold raised as a flow run does (``utilities/garbage.py``): the drain at the
+        run's end comes after the run's own raise, and at the default threshold it set
+        off 14 collections on each 10,000 task runs (W3: 1.3 us a child)."""
         with self._drain_lock:
             raw = self._raw
             taken = len(raw)
@@ -319,12 +354,13 @@ class RunRecorder:
             del raw[:taken]  # (runners only extend: what came meanwhile stays)
             if not batch and not self._running:
                 return
-            progress = self.progress
-            if progress is not None:
-                progress.count(zip(batch[0::5], batch[1::5]))
-            store = self.store
-            if store is not None:
-                store.submit_task_states(self._convert(_reports(batch)))
+            with fewer_collections(configured_threshold()):
+                progress = self.progress
+                if progress is not None:
+                    progress.count(zip(zip(batch[0::6], batch[1::6]), batch[2::6]))
+                store = self.store
+                if store is not None:
+                    store.submit_task_states(self._convert(_reports(batch)))
 
     def _convert(
         self, reports: Iterator[tuple[Any, ...]], announce: bool = True
@@ -337,15 +373,16 @@ class RunRecorder:
         kinds = _KINDS
         out: list[tuple[Any, ...]] = []
         append = out.append
-        for key, state, run_count, when, started in reports:
+        for slug, index, state, run_count, when, started in reports:
             cls = type(state)
             kind = kinds.get(cls)
             if kind is None:
                 kind = _kind(cls)
             if kind == _RUNNING:
-                running[key] = (when, run_count)
+                running[slug, index] = (when, run_count)
                 continue
             if running:
+                key = (slug, index)
                 entered = running.pop(key, None)
                 if entered is not None:
                     if key in announced:
@@ -358,8 +395,8 @@ class RunRecorder:
             append(
                 (
                     run_id,
-                    key[0],
-                    key[1],
+                    slug,
+                    index,
                     cls.__name__,
                     message,
                     when,
@@ -409,10 +446,10 @@ class RunRecorder:
 
 
 def _reports(batch: list[Any]) -> Iterator[tuple[Any, ...]]:
-    """The reports in a drained batch, five fields each. (An iterator, not a list: zip
+    """The reports in a drained batch, six fields each. (An iterator, not a list: zip
     reuses its tuple, so no tracked tuple per report is made for the collector to visit.)"""
     fields = iter(batch)
-    return zip(fields, fields, fields, fields, fields)
+    return zip(fields, fields, fields, fields, fields, fields)
 
 
 def _detached() -> None:

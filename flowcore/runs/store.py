@@ -242,9 +242,11 @@ class RunStore:
         self._feeder.submit(event)
 
     def submit_task_states(self, states: list[tuple[Any, ...]]) -> None:
-        """Queue task states given as plain tuples of :class:`TaskRunState`'s fields
-        (what a recorder collects: cheaper to make and to pickle than the named tuples),
-        usually all of one run (a list of several runs' states is split when packed)."""
+        """Pack task states given as plain tuples of :class:`TaskRunState`'s fields
+        (what a recorder collects: cheaper to make and to pickle than the named tuples)
+        into journal rows now, on the caller's thread, and queue the rows (so the tuples
+        live no longer than this call). Usually all of one run; a list of several runs'
+        states is split by run."""
         self._feeder.submit_task_states(states)
 
     def hand_over(self) -> None:

@@ -226,13 +226,13 @@ class StructureMemo:
             if digest is None or type(text) is not str or len(text) > self.MAX_TEXT:
                 continue
             if text == "":
-                text = self._met.get(digest)
-                if text is None:  # (cannot happen: see the class docstring)
+                kept = self._met.get(digest)
+                if kept is None:  # (cannot happen: see the class docstring)
                     raise RuntimeError(
                         f"run store writer: the structure of run {event.run_id} was sent "
                         f"as digest {digest}, which this writer was never sent"
                     )
-                event.structure = text
+                event.structure = text = kept
             self._meet(digest, text)
 
 

@@ -3,6 +3,8 @@ states, and what a flush covers."""
 
 from __future__ import annotations
 
+import gc
+import sys
 import time
 
 from flowcore.engine.state import Failed, Mapped, Running, Success
@@ -96,3 +98,71 @@ def test_recording_a_compact_map_leaves_running_task_runs_to_be_announced(
     recorder.task_state(("t-1", -1), Success("done"), 1)
     store.flush()
     assert [t.state for t in store.transitions("r5", "t-1")] == ["Running", "Success"]
+
+
+def _tuples_alive() -> int:
+    return sum(1 for o in gc.get_objects() if type(o) is tuple)
+
+
+def test_reporting_children_keeps_no_object_per_child_for_the_collector(
+    store: RunStore,
+) -> None:
+    """A report remembers the state (alive anyway) under plain keys: no ``(slug, index)``
+    tuple per child is kept, in what is remembered or in what waits for the drain (kept
+    tuples made W3's older collections twice as long)."""
+    recorder = _recorder(store, "r-gc")
+    states = [Success("ok") for _ in range(2000)]
+    started = time.time()
+    gc.collect()
+    before = _tuples_alive()
+    for index, state in enumerate(states):
+        recorder.task_run(("t-1", index), state, 1, started)  # (the key dies with the call)
+    recorder.collected_children("t-1", states)  # all reported already
+    assert _tuples_alive() - before < 50
+    recorder.finished(Success("ok"))
+    store.flush()
+    assert len(store.task_runs("r-gc")) == 2000
+
+
+def test_a_drain_runs_with_the_collector_threshold_raised(store: RunStore) -> None:
+    """The drain at a run's end comes after the run's own raise of the threshold: it makes
+    a row per task run, and raises it again itself (``engine.gc_threshold``)."""
+    recorder = _recorder(store, "r-drain")
+    store.remove_source(recorder.drain)  # (only the drain below takes the reports)
+    store.flush()  # (the feeder thread idle: collections would count its allocations too)
+    started = time.time()
+    states = [Success("ok") for _ in range(5000)]
+    for index, state in enumerate(states):
+        recorder.task_run(("t-1", index), state, 1, started)
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            collections.append(info["generation"])
+
+    saved = gc.get_threshold()
+    gc.set_threshold(700, *saved[1:])
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        recorder.drain()
+    finally:
+        gc.callbacks.remove(count)
+        gc.set_threshold(*saved)
+    # (at most the one set off as the threshold goes back down; 7 at the default)
+    assert len(collections) <= 1
+    recorder.finished(Success("ok"))
+    store.flush()
+    assert len(store.task_runs("r-drain")) == 5000
+
+
+def test_submitted_task_states_are_packed_at_once(store: RunStore) -> None:
+    """The rows a drain gives the store are packed on submission, so they do not wait
+    for the next batch as objects."""
+    row = ("r-packed", "t-1", 0, "Success", None, time.time(), 1, None, None, None)
+    rows = [row]
+    references = sys.getrefcount(rows), sys.getrefcount(row)
+    store.submit_task_states(rows)
+    assert (sys.getrefcount(rows), sys.getrefcount(row)) == references
+    store.flush()
+    assert [t.state for t in store.task_runs("r-packed")] == ["Success"]
