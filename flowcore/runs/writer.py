@@ -111,8 +111,7 @@ CHECKPOINT_AFTER = 1 << 20
 
 # the writer process's command (``python -c``), with this flowcore's root as its argument
 _WRITER_PROGRAM = (
-    "import sys; sys.path.insert(0, sys.argv.pop()); "
-    "from flowcore.runs.writer import main; main()"
+    "import sys; sys.path.insert(0, sys.argv.pop()); from flowcore.runs.writer import main; main()"
 )
 
 Reply = Callable[[tuple[Any, ...]], None]

@@ -95,8 +95,9 @@ def _started_as_recorded(run_id: str, structure: dict[str, object]) -> FlowRunSt
 
 
 def test_the_store_end_sends_a_structure_it_sent_before_as_its_digest_alone() -> None:
-    sent, kept = StructureMemo(StructureMemo.SENT_STRUCTURES), StructureMemo(
-        StructureMemo.KEPT_STRUCTURES
+    sent, kept = (
+        StructureMemo(StructureMemo.SENT_STRUCTURES),
+        StructureMemo(StructureMemo.KEPT_STRUCTURES),
     )
     state = FlowRunState("r-0", "Running", None, at(0))
     first = [_started_as_recorded("r-0", ETL), state]
@@ -116,8 +117,9 @@ def test_the_store_end_sends_a_structure_it_sent_before_as_its_digest_alone() ->
 def test_the_writer_end_holds_every_structure_it_is_sent_the_digest_of() -> None:
     """Whatever the order flows run in, the writer's end (larger) still holds the text of
     any structure the store's end elides."""
-    sent, kept = StructureMemo(StructureMemo.SENT_STRUCTURES), StructureMemo(
-        StructureMemo.KEPT_STRUCTURES
+    sent, kept = (
+        StructureMemo(StructureMemo.SENT_STRUCTURES),
+        StructureMemo(StructureMemo.KEPT_STRUCTURES),
     )
     graphs = [_graph(n) for n in range(1, 61)]
     rng = random.Random(7)
