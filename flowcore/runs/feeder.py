@@ -21,7 +21,9 @@ the feeder's. Writing never makes the caller wait on I/O, and takes little of it
 * a flush, a close, or a read's request to fold the journal of some runs is a *marker*
   (:class:`_Flush`) in the queue, sent as a ``flush``, ``stop`` or ``fold`` message; the
   writer's answer (read on the channel's thread, :meth:`Feeder._answer`) releases whoever
-  waits on it.
+  waits on it. A flush sends what is queued from its own thread once the writer is up,
+  rather than waking the feeder thread to do it (the wake took 0.2-0.3 ms, about a tenth
+  of a flush after five runs of 500 tasks); ``_send_lock`` keeps one sender at a time.
 
 Errors: a failed write is logged at ERROR once and raised from the next flush; a database
 that cannot be opened at all (``broken``) makes every later flush raise, and further events
@@ -109,6 +111,8 @@ class Feeder:
         self._start_lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self._channel: Channel | None = None
+        self._send_lock = threading.Lock()  # one sender at a time (the feeder, a flush)
+        self._stopped = False  # a close's stop was sent: the feeder thread ends
         self._pending: dict[int, _Flush] = {}
         self._tokens = itertools.count()
         self._error: RunStoreError | None = None
@@ -164,7 +168,8 @@ class Feeder:
             self._call_sources()  # what the sources hold was submitted before this call too
             marker = _Flush()
             self._queue.append(marker)
-            self._wake.set()
+            if not self._send_now():
+                self._wake.set()
             self._wait(marker, timeout)
         self.raise_error()
 
@@ -185,6 +190,7 @@ class Feeder:
         with self._start_lock:
             if self._thread is not None:
                 return
+            self._stopped = False
             thread = threading.Thread(target=self._feed, name="flowcore-run-store", daemon=True)
             thread.start()
             self._thread = thread
@@ -208,6 +214,8 @@ class Feeder:
         self._pending.clear()
         self._sources = ()
         self._sources_lock = threading.Lock()
+        self._send_lock = threading.Lock()
+        self._stopped = False
 
     def _wait(self, marker: _Flush, timeout: float | None) -> None:
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -239,15 +247,29 @@ class Feeder:
             while True:
                 self._wake.wait(self.store.batch_interval)
                 self._wake.clear()
-                if self._send_queued():
-                    return
+                with self._send_lock:
+                    if self._stopped or self._send_queued():
+                        self._stopped = True
+                        return
         finally:
-            channel, self._channel = self._channel, None
+            with self._send_lock:
+                channel, self._channel = self._channel, None
             if channel is not None:
                 channel.close()
             for marker in list(self._pending.values()):
                 marker.done.set()
             self._pending.clear()
+
+    def _send_now(self) -> bool:
+        """(A flush.) Send what is queued from this thread; False when the feeder thread
+        must do it (its writer is not up yet, or it is ending)."""
+        with self._send_lock:
+            if self._channel is None or self._stopped:
+                return False
+            if self._send_queued():  # (a close's stop was queued first: the feeder ends)
+                self._stopped = True
+                self._wake.set()
+            return True
 
     def _send_queued(self) -> bool:
         """One batch: call the sources, then send the queued events as ``events``

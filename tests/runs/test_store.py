@@ -423,3 +423,38 @@ def test_resumes_of_lists_the_runs_that_resumed_a_run(store: RunStore) -> None:
     store.flush()
     assert [r.run_id for r in store.resumes_of("first")] == ["third", "second"]
     assert store.resumes_of("third") == []
+
+
+def test_threads_that_submit_and_flush_at_once_lose_nothing(store: RunStore) -> None:
+    """A flush sends what is queued from its own thread (not only the feeder thread):
+    eight threads submitting and flushing over each other, then a close, lose nothing,
+    and each flush covers what its thread submitted before it."""
+    import threading
+
+    store.submit(started("many"))
+    store.flush()
+    errors: list[BaseException] = []
+
+    def work(worker: int) -> None:
+        try:
+            for batch in range(20):
+                rows = [
+                    ("many", f"w{worker}-1", batch * 10 + i, "Success", None, time.time(), 1,
+                     None, None, None)
+                    for i in range(10)
+                ]  # fmt: skip
+                store.submit_task_states(rows)
+                store.flush()
+                # (the fold of a read: this worker's rows so far are all there)
+                assert len(store.task_runs("many", f"w{worker}-1")) == (batch + 1) * 10
+        except BaseException as exc:  # (reported by the test's thread)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    store.close()
+    assert len(store.task_runs("many")) == 8 * 200
