@@ -57,12 +57,16 @@ def wants_progress(asked: bool | None) -> bool:
 
 
 class _Line:
-    __slots__ = ("counts", "mapped", "name", "started", "total")
+    __slots__ = ("counts", "mapped", "name", "seen", "started", "total")
 
     def __init__(self, name: str, mapped: bool) -> None:
         self.name = name
         self.mapped = mapped
         self.counts = {"done": 0, "cached": 0, "failed": 0}
+        # each counted task run's category, by map index (-1: the task itself); by index,
+        # not by a (slug, index) tuple: a tuple kept per child is one more object for each
+        # of the garbage collector's older collections to visit
+        self.seen: dict[int, str] = {}
         self.total: int | None = None if mapped else 1
         self.started: float | None = None
 
@@ -77,7 +81,6 @@ class RunProgress:
             )
             for t in structure.get("tasks", [])
         }
-        self._seen: dict[tuple[str, int], str] = {}
         self._stream = stream
         self._live: Any = None
         self._pull: Callable[[], object] | None = None
@@ -109,27 +112,27 @@ class RunProgress:
             live.stop()
         self._pull = None
 
-    def count(self, reported: Iterable[tuple[tuple[str, int], Any]]) -> None:
-        """Count the finished task runs among ``reported`` (pairs of a task run's
-        ``(slug, map_index)`` and a state, or None for one that entered Running): a child,
-        or a task that is not mapped, once, in its latest category; a mapped parent gives
-        its task's total."""
+    def count(self, reported: Iterable[tuple[str, int, Any]]) -> None:
+        """Count the finished task runs among ``reported`` (a task run's slug and map
+        index, and a state, or None for one that entered Running): a child, or a task that
+        is not mapped, once, in its latest category; a mapped parent gives its task's
+        total."""
         lines = self._lines
-        seen = self._seen
         categories = _CATEGORIES
-        for key, state in reported:
+        for slug, index, state in reported:
             cls = type(state)
             category = categories[cls] if cls in categories else _category(cls)
             if category is None:
                 continue
-            before = seen.get(key)
-            if before == category:
-                continue
-            line = lines.get(key[0])
+            line = lines.get(slug)
             if line is None:
                 continue
+            seen = line.seen
+            before = seen.get(index)
+            if before == category:
+                continue
             if category == "mapped":
-                if key[1] < 0:
+                if index < 0:
                     line.total = state.n_map_states
                     if line.started is None:
                         line.started = time.monotonic()
@@ -138,7 +141,7 @@ class RunProgress:
             counts = line.counts
             if before is not None:
                 counts[before] -= 1
-            seen[key] = category
+            seen[index] = category
             counts[category] += 1
 
     def _table(self) -> Any:

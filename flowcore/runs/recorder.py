@@ -311,7 +311,7 @@ class RunRecorder:
             run_count = getattr(state, "run_count", None) or 1  # (_run_count, inline)
             with self._drain_lock:  # (as drain: the display and _convert's state)
                 if progress is not None:
-                    progress.count(((slug, i), state) for i in range(first, first + number))
+                    progress.count((slug, i, state) for i in range(first, first + number))
                 made = self._convert(
                     iter([(slug, first, state, run_count, now, None)]), announce=False
                 )  # (the announcements are drain's: rows for this run only)
@@ -357,7 +357,7 @@ class RunRecorder:
             with fewer_collections(configured_threshold()):
                 progress = self.progress
                 if progress is not None:
-                    progress.count(zip(zip(batch[0::6], batch[1::6]), batch[2::6]))
+                    progress.count(zip(batch[0::6], batch[1::6], batch[2::6]))
                 store = self.store
                 if store is not None:
                     store.submit_task_states(self._convert(_reports(batch)))
