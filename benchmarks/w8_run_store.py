@@ -7,7 +7,9 @@ the two ratios (target <= 1.10x). A repetition is ``RUNS_PER_REP`` runs back to 
 a user's runs come, and, with the store on, it is timed until the store has written
 everything they produced (a ``store.flush()`` after the last), so all of the writer
 writer's work is billed, while its commits overlap the runs as they do in use. On and off
-alternate, repetition by repetition, so drift of the machine hits both alike. The note also
+alternate, repetition by repetition, so drift of the machine hits both alike; after each
+store-on repetition the benchmark waits, untimed, until the writer process is idle (its
+WAL checkpoint would otherwise run during the next store-off one). The note also
 gives the ratios of this process's CPU time (all its threads, not the writer process's):
 on a busy machine the wall clock mostly measures the scheduler, CPU time what recording
 takes from the flow's process.
@@ -23,6 +25,7 @@ constant under a second (the constant: reading the run back, and the sum reading
 
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import tempfile
@@ -67,6 +70,7 @@ def run_engine(name: str, ctx: Context) -> Measurement:
         """Seconds per run, over RUNS_PER_REP runs and the store's flush: wall clock, and
         CPU of this process (all its threads: the flow's, and those recording it)."""
         config.set_path("runs.store", spec)
+        gc.collect()  # (untimed, as before every other workload's repetitions)
         start, start_cpu = time.perf_counter(), time.process_time()
         for _ in range(RUNS_PER_REP):
             state = flow.run(executor=LocalExecutor(), progress=progress)
@@ -75,7 +79,10 @@ def run_engine(name: str, ctx: Context) -> Measurement:
         if store is not None:
             store.flush()
         wall = (time.perf_counter() - start) / RUNS_PER_REP
-        return wall, (time.process_time() - start_cpu) / RUNS_PER_REP
+        used = (time.process_time() - start_cpu) / RUNS_PER_REP
+        if store is not None:
+            writer_idle()
+        return wall, used
 
     def writer_cpu() -> float:
         """CPU seconds the store's writer process has used so far (0: none)."""
@@ -86,6 +93,19 @@ def run_engine(name: str, ctx: Context) -> Measurement:
         except (OSError, TypeError):
             return 0.0
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def writer_idle() -> None:
+        """(Untimed.) Wait until the writer process has stopped working: after a flush it
+        may still checkpoint SQLite's WAL (a W3 repetition writes about 2 MB), which used
+        to run beside the next, store-off, measurement and slow it. Its CPU time is in
+        the note (the writer process's CPU per task run)."""
+        last, deadline = writer_cpu(), time.monotonic() + 5
+        while time.monotonic() < deadline:
+            time.sleep(0.03)
+            now = writer_cpu()
+            if now == last:
+                return
+            last = now
 
     times: dict[tuple[str, str], list[float]] = {}
     with_progress: list[float] = []

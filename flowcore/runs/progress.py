@@ -29,6 +29,7 @@ __all__ = ["RunProgress", "wants_progress"]
 _COLUMNS = ("task", "done", "cached", "failed", "total", "ETA")
 # a state class's column: "done", "cached", "failed", "mapped", or None (not finished)
 _CATEGORIES: dict[type, str | None] = {}
+_UNKNOWN = "?"  # (a class not in _CATEGORIES yet)
 
 
 def _category(cls: type) -> str | None:
@@ -119,15 +120,23 @@ class RunProgress:
         total."""
         lines = self._lines
         categories = _CATEGORIES
+        current: str | None = None  # the slug of the line in hand (a map's reports come in runs)
+        line: _Line | None = None
+        seen: dict[int, str] = {}
+        counts: dict[str, int] = {}
         for slug, index, state in reported:
             cls = type(state)
-            category = categories[cls] if cls in categories else _category(cls)
+            category = categories.get(cls, _UNKNOWN)
+            if category is _UNKNOWN:
+                category = _category(cls)
             if category is None:
                 continue
-            line = lines.get(slug)
+            if slug is not current:
+                current, line = slug, lines.get(slug)
+                if line is not None:
+                    seen, counts = line.seen, line.counts
             if line is None:
                 continue
-            seen = line.seen
             before = seen.get(index)
             if before == category:
                 continue
@@ -138,7 +147,6 @@ class RunProgress:
                         line.started = time.monotonic()
                     continue
                 category = "done"
-            counts = line.counts
             if before is not None:
                 counts[before] -= 1
             seen[index] = category

@@ -131,6 +131,7 @@ class RunRecorder:
         self._announced: set[tuple[str, int]] = set()
         if store is None:  # the progress display alone counts finished task runs only
             self.task_state = self._task_state_counted  # type: ignore[method-assign]
+            self.task_run = self._task_run_counted  # type: ignore[method-assign]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_detached, ())
@@ -212,6 +213,20 @@ class RunRecorder:
             slug, index = key
             self._remember(slug, index, state)
             self._raw.extend((slug, index, state, run_count, 0.0, None))
+
+    def _task_run_counted(
+        self, key: tuple[str, int], state: State, run_count: int, started: float
+    ) -> None:
+        """:meth:`task_run` for a recorder without a store: no times are needed."""
+        slug, index = key
+        if index < 0:
+            self._last[slug] = state
+        else:
+            children = self._last_children.get(slug)
+            if children is None:
+                children = self._last_children.setdefault(slug, {})
+            children[index] = state  # (_remember, inline: once per task run)
+        self._raw.extend((slug, index, state, run_count, 0.0, None))
 
     def _remember(self, slug: str, index: int, state: State) -> None:
         """Note ``state`` as task run ``(slug, index)``'s last reported (see the module
