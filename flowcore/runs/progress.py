@@ -106,10 +106,10 @@ class RunProgress:
         self._live.start()
 
     def stop(self) -> None:
-        """Draw the final counts and stop."""
+        """Draw the final counts and stop (``Live.stop`` draws them: a refresh before it
+        drew the table twice, 0.8 ms a run)."""
         live, self._live = self._live, None
         if live is not None:
-            live.refresh()
             live.stop()
         self._pull = None
 
