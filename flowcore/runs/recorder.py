@@ -46,6 +46,7 @@ import os
 import threading
 import time
 import weakref
+from collections import defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -120,7 +121,9 @@ class RunRecorder:
         self._began = time.monotonic()
         _RECORDERS.add(self)
         self._last: dict[str, State] = {}  # by slug: tasks that are not mapped, parents
-        self._last_children: dict[str, dict[int, State]] = {}  # by slug, then map index
+        # by slug, then map index (a defaultdict: its missing key is filled in C, at once
+        # for runner threads that report the same task's children)
+        self._last_children: defaultdict[str, dict[int, State]] = defaultdict(dict)
         # what the runners reported since the last drain, six items each, flat: slug, map
         # index, state (None: Running), run count, epoch seconds, when it entered Running
         # (or None); see the module docstring
@@ -222,10 +225,7 @@ class RunRecorder:
         if index < 0:
             self._last[slug] = state
         else:
-            children = self._last_children.get(slug)
-            if children is None:
-                children = self._last_children.setdefault(slug, {})
-            children[index] = state  # (_remember, inline: once per task run)
+            self._last_children[slug][index] = state  # (_remember, inline: once per run)
         self._raw.extend((slug, index, state, run_count, 0.0, None))
 
     def _remember(self, slug: str, index: int, state: State) -> None:
@@ -234,10 +234,7 @@ class RunRecorder:
         if index < 0:
             self._last[slug] = state
         else:
-            children = self._last_children.get(slug)
-            if children is None:
-                children = self._last_children.setdefault(slug, {})
-            children[index] = state
+            self._last_children[slug][index] = state
 
     def _reported(self, slug: str, index: int) -> State | None:
         """The state last reported for task run ``(slug, index)``, if any."""
@@ -255,10 +252,7 @@ class RunRecorder:
         if index < 0:
             self._last[slug] = state
         else:
-            children = self._last_children.get(slug)
-            if children is None:
-                children = self._last_children.setdefault(slug, {})
-            children[index] = state  # (_remember, inline: once per task run)
+            self._last_children[slug][index] = state  # (_remember, inline: once per run)
         self._raw.extend((slug, index, state, run_count, _time(), started))
 
     def collected(self, slug: str, map_index: int, state: State) -> None:
@@ -297,9 +291,7 @@ class RunRecorder:
 
     def collected_children(self, slug: str, states: Sequence[State]) -> None:
         """:meth:`collected` for each child of a mapped task, in one call."""
-        known = self._last_children.get(slug)
-        if known is None:
-            known = self._last_children.setdefault(slug, {})
+        known = self._last_children[slug]
         get = known.get
         new = [(i, s) for i, s in enumerate(states) if get(i) is not s]
         if new:
