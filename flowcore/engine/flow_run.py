@@ -452,8 +452,13 @@ def flow_source(flow: Flow) -> str | None:
     path = getattr(main, "__file__", None)
     if main is None or path is None:
         return None
-    for name, value in vars(main).items():
+    names = vars(main)
+    known = flow._cache.get("flowcore.source_name")  # (a script's globals, scanned once)
+    if known is not None and names.get(known) is flow:
+        return f"{os.path.abspath(path)}:{known}"
+    for name, value in names.items():
         if value is flow:
+            flow._cache["flowcore.source_name"] = name
             return f"{os.path.abspath(path)}:{name}"
     return None
 

@@ -413,3 +413,43 @@ def test_four_processes_recording_into_one_sqlite_file_lose_no_transitions(
         children = [t for t in transitions if t.map_index >= 0]
         assert [t.state for t in children].count("Running") == 200
         assert [t.state for t in children].count("Success") == 200
+
+
+SOURCE_FLOW = """
+from flowcore import Flow, task
+
+@task
+def one():
+    return 1
+
+with Flow("sourced") as flow:
+    one()
+
+for _ in range(2):
+    print("RUN", flow.run().flow_run_id)
+renamed = flow
+del flow
+print("RUN", renamed.run().flow_run_id)
+"""
+
+
+def test_a_run_from_a_script_records_the_variable_that_holds_its_flow(
+    store: RunStore, tmp_path: Path
+) -> None:
+    """The source (``file:variable``, what ``flowcore resume`` loads) is found among the
+    script's globals, and found again when the variable changes between runs."""
+    script = tmp_path / "sourced.py"
+    script.write_text(SOURCE_FLOW)
+    done = subprocess.run(
+        [sys.executable, str(script)],
+        env={**os.environ, "FLOWCORE__RUNS__STORE": store.url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    first, second, third = [
+        line.split()[1] for line in done.stdout.splitlines() if line.startswith("RUN ")
+    ]
+    sources = [store.get_run(run_id).source for run_id in (first, second, third)]  # type: ignore[union-attr]
+    assert sources == [f"{script}:flow", f"{script}:flow", f"{script}:renamed"]
