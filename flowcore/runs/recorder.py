@@ -25,7 +25,9 @@ so did keeping each task run's ``(slug, map_index)`` key (a tracked tuple per ch
 in ``_last`` and in the list: W3's older collections took 2.5 times as long, 2 us a child). Nothing else happens on the flow's thread: every 0.2 s the store's
 feeder thread calls :meth:`RunRecorder.drain`, which takes what was appended, turns each
 state into a plain tuple of :class:`~flowcore.runs.events.TaskRunState`'s fields (state
-class name, message, result location, ...) and queues them for the writer process. A
+class name, message, result location, ...), which the store packs into a journal row at
+once and queues for the writer process (the drain at the run's end does the same, on the
+flow's thread). A
 ``Running`` is folded into the task run's next state (``started``), so a quick task run is
 one row of the journal; one still running when a drain comes a quarter of a second after
 it started is announced on its own, so a long task shows as running, and a crash leaves
