@@ -198,15 +198,23 @@ class StructureMemo:
         if len(met) > self.size:
             met.popitem(last=False)
 
+    def _digest_of(self, event: Any) -> str | None:
+        """The digest of ``event``'s structure when it is one both ends keep (a
+        FlowRunStarted with a digest, and its text, or "" for the text, not too long)."""
+        if type(event) is not FlowRunStarted:
+            return None
+        digest, text = event.structure_digest, event.structure
+        if digest is None or type(text) is not str or len(text) > self.MAX_TEXT:
+            return None
+        return digest
+
     def elide(self, events: list[Any]) -> list[Any]:
         """(The store's end.) ``events``, with each structure met before as its digest
         alone (copies: the events given are left as they are)."""
         out = events
         for i, event in enumerate(events):
-            if type(event) is not FlowRunStarted:
-                continue
-            digest, text = event.structure_digest, event.structure
-            if digest is None or type(text) is not str or len(text) > self.MAX_TEXT:
+            digest = self._digest_of(event)
+            if digest is None:
                 continue
             if digest in self._met:
                 if out is events:
@@ -219,11 +227,10 @@ class StructureMemo:
         """(The writer's end.) Put back, in place, the structure of each event that came
         as its digest alone."""
         for event in events:
-            if type(event) is not FlowRunStarted:
+            digest = self._digest_of(event)
+            if digest is None:
                 continue
-            digest, text = event.structure_digest, event.structure
-            if digest is None or type(text) is not str or len(text) > self.MAX_TEXT:
-                continue
+            text = event.structure
             if text == "":
                 kept = self._met.get(digest)
                 if kept is None:  # (cannot happen: see the class docstring)
