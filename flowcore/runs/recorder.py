@@ -136,6 +136,7 @@ class RunRecorder:
         self._announced: set[tuple[str, int]] = set()
         if store is None:  # the progress display alone counts finished task runs only
             self.task_state = self._task_state_counted  # type: ignore[method-assign]
+            self.task_run = self._task_run_counted  # type: ignore[method-assign]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_detached, ())
@@ -217,6 +218,19 @@ class RunRecorder:
             slug, index = key
             self._remember(slug, index, state)
             self._raw.extend((slug, index, state, run_count, 0.0, None))
+
+    def _task_run_counted(
+        self, key: tuple[str, int], state: State, run_count: int, started: float
+    ) -> None:
+        """:meth:`task_run` for a recorder without a store: no time is taken, so no float
+        object per report waits for the drain (the display on a map of 100,000 children:
+        1.06x with one, 1.04x without)."""
+        slug, index = key
+        if index < 0:
+            self._last[slug] = state
+        else:
+            self._last_children[slug][index] = state  # (_remember, inline: once per run)
+        self._raw.extend((slug, index, state, run_count, 0.0, None))
 
     def _remember(self, slug: str, index: int, state: State) -> None:
         """Note ``state`` as task run ``(slug, index)``'s last reported (see the module
