@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from flowcore.engine.state import Cached, Failed, Finished, Mapped
@@ -112,6 +112,36 @@ class RunProgress:
         if live is not None:
             live.stop()
         self._pull = None
+
+    def count_columns(
+        self, slugs: Sequence[str], indexes: Sequence[int], states: Sequence[Any]
+    ) -> None:
+        """:meth:`count` for reports given as three columns. A batch of one task's task
+        runs that all ended in one state class, none of them counted before (a map's
+        children, as a drain usually brings them), is counted in a few calls that loop in
+        C; any other batch goes through :meth:`count`."""
+        if not slugs:
+            return
+        slug = slugs[0]
+        if slugs.count(slug) == len(slugs):
+            classes = set(map(type, states))
+            if len(classes) == 1:
+                cls = classes.pop()
+                category = _CATEGORIES.get(cls, _UNKNOWN)
+                if category is _UNKNOWN:
+                    category = _category(cls)
+                if category is None:  # (all entered Running: nothing finished)
+                    return
+                line = self._lines.get(slug)
+                if line is None:
+                    return
+                seen = line.seen
+                if category != "mapped" and seen.keys().isdisjoint(indexes):
+                    before = len(seen)
+                    seen.update(dict.fromkeys(indexes, category))
+                    line.counts[category] += len(seen) - before
+                    return
+        self.count(zip(slugs, indexes, states))
 
     def count(self, reported: Iterable[tuple[str, int, Any]]) -> None:
         """Count the finished task runs among ``reported`` (a task run's slug and map

@@ -368,7 +368,7 @@ class RunRecorder:
             with fewer_collections(configured_threshold()):
                 progress = self.progress
                 if progress is not None:
-                    progress.count(zip(batch[0::6], batch[1::6], batch[2::6]))
+                    progress.count_columns(batch[0::6], batch[1::6], batch[2::6])
                 store = self.store
                 if store is not None:
                     store.submit_task_states(self._convert(_reports(batch)))
