@@ -413,7 +413,10 @@ def _record_task_states(recorder: RunRecorder, flow: Flow, task_states: dict[Tas
         if isinstance(state.map_states, ChildStates):
             recorder.collected_unkept(slug, state.map_states.unreported())
         else:
-            recorder.collected_children(slug, [c for c in state.map_states if isinstance(c, State)])
+            children = state.map_states
+            if not all(issubclass(cls, State) for cls in set(map(type, children))):
+                children = [c for c in children if isinstance(c, State)]
+            recorder.collected_children(slug, children)
 
 
 def run_structure(flow: Flow) -> dict[str, Any]:

@@ -63,6 +63,25 @@ def test_collected_states_already_reported_are_not_written_again(store: RunStore
     assert [by_index[i].message for i in range(3)] == ["child 0", "child 1", "child 2"]
 
 
+def test_a_collected_child_that_is_not_the_state_reported_is_written(store: RunStore) -> None:
+    """As many children collected as reported, all but one the very states reported: the
+    one that differs (here a later state from elsewhere) is written, and only it."""
+    recorder = _recorder(store, "r3b")
+    reported = [Success(f"child {i}") for i in range(3)]
+    for index, child in enumerate(reported):
+        recorder.task_state(("t-1", index), child, 1)
+    collected = [reported[0], Failed("redone elsewhere"), reported[2]]
+    recorder.collected_children("t-1", collected)
+    recorder.finished(Failed("failed"))
+    store.flush()
+    assert [(t.map_index, t.state) for t in store.transitions("r3b", "t-1")] == [
+        (0, "Success"),
+        (1, "Success"),
+        (2, "Success"),
+        (1, "Failed"),
+    ]
+
+
 def test_a_long_running_task_run_is_announced_before_it_ends(store: RunStore) -> None:
     recorder = _recorder(store, "r4")
     recorder.task_state(("t-1", -1), Running("Starting task run."), 1)
