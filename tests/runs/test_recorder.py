@@ -63,6 +63,35 @@ def test_collected_states_already_reported_are_not_written_again(store: RunStore
     assert [by_index[i].message for i in range(3)] == ["child 0", "child 1", "child 2"]
 
 
+def test_a_pass_s_state_that_is_not_the_one_reported_is_written(store: RunStore) -> None:
+    """Of the states a pass ends with, those reported as they are (by the same object) are
+    not written again; another state of the same task is, and a task never reported too."""
+    recorder = RunRecorder(store, "r3a")
+    recorder.started(
+        "flow",
+        {},
+        {"tasks": [{"slug": s, "name": s, "mapped": False} for s in ("a-1", "b-1")]},
+        None,
+        None,
+    )
+    task_a, task_b = object(), object()
+    ran = Success("ran")
+    recorder.task_state(("a-1", -1), ran, 1)
+    slugs = {task_a: "a-1", task_b: "b-1"}
+    assert recorder.collected_pass(slugs, {task_a: ran}) == []
+    assert recorder.collected_pass(slugs, {task_a: Failed("changed after")}) == []
+    assert recorder.collected_pass(slugs, {task_a: ran, task_b: Success("not reported")}) == []
+    recorder.finished(Failed("failed"))
+    store.flush()
+    transitions = [t for t in store.transitions("r3a") if t.task_slug is not None]
+    assert [(t.task_slug, t.state) for t in transitions] == [
+        ("a-1", "Success"),
+        ("a-1", "Failed"),
+        ("a-1", "Success"),
+        ("b-1", "Success"),
+    ]
+
+
 def test_a_collected_child_that_is_not_the_state_reported_is_written(store: RunStore) -> None:
     """As many children collected as reported, all but one the very states reported: the
     one that differs (here a later state from elsewhere) is written, and only it."""
