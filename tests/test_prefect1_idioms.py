@@ -14,9 +14,11 @@ compared line for line. Where flowcore differs on purpose, the section says so:
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pendulum
@@ -26,11 +28,22 @@ import flowcore
 from flowcore import Flow, Parameter, Task, apply_map, case, context, flatten, task, unmapped
 from flowcore.engine import signals
 from flowcore.engine.cache_validators import all_inputs
+from flowcore.engine.results import LocalResult
 from flowcore.engine.state import State, Success
 from flowcore.executors import LocalDaskExecutor, LocalExecutor
 from flowcore.schedules import CronSchedule, IntervalSchedule
 from flowcore.tasks.control_flow import FilterTask, ifelse, merge, switch
-from flowcore.triggers import all_finished, any_failed
+from flowcore.tasks.core.collections import Dict, List
+from flowcore.tasks.core.function import FunctionTask
+from flowcore.triggers import (
+    all_finished,
+    always_run,
+    any_failed,
+    not_all_skipped,
+    some_failed,
+    some_successful,
+)
+from flowcore.utilities.tasks import defaults_from_attrs
 
 
 def _state(state: State | None) -> str:
@@ -438,6 +451,180 @@ EXECUTORS_NAMES_AND_SCHEDULES = """
 == schedule ['2020-01-02 06:00:00+00:00', '2020-01-02 12:00:00+00:00', '2020-01-02 18:00:00+00:00']
 """
 
+
+def more_triggers_and_signals() -> list[str]:
+    @task
+    def maybe_fail(x: int) -> int:
+        if x % 2:
+            raise ValueError(f"odd {x}")
+        return x
+
+    @task(trigger=some_successful(at_least=2))
+    def some_ok(xs: list[int]) -> str:
+        return "some ok"
+
+    @task(trigger=not_all_skipped)
+    def not_skipped(xs: list[int]) -> str:
+        return "not all skipped"
+
+    @task(trigger=always_run)
+    def always(xs: list[int]) -> str:
+        return "always"
+
+    @task(trigger=some_failed(at_most=1))
+    def few_failed(xs: list[int]) -> str:
+        return "few failed"
+
+    def rescue(obj: Any, old: State, new: State) -> State:
+        return Success(result="rescued", message="rescued by handler") if new.is_failed() else new
+
+    @task(state_handlers=[rescue])
+    def doomed() -> None:
+        raise ValueError("doomed")
+
+    @task
+    def early() -> None:
+        raise signals.SUCCESS(message="early", result=99)
+
+    calls = [0]
+
+    @task(max_retries=1, retry_delay=timedelta(seconds=0))
+    def retry_signal() -> str:
+        calls[0] += 1
+        if calls[0] == 1:
+            raise signals.RETRY("again")
+        return "after retry"
+
+    with Flow("triggers") as flow:
+        mf = maybe_fail.map(listify(4))
+        tasks = [("mf", mf), ("some_ok", some_ok(mf)), ("not_skipped", not_skipped(mf))]
+        tasks += [("always", always(mf)), ("few_failed", few_failed(mf)), ("doomed", doomed())]
+        tasks += [("early", early()), ("retry_signal", retry_signal())]
+    lines = _summary("triggers", flow.run(), tasks)
+    return lines + [f"  retry_signal calls {calls[0]}"]
+
+
+MORE_TRIGGERS_AND_SIGNALS = """
+== triggers: Failed 'Some reference tasks failed.'
+  mf: Mapped [0, ValueError('odd 1'), 2, ValueError('odd 3')] [Success:0,Failed:ValueError('odd 1'),Success:2,Failed:ValueError('odd 3')]
+  some_ok: Success 'some ok'
+  not_skipped: TriggerFailed 'TRIGGERFAIL(Trigger was "not_all_skipped" but some of the upstream tasks failed.)'
+  always: Success 'always'
+  few_failed: TriggerFailed 'TRIGGERFAIL(Trigger was "some_failed" but thresholds were not met.)'
+  doomed: Success 'rescued'
+  early: Success 99
+  retry_signal: Success 'after retry'
+  retry_signal calls 2
+"""
+
+
+def child_retries_and_nested_maps() -> list[str]:
+    counts: dict[int, int] = {}
+
+    @task(max_retries=2, retry_delay=timedelta(seconds=0))
+    def child_flaky(x: int) -> int:
+        counts[x] = counts.get(x, 0) + 1
+        if x == 1 and counts[x] < 3:
+            raise ValueError("flaky child")
+        return x * 10
+
+    @task
+    def explode(x: int) -> list[int]:
+        return [x] * x
+
+    with Flow("children") as flow:
+        cf = child_flaky.map(listify(3))
+        total = task(lambda xs: sum(xs), name="total")(cf)
+        exploded = explode.map(listify(4))
+        flat = inc.map(flatten(exploded))
+        again = explode.map(flat)
+    tasks = [("cf", cf), ("total", total), ("exploded", exploded), ("flat", flat)]
+    lines = _summary("children", flow.run(), [*tasks, ("again", again)])
+    return lines + [f"  counts {sorted(counts.items())}"]
+
+
+CHILD_RETRIES_AND_NESTED_MAPS = """
+== children: Success 'All reference tasks succeeded.'
+  cf: Mapped [0, 10, 20] [Success:0,Success:10,Success:20]
+  total: Success 30
+  exploded: Mapped [[], [1], [2, 2], [3, 3, 3]] [Success:[],Success:[1],Success:[2, 2],Success:[3, 3, 3]]
+  flat: Mapped [2, 3, 3, 4, 4, 4] [Success:2,Success:3,Success:3,Success:4,Success:4,Success:4]
+  again: Mapped [[2, 2], [3, 3, 3], [3, 3, 3], [4, 4, 4, 4], [4, 4, 4, 4], [4, 4, 4, 4]] [Success:[2, 2],Success:[3, 3, 3],Success:[3, 3, 3],Success:[4, 4, 4, 4],Success:[4, 4, 4, 4],Success:[4, 4, 4, 4]]
+  counts [(0, 1), (1, 3), (2, 1)]
+"""
+
+
+def library_tasks_and_flow_edits(tmp_dir: str) -> list[str]:
+    class Greeter(Task):
+        def __init__(self, greeting: str = "hi", **kwargs: Any) -> None:
+            self.greeting = greeting
+            super().__init__(**kwargs)
+
+        @defaults_from_attrs("greeting")
+        def run(self, who: str, greeting: str | None = None) -> str:
+            return f"{greeting} {who}"
+
+    @task(checkpoint=True, result=LocalResult(dir=tmp_dir, location="{task_name}-{x}.pkl"))
+    def saved(x: int) -> int:
+        return x * 2
+
+    with Flow("library") as flow:
+        tasks = [("list", List()(inc(1), inc(2))), ("dict", Dict()(keys=["a", "b"], values=[1, 2]))]
+        tasks += [("function", FunctionTask(lambda: "fn", name="fnt")())]
+        tasks += [("g1", Greeter()("bob")), ("g2", Greeter(greeting="yo")("amy", greeting="hey"))]
+        tasks += [("renamed", inc(5, task_args={"name": "renamed", "tags": ["x"]}))]
+        one, many = saved(3), saved.map([4, 5])
+        y = inc(inc(1))
+    times100 = task(lambda v: v * 100, name="times100")
+    flow.add_edge(y, times100, key="v")
+    copied = flow.copy()
+    with context(checkpointing=True):
+        state = flow.run()
+    lines = _summary(
+        "library", state, [*tasks, ("one", one), ("many", many), ("times100", times100)]
+    )
+    locations = [state.result[one]._result.location]
+    locations += [c._result.location for c in state.result[many].map_states]
+    lines.append(f"  locations {[os.path.basename(str(loc)) for loc in locations]}")
+    lines.append(f"  files {sorted(os.listdir(tmp_dir))}")
+    (renamed,) = flow.get_tasks(name="renamed")
+    lines.append(
+        f"  names {sorted(t.name for t in flow.tasks)} renamed tags {sorted(renamed.tags)}"
+    )
+    lines.append(f"  copy tasks {len(copied.tasks)} edges {len(copied.edges)}")
+    flow.replace(times100, task(lambda v: v - 1, name="dec"))
+    lines.append(f"  after replace {sorted(t.name for t in flow.tasks)}")
+    with Flow("params") as params:
+        shown = task(lambda v: repr(v), name="show")(Parameter("p", default=None, required=False))
+    lines += _summary("params", params.run(), [("shown", shown)])
+    try:
+        params.run(parameters={"zzz": 1})
+    except ValueError as exc:
+        lines.append(f"  unknown parameter: {exc}")
+    return lines
+
+
+LIBRARY_TASKS_AND_FLOW_EDITS = """
+== library: Success 'All reference tasks succeeded.'
+  list: Success [2, 3]
+  dict: Success {'a': 1, 'b': 2}
+  function: Success 'fn'
+  g1: Success 'hi bob'
+  g2: Success 'hey amy'
+  renamed: Success 6
+  one: Success 6
+  many: Mapped [8, 10] [Success:8,Success:10]
+  times100: Success 300
+  locations ['saved-3.pkl', 'saved-4.pkl', 'saved-5.pkl']
+  files ['saved-3.pkl', 'saved-4.pkl', 'saved-5.pkl']
+  names ['Dict', 'Greeter', 'Greeter', 'List', '[4, 5]', 'fnt', 'inc', 'inc', 'inc', 'inc', 'renamed', 'saved', 'saved', 'times100'] renamed tags ['x']
+  copy tasks 14 edges 5
+  after replace ['Dict', 'Greeter', 'Greeter', 'List', '[4, 5]', 'dec', 'fnt', 'inc', 'inc', 'inc', 'inc', 'renamed', 'saved', 'saved']
+== params: Success 'All reference tasks succeeded.'
+  shown: Success 'None'
+  unknown parameter: Flow.run received the following unexpected parameters: zzz
+"""
+
 SECTIONS: list[tuple[Callable[[], list[str]], str]] = [
     (control_flow, CONTROL_FLOW),
     (mapping, MAPPING),
@@ -447,6 +634,8 @@ SECTIONS: list[tuple[Callable[[], list[str]], str]] = [
     (switches_filters_and_failures, SWITCHES_FILTERS_AND_FAILURES),
     (caching_looping_and_parameters, CACHING_LOOPING_AND_PARAMETERS),
     (executors_names_and_schedules, EXECUTORS_NAMES_AND_SCHEDULES),
+    (more_triggers_and_signals, MORE_TRIGGERS_AND_SIGNALS),
+    (child_retries_and_nested_maps, CHILD_RETRIES_AND_NESTED_MAPS),
 ]
 
 
@@ -494,3 +683,10 @@ def test_cron_next_after_a_date_answers_where_prefect_1_4_1_fails_on_pendulum_3(
         "2021-03-09 09:00:00+00:00",
         "2021-03-10 09:00:00+00:00",
     ]
+
+
+def test_library_tasks_checkpoints_and_flow_edits_as_in_prefect_1_4_1(tmp_path: Path) -> None:
+    assert (
+        library_tasks_and_flow_edits(str(tmp_path))
+        == LIBRARY_TASKS_AND_FLOW_EDITS.strip("\n").splitlines()
+    )
