@@ -4,7 +4,7 @@
 
     flowcore run FILE.py[:FLOW] [--param k=v ...] [--executor local|threads|processes|dask|
                  dask://HOST:PORT] [--resume RUN_ID|last] [--rerun TASK ...] [--progress/--no-progress]
-    flowcore resume RUN_ID [--param k=v ...] [--executor ...]
+    flowcore resume RUN_ID|last [--param k=v ...] [--executor ...]
 
 A run started here is like one started by Prefect 1's agent: checkpointing is on, so the
 values of tasks that have a ``result`` (their own, or the flow's) are written, and the run
@@ -79,7 +79,7 @@ def run(
 
 
 @click.command("resume")
-@click.argument("run_id")
+@click.argument("run_id", metavar="RUN_ID|last")
 @_param_option("Override a parameter of the resumed run.")
 @_executor_option
 @_rerun_option("Run this task (by name or slug) and everything downstream again.")
@@ -91,14 +91,13 @@ def resume(
     rerun: tuple[str, ...],
     progress: bool | None,
 ) -> None:
-    """Resume run RUN_ID: run only what did not finish, with the flow loaded from the file
-    the run came from (`flowcore runs ls` lists the runs)."""
-    from flowcore.cli.runs import open_cli_store
+    """Resume run RUN_ID (`last`: the newest run that failed or did not finish): run only
+    what did not finish, with the flow loaded from the file the run came from (`flowcore
+    runs ls` lists the runs)."""
+    from flowcore.cli.runs import find_run, open_cli_store
 
     store = open_cli_store(None)
-    found = store.get_run(run_id)
-    if found is None:
-        raise CliError(f"No run {run_id!r} in {store.display} (`flowcore runs ls` lists the runs)")
+    found = find_run(store, run_id, resumable=True)
     if not found.source:
         raise CliError(
             f"Run {found.run_id} did not record the file its flow came from; resume it from "

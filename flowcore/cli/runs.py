@@ -3,12 +3,13 @@
 ::
 
     flowcore runs ls [--flow F] [--state S] [--limit N] [--json]
-    flowcore runs show RUN_ID [--json]        a run and its tasks (a mapped task is one row,
+    flowcore runs show RUN_ID|last [--json]   a run and its tasks (a mapped task is one row,
                                               its children counted by state)
-    flowcore runs logs RUN_ID [--task T]
+    flowcore runs logs RUN_ID|last [--task T]
 
 Every verb takes ``--store`` (a path or SQLAlchemy URL; default: config ``runs.store``).
-A run id can be shortened to any unique prefix, as ``ls`` prints it.
+A run id can be shortened to any unique prefix, as ``ls`` prints it; ``last`` names the
+newest run.
 """
 
 from __future__ import annotations
@@ -21,12 +22,15 @@ import click
 from flowcore.cli import CliError
 from flowcore.cli.output import echo_json, echo_table
 from flowcore.runs.records import count_text
+from flowcore.runs.states import is_resumable
 from flowcore.utilities.units import format_seconds, format_time
 
 if TYPE_CHECKING:
     from flowcore.runs.store import RunInfo, RunStore, TaskSummary
 
-__all__ = ["open_cli_store", "runs"]
+__all__ = ["LAST", "find_run", "open_cli_store", "runs"]
+
+LAST = "last"  # a run id argument that names the newest run (see find_run)
 
 _STORE_HELP = "The run store: a path or SQLAlchemy URL (default: config runs.store)."
 
@@ -89,13 +93,13 @@ def ls(flow: str | None, state: str | None, limit: int, as_json: bool, store: st
 
 
 @runs.command("show")
-@click.argument("run_id")
+@click.argument("run_id", metavar="RUN_ID|last")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables.")
 @click.option("--store", help=_STORE_HELP)
 def show(run_id: str, as_json: bool, store: str | None) -> None:
-    """A run: its state, parameters and tasks."""
+    """A run: its state, parameters and tasks (``last``: the newest run)."""
     opened = open_cli_store(store)
-    found = _get(opened, run_id)
+    found = find_run(opened, run_id)
     tasks = _task_rows(found, opened.task_summaries(found.run_id))
     if as_json:
         echo_json({**_run_json(found), "tasks": tasks})
@@ -134,13 +138,13 @@ def show(run_id: str, as_json: bool, store: str | None) -> None:
 
 
 @runs.command("logs")
-@click.argument("run_id")
+@click.argument("run_id", metavar="RUN_ID|last")
 @click.option("--task", help="Only this task's lines (by name or slug).")
 @click.option("--store", help=_STORE_HELP)
 def logs(run_id: str, task: str | None, store: str | None) -> None:
-    """The log lines a run wrote."""
+    """The log lines a run wrote (``last``: the newest run)."""
     opened = open_cli_store(store)
-    found = _get(opened, run_id)
+    found = find_run(opened, run_id)
     slug = None
     if task is not None:
         slugs = {
@@ -159,10 +163,31 @@ def logs(run_id: str, task: str | None, store: str | None) -> None:
         )
 
 
-def _get(store: RunStore, run_id: str) -> RunInfo:
-    found = store.get_run(run_id)
-    if found is None:
-        raise CliError(f"No run {run_id!r} in {store.display} (`flowcore runs ls` lists the runs)")
+def find_run(
+    store: RunStore, run_id: str, *, flow: str | None = None, resumable: bool = False
+) -> RunInfo:
+    """The run ``run_id`` names: a run id, a unique prefix of one, or ``last``, the newest
+    run (of ``flow``, when given). ``resumable``: the run is to be resumed, so a newest run
+    that ended well is an error (nothing to resume), as for ``flow.run(resume="last")``.
+    A CliError naming the store when there is no such run."""
+    if run_id != LAST:
+        found = store.get_run(run_id)
+        if found is None:
+            raise CliError(
+                f"No run {run_id!r} in {store.display} (`flowcore runs ls` lists the runs)"
+            )
+        return found
+    newest = store.list_runs(flow=flow, limit=1)
+    of = "" if flow is None else f" of {flow!r}"
+    if not newest:
+        raise CliError(f"No run{of} in {store.display} (`flowcore runs ls` lists the runs)")
+    found = newest[0]
+    if resumable and not is_resumable(found.state):
+        raise CliError(
+            f"The newest run{of}, {found.run_id} of {found.flow_name!r}, ended "
+            f"{found.state}: nothing to resume (`flowcore runs ls --state Failed` lists the "
+            "failed runs; resume one by its id)"
+        )
     return found
 
 

@@ -1,4 +1,4 @@
-"""``flowcore visualize FILE.py[:FLOW] [--run RUN_ID] [-o out.svg]``: draw a flow, or one
+"""``flowcore visualize FILE.py[:FLOW] [--run RUN_ID|last] [-o out.svg]``: draw a flow, or one
 of its recorded runs with each task coloured by its state (:mod:`flowcore.runs.graph`:
 a mapped task is one node with its children counted by state). The format follows the
 output's suffix (svg, png, pdf, dot, ...); the default output is ``<flow name>.svg``.
@@ -19,7 +19,12 @@ __all__ = ["visualize"]
 
 @click.command("visualize")
 @click.argument("flow_file", metavar="FILE.py[:FLOW]")
-@click.option("--run", "run_id", metavar="RUN_ID", help="Colour the tasks by this run's states.")
+@click.option(
+    "--run",
+    "run_id",
+    metavar="RUN_ID|last",
+    help="Colour the tasks by this run's states (last: the flow's newest run).",
+)
 @click.option(
     "-o",
     "--output",
@@ -39,14 +44,10 @@ def visualize(
     flow = load_flow(flow_file).flow
     summaries = []
     if run_id is not None:
-        from flowcore.cli.runs import open_cli_store
+        from flowcore.cli.runs import find_run, open_cli_store
 
         opened = open_cli_store(store)
-        found = opened.get_run(run_id)
-        if found is None:
-            raise CliError(
-                f"No run {run_id!r} in {opened.display} (`flowcore runs ls` lists the runs)"
-            )
+        found = find_run(opened, run_id, flow=flow.name)
         if found.flow_name != flow.name:
             raise CliError(
                 f"Run {found.run_id} is a run of {found.flow_name!r}, not of {flow.name!r}"

@@ -315,11 +315,12 @@ def _start_recording(
     progress: bool,
 ) -> RunRecorder | None:
     """Give the run its id (``kwargs["flow_run_id"]``), restore what ``resume`` names
-    (``kwargs["task_states"]``), log the run's first line, and start its recorder (the run
-    store's and the progress display's; None when neither is on), which goes into the run
-    context as ``run_recorder``."""
+    (``kwargs["task_states"]``), start its recorder (the run store's and the progress
+    display's; None when neither is on), which goes into the run context as
+    ``run_recorder``, and log the run's first line (its id; then what a resume restored),
+    which the store keeps too."""
     store = open_store()
-    resumed_from = None
+    resumed_from = resuming = None
     if resume is not None:
         if store is None:
             raise ResumeError(
@@ -328,15 +329,11 @@ def _start_recording(
         resumed, restored = resumed_task_states(flow, store, str(resume), rerun)
         resumed_from = resumed.run_id
         kwargs["task_states"] = {**restored, **(kwargs.get("task_states") or {})}
-        flow.logger.info(
-            f"Resuming run {resumed.run_id} of {flow.name!r}: {len(restored)} of "
+        resuming = (
+            f"Resuming run {resumed_from} of {flow.name!r}: {len(restored)} of "
             f"{len(flow.tasks)} tasks restored, the others run again"
         )
     run_id = kwargs["flow_run_id"] = kwargs.get("flow_run_id") or str(uuid.uuid4())
-    where = (
-        "not recorded: runs.store is 'none'" if store is None else f"recorded in {store.display}"
-    )
-    log(flow.logger, INFO, f"Flow run {run_id} of {flow.name!r} ({where})", sinks=True)
     recorder = None
     if store is not None or progress:
         recorder = RunRecorder(
@@ -351,6 +348,18 @@ def _start_recording(
             resumed_from,
         )
     kwargs["context"]["run_recorder"] = recorder
+    where = (
+        "not recorded: runs.store is 'none'" if store is None else f"recorded in {store.display}"
+    )
+    log(
+        flow.logger,
+        INFO,
+        f"Flow run {run_id} of {flow.name!r} ({where})",
+        sinks=True,
+        flow_run_id=run_id,
+    )  # (after the recorder started: the store keeps the line too)
+    if resuming is not None:
+        log(flow.logger, INFO, resuming, sinks=True, flow_run_id=run_id)
     return recorder
 
 

@@ -133,10 +133,44 @@ def test_run_with_threads_and_resume_last(
     assert "succeeded, so there is nothing to resume" in nothing_left.stderr
 
 
+def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path: Path) -> None:
+    (tmp_path / "broken").touch()
+    assert flowcore("run", f"{flow_file}:other").returncode == 0
+    assert flowcore("run", f"{flow_file}:flow").returncode == 1  # the newest run
+    shown = _json(flowcore("runs", "show", "last", "--json"))
+    assert isinstance(shown, dict) and (shown["flow"], shown["state"]) == ("cli demo", "Failed")
+    logs = flowcore("runs", "logs", "last")
+    assert logs.returncode == 0, logs.stderr
+    messages = [line.split(" | ", 1)[1] for line in logs.stdout.splitlines() if " | " in line]
+    # the run's first lines are kept too (its id, then the pass), not only its later ones
+    assert messages[0].startswith(f"Flow run {shown['run_id']} of 'cli demo' (recorded in ")
+    assert messages[1] == "Beginning Flow run for 'cli demo'"
+    assert "Task 'square[3]': Exception encountered during task execution!" in messages
+    assert messages[-1] == "Flow run FAILED: some reference tasks failed."
+
+    svg = tmp_path / "last.svg"
+    drawn = flowcore("visualize", f"{flow_file}:other", "--run", "last", "-o", str(svg))
+    assert drawn.returncode == 0, drawn.stderr  # the newest run of that flow
+    assert "#28a745" in svg.read_text() and "#eb0000" not in svg.read_text()
+
+    (tmp_path / "broken").unlink()
+    (tmp_path / "squared").unlink()
+    resumed = flowcore("resume", "last")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "of 'cli demo': Success" in resumed.stderr
+    assert (tmp_path / "squared").read_text().split() == ["3"]
+    resumed_logs = flowcore("runs", "logs", "last").stdout
+    assert f"Resuming run {shown['run_id']} of 'cli demo': " in resumed_logs
+    nothing_left = flowcore("resume", "last")
+    assert nothing_left.returncode == 1
+    assert "ended Success: nothing to resume" in nothing_left.stderr
+
+
 @pytest.mark.parametrize(
     ("args", "error"),
     [
         (["runs", "show", "nope"], "Error: No run 'nope' in sqlite:///"),
+        (["runs", "logs", "last"], "Error: No run in sqlite:///"),
         (["resume", "nope"], "Error: No run 'nope' in sqlite:///"),
         (
             ["run", "{file}"],
