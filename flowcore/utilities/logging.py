@@ -378,11 +378,15 @@ def log(
     the run store records anyway: line sinks (:func:`add_line_sink`) see them only with
     ``sinks`` (the flow run's own lines, once per pass, and a failure's ERROR line).
     ``flow_run_id``: the line is flow run ``flow_run_id``'s, logged before its context is
-    entered (the run's first lines): the sinks and the line's context attributes see it
-    as the run's."""
+    entered (the run's first lines): the sinks see it as the run's."""
     if not logger.isEnabledFor(level):
         return
-    if flow_run_id is not None and _context.current().get("flow_run_id") != flow_run_id:
+    if (
+        flow_run_id is not None
+        and sinks
+        and _SINKS
+        and _context.current().get("flow_run_id") != flow_run_id
+    ):
         token = _context.push({**_context.current(), "flow_run_id": flow_run_id})
         try:
             log(logger, level, message, sinks, exc_info)
