@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -148,7 +149,10 @@ def _cluster() -> Iterator[_Cluster]:
         deadline = time.monotonic() + 60
         while not os.path.exists(scheduler_file):
             if time.monotonic() > deadline:
-                raise RuntimeError("the dask scheduler did not start")
+                logs.flush()
+                with open(os.path.join(workdir, "dask.log"), "rb") as log:
+                    tail = log.read()[-2000:].decode(errors="replace")
+                raise RuntimeError(f"the dask scheduler did not start:\n{tail}")
             time.sleep(0.1)
         processes.append(
             subprocess.Popen(
@@ -170,6 +174,7 @@ def _cluster() -> Iterator[_Cluster]:
         for process in processes:
             process.wait(timeout=30)
         logs.close()
+        shutil.rmtree(workdir, ignore_errors=True)  # (its log reached hundreds of MB a run)
 
 
 def _measured(

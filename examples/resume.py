@@ -13,6 +13,7 @@ Run it: ``python examples/resume.py`` (the command line does the same with
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -77,4 +78,6 @@ if __name__ == "__main__":
             print(
                 f"recorded: {run.run_id[:8]} {run.state:8} resumed_from={(run.resumed_from or '-')[:8]}  {counts}"
             )
+        store.close()  # (its writer is done with the file: the example's directory can go)
+    shutil.rmtree(HOME, ignore_errors=True)
     print("EXAMPLE OK")

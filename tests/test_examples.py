@@ -3,8 +3,10 @@ every ``python`` block of the README and the concept and migration guides runs t
 
 from __future__ import annotations
 
+import atexit
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -103,7 +105,9 @@ def doc_programs() -> list[tuple[str, str]]:
 
 # the examples' runs are recorded (the default) in a store of the test session's own,
 # not in the ~/.flowcore/flowcore.db of whoever runs the tests
-_RUNS_STORE = os.path.join(tempfile.mkdtemp(prefix="flowcore-example-runs-"), "flowcore.db")
+_RUNS_HOME = tempfile.mkdtemp(prefix="flowcore-example-runs-")
+_RUNS_STORE = os.path.join(_RUNS_HOME, "flowcore.db")
+atexit.register(shutil.rmtree, _RUNS_HOME, ignore_errors=True)
 
 
 def run_python(*args: str) -> subprocess.CompletedProcess[str]:
