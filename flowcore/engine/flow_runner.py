@@ -153,13 +153,7 @@ class FlowRunner(Runner):
         task_contexts: dict[Task, dict[str, Any]] | None = None,
     ) -> State:
         """Run one pass and return the flow state (``result``: ``{task: State}``)."""
-        log(
-            self.logger,
-            INFO,
-            f"Beginning Flow run for '{self.flow.name}'",
-            sinks=True,
-            flow_run_id=(context or {}).get("flow_run_id"),
-        )
+        log(self.logger, INFO, f"Beginning Flow run for '{self.flow.name}'")
         if executor is None:
             executor = (
                 self.flow.executor

@@ -378,7 +378,7 @@ def log(
     the run store records anyway: line sinks (:func:`add_line_sink`) see them only with
     ``sinks`` (the flow run's own lines, once per pass, and a failure's ERROR line).
     ``flow_run_id``: the line is flow run ``flow_run_id``'s, logged before its context is
-    entered (the run's first lines): the sinks see it as the run's."""
+    entered (a resumed run's "Resuming run ..."): the sinks see it as the run's."""
     if not logger.isEnabledFor(level):
         return
     if (

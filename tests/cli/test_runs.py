@@ -142,9 +142,6 @@ def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path
     logs = flowcore("runs", "logs", "last")
     assert logs.returncode == 0, logs.stderr
     messages = [line.split(" | ", 1)[1] for line in logs.stdout.splitlines() if " | " in line]
-    # the run's first lines are kept too (its id, then the pass), not only its later ones
-    assert messages[0].startswith(f"Flow run {shown['run_id']} of 'cli demo' (recorded in ")
-    assert messages[1] == "Beginning Flow run for 'cli demo'"
     assert "Task 'square[3]': Exception encountered during task execution!" in messages
     assert messages[-1] == "Flow run FAILED: some reference tasks failed."
 
