@@ -54,6 +54,7 @@ __all__ = [
     "TemplateKeyError",
     "UnreadableValueError",
     "UpstreamCrashed",
+    "ValueNotFoundError",
     "WorkerCrashed",
 ]
 
@@ -76,6 +77,12 @@ class ResultNotImplementedError(FlowcoreException, NotImplementedError):
 
 class ResultStorageError(FlowcoreException):
     """Reading, writing or checking a stored result failed in its storage backend."""
+
+
+class ValueNotFoundError(ResultStorageError, FileNotFoundError):
+    """Nothing is stored at the location a Result was asked to read. Also a
+    ``FileNotFoundError``, as Prefect 1's ``LocalResult.read`` raised, so that user code
+    catching that keeps working (with any storage backend)."""
 
 
 class SignatureError(ResultStorageError):

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flowcore.engine.result.base import Result
-from flowcore.exceptions import ResultStorageError
+from flowcore.exceptions import ResultStorageError, ValueNotFoundError
 from flowcore.utilities import gcp
 from flowcore.utilities._optional import import_optional, require_optional
 
@@ -83,7 +83,7 @@ class GCSResult(Result):
         try:
             return self._call("download_as_bytes", location)  # type: ignore[no-any-return]
         except FileNotFoundError as exc:
-            raise ResultStorageError(f"GCSResult: no blob at {exc}") from exc
+            raise ValueNotFoundError(f"GCSResult: no blob at {exc}") from exc
 
     def _write_bytes(self, location: str, data: bytes) -> None:
         try:

@@ -32,7 +32,7 @@ from typing import Any
 
 from flowcore import configuration
 from flowcore.engine.result.base import Result
-from flowcore.exceptions import ResultStorageError
+from flowcore.exceptions import ResultStorageError, ValueNotFoundError
 
 __all__ = ["LocalResult"]
 
@@ -149,6 +149,8 @@ class LocalResult(Result):
         try:
             with open(location, "rb") as fh:
                 return fh.read()
+        except FileNotFoundError as exc:
+            raise ValueNotFoundError(f"LocalResult: nothing is stored at {location!r}") from exc
         except OSError as exc:
             raise ResultStorageError(f"LocalResult cannot read {location!r}: {exc}") from exc
 

@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from flowcore.engine.result.base import Result
-from flowcore.exceptions import ResultStorageError
+from flowcore.exceptions import ResultStorageError, ValueNotFoundError
 from flowcore.utilities import aws
 from flowcore.utilities._optional import import_optional, require_optional
 
@@ -101,7 +101,7 @@ class S3Result(Result):
         try:
             return self._call("get_object", location)["Body"].read()  # type: ignore[no-any-return]
         except FileNotFoundError as exc:
-            raise ResultStorageError(f"S3Result: no object at {exc}") from exc
+            raise ValueNotFoundError(f"S3Result: no object at {exc}") from exc
 
     def _write_bytes(self, location: str, data: bytes) -> None:
         self._call("put_object", location, Body=data, **self.upload_options)

@@ -15,7 +15,12 @@ import flowcore
 from flowcore.engine.result import Result
 from flowcore.engine.results import GCSResult, LocalResult, S3Result
 from flowcore.engine.serializers import CompressedSerializer, JSONSerializer
-from flowcore.exceptions import LocationEscapeError, ResultStorageError, SignatureError
+from flowcore.exceptions import (
+    LocationEscapeError,
+    ResultStorageError,
+    SignatureError,
+    ValueNotFoundError,
+)
 
 Factory = Callable[..., Result]
 
@@ -122,10 +127,18 @@ def test_dots_that_stay_inside_are_allowed(make_result: Factory) -> None:
     assert result.read(written.location).value == 5
 
 
-def test_reading_a_missing_location_is_a_storage_error(make_result: Factory) -> None:
+def test_reading_a_missing_location_is_a_storage_error_and_file_not_found(
+    make_result: Factory,
+) -> None:
+    """(Prefect 1's ``LocalResult.read`` raised ``FileNotFoundError``: code that catches it
+    keeps working, with every backend.)"""
     result = make_result()
-    with pytest.raises(ResultStorageError):
+    with pytest.raises(ValueNotFoundError) as info:
         result.read("no/such/thing.pkl")
+    assert isinstance(info.value, ResultStorageError)
+    assert isinstance(info.value, FileNotFoundError)
+    with pytest.raises(FileNotFoundError):
+        result.read_bytes_at("no/such.bin")
 
 
 def test_unreadable_bytes_raise_on_read(make_result: Factory) -> None:
