@@ -96,6 +96,16 @@ def run_flow(
             stacklevel=3,
         )
         return None
+    if "__mp_main__" in sys.modules and _called_by_a_reimported_script():
+        warnings.warn(
+            f"flow.run() of {flow.name!r} at the top level of the script is skipped in this "
+            "worker process: a pool of processes started with 'spawn' (as "
+            "LocalDaskExecutor('processes') starts its own) runs the script again in each "
+            'worker. Put the script\'s flow.run() under `if __name__ == "__main__":`.',
+            RuntimeWarning,
+            stacklevel=3,
+        )
+        return None
     return_tasks = _return_tasks(flow, kwargs.pop("return_tasks", None))
     map_batch_size = check_batch_size(
         kwargs.pop("map_batch_size", None), "flow.run(map_batch_size=...)"
@@ -165,6 +175,25 @@ def run_flow(
 
 
 _FIRST_RUN_ONLY = ("state", "task_states", "flow_run_id", "flow_run_name")
+
+
+def _called_by_a_reimported_script() -> bool:
+    """Whether ``flow.run()`` was called from the top level of the main script as a worker
+    process started with "spawn" (or "forkserver") runs it again (under the name
+    ``__mp_main__``) before it can take work. Prefect 1 started its process pool by fork on
+    Linux, which does not, so its scripts often have no ``if __name__ == "__main__":``; the
+    worker then skips the run (the parent is the one running it) and goes on to serve the
+    pool, as it would have with fork."""
+    import inspect
+
+    frame = inspect.currentframe()
+    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("flowcore"):
+        frame = frame.f_back
+    return (
+        frame is not None
+        and frame.f_code.co_name == "<module>"
+        and frame.f_globals.get("__name__") == "__mp_main__"
+    )
 
 
 def _run_on_schedule(

@@ -318,6 +318,62 @@ def test_processes_fail_a_task_the_workers_cannot_import_on_its_own_state(tmp_pa
     )
 
 
+UNGUARDED_SCRIPT = """
+import sys
+from pathlib import Path
+from flowcore import Flow, task
+from flowcore.executors import LocalDaskExecutor
+
+ran = Path(sys.argv[1])
+
+@task
+def note(tag):
+    with open(ran, "a") as log:
+        log.write(tag + "\\n")
+    return tag
+
+@task
+def square(x):
+    return x * x
+
+with Flow("first") as first:
+    note("first flow")
+first.run()
+
+with Flow("squares") as squares:
+    squared = square.map([1, 2, 3])
+state = squares.run(executor=LocalDaskExecutor("processes", num_workers=2))
+print(state)
+if state is not None:
+    print("squares", state.result[squared].result)
+"""
+
+
+def test_a_script_without_a_main_guard_runs_its_flows_once_with_a_process_pool(
+    tmp_path: Path,
+) -> None:
+    """As Prefect 1's scripts, which it ran by fork on Linux, often are: a worker started
+    with spawn runs the script again, and skips its flow.run() calls (with a warning
+    that says how to guard them) instead of running every flow again in every worker."""
+    script = tmp_path / "unguarded.py"
+    script.write_text(UNGUARDED_SCRIPT)
+    ran = tmp_path / "ran.log"
+    env = {**os.environ, "FLOWCORE__RUNS__STORE": "none"}
+    done = subprocess.run(
+        [sys.executable, str(script), str(ran)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "squares [1, 4, 9]" in done.stdout
+    assert ran.read_text().split("\n") == ["first flow", ""]  # the parent's run only
+    assert "is skipped in this worker process" in done.stderr
+    assert 'under `if __name__ == "__main__":`' in done.stderr
+
+
 def test_a_dead_pool_process_crashes_the_task_without_hanging() -> None:
     with Flow("crash") as flow:
         crashing = flows.crash_worker()
