@@ -27,7 +27,14 @@ import pytest
 import flowcore
 from flowcore import Flow, Parameter, Task, apply_map, case, context, flatten, task, unmapped
 from flowcore.engine import signals
-from flowcore.engine.cache_validators import all_inputs
+from flowcore.engine.cache_validators import (
+    all_inputs,
+    all_parameters,
+    duration_only,
+    never_use,
+    partial_inputs_only,
+    partial_parameters_only,
+)
 from flowcore.engine.results import LocalResult
 from flowcore.engine.state import State, Success
 from flowcore.executors import LocalDaskExecutor, LocalExecutor
@@ -625,6 +632,155 @@ LIBRARY_TASKS_AND_FLOW_EDITS = """
   unknown parameter: Flow.run received the following unexpected parameters: zzz
 """
 
+
+def validators_and_targets(tmp_dir: str) -> list[str]:
+    calls: list[tuple[str, int, int]] = []
+
+    def cached_add(name: str, validator: Any) -> Any:
+        @task(name=name, cache_for=timedelta(hours=1), cache_validator=validator)
+        def add_cached(x: int, y: int) -> int:
+            calls.append((name, x, y))
+            return x + y
+
+        return add_cached
+
+    with Flow("validators") as flow:
+        a, b = Parameter("a", default=1), Parameter("b", default=2)
+        tasks = [
+            (name, cached_add(name, validator)(a, b))
+            for name, validator in [
+                ("inputs_x", partial_inputs_only(validate_on=["x"])),
+                ("params_a", partial_parameters_only(validate_on=["a"])),
+                ("all_params", all_parameters),
+                ("duration", duration_only),
+                ("never", never_use),
+            ]
+        ]
+    lines: list[str] = []
+    flow.run()
+    for label, parameters in [("same", {}), ("b=5", {"b": 5}), ("a=7", {"a": 7})]:
+        calls.clear()
+        lines += _summary(f"validators {label}", flow.run(parameters=parameters), tasks)
+        lines.append(f"  calls {sorted(calls)}")
+
+    ran: list[int] = []
+
+    @task(checkpoint=True, result=LocalResult(dir=tmp_dir), target="{task_name}-{x}.txt")
+    def targeted(x: int) -> int:
+        ran.append(x)
+        return x * 2
+
+    with Flow("targets") as targets:
+        one, many = targeted(1), targeted.map([2, 3])
+    with context(checkpointing=True):
+        targets.run()
+        lines += _summary("targets again", targets.run(), [("one", one), ("many", many)])
+    return lines + [f"  ran {ran} files {sorted(os.listdir(tmp_dir))}"]
+
+
+VALIDATORS_AND_TARGETS = """
+== validators same: Success 'All reference tasks succeeded.'
+  inputs_x: Cached 3
+  params_a: Cached 3
+  all_params: Cached 3
+  duration: Cached 3
+  never: Cached 3
+  calls [('never', 1, 2)]
+== validators b=5: Success 'All reference tasks succeeded.'
+  inputs_x: Cached 3
+  params_a: Cached 3
+  all_params: Cached 6
+  duration: Cached 3
+  never: Cached 6
+  calls [('all_params', 1, 5), ('never', 1, 5)]
+== validators a=7: Success 'All reference tasks succeeded.'
+  inputs_x: Cached 9
+  params_a: Cached 9
+  all_params: Cached 9
+  duration: Cached 3
+  never: Cached 9
+  calls [('all_params', 7, 2), ('inputs_x', 7, 2), ('never', 7, 2), ('params_a', 7, 2)]
+== targets again: Success 'All reference tasks succeeded.'
+  one: Cached 2
+  many: Mapped [4, 6] [Cached:4,Cached:6]
+  ran [1, 2, 3] files ['targeted-1.txt', 'targeted-2.txt', 'targeted-3.txt']
+"""
+
+
+def retries_skips_and_handlers() -> list[str]:
+    tries = [0]
+    failures: list[tuple[str, str]] = []
+
+    def on_failure(task_: Task, state: State) -> None:
+        failures.append((task_.name, type(state).__name__))
+
+    @task(
+        max_retries=2,
+        retry_delay=timedelta(seconds=0),
+        retry_on=KeyError,
+        on_failure=on_failure,
+    )
+    def picky() -> None:
+        tries[0] += 1
+        raise ValueError("not retried")
+
+    @task(max_retries=1, retry_delay=timedelta(seconds=0), retry_on=(ValueError,))
+    def retried() -> str:
+        tries[0] += 10
+        if tries[0] < 20:
+            raise ValueError("retried")
+        return "ok"
+
+    @task
+    def skip_it() -> None:
+        raise signals.SKIP("skipped")
+
+    @task
+    def mixed() -> list[Any]:
+        return [1, None, ValueError("x"), 2]
+
+    def broken_handler(obj: Any, old: State, new: State) -> State:
+        raise KeyError("handler broke")
+
+    @task(state_handlers=[broken_handler])
+    def handled() -> int:
+        return 1
+
+    @task
+    def invalid() -> None:
+        raise signals.VALIDATIONFAIL("bad data")
+
+    with Flow("retries") as flow:
+        tasks = [("picky", picky()), ("retried", retried())]
+        skipped = value(skip_it())
+        tasks += [("skipped", skipped), ("merged", merge(skipped, value(skipped)))]
+        tasks += [("filtered", FilterTask()(mixed())), ("handled", handled())]
+        tasks += [("invalid", invalid())]
+    state = flow.run()
+    lines = _summary("retries", state, tasks)
+    lines += [f"  {label} message {state.result[t].message!r}" for label, t in tasks]
+    return lines + [f"  tries {tries[0]} failures {failures}"]
+
+
+RETRIES_SKIPS_AND_HANDLERS = """
+== retries: Failed 'Some reference tasks failed.'
+  picky: Failed 'ValueError(not retried)'
+  retried: Success 'ok'
+  skipped: Skipped None
+  merged: Skipped None
+  filtered: Success [1, 2]
+  handled: Failed "KeyError('handler broke')"
+  invalid: ValidationFailed 'VALIDATIONFAIL(bad data)'
+  picky message "Error during execution of task: ValueError('not retried')"
+  retried message 'Task run succeeded.'
+  skipped message 'Upstream task was skipped; if this was not the intended behavior, consider changing `skip_on_upstream_skip=False` for this task.'
+  merged message 'All upstreams were skipped'
+  filtered message 'Task run succeeded.'
+  handled message "Unexpected error while calling state handlers: KeyError('handler broke')"
+  invalid message 'bad data'
+  tries 21 failures [('picky', 'Failed')]
+"""
+
 SECTIONS: list[tuple[Callable[[], list[str]], str]] = [
     (control_flow, CONTROL_FLOW),
     (mapping, MAPPING),
@@ -636,6 +792,7 @@ SECTIONS: list[tuple[Callable[[], list[str]], str]] = [
     (executors_names_and_schedules, EXECUTORS_NAMES_AND_SCHEDULES),
     (more_triggers_and_signals, MORE_TRIGGERS_AND_SIGNALS),
     (child_retries_and_nested_maps, CHILD_RETRIES_AND_NESTED_MAPS),
+    (retries_skips_and_handlers, RETRIES_SKIPS_AND_HANDLERS),
 ]
 
 
@@ -690,3 +847,7 @@ def test_library_tasks_checkpoints_and_flow_edits_as_in_prefect_1_4_1(tmp_path: 
         library_tasks_and_flow_edits(str(tmp_path))
         == LIBRARY_TASKS_AND_FLOW_EDITS.strip("\n").splitlines()
     )
+
+
+def test_cache_validators_and_targets_as_in_prefect_1_4_1(tmp_path: Path) -> None:
+    assert validators_and_targets(str(tmp_path)) == VALIDATORS_AND_TARGETS.strip("\n").splitlines()
