@@ -6,6 +6,7 @@ import warnings
 from typing import Any
 
 from flowcore.engine import cache_validators, signals, state
+from flowcore.utilities.submodules import import_submodule
 
 __all__ = [
     "FlowRunner",
@@ -65,4 +66,4 @@ def __getattr__(name: str) -> Any:
         from flowcore.engine.task_runner import TaskRunner
 
         return TaskRunner
-    raise AttributeError(f"module 'flowcore.engine' has no attribute {name!r}")
+    return import_submodule(__name__, name)  # (flowcore.engine.results, ...)

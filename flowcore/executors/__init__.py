@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowcore.executors.base import Executor
 from flowcore.executors.local import LocalExecutor
+from flowcore.utilities.submodules import import_submodule
 
 if TYPE_CHECKING:
     from flowcore.executors.dask import DaskExecutor, LocalDaskExecutor
@@ -26,10 +27,10 @@ _LAZY = {"DaskExecutor": "flowcore.executors.dask", "LocalDaskExecutor": "flowco
 
 
 def __getattr__(name: str) -> Any:
-    """Import ``DaskExecutor`` or ``LocalDaskExecutor`` on first use."""
+    """Import ``DaskExecutor`` or ``LocalDaskExecutor``, or a submodule, on first use."""
     module = _LAZY.get(name)
     if module is None:
-        raise AttributeError(f"module 'flowcore.executors' has no attribute {name!r}")
+        return import_submodule(__name__, name)  # (flowcore.executors.dask, ...)
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

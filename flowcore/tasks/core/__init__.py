@@ -1,1 +1,12 @@
 """Core tasks: functions, constants, collections, operators."""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from flowcore.utilities.submodules import import_submodule
+
+
+def __getattr__(name: str) -> ModuleType:
+    """A submodule (``flowcore.tasks.core.<name>``), imported on first use."""
+    return import_submodule(__name__, name)
