@@ -187,13 +187,17 @@ def _called_by_a_reimported_script() -> bool:
     import inspect
 
     frame = inspect.currentframe()
-    while frame is not None and str(frame.f_globals.get("__name__", "")).startswith("flowcore"):
+    while frame is not None and _is_flowcore(str(frame.f_globals.get("__name__", ""))):
         frame = frame.f_back
     return (
         frame is not None
         and frame.f_code.co_name == "<module>"
         and frame.f_globals.get("__name__") == "__mp_main__"
     )
+
+
+def _is_flowcore(module: str) -> bool:
+    return module == "flowcore" or module.startswith("flowcore.")
 
 
 def _run_on_schedule(
