@@ -23,7 +23,6 @@ imported on first use (PEP 562), so ``import flowcore`` itself is quick and a co
 from __future__ import annotations
 
 import importlib
-import importlib.util
 from typing import TYPE_CHECKING, Any
 
 from flowcore.configuration import config
@@ -75,15 +74,13 @@ _LAZY = {
 
 def __getattr__(name: str) -> Any:
     """Import a name of ``__all__``, or a subpackage (``flowcore.tasks``, ...), on first use."""
+    from flowcore.utilities.submodules import import_submodule
+
     module = _LAZY.get(name)
-    if module is None:
-        if name.startswith("_") or importlib.util.find_spec(f"flowcore.{name}") is None:
-            raise AttributeError(f"module 'flowcore' has no attribute {name!r}")
-        module = ""
     value = (
-        importlib.import_module(f"flowcore.{name}")
-        if module == ""
-        else getattr(importlib.import_module(module), name)
+        getattr(importlib.import_module(module), name)
+        if module
+        else import_submodule(__name__, name)
     )
     globals()[name] = value
     return value

@@ -388,8 +388,12 @@ def _start_recording(
     # says it; measured, copying it and each pass's "Beginning Flow run" line cost a run of
     # one task 7-12 us)
     log(flow.logger, INFO, f"Flow run {run_id} of {flow.name!r} ({where})")
-    if resuming is not None:  # (the store keeps this one: what the resume restored)
-        log(flow.logger, INFO, resuming, sinks=True, flow_run_id=run_id)
+    if resuming is not None:  # (the store keeps this one, logged in the run's scope)
+        token = _context.push({**_context.current(), "flow_run_id": run_id})
+        try:
+            log(flow.logger, INFO, resuming, sinks=True)
+        finally:
+            _context.pop(token)
     return recorder
 
 

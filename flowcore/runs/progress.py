@@ -33,6 +33,10 @@ _UNKNOWN = "?"  # (a class not in _CATEGORIES yet)
 
 
 def _category(cls: type) -> str | None:
+    """``cls``'s column (``_CATEGORIES``, filled on first use)."""
+    known = _CATEGORIES.get(cls, _UNKNOWN)
+    if known is not _UNKNOWN:
+        return known
     category = (
         None
         if not issubclass(cls, Finished)
@@ -126,10 +130,7 @@ class RunProgress:
         if slugs.count(slug) == len(slugs):
             classes = set(map(type, states))
             if len(classes) == 1:
-                cls = classes.pop()
-                category = _CATEGORIES.get(cls, _UNKNOWN)
-                if category is _UNKNOWN:
-                    category = _category(cls)
+                category = _category(classes.pop())
                 if category is None:  # (all entered Running: nothing finished)
                     return
                 line = self._lines.get(slug)

@@ -368,7 +368,6 @@ def log(
     message: str,
     sinks: bool = False,
     exc_info: BaseException | None = None,
-    flow_run_id: str | None = None,
 ) -> None:
     """Log a plain message (no arguments) cheaply, with the traceback of ``exc_info``
     after it as ``logger.error(message, exc_info=exc)`` writes it; see the module
@@ -376,22 +375,8 @@ def log(
 
     This is how the engine writes its two lines per task run, which restate state changes
     the run store records anyway: line sinks (:func:`add_line_sink`) see them only with
-    ``sinks`` (the flow run's own lines, once per pass, and a failure's ERROR line).
-    ``flow_run_id``: the line is flow run ``flow_run_id``'s, logged before its context is
-    entered (a resumed run's "Resuming run ..."): the sinks see it as the run's."""
+    ``sinks`` (the flow run's own lines, once per pass, and a failure's ERROR line)."""
     if not logger.isEnabledFor(level):
-        return
-    if (
-        flow_run_id is not None
-        and sinks
-        and _SINKS
-        and _context.current().get("flow_run_id") != flow_run_id
-    ):
-        token = _context.push({**_context.current(), "flow_run_id": flow_run_id})
-        try:
-            log(logger, level, message, sinks, exc_info)
-        finally:
-            _context.pop(token)
         return
     handler = _sole_handler(logger, level)
     if handler is not None:

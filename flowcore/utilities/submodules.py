@@ -3,9 +3,9 @@
 ``import prefect`` imported most of Prefect 1's modules as a side effect, so code such as
 ``prefect.engine.results.LocalResult(...)`` or
 ``prefect.utilities.configuration.set_temporary_config(...)`` works after that import
-alone. flowcore imports little up front (see ``flowcore.__getattr__``), so its
-packages give a submodule on first attribute access instead (PEP 562 ``__getattr__``),
-through :func:`import_submodule`.
+alone. flowcore imports little up front, so its packages (``flowcore`` itself too) give a
+submodule on first attribute access instead (PEP 562 ``__getattr__``), through
+:func:`import_submodule`.
 """
 
 from __future__ import annotations
