@@ -166,7 +166,9 @@ def test_reporting_children_keeps_no_object_per_child_for_the_collector(
     for index, state in enumerate(states):
         recorder.task_run(("t-1", index), state, 1, started)  # (the key dies with the call)
     recorder.collected_children("t-1", states)  # all reported already
-    assert _tuples_alive() - before < 50
+    # (one tuple kept per child would be 2,000 more; the margin is for what other threads
+    # of the test process make meanwhile: 51 once, in a CI run)
+    assert _tuples_alive() - before < 500
     recorder.finished(Success("ok"))
     store.flush()
     assert len(store.task_runs("r-gc")) == 2000
