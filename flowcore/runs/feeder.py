@@ -391,8 +391,10 @@ class Feeder:
             if marker is not None:
                 marker.answered = True
                 marker.done.set()
-        elif kind == "error":
-            logger.error("%s (run records are being lost until it is fixed)", message[1])
+        elif kind == "error":  # (the writer's message says what became of the records)
+            logger.error("%s", message[1])
+        elif kind == "recovered":
+            logger.info("%s", message[1])
         elif kind == "removed":
             self._warn_removed(message[1])
         elif kind == "broken":

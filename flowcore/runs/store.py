@@ -91,6 +91,7 @@ __all__ = [
     "TaskRunInfo",
     "TaskSummary",
     "Transition",
+    "is_unavailable",
     "open_store",
     "store_url",
 ]
@@ -108,6 +109,45 @@ _DIALECTS = ("sqlite", "postgresql")
 
 class RunStoreError(FlowcoreException):
     """The run store cannot be opened, read or written; the message names the setting."""
+
+
+def is_unavailable(error: BaseException) -> bool:
+    """Whether ``error`` (a write's :class:`RunStoreError`, or the driver's error itself)
+    says the database could not be reached or written *for now*: a server down or
+    restarting, a full disk, an I/O error, a file locked past the wait. Writing the same
+    again later may then work; any other error (a missing table, a malformed event, a
+    constraint) says what is written, or where, is wrong."""
+    import sqlite3
+
+    cause = error.__cause__ if isinstance(error, RunStoreError) else error
+    driver_error = getattr(cause, "orig", None)  # (SQLAlchemy's errors wrap the driver's)
+    if isinstance(driver_error, sqlite3.Error):
+        cause = driver_error
+    if isinstance(cause, sqlite3.Error):
+        code = getattr(cause, "sqlite_errorcode", None)  # (Python 3.11+)
+        if code is not None:
+            return code & 0xFF in _SQLITE_UNAVAILABLE
+        return str(cause).startswith(_SQLITE_UNAVAILABLE_TEXTS)
+    if type(cause).__module__.startswith("sqlalchemy"):  # (only loaded when in use)
+        from sqlalchemy import exc
+
+        return isinstance(cause, (exc.OperationalError, exc.InterfaceError))
+    return False
+
+
+# SQLite's primary result codes for a file that cannot be written for now: BUSY, LOCKED,
+# NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL; and their messages (before 3.11)
+_SQLITE_UNAVAILABLE = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
+_SQLITE_UNAVAILABLE_TEXTS = (
+    "database is locked",
+    "database table is locked",
+    "out of memory",
+    "attempt to write a readonly database",
+    "disk I/O error",
+    "database or disk is full",
+    "unable to open database file",
+    "locking protocol",
+)
 
 
 # -- where the store is ------------------------------------------------------------------

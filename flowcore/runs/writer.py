@@ -67,6 +67,7 @@ store's ``answer`` with each answer, on a thread that is not the store's feeder.
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import select
@@ -108,6 +109,16 @@ _READ_CHUNK = 1 << 20
 _PARENT_CHECK_EVERY = 1.0
 # bytes written after which the writer checkpoints a SQLite file's WAL once it is idle
 CHECKPOINT_AFTER = 1 << 20
+# A batch that could not be written because the database is unavailable for now
+# (:func:`flowcore.runs.store.is_unavailable`) is kept and written again, before anything
+# newer, RETRY_FIRST s later, then at doubling intervals of at most RETRY_MOST s
+RETRY_FIRST = 0.5
+RETRY_MOST = 8.0
+# the most journal bytes kept that way: beyond it the oldest kept batches are dropped
+KEEP_AT_MOST = 256 << 20
+# how long a writer process goes on trying to write what it keeps after its store's
+# process stopped it or ended
+LINGER_FOR = 60.0
 
 # the writer process's command (``python -c``), with this flowcore's root as its argument
 _WRITER_PROGRAM = (
@@ -258,6 +269,17 @@ class Writer:
         self.max_log_lines = int(options.get("max_log_lines", 10_000))
         self.error: str | None = None
         self.failing = False
+        # batches (flow events, journal rows, bytes) kept while the database is unavailable,
+        # oldest first, and what it said; the run ids whose records had to be dropped
+        self.kept: list[tuple[list[Any], list[Row], int]] = []
+        self.kept_bytes = 0
+        self.kept_since = ""
+        self.unavailable = ""
+        self.retry_at = 0.0
+        self.retry_delay = RETRY_FIRST
+        self.dropped: set[str] = set()
+        self.linger = 0.0  # main: LINGER_FOR (a thread's writer tries once more at the end)
+        self.at_exit = False  # the stop came from the store's process exiting
         self.driving: set[str] = set()
         self.written: set[str] = set()  # runs with journal rows written here
         self.removed = False  # the SQLite file's directory is gone: nothing to write to
@@ -269,7 +291,7 @@ class Writer:
 
     def run(self, read: Read, parent_alive: Callable[[], bool] = lambda: True) -> None:
         """Open the database, then write what ``read`` brings until a stop or its end."""
-        from flowcore.runs.store import RunStoreError
+        from flowcore.runs.store import RunStoreError, is_unavailable
 
         try:
             self.store.write(lambda changes: None)  # open (create, migrate) the database
@@ -277,17 +299,20 @@ class Writer:
             directory = self.store.removed_directory()
             if directory is not None:
                 self.reply(("broken", str(exc), directory))  # removed before it was opened
-            else:
+                return
+            if not is_unavailable(exc):
                 self.reply(("broken", str(exc)))
-            return
-        if self.retention is not None:
-            days, most = self.retention
-            self._guarded(lambda: self.store.prune(days, most))
+                return
+            self._unavailable(exc)  # (a server not up yet: what comes is kept meanwhile)
+        else:
+            self._prune()
         last_beat = time.monotonic()
         while True:
             timeout = min(self.heartbeat_every, _PARENT_CHECK_EVERY)
             timeout = max(0.0, min(timeout, last_beat + self.heartbeat_every - time.monotonic()))
-            if self.unchecked >= CHECKPOINT_AFTER:
+            if self.kept:
+                timeout = max(0.0, min(timeout, self.retry_at - time.monotonic()))
+            if self.unchecked >= CHECKPOINT_AFTER and not self.kept:
                 messages = read(0.0)
                 if messages == []:  # idle: a good moment to move the WAL into the database
                     self._checkpoint()
@@ -295,18 +320,22 @@ class Writer:
             else:
                 messages = read(timeout)
             if messages is None:  # the store's end of the pipe closed: its process died
-                self._fold_written()
+                self._end(linger=True)
                 return
             stop = self.handle(messages)
             if stop:
-                self._fold_written()
+                self._end(linger=self.at_exit)
                 return
+            if self.kept and time.monotonic() >= self.retry_at:
+                self._write_kept()
             if time.monotonic() - last_beat >= self.heartbeat_every:
                 last_beat = time.monotonic()
                 if not parent_alive():
+                    self._end(linger=True, fold=False)
                     return
                 self._beat()
             elif not messages and not parent_alive():
+                self._end(linger=True, fold=False)
                 return
 
     def handle(self, messages: Sequence[Any]) -> bool:
@@ -328,26 +357,197 @@ class Writer:
                 self.reply(("flushed", message[1], self._fold(message[2], message[3])))
                 continue
             if kind in ("flush", "stop"):
-                error, self.error = self.error, None
+                # (while batches are kept, every flush says why they are not written)
+                error = self.error or self.unavailable or None
+                self.error = None
                 self.reply(("flushed", message[1], error))
                 if kind == "stop":
-                    self.fold_at_end = self.fold_at_end and bool(message[2:] and message[2])
+                    self.at_exit = bool(message[2:] and message[2])
+                    self.fold_at_end = self.fold_at_end and self.at_exit
                     return True
         if flow_events or rows:
             self._write(flow_events, rows)
         return False
 
-    def _write(self, flow_events: list[Any], rows: list[Row]) -> None:
-        from flowcore.runs import writes
+    def _prune(self) -> None:
+        if self.retention is not None:
+            days, most = self.retention
+            self._guarded(lambda: self.store.prune(days, most), " (old runs are not pruned now)")
 
-        self._guarded(lambda: self.store.write(lambda c: writes.write_events(c, flow_events, rows)))
+    def _write(self, flow_events: list[Any], rows: list[Row]) -> None:
+        size = sum(len(row[2]) for row in rows)
         self.written.update(row[0] for row in rows)
-        self.unchecked += sum(len(row[2]) for row in rows)
+        self.unchecked += size
         for event in flow_events:
             if isinstance(event, FlowRunStarted) and event.pid == self.driver_pid:
                 self.driving.add(event.run_id)
             elif isinstance(event, FlowRunState) and is_finished(event.state):
                 self.driving.discard(event.run_id)
+        self.kept.append((flow_events, rows, size))
+        self.kept_bytes += size
+        if len(self.kept) == 1 or time.monotonic() >= self.retry_at:
+            self._write_kept()
+        else:
+            self._keep_at_most()
+
+    def _write_kept(self) -> None:
+        """Write the kept batches (usually just the one received) in one transaction, with
+        a line in the log of each run whose records had to be dropped meanwhile. While the
+        database is unavailable they stay kept, and are tried again later
+        (``retry_at``); a batch the database refuses for any other reason is dropped, and
+        the failure reported (a malformed event must not stop the writing of the rest)."""
+        from flowcore.runs import writes
+        from flowcore.runs.store import is_unavailable
+
+        batches, self.kept, self.kept_bytes = self.kept, [], 0
+        notes = self._drop_notes()
+        if len(batches) == 1:
+            flow_events, rows = batches[0][0], batches[0][1] + notes if notes else batches[0][1]
+        else:
+            flow_events = [event for batch in batches for event in batch[0]]
+            rows = [row for batch in batches for row in batch[1]] + notes
+        error = self._attempt(
+            lambda: self.store.write(lambda c: writes.write_events(c, flow_events, rows))
+        )
+        if error is None:
+            self._writing_again(bool(notes))
+        elif self.removed:
+            return
+        elif is_unavailable(error):
+            self.kept, self.kept_bytes = batches, sum(batch[2] for batch in batches)
+            self._unavailable(error)
+        elif len(batches) > 1:  # find the batch at fault: write them one at a time
+            for at, batch in enumerate(batches):
+                self.kept, self.kept_bytes = [batch], batch[2]
+                self._write_kept()
+                if self.kept:  # unavailable again: keep this one and those after it
+                    self.kept += batches[at + 1 :]
+                    self.kept_bytes += sum(b[2] for b in batches[at + 1 :])
+                    return
+        else:
+            self._failed(error, " (these run records are lost)")
+
+    def _attempt(self, write: Callable[[], object]) -> Exception | None:
+        """Run ``write``; its error, if it failed. A SQLite store whose directory has been
+        removed (a test's temporary home directory, deleted as the test ends) is reported
+        once as such, and nothing more is written to it."""
+        if self.removed:
+            return None
+        try:
+            write()
+        except Exception as exc:
+            directory = self.store.removed_directory()
+            if directory is not None:
+                self.removed = True
+                self.reply(("removed", directory))
+            return exc
+        return None
+
+    def _unavailable(self, error: Exception) -> None:
+        """Keep what could not be written, and try again later; reported once."""
+        self.unavailable = self._describe(error)
+        self.retry_at = time.monotonic() + self.retry_delay
+        self.retry_delay = min(self.retry_delay * 2, RETRY_MOST)
+        if not self.kept_since:
+            self.kept_since = datetime.now().strftime("%H:%M:%S")
+        if not self.failing:
+            self.failing = True
+            self.reply(
+                (
+                    "error",
+                    f"{self.unavailable} (run records are kept in memory and written once "
+                    "it works again; flowcore tries every few seconds)",
+                )
+            )
+        self._keep_at_most()
+
+    def _keep_at_most(self) -> None:
+        """Drop the oldest kept batches beyond :data:`KEEP_AT_MOST` bytes (saying so once,
+        and in the log of each run concerned once written again)."""
+        if self.kept_bytes <= KEEP_AT_MOST:
+            return
+        self.error = (
+            f"run store {self.store.display}: more than {KEEP_AT_MOST >> 20} MiB of run "
+            f"records wait to be written ({self.unavailable}); the oldest are dropped"
+        )
+        if not self.dropped:
+            self.reply(("error", self.error))
+        while self.kept_bytes > KEEP_AT_MOST and len(self.kept) > 1:
+            flow_events, rows, size = self.kept.pop(0)
+            self.kept_bytes -= size
+            self.dropped.update(row[0] for row in rows)
+            self.dropped.update(event.run_id for event in flow_events)
+
+    def _drop_notes(self) -> list[Row]:
+        """A journal row per run whose records were dropped, with an ERROR line saying so."""
+        if not self.dropped:
+            return []
+        from flowcore.runs.journal import pack
+
+        now = time.time()
+        text = (
+            f"the run store could not write part of this run's records (from "
+            f"{self.kept_since}: {self.unavailable}), and dropped them: the states and "
+            "lines shown for this run are incomplete"
+        )
+        lines = [
+            (run_id, None, -1, now, logging.ERROR, "flowcore.runs", text)
+            for run_id in sorted(self.dropped)
+        ]
+        return pack([], lines)
+
+    def _writing_again(self, dropped: bool) -> None:
+        if self.failing and self.kept_since:
+            lost = "; some were dropped (their runs' logs say so)" if dropped else ""
+            self.reply(
+                (
+                    "recovered",
+                    f"run store {self.store.display}: writing again; the run "
+                    f"records kept since {self.kept_since} are written{lost}",
+                )
+            )
+        self.failing = False
+        self.kept_since, self.unavailable = "", ""
+        self.retry_delay, self.retry_at = RETRY_FIRST, 0.0
+        self.dropped = set()
+
+    def _failed(self, error: Exception, consequence: str) -> None:
+        text = self._describe(error)
+        self.error = text
+        if not self.failing:
+            self.failing = True
+            self.reply(("error", text + consequence))
+
+    def _describe(self, error: Exception) -> str:
+        from flowcore.runs.store import RunStoreError
+
+        if isinstance(error, RunStoreError):
+            return str(error)
+        return f"run store {self.store.display}: could not write: {error!r}"
+
+    def _end(self, linger: bool, fold: bool = True) -> None:
+        """(The writer ends.) Write what is still kept, then fold what was written
+        (``fold_at_end``). Trying once more, or, when nobody waits for this writer (its
+        store's process is exiting, or gone: ``linger``), for up to ``self.linger``
+        seconds, with stderr let go first (see :meth:`_fold_written`)."""
+        deadline = time.monotonic()
+        if linger and self.kept and self.linger:
+            deadline += self.linger
+            self.detach()
+        while self.kept:
+            time.sleep(max(0.0, min(self.retry_at, deadline) - time.monotonic()))
+            self._write_kept()
+            if self.kept and time.monotonic() >= deadline:
+                self.reply(
+                    (
+                        "error",
+                        f"{self.unavailable} (the run records kept since "
+                        f"{self.kept_since} could not be written, and are lost)",
+                    )
+                )
+                break
+        if fold:
+            self._fold_written()
 
     def _fold_written(self) -> None:
         """(At the end, when ``fold_at_end``.) Fold the journal of the runs written here
@@ -376,41 +576,23 @@ class Writer:
         self.store.checkpoint()
 
     def _beat(self) -> None:
-        if self.driving:
+        if self.driving and not self.kept:
             from flowcore.runs import writes
 
             runs, now = sorted(self.driving), datetime.now(timezone.utc)
-            self._guarded(lambda: self.store.write(lambda c: writes.beat(c, runs, now)))
-
-    def _guarded(self, write: Callable[[], object]) -> None:
-        """Run ``write``; a failure is kept for the next flush's answer and reported once
-        (until a write succeeds), so the writer outlives a malformed event. A SQLite
-        store whose directory has been removed (a test's temporary home directory, deleted
-        as the test ends) is reported once as such, and nothing more is written to it."""
-        if self.removed:
-            return
-        try:
-            write()
-        except Exception as exc:
-            from flowcore.runs.store import RunStoreError
-
-            directory = self.store.removed_directory()
-            if directory is not None:
-                self.removed = True
-                self.reply(("removed", directory))
-                return
-
-            text = (
-                str(exc)
-                if isinstance(exc, RunStoreError)
-                else f"run store {self.store.display}: could not write: {exc!r}"
+            self._guarded(
+                lambda: self.store.write(lambda c: writes.beat(c, runs, now)),
+                " (the heartbeats of this process's runs are not stamped until it works again)",
             )
-            self.error = text
-            if not self.failing:
-                self.failing = True
-                self.reply(("error", text))
-        else:
+
+    def _guarded(self, write: Callable[[], object], consequence: str) -> None:
+        """Run ``write`` (a heartbeat, the pruning); a failure is kept for the next flush's
+        answer and reported once (until a write succeeds)."""
+        error = self._attempt(write)
+        if error is None:
             self.failing = False
+        elif not self.removed:
+            self._failed(error, consequence)
 
 
 # -- the store's side: channels to the writer -----------------------------------------------------------------
@@ -618,6 +800,7 @@ def main() -> None:
     )
     writer = Writer(store, options, reply)
     writer.detach = _detach_from_stderr
+    writer.linger = LINGER_FOR
     pending = first[1:]
 
     def read(timeout: float) -> list[Any] | None:
