@@ -222,38 +222,77 @@ def _unprivileged_prefix(directory: Path) -> list[str]:
     return ["setpriv", f"--reuid={account.pw_uid}", f"--regid={account.pw_gid}", "--clear-groups"]
 
 
-@pytest.fixture(scope="session")
-def postgresql_server() -> Iterator[str]:
-    """A PostgreSQL server on 127.0.0.1; yields the URL of its (empty) ``flowcore`` database."""
-    import shutil
-    import tempfile
+class PostgresServer:
+    """A PostgreSQL server of its own (``initdb`` in a temp directory, on a free port of
+    127.0.0.1), which a test may stop and start again; ``remove()`` deletes it."""
 
-    initdb, pg_ctl = _postgres_binaries()
-    root = Path(tempfile.mkdtemp(prefix="flowcore-pg-"))
-    data, log = root / "data", root / "server.log"
-    as_user = _unprivileged_prefix(root)
-    port = free_port()
+    def __init__(self) -> None:
+        import tempfile
 
-    def run(*command: str) -> None:
+        initdb, self._pg_ctl = _postgres_binaries()
+        self.root = Path(tempfile.mkdtemp(prefix="flowcore-pg-"))
+        self._data, self._log = self.root / "data", self.root / "server.log"
+        self._as_user = _unprivileged_prefix(self.root)
+        self.port = free_port()
+        self._run(initdb, "-D", str(self._data), "-U", PG_USER, "--auth=trust", "-E", "UTF8",
+                  "--no-sync")  # fmt: skip
+        self.running = False
+
+    def url(self, database: str) -> str:
+        return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{self.port}/{database}"
+
+    def start(self) -> None:
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.root} -c fsync=off"
+        self._run(self._pg_ctl, "-D", str(self._data), "-l", str(self._log), "-o", options,
+                  "-w", "-t", "60", "start")  # fmt: skip
+        self.running = True
+
+    def stop(self) -> None:
+        self._run(self._pg_ctl, "-D", str(self._data), "-m", "fast", "-w", "stop")
+        self.running = False
+
+    def remove(self) -> None:
+        import shutil
+
+        try:
+            if self.running:
+                self.stop()
+        finally:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def _run(self, *command: str) -> None:
         done = subprocess.run(
-            [*as_user, *command], cwd=root, stdin=subprocess.DEVNULL,
+            [*self._as_user, *command], cwd=self.root, stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120,
         )  # fmt: skip
         if done.returncode:
-            tail = log.read_text()[-2000:] if log.exists() else ""
+            tail = self._log.read_text()[-2000:] if self._log.exists() else ""
             raise RuntimeError(f"{command[0]} failed: {done.stdout.decode()[-2000:]}\n{tail}")
 
+
+@pytest.fixture(scope="session")
+def postgresql_server() -> Iterator[str]:
+    """A PostgreSQL server on 127.0.0.1; yields the URL of its (empty) ``flowcore`` database."""
+    server = PostgresServer()
     try:
-        run(initdb, "-D", str(data), "-U", PG_USER, "--auth=trust", "-E", "UTF8", "--no-sync")
-        options = f"-c listen_addresses=127.0.0.1 -p {port} -k {root} -c fsync=off"
-        run(pg_ctl, "-D", str(data), "-l", str(log), "-o", options, "-w", "-t", "60", "start")
-        try:
-            _create_database(port, "flowcore")
-            yield f"postgresql+psycopg://{PG_USER}@127.0.0.1:{port}/flowcore"
-        finally:
-            run(pg_ctl, "-D", str(data), "-m", "fast", "-w", "stop")
+        server.start()
+        _create_database(server.port, "flowcore")
+        yield server.url("flowcore")
     finally:
-        shutil.rmtree(root, ignore_errors=True)
+        server.remove()
+
+
+@pytest.fixture
+def own_postgresql_server() -> Iterator[PostgresServer]:
+    """A PostgreSQL server for one test, running, with an empty ``flowcore`` database:
+    the test may stop it and start it again."""
+    server = PostgresServer()
+    try:
+        server.start()
+        _create_database(server.port, "flowcore")
+        yield server
+    finally:
+        server.remove()
 
 
 def _create_database(port: int, name: str) -> None:

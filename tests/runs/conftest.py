@@ -14,7 +14,7 @@ import pytest
 
 from flowcore.runs import RunStore
 from flowcore.runs.events import FlowRunStarted, FlowRunState, TaskRunState
-from tests.servers import postgresql_server, postgresql_url  # noqa: F401
+from tests.servers import own_postgresql_server, postgresql_server, postgresql_url  # noqa: F401
 
 if TYPE_CHECKING:  # (imported where used: the writer's tests import this module without them)
     import sqlalchemy as sa
