@@ -16,8 +16,11 @@ has two sides:
   asks for that). :meth:`RunStore.flush` waits until the writer has written everything
   submitted before it; :meth:`RunStore.close` flushes and stops the writer (and runs at
   exit). A failed write is logged at ERROR on the ``flowcore.runs`` logger once, and
-  raised from the next ``flush``; a database that cannot be opened at all makes every
-  later ``flush`` raise, and further events are dropped.
+  raised from the next ``flush``. What a database unavailable for now
+  (:func:`is_unavailable`: a server restarting, a full disk) could not take is kept by
+  the writer and written once it can be (every ``flush`` meanwhile raises why); a
+  database that cannot be opened at all for another reason makes every later ``flush``
+  raise, and further events are dropped.
 
   Every ``heartbeat_every`` seconds (10 s) the writer also stamps the heartbeat of the runs
   this process drives (started here, with this pid, and not finished). The writer process

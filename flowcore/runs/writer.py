@@ -33,8 +33,23 @@ Messages from the store, each a tuple, in order:
   that). It folds too when the store's process died.
 
 Answers (``reply``): ``("flushed", token, error)``; ``("error", message)`` when writing
-starts failing (once, until a write succeeds again); ``("broken", message[, directory])`` when the
-database cannot be opened at all (the writer then ends).
+starts failing (once, until a write succeeds again; the message says what becomes of the
+records); ``("recovered", message)`` when what was kept while the database was
+unavailable is written; ``("broken", message[, directory])`` when the database cannot be
+opened at all (the writer then ends).
+
+**A database unavailable for now** (:func:`flowcore.runs.store.is_unavailable`: a
+PostgreSQL server restarting, a full disk, a SQLite file locked past the wait): the
+batches it could not take are *kept*, in order, and written in one transaction with the
+next batch once it answers, tried again after ``RETRY_FIRST`` s and at doubling
+intervals up to ``RETRY_MOST`` s (no heartbeats meanwhile: the runs they stamp are still
+alive). Kept batches over ``KEEP_AT_MOST`` bytes are dropped, oldest first, and each run
+concerned gets an ERROR line in its log once writing works again. A batch refused for any
+other reason is dropped alone (kept batches refused together are then written one at a
+time). When the writer ends with batches kept, it tries once more; a writer process whose
+store's process is exiting or gone (nobody waits for it) goes on trying for up to
+``LINGER_FOR`` s. A database unavailable when the writer opens it is waited for the same
+way.
 
 In its own process, the writer also ends when its parent dies (the pipe reaches its end,
 or the parent pid changes): it writes what it received first, so a flow process killed
