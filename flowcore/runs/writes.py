@@ -39,7 +39,9 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sqlite3
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from itertools import chain
@@ -277,17 +279,23 @@ def fold(
             where, params = f"{where} AND id <= :up_to", {**params, "up_to": up_to}
         claimed += changes.all(
             f"DELETE FROM run_journal WHERE id IN (SELECT id FROM run_journal{where} "
-            f"ORDER BY id LIMIT {int(limit) - len(claimed)}) RETURNING id, events",
+            f"ORDER BY id LIMIT {int(limit) - len(claimed)}) RETURNING id, run_id, events",
             params,
         )
     if not claimed:
         return 0
     states: list[TaskRunState] = []
     lines: list[LogLine] = []
-    for _, blob in sorted(claimed, key=lambda row: row[0]):
-        state_rows, line_rows = journal.unpack(bytes(blob))
-        states += [TaskRunState._make(row) for row in state_rows]
-        lines += [LogLine._make(row) for row in line_rows]
+    for _, run_id, blob in sorted(claimed, key=lambda row: row[0]):
+        try:
+            state_rows, line_rows = journal.unpack(bytes(blob))
+            row_states = [TaskRunState._make(row) for row in state_rows]
+            row_lines = [LogLine._make(row) for row in line_rows]
+        except Exception as error:  # (damaged, or planted: nothing in it runs, see journal)
+            lines.append(_unreadable_row(run_id, error))
+            continue
+        states += row_states
+        lines += row_lines
     earliest: dict[str, float] = {}  # (a run's first task state, else its first line)
     for line in reversed(lines):
         earliest[line.run_id] = line.time
@@ -297,6 +305,17 @@ def fold(
     _append_transitions(changes, states)
     _insert_logs(changes, lines, max_log_lines)
     return len(claimed)
+
+
+def _unreadable_row(run_id: str, error: Exception) -> LogLine:
+    """(A journal row that cannot be read is dropped, not folded.) A WARNING now, and an
+    ERROR line in the run's log, so that whoever reads the run knows it is incomplete."""
+    text = (
+        f"a journal row of this run could not be read ({type(error).__name__}: {error}) and "
+        "was dropped: some of its task states or log lines are missing"
+    )
+    logging.getLogger("flowcore.runs").warning("run %s: %s", run_id, text)
+    return LogLine(str(run_id), None, -1, time.time(), logging.ERROR, "flowcore.runs", text)
 
 
 def beat(changes: Changes, run_ids: Iterable[str], now: datetime) -> None:

@@ -3,6 +3,7 @@ as they are by the writer, unpacked by the reader that folds them."""
 
 from __future__ import annotations
 
+import logging
 import os
 import pickle
 import sqlite3
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from flowcore.runs import RunStore, RunStoreError, journal
+from flowcore.runs import RunStore, journal
 from flowcore.runs.events import LogLine, TaskRunState
 
 
@@ -61,7 +62,12 @@ def test_unpack_refuses_a_blob_that_names_a_callable() -> None:
         journal.unpack(blob)
 
 
-def test_a_planted_journal_row_is_refused_by_the_read_that_folds_it(tmp_path: Path) -> None:
+def test_a_planted_or_damaged_journal_row_is_dropped_with_a_warning_and_a_line_in_its_run(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Nothing a planted row names runs; the read that folds it answers (one unreadable
+    row does not make the store unreadable), and the run says it is incomplete. (The
+    WARNING comes from the store's writer process, which folds for this one's reads.)"""
     path = tmp_path / "runs.db"
     store = RunStore(f"sqlite:///{path}")
     try:
@@ -70,12 +76,22 @@ def test_a_planted_journal_row_is_refused_by_the_read_that_folds_it(tmp_path: Pa
         marker = tmp_path / "ran"
         planted = pickle.dumps(([], [(_Touch(str(marker)),)]))
         with sqlite3.connect(path) as conn:
-            conn.execute(
-                "INSERT INTO run_journal (run_id, events) VALUES (?, ?)", ("run-1", planted)
-            )
-        with pytest.raises(RunStoreError, match="run journal: unexpected object"):
-            store.get_run("run-1")
+            for blob in (planted, planted[:-5], pickle.dumps(7)):  # planted, cut short, foreign
+                conn.execute(
+                    "INSERT INTO run_journal (run_id, events) VALUES (?, ?)", ("run-1", blob)
+                )
+        store.submit_task_states([_state("run-1", "t-2", 1_700_000_001.0)])
+        store.flush()
+        run = store.get_run("run-1")
         assert not marker.exists()
+        assert run is not None and run.task_counts == {"Success": 2}  # the rows around them
+        errors = [line for line in store.logs("run-1") if line.level == logging.ERROR]
+        assert len(errors) == 3
+        assert "unexpected object" in errors[0].message and "missing" in errors[0].message
+        warned = capfd.readouterr().err
+        assert warned.count("WARNING - flowcore.runs | run run-1: a journal row") == 3
+        assert store.get_run("run-1") is not None  # dropped: not read (nor warned of) again
+        assert "a journal row" not in capfd.readouterr().err
     finally:
         store.close()
 
