@@ -512,6 +512,8 @@ class Writer:
         return pack([], lines)
 
     def _writing_again(self, dropped: bool) -> None:
+        """A write succeeded: say so when it wrote what was kept (``dropped``: and the
+        lines of the runs whose records were dropped), and retry quickly next time."""
         if self.failing and self.kept_since:
             lost = "; some were dropped (their runs' logs say so)" if dropped else ""
             self.reply(
@@ -605,7 +607,8 @@ class Writer:
         answer and reported once (until a write succeeds)."""
         error = self._attempt(write)
         if error is None:
-            self.failing = False
+            if not self.kept:  # (a database unavailable at the open answers again)
+                self._writing_again(False)
         elif not self.removed:
             self._failed(error, consequence)
 
