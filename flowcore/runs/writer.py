@@ -412,7 +412,6 @@ class Writer:
         (``retry_at``); a batch the database refuses for any other reason is dropped, and
         the failure reported (a malformed event must not stop the writing of the rest)."""
         from flowcore.runs import writes
-        from flowcore.runs.store import is_unavailable
 
         batches, self.kept, self.kept_bytes = self.kept, [], 0
         notes = self._drop_notes()
@@ -426,9 +425,12 @@ class Writer:
         )
         if error is None:
             self._writing_again(bool(notes))
-        elif self.removed:
             return
-        elif is_unavailable(error):
+        from flowcore.runs.store import is_unavailable
+
+        if self.removed:
+            return
+        if is_unavailable(error):
             self.kept, self.kept_bytes = batches, sum(batch[2] for batch in batches)
             self._unavailable(error)
         elif len(batches) > 1:  # find the batch at fault: write them one at a time
@@ -514,6 +516,8 @@ class Writer:
     def _writing_again(self, dropped: bool) -> None:
         """A write succeeded: say so when it wrote what was kept (``dropped``: and the
         lines of the runs whose records were dropped), and retry quickly next time."""
+        if not (self.failing or self.unavailable):
+            return
         if self.failing and self.kept_since:
             lost = "; some were dropped (their runs' logs say so)" if dropped else ""
             self.reply(
