@@ -214,7 +214,7 @@ def _traceback_key(value: BaseException, tb: Any) -> tuple[Any, ...] | None:
     source line as :mod:`linecache` has it now, after the same ``lazycache`` and
     ``checkcache`` calls the ``traceback`` module makes, so an edited file is read anew."""
     if (
-        sys.version_info >= (3, 13)
+        not (3, 11) <= sys.version_info < (3, 13)
         or value.__cause__ is not None
         or (value.__context__ is not None and not value.__suppress_context__)
         or getattr(value, "__notes__", None)

@@ -43,6 +43,9 @@ class Flowcore:
         env = {key: value for key, value in os.environ.items() if key != "FLOWCORE__CACHING__STORE"}
         env["FLOWCORE__HOME_DIR"] = str(self.home)
         env["FLOWCORE__USER_CONFIG_PATH"] = str(self.home / "no-config.toml")
+        # google-api-core's notice on Python 3.10 (as pyproject.toml's filterwarnings):
+        # the tests read the commands' stderr line by line
+        env["PYTHONWARNINGS"] = "ignore:You are using a non-supported Python version:FutureWarning"
         return {**env, **extra}
 
     def __call__(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
