@@ -142,7 +142,9 @@ def insert_old_run(
             " 'Success', 'done', :t, :t, :t, 'h', 1, :parameters, :structure)"
         ),
         {
-            "t": when.replace(tzinfo=None) if url.startswith("sqlite") else when,
+            # (on SQLite, the text sqlite3's default datetime adapter, deprecated since
+            # Python 3.12, made of it)
+            "t": when.replace(tzinfo=None).isoformat(" ") if url.startswith("sqlite") else when,
             "parameters": parameters,
             "structure": structure,
         },

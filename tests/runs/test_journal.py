@@ -7,6 +7,7 @@ import logging
 import os
 import pickle
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -75,7 +76,7 @@ def test_a_planted_or_damaged_journal_row_is_dropped_with_a_warning_and_a_line_i
         store.flush()
         marker = tmp_path / "ran"
         planted = pickle.dumps(([], [(_Touch(str(marker)),)]))
-        with sqlite3.connect(path) as conn:
+        with closing(sqlite3.connect(path)) as conn, conn:
             for blob in (planted, planted[:-5], pickle.dumps(7)):  # planted, cut short, foreign
                 conn.execute(
                     "INSERT INTO run_journal (run_id, events) VALUES (?, ?)", ("run-1", blob)

@@ -165,8 +165,10 @@ def test_a_batch_the_database_refuses_is_dropped_alone_when_the_kept_ones_are_wr
         [("events", [], _lines("k", "third"))],
         lambda: lock.execute("ROLLBACK"),
     ]
-    own = Writer(RunStore(sqlite_url), {"heartbeat_every": 10, "driver_pid": 0}, replies.append)
+    writing = RunStore(sqlite_url)
+    own = Writer(writing, {"heartbeat_every": 10, "driver_pid": 0}, replies.append)
     own.run(_scripted(steps, lambda: not own.kept))
+    writing.close()
     lock.close()
     assert [line.message for line in store.logs("k")] == ["first", "third"]
     errors = [reply[1] for reply in replies if reply[0] == "error"]
@@ -193,8 +195,10 @@ def test_beyond_the_bound_the_oldest_kept_batch_is_dropped_and_its_run_says_so(
         [("flush", 1)],
         lambda: lock.execute("ROLLBACK"),
     ]
-    own = Writer(RunStore(sqlite_url), {"heartbeat_every": 10, "driver_pid": 0}, replies.append)
+    writing = RunStore(sqlite_url)
+    own = Writer(writing, {"heartbeat_every": 10, "driver_pid": 0}, replies.append)
     own.run(_scripted(steps, lambda: not own.kept))
+    writing.close()
     lock.close()
     assert [line.message for line in store.logs("new")] == ["kept"]
     old = store.logs("old")

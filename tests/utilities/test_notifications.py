@@ -103,6 +103,12 @@ class _SMTPServer(socketserver.ThreadingTCPServer):
     used_tls: list[bool]
 
 
+def _keyword_upper(arg: str) -> str:
+    """``from:<a@b>`` as ``FROM:<a@b>``."""
+    keyword, colon, rest = arg.partition(":")
+    return keyword.upper() + colon + rest
+
+
 class _SMTPSession(socketserver.BaseRequestHandler):
     """Just enough SMTP for smtplib: EHLO, STARTTLS, AUTH PLAIN, MAIL, RCPT, DATA, QUIT."""
 
@@ -135,11 +141,12 @@ class _SMTPSession(socketserver.BaseRequestHandler):
                     _, user, password = base64.b64decode(arg.split()[1]).decode().split("\0")
                     self.server.logins.append((user, password))
                     conn.sendall(b"235 ok\r\n")
-                elif verb == "MAIL":
-                    envelope["from"] = arg
+                elif verb == "MAIL":  # (its FROM: and RCPT's TO: are case-insensitive too:
+                    # smtplib sends them in upper case before Python 3.13, lower case since)
+                    envelope["from"] = _keyword_upper(arg)
                     conn.sendall(b"250 ok\r\n")
                 elif verb == "RCPT":
-                    envelope["to"].append(arg)
+                    envelope["to"].append(_keyword_upper(arg))
                     conn.sendall(b"250 ok\r\n")
                 elif verb == "DATA":
                     conn.sendall(b"354 go on\r\n")
