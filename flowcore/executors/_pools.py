@@ -25,8 +25,10 @@ An :class:`EagerPool` wraps a ``ThreadPoolExecutor`` or a ``ProcessPoolExecutor`
 from __future__ import annotations
 
 import functools
+import os
 import pickle
 import queue
+import signal
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
@@ -224,8 +226,8 @@ def _interrupt_threads(pool: ThreadPoolExecutor) -> None:
 
 
 def _terminate_processes(pool: ProcessPoolExecutor) -> None:
-    """SIGTERM to the pool's processes: a running call stops (``init_process`` makes
-    SIGTERM a ``SystemExit``) and the process ends."""
+    """SIGTERM to the pool's processes: a running call stops (a ``SystemExit``) and the
+    process ends (:func:`_on_sigterm`)."""
     for process in list((getattr(pool, "_processes", None) or {}).values()):
         if process.is_alive():
             process.terminate()
@@ -234,15 +236,35 @@ def _terminate_processes(pool: ProcessPoolExecutor) -> None:
 # -- in the worker processes ---------------------------------------------------------------
 
 
+# (in a pool process) a call of _call_pickled is running; a SIGTERM came during one
+_calling = False
+_ending = False
+
+
 def init_process(dask_config: dict[str, Any]) -> None:
-    """Pool process initializer: exit on SIGTERM, apply the executor's dask config."""
+    """Pool process initializer: end on SIGTERM (:func:`_on_sigterm`), apply the
+    executor's dask config."""
     import signal
-    import sys
 
     import dask
 
-    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit())
+    signal.signal(signal.SIGTERM, _on_sigterm)
     dask.config.set(dask_config)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM in a pool process: a running call stops (``SystemExit``, so the task's
+    ``finally`` blocks and context managers run) and the process ends as soon as the call
+    has unwound (:func:`_call_pickled`); outside a call it ends at once. It must end
+    either way: the pool's worker loop catches any exception of a call, or of sending its
+    outcome back, and would go on waiting for work that never comes while the pool that
+    terminates it waits for it to end (a pool broken by a killed process, on Python 3.13,
+    hung so)."""
+    global _ending
+    if _calling:
+        _ending = True
+        raise SystemExit(128 + signum)
+    os._exit(128 + signum)
 
 
 def _dumps(fn: Any, args: Any, kwargs: Any, label: str) -> bytes:
@@ -267,7 +289,14 @@ def _call_pickled(payload: bytes, label: str) -> bytes:
             f"Task {label!r}: the worker process cannot load the task "
             f"({type(exc).__name__}: {exc}); its code must be importable there"
         ) from None
-    result = fn(*args, **kwargs)
+    global _calling
+    _calling = True
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        _calling = False
+        if _ending:
+            os._exit(128 + signal.SIGTERM)
     check_picklable(result, label)
     return cloudpickle.dumps(result)  # type: ignore[no-any-return]
 

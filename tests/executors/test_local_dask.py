@@ -10,10 +10,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import dask
+import dask.multiprocessing
 import pytest
 
 from flowcore import Flow, task, unmapped
@@ -398,6 +400,38 @@ def test_a_task_that_killed_its_pool_process_is_retried_in_a_new_pool(tmp_path: 
     assert state.result[summed].result == 10
     assert ("Crashed", "Retrying") in flows.SEEN
     assert flows.runs_of(str(tmp_path))[0] == 2
+
+
+def test_a_pool_process_sent_sigterm_during_a_call_ends(tmp_path: Path) -> None:
+    """The call stops (SystemExit) and the process ends with it: the pool's worker loop
+    catches a call's exception and would otherwise wait on for work, while a pool that
+    terminates its processes (as a broken one does) waits for them to end."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    import cloudpickle
+
+    from flowcore.executors._pools import _call_pickled, init_process
+
+    marker = tmp_path / "pid"
+    payload = cloudpickle.dumps((flows.spin_with_pid.run, (str(marker),), {}))
+    context = dask.multiprocessing.get_context()  # type: ignore[no-untyped-call]
+    pool = ProcessPoolExecutor(1, mp_context=context, initializer=init_process, initargs=({},))
+    try:
+        future = pool.submit(_call_pickled, payload, "spinner")
+        deadline = time.monotonic() + 60
+        while not marker.exists() or not marker.read_text():
+            assert time.monotonic() < deadline, "the call never started"
+            time.sleep(0.02)
+        pid = int(marker.read_text())
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 30
+        while _alive(pid):
+            assert time.monotonic() < deadline, "the pool process outlived its SIGTERM"
+            time.sleep(0.02)
+        with pytest.raises(BaseException):  # noqa: B017 - the call did not return
+            future.result(timeout=30)
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
 
 
 class TestLocalDaskExecutorMeetsTheInterfaceContract(ExecutorContract):
