@@ -50,7 +50,7 @@ def test_a_database_of_the_first_revision_is_upgraded_with_its_rows(
                 " VALUES ('old-run', -1, :t, 20, 'flowcore', 'one'),"
                 " ('old-run', -1, :t, 20, 'flowcore', 'two')"
             ),
-            {"t": when.replace(tzinfo=None) if url.startswith("sqlite") else when},
+            {"t": when.replace(tzinfo=None).isoformat(" ") if url.startswith("sqlite") else when},
         )
     assert revision_of(url) == REVISIONS[0]
 
