@@ -146,6 +146,25 @@ def _lines(run_id: str, *texts: str) -> list[tuple[str, float, bytes]]:
     return pack([], [tuple(LogLine(run_id, None, -1, time.time(), 20, "test", t)) for t in texts])
 
 
+def _write_while_locked(sqlite_url: str, messages: list[Any]) -> list[tuple[Any, ...]]:
+    """Run a writer of its own on ``sqlite_url`` (on this thread) that is given
+    ``messages`` one per read while another connection holds the file's write lock, then
+    the lock released; it stops once it keeps nothing. Its replies."""
+    replies: list[tuple[Any, ...]] = []
+    lock = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")
+    steps: list[Any] = [[message] for message in messages]
+    steps.append(lambda: lock.execute("ROLLBACK"))
+    writing = RunStore(sqlite_url)
+    own = Writer(writing, {"heartbeat_every": 10, "driver_pid": 0}, replies.append)
+    try:
+        own.run(_scripted(steps, lambda: not own.kept))
+    finally:
+        writing.close()
+        lock.close()
+    return replies
+
+
 def test_a_batch_the_database_refuses_is_dropped_alone_when_the_kept_ones_are_written(
     sqlite_url: str, short_lock_wait: None
 ) -> None:
@@ -155,21 +174,15 @@ def test_a_batch_the_database_refuses_is_dropped_alone_when_the_kept_ones_are_wr
     store = RunStore(sqlite_url, writer="thread")
     store.submit(started("k"))
     store.flush()
-    replies: list[tuple[Any, ...]] = []
-    lock = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
-    lock.execute("BEGIN IMMEDIATE")
     bad_row = ("k", time.time(), [1, 2])  # a list: sqlite3 cannot bind it
-    steps: list[Any] = [
-        [("events", [], _lines("k", "first"))],
-        [("events", [], [bad_row])],
-        [("events", [], _lines("k", "third"))],
-        lambda: lock.execute("ROLLBACK"),
-    ]
-    writing = RunStore(sqlite_url)
-    own = Writer(writing, {"heartbeat_every": 10, "driver_pid": 0}, replies.append)
-    own.run(_scripted(steps, lambda: not own.kept))
-    writing.close()
-    lock.close()
+    replies = _write_while_locked(
+        sqlite_url,
+        [
+            ("events", [], _lines("k", "first")),
+            ("events", [], [bad_row]),
+            ("events", [], _lines("k", "third")),
+        ],
+    )
     assert [line.message for line in store.logs("k")] == ["first", "third"]
     errors = [reply[1] for reply in replies if reply[0] == "error"]
     assert len(errors) == 2
@@ -186,20 +199,9 @@ def test_beyond_the_bound_the_oldest_kept_batch_is_dropped_and_its_run_says_so(
     store.flush()
     first, second = _lines("old", "x" * 200), _lines("new", "kept")
     monkeypatch.setattr("flowcore.runs.writer.KEEP_AT_MOST", len(second[0][2]) + 10)
-    replies: list[tuple[Any, ...]] = []
-    lock = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"), isolation_level=None)
-    lock.execute("BEGIN IMMEDIATE")
-    steps: list[Any] = [
-        [("events", [], first)],
-        [("events", [], second)],
-        [("flush", 1)],
-        lambda: lock.execute("ROLLBACK"),
-    ]
-    writing = RunStore(sqlite_url)
-    own = Writer(writing, {"heartbeat_every": 10, "driver_pid": 0}, replies.append)
-    own.run(_scripted(steps, lambda: not own.kept))
-    writing.close()
-    lock.close()
+    replies = _write_while_locked(
+        sqlite_url, [("events", [], first), ("events", [], second), ("flush", 1)]
+    )
     assert [line.message for line in store.logs("new")] == ["kept"]
     old = store.logs("old")
     assert len(old) == 1 and old[0].level == logging.ERROR
