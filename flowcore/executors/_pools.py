@@ -244,8 +244,6 @@ _ending = False
 def init_process(dask_config: dict[str, Any]) -> None:
     """Pool process initializer: end on SIGTERM (:func:`_on_sigterm`), apply the
     executor's dask config."""
-    import signal
-
     import dask
 
     signal.signal(signal.SIGTERM, _on_sigterm)
