@@ -466,7 +466,7 @@ class Writer:
         self.retry_at = time.monotonic() + self.retry_delay
         self.retry_delay = min(self.retry_delay * 2, RETRY_MOST)
         if not self.kept_since:
-            self.kept_since = datetime.now().strftime("%H:%M:%S")
+            self.kept_since = datetime.now(timezone.utc).strftime("%H:%M:%S UTC")
         if not self.failing:
             self.failing = True
             self.reply(
