@@ -360,7 +360,6 @@ class _Renewal:
                 continue
             if not renewed:
                 if not self.stop.is_set():  # else the lease was dropped meanwhile: no matter
-                    self.lost = True
                     _LOGGER.warning(
                         "The lock on key %r of holder %r was lost while its lease was held "
                         "(it expired or was released or taken by someone else); another "
@@ -368,6 +367,7 @@ class _Renewal:
                         self.key,
                         self.holder,
                     )
+                    self.lost = True  # (after the WARNING: whoever sees it lost, sees that)
                 return
 
     def stop_and_wait(self) -> None:
