@@ -389,11 +389,8 @@ def _start_recording(
     # one task 7-12 us)
     log(flow.logger, INFO, f"Flow run {run_id} of {flow.name!r} ({where})")
     if resuming is not None:  # (the store keeps this one, logged in the run's scope)
-        token = _context.push({**_context.current(), "flow_run_id": run_id})
-        try:
+        with _context.context(flow_run_id=run_id):
             log(flow.logger, INFO, resuming, sinks=True)
-        finally:
-            _context.pop(token)
     return recorder
 
 

@@ -413,13 +413,11 @@ class Writer:
         the failure reported (a malformed event must not stop the writing of the rest)."""
         from flowcore.runs import writes
 
-        batches, self.kept, self.kept_bytes = self.kept, [], 0
+        batches = self.kept
+        self._keep([])
         notes = self._drop_notes()
-        if len(batches) == 1:
-            flow_events, rows = batches[0][0], batches[0][1] + notes if notes else batches[0][1]
-        else:
-            flow_events = [event for batch in batches for event in batch[0]]
-            rows = [row for batch in batches for row in batch[1]] + notes
+        flow_events = [event for batch in batches for event in batch[0]]
+        rows = [row for batch in batches for row in batch[1]] + notes
         error = self._attempt(
             lambda: self.store.write(lambda c: writes.write_events(c, flow_events, rows))
         )
@@ -431,18 +429,20 @@ class Writer:
         if self.removed:
             return
         if is_unavailable(error):
-            self.kept, self.kept_bytes = batches, sum(batch[2] for batch in batches)
+            self._keep(batches)
             self._unavailable(error)
         elif len(batches) > 1:  # find the batch at fault: write them one at a time
             for at, batch in enumerate(batches):
-                self.kept, self.kept_bytes = [batch], batch[2]
+                self._keep([batch])
                 self._write_kept()
                 if self.kept:  # unavailable again: keep this one and those after it
-                    self.kept += batches[at + 1 :]
-                    self.kept_bytes += sum(b[2] for b in batches[at + 1 :])
+                    self._keep(batches[at:])
                     return
         else:
             self._failed(error, " (these run records are lost)")
+
+    def _keep(self, batches: list[tuple[list[Any], list[Row], int]]) -> None:
+        self.kept, self.kept_bytes = batches, sum(batch[2] for batch in batches)
 
     def _attempt(self, write: Callable[[], object]) -> Exception | None:
         """Run ``write``; its error, if it failed. A SQLite store whose directory has been
