@@ -54,7 +54,9 @@ EXTRAS["test"] = [
     "bokeh>=3.1",
 ]
 EXTRAS["dev"] = EXTRAS["test"]
-EXTRAS["all"] = sorted({dep for name in ("aws", "gcp", "redis", "viz", "postgres", "ui") for dep in EXTRAS[name]})
+EXTRAS["all"] = sorted(
+    {dep for name in ("aws", "gcp", "redis", "viz", "postgres", "ui") for dep in EXTRAS[name]}
+)
 
 setup(
     name="flowcore",
@@ -80,8 +82,8 @@ setup(
         "cloudpickle>=2.0",
         "pendulum>=3.0",
         "toolz>=0.12",
-        "dask>=2024.10",
-        "distributed>=2024.1",
+        "dask>=2025.1",  # dask.task_spec (public from 2025.1)
+        "distributed>=2025.1",
         "croniter>=1.3",
         "python-dateutil>=2.8",
         'tomli>=2.0; python_version < "3.11"',

@@ -145,7 +145,7 @@ class CrashPolicy(SchedulerPlugin):
         ts: Any = self.scheduler.tasks.get(key) if self.scheduler is not None else None
         spec = getattr(ts, "run_spec", None)
         if spec is not None and _is_call(getattr(spec, "func", None)):
-            from dask._task_spec import Task
+            from dask.task_spec import Task
 
             ts.run_spec = Task(key, func, *args)
 

@@ -25,6 +25,8 @@ An :class:`EagerPool` wraps a ``ThreadPoolExecutor`` or a ``ProcessPoolExecutor`
 from __future__ import annotations
 
 import functools
+import itertools
+import multiprocessing
 import os
 import pickle
 import queue
@@ -39,7 +41,64 @@ from typing import Any, NamedTuple
 from flowcore.exceptions import DaskTaskError
 from flowcore.executors._futures import find_futures, map_futures
 
-__all__ = ["EagerPool", "TaskFuture", "check_picklable", "init_process", "resolve"]
+__all__ = [
+    "EagerPool",
+    "ProcessPool",
+    "TaskFuture",
+    "ThreadPool",
+    "check_picklable",
+    "init_process",
+    "resolve",
+]
+
+_POOL_NUMBERS = itertools.count(1)
+
+
+class ThreadPool(ThreadPoolExecutor):
+    """A ``ThreadPoolExecutor`` whose threads can be told apart from every other pool's by
+    their names (``flowcore-dask-<n>_<k>``), so :meth:`interrupt` finds them through
+    ``threading.enumerate``."""
+
+    def __init__(self, workers: int) -> None:
+        self.name_prefix = f"flowcore-dask-{next(_POOL_NUMBERS)}"
+        super().__init__(workers, thread_name_prefix=self.name_prefix)
+
+    def interrupt(self) -> None:
+        """Raise ``KeyboardInterrupt`` in the pool's threads (stops their Python code)."""
+        import ctypes
+
+        prefix = f"{self.name_prefix}_"
+        for thread in threading.enumerate():
+            if thread.name.startswith(prefix) and thread.ident is not None and thread.is_alive():
+                ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                    ctypes.c_ulong(thread.ident), ctypes.py_object(KeyboardInterrupt)
+                )
+
+
+class ProcessPool(ProcessPoolExecutor):
+    """A ``ProcessPoolExecutor`` of processes started with :func:`init_process`, each of
+    which reports its pid as it starts, so :meth:`terminate` finds them among
+    ``multiprocessing.active_children()`` (a pid alone could by then name another
+    process)."""
+
+    def __init__(self, workers: int, mp_context: Any, dask_config: dict[str, Any]) -> None:
+        self.started_pids = mp_context.SimpleQueue()
+        super().__init__(
+            workers,
+            mp_context=mp_context,
+            initializer=init_process,
+            initargs=(dask_config, self.started_pids),
+        )
+
+    def terminate(self) -> None:
+        """SIGTERM to the pool's live processes: a running call stops (a ``SystemExit``)
+        and the process ends (:func:`_on_sigterm`)."""
+        pids = set()
+        while not self.started_pids.empty():
+            pids.add(self.started_pids.get())
+        for process in multiprocessing.active_children():
+            if process.pid in pids:
+                process.terminate()
 
 
 class TaskFuture(Future[Any]):
@@ -86,8 +145,8 @@ class EagerPool:
 
     def __init__(
         self,
-        pool: ThreadPoolExecutor | ProcessPoolExecutor,
-        renew: Callable[[], ProcessPoolExecutor] | None = None,
+        pool: ThreadPool | ProcessPool,
+        renew: Callable[[], ProcessPool] | None = None,
     ) -> None:
         self.pool = pool
         self.renew = renew
@@ -150,11 +209,11 @@ class EagerPool:
             wait_all(pending)
         self._ready.put(None)
         self._dispatcher.join()
-        if failed and isinstance(self.pool, ProcessPoolExecutor):
-            _terminate_processes(self.pool)
+        if failed and isinstance(self.pool, ProcessPool):
+            self.pool.terminate()
         self.pool.shutdown(wait=not failed, cancel_futures=failed)
-        if failed and isinstance(self.pool, ThreadPoolExecutor):
-            _interrupt_threads(self.pool)
+        if failed and isinstance(self.pool, ThreadPool):
+            self.pool.interrupt()
 
 
 def resolve(data: Any) -> Any:
@@ -165,7 +224,7 @@ def resolve(data: Any) -> Any:
 
 def _dispatch(eager: EagerPool, ready: queue.SimpleQueue[_Job | None]) -> None:
     pool = eager.pool
-    processes = isinstance(pool, ProcessPoolExecutor)
+    processes = isinstance(pool, ProcessPool)
     while True:
         job = ready.get()
         if job is None:
@@ -215,24 +274,6 @@ def _transfer(inner: Future[Any], out: Future[Any], pickled: bool) -> None:
     out.set_result(value)
 
 
-def _interrupt_threads(pool: ThreadPoolExecutor) -> None:
-    import ctypes
-
-    for thread in list(getattr(pool, "_threads", ())):
-        if thread.ident is not None and thread.is_alive():
-            ctypes.pythonapi.PyThreadState_SetAsyncExc(
-                ctypes.c_ulong(thread.ident), ctypes.py_object(KeyboardInterrupt)
-            )
-
-
-def _terminate_processes(pool: ProcessPoolExecutor) -> None:
-    """SIGTERM to the pool's processes: a running call stops (a ``SystemExit``) and the
-    process ends (:func:`_on_sigterm`)."""
-    for process in list((getattr(pool, "_processes", None) or {}).values()):
-        if process.is_alive():
-            process.terminate()
-
-
 # -- in the worker processes ---------------------------------------------------------------
 
 
@@ -241,13 +282,16 @@ _calling = False
 _ending = False
 
 
-def init_process(dask_config: dict[str, Any]) -> None:
+def init_process(dask_config: dict[str, Any], started_pids: Any = None) -> None:
     """Pool process initializer: end on SIGTERM (:func:`_on_sigterm`), apply the
-    executor's dask config."""
+    executor's dask config, and report this process's pid on ``started_pids`` (a
+    ``SimpleQueue``; :class:`ProcessPool`)."""
     import dask
 
     signal.signal(signal.SIGTERM, _on_sigterm)
     dask.config.set(dask_config)
+    if started_pids is not None:
+        started_pids.put(os.getpid())
 
 
 def _on_sigterm(signum: int, frame: Any) -> None:

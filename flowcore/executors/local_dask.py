@@ -47,14 +47,14 @@ pool's threads, the pool's processes are terminated, and calls not started are c
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import Future
 from contextlib import contextmanager
 from typing import Any
 
 from flowcore.exceptions import DaskTaskError
 from flowcore.executors._futures import map_futures
 from flowcore.executors._naming import fn_name, task_key, task_label
-from flowcore.executors._pools import EagerPool, TaskFuture, init_process, resolve
+from flowcore.executors._pools import EagerPool, ProcessPool, TaskFuture, ThreadPool, resolve
 from flowcore.executors.base import Executor
 
 __all__ = ["LocalDaskExecutor", "TaskFuture"]
@@ -118,22 +118,15 @@ class LocalDaskExecutor(Executor):
             workers = dask.config.get("num_workers", None) or CPU_COUNT
             self._workers = int(workers)
             if self.scheduler == "threads":
-                self._pool = EagerPool(
-                    ThreadPoolExecutor(workers, thread_name_prefix="flowcore-dask")
-                )
+                self._pool = EagerPool(ThreadPool(workers))
             else:
                 import dask.multiprocessing
 
                 context = dask.multiprocessing.get_context()  # type: ignore[no-untyped-call]
                 config = dict(self.dask_config)
 
-                def processes() -> ProcessPoolExecutor:
-                    return ProcessPoolExecutor(
-                        workers,
-                        mp_context=context,
-                        initializer=init_process,
-                        initargs=(config,),
-                    )
+                def processes() -> ProcessPool:
+                    return ProcessPool(workers, context, config)
 
                 self._pool = EagerPool(processes(), renew=processes)
             failed = True
