@@ -46,7 +46,6 @@ supplies the inputs whose upstream states are not available.
 
 from __future__ import annotations
 
-import io
 import logging
 import time
 from contextlib import redirect_stdout
@@ -85,7 +84,7 @@ from flowcore.transactions import TransactionRun
 from flowcore.triggers import all_successful
 from flowcore.utilities import context as _context
 from flowcore.utilities.executors import run_with_timeout
-from flowcore.utilities.logging import get_child_logger, get_logger, log
+from flowcore.utilities.logging import LinesToLog, get_child_logger, get_logger, log
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -809,15 +808,10 @@ class TaskRunner(Runner):
         return self.result.from_value(value)
 
     def _run_logging_stdout(self, raw: dict[str, Any]) -> Any:
+        """The task's run with what it prints logged line by line, as it prints it."""
         logger = self._step_context().get("logger") or self.task.logger
-        buffer = io.StringIO()
-        try:
-            with redirect_stdout(buffer):
-                return run_with_timeout(self.task.run, raw, self.task.timeout, self._name)
-        finally:
-            for line in buffer.getvalue().splitlines():
-                if line.strip():
-                    logger.info(line)
+        with LinesToLog(logger) as stream, redirect_stdout(stream):
+            return run_with_timeout(self.task.run, raw, self.task.timeout, self._name)
 
 
 def _now() -> datetime:

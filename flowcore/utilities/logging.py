@@ -41,6 +41,7 @@ from flowcore import configuration
 from flowcore.utilities import context as _context
 
 __all__ = [
+    "LinesToLog",
     "RedirectToLog",
     "add_line_sink",
     "configure_logging",
@@ -77,12 +78,11 @@ class _Formatter(logging.Formatter):
     no sub-second field) and takes a short path for records without exceptions."""
 
     def __init__(self, fmt: str, datefmt: str | None) -> None:
-        super().__init__(fmt, datefmt)
+        super().__init__(fmt, datefmt)  # ("%" style)
         self._second = -1
         self._asctime = ""
-        self._fast = isinstance(self._style, logging.PercentStyle) and (
-            datefmt is not None and "%f" not in datefmt
-        )
+        self._line_format = fmt
+        self._fast = datefmt is not None and "%f" not in datefmt
         self._plain = self._fast and fmt == _DEFAULT_FORMAT
 
     def plain_line(self, name: str, level: int, message: str) -> str:
@@ -130,7 +130,7 @@ class _Formatter(logging.Formatter):
             return super().format(record)
         record.message = record.getMessage()
         record.asctime = self.formatTime(record, self.datefmt)
-        return self._style._fmt % record.__dict__
+        return self._line_format % record.__dict__
 
 
 class _Memo:
@@ -453,3 +453,37 @@ class RedirectToLog(io.TextIOBase):
     def flush(self) -> None:
         for handler in self.stdout_logger.handlers:
             handler.flush()
+
+
+class LinesToLog(io.TextIOBase):
+    """A text stream whose lines become INFO lines of ``logger`` as each is completed (a
+    task's ``log_stdout``): ``print("a", 1)`` is one line, ``a 1``, logged when its newline
+    is written, so a long task's output is logged as it goes, in order with what the task
+    logs itself. Blank lines are dropped; :meth:`close` logs an unfinished last line."""
+
+    def __init__(self, logger: logging.Logger) -> None:
+        super().__init__()
+        self.logger = logger
+        self._partial = ""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, s: str) -> int:
+        if not isinstance(s, str):
+            raise TypeError(f"string argument expected, got {type(s).__name__}")
+        if "\n" not in s:
+            self._partial += s
+            return len(s)
+        *lines, self._partial = (self._partial + s).split("\n")
+        for line in lines:
+            if line.strip():
+                self.logger.info(line)
+        return len(s)
+
+    def close(self) -> None:
+        if not self.closed:
+            partial, self._partial = self._partial, ""
+            if partial.strip():
+                self.logger.info(partial)
+        super().close()

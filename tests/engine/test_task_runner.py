@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import pytest
@@ -25,6 +26,7 @@ from flowcore.engine.state import (
 )
 from flowcore.engine.task_runner import TaskRunner
 from flowcore.utilities.debug import raise_on_exception
+from flowcore.utilities.logging import LinesToLog
 
 
 def upstream(t: Task, **states: State) -> dict[Edge, State]:
@@ -322,6 +324,26 @@ def test_log_stdout_sends_prints_to_the_task_logger(logs: pytest.LogCaptureFixtu
     assert TaskRunner(chatty).run().result == 1
     task_lines = [r.getMessage() for r in logs.records if r.name == "flowcore.chatty"]
     assert task_lines == ["hello", "world"]
+
+
+def test_log_stdout_logs_each_line_as_it_is_printed(logs: pytest.LogCaptureFixture) -> None:
+    """A line is logged when its newline is printed, so it comes in order with what the
+    task logs itself (Prefect 1 logs each write); an unfinished last line is logged at the
+    end, and a failing task's output is logged before its failure."""
+
+    @task(log_stdout=True)
+    def chatty() -> None:
+        print("step", 1)
+        context.logger.info("between")
+        sys.stdout.write("step 2 ")
+        sys.stdout.write("done\n\n")
+        sys.stdout.write("no newline")
+        raise ValueError("bad")
+
+    assert isinstance(TaskRunner(chatty).run(), Failed)
+    lines = [r.getMessage() for r in logs.records if r.name == "flowcore.chatty"]
+    assert lines == ["step 1", "between", "step 2 done", "no newline"]
+    assert not isinstance(sys.stdout, LinesToLog)
 
 
 def test_running_state_given_is_not_rerun() -> None:
