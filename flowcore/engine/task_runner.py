@@ -359,6 +359,9 @@ class TaskRunner(Runner):
         is reported state by state, as :meth:`_unhandled_step` does."""
         recorder = self._recorder
         started = time.time()
+        if recorder is not None:
+            run_count = self.context["task_run_count"]
+            recorder.task_began(self._record_key, run_count, started)
         try:
             state = self._task_run_state(running, inputs)
         except (ENDRUN, signals.PrefectStateSignal, Exception) as exc:
@@ -368,7 +371,7 @@ class TaskRunner(Runner):
                 self._record(state)
             return state
         if recorder is not None:
-            recorder.task_run(self._record_key, state, self.context["task_run_count"], started)
+            recorder.task_run(self._record_key, state, run_count, started)
         return state
 
     def _unhandled_step(

@@ -135,9 +135,13 @@ class RunRecorder:
         # (drain) task runs that entered Running (when, run count), and those announced
         self._running: dict[tuple[str, int], tuple[float, int]] = {}
         self._announced: set[tuple[str, int]] = set()
+        # task runs reported by task_began and not yet by task_run (when, run count); set
+        # and cleared by the runners' threads, read by the drain
+        self._begun: dict[tuple[str, int], tuple[float, int]] = {}
         if store is None:  # the progress display alone counts finished task runs only
             self.task_state = self._task_state_counted  # type: ignore[method-assign]
             self.task_run = self._task_run_counted  # type: ignore[method-assign]
+            self.task_began = _ignore_began  # type: ignore[method-assign]
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (_detached, ())
@@ -208,6 +212,7 @@ class RunRecorder:
         slug, index = key
         if type(state) is Running:  # kept as None: a Running state held until the drain
             # would live on with its Result, and the collector visit them all
+            self._begun.pop(key, None)  # (a run begun by task_began that raised)
             self._raw.extend((slug, index, None, run_count, _time(), None))
         else:
             self._remember(slug, index, state)
@@ -248,11 +253,19 @@ class RunRecorder:
         children = self._last_children.get(slug)
         return None if children is None else children.get(index)
 
+    def task_began(self, key: tuple[str, int], run_count: int, started: float) -> None:
+        """Task run ``key`` entered ``Running`` at ``started`` and will be reported by
+        :meth:`task_run` when it ends: until then a drain can announce it as running (a
+        long task shows as running, and a crash leaves it recorded as started)."""
+        self._begun[key] = (started, run_count)
+
     def task_run(self, key: tuple[str, int], state: State, run_count: int, started: float) -> None:
         """A TaskRunner in this process ran task run ``key`` from ``Running`` (entered at
         ``started``, seconds since the epoch as ``time.time()`` gives them) to ``state`` in
         one go, and reported no state of it in between: one call instead of
-        :meth:`task_state` for ``Running`` and then for ``state``."""
+        :meth:`task_state` for ``Running`` and then for ``state`` (after
+        :meth:`task_began`)."""
+        self._begun.pop(key, None)  # (before the report: see _convert)
         slug, index = key
         if index < 0:
             self._last[slug] = state
@@ -366,7 +379,7 @@ class RunRecorder:
             taken = len(raw)
             batch = raw[:taken]
             del raw[:taken]  # (runners only extend: what came meanwhile stays)
-            if not batch and not self._running:
+            if not batch and not self._running and not self._begun:
                 return
             with fewer_collections(configured_threshold()):
                 progress = self.progress
@@ -395,14 +408,14 @@ class RunRecorder:
             if kind == _RUNNING:
                 running[slug, index] = (when, run_count)
                 continue
-            if running:
+            if running or announced:
                 key = (slug, index)
-                entered = running.pop(key, None)
-                if entered is not None:
-                    if key in announced:
-                        announced.discard(key)
-                    elif started is None:
-                        started = entered[0]
+                entered = running.pop(key, None) if running else None
+                if key in announced:  # its Running went as a row of its own
+                    announced.discard(key)
+                    started = None
+                elif entered is not None and started is None:
+                    started = entered[0]
             message = state.message
             if message is not None and type(message) is not str:
                 message = str(message)
@@ -420,9 +433,11 @@ class RunRecorder:
                     started,
                 )
             )
-        if running and announce:
+        if announce and (running or self._begun):
+            # (_begun is copied after the reports were taken: a run that ended since is
+            # out of it, as task_run takes it out before it reports)
             cutoff = _time() - _ANNOUNCE_RUNNING_AFTER
-            for key, (entered_at, run_count) in running.items():
+            for key, (entered_at, run_count) in [*running.items(), *self._begun.copy().items()]:
                 if entered_at <= cutoff and key not in announced:
                     announced.add(key)
                     append((run_id, key[0], key[1], "Running", None, entered_at, run_count,
@@ -464,6 +479,10 @@ def _reports(batch: list[Any]) -> Iterator[tuple[Any, ...]]:
     reuses its tuple, so no tracked tuple per report is made for the collector to visit.)"""
     fields = iter(batch)
     return zip(fields, fields, fields, fields, fields, fields)
+
+
+def _ignore_began(key: tuple[str, int], run_count: int, started: float) -> None:
+    """:meth:`RunRecorder.task_began` for a recorder without a store."""
 
 
 def _detached() -> None:

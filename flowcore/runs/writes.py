@@ -334,13 +334,22 @@ def beat_each(changes: Changes, times: dict[str, datetime]) -> None:
 
 def mark_crashed(changes: Changes, run: Any, message: str, now: datetime) -> None:
     """Set ``run`` (a row of ``queries.stale_runs``) and its unfinished task runs to
-    ``Crashed``, unless the run moved on since it was read."""
+    ``Crashed``, unless the run moved on since it was read. They end at the last thing
+    known of the run: its heartbeat, or a later state of one of its task runs (heartbeats
+    come every ``heartbeat_every`` seconds, so a run that died between two did work after
+    its last)."""
+    heartbeat = changes.time(run.heartbeat)
+    (latest,) = changes.all(
+        "SELECT max(updated) FROM task_runs WHERE run_id = :run_id", {"run_id": run.run_id}
+    )[0]
+    ended = latest if latest is not None and latest > heartbeat else heartbeat
     changed = changes.execute(
-        "UPDATE flow_runs SET state = 'Crashed', message = :message, ended = :heartbeat "
+        "UPDATE flow_runs SET state = 'Crashed', message = :message, ended = :ended "
         "WHERE run_id = :run_id AND state = :state AND heartbeat = :heartbeat",
         {
             "message": message,
-            "heartbeat": changes.time(run.heartbeat),
+            "ended": ended,
+            "heartbeat": heartbeat,
             "run_id": run.run_id,
             "state": run.state,
         },
@@ -356,13 +365,8 @@ def mark_crashed(changes: Changes, run: Any, message: str, now: datetime) -> Non
     time = changes.time(now)
     changes.execute(
         "UPDATE task_runs SET state = 'Crashed', message = :message, updated = :now, "
-        f"ended = :heartbeat WHERE {unfinished_task}",
-        {
-            "message": task_message,
-            "now": time,
-            "heartbeat": changes.time(run.heartbeat),
-            "run_id": run.run_id,
-        },
+        f"ended = :ended WHERE {unfinished_task}",
+        {"message": task_message, "now": time, "ended": ended, "run_id": run.run_id},
     )
     rows = [(run.run_id, None, -1, "Crashed", message, time, None, None, None)]
     rows += [

@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -106,6 +107,45 @@ def test_a_run_is_recorded_with_its_tasks_parameters_and_logs(
     # the engine's two lines per task run restate transitions: they are not copied
     assert not [m for _, m in lines if "Starting task run" in m or "Finished task run" in m]
     assert store.get_run(run_id[:8]).run_id == run_id
+
+
+def test_a_plain_task_shows_as_running_while_it_runs(store: RunStore) -> None:
+    """A plain task's run (the fused path, reported in one go when it ends) is announced
+    as Running by the recorder's next drain once it has run a while, so ``runs show`` and
+    the UI show what is running, and a crash leaves it recorded as started; its end adds
+    the final state without a second Running."""
+    began, release = threading.Event(), threading.Event()
+    seen: dict[str, str] = {}
+
+    @task
+    def wait() -> int:
+        seen["run id"] = flowcore.context.flow_run_id
+        began.set()
+        assert release.wait(timeout=120), "the test never released the task"
+        return 1
+
+    with Flow("waiting") as flow:
+        wait()
+    states = []
+    runner = threading.Thread(target=lambda: states.append(flow.run()))
+    runner.start()
+    try:
+        assert began.wait(timeout=60), "the task never started"
+        deadline = time.monotonic() + 60
+        while True:
+            store.flush()
+            if [t.state for t in store.task_runs(seen["run id"])] == ["Running"]:
+                break
+            assert time.monotonic() < deadline, "the running task was never recorded as Running"
+            time.sleep(0.1)
+    finally:
+        release.set()
+        runner.join(timeout=120)
+    assert states and states[0].is_successful()
+    store.flush()
+    (record,) = store.task_runs(seen["run id"])
+    assert record.state == "Success" and record.started is not None
+    assert [t.state for t in store.transitions(seen["run id"], "wait-1")] == ["Running", "Success"]
 
 
 def test_runs_store_none_records_nothing_but_still_has_a_run_id(

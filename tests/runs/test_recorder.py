@@ -125,6 +125,33 @@ def test_a_long_running_task_run_is_announced_before_it_ends(store: RunStore) ->
     assert [t.state for t in store.transitions("r4", "t-1")] == ["Running", "Success"]
 
 
+def test_a_run_reported_in_one_go_is_announced_while_it_runs(store: RunStore) -> None:
+    """``task_began`` then ``task_run`` (the fused path): a drain meanwhile announces the
+    Running, and the end adds only the final state; a run that ends before it was
+    announced is one row with its start, as before."""
+    recorder = _recorder(store, "r4b")
+    started = time.time()
+    recorder.task_began(("t-1", -1), 1, started)
+    time.sleep(0.6)  # past the quarter second, and a batch interval
+    store.flush()
+    assert [t.state for t in store.task_runs("r4b")] == ["Running"]
+    recorder.task_run(("t-1", -1), Success("done"), 1, started)
+    quick = time.time()
+    recorder.task_began(("t-1", 0), 1, quick)
+    recorder.task_run(("t-1", 0), Success("quick"), 1, quick)
+    recorder.finished(Success("ok"))
+    store.flush()
+    assert [(t.map_index, t.state) for t in store.transitions("r4b", "t-1")] == [
+        (-1, "Running"),
+        (-1, "Success"),
+        (0, "Running"),
+        (0, "Success"),
+    ]
+    runs = {t.map_index: t for t in store.task_runs("r4b")}
+    assert runs[-1].started is not None and abs(runs[-1].started.timestamp() - started) < 1e-3
+    assert runs[0].started is not None and abs(runs[0].started.timestamp() - quick) < 1e-3
+
+
 def test_recording_a_compact_map_leaves_running_task_runs_to_be_announced(
     store: RunStore,
 ) -> None:

@@ -276,6 +276,7 @@ def test_a_run_whose_driver_died_is_crashed_with_its_unfinished_tasks(store: Run
     store.submit(task_state("dead", "busy-1", "Running", -590))
     store.submit(task_state("dead", "waiting-1", "Pending", -590))
     store.submit(Heartbeat("dead", at(-500)))
+    store.submit(task_state("dead", "late-1", "Success", -495))  # after its last heartbeat
     _run(store, "alive", final=None, time=at(-600))  # this process: alive
     _run(store, "elsewhere", final=None, host="another-host", time=at(-600))
     _run(store, "fresh", final=None, pid=pid, time=at(-600))
@@ -285,10 +286,14 @@ def test_a_run_whose_driver_died_is_crashed_with_its_unfinished_tasks(store: Run
     run = store.get_run("dead")
     assert run is not None and run.state == "Crashed"
     assert f"pid {pid}" in run.message and "died" in run.message  # type: ignore[operator]
-    assert run.ended == at(-500)
+    assert run.ended == at(-495)  # the last thing known of it, not its last heartbeat
     states = {t.task_slug: t.state for t in store.task_runs("dead")}
-    assert states == {"done-1": "Success", "busy-1": "Crashed", "waiting-1": "Crashed"}
-    assert run.task_counts == {"Crashed": 2, "Success": 1}
+    assert states == {
+        "done-1": "Success", "busy-1": "Crashed", "waiting-1": "Crashed", "late-1": "Success",
+    }  # fmt: skip
+    assert run.task_counts == {"Crashed": 2, "Success": 2}
+    busy = next(t for t in store.task_runs("dead") if t.task_slug == "busy-1")
+    assert busy.ended == at(-495)
     assert store.transitions("dead")[-1].state == "Crashed"
     assert {r.run_id: r.state for r in store.list_runs()} == {
         "dead": "Crashed", "alive": "Running", "elsewhere": "Crashed", "fresh": "Running",
@@ -297,7 +302,7 @@ def test_a_run_whose_driver_died_is_crashed_with_its_unfinished_tasks(store: Run
         "Running", "Crashed",
     ]  # fmt: skip
     assert [t.state for t in store.transitions("dead", "busy-1")] == ["Running", "Crashed"]
-    assert len(store.transitions("dead")) == 7  # later reads do not crash the run again
+    assert len(store.transitions("dead")) == 8  # later reads do not crash the run again
 
 
 def test_the_crash_threshold_is_an_option(make_store: Callable[..., RunStore]) -> None:
