@@ -13,7 +13,16 @@ everything whose change should change the task's result::
                              the code loads that the module has (``helpers.helper``)
 
     a value is described as
-      a function or class of the user's code     its own code digest (recursively)
+      a function of the user's code              its own description (recursively)
+      a class of the user's code                 its syntax tree; each method's (static and
+                                                 class methods', properties' accessors')
+                                                 closure and globals, as a function's; its
+                                                 bases. Class attributes by their source
+      a wrapper (functools.wraps: lru_cache,     the wrapper (a function's own code, an
+        the user's decorators)                   object's type) and the function it wraps
+                                                 (the __wrapped__ chain, inspect.unwrap)
+      functools.partial / partialmethod          its function and the arguments it binds
+      a bound method                             its function and its object
       code of an installed distribution          ("dist", name, version): not its source
       code of the standard library               ("stdlib", Python major.minor)
       a module                                   its name, or its distribution's version
@@ -28,9 +37,14 @@ A qualified name names a script's module ``<script>``, whether the file runs as 
 flow.py`` or is loaded by ``flowcore run`` / ``flowcore cache explain``, so all of them
 compute the same keys.
 
-Not followed: attribute lookups on objects (``self.helper()``, ``obj.method()``), code
-reached through dynamic dispatch (``getattr``, registries), and files or data the code
-reads. Bump ``Task(cache_version=...)`` when such a change should invalidate the cache.
+Each function and class is described once per digest; met again (a method that names its
+own class, functions that call each other) it is ``("code", name, "seen")``.
+
+Not followed: attribute lookups on objects (``self.helper()``, ``obj.method()``) other than
+the methods of a class the code names, the class of an object (an instance counts by its
+type's name), code reached through dynamic dispatch (``getattr``, registries), and files or
+data the code reads. Bump ``Task(cache_version=...)`` when such a change should invalidate
+the cache.
 
 Digests are memoised per process and function object: a module edited while the process
 runs keeps its first digest until the next process.
@@ -40,6 +54,7 @@ from __future__ import annotations
 
 import ast
 import builtins
+import functools
 import hashlib
 import inspect
 import json
@@ -90,8 +105,11 @@ _SOURCES: dict[Any, str] = {}
 
 
 def _source_digest(obj: Any) -> str:
+    # a function's own lines, found from its code object: inspect.getsource(function) would
+    # give a functools.wraps wrapper's wrapped function instead
+    own = obj.__code__ if isinstance(obj, types.FunctionType) else obj
     try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(obj)))
+        tree = ast.parse(textwrap.dedent(inspect.getsource(own)))
     except (OSError, TypeError, SyntaxError, IndentationError):
         code = getattr(obj, "__code__", None)
         if code is None:
@@ -119,8 +137,23 @@ def _describe(value: Any, depth: int, seen: set[int]) -> Any:
         return _describe_plain_container(value)
     if isinstance(value, types.ModuleType):
         return ("module", value.__name__, _origin(value.__name__))
+    wrapped = _wrapped(value)
+    if wrapped is not None:
+        return ("wraps", _describe_callable(value, depth, seen), _describe(wrapped, depth, seen))
+    return _describe_callable(value, depth, seen)
+
+
+def _describe_callable(value: Any, depth: int, seen: set[int]) -> Any:
+    if isinstance(value, (functools.partial, functools.partialmethod)):
+        return _describe_partial(value, depth, seen)
+    if isinstance(value, types.MethodType):
+        return (
+            "method",
+            _describe(value.__func__, depth, seen),
+            _describe(value.__self__, depth, seen),
+        )
     if not isinstance(value, (types.FunctionType, type)):
-        if isinstance(value, (types.BuiltinFunctionType, types.MethodType)):
+        if isinstance(value, types.BuiltinFunctionType):
             owner = getattr(value, "__module__", None) or ""
             return ("callable", _qualified_name(value), _origin(owner))
         return ("object", _qualified_name(type(value)))
@@ -132,7 +165,7 @@ def _describe(value: Any, depth: int, seen: set[int]) -> Any:
         return ("code", _qualified_name(value), "seen" if id(value) in seen else "depth")
     seen.add(id(value))
     if isinstance(value, type):
-        return ("class", _qualified_name(value), source_digest(value))
+        return _describe_class(value, depth, seen)
     return (
         "function",
         _qualified_name(value),
@@ -140,6 +173,59 @@ def _describe(value: Any, depth: int, seen: set[int]) -> Any:
         tuple(_closure(value, depth, seen)),
         tuple(_globals_read(value, depth, seen)),
     )
+
+
+def _wrapped(value: Any) -> Any:
+    """What a decorator that used ``functools.wraps`` wrapped (``lru_cache``, the user's own
+    decorators), else None. Only a callable that has ``__wrapped__`` itself is unwrapped, so
+    that an object's ``__getattr__`` never runs here; a class is never unwrapped."""
+    if isinstance(value, type) or not callable(value):
+        return None
+    if inspect.getattr_static(value, "__wrapped__", None) is None:
+        return None
+    try:
+        inner = inspect.unwrap(value)
+    except ValueError:  # a cycle of __wrapped__, or a chain too long to follow
+        return None
+    return None if inner is value else inner
+
+
+def _describe_partial(value: Any, depth: int, seen: set[int]) -> Any:
+    """``functools.partial`` / ``partialmethod``: the function and the arguments it binds."""
+    keywords = sorted(value.keywords.items())
+    return (
+        "partial",
+        _describe(value.func, depth, seen),
+        tuple(_describe(arg, depth - 1, seen) for arg in value.args),
+        tuple((name, _describe(arg, depth - 1, seen)) for name, arg in keywords),
+    )
+
+
+def _describe_class(cls: type, depth: int, seen: set[int]) -> Any:
+    """A class of the user's code: its source, then each method's code and what it reads
+    (as a function's), then its bases. Class attributes count by their source."""
+    members = ((name, _member_functions(member)) for name, member in sorted(vars(cls).items()))
+    methods = tuple(
+        (name, tuple(_describe(fn, depth, seen) for fn in functions))
+        for name, functions in members
+        if functions
+    )
+    bases = tuple(_describe(base, depth, seen) for base in cls.__bases__)
+    return ("class", _qualified_name(cls), source_digest(cls), methods, bases)
+
+
+def _member_functions(member: Any) -> tuple[Any, ...]:
+    """The code a class member runs: a method, static or class method, the accessors of a
+    property, a cached property's function; a wrapped or partial function as itself."""
+    if isinstance(member, (staticmethod, classmethod)):
+        return (member.__func__,)
+    if isinstance(member, property):
+        return tuple(fn for fn in (member.fget, member.fset, member.fdel) if fn is not None)
+    if isinstance(member, functools.cached_property):
+        return (member.func,)
+    if isinstance(member, (types.FunctionType, functools.partial, functools.partialmethod)):
+        return (member,)
+    return (member,) if _wrapped(member) is not None else ()
 
 
 def _describe_plain_container(value: Any) -> Any:

@@ -4,11 +4,14 @@ with each run in a new process, as a user edits and re-runs a script."""
 
 from __future__ import annotations
 
+import importlib.util
+import itertools
 import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -151,3 +154,156 @@ def test_cache_version_is_a_part_of_the_key() -> None:
     assert key_one != key_two
     with pytest.raises(TypeError, match="cache_version"):
         task(cache_version=["x"])(lambda: 1)
+
+
+USED_CODE = """
+import functools
+
+FACTOR = {factor}
+EXTRA = {extra}
+UNUSED = {unused}
+
+
+@functools.lru_cache(maxsize=None)
+def cached_helper(x):
+    return x * {lru}
+
+
+def _mul(x, k):
+    return x * k + {partial}
+
+
+part = functools.partial(_mul, k={keyword})
+
+
+class Base:
+    def offset(self):
+        return {base}
+
+
+class Scaler(Base):
+    def scale(self, x):
+        return x * FACTOR + self.extra + self.offset() + len([Scaler])
+
+    @property
+    def extra(self):
+        return EXTRA
+
+
+class Doubler:
+    def double(self, x):
+        return is_even(x) * FACTOR
+
+
+def is_even(n):
+    return n == 0 or is_odd(n - 1)
+
+
+def is_odd(n):
+    return n != 0 and is_even(n - 1)
+
+
+bound_double = Doubler().double
+
+
+def times(f):
+    @functools.wraps(f)
+    def wrapper(x):
+        return {decorator} * f(x)
+
+    return wrapper
+
+
+@times
+def decorated(x):
+    return x + {decorated}
+
+
+def uses_lru(x):
+    return cached_helper(x)
+
+
+def uses_partial(x):
+    return part(x)
+
+
+def uses_class(x):
+    return Scaler().scale(x)
+
+
+def uses_bound_method(x):
+    return bound_double(x)
+
+
+def uses_own_decorator(x):
+    return decorated(x)
+"""
+
+BASE = {
+    "factor": 2,
+    "extra": 1,
+    "unused": 0,
+    "lru": 1,
+    "partial": 0,
+    "keyword": 2,
+    "base": 0,
+    "decorator": 2,
+    "decorated": 0,
+}
+_VARIANTS = itertools.count()
+
+
+def _digest(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, **edits: int) -> str:
+    """``code_digest`` of one function of USED_CODE, loaded as a new ``helpers`` module from a
+    new file: new objects, so nothing memoised for an earlier version counts."""
+    folder = tmp_path / f"v{next(_VARIANTS)}"
+    folder.mkdir()
+    path = folder / "helpers.py"
+    path.write_text(USED_CODE.format(**{**BASE, **edits}))
+    spec = importlib.util.spec_from_file_location("helpers", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "helpers", module)  # where inspect finds a class's file
+    spec.loader.exec_module(module)
+    function: Any = getattr(module, name)
+    return code_digest(function)
+
+
+@pytest.mark.parametrize(
+    ("name", "edit"),
+    [
+        ("uses_lru", {"lru": 3}),  # a helper behind functools.lru_cache
+        ("uses_partial", {"partial": 5}),  # the function behind functools.partial
+        ("uses_partial", {"keyword": 3}),  # an argument functools.partial binds
+        ("uses_class", {"factor": 3}),  # a constant a method of the class reads
+        ("uses_class", {"extra": 4}),  # a constant a property of the class reads
+        ("uses_class", {"base": 7}),  # a method of the class's base class
+        ("uses_bound_method", {"factor": 3}),  # a constant a bound method reads
+        ("uses_own_decorator", {"decorator": 3}),  # the wrapper of the user's own decorator
+        ("uses_own_decorator", {"decorated": 1}),  # the function it wraps
+    ],
+)
+def test_code_behind_wrappers_partials_and_classes_changes_the_key(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, name: str, edit: dict[str, int]
+) -> None:
+    before = _digest(tmp_path, monkeypatch, name)
+    assert _digest(tmp_path, monkeypatch, name) == before  # the same code, the same key
+    assert _digest(tmp_path, monkeypatch, name, unused=9) == before  # a name it does not use
+    assert _digest(tmp_path, monkeypatch, name, **edit) != before
+
+
+def test_classes_and_recursion_that_refer_to_themselves_are_followed_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Scaler.scale reads Scaler; is_even and is_odd call each other; Doubler.double calls them
+    from flowcore.caching.code import _describe
+
+    digest = _digest(tmp_path, monkeypatch, "uses_class")
+    scaler = sys.modules["helpers"].Scaler
+    text = repr(_describe(scaler, 6, set()))
+    assert text.count("'function', 'helpers.Scaler.scale'") == 1
+    assert "('Scaler', ('code', 'helpers.Scaler', 'seen'))" in text
+    assert _digest(tmp_path, monkeypatch, "uses_class") == digest
+    assert _digest(tmp_path, monkeypatch, "uses_bound_method") != _digest(
+        tmp_path, monkeypatch, "uses_bound_method", factor=5
+    )
