@@ -31,6 +31,7 @@ from __future__ import annotations
 import io
 import linecache
 import logging
+import os
 import sys
 import threading
 import time
@@ -290,6 +291,8 @@ class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             stream.flush()
         except RecursionError:
             raise
+        except BrokenPipeError:
+            self.reader_gone()
         except Exception:
             self.handleError(record)
         if _SINKS and "_flowcore_no_sinks" not in record.__dict__:
@@ -297,6 +300,31 @@ class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
             if record.exc_text:
                 message = f"{message}\n{record.exc_text}"
             _to_sinks(record.name, record.levelno, message, record.created)
+
+    def reader_gone(self) -> None:
+        """The stream's reader went away (``flowcore run flow.py | head -1``): say so once
+        on stderr and write no more lines (each would fail the same way, and logging
+        would print a traceback for each); the run goes on, and its lines still reach the
+        sinks (the run store). Called under the handler's lock. A standard stream is
+        pointed at ``os.devnull`` (as Python's documentation advises for a broken pipe),
+        so the interpreter's last flush of it does not fail again at exit."""
+        stream = self.stream
+        self.stream = open(os.devnull, "w")  # noqa: SIM115 - the handler's stream from now on
+        name = "stdout" if stream is sys.stdout else "stderr" if stream is sys.stderr else None
+        if name is not None:
+            try:
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, stream.fileno())
+                os.close(devnull)
+            except (OSError, ValueError):
+                pass
+        try:
+            sys.stderr.write(
+                f"flowcore: log lines are no longer written to {name or 'its stream'}: its "
+                "reader closed it (broken pipe); the run goes on\n"
+            )
+        except (OSError, ValueError):
+            pass
 
 
 def configure_logging(testing: bool = False) -> logging.Logger:
@@ -392,6 +420,8 @@ def log(
         try:
             handler.stream.write(line)
             handler.stream.flush()
+        except BrokenPipeError:
+            handler.reader_gone()
         except Exception:
             handler.handleError(_record_for(logger, level, message))
         finally:

@@ -354,3 +354,55 @@ def test_an_error_line_with_a_traceback_is_what_logging_writes_and_reaches_the_s
     assert written.split("] ", 1)[1] == expected.split("] ", 1)[1] + "\n"
     assert "ValueError: broken" in written and written.count("Traceback") == 1
     assert seen == [("flowcore.TaskRunner", logging.ERROR, expected.split(" | ", 1)[1])]
+
+
+PIPED_FLOW = """
+import os, sys, time
+from flowcore import Flow, task
+
+@task
+def wait():  # until the reader has gone: the lines after it meet a closed pipe
+    while not os.path.exists(sys.argv[2]):
+        time.sleep(0.01)
+    return list(range(30))
+
+@task
+def inc(x):
+    return x + 1
+
+with Flow("piped") as flow:
+    inc.map(wait())
+state = flow.run()
+with open(sys.argv[1], "w") as out:
+    out.write(type(state).__name__)
+"""
+
+
+def test_a_reader_that_closes_stdout_stops_the_lines_not_the_run(tmp_path: Path) -> None:
+    """``python flow.py | head -1``: once stdout's reader is gone, one line on stderr says
+    so and no more lines are written (logging printed a traceback for each of them); the
+    run goes on to its end."""
+    import subprocess
+
+    script = tmp_path / "piped.py"
+    script.write_text(PIPED_FLOW)
+    marker = tmp_path / "state"
+    env = {**os.environ, "FLOWCORE__RUNS__STORE": "none"}
+    closed = tmp_path / "closed"
+    process = subprocess.Popen(
+        [sys.executable, str(script), str(marker), str(closed)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdout is not None and process.stderr is not None
+    first = process.stdout.readline()
+    process.stdout.close()  # as `head -1` does
+    closed.touch()
+    with process.stderr:
+        errors = process.stderr.read().decode()
+    assert process.wait(timeout=120) == 0, errors
+    assert b"Flow run" in first
+    assert marker.read_text() == "Success"
+    assert "Traceback" not in errors and "Logging error" not in errors, errors
+    assert errors.count("broken pipe") == 1, errors
