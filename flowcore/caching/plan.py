@@ -31,8 +31,10 @@ in Prefect 1; its plan records nothing unless the task also has ``cache_for``.
 
 With ``cache_for`` a success becomes ``Cached`` (expiring after ``cache_for``); under a
 policy it stays ``Success`` and a later hit is ``Cached``. An input or parameter with no
-deterministic digest makes the run uncached, with one WARNING naming it; a failed write is
-logged at ERROR with its traceback and does not fail a task that succeeded.
+deterministic digest makes the run uncached, with one WARNING naming it, when the key or
+the validator needs it (a policy's key that leaves it out does not: its record marks it
+``undigested:<type>``); a failed write is logged at ERROR with its traceback and does not
+fail a task that succeeded.
 """
 
 from __future__ import annotations
@@ -391,7 +393,14 @@ class CacheRun:
         assert result is not None and target is not None
         if callable(target):
             kwargs = format_kwargs()
-            template = target(**kwargs).replace("{", "{{").replace("}", "}}")
+            rendered = target(**kwargs)
+            if not isinstance(rendered, str):
+                raise TypeError(
+                    f"Task '{self.name}': the target callable {target!r} returned {rendered!r} "
+                    f"(of type {type(rendered).__name__}); it must return a str, the location of the "
+                    "task's value"
+                )
+            template = rendered.replace("{", "{{").replace("}", "}}")
         else:  # a target with no fields needs no keys (making them is most of a hit's cost)
             template = target
             kwargs = format_kwargs() if "{" in target or "}" in target else {}
@@ -483,6 +492,13 @@ class CacheRun:
             self._not_cached(
                 f"the cache policy {self.plan.policy!r} gave no key for this run, so it is not cached"
             )
+        elif "\x00" in self.key:
+            self._not_cached(
+                f"the cache policy gave the key {self.key!r}, which contains a NUL character "
+                "('\\x00') and so cannot name a directory of the store; running without the cache",
+                warn=True,
+            )
+            self.key = None
         return self.key is not None
 
     # -- telling ----------------------------------------------------------------------
@@ -502,9 +518,10 @@ class CacheRun:
         self, state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]
     ) -> State:
         assert self.key is not None
+        digests = hash_mapping if self.plan.policy is None else _marked_digests
         try:
-            input_digests = self._input_digests or hash_mapping(inputs)  # the lookup's, if any
-            parameter_digests = hash_mapping(parameters)
+            input_digests = self._input_digests or digests(inputs)  # the lookup's, if any
+            parameter_digests = digests(parameters)
         except UnhashableValue as exc:
             self._warn_unhashable(exc)
             return state
@@ -622,6 +639,20 @@ def _hashable_digests(values: Mapping[str, Any]) -> dict[str, str]:
             digests[name] = hash_value(value)
         except UnhashableValue:
             continue
+    return digests
+
+
+def _marked_digests(values: Mapping[str, Any]) -> dict[str, str]:
+    """The digests a policy's record keeps of ``values``: a value with no deterministic
+    digest is marked ``undigested:<its type>`` instead. The key was computed before, so it
+    does not depend on such a value (``INPUTS - "conn"``, a ``cache_key_fn`` that ignores
+    it), and the run stays cached; the record id still changes with the value's type."""
+    digests = {}
+    for name, value in values.items():
+        try:
+            digests[name] = hash_value(value)
+        except UnhashableValue as exc:
+            digests[name] = f"undigested:{exc.type_name}"
     return digests
 
 

@@ -15,7 +15,9 @@ does everything else once, for every backend:
   what this Result may use. Values interpolated from parameters or inputs, and whatever a
   callable returns, never leave the allowed directory: ``..``, absolute paths, a leading
   ``~`` (never expanded) and, on disk, symlinks out of the root (both sides are compared
-  after ``realpath``) raise :class:`~flowcore.exceptions.LocationEscapeError`.
+  after ``realpath``) raise :class:`~flowcore.exceptions.LocationEscapeError`. So does a
+  location that names no value: one that renders to the allowed directory itself (``""``,
+  ``"."``; only ``list`` takes a directory) or holds a NUL character.
 * **Encoding.** ``encode`` serializes a value and, when ``results.signing_key`` is set,
   puts a MAC header in front (:mod:`.signing`); ``decode`` verifies the MAC *before*
   deserializing, raising :class:`~flowcore.exceptions.SignatureError` for a missing or
@@ -118,7 +120,14 @@ class Result:
             rendered = _format_template(self.location, kwargs, type(self).__name__)
             return self._place(rendered, _literal(self.location), f"template {self.location!r}")
         if self._formatter is not None:
-            return self._place(self._formatter(**kwargs), "", "a callable location")
+            location = self._formatter(**kwargs)
+            if not isinstance(location, str):
+                raise TypeError(
+                    f"{type(self).__name__}: the callable location {self._formatter!r} returned "
+                    f"{location!r} (of type {type(location).__name__}); it must return a str, the "
+                    "location of the value"
+                )
+            return self._place(location, "", "a callable location")
         return self._place(self.default_location, "", None)
 
     def format(self, **kwargs: Any) -> Result:
@@ -252,7 +261,7 @@ class Result:
         """Every stored location at or under ``prefix`` (a directory-like location; ""
         is the whole root), recursively and sorted, as ``read`` and ``delete`` accept
         them. Temporary files of unfinished writes are not listed."""
-        full = self._place_given(prefix)
+        full = self._place_given(prefix, directory=True)
         under = full.rstrip("/") + "/"
         found = self._list(full)
         return sorted(f for f in found if not full or f == full or f.startswith(under))
@@ -269,16 +278,45 @@ class Result:
 
     # -- placing --------------------------------------------------------------------------
 
-    def _place_given(self, location: str) -> str:
+    def _place_given(self, location: str, directory: bool = False) -> str:
         """Place a location given as is (no template fields)."""
-        return self._place(location, location, None)
+        return self._place(location, location, None, directory)
 
-    def _place(self, rendered: str, literal: str, source: str | None) -> str:
+    def _place(
+        self, rendered: str, literal: str, source: str | None, directory: bool = False
+    ) -> str:
         """The full location of ``rendered``, checked to stay inside the directory its
         template's ``literal`` part names, itself inside an allowed directory (the root,
-        or this Result's own absolute template directory). Raises LocationEscapeError
-        (naming ``source``, where the location came from) before anything is read or
-        written."""
+        or this Result's own absolute template directory), and to name something inside
+        that directory rather than the directory itself (unless ``directory``: a prefix
+        to list). Raises LocationEscapeError (naming ``source``, where the location came
+        from) before anything is read or written."""
+        if "\x00" in rendered:
+            raise self._invalid(
+                rendered,
+                source,
+                "contains a NUL character ('\\x00'), which no file or object name may hold; "
+                "remove it from the values the location is made of",
+            )
+        try:
+            full, is_bound = self._bounded(rendered, literal, source)
+        except UnicodeError as exc:  # a path the file system cannot encode
+            raise self._invalid(rendered, source, f"cannot be a file name ({exc})") from None
+        if is_bound and not directory:
+            root = self._describe_root()
+            where = (
+                f"the root {root!r}" if full == self._join("", False) else f"the directory {full!r}"
+            )
+            raise self._invalid(
+                rendered,
+                source,
+                f"renders to {where} itself; a location must name a file inside it",
+            )
+        return full
+
+    def _bounded(self, rendered: str, literal: str, source: str | None) -> tuple[str, bool]:
+        """The full location of ``rendered``, and whether it is the very directory it must
+        stay inside (see :meth:`_place`); raises LocationEscapeError when it leaves it."""
         home = literal.startswith("~")
         full = self._join(rendered, home)
         literal_dir = _directory(literal)
@@ -297,7 +335,15 @@ class Result:
             or not _inside(bound, target)
         ):
             raise self._escape(rendered, source, bound_location or self._describe_root())
-        return full
+        return full, target == bound
+
+    def _invalid(self, rendered: str, source: str | None, problem: str) -> LocationEscapeError:
+        """The error for ``rendered`` (from ``source``), which names no valid location."""
+        return LocationEscapeError(
+            f"{type(self).__name__}: location {rendered!r}"
+            + (f" (from {source})" if source is not None else "")
+            + f" {problem}. Nothing was read or written"
+        )
 
     def _escape(self, rendered: str, source: str | None, allowed: str) -> LocationEscapeError:
         """The error for ``rendered`` (from ``source``) leaving the ``allowed`` directory."""

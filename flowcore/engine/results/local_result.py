@@ -14,6 +14,9 @@ A write goes through a temporary file beside the target, ``.<name>.<12 hex>.tmp`
 3. ``fsync`` the directory, so the rename itself survives a power loss (best effort).
 
 A writer killed between 1 and 2 leaves only its temporary file, never a partial target.
+A read opens the file without blocking and reads it only if it is a regular file: a FIFO,
+socket, device or directory in a value's place is a ``ResultStorageError`` naming it, never
+a reader waiting forever.
 Such leftovers are removed by :meth:`LocalResult.remove_stale_temporaries` (those older
 than an hour, anywhere under ``dir``), which runs once per process and directory, on the
 first write there.
@@ -40,6 +43,8 @@ _TEMPORARY = re.compile(r"\..+\.[0-9a-f]{12}\.tmp")
 _swept: set[str] = set()
 _REAL_ROOTS: dict[str, tuple[str, str]] = {}  # dir -> (normalised, real path), once per process
 _swept_lock = threading.Lock()
+_O_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # POSIX: opening a FIFO must not wait for a writer
+_O_BINARY = getattr(os, "O_BINARY", 0)  # Windows: no newline translation
 
 
 class LocalResult(Result):
@@ -147,8 +152,7 @@ class LocalResult(Result):
 
     def _read_bytes(self, location: str) -> bytes:
         try:
-            with open(location, "rb") as fh:
-                return fh.read()
+            return _read_file(location)
         except FileNotFoundError as exc:
             raise ValueNotFoundError(f"LocalResult: nothing is stored at {location!r}") from exc
         except OSError as exc:
@@ -180,8 +184,7 @@ class LocalResult(Result):
 
     def _read_bytes_if_exists(self, location: str) -> bytes | None:
         try:
-            with open(location, "rb") as fh:
-                return fh.read()
+            return _read_file(location)
         except FileNotFoundError:
             return None
         except OSError as exc:
@@ -205,6 +208,39 @@ class LocalResult(Result):
             for name in names
             if not _TEMPORARY.fullmatch(name)
         ]
+
+
+def _read_file(path: str) -> bytes:
+    """The bytes of the regular file at ``path``.
+
+    The file is opened without blocking and its type checked on the open descriptor (no
+    race with a rename), so a FIFO, a device or a directory where a value belongs raises
+    :class:`OSError` naming what is there, instead of blocking the reader forever (opening
+    a FIFO waits for a writer) or reading a device.
+    """
+    descriptor = os.open(path, os.O_RDONLY | _O_NONBLOCK | _O_BINARY)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise OSError(f"it is a {_kind(mode)}, not a regular file, so it holds no value")
+        fh = os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with fh:
+        return fh.read()
+
+
+def _kind(mode: int) -> str:
+    """What a non-regular file of ``mode`` is, in words."""
+    kinds = (
+        (stat.S_ISDIR, "directory"),
+        (stat.S_ISFIFO, "FIFO (named pipe)"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    )
+    return next((name for test, name in kinds if test(mode)), "special file")
 
 
 def _write_synced(path: str, data: bytes) -> None:

@@ -7,6 +7,8 @@ import os
 import pickle
 import random
 import signal
+import socket
+import stat
 import subprocess
 import sys
 import textwrap
@@ -18,7 +20,7 @@ import pytest
 
 from flowcore.engine.results import LocalResult
 from flowcore.engine.serializers import Serializer
-from flowcore.exceptions import LocationEscapeError, ResultStorageError
+from flowcore.exceptions import LocationEscapeError, ResultStorageError, UnreadableValueError
 from flowcore.utilities.configuration import set_temporary_config
 
 
@@ -166,6 +168,47 @@ def test_symlinks_that_stay_inside_the_root_are_fine(tmp_path: Path) -> None:
     written = result.write(3, n=1)
     assert written.location == str(root / "alias" / "1.pkl")
     assert (root / "real" / "1.pkl").exists() and result.read(written.location).value == 3
+
+
+@pytest.mark.parametrize("value", ["", "."])
+def test_a_location_rendering_to_the_root_writes_nothing_beside_it(
+    tmp_path: Path, value: str
+) -> None:
+    """Writing over the root would put the temporary file in the root's parent."""
+    root = tmp_path / "root"
+    result = LocalResult(dir=root, location="{p}")
+    with pytest.raises(LocationEscapeError, match=f"renders to the root {str(root)!r} itself"):
+        result.write("v", p=value)
+    assert sorted(os.listdir(tmp_path)) == ["root"] and os.listdir(root) == []
+
+
+@pytest.mark.timeout(20)  # without the check, opening the FIFO waits for a writer forever
+def test_a_fifo_where_a_value_belongs_is_a_storage_error_not_a_hang(tmp_path: Path) -> None:
+    result = LocalResult(dir=tmp_path, location="{n}.pkl")
+    os.mkfifo(tmp_path / "1.pkl")
+    for operation in (result.read, result.read_bytes_at):
+        with pytest.raises(ResultStorageError, match="is a FIFO .named pipe., not a regular file"):
+            operation("1.pkl")
+    with pytest.raises(UnreadableValueError, match="FIFO") as info:
+        result.read_if_exists("{n}.pkl", n=1)
+    assert str(tmp_path / "1.pkl") in str(info.value.__cause__)
+    written = result.write("v", n=1)  # a write replaces it with the value
+    assert written.location is not None and result.read(written.location).value == "v"
+    assert stat.S_ISREG(os.lstat(tmp_path / "1.pkl").st_mode)
+
+
+def test_a_directory_or_socket_where_a_value_belongs_is_a_storage_error(tmp_path: Path) -> None:
+    result = LocalResult(dir=tmp_path)
+    (tmp_path / "dir.pkl").mkdir()
+    with socket.socket(socket.AF_UNIX) as listener:
+        listener.bind(str(tmp_path / "sock.pkl"))
+        with pytest.raises(ResultStorageError, match="is a directory, not a regular file"):
+            result.read_bytes_at("dir.pkl")
+        with pytest.raises(ResultStorageError, match="cannot read"):
+            result.read_bytes_at("sock.pkl")
+    with pytest.raises(ResultStorageError, match="cannot write"):  # never over a directory
+        result.write_bytes_at("dir.pkl", b"v")
+    assert os.listdir(tmp_path / "dir.pkl") == []
 
 
 def test_a_root_reached_through_a_symlink_works(tmp_path: Path) -> None:

@@ -225,6 +225,64 @@ def test_given_locations_cannot_escape_the_root(make_result: Factory, location: 
     assert result.list() == []
 
 
+@pytest.mark.parametrize("location", ["", ".", "./"])
+def test_a_location_that_is_the_root_itself_is_refused(make_result: Factory, location: str) -> None:
+    """The root is a directory, not a value: reading it, writing over it (on disk: a
+    temporary file beside it, in the root's parent) or deleting it are refused up front."""
+    result = make_result()
+    operations: list[Callable[[], Any]] = [
+        lambda: result.write_bytes_at(location, b"nope"),
+        lambda: result.read_bytes_at(location),
+        lambda: result.write_at(location, "nope"),
+        lambda: result.read(location),
+        lambda: result.exists(location),
+        lambda: result.read_if_exists(location),
+        lambda: result.delete(location),
+        lambda: result.stat(location),
+    ]
+    for operation in operations:
+        with pytest.raises(LocationEscapeError, match="must name a file inside it") as info:
+            operation()
+        assert f"renders to the root {result._describe_root()!r} itself" in str(info.value)
+    assert result.list(location) == result.list() == []  # listing the root is fine
+
+
+@pytest.mark.parametrize("template", ["{name}", "safe/{name}"])
+@pytest.mark.parametrize("value", ["", "."])
+def test_a_template_rendering_to_its_directory_names_the_template(
+    make_result: Factory, template: str, value: str
+) -> None:
+    result = make_result(location=template)
+    with pytest.raises(LocationEscapeError, match="must name a file inside it") as info:
+        result.write("nope", name=value)
+    assert f"(from template {template!r}) renders to " in str(info.value)
+    with pytest.raises(LocationEscapeError, match="itself"):
+        result.read_if_exists(template, name=value)
+    assert result.list() == []
+
+
+def test_a_nul_character_in_a_location_is_a_clear_error(make_result: Factory) -> None:
+    result = make_result(location="{name}.pkl")
+    with pytest.raises(LocationEscapeError, match="contains a NUL character") as info:
+        result.write("nope", name="a\x00b")
+    assert "(from template '{name}.pkl')" in str(info.value)
+    for operation in (result.read_if_exists, result.exists):
+        with pytest.raises(LocationEscapeError, match="contains a NUL character"):
+            operation("{name}.pkl", name="a\x00b")
+    with pytest.raises(LocationEscapeError, match="contains a NUL character"):
+        result.list("a\x00b/")
+    assert result.list() == []
+
+
+@pytest.mark.parametrize("returned", [5, None, b"bytes.pkl"])
+def test_a_callable_location_must_return_a_str(make_result: Factory, returned: Any) -> None:
+    result = make_result(location=lambda **kw: returned)
+    with pytest.raises(TypeError, match="it must return a str") as info:
+        result.write("nope")
+    assert f"returned {returned!r} (of type {type(returned).__name__})" in str(info.value)
+    assert result.list() == []
+
+
 # -- the bytes-level API (cache stores) ------------------------------------------------
 
 
