@@ -148,3 +148,56 @@ def test_on_a_process_executor_a_group_writes_nothing_and_runs_again(tmp_path: P
         assert state.is_successful()
     assert log.read_text().split() == ["ran", "ran"]
     assert not list((tmp_path / "home").rglob("*.json")) if (tmp_path / "home").exists() else True
+
+
+def test_a_failed_mapped_child_rolls_back_the_whole_group(
+    tmp_path: Path, home: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    executed: list[Any] = []
+    failing = {2}
+
+    @task(cache_policy=cp.INPUTS, name="child")
+    def child(x: int) -> int:
+        executed.append(x)
+        if x in failing:
+            raise ValueError("child fails")
+        return x
+
+    @task(result=LocalResult(dir=tmp_path / "targets"), target="sibling.pkl")
+    def sibling() -> int:
+        executed.append("sibling")
+        return 7
+
+    with Flow("mapped-group") as flow:
+        with transaction("grp"):
+            child.map([1, 2, 3])
+            sibling()
+    assert flow.run(context={"checkpointing": True}).is_failed()
+    assert not list(home.rglob("*.json")) if home.exists() else True
+    assert not (tmp_path / "targets" / "sibling.pkl").exists()
+    assert any("'grp' rolled back" in r.getMessage() for r in logs.records)
+
+    failing.clear()
+    assert flow.run(context={"checkpointing": True}).is_successful()
+    assert executed == [1, 2, 3, "sibling", 1, 2, 3, "sibling"]
+    assert (tmp_path / "targets" / "sibling.pkl").exists()
+
+
+def test_a_skipped_mapped_child_counts_as_a_success_of_its_group(home: Path) -> None:
+    from flowcore.engine.signals import SKIP
+
+    executed: list[int] = []
+
+    @task(cache_policy=cp.INPUTS, name="maybe")
+    def maybe(x: int) -> int:
+        executed.append(x)
+        if x == 2:
+            raise SKIP("nothing to do for 2")
+        return x
+
+    with Flow("skipping-group") as flow:
+        with transaction():
+            maybe.map([1, 2, 3])
+    flow.run()
+    flow.run()
+    assert executed == [1, 2, 3, 2]
