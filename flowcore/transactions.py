@@ -48,8 +48,8 @@ __all__ = [
     "StagedWrite",
     "Transaction",
     "TransactionRun",
+    "counts_as_success",
     "finish_transactions",
-    "succeeded",
     "transaction",
     "transaction_runs",
 ]
@@ -146,7 +146,7 @@ class TransactionRun:
             leases, self._leases = list(self._leases.values()), {}
         name = self.group.name
         try:
-            if succeeded:
+            if succeeded and writes:
                 failed = 0
                 for write in writes:
                     try:
@@ -206,20 +206,20 @@ def finish_transactions(
 ) -> None:
     """At the end of a flow run: commit each group whose tasks all succeeded."""
     for run in runs.values():
-        run.finish(all(succeeded(task_states.get(t)) for t in run.group.tasks), logger)
+        run.finish(all(counts_as_success(task_states.get(t)) for t in run.group.tasks), logger)
 
 
-def succeeded(state: State | None) -> bool:
+def counts_as_success(state: State | None) -> bool:
     """Whether a task of a group succeeded, as the group's commit counts it: its state is
     successful (``Success``, ``Cached``, ``Skipped``...) and, for a mapped task, so is every
     child's, since the ``Mapped`` parent is a ``Success`` whatever its children did.
 
     >>> from flowcore.engine.state import Failed, Skipped, Success
-    >>> succeeded(Mapped(map_states=[Success(), Skipped()]))
+    >>> counts_as_success(Mapped(map_states=[Success(), Skipped()]))
     True
-    >>> succeeded(Mapped(map_states=[Success(), Failed()]))
+    >>> counts_as_success(Mapped(map_states=[Success(), Failed()]))
     False
-    >>> succeeded(None)  # the task did not run
+    >>> counts_as_success(None)  # the task did not run
     False
     """
     if state is None or not state.is_successful():
@@ -227,5 +227,5 @@ def succeeded(state: State | None) -> bool:
     if isinstance(state, Mapped):
         children = state.map_states
         kinds = children.kinds() if isinstance(children, ChildStates) else children
-        return all(succeeded(child) for child in kinds)
+        return all(counts_as_success(child) for child in kinds)
     return True

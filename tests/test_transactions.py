@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -201,3 +202,30 @@ def test_a_skipped_mapped_child_counts_as_a_success_of_its_group(home: Path) -> 
     flow.run()
     flow.run()
     assert executed == [1, 2, 3, 2]
+
+
+def test_a_task_without_storage_in_a_group_is_not_checkpointed_as_outside(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    from flowcore.engine.results import PrefectResult
+
+    @task(name="plain")
+    def plain(x: int) -> int:
+        return x
+
+    @task(name="in_location", result=PrefectResult())
+    def in_location(x: int) -> int:
+        return x
+
+    with Flow("no-storage") as flow:
+        with transaction("g"):
+            one = plain(1)
+            two = plain.map([2, 3])
+            three = in_location(4)
+    state = flow.run(context={"checkpointing": True})
+    assert state.is_successful()
+    assert state.result[one]._result.location is None
+    assert [c._result.location for c in state.result[two].map_states] == [None, None]
+    assert state.result[three]._result.location == "4"
+    assert not [r for r in logs.records if r.levelno >= logging.WARNING]
+    assert not [r for r in logs.records if "Transaction 'g'" in r.getMessage()]
