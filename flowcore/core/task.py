@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowcore import configuration
 from flowcore.core._operators import OperatorMixin
+from flowcore.engine import cache_validators
 from flowcore.utilities import context as _context
 from flowcore.utilities.edges import EdgeAnnotation
 from flowcore.utilities.logging import get_logger
@@ -841,7 +842,23 @@ def _check_cache_arguments(
                 "be a positive timedelta (a "
                 "non-positive one would expire every value at once); e.g. timedelta(hours=1)"
             )
-    if validator is not None and not callable(validator):
+    if validator is not None:
+        _check_validator(name, validator)
+    if key is not None and not isinstance(key, str):
+        raise TypeError(
+            f"Task {name!r}: cache_key={key!r} must be a str (the name records are kept "
+            f"under), e.g. cache_key={str(key)!r}"
+        )
+    if key == "":
+        raise ValueError(
+            f"Task {name!r}: cache_key='' must not be empty (the name records are kept "
+            "under); leave cache_key out to keep them under the task's name"
+        )
+
+
+def _check_validator(name: str, validator: Any) -> None:
+    """A cache validator must be callable as ``validator(state, inputs, parameters)``."""
+    if not callable(validator):
         hint = (
             f"flowcore.engine.cache_validators.{validator}"
             if isinstance(validator, str)
@@ -851,11 +868,27 @@ def _check_cache_arguments(
             f"Task {name!r}: cache_validator={validator!r} must be callable "
             f"(validator(state, inputs, parameters) -> bool); use {hint}"
         )
-    if key is not None and not isinstance(key, str):
+    factories = {
+        cache_validators.partial_inputs_only: "inputs",
+        cache_validators.partial_parameters_only: "parameters",
+    }
+    what = next((what for f, what in factories.items() if f is validator), None)
+    if what is not None:
         raise TypeError(
-            f"Task {name!r}: cache_key={key!r} must be a str (the name records are kept "
-            f"under), e.g. cache_key={str(key)!r}"
+            f"Task {name!r}: cache_validator={validator.__name__} makes a validator, it is not "
+            f"one: call it with the {what} to compare, e.g. "
+            f"cache_validator={validator.__name__}(['x'])"
         )
+    try:
+        inspect.signature(validator).bind(None, None, None)
+    except ValueError:  # no signature to read (some builtins): it is taken on trust
+        return
+    except TypeError as exc:
+        raise TypeError(
+            f"Task {name!r}: cache_validator={validator!r} cannot be called as "
+            f"validator(state, inputs, parameters) ({exc}); see "
+            "flowcore.engine.cache_validators for ready-made ones"
+        ) from None
 
 
 def check_batch_size(value: Any, where: str) -> int | None:
