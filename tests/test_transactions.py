@@ -151,8 +151,9 @@ def test_on_a_process_executor_a_group_writes_nothing_and_runs_again(tmp_path: P
     assert not list((tmp_path / "home").rglob("*.json")) if (tmp_path / "home").exists() else True
 
 
+@pytest.mark.parametrize("batch", [None, 2])  # 2: children kept compact (ChildStates)
 def test_a_failed_mapped_child_rolls_back_the_whole_group(
-    tmp_path: Path, home: Path, logs: pytest.LogCaptureFixture
+    tmp_path: Path, home: Path, logs: pytest.LogCaptureFixture, batch: int | None
 ) -> None:
     executed: list[Any] = []
     failing = {2}
@@ -173,13 +174,13 @@ def test_a_failed_mapped_child_rolls_back_the_whole_group(
         with transaction("grp"):
             child.map([1, 2, 3])
             sibling()
-    assert flow.run(context={"checkpointing": True}).is_failed()
+    assert flow.run(context={"checkpointing": True}, map_batch_size=batch).is_failed()
     assert not list(home.rglob("*.json")) if home.exists() else True
     assert not (tmp_path / "targets" / "sibling.pkl").exists()
     assert any("'grp' rolled back" in r.getMessage() for r in logs.records)
 
     failing.clear()
-    assert flow.run(context={"checkpointing": True}).is_successful()
+    assert flow.run(context={"checkpointing": True}, map_batch_size=batch).is_successful()
     assert executed == [1, 2, 3, "sibling", 1, 2, 3, "sibling"]
     assert (tmp_path / "targets" / "sibling.pkl").exists()
 
