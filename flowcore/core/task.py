@@ -821,6 +821,9 @@ def _result_for_target(result: Result | None, target: Any, name: str) -> Result 
     return new
 
 
+_LONGEST_CACHE = timedelta(days=365 * 7000)  # now + this stays inside datetime's range
+
+
 def _check_cache_arguments(
     name: str, cache_for: Any, validator: Any, key: Any, expiration: Any
 ) -> None:
@@ -841,6 +844,13 @@ def _check_cache_arguments(
                 f"Task {name!r}: {argument}=timedelta(seconds={value.total_seconds():g}) must "
                 "be a positive timedelta (a "
                 "non-positive one would expire every value at once); e.g. timedelta(hours=1)"
+            )
+        if value > _LONGEST_CACHE:
+            raise ValueError(
+                f"Task {name!r}: {argument}=timedelta(days={value.days}) is too long: at most "
+                f"timedelta(days={_LONGEST_CACHE.days}) (about 7000 years, so that the expiry "
+                f"stays a date); for values that never expire use e.g. "
+                f"{argument}=timedelta(days=365 * 1000)"
             )
     if validator is not None:
         _check_validator(name, validator)

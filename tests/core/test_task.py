@@ -333,6 +333,17 @@ def test_a_validator_that_cannot_take_three_arguments_fails_at_creation() -> Non
     assert Task(cache_for=timedelta(hours=1), cache_validator=lambda s, i, p, extra=0: True)
 
 
+@pytest.mark.parametrize("argument", ["cache_for", "cache_expiration"])
+def test_a_cache_duration_past_the_last_date_fails_at_creation(argument: str) -> None:
+    extra = {} if argument == "cache_for" else {"cache_key_fn": lambda c, i: "k"}
+    huge = {argument: timedelta(days=999_999_999), **extra}
+    with pytest.raises(
+        ValueError, match=rf"'fetch': {argument}=timedelta\(days=999999999\) is too"
+    ):
+        Task(name="fetch", **huge)
+    assert Task(name="fetch", **{argument: timedelta(days=365 * 1000), **extra})
+
+
 def test_an_empty_cache_key_fails_at_creation() -> None:
     with pytest.raises(ValueError, match=r"'fetch': cache_key='' must not be empty.*leave"):
         Task(name="fetch", cache_for=timedelta(hours=1), cache_key="")
