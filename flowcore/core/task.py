@@ -361,9 +361,13 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         self.skip_on_upstream_skip = skip_on_upstream_skip
 
         _check_cache_arguments(self.name, cache_for, cache_validator, cache_key, cache_expiration)
+        if refresh_cache not in (None, True, False):
+            raise TypeError(
+                f"Task {self.name!r}: refresh_cache={refresh_cache!r} must be True (always run "
+                "and replace the cache), False (never refresh) or None (follow the config "
+                "tasks.refresh_cache)"
+            )
         if cache_for is None and cache_validator is not None:
-            from flowcore.engine import cache_validators
-
             if cache_validator is not cache_validators.never_use:
                 warnings.warn(
                     "cache_validator provided without specifying cache expiration "
@@ -372,8 +376,6 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
                     stacklevel=2,
                 )
         if cache_validator is None:
-            from flowcore.engine import cache_validators
-
             cache_validator = (
                 cache_validators.never_use if cache_for is None else cache_validators.duration_only
             )

@@ -344,6 +344,12 @@ def test_a_cache_duration_past_the_last_date_fails_at_creation(argument: str) ->
     assert Task(name="fetch", **{argument: timedelta(days=365 * 1000), **extra})
 
 
+def test_refresh_cache_must_be_a_bool_or_none() -> None:
+    with pytest.raises(TypeError, match=r"'fetch': refresh_cache='no' must be True .*None"):
+        Task(name="fetch", refresh_cache="no")
+    assert [Task(refresh_cache=v).refresh_cache for v in (None, True, False)] == [None, True, False]
+
+
 def test_an_empty_cache_key_fails_at_creation() -> None:
     with pytest.raises(ValueError, match=r"'fetch': cache_key='' must not be empty.*leave"):
         Task(name="fetch", cache_for=timedelta(hours=1), cache_key="")
