@@ -38,10 +38,13 @@ import copy
 import hashlib
 import inspect
 import json
+import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flowcore.caching.code import code_digest, source_digest
+from flowcore.engine.result import Result
+from flowcore.locking.base import LockManager
 from flowcore.transactions import IsolationLevel
 from flowcore.utilities.hashing import hash_mapping
 
@@ -116,6 +119,11 @@ class CachePolicy:
         """A copy with the given storage, isolation level or lock manager."""
         new = copy.copy(self)
         if key_storage is not None:
+            if not isinstance(key_storage, (str, os.PathLike, Result)):
+                raise TypeError(
+                    f"key_storage must be a directory (a str or a path) or a Result such as "
+                    f"LocalResult(dir=...), got {key_storage!r}"
+                )
             new.key_storage = key_storage
         if isolation_level is not None:
             if not isinstance(isolation_level, IsolationLevel):
@@ -124,6 +132,12 @@ class CachePolicy:
                 )
             new.isolation_level = isolation_level
         if lock_manager is not None:
+            if not isinstance(lock_manager, LockManager):
+                raise TypeError(
+                    "lock_manager must be a flowcore.locking lock manager "
+                    "(MemoryLockManager(), FileSystemLockManager(lock_dir), "
+                    f"RedisLockManager(...), DaskLockManager()), got {lock_manager!r}"
+                )
             new.lock_manager = lock_manager
         return new
 

@@ -9,8 +9,10 @@
 
 ``transaction()`` groups the tasks created inside it (in a ``with Flow(...)`` block): their
 cache records and checkpoints (targets) are *staged* while the flow runs, and written at
-the end of ``flow.run`` only if every task of the group succeeded. If one fails, nothing of
-the group is written, so the next run runs the whole group again::
+the end of ``flow.run`` only if every task of the group succeeded (a mapped task: every one
+of its children; a skipped task or child counts as a success, as it does for the flow's
+state). If one fails, nothing of the group is written, so the next run runs the whole group
+again::
 
     with Flow("pipeline") as flow:
         with transaction():
@@ -36,6 +38,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+from flowcore.engine.child_states import ChildStates
+from flowcore.engine.state import Mapped, State
 from flowcore.utilities import context as _context
 from flowcore.utilities.logging import get_logger
 
@@ -44,6 +48,7 @@ __all__ = [
     "StagedWrite",
     "Transaction",
     "TransactionRun",
+    "counts_as_success",
     "finish_transactions",
     "transaction",
     "transaction_runs",
@@ -141,7 +146,7 @@ class TransactionRun:
             leases, self._leases = list(self._leases.values()), {}
         name = self.group.name
         try:
-            if succeeded:
+            if succeeded and writes:
                 failed = 0
                 for write in writes:
                     try:
@@ -201,5 +206,26 @@ def finish_transactions(
 ) -> None:
     """At the end of a flow run: commit each group whose tasks all succeeded."""
     for run in runs.values():
-        states = [task_states.get(t) for t in run.group.tasks]
-        run.finish(all(s is not None and s.is_successful() for s in states), logger)
+        run.finish(all(counts_as_success(task_states.get(t)) for t in run.group.tasks), logger)
+
+
+def counts_as_success(state: State | None) -> bool:
+    """Whether a task of a group succeeded, as the group's commit counts it: its state is
+    successful (``Success``, ``Cached``, ``Skipped``...) and, for a mapped task, so is every
+    child's, since the ``Mapped`` parent is a ``Success`` whatever its children did.
+
+    >>> from flowcore.engine.state import Failed, Skipped, Success
+    >>> counts_as_success(Mapped(map_states=[Success(), Skipped()]))
+    True
+    >>> counts_as_success(Mapped(map_states=[Success(), Failed()]))
+    False
+    >>> counts_as_success(None)  # the task did not run
+    False
+    """
+    if state is None or not state.is_successful():
+        return False
+    if isinstance(state, Mapped):
+        children = state.map_states
+        kinds = children.kinds() if isinstance(children, ChildStates) else children
+        return all(counts_as_success(child) for child in kinds)
+    return True

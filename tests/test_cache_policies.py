@@ -98,6 +98,29 @@ def test_configure_returns_a_copy(tmp_path: Path) -> None:
         cp.INPUTS.configure(isolation_level="SERIALIZABLE")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "words"),
+    [
+        ({"key_storage": 5}, ["key_storage", "a directory", "a Result", "got 5"]),
+        ({"key_storage": b"/tmp/x"}, ["key_storage", "got b'/tmp/x'"]),
+        ({"lock_manager": "memory"}, ["lock_manager", "MemoryLockManager()", "got 'memory'"]),
+    ],
+)
+def test_configure_rejects_what_it_cannot_use(kwargs: dict[str, Any], words: list[str]) -> None:
+    with pytest.raises(TypeError) as raised:
+        cp.INPUTS.configure(**kwargs)
+    for word in words:
+        assert word in str(raised.value)
+
+
+def test_configure_takes_a_path_or_a_result_as_key_storage(tmp_path: Path) -> None:
+    from flowcore.engine.results import LocalResult
+
+    assert cp.INPUTS.configure(key_storage=tmp_path).key_storage == tmp_path
+    records = LocalResult(dir=tmp_path)
+    assert cp.INPUTS.configure(key_storage=records).key_storage is records
+
+
 def _module_with(tmp_path: Path, name: str, source: str) -> Any:
     path = tmp_path / f"{name}.py"
     path.write_text(source)

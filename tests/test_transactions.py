@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from datetime import timedelta
@@ -148,3 +149,84 @@ def test_on_a_process_executor_a_group_writes_nothing_and_runs_again(tmp_path: P
         assert state.is_successful()
     assert log.read_text().split() == ["ran", "ran"]
     assert not list((tmp_path / "home").rglob("*.json")) if (tmp_path / "home").exists() else True
+
+
+@pytest.mark.parametrize("batch", [None, 2])  # 2: children kept compact (ChildStates)
+def test_a_failed_mapped_child_rolls_back_the_whole_group(
+    tmp_path: Path, home: Path, logs: pytest.LogCaptureFixture, batch: int | None
+) -> None:
+    executed: list[Any] = []
+    failing = {2}
+
+    @task(cache_policy=cp.INPUTS, name="child")
+    def child(x: int) -> int:
+        executed.append(x)
+        if x in failing:
+            raise ValueError("child fails")
+        return x
+
+    @task(result=LocalResult(dir=tmp_path / "targets"), target="sibling.pkl")
+    def sibling() -> int:
+        executed.append("sibling")
+        return 7
+
+    with Flow("mapped-group") as flow:
+        with transaction("grp"):
+            child.map([1, 2, 3])
+            sibling()
+    assert flow.run(context={"checkpointing": True}, map_batch_size=batch).is_failed()
+    assert not list(home.rglob("*.json")) if home.exists() else True
+    assert not (tmp_path / "targets" / "sibling.pkl").exists()
+    assert any("'grp' rolled back" in r.getMessage() for r in logs.records)
+
+    failing.clear()
+    assert flow.run(context={"checkpointing": True}, map_batch_size=batch).is_successful()
+    assert executed == [1, 2, 3, "sibling", 1, 2, 3, "sibling"]
+    assert (tmp_path / "targets" / "sibling.pkl").exists()
+
+
+def test_a_skipped_mapped_child_counts_as_a_success_of_its_group(home: Path) -> None:
+    from flowcore.engine.signals import SKIP
+
+    executed: list[int] = []
+
+    @task(cache_policy=cp.INPUTS, name="maybe")
+    def maybe(x: int) -> int:
+        executed.append(x)
+        if x == 2:
+            raise SKIP("nothing to do for 2")
+        return x
+
+    with Flow("skipping-group") as flow:
+        with transaction():
+            maybe.map([1, 2, 3])
+    flow.run()
+    flow.run()
+    assert executed == [1, 2, 3, 2]
+
+
+def test_a_task_without_storage_in_a_group_is_not_checkpointed_as_outside(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    from flowcore.engine.results import PrefectResult
+
+    @task(name="plain")
+    def plain(x: int) -> int:
+        return x
+
+    @task(name="in_location", result=PrefectResult())
+    def in_location(x: int) -> int:
+        return x
+
+    with Flow("no-storage") as flow:
+        with transaction("g"):
+            one = plain(1)
+            two = plain.map([2, 3])
+            three = in_location(4)
+    state = flow.run(context={"checkpointing": True})
+    assert state.is_successful()
+    assert state.result[one]._result.location is None
+    assert [c._result.location for c in state.result[two].map_states] == [None, None]
+    assert state.result[three]._result.location == "4"
+    assert not [r for r in logs.records if r.levelno >= logging.WARNING]
+    assert not [r for r in logs.records if "Transaction 'g'" in r.getMessage()]

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from flowcore import configuration
 from flowcore.core._operators import OperatorMixin
+from flowcore.engine import cache_validators
 from flowcore.utilities import context as _context
 from flowcore.utilities.edges import EdgeAnnotation
 from flowcore.utilities.logging import get_logger
@@ -360,9 +361,13 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         self.skip_on_upstream_skip = skip_on_upstream_skip
 
         _check_cache_arguments(self.name, cache_for, cache_validator, cache_key, cache_expiration)
+        if refresh_cache not in (None, True, False):
+            raise TypeError(
+                f"Task {self.name!r}: refresh_cache={refresh_cache!r} must be True (always run "
+                "and replace the cache), False (never refresh) or None (follow the config "
+                "tasks.refresh_cache)"
+            )
         if cache_for is None and cache_validator is not None:
-            from flowcore.engine import cache_validators
-
             if cache_validator is not cache_validators.never_use:
                 warnings.warn(
                     "cache_validator provided without specifying cache expiration "
@@ -371,8 +376,6 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
                     stacklevel=2,
                 )
         if cache_validator is None:
-            from flowcore.engine import cache_validators
-
             cache_validator = (
                 cache_validators.never_use if cache_for is None else cache_validators.duration_only
             )
@@ -820,6 +823,9 @@ def _result_for_target(result: Result | None, target: Any, name: str) -> Result 
     return new
 
 
+_LONGEST_CACHE = timedelta(days=365 * 7000)  # now + this stays inside datetime's range
+
+
 def _check_cache_arguments(
     name: str, cache_for: Any, validator: Any, key: Any, expiration: Any
 ) -> None:
@@ -841,7 +847,30 @@ def _check_cache_arguments(
                 "be a positive timedelta (a "
                 "non-positive one would expire every value at once); e.g. timedelta(hours=1)"
             )
-    if validator is not None and not callable(validator):
+        if value > _LONGEST_CACHE:
+            raise ValueError(
+                f"Task {name!r}: {argument}=timedelta(days={value.days}) is too long: at most "
+                f"timedelta(days={_LONGEST_CACHE.days}) (about 7000 years, so that the expiry "
+                f"stays a date); for values that never expire use e.g. "
+                f"{argument}=timedelta(days=365 * 1000)"
+            )
+    if validator is not None:
+        _check_validator(name, validator)
+    if key is not None and not isinstance(key, str):
+        raise TypeError(
+            f"Task {name!r}: cache_key={key!r} must be a str (the name records are kept "
+            f"under), e.g. cache_key={str(key)!r}"
+        )
+    if key == "":
+        raise ValueError(
+            f"Task {name!r}: cache_key='' must not be empty (the name records are kept "
+            "under); leave cache_key out to keep them under the task's name"
+        )
+
+
+def _check_validator(name: str, validator: Any) -> None:
+    """A cache validator must be callable as ``validator(state, inputs, parameters)``."""
+    if not callable(validator):
         hint = (
             f"flowcore.engine.cache_validators.{validator}"
             if isinstance(validator, str)
@@ -851,11 +880,27 @@ def _check_cache_arguments(
             f"Task {name!r}: cache_validator={validator!r} must be callable "
             f"(validator(state, inputs, parameters) -> bool); use {hint}"
         )
-    if key is not None and not isinstance(key, str):
+    factories = {
+        cache_validators.partial_inputs_only: "inputs",
+        cache_validators.partial_parameters_only: "parameters",
+    }
+    what = next((what for f, what in factories.items() if f is validator), None)
+    if what is not None:
         raise TypeError(
-            f"Task {name!r}: cache_key={key!r} must be a str (the name records are kept "
-            f"under), e.g. cache_key={str(key)!r}"
+            f"Task {name!r}: cache_validator={validator.__name__} makes a validator, it is not "
+            f"one: call it with the {what} to compare, e.g. "
+            f"cache_validator={validator.__name__}(['x'])"
         )
+    try:
+        inspect.signature(validator).bind(None, None, None)
+    except ValueError:  # no signature to read (some builtins): it is taken on trust
+        return
+    except TypeError as exc:
+        raise TypeError(
+            f"Task {name!r}: cache_validator={validator!r} cannot be called as "
+            f"validator(state, inputs, parameters) ({exc}); see "
+            "flowcore.engine.cache_validators for ready-made ones"
+        ) from None
 
 
 def check_batch_size(value: Any, where: str) -> int | None:

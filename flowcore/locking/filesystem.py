@@ -13,7 +13,12 @@ it, when
 * it has expired, or
 * it was written on this host (same host name) by a process that no longer
   runs (``os.kill(pid, 0)`` fails, or the process is a zombie), or
-* it cannot be parsed (its writer died between creating and filling it).
+* it is not a lock record: not JSON, or fields of the wrong type (its writer died between
+  creating and filling it, or something else wrote it). Breaking one logs a WARNING naming
+  the file.
+
+A *directory* at a lock file's path is never broken (it is not flowcore's, and may hold
+someone's files): every operation on that key raises ``IsADirectoryError`` naming it.
 
 A renewal rewrites ``expires_at`` (now + hold timeout) and keeps the rest: it writes the
 whole record to ``<lock file name>.renew-<uuid>`` and renames that over the lock file, so a
@@ -38,6 +43,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import re
 import time
@@ -48,6 +54,7 @@ from pathlib import Path
 from typing import Any
 
 from flowcore.locking.base import DEFAULT_HOLD_TIMEOUT, LockManager, poll
+from flowcore.utilities.logging import get_logger
 from flowcore.utilities.processes import host_name, pid_alive
 
 try:
@@ -58,6 +65,7 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = ["FileSystemLockManager"]
 
 _HOSTNAME = host_name()
+_LOGGER = get_logger("locking")
 _GUARD = ".guard"
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
@@ -74,12 +82,42 @@ def lock_file_name(key: str) -> str:
 
 
 def _is_stale(record: dict[str, Any] | None, now: float) -> bool:
+    """Whether a lock record (None: no valid one) no longer holds its key."""
     if record is None:
         return True
-    expires_at = record.get("expires_at")
+    expires_at = record["expires_at"]
     if expires_at is not None and expires_at <= now:
         return True
-    return record.get("hostname") == _HOSTNAME and not pid_alive(int(record.get("pid", -1)))
+    return bool(record["hostname"] == _HOSTNAME and not pid_alive(record["pid"]))
+
+
+def _record_problem(data: Any) -> str | None:
+    """What makes ``data`` (a parsed lock file) not a lock record; None if it is one.
+
+    >>> _record_problem({"holder": "h", "pid": 42, "hostname": "box", "expires_at": None})
+    >>> _record_problem({"holder": "h", "pid": "abc", "hostname": "box", "expires_at": 1.5})
+    "'pid' is 'abc', not a process id"
+    """
+    if not isinstance(data, dict):
+        return f"it holds a {type(data).__name__}, not an object"
+    for field in ("holder", "pid", "hostname", "expires_at"):
+        if field not in data:
+            return f"it has no {field!r}"
+    for field in ("holder", "hostname"):
+        if not isinstance(data[field], str):
+            return f"{field!r} is {data[field]!r}, not a string"
+    pid = data["pid"]
+    if not (_is_number(pid) and isinstance(pid, int) and 0 < pid < 2**31):
+        return f"'pid' is {pid!r}, not a process id"
+    expires_at = data["expires_at"]
+    if expires_at is not None and not (_is_number(expires_at) and math.isfinite(expires_at)):
+        return f"'expires_at' is {expires_at!r}, not a time or null"
+    return None
+
+
+def _is_number(value: Any) -> bool:
+    """Whether ``value`` is a JSON number (true and false are not)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 class FileSystemLockManager(LockManager):
@@ -151,10 +189,15 @@ class FileSystemLockManager(LockManager):
     def _try_acquire(self, path: Path, holder: str, hold: float | None) -> bool:
         with self._guard():
             now = time.time()
-            record = _read(path)
-            exists = record is not None or path.exists()
+            record, problem = _load(path)
+            exists = record is not None or problem is not None
             if exists and not _is_stale(record, now):
                 return record is not None and record.get("holder") == holder
+            if problem is not None:
+                _LOGGER.warning(
+                    f"FileSystemLockManager: the lock file {str(path)!r} is not a lock record "
+                    f"({problem}); breaking it as stale"
+                )
             if exists:
                 tombstone = path.with_name(f"{path.name}.stale-{uuid.uuid4().hex}")
                 os.rename(path, tombstone)
@@ -224,9 +267,30 @@ def _replace(path: Path, record: dict[str, Any]) -> None:
 
 
 def _read(path: Path) -> dict[str, Any] | None:
-    """The lock record at ``path``; None if there is none or it cannot be parsed."""
+    """The lock record at ``path``; None if there is none or the file is not one."""
+    return _load(path)[0]
+
+
+def _load(path: Path) -> tuple[dict[str, Any] | None, str | None]:
+    """The lock record at ``path``, else None and what makes the file there not one (None:
+    there is no file). A directory there is an error: it is never broken."""
     try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError):
-        return None
-    return data if isinstance(data, dict) else None
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return None, None
+    except OSError as exc:
+        if path.is_dir():
+            raise IsADirectoryError(
+                f"FileSystemLockManager: {str(path)!r} is a directory, where a lock file "
+                "belongs; flowcore does not delete it: remove it, or give the manager "
+                "another lock_dir"
+            ) from exc
+        return None, f"it cannot be read: {exc}"
+    if not raw.strip():
+        return None, "it is empty"
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None, "it is not JSON"
+    problem = _record_problem(data)
+    return (data, None) if problem is None else (None, problem)

@@ -305,6 +305,56 @@ def test_cache_validator_with_cache_for_is_kept() -> None:
     assert t.cache_validator is cache_validators.all_inputs
 
 
+@pytest.mark.parametrize(
+    ("factory", "what"),
+    [
+        (cache_validators.partial_inputs_only, "inputs"),
+        (cache_validators.partial_parameters_only, "parameters"),
+    ],
+)
+def test_an_uncalled_validator_factory_fails_at_creation(factory: Any, what: str) -> None:
+    name = factory.__name__
+    with pytest.raises(TypeError) as raised:
+        Task(name="fetch", cache_for=timedelta(hours=1), cache_validator=factory)
+    message = str(raised.value)
+    assert f"Task 'fetch': cache_validator={name}" in message
+    assert f"call it with the {what} to compare" in message and f"{name}(['x'])" in message
+    called = Task(cache_for=timedelta(hours=1), cache_validator=factory(["x"]))
+    assert called.cache_validator.validate_on == ["x"]
+
+
+def test_a_validator_that_cannot_take_three_arguments_fails_at_creation() -> None:
+    def by_state(state: Any) -> bool:
+        return True
+
+    with pytest.raises(TypeError, match=r"'fetch': cache_validator=<function .*by_state.* cannot"):
+        Task(name="fetch", cache_for=timedelta(hours=1), cache_validator=by_state)
+    assert Task(cache_for=timedelta(hours=1), cache_validator=lambda *a: True)
+    assert Task(cache_for=timedelta(hours=1), cache_validator=lambda s, i, p, extra=0: True)
+
+
+@pytest.mark.parametrize("argument", ["cache_for", "cache_expiration"])
+def test_a_cache_duration_past_the_last_date_fails_at_creation(argument: str) -> None:
+    extra = {} if argument == "cache_for" else {"cache_key_fn": lambda c, i: "k"}
+    huge = {argument: timedelta(days=999_999_999), **extra}
+    with pytest.raises(
+        ValueError, match=rf"'fetch': {argument}=timedelta\(days=999999999\) is too"
+    ):
+        Task(name="fetch", **huge)
+    assert Task(name="fetch", **{argument: timedelta(days=365 * 1000), **extra})
+
+
+def test_refresh_cache_must_be_a_bool_or_none() -> None:
+    with pytest.raises(TypeError, match=r"'fetch': refresh_cache='no' must be True .*None"):
+        Task(name="fetch", refresh_cache="no")
+    assert [Task(refresh_cache=v).refresh_cache for v in (None, True, False)] == [None, True, False]
+
+
+def test_an_empty_cache_key_fails_at_creation() -> None:
+    with pytest.raises(ValueError, match=r"'fetch': cache_key='' must not be empty.*leave"):
+        Task(name="fetch", cache_for=timedelta(hours=1), cache_key="")
+
+
 def test_result_and_target_give_a_copy_located_at_the_target() -> None:
     result = PrefectResult()
     t = Task(result=result, target="out/{task_name}.txt")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import pickle
 import socket
@@ -105,7 +106,9 @@ def test_the_same_holder_in_a_new_process_takes_over_a_dead_ones_lock(
 
 
 @pytest.mark.parametrize("content", [b"", b"{not json", b"[1, 2]"])
-def test_an_unreadable_lock_file_is_stale(tmp_path: Path, key: str, content: bytes) -> None:
+def test_an_unreadable_lock_file_is_stale(
+    tmp_path: Path, key: str, content: bytes, logs: pytest.LogCaptureFixture
+) -> None:
     # what a writer killed between creating and filling its lock file leaves behind
     manager = FileSystemLockManager(tmp_path)
     (tmp_path / lock_file_name(key)).write_bytes(content)
@@ -113,6 +116,72 @@ def test_an_unreadable_lock_file_is_stale(tmp_path: Path, key: str, content: byt
     assert not manager.is_locked(key)
     with pytest.raises(ValueError):
         manager.release_lock(key, "run-a")
+    assert manager.acquire_lock(key, "run-a", acquire_timeout=0)
+    assert any("breaking it as stale" in r.getMessage() for r in logs.records)
+
+
+@pytest.mark.parametrize(
+    ("fields", "problem"),
+    [
+        ({"pid": "abc"}, "'pid' is 'abc', not a process id"),
+        ({"pid": None}, "'pid' is None, not a process id"),
+        ({"pid": True}, "'pid' is True, not a process id"),
+        ({"expires_at": "soon", "hostname": "another-host"}, "'expires_at' is 'soon'"),
+        ({"expires_at": float("nan"), "hostname": "another-host"}, "'expires_at' is nan"),
+        ({"holder": 7}, "'holder' is 7, not a string"),
+    ],
+)
+def test_a_lock_file_with_wrong_field_types_is_broken_with_a_warning(
+    tmp_path: Path,
+    key: str,
+    fields: dict[str, object],
+    problem: str,
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    path = tmp_path / lock_file_name(key)
+    _write_lock(path, **fields)
+    manager = FileSystemLockManager(tmp_path)
+
+    assert not manager.is_locked(key)
+    assert not manager.renew_lock(key, "ghost")
+    assert manager.acquire_lock(key, "run-a", acquire_timeout=0)
+
+    assert manager.is_lock_holder(key, "run-a")
+    warnings = [r.getMessage() for r in logs.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1 and str(path) in warnings[0] and problem in warnings[0]
+
+
+def test_a_lock_file_without_a_field_is_broken_with_a_warning(
+    tmp_path: Path, key: str, logs: pytest.LogCaptureFixture
+) -> None:
+    path = tmp_path / lock_file_name(key)
+    _write_lock(path)
+    path.write_text(
+        json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "pid"})
+    )
+
+    assert FileSystemLockManager(tmp_path).acquire_lock(key, "run-a", acquire_timeout=0)
+    assert any("it has no 'pid'" in r.getMessage() for r in logs.records)
+
+
+def test_a_directory_in_place_of_a_lock_file_is_an_error_left_alone(
+    tmp_path: Path, key: str
+) -> None:
+    path = tmp_path / lock_file_name(key)
+    (path / "someones").mkdir(parents=True)
+    manager = FileSystemLockManager(tmp_path)
+
+    for call in (
+        lambda: manager.acquire_lock(key, "run-a", acquire_timeout=0),
+        lambda: manager.is_locked(key),
+        lambda: manager.release_lock(key, "run-a"),
+    ):
+        with pytest.raises(IsADirectoryError, match="is a directory.*remove it") as info:
+            call()
+        assert str(path) in str(info.value)
+    assert (path / "someones").is_dir()
+    path.joinpath("someones").rmdir()
+    path.rmdir()
     assert manager.acquire_lock(key, "run-a", acquire_timeout=0)
 
 
