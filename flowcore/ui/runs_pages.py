@@ -163,15 +163,35 @@ async def graph_svg(request: Request) -> Response:
 
     try:
         svg = await run_in_threadpool(draw)
-    except (MissingExtraError, OSError) as exc:  # no graphviz package, or no `dot` program
-        raise HTTPException(503, _no_graph(exc)) from exc
+    except _NoGraph as exc:
+        raise HTTPException(503, str(exc)) from exc
     return Response(svg, media_type="image/svg+xml", headers={"cache-control": "no-store"})
 
 
+class _NoGraph(Exception):
+    """Why the run's graph cannot be drawn here (the message says it to the user)."""
+
+
 def _draw(run: RunInfo, summaries: list[TaskSummary]) -> bytes:
+    """The run's graph as SVG; :class:`_NoGraph` without the graphviz package or the
+    `dot` program, or when `dot` fails."""
     from flowcore.runs.graph import run_graph
 
-    svg: bytes = run_graph(run.structure, summaries, web=True).pipe(format="svg")
+    try:
+        graph = run_graph(run.structure, summaries, web=True)
+    except MissingExtraError as exc:
+        raise _NoGraph(f"No graph: {exc}") from exc
+    import graphviz  # there, since run_graph imported it
+
+    try:
+        svg: bytes = graph.pipe(format="svg")
+    except graphviz.ExecutableNotFound as exc:
+        raise _NoGraph(
+            "No graph: Graphviz's `dot` program is needed to draw it and was not found on "
+            "PATH (apt-get install graphviz, brew install graphviz)"
+        ) from exc
+    except (graphviz.CalledProcessError, OSError) as exc:
+        raise _NoGraph(f"No graph: Graphviz's `dot` program failed to draw it ({exc})") from exc
     return svg
 
 
@@ -179,8 +199,8 @@ def _graph_markup(run: RunInfo, summaries: list[TaskSummary]) -> tuple[Markup | 
     """The graph as inline SVG, or why there is none."""
     try:
         svg = _draw(run, summaries).decode("utf-8")
-    except (MissingExtraError, OSError) as exc:
-        return None, _no_graph(exc)
+    except _NoGraph as exc:
+        return None, str(exc)
     start = svg.find("<svg")
     if start < 0 or not _plain_svg(svg[start:]):
         return None, "The graph could not be drawn safely."
@@ -207,12 +227,6 @@ def _plain_svg(svg: str) -> bool:
             if local.startswith("on") or (local == "href" and not value.startswith("#")):
                 return False
     return True
-
-
-def _no_graph(exc: Exception) -> str:
-    if isinstance(exc, MissingExtraError):
-        return f"No graph: {exc}"
-    return f"No graph: Graphviz's `dot` program is needed to draw it ({exc})"
 
 
 # -- a task of a run -------------------------------------------------------------------------

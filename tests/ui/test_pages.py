@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from starlette.testclient import TestClient
 
 from tests.ui.conftest import Recorded
@@ -174,6 +176,20 @@ def test_graph_svg(client: TestClient, recorded: Recorded) -> None:
     assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
     assert "3 Success, 1 Failed" in svg.text and XSS_NAME not in svg.text
     assert 'xlink:href="#task-2"' in svg.text
+
+
+def test_without_the_dot_program_the_run_page_says_so_and_shows_the_rest(
+    client: TestClient, recorded: Recorded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no `dot` to be found
+    page = client.get(f"/runs/{recorded.demo}")
+    assert page.status_code == 200 and "<svg" not in page.text
+    assert "No graph: Graphviz&#39;s `dot` program is needed to draw it" in page.text
+    assert "apt-get install graphviz" in page.text
+    assert 'id="tasks"' in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    svg = client.get(f"/runs/{recorded.demo}/graph.svg")
+    assert svg.status_code == 503 and "`dot` program is needed" in svg.text
+    assert client.get(f"/api/runs/{recorded.demo}").status_code == 200
 
 
 def test_unknown_things_are_404(client: TestClient, recorded: Recorded) -> None:
