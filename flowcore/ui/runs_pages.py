@@ -8,8 +8,11 @@ A run page reads: the run, its tasks as wholes (``RunStore.task_summaries``: eac
 own record and its mapped children counted by state, one grouped query, so a map of
 10,000 children costs a few rows: what the task table and the graph show), the
 transitions of the flow run and of each task's own run (``map_index`` -1: a mapped task's
-children have their history on the task's page), the run's last log lines, and the runs
-that resumed it (``RunStore.resumes_of``). A task's page lists its children a page at a
+children have their history on the task's page), the run's last ``LINES_COUNTED`` log
+lines (one read: each task's lines are counted and its last ones shown under its row,
+exactly whenever the run kept no more lines than that, ``runs.max_log_lines``' default;
+the page's own log table is their tail), and the runs that resumed it
+(``RunStore.resumes_of``). A task's page lists its children a page at a
 time (``RunStore.children``).
 """
 
@@ -28,7 +31,7 @@ from starlette.responses import RedirectResponse, Response
 
 from flowcore.exceptions import MissingExtraError
 from flowcore.runs.states import STATE_NAMES, is_failed
-from flowcore.runs.store import RunInfo, RunStore, RunStoreError, TaskSummary
+from flowcore.runs.store import RunInfo, RunStore, RunStoreError, StoredLogLine, TaskSummary
 from flowcore.ui import views
 from flowcore.ui.security import read_form
 
@@ -37,7 +40,9 @@ __all__ = ["graph_svg", "resume", "resume_job", "run_detail", "runs_list", "task
 PER_PAGE = 50
 MAX_PER_PAGE = 500
 RUN_LOG_LINES = 200  # the last log lines of a run on its page
-TASK_LOG_LINES = 1000  # ... of a task on its page
+ROW_LOG_LINES = 50  # ... of each task, under its row of the run page
+LINES_COUNTED = 10_000  # the run's last lines read to count each task's (runs.max_log_lines)
+TASK_LOG_LINES = 1000  # the last log lines of a task on its page
 CHILDREN_SHOWN = 200  # mapped children listed per page of a task
 
 
@@ -110,17 +115,23 @@ def run_detail(request: Request) -> dict[str, Any]:
     histories: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     for transition in store.transitions(run.run_id, map_index=-1):
         histories[transition.task_slug].append(views.transition_json(transition))
-    logs = [views.log_json(line) for line in store.logs(run.run_id, limit=RUN_LOG_LINES)]
+    lines = store.logs(run.run_id, limit=LINES_COUNTED)
+    by_task: dict[str | None, list[StoredLogLine]] = defaultdict(list)
+    for line in lines:
+        by_task[line.task_slug].append(line)
     tasks = views.task_rows(run, summaries, now)
     for row in tasks:
+        own = by_task.get(row["slug"], [])
         row["history"] = histories.get(row["slug"], [])
-        row["logs"] = [line for line in logs if line["task_slug"] == row["slug"]]
+        row["logs"] = [views.log_json(line) for line in own[-ROW_LOG_LINES:]]
+        row["log_count"] = len(own)  # all of them, unless the run has more than were read:
+        row["log_count_exact"] = len(lines) < LINES_COUNTED
     jobs = request.app.state.jobs.for_run(run.run_id)
     data = {
         **views.run_json(run, now),
         "history": histories.get(None, []),
         "tasks": tasks,
-        "logs": logs,
+        "logs": [views.log_json(line) for line in lines[-RUN_LOG_LINES:]],
         "resumed_by": _resumed_by(store, run),
         "colors": _colors(tasks, [run]),
         "resume_jobs": [
@@ -250,7 +261,10 @@ def task_detail(request: Request) -> dict[str, Any]:
     counts = rows[0]["children"]
     chosen = store.children(run.run_id, slug, child_state, offset, CHILDREN_SHOWN)
     child = store.task_runs(run.run_id, slug, map_index) if map_index >= 0 else []
-    lines = store.logs(run.run_id, task_slug=slug, limit=TASK_LOG_LINES if map_index < 0 else None)
+    lines = store.logs(
+        run.run_id, task_slug=slug, limit=TASK_LOG_LINES + 1 if map_index < 0 else None
+    )
+    logs = [views.log_json(line) for line in lines if map_index < 0 or line.map_index == map_index]
     return {
         "run": views.run_json(run),
         "task": rows[0],
@@ -264,9 +278,9 @@ def task_detail(request: Request) -> dict[str, Any]:
         "children_total": counts.get(child_state, 0) if child_state else sum(counts.values()),
         "child_state": child_state,
         "offset": offset,
-        "logs": [
-            views.log_json(line) for line in lines if map_index < 0 or line.map_index == map_index
-        ][-TASK_LOG_LINES:],
+        "logs": logs[-TASK_LOG_LINES:],
+        "logs_cut": len(logs) > TASK_LOG_LINES,  # older lines are not shown
+        "log_lines_shown": TASK_LOG_LINES,
     }
 
 

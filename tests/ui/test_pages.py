@@ -8,7 +8,9 @@ from urllib.parse import quote
 import pytest
 from starlette.testclient import TestClient
 
-from tests.ui.conftest import Recorded
+from flowcore.ui import runs_pages
+from tests.ui import flows
+from tests.ui.conftest import Recorded, client_for, recording_into
 from tests.ui.flows import XSS_LOG, XSS_MESSAGE, XSS_NAME
 
 RUN_KEYS = {
@@ -154,6 +156,36 @@ def test_task_page_lists_children_and_a_childs_history(
     spooky = client.get(run["tasks"][1]["url"])
     assert spooky.status_code == 200 and "&lt;script&gt;alert(1)&lt;/script&gt;" in spooky.text
     assert XSS_NAME not in spooky.text
+
+
+def test_each_task_counts_all_its_log_lines_and_says_when_some_are_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run page's last 200 lines are the chatty task's: the early task's 5 WARNINGs
+    are still counted and shown under its row; a task with more lines than its row shows
+    says so and links to its page, which says when it shows only the last ones."""
+    with recording_into(tmp_path / "runs.db") as store:
+        run_id = flows.record_chatty().flow_run_id
+        store.flush()
+    with client_for(store) as client:
+        early, chatty = client.get(f"/api/runs/{run_id}").json()["tasks"]
+        warnings = [line for line in early["logs"] if line["level_name"] == "WARNING"]
+        assert [line["message"] for line in warnings] == [f"early line {n}" for n in range(5)]
+        assert early["log_count"] == len(early["logs"]) >= 5 and early["log_count_exact"]
+        assert chatty["log_count"] >= 300 and len(chatty["logs"]) == runs_pages.ROW_LOG_LINES
+        assert chatty["logs"][-1]["message"] == "chatty line 299"
+        page = client.get(f"/runs/{run_id}").text
+        assert f"(2 states, {early['log_count']} lines)" in page
+        assert f"(2 states, {chatty['log_count']} lines, the last 50 shown)" in page
+        assert page.count('class="muted lines-cut"') == 1 and f'<a href="{chatty["url"]}">' in page
+        monkeypatch.setattr(runs_pages, "TASK_LOG_LINES", 100)
+        task = client.get("/api" + chatty["url"]).json()
+        assert len(task["logs"]) == 100 and task["logs_cut"]
+        assert (
+            "Only the last 100 log lines of this task are shown" in client.get(chatty["url"]).text
+        )
+        assert not client.get("/api" + early["url"]).json()["logs_cut"]
+        assert "lines-cut" not in client.get(early["url"]).text
 
 
 def test_task_page_pages_its_children(client: TestClient, recorded: Recorded) -> None:
