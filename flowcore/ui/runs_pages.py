@@ -31,7 +31,14 @@ from starlette.responses import RedirectResponse, Response
 
 from flowcore.exceptions import MissingExtraError
 from flowcore.runs.states import STATE_NAMES, is_failed
-from flowcore.runs.store import RunInfo, RunStore, RunStoreError, StoredLogLine, TaskSummary
+from flowcore.runs.store import (
+    RunInfo,
+    RunStore,
+    RunStoreError,
+    StoredLogLine,
+    TaskRunInfo,
+    TaskSummary,
+)
 from flowcore.ui import views
 from flowcore.ui.security import read_form
 
@@ -260,7 +267,7 @@ def task_detail(request: Request) -> dict[str, Any]:
     offset = _int(query, "offset", 0, 0)
     counts = rows[0]["children"]
     chosen = store.children(run.run_id, slug, child_state, offset, CHILDREN_SHOWN)
-    child = store.task_runs(run.run_id, slug, map_index) if map_index >= 0 else []
+    child = _child(store, run, rows[0], map_index) if map_index >= 0 else None
     lines = store.logs(
         run.run_id, task_slug=slug, limit=TASK_LOG_LINES + 1 if map_index < 0 else None
     )
@@ -269,7 +276,7 @@ def task_detail(request: Request) -> dict[str, Any]:
         "run": views.run_json(run),
         "task": rows[0],
         "map_index": map_index,
-        "child": views.child_json(child[0], run.run_id) if child else None,
+        "child": views.child_json(child, run.run_id) if child else None,
         "history": [
             views.transition_json(t) for t in store.transitions(run.run_id, slug, map_index)
         ],
@@ -282,6 +289,19 @@ def task_detail(request: Request) -> dict[str, Any]:
         "logs_cut": len(logs) > TASK_LOG_LINES,  # older lines are not shown
         "log_lines_shown": TASK_LOG_LINES,
     }
+
+
+def _child(store: RunStore, run: RunInfo, task: dict[str, Any], map_index: int) -> TaskRunInfo:
+    """Child ``map_index`` of the mapped task ``task`` (a task row); 404 if it has none."""
+    name = f"Task {task['slug']!r} of run {run.run_id}"
+    if not task["mapped"]:
+        raise HTTPException(404, f"{name} is not mapped: it has no child {map_index}")
+    found = store.task_runs(run.run_id, task["slug"], map_index)
+    if not found:
+        raise HTTPException(
+            404, f"{name} has no child {map_index} recorded ({task['total']} children)"
+        )
+    return found[0]
 
 
 # -- resuming --------------------------------------------------------------------------------
