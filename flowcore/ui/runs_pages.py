@@ -363,7 +363,11 @@ def _run(store: RunStore, run_id: str) -> RunInfo:
     return found
 
 
-def _int(query: Any, name: str, default: int, low: int, high: int | None = None) -> int:
+_LARGEST = 1_000_000_000  # any count, offset, page or index: far past what a store holds,
+# and small enough that an offset computed from it (page * per_page) fits SQLite's integers
+
+
+def _int(query: Any, name: str, default: int, low: int, high: int = _LARGEST) -> int:
     """Query parameter ``name`` as an int in ``[low, high]`` (400 otherwise)."""
     text = query.get(name)
     if text is None or text == "":
@@ -372,7 +376,6 @@ def _int(query: Any, name: str, default: int, low: int, high: int | None = None)
         value = int(text)
     except ValueError:
         raise HTTPException(400, f"{name} must be a whole number, not {text!r}") from None
-    if value < low or (high is not None and value > high):
-        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise HTTPException(400, f"{name} must be {bound}, not {value}")
+    if not low <= value <= high:
+        raise HTTPException(400, f"{name} must be from {low} to {high}, not {value}")
     return value

@@ -71,11 +71,20 @@ def test_runs_page_pager_and_filter_form(client: TestClient, recorded: Recorded)
     assert "No runs match." in client.get("/?flow=nope").text
 
 
-def test_bad_query_values_are_400(client: TestClient) -> None:
-    for query in ("limit=0", "limit=x", "offset=-1", "page=0", "per_page=501"):
+def test_bad_query_values_are_400(client: TestClient, recorded: Recorded) -> None:
+    huge = "99999999999999999999"  # past SQLite's integers
+    for query in ("limit=0", "limit=x", "offset=-1", "page=0", "per_page=501", f"offset={huge}", f"page={huge}"):  # fmt: skip
         answer = client.get(f"/api/runs?{query}")
         assert answer.status_code == 400, query
         assert answer.json()["error"].startswith(query.split("=")[0])
+    assert client.get(f"/api/runs?page={huge}").json()["error"] == (
+        f"page must be from 1 to 1000000000, not {huge}"
+    )
+    assert client.get(f"/?page={huge}").status_code == 400
+    square = client.get(f"/api/runs/{recorded.demo}").json()["tasks"][2]
+    for query in (f"map_index={huge}", f"offset={huge}"):
+        answer = client.get("/api" + square["url"] + "?" + query)
+        assert answer.status_code == 400 and "must be from" in answer.json()["error"], query
     page = client.get("/?page=zero")
     assert (
         page.status_code == 400 and "page must be a whole number, not &#39;zero&#39;" in page.text
