@@ -63,6 +63,14 @@ def test_a_token_from_the_environment_guards_every_request(recorded: Recorded) -
         assert _get(base + "api/runs", Authorization="Bearer t0ken")[0] == 200
 
 
+def test_the_printed_url_carries_any_token_url_encoded(recorded: Recorded) -> None:
+    with serving("--store", str(recorded.path), "--token", "s3cr&t tok/+") as url:
+        assert url.endswith("/?token=s3cr%26t%20tok%2F%2B")
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with browser.open(url, timeout=30) as answer:  # the token sets a cookie, then /
+            assert answer.status == 200 and "ui demo" in answer.read().decode()
+
+
 def test_another_host_needs_a_token(recorded: Recorded) -> None:
     assert SCRIPT is not None
     done = subprocess.run(
