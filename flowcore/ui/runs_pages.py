@@ -97,12 +97,15 @@ def _pager(
 
     number = offset // limit + 1
     last = max(1, -(-total // limit))
+    beyond = offset > 0 and offset >= total  # past the last run: no such page
     return {
         "number": number,
         "last": last,
-        "first_shown": offset + 1 if total else 0,
+        "beyond": beyond,
+        "last_link": link(last),
+        "first_shown": offset + 1 if total and not beyond else 0,
         "last_shown": min(offset + limit, total),
-        "previous": link(number - 1) if number > 1 else None,
+        "previous": link(min(number, last + 1) - 1) if number > 1 else None,
         "next": link(number + 1) if offset + limit < total else None,
         "first": link(1) if number > 1 else None,
         "end": link(last) if number < last else None,

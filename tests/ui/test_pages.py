@@ -64,6 +64,11 @@ def test_runs_page_pager_and_filter_form(client: TestClient, recorded: Recorded)
     )
     assert recorded.ok[2][:8] in page.text and recorded.ok[1][:8] in page.text
     assert recorded.ok[4][:8] not in page.text
+    beyond = client.get("/?per_page=2&page=999").text
+    assert "No page 999: 6 runs, 3 pages." in beyond and "Runs 1997" not in beyond
+    assert '<a href="/?page=3&amp;per_page=2">Go to the last page</a>' in beyond
+    assert "page 999 of" not in beyond and "older ›" not in beyond
+    assert "No page 2: 1 run match, 1 page." in client.get("/?state=Failed&page=2").text
     filtered = client.get("/?state=Failed")
     assert (
         "<option selected>Failed</option>" in filtered.text and recorded.demo[:8] in filtered.text
