@@ -42,7 +42,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import flowcore
-from flowcore.runs.states import STATE_NAMES
 from flowcore.runs.store import RunStore, RunStoreError
 from flowcore.ui import views
 from flowcore.ui.jobs import Jobs
@@ -128,7 +127,6 @@ def render(
         store=request.app.state.store.display,
         csrf_token=request.app.state.csrf,
         version=flowcore.__version__,
-        state_names=STATE_NAMES,
         request_path=request.url.path,
     )
     return HTMLResponse(body, status, headers={"cache-control": "no-store"})

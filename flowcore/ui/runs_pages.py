@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from flowcore.exceptions import MissingExtraError
-from flowcore.runs.states import STATE_NAMES, is_failed
+from flowcore.runs.states import STATE_NAMES, canonical, is_failed
 from flowcore.runs.store import (
     RunInfo,
     RunStore,
@@ -51,6 +51,9 @@ ROW_LOG_LINES = 50  # ... of each task, under its row of the run page
 LINES_COUNTED = 10_000  # the run's last lines read to count each task's (runs.max_log_lines)
 TASK_LOG_LINES = 1000  # the last log lines of a task on its page
 CHILDREN_SHOWN = 200  # mapped children listed per page of a task
+# the states a flow run is recorded in (the State filter offers these, the states of the
+# runs shown and the one chosen): the engine's own, and Crashed from crash detection
+FLOW_RUN_STATES = ("Success", "Failed", "Crashed", "Running", "Pending", "Scheduled")
 
 
 # -- the runs list ---------------------------------------------------------------------------
@@ -80,8 +83,21 @@ def runs_list(request: Request) -> dict[str, Any]:
         "flow": flow,
         "state": state,
         "colors": _colors([], runs),
-        "page": _pager(flow, state, limit, offset, total),
+        "page": {
+            **_pager(flow, state, limit, offset, total),
+            "states": _offered_states(state, runs),
+        },
     }
+
+
+def _offered_states(chosen: str | None, runs: list[RunInfo]) -> list[str]:
+    """What the State filter offers: :data:`FLOW_RUN_STATES`, then any other state of the
+    runs shown (a terminal state handler's choice) and the one chosen."""
+    offered = list(FLOW_RUN_STATES)
+    for name in [*(run.state for run in runs), *([canonical(chosen)] if chosen else [])]:
+        if name not in offered:
+            offered.append(name)
+    return offered
 
 
 def _pager(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import quote
 
@@ -74,6 +75,22 @@ def test_runs_page_pager_and_filter_form(client: TestClient, recorded: Recorded)
         "<option selected>Failed</option>" in filtered.text and recorded.demo[:8] in filtered.text
     )
     assert "No runs match." in client.get("/?flow=nope").text
+
+
+def test_the_filters_offer_what_can_match_and_say_the_flow_is_exact(client: TestClient) -> None:
+    page = client.get("/").text
+    form = page[page.index('<select name="state">') : page.index("</select>")]
+    offered = re.findall(r"<option(?: selected)?>([^<]*)</option>", form)
+    assert offered == list(runs_pages.FLOW_RUN_STATES)  # no State, Finished, Queued, ...
+    for state in offered:  # each one is a state a run can be found in
+        assert client.get(f"/api/runs?state={state}").status_code == 200
+    assert "<option selected>Failed</option>" in client.get("/?state=failed").text
+    custom = client.get("/?state=Cancelled").text  # a terminal state handler's choice
+    assert "<option selected>Cancelled</option>" in custom
+    assert 'placeholder="exact flow name"' in page
+    wrong_case = client.get("/?flow=UI+DEMO").text
+    assert "No runs match. The flow filter is the flow's exact name, case and all" in wrong_case
+    assert "exact name" not in client.get("/?state=Cancelled").text.split("runs-summary")[1]
 
 
 def test_bad_query_values_are_400(client: TestClient, recorded: Recorded) -> None:
