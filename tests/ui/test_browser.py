@@ -260,7 +260,7 @@ def test_a_malicious_task_name_renders_as_text(
     assert text_of(browser, "h1").startswith(flows.XSS_NAME) and no_alert(browser)
 
 
-def test_a_live_run_updates_its_page_and_the_list_without_a_reload(
+def test_a_live_run_updates_its_page_and_the_list_then_reloads_once_at_its_end(
     browser: WebDriver, server: str, world: World, shots: Path
 ) -> None:
     project = world.directory / "live"
@@ -310,13 +310,28 @@ def test_a_live_run_updates_its_page_and_the_list_without_a_reload(
         )  # not reloaded
         browser.close()
         browser.switch_to.window(run_page)
+        wait_for(  # updated in place while live, then reloaded once, at the end:
+            browser,
+            lambda d: d.execute_script("return window.flowcoreTestMarker") is None,
+            "the run page reloaded once the run finished",
+        )
         wait_for(browser, lambda d: text_of(d, "#run-state") == "Success", "the run's Success")
-        wait_for(browser, lambda d: "4 Success" in task_state(d, "work"), "4 successful children")
-        wait_for(browser, lambda d: "4 Success" in text_of(d, "#graph"), "the graph's new counts")
-        assert (
-            browser.execute_script("return window.flowcoreTestMarker") == "same page"
-        )  # not reloaded
+        assert "4 Success" in task_state(browser, "work") and "4 Success" in text_of(
+            browser, "#graph"
+        )
+        assert browser.find_element(By.TAG_NAME, "main").get_attribute("data-live") is None
+        history = browser.find_element(
+            By.XPATH, "//h2[.='Flow run history']/following-sibling::table[1]"
+        )
+        assert [badge.text for badge in history.find_elements(By.CSS_SELECTOR, ".state")][
+            -1
+        ] == "Success"
         assert text_of(browser, "#run-ended") != "-"
+        browser.execute_script("window.flowcoreTestMarker = 'final page'")
+        eventually(lambda: api(server, f"api/runs/{run_id}")["finished"], what="the run's end")
+        assert (
+            browser.execute_script("return window.flowcoreTestMarker") == "final page"
+        )  # the final page is not live: it does not reload again
         assert process.wait(timeout=WAIT) == 0
     finally:
         if process.poll() is None:
