@@ -11,8 +11,10 @@ For the web UI (``web=True``) each node also gets an ``id`` (``node-<n>``) and a
 ``#task-<n>``, ``n`` being the task's position in ``structure["tasks"]``, and a mapped
 task's label ends with a progress bar: one cell per child state, as wide as its share of
 the children (``n_map_states`` of the parent, or the children recorded so far), the
-children not recorded yet grey. Names reach the drawing as text only: plain labels go through
-``graphviz.escape``, the progress label's text through :func:`html.escape`.
+children not recorded yet grey; its cells sum to exactly its width and touch. Names reach the
+drawing as text only, shown as written: plain labels go through ``graphviz.escape`` with
+``&`` escaped too (Graphviz decodes entities), the progress label's text through
+:func:`html.escape`.
 """
 
 from __future__ import annotations
@@ -81,8 +83,11 @@ def run_graph(
             total = max(parent.n_map_states or 0 if parent is not None else 0, sum(counts.values()))
             label = _progress_label(name, counts, total)
         else:
-            label = graphviz.escape(name + ("\n" + count_text(counts) if counts else ""))
-        attributes = {"shape": "box" if task.get("mapped") else "ellipse", "tooltip": slug}
+            label = _text(graphviz, name + ("\n" + count_text(counts) if counts else ""))
+        attributes = {
+            "shape": "box" if task.get("mapped") else "ellipse",
+            "tooltip": _text(graphviz, slug),
+        }
         if colored:
             attributes.update(style="filled", fillcolor=state_color(state) + "99")
         if web:
@@ -93,32 +98,68 @@ def run_graph(
             graph.edge(
                 ids[edge["upstream"]],
                 ids[edge["downstream"]],
-                label=edge.get("key") or None,
+                label=_text(graphviz, edge["key"]) if edge.get("key") else None,
                 style="dashed" if edge.get("mapped") else None,
             )
     return graph
 
 
+def _text(graphviz: Any, text: str) -> Any:
+    """``text`` as a plain Graphviz string that shows as itself: ``graphviz.escape``
+    leaves ``&`` alone, and Graphviz decodes entities (``&amp;`` would show as ``&``).
+    What it returns is marked as no HTML-like label (keep it so: no ``str()``)."""
+    return graphviz.escape(text.replace("&", "&amp;"))
+
+
 def _progress_label(name: str, counts: Mapping[str, int], total: int) -> str:
     """A Graphviz HTML-like label: the name, the counts, how many are done, and a bar with
-    a cell per child state, as wide as its share (grey: children not recorded yet)."""
+    a cell per child state, as wide as its share (grey: children not recorded yet). The
+    bar is a table of its own, so its cells touch however wide the text above is."""
     done = sum(n for s, n in counts.items() if is_finished(s))
-    widths = {s: max(1, round(_BAR_WIDTH * n / total)) for s, n in counts.items()}
+    order = sorted(counts, key=lambda s: (_rank(s), s))
+    parts = [(state_color(s), counts[s]) for s in order]
+    parts.append((_UNKNOWN, max(0, total - sum(counts.values()))))
     cells = [
-        f'<TD WIDTH="{widths[s]}" HEIGHT="8" FIXEDSIZE="TRUE" BGCOLOR="{state_color(s)}"></TD>'
-        for s in sorted(counts, key=lambda s: (_rank(s), s))
+        f'<TD WIDTH="{width}" HEIGHT="8" FIXEDSIZE="TRUE" BGCOLOR="{color}"></TD>'
+        for (color, _), width in zip(parts, _bar_widths([n for _, n in parts], _BAR_WIDTH))
+        if width
     ]
-    rest = _BAR_WIDTH - sum(widths.values())
-    if rest > 0:
-        cells.append(f'<TD WIDTH="{rest}" HEIGHT="8" FIXEDSIZE="TRUE" BGCOLOR="{_UNKNOWN}"></TD>')
-    span = f'COLSPAN="{len(cells)}"'
     return (
         '<<TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="1">'
-        f"<TR><TD {span}>{html.escape(name)}</TD></TR>"
-        f"<TR><TD {span}>{html.escape(count_text(counts))}</TD></TR>"
-        f"<TR><TD {span}>{done} of {total} done</TD></TR>"
-        f"<TR>{''.join(cells)}</TR></TABLE>>"
+        f"<TR><TD>{html.escape(name)}</TD></TR>"
+        f"<TR><TD>{html.escape(count_text(counts))}</TD></TR>"
+        f"<TR><TD>{done} of {total} done</TD></TR>"
+        f'<TR><TD><TABLE BORDER="0" CELLBORDER="0" CELLSPACING="0" CELLPADDING="0" '
+        f'FIXEDSIZE="TRUE" WIDTH="{_BAR_WIDTH}" HEIGHT="8">'
+        f"<TR>{''.join(cells)}</TR></TABLE></TD></TR></TABLE>>"
     )
+
+
+def _bar_widths(shares: list[int], width: int) -> list[int]:
+    """Whole widths for ``shares`` that sum to exactly ``width`` (when any share is
+    non-zero), each as near its share as can be and at least 1 for a non-zero share
+    (while ``width`` allows): largest remainders get the rounding.
+
+    >>> _bar_widths([4995, 5], 120)
+    [119, 1]
+    >>> _bar_widths([1, 1, 1], 10)
+    [4, 3, 3]
+    >>> _bar_widths([0, 7], 120)
+    [0, 120]
+    """
+    total = sum(shares)
+    if total <= 0:
+        return [0] * len(shares)
+    exact = [width * n / total for n in shares]
+    widths = [int(x) for x in exact]
+    by_remainder = sorted(range(len(shares)), key=lambda i: widths[i] - exact[i])
+    for i in by_remainder[: width - sum(widths)]:
+        widths[i] += 1
+    for i, n in enumerate(shares):  # a sliver stays visible, taken from the widest
+        if n and not widths[i] and max(widths) > 1:
+            widths[widths.index(max(widths))] -= 1
+            widths[i] = 1
+    return widths
 
 
 def _rank(state: str) -> int:

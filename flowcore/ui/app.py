@@ -2,7 +2,7 @@
 
 ::
 
-    create_app(store, cache_store=None, token=None, loopback_only=True) -> Starlette
+    create_app(store, cache_store=None, token=None, loopback_only=True, store_source=None)
 
     GET  /                               runs (filters: flow, state; page, per_page)
     GET  /runs/<id>                      a run: graph, task table, history, logs
@@ -42,7 +42,6 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 import flowcore
-from flowcore.runs.states import STATE_NAMES
 from flowcore.runs.store import RunStore, RunStoreError
 from flowcore.ui import views
 from flowcore.ui.jobs import Jobs
@@ -58,11 +57,14 @@ def create_app(
     cache_store: str | None = None,
     token: str | None = None,
     loopback_only: bool = True,
+    store_source: str | None = None,
 ) -> Starlette:
     """The UI over the run store ``store`` and the cache store ``cache_store`` (what
     ``flowcore cache --store`` takes; None: config ``caching.store``, else
     ``<home_dir>/storage``). ``token``: required on every request; ``loopback_only``:
-    answer only requests addressed to a loopback name (see :mod:`flowcore.ui.security`)."""
+    answer only requests addressed to a loopback name (see :mod:`flowcore.ui.security`);
+    ``store_source``: where ``store`` was named (``"--store"``), for its error messages
+    (None: the setting ``runs.store``)."""
     from flowcore.ui import cache_pages, runs_pages
 
     csrf = new_csrf_token()
@@ -93,6 +95,7 @@ def create_app(
         exception_handlers={HTTPException: _http_error, RunStoreError: _store_error},
     )
     app.state.store = store
+    app.state.store_source = store_source
     app.state.cache_store = cache_store
     app.state.csrf = csrf
     app.state.jobs = Jobs()
@@ -128,7 +131,6 @@ def render(
         store=request.app.state.store.display,
         csrf_token=request.app.state.csrf,
         version=flowcore.__version__,
-        state_names=STATE_NAMES,
         request_path=request.url.path,
     )
     return HTMLResponse(body, status, headers={"cache-control": "no-store"})
@@ -167,4 +169,9 @@ async def _http_error(request: Request, exc: Exception) -> Response:
 
 
 async def _store_error(request: Request, exc: Exception) -> Response:
-    return await _http_error(request, HTTPException(503, str(exc)))
+    """503 with the store's message, naming where the store was given."""
+    from flowcore.runs.store import SETTING
+
+    source: str | None = request.app.state.store_source
+    message = str(exc) if source is None else str(exc).replace(SETTING, source)
+    return await _http_error(request, HTTPException(503, message))

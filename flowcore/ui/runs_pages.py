@@ -8,8 +8,11 @@ A run page reads: the run, its tasks as wholes (``RunStore.task_summaries``: eac
 own record and its mapped children counted by state, one grouped query, so a map of
 10,000 children costs a few rows: what the task table and the graph show), the
 transitions of the flow run and of each task's own run (``map_index`` -1: a mapped task's
-children have their history on the task's page), the run's last log lines, and the runs
-that resumed it (``RunStore.resumes_of``). A task's page lists its children a page at a
+children have their history on the task's page), the run's last ``LINES_COUNTED`` log
+lines (one read: each task's lines are counted and its last ones shown under its row,
+exactly whenever the run kept no more lines than that, ``runs.max_log_lines``' default;
+the page's own log table is their tail), and the runs that resumed it
+(``RunStore.resumes_of``). A task's page lists its children a page at a
 time (``RunStore.children``).
 """
 
@@ -27,8 +30,15 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from flowcore.exceptions import MissingExtraError
-from flowcore.runs.states import STATE_NAMES, is_failed
-from flowcore.runs.store import RunInfo, RunStore, RunStoreError, TaskSummary
+from flowcore.runs.states import STATE_NAMES, canonical, is_failed
+from flowcore.runs.store import (
+    RunInfo,
+    RunStore,
+    RunStoreError,
+    StoredLogLine,
+    TaskRunInfo,
+    TaskSummary,
+)
 from flowcore.ui import views
 from flowcore.ui.security import read_form
 
@@ -37,8 +47,13 @@ __all__ = ["graph_svg", "resume", "resume_job", "run_detail", "runs_list", "task
 PER_PAGE = 50
 MAX_PER_PAGE = 500
 RUN_LOG_LINES = 200  # the last log lines of a run on its page
-TASK_LOG_LINES = 1000  # ... of a task on its page
+ROW_LOG_LINES = 50  # ... of each task, under its row of the run page
+LINES_COUNTED = 10_000  # the run's last lines read to count each task's (runs.max_log_lines)
+TASK_LOG_LINES = 1000  # the last log lines of a task on its page
 CHILDREN_SHOWN = 200  # mapped children listed per page of a task
+# the states a flow run is recorded in (the State filter offers these, the states of the
+# runs shown and the one chosen): the engine's own, and Crashed from crash detection
+FLOW_RUN_STATES = ("Success", "Failed", "Crashed", "Running", "Pending", "Scheduled")
 
 
 # -- the runs list ---------------------------------------------------------------------------
@@ -68,8 +83,21 @@ def runs_list(request: Request) -> dict[str, Any]:
         "flow": flow,
         "state": state,
         "colors": _colors([], runs),
-        "page": _pager(flow, state, limit, offset, total),
+        "page": {
+            **_pager(flow, state, limit, offset, total),
+            "states": _offered_states(state, runs),
+        },
     }
+
+
+def _offered_states(chosen: str | None, runs: list[RunInfo]) -> list[str]:
+    """What the State filter offers: :data:`FLOW_RUN_STATES`, then any other state of the
+    runs shown (a terminal state handler's choice) and the one chosen."""
+    offered = list(FLOW_RUN_STATES)
+    for name in [*(run.state for run in runs), *([canonical(chosen)] if chosen else [])]:
+        if name not in offered:
+            offered.append(name)
+    return offered
 
 
 def _pager(
@@ -85,12 +113,15 @@ def _pager(
 
     number = offset // limit + 1
     last = max(1, -(-total // limit))
+    beyond = offset > 0 and offset >= total  # past the last run: no such page
     return {
         "number": number,
         "last": last,
-        "first_shown": offset + 1 if total else 0,
+        "beyond": beyond,
+        "last_link": link(last),
+        "first_shown": offset + 1 if total and not beyond else 0,
         "last_shown": min(offset + limit, total),
-        "previous": link(number - 1) if number > 1 else None,
+        "previous": link(min(number, last + 1) - 1) if number > 1 else None,
         "next": link(number + 1) if offset + limit < total else None,
         "first": link(1) if number > 1 else None,
         "end": link(last) if number < last else None,
@@ -110,17 +141,23 @@ def run_detail(request: Request) -> dict[str, Any]:
     histories: dict[str | None, list[dict[str, Any]]] = defaultdict(list)
     for transition in store.transitions(run.run_id, map_index=-1):
         histories[transition.task_slug].append(views.transition_json(transition))
-    logs = [views.log_json(line) for line in store.logs(run.run_id, limit=RUN_LOG_LINES)]
+    lines = store.logs(run.run_id, limit=LINES_COUNTED)
+    by_task: dict[str | None, list[StoredLogLine]] = defaultdict(list)
+    for line in lines:
+        by_task[line.task_slug].append(line)
     tasks = views.task_rows(run, summaries, now)
     for row in tasks:
+        own = by_task.get(row["slug"], [])
         row["history"] = histories.get(row["slug"], [])
-        row["logs"] = [line for line in logs if line["task_slug"] == row["slug"]]
+        row["logs"] = [views.log_json(line) for line in own[-ROW_LOG_LINES:]]
+        row["log_count"] = len(own)  # all of them, unless the run has more than were read:
+        row["log_count_exact"] = len(lines) < LINES_COUNTED
     jobs = request.app.state.jobs.for_run(run.run_id)
     data = {
         **views.run_json(run, now),
         "history": histories.get(None, []),
         "tasks": tasks,
-        "logs": logs,
+        "logs": [views.log_json(line) for line in lines[-RUN_LOG_LINES:]],
         "resumed_by": _resumed_by(store, run),
         "colors": _colors(tasks, [run]),
         "resume_jobs": [
@@ -163,15 +200,35 @@ async def graph_svg(request: Request) -> Response:
 
     try:
         svg = await run_in_threadpool(draw)
-    except (MissingExtraError, OSError) as exc:  # no graphviz package, or no `dot` program
-        raise HTTPException(503, _no_graph(exc)) from exc
+    except _NoGraph as exc:
+        raise HTTPException(503, str(exc)) from exc
     return Response(svg, media_type="image/svg+xml", headers={"cache-control": "no-store"})
 
 
+class _NoGraph(Exception):
+    """Why the run's graph cannot be drawn here (the message says it to the user)."""
+
+
 def _draw(run: RunInfo, summaries: list[TaskSummary]) -> bytes:
+    """The run's graph as SVG; :class:`_NoGraph` without the graphviz package or the
+    `dot` program, or when `dot` fails."""
     from flowcore.runs.graph import run_graph
 
-    svg: bytes = run_graph(run.structure, summaries, web=True).pipe(format="svg")
+    try:
+        graph = run_graph(run.structure, summaries, web=True)
+    except MissingExtraError as exc:
+        raise _NoGraph(f"No graph: {exc}") from exc
+    import graphviz  # there, since run_graph imported it
+
+    try:
+        svg: bytes = graph.pipe(format="svg")
+    except graphviz.ExecutableNotFound as exc:
+        raise _NoGraph(
+            "No graph: Graphviz's `dot` program is needed to draw it and was not found on "
+            "PATH (apt-get install graphviz, brew install graphviz)"
+        ) from exc
+    except (graphviz.CalledProcessError, OSError) as exc:
+        raise _NoGraph(f"No graph: Graphviz's `dot` program failed to draw it ({exc})") from exc
     return svg
 
 
@@ -179,8 +236,8 @@ def _graph_markup(run: RunInfo, summaries: list[TaskSummary]) -> tuple[Markup | 
     """The graph as inline SVG, or why there is none."""
     try:
         svg = _draw(run, summaries).decode("utf-8")
-    except (MissingExtraError, OSError) as exc:
-        return None, _no_graph(exc)
+    except _NoGraph as exc:
+        return None, str(exc)
     start = svg.find("<svg")
     if start < 0 or not _plain_svg(svg[start:]):
         return None, "The graph could not be drawn safely."
@@ -209,12 +266,6 @@ def _plain_svg(svg: str) -> bool:
     return True
 
 
-def _no_graph(exc: Exception) -> str:
-    if isinstance(exc, MissingExtraError):
-        return f"No graph: {exc}"
-    return f"No graph: Graphviz's `dot` program is needed to draw it ({exc})"
-
-
 # -- a task of a run -------------------------------------------------------------------------
 
 
@@ -235,13 +286,16 @@ def task_detail(request: Request) -> dict[str, Any]:
     offset = _int(query, "offset", 0, 0)
     counts = rows[0]["children"]
     chosen = store.children(run.run_id, slug, child_state, offset, CHILDREN_SHOWN)
-    child = store.task_runs(run.run_id, slug, map_index) if map_index >= 0 else []
-    lines = store.logs(run.run_id, task_slug=slug, limit=TASK_LOG_LINES if map_index < 0 else None)
+    child = _child(store, run, rows[0], map_index) if map_index >= 0 else None
+    lines = store.logs(
+        run.run_id, task_slug=slug, limit=TASK_LOG_LINES + 1 if map_index < 0 else None
+    )
+    logs = [views.log_json(line) for line in lines if map_index < 0 or line.map_index == map_index]
     return {
         "run": views.run_json(run),
         "task": rows[0],
         "map_index": map_index,
-        "child": views.child_json(child[0], run.run_id) if child else None,
+        "child": views.child_json(child, run.run_id) if child else None,
         "history": [
             views.transition_json(t) for t in store.transitions(run.run_id, slug, map_index)
         ],
@@ -250,10 +304,23 @@ def task_detail(request: Request) -> dict[str, Any]:
         "children_total": counts.get(child_state, 0) if child_state else sum(counts.values()),
         "child_state": child_state,
         "offset": offset,
-        "logs": [
-            views.log_json(line) for line in lines if map_index < 0 or line.map_index == map_index
-        ][-TASK_LOG_LINES:],
+        "logs": logs[-TASK_LOG_LINES:],
+        "logs_cut": len(logs) > TASK_LOG_LINES,  # older lines are not shown
+        "log_lines_shown": TASK_LOG_LINES,
     }
+
+
+def _child(store: RunStore, run: RunInfo, task: dict[str, Any], map_index: int) -> TaskRunInfo:
+    """Child ``map_index`` of the mapped task ``task`` (a task row); 404 if it has none."""
+    name = f"Task {task['slug']!r} of run {run.run_id}"
+    if not task["mapped"]:
+        raise HTTPException(404, f"{name} is not mapped: it has no child {map_index}")
+    found = store.task_runs(run.run_id, task["slug"], map_index)
+    if not found:
+        raise HTTPException(
+            404, f"{name} has no child {map_index} recorded ({task['total']} children)"
+        )
+    return found[0]
 
 
 # -- resuming --------------------------------------------------------------------------------
@@ -315,7 +382,11 @@ def _run(store: RunStore, run_id: str) -> RunInfo:
     return found
 
 
-def _int(query: Any, name: str, default: int, low: int, high: int | None = None) -> int:
+_LARGEST = 1_000_000_000  # any count, offset, page or index: far past what a store holds,
+# and small enough that an offset computed from it (page * per_page) fits SQLite's integers
+
+
+def _int(query: Any, name: str, default: int, low: int, high: int = _LARGEST) -> int:
     """Query parameter ``name`` as an int in ``[low, high]`` (400 otherwise)."""
     text = query.get(name)
     if text is None or text == "":
@@ -324,7 +395,6 @@ def _int(query: Any, name: str, default: int, low: int, high: int | None = None)
         value = int(text)
     except ValueError:
         raise HTTPException(400, f"{name} must be a whole number, not {text!r}") from None
-    if value < low or (high is not None and value > high):
-        bound = f"from {low} to {high}" if high is not None else f"at least {low}"
-        raise HTTPException(400, f"{name} must be {bound}, not {value}")
+    if not low <= value <= high:
+        raise HTTPException(400, f"{name} must be from {low} to {high}, not {value}")
     return value

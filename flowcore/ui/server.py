@@ -12,6 +12,7 @@ import socket
 import sys
 import threading
 import webbrowser
+from urllib.parse import quote
 
 from starlette.applications import Starlette
 
@@ -36,7 +37,7 @@ def bind(host: str, port: int) -> socket.socket:
 
 
 def url_for(sock: socket.socket, host: str, token: str | None) -> str:
-    """The URL of the UI served on ``sock``.
+    """The URL of the UI served on ``sock`` (the token URL-encoded).
 
     >>> import socket as s
     >>> sock = bind("127.0.0.1", 0)
@@ -48,7 +49,7 @@ def url_for(sock: socket.socket, host: str, token: str | None) -> str:
     shown = "127.0.0.1" if host in ("0.0.0.0", "") else ("localhost" if host == "::" else host)
     if ":" in shown:
         shown = f"[{shown}]"
-    return f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
+    return f"http://{shown}:{port}/" + (f"?token={quote(token, safe='')}" if token else "")
 
 
 def serve(app: Starlette, sock: socket.socket, url: str, open_browser: bool = False) -> None:

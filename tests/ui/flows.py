@@ -5,6 +5,7 @@
 * :func:`record_ok` - ``ui ok``: two tasks, succeeds (``n`` times, for pagination).
 * :func:`record_big_map` - ``ui big map``: a map of ``n`` children (1,000 in the browser
   test), all successful.
+* :func:`record_chatty` - ``ui chatty``: a task that logs 5 lines, then one that logs 300.
 * ``RESUMABLE`` - a flow file (``ui resumable``) whose mapped child 3 fails while a file
   ``broken`` lies beside it, checkpointing to ``results/`` beside it: a run can be resumed
   by ``flowcore resume`` once ``broken`` is gone.
@@ -146,4 +147,27 @@ def record_resumable(directory: Path) -> State:
     state = loaded.flow.run(context={"checkpointing": True, "flow_source": loaded.spec})
     (directory / "broken").unlink()
     assert state is not None and state.is_failed(), state
+    return state
+
+
+@task
+def _early() -> int:
+    for number in range(5):
+        flowcore.context.logger.warning(f"early line {number}")
+    return 1
+
+
+@task
+def _chatty(x: int) -> int:
+    for number in range(300):
+        flowcore.context.logger.info(f"chatty line {number}")
+    return x
+
+
+def record_chatty() -> State:
+    """``ui chatty``: a task logs 5 WARNING lines, then the next one 300 lines."""
+    with Flow("ui chatty") as flow:
+        _chatty(_early())
+    state = flow.run()
+    assert state is not None and state.is_successful(), state
     return state

@@ -41,8 +41,9 @@ from tests.cli.conftest import SCRIPT
 from tests.ui import flows
 from tests.ui.conftest import eventually, recording_into
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+# Debian's, unless these name others (an unpacked Chromium: its real binary, not the wrapper)
+CHROMIUM = os.environ.get("FLOWCORE_TEST_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("FLOWCORE_TEST_CHROMEDRIVER", "/usr/bin/chromedriver")
 WAIT = 60  # seconds at most for the page to show what the test waits for
 CHROMIUM_FLAGS = (
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -259,7 +260,7 @@ def test_a_malicious_task_name_renders_as_text(
     assert text_of(browser, "h1").startswith(flows.XSS_NAME) and no_alert(browser)
 
 
-def test_a_live_run_updates_its_page_and_the_list_without_a_reload(
+def test_a_live_run_updates_its_page_and_the_list_then_reloads_once_at_its_end(
     browser: WebDriver, server: str, world: World, shots: Path
 ) -> None:
     project = world.directory / "live"
@@ -309,13 +310,28 @@ def test_a_live_run_updates_its_page_and_the_list_without_a_reload(
         )  # not reloaded
         browser.close()
         browser.switch_to.window(run_page)
+        wait_for(  # updated in place while live, then reloaded once, at the end:
+            browser,
+            lambda d: d.execute_script("return window.flowcoreTestMarker") is None,
+            "the run page reloaded once the run finished",
+        )
         wait_for(browser, lambda d: text_of(d, "#run-state") == "Success", "the run's Success")
-        wait_for(browser, lambda d: "4 Success" in task_state(d, "work"), "4 successful children")
-        wait_for(browser, lambda d: "4 Success" in text_of(d, "#graph"), "the graph's new counts")
-        assert (
-            browser.execute_script("return window.flowcoreTestMarker") == "same page"
-        )  # not reloaded
+        assert "4 Success" in task_state(browser, "work") and "4 Success" in text_of(
+            browser, "#graph"
+        )
+        assert browser.find_element(By.TAG_NAME, "main").get_attribute("data-live") is None
+        history = browser.find_element(
+            By.XPATH, "//h2[.='Flow run history']/following-sibling::table[1]"
+        )
+        assert [badge.text for badge in history.find_elements(By.CSS_SELECTOR, ".state")][
+            -1
+        ] == "Success"
         assert text_of(browser, "#run-ended") != "-"
+        browser.execute_script("window.flowcoreTestMarker = 'final page'")
+        eventually(lambda: api(server, f"api/runs/{run_id}")["finished"], what="the run's end")
+        assert (
+            browser.execute_script("return window.flowcoreTestMarker") == "final page"
+        )  # the final page is not live: it does not reload again
         assert process.wait(timeout=WAIT) == 0
     finally:
         if process.poll() is None:
@@ -369,6 +385,40 @@ def test_a_cache_entry_is_deleted(
     assert len(browser.find_elements(By.CSS_SELECTOR, "#caches tbody tr.entry")) == 2
     assert len(api(server, "api/caches")["entries"]) == 2
     shutil.rmtree(world.directory / "live", ignore_errors=True)
+
+
+LONG_FLOW = "very_long_generated_flow_name_" * 8
+LONG_TASK = "task_" + "x" * 150
+
+
+@task(name=LONG_TASK, cache_policy=cache_policies.INPUTS)
+def _long(x: str) -> str:
+    return x * 2
+
+
+def test_long_names_wrap_within_the_window(
+    browser: WebDriver, server: str, world: World, shots: Path
+) -> None:
+    """Names, slugs, keys and locations with no place to break wrap: no page is wider
+    than the 1,280-pixel window."""
+    with recording_into(world.db) as store:
+        with Flow(LONG_FLOW) as flow:
+            _long(Parameter("x", default="y" * 300))
+        state = flow.run(cache_store=str(world.caches))
+        assert state is not None and state.is_successful()
+        store.flush()
+    run_id = api(server, f"api/runs?flow={urllib.parse.quote(LONG_FLOW)}")["runs"][0]["run_id"]
+    task_url = api(server, f"api/runs/{run_id}")["tasks"][1]["url"]
+    for name, path in (
+        ("runs", ""), ("run", f"runs/{run_id}"), ("task", task_url.lstrip("/")), ("caches", "caches"),
+    ):  # fmt: skip
+        browser.get(server + path)
+        assert LONG_TASK[:40] in browser.find_element(By.TAG_NAME, "main").text or name == "runs"
+        widths = browser.execute_script(
+            "return [document.documentElement.scrollWidth, document.documentElement.clientWidth]"
+        )
+        snap(browser, shots, f"long-{name}.png")
+        assert widths[0] <= widths[1], f"the {name} page is {widths[0]} px wide in {widths[1]}"
 
 
 def test_the_pages_logged_no_errors(browser: WebDriver, server: str, world: World) -> None:

@@ -63,6 +63,14 @@ def test_a_token_from_the_environment_guards_every_request(recorded: Recorded) -
         assert _get(base + "api/runs", Authorization="Bearer t0ken")[0] == 200
 
 
+def test_the_printed_url_carries_any_token_url_encoded(recorded: Recorded) -> None:
+    with serving("--store", str(recorded.path), "--token", "s3cr&t tok/+") as url:
+        assert url.endswith("/?token=s3cr%26t%20tok%2F%2B")
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with browser.open(url, timeout=30) as answer:  # the token sets a cookie, then /
+            assert answer.status == 200 and "ui demo" in answer.read().decode()
+
+
 def test_another_host_needs_a_token(recorded: Recorded) -> None:
     assert SCRIPT is not None
     done = subprocess.run(
@@ -73,6 +81,37 @@ def test_another_host_needs_a_token(recorded: Recorded) -> None:
     assert done.stderr.startswith(
         "Error: --host 0.0.0.0 lets other machines reach the UI: give a token with --token"
     )
+
+
+def test_a_store_that_does_not_exist_is_an_error_and_not_made(tmp_path: Path) -> None:
+    assert SCRIPT is not None
+    missing = tmp_path / "nodir" / "x.db"
+    for args, env, source in (
+        (["--store", str(missing)], {}, "--store"),
+        (["--store", f"sqlite:///{missing}"], {}, "--store"),
+        ([], {"FLOWCORE__RUNS__STORE": str(missing)}, "FLOWCORE__RUNS__STORE"),
+    ):
+        done = subprocess.run(
+            [SCRIPT, "ui", "--port", "0", *args], capture_output=True, text=True, timeout=60,
+            stdin=subprocess.DEVNULL, env={**os.environ, **env},
+        )  # fmt: skip
+        assert done.returncode == 1 and done.stdout == "", done.stdout
+        assert done.stderr.startswith(
+            f"Error: No run store at {missing} (from {source}): that file does not exist. "
+            "Give the path of an existing store with --store"
+        ), done.stderr
+        assert done.stderr.count("\n") == 1 and not missing.parent.exists()
+
+
+def test_a_corrupt_store_is_a_503_naming_where_it_was_given(tmp_path: Path) -> None:
+    corrupt = tmp_path / "corrupt.db"
+    corrupt.write_bytes(b"this is not a database" * 100)
+    with serving("--store", str(corrupt)) as url:
+        status, body = _get(url + "api/runs")
+        assert status == 503
+        error = json.loads(body)["error"]
+        assert f"{corrupt} (--store): file is not a database" in error
+        assert "FLOWCORE__RUNS__STORE" not in error
 
 
 def test_a_port_in_use_is_one_line(recorded: Recorded) -> None:

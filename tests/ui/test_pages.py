@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from urllib.parse import quote
 
+import pytest
 from starlette.testclient import TestClient
 
-from tests.ui.conftest import Recorded
+from flowcore.ui import runs_pages
+from tests.ui import flows
+from tests.ui.conftest import Recorded, client_for, recording_into
 from tests.ui.flows import XSS_LOG, XSS_MESSAGE, XSS_NAME
 
 RUN_KEYS = {
@@ -60,6 +65,11 @@ def test_runs_page_pager_and_filter_form(client: TestClient, recorded: Recorded)
     )
     assert recorded.ok[2][:8] in page.text and recorded.ok[1][:8] in page.text
     assert recorded.ok[4][:8] not in page.text
+    beyond = client.get("/?per_page=2&page=999").text
+    assert "No page 999: 6 runs, 3 pages." in beyond and "Runs 1997" not in beyond
+    assert '<a href="/?page=3&amp;per_page=2">Go to the last page</a>' in beyond
+    assert "page 999 of" not in beyond and "older ›" not in beyond
+    assert "No page 2: 1 run match, 1 page." in client.get("/?state=Failed&page=2").text
     filtered = client.get("/?state=Failed")
     assert (
         "<option selected>Failed</option>" in filtered.text and recorded.demo[:8] in filtered.text
@@ -67,11 +77,36 @@ def test_runs_page_pager_and_filter_form(client: TestClient, recorded: Recorded)
     assert "No runs match." in client.get("/?flow=nope").text
 
 
-def test_bad_query_values_are_400(client: TestClient) -> None:
-    for query in ("limit=0", "limit=x", "offset=-1", "page=0", "per_page=501"):
+def test_the_filters_offer_what_can_match_and_say_the_flow_is_exact(client: TestClient) -> None:
+    page = client.get("/").text
+    form = page[page.index('<select name="state">') : page.index("</select>")]
+    offered = re.findall(r"<option(?: selected)?>([^<]*)</option>", form)
+    assert offered == list(runs_pages.FLOW_RUN_STATES)  # no State, Finished, Queued, ...
+    for state in offered:  # each one is a state a run can be found in
+        assert client.get(f"/api/runs?state={state}").status_code == 200
+    assert "<option selected>Failed</option>" in client.get("/?state=failed").text
+    custom = client.get("/?state=Cancelled").text  # a terminal state handler's choice
+    assert "<option selected>Cancelled</option>" in custom
+    assert 'placeholder="exact flow name"' in page
+    wrong_case = client.get("/?flow=UI+DEMO").text
+    assert "No runs match. The flow filter is the flow's exact name, case and all" in wrong_case
+    assert "exact name" not in client.get("/?state=Cancelled").text.split("runs-summary")[1]
+
+
+def test_bad_query_values_are_400(client: TestClient, recorded: Recorded) -> None:
+    huge = "99999999999999999999"  # past SQLite's integers
+    for query in ("limit=0", "limit=x", "offset=-1", "page=0", "per_page=501", f"offset={huge}", f"page={huge}"):  # fmt: skip
         answer = client.get(f"/api/runs?{query}")
         assert answer.status_code == 400, query
         assert answer.json()["error"].startswith(query.split("=")[0])
+    assert client.get(f"/api/runs?page={huge}").json()["error"] == (
+        f"page must be from 1 to 1000000000, not {huge}"
+    )
+    assert client.get(f"/?page={huge}").status_code == 400
+    square = client.get(f"/api/runs/{recorded.demo}").json()["tasks"][2]
+    for query in (f"map_index={huge}", f"offset={huge}"):
+        answer = client.get("/api" + square["url"] + "?" + query)
+        assert answer.status_code == 400 and "must be from" in answer.json()["error"], query
     page = client.get("/?page=zero")
     assert (
         page.status_code == 400 and "page must be a whole number, not &#39;zero&#39;" in page.text
@@ -154,6 +189,36 @@ def test_task_page_lists_children_and_a_childs_history(
     assert XSS_NAME not in spooky.text
 
 
+def test_each_task_counts_all_its_log_lines_and_says_when_some_are_cut(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run page's last 200 lines are the chatty task's: the early task's 5 WARNINGs
+    are still counted and shown under its row; a task with more lines than its row shows
+    says so and links to its page, which says when it shows only the last ones."""
+    with recording_into(tmp_path / "runs.db") as store:
+        run_id = flows.record_chatty().flow_run_id
+        store.flush()
+    with client_for(store) as client:
+        early, chatty = client.get(f"/api/runs/{run_id}").json()["tasks"]
+        warnings = [line for line in early["logs"] if line["level_name"] == "WARNING"]
+        assert [line["message"] for line in warnings] == [f"early line {n}" for n in range(5)]
+        assert early["log_count"] == len(early["logs"]) >= 5 and early["log_count_exact"]
+        assert chatty["log_count"] >= 300 and len(chatty["logs"]) == runs_pages.ROW_LOG_LINES
+        assert chatty["logs"][-1]["message"] == "chatty line 299"
+        page = client.get(f"/runs/{run_id}").text
+        assert f"(2 states, {early['log_count']} lines)" in page
+        assert f"(2 states, {chatty['log_count']} lines, the last 50 shown)" in page
+        assert page.count('class="muted lines-cut"') == 1 and f'<a href="{chatty["url"]}">' in page
+        monkeypatch.setattr(runs_pages, "TASK_LOG_LINES", 100)
+        task = client.get("/api" + chatty["url"]).json()
+        assert len(task["logs"]) == 100 and task["logs_cut"]
+        assert (
+            "Only the last 100 log lines of this task are shown" in client.get(chatty["url"]).text
+        )
+        assert not client.get("/api" + early["url"]).json()["logs_cut"]
+        assert "lines-cut" not in client.get(early["url"]).text
+
+
 def test_task_page_pages_its_children(client: TestClient, recorded: Recorded) -> None:
     """Children are read a page at a time: ``offset`` skips, ``child_state`` filters, and
     the total counts all that match, not the page."""
@@ -166,7 +231,6 @@ def test_task_page_pages_its_children(client: TestClient, recorded: Recorded) ->
     assert succeeded["children_total"] == 3
     beyond = client.get("/api" + square["url"] + "?child_state=Failed&offset=1").json()
     assert (beyond["children"], beyond["children_total"]) == ([], 1)
-    assert client.get("/api" + square["url"] + "?map_index=9").json()["child"] is None
 
 
 def test_graph_svg(client: TestClient, recorded: Recorded) -> None:
@@ -174,6 +238,20 @@ def test_graph_svg(client: TestClient, recorded: Recorded) -> None:
     assert svg.status_code == 200 and svg.headers["content-type"] == "image/svg+xml"
     assert "3 Success, 1 Failed" in svg.text and XSS_NAME not in svg.text
     assert 'xlink:href="#task-2"' in svg.text
+
+
+def test_without_the_dot_program_the_run_page_says_so_and_shows_the_rest(
+    client: TestClient, recorded: Recorded, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATH", str(tmp_path))  # an empty directory: no `dot` to be found
+    page = client.get(f"/runs/{recorded.demo}")
+    assert page.status_code == 200 and "<svg" not in page.text
+    assert "No graph: Graphviz&#39;s `dot` program is needed to draw it" in page.text
+    assert "apt-get install graphviz" in page.text
+    assert 'id="tasks"' in page.text and "&lt;script&gt;alert(1)&lt;/script&gt;" in page.text
+    svg = client.get(f"/runs/{recorded.demo}/graph.svg")
+    assert svg.status_code == 503 and "`dot` program is needed" in svg.text
+    assert client.get(f"/api/runs/{recorded.demo}").status_code == 200
 
 
 def test_unknown_things_are_404(client: TestClient, recorded: Recorded) -> None:
@@ -188,6 +266,15 @@ def test_unknown_things_are_404(client: TestClient, recorded: Recorded) -> None:
         == 404
     )
     assert client.get(f"/api/runs/{recorded.demo}/tasks/nope").status_code == 404
+    n, _, square = client.get(f"/api/runs/{recorded.demo}").json()["tasks"]
+    for url, error in (
+        (square["url"] + "?map_index=4", f"{square['slug']!r} of run {recorded.demo} has no child 4 recorded (4 children)"),
+        (square["url"] + "?map_index=99999", "has no child 99999"),
+        (n["url"] + "?map_index=0", f"{n['slug']!r} of run {recorded.demo} is not mapped: it has no child 0"),
+    ):  # fmt: skip
+        answer = client.get("/api" + url)
+        assert answer.status_code == 404 and error in answer.json()["error"], url
+        assert client.get(url).status_code == 404
     assert client.get("/api/resumes/0123456789abcdef").status_code == 404
     assert client.get("/no/such/page").status_code == 404
 

@@ -143,7 +143,10 @@
       if (resume) resume.hidden = !run.resumable;
       main.dataset.state = run.state;
       if (run.finished) {
+        // once: what is only drawn by the server (the flow run's history, each task's
+        // history and log lines) is final now; the new page is not live, so it stays
         delete main.dataset.live;
+        location.reload();
         return;
       }
     }
