@@ -8,13 +8,18 @@
     cache.delete(task="fetch", dry_run=True)     -> what would be removed
     cache.gc(max_age=timedelta(days=30), max_bytes=10**9, max_entries=10_000)
 
-An entry is a record and what its value costs: ``CacheEntry(record, size, location)``. Deleting
-an entry removes its record, and its value unless another record still uses it. ``gc``
-removes, in this order: expired entries; entries older than ``max_age``; the oldest
-entries until at most ``max_entries`` and ``max_bytes`` remain; values no record uses
-(orphans) older than an hour (a writer stores its value before its record, so a younger
-orphan may be about to get one); and stale temporary files. Every step honours
-``dry_run``.
+An entry is a record, what its value costs, where the record is stored and, for an entry
+that is never used, why: ``CacheEntry(record, size, location, problem)``. Damaged entries
+are listed too (``problem`` says what is wrong: a record that cannot be read or whose
+fields are not of their types, a record outside its key's directory, a value that is gone
+or outside the store), so they can be seen and removed; they count as expired. Deleting an
+entry removes its record, and its value unless another record still uses it; what could
+not be removed (a link leading out of the store) is a WARNING and is not reported as
+removed. ``gc`` removes, in this order: damaged and expired entries; entries older than
+``max_age``; the oldest entries until at most ``max_entries`` and ``max_bytes`` remain;
+values no record uses (orphans) older than an hour (a writer stores its value before its
+record, so a younger orphan may be about to get one); and stale temporary files. Every
+step honours ``dry_run``.
 
 On a ``MemoryCacheStore`` (``flowcore.context.caches``) records are Prefect 1's ``Cached``
 states: they carry no flow name and no creation time (entries are listed as created now,
@@ -33,9 +38,12 @@ from flowcore.caching.records import CacheRecord
 from flowcore.caching.stores import (
     CacheStore,
     StorageCacheStore,
+    StoredRecord,
     default_storage,
+    relative_location,
     store_from_spec,
 )
+from flowcore.exceptions import LocationEscapeError, ResultStorageError
 
 __all__ = ["Cache", "CacheEntry", "GcReport", "collect_garbage"]
 
@@ -44,10 +52,14 @@ ORPHAN_GRACE = timedelta(hours=1)
 
 @dataclass(frozen=True)
 class CacheEntry:
-    """A record and its value's size in bytes (None when unknown, e.g. in memory)."""
+    """A record, its value's size in bytes (None when unknown, e.g. in memory), where the
+    record is stored (None in memory) and why the entry is never used (None: it is used).
+    A record that cannot be read is a stand-in: the key its directory names, no task."""
 
     record: CacheRecord
     size: int | None
+    location: str | None = None
+    problem: str | None = None
 
     @property
     def key(self) -> str:
@@ -55,6 +67,10 @@ class CacheEntry:
 
     def age(self, now: datetime | None = None) -> timedelta:
         return (now or datetime.now(timezone.utc)) - self.record.created
+
+    def unusable(self, now: datetime | None = None) -> bool:
+        """Whether the entry is damaged or expired (never used again)."""
+        return self.problem is not None or self.record.expired(now)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (for ``--json``)."""
@@ -70,14 +86,18 @@ class CacheEntry:
             "expired": record.expired(),
             "value_location": record.value_location,
             "size": self.size,
+            "location": self.location,
+            "problem": self.problem,
         }
 
 
 @dataclass
 class GcReport:
-    """What ``gc`` removed (or, with ``dry_run``, would remove)."""
+    """What ``gc`` removed (or, with ``dry_run``, would remove), and the entries it could
+    not remove (``not_removed``: a WARNING says why)."""
 
     entries: list[CacheEntry] = field(default_factory=list)
+    not_removed: list[CacheEntry] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
     temporaries: int = 0
     dry_run: bool = False
@@ -90,6 +110,7 @@ class GcReport:
         return {
             "dry_run": self.dry_run,
             "entries": [e.to_dict() for e in self.entries],
+            "not_removed": [e.to_dict() for e in self.not_removed],
             "orphaned_values": self.orphans,
             "temporary_files": self.temporaries,
             "bytes_freed": self.bytes_freed,
@@ -126,19 +147,20 @@ class Cache:
         expired: bool | None = None,
         key: str | None = None,
     ) -> list[CacheEntry]:
-        """The entries matching every given filter, oldest first."""
+        """The entries matching every given filter, oldest first. Damaged entries have
+        no task or flow (``task`` and ``flow`` leave them out) and count as expired."""
         now = datetime.now(timezone.utc)
         found = [
-            record
-            for record in self.store.entries()
-            if (task is None or record.task == task)
-            and (flow is None or record.flow == flow)
-            and (key is None or record.key == key)
-            and (older_than is None or now - record.created > older_than)
-            and (expired is None or record.expired(now) == expired)
+            stored
+            for stored in self.store.scan()
+            if (task is None or stored.record.task == task)
+            and (flow is None or stored.record.flow == flow)
+            and (key is None or stored.record.key == key)
+            and (older_than is None or now - stored.record.created > older_than)
         ]
-        found.sort(key=lambda r: r.created)
-        return [CacheEntry(record, self._size(record)) for record in found]
+        found.sort(key=lambda s: s.record.created)
+        entries = [self._entry(stored) for stored in found]
+        return [e for e in entries if expired is None or e.unusable(now) == expired]
 
     def show(self, key: str) -> list[CacheEntry]:
         """The entries of one key."""
@@ -157,9 +179,7 @@ class Cache:
     ) -> list[CacheEntry]:
         """Remove the matching entries (all of them when no filter is given); return them."""
         doomed = self.entries(task=task, flow=flow, older_than=older_than, expired=expired, key=key)
-        if not dry_run:
-            self._remove(doomed)
-        return doomed
+        return doomed if dry_run else self._remove(doomed)
 
     def gc(
         self,
@@ -173,35 +193,54 @@ class Cache:
         now = datetime.now(timezone.utc)
         entries = self.entries()
         doomed = [
-            e
-            for e in entries
-            if e.record.expired(now) or (max_age is not None and e.age(now) > max_age)
+            e for e in entries if e.unusable(now) or (max_age is not None and e.age(now) > max_age)
         ]
-        kept = [e for e in entries if e not in doomed]
+        chosen = {id(e) for e in doomed}
+        kept = [e for e in entries if id(e) not in chosen]
         while kept and (
             (max_entries is not None and len(kept) > max_entries)
             or (max_bytes is not None and sum(e.size or 0 for e in kept) > max_bytes)
         ):
             doomed.append(kept.pop(0))  # oldest first
-        report = GcReport(entries=doomed, dry_run=dry_run)
-        if not dry_run:
-            self._remove(doomed)
-        report.orphans = self._orphans(now, entries if dry_run else kept, dry_run)
+        removed = doomed if dry_run else self._remove(doomed)
+        gone = {id(e) for e in removed}
+        report = GcReport(
+            entries=removed, not_removed=[e for e in doomed if id(e) not in gone], dry_run=dry_run
+        )
+        remaining = entries if dry_run else [e for e in entries if id(e) not in gone]
+        report.orphans = self._orphans(now, remaining, dry_run)
         report.temporaries = 0 if dry_run else self._sweep()
         return report
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _remove(self, entries: Iterable[CacheEntry]) -> None:
-        for entry in entries:
-            self.store.delete(entry.record.key, entry.record.record_id or None)
+    def _remove(self, entries: Iterable[CacheEntry]) -> list[CacheEntry]:
+        """Remove ``entries``; return those that were removed."""
+        asked = [(StoredRecord(e.record, e.location), e) for e in entries]
+        removed = {id(stored) for stored in self.store.remove([s for s, _ in asked])}
+        return [entry for stored, entry in asked if id(stored) in removed]
 
-    def _size(self, record: CacheRecord) -> int | None:
-        store = self.store
-        if not isinstance(store, StorageCacheStore) or record.value_location is None:
-            return None
-        found = store.result.stat(record.value_location)
-        return None if found is None else found[0]
+    def _entry(self, stored: StoredRecord) -> CacheEntry:
+        """``stored`` with its value's size, and what is wrong with the value, if anything."""
+        record, at = stored.record, stored.location
+        store, value = self.store, stored.record.value_location
+        if not isinstance(store, StorageCacheStore):
+            return CacheEntry(record, None, at, stored.problem)
+        if value is None:
+            return CacheEntry(record, None, at, stored.problem or "names no value")
+        try:
+            found = store.result.stat(value)
+        except LocationEscapeError:
+            return CacheEntry(
+                record, None, at, stored.problem or f"names a value outside the store ({value!r})"
+            )
+        except ResultStorageError:
+            return CacheEntry(record, None, at, stored.problem)  # its size is unknown
+        if found is None:
+            return CacheEntry(
+                record, None, at, stored.problem or f"names a value that is gone ({value!r})"
+            )
+        return CacheEntry(record, found[0], at, stored.problem)
 
     def _orphans(self, now: datetime, remaining: list[CacheEntry], dry_run: bool) -> list[str]:
         """Values no remaining record uses, older than ``ORPHAN_GRACE``."""
@@ -211,7 +250,7 @@ class Cache:
         used = {e.record.value_location for e in remaining}
         orphans = []
         for location in store.result.list(store.prefix):
-            if not location.endswith(".value") or _relative(store, location) in used:
+            if not location.endswith(".value") or relative_location(store.result, location) in used:
                 continue
             found = store.result.stat(location)
             if found is None or now - found[1] < ORPHAN_GRACE:
@@ -229,14 +268,6 @@ class Cache:
         if store.records is not store.result:
             removed += store.records.remove_stale_temporaries()
         return removed
-
-
-def _relative(store: StorageCacheStore, location: str) -> str:
-    """``location`` as records name values: relative to the store's root."""
-    root = getattr(store.result, "dir", None)
-    if isinstance(root, str) and os.path.isabs(location):
-        return os.path.relpath(location, root)
-    return location
 
 
 def collect_garbage(store: CacheStore | None, settings: Any, logger: Any) -> GcReport | None:

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
 from typing import Any
@@ -39,7 +39,17 @@ _VERSION = 1
 
 
 class CorruptRecord(ValueError):
-    """A stored record cannot be used (not JSON, not ours, or its MAC does not verify)."""
+    """A stored record cannot be used (not JSON, not ours, fields not of their types, its
+    MAC does not verify, or it cannot be read); ``reason`` says why without naming it."""
+
+    def __init__(self, message: str, reason: str | None = None) -> None:
+        super().__init__(message)
+        self.reason = message if reason is None else reason
+
+    @classmethod
+    def at(cls, location: str, reason: str) -> CorruptRecord:
+        """The error for the record at ``location``: 'cache record <location> <reason>'."""
+        return cls(f"cache record {location!r} {reason}", reason)
 
 
 def record_id_for(inputs: Mapping[str, str], parameters: Mapping[str, str]) -> str:
@@ -110,42 +120,122 @@ class CacheRecord:
         try:
             document = json.loads(data)
         except (ValueError, UnicodeDecodeError) as exc:
-            raise CorruptRecord(f"cache record {location!r} is not JSON ({exc})") from None
+            raise CorruptRecord.at(location, f"is not JSON ({exc})") from None
         if not isinstance(document, dict) or document.get("format") != _FORMAT:
-            raise CorruptRecord(f"{location!r} is not a flowcore cache record")
+            raise CorruptRecord.at(location, "is not a flowcore cache record")
         mac = document.pop("mac", None)
         key = signing.signing_key()
         if key is not None and (
             not isinstance(mac, str) or not signing.verify(_canonical(document), mac, key)
         ):
-            raise CorruptRecord(
-                f"cache record {location!r} has a {'wrong' if mac else 'missing'} signature "
-                "(results.signing_key); it is ignored"
+            raise CorruptRecord.at(
+                location,
+                f"has a {'wrong' if mac else 'missing'} signature (results.signing_key); "
+                "it is ignored",
             )
         if document.get("version") != _VERSION:
-            raise CorruptRecord(
-                f"cache record {location!r} has unknown version {document.get('version')!r}"
-            )
+            raise CorruptRecord.at(location, f"has unknown version {document.get('version')!r}")
+        wrong = _wrong_field(document)
+        if wrong is not None:
+            raise CorruptRecord.at(location, f"is damaged: {wrong}")
+        value = document["value"]
         try:
-            value = document["value"]
-            return cls(
-                key=document["key"],
-                record_id=document["record_id"],
-                task=document["task"],
-                flow=document.get("flow"),
-                flow_run_id=document.get("flow_run_id"),
-                created=_utc(document["created"]),
-                expires=None if document.get("expires") is None else _utc(document["expires"]),
-                key_parts=dict(document.get("key_parts") or {}),
-                inputs=document.get("inputs"),
-                parameters=document.get("parameters"),
-                value_location=value.get("location"),
-                serializer=value.get("serializer"),
-                value_digest=value.get("digest"),
-                message=document.get("message"),
-            )
-        except (KeyError, TypeError, AttributeError, ValueError) as exc:
-            raise CorruptRecord(f"cache record {location!r} is incomplete ({exc!r})") from None
+            created = _utc(document["created"])
+            expires = None if document.get("expires") is None else _utc(document["expires"])
+        except ValueError as exc:
+            raise CorruptRecord.at(location, f"is damaged: {exc}") from None
+        return cls(
+            key=document["key"],
+            record_id=document["record_id"],
+            task=document["task"],
+            flow=document.get("flow"),
+            flow_run_id=document.get("flow_run_id"),
+            created=created,
+            expires=expires,
+            key_parts=dict(document.get("key_parts") or {}),
+            inputs=document.get("inputs"),
+            parameters=document.get("parameters"),
+            value_location=value.get("location"),
+            serializer=value.get("serializer"),
+            value_digest=value.get("digest"),
+            message=document.get("message"),
+        )
+
+
+def _text(found: Any) -> bool:
+    return isinstance(found, str)
+
+
+def _digests(found: Any) -> bool:
+    return isinstance(found, dict) and all(
+        isinstance(name, str) and isinstance(digest, str) for name, digest in found.items()
+    )
+
+
+def _location(found: Any) -> bool:
+    return isinstance(found, str) and found != "" and "\0" not in found
+
+
+_TEXT = (_text, "text")
+_DIGESTS = (_digests, "an object of names to digests (text)")
+# field -> (check, what it should be, whether null or missing is allowed)
+_FIELDS: dict[str, tuple[Callable[[Any], bool], str, bool]] = {
+    "key": (*_TEXT, False),
+    "record_id": (*_TEXT, False),
+    "task": (*_TEXT, False),
+    "flow": (*_TEXT, True),
+    "flow_run_id": (*_TEXT, True),
+    "created": (*_TEXT, False),
+    "expires": (*_TEXT, True),
+    "key_parts": (*_DIGESTS, True),
+    "inputs": (*_DIGESTS, True),
+    "parameters": (*_DIGESTS, True),
+    "message": (*_TEXT, True),
+    "value.location": (_location, "a non-empty location without NUL characters", True),
+    "value.serializer": (*_TEXT, True),
+    "value.digest": (*_TEXT, True),
+}
+
+
+def _wrong_field(document: dict[str, Any]) -> str | None:
+    """What is wrong with a record's fields (a type, a missing one), or None.
+
+    >>> _wrong_field({"key": "k", "record_id": ["x"], "task": "t", "created": "", "value": {}})
+    "'record_id' is a list, expected text"
+    """
+    value = document.get("value")
+    if not isinstance(value, dict):
+        return f"'value' is {_kind(value)}, expected an object"
+    for name, (valid, expected, optional) in _FIELDS.items():
+        owner, _, field_name = name.rpartition(".")
+        found = (value if owner else document).get(field_name)
+        if found is None and optional:
+            continue
+        if valid(found):
+            continue
+        if field_name not in (value if owner else document):
+            return f"{name!r} is missing, expected {expected}"
+        if isinstance(found, dict):  # names to digests, one of them wrong
+            bad = next((k, v) for k, v in found.items() if not (_text(k) and _text(v)))
+            return f"{name!r} has {bad[0]!r}: {_kind(bad[1])}, expected text"
+        return f"{name!r} is {_kind(found)}, expected {expected}"
+    return None
+
+
+def _kind(found: Any) -> str:
+    """How a JSON value is named in messages."""
+    if found is None:
+        return "null"
+    if isinstance(found, str):
+        return f"the text {found[:40]!r}"
+    names = {
+        bool: "a boolean",
+        int: "a number",
+        float: "a number",
+        list: "a list",
+        dict: "an object",
+    }
+    return names.get(type(found), type(found).__name__)
 
 
 def _utc(text: str) -> datetime:

@@ -6,7 +6,9 @@ One interface, two backends::
     put(record, state)      store the record and the Cached state's value
     load(candidate)         -> the Cached state with its value read (raises if unusable)
     delete(key, record_id)  -> how many records were removed
-    entries()               -> every record, for management
+    entries()               -> every usable record, for management
+    scan()                  -> [StoredRecord(record, location, problem)]   damaged ones too
+    remove([StoredRecord])  -> those removed (by location: misplaced and damaged ones too)
 
 * :class:`MemoryCacheStore` keeps ``Cached`` states in a dict ``key -> [Cached, ...]``,
   by default the process's ``flowcore.context.caches`` (Prefect 1's behaviour: code that
@@ -23,14 +25,22 @@ One interface, two backends::
   Stores written before the shards (``<prefix>/<key>/...``, the *flat* layout) keep
   working: a key's records are read from both places (of two records with one id, the
   newer counts), records name their value's location, listing and gc walk the whole
-  prefix, and a record rewritten after a lookup found its flat copy removes that copy. A key that would climb out of its shard (``..``) is
-  refused (LocationEscapeError), like any location outside the Result's root.
+  prefix, and a record rewritten after a lookup found its flat copy removes that copy. A
+  key that would climb out of its shard (``..``) or names no directory (``""``, ``.``,
+  ``/``) is refused (LocationEscapeError), like any location outside the Result's root.
 
   Writers never read-modify-write a shared index: each record is its own object, written
   atomically (local: temp file, fsync, rename; S3/GCS: one PUT), so concurrent writers
-  lose nothing. A record whose JSON is corrupt, whose MAC does not verify, or whose value
-  is gone or does not match its digest is a miss with a WARNING; the task runs again and
-  rewrites it.
+  lose nothing. A record whose JSON is corrupt, whose fields are not of their types,
+  whose MAC does not verify, that cannot be read (a link leading out of the store), or
+  whose value is gone or does not match its digest is a miss with a WARNING naming it; the
+  task runs again and rewrites it. ``scan`` lists such records with their problem, so
+  management can show and remove them.
+
+  Only a key's own files are ever replaced or removed: a flat-layout copy is removed only
+  after it was read as a record of that very key and record id (a flat directory
+  ``<prefix>/<shard of K>/K`` is also the sharded directory of the key ``K``), and a value
+  only from the directory of the record that named it.
 
 A run never uses the records it wrote itself (``exclude_run``), as in Prefect 1, where
 caches were updated after the run.
@@ -45,14 +55,14 @@ import posixpath
 import threading
 import weakref
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
 from flowcore.caching.records import CacheRecord, CorruptRecord, record_id_for, value_digest
 from flowcore.engine.cache_validators import unexpired
 from flowcore.engine.result import Result
 from flowcore.engine.state import Cached
-from flowcore.exceptions import LocationEscapeError, ResultStorageError
+from flowcore.exceptions import LocationEscapeError, ResultStorageError, ValueNotFoundError
 from flowcore.utilities.hashing import HashedValue, UnhashableValue, hash_mapping
 from flowcore.utilities.logging import get_logger
 
@@ -62,8 +72,10 @@ __all__ = [
     "MemoryCacheStore",
     "ResultCacheStore",
     "StorageCacheStore",
+    "StoredRecord",
     "default_storage",
     "policy_store",
+    "relative_location",
     "run_stores",
     "store_from_spec",
 ]
@@ -78,6 +90,18 @@ class Candidate(NamedTuple):
     state: Cached
     record: CacheRecord | None
     location: str | None = None
+
+
+class StoredRecord(NamedTuple):
+    """A record as management sees it: the record, where it is stored (``location``, as
+    the store's ``list`` gives it; None in memory) and why it is never used (``problem``;
+    None: it is usable). A record file that cannot be read has a stand-in ``record``: the
+    key its directory names, the record id its file name says, no task, and the file's
+    time as its creation."""
+
+    record: CacheRecord
+    location: str | None = None
+    problem: str | None = None
 
 
 class CacheStore:
@@ -110,8 +134,24 @@ class CacheStore:
         raise NotImplementedError
 
     def entries(self) -> Iterator[CacheRecord]:
-        """Every record in the store."""
+        """Every usable record in the store."""
         raise NotImplementedError
+
+    def scan(self) -> Iterator[StoredRecord]:
+        """Every record in the store, with where it is stored, damaged ones included."""
+        return (StoredRecord(record) for record in self.entries())
+
+    def remove(self, stored: list[StoredRecord]) -> list[StoredRecord]:
+        """Remove these records (from ``scan``); return those removed."""
+        removed = []
+        done: dict[tuple[str, str], int] = {}
+        for entry in stored:
+            which = (entry.record.key, entry.record.record_id)
+            if which not in done:
+                done[which] = self.delete(which[0], which[1] or None)
+            if done[which]:
+                removed.append(entry)
+        return removed
 
     def latest(self, task: str) -> CacheRecord | None:
         """The last policy record written for ``task`` (to explain a miss), if known."""
@@ -279,7 +319,8 @@ class StorageCacheStore(CacheStore):
         self.result.location, self.result._formatter = None, None
         self.records = self.result if records is None else records.copy()
         self.prefix = prefix.strip("/")
-        self._flat_keys: set[str] = set()  # keys get() found records of in the flat layout
+        # key -> {record id: location}: the flat-layout records of the key get() read
+        self._flat_copies: dict[str, dict[str, str]] = {}
 
     def __repr__(self) -> str:
         apart = "" if self.records is self.result else f", records={self.records!r}"
@@ -289,9 +330,17 @@ class StorageCacheStore(CacheStore):
         """The key's directory, relative to the root: ``<prefix>/<shard>/<key>``."""
         shard = hashlib.sha256(key.encode("utf-8")).hexdigest()[:2]
         if not posixpath.normpath(f"{shard}/{key}").startswith(f"{shard}/"):
+            climbs = ".." in key.split("/")
             raise LocationEscapeError(
-                f"StorageCacheStore: cache key {key!r} climbs out of its directory "
-                f"{shard + '/' + key!r} ('..'); nothing was read or written"
+                f"StorageCacheStore: cache key {key!r} "
+                + (
+                    f"climbs out of its directory {shard + '/' + key!r} ('..')"
+                    if climbs
+                    else "names no directory (it is empty, or only '/' and '.')"
+                )
+                + "; nothing was read or written. Use a key "
+                + ("without '..' parts" if climbs else "with a name in it, e.g. 'daily'")
+                + " (cache_key, or what cache_key_fn returns)"
             )
         return f"{self.prefix}/{shard}/{key}" if self.prefix else f"{shard}/{key}"
 
@@ -309,27 +358,40 @@ class StorageCacheStore(CacheStore):
         _note_legacy_layout(self.records, logger)
         found = []
         sharded = self.records.list(self.directory(key) + "/")
-        flat = self.records.list(self._flat_dir(key) + "/")
-        if flat:
-            self._flat_keys.add(key)
-        for location in _chosen(sharded + flat, inputs):
+        flat = set(self.records.list(self._flat_dir(key) + "/"))
+        for location in _chosen(sharded + sorted(flat), inputs):
             try:
-                record = CacheRecord.from_json(self.records.read_bytes_at(location), location)
+                record = self._read(location)
+            except ValueNotFoundError:
+                continue  # removed between list and read
             except CorruptRecord as exc:
                 logger.warning(
                     f"{exc}; treating it as a cache miss (the task runs and rewrites it)"
                 )
                 continue
-            except ResultStorageError:
-                continue  # removed between list and read
-            if record.key != key or (exclude_run is not None and record.flow_run_id == exclude_run):
+            if record.key != key:
                 continue
-            found.append(Candidate(self._state(record), record, location))
+            if location in flat:  # a flat copy of this very key: put() replaces it
+                self._flat_copies.setdefault(key, {})[record.record_id] = location
+            if exclude_run is None or record.flow_run_id != exclude_run:
+                found.append(Candidate(self._state(record), record, location))
         found.sort(key=lambda c: c.record.created if c.record else datetime.min)
         newest = {
             c.record.record_id: c for c in found if c.record is not None
         }  # a flat copy is older
         return [c for c in found if c.record is None or newest[c.record.record_id] is c]
+
+    def _read(self, location: str) -> CacheRecord:
+        """The record at ``location``. Raises ValueNotFoundError if nothing is there, and
+        CorruptRecord (naming the file) if it cannot be used: damaged, unsigned, a link
+        leading out of the store, or unreadable."""
+        try:
+            data = self.records.read_bytes_at(location)
+        except ValueNotFoundError:
+            raise
+        except (LocationEscapeError, ResultStorageError) as exc:
+            raise CorruptRecord.at(location, f"cannot be read ({exc})") from exc
+        return CacheRecord.from_json(data, location)
 
     def _state(self, record: CacheRecord) -> Cached:
         located = self.result.copy()
@@ -350,7 +412,8 @@ class StorageCacheStore(CacheStore):
 
     def load(self, candidate: Candidate) -> Cached:
         record, state = candidate.record, candidate.state
-        assert record is not None and record.value_location is not None
+        if record is None or record.value_location is None:
+            raise CorruptRecord.at(str(candidate.location), "names no value")
         data = self.result.read_bytes_at(record.value_location)
         if record.value_digest is not None and value_digest(data) != record.value_digest:
             raise CorruptRecord(
@@ -373,16 +436,30 @@ class StorageCacheStore(CacheStore):
         self.records.write_bytes_at(
             f"{self.directory(record.key)}/{record.record_id}.json", document
         )
-        if record.key in self._flat_keys:  # replace its flat-layout copy, if any
-            self.records.delete(f"{self._flat_dir(record.key)}/{record.record_id}.json")
+        flat = self._flat_copies.get(record.key, {}).pop(record.record_id, None)
+        if flat is not None:  # replace the flat-layout copy get() found
+            self._remove_flat_copy(flat, record)
         if record.key_parts:  # a policy record: remembered per task, to explain later misses
             self.records.write_bytes_at(self._latest_location(record.task), document)
+
+    def _remove_flat_copy(self, location: str, record: CacheRecord) -> None:
+        """Remove the flat-layout copy of ``record`` at ``location`` if it still is one
+        (a flat directory can be another key's sharded one: ``<shard of K>/K``)."""
+        try:
+            stored = self._read(location)
+        except (CorruptRecord, ValueNotFoundError):
+            return
+        if stored.key == record.key and stored.record_id == record.record_id:
+            self.records.delete(location)
 
     def latest(self, task: str) -> CacheRecord | None:
         location = self._latest_location(task)
         try:
-            return CacheRecord.from_json(self.records.read_bytes_at(location), location)
-        except (CorruptRecord, ResultStorageError):
+            return self._read(location)
+        except ValueNotFoundError:
+            return None
+        except CorruptRecord as exc:
+            _LOGGER.warning(f"{exc}; it is ignored (the task's next policy record replaces it)")
             return None
 
     def _latest_location(self, task: str) -> str:
@@ -390,28 +467,117 @@ class StorageCacheStore(CacheStore):
         return f"{self.prefix}/.tasks/{name}.latest" if self.prefix else f".tasks/{name}.latest"
 
     def delete(self, key: str, record_id: str | None = None) -> int:
-        """Remove records of ``key``, and the values no remaining record of it uses."""
-        stored = [
-            (c.record, c.location) for c in self.get(key) if c.record is not None and c.location
+        """Remove records of ``key`` (damaged ones in its directories too), and the values
+        no remaining record uses."""
+        found = self.records.list(self.directory(key) + "/")
+        found += self.records.list(self._flat_dir(key) + "/")
+        doomed = [
+            stored
+            for stored in self._stored(sorted(set(found)))
+            if stored.record.key == key
+            and (record_id is None or stored.record.record_id == record_id)
         ]
-        doomed = [(r, at) for r, at in stored if record_id is None or r.record_id == record_id]
-        removed = sum(bool(self.records.delete(at)) for _, at in doomed)
-        still_used = {r.value_location for r, at in stored if (r, at) not in doomed}
-        for location in {r.value_location for r, _ in doomed} - still_used:
-            if location:
-                self.result.delete(location)
-        return removed
+        return len(self.remove(doomed))
 
     def entries(self) -> Iterator[CacheRecord]:
-        for location in self.records.list(self.prefix):
-            if location.endswith(".json"):
+        for stored in self.scan():
+            if stored.problem is None:
+                yield stored.record
+            else:
+                _LOGGER.warning(f"cache record {stored.location!r} {stored.problem}")
+
+    def scan(self) -> Iterator[StoredRecord]:
+        yield from self._stored(self.records.list(self.prefix))
+
+    def _stored(self, locations: list[str]) -> Iterator[StoredRecord]:
+        """The record files among ``locations``, each read, or a stand-in saying why not."""
+        for location in locations:
+            if not location.endswith(".json"):
+                continue
+            name = relative_location(self.records, location)
+            try:
+                record = self._read(location)
+            except ValueNotFoundError:
+                continue
+            except CorruptRecord as exc:
+                yield StoredRecord(self._stand_in(location, name), location, exc.reason)
+                continue
+            yield StoredRecord(record, location, self._misplaced(record, name))
+
+    def _stand_in(self, location: str, name: str) -> CacheRecord:
+        """A record for a file that cannot be read: the key its directory names, the
+        record id its name says, the file's time as its creation."""
+        directory, _, file_name = name.rpartition("/")
+        within = directory[len(self.prefix) + 1 :] if self.prefix else directory
+        shard, _, key = within.partition("/")
+        if not (key and hashlib.sha256(key.encode("utf-8")).hexdigest()[:2] == shard):
+            key = within  # the flat layout
+        try:
+            found = self.records.stat(location)
+        except (LocationEscapeError, ResultStorageError):
+            found = None
+        created = found[1] if found is not None else datetime.now(timezone.utc)
+        return CacheRecord(key=key, record_id=file_name[: -len(".json")], task="", created=created)
+
+    def _misplaced(self, record: CacheRecord, name: str) -> str | None:
+        """Why ``record``, stored as ``name``, is never read (None: it is where get()
+        looks for its key: in or below the key's sharded or flat directory)."""
+        directory = posixpath.dirname(posixpath.normpath(name))
+        try:
+            homes = [self.directory(record.key), self._flat_dir(record.key)]
+        except LocationEscapeError as exc:
+            return f"has a key that cannot be stored ({exc}); it is never read"
+        for home in map(posixpath.normpath, homes):
+            if directory == home or directory.startswith(home + "/"):
+                return None
+        return f"is in {directory!r}, but its key {record.key!r} belongs in {homes[0]!r}; it is never read"
+
+    def remove(self, stored: list[StoredRecord]) -> list[StoredRecord]:
+        """Remove these record files, and the values in their directories that no
+        remaining record there uses; return those removed. A file that cannot be removed
+        (a link leading out of the store) is a WARNING."""
+        removed = []
+        for entry in stored:
+            assert entry.location is not None
+            try:
+                if self.records.delete(entry.location):
+                    removed.append(entry)
+            except LocationEscapeError as exc:
+                _LOGGER.warning(
+                    f"cache record {entry.location!r} was not removed ({exc}); remove it by hand"
+                )
+        directories: dict[str, set[str]] = {}
+        for entry in removed:
+            directory = posixpath.dirname(
+                posixpath.normpath(relative_location(self.records, entry.location or ""))
+            )
+            value = entry.record.value_location
+            if value and posixpath.dirname(posixpath.normpath(value)) == directory:
+                directories.setdefault(directory, set()).add(value)
+        for directory, values in directories.items():
+            still_used = {
+                s.record.value_location
+                for s in self._stored(self.records.list(directory + "/"))
+                if s.problem is None
+            }
+            for value in values - still_used:
                 try:
-                    yield CacheRecord.from_json(self.records.read_bytes_at(location), location)
-                except (CorruptRecord, ResultStorageError):
-                    continue
+                    self.result.delete(value)
+                except LocationEscapeError as exc:
+                    _LOGGER.warning(f"cache value {value!r} was not removed ({exc})")
+        return removed
 
 
 ResultCacheStore = StorageCacheStore  # flowcore 0.1.0's name
+
+
+def relative_location(result: Result, location: str) -> str:
+    """``location`` as ``result.list`` gives it, relative to ``result``'s root (as records
+    name values): local paths are absolute, object keys already relative."""
+    root = getattr(result, "dir", None)
+    if isinstance(root, str) and os.path.isabs(location):
+        return os.path.relpath(location, root).replace(os.sep, "/")
+    return location
 
 
 def _chosen(locations: list[str], inputs: str | None) -> list[str]:

@@ -35,7 +35,7 @@ from typing import Any, TypeVar
 
 import click
 
-from flowcore.caching.cache import Cache, CacheEntry
+from flowcore.caching.cache import Cache, CacheEntry, GcReport
 from flowcore.cli import CliError
 from flowcore.cli.output import echo_json, echo_table
 from flowcore.cli.params import format_duration, format_size, to_duration, to_params, to_size
@@ -111,6 +111,7 @@ def ls(
         click.echo(f"No cache entries in {where}{match}.")
     else:
         _echo_entries(entries, f"{_count(entries)}, {format_size(_bytes(entries))} in {where}")
+        _echo_problems(entries, store)
 
 
 @cache.command("show")
@@ -130,6 +131,7 @@ def show(key: str, store: str | None, as_json: bool) -> None:
         if number:
             click.echo()
         _echo_details(entry, now)
+    _echo_problems(entries, store)
 
 
 @cache.command("explain")
@@ -230,7 +232,7 @@ def rm(
     with _storage_errors():
         if key is not None:
             choice["key"] = _find(opened, key, where, store)[0].key
-        removed = opened.delete(**choice, dry_run=True)
+        planned = removed = opened.delete(**choice, dry_run=True)
         if removed and not dry_run:
             asked = key is None and not yes
             if asked:
@@ -253,6 +255,7 @@ def rm(
         click.echo(f"Removed {done}.")
     else:
         _echo_entries(removed, f"Removed {done}.")
+    _fail_if_kept(planned, removed, dry_run)
 
 
 @cache.command("gc")
@@ -290,10 +293,14 @@ def gc(
         )
     if as_json:
         echo_json(report.to_dict())
-        return
-    if not (report.entries or report.orphans or report.temporaries):
+    elif not (report.entries or report.orphans or report.temporaries):
         click.echo(f"Nothing to remove in {where}.")
-        return
+    else:
+        _echo_gc(report, where)
+    _fail_if_kept(report.entries + report.not_removed, report.entries, dry_run)
+
+
+def _echo_gc(report: GcReport, where: str) -> None:
     if report.entries:
         _echo_entries(report.entries)
     parts = [
@@ -302,7 +309,7 @@ def gc(
         _count(range(report.temporaries), "temporary file", "temporary files") if report.temporaries else "",
     ]  # fmt: skip
     what = _and([part for part in parts if part])
-    if dry_run:
+    if report.dry_run:
         click.echo(f"Would remove {what} from {where}; nothing was removed (--dry-run).")
     else:
         click.echo(f"Removed {what} from {where}.")
@@ -371,6 +378,18 @@ def _find(opened: Cache, key: str, where: str, store: str | None) -> list[CacheE
     raise CliError(f"no cache entry has key {key!r} in {where}; '{listing}' lists the keys")
 
 
+def _fail_if_kept(planned: list[CacheEntry], removed: list[CacheEntry], dry_run: bool) -> None:
+    """Exit 1, naming them, when entries that were to be removed are still there."""
+    gone = {id(e) for e in removed} | {e.location for e in removed if e.location}
+    kept = [e for e in planned if id(e) not in gone and e.location not in gone]
+    if kept and not dry_run:
+        names = ", ".join(e.location or e.key for e in kept)
+        raise CliError(
+            f"{_count(kept)} could not be removed: {names}; nothing is removed through a "
+            "link leading out of the store: remove such a file by hand"
+        )
+
+
 def _flow_parameters(flow: Any, given: dict[str, Any]) -> dict[str, Any]:
     """``--param`` values, checked against the flow's parameters."""
     known = {p.name: p for p in flow.parameters()}
@@ -406,7 +425,7 @@ def _confirm(entries: list[CacheEntry], where: str) -> None:
 def _echo_entries(entries: list[CacheEntry], caption: str | None = None, err: bool = False) -> None:
     now = _now()
     rows = [
-        (e.key, e.record.task, e.record.flow or "-", format_duration(e.age(now)), _expires(e, now), format_size(e.size))
+        (e.key, e.record.task or "-", e.record.flow or "-", format_duration(e.age(now)), _expires(e, now), format_size(e.size))
         for e in entries
     ]  # fmt: skip
     echo_table(
@@ -418,7 +437,23 @@ def _echo_entries(entries: list[CacheEntry], caption: str | None = None, err: bo
     )
 
 
+def _echo_problems(entries: list[CacheEntry], store: str | None) -> None:
+    """What is wrong with the damaged entries, and how to remove them."""
+    damaged = [e for e in entries if e.problem is not None]
+    if not damaged:
+        return
+    gc = "flowcore cache gc" + ("" if store is None else f" --store {store}")
+    click.echo(
+        f"{_count(damaged, 'entry is', 'entries are')} damaged and never used; "
+        f"'{gc}' removes {'it' if len(damaged) == 1 else 'them'}:"
+    )
+    for entry in damaged:
+        click.echo(f"  {entry.location or entry.key} {entry.problem}")
+
+
 def _expires(entry: CacheEntry, now: datetime) -> str:
+    if entry.problem is not None:
+        return "damaged"
     expires = entry.record.expires
     if expires is None:
         return "never"
@@ -447,14 +482,18 @@ def _echo_details(entry: CacheEntry, now: datetime) -> None:
         f"{record.created.isoformat(timespec='seconds')} ({format_duration(entry.age(now))} ago)"
     )
     expires = (
-        "never"
+        _expires(entry, now)
+        if entry.problem is not None
+        else "never"
         if record.expires is None
         else f"{record.expires.isoformat(timespec='seconds')} ({_expires(entry, now)})"
     )
     fields: list[tuple[str, Any]] = [
         ("key", record.key),
+        *([("problem", entry.problem)] if entry.problem is not None else []),
+        ("stored at", entry.location),
         ("record", record.record_id),
-        ("task", record.task),
+        ("task", record.task or None),
         ("flow", record.flow),
         ("flow run", record.flow_run_id),
         ("created", created),

@@ -188,3 +188,83 @@ def test_configured_gc_runs_after_a_flow_run_at_most_once_per_interval(
             double(1)
         assert flow.run(cache_store=store).is_successful()  # a bad setting never fails a run
     assert any("caching.gc" in r.getMessage() and r.levelname == "WARNING" for r in caplog.records)
+
+
+def _damage(store_dir: Path, key: str, how: str) -> Path:
+    """Damage one record of ``key`` in a local store; return its file."""
+    record = sorted(
+        (store_dir / StorageCacheStore(LocalResult(dir=store_dir)).directory(key)).glob("*.json")
+    )[0]
+    if how == "garbage":
+        record.write_text("{{{")
+        return record
+    document = json.loads(record.read_text())
+    if how == "params_list":
+        document["parameters"] = [1]
+    elif how == "loc_abs":
+        document["value"]["location"] = "/etc/passwd"
+    elif how == "loc_int":
+        document["value"]["location"] = 5
+    record.write_text(json.dumps(document))
+    return record
+
+
+@pytest.mark.parametrize("how", ["garbage", "params_list", "loc_abs", "loc_int"])
+def test_damaged_records_are_listed_and_removed_by_delete_and_gc(tmp_path: Path, how: str) -> None:
+    for x in "abc":
+        put(StorageCacheStore(LocalResult(dir=tmp_path)), "k", x, x=x)
+    put(StorageCacheStore(LocalResult(dir=tmp_path)), "other", 1)
+    damaged = _damage(tmp_path, "k", how)
+    cache = Cache(str(tmp_path))
+    entries = cache.show("k")
+    assert len(entries) == 3 and len(cache.entries()) == 4
+    [bad] = [e for e in entries if e.problem is not None]
+    assert bad.location == str(damaged) and bad.key == "k" and bad.unusable()
+    assert cache.entries(expired=False) == [e for e in cache.entries() if e.problem is None]
+
+    assert cache.gc(dry_run=True).entries == [bad] and damaged.exists()
+    report = cache.gc()
+    assert report.entries == [bad] and report.not_removed == [] and not damaged.exists()
+    assert len(cache.show("k")) == 2 and cache.gc().entries == []
+    assert len(cache.delete(key="k")) == 2 and cache.show("k") == []
+
+
+def test_rm_all_removes_records_that_are_not_json(tmp_path: Path) -> None:
+    put(StorageCacheStore(LocalResult(dir=tmp_path)), "k", 1)
+    damaged = _damage(tmp_path, "k", "garbage")
+    removed = Cache(str(tmp_path)).delete()
+    assert [e.location for e in removed] == [str(damaged)] and not damaged.exists()
+
+
+def test_a_record_outside_its_key_s_directory_is_removed_once_and_reported_once(
+    tmp_path: Path,
+) -> None:
+    put(StorageCacheStore(LocalResult(dir=tmp_path)), "k", 1, expires_in=timedelta(0))
+    [record] = (tmp_path / StorageCacheStore(LocalResult(dir=tmp_path)).directory("k")).glob(
+        "*.json"
+    )
+    (tmp_path / "zz" / "other").mkdir(parents=True)
+    moved = record.rename(tmp_path / "zz" / "other" / record.name)
+    cache = Cache(str(tmp_path))
+    [entry] = cache.entries()
+    assert entry.problem is not None and "belongs in" in entry.problem
+    assert len(cache.gc().entries) == 1 and not moved.exists()
+    assert cache.gc().entries == [] and cache.entries() == []
+
+
+def test_a_record_that_cannot_be_removed_is_not_reported_removed(tmp_path: Path) -> None:
+    store_dir, outside = tmp_path / "store", tmp_path / "outside.json"
+    put(StorageCacheStore(LocalResult(dir=store_dir)), "k", 1)
+    [record] = (store_dir / StorageCacheStore(LocalResult(dir=store_dir)).directory("k")).glob(
+        "*.json"
+    )
+    outside.write_bytes(record.read_bytes())
+    record.unlink()
+    record.symlink_to(outside)
+    cache = Cache(str(store_dir))
+    [entry] = cache.entries()
+    assert entry.problem is not None and "cannot be read" in entry.problem
+    assert cache.delete(key="k") == []
+    report = cache.gc()
+    assert report.entries == [] and [e.location for e in report.not_removed] == [str(record)]
+    assert outside.exists() and record.is_symlink()

@@ -3,6 +3,7 @@ planted pickles, corrupt records, unhashable inputs and bad caching arguments.""
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import threading
@@ -12,7 +13,8 @@ from typing import Any
 
 import pytest
 
-from flowcore import Flow, task
+from flowcore import Flow, Parameter, task
+from flowcore.cache_policies import FLOW_PARAMETERS, INPUTS, TASK_SOURCE
 from flowcore.caching import StorageCacheStore
 from flowcore.engine import cache_validators
 from flowcore.engine.results import LocalResult
@@ -110,6 +112,103 @@ def test_a_corrupt_record_is_a_warned_miss_and_is_rewritten(
     assert any(r.levelname == "WARNING" and record.name in r.getMessage() for r in logs.records)
     state = flow.run(x=1, cache_store=store)
     assert calls == [1, 1] and isinstance(state.result[out], Cached)
+
+
+def _set(document: dict[str, Any], path: str, value: Any) -> None:
+    *owners, name = path.split(".")
+    for owner in owners:
+        document = document[owner]
+    document[name] = value
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("parameters", [1, 2]),
+        ("parameters", "abc"),
+        ("inputs", [1, 2]),
+        ("inputs", 5),
+        ("key_parts", {"INPUTS": 5}),
+        ("record_id", ["x"]),
+        ("message", {"a": 1}),
+        ("value.location", 123),
+        ("value.location", None),
+        ("value.location", "a\u0000b"),
+    ],
+)
+@pytest.mark.parametrize("spelling", ["cache_for", "policy"])
+def test_a_record_with_fields_of_the_wrong_type_is_a_warned_miss_and_is_rewritten(
+    tmp_path: Path, logs: pytest.LogCaptureFixture, field: str, value: Any, spelling: str
+) -> None:
+    calls: list[int] = []
+
+    @(
+        task(cache_policy=INPUTS)
+        if spelling == "policy"
+        else task(cache_for=timedelta(hours=1), cache_validator=cache_validators.all_inputs)
+    )
+    def double(x: int) -> int:
+        calls.append(x)
+        return 2 * x
+
+    with Flow("etl") as flow:
+        out = double(Parameter("x"))
+    flow.run(x=1, cache_store=str(tmp_path))
+    [record] = tmp_path.glob("*/*/*.json")
+    document = json.loads(record.read_text())
+    _set(document, field, value)
+    record.write_text(json.dumps(document))
+
+    state = flow.run(x=1, cache_store=str(tmp_path))
+    assert state.is_successful() and state.result[out].result == 2 and calls == [1, 1]
+    assert any(r.levelname == "WARNING" and str(record) in r.getMessage() for r in logs.records)
+    again = flow.run(x=1, cache_store=str(tmp_path))
+    assert isinstance(again.result[out], Cached) and calls == [1, 1]  # rewritten: a hit
+
+
+def test_a_record_file_linking_out_of_the_store_is_a_warned_miss(
+    tmp_path: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+    flow, out = doubling_flow(calls)
+    store, outside = tmp_path / "store", tmp_path / "outside.json"
+    flow.run(x=1, cache_store=str(store))
+    [record] = key_dir(store, "double").glob("*.json")
+    outside.write_bytes(record.read_bytes())
+    record.unlink()
+    record.symlink_to(outside)
+    state = flow.run(x=1, cache_store=str(store))
+    assert state.is_successful() and state.result[out].result == 2 and calls == [1, 1]
+    assert any(
+        r.levelname == "WARNING"
+        and str(record) in r.getMessage()
+        and "cannot be read" in r.getMessage()
+        for r in logs.records
+    )
+    assert json.loads(outside.read_text())["key"] == "double"  # nothing written through it
+
+
+@pytest.mark.parametrize(
+    ("field", "value"), [("inputs", [1]), ("parameters", "s"), ("key_parts", {"INPUTS": 5})]
+)
+def test_a_damaged_latest_record_is_a_warned_plain_miss(
+    tmp_path: Path, logs: pytest.LogCaptureFixture, field: str, value: Any
+) -> None:
+    @task(cache_policy=INPUTS + TASK_SOURCE + FLOW_PARAMETERS, name="w")
+    def w(x: int) -> int:
+        return x
+
+    with Flow("l") as flow:
+        out = w(Parameter("x"))
+    flow.run(x=1, cache_store=str(tmp_path))
+    [latest] = tmp_path.glob(".tasks/*.latest")
+    document = json.loads(latest.read_text())
+    document[field] = value
+    latest.write_text(json.dumps(document))
+    state = flow.run(x=2, cache_store=str(tmp_path))
+    assert state.is_successful() and state.result[out].result == 2
+    assert any(r.levelname == "WARNING" and latest.name in r.getMessage() for r in logs.records)
+    assert json.loads(latest.read_text())["inputs"] != document["inputs"]  # replaced
 
 
 def test_with_a_signing_key_planted_pickles_never_run(

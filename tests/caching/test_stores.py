@@ -23,6 +23,7 @@ from flowcore.caching import (
 from flowcore.caching.records import record_id_for
 from flowcore.engine.results import GCSResult, LocalResult, S3Result
 from flowcore.engine.state import Cached
+from flowcore.exceptions import LocationEscapeError
 from flowcore.utilities.configuration import set_temporary_config
 from tests.caching.conftest import key_dir
 
@@ -261,3 +262,58 @@ def test_memory_stores_of_many_dicts_are_not_all_kept() -> None:
     stores = [MemoryCacheStore.of(d) for d in dicts]
     assert MemoryCacheStore.of(dicts[-1]) is stores[-1]  # recent: kept
     assert MemoryCacheStore.of(dicts[0]) is not stores[0]  # the oldest was let go
+
+
+def test_a_key_named_like_another_key_s_directory_never_touches_its_records(
+    tmp_path: Path,
+) -> None:
+    """``<shard of K>/K`` is K's sharded directory and also, in the flat layout, the
+    directory of the key ``<shard of K>/K``: writing that key must leave K's records alone."""
+    shard = hashlib.sha256(b"daily").hexdigest()[:2]
+    StorageCacheStore(LocalResult(dir=tmp_path)).put(*entry("daily", "A"))
+    other = StorageCacheStore(LocalResult(dir=tmp_path))
+    assert other.get(f"{shard}/daily") == []
+    other.put(*entry(f"{shard}/daily", "B"))
+    other.put(*entry(f"{shard}/daily", "B"))
+    reader = StorageCacheStore(LocalResult(dir=tmp_path))
+    assert [reader.load(c).result for c in reader.get("daily")] == ["A"]
+    assert [reader.load(c).result for c in reader.get(f"{shard}/daily")] == ["B"]
+    assert reader.delete(f"{shard}/daily") == 1
+    assert [reader.load(c).result for c in reader.get("daily")] == ["A"]
+
+
+@pytest.mark.parametrize("key", ["", ".", "/", "./."])
+def test_a_key_that_names_no_directory_is_refused_with_the_fix(tmp_path: Path, key: str) -> None:
+    store = StorageCacheStore(LocalResult(dir=tmp_path / "store"))
+    with pytest.raises(LocationEscapeError) as raised:
+        store.get(key)
+    message = str(raised.value)
+    assert f"cache key {key!r} names no directory" in message and "'..'" not in message
+    assert "with a name in it" in message
+
+
+def test_scan_lists_damaged_and_misplaced_records_and_delete_removes_damaged_ones(
+    tmp_path: Path,
+) -> None:
+    store = StorageCacheStore(LocalResult(dir=tmp_path))
+    store.put(*entry("k", 1))
+    store.put(*entry("k", 2, inputs={"x": "t2"}))
+    first, second = sorted(key_dir(tmp_path, "k").glob("*.json"))
+    first.write_bytes(b"{{{")
+    document = json.loads(second.read_text())
+    document["parameters"] = [1]
+    second.write_text(json.dumps(document))
+    store.put(*entry("elsewhere", 3, inputs={"x": "t3"}))
+    [moved] = key_dir(tmp_path, "elsewhere").glob("*.json")
+    (tmp_path / "zz").mkdir()
+    moved.rename(tmp_path / "zz" / moved.name)
+
+    scanned = {Path(s.location or "").name: s for s in store.scan()}
+    assert scanned[first.name].problem is not None and "not JSON" in scanned[first.name].problem
+    assert "'parameters' is a list" in (scanned[second.name].problem or "")
+    assert scanned[first.name].record.key == "k"  # the stand-in names the key's directory
+    assert "belongs in" in (scanned[moved.name].problem or "")
+    assert list(store.entries()) == []
+    assert store.delete("k") == 2 and not list(key_dir(tmp_path, "k").glob("*.json"))
+    assert store.remove([scanned[moved.name]]) == [scanned[moved.name]]
+    assert not (tmp_path / "zz" / moved.name).exists()

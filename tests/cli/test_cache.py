@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from flowcore import Flow, Parameter
 from flowcore.caching import StorageCacheStore
 from flowcore.caching.cache import Cache
@@ -193,8 +195,8 @@ def test_gc_reports_orphaned_values_and_stale_temporary_files(
     )
     report = parsed(flowcore("cache", "gc", "--store", str(store), "--json"))
     assert report == {
-        "dry_run": False, "entries": [], "orphaned_values": [str(orphan)], "temporary_files": 1,
-        "bytes_freed": 0,
+        "dry_run": False, "entries": [], "not_removed": [], "orphaned_values": [str(orphan)],
+        "temporary_files": 1, "bytes_freed": 0,
     }  # fmt: skip
     assert not orphan.exists() and not temporary.exists() and len(remaining(str(store))) == 6
 
@@ -363,3 +365,89 @@ def test_explain_with_no_store_set_says_where_records_are(
         "kept in the memory of the process that ran the flow)",
     )
     assert found["day"] == ("not cached", "parameter: '2026-12-07'")
+
+
+def _damage_a_load_record(store: Path, how: str) -> Path:
+    [record, *_] = sorted(
+        (store / StorageCacheStore(LocalResult(dir=str(store))).directory("load")).glob("*.json")
+    )
+    document = json.loads(record.read_text())
+    if how == "garbage":
+        record.write_text("{{{")
+        return record
+    if how == "loc_abs":
+        document["value"]["location"] = "/etc/passwd"
+    elif how == "loc_int":
+        document["value"]["location"] = 5
+    else:
+        document["parameters"] = [1]
+    record.write_text(json.dumps(document))
+    return record
+
+
+@pytest.mark.parametrize("how", ["loc_abs", "loc_int", "params_list", "garbage"])
+def test_a_damaged_record_is_listed_as_damaged_and_can_be_removed(
+    flowcore: Flowcore, tmp_path: Path, how: str
+) -> None:
+    store = tmp_path / "store"
+    fill(str(store))
+    damaged = _damage_a_load_record(store, how)
+    table, show, dry = flowcore.all(
+        ["cache", "ls", "--store", str(store)],
+        ["cache", "show", "load", "--store", str(store)],
+        ["cache", "gc", "--dry-run", "--store", str(store)],
+    )
+    for process in (table, show, dry):
+        assert process.returncode == 0 and process.stderr == "", process.stderr
+    assert "6 entries" in table.stdout and "damaged" in table.stdout
+    assert f"1 entry is damaged and never used; 'flowcore cache gc --store {store}'" in table.stdout
+    assert str(damaged) in table.stdout and str(damaged) in show.stdout
+    assert "Would remove 1 entry" in dry.stdout and damaged.exists()
+
+    removed = flowcore("cache", "rm", "load", "-y", "--store", str(store))
+    assert removed.returncode == 0, removed.stderr
+    assert "Removed 3 entries" in removed.stdout and not damaged.exists()
+    assert sorted(task for task, _ in remaining(str(store))) == ["total"] * 3
+
+
+def test_gc_and_rm_all_remove_records_that_are_not_json(flowcore: Flowcore, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    fill(str(store))
+    damaged = _damage_a_load_record(store, "garbage")
+    gc = flowcore("cache", "gc", "--store", str(store))
+    assert gc.returncode == 0 and "Removed 1 entry" in gc.stdout and not damaged.exists()
+    damaged = _damage_a_load_record(store, "garbage")
+    everything = parsed(flowcore("cache", "rm", "--all", "-y", "--json", "--store", str(store)))
+    assert len(everything["entries"]) == 5 and not damaged.exists()
+    assert not list(store.rglob("*.json"))
+
+
+def test_gc_reports_a_misplaced_record_removed_once(flowcore: Flowcore, tmp_path: Path) -> None:
+    store = tmp_path / "store"
+    fill(str(store))
+    [record, *_] = sorted(
+        (store / StorageCacheStore(LocalResult(dir=str(store))).directory("load")).glob("*.json")
+    )
+    (store / "zz" / "other").mkdir(parents=True)
+    moved = record.rename(store / "zz" / "other" / record.name)
+    first = flowcore("cache", "gc", "--store", str(store))
+    assert first.returncode == 0 and "Removed 1 entry" in first.stdout and not moved.exists()
+    second = flowcore("cache", "gc", "--store", str(store))
+    assert second.stdout == f"Nothing to remove in {store}.\n"
+
+
+def test_rm_of_a_record_that_cannot_be_removed_fails_saying_so(
+    flowcore: Flowcore, tmp_path: Path
+) -> None:
+    store, outside = tmp_path / "store", tmp_path / "outside.json"
+    fill(str(store))
+    [record, *_] = sorted(
+        (store / StorageCacheStore(LocalResult(dir=str(store))).directory("load")).glob("*.json")
+    )
+    outside.write_bytes(record.read_bytes())
+    record.unlink()
+    record.symlink_to(outside)
+    removed = flowcore("cache", "rm", "load", "-y", "--store", str(store))
+    assert removed.returncode == 1 and "Removed 2 entries" in removed.stdout
+    assert "1 entry could not be removed" in removed.stderr and str(record) in removed.stderr
+    assert record.is_symlink() and outside.exists()
