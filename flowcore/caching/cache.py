@@ -60,6 +60,7 @@ class CacheEntry:
     size: int | None
     location: str | None = None
     problem: str | None = None
+    passing: bool = False  # the problem is a failed read (a storage error), which may pass
 
     @property
     def key(self) -> str:
@@ -69,8 +70,12 @@ class CacheEntry:
         return (now or datetime.now(timezone.utc)) - self.record.created
 
     def unusable(self, now: datetime | None = None) -> bool:
-        """Whether the entry is damaged or expired (never used again)."""
-        return self.problem is not None or self.record.expired(now)
+        """Whether the entry is damaged or expired (never used again). A record the storage
+        failed to read (``passing``) is neither: what it holds is not known, so garbage
+        collection and ``expired`` leave it alone."""
+        if self.problem is not None:
+            return not self.passing
+        return self.record.expired(now)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready view (for ``--json``)."""
@@ -224,6 +229,8 @@ class Cache:
         """``stored`` with its value's size, and what is wrong with the value, if anything."""
         record, at = stored.record, stored.location
         store, value = self.store, stored.record.value_location
+        if stored.passing:
+            return CacheEntry(record, None, at, stored.problem, passing=True)
         if not isinstance(store, StorageCacheStore):
             return CacheEntry(record, None, at, stored.problem)
         if value is None:

@@ -102,6 +102,12 @@ class StoredRecord(NamedTuple):
     record: CacheRecord
     location: str | None = None
     problem: str | None = None
+    passing: bool = False  # the problem is a read that failed (a storage error) and may pass
+
+
+class _UnreadableRecord(CorruptRecord):
+    """A record file the storage failed to read (permissions, a network error): a miss for
+    a run, but not damage: management leaves it in place."""
 
 
 class CacheStore:
@@ -389,8 +395,10 @@ class StorageCacheStore(CacheStore):
             data = self.records.read_bytes_at(location)
         except ValueNotFoundError:
             raise
-        except (LocationEscapeError, ResultStorageError) as exc:
+        except LocationEscapeError as exc:
             raise CorruptRecord.at(location, f"cannot be read ({exc})") from exc
+        except ResultStorageError as exc:
+            raise _UnreadableRecord.at(location, f"cannot be read now ({exc})") from exc
         return CacheRecord.from_json(data, location)
 
     def _state(self, record: CacheRecord) -> Cached:
@@ -500,7 +508,8 @@ class StorageCacheStore(CacheStore):
             except ValueNotFoundError:
                 continue
             except CorruptRecord as exc:
-                yield StoredRecord(self._stand_in(location, name), location, exc.reason)
+                passing = isinstance(exc, _UnreadableRecord)
+                yield StoredRecord(self._stand_in(location, name), location, exc.reason, passing)
                 continue
             yield StoredRecord(record, location, self._misplaced(record, name))
 

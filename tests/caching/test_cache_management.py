@@ -4,6 +4,7 @@ storage stores over local disk, S3 (moto's server) and GCS (fake-gcs-server)."""
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -227,6 +228,26 @@ def test_damaged_records_are_listed_and_removed_by_delete_and_gc(tmp_path: Path,
     assert report.entries == [bad] and report.not_removed == [] and not damaged.exists()
     assert len(cache.show("k")) == 2 and cache.gc().entries == []
     assert len(cache.delete(key="k")) == 2 and cache.show("k") == []
+
+
+def test_a_record_the_storage_cannot_read_is_listed_but_left_by_gc(tmp_path: Path) -> None:
+    """A record whose read fails in the storage (a network error, permissions; here a FIFO
+    in the record's place, which the local Result refuses to read) may be whole: it is
+    listed with the error, but garbage collection and ``expired`` leave it alone; asked
+    for by its key, it is removed."""
+    put(StorageCacheStore(LocalResult(dir=tmp_path)), "k", 1)
+    [record] = (tmp_path / StorageCacheStore(LocalResult(dir=tmp_path)).directory("k")).glob(
+        "*.json"
+    )
+    record.unlink()
+    os.mkfifo(record)
+    cache = Cache(str(tmp_path))
+    [entry] = cache.entries()
+    assert entry.problem is not None and "cannot be read now" in entry.problem
+    assert entry.passing and not entry.unusable()
+    assert cache.gc().entries == [] and cache.entries(expired=True) == []
+    assert record.exists()
+    assert [e.location for e in cache.delete(key="k")] == [str(record)] and not record.exists()
 
 
 def test_rm_all_removes_records_that_are_not_json(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from tests.ui.conftest import Recorded, client_for, csrf_of
 
 ENTRY_KEYS = {
     "key", "record_id", "task", "flow", "flow_run_id", "created", "expires", "expired",
-    "value_location", "size", "age", "expires_in",
+    "value_location", "size", "location", "problem", "age", "expires_in",
 }  # fmt: skip
 
 
