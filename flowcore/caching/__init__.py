@@ -14,6 +14,7 @@
 """
 
 from flowcore.caching.cache import Cache, CacheEntry, GcReport
+from flowcore.caching.choice import store_from_spec
 from flowcore.caching.plan import CachePlan, CacheRun
 from flowcore.caching.records import CacheRecord, CorruptRecord
 from flowcore.caching.stores import (
@@ -21,7 +22,6 @@ from flowcore.caching.stores import (
     MemoryCacheStore,
     ResultCacheStore,
     StorageCacheStore,
-    store_from_spec,
 )
 from flowcore.utilities.hashing import UnhashableValue, hash_value, register_hasher
 

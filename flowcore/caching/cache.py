@@ -34,15 +34,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from flowcore.caching.choice import default_storage, store_from_spec
 from flowcore.caching.records import CacheRecord
-from flowcore.caching.stores import (
-    CacheStore,
-    StorageCacheStore,
-    StoredRecord,
-    default_storage,
-    relative_location,
-    store_from_spec,
-)
+from flowcore.caching.stores import CacheStore, StorageCacheStore, StoredRecord, relative_location
 from flowcore.exceptions import LocationEscapeError, ResultStorageError
 
 __all__ = ["Cache", "CacheEntry", "GcReport", "collect_garbage"]

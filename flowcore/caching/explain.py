@@ -34,7 +34,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from flowcore.caching.stores import CacheStore, MemoryCacheStore, run_stores
+from flowcore.caching.choice import run_stores
+from flowcore.caching.stores import CacheStore, MemoryCacheStore
 from flowcore.engine.result import Result
 from flowcore.exceptions import ResultStorageError
 from flowcore.utilities import context as _context

@@ -46,9 +46,10 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from flowcore.caching.choice import policy_store
 from flowcore.caching.reasons import Validator, describe_change, explain_miss, provenance
 from flowcore.caching.records import CacheRecord, CorruptRecord, inputs_part, record_id_for
-from flowcore.caching.stores import CacheStore, MemoryCacheStore, policy_store
+from flowcore.caching.stores import CacheStore, MemoryCacheStore
 from flowcore.engine.cache_validators import unexpired
 from flowcore.engine.result import Result
 from flowcore.engine.state import Cached, Pending, State

@@ -58,6 +58,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
+from flowcore.caching.legacy import note_legacy_layout
 from flowcore.caching.records import CacheRecord, CorruptRecord, record_id_for, value_digest
 from flowcore.engine.cache_validators import unexpired
 from flowcore.engine.result import Result
@@ -73,11 +74,7 @@ __all__ = [
     "ResultCacheStore",
     "StorageCacheStore",
     "StoredRecord",
-    "default_storage",
-    "policy_store",
     "relative_location",
-    "run_stores",
-    "store_from_spec",
 ]
 
 _LOGGER = get_logger("caching")
@@ -361,7 +358,7 @@ class StorageCacheStore(CacheStore):
         logger: logging.Logger | logging.LoggerAdapter[Any] = _LOGGER,
         inputs: str | None = None,
     ) -> list[Candidate]:
-        _note_legacy_layout(self.records, logger)
+        note_legacy_layout(self.records, logger)
         found = []
         sharded = self.records.list(self.directory(key) + "/")
         flat = set(self.records.list(self._flat_dir(key) + "/"))
@@ -597,154 +594,3 @@ def _chosen(locations: list[str], inputs: str | None) -> list[str]:
     mine = [loc for loc in records if loc.rsplit("/", 1)[-1].startswith(inputs)]
     others = [loc for loc in records if loc not in mine]
     return mine + others[-1:]
-
-
-_LEGACY_SEEN: set[str] = set()
-_LEGACY_LOCK = threading.Lock()
-
-
-def _note_legacy_layout(
-    result: Result, logger: logging.Logger | logging.LoggerAdapter[Any]
-) -> None:
-    """Once per process and local directory: pickled records written by flowcore 0.1.0
-    are never read; say so once, and remove 0.1.0 policy entries (``<key>`` beside
-    ``<key>.record``) whose file names would collide with this layout's directories."""
-    directory = getattr(result, "dir", None)
-    if not isinstance(directory, str):
-        return
-    with _LEGACY_LOCK:
-        if directory in _LEGACY_SEEN:
-            return
-        _LEGACY_SEEN.add(directory)
-    try:
-        names = os.listdir(directory)
-    except OSError:
-        return
-    records = [n for n in names if n.endswith(".record") and _is_pickle(os.path.join(directory, n))]
-    indexes = [n for n in names if os.path.isfile(os.path.join(directory, n, "records.pkl"))]
-    for name in records:
-        for stale in (name, name[: -len(".record")]):
-            path = os.path.join(directory, stale)
-            if os.path.isfile(path):
-                os.remove(path)
-    if records or indexes:
-        logger.info(
-            f"Cache store {directory!r}: {len(records) + len(indexes)} cache entries written by "
-            "flowcore 0.1.0 (pickled records) are not read by this version"
-            + (f"; removed {len(records)} policy entries" if records else "")
-            + (
-                f"; the {len(indexes)} '*/records.pkl' directories can be deleted"
-                if indexes
-                else ""
-            )
-        )
-
-
-_DEFAULT_RESULTS: dict[str, Result] = {}
-
-
-def _local_result(directory: str) -> Result:
-    """One ``LocalResult`` per directory and process."""
-    found = _DEFAULT_RESULTS.get(directory)
-    if found is None:
-        from flowcore.engine.results import LocalResult
-
-        found = _DEFAULT_RESULTS[directory] = LocalResult(dir=directory)
-    return found
-
-
-def default_storage(config: Any = None) -> Result:
-    """``LocalResult`` under ``<home_dir>/storage``, where cache policies keep values by
-    default (``config``: the run's config, which travels to Dask workers)."""
-    from flowcore import configuration
-
-    config = config if config is not None else configuration.config
-    return _local_result(os.path.join(os.path.expanduser(str(config["home_dir"])), "storage"))
-
-
-def _has_storage(result: Result) -> bool:
-    return type(result)._write_bytes is not Result._write_bytes
-
-
-def policy_store(
-    policy: Any, explicit: CacheStore | None, task_result: Result, config: Any = None
-) -> CacheStore:
-    """The store of a task cached by ``policy``: the run's store when one was chosen
-    (``cache_store`` / ``caching.store``), else the task's storage Result, else
-    ``<home_dir>/storage``; a policy's ``key_storage`` keeps the records apart."""
-    key_storage = getattr(policy, "key_storage", None)
-    if key_storage is None and explicit is not None:
-        return explicit
-    if isinstance(explicit, StorageCacheStore):
-        values = explicit.result
-    else:
-        values = task_result if _has_storage(task_result) else default_storage(config)
-    if key_storage is None:
-        return StorageCacheStore(values)
-    if isinstance(key_storage, (str, os.PathLike)):
-        records = _local_result(os.path.abspath(os.path.expanduser(os.fspath(key_storage))))
-    elif isinstance(key_storage, Result):
-        records = key_storage
-    else:
-        raise TypeError(
-            f"key_storage must be a directory or a Result, got {type(key_storage).__name__}"
-        )
-    return StorageCacheStore(values, records=records)
-
-
-def _is_pickle(path: str) -> bool:
-    """Whether ``path`` starts like a pickle (0.1.0 wrote its records so); never loads it."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(1) == b"\x80"
-    except OSError:
-        return False
-
-
-def run_stores(
-    given: Any, flow_setting: Any, config: Any, caches: dict[str, Any]
-) -> dict[str, CacheStore]:
-    """A flow run's stores, from the first store setting given: ``flow.run(cache_store=)``
-    (``given``), ``Flow(cache_store=)`` (``flow_setting``), config ``caching.store``. The
-    one setting applies to both spellings (``cache_store`` and ``policy_store``); with none,
-    Prefect 1's caching keeps ``context.caches`` (``caches``) and cache policies their
-    default storage (no ``policy_store``)."""
-    spec = given if given is not None else flow_setting
-    if spec is None:
-        spec = config.get_path("caching.store")
-    memory = MemoryCacheStore.of(caches)
-    if spec is None:
-        return {"cache_store": memory}
-    store = memory if spec == "memory" else store_from_spec(spec)
-    return {"cache_store": store, "policy_store": store}
-
-
-def store_from_spec(spec: Any) -> CacheStore:
-    """A store from a config value: a CacheStore, ``"memory"``, a directory,
-    ``"s3://bucket/prefix"`` or ``"gs://bucket/prefix"``."""
-    if isinstance(spec, CacheStore):
-        return spec
-    if spec is None or spec == "" or spec == "memory":
-        return MemoryCacheStore()
-    if isinstance(spec, os.PathLike):
-        spec = os.fspath(spec)
-    if not isinstance(spec, str):
-        raise TypeError(
-            f"cache store must be a CacheStore or a string ('memory', a directory, "
-            f"'s3://bucket/prefix', 'gs://bucket/prefix'), got {type(spec).__name__}"
-        )
-    for scheme in ("s3://", "gs://"):
-        if spec.startswith(scheme):
-            bucket, _, prefix = spec[len(scheme) :].partition("/")
-            if not bucket:
-                raise ValueError(f"cache store {spec!r} has no bucket name")
-            if scheme == "s3://":
-                from flowcore.engine.results import S3Result
-
-                return StorageCacheStore(S3Result(bucket=bucket), prefix=prefix)
-            from flowcore.engine.results import GCSResult
-
-            return StorageCacheStore(GCSResult(bucket=bucket), prefix=prefix)
-    from flowcore.engine.results import LocalResult
-
-    return StorageCacheStore(LocalResult(dir=spec))

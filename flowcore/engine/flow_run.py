@@ -35,7 +35,7 @@ import pendulum
 from flowcore import configuration
 from flowcore.caching import MemoryCacheStore
 from flowcore.caching.cache import collect_garbage
-from flowcore.caching.stores import run_stores
+from flowcore.caching.choice import run_stores
 from flowcore.core._preflight import run_problems, unwritten_targets_message
 from flowcore.core.task import check_batch_size
 from flowcore.engine.child_states import ChildStates
@@ -542,7 +542,7 @@ def _scheduled_states(task_states: dict[Task, State]) -> list[Scheduled]:
 
 
 def _cache_stores(flow: Flow, given: Any, caches: dict[str, list[Cached]]) -> dict[str, Any]:
-    """The run's stores (:func:`flowcore.caching.stores.run_stores`)."""
+    """The run's stores (:func:`flowcore.caching.choice.run_stores`)."""
     return run_stores(given, getattr(flow, "cache_store", None), configuration.config, caches)
 
 

@@ -184,7 +184,7 @@ def test_stores_written_by_flowcore_0_1_0_are_ignored_with_one_info_line(
     import pickle
 
     from flowcore import Flow, cache_policies, task
-    from flowcore.caching.stores import _LEGACY_SEEN
+    from flowcore.caching.legacy import _LEGACY_SEEN
     from flowcore.utilities.configuration import set_temporary_config
 
     key = cache_policies.INPUTS.compute_key(cache_policies.KeyContext(None, None, None, {}), {})

@@ -232,7 +232,7 @@ def test_one_memory_store_per_caches_dict_knows_what_earlier_runs_put() -> None:
     import flowcore
     from flowcore import Flow, task
     from flowcore.caching import MemoryCacheStore
-    from flowcore.caching.stores import run_stores
+    from flowcore.caching.choice import run_stores
     from flowcore.configuration import config
 
     caches: dict[str, Any] = {}
