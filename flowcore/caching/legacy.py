@@ -53,7 +53,10 @@ def note_legacy_layout(result: Result, logger: logging.Logger | logging.LoggerAd
 
 
 def _is_pickle(path: str) -> bool:
-    """Whether ``path`` starts like a pickle (0.1.0 wrote its records so); never loads it."""
+    """Whether ``path`` is a regular file that starts like a pickle (0.1.0 wrote its records
+    so); never loads it, nor opens anything else (opening a FIFO would wait for a writer)."""
+    if not os.path.isfile(path):
+        return False
     try:
         with open(path, "rb") as handle:
             return handle.read(1) == b"\x80"
