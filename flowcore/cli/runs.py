@@ -22,7 +22,6 @@ import click
 from flowcore.cli import CliError
 from flowcore.cli.output import echo_json, echo_table
 from flowcore.runs.records import count_text
-from flowcore.runs.states import is_resumable
 from flowcore.utilities.units import format_seconds, format_time
 
 if TYPE_CHECKING:
@@ -167,28 +166,38 @@ def find_run(
     store: RunStore, run_id: str, *, flow: str | None = None, resumable: bool = False
 ) -> RunInfo:
     """The run ``run_id`` names: a run id, a unique prefix of one, or ``last``, the newest
-    run (of ``flow``, when given). ``resumable``: the run is to be resumed, so a newest run
-    that ended well is an error (nothing to resume), as for ``flow.run(resume="last")``.
-    A CliError naming the store when there is no such run."""
+    run (of ``flow``, when given). ``resumable``: the run is to be resumed, so it is found
+    as ``flow.run(resume=...)`` finds it (a newest run that ended well, or a run still
+    running, is an error). A CliError naming the store when there is no such run."""
+    if resumable:
+        from flowcore.engine.resume import find_resumable
+        from flowcore.exceptions import ResumeError
+
+        try:
+            return find_resumable(store, run_id, flow)
+        except ResumeError as exc:
+            raise CliError(str(exc)) from None
     if run_id != LAST:
         found = store.get_run(run_id)
         if found is None:
-            raise CliError(
-                f"No run {run_id!r} in {store.display} (`flowcore runs ls` lists the runs)"
-            )
+            raise CliError(f"No run {run_id!r} in {store.display}{_prefix_hint(run_id)}")
         return found
     newest = store.list_runs(flow=flow, limit=1)
     of = "" if flow is None else f" of {flow!r}"
     if not newest:
         raise CliError(f"No run{of} in {store.display} (`flowcore runs ls` lists the runs)")
-    found = newest[0]
-    if resumable and not is_resumable(found.state):
-        raise CliError(
-            f"The newest run{of}, {found.run_id} of {found.flow_name!r}, ended "
-            f"{found.state}: nothing to resume (`flowcore runs ls --state Failed` lists the "
-            "failed runs; resume one by its id)"
+    return newest[0]
+
+
+def _prefix_hint(run_id: str) -> str:
+    from flowcore.runs.queries import MIN_PREFIX
+
+    if len(run_id) < MIN_PREFIX:
+        return (
+            f": a run id prefix needs at least {MIN_PREFIX} characters "
+            "(`flowcore runs ls` lists the runs)"
         )
-    return found
+    return " (`flowcore runs ls` lists the runs)"
 
 
 def _task_rows(run: RunInfo, summaries: list[TaskSummary]) -> list[dict[str, Any]]:

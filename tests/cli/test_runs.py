@@ -130,7 +130,7 @@ def test_run_with_threads_and_resume_last(
     assert resumed.returncode == 0, resumed.stderr
     nothing_left = flowcore("run", str(flow_file) + ":flow", "--resume", "last")
     assert nothing_left.returncode == 1
-    assert "succeeded, so there is nothing to resume" in nothing_left.stderr
+    assert "ended Success, so there is nothing to resume" in nothing_left.stderr
 
 
 def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path: Path) -> None:
@@ -160,7 +160,7 @@ def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path
     assert f"Resuming run {shown['run_id']} of 'cli demo': " in resumed_logs
     nothing_left = flowcore("resume", "last")
     assert nothing_left.returncode == 1
-    assert "ended Success: nothing to resume" in nothing_left.stderr
+    assert "ended Success, so there is nothing to resume" in nothing_left.stderr
 
 
 @pytest.mark.parametrize(
@@ -168,7 +168,7 @@ def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path
     [
         (["runs", "show", "nope"], "Error: No run 'nope' in sqlite:///"),
         (["runs", "logs", "last"], "Error: No run in sqlite:///"),
-        (["resume", "nope"], "Error: No run 'nope' in sqlite:///"),
+        (["resume", "nope"], "Error: Cannot resume run 'nope': the run store (sqlite:///"),
         (
             ["run", "{file}"],
             "defines 2 flows (flow (name 'cli demo'), other (name 'other')): name one as",
