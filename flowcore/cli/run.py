@@ -18,6 +18,7 @@ otherwise.
 from __future__ import annotations
 
 import ast
+import uuid
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -124,23 +125,36 @@ def _run_recorded(
     rerun = [_task_named(flow, name) for name in rerun_names]
     if rerun and resume_from is None:
         raise CliError("--rerun needs --resume RUN_ID (or --resume last)")
-    state = flow.run(
-        parameters=parameters,
-        executor=_executor(executor_name),
-        resume=resume_from,
-        rerun=rerun,
-        progress=progress,
-        context={"checkpointing": True, "flow_source": loaded.spec},
-    )
+    run_id = str(uuid.uuid4())
+    try:
+        state = flow.run(
+            parameters=parameters,
+            executor=_executor(executor_name),
+            resume=resume_from,
+            rerun=rerun,
+            progress=progress,
+            flow_run_id=run_id,
+            context={"checkpointing": True, "flow_source": loaded.spec},
+        )
+    except SystemExit as exc:  # (a task called sys.exit: the engine lets it through)
+        _final_line(run_id, flow.name, "Failed", f"sys.exit({exc.code!r}) was called while it ran")
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        _final_line(run_id, flow.name, "Cancelled", "Interrupted (KeyboardInterrupt)")
+        raise SystemExit(1) from None
     if state is None:
         raise CliError("The flow did not run")
-    click.echo(
-        f"Flow run {state.flow_run_id} of {flow.name!r}: {type(state).__name__}"
-        + (f" ({state.message})" if state.message else ""),
-        err=True,
-    )
+    _final_line(state.flow_run_id or run_id, flow.name, type(state).__name__, state.message)
     if not state.is_successful():
         raise SystemExit(1)
+
+
+def _final_line(run_id: str, flow_name: str, state: str, message: object) -> None:
+    """The last line on stderr: the run, and how it ended."""
+    click.echo(
+        f"Flow run {run_id} of {flow_name!r}: {state}" + (f" ({message})" if message else ""),
+        err=True,
+    )
 
 
 def _task_named(flow: Any, name: str) -> Any:

@@ -181,11 +181,19 @@ def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path
         (["run", "{file}:flow", "--rerun", "total"], "Error: --rerun needs --resume RUN_ID"),
         (["run", "{file}:flow", "--param", "n"], "'n' is not NAME=VALUE"),
         (["run", "{tmp}/absent.py"], "No flow file"),
+        (
+            ["run", "{tmp}/twins.py:etl"],
+            "twins.py defines 2 flows named 'etl' (first (name 'etl'), second (name 'etl')): "
+            "it is ambiguous; name one as",
+        ),
     ],
 )
 def test_errors_are_one_line_with_exit_status_1(
     flowcore: Flowcore, flow_file: Path, tmp_path: Path, args: list[str], error: str
 ) -> None:
+    (tmp_path / "twins.py").write_text(
+        "from flowcore import Flow\nfirst = Flow('etl')\nsecond = Flow('etl')\n"
+    )
     completed = flowcore(*[a.format(file=flow_file, tmp=tmp_path) for a in args])
     assert completed.returncode == 1
     assert error in completed.stderr and completed.stderr.count("\n") == 1, completed.stderr
@@ -195,3 +203,51 @@ def test_runs_store_none_is_a_clear_error(flowcore: Flowcore) -> None:
     completed = flowcore("runs", "ls", FLOWCORE__RUNS__STORE="none")
     assert completed.returncode == 1
     assert "The run store is off (runs.store = 'none')" in completed.stderr
+
+
+def test_sys_exit_in_a_flow_file_or_a_task_fails_with_the_run_named_last(
+    flowcore: Flowcore, tmp_path: Path
+) -> None:
+    exits = tmp_path / "exits.py"
+    exits.write_text("import sys\nsys.exit(0)\n")
+    imported = flowcore("run", str(exits))
+    assert imported.returncode == 1
+    assert imported.stderr == (
+        f"Error: {exits} called sys.exit(0) while being imported: a flow file must not exit; "
+        "guard it with if __name__ == '__main__'\n"
+    )
+    in_task = tmp_path / "exits_in_a_task.py"
+    in_task.write_text(
+        "import sys\nfrom flowcore import Flow, task\n"
+        "@task\ndef leave():\n    sys.exit(0)\n"
+        "with Flow('leaves') as flow:\n    leave()\n"
+    )
+    ran = flowcore("run", str(in_task))
+    assert ran.returncode == 1
+    (run,) = _json(flowcore("runs", "ls", "--json"))  # type: ignore[misc]
+    assert ran.stderr.splitlines()[-1] == (
+        f"Flow run {run['run_id']} of 'leaves': Failed (sys.exit(0) was called while it ran)"
+    )
+    assert run["state"] == "Failed"
+
+
+def test_a_flow_bound_to_two_names_is_one_flow_and_a_file_named_with_a_colon_runs(
+    flowcore: Flowcore, tmp_path: Path
+) -> None:
+    aliased = tmp_path / "aliased.py"
+    aliased.write_text(
+        "from flowcore import Flow, task\n"
+        "@task\ndef one():\n    return 1\n"
+        "with Flow('etl') as etl_flow:\n    one()\n"
+        "flow = etl_flow\n"
+    )
+    colon = tmp_path / "a:b.py"
+    colon.write_text(aliased.read_text())
+    for spec in (str(aliased), f"{aliased}:etl", f"{aliased}:flow", str(colon)):
+        ran = flowcore("run", spec)
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stderr.splitlines()[-1].endswith(
+            "of 'etl': Success (All reference tasks succeeded.)"
+        )
+    missing = flowcore("run", f"{aliased}:nope")
+    assert "its flows: etl_flow = flow (name 'etl')" in missing.stderr
