@@ -272,7 +272,8 @@ class Writer:
     """Writes the messages of a store (see the module docstring) and answers through
     ``reply``. ``store`` is a :class:`~flowcore.runs.store.RunStore` on the same database,
     through which the writer writes (:meth:`~flowcore.runs.store.RunStore.write`), and whose
-    ``prune`` it runs once after opening."""
+    ``prune`` it runs after writing the start of new runs (so that the new runs count
+    towards ``runs.max_runs``), when it was given a retention."""
 
     def __init__(self, store: RunStore, options: dict[str, Any], reply: Reply) -> None:
         self.store = store
@@ -319,8 +320,6 @@ class Writer:
                 self.reply(("broken", str(exc)))
                 return
             self._unavailable(exc)  # (a server not up yet: what comes is kept meanwhile)
-        else:
-            self._prune()
         last_beat = time.monotonic()
         while True:
             timeout = min(self.heartbeat_every, _PARENT_CHECK_EVERY)
@@ -423,6 +422,8 @@ class Writer:
         )
         if error is None:
             self._writing_again(bool(notes))
+            if any(isinstance(event, FlowRunStarted) for event in flow_events):
+                self._prune()  # (counting the runs just begun: at most max_runs are kept)
             return
         from flowcore.runs.store import is_unavailable
 

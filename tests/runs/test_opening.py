@@ -154,11 +154,12 @@ def test_the_state_table_matches_the_state_classes() -> None:
         assert (cls.__name__ in FAILED_STATES) == issubclass(cls, state_module.Failed)
 
 
-def test_opening_a_store_prunes_old_runs_once(tmp_path: Path) -> None:
-    """The writer prunes after opening: a copy of a database with a run past
-    ``runs.retention_days`` loses that run as soon as a store writes to it."""
+def test_opening_a_store_prunes_old_runs_once(settings: Path, tmp_path: Path) -> None:
+    """The writer prunes once it has written a new run: a copy of a database with a run
+    past ``runs.retention_days`` loses that run as soon as a store records a run in it."""
     from tests.runs.conftest import at, flow_state
 
+    config.set_path("runs.retention_days", 0)  # (no limit: the old run is kept here)
     made = RunStore(f"sqlite:///{tmp_path / 'made.db'}")
     made.submit(started("old", time=at(-40 * 86_400)))
     made.submit(flow_state("old", "Success", -40 * 86_400 + 5))
@@ -166,6 +167,7 @@ def test_opening_a_store_prunes_old_runs_once(tmp_path: Path) -> None:
     made.flush()
     assert made.count_runs() == 2
     made.close()
+    config.set_path("runs.retention_days", 30)
     shutil.copy(tmp_path / "made.db", tmp_path / "copy.db")
     assert (
         not os.path.exists(tmp_path / "made.db-wal")
@@ -177,6 +179,22 @@ def test_opening_a_store_prunes_old_runs_once(tmp_path: Path) -> None:
     copy.flush()
     assert sorted(r.run_id for r in copy.list_runs()) == ["new", "newest"]
     copy.close()
+
+
+def test_at_most_max_runs_runs_are_kept_after_each_run(settings: Path, tmp_path: Path) -> None:
+    """The writer prunes once the new run's row is written, so the new run counts: with
+    runs.max_runs = 2, four finished runs in a row leave two (the newest)."""
+    from tests.runs.conftest import at, flow_state
+
+    config.set_path("runs.max_runs", 2)
+    store = RunStore(f"sqlite:///{tmp_path / 'kept.db'}")
+    for n in range(4):
+        store.submit(started(f"run-{n}", time=at(n * 10)))
+        store.submit(flow_state(f"run-{n}", "Success", n * 10 + 5))
+        store.flush()
+        assert store.count_runs() <= 2
+    assert [r.run_id for r in store.list_runs()] == ["run-3", "run-2"]
+    store.close()
 
 
 def test_a_sqlite_store_is_in_wal_mode(tmp_path: Path) -> None:
