@@ -30,19 +30,37 @@ if TYPE_CHECKING:
 __all__ = ["LAST", "find_run", "open_cli_store", "runs"]
 
 LAST = "last"  # a run id argument that names the newest run (see find_run)
+MAX_LIMIT = 1_000_000_000  # the largest --limit (SQLite's LIMIT is a 64-bit integer)
 
 _STORE_HELP = "The run store: a path or SQLAlchemy URL (default: config runs.store)."
 
 
-def open_cli_store(spec: str | None) -> RunStore:
+def open_cli_store(spec: str | None, *, create: bool = False) -> RunStore:
+    """The run store ``--store`` names (None: config ``runs.store``). Only commands that
+    run flows (``create``) make a SQLite file that is not there yet: for the others a
+    ``--store`` path that does not exist is an error naming it."""
     from flowcore.runs import open_store
 
+    if spec is not None and not create and _missing_sqlite_file(spec):
+        raise CliError(
+            f"No run store at {spec!r} (--store): give the path of an existing run store "
+            "(flowcore run records runs in one)"
+        )
     store = open_store(spec)
     if store is None:
         raise CliError(
             "The run store is off (runs.store = 'none'): give --store PATH|URL, or set FLOWCORE__RUNS__STORE"
         )
     return store
+
+
+def _missing_sqlite_file(spec: str) -> bool:
+    from pathlib import Path
+
+    text = spec.strip()
+    if "://" in text or text.lower() in ("", "none", "sqlite"):
+        return False
+    return not Path(text).expanduser().exists()
 
 
 @click.group("runs")
@@ -57,7 +75,7 @@ def runs() -> None:
     "--limit",
     default=20,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_LIMIT),
     help="At most this many runs, newest first.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")

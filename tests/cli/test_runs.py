@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -182,6 +183,23 @@ def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path
         (["run", "{file}:flow", "--param", "n"], "'n' is not NAME=VALUE"),
         (["run", "{tmp}/absent.py"], "No flow file"),
         (
+            ["run", "{tmp}/needs.py"],
+            "Error: Flow 'needs' needs parameter 'a': give it with --param a=VALUE",
+        ),
+        (
+            ["run", "{file}:flow", "--param", "zz=1"],
+            "Error: Flow 'cli demo' has no parameter 'zz' (its parameters: n): fix the --param name",
+        ),
+        (["runs", "show", "abc"], "No run 'abc' in sqlite:///"),
+        (["runs", "show", "abc"], "a run id prefix needs at least 4 characters"),
+        (["runs", "ls", "--limit", "99999999999999999999"], "is not in the range 1<=x<=1000000000"),
+        (["runs", "ls", "--store", "{tmp}/absent/x.db"], "Error: No run store at '"),
+        (["ui", "--store", "{tmp}/absent/x.db"], "Error: No run store at '"),
+        (
+            ["run", "{file}:flow", "--param", "n=1"],
+            "whose directory {file}/x cannot be made ({file} is a file): give a path",
+        ),
+        (
             ["run", "{tmp}/twins.py:etl"],
             "twins.py defines 2 flows named 'etl' (first (name 'etl'), second (name 'etl')): "
             "it is ambiguous; name one as",
@@ -194,8 +212,17 @@ def test_errors_are_one_line_with_exit_status_1(
     (tmp_path / "twins.py").write_text(
         "from flowcore import Flow\nfirst = Flow('etl')\nsecond = Flow('etl')\n"
     )
-    completed = flowcore(*[a.format(file=flow_file, tmp=tmp_path) for a in args])
+    (tmp_path / "needs.py").write_text(
+        "from flowcore import Flow, Parameter, task\n@task\ndef use(a):\n    return a\n"
+        "with Flow('needs') as flow:\n    use(Parameter('a'))\n"
+    )
+    env = {}
+    if "cannot be made" in error:  # (a store under a file, from the environment)
+        env["FLOWCORE__RUNS__STORE"] = f"{flow_file}/x/runs.db"
+        error = error.format(file=flow_file)
+    completed = flowcore(*[a.format(file=flow_file, tmp=tmp_path) for a in args], **env)
     assert completed.returncode == 1
+    assert not (tmp_path / "absent").exists()  # (read-only commands create no store)
     assert error in completed.stderr and completed.stderr.count("\n") == 1, completed.stderr
 
 
@@ -251,3 +278,19 @@ def test_a_flow_bound_to_two_names_is_one_flow_and_a_file_named_with_a_colon_run
         )
     missing = flowcore("run", f"{aliased}:nope")
     assert "its flows: etl_flow = flow (name 'etl')" in missing.stderr
+
+
+def test_json_times_are_iso_8601_and_a_moved_flow_file_is_named(
+    flowcore: Flowcore, flow_file: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "broken").touch()
+    assert flowcore("run", f"{flow_file}:flow").returncode == 1
+    (run,) = _json(flowcore("runs", "ls", "--json"))  # type: ignore[misc]
+    assert "T" in run["started"] and datetime.fromisoformat(run["started"]).tzinfo is not None
+    flow_file.rename(tmp_path / "moved.py")
+    resumed = flowcore("resume", "last")
+    assert resumed.returncode == 1
+    assert resumed.stderr == (
+        f"Error: Run {run['run_id']} came from {flow_file}, which is not there any more: resume "
+        f"it with the flow file where it is now, `flowcore run FILE.py --resume {run['run_id']}`\n"
+    )
