@@ -46,7 +46,14 @@ def open_cli_store(spec: str | None, *, create: bool = False) -> RunStore:
             f"No run store at {spec!r} (--store): give the path of an existing run store "
             "(flowcore run records runs in one)"
         )
-    store = open_store(spec)
+    from flowcore.runs.store import SETTING, RunStoreError
+
+    try:
+        store = open_store(spec)
+    except RunStoreError as exc:  # (it names the setting; here the value came from --store)
+        if spec is None:
+            raise
+        raise CliError(str(exc).replace(SETTING, "--store")) from None
     if store is None:
         raise CliError(
             "The run store is off (runs.store = 'none'): give --store PATH|URL, or set FLOWCORE__RUNS__STORE"

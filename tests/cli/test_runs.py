@@ -194,6 +194,7 @@ def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path
         (["runs", "show", "abc"], "a run id prefix needs at least 4 characters"),
         (["runs", "ls", "--limit", "99999999999999999999"], "is not in the range 1<=x<=1000000000"),
         (["runs", "ls", "--store", "{tmp}/absent/x.db"], "Error: No run store at '"),
+        (["runs", "ls", "--store", "ftp://host/x"], "Error: --store is 'ftp://host/x'; expected"),
         (["ui", "--store", "{tmp}/absent/x.db"], "Error: No run store at '"),
         (
             ["run", "{file}:flow", "--param", "n=1"],
