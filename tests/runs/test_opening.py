@@ -181,20 +181,35 @@ def test_opening_a_store_prunes_old_runs_once(settings: Path, tmp_path: Path) ->
     copy.close()
 
 
-def test_at_most_max_runs_runs_are_kept_after_each_run(settings: Path, tmp_path: Path) -> None:
-    """The writer prunes once the new run's row is written, so the new run counts: with
-    runs.max_runs = 2, four finished runs in a row leave two (the newest)."""
+def test_at_most_max_runs_runs_are_kept_after_each_run(
+    settings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer prunes once a new run's row is written, so the new run counts: with
+    runs.max_runs = 2, finished runs in a row leave the newest two. After the first new
+    run it prunes at most every PRUNE_EVERY seconds (a process running many flows would
+    otherwise prune once a batch, and a flush waits for that): within them, runs beyond
+    the limit stay until the next prune. (A writer thread, so that PRUNE_EVERY can be
+    changed here.)"""
+    from flowcore.runs import writer
     from tests.runs.conftest import at, flow_state
 
     config.set_path("runs.max_runs", 2)
-    store = RunStore(f"sqlite:///{tmp_path / 'kept.db'}")
-    for n in range(4):
-        store.submit(started(f"run-{n}", time=at(n * 10)))
-        store.submit(flow_state(f"run-{n}", "Success", n * 10 + 5))
-        store.flush()
-        assert store.count_runs() <= 2
-    assert [r.run_id for r in store.list_runs()] == ["run-3", "run-2"]
-    store.close()
+    for prune_every, name, kept in [
+        (0.0, "every.db", [1, 2, 2, 2]),
+        (3600.0, "once.db", [1, 2, 3, 4]),
+    ]:
+        monkeypatch.setattr(writer, "PRUNE_EVERY", prune_every)
+        store = RunStore(f"sqlite:///{tmp_path / name}", writer="thread")
+        counts = []
+        for n in range(4):
+            store.submit(started(f"run-{n}", time=at(n * 10)))
+            store.submit(flow_state(f"run-{n}", "Success", n * 10 + 5))
+            store.flush()
+            counts.append(store.count_runs())
+        assert counts == kept  # (with PRUNE_EVERY long: the first run pruned, the rest wait)
+        if prune_every == 0.0:
+            assert [r.run_id for r in store.list_runs()] == ["run-3", "run-2"]
+        store.close()
 
 
 def test_a_sqlite_store_is_in_wal_mode(tmp_path: Path) -> None:
