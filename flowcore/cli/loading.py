@@ -50,18 +50,24 @@ def load_flow(spec: str) -> FlowFile:
             f"No flow file {path_text!r}: give the path of a Python file defining a Flow"
         )
     module = _import(path)
-    from flowcore.core.flow import Flow
-
-    flows = {name: value for name, value in vars(module).items() if isinstance(value, Flow)}
+    flows = _distinct_flows(vars(module))
     if wanted is not None:
-        if wanted in flows:
-            return FlowFile(path, wanted, flows[wanted])
-        by_name = [(n, f) for n, f in flows.items() if f.name == wanted]
+        for variable, (flow, aliases) in flows.items():
+            if wanted == variable or wanted in aliases:
+                return FlowFile(path, wanted, flow)
+        by_name = {n: v for n, v in flows.items() if v[0].name == wanted}
         if len(by_name) == 1:
-            return FlowFile(path, *by_name[0])
+            variable, (flow, _) = next(iter(by_name.items()))
+            return FlowFile(path, variable, flow)
+        if by_name:
+            raise CliError(
+                f"{path_text} defines {len(by_name)} flows named {wanted!r} "
+                f"({_listing(by_name)}): it is ambiguous; name one as {path_text}:VARIABLE"
+            )
         raise CliError(f"{path_text} defines no flow {wanted!r}; its flows: {_listing(flows)}")
     if len(flows) == 1:
-        return FlowFile(path, *next(iter(flows.items())))
+        variable, (flow, _) = next(iter(flows.items()))
+        return FlowFile(path, variable, flow)
     if not flows:
         raise CliError(f"{path_text} defines no Flow at module level")
     raise CliError(
@@ -69,7 +75,27 @@ def load_flow(spec: str) -> FlowFile:
     )
 
 
+def _distinct_flows(names: dict[str, Any]) -> dict[str, tuple[Flow, list[str]]]:
+    """The module's flows, each once (a flow bound to several names is one flow), by the
+    first name it is bound to, with its other names."""
+    from flowcore.core.flow import Flow
+
+    first: dict[int, str] = {}
+    flows: dict[str, tuple[Flow, list[str]]] = {}
+    for name, value in names.items():
+        if not isinstance(value, Flow):
+            continue
+        if id(value) in first:
+            flows[first[id(value)]][1].append(name)
+        else:
+            first[id(value)] = name
+            flows[name] = (value, [])
+    return flows
+
+
 def _split(spec: str) -> tuple[str, str | None]:
+    if Path(spec).expanduser().is_file():  # (a file named a:b.py is that file)
+        return spec, None
     head, sep, tail = spec.rpartition(":")
     if sep and head and not tail.startswith(("\\", "/")) and tail:
         return head, tail
@@ -90,6 +116,12 @@ def _import(path: Path) -> Any:
     sys.path.insert(0, str(path.parent))  # its sibling modules, as `python FILE.py` would
     try:
         module_spec.loader.exec_module(module)
+    except SystemExit as exc:
+        del sys.modules[name]
+        raise CliError(
+            f"{path} called sys.exit({exc.code!r}) while being imported: a flow file must not "
+            "exit; guard it with if __name__ == '__main__'"
+        ) from None
     except BaseException:
         del sys.modules[name]
         raise
@@ -97,7 +129,10 @@ def _import(path: Path) -> Any:
     return module
 
 
-def _listing(flows: dict[str, Flow]) -> str:
+def _listing(flows: dict[str, tuple[Flow, list[str]]]) -> str:
     if not flows:
         return "none"
-    return ", ".join(f"{n} (name {f.name!r})" for n, f in sorted(flows.items()))
+    return ", ".join(
+        f"{n}{''.join(f' = {a}' for a in aliases)} (name {f.name!r})"
+        for n, (f, aliases) in sorted(flows.items())
+    )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
+from datetime import date, datetime
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -23,8 +24,12 @@ __all__ = ["console", "echo_json", "echo_table"]
 
 
 def echo_json(data: Any) -> None:
-    """``data`` as indented JSON on stdout."""
-    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=str))
+    """``data`` as indented JSON on stdout; times in ISO 8601 (``2026-12-05T10:00:00+00:00``)."""
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False, default=_json_default))
+
+
+def _json_default(value: Any) -> str:
+    return value.isoformat() if isinstance(value, (datetime, date)) else str(value)
 
 
 def console(err: bool = False) -> Console:

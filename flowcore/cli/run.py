@@ -18,7 +18,9 @@ otherwise.
 from __future__ import annotations
 
 import ast
+import uuid
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
 
 import click
@@ -103,12 +105,22 @@ def resume(
             f"Run {found.run_id} did not record the file its flow came from; resume it from "
             f"Python with flow.run(resume={found.run_id!r}), or `flowcore run FILE.py --resume {found.run_id}`"
         )
+    _check_source(found.run_id, found.source)
     given = params
     parameters = {
         **_recorded_parameters({k: v for k, v in found.parameters.items() if k not in given}),
         **given,
     }
     _run_recorded(found.source, parameters, executor, found.run_id, rerun, progress)
+
+
+def _check_source(run_id: str, source: str) -> None:
+    path = Path(source.rpartition(":")[0] or source)
+    if not path.is_file():
+        raise CliError(
+            f"Run {run_id} came from {path}, which is not there any more: resume it with the "
+            f"flow file where it is now, `flowcore run FILE.py --resume {run_id}`"
+        )
 
 
 def _run_recorded(
@@ -124,23 +136,55 @@ def _run_recorded(
     rerun = [_task_named(flow, name) for name in rerun_names]
     if rerun and resume_from is None:
         raise CliError("--rerun needs --resume RUN_ID (or --resume last)")
-    state = flow.run(
-        parameters=parameters,
-        executor=_executor(executor_name),
-        resume=resume_from,
-        rerun=rerun,
-        progress=progress,
-        context={"checkpointing": True, "flow_source": loaded.spec},
-    )
+    _check_parameters(flow, parameters)
+    run_id = str(uuid.uuid4())
+    try:
+        state = flow.run(
+            parameters=parameters,
+            executor=_executor(executor_name),
+            resume=resume_from,
+            rerun=rerun,
+            progress=progress,
+            flow_run_id=run_id,
+            context={"checkpointing": True, "flow_source": loaded.spec},
+        )
+    except SystemExit as exc:  # (a task called sys.exit: the engine lets it through)
+        _final_line(run_id, flow.name, "Failed", f"sys.exit({exc.code!r}) was called while it ran")
+        raise SystemExit(1) from None
+    except KeyboardInterrupt:
+        _final_line(run_id, flow.name, "Cancelled", "Interrupted (KeyboardInterrupt)")
+        raise SystemExit(1) from None
     if state is None:
         raise CliError("The flow did not run")
-    click.echo(
-        f"Flow run {state.flow_run_id} of {flow.name!r}: {type(state).__name__}"
-        + (f" ({state.message})" if state.message else ""),
-        err=True,
-    )
+    _final_line(state.flow_run_id or run_id, flow.name, type(state).__name__, state.message)
     if not state.is_successful():
         raise SystemExit(1)
+
+
+def _final_line(run_id: str, flow_name: str, state: str, message: object) -> None:
+    """The last line on stderr: the run, and how it ended."""
+    click.echo(
+        f"Flow run {run_id} of {flow_name!r}: {state}" + (f" ({message})" if message else ""),
+        err=True,
+    )
+
+
+def _check_parameters(flow: Any, given: dict[str, Any]) -> None:
+    """Every ``--param`` names a Parameter of the flow, and every required one is given."""
+    names = {p.name: p for p in flow.parameters()}
+    known = ", ".join(sorted(names)) or "none"
+    unknown = [name for name in given if name not in names]
+    if unknown:
+        raise CliError(
+            f"Flow {flow.name!r} has no parameter {', '.join(map(repr, unknown))} "
+            f"(its parameters: {known}): fix the --param name"
+        )
+    missing = sorted(n for n, p in names.items() if p.required and n not in given)
+    if missing:
+        raise CliError(
+            f"Flow {flow.name!r} needs parameter {', '.join(map(repr, missing))}: give it with "
+            + " ".join(f"--param {name}=VALUE" for name in missing)
+        )
 
 
 def _task_named(flow: Any, name: str) -> Any:

@@ -22,7 +22,6 @@ import click
 from flowcore.cli import CliError
 from flowcore.cli.output import echo_json, echo_table
 from flowcore.runs.records import count_text
-from flowcore.runs.states import is_resumable
 from flowcore.utilities.units import format_seconds, format_time
 
 if TYPE_CHECKING:
@@ -31,19 +30,44 @@ if TYPE_CHECKING:
 __all__ = ["LAST", "find_run", "open_cli_store", "runs"]
 
 LAST = "last"  # a run id argument that names the newest run (see find_run)
+MAX_LIMIT = 1_000_000_000  # the largest --limit (SQLite's LIMIT is a 64-bit integer)
 
 _STORE_HELP = "The run store: a path or SQLAlchemy URL (default: config runs.store)."
 
 
-def open_cli_store(spec: str | None) -> RunStore:
+def open_cli_store(spec: str | None, *, create: bool = False) -> RunStore:
+    """The run store ``--store`` names (None: config ``runs.store``). Only commands that
+    run flows (``create``) make a SQLite file that is not there yet: for the others a
+    ``--store`` path that does not exist is an error naming it."""
     from flowcore.runs import open_store
 
-    store = open_store(spec)
+    if spec is not None and not create and _missing_sqlite_file(spec):
+        raise CliError(
+            f"No run store at {spec!r} (--store): give the path of an existing run store "
+            "(flowcore run records runs in one)"
+        )
+    from flowcore.runs.store import SETTING, RunStoreError
+
+    try:
+        store = open_store(spec)
+    except RunStoreError as exc:  # (it names the setting; here the value came from --store)
+        if spec is None:
+            raise
+        raise CliError(str(exc).replace(SETTING, "--store")) from None
     if store is None:
         raise CliError(
             "The run store is off (runs.store = 'none'): give --store PATH|URL, or set FLOWCORE__RUNS__STORE"
         )
     return store
+
+
+def _missing_sqlite_file(spec: str) -> bool:
+    from pathlib import Path
+
+    text = spec.strip()
+    if "://" in text or text.lower() in ("", "none", "sqlite"):
+        return False
+    return not Path(text).expanduser().exists()
 
 
 @click.group("runs")
@@ -58,7 +82,7 @@ def runs() -> None:
     "--limit",
     default=20,
     show_default=True,
-    type=click.IntRange(min=1),
+    type=click.IntRange(min=1, max=MAX_LIMIT),
     help="At most this many runs, newest first.",
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
@@ -167,28 +191,38 @@ def find_run(
     store: RunStore, run_id: str, *, flow: str | None = None, resumable: bool = False
 ) -> RunInfo:
     """The run ``run_id`` names: a run id, a unique prefix of one, or ``last``, the newest
-    run (of ``flow``, when given). ``resumable``: the run is to be resumed, so a newest run
-    that ended well is an error (nothing to resume), as for ``flow.run(resume="last")``.
-    A CliError naming the store when there is no such run."""
+    run (of ``flow``, when given). ``resumable``: the run is to be resumed, so it is found
+    as ``flow.run(resume=...)`` finds it (a newest run that ended well, or a run still
+    running, is an error). A CliError naming the store when there is no such run."""
+    if resumable:
+        from flowcore.engine.resume import find_resumable
+        from flowcore.exceptions import ResumeError
+
+        try:
+            return find_resumable(store, run_id, flow)
+        except ResumeError as exc:
+            raise CliError(str(exc)) from None
     if run_id != LAST:
         found = store.get_run(run_id)
         if found is None:
-            raise CliError(
-                f"No run {run_id!r} in {store.display} (`flowcore runs ls` lists the runs)"
-            )
+            raise CliError(f"No run {run_id!r} in {store.display}{_prefix_hint(run_id)}")
         return found
     newest = store.list_runs(flow=flow, limit=1)
     of = "" if flow is None else f" of {flow!r}"
     if not newest:
         raise CliError(f"No run{of} in {store.display} (`flowcore runs ls` lists the runs)")
-    found = newest[0]
-    if resumable and not is_resumable(found.state):
-        raise CliError(
-            f"The newest run{of}, {found.run_id} of {found.flow_name!r}, ended "
-            f"{found.state}: nothing to resume (`flowcore runs ls --state Failed` lists the "
-            "failed runs; resume one by its id)"
+    return newest[0]
+
+
+def _prefix_hint(run_id: str) -> str:
+    from flowcore.runs.queries import MIN_PREFIX
+
+    if len(run_id) < MIN_PREFIX:
+        return (
+            f": a run id prefix needs at least {MIN_PREFIX} characters "
+            "(`flowcore runs ls` lists the runs)"
         )
-    return found
+    return " (`flowcore runs ls` lists the runs)"
 
 
 def _task_rows(run: RunInfo, summaries: list[TaskSummary]) -> list[dict[str, Any]]:

@@ -27,7 +27,7 @@ import time
 import uuid
 import warnings
 from collections.abc import Iterable
-from logging import INFO
+from logging import INFO, WARNING
 from typing import TYPE_CHECKING, Any
 
 import pendulum
@@ -40,7 +40,7 @@ from flowcore.core._preflight import run_problems, unwritten_targets_message
 from flowcore.core.task import check_batch_size
 from flowcore.engine.child_states import ChildStates
 from flowcore.engine.flow_runner import add_date_keys, import_object
-from flowcore.engine.resume import resumed_task_states
+from flowcore.engine.resume import constants_digest, resumed_task_states
 from flowcore.engine.state import (
     Cached,
     Cancelled,
@@ -56,6 +56,8 @@ from flowcore.exceptions import ResumeError
 from flowcore.runs import open_store
 from flowcore.runs.progress import RunProgress, wants_progress
 from flowcore.runs.recorder import RunRecorder
+from flowcore.runs.states import is_finished
+from flowcore.runs.store import RunStoreError
 from flowcore.transactions import finish_transactions, transaction_runs
 from flowcore.utilities import context as _context
 from flowcore.utilities.garbage import configured_threshold, fewer_collections
@@ -65,6 +67,7 @@ from flowcore.utilities.logging import log
 if TYPE_CHECKING:
     from flowcore.core.flow import Flow
     from flowcore.core.task import Task
+    from flowcore.runs.store import RunStore
 
 __all__ = ["run_flow"]
 
@@ -149,6 +152,7 @@ def run_flow(
     except KeyboardInterrupt:
         if recorder is not None:
             recorder.finished(Cancelled("Interrupted (KeyboardInterrupt) while running."))
+            _cancel_unfinished_task_runs(recorder.store, run_id, flow)
             recorder = None
         raise
     finally:
@@ -172,6 +176,30 @@ def run_flow(
     else:
         flow.logger.error(f"Unexpected error occured in {runner_cls.__name__}: {state.result!r}")
     return state
+
+
+def _cancel_unfinished_task_runs(store: RunStore | None, run_id: str, flow: Flow) -> None:
+    """The run was interrupted: its task runs that had not finished (running, pending,
+    retrying) end ``Cancelled`` with it, one transition each, as a crashed run's end
+    ``Crashed``; otherwise they would show as running for ever. Read back from the store,
+    which also holds what other processes (Dask workers) reported."""
+    if store is None:
+        return
+    message = "Interrupted (KeyboardInterrupt) while this task run was unfinished."
+    try:
+        store.flush()
+        rows = [
+            (run_id, r.task_slug, r.map_index, "Cancelled", message, time.time(), r.run_count,
+             None, None, None)
+            for r in store.task_runs(run_id)
+            if not is_finished(r.state)
+        ]  # fmt: skip
+        if rows:
+            store.submit_task_states(rows)
+            store.hand_over()
+    except RunStoreError as exc:  # (the interrupt goes on; the store's trouble is told)
+        log(flow.logger, WARNING, f"The interrupted run's unfinished task runs stay as they "
+            f"were recorded: {exc}")  # fmt: skip
 
 
 _FIRST_RUN_ONLY = ("state", "task_states", "flow_run_id", "flow_run_name")
@@ -354,12 +382,13 @@ def _start_recording(
     which the store keeps too)."""
     store = open_store()
     resumed_from = resuming = None
+    changed: str | None = None
     if resume is not None:
         if store is None:
             raise ResumeError(
                 "flow.run(resume=...) needs the run store; it is off (runs.store = 'none')"
             )
-        resumed, restored = resumed_task_states(flow, store, str(resume), rerun)
+        resumed, restored, changed = resumed_task_states(flow, store, str(resume), rerun)
         resumed_from = resumed.run_id
         kwargs["task_states"] = {**restored, **(kwargs.get("task_states") or {})}
         resuming = (
@@ -391,6 +420,8 @@ def _start_recording(
     if resuming is not None:  # (the store keeps this one, logged in the run's scope)
         with _context.context(flow_run_id=run_id):
             log(flow.logger, INFO, resuming, sinks=True)
+            if changed is not None:
+                log(flow.logger, WARNING, changed, sinks=True)
     return recorder
 
 
@@ -467,7 +498,12 @@ def run_structure(flow: Flow) -> dict[str, Any]:
         mapped = {e.downstream_task for e in flow.edges if e.mapped}
         structure = {
             "tasks": [
-                {"slug": slugs[t], "name": t.name, "mapped": t in mapped}
+                {
+                    "slug": slugs[t],
+                    "name": t.name,
+                    "mapped": t in mapped,
+                    "constants": constants_digest(flow.constants.get(t, {})),
+                }
                 for t in flow.sorted_tasks()
             ],
             "edges": [

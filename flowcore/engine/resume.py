@@ -28,34 +28,40 @@ and the fix.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any
 
 from flowcore.engine.result import Result
 from flowcore.engine.state import Mapped, Pending, Skipped, State, Success
 from flowcore.exceptions import ResumeError
+from flowcore.runs.states import is_finished, is_resumable
+from flowcore.utilities.processes import host_name, pid_alive
 
 if TYPE_CHECKING:
     from flowcore.core.flow import Flow
     from flowcore.core.task import Task
     from flowcore.runs.store import RunInfo, RunStore, TaskRunInfo
 
-__all__ = ["resumed_task_states"]
+__all__ = ["constants_digest", "find_resumable", "resumed_task_states"]
 
 _DONE = frozenset({"Success", "Cached"})
 
 
 def resumed_task_states(
     flow: Flow, store: RunStore, resume: str, rerun: Iterable[Task] = ()
-) -> tuple[RunInfo, dict[Task, State]]:
-    """The run ``resume`` names (an id, a unique prefix of one, or ``"last"``) and the
-    states a new run of ``flow`` starts from (see the module docstring)."""
+) -> tuple[RunInfo, dict[Task, State], str | None]:
+    """The run ``resume`` names (an id, a unique prefix of one, or ``"last"``), the
+    states a new run of ``flow`` starts from (see the module docstring), and a line
+    naming the tasks that run again because their inputs changed since (None: none did)."""
     store.flush()  # this process's own runs are read back too
     run = _find_run(flow, store, resume)
     records: dict[str, dict[int, TaskRunInfo]] = {}
     for record in store.task_runs(run.run_id):
         records.setdefault(record.task_slug, {})[record.map_index] = record
-    forced = _downstream_closure(flow, rerun)
+    changed = _changed_tasks(flow, run)
+    forced = _downstream_closure(flow, [*rerun, *changed])
     fresh = forced | set(flow.parameters())  # parameters take this run's values
     states: dict[Task, State] = {}
     for task in flow.sorted_tasks():
@@ -66,36 +72,195 @@ def resumed_task_states(
         if restored is not None:
             states[task] = restored
     _load_needed_values(flow, states, run)
-    return run, states
+    return run, states, _changed_note(flow, changed)
 
 
 def _find_run(flow: Flow, store: RunStore, resume: str) -> RunInfo:
-    if resume == "last":
-        newest = store.list_runs(flow=flow.name, limit=1)
-        if newest and newest[0].state in ("Success", "Cached", "Skipped"):
-            raise ResumeError(
-                f"Cannot resume the last run of flow {flow.name!r}: its last run "
-                f"({newest[0].run_id}) succeeded, so there is nothing to resume"
-            )
-        run = store.latest_resumable(flow.name)
-        if run is None:
-            raise ResumeError(
-                f"Cannot resume the last run of flow {flow.name!r}: the run store "
-                f"({store.display}) has no failed or unfinished run of it"
-            )
-        return run
-    found = store.get_run(resume)
-    if found is None:
-        raise ResumeError(
-            f"Cannot resume run {resume!r}: the run store ({store.display}) has no such run "
-            "(`flowcore runs ls` lists the runs)"
-        )
+    found = find_resumable(store, resume, flow.name)
     if found.flow_name != flow.name:
         raise ResumeError(
             f"Cannot resume run {found.run_id} of flow {found.flow_name!r} with flow "
             f"{flow.name!r}: resume a run of the same flow"
         )
     return found
+
+
+def find_resumable(store: RunStore, resume: str, flow_name: str | None = None) -> RunInfo:
+    """The run ``resume`` names: an id, a unique prefix of one, or ``"last"``, the newest
+    run (of ``flow_name``, when given), which must have failed, been cancelled or not have
+    finished (an older one is never taken in its place). A run still driven by a live
+    process is not resumable: its tasks would run twice. ``flowcore resume`` and
+    ``flow.run(resume=...)`` both find runs here.
+
+    Raises:
+        ResumeError: no such run, nothing to resume in it, or it is still running.
+    """
+    of = "" if flow_name is None else f" of flow {flow_name!r}"
+    if resume == "last":
+        newest = store.list_runs(flow=flow_name, limit=1)
+        if not newest:
+            raise ResumeError(
+                f"Cannot resume the last run{of}: the run store ({store.display}) has no "
+                "run of it (`flowcore runs ls` lists the runs)"
+            )
+        found = newest[0]
+        if not is_resumable(found.state):
+            raise ResumeError(
+                f"Cannot resume the last run{of}: its last run ({found.run_id} of "
+                f"{found.flow_name!r}) ended {found.state}, so there is nothing to resume "
+                "(`flowcore runs ls --state Failed` lists the failed runs; resume one by its id)"
+            )
+    else:
+        maybe = store.get_run(resume)
+        if maybe is None:
+            from flowcore.runs.queries import MIN_PREFIX
+
+            short = (
+                f"; a run id prefix needs at least {MIN_PREFIX} characters"
+                if len(resume) < MIN_PREFIX
+                else ""
+            )
+            raise ResumeError(
+                f"Cannot resume run {resume!r}: the run store ({store.display}) has no such "
+                f"run{short} (`flowcore runs ls` lists the runs)"
+            )
+        found = maybe
+    if _still_running(store, found):
+        raise ResumeError(
+            f"Cannot resume run {found.run_id} of {found.flow_name!r}: it is still running "
+            f"in pid {found.pid} on {found.host or 'an unknown host'}; wait for it or stop it"
+        )
+    return found
+
+
+def _still_running(store: RunStore, run: RunInfo) -> bool:
+    """Whether a live process still drives ``run``: it has not finished, and its driver
+    is alive on this host, or (on another host, where no pid can be checked) its
+    heartbeat is younger than the store's crash timeout."""
+    if is_finished(run.state):
+        return False
+    if run.host == host_name():
+        return pid_alive(run.pid)
+    age = datetime.now(timezone.utc) - run.heartbeat.astimezone(timezone.utc)
+    return age < timedelta(seconds=store.crash_after)
+
+
+def constants_digest(values: dict[str, Any]) -> str | None:
+    """A digest of a task's constant inputs (``flow.constants[task]``), recorded with the
+    run's structure: None when it has none, ``"unhashable"`` when one of them has no
+    stable digest. Plain values (numbers, text, bytes, None and containers of them) are
+    digested by their ``repr``; others by :func:`~flowcore.utilities.hashing.hash_value`.
+
+    >>> constants_digest({}) is None, constants_digest({"x": 1}) == constants_digest({"x": 1})
+    (True, True)
+    >>> constants_digest({"x": 1}) == constants_digest({"x": 2})
+    False
+    """
+    if not values:
+        return None
+    plain = _plain_text(values)
+    if plain is not None:
+        return "repr:" + hashlib.sha256(plain.encode()).hexdigest()[:32]
+    from flowcore.utilities.hashing import UnhashableValue, hash_value
+
+    try:
+        return "token:" + hash_value(values)
+    except UnhashableValue:
+        return "unhashable"
+
+
+_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _plain_text(value: Any) -> str | None:
+    """A text that is equal exactly when the (plain) values are; None for other values."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return f"{kind.__name__}:{value!r}"
+    if kind in (list, tuple, set, frozenset):
+        parts = [_plain_text(item) for item in value]
+        if any(part is None for part in parts):
+            return None
+        texts = sorted(parts) if kind in (set, frozenset) else parts  # type: ignore[type-var]
+        return f"{kind.__name__}({','.join(texts)})"  # type: ignore[arg-type]
+    if kind is dict:
+        pairs = [(_plain_text(k), _plain_text(v)) for k, v in value.items()]
+        if any(k is None or v is None for k, v in pairs):
+            return None
+        return "dict(" + ",".join(sorted(f"{k}={v}" for k, v in pairs)) + ")"
+    return None
+
+
+def _changed_tasks(flow: Flow, run: RunInfo) -> dict[Task, str]:
+    """The tasks of ``flow`` whose inputs are not what they were in ``run``, with why: its
+    upstream edges (upstream task slug, key, mapped) differ from the recorded ones, or its
+    constant inputs do. Slugs number tasks of one name in the order they were created, so
+    a reordered or edited flow file may give a slug to another call than it had; such a
+    task's record is not its own. (A run recorded before constants were kept is compared
+    by its edges only.)"""
+    from flowcore.engine.flow_run import run_structure
+
+    recorded = run.structure
+    if not recorded.get("tasks"):
+        return {}
+    was_tasks = {t["slug"]: t for t in recorded["tasks"]}
+    current = run_structure(flow)
+    was_edges, now_edges = _edges_by_task(recorded), _edges_by_task(current)
+    changed: dict[Task, str] = {}
+    by_slug = {slug: task for task, slug in flow.slugs.items()}
+    for entry in current["tasks"]:
+        slug, task = entry["slug"], by_slug[entry["slug"]]
+        was = was_tasks.get(slug)
+        if was is None:
+            continue  # a new task: it has no record, and runs
+        reasons = []
+        if was_edges.get(slug, set()) != now_edges.get(slug, set()):
+            reasons.append(
+                f"inputs from upstream tasks were {_edge_text(was_edges.get(slug))}, "
+                f"now {_edge_text(now_edges.get(slug))}"
+            )
+        if "constants" in was and was["constants"] != entry["constants"]:
+            reasons.append(
+                "constant inputs cannot be compared (register a hasher for their type)"
+                if entry["constants"] == "unhashable"
+                else "constant inputs differ"
+            )
+        if reasons:
+            changed[task] = "; ".join(reasons)
+    return changed
+
+
+_EdgeKey = tuple[str, str, bool]
+
+
+def _edges_by_task(structure: dict[str, Any]) -> dict[str, set[_EdgeKey]]:
+    edges: dict[str, set[_EdgeKey]] = {}
+    for edge in structure.get("edges", []):
+        key = (edge.get("key") or "", edge["upstream"], bool(edge.get("mapped")))
+        edges.setdefault(edge["downstream"], set()).add(key)
+    return edges
+
+
+def _edge_text(edges: set[_EdgeKey] | None) -> str:
+    if not edges:
+        return "none"
+    return ", ".join(
+        f"{key or '(no key)'}={'mapped ' if mapped else ''}{upstream}"
+        for key, upstream, mapped in sorted(edges)
+    )
+
+
+def _changed_note(flow: Flow, changed: dict[Task, str]) -> str | None:
+    if not changed:
+        return None
+    slugs = flow.slugs
+    listing = "; ".join(
+        f"{slugs[task]} ({why})" for task, why in sorted(changed.items(), key=lambda i: slugs[i[0]])
+    )
+    return (
+        f"{len(changed)} task(s) changed since the resumed run, so they and everything "
+        f"downstream of them run again instead of being restored: {listing}"
+    )
 
 
 def _downstream_closure(flow: Flow, tasks: Iterable[Task]) -> set[Task]:

@@ -20,7 +20,7 @@ from typing import Any, NamedTuple, TypeVar
 
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
 from flowcore.runs.sql import in_list, literals, open_sqlite, transaction
-from flowcore.runs.states import FAILED_STATES, FINISHED_STATES
+from flowcore.runs.states import FINISHED_STATES, RESUMABLE_FINISHED_STATES
 from flowcore.runs.times import chunks, stored_time, time_param, utc_time
 
 __all__ = [
@@ -170,10 +170,11 @@ def resumes_of(reader: Reader, run_id: str) -> list[RunInfo]:
 
 
 def latest_resumable(reader: Reader, flow_name: str) -> RunInfo | None:
-    """The newest run of ``flow_name`` that failed or did not finish."""
+    """The newest run of ``flow_name`` that failed, was cancelled or did not finish."""
     rows = reader.all(
         f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE flow_name = :flow "
-        f"AND (state IN ({literals(FAILED_STATES)}) OR state NOT IN ({literals(FINISHED_STATES)})) "
+        f"AND (state IN ({literals(RESUMABLE_FINISHED_STATES)}) "
+        f"OR state NOT IN ({literals(FINISHED_STATES)})) "
         f"{_NEWEST_FIRST} LIMIT 1",
         {"flow": flow_name},
     )

@@ -1,5 +1,8 @@
 """State class names as the run store sorts them: finished, failed, resumable.
 
+A run is resumable when it did not finish well: it failed (``Failed`` and its subclasses),
+was cancelled (Ctrl-C), or has no finished state (its process died, or still runs).
+
 The store records state *names* (events carry names, not States), so that reading it needs
 no engine. Prefect 1's state classes are a fixed, public hierarchy; this table mirrors it
 (a test checks it against :mod:`flowcore.engine.state`). A name the table does not know
@@ -7,8 +10,10 @@ no engine. Prefect 1's state classes are a fixed, public hierarchy; this table m
 
 >>> is_finished("Mapped"), is_finished("Retrying"), is_failed("Crashed"), is_failed("Cancelled")
 (True, False, True, False)
->>> is_resumable("Crashed"), is_resumable("Running"), is_resumable("Success")
-(True, True, False)
+>>> is_resumable("Crashed"), is_resumable("Running"), is_resumable("Cancelled")
+(True, True, True)
+>>> is_resumable("Success"), is_resumable("Skipped")
+(False, False)
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from __future__ import annotations
 __all__ = [
     "FAILED_STATES",
     "FINISHED_STATES",
+    "RESUMABLE_FINISHED_STATES",
     "STATE_NAMES",
     "canonical",
     "is_failed",
@@ -27,6 +33,8 @@ FAILED_STATES = frozenset({"Failed", "TimedOut", "TriggerFailed", "ValidationFai
 FINISHED_STATES = FAILED_STATES | {
     "Finished", "Looped", "Success", "Cached", "Mapped", "Skipped", "Cancelled",
 }  # fmt: skip
+# finished, but not well: a run that ended so is worth resuming
+RESUMABLE_FINISHED_STATES = FAILED_STATES | {"Cancelled"}
 UNFINISHED_STATES = frozenset(
     {"State", "Pending", "Scheduled", "Paused", "Resume", "Retrying", "ClientFailed",
      "Submitted", "Queued", "Running", "Cancelling"}
@@ -45,8 +53,9 @@ def is_failed(state: str) -> bool:
 
 
 def is_resumable(state: str) -> bool:
-    """Whether a flow run in ``state`` is worth resuming: failed, or not finished."""
-    return is_failed(state) or not is_finished(state)
+    """Whether a flow run in ``state`` is worth resuming: failed, cancelled, or not
+    finished."""
+    return state in RESUMABLE_FINISHED_STATES or not is_finished(state)
 
 
 def canonical(state: str) -> str:

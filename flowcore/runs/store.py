@@ -203,7 +203,15 @@ def _sqlite_url(value: str, home: str, cwd: str) -> str:
     path = path.absolute()
     if path.is_dir():
         raise RunStoreError(f"{SETTING} is {value!r}, a directory; give a file path for SQLite")
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:  # (a file where a directory should be, or no permission)
+        blocking = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocking} is a file" if blocking is not None else (exc.strerror or str(exc))
+        raise RunStoreError(
+            f"{SETTING} is {value!r}, whose directory {path.parent} cannot be made ({why}): "
+            "give a path in a directory you can write"
+        ) from None
     return f"sqlite:///{path}"
 
 

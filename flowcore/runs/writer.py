@@ -131,6 +131,9 @@ RETRY_FIRST = 0.5
 RETRY_MOST = 8.0
 # the most journal bytes kept that way: beyond it the oldest kept batches are dropped
 KEEP_AT_MOST = 256 << 20
+# old runs are pruned after the first new run's start is written, then at most this often
+# (seconds) while more runs start
+PRUNE_EVERY = 30.0
 # how long a writer process goes on trying to write what it keeps after its store's
 # process stopped it or ended
 LINGER_FOR = 60.0
@@ -272,7 +275,8 @@ class Writer:
     """Writes the messages of a store (see the module docstring) and answers through
     ``reply``. ``store`` is a :class:`~flowcore.runs.store.RunStore` on the same database,
     through which the writer writes (:meth:`~flowcore.runs.store.RunStore.write`), and whose
-    ``prune`` it runs once after opening."""
+    ``prune`` it runs after writing the start of new runs (so that the new runs count
+    towards ``runs.max_runs``), when it was given a retention."""
 
     def __init__(self, store: RunStore, options: dict[str, Any], reply: Reply) -> None:
         self.store = store
@@ -297,6 +301,7 @@ class Writer:
         self.at_exit = False  # the stop came from the store's process exiting
         self.driving: set[str] = set()
         self.written: set[str] = set()  # runs with journal rows written here
+        self.pruned_at: float | None = None  # (monotonic) when old runs were last pruned
         self.removed = False  # the SQLite file's directory is gone: nothing to write to
         self.unchecked = 0  # journal bytes written (about) since the last checkpoint
         self.structures = StructureMemo(StructureMemo.KEPT_STRUCTURES)
@@ -319,8 +324,6 @@ class Writer:
                 self.reply(("broken", str(exc)))
                 return
             self._unavailable(exc)  # (a server not up yet: what comes is kept meanwhile)
-        else:
-            self._prune()
         last_beat = time.monotonic()
         while True:
             timeout = min(self.heartbeat_every, _PARENT_CHECK_EVERY)
@@ -384,6 +387,16 @@ class Writer:
             self._write(flow_events, rows)
         return False
 
+    def _prune_now_and_then(self) -> None:
+        """Prune after writing the start of new runs, so that they count towards
+        ``runs.max_runs``: at once after the first, then at most every ``PRUNE_EVERY``
+        seconds (a process running many short flows would otherwise prune once a batch,
+        and a flush waits for it)."""
+        now = time.monotonic()
+        if self.pruned_at is None or now - self.pruned_at >= PRUNE_EVERY:
+            self.pruned_at = now
+            self._prune()
+
     def _prune(self) -> None:
         if self.retention is not None:
             days, most = self.retention
@@ -423,6 +436,8 @@ class Writer:
         )
         if error is None:
             self._writing_again(bool(notes))
+            if any(isinstance(event, FlowRunStarted) for event in flow_events):
+                self._prune_now_and_then()
             return
         from flowcore.runs.store import is_unavailable
 

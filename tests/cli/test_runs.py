@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import textwrap
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -130,7 +131,7 @@ def test_run_with_threads_and_resume_last(
     assert resumed.returncode == 0, resumed.stderr
     nothing_left = flowcore("run", str(flow_file) + ":flow", "--resume", "last")
     assert nothing_left.returncode == 1
-    assert "succeeded, so there is nothing to resume" in nothing_left.stderr
+    assert "ended Success, so there is nothing to resume" in nothing_left.stderr
 
 
 def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path: Path) -> None:
@@ -160,7 +161,7 @@ def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path
     assert f"Resuming run {shown['run_id']} of 'cli demo': " in resumed_logs
     nothing_left = flowcore("resume", "last")
     assert nothing_left.returncode == 1
-    assert "ended Success: nothing to resume" in nothing_left.stderr
+    assert "ended Success, so there is nothing to resume" in nothing_left.stderr
 
 
 @pytest.mark.parametrize(
@@ -168,7 +169,7 @@ def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path
     [
         (["runs", "show", "nope"], "Error: No run 'nope' in sqlite:///"),
         (["runs", "logs", "last"], "Error: No run in sqlite:///"),
-        (["resume", "nope"], "Error: No run 'nope' in sqlite:///"),
+        (["resume", "nope"], "Error: Cannot resume run 'nope': the run store (sqlite:///"),
         (
             ["run", "{file}"],
             "defines 2 flows (flow (name 'cli demo'), other (name 'other')): name one as",
@@ -181,13 +182,48 @@ def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path
         (["run", "{file}:flow", "--rerun", "total"], "Error: --rerun needs --resume RUN_ID"),
         (["run", "{file}:flow", "--param", "n"], "'n' is not NAME=VALUE"),
         (["run", "{tmp}/absent.py"], "No flow file"),
+        (
+            ["run", "{tmp}/needs.py"],
+            "Error: Flow 'needs' needs parameter 'a': give it with --param a=VALUE",
+        ),
+        (
+            ["run", "{file}:flow", "--param", "zz=1"],
+            "Error: Flow 'cli demo' has no parameter 'zz' (its parameters: n): fix the --param name",
+        ),
+        (["runs", "show", "abc"], "No run 'abc' in sqlite:///"),
+        (["runs", "show", "abc"], "a run id prefix needs at least 4 characters"),
+        (["runs", "ls", "--limit", "99999999999999999999"], "is not in the range 1<=x<=1000000000"),
+        (["runs", "ls", "--store", "{tmp}/absent/x.db"], "Error: No run store at '"),
+        (["runs", "ls", "--store", "ftp://host/x"], "Error: --store is 'ftp://host/x'; expected"),
+        (["ui", "--store", "{tmp}/absent/x.db"], "Error: No run store at '"),
+        (
+            ["run", "{file}:flow", "--param", "n=1"],
+            "whose directory {file}/x cannot be made ({file} is a file): give a path",
+        ),
+        (
+            ["run", "{tmp}/twins.py:etl"],
+            "twins.py defines 2 flows named 'etl' (first (name 'etl'), second (name 'etl')): "
+            "it is ambiguous; name one as",
+        ),
     ],
 )
 def test_errors_are_one_line_with_exit_status_1(
     flowcore: Flowcore, flow_file: Path, tmp_path: Path, args: list[str], error: str
 ) -> None:
-    completed = flowcore(*[a.format(file=flow_file, tmp=tmp_path) for a in args])
+    (tmp_path / "twins.py").write_text(
+        "from flowcore import Flow\nfirst = Flow('etl')\nsecond = Flow('etl')\n"
+    )
+    (tmp_path / "needs.py").write_text(
+        "from flowcore import Flow, Parameter, task\n@task\ndef use(a):\n    return a\n"
+        "with Flow('needs') as flow:\n    use(Parameter('a'))\n"
+    )
+    env = {}
+    if "cannot be made" in error:  # (a store under a file, from the environment)
+        env["FLOWCORE__RUNS__STORE"] = f"{flow_file}/x/runs.db"
+        error = error.format(file=flow_file)
+    completed = flowcore(*[a.format(file=flow_file, tmp=tmp_path) for a in args], **env)
     assert completed.returncode == 1
+    assert not (tmp_path / "absent").exists()  # (read-only commands create no store)
     assert error in completed.stderr and completed.stderr.count("\n") == 1, completed.stderr
 
 
@@ -195,3 +231,67 @@ def test_runs_store_none_is_a_clear_error(flowcore: Flowcore) -> None:
     completed = flowcore("runs", "ls", FLOWCORE__RUNS__STORE="none")
     assert completed.returncode == 1
     assert "The run store is off (runs.store = 'none')" in completed.stderr
+
+
+def test_sys_exit_in_a_flow_file_or_a_task_fails_with_the_run_named_last(
+    flowcore: Flowcore, tmp_path: Path
+) -> None:
+    exits = tmp_path / "exits.py"
+    exits.write_text("import sys\nsys.exit(0)\n")
+    imported = flowcore("run", str(exits))
+    assert imported.returncode == 1
+    assert imported.stderr == (
+        f"Error: {exits} called sys.exit(0) while being imported: a flow file must not exit; "
+        "guard it with if __name__ == '__main__'\n"
+    )
+    in_task = tmp_path / "exits_in_a_task.py"
+    in_task.write_text(
+        "import sys\nfrom flowcore import Flow, task\n"
+        "@task\ndef leave():\n    sys.exit(0)\n"
+        "with Flow('leaves') as flow:\n    leave()\n"
+    )
+    ran = flowcore("run", str(in_task))
+    assert ran.returncode == 1
+    (run,) = _json(flowcore("runs", "ls", "--json"))  # type: ignore[misc]
+    assert ran.stderr.splitlines()[-1] == (
+        f"Flow run {run['run_id']} of 'leaves': Failed (sys.exit(0) was called while it ran)"
+    )
+    assert run["state"] == "Failed"
+
+
+def test_a_flow_bound_to_two_names_is_one_flow_and_a_file_named_with_a_colon_runs(
+    flowcore: Flowcore, tmp_path: Path
+) -> None:
+    aliased = tmp_path / "aliased.py"
+    aliased.write_text(
+        "from flowcore import Flow, task\n"
+        "@task\ndef one():\n    return 1\n"
+        "with Flow('etl') as etl_flow:\n    one()\n"
+        "flow = etl_flow\n"
+    )
+    colon = tmp_path / "a:b.py"
+    colon.write_text(aliased.read_text())
+    for spec in (str(aliased), f"{aliased}:etl", f"{aliased}:flow", str(colon)):
+        ran = flowcore("run", spec)
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stderr.splitlines()[-1].endswith(
+            "of 'etl': Success (All reference tasks succeeded.)"
+        )
+    missing = flowcore("run", f"{aliased}:nope")
+    assert "its flows: etl_flow = flow (name 'etl')" in missing.stderr
+
+
+def test_json_times_are_iso_8601_and_a_moved_flow_file_is_named(
+    flowcore: Flowcore, flow_file: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "broken").touch()
+    assert flowcore("run", f"{flow_file}:flow").returncode == 1
+    (run,) = _json(flowcore("runs", "ls", "--json"))  # type: ignore[misc]
+    assert "T" in run["started"] and datetime.fromisoformat(run["started"]).tzinfo is not None
+    flow_file.rename(tmp_path / "moved.py")
+    resumed = flowcore("resume", "last")
+    assert resumed.returncode == 1
+    assert resumed.stderr == (
+        f"Error: Run {run['run_id']} came from {flow_file}, which is not there any more: resume "
+        f"it with the flow file where it is now, `flowcore run FILE.py --resume {run['run_id']}`\n"
+    )

@@ -226,13 +226,128 @@ def test_resume_last_and_rerun(store: RunStore, tmp_path: Path) -> None:
     assert state.is_successful()
     assert (_count(tmp_path / "a"), _count(tmp_path / "b"), _count(tmp_path / "c")) == (2, 2, 1)
     with pytest.raises(
-        ResumeError, match=r"its last run \(.*\) succeeded, so there is nothing to resume"
+        ResumeError, match=r"its last run \(.*\) ended Success, so there is nothing to resume"
     ):
         flow.run(resume="last")
-    with pytest.raises(ResumeError, match="has no failed or unfinished run of it"):
+    with pytest.raises(ResumeError, match="has no run of it"):
         Flow("never run").run(resume="last")
     with pytest.raises(ValueError, match="rerun=.* needs resume="):
         flow.run(rerun=[a_task])
+
+
+def _adding_flow(tmp_path: Path, seen: list[tuple[int, int]], swapped: bool) -> Flow:
+    """add(1, 2) -> report.a and add(10, 20) -> report.b, the two adds made in the order
+    ``swapped`` says (slugs follow that order: add-1 is the first made); report fails while
+    tmp_path/broken exists and notes what it was given in ``seen``."""
+
+    @task
+    def add(x: int, y: int) -> int:
+        return x + y
+
+    @task
+    def report(a: int, b: int) -> None:
+        if (tmp_path / "broken").exists():
+            raise RuntimeError("not yet")
+        seen.append((a, b))
+
+    with Flow("adding", result=LocalResult(dir=str(tmp_path / "results"))) as flow:
+        if swapped:
+            b = add(10, 20)
+            a = add(1, 2)
+        else:
+            a = add(1, 2)
+            b = add(10, 20)
+        report(a, b)
+    return flow
+
+
+def test_resume_runs_again_the_tasks_whose_inputs_changed_since(
+    store: RunStore, tmp_path: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    seen: list[tuple[int, int]] = []
+    (tmp_path / "broken").touch()
+    first = _adding_flow(tmp_path, seen, swapped=False).run(context={"checkpointing": True})
+    assert first.is_failed()
+    (tmp_path / "broken").unlink()
+    # the same calls in the other order: add-1 is now add(10, 20), which feeds report.b
+    swapped = _adding_flow(tmp_path, seen, swapped=True)
+    assert swapped.run(resume="last", context={"checkpointing": True}).is_successful()
+    assert seen == [(3, 30)]
+    warning = next(m for m in logs.messages if "changed since the resumed run" in m)
+    assert "add-1 (constant inputs differ)" in warning
+    assert "report-1 (inputs from upstream tasks were a=add-1, b=add-2, now a=add-2, b=add-1)" in (
+        warning
+    )
+    # the unchanged flow resumed from that run restores everything (nothing is noted)
+    logs.clear()
+    (tmp_path / "broken").touch()
+    failed = swapped.run(context={"checkpointing": True})
+    (tmp_path / "broken").unlink()
+    state = swapped.run(resume=failed.flow_run_id, context={"checkpointing": True})
+    assert state.is_successful() and seen == [(3, 30), (3, 30)]
+    assert not any("changed since" in m for m in logs.messages)
+    adds = {t: s for t, s in state.result.items() if t.name == "add"}
+    assert all("Restored from run" in (s.message or "") for s in adds.values())
+
+
+def test_a_run_still_running_in_a_live_process_is_not_resumed(
+    store: RunStore, tmp_path: Path
+) -> None:
+    refused: list[str] = []
+
+    @task
+    def resume_myself() -> None:  # the run is Running, driven by this (live) process
+        for name in ("last", flowcore.context.flow_run_id):
+            with pytest.raises(ResumeError) as raised:
+                flow.run(resume=name)
+            refused.append(str(raised.value))
+
+    with Flow("live") as flow:
+        resume_myself()
+    state = flow.run()
+    assert state.is_successful(), state.result
+    assert len(refused) == 2
+    for message in refused:
+        assert (
+            f"Cannot resume run {state.flow_run_id} of 'live': it is still running in pid "
+            f"{os.getpid()} on {os.uname().nodename}; wait for it or stop it"
+        ) in message
+
+
+def test_an_interrupted_run_ends_cancelled_with_its_running_tasks_and_is_resumed_last(
+    store: RunStore, tmp_path: Path
+) -> None:
+    interrupt = tmp_path / "interrupt"
+
+    @task
+    def first() -> int:
+        _mark(tmp_path / "first")
+        return 1
+
+    @task
+    def second(x: int) -> int:
+        if interrupt.exists():
+            time.sleep(0.5)  # (recorded as running: a run is announced after 0.25 s)
+            raise KeyboardInterrupt
+        return x + 1
+
+    with Flow("interrupted", result=LocalResult(dir=str(tmp_path / "results"))) as flow:
+        second(first())
+    interrupt.touch()
+    with pytest.raises(KeyboardInterrupt):
+        flow.run(context={"checkpointing": True})
+    store.flush()
+    (run,) = store.list_runs(flow="interrupted")
+    assert run.state == "Cancelled"
+    records = {r.task_slug: r.state for r in store.task_runs(run.run_id)}
+    assert records == {"first-1": "Success", "second-1": "Cancelled"}
+    ends = [t.state for t in store.transitions(run.run_id, "second-1")]
+    assert ends == ["Running", "Cancelled"]
+    interrupt.unlink()
+    state = flow.run(resume="last", context={"checkpointing": True})
+    assert state.is_successful() and _count(tmp_path / "first") == 1
+    store.flush()
+    assert store.get_run(state.flow_run_id).resumed_from == run.run_id  # type: ignore[union-attr]
 
 
 def test_resume_names_values_that_were_never_checkpointed_before_anything_runs(

@@ -154,11 +154,12 @@ def test_the_state_table_matches_the_state_classes() -> None:
         assert (cls.__name__ in FAILED_STATES) == issubclass(cls, state_module.Failed)
 
 
-def test_opening_a_store_prunes_old_runs_once(tmp_path: Path) -> None:
-    """The writer prunes after opening: a copy of a database with a run past
-    ``runs.retention_days`` loses that run as soon as a store writes to it."""
+def test_opening_a_store_prunes_old_runs_once(settings: Path, tmp_path: Path) -> None:
+    """The writer prunes once it has written a new run: a copy of a database with a run
+    past ``runs.retention_days`` loses that run as soon as a store records a run in it."""
     from tests.runs.conftest import at, flow_state
 
+    config.set_path("runs.retention_days", 0)  # (no limit: the old run is kept here)
     made = RunStore(f"sqlite:///{tmp_path / 'made.db'}")
     made.submit(started("old", time=at(-40 * 86_400)))
     made.submit(flow_state("old", "Success", -40 * 86_400 + 5))
@@ -166,6 +167,7 @@ def test_opening_a_store_prunes_old_runs_once(tmp_path: Path) -> None:
     made.flush()
     assert made.count_runs() == 2
     made.close()
+    config.set_path("runs.retention_days", 30)
     shutil.copy(tmp_path / "made.db", tmp_path / "copy.db")
     assert (
         not os.path.exists(tmp_path / "made.db-wal")
@@ -177,6 +179,37 @@ def test_opening_a_store_prunes_old_runs_once(tmp_path: Path) -> None:
     copy.flush()
     assert sorted(r.run_id for r in copy.list_runs()) == ["new", "newest"]
     copy.close()
+
+
+def test_at_most_max_runs_runs_are_kept_after_each_run(
+    settings: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The writer prunes once a new run's row is written, so the new run counts: with
+    runs.max_runs = 2, finished runs in a row leave the newest two. After the first new
+    run it prunes at most every PRUNE_EVERY seconds (a process running many flows would
+    otherwise prune once a batch, and a flush waits for that): within them, runs beyond
+    the limit stay until the next prune. (A writer thread, so that PRUNE_EVERY can be
+    changed here.)"""
+    from flowcore.runs import writer
+    from tests.runs.conftest import at, flow_state
+
+    config.set_path("runs.max_runs", 2)
+    for prune_every, name, kept in [
+        (0.0, "every.db", [1, 2, 2, 2]),
+        (3600.0, "once.db", [1, 2, 3, 4]),
+    ]:
+        monkeypatch.setattr(writer, "PRUNE_EVERY", prune_every)
+        store = RunStore(f"sqlite:///{tmp_path / name}", writer="thread")
+        counts = []
+        for n in range(4):
+            store.submit(started(f"run-{n}", time=at(n * 10)))
+            store.submit(flow_state(f"run-{n}", "Success", n * 10 + 5))
+            store.flush()
+            counts.append(store.count_runs())
+        assert counts == kept  # (with PRUNE_EVERY long: the first run pruned, the rest wait)
+        if prune_every == 0.0:
+            assert [r.run_id for r in store.list_runs()] == ["run-3", "run-2"]
+        store.close()
 
 
 def test_a_sqlite_store_is_in_wal_mode(tmp_path: Path) -> None:

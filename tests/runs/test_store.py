@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 import sqlalchemy as sa
 
+from flowcore.configuration import config
 from flowcore.runs import RunInfo, RunStore, RunStoreError, TaskRunInfo, TaskSummary, Transition
 from flowcore.runs.events import FlowRunState, Heartbeat, LogLine, TaskRunState
 from tests.runs.conftest import at, flow_state, started, task_state
@@ -179,13 +180,17 @@ def test_get_run_accepts_a_unique_prefix(store: RunStore) -> None:
         store.get_run("3f2a")
 
 
-def test_latest_resumable_is_the_newest_failed_or_unfinished_run(store: RunStore) -> None:
+def test_latest_resumable_is_the_newest_failed_cancelled_or_unfinished_run(
+    store: RunStore,
+) -> None:
     _run(store, "r-old-failed", time=at(0), final="TimedOut")
     _run(store, "r-success", time=at(1))
-    _run(store, "r-cancelled", time=at(2), final="Cancelled")
     _run(store, "r-other-flow", flow="other", time=at(3), final="Failed")
     store.flush()
     assert store.latest_resumable("etl").run_id == "r-old-failed"  # type: ignore[union-attr]
+    _run(store, "r-cancelled", time=at(2), final="Cancelled")  # (Ctrl-C)
+    store.flush()
+    assert store.latest_resumable("etl").run_id == "r-cancelled"  # type: ignore[union-attr]
     _run(store, "r-running", time=at(4), final=None)
     store.flush()
     assert store.latest_resumable("etl").run_id == "r-running"  # type: ignore[union-attr]
@@ -317,7 +322,11 @@ def test_the_crash_threshold_is_an_option(make_store: Callable[..., RunStore]) -
 # -- retention ---------------------------------------------------------------------------
 
 
-def test_prune_by_age_and_count_keeps_unfinished_runs(store: RunStore) -> None:
+def test_prune_by_age_and_count_keeps_unfinished_runs(
+    store: RunStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # (no retention for the writer, which prunes after writing new runs: prune is called here)
+    monkeypatch.setitem(config.runs, "retention_days", 0)
     day = 86_400
     _run(store, "old-run", time=at(-40 * day))
     store.submit(task_state("old-run", "t-1", "Success", -40 * day))
