@@ -14,7 +14,9 @@ newest run.
 
 from __future__ import annotations
 
+import os
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -27,7 +29,7 @@ from flowcore.utilities.units import format_seconds, format_time
 if TYPE_CHECKING:
     from flowcore.runs.store import RunInfo, RunStore, TaskSummary
 
-__all__ = ["LAST", "find_run", "open_cli_store", "runs"]
+__all__ = ["LAST", "find_run", "open_cli_store", "runs", "store_source"]
 
 LAST = "last"  # a run id argument that names the newest run (see find_run)
 MAX_LIMIT = 1_000_000_000  # the largest --limit (SQLite's LIMIT is a 64-bit integer)
@@ -38,13 +40,16 @@ _STORE_HELP = "The run store: a path or SQLAlchemy URL (default: config runs.sto
 def open_cli_store(spec: str | None, *, create: bool = False) -> RunStore:
     """The run store ``--store`` names (None: config ``runs.store``). Only commands that
     run flows (``create``) make a SQLite file that is not there yet: for the others a
-    ``--store`` path that does not exist is an error naming it."""
+    store file that does not exist is an error naming it and where it came from."""
     from flowcore.runs import open_store
 
-    if spec is not None and not create and _missing_sqlite_file(spec):
+    missing = None if create else _missing_sqlite_file(spec)
+    if missing is not None:
         raise CliError(
-            f"No run store at {spec!r} (--store): give the path of an existing run store "
-            "(flowcore run records runs in one)"
+            f"No run store at {str(missing)!r} (from {store_source(spec)}): that file does not "
+            "exist. Give the path of an existing store with --store (flows record their runs "
+            "in runs.store, by default <home_dir>/flowcore.db), or run a flow recording "
+            "there first"
         )
     from flowcore.runs.store import SETTING, RunStoreError
 
@@ -61,13 +66,33 @@ def open_cli_store(spec: str | None, *, create: bool = False) -> RunStore:
     return store
 
 
-def _missing_sqlite_file(spec: str) -> bool:
-    from pathlib import Path
+def store_source(spec: str | None) -> str:
+    """Where the run store's name came from, as messages say it."""
+    if spec is not None:
+        return "--store"
+    if os.environ.get("FLOWCORE__RUNS__STORE") is not None:
+        return "FLOWCORE__RUNS__STORE"
+    return "config runs.store"
 
-    text = spec.strip()
-    if "://" in text or text.lower() in ("", "none", "sqlite"):
-        return False
-    return not Path(text).expanduser().exists()
+
+def _missing_sqlite_file(spec: str | None) -> Path | None:
+    """The SQLite file ``spec`` (None: config ``runs.store``) names, if it does not exist;
+    None for a file that exists, another database, no store, or the default store
+    (``sqlite``: ``<home_dir>/flowcore.db``, made as a flow run would make it, so that a
+    new user's ``flowcore runs ls`` lists no runs rather than failing)."""
+    from flowcore.configuration import config
+
+    value = spec if spec is not None else config.get_path("runs.store")
+    if not isinstance(value, str) or value.strip().lower() in ("", "none", "sqlite"):
+        return None
+    value = value.strip()
+    if value.lower().startswith("sqlite:///"):
+        path = Path(value[len("sqlite:///") :].split("?")[0])
+    elif "://" in value:
+        return None  # another database (or SQLite in memory): its own connection says
+    else:
+        path = Path(value).expanduser()
+    return None if path.exists() else path.absolute()
 
 
 @click.group("runs")

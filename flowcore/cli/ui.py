@@ -14,7 +14,6 @@ line printed is the URL to open. Needs the ``ui`` extra.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import click
 
@@ -66,7 +65,7 @@ def ui(
     open_browser: bool,
 ) -> None:
     """Serve the web UI: runs, their graphs and logs, resume, caches."""
-    from flowcore.cli.runs import open_cli_store
+    from flowcore.cli.runs import open_cli_store, store_source
     from flowcore.utilities._optional import require_optional
 
     require_optional("flowcore ui", *_UI_MODULES)
@@ -81,17 +80,13 @@ def ui(
             f"--host {host} lets other machines reach the UI: give a token with --token TOKEN "
             "(or FLOWCORE__UI__TOKEN), which every request will have to carry"
         )
-    source = _store_source(store)
-    missing = _missing_store_file(store)
-    if missing is not None:
-        raise CliError(
-            f"No run store at {missing} (from {source}): that file does not exist. Give the "
-            "path of an existing store with --store (flows record their runs in runs.store, "
-            "by default <home_dir>/flowcore.db), or run a flow recording there first"
-        )
     opened = open_cli_store(store)
     app = create_app(
-        opened, cache_store=cache_store, token=token, loopback_only=loopback, store_source=source
+        opened,
+        cache_store=cache_store,
+        token=token,
+        loopback_only=loopback,
+        store_source=store_source(store),
     )
     try:
         sock = bind(host, port)
@@ -100,36 +95,6 @@ def ui(
             f"Cannot listen on {host}:{port}: {exc.strerror or exc} (try another --port)"
         ) from None
     serve(app, sock, url_for(sock, host, token), open_browser)
-
-
-def _store_source(store: str | None) -> str:
-    """Where the run store's name came from, as error messages should say it."""
-    if store is not None:
-        return "--store"
-    if os.environ.get("FLOWCORE__RUNS__STORE") is not None:
-        return "FLOWCORE__RUNS__STORE"
-    return "config runs.store"
-
-
-def _missing_store_file(store: str | None) -> Path | None:
-    """The SQLite file ``store`` (default: config ``runs.store``) names, if it does not
-    exist: the UI only reads a store, so it must not make a new empty one (the run store
-    would, and its directory). None for a file that exists, another database, or none."""
-    from flowcore.configuration import config
-
-    value = store if store is not None else config.get_path("runs.store")
-    if not isinstance(value, str) or value.strip().lower() in ("", "none"):
-        return None
-    value = value.strip()
-    if value.lower() == "sqlite":
-        path = Path(str(config.get_path("home_dir", "~/.flowcore"))).expanduser() / "flowcore.db"
-    elif value.lower().startswith("sqlite:///"):
-        path = Path(value[len("sqlite:///") :].split("?")[0])
-    elif "://" in value:
-        return None  # another database (or SQLite in memory): its own connection says
-    else:
-        path = Path(value).expanduser()
-    return None if path.exists() else path.absolute()
 
 
 def _configured_token() -> str | None:

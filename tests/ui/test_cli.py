@@ -97,7 +97,7 @@ def test_a_store_that_does_not_exist_is_an_error_and_not_made(tmp_path: Path) ->
         )  # fmt: skip
         assert done.returncode == 1 and done.stdout == "", done.stdout
         assert done.stderr.startswith(
-            f"Error: No run store at {missing} (from {source}): that file does not exist. "
+            f"Error: No run store at {str(missing)!r} (from {source}): that file does not exist. "
             "Give the path of an existing store with --store"
         ), done.stderr
         assert done.stderr.count("\n") == 1 and not missing.parent.exists()
