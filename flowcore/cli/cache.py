@@ -38,7 +38,14 @@ import click
 from flowcore.caching.cache import Cache, CacheEntry, GcReport
 from flowcore.cli import CliError
 from flowcore.cli.output import echo_json, echo_table
-from flowcore.cli.params import format_duration, format_size, to_duration, to_params, to_size
+from flowcore.cli.params import (
+    checked_params,
+    format_duration,
+    format_size,
+    to_duration,
+    to_params,
+    to_size,
+)
 from flowcore.exceptions import ResultStorageError
 
 __all__ = ["cache"]
@@ -161,7 +168,7 @@ def explain(flow_file: str, params: dict[str, Any], store: str | None, as_json: 
     flow = load_flow(flow_file).flow
     chosen, where = _open(store) if store is not None else (None, None)
     _, _, context, task_contexts = FlowRunner(flow=flow).initialize_run(
-        None, {}, {}, {}, _flow_parameters(flow, params)
+        None, {}, {}, {}, checked_params(flow, params)
     )
     with _storage_errors():
         explained = explain_flow(
@@ -388,24 +395,6 @@ def _fail_if_kept(planned: list[CacheEntry], removed: list[CacheEntry], dry_run:
             f"{_count(kept)} could not be removed: {names}; nothing is removed through a "
             "link leading out of the store: remove such a file by hand"
         )
-
-
-def _flow_parameters(flow: Any, given: dict[str, Any]) -> dict[str, Any]:
-    """``--param`` values, checked against the flow's parameters."""
-    known = {p.name: p for p in flow.parameters()}
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        names = ", ".join(sorted(known)) or "none"
-        raise CliError(
-            f"flow {flow.name!r} has no parameter {_and([repr(n) for n in unknown])}; its parameters: {names}"
-        )
-    missing = sorted(n for n, p in known.items() if p.required and n not in given)
-    if missing:
-        raise CliError(
-            f"flow {flow.name!r} needs a value for {_and([repr(n) for n in missing])}: pass "
-            + " ".join(f"--param {n}=VALUE" for n in missing)
-        )
-    return given
 
 
 def _confirm(entries: list[CacheEntry], where: str) -> None:

@@ -10,6 +10,7 @@
     --max-size 1GB        parse_size("1GB")       -> 1_000_000_000   (KB, MB, GB, TB: 1000-based)
     --larger-than 10MiB   parse_size("10MiB")     -> 10_485_760      (KiB, MiB, GiB, TiB: 1024-based)
 
+``checked_params(flow, params)`` checks them against the flow's Parameters.
 ``to_params``, ``to_duration`` and ``to_size`` are the options' click callbacks; a value they cannot
 read is a usage error naming the accepted forms. ``format_duration`` and ``format_size`` print
 the same units, so what ``flowcore cache ls`` shows can be typed back as a filter.
@@ -24,9 +25,11 @@ from typing import Any
 
 import click
 
+from flowcore.cli import CliError
 from flowcore.utilities.units import format_duration, format_size, parse_duration, parse_size
 
 __all__ = [
+    "checked_params",
     "format_duration",
     "format_size",
     "parse_duration",
@@ -82,3 +85,23 @@ def to_size(ctx: click.Context, param: click.Parameter, value: str | None) -> in
         return parse_size(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc), ctx, param) from None
+
+
+def checked_params(flow: Any, given: dict[str, Any]) -> dict[str, Any]:
+    """``given`` (``--param`` values), once every name is a Parameter of ``flow`` and every
+    required Parameter has a value; else a CliError saying which and the fix."""
+    names = {p.name: p for p in flow.parameters()}
+    unknown = [name for name in given if name not in names]
+    if unknown:
+        known = ", ".join(sorted(names)) or "none"
+        raise CliError(
+            f"Flow {flow.name!r} has no parameter {', '.join(map(repr, unknown))} "
+            f"(its parameters: {known}): fix the --param name"
+        )
+    missing = sorted(n for n, p in names.items() if p.required and n not in given)
+    if missing:
+        raise CliError(
+            f"Flow {flow.name!r} needs parameter {', '.join(map(repr, missing))}: give it with "
+            + " ".join(f"--param {name}=VALUE" for name in missing)
+        )
+    return given

@@ -27,7 +27,7 @@ import click
 
 from flowcore.cli import CliError
 from flowcore.cli.loading import load_flow
-from flowcore.cli.params import to_params
+from flowcore.cli.params import checked_params, to_params
 
 __all__ = ["resume", "run"]
 
@@ -136,7 +136,7 @@ def _run_recorded(
     rerun = [_task_named(flow, name) for name in rerun_names]
     if rerun and resume_from is None:
         raise CliError("--rerun needs --resume RUN_ID (or --resume last)")
-    _check_parameters(flow, parameters)
+    checked_params(flow, parameters)
     run_id = str(uuid.uuid4())
     try:
         state = flow.run(
@@ -167,24 +167,6 @@ def _final_line(run_id: str, flow_name: str, state: str, message: object) -> Non
         f"Flow run {run_id} of {flow_name!r}: {state}" + (f" ({message})" if message else ""),
         err=True,
     )
-
-
-def _check_parameters(flow: Any, given: dict[str, Any]) -> None:
-    """Every ``--param`` names a Parameter of the flow, and every required one is given."""
-    names = {p.name: p for p in flow.parameters()}
-    known = ", ".join(sorted(names)) or "none"
-    unknown = [name for name in given if name not in names]
-    if unknown:
-        raise CliError(
-            f"Flow {flow.name!r} has no parameter {', '.join(map(repr, unknown))} "
-            f"(its parameters: {known}): fix the --param name"
-        )
-    missing = sorted(n for n, p in names.items() if p.required and n not in given)
-    if missing:
-        raise CliError(
-            f"Flow {flow.name!r} needs parameter {', '.join(map(repr, missing))}: give it with "
-            + " ".join(f"--param {name}=VALUE" for name in missing)
-        )
 
 
 def _task_named(flow: Any, name: str) -> Any:

@@ -317,7 +317,8 @@ def test_explain_says_hit_miss_unknown_and_not_cached_without_running(
     assert unknown_param.returncode == 1
     assert (
         unknown_param.stderr
-        == "Error: flow 'nightly' has no parameter 'days'; its parameters: day\n"
+        == "Error: Flow 'nightly' has no parameter 'days' (its parameters: day): fix the "
+        "--param name\n"
     )
     assert missing_file.returncode == 1 and missing_file.stderr.startswith("Error: No flow file ")
     assert [
