@@ -37,16 +37,23 @@ def _is_regular(path: Path) -> bool:
 # their timeout.
 
 
+def _cached_then_fifo(tmp_path: Path, pattern: str) -> tuple[Flow, list[int], Path]:
+    """A flow run once with its cache in ``tmp_path``, then the file of its entry that
+    matches ``pattern`` (``*.value``, ``*.json``) replaced by a FIFO."""
+    calls: list[int] = []
+    flow, _ = doubling_flow(calls)
+    flow.run(x=1, cache_store=str(tmp_path))
+    [path] = key_dir(tmp_path, "double").glob(pattern)
+    path.unlink()
+    os.mkfifo(path)
+    return flow, calls, path
+
+
 @pytest.mark.timeout(30)
 def test_a_fifo_in_place_of_a_cached_value_is_a_warned_miss(
     tmp_path: Path, logs: pytest.LogCaptureFixture
 ) -> None:
-    calls: list[int] = []
-    flow, _ = doubling_flow(calls)
-    flow.run(x=1, cache_store=str(tmp_path))
-    [value] = key_dir(tmp_path, "double").glob("*.value")
-    value.unlink()
-    os.mkfifo(value)
+    flow, calls, value = _cached_then_fifo(tmp_path, "*.value")
     state = flow.run(x=1, cache_store=str(tmp_path))
     assert state.is_successful() and calls == [1, 1]
     [warning] = [w for w in _warnings(logs) if "cannot be read" in w]
@@ -57,12 +64,7 @@ def test_a_fifo_in_place_of_a_cached_value_is_a_warned_miss(
 
 @pytest.mark.timeout(30)
 def test_a_fifo_in_place_of_a_cache_record_is_a_miss_and_listing_finishes(tmp_path: Path) -> None:
-    calls: list[int] = []
-    flow, _ = doubling_flow(calls)
-    flow.run(x=1, cache_store=str(tmp_path))
-    [record] = key_dir(tmp_path, "double").glob("*.json")
-    record.unlink()
-    os.mkfifo(record)
+    flow, calls, record = _cached_then_fifo(tmp_path, "*.json")
     [unread] = Cache(StorageCacheStore(LocalResult(dir=tmp_path))).entries()
     assert unread.passing and "FIFO" in (unread.problem or "")  # listed, not read
     state = flow.run(x=1, cache_store=str(tmp_path))

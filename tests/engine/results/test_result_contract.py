@@ -207,19 +207,24 @@ def test_the_escape_message_names_the_class_location_template_root_and_fix(
     assert "may not contain '..', absolute paths or '~', or lead through symlinks" in message
 
 
-@pytest.mark.parametrize("location", ["../x.bin", "a/../../x.bin", "/etc/flowcore-x.bin", "../"])
-def test_given_locations_cannot_escape_the_root(make_result: Factory, location: str) -> None:
-    result = make_result()
-    operations: list[Callable[[], Any]] = [
+def _operations_at(result: Result, location: str) -> list[Callable[[], Any]]:
+    """Every operation of ``result`` that takes a location, at ``location``, but ``list``."""
+    return [
         lambda: result.write_bytes_at(location, b"nope"),
         lambda: result.read_bytes_at(location),
         lambda: result.write_at(location, "nope"),
         lambda: result.read(location),
         lambda: result.exists(location),
+        lambda: result.read_if_exists(location),
         lambda: result.delete(location),
-        lambda: result.list(location),
+        lambda: result.stat(location),
     ]
-    for operation in operations:
+
+
+@pytest.mark.parametrize("location", ["../x.bin", "a/../../x.bin", "/etc/flowcore-x.bin", "../"])
+def test_given_locations_cannot_escape_the_root(make_result: Factory, location: str) -> None:
+    result = make_result()
+    for operation in [*_operations_at(result, location), lambda: result.list(location)]:
         with pytest.raises(LocationEscapeError):
             operation()
     assert result.list() == []
@@ -230,17 +235,7 @@ def test_a_location_that_is_the_root_itself_is_refused(make_result: Factory, loc
     """The root is a directory, not a value: reading it, writing over it (on disk: a
     temporary file beside it, in the root's parent) or deleting it are refused up front."""
     result = make_result()
-    operations: list[Callable[[], Any]] = [
-        lambda: result.write_bytes_at(location, b"nope"),
-        lambda: result.read_bytes_at(location),
-        lambda: result.write_at(location, "nope"),
-        lambda: result.read(location),
-        lambda: result.exists(location),
-        lambda: result.read_if_exists(location),
-        lambda: result.delete(location),
-        lambda: result.stat(location),
-    ]
-    for operation in operations:
+    for operation in _operations_at(result, location):
         with pytest.raises(LocationEscapeError, match="must name a file inside it") as info:
             operation()
         assert f"renders to the root {result._describe_root()!r} itself" in str(info.value)
