@@ -63,6 +63,8 @@ DEFAULTS: dict[str, Any] = {
     "results": {"signing_key": None},
     # the run store: "sqlite" (<home_dir>/flowcore.db), a path, a SQLAlchemy URL, or "none"
     "runs": {"store": "sqlite", "retention_days": 30, "max_runs": 1000, "max_log_lines": 10000},
+    # flowcore ui: the token every request must carry (None: none, on 127.0.0.1 only)
+    "ui": {"token": None},
     "engine": {
         "executor": {
             "default_class": "flowcore.executors.LocalExecutor",

@@ -47,11 +47,19 @@ def _now_or(after: datetime | None) -> pendulum.DateTime:
     return pendulum.now("UTC") if after is None else pendulum.instance(after)
 
 
+def _instant(dt: datetime) -> datetime:
+    """``dt`` in UTC when it is aware: Python compares two datetimes of one time zone by
+    their wall times, so 01:00 EDT and 01:00 EST (the hour repeated when DST ends) would be
+    equal; as instants they are an hour apart."""
+    return dt.astimezone(timezone.utc) if dt.utcoffset() is not None else dt
+
+
 class ClockEvent:
     """One scheduled time, with the parameters and labels of the clock that emitted it.
 
-    Ordered by ``start_time`` and comparable with plain datetimes; equal to another event
-    when time, parameter defaults and labels all match, and to a datetime when the times do.
+    Ordered by ``start_time`` (as instants) and comparable with plain datetimes; equal to
+    another event when time, parameter defaults and labels all match, and to a datetime
+    when the times do.
     """
 
     __hash__ = None  # type: ignore[assignment]
@@ -68,35 +76,35 @@ class ClockEvent:
 
     def _time(self, other: object, op: str) -> datetime:
         if isinstance(other, ClockEvent):
-            return other.start_time
+            return _instant(other.start_time)
         if isinstance(other, datetime):
-            return other
+            return _instant(other)
         raise TypeError(
             f"'{op}' not supported between instances of 'ClockEvent' and {type(other).__name__!r}"
         )
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, datetime):
-            return self.start_time == other
+            return _instant(self.start_time) == _instant(other)
         if not isinstance(other, ClockEvent):
             return False
         return (
-            self.start_time == other.start_time
+            _instant(self.start_time) == _instant(other.start_time)
             and self.parameter_defaults == other.parameter_defaults
             and self.labels == other.labels
         )
 
     def __lt__(self, other: object) -> bool:
-        return self.start_time < self._time(other, "<")
+        return _instant(self.start_time) < self._time(other, "<")
 
     def __gt__(self, other: object) -> bool:
-        return self.start_time > self._time(other, ">")
+        return _instant(self.start_time) > self._time(other, ">")
 
     def __le__(self, other: object) -> bool:
-        return self.start_time <= self._time(other, "<=")
+        return _instant(self.start_time) <= self._time(other, "<=")
 
     def __ge__(self, other: object) -> bool:
-        return self.start_time >= self._time(other, ">=")
+        return _instant(self.start_time) >= self._time(other, ">=")
 
     def __repr__(self) -> str:
         return f"<{self.start_time},{self.labels},{self.parameter_defaults}>"

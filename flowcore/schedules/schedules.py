@@ -94,7 +94,7 @@ class Schedule:
 
     def _clock_events(self, after: datetime | None) -> Iterator[ClockEvent]:
         merged = heapq.merge(*(clock.events(after=after) for clock in self.clocks))
-        for _, group in itertools.groupby(merged, key=lambda e: e.start_time):
+        for _, group in itertools.groupby(merged, key=lambda e: e.start_time.timestamp()):
             seen: list[ClockEvent] = []
             for event in group:
                 if event not in seen:

@@ -243,3 +243,22 @@ def test_filter_functions_take_dt_by_keyword() -> None:
     assert filters.between_dates(1, 1, 1, 2)(dt=monday)
     assert filters.on_datetime(monday)(dt_2=monday)
     assert filters.is_weekday(dt=monday)
+
+
+def test_the_hour_repeated_when_dst_ends_is_two_events_of_a_schedule() -> None:
+    """An hourly clock fires at 01:00 EDT and again at 01:00 EST; a Schedule keeps both
+    (as instants they are an hour apart, though Python compares datetimes of one time zone
+    by wall time), in order, and still merges the same instant from two clocks."""
+    start = pendulum.datetime(2024, 11, 3, 0, 0, tz="America/New_York")
+    after = pendulum.datetime(2024, 11, 3, 0, 30, tz="America/New_York")
+    clock = IntervalClock(timedelta(hours=1), start_date=start)
+    times = Schedule(clocks=[clock]).next(4, after=after)
+    assert [t.isoformat() for t in times] == [
+        "2024-11-03T01:00:00-04:00",
+        "2024-11-03T01:00:00-05:00",
+        "2024-11-03T02:00:00-05:00",
+        "2024-11-03T03:00:00-05:00",
+    ]
+    twice = Schedule(clocks=[clock, IntervalClock(timedelta(hours=1), start_date=start)])
+    assert twice.next(4, after=after) == times
+    assert ClockEvent(times[0]) < ClockEvent(times[1]) and ClockEvent(times[0]) != times[1]
