@@ -14,7 +14,10 @@ children in batches (``submit_batches``)::
                   then run_child: the same TaskRunner run a single child gets (own state,
                   retries, timeout, checkpoint, target, cache record), on one TaskRunner
                   the batch's children that start Pending share; returns a ChildBatch
-                  (``child_states``: compact)
+                  (``child_states``: compact). Before each child it checks the
+                  session's cancellation event (``executor.cancellation_event()``), as
+                  the executor checks it before each call: once the session has ended,
+                  the batch starts no more children and returns the ones it ran
     chained map   b.map(a.map(xs)): b's batch gets the futures of a's batches that hold
                   its children, so the scheduler moves them worker to worker
     collection    collect_children: one ChildStates of the batches (a mapped parent's
@@ -159,6 +162,9 @@ def submit_batches(
             if hasattr(values, "__len__"):
                 count = min(count, len(values))
 
+    event = getattr(executor, "cancellation_event", None)
+    cancel_event = event() if event is not None else None
+
     def send(start: int, stop: int, prior: list[Any] | None) -> Any:
         inputs = {edge: _slice(source, start, stop) for edge, source in sources.items()}
         index = str(start) if stop == start + 1 else f"{start}-{stop - 1}"
@@ -171,6 +177,7 @@ def submit_batches(
             fixed,
             inputs,
             *run_args,
+            cancel_event=cancel_event,
             extra_context={**extra_context, "task_index": index},
         )
 
@@ -223,13 +230,20 @@ def run_batch(
     task_context: dict[str, Any],
     upstream_mapped: dict[Edge, Any],
     runner_args: tuple[type, Any, Any],
+    cancel_event: str | None = None,
 ) -> ChildBatch:
     """(On a worker.) Run children ``start .. stop - 1`` of ``task`` and return their
     states compactly; while it runs, the children it finished are its progress
     (``executors.progress.follow``). Children that start Pending share one TaskRunner, which runs each as its own
     run would (``TaskRunner.prepare_children``); the others get a TaskRunner each. Like a
     flow run, a batch has the garbage collector run less often
-    (``utilities/garbage.py``): it keeps its children's states to its end."""
+    (``utilities/garbage.py``): it keeps its children's states to its end.
+
+    ``cancel_event``: the session's cancellation event (``executor.cancellation_event()``),
+    checked before each child as the executor checks it before each call; once it is
+    cleared the batch starts no more children and returns those it ran (a shorter
+    ChildBatch: a child not started has no state, as a call not started returns nothing)."""
+    still_on = _cancellation_check(cancel_event)
     token = None if _context._scope.get() is flow_context else _context.push(flow_context)
     out = ChildBatch(start, (), reported=flow_context.get("run_recorder") is not None)
     attach_children(fixed, upstream_mapped)  # once for the batch, not once per child
@@ -238,6 +252,8 @@ def run_batch(
             shared = shared_runner(task, runner_args, flow_context, task_context)
             follow(functools.partial(_progress, out, stop))
             for index in range(start, stop):
+                if still_on is not None and not still_on():
+                    break
                 upstream_states = dict(fixed)
                 for edge, spec in inputs.items():
                     upstream_states[edge] = _child_input(spec, index)
@@ -258,6 +274,18 @@ def run_batch(
         if token is not None:
             _context.pop(token)
     return out
+
+
+def _cancellation_check(name: str | None) -> Callable[[], bool] | None:
+    """``() -> whether the session goes on`` for the cancellation event ``name`` (None
+    without one): the worker's own check (``_dask_worker.event_is_set``), which asks the
+    scheduler at most once a second per process and not at all once the session told the
+    worker it ended, so a batch can ask before every child."""
+    if name is None:
+        return None
+    from flowcore.executors._dask_worker import event_is_set
+
+    return functools.partial(event_is_set, name)
 
 
 def _progress(batch: ChildBatch, stop: int, sent: int) -> tuple[list[Any], Any]:

@@ -15,7 +15,11 @@ executor runs one call at a time in the caller, so batching gains nothing, see
 ``engine/batches.py``); ``runs_in_turn()``, whether each call is carried out whole before
 the next starts, in this process (then a map's children can share one TaskRunner); and
 ``partial_results(future)``, what a call that was lost reported of its progress before
-(``executors.progress``; nothing where calls cannot be lost half-way).
+(``executors.progress``; nothing where calls cannot be lost half-way); and
+``cancellation_event()``, the name of the event a call checks before it starts
+(``DaskExecutor`` on a cluster at an ``address`` or an in-process one; None elsewhere), so
+a call that runs many things in turn (a batch of mapped children) can check it between
+them.
 """
 
 from __future__ import annotations
@@ -92,6 +96,11 @@ class Executor:
         """``(pieces, marker)`` a lost call reported before it was lost: the pieces it
         finished and what it was doing at its last report (see the module docs)."""
         return [], None
+
+    def cancellation_event(self) -> str | None:
+        """The name of the event this session's calls check before they start (cleared
+        when the session ends early); None when the session has none."""
+        return None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -404,6 +404,10 @@ class DaskExecutor(Executor):
         workers = self._client().scheduler_info(n_workers=-1).get("workers", {}).values()
         return max(1, sum(int(worker.get("nthreads") or 1) for worker in workers))
 
+    def cancellation_event(self) -> str | None:
+        """The name of the session's cancellation event (see ``end`` in the module docs)."""
+        return None if self._should_run is None else str(self._should_run.name)
+
     def partial_results(self, future: Any) -> tuple[list[Any], Any]:
         """What a call reported of its progress before it was lost (``executors.progress``)."""
         from flowcore.executors.progress import decode

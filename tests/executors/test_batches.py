@@ -9,17 +9,24 @@ every run of every child.
 
 from __future__ import annotations
 
+import logging
+import os
+import signal
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from flowcore import Flow, flatten, unmapped
+from flowcore import Flow, flatten, task, unmapped
 from flowcore.engine.child_states import ChildStates
 from flowcore.engine.results import LocalResult
 from flowcore.engine.state import Cached, Crashed, Failed, Retrying, State, Success
 from flowcore.executors import DaskExecutor, LocalDaskExecutor
+from flowcore.utilities.logging import get_logger
 from tests.executors import flows
+from tests.executors.conftest import local_cluster_kwargs
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -296,3 +303,60 @@ def test_a_map_of_one_child_per_call_over_a_batched_map() -> None:
     assert isinstance(state.result[third].map_states, ChildStates)
     assert state.result[third].result == [y + 1 for x in range(30) for y in (x, 10 * x)]
     assert state.result[summed].result == sum(range(1, 31))
+
+
+@task
+def interrupt_at_first(x: int, where: str, driver: int) -> int:
+    """Mark that child ``x`` started (a file in ``where``); the first child sends SIGINT
+    to the ``driver`` process and waits (up to 60 s) for the file ``stopping``, which the
+    driver writes once its session is stopping (its cancellation event cleared)."""
+    Path(where, str(x)).touch()
+    if x == 0:
+        os.kill(driver, signal.SIGINT)
+        deadline = time.monotonic() + 60
+        while not Path(where, "stopping").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+    return x
+
+
+class _MarkStopping(logging.Handler):
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self.path = path
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage().startswith("Stopping executor"):
+            self.path.touch()
+
+
+@pytest.fixture(params=["worker-processes", "in-process"])
+def cluster_address(request: Any, local_cluster: Any) -> Iterator[str]:
+    if request.param == "worker-processes":
+        yield local_cluster.scheduler_address
+        return
+    from distributed import LocalCluster
+
+    with LocalCluster(**local_cluster_kwargs(processes=False, n_workers=1)) as cluster:
+        yield cluster.scheduler_address
+
+
+def test_an_interrupt_stops_a_running_batch_between_children(
+    cluster_address: str, tmp_path: Path
+) -> None:
+    """Ctrl-C while a batch runs on a cluster at an address: the session clears its
+    cancellation event, and the batch starts none of its children after the one running
+    (docs/executors.md: runs not yet started do nothing), instead of running all 20."""
+    with Flow("interrupted-batch") as flow:
+        interrupt_at_first.map(
+            list(range(20)), unmapped(str(tmp_path)), unmapped(os.getpid()), batch_size=20
+        )
+    handler = _MarkStopping(tmp_path / "stopping")
+    logger = get_logger("DaskExecutor")
+    logger.addHandler(handler)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            flow.run(executor=DaskExecutor(address=cluster_address))
+    finally:
+        logger.removeHandler(handler)
+    assert (tmp_path / "stopping").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0", "stopping"]
