@@ -39,7 +39,7 @@ from __future__ import annotations
 import bisect
 import functools
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flowcore.core.task import check_batch_size
@@ -59,6 +59,8 @@ __all__ = [
     "BatchedChildren",
     "batch_size",
     "collect_children",
+    "finished",
+    "finished_children",
     "join_batches",
     "pick_child",
     "run_batch",
@@ -393,3 +395,40 @@ def _rerun_lost(
     for index in rest:
         again[index] = children._submit(index, index + 1, prior(index, index + 1))
     return batch, settled, again
+
+
+def finished(value: Any) -> Any:
+    """(After an interrupt, without waiting.) What ``value`` holds: a state as it is, the
+    result of a future that has finished, or None for a future still running (or one that
+    failed, or a call the session's end kept from starting, which returns nothing)."""
+    if isinstance(value, (State, ChildBatch)):
+        return value
+    done = getattr(value, "done", None)
+    if done is None or not done():
+        return None
+    try:
+        return value.result()
+    except Exception:  # noqa: BLE001 - a call that failed has no state to record
+        return None
+
+
+def finished_children(executor: Any, children: Any) -> Iterator[tuple[int, int, State]]:
+    """(After an interrupt, without waiting.) The children of a map that have finished, as
+    runs ``(first index, count, state)`` (see ``ChildBatch.to_record``): a child's state
+    or finished future, the children of a finished batch, and those a running batch
+    reported (``executor.partial_results``)."""
+    if not isinstance(children, BatchedChildren):
+        for index, child in enumerate(children):
+            state = finished(child)
+            if isinstance(state, State):
+                yield index, 1, state
+        return
+    for batch in children.batches:
+        found = finished(batch.future)
+        if isinstance(found, ChildBatch):
+            for offset, count, state in found.to_record():
+                yield found.start + offset, count, state
+        else:
+            pieces, _ = executor.partial_results(batch.future)
+            for index, state in pieces:
+                yield index, 1, state

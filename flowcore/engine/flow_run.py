@@ -39,7 +39,7 @@ from flowcore.caching.choice import run_stores
 from flowcore.core._preflight import run_problems, unwritten_targets_message
 from flowcore.core.task import check_batch_size
 from flowcore.engine.child_states import ChildStates
-from flowcore.engine.flow_runner import add_date_keys, import_object
+from flowcore.engine.flow_runner import INTERRUPTED, add_date_keys, import_object
 from flowcore.engine.resume import constants_digest, resumed_task_states
 from flowcore.engine.state import (
     Cached,
@@ -182,10 +182,12 @@ def _cancel_unfinished_task_runs(store: RunStore | None, run_id: str, flow: Flow
     """The run was interrupted: its task runs that had not finished (running, pending,
     retrying) end ``Cancelled`` with it, one transition each, as a crashed run's end
     ``Crashed``; otherwise they would show as running for ever. Read back from the store,
-    which also holds what other processes (Dask workers) reported."""
+    which also holds what the interrupted pass recorded of the runs in other processes
+    (``flow_runner._record_interrupted``: those that finished, and those submitted that had
+    not, already ``Cancelled``)."""
     if store is None:
         return
-    message = "Interrupted (KeyboardInterrupt) while this task run was unfinished."
+    message = INTERRUPTED
     try:
         store.flush()
         rows = [

@@ -45,7 +45,14 @@ import pendulum
 
 from flowcore import configuration
 from flowcore.core.edge import Edge
-from flowcore.engine.batches import BatchedChildren, batch_size, collect_children, submit_batches
+from flowcore.engine.batches import (
+    BatchedChildren,
+    batch_size,
+    collect_children,
+    finished,
+    finished_children,
+    submit_batches,
+)
 from flowcore.engine.calls import collect as _collect
 from flowcore.engine.calls import run_child, run_task, shared_runner
 from flowcore.engine.calls import with_value as _with_value
@@ -56,6 +63,7 @@ from flowcore.engine.runner import Runner
 from flowcore.engine.signals import ENDRUN
 from flowcore.engine.state import (
     Cached,
+    Cancelled,
     Crashed,
     Failed,
     Mapped,
@@ -78,6 +86,7 @@ if TYPE_CHECKING:
 __all__ = [
     "FlowRunner",
     "FlowRunnerInitializeResult",
+    "INTERRUPTED",
     "import_object",
     "run_task",
 ]
@@ -269,21 +278,30 @@ class FlowRunner(Runner):
         outcomes = _Outcomes(self, task_contexts, task_runner_state_handlers, flow_context)
         with executor.start():
             keep = return_tasks | self.flow.terminal_tasks() | self.flow.reference_tasks()
-            for _ in range(len(self.flow.tasks) + 1):
-                mapped_children: dict[Task, list[Any]] = {}
-                self._submit_tasks(
-                    task_states,
-                    task_contexts,
-                    keep,
-                    mapped_children,
-                    executor,
-                    runner_args,
-                    outcomes,
-                )
-                self._collect(task_states, mapped_children, executor, outcomes)
-                if not outcomes.settle_stranded():
-                    break
-                keep = set(self.flow.tasks)  # a later round needs every state
+            mapped_children: dict[Task, list[Any]] = {}
+            try:
+                for _ in range(len(self.flow.tasks) + 1):
+                    mapped_children = {}
+                    self._submit_tasks(
+                        task_states,
+                        task_contexts,
+                        keep,
+                        mapped_children,
+                        executor,
+                        runner_args,
+                        outcomes,
+                    )
+                    self._collect(task_states, mapped_children, executor, outcomes)
+                    if not outcomes.settle_stranded():
+                        break
+                    keep = set(self.flow.tasks)  # a later round needs every state
+            except KeyboardInterrupt:
+                recorder = flow_context.get("run_recorder")
+                if recorder is not None:
+                    _record_interrupted(
+                        recorder, self.flow.slugs, executor, task_states, mapped_children
+                    )
+                raise
             return self._final_state(state, task_states, return_tasks)
 
     def _submit_tasks(
@@ -343,23 +361,21 @@ class FlowRunner(Runner):
                 executor, {e: s for e, s in pending.items() if e.mapped}
             )
             upstream_states = {**pending, **mapped}
-            parent = outcomes.collect(
-                executor,
-                executor.submit(
-                    run_task,
-                    task,
-                    task_state,
-                    pending,
-                    flow_context,
-                    task_context,
-                    upstream_mapped,
-                    runner_args,
-                    True,
-                    extra_context=extra,
-                ),
+            # (the future stands as the task's state until it is collected: an interrupt
+            # meanwhile finds it there, _record_interrupted)
+            task_states[task] = executor.submit(
+                run_task,
                 task,
+                task_state,
+                pending,
+                flow_context,
+                task_context,
+                upstream_mapped,
+                runner_args,
+                True,
+                extra_context=extra,
             )
-            task_states[task] = parent
+            parent = task_states[task] = outcomes.collect(executor, task_states[task], task)
             mapped_children[task] = []
             if isinstance(parent, Mapped):
                 size = batch_size(task, parent.n_map_states, executor, flow_context)
@@ -594,6 +610,58 @@ class _Outcomes:
         )
         self.priors, self.settled, self.stranded = {}, {}, set()
         return again
+
+
+INTERRUPTED = "Interrupted (KeyboardInterrupt) while this task run was unfinished."
+
+
+def _record_interrupted(
+    recorder: Any,
+    slugs: dict[Task, str],
+    executor: Any,
+    task_states: dict[Task, Any],
+    mapped_children: dict[Task, Any],
+) -> None:
+    """The pass was interrupted (Ctrl-C): tell the run recorder what the driver holds,
+    without waiting (the states of the runs that finished, also in other processes, which
+    only the pass's end would have collected), and that the runs it submitted which had
+    not finished - a task's run, a mapped parent's, the children of a map this pass
+    submitted - ended ``Cancelled`` (docs/runs.md), so that a resume runs only those."""
+    for task, value in list(task_states.items()):
+        slug = slugs.get(task)
+        if slug is None or value is None:
+            continue
+        state = finished(value)
+        if not isinstance(state, State):
+            recorder.collected(slug, -1, Cancelled(INTERRUPTED))
+            continue
+        recorder.collected(slug, -1, state)
+        if not isinstance(state, Mapped) or task not in mapped_children:
+            continue
+        done = [False] * state.n_map_states
+        for first, count, child in finished_children(executor, mapped_children[task]):
+            if count == 1:
+                recorder.collected(slug, first, child)
+            else:
+                recorder.collected_unkept(slug, [(first, count, child)])
+            done[first : first + count] = [True] * len(done[first : first + count])
+        recorder.collected_unkept(slug, _unfinished_runs(done, Cancelled(INTERRUPTED)))
+
+
+def _unfinished_runs(done: list[bool], state: State) -> list[tuple[int, int, State]]:
+    """Runs ``(first index, count, state)`` of the children not ``done``."""
+    runs: list[tuple[int, int, State]] = []
+    index = 0
+    while index < len(done):
+        if done[index]:
+            index += 1
+            continue
+        end = index
+        while end < len(done) and not done[end]:
+            end += 1
+        runs.append((index, end - index, state))
+        index = end
+    return runs
 
 
 def _run_count(prior: Any) -> int:

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 import flowcore
-from flowcore import Flow, Parameter, task
+from flowcore import Flow, Parameter, task, unmapped
 from flowcore.configuration import config
 from flowcore.engine.results import LocalResult
 from flowcore.exceptions import ResumeError
@@ -608,3 +608,64 @@ def test_a_run_from_a_script_records_the_variable_that_holds_its_flow(
     ]
     sources = [store.get_run(run_id).source for run_id in (first, second, third)]  # type: ignore[union-attr]
     assert sources == [f"{script}:flow", f"{script}:flow", f"{script}:renamed"]
+
+
+@task
+def counted(x: int, where: str) -> int:
+    _mark(Path(where, f"a-{x}"))
+    return x
+
+
+@task
+def listed(xs: list[int]) -> list[int]:
+    return list(xs)
+
+
+@task
+def interrupting(x: int, where: str, driver: int) -> int:
+    """Child 0, while the file ``interrupt`` exists, sends SIGINT to the ``driver``
+    process and then waits to be stopped (up to 60 s)."""
+    _mark(Path(where, f"b-{x}"))
+    if x == 0 and Path(where, "interrupt").exists():
+        os.kill(driver, signal.SIGINT)
+        time.sleep(60)
+    return x
+
+
+def test_an_interrupted_run_on_a_process_pool_keeps_what_finished_for_its_resume(
+    store: RunStore, tmp_path: Path
+) -> None:
+    """Ctrl-C while a map's children run in a process pool: the children whose states
+    the driver had (all of the first map, gathered from the pool's processes) are
+    recorded as they ended and the unfinished ones Cancelled, so a resume runs only
+    those (docs/runs.md); before, the store kept no task run of the interrupted run and
+    the resume ran everything again."""
+    from flowcore.executors import LocalDaskExecutor
+
+    where = str(tmp_path)
+    (tmp_path / "interrupt").touch()
+    with Flow("interrupted-pool", result=LocalResult(dir=str(tmp_path / "results"))) as flow:
+        first = counted.map(list(range(6)), unmapped(where))
+        # (through a task that takes them all: the second map starts once the first ended)
+        interrupting.map(listed(first), unmapped(where), unmapped(os.getpid()))
+    with pytest.raises(KeyboardInterrupt):
+        flow.run(executor=LocalDaskExecutor("processes", num_workers=2),
+                 context={"checkpointing": True})  # fmt: skip
+    store.flush()
+    (run,) = store.list_runs(flow="interrupted-pool")
+    assert run.state == "Cancelled"
+    records = {(r.task_slug, r.map_index): r.state for r in store.task_runs(run.run_id)}
+    assert records[("counted-1", -1)] == "Mapped"
+    assert [records[("counted-1", i)] for i in range(6)] == ["Success"] * 6
+    assert records[("listed-1", -1)] == "Success"
+    assert records[("interrupting-1", -1)] == "Mapped"
+    assert records[("interrupting-1", 0)] == "Cancelled"
+    assert {records[("interrupting-1", i)] for i in range(6)} <= {"Success", "Cancelled"}
+    finished = [i for i in range(6) if records[("interrupting-1", i)] == "Success"]
+    (tmp_path / "interrupt").unlink()
+    state = flow.run(resume="last", executor=LocalDaskExecutor("processes", num_workers=2),
+                     context={"checkpointing": True})  # fmt: skip
+    assert state.is_successful(), state.result
+    assert [_count(tmp_path / f"a-{i}") for i in range(6)] == [1] * 6
+    assert all(_count(tmp_path / f"b-{i}") == 1 for i in finished)
+    assert _count(tmp_path / "b-0") == 2
