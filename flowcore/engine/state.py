@@ -297,20 +297,35 @@ def _compared(key: str) -> bool:
 
 
 def _picklable_exception_result(stored: Result) -> Result:
+    """``stored``, or a copy whose exception can travel: one that cannot be pickled becomes
+    a string (as Prefect 1 does); one that pickles but cannot be loaded again (its
+    ``__init__`` needs other arguments than its ``args``) travels rebuilt without its
+    ``__init__``, or as a stand-in of the same name and message (``engine._stand_in``), so
+    the process that loads the state gets the task's failure, not the loading's error."""
     from flowcore.exceptions import FlowcoreSignal
 
     value = stored.value
     if isinstance(value, FlowcoreSignal):
         return stored
+    import pickle
+
     import cloudpickle
 
     try:
-        cloudpickle.dumps(value)
+        data = cloudpickle.dumps(value)
     except Exception as exc:
         replacement = stored.copy()
         replacement.value = (
             f"The following exception could not be pickled due to {exc!r}: {value!r}"
         )
+        return replacement
+    try:
+        pickle.loads(data)
+    except Exception as exc:  # noqa: BLE001 - any error of the exception's own __init__
+        from flowcore.engine._stand_in import portable
+
+        replacement = stored.copy()
+        replacement.value = portable(value, f"it could not be loaded after pickling ({exc!r})")
         return replacement
     return stored
 

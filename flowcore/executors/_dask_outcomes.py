@@ -13,9 +13,9 @@ copy. ``collect`` then tells the outcomes apart (:func:`describe_failure`): a ca
 worker died while it ran (``KilledWorker``) or before its result was collected becomes a
 :class:`WorkerCrashed`, a call that never started because a call it needs failed that way
 becomes an :class:`UpstreamCrashed` (Dask's ``exception_blame`` names the culprit), a call
-the machinery could not carry out (unpicklable result, code the workers cannot import) a
-:class:`DaskTaskError`; exceptions of the task's own code (``raise_on_exception``) are
-raised as they are.
+the machinery could not carry out (unpicklable result, code the workers cannot import, a
+result the driver cannot load: :class:`ResultUnloadable`) a :class:`DaskTaskError`;
+exceptions of the task's own code (``raise_on_exception``) are raised as they are.
 
 On the temporary clusters a ``DaskExecutor`` creates, :class:`CrashPolicy` (a scheduler
 plugin) makes flowcore's ``max_retries`` the retry policy for calls that crashed a worker,
@@ -57,6 +57,7 @@ __all__ = [
     "CrashPolicy",
     "Outcomes",
     "ResultLost",
+    "ResultUnloadable",
     "WorkerDied",
     "describe_failure",
     "failure_causes",
@@ -74,6 +75,11 @@ _STARTED_TOPIC = "flowcore-started"
 
 class ResultLost(FlowcoreException):
     """Raised on a worker in place of running a finished call a second time."""
+
+
+class ResultUnloadable(FlowcoreException):
+    """A finished call's result came to the driver but could not be loaded there (its
+    message: the loading's error)."""
 
 
 class WorkerDied(FlowcoreException):
@@ -255,11 +261,25 @@ class Outcomes:
 
 
 def _outcome(future: Any, client: Any) -> tuple[str, Any]:
-    """``(status, result or exception)`` of a future that has finished (one way or another)."""
+    """``(status, result or exception)`` of a future that has finished (one way or another).
+    A finished call whose result came but could not be loaded here is a
+    :class:`ResultUnloadable` error."""
     try:
         return "finished", client.gather(future)
     except BaseException as exc:  # noqa: BLE001 - the call's error, handed to the caller
+        if future.status == "finished" and _raised_by_loading(exc):
+            return "error", ResultUnloadable(f"{type(exc).__name__}: {exc}")
         return ("cancelled" if future.status == "cancelled" else "error"), exc
+
+
+def _raised_by_loading(exc: BaseException) -> bool:
+    """Whether gathering a finished call failed loading its result (an error of the
+    result's own reduce or ``__init__``), not reaching it (a lost connection or worker)."""
+    import asyncio
+
+    return isinstance(exc, Exception) and not isinstance(
+        exc, (OSError, TimeoutError, asyncio.TimeoutError)
+    )
 
 
 def failure_causes(client: Any, keys: list[Any]) -> dict[Any, tuple[Any, str | None]]:
@@ -318,6 +338,12 @@ def describe_failure(
         )
     if isinstance(exc, DaskTaskError):
         return exc
+    if isinstance(exc, ResultUnloadable):
+        from flowcore.executors._pools import unloadable_result
+
+        return DaskTaskError(
+            unloadable_result(label, "in the flow's process after pickling", str(exc))
+        )
     return translate(exc)
 
 

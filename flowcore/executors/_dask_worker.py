@@ -15,7 +15,8 @@
 * raises :class:`DaskTaskError` naming the task when the call cannot be loaded, and marks
   an exception of the task's own code with the task's label (attribute ``IN_TASK``);
 * on a worker in its own process, checks that the result pickles (distributed would
-  otherwise hang moving an unpicklable result).
+  otherwise hang moving an unpicklable result) and loads again (else the driver's gather
+  fails, naming no task).
 """
 
 from __future__ import annotations

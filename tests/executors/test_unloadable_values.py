@@ -1,0 +1,145 @@
+"""Exceptions and results that pickle but cannot be loaded again (``engine/_stand_in.py``,
+``executors/_pools.check_picklable``, docs/executors.md "What must be picklable").
+
+On real pools of processes: ``LocalDaskExecutor("processes")`` and a ``DaskExecutor`` on
+the session's ``local_cluster`` (two worker processes). Such a value fails its own task
+alone; every other task, and every other child of a batch, keeps its state.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from typing import Any
+
+import pytest
+
+from flowcore import Flow
+from flowcore.engine.state import Failed, State, Success
+from flowcore.exceptions import DaskTaskError
+from flowcore.executors import DaskExecutor, Executor, LocalDaskExecutor
+from tests.executors import unloadable
+from tests.executors.conftest import REPO
+from tests.executors.unloadable import NoReduce
+
+pytestmark = pytest.mark.timeout(180)
+
+
+@pytest.fixture(params=["processes", "dask"])
+def executor(request: Any) -> Executor:
+    if request.param == "processes":
+        return LocalDaskExecutor("processes", num_workers=2)
+    cluster = request.getfixturevalue("local_cluster")
+    return DaskExecutor(address=cluster.scheduler_address)
+
+
+def run(flow: Flow, executor: Executor) -> State:
+    state = flow.run(executor=executor)
+    assert state is not None
+    return state
+
+
+def in_a_new_process(code: str) -> None:
+    """Run ``code`` in a new Python process: in this one, a test that imported
+    ``dask.multiprocessing`` may have installed tblib's pickling for every exception class
+    that existed then, which loads these without their ``__init__``."""
+    completed = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert completed.returncode == 0, completed.stderr
+
+
+def test_a_failed_state_carries_an_exception_that_cannot_be_loaded_rebuilt() -> None:
+    in_a_new_process("""
+        import pickle, cloudpickle
+        from flowcore.engine.state import Failed
+        from tests.executors.unloadable import NoReduce
+
+        error = NoReduce(1, 2)
+        error.code = 7
+        loaded = pickle.loads(cloudpickle.dumps(Failed("boom", result=error)))
+        assert type(loaded.result) is NoReduce, repr(loaded.result)
+        assert loaded.result.args == ("1-2",) and loaded.result.code == 7
+    """)
+
+
+def test_an_exception_that_cannot_be_rebuilt_travels_as_a_stand_in() -> None:
+    in_a_new_process("""
+        import pickle, cloudpickle
+        from flowcore.engine.state import Failed
+        from tests.executors.unloadable import NoNew
+
+        loaded = pickle.loads(cloudpickle.dumps(Failed("boom", result=NoNew(1, 2))))
+        error = loaded.result
+        assert type(error).__name__ == "NoNew" and not isinstance(error, NoNew), repr(error)
+        assert repr(error) == "NoNew('1-2')"
+        assert "missing 1 required positional argument: 'b'" in error.reason, error.reason
+        again = pickle.loads(pickle.dumps(loaded))  # it travels on, as the same class
+        assert type(again.result) is type(error) and again.result.args == ("1-2",)
+    """)
+
+
+def test_an_exception_that_cannot_be_loaded_fails_its_task_alone(executor: Executor) -> None:
+    with Flow("noreduce") as flow:
+        failing = unloadable.raise_noreduce(1)
+        other = unloadable.ok(5)
+    state = run(flow, executor)
+    assert type(state) is Failed and state.message == "Some reference tasks failed."
+    assert type(state.result[failing]) is Failed
+    assert state.result[failing].message == "Error during execution of task: NoReduce('1-2')"
+    error = state.result[failing].result
+    assert type(error) is NoReduce and error.args == ("1-2",)
+    assert type(state.result[other]) is Success and state.result[other].result == 5
+
+
+def test_in_a_batched_map_only_the_child_whose_exception_cannot_be_loaded_fails(
+    executor: Executor,
+) -> None:
+    with Flow("noreduce-map") as flow:
+        children = unloadable.child.map(list(range(30)), batch_size=10)
+    state = run(flow, executor)
+    states = state.result[children].map_states
+    failed = [i for i, child in enumerate(states) if child.is_failed()]
+    assert failed == [13]
+    assert states[13].message == "Error during execution of task: NoReduce('1-2')"
+    assert type(states[13].result) is NoReduce
+    assert [child.result for i, child in enumerate(states) if i != 13] == [
+        i for i in range(30) if i != 13
+    ]
+
+
+def test_a_result_that_cannot_be_loaded_fails_its_task_naming_it(executor: Executor) -> None:
+    with Flow("returns-noreduce") as flow:
+        returned = unloadable.returns_noreduce_inside(1)
+        other = unloadable.ok(5)
+    state = run(flow, executor)
+    assert type(state.result[returned]) is Failed
+    assert isinstance(state.result[returned].result, DaskTaskError)
+    assert state.result[returned].message.startswith(
+        "Task 'returns_noreduce_inside': its result cannot be loaded after pickling "
+        "(TypeError: NoReduce.__init__() missing 1 required positional argument: 'b')"
+    )
+    assert state.result[other].result == 5
+
+
+def test_a_result_the_flows_process_cannot_load_fails_its_task_naming_it(
+    executor: Executor,
+) -> None:
+    with Flow("loads-elsewhere") as flow:
+        returned = unloadable.returns_unloadable_in(os.getpid())
+        other = unloadable.ok(5)
+    state = run(flow, executor)
+    assert type(state.result[returned]) is Failed
+    assert isinstance(state.result[returned].result, DaskTaskError)
+    assert state.result[returned].message.startswith(
+        "Task 'returns_unloadable_in': its result cannot be loaded in the flow's process "
+        f"after pickling (RuntimeError: NotInThatProcess cannot be loaded in process "
+        f"{os.getpid()})"
+    )
+    assert state.result[other].result == 5
