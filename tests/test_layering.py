@@ -80,7 +80,10 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
             "flowcore.schedules",
         ),
     ),  # fmt: skip
-    ("states", ("flowcore.engine.state", "flowcore.engine.child_states")),
+    (
+        "states",
+        ("flowcore.engine.state", "flowcore.engine.child_states", "flowcore.engine._stand_in"),
+    ),
     ("results", ("flowcore.engine.result", "flowcore.engine.results")),
     # DESIGN.md draws executors apart ("import nothing from engine/"); they hand the context
     # and config to workers and log, so they sit on top of the process-global layer.
