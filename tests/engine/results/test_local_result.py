@@ -406,3 +406,11 @@ def test_writers_killed_mid_write_leave_only_temporaries_that_a_new_process_swee
     assert sorted(path.name for path in store.iterdir()) == sorted(
         {"small.bin"} | ({"big.bin"} if target.exists() else set())
     )
+
+
+@pytest.mark.parametrize("size", [0, 1, 4096, (1 << 20) + 3])
+def test_bytes_of_any_size_read_back_whole(tmp_path: Path, size: int) -> None:
+    result = LocalResult(dir=str(tmp_path))
+    data = os.urandom(size)
+    result.write_bytes_at("blob.bin", data)
+    assert result.read_bytes_at("blob.bin") == data
