@@ -97,9 +97,10 @@ class UnreadableValueError(ResultStorageError):
 
 class LocationEscapeError(FlowcoreException, ValueError):
     """A rendered result location would leave its Result's root (``..``, an absolute path,
-    ``~`` or a symlink in a value interpolated from parameters or inputs); nothing was
-    read or written. The message names the Result class, the location, the template and
-    the root."""
+    ``~`` or a symlink in a value interpolated from parameters or inputs), names the root
+    itself (``""``, ``"."``: a directory, not a value) or holds a NUL character; nothing
+    was read or written. The message names the Result class, the location, the template
+    and the root."""
 
 
 class TemplateKeyError(FlowcoreException, KeyError, ValueError):
