@@ -60,7 +60,6 @@ from flowcore.caching.plan import CacheRun
 from flowcore.core.edge import Edge
 from flowcore.engine import signals
 from flowcore.engine.result import NoResult, Result
-from flowcore.engine.results.prefect_result import PrefectResult
 from flowcore.engine.runner import Runner, call_state_handlers, unwrap_state
 from flowcore.engine.signals import ENDRUN
 from flowcore.engine.state import (
@@ -797,7 +796,7 @@ class TaskRunner(Runner):
             kwargs = self.formatting_kwargs(inputs)
             transaction = self._transaction(context)
             try:
-                if transaction is None or not _writes_to_storage(self.result):
+                if transaction is None or not self.result.stores_values():
                     return self.result.write(value, **kwargs)
                 formatted = self.result.format(**kwargs)
             except ResultNotImplementedError:
@@ -816,18 +815,6 @@ class TaskRunner(Runner):
         logger = self._step_context().get("logger") or self.task.logger
         with LinesToLog(logger) as stream, redirect_stdout(stream):
             return run_with_timeout(self.task.run, raw, self.task.timeout, self._name)
-
-
-def _writes_to_storage(result: Result) -> bool:
-    """Whether writing ``result`` puts the value in storage (a backend's ``_write_bytes``, or
-    a ``write`` of its own, Prefect 1 style), so that a transaction holds the write back.
-    The base ``Result`` stores nothing (its ``write`` raises ResultNotImplementedError: the
-    value is not checkpointed) and ``PrefectResult`` keeps the value in its location: in a
-    transaction or not, they write at once."""
-    if isinstance(result, PrefectResult):
-        return False
-    kind = type(result)
-    return kind.write is not Result.write or kind._write_bytes is not Result._write_bytes
 
 
 def _now() -> datetime:

@@ -349,8 +349,12 @@ def _call_pickled(payload: bytes, label: str) -> bytes:
         _calling = False
         if _ending:
             os._exit(128 + signal.SIGTERM)
-    check_picklable(result, label)
-    return cloudpickle.dumps(result)  # type: ignore[no-any-return]
+    try:
+        data: bytes = cloudpickle.dumps(result)
+    except Exception as exc:
+        raise DaskTaskError(_unpicklable(label, exc)) from None
+    _check_loads(data, [], label)  # (the bytes sent back, pickled once)
+    return data
 
 
 def check_picklable(value: Any, label: str) -> None:
@@ -373,11 +377,20 @@ def check_picklable(value: Any, label: str) -> None:
         try:
             data = cloudpickle.dumps(value, protocol=5, buffer_callback=buffers.append)
         except Exception as exc:
-            raise DaskTaskError(
-                f"Task {label!r}: its result cannot be pickled to leave the worker process "
-                f"({type(exc).__name__}: {exc}); return a picklable value from the task, or "
-                "run the flow with LocalExecutor or LocalDaskExecutor('threads')"
-            ) from None
+            raise DaskTaskError(_unpicklable(label, exc)) from None
+    _check_loads(data, buffers, label)
+
+
+def _unpicklable(label: str, exc: Exception) -> str:
+    return (
+        f"Task {label!r}: its result cannot be pickled to leave the worker process "
+        f"({type(exc).__name__}: {exc}); return a picklable value from the task, or "
+        "run the flow with LocalExecutor or LocalDaskExecutor('threads')"
+    )
+
+
+def _check_loads(data: bytes, buffers: list[pickle.PickleBuffer], label: str) -> None:
+    """Raise :class:`DaskTaskError` unless the pickled ``data`` loads again."""
     try:
         pickle.loads(data, buffers=buffers)
     except Exception as exc:  # noqa: BLE001 - any error of the value's own reduce or init

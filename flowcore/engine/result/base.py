@@ -195,6 +195,14 @@ class Result:
         new.value = value
         return new
 
+    def stores_values(self) -> bool:
+        """Whether :meth:`write` puts the value in storage (a backend's ``_write_bytes``, or
+        a ``write`` of its own, Prefect 1 style), so that a transaction can hold the write
+        back until it commits. The base Result stores nothing (its ``write`` raises
+        ResultNotImplementedError: the value is not checkpointed)."""
+        kind = type(self)
+        return kind.write is not Result.write or kind._write_bytes is not Result._write_bytes
+
     def write(self, value_: Any, **kwargs: Any) -> Result:
         """Store ``value_`` at the rendered location; return a Result that carries both.
 

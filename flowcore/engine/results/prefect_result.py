@@ -21,6 +21,11 @@ class PrefectResult(Result):
     ('{"a": 1}', {'a': 1})
     """
 
+    def stores_values(self) -> bool:
+        """False: the value is kept in the location string itself, written at once in a
+        transaction or not."""
+        return False
+
     def __init__(self, **kwargs: Any) -> None:
         if kwargs.get("serializer") is None:
             kwargs["serializer"] = JSONSerializer()
