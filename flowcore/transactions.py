@@ -38,8 +38,8 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from flowcore.engine.child_states import ChildStates
-from flowcore.engine.state import Mapped, State
+from flowcore.engine.child_states import expand_mapped
+from flowcore.engine.state import State
 from flowcore.utilities import context as _context
 from flowcore.utilities.logging import get_logger
 
@@ -214,7 +214,7 @@ def counts_as_success(state: State | None) -> bool:
     successful (``Success``, ``Cached``, ``Skipped``...) and, for a mapped task, so is every
     child's, since the ``Mapped`` parent is a ``Success`` whatever its children did.
 
-    >>> from flowcore.engine.state import Failed, Skipped, Success
+    >>> from flowcore.engine.state import Failed, Mapped, Skipped, Success
     >>> counts_as_success(Mapped(map_states=[Success(), Skipped()]))
     True
     >>> counts_as_success(Mapped(map_states=[Success(), Failed()]))
@@ -224,8 +224,4 @@ def counts_as_success(state: State | None) -> bool:
     """
     if state is None or not state.is_successful():
         return False
-    if isinstance(state, Mapped):
-        children = state.map_states
-        kinds = children.kinds() if isinstance(children, ChildStates) else children
-        return all(counts_as_success(child) for child in kinds)
-    return True
+    return all(child.is_successful() for child in expand_mapped([state]))

@@ -33,9 +33,9 @@ import heapq
 from collections.abc import Iterable, Iterator, Sequence
 from typing import Any, overload
 
-from flowcore.engine.state import State
+from flowcore.engine.state import Mapped, State
 
-__all__ = ["ChildBatch", "ChildStates", "child_results"]
+__all__ = ["ChildBatch", "ChildStates", "child_results", "expand_mapped"]
 
 _PLAIN_CONTEXT = (str, int, float, bool, type(None))
 
@@ -317,3 +317,21 @@ def _materialise(template: State, value: Any, location: str | None) -> State:
         result.location = location
     state._result = result
     return state
+
+
+def expand_mapped(states: Iterable[State], whole: bool = False) -> list[State]:
+    """The states with mapped parents replaced by their children. Compact children
+    (``ChildStates``) stand as one state per kind unless ``whole`` (a terminal state
+    handler sees every child, as in Prefect 1): what is decided from them (the flow's
+    state, a transaction group's commit) depends on their classes only."""
+    expanded: list[State] = []
+    for state in states:
+        if isinstance(state, Mapped):
+            children = state.map_states
+            if isinstance(children, ChildStates) and not whole:
+                expanded.extend(children.kinds())
+            else:
+                expanded.extend(children)
+        else:
+            expanded.append(state)
+    return expanded

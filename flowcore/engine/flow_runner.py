@@ -56,7 +56,7 @@ from flowcore.engine.batches import (
 from flowcore.engine.calls import collect as _collect
 from flowcore.engine.calls import run_child, run_task, shared_runner
 from flowcore.engine.calls import with_value as _with_value
-from flowcore.engine.child_states import ChildStates, child_results
+from flowcore.engine.child_states import child_results, expand_mapped
 from flowcore.engine.result import Result
 from flowcore.engine.results import ConstantResult
 from flowcore.engine.runner import Runner
@@ -477,9 +477,9 @@ class FlowRunner(Runner):
         return_states = {t: task_states[t] for t in return_tasks if t in task_states}
         return self.determine_final_state(
             state,
-            _expand(reference, whole=flow.terminal_state_handler is not None),
+            expand_mapped(reference, whole=flow.terminal_state_handler is not None),
             return_states,
-            _expand(terminal),
+            expand_mapped(terminal),
         )
 
     def determine_final_state(
@@ -676,23 +676,6 @@ def _run_count(prior: Any) -> int:
 def _state_or_pending(task_states: dict[Task, Any], task: Task) -> State:
     found = task_states.get(task)
     return found if found is not None else Pending(_NOT_AVAILABLE)
-
-
-def _expand(states: list[State], whole: bool = False) -> list[State]:
-    """The states with mapped parents replaced by their children. Compact children
-    (``ChildStates``) stand as one state per kind unless ``whole`` (a terminal state
-    handler sees every child, as in Prefect 1): the flow state depends on their classes."""
-    expanded: list[State] = []
-    for state in states:
-        if isinstance(state, Mapped):
-            children = state.map_states
-            if isinstance(children, ChildStates) and not whole:
-                expanded.extend(children.kinds())
-            else:
-                expanded.extend(children)
-        else:
-            expanded.append(state)
-    return expanded
 
 
 def _run_plan(flow: Flow) -> list[_TaskPlan]:

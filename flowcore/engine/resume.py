@@ -28,16 +28,13 @@ and the fix.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from flowcore.engine.result import Result
 from flowcore.engine.state import Mapped, Pending, Skipped, State, Success
 from flowcore.exceptions import ResumeError
-from flowcore.runs.states import is_finished, is_resumable
-from flowcore.utilities.processes import host_name, pid_alive
+from flowcore.runs.states import is_resumable
 
 if TYPE_CHECKING:
     from flowcore.core.flow import Flow
@@ -125,7 +122,7 @@ def find_resumable(store: RunStore, resume: str, flow_name: str | None = None) -
                 f"run{short} (`flowcore runs ls` lists the runs)"
             )
         found = maybe
-    if _still_running(store, found):
+    if store.still_running(found):
         raise ResumeError(
             f"Cannot resume run {found.run_id} of {found.flow_name!r}: it is still running "
             f"in pid {found.pid} on {found.host or 'an unknown host'}; wait for it or stop it"
@@ -133,23 +130,10 @@ def find_resumable(store: RunStore, resume: str, flow_name: str | None = None) -
     return found
 
 
-def _still_running(store: RunStore, run: RunInfo) -> bool:
-    """Whether a live process still drives ``run``: it has not finished, and its driver
-    is alive on this host, or (on another host, where no pid can be checked) its
-    heartbeat is younger than the store's crash timeout."""
-    if is_finished(run.state):
-        return False
-    if run.host == host_name():
-        return pid_alive(run.pid)
-    age = datetime.now(timezone.utc) - run.heartbeat.astimezone(timezone.utc)
-    return age < timedelta(seconds=store.crash_after)
-
-
 def constants_digest(values: dict[str, Any]) -> str | None:
     """A digest of a task's constant inputs (``flow.constants[task]``), recorded with the
     run's structure: None when it has none, ``"unhashable"`` when one of them has no
-    stable digest. Plain values (numbers, text, bytes, None and containers of them) are
-    digested by their ``repr``; others by :func:`~flowcore.utilities.hashing.hash_value`.
+    stable digest (:func:`~flowcore.utilities.hashing.hash_value`, the one hashing helper).
 
     >>> constants_digest({}) is None, constants_digest({"x": 1}) == constants_digest({"x": 1})
     (True, True)
@@ -158,37 +142,12 @@ def constants_digest(values: dict[str, Any]) -> str | None:
     """
     if not values:
         return None
-    plain = _plain_text(values)
-    if plain is not None:
-        return "repr:" + hashlib.sha256(plain.encode()).hexdigest()[:32]
     from flowcore.utilities.hashing import UnhashableValue, hash_value
 
     try:
-        return "token:" + hash_value(values)
+        return hash_value(values)
     except UnhashableValue:
         return "unhashable"
-
-
-_PLAIN = (type(None), bool, int, float, complex, str, bytes)
-
-
-def _plain_text(value: Any) -> str | None:
-    """A text that is equal exactly when the (plain) values are; None for other values."""
-    kind = type(value)
-    if kind in _PLAIN:
-        return f"{kind.__name__}:{value!r}"
-    if kind in (list, tuple, set, frozenset):
-        parts = [_plain_text(item) for item in value]
-        if any(part is None for part in parts):
-            return None
-        texts = sorted(parts) if kind in (set, frozenset) else parts  # type: ignore[type-var]
-        return f"{kind.__name__}({','.join(texts)})"  # type: ignore[arg-type]
-    if kind is dict:
-        pairs = [(_plain_text(k), _plain_text(v)) for k, v in value.items()]
-        if any(k is None or v is None for k, v in pairs):
-            return None
-        return "dict(" + ",".join(sorted(f"{k}={v}" for k, v in pairs)) + ")"
-    return None
 
 
 def _changed_tasks(flow: Flow, run: RunInfo) -> dict[Task, str]:

@@ -72,7 +72,7 @@ from flowcore.configuration import config
 from flowcore.exceptions import FlowcoreException
 from flowcore.runs.events import RunEvent
 from flowcore.runs.feeder import BATCH_INTERVAL, Feeder
-from flowcore.runs.states import canonical
+from flowcore.runs.states import canonical, is_finished
 from flowcore.utilities.processes import host_name, pid_alive
 
 if TYPE_CHECKING:
@@ -658,6 +658,17 @@ class RunStore:
 
     def _driver_alive(self, host: str, pid: int) -> bool:
         return host == self._host and pid_alive(pid)
+
+    def still_running(self, run: RunInfo) -> bool:
+        """Whether a live process still drives ``run``: it has not finished, and its driver
+        is alive on this host, or (on another host, where no pid can be checked) its
+        heartbeat is younger than ``crash_after`` (the rule that finds crashed runs)."""
+        if is_finished(run.state):
+            return False
+        if run.host == self._host:
+            return pid_alive(run.pid)
+        age = _now() - run.heartbeat.astimezone(timezone.utc)
+        return age < timedelta(seconds=self.crash_after)
 
 
 # -- helpers -------------------------------------------------------------------------------
