@@ -28,6 +28,7 @@ and the fix.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -133,7 +134,9 @@ def find_resumable(store: RunStore, resume: str, flow_name: str | None = None) -
 def constants_digest(values: dict[str, Any]) -> str | None:
     """A digest of a task's constant inputs (``flow.constants[task]``), recorded with the
     run's structure: None when it has none, ``"unhashable"`` when one of them has no
-    stable digest (:func:`~flowcore.utilities.hashing.hash_value`, the one hashing helper).
+    stable digest. Plain values (numbers, text, bytes, None and containers of them) are
+    digested by their ``repr``, so that a recorded run loads no hashing (and with it no
+    Dask) for them; others by :func:`~flowcore.utilities.hashing.hash_value`.
 
     >>> constants_digest({}) is None, constants_digest({"x": 1}) == constants_digest({"x": 1})
     (True, True)
@@ -142,12 +145,37 @@ def constants_digest(values: dict[str, Any]) -> str | None:
     """
     if not values:
         return None
+    plain = _plain_text(values)
+    if plain is not None:
+        return "repr:" + hashlib.sha256(plain.encode()).hexdigest()[:32]
     from flowcore.utilities.hashing import UnhashableValue, hash_value
 
     try:
-        return hash_value(values)
+        return "token:" + hash_value(values)
     except UnhashableValue:
         return "unhashable"
+
+
+_PLAIN = (type(None), bool, int, float, complex, str, bytes)
+
+
+def _plain_text(value: Any) -> str | None:
+    """A text that is equal exactly when the (plain) values are; None for other values."""
+    kind = type(value)
+    if kind in _PLAIN:
+        return f"{kind.__name__}:{value!r}"
+    if kind in (list, tuple, set, frozenset):
+        parts = [_plain_text(item) for item in value]
+        if any(part is None for part in parts):
+            return None
+        texts = sorted(parts) if kind in (set, frozenset) else parts  # type: ignore[type-var]
+        return f"{kind.__name__}({','.join(texts)})"  # type: ignore[arg-type]
+    if kind is dict:
+        pairs = [(_plain_text(k), _plain_text(v)) for k, v in value.items()]
+        if any(k is None or v is None for k, v in pairs):
+            return None
+        return "dict(" + ",".join(sorted(f"{k}={v}" for k, v in pairs)) + ")"
+    return None
 
 
 def _changed_tasks(flow: Flow, run: RunInfo) -> dict[Task, str]:
