@@ -88,3 +88,23 @@ def test_w8_measures_the_run_store_progress_and_resume() -> None:
     (row,) = [line for line in process.stdout.splitlines() if line.startswith("| W8 | flowcore")]
     for part in ("W1 off", "W3 off", "with progress shown", "with 10 failed", "10 children ran"):
         assert part in row, row
+
+
+def test_w4_bound_prints_the_three_figures_and_the_comparison() -> None:
+    process = subprocess.run(
+        [sys.executable, "-m", "benchmarks.w4_bound", "--n", "2000", "--repeat", "1"],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert process.returncode == 0, process.stderr[-3000:]
+    lines = process.stdout.splitlines()
+    names = (
+        "R (Running, call, Result, Success)",
+        "cheapest flushed INFO line",
+        "flowcore's INFO line",
+    )
+    for name, line in zip(names, lines):
+        assert line.startswith(f"{name}: ") and line.endswith(" us"), line
+        assert float(line.split(": ")[1][:-3]) > 0
+    assert lines[3].startswith("two lines at the cheapest "), lines
+    assert "cost <= 0.5x a run" in lines[3]
+    assert len(lines) == 4 and not process.stderr
