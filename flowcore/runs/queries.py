@@ -19,8 +19,8 @@ from datetime import datetime
 from typing import Any, NamedTuple, TypeVar
 
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
-from flowcore.runs.sql import in_list, literals, open_sqlite, transaction
-from flowcore.runs.states import FINISHED_STATES, RESUMABLE_FINISHED_STATES
+from flowcore.runs.sql import in_list, open_sqlite, transaction
+from flowcore.runs.states import FINISHED_STATES
 from flowcore.runs.times import chunks, stored_time, time_param, utc_time
 
 __all__ = [
@@ -31,7 +31,6 @@ __all__ = [
     "children",
     "count_runs",
     "find_runs",
-    "latest_resumable",
     "list_runs",
     "logs",
     "pending_runs",
@@ -167,18 +166,6 @@ def resumes_of(reader: Reader, run_id: str) -> list[RunInfo]:
         {"id": run_id},
     )
     return _run_infos(reader, rows)
-
-
-def latest_resumable(reader: Reader, flow_name: str) -> RunInfo | None:
-    """The newest run of ``flow_name`` that failed, was cancelled or did not finish."""
-    rows = reader.all(
-        f"SELECT {_RUN_COLUMNS} FROM flow_runs WHERE flow_name = :flow "
-        f"AND (state IN ({literals(RESUMABLE_FINISHED_STATES)}) "
-        f"OR state NOT IN ({literals(FINISHED_STATES)})) "
-        f"{_NEWEST_FIRST} LIMIT 1",
-        {"flow": flow_name},
-    )
-    return _run_infos(reader, rows)[0] if rows else None
 
 
 def task_runs(

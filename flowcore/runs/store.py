@@ -520,16 +520,6 @@ class RunStore:
 
         return self._read(lambda c: queries.resumes_of(c, run_id))
 
-    def latest_resumable(self, flow_name: str) -> RunInfo | None:
-        """The newest run of ``flow_name`` that did not finish, was ``Cancelled`` (Ctrl-C),
-        or finished ``Failed`` (or a subclass: ``Crashed``, ``TimedOut``,
-        ``TriggerFailed``, ``ValidationFailed``). ``flow.run(resume="last")`` and
-        ``flowcore resume last`` take the newest run instead, and refuse it when it is
-        none of these (``engine.resume.find_resumable``)."""
-        from flowcore.runs import queries
-
-        return self._read(lambda c: queries.latest_resumable(c, flow_name))
-
     def prune(self, retention_days: float | None = None, max_runs: int | None = None) -> int:
         """Delete finished runs started more than ``retention_days`` ago and the oldest
         beyond the newest ``max_runs`` (defaults: ``runs.retention_days``,

@@ -180,23 +180,6 @@ def test_get_run_accepts_a_unique_prefix(store: RunStore) -> None:
         store.get_run("3f2a")
 
 
-def test_latest_resumable_is_the_newest_failed_cancelled_or_unfinished_run(
-    store: RunStore,
-) -> None:
-    _run(store, "r-old-failed", time=at(0), final="TimedOut")
-    _run(store, "r-success", time=at(1))
-    _run(store, "r-other-flow", flow="other", time=at(3), final="Failed")
-    store.flush()
-    assert store.latest_resumable("etl").run_id == "r-old-failed"  # type: ignore[union-attr]
-    _run(store, "r-cancelled", time=at(2), final="Cancelled")  # (Ctrl-C)
-    store.flush()
-    assert store.latest_resumable("etl").run_id == "r-cancelled"  # type: ignore[union-attr]
-    _run(store, "r-running", time=at(4), final=None)
-    store.flush()
-    assert store.latest_resumable("etl").run_id == "r-running"  # type: ignore[union-attr]
-    assert store.latest_resumable("nobody") is None
-
-
 def test_events_before_the_run_started_are_kept(store: RunStore) -> None:
     # times of now: a placeholder run (no driver known yet) with a heartbeat older than a
     # minute would be found Crashed by the first read
