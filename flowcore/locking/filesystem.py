@@ -3,7 +3,8 @@
 Layout of ``lock_dir``::
 
     <readable part of the key>-<sha256 of the key, 32 hex>.lock    one per held key
-        {"holder": "...", "pid": 4242, "hostname": "box", "expires_at": 1718000000.5}
+        {"holder": "...", "pid": 4242, "hostname": "box", "expires_at": 1718000000.5,
+         "written_at": 1717999940.5}
     .guard                                                        empty; see below
 
 ``expires_at`` is wall-clock time (``time.time()``, comparable between processes) or null
@@ -12,7 +13,9 @@ it, when
 
 * it has expired, or
 * it was written on this host (same host name) by a process that no longer
-  runs (``os.kill(pid, 0)`` fails, or the process is a zombie), or
+  runs (``os.kill(pid, 0)`` fails, or the process is a zombie, or the process with that
+  pid started after ``written_at``, the time the holder last wrote the file: its pid was
+  reused after it died), or
 * it is not a lock record: not JSON, or fields of the wrong type (its writer died between
   creating and filling it, or something else wrote it). Breaking one logs a WARNING naming
   the file.
@@ -88,7 +91,10 @@ def _is_stale(record: dict[str, Any] | None, now: float) -> bool:
     expires_at = record["expires_at"]
     if expires_at is not None and expires_at <= now:
         return True
-    return bool(record["hostname"] == _HOSTNAME and not pid_alive(record["pid"]))
+    return bool(
+        record["hostname"] == _HOSTNAME
+        and not pid_alive(record["pid"], since=record.get("written_at"))
+    )
 
 
 def _record_problem(data: Any) -> str | None:
@@ -109,9 +115,10 @@ def _record_problem(data: Any) -> str | None:
     pid = data["pid"]
     if not (_is_number(pid) and isinstance(pid, int) and 0 < pid < 2**31):
         return f"'pid' is {pid!r}, not a process id"
-    expires_at = data["expires_at"]
-    if expires_at is not None and not (_is_number(expires_at) and math.isfinite(expires_at)):
-        return f"'expires_at' is {expires_at!r}, not a time or null"
+    for field in ("expires_at", "written_at"):  # (written_at: absent from older files)
+        when = data.get(field)
+        if when is not None and not (_is_number(when) and math.isfinite(when)):
+            return f"{field!r} is {when!r}, not a time or null"
     return None
 
 
@@ -163,6 +170,7 @@ class FileSystemLockManager(LockManager):
             if record is None or _is_stale(record, now) or record.get("holder") != holder:
                 return False
             record["expires_at"] = None if hold is None else now + hold
+            record["written_at"] = now
             _replace(path, record)
             return True
 
@@ -207,6 +215,7 @@ class FileSystemLockManager(LockManager):
                 "pid": os.getpid(),
                 "hostname": _HOSTNAME,
                 "expires_at": None if hold is None else now + hold,
+                "written_at": now,
             }
             try:
                 fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)

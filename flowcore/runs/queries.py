@@ -128,6 +128,7 @@ class StaleRun(NamedTuple):
     heartbeat: datetime
     host: str
     pid: int
+    started: datetime
 
 
 def list_runs(
@@ -278,10 +279,11 @@ def stale_runs(reader: Reader, stale_before: datetime) -> list[StaleRun]:
         return []
     where, params = in_list("state", unfinished)
     rows = reader.all(
-        f"SELECT run_id, state, heartbeat, host, pid FROM flow_runs{where} AND heartbeat < :stale",
+        f"SELECT run_id, state, heartbeat, host, pid, started FROM flow_runs{where} "
+        "AND heartbeat < :stale",
         {**params, "stale": reader.time(stale_before)},
     )
-    return [StaleRun(r[0], r[1], stored_time(r[2]), r[3], r[4]) for r in rows]
+    return [StaleRun(r[0], r[1], stored_time(r[2]), r[3], r[4], stored_time(r[5])) for r in rows]
 
 
 def pending_runs(reader: Reader, run_ids: Sequence[str]) -> list[str]:

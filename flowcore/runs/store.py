@@ -80,7 +80,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Engine
 
-    from flowcore.runs.queries import Reader
+    from flowcore.runs.queries import Reader, StaleRun
     from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
     from flowcore.runs.writes import Changes
 
@@ -635,7 +635,7 @@ class RunStore:
         stale = now - timedelta(seconds=self.crash_after)
         candidates = reader.transaction(lambda r: queries.stale_runs(r, stale))
         for run in candidates:
-            if self._driver_alive(run.host, run.pid):
+            if self._driver_alive(run):
                 continue
             from flowcore.runs import writes
 
@@ -646,8 +646,10 @@ class RunStore:
             self._fold(reader, [run.run_id])  # its task runs, to mark the unfinished ones
             self.write(partial(writes.mark_crashed, run=run, message=message, now=now))
 
-    def _driver_alive(self, host: str, pid: int) -> bool:
-        return host == self._host and pid_alive(pid)
+    def _driver_alive(self, run: RunInfo | StaleRun) -> bool:
+        """Whether the process that started ``run`` is alive on this host (a process that
+        took its pid since, after it died, does not count)."""
+        return run.host == self._host and pid_alive(run.pid, since=run.started.timestamp())
 
     def still_running(self, run: RunInfo) -> bool:
         """Whether a live process still drives ``run``: it has not finished, and its driver
@@ -656,7 +658,7 @@ class RunStore:
         if is_finished(run.state):
             return False
         if run.host == self._host:
-            return pid_alive(run.pid)
+            return self._driver_alive(run)
         age = _now() - run.heartbeat.astimezone(timezone.utc)
         return age < timedelta(seconds=self.crash_after)
 

@@ -86,6 +86,37 @@ def test_a_lock_of_a_dead_process_on_this_host_is_broken(tmp_path: Path, key: st
     assert manager.acquire_lock(key, "run-a", acquire_timeout=0)
 
 
+def test_a_lock_whose_pid_a_newer_process_took_is_broken(tmp_path: Path, key: str) -> None:
+    # the holder wrote the file an hour ago, died, and its pid went to a process started
+    # since: that process does not hold the lock (without a hold timeout it never expires)
+    manager = FileSystemLockManager(tmp_path, default_hold_timeout=None)
+    newcomer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        path = tmp_path / lock_file_name(key)
+        _write_lock(path, pid=newcomer.pid, expires_at=None, written_at=time.time() - 3600)
+        assert not manager.is_locked(key)
+        assert manager.acquire_lock(key, "run-a", acquire_timeout=0)
+        record = json.loads(path.read_text())
+        assert record["pid"] == os.getpid() and record["written_at"] <= time.time()
+        # written by a live process of this host since it started: held
+        _write_lock(path, pid=newcomer.pid, expires_at=None, written_at=time.time())
+        assert manager.is_lock_holder(key, "ghost")
+        assert not manager.acquire_lock(key, "run-b", acquire_timeout=0)
+    finally:
+        newcomer.kill()
+        newcomer.wait()
+
+
+def test_written_at_must_be_a_time(
+    tmp_path: Path, key: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    manager = FileSystemLockManager(tmp_path)
+    _write_lock(tmp_path / lock_file_name(key), written_at="yesterday")
+    with caplog.at_level(logging.WARNING, logger="flowcore"):
+        assert manager.acquire_lock(key, "run-a", acquire_timeout=0)
+    assert "'written_at' is 'yesterday', not a time or null" in caplog.text
+
+
 def test_a_dead_pid_of_another_host_is_not_judged(tmp_path: Path, key: str) -> None:
     manager = FileSystemLockManager(tmp_path)
     _write_lock(tmp_path / lock_file_name(key), pid=_dead_pid(), hostname="another-host")

@@ -265,7 +265,6 @@ def test_a_run_whose_driver_died_is_crashed_with_its_unfinished_tasks(store: Run
     store.submit(task_state("dead", "waiting-1", "Pending", -590))
     store.submit(Heartbeat("dead", at(-500)))
     store.submit(task_state("dead", "late-1", "Success", -495))  # after its last heartbeat
-    _run(store, "alive", final=None, time=at(-600))  # this process: alive
     _run(store, "elsewhere", final=None, host="another-host", time=at(-600))
     _run(store, "fresh", final=None, pid=pid, time=at(-600))
     store.submit(Heartbeat("fresh", at(3600)))  # a heartbeat from the future is not stale
@@ -284,7 +283,7 @@ def test_a_run_whose_driver_died_is_crashed_with_its_unfinished_tasks(store: Run
     assert busy.ended == at(-495)
     assert store.transitions("dead")[-1].state == "Crashed"
     assert {r.run_id: r.state for r in store.list_runs()} == {
-        "dead": "Crashed", "alive": "Running", "elsewhere": "Crashed", "fresh": "Running",
+        "dead": "Crashed", "elsewhere": "Crashed", "fresh": "Running",
     }  # fmt: skip
     assert [t.state for t in store.transitions("dead") if t.task_slug is None] == [
         "Running", "Crashed",
@@ -300,6 +299,34 @@ def test_the_crash_threshold_is_an_option(make_store: Callable[..., RunStore]) -
     patient.flush()
     assert patient.get_run("quiet").state == "Running"  # type: ignore[union-attr]
     assert make_store(crash_after=60).get_run("quiet").state == "Crashed"  # type: ignore[union-attr]
+
+
+def test_a_live_driver_keeps_its_run_and_a_pid_taken_since_does_not(
+    make_store: Callable[..., RunStore],
+) -> None:
+    # a run is Crashed when its heartbeat is stale and its driver is gone; the driver is
+    # the process with its pid that was running when the run began: one that took the pid
+    # later (the driver died, the pid was reused) neither keeps the run Running nor makes
+    # a resume refuse it
+    store = make_store(crash_after=0.5)
+    newcomer = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        time.sleep(0.2)
+        now = datetime.now(timezone.utc)
+        _run(store, "this-process", final=None, time=now)
+        _run(store, "newcomer", final=None, pid=newcomer.pid, time=now)
+        _run(store, "reused", final=None, pid=newcomer.pid, time=at(-600))  # before it began
+        store.flush()
+        time.sleep(1.0)  # every heartbeat is stale now
+        states = {r.run_id: r.state for r in store.list_runs()}
+        assert states == {"this-process": "Running", "newcomer": "Running", "reused": "Crashed"}
+        reused = store.get_run("reused")
+        assert reused is not None and f"pid {newcomer.pid}" in (reused.message or "")
+        assert not store.still_running(reused)
+        assert store.still_running(store.get_run("newcomer"))  # type: ignore[arg-type]
+    finally:
+        newcomer.kill()
+        newcomer.wait()
 
 
 # -- retention ---------------------------------------------------------------------------
