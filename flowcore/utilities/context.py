@@ -54,7 +54,12 @@ _scope: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar(
 
 
 def _base_scope() -> dict[str, Any]:
-    base: dict[str, Any] = {"config": config}
+    """What every scope starts from: the config, its ``context`` section, the secrets,
+    and ``logger``, the ``flowcore`` logger (Prefect 1's context holds its root logger
+    from import on: a flow's state handler logs through it)."""
+    from flowcore.utilities.logging import get_logger  # (it imports this module)
+
+    base: dict[str, Any] = {"config": config, "logger": get_logger()}
     base.update(config.get("context", {}))
     base["secrets"] = dict(config.get("context", {}).get("secrets", {}) or {})
     return base
