@@ -104,9 +104,27 @@ class Config(DotDict):
     """
 
     def __init__(self, *args: Any, default_box: bool = False, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+        super().__init__()
+        self.update(*args, **kwargs)
         if default_box:
             object.__setattr__(self, "_default_box", True)
+
+    # A mapping stored in a Config becomes a Config (as Prefect 1's Box-based one makes it
+    # on access), so ``config.section = {"key": 1}`` reads back as ``config.section.key``.
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        if isinstance(value, Mapping) and not isinstance(value, Config):
+            value = as_nested_dict(value, Config)
+        super().__setitem__(key, value)
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        for key, value in dict(*args, **kwargs).items():
+            self[key] = value
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        if key not in self:
+            self[key] = default
+        return self[key]
 
     def __getattr__(self, name: str) -> Any:
         try:

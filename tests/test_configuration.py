@@ -110,6 +110,24 @@ def test_default_box_creates_sections_on_access() -> None:
         Config().missing  # noqa: B018
 
 
+def test_a_mapping_stored_in_a_config_reads_back_as_a_config() -> None:
+    """Prefect 1.4.1 (verified): its Box-based Config turns an assigned dict into a Config,
+    so ``config.section = {...}`` and ``set_temporary_config({"section": {...}})`` read back
+    with attribute access."""
+    config = Config(flows=Config(checkpointing=False))
+    config.mine = {"key": 1, "deeper": {"list": [{"x": 2}]}}
+    config["other"] = {"a": 1}
+    config.flows.update({"extra": {"b": 2}})
+    config.setdefault("fresh", {"c": 3})
+    assert config.mine.key == 1 and config.mine.deeper.list[0].x == 2
+    assert config.other.a == 1 and config.flows.extra.b == 2 and config.fresh.c == 3
+    assert isinstance(Config({"s": {"t": 1}}).s, Config)
+    with set_temporary_config({"temporary": {"key": 4}}):
+        assert flowcore.config.temporary.key == 4
+        with flowcore.context(answer=1):
+            assert flowcore.context.config.temporary.key == 4
+
+
 @pytest.mark.parametrize(
     ("given", "expected"),
     [

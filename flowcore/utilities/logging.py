@@ -45,6 +45,7 @@ __all__ = [
     "LinesToLog",
     "RedirectToLog",
     "add_line_sink",
+    "configure_extra_loggers",
     "configure_logging",
     "get_child_logger",
     "get_logger",
@@ -330,21 +331,57 @@ class _StreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
 def configure_logging(testing: bool = False) -> logging.Logger:
     """(Re)configure the ``flowcore`` logger from ``flowcore.config.logging``."""
     settings = configuration.config.logging
+    level = _level(settings.level)  # (a bad level changes nothing)
     logger = logging.getLogger("flowcore")
     for handler in [h for h in logger.handlers if getattr(h, "_flowcore", False)]:
-        logger.removeHandler(handler)
+        for name in ("flowcore", *_EXTRA_LOGGERS):
+            logging.getLogger(name).removeHandler(handler)
     handler = _StreamHandler(sys.stdout)
     handler._flowcore = True  # type: ignore[attr-defined]
     handler.setFormatter(_Formatter(settings.format, settings.datefmt))
     handler.addFilter(_ContextFilter())
     logger.addHandler(handler)
-    logger.setLevel(str(settings.level).upper())
+    logger.setLevel(level)
     logger.propagate = False
+    configure_extra_loggers()
+    return logger
+
+
+def configure_extra_loggers() -> None:
+    """Give each logger named in ``config.logging.extra_loggers`` flowcore's handler and
+    the configured level (as Prefect 1's function of this name does; call it after
+    changing that list in code)."""
+    settings = configuration.config.logging
+    handlers = [h for h in logging.getLogger("flowcore").handlers if getattr(h, "_flowcore", False)]
+    level = _level(settings.level)
     for name in settings.get("extra_loggers") or []:
         extra = logging.getLogger(name)
-        extra.addHandler(handler)
-        extra.setLevel(str(settings.level).upper())
-    return logger
+        for handler in handlers:
+            if handler not in extra.handlers:
+                extra.addHandler(handler)
+        extra.setLevel(level)
+        _EXTRA_LOGGERS.add(name)
+
+
+_EXTRA_LOGGERS: set[str] = set()  # the loggers flowcore's handler was given to
+
+
+def _level(value: Any) -> int:
+    """``config.logging.level`` as a level number: a name (any case: ``"debug"``) or a
+    number (``10``, or ``"10"`` from the environment)."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip().upper()
+    if text.isdigit():
+        return int(text)
+    number = logging.getLevelName(text)
+    if isinstance(number, int):
+        return number
+    raise ValueError(
+        f"config logging.level is {value!r}, which is not a logging level; set it (in "
+        "~/.flowcore/config.toml, or FLOWCORE__LOGGING__LEVEL) to DEBUG, INFO, WARNING, "
+        "ERROR or CRITICAL, or to a number"
+    )
 
 
 _LOGGER_FILTER = _ContextFilter()

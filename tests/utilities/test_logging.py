@@ -142,6 +142,46 @@ def test_format_level_and_extra_loggers_come_from_config(
         extra.setLevel(logging.NOTSET)
 
 
+def test_extra_loggers_set_in_code_and_reconfiguring_keeps_one_handler_each(
+    restore_flowcore_logger: logging.Logger,
+) -> None:
+    """Prefect 1's ``configure_extra_loggers`` after changing the list in code; each extra
+    logger holds the current handler only, however often logging is configured again."""
+    extra = logging.getLogger("flowcore_test_extra_code")
+    try:
+        with set_temporary_config({"logging.extra_loggers": ["flowcore_test_extra_code"]}):
+            flowcore_logging.configure_extra_loggers()
+            assert extra.handlers == [flowcore_handler(restore_flowcore_logger)]
+            configure_logging()
+            configure_logging()
+            assert extra.handlers == [flowcore_handler(restore_flowcore_logger)]
+    finally:
+        for h in list(extra.handlers):
+            extra.removeHandler(h)
+        extra.setLevel(logging.NOTSET)
+
+
+@pytest.mark.parametrize(
+    ("given", "level"), [(10, 10), ("10", 10), ("warning", 30), (" Error ", 40)]
+)
+def test_the_level_is_a_name_or_a_number(
+    restore_flowcore_logger: logging.Logger, given: object, level: int
+) -> None:
+    with set_temporary_config({"logging.level": given}):
+        configure_logging()
+    assert restore_flowcore_logger.level == level
+
+
+def test_a_level_that_is_none_names_the_setting(restore_flowcore_logger: logging.Logger) -> None:
+    with set_temporary_config({"logging.level": "VERBOSE"}), pytest.raises(ValueError) as info:
+        configure_logging()
+    assert str(info.value) == (
+        "config logging.level is 'VERBOSE', which is not a logging level; set it (in "
+        "~/.flowcore/config.toml, or FLOWCORE__LOGGING__LEVEL) to DEBUG, INFO, WARNING, "
+        "ERROR or CRITICAL, or to a number"
+    )
+
+
 def test_reconfiguring_replaces_the_handler(restore_flowcore_logger: logging.Logger) -> None:
     configure_logging()
     configure_logging()
