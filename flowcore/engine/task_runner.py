@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import logging
 import time
-from contextlib import redirect_stdout
 from datetime import datetime, timedelta, timezone
 from logging import INFO
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -84,7 +83,7 @@ from flowcore.transactions import TransactionRun
 from flowcore.triggers import all_successful
 from flowcore.utilities import context as _context
 from flowcore.utilities.executors import run_with_timeout
-from flowcore.utilities.logging import LinesToLog, get_child_logger, get_logger, log
+from flowcore.utilities.logging import get_child_logger, get_logger, log, stdout_to_log
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -813,7 +812,7 @@ class TaskRunner(Runner):
     def _run_logging_stdout(self, raw: dict[str, Any]) -> Any:
         """The task's run with what it prints logged line by line, as it prints it."""
         logger = self._step_context().get("logger") or self.task.logger
-        with LinesToLog(logger) as stream, redirect_stdout(stream):
+        with stdout_to_log(logger):
             return run_with_timeout(self.task.run, raw, self.task.timeout, self._name)
 
 

@@ -28,6 +28,7 @@ remembered whole (:func:`_traceback_key`).
 
 from __future__ import annotations
 
+import contextvars
 import io
 import linecache
 import logging
@@ -36,6 +37,8 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from flowcore import configuration
@@ -51,6 +54,7 @@ __all__ = [
     "get_logger",
     "log",
     "remove_line_sink",
+    "stdout_to_log",
 ]
 
 _DEFAULT_FORMAT = configuration.DEFAULTS["logging"]["format"]
@@ -520,6 +524,68 @@ class RedirectToLog(io.TextIOBase):
     def flush(self) -> None:
         for handler in self.stdout_logger.handlers:
             handler.flush()
+
+
+# The task run whose printed lines go to its log (``stdout_to_log``), in the context the
+# task's code runs in: threads of one process each print to their own task's log.
+_STDOUT_TARGET: contextvars.ContextVar[LinesToLog | None] = contextvars.ContextVar(
+    "flowcore_stdout_target", default=None
+)
+_STDOUT_LOCK = threading.Lock()
+
+
+@contextmanager
+def stdout_to_log(logger: logging.Logger) -> Iterator[LinesToLog]:
+    """While the block runs, lines printed in its context (its thread, and threads started
+    with a copy of its context) become INFO lines of ``logger`` (a task's ``log_stdout``).
+
+    ``sys.stdout`` is one stream for the whole process, so it is replaced once, by a
+    router (:class:`_StdoutRouter`) that sends each write to the stream of the task run
+    whose context writes it, and anything else to the stream it replaced; the last block
+    to end puts that stream back (unless something replaced the router meanwhile). Tasks
+    running at once on threads each log their own lines, and a ``print`` after the run
+    goes where it went before it."""
+    stream = LinesToLog(logger)
+    with _STDOUT_LOCK:
+        current = sys.stdout
+        router = current if isinstance(current, _StdoutRouter) else _StdoutRouter(current)
+        sys.stdout = router
+        router.users += 1
+    token = _STDOUT_TARGET.set(stream)
+    try:
+        yield stream
+    finally:
+        _STDOUT_TARGET.reset(token)
+        stream.close()
+        with _STDOUT_LOCK:
+            router.users -= 1
+            if router.users == 0 and sys.stdout is router:
+                sys.stdout = router.original
+
+
+class _StdoutRouter:
+    """``sys.stdout`` while task runs log what they print (see :func:`stdout_to_log`)."""
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+        self.users = 0
+
+    def _target(self) -> Any:
+        target = _STDOUT_TARGET.get()
+        return self.original if target is None else target
+
+    def write(self, s: str) -> int:
+        written: int = self._target().write(s)
+        return written
+
+    def flush(self) -> None:
+        self._target().flush()
+
+    def writable(self) -> bool:
+        return True
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, isatty, buffer, ...
+        return getattr(self.original, name)
 
 
 class LinesToLog(io.TextIOBase):

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
+import time
 from typing import Any
 
 import pytest
 
-from flowcore import Task, context, task
+from flowcore import Flow, Task, context, task
 from flowcore.core.edge import Edge
 from flowcore.engine import signals
 from flowcore.engine.result import Result
@@ -344,6 +346,36 @@ def test_log_stdout_logs_each_line_as_it_is_printed(logs: pytest.LogCaptureFixtu
     lines = [r.getMessage() for r in logs.records if r.name == "flowcore.chatty"]
     assert lines == ["step 1", "between", "step 2 done", "no newline"]
     assert not isinstance(sys.stdout, LinesToLog)
+
+
+def test_log_stdout_on_threads_logs_each_line_under_its_own_task_run(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """Tasks printing at once on threads: each line goes to the log of the task run that
+    printed it, and ``sys.stdout`` is the stream it was once the run ends (swapping the
+    process's one ``sys.stdout`` per task run mixed the children's lines up, and left it
+    redirected when the runs ended out of order)."""
+    from flowcore.executors import LocalDaskExecutor
+
+    started = threading.Barrier(4, timeout=10)
+
+    @task(log_stdout=True)
+    def shout(i: int) -> int:
+        started.wait()  # all four are printing at once
+        for n in range(3):
+            print(f"child {i} line {n}")
+            time.sleep(0.01 * (4 - i))
+        return i
+
+    with Flow("shouts") as flow:
+        shout.map(list(range(4)))
+    before = sys.stdout
+    state = flow.run(executor=LocalDaskExecutor("threads", num_workers=4))
+    assert state.is_successful(), state
+    assert sys.stdout is before
+    for i in range(4):
+        lines = [r.getMessage() for r in logs.records if r.name == f"flowcore.shout[{i}]"]
+        assert lines == [f"child {i} line {n}" for n in range(3)], (i, lines)
 
 
 def test_running_state_given_is_not_rerun() -> None:
