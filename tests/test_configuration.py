@@ -351,6 +351,34 @@ def test_max_retries_none_is_zero(no_user_file: dict[str, str]) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("settings", "key", "kind"),
+    [
+        ({"max_retries": "abc"}, "max_retries", "a whole number of retries (0 or more)"),
+        ({"max_retries": -1}, "max_retries", "a whole number of retries (0 or more)"),
+        ({"max_retries": 2, "retry_delay": "abc"}, "retry_delay", "a number of seconds"),
+        ({"timeout": "abc"}, "timeout", "a whole number of seconds (or a timedelta)"),
+        ({"timeout": 1.5}, "timeout", "a whole number of seconds (or a timedelta)"),
+    ],
+)
+def test_a_task_default_a_task_cannot_take_names_the_setting(
+    settings: dict[str, Any], key: str, kind: str
+) -> None:
+    temporary = {f"tasks.defaults.{k}": v for k, v in settings.items()}
+    with set_temporary_config(temporary), pytest.raises(ValueError) as info:
+        task(lambda: None)
+    message = str(info.value)
+    assert message.startswith(
+        f"config tasks.defaults.{key} is {settings[key]!r}, which is not {kind}"
+    )
+    assert f"FLOWCORE__TASKS__DEFAULTS__{key.upper()}" in message and f"pass {key}=" in message
+    with set_temporary_config(temporary):  # a value given to the task is not the config's
+        given = task(max_retries=1, retry_delay=datetime.timedelta(seconds=1), timeout=5)(
+            lambda: None
+        )
+    assert (given.max_retries, given.timeout) == (1, 5)
+
+
 # -- the live config is read at run time ----------------------------------------------
 
 

@@ -224,6 +224,38 @@ def _nout_from_annotation(run: Callable[..., Any]) -> int | None:
     return len(args)
 
 
+def _config_default(defaults: Any, key: str, valid: Callable[[Any], bool]) -> Any:
+    """``config.tasks.defaults.<key>``, checked by ``valid``: a value a task cannot take is
+    an error naming the setting, where it comes from and what it may be."""
+    value = defaults.get(key)
+    if value is None or value is False or valid(value):
+        return value
+    kinds = {
+        "max_retries": "a whole number of retries (0 or more)",
+        "retry_delay": "a number of seconds (or a timedelta)",
+        "timeout": "a whole number of seconds (or a timedelta)",
+    }
+    raise ValueError(
+        f"config tasks.defaults.{key} is {value!r}, which is not {kinds[key]}; fix it in "
+        f"~/.flowcore/config.toml or FLOWCORE__TASKS__DEFAULTS__{key.upper()}, or pass "
+        f"{key}= to the task"
+    )
+
+
+def _is_retry_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_delay_seconds(value: Any) -> bool:
+    if isinstance(value, timedelta):
+        return True
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
+
+
+def _is_timeout(value: Any) -> bool:
+    return isinstance(value, timedelta) or _is_retry_count(value)
+
+
 def _to_retry_delay(value: Any) -> timedelta | None:
     if value is None or value is False:
         return None
@@ -325,9 +357,11 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         self.tags = set(tags or ()) | set(_context.current().get("tags") or ())
 
         if max_retries is None:
-            max_retries = defaults.get("max_retries") or 0
+            max_retries = _config_default(defaults, "max_retries", _is_retry_count) or 0
         if retry_delay is None and max_retries:
-            retry_delay = _to_retry_delay(defaults.get("retry_delay"))
+            retry_delay = _to_retry_delay(
+                _config_default(defaults, "retry_delay", _is_delay_seconds)
+            )
         if max_retries and max_retries > 0 and retry_delay is None:
             raise ValueError(
                 "A datetime.timedelta `retry_delay` must be provided if max_retries > 0. "
@@ -350,7 +384,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         self.retry_delay = retry_delay
 
         if timeout is None:
-            timeout = defaults.get("timeout")
+            timeout = _config_default(defaults, "timeout", _is_timeout)
         self.timeout = self._check_timeout(timeout)
 
         if trigger is None:
