@@ -764,8 +764,15 @@ def _flatten_state(state: State) -> State:
 
 
 def _flatten_children(children: list[State]) -> list[State]:
+    """The children of a ``flatten``ed mapped upstream, one per item of each child's value.
+    A child that did not succeed, or was skipped, passes as it is (it has no value to
+    flatten); a successful one whose value is not iterable passes as it is, with a
+    WARNING (Prefect 1)."""
     flat: list[State] = []
     for child in children:
+        if not child.is_successful() or child.is_skipped():
+            flat.append(child)
+            continue
         try:
             items = list(child.result)
         except TypeError:

@@ -165,6 +165,28 @@ def test_flatten_non_iterable_child_passes_unchanged_with_a_warning(
     ]
 
 
+
+def test_flatten_passes_failed_and_skipped_children_without_a_warning(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """Prefect 1.4.1 (verified): only a successful child whose value is not iterable is
+    warned about; a failed or skipped child has no value to flatten."""
+
+    @task
+    def pairs(x: int) -> list[int]:
+        if x == 2:
+            raise signals.SKIP("no pair for 2")
+        if x == 3:
+            raise ValueError("bad 3")
+        return [x, x]
+
+    with Flow("f") as flow:
+        m = ident.map(flatten(pairs.map([1, 2, 3])))
+    state = run(flow)
+    kinds = [type(s).__name__ for s in state.result[m].map_states]
+    assert kinds == ["Success", "Success", "Skipped", "TriggerFailed"]
+    assert not [r for r in logs.records if "flatten" in r.getMessage()]
+
 def test_failed_child_does_not_stop_siblings_and_reduce_trigger_fails() -> None:
     @task
     def maybe_fail(x: int) -> int:
