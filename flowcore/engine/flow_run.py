@@ -118,7 +118,15 @@ def run_flow(
     if rerun and resume is None:
         raise ValueError("flow.run(rerun=[...]) needs resume=RUN_ID (or resume='last')")
     run_parameters = _check_parameters(flow, dict(parameters or {}), kwargs)
-    flow.sorted_tasks()
+    try:
+        flow.sorted_tasks()
+    except ValueError as exc:  # a cycle: the run fails as Prefect 1's FlowRunner fails it
+        if (kwargs.get("context") or {}).get("raise_on_exception") or scope.get(
+            "raise_on_exception"
+        ):
+            raise
+        flow.logger.error(f"Unexpected error occured in FlowRunner: {exc!r}")
+        return Failed(f"Unexpected error: {exc!r}", result=exc)
     if flow.schedule is not None and (
         run_on_schedule
         if run_on_schedule is not None

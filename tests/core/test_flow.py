@@ -7,6 +7,7 @@ Expected names and behaviours were checked against Prefect 1.4.1 (see
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -16,6 +17,7 @@ from flowcore.core.edge import Edge
 from flowcore.engine.state import Failed, Pending, Success
 from flowcore.tasks.core.constants import Constant
 from flowcore.utilities.configuration import set_temporary_config
+from flowcore.utilities.debug import raise_on_exception
 
 
 class Add(Task):
@@ -291,6 +293,27 @@ def test_add_edge_validate_argument_detects_cycles() -> None:
     flow.add_edge(a, b)
     with pytest.raises(ValueError, match="Cycle found; flows must be acyclic!"):
         flow.add_edge(b, a, validate=True)
+
+
+def test_running_a_flow_with_a_cycle_fails_it_as_prefect_1_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Prefect 1.4.1 (verified): ``flow.run()`` returns ``Failed("Unexpected error:
+    ValueError('Cycle found; flows must be acyclic!')")`` and logs the error; under
+    ``raise_on_exception`` it raises."""
+    flow = Flow("cyc")
+    a, b = Task(name="a"), Task(name="b")
+    flow.add_edge(a, b)
+    flow.add_edge(b, a)
+    with caplog.at_level(logging.ERROR, logger="flowcore"):
+        state = flow.run()
+    assert isinstance(state, Failed) and isinstance(state.result, ValueError)
+    assert state.message == (
+        "Unexpected error: ValueError('Cycle found; flows must be acyclic! a -> b -> a')"
+    )
+    assert "Unexpected error occured in FlowRunner: ValueError('Cycle found" in caplog.text
+    with raise_on_exception(), pytest.raises(ValueError, match="Cycle found"):
+        flow.run()
 
 
 def test_eager_edge_validation_config() -> None:
@@ -765,13 +788,6 @@ def test_run_success_messages() -> None:
     assert state.message == "All reference tasks succeeded."
     assert state.result[t].result == 3
     assert not isinstance(state.result[t], Pending)
-
-
-def test_run_detects_cycles() -> None:
-    flow, (a, b) = chain_of("a", "b")
-    flow.add_edge(b, a)
-    with pytest.raises(ValueError, match="Cycle found"):
-        flow.run()
 
 
 def test_validate_detects_edges_added_to_the_set_directly() -> None:
