@@ -556,17 +556,36 @@ def _wait_for_next_pass(flow: Flow, task_states: dict[Task, State]) -> bool:
     """Resume paused tasks if a person can answer, sleep until the next due task; False
     when nothing can make progress without outside action."""
     paused = [t for t, s in task_states.items() if isinstance(s, Paused)]
-    if paused and sys.stdin is not None and sys.stdin.isatty():
+    mapped = [t for t, s in task_states.items() if isinstance(s, Mapped)]
+    if (paused or mapped) and sys.stdin is not None and sys.stdin.isatty():
         for task in paused:
-            answer = input(f"{task} is currently Paused; enter 'y' to resume:\n")
-            if answer.strip().lower() == "y":
+            if _approved(f"{task}"):
                 task_states[task] = Resume("Approval given to resume.")
+        for task in mapped:  # (Prefect 1 asks about paused children too, for ever)
+            parent = task_states[task]
+            assert isinstance(parent, Mapped)
+            if not any(isinstance(s, Paused) for s in parent.map_states):
+                continue
+            children = list(parent.map_states)
+            for i, child in enumerate(children):
+                if isinstance(child, Paused) and _approved(f"<Task: {task.name}[{i}]>"):
+                    children[i] = Resume("Approval given to resume.")
+            parent.map_states = children
     start_times = [s.start_time for s in _scheduled_states(task_states) if s.start_time is not None]
     if not start_times:
         waiting = sorted(t.name for t, s in task_states.items() if isinstance(s, Paused))
+        children = _paused_children(task_states)
+        advice = (
+            ""
+            if not children
+            else "; for paused children of a mapped task, give the task "
+            "Mapped(map_states=[...]) with Resume() in their places and the other children's "
+            "states in theirs"
+        )
         flow.logger.warning(
-            f"Flow run of {flow.name!r} cannot continue: task(s) {waiting} are Paused. Resume "
-            "them with flow.run(task_states={task: Resume(), ...}) (pass the other states too)."
+            f"Flow run of {flow.name!r} cannot continue: task(s) {waiting + children} are "
+            "Paused. Resume them with flow.run(task_states={task: Resume(), ...}) (pass the "
+            f"other states too){advice}."
         )
         return False
     next_start = min(start_times)
@@ -575,6 +594,23 @@ def _wait_for_next_pass(flow: Flow, task_states: dict[Task, State]) -> bool:
         flow.logger.info(f"Waiting for next available Task run at {next_start}")
         time.sleep(delay)
     return True
+
+
+def _approved(what: str) -> bool:
+    """Ask on the terminal whether the paused ``what`` may resume."""
+    answer = input(f"{what} is currently Paused; enter 'y' to resume:\n")
+    return answer.strip().lower() == "y"
+
+
+def _paused_children(task_states: dict[Task, State]) -> list[str]:
+    """``name[i]`` of each paused child of a mapped task, by task name and index."""
+    found: list[str] = []
+    for task, state in sorted(task_states.items(), key=lambda item: item[0].name):
+        if isinstance(state, Mapped):
+            found += [
+                f"{task.name}[{i}]" for i, s in enumerate(state.map_states) if isinstance(s, Paused)
+            ]
+    return found
 
 
 def _scheduled_states(task_states: dict[Task, State]) -> list[Scheduled]:

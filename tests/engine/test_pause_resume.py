@@ -16,7 +16,7 @@ import pytest
 
 from flowcore import Flow, Task, context, task
 from flowcore.engine import signals
-from flowcore.engine.state import Paused, Pending, Resume, State, Success
+from flowcore.engine.state import Mapped, Paused, Pending, Resume, State, Success
 from flowcore.engine.task_runner import TaskRunner
 from flowcore.triggers import manual_only
 from flowcore.utilities.tasks import pause_task
@@ -123,6 +123,53 @@ def test_terminal_other_answer_returns_paused(monkeypatch: pytest.MonkeyPatch) -
     assert state.is_running()
     assert type(state.result[g]) is Paused
     assert runs == []
+
+
+def mapped_gate_flow(runs: list[Any]) -> tuple[Flow, Task, Task]:
+    @task(trigger=manual_only)
+    def gate(x: int) -> int:
+        runs.append(x)
+        return x * 10
+
+    @task
+    def total(xs: list[int]) -> int:
+        return sum(xs)
+
+    with Flow("pm") as flow:
+        g = gate.map([1, 2])
+        t = total(g)
+    return flow, g, t
+
+
+@pytest.mark.usefixtures("no_tty")
+def test_paused_mapped_children_are_named_with_how_to_resume_them(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    runs: list[Any] = []
+    flow, g, t = mapped_gate_flow(runs)
+    first = run(flow)
+    assert [type(s) for s in first.result[g].map_states] == [Paused, Paused]
+    (warning,) = [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
+    assert "task(s) ['gate[0]', 'gate[1]'] are Paused" in warning
+    assert "give the task Mapped(map_states=[...]) with Resume() in their places" in warning
+    resumed = run(flow, task_states={**first.result, g: Mapped(map_states=[Resume(), Resume()])})
+    assert resumed.is_successful() and resumed.result[t].result == 30
+    assert runs == [1, 2]
+
+
+def test_terminal_answers_resume_paused_mapped_children(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the first child approved, the second not, and not on the pass after either
+    monkeypatch.setattr(sys, "stdin", FakeTerminal("y\nn\nn\n"))
+    runs: list[Any] = []
+    flow, g, t = mapped_gate_flow(runs)
+    state = run(flow)
+    assert runs == [1]
+    assert [type(s) for s in state.result[g].map_states] == [Success, Paused]
+    out = capsys.readouterr().out
+    assert "<Task: gate[0]> is currently Paused; enter 'y' to resume" in out
+    assert "<Task: gate[1]> is currently Paused; enter 'y' to resume" in out
 
 
 @pytest.mark.usefixtures("no_tty")
