@@ -143,6 +143,7 @@ def _run_recorded(
             parameters=parameters,
             executor=_executor(executor_name),
             resume=resume_from,
+            run_on_schedule=False if resume_from is not None else None,  # (one run resumed)
             rerun=rerun,
             progress=progress,
             flow_run_id=run_id,

@@ -109,6 +109,9 @@ def run_flow(
             stacklevel=3,
         )
         return None
+    forwarded = {  # flowcore's own arguments, for each run of a schedule
+        k: kwargs[k] for k in ("return_tasks", "map_batch_size", "progress") if k in kwargs
+    }
     return_tasks = _return_tasks(flow, kwargs.pop("return_tasks", None))
     map_batch_size = check_batch_size(
         kwargs.pop("map_batch_size", None), "flow.run(map_batch_size=...)"
@@ -132,7 +135,13 @@ def run_flow(
         if run_on_schedule is not None
         else configuration.config.flows.run_on_schedule
     ):
-        return _run_on_schedule(flow, run_parameters, runner_cls, kwargs)
+        if resume is not None:
+            raise ValueError(
+                f"flow.run(resume=...) resumes one run, and {flow.name!r} has a schedule, "
+                "which starts new runs: pass run_on_schedule=False to resume the run (with "
+                "flowcore run, the flow's schedule is not followed when --resume is given)"
+            )
+        return _run_on_schedule(flow, run_parameters, runner_cls, {**kwargs, **forwarded})
     caches = scope.setdefault("caches", {})
     stores = _cache_stores(flow, kwargs.pop("cache_store", None), caches)
     transactions = transaction_runs(flow.tasks)
@@ -458,6 +467,7 @@ def _run_passes(
     add_date_keys(run_context, flow.logger)  # once per run, not once per pass
     user_task_contexts = kwargs.pop("task_contexts", None) or {}
     return_tasks = kwargs.pop("return_tasks", None) or flow.tasks
+    _wait_for_start(flow, flow_state)
     while True:
         slugs = flow.slugs
         task_contexts = {
@@ -485,6 +495,18 @@ def _run_passes(
             return flow_state
         if not _wait_for_next_pass(flow, flow_state.result):
             return flow_state
+
+
+def _wait_for_start(flow: Flow, flow_state: State) -> None:
+    """A run given a ``Scheduled`` state whose start time is to come waits for it (Prefect 1:
+    ``flow.run(state=Scheduled(start_time=...))`` starts then)."""
+    start = getattr(flow_state, "start_time", None) if isinstance(flow_state, Scheduled) else None
+    if start is None:
+        return
+    delay = start.timestamp() - time.time()
+    if delay > 0:
+        flow.logger.info(f"Waiting for next scheduled run at {start}")
+        time.sleep(delay)
 
 
 def _record_task_states(recorder: RunRecorder, flow: Flow, task_states: dict[Task, State]) -> None:

@@ -134,6 +134,53 @@ def test_run_with_threads_and_resume_last(
     assert "ended Success, so there is nothing to resume" in nothing_left.stderr
 
 
+SCHEDULED_FLOW_FILE = """
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+
+from flowcore import Flow, task
+from flowcore.engine.results import LocalResult
+from flowcore.schedules import Schedule
+from flowcore.schedules.clocks import IntervalClock
+
+HERE = Path(__file__).parent
+
+@task
+def step(x):
+    if (HERE / "broken").exists():
+        raise ValueError("broken")
+    return x + 1
+
+later = pendulum.now("UTC").add(hours=1)
+schedule = (
+    Schedule(clocks=[IntervalClock(timedelta(hours=1), start_date=later)])
+    if os.environ.get("WITH_SCHEDULE") else None
+)
+with Flow("hourly", schedule=schedule, result=LocalResult(dir=str(HERE / "results"))) as flow:
+    step(1)
+"""
+
+
+def test_resume_of_a_scheduled_flow_resumes_the_run_once(
+    flowcore: Flowcore, tmp_path: Path
+) -> None:
+    # a flow with a schedule is run on it by `flowcore run`; resuming one of its runs is
+    # one run, now (the schedule was followed, and the resume silently dropped)
+    path = tmp_path / "hourly.py"
+    path.write_text(SCHEDULED_FLOW_FILE)
+    (tmp_path / "broken").touch()
+    assert flowcore("run", str(path)).returncode == 1
+    (tmp_path / "broken").unlink()
+    resumed = flowcore("run", str(path), "--resume", "last", WITH_SCHEDULE="1")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (
+        "Resuming run" in resumed.stdout and "Waiting for next scheduled run" not in resumed.stdout
+    )
+
+
 def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path: Path) -> None:
     (tmp_path / "broken").touch()
     assert flowcore("run", f"{flow_file}:other").returncode == 0

@@ -148,6 +148,30 @@ def test_run_on_schedule_false_runs_once_now() -> None:
     assert len(RUNS) == 2
 
 
+def test_flowcores_own_run_arguments_apply_to_every_scheduled_run() -> None:
+    # (they were dropped on the way to the scheduled runs; resume is one run's, refused)
+    flow, p = scheduled_flow(Schedule(clocks=[SoonClock(2)]))
+    recorded = flow.get_tasks(name="record")[0]
+    state = run(flow, return_tasks=[recorded], map_batch_size=5, progress=False)
+    assert len(RUNS) == 2
+    assert set(state.result) == {recorded}  # not the Parameter
+    with pytest.raises(ValueError, match="pass run_on_schedule=False to resume the run"):
+        flow.run(resume="last")
+    assert len(RUNS) == 2
+
+
+def test_a_scheduled_state_given_waits_for_its_start_time(logs: pytest.LogCaptureFixture) -> None:
+    """Prefect 1.4.1 (verified): ``flow.run(state=Scheduled(start_time=...))`` logs that it
+    waits, and starts then (it returned at once, with no task run)."""
+    with Flow("later") as flow:
+        record(1)
+    start = pendulum.now("UTC").add(seconds=0.3)
+    state = run(flow, state=Scheduled(start_time=start))
+    assert type(state) is Success and len(RUNS) == 1
+    assert f"Waiting for next scheduled run at {start}" in logs.messages
+    assert pendulum.now("UTC") >= start
+
+
 def test_flow_run_id_and_name_given_apply_to_the_first_run_only() -> None:
     flow, _ = scheduled_flow(Schedule(clocks=[SoonClock(2)]))
     run(flow, flow_run_id="first-id", flow_run_name="first-name")
