@@ -109,7 +109,7 @@ def run_flow(
             stacklevel=3,
         )
         return None
-    forwarded = {  # flowcore's own arguments, for each run of a schedule
+    forwarded: dict[str, Any] = {  # flowcore's own arguments, for each run of a schedule
         k: kwargs[k] for k in ("return_tasks", "map_batch_size", "progress") if k in kwargs
     }
     return_tasks = _return_tasks(flow, kwargs.pop("return_tasks", None))
