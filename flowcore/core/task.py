@@ -541,6 +541,11 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
     def _check_timeout(self, timeout: Any) -> int | None:
         if timeout is None:
             return None
+        if isinstance(timeout, timedelta) and timeout < timedelta(0):
+            raise ValueError(
+                f"Task {self.name!r}: timeout={timeout!r} is negative; give the time the "
+                "task may run (more than 0), or None for no timeout"
+            )
         if isinstance(timeout, timedelta):
             seconds = int(timeout.total_seconds())
             if timeout.total_seconds() != seconds:
@@ -556,6 +561,11 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
                 "Only integer timeouts (representing seconds) are supported. Task "
                 f"{self.name!r} got {type(timeout).__name__} {timeout!r}; use an int or a "
                 "timedelta."
+            )
+        if timeout < 0:
+            raise ValueError(
+                f"Task {self.name!r}: timeout={timeout!r} is negative; give the seconds the "
+                "task may run (more than 0), or None for no timeout"
             )
         return timeout
 

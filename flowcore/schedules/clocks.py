@@ -258,10 +258,11 @@ class CronClock(Clock):
         after = _now_or(after).in_tz(tz)
         if self.start_date is not None:
             after = max(after, self.start_date.subtract(seconds=1))
-        if after.microsecond:
-            after = after.replace(microsecond=0).add(seconds=1)
-        cron = _croniter()(self.cron, after, day_or=self.day_or)
-        last_wall_time = after.naive()
+        # croniter counts from a whole second, and its times are strictly after it: the
+        # second ``after`` falls in (an event at the next whole second is after ``after``)
+        start = after.replace(microsecond=0)
+        cron = _croniter()(self.cron, start, day_or=self.day_or)
+        last_wall_time = start.naive()
         while True:
             when = pendulum.instance(cron.get_next(datetime)).in_tz(tz)
             if when <= after or when.naive() <= last_wall_time:

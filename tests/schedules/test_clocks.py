@@ -204,6 +204,17 @@ def test_cron_events_are_strictly_after_including_fractions_of_a_second() -> Non
     ]
     after = pendulum.datetime(2030, 1, 1, 0, 1, 0, 500)
     assert first(clock.events(after=after), 1) == ["2030-01-01T00:02:00+00:00"]
+    # less than a second before an event: that event is next (it was skipped)
+    just_before = pendulum.datetime(2030, 1, 1, 0, 0, 59, 500_000)
+    assert first(clock.events(after=just_before), 2) == [
+        "2030-01-01T00:01:00+00:00",
+        "2030-01-01T00:02:00+00:00",
+    ]
+    every_second = CronClock("* * * * * *")  # croniter's seconds field
+    assert first(every_second.events(after=just_before), 2) == [
+        "2030-01-01T00:01:00+00:00",
+        "2030-01-01T00:01:01+00:00",
+    ]
 
 
 def test_cron_end_date_and_defaults() -> None:
