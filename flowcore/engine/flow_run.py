@@ -468,6 +468,7 @@ def _run_passes(
     user_task_contexts = kwargs.pop("task_contexts", None) or {}
     return_tasks = kwargs.pop("return_tasks", None) or flow.tasks
     _wait_for_start(flow, flow_state)
+    previous: dict[Task, tuple[State, ...]] | None = None
     while True:
         slugs = flow.slugs
         task_contexts = {
@@ -493,6 +494,11 @@ def _run_passes(
             _record_task_states(recorder, flow, flow_state.result)
         if flow_state.is_finished() or not isinstance(flow_state.result, dict):
             return flow_state
+        states = _snapshot(flow_state.result)
+        if _unchanged(previous, states) and not _waiting_for_time(flow_state.result):
+            _cannot_continue(flow, flow_state.result)  # (another pass now would change nothing)
+            return flow_state
+        previous = states
         if not _wait_for_next_pass(flow, flow_state.result):
             return flow_state
 
@@ -595,20 +601,7 @@ def _wait_for_next_pass(flow: Flow, task_states: dict[Task, State]) -> bool:
             parent.map_states = children
     start_times = [s.start_time for s in _scheduled_states(task_states) if s.start_time is not None]
     if not start_times:
-        waiting = sorted(t.name for t, s in task_states.items() if isinstance(s, Paused))
-        children = _paused_children(task_states)
-        advice = (
-            ""
-            if not children
-            else "; for paused children of a mapped task, give the task "
-            "Mapped(map_states=[...]) with Resume() in their places and the other children's "
-            "states in theirs"
-        )
-        flow.logger.warning(
-            f"Flow run of {flow.name!r} cannot continue: task(s) {waiting + children} are "
-            "Paused. Resume them with flow.run(task_states={task: Resume(), ...}) (pass the "
-            f"other states too){advice}."
-        )
+        _cannot_continue(flow, task_states)
         return False
     next_start = min(start_times)
     delay = next_start.timestamp() - time.time()
@@ -616,6 +609,57 @@ def _wait_for_next_pass(flow: Flow, task_states: dict[Task, State]) -> bool:
         flow.logger.info(f"Waiting for next available Task run at {next_start}")
         time.sleep(delay)
     return True
+
+
+def _snapshot(task_states: dict[Task, State]) -> dict[Task, tuple[State, ...]]:
+    """What a pass ended with, to tell whether the next one changed anything: each task's
+    state and, for a mapped task, each child's (held, and compared by identity: a task or
+    child that could not run keeps its state object; a child held compactly is made anew
+    each time it is read, so it always counts as changed)."""
+    return {
+        task: (state, *state.map_states)
+        if isinstance(state, Mapped) and isinstance(state.map_states, list)
+        else (state,)
+        for task, state in task_states.items()
+    }
+
+
+def _unchanged(
+    before: dict[Task, tuple[State, ...]] | None, after: dict[Task, tuple[State, ...]]
+) -> bool:
+    """Whether two snapshots (:func:`_snapshot`) hold the very same states."""
+    if before is None or before.keys() != after.keys():
+        return False
+    return all(
+        len(old) == len(new) and all(a is b for a, b in zip(old, new))
+        for old, new in ((before[task], after[task]) for task in after)
+    )
+
+
+def _waiting_for_time(task_states: dict[Task, State]) -> bool:
+    """Whether a task (or child) waits for a start time still to come."""
+    now = pendulum.now("UTC")
+    return any(
+        s.start_time is not None and s.start_time > now for s in _scheduled_states(task_states)
+    )
+
+
+def _cannot_continue(flow: Flow, task_states: dict[Task, State]) -> None:
+    """Say that the run stops unfinished, waiting on its paused tasks (or children)."""
+    waiting = sorted(t.name for t, s in task_states.items() if isinstance(s, Paused))
+    children = _paused_children(task_states)
+    advice = (
+        ""
+        if not children
+        else "; for paused children of a mapped task, give the task "
+        "Mapped(map_states=[...]) with Resume() in their places and the other children's "
+        "states in theirs"
+    )
+    flow.logger.warning(
+        f"Flow run of {flow.name!r} cannot continue: task(s) {waiting + children} are "
+        "Paused. Resume them with flow.run(task_states={task: Resume(), ...}) (pass the "
+        f"other states too){advice}."
+    )
 
 
 def _approved(what: str) -> bool:

@@ -12,11 +12,12 @@ import sys
 from datetime import timedelta
 from typing import Any
 
+import pendulum
 import pytest
 
 from flowcore import Flow, Task, context, task
 from flowcore.engine import signals
-from flowcore.engine.state import Mapped, Paused, Pending, Resume, State, Success
+from flowcore.engine.state import Mapped, Paused, Pending, Resume, Retrying, State, Success
 from flowcore.engine.task_runner import TaskRunner
 from flowcore.triggers import manual_only
 from flowcore.utilities.tasks import pause_task
@@ -170,6 +171,24 @@ def test_terminal_answers_resume_paused_mapped_children(
     out = capsys.readouterr().out
     assert "<Task: gate[0]> is currently Paused; enter 'y' to resume" in out
     assert "<Task: gate[1]> is currently Paused; enter 'y' to resume" in out
+
+
+@pytest.mark.usefixtures("no_tty")
+def test_a_task_due_behind_a_paused_one_does_not_make_the_run_spin(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    # a Retrying task whose time has come, downstream of a paused one, cannot run: the run
+    # returns with the warning after a pass that changed nothing (it looped without end)
+    runs: list[Any] = []
+    flow, u, g, d = gated_flow(runs)
+    due = Retrying(start_time=pendulum.now("UTC"), run_count=1)
+    state = run(flow, task_states={d: due})
+    assert state.is_running()
+    assert type(state.result[g]) is Paused and state.result[d] is due
+    passes = [m for m in logs.messages if m.startswith("Beginning Flow run")]
+    assert len(passes) == 2
+    assert any("cannot continue: task(s) ['gate'] are Paused" in m for m in logs.messages)
+    assert runs == []
 
 
 @pytest.mark.usefixtures("no_tty")
