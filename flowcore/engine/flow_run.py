@@ -255,7 +255,7 @@ def _run_on_schedule(
     ``flow_run_id`` and ``scheduled_start_time``. Returns the last run's state when the
     schedule runs out, or on Ctrl-C between runs. ``state``, ``task_states``,
     ``flow_run_id`` and ``flow_run_name`` apply to the first scheduled run only."""
-    events = flow.schedule.next(1, return_events=True)
+    events = _next_events(flow)
     if not events:
         raise ValueError("Flow has no more scheduled runs.")
     names = {p.name for p in flow.parameters()}
@@ -263,7 +263,7 @@ def _run_on_schedule(
     run_kwargs = dict(kwargs)
     last: State | None = None
     while events:
-        event = events[0]
+        event = events.pop(0)
         try:
             delay = (event.start_time - pendulum.now("UTC")).total_seconds()
             if delay > 0:
@@ -285,13 +285,25 @@ def _run_on_schedule(
             **{**run_kwargs, "context": context},
         )
         run_kwargs = {k: v for k, v in kwargs.items() if k not in _FIRST_RUN_ONLY}
+        if events:  # another event at the same time (other parameter defaults): its turn
+            continue
         try:
-            events = flow.schedule.next(1, return_events=True)
+            events = _next_events(flow)
         except KeyboardInterrupt:
             return _stopped_on_schedule(flow, last, None)
     flow.logger.info(f"Flow {flow.name!r} has no more scheduled runs.")
     assert last is not None
     return last
+
+
+def _next_events(flow: Flow) -> list[Any]:
+    """The schedule's next event, and any others at the same time (clocks with other
+    parameter defaults): each is a run of its own."""
+    events = flow.schedule.next(_EVENTS_AT_ONCE, return_events=True)
+    return [e for e in events if e.start_time == events[0].start_time] if events else []
+
+
+_EVENTS_AT_ONCE = 10  # at most, looked at together
 
 
 def _stopped_on_schedule(flow: Flow, last: State | None, pending_event: Any) -> State:
