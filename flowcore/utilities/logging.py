@@ -484,16 +484,22 @@ def _record_for(
     logger: logging.Logger, level: int, message: str, exc_info: BaseException | None = None
 ) -> logging.LogRecord:
     """An ordinary record, made through the logger's public ``makeRecord`` (so a custom
-    record factory is used too); only used when something besides flowcore's own handler
-    listens, or a write failed."""
+    record factory is used too), placed where :func:`log` was called (its file, line and
+    function, as ``logger.info`` places a record); only used when something besides
+    flowcore's own handler listens, or a write failed."""
+    try:  # (the caller of log(): two frames of this module above findCaller's)
+        path, line, function, _ = logger.findCaller(stacklevel=3)
+    except ValueError:  # no frame to find (called from C)
+        path, line, function = "(unknown file)", 0, "(unknown function)"
     record = logger.makeRecord(
         logger.name,
         level,
-        "(flowcore)",
-        0,
+        path,
+        line,
         message,
         (),
         None if exc_info is None else _exc_tuple(exc_info),
+        function,
     )
     _add_context(record.__dict__)
     return record

@@ -142,6 +142,19 @@ def test_format_level_and_extra_loggers_come_from_config(
         extra.setLevel(logging.NOTSET)
 
 
+def test_the_engines_records_say_where_they_were_logged(logs: pytest.LogCaptureFixture) -> None:
+    # as logger.info places a record (Prefect 1's say task_runner.py, run, a line); they
+    # said "(flowcore)", line 0, no function, to a handler that shows or ships them
+    with Flow("where") as flow:
+        chatty(1)
+    flow.run()
+    (start,) = [r for r in logs.records if r.getMessage() == "Task 'chatty': Starting task run..."]
+    assert Path(start.pathname).name == "task_runner.py" and start.lineno > 0
+    assert start.funcName == "_run_initialized" and start.module == "task_runner"
+    (end,) = [r for r in logs.records if r.getMessage().startswith("Flow run SUCCESS")]
+    assert Path(end.pathname).name == "flow_runner.py" and end.funcName and end.lineno > 0
+
+
 def test_extra_loggers_set_in_code_and_reconfiguring_keeps_one_handler_each(
     restore_flowcore_logger: logging.Logger,
 ) -> None:
