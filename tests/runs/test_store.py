@@ -211,15 +211,17 @@ def test_the_writer_beats_for_the_runs_this_process_drives(
     make_store: Callable[..., RunStore],
 ) -> None:
     store = make_store(heartbeat_every=0.05)
+    # (started after this process did, as a run this process drives is)
+    start = datetime.now(timezone.utc).replace(microsecond=0)
     for run_id, pid in [("mine", os.getpid()), ("theirs", os.getpid() + 1)]:
-        store.submit(started(run_id, time=at(-3600), pid=pid))
-        store.submit(FlowRunState(run_id, "Running", None, at(-3600)))
+        store.submit(started(run_id, time=start, pid=pid))
+        store.submit(FlowRunState(run_id, "Running", None, start))
     store.flush()
     deadline = time.monotonic() + 60
-    while store.get_run("mine").heartbeat < at(0):  # type: ignore[union-attr]
+    while store.get_run("mine").heartbeat <= start:  # type: ignore[union-attr]
         assert time.monotonic() < deadline, "the writer never stamped a heartbeat"
         time.sleep(0.05)
-    assert store.get_run("theirs").heartbeat == at(-3600)  # type: ignore[union-attr]
+    assert store.get_run("theirs").heartbeat == start  # type: ignore[union-attr]
 
 
 # -- log lines ---------------------------------------------------------------------------
@@ -341,7 +343,9 @@ def test_prune_by_age_and_count_keeps_unfinished_runs(
     _run(store, "old-run", time=at(-40 * day))
     store.submit(task_state("old-run", "t-1", "Success", -40 * day))
     store.submit(LogLine("old-run", None, -1, at(-40 * day).timestamp(), 20, "flowcore", "old"))
-    _run(store, "ancient-live", time=at(-40 * day), final=None)  # driven by this process
+    # unfinished, and alive: driven elsewhere, with a fresh heartbeat
+    _run(store, "ancient-live", time=at(-40 * day), final=None, host="another-host")
+    store.submit(Heartbeat("ancient-live", datetime.now(timezone.utc)))
     for i in range(4):
         _run(store, f"recent-{i}", time=at(-day + i))
     store.flush()
