@@ -8,21 +8,30 @@
 
 ``flow.run(progress=True)`` shows it; by default it is shown when stderr is a terminal,
 and never otherwise (``progress=False`` turns it off). It goes to stderr only, so it never
-mixes into logs written to stdout or to files. rich redraws it four times a second on its
+mixes into logs written to files or pipes. When it is on a terminal, what the run prints
+there while it is shown (log lines of the ``flowcore`` logger's handlers that write to the
+terminal, ``print`` output, warnings) is written above it, so the display neither erases
+them nor leaves copies of itself between them. rich redraws it four times a second on its
 own thread; each redraw first pulls what the run's RunRecorder collected since the last
 (:meth:`flowcore.runs.recorder.RunRecorder.drain`) and counts it (:meth:`RunProgress.count`),
 so the display costs the flow's thread nothing per task run beyond what the recorder does
 anyway.
+
+Columns: a task run counts once, in its latest category (``done``, ``cached``,
+``failed``); one that is retried, or ends ``Cancelled`` (Ctrl-C), leaves its column. The ETA
+of a map comes from the rate its children finished at since the display first saw some
+finish.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from flowcore.engine.state import Cached, Failed, Finished, Mapped
+from flowcore.engine.state import Cached, Cancelled, Failed, Finished, Mapped
 
 __all__ = ["RunProgress", "wants_progress"]
 
@@ -39,7 +48,7 @@ def _category(cls: type) -> str | None:
         return known
     category = (
         None
-        if not issubclass(cls, Finished)
+        if not issubclass(cls, Finished) or issubclass(cls, Cancelled)
         else "mapped"
         if issubclass(cls, Mapped)
         else "cached"
@@ -62,7 +71,7 @@ def wants_progress(asked: bool | None) -> bool:
 
 
 class _Line:
-    __slots__ = ("counts", "mapped", "name", "seen", "started", "total")
+    __slots__ = ("counts", "mark", "mapped", "name", "seen", "total")
 
     def __init__(self, name: str, mapped: bool) -> None:
         self.name = name
@@ -73,7 +82,9 @@ class _Line:
         # of the garbage collector's older collections to visit
         self.seen: dict[int, str] = {}
         self.total: int | None = None if mapped else 1
-        self.started: float | None = None
+        # (when the display first saw some of the map finished, and how many): the ETA
+        # comes from the rate since then
+        self.mark: tuple[float, int] | None = None
 
 
 class RunProgress:
@@ -89,10 +100,12 @@ class RunProgress:
         self._stream = stream
         self._live: Any = None
         self._pull: Callable[[], object] | None = None
+        self._moved: list[tuple[logging.StreamHandler[Any], Any]] = []
 
     def start(self, pull: Callable[[], object] | None = None) -> None:
         """Show the display; ``pull()`` is called before each redraw (it feeds
-        :meth:`count`)."""
+        :meth:`count`). On a terminal, what the run prints there is written above it (the
+        module docstring)."""
         from rich.console import Console
         from rich.live import Live
 
@@ -100,14 +113,17 @@ class RunProgress:
         console = Console(
             file=self._stream or sys.stderr, highlight=False, markup=False, emoji=False
         )
+        on_terminal = console.is_terminal
         self._live = Live(
             get_renderable=self._table,
             console=console,
             refresh_per_second=4,
-            redirect_stdout=False,
-            redirect_stderr=False,
+            redirect_stdout=on_terminal,
+            redirect_stderr=on_terminal,
         )
         self._live.start()
+        if on_terminal:
+            self._moved = _write_above(sys.stdout)
 
     def stop(self) -> None:
         """Draw the final counts and stop (``Live.stop`` draws them: a refresh before it
@@ -115,6 +131,11 @@ class RunProgress:
         live, self._live = self._live, None
         if live is not None:
             live.stop()
+            for handler, stream in self._moved:
+                handler.setStream(stream)
+            self._moved = []
+            if not live.console.is_terminal:  # (its last row has no line end there)
+                live.console.file.write("\n")
         self._pull = None
 
     def count_columns(
@@ -131,13 +152,13 @@ class RunProgress:
             classes = set(map(type, states))
             if len(classes) == 1:
                 category = _category(classes.pop())
-                if category is None:  # (all entered Running: nothing finished)
-                    return
                 line = self._lines.get(slug)
                 if line is None:
                     return
                 seen = line.seen
-                if category != "mapped" and seen.keys().isdisjoint(indexes):
+                if category is None and seen.keys().isdisjoint(indexes):
+                    return  # (all entered Running, none counted before: nothing changes)
+                if category not in (None, "mapped") and seen.keys().isdisjoint(indexes):
                     before = len(seen)
                     seen.update(dict.fromkeys(indexes, category))
                     line.counts[category] += len(seen) - before
@@ -160,8 +181,6 @@ class RunProgress:
             category = categories.get(cls, _UNKNOWN)
             if category is _UNKNOWN:
                 category = _category(cls)
-            if category is None:
-                continue
             if slug is not current:
                 current, line = slug, lines.get(slug)
                 if line is not None:
@@ -169,13 +188,16 @@ class RunProgress:
             if line is None:
                 continue
             before = seen.get(index)
+            if category is None:  # running again (a retry), or Cancelled: not finished
+                if before is not None:
+                    counts[before] -= 1
+                    del seen[index]
+                continue
             if before == category:
                 continue
             if category == "mapped":
                 if index < 0:
                     line.total = state.n_map_states
-                    if line.started is None:
-                        line.started = time.monotonic()
                     continue
                 category = "done"
             if before is not None:
@@ -207,15 +229,36 @@ class RunProgress:
 
     @staticmethod
     def _eta(line: _Line) -> str:
+        """The time left for a map, at the rate its children finished since the display
+        first saw some finished (counting from the map's start instead overstated the
+        rate: the children finished before the first redraw came in at once)."""
         finished = sum(line.counts.values())
-        if (
-            not line.mapped
-            or line.total is None
-            or line.started is None
-            or not finished
-            or finished >= line.total
-        ):
+        if not line.mapped or line.total is None or not finished or finished >= line.total:
             return ""
-        elapsed = time.monotonic() - line.started
-        remaining = int(elapsed / finished * (line.total - finished))
+        now = time.monotonic()
+        if line.mark is None:
+            line.mark = (now, finished)
+            return ""
+        since, then = line.mark
+        if finished <= then or now <= since:
+            return ""
+        remaining = int((now - since) / (finished - then) * (line.total - finished))
         return f"{remaining // 3600}:{remaining // 60 % 60:02d}:{remaining % 60:02d}"
+
+
+def _write_above(proxy: Any) -> list[tuple[logging.StreamHandler[Any], Any]]:
+    """Point the ``flowcore`` logger's handlers that write to a terminal at ``proxy`` (the
+    display's stand-in for stdout, which writes above it); returns each handler moved and
+    the stream to give it back."""
+    moved: list[tuple[logging.StreamHandler[Any], Any]] = []
+    for handler in logging.getLogger("flowcore").handlers:
+        if not isinstance(handler, logging.StreamHandler) or handler.stream is proxy:
+            continue
+        isatty = getattr(handler.stream, "isatty", None)
+        try:
+            on_terminal = bool(isatty()) if isatty is not None else False
+        except (OSError, ValueError):  # a closed stream
+            on_terminal = False
+        if on_terminal:
+            moved.append((handler, handler.setStream(proxy)))
+    return moved

@@ -1,15 +1,29 @@
 """What the live progress display counts (``RunProgress.count`` and ``count_columns``),
 without drawing it: a task run once, in its latest category; a mapped parent gives its
-task's total."""
+task's total; and how it draws on a terminal and elsewhere."""
 
 from __future__ import annotations
 
+import io
+import logging
 import random
+import sys
 
 import pytest
 
-from flowcore.engine.state import Cached, Failed, Mapped, Retrying, Running, State, Success
+from flowcore.engine.state import (
+    Cached,
+    Cancelled,
+    Failed,
+    Mapped,
+    Retrying,
+    Running,
+    State,
+    Success,
+)
+from flowcore.runs import progress as progress_module
 from flowcore.runs.progress import RunProgress
+from flowcore.utilities.logging import get_logger
 
 STRUCTURE = {
     "tasks": [
@@ -59,12 +73,79 @@ def test_running_states_and_unknown_tasks_count_nothing() -> None:
     assert _counts(progress) == {"a-1": (0, 0, 0, None), "b-1": (0, 0, 0, 1)}
 
 
+def test_a_child_retried_or_cancelled_leaves_its_column() -> None:
+    # (a child waiting for its retry stayed under "failed", and children cancelled by
+    # Ctrl-C were counted as done)
+    progress = RunProgress(STRUCTURE)
+    _columns(progress, [("a-1", -1, Mapped(map_states=[Success()] * 4))])
+    _columns(progress, [("a-1", i, Failed()) for i in range(2)])
+    _columns(progress, [("a-1", 0, Retrying())])
+    assert _counts(progress)["a-1"] == (0, 0, 1, 4)
+    _columns(progress, [("a-1", 1, None)])  # (a recorder's Running: the retry began)
+    assert _counts(progress)["a-1"] == (0, 0, 0, 4)
+    _columns(progress, [("a-1", i, Success()) for i in range(3)])
+    _columns(progress, [("a-1", i, Cancelled()) for i in (2, 3)])
+    assert _counts(progress)["a-1"] == (2, 0, 0, 4)
+
+
+def test_the_eta_is_the_rate_since_children_were_first_seen_finished(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(progress_module.time, "monotonic", lambda: clock[0])
+    progress = RunProgress(STRUCTURE)
+    line = progress._lines["a-1"]
+    _columns(progress, [("a-1", -1, Mapped(map_states=[Success()] * 100))])
+    _columns(progress, [("a-1", i, Success()) for i in range(10)])  # finished before
+    assert progress._eta(line) == ""  # (first seen: no rate yet)
+    clock[0] += 2.0
+    _columns(progress, [("a-1", i, Success()) for i in range(10, 20)])  # 10 in 2 s
+    assert progress._eta(line) == "0:00:16"  # 80 left at 5 a second
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_on_a_terminal_log_lines_are_written_above_the_display(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # the display redraws by moving up over its own lines: a log line written straight
+    # to the terminal meanwhile was erased, and copies of the table were left behind
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    handler = logging.StreamHandler(terminal)
+    logging.getLogger("flowcore").addHandler(handler)
+    try:
+        progress = RunProgress(STRUCTURE, stream=terminal)
+        progress.start()
+        assert handler.stream is sys.stdout and sys.stdout is not terminal  # (rich's proxy)
+        get_logger("progress-test").warning("a line during the run")
+        progress.stop()
+    finally:
+        logging.getLogger("flowcore").removeHandler(handler)
+    assert handler.stream is terminal and sys.stdout is terminal
+    written = terminal.getvalue()
+    assert written.count("a line during the run") == 1  # (flowcore's own writes elsewhere)
+    assert written.index("a line during the run") < written.index("total")  # above it
+
+
+def test_off_a_terminal_the_display_ends_its_last_line() -> None:
+    # (forced on with stderr piped, the run's last line was glued to the table's)
+    stream = io.StringIO()
+    progress = RunProgress(STRUCTURE, stream=stream)
+    progress.start()
+    progress.stop()
+    assert stream.getvalue().endswith("\n") and "total" in stream.getvalue()
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_batches_in_columns_count_as_one_report_at_a_time(seed: int) -> None:
     """Random batches (one task's or mixed, one class or several, new or seen children)
     give the same counts through ``count_columns`` as through ``count``."""
     rng = random.Random(seed)
-    states = [Success(), Cached(), Failed(), Retrying(), None, Running()]
+    states = [Success(), Cached(), Failed(), Retrying(), None, Running(), Cancelled()]
     by_columns, by_rows = RunProgress(STRUCTURE), RunProgress(STRUCTURE)
     for _ in range(30):
         slugs = ["a-1"] if rng.random() < 0.7 else ["a-1", "b-1", "zz-9"]
