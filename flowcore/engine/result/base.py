@@ -153,8 +153,12 @@ class Result:
         ``exists`` or ``read`` gets those called).
 
         Raises:
-            UnreadableValueError: a value is there but cannot be read back; errors of the
-                location itself (an escape, an unknown key, no storage) are raised as such.
+            UnreadableValueError: something is there but it is not a value that can be
+                read back (truncated, foreign, unsigned under a key, not a regular file).
+            ResultStorageError: the storage could not be asked (unreachable, refused,
+                no such bucket): nothing is known of the value, so it is not a miss.
+            Errors of the location itself (an escape, an unknown key, no storage) are
+            raised as such.
         """
         cls = type(self)
         rendered = _format_template(location, kwargs, cls.__name__)
@@ -169,12 +173,15 @@ class Result:
                 ) from exc
         full = self._place(rendered, _literal(location), f"template {location!r}")
         try:
-            data = self._read_bytes_if_exists(full)
-            if data is None:
-                return None
+            data = self._read_bytes_if_exists(full)  # (a storage failure is raised as is)
+        except UnreadableValueError as exc:  # (something there that is not a value)
+            raise UnreadableValueError(
+                f"{cls.__name__}: the value at {rendered!r} cannot be read: {exc!r}"
+            ) from exc
+        if data is None:
+            return None
+        try:
             value = self.decode(data, full)
-        except ResultNotImplementedError:
-            raise  # no storage at all: not a value that cannot be read
         except Exception as exc:
             raise UnreadableValueError(
                 f"{cls.__name__}: the value at {rendered!r} cannot be read: {exc!r}"

@@ -14,6 +14,8 @@ from flowcore.utilities._optional import import_optional, require_optional
 
 __all__ = ["GCSResult"]
 
+_KNOWN_BUCKETS: set[str] = set()  # buckets found to exist, in this process
+
 
 class GCSResult(Result):
     """Store values as blobs in a GCS bucket (a blob appears only when its upload completes).
@@ -60,24 +62,45 @@ class GCSResult(Result):
     @contextmanager
     def _boundary(self, operation: str, location: str) -> Iterator[None]:
         """Translate google-cloud errors: a missing blob or bucket becomes FileNotFoundError
-        (which the primitives turn into False or a ResultStorageError), any other
-        ResultStorageError."""
+        (which the primitives turn into False or a ResultStorageError); any other failure
+        to reach the bucket (an API error, retries that ran out, credentials that cannot
+        be found or are refused, a connection that failed) a ResultStorageError."""
         errors = import_optional("google.api_core.exceptions", "GCSResult")
+        auth = import_optional("google.auth.exceptions", "GCSResult")
         try:
             yield
         except errors.NotFound as exc:
             raise FileNotFoundError(f"gs://{self.bucket}/{location}") from exc
-        except errors.GoogleAPICallError as exc:
+        except (errors.GoogleAPIError, auth.GoogleAuthError, ConnectionError, OSError) as exc:
             raise ResultStorageError(
-                f"GCSResult: {operation} gs://{self.bucket}/{location} failed: {exc}"
+                f"GCSResult: {operation} gs://{self.bucket}/{location} failed: {exc!r}; check "
+                "the bucket, the credentials (GOOGLE_APPLICATION_CREDENTIALS) and, for an "
+                "emulator, STORAGE_EMULATOR_HOST"
             ) from exc
 
     def _call(self, operation: str, location: str, *args: Any) -> Any:
         with self._boundary(operation, location):
             return getattr(self.gcs_bucket.blob(location), operation)(*args)
 
+    def _missing(self, location: str) -> None:
+        """A blob was not found: raise unless the bucket exists (asked once per bucket and
+        process), since a missing bucket makes every blob look missing."""
+        if self.bucket in _KNOWN_BUCKETS:
+            return
+        with self._boundary("find the bucket of", location):
+            found = self.gcs_bucket.exists()
+        if not found:
+            raise ResultStorageError(
+                f"GCSResult: no bucket {self.bucket!r} (looking for gs://{self.bucket}/"
+                f"{location}); create it, or give GCSResult(bucket=...) an existing one"
+            )
+        _KNOWN_BUCKETS.add(str(self.bucket))
+
     def _exists(self, location: str) -> bool:
-        return bool(self._call("exists", location))
+        if self._call("exists", location):
+            return True
+        self._missing(location)
+        return False
 
     def _read_bytes(self, location: str) -> bytes:
         try:
@@ -104,6 +127,7 @@ class GCSResult(Result):
         try:
             return self._call("download_as_bytes", location)  # type: ignore[no-any-return]
         except FileNotFoundError:
+            self._missing(location)
             return None
 
     def _stat(self, location: str) -> tuple[int, datetime] | None:

@@ -35,7 +35,7 @@ from typing import Any
 
 from flowcore import configuration
 from flowcore.engine.result.base import Result
-from flowcore.exceptions import ResultStorageError, ValueNotFoundError
+from flowcore.exceptions import ResultStorageError, UnreadableValueError, ValueNotFoundError
 
 __all__ = ["LocalResult"]
 
@@ -155,6 +155,8 @@ class LocalResult(Result):
             return _read_file(location)
         except FileNotFoundError as exc:
             raise ValueNotFoundError(f"LocalResult: nothing is stored at {location!r}") from exc
+        except _NotAValue as exc:
+            raise UnreadableValueError(f"LocalResult cannot read {location!r}: {exc}") from exc
         except OSError as exc:
             raise ResultStorageError(f"LocalResult cannot read {location!r}: {exc}") from exc
 
@@ -187,6 +189,8 @@ class LocalResult(Result):
             return _read_file(location)
         except FileNotFoundError:
             return None
+        except _NotAValue as exc:
+            raise UnreadableValueError(f"LocalResult cannot read {location!r}: {exc}") from exc
         except OSError as exc:
             raise ResultStorageError(f"LocalResult cannot read {location!r}: {exc}") from exc
 
@@ -224,7 +228,7 @@ def _read_file(path: str) -> bytes:
     try:
         found = os.fstat(descriptor)
         if not stat.S_ISREG(found.st_mode):
-            raise OSError(
+            raise _NotAValue(
                 f"it is a {_kind(found.st_mode)}, not a regular file, so it holds no value"
             )
         data = os.read(descriptor, found.st_size + 1)
@@ -236,6 +240,10 @@ def _read_file(path: str) -> bytes:
         return b"".join(parts)
     finally:
         os.close(descriptor)
+
+
+class _NotAValue(OSError):
+    """Something that is not a regular file is where a value belongs."""
 
 
 def _kind(mode: int) -> str:

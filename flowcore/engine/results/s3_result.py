@@ -15,6 +15,15 @@ from flowcore.utilities._optional import import_optional, require_optional
 __all__ = ["S3Result"]
 
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
+_KNOWN_BUCKETS: set[str] = set()  # buckets found to exist, in this process
+
+
+def _no_bucket(bucket: str | None, key: str) -> str:
+    return (
+        f"S3Result: no bucket {bucket!r} (at s3://{bucket}/{key}): the server answered "
+        "404; create the bucket, or check the bucket name and AWS_ENDPOINT_URL (a server "
+        "that is not S3 answers 404 to everything)"
+    )
 
 
 class S3Result(Result):
@@ -94,8 +103,22 @@ class S3Result(Result):
         try:
             self._call("head_object", location)
         except FileNotFoundError:
+            self._missing(location)
             return False
         return True
+
+    def _missing(self, key: str) -> None:
+        """An object was not found: raise unless the bucket exists (asked once per bucket
+        and process): a HEAD answers a bare 404 for a missing bucket too, and so does a
+        server that is not S3 (a wrong ``AWS_ENDPOINT_URL``) for everything."""
+        if self.bucket in _KNOWN_BUCKETS:
+            return
+        try:
+            with self._boundary("find the bucket of", key):
+                self.client.head_bucket(Bucket=self.bucket)
+        except FileNotFoundError:
+            raise ResultStorageError(_no_bucket(self.bucket, key)) from None
+        _KNOWN_BUCKETS.add(str(self.bucket))
 
     def _read_bytes(self, location: str) -> bytes:
         try:
@@ -104,7 +127,10 @@ class S3Result(Result):
             raise ValueNotFoundError(f"S3Result: no object at {exc}") from exc
 
     def _write_bytes(self, location: str, data: bytes) -> None:
-        self._call("put_object", location, Body=data, **self.upload_options)
+        try:
+            self._call("put_object", location, Body=data, **self.upload_options)
+        except FileNotFoundError:  # (a write finds no object missing: the bucket is)
+            raise ResultStorageError(_no_bucket(self.bucket, location)) from None
 
     def _delete(self, location: str) -> bool:
         if not self._exists(location):
@@ -116,6 +142,7 @@ class S3Result(Result):
         try:
             return self._call("get_object", location)["Body"].read()  # type: ignore[no-any-return]
         except FileNotFoundError:
+            self._missing(location)
             return None
 
     def _stat(self, location: str) -> tuple[int, datetime] | None:

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from flowcore import Flow, Parameter, task
 from flowcore.engine.result import Result
 from flowcore.engine.results import GCSResult, LocalResult, S3Result
 from flowcore.engine.state import Cached, Failed, Success
+from flowcore.exceptions import ResultStorageError
 
 CHECKPOINTING = {"checkpointing": True}
 
@@ -204,6 +206,45 @@ def test_object_store_targets(backend: str, request: pytest.FixtureRequest) -> N
     assert [type(c).__name__ for c in second.result[out].map_states] == ["Cached", "Cached"]
     assert second.result[out].result == [10, 20]
 
+
+@pytest.mark.parametrize("backend", ["s3", "gcs"])
+def test_a_target_in_storage_that_cannot_be_asked_fails_the_task_unrun(
+    backend: str, request: pytest.FixtureRequest, logs: pytest.LogCaptureFixture
+) -> None:
+    """A bucket that does not exist (or refused credentials): whether the target exists is
+    not known, so the task fails with the storage's error, without running (it said the
+    target "exists but cannot be read" and ran the task, whose checkpoint then failed);
+    Prefect 1.4.1's ``exists`` raised too."""
+    request.getfixturevalue(f"{backend}_server")
+    missing = f"flowcore-missing-{uuid.uuid4().hex[:12]}"
+    result: Result = S3Result(bucket=missing) if backend == "s3" else GCSResult(bucket=missing)
+    calls: list[int] = []
+    produce = _counted(calls)
+    with Flow("cloud") as flow:
+        out = produce(1, task_args={"result": result, "target": "t/{task_name}.pkl"})
+    state = flow.run(context=CHECKPOINTING).result[out]
+    assert isinstance(state, Failed) and isinstance(state.result, ResultStorageError)
+    assert missing in str(state.result) and calls == []
+    assert not [r for r in logs.records if "exists but cannot be read" in r.getMessage()]
+
+
+
+@pytest.mark.parametrize("backend", ["s3", "gcs"])
+def test_a_missing_bucket_is_an_error_naming_it_not_a_missing_value(
+    backend: str, request: pytest.FixtureRequest
+) -> None:
+    # (S3's HEAD and GCS's reads answer "not found" for a missing bucket as for a missing
+    # object: exists() said False, and an S3 write said FileNotFoundError)
+    request.getfixturevalue(f"{backend}_server")
+    missing = f"flowcore-missing-{uuid.uuid4().hex[:12]}"
+    result: Result = S3Result(bucket=missing) if backend == "s3" else GCSResult(bucket=missing)
+    for attempt in (
+        lambda: result.exists("a.pkl"),
+        lambda: result.read_if_exists("a.pkl"),
+        lambda: result.write(1, location="a.pkl"),
+    ):
+        with pytest.raises(ResultStorageError, match=f"no bucket '{missing}'|NoSuchBucket"):
+            attempt()
 
 def test_object_store_target_in_a_new_process(s3_bucket: str, tmp_path: Path) -> None:
     script = tmp_path / "cloud.py"
