@@ -254,13 +254,18 @@ def _render(graphviz: Any, graph: Any, filename: str, format: str | None) -> str
         return graph.render(filename, format=format, cleanup=True)  # type: ignore[no-any-return]
     except graphviz.backend.ExecutableNotFound as exc:
         error = graphviz.backend.ExecutableNotFound(("dot",))
-        error.args = (
-            "flow.visualize() needs Graphviz's `dot` program on the PATH, and it was not "
-            "found. Install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew "
-            "install graphviz; see https://graphviz.org/download/); the `graphviz` Python "
-            "package alone is not enough.",
-        )
+        error.args = (dot_missing("flow.visualize()"),)
         raise error from exc
+
+
+def dot_missing(who: str) -> str:
+    """What to do when Graphviz's ``dot`` program is not found, for ``who`` needs it."""
+    return (
+        f"{who} needs Graphviz's `dot` program on the PATH, and it was not "
+        "found. Install Graphviz (Debian/Ubuntu: apt-get install graphviz; macOS: brew "
+        "install graphviz; see https://graphviz.org/download/); the `graphviz` Python "
+        "package alone is not enough."
+    )
 
 
 def _in_notebook() -> bool:

@@ -164,6 +164,17 @@ with Flow("hourly", schedule=schedule, result=LocalResult(dir=str(HERE / "result
 """
 
 
+def test_visualize_without_dot_says_how_to_install_it(
+    flowcore: Flowcore, flow_file: Path, tmp_path: Path
+) -> None:
+    # (it printed graphviz's ExecutableNotFound, without the install hint that
+    # flow.visualize() gives)
+    completed = flowcore("visualize", f"{flow_file}:other", "-o", str(tmp_path / "o.svg"), PATH="")
+    assert completed.returncode == 1
+    assert completed.stderr.startswith("Error: flowcore visualize needs Graphviz's `dot`")
+    assert "apt-get install graphviz" in completed.stderr and not (tmp_path / "o.svg").exists()
+
+
 def test_resume_of_a_scheduled_flow_resumes_the_run_once(
     flowcore: Flowcore, tmp_path: Path
 ) -> None:
@@ -251,6 +262,19 @@ def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path
             ["run", "{tmp}/twins.py:etl"],
             "twins.py defines 2 flows named 'etl' (first (name 'etl'), second (name 'etl')): "
             "it is ambiguous; name one as",
+        ),
+        (
+            ["visualize", "{file}:other", "-o", "{tmp}/drawn.xyz"],
+            "'xyz' is not a format flowcore visualize writes; end the output's name with one "
+            "of .svg, .png, .pdf",
+        ),
+        (
+            ["visualize", "{file}:other", "-o", "{tmp}/drawn.x11"],  # (dot opens a window)
+            "'x11' is not a format flowcore visualize writes",
+        ),
+        (
+            ["visualize", "{file}:other", "-o", "{tmp}/absent/drawn.svg"],
+            "drawn.svg: the directory '",
         ),
     ],
 )
