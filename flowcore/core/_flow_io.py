@@ -164,6 +164,13 @@ def visualize_flow(
         rendered = _render(
             graphviz, graph, str(target / (slugify(flow.name) or "flow")), format=format
         )
+        if _headless():  # (xdg-open would only print why it cannot open anything)
+            flow.logger.warning(
+                f"Rendered {flow.name!r} to {rendered} but could not open a viewer (no "
+                "display: neither DISPLAY nor WAYLAND_DISPLAY is set); pass filename=... to "
+                "choose where the drawing is written."
+            )
+            return graph
         try:
             with warnings.catch_warnings():
                 # graphviz starts the viewer and drops its Popen at once; the viewer outlives
@@ -266,6 +273,14 @@ def dot_missing(who: str) -> str:
         "install graphviz; see https://graphviz.org/download/); the `graphviz` Python "
         "package alone is not enough."
     )
+
+
+def _headless() -> bool:
+    """Whether this is a Linux (or BSD) machine with no display to open a viewer on
+    (macOS and Windows open files without one)."""
+    if sys.platform == "darwin" or sys.platform.startswith("win"):
+        return False
+    return not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"))
 
 
 def _in_notebook() -> bool:

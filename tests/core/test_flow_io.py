@@ -294,6 +294,31 @@ def test_visualize_without_filename_opens_a_viewer_or_says_where_the_file_is(
     assert rendered.endswith("my-demo-flow.pdf") and Path(rendered).is_file()
 
 
+def test_visualize_without_filename_and_without_a_display_says_where_the_file_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
+) -> None:
+    # xdg-open is there but there is no display: it printed six lines of why it could not
+    # open anything, and nobody said where the drawing went
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    dot = shutil.which("dot")
+    assert dot is not None
+    (bin_dir / "dot").symlink_to(dot)
+    opened = tmp_path / "opened"
+    viewer = bin_dir / "xdg-open"
+    viewer.write_text(f'#!/bin/sh\necho "$@" > {opened}\n')
+    viewer.chmod(0o755)
+    monkeypatch.setenv("PATH", str(bin_dir))
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    flow, _ = demo_flow()
+    flow.visualize()
+    (warning,) = [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
+    assert "could not open a viewer (no display: neither DISPLAY nor WAYLAND_DISPLAY" in warning
+    assert Path(warning.split(" to ", 1)[1].split(" but ", 1)[0]).is_file()
+    assert not opened.exists()
+
+
 def test_visualize_needs_the_graphviz_package(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "graphviz", None)
     flow, _ = demo_flow()
