@@ -14,7 +14,8 @@ Only the imports differ from Prefect 1 (``flowcore`` instead of ``prefect``). Th
   written under ``<dir>/<day>/``. ``extract`` and ``summarize`` have a ``target``, so once
   their file exists they are not run again: the second run is served from disk.
 
-Run it with ``python examples/demo.py`` (or ``make demo``): it uses a temporary directory,
+Run it with ``python examples/demo.py`` (or ``make demo``; not with ``flowcore run``: the
+flow's result directory is chosen by ``main``): it uses a temporary directory,
 runs the flow twice, prints every task's final state and the report, and exits non-zero if
 a run did not succeed. ``python examples/demo.py DIR`` keeps the checkpoints in ``DIR``;
 run it twice with the same ``DIR`` and the second process reads the targets too.

@@ -6,8 +6,9 @@ directory here) with every finished page checkpointed. After the "outage", the r
 resumed: the 17 pages that were fetched are read back from their checkpoints, and only
 the 3 failed ones are fetched again.
 
-Run it: ``python examples/resume.py`` (the command line does the same with
-``flowcore run examples/resume.py`` and ``flowcore resume RUN_ID``).
+Run it: ``python examples/resume.py``. (It sets up the outage and its own home directory
+itself, so run it with ``python``; for your own flow file, the command line's ``flowcore run
+FILE.py`` and then ``flowcore resume last`` do what ``main`` does here: docs/cli.md.)
 """
 
 from __future__ import annotations

@@ -131,10 +131,11 @@ def ls(flow: str | None, state: str | None, limit: int, as_json: bool, store: st
         )
         for r in found
     ]
+    runs = "run" if total == 1 else "runs"
     caption = (
-        f"{len(found)} of {total} runs in {opened.display}"
+        f"{len(found)} of {total} {runs} in {opened.display}"
         if total > len(found)
-        else f"{total} runs in {opened.display}"
+        else f"{total} {runs} in {opened.display}"
     )
     echo_table(
         ("run", "flow", "state", "started", "duration", "tasks"), rows, caption, right=("duration",)
