@@ -306,6 +306,21 @@ class Result:
         that directory rather than the directory itself (unless ``directory``: a prefix
         to list). Raises LocationEscapeError (naming ``source``, where the location came
         from) before anything is read or written."""
+        if "://" in rendered:
+            raise self._invalid(
+                rendered,
+                source,
+                f"is a URL; a location is a path inside {self._describe_root()}: give the "
+                "part after it (the bucket or directory is the Result's own, e.g. "
+                "S3Result(bucket=...))",
+            )
+        if literal.startswith("/") and type(self)._join is Result._join:
+            raise self._invalid(
+                rendered,
+                source,
+                f"starts with '/'; keys are relative to {self._describe_root()}: drop the "
+                "leading '/' (Prefect 1 wrote such a key as given, with its '/')",
+            )
         if "\x00" in rendered:
             raise self._invalid(
                 rendered,

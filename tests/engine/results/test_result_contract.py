@@ -230,6 +230,24 @@ def test_given_locations_cannot_escape_the_root(make_result: Factory, location: 
     assert result.list() == []
 
 
+@pytest.mark.parametrize("template", ["s3://bucket/data/{name}.pkl", "gs://b/{name}.pkl"])
+def test_a_url_as_a_location_is_refused_naming_the_fix(make_result: Factory, template: str) -> None:
+    # (on S3 it was written at the key "s3:/bucket/data/x.pkl", a slash dropped)
+    result = make_result(location=template)
+    with pytest.raises(LocationEscapeError, match="is a URL; a location is a path inside"):
+        result.write("nope", name="x")
+    assert result.list() == []
+
+
+def test_a_key_with_a_leading_slash_says_keys_are_relative_to_the_bucket(
+    request: pytest.FixtureRequest,
+) -> None:
+    bucket = request.getfixturevalue("s3_bucket")
+    result = S3Result(bucket=bucket, location="/data/{name}.pkl")
+    with pytest.raises(LocationEscapeError, match="starts with '/'; keys are relative to"):
+        result.write("nope", name="x")
+
+
 @pytest.mark.parametrize("location", ["", ".", "./"])
 def test_a_location_that_is_the_root_itself_is_refused(make_result: Factory, location: str) -> None:
     """The root is a directory, not a value: reading it, writing over it (on disk: a
