@@ -214,7 +214,6 @@ def test_timeout_must_be_int_or_timedelta(bad: Any) -> None:
         Task(timeout=bad)
 
 
-
 @pytest.mark.parametrize("negative", [-1, timedelta(seconds=-5)])
 def test_a_negative_timeout_is_refused_at_creation(negative: Any) -> None:
     # (it was accepted, and then failed the task with "itimer_error(22, 'Invalid
@@ -222,6 +221,7 @@ def test_a_negative_timeout_is_refused_at_creation(negative: Any) -> None:
     with pytest.raises(ValueError, match=r"Task 'Task': timeout=.* is negative; give the"):
         Task(timeout=negative)
     assert Task(timeout=0).timeout == 0  # no timeout, as before
+
 
 def test_timeout_default_comes_from_config() -> None:
     with set_temporary_config({"tasks.defaults.timeout": 7}):

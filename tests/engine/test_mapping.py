@@ -165,7 +165,6 @@ def test_flatten_non_iterable_child_passes_unchanged_with_a_warning(
     ]
 
 
-
 def test_flatten_passes_failed_and_skipped_children_without_a_warning(
     logs: pytest.LogCaptureFixture,
 ) -> None:
@@ -186,6 +185,7 @@ def test_flatten_passes_failed_and_skipped_children_without_a_warning(
     kinds = [type(s).__name__ for s in state.result[m].map_states]
     assert kinds == ["Success", "Success", "Skipped", "TriggerFailed"]
     assert not [r for r in logs.records if "flatten" in r.getMessage()]
+
 
 def test_failed_child_does_not_stop_siblings_and_reduce_trigger_fails() -> None:
     @task

@@ -113,7 +113,6 @@ def test_parameter_defaults_of_the_event_update_the_base_parameters() -> None:
     assert RUNS[1]["parameters"] == {"p": "given"}
 
 
-
 def test_events_at_the_same_time_with_other_defaults_each_run() -> None:
     # two regions' clocks fire at once: both runs happen (the second was dropped, as the
     # schedule was asked for events after the first run ended)
@@ -128,6 +127,7 @@ def test_events_at_the_same_time_with_other_defaults_each_run() -> None:
     run(flow)
     assert sorted(r["p"] for r in RUNS) == ["apac", "emea"]
     assert [r["scheduled_start_time"] for r in RUNS] == [when, when]
+
 
 def test_the_last_run_state_is_returned() -> None:
     @task

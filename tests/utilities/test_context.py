@@ -48,7 +48,6 @@ def test_base_scope_holds_config_and_secrets() -> None:
     assert context.secrets == dict(flowcore.config.context.secrets)
 
 
-
 def test_the_base_scope_holds_the_flowcore_logger_for_flow_handlers() -> None:
     """Prefect 1.4.1 (verified): ``prefect.context.logger`` is the ``prefect`` logger from
     import on, so a flow state handler (or a task's ``run`` called directly) can log."""
@@ -72,6 +71,7 @@ def test_the_base_scope_holds_the_flowcore_logger_for_flow_handlers() -> None:
     assert state.result[checked].result is True  # a task run's logger is its own
     assert lines == ["flowcore"]
     assert one.run() is False  # called directly: the flowcore logger, as in Prefect 1
+
 
 def test_with_block_accepts_dicts_and_kwargs() -> None:
     with context({"a": 1, "b": 2}, c=3) as ctx:

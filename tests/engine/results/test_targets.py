@@ -228,7 +228,6 @@ def test_a_target_in_storage_that_cannot_be_asked_fails_the_task_unrun(
     assert not [r for r in logs.records if "exists but cannot be read" in r.getMessage()]
 
 
-
 @pytest.mark.parametrize("backend", ["s3", "gcs"])
 def test_a_missing_bucket_is_an_error_naming_it_not_a_missing_value(
     backend: str, request: pytest.FixtureRequest
@@ -245,6 +244,7 @@ def test_a_missing_bucket_is_an_error_naming_it_not_a_missing_value(
     ):
         with pytest.raises(ResultStorageError, match=f"no bucket '{missing}'|NoSuchBucket"):
             attempt()
+
 
 def test_object_store_target_in_a_new_process(s3_bucket: str, tmp_path: Path) -> None:
     script = tmp_path / "cloud.py"
