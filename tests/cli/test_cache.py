@@ -178,13 +178,9 @@ def test_gc_reports_orphaned_values_and_stale_temporary_files(
 ) -> None:
     store = tmp_path / "store"
     fill(str(store))
-    orphan = store / "gone" / "0123abcd.value"
-    temporary = (
-        store
-        / StorageCacheStore(LocalResult(dir=str(store))).directory("load")
-        / ".x.json.0123456789ab.tmp"
-    )
-    orphan.parent.mkdir()
+    beside = store / StorageCacheStore(LocalResult(dir=str(store))).directory("load")
+    orphan = beside / "0123abcd.value"  # beside records: not a key_storage store's value
+    temporary = beside / ".x.json.0123456789ab.tmp"
     for path in (orphan, temporary):
         path.write_bytes(b"left behind")
         two_hours_ago = time.time() - 7200
