@@ -3,6 +3,7 @@
 ::
 
     cache = Cache("~/.flowcore/storage")        # a store, a directory, s3://, gs://, "memory"
+    cache = Cache("/data/keys", values="~/.flowcore/storage")   # records kept apart (key_storage)
     cache.entries(task="fetch", older_than=timedelta(days=7))   -> [CacheEntry, ...]
     cache.show("fetch")                          -> the entries of one key
     cache.delete(task="fetch", dry_run=True)     -> what would be removed
@@ -21,6 +22,17 @@ values no record uses (orphans) older than an hour (a writer stores its value be
 record, so a younger orphan may be about to get one); and stale temporary files. Every
 step honours ``dry_run``.
 
+Orphans are only the values gc can prove unused, because records it cannot see may name
+a value: a policy's ``key_storage`` keeps records in another store and the values here,
+in directories that hold no record. So a value is an orphan only in a store that keeps
+its records beside its values, in a directory that held records when gc began, with no
+``.records-elsewhere`` mark there (a store with records apart writes it beside each value
+before the record) and no record there that could not be read. A cache over records kept
+apart (``values=``, or a store with ``records=``) removes values with their records, never
+as orphans. Opened on its records alone, such a cache lists their entries as usable (the
+value is in the store its record names: ``CacheEntry.elsewhere``, size unknown) and
+refuses to remove them (ValueError), which would leave their values behind for good.
+
 On a ``MemoryCacheStore`` (``flowcore.context.caches``) records are Prefect 1's ``Cached``
 states: they carry no flow name and no creation time (entries are listed as created now,
 and ``older_than`` / ``max_age`` do not apply), and expired ones are already dropped.
@@ -29,6 +41,7 @@ and ``older_than`` / ``max_age`` do not apply), and expired ones are already dro
 from __future__ import annotations
 
 import os
+import posixpath
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -36,7 +49,13 @@ from typing import Any
 
 from flowcore.caching.choice import default_storage, store_from_spec
 from flowcore.caching.records import CacheRecord
-from flowcore.caching.stores import CacheStore, StorageCacheStore, StoredRecord, relative_location
+from flowcore.caching.stores import (
+    RECORDS_ELSEWHERE,
+    CacheStore,
+    StorageCacheStore,
+    StoredRecord,
+    relative_location,
+)
 from flowcore.exceptions import LocationEscapeError, ResultStorageError
 
 __all__ = ["Cache", "CacheEntry", "GcReport", "collect_garbage"]
@@ -48,13 +67,16 @@ ORPHAN_GRACE = timedelta(hours=1)
 class CacheEntry:
     """A record, its value's size in bytes (None when unknown, e.g. in memory), where the
     record is stored (None in memory) and why the entry is never used (None: it is used).
-    A record that cannot be read is a stand-in: the key its directory names, no task."""
+    A record that cannot be read is a stand-in: the key its directory names, no task.
+    ``elsewhere``: the store its record names for its value, when the cache was opened
+    on records kept apart without that store (``values=``): the value is not checked."""
 
     record: CacheRecord
     size: int | None
     location: str | None = None
     problem: str | None = None
     passing: bool = False  # the problem is a failed read (a storage error), which may pass
+    elsewhere: str | None = None
 
     @property
     def key(self) -> str:
@@ -123,15 +145,24 @@ class Cache:
         store: a ``CacheStore``, or what ``caching.store`` accepts (``"memory"``, a
             directory, ``"s3://bucket/prefix"``, ``"gs://bucket/prefix"``); None: config
             ``caching.store``, else the policies' default ``<home_dir>/storage``.
+        values: where the values of the records in ``store`` are, when the records are
+            kept apart from them (a policy's ``key_storage`` is ``store``): a storage
+            store, or the same specs. None: beside the records.
     """
 
-    def __init__(self, store: CacheStore | str | os.PathLike[str] | None = None) -> None:
+    def __init__(
+        self,
+        store: CacheStore | str | os.PathLike[str] | None = None,
+        values: CacheStore | str | os.PathLike[str] | None = None,
+    ) -> None:
         if store is None:
             from flowcore import configuration
 
             spec = configuration.config.get_path("caching.store")
             store = spec if spec is not None else StorageCacheStore(default_storage())
         self.store = store_from_spec(store)
+        if values is not None:
+            self.store = _records_apart(self.store, store_from_spec(values))
 
     def __repr__(self) -> str:
         return f"Cache({self.store!r})"
@@ -207,14 +238,26 @@ class Cache:
             entries=removed, not_removed=[e for e in doomed if id(e) not in gone], dry_run=dry_run
         )
         remaining = entries if dry_run else [e for e in entries if id(e) not in gone]
-        report.orphans = self._orphans(now, remaining, dry_run)
+        report.orphans = self._orphans(now, entries, remaining, dry_run)
         report.temporaries = 0 if dry_run else self._sweep()
         return report
 
     # -- helpers ----------------------------------------------------------------------
 
     def _remove(self, entries: Iterable[CacheEntry]) -> list[CacheEntry]:
-        """Remove ``entries``; return those that were removed."""
+        """Remove ``entries``; return those that were removed. Refuses (ValueError, nothing
+        removed) entries whose value is in a store this cache was not given."""
+        entries = list(entries)
+        apart = sorted({e.elsewhere for e in entries if e.elsewhere is not None})
+        if apart:
+            count = len([e for e in entries if e.elsewhere is not None])
+            raise ValueError(
+                f"{count} cache {'entry keeps its value' if count == 1 else 'entries keep their values'} "
+                f"in {', '.join(map(repr, apart))}, apart from the records (key_storage); "
+                f"removing the records alone would leave the values for good, so nothing was "
+                f"removed. Name the values' store too: Cache(..., values={apart[0]!r}), "
+                f"flowcore cache ... --values {apart[0]}"
+            )
         asked = [(StoredRecord(e.record, e.location), e) for e in entries]
         removed = {id(stored) for stored in self.store.remove([s for s, _ in asked])}
         return [entry for stored, entry in asked if id(stored) in removed]
@@ -237,28 +280,45 @@ class Cache:
             )
         except ResultStorageError:
             return CacheEntry(record, None, at, stored.problem)  # its size is unknown
+        if found is None and record.value_store is not None and store.records is store.result:
+            return CacheEntry(record, None, at, stored.problem, elsewhere=record.value_store)
         if found is None:
             return CacheEntry(
                 record, None, at, stored.problem or f"names a value that is gone ({value!r})"
             )
         return CacheEntry(record, found[0], at, stored.problem)
 
-    def _orphans(self, now: datetime, remaining: list[CacheEntry], dry_run: bool) -> list[str]:
-        """Values no remaining record uses, older than ``ORPHAN_GRACE``."""
+    def _orphans(
+        self, now: datetime, entries: list[CacheEntry], remaining: list[CacheEntry], dry_run: bool
+    ) -> list[str]:
+        """Values older than ``ORPHAN_GRACE`` proven unused (see the module docstring):
+        in a directory that held readable records (``entries``) and no mark of records
+        kept elsewhere, and named by no ``remaining`` record."""
         store = self.store
-        if not isinstance(store, StorageCacheStore):
+        if not isinstance(store, StorageCacheStore) or store.records is not store.result:
             return []
+        result = store.result
+
+        def folder(location: str) -> str:
+            return posixpath.dirname(posixpath.normpath(relative_location(result, location)))
+
+        locations = result.list(store.prefix)
+        proven = {folder(e.location) for e in entries if e.location} - {
+            folder(e.location) for e in entries if e.location and e.passing
+        }
+        proven -= {folder(loc) for loc in locations if loc.endswith("/" + RECORDS_ELSEWHERE)}
         used = {e.record.value_location for e in remaining}
         orphans = []
-        for location in store.result.list(store.prefix):
-            if not location.endswith(".value") or relative_location(store.result, location) in used:
+        for location in locations:
+            name = relative_location(result, location)
+            if not name.endswith(".value") or folder(location) not in proven or name in used:
                 continue
-            found = store.result.stat(location)
+            found = result.stat(location)
             if found is None or now - found[1] < ORPHAN_GRACE:
                 continue
             orphans.append(location)
             if not dry_run:
-                store.result.delete(location)
+                result.delete(location)
         return orphans
 
     def _sweep(self) -> int:
@@ -269,6 +329,16 @@ class Cache:
         if store.records is not store.result:
             removed += store.records.remove_stale_temporaries()
         return removed
+
+
+def _records_apart(records: CacheStore, values: CacheStore) -> StorageCacheStore:
+    """The store of the records of ``records`` whose values are in ``values``."""
+    if not (isinstance(records, StorageCacheStore) and isinstance(values, StorageCacheStore)):
+        raise ValueError(
+            f"Cache: values= keeps values apart from records in storage stores (a directory, "
+            f"s3://, gs://); got records {records!r} and values {values!r}"
+        )
+    return StorageCacheStore(values.result, prefix=records.prefix, records=records.records)
 
 
 def collect_garbage(store: CacheStore | None, settings: Any, logger: Any) -> GcReport | None:

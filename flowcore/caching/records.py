@@ -10,15 +10,19 @@ A record says what was cached, for whom, until when, and where the value is::
       "key_parts": {"INPUTS": "a1b2...", "TASK_SOURCE": "c3d4..."},
       "inputs": {"x": "<digest>"}, "parameters": {"region": "<digest>"},
       "value": {"location": "fetch/9e8f....value", "serializer": "PickleSerializer",
-                "digest": "sha256:..."},
+                "digest": "sha256:...", "store": "/data/values"},   <- store: see below
       "message": "Task run succeeded.",
       "mac": "9f2c..."                                  <- HMAC-SHA256 hex, with a signing key
     }
 
 Records are never pickles: reading one runs no code. ``record_id`` is a digest of the
 inputs and parameters, so a rerun with the same inputs replaces its record and different
-inputs add one. With a signing key (``results.signing_key``), ``mac`` covers every other
-field; a record whose MAC is missing or wrong is refused like a corrupt one.
+inputs add one. ``value.store`` is there only in a record kept apart from its value (a
+policy's ``key_storage``): it names the value's store (its root, for people and messages;
+nothing opens it), so a records store read on its own knows that a value missing beside
+a record is elsewhere, not gone. With a signing key (``results.signing_key``), ``mac``
+covers every other field; a record whose MAC is missing or wrong is refused like a
+corrupt one.
 """
 
 from __future__ import annotations
@@ -91,6 +95,7 @@ class CacheRecord:
     serializer: str | None = None
     value_digest: str | None = None
     message: str | None = None
+    value_store: str | None = None
 
     def expired(self, now: datetime | None = None) -> bool:
         """Whether the record's expiration has passed (None never expires)."""
@@ -108,6 +113,9 @@ class CacheRecord:
             "serializer": body.pop("serializer"),
             "digest": body.pop("value_digest"),
         }
+        store = body.pop("value_store")
+        if store is not None:
+            body["value"]["store"] = store
         document = {"format": _FORMAT, "version": _VERSION, **body}
         mac = signing.mac(_canonical(document))
         if mac is not None:
@@ -159,6 +167,7 @@ class CacheRecord:
             serializer=value.get("serializer"),
             value_digest=value.get("digest"),
             message=document.get("message"),
+            value_store=value.get("store"),
         )
 
 
@@ -194,6 +203,7 @@ _FIELDS: dict[str, tuple[Callable[[Any], bool], str, bool]] = {
     "value.location": (_location, "a non-empty location without NUL characters", True),
     "value.serializer": (*_TEXT, True),
     "value.digest": (*_TEXT, True),
+    "value.store": (*_TEXT, True),
 }
 
 

@@ -22,6 +22,12 @@ One interface, two backends::
       <prefix>/<shard>/<key>/<value digest>.value   the value, as the serializer wrote it
       <prefix>/.tasks/<digest>.latest               a policy task's last record
 
+  With ``records=`` (a policy's ``key_storage``) the records go to that Result and the
+  values stay in ``result``, at the same locations; each record then names its value's
+  store (``value.store``), and each value directory holds a mark, ``.records-elsewhere``,
+  saying that records this store cannot see name values there (garbage collection of the
+  values' store leaves such values alone, see :mod:`flowcore.caching.cache`).
+
   Stores written before the shards (``<prefix>/<key>/...``, the *flat* layout) keep
   working: a key's records are read from both places (of two records with one id, the
   newer counts), records name their value's location, listing and gc walk the whole
@@ -73,9 +79,13 @@ __all__ = [
     "MemoryCacheStore",
     "ResultCacheStore",
     "StorageCacheStore",
+    "RECORDS_ELSEWHERE",
     "StoredRecord",
     "relative_location",
 ]
+
+RECORDS_ELSEWHERE = ".records-elsewhere"
+"""The mark, in a value directory, of values whose records are kept in another store."""
 
 _LOGGER = get_logger("caching")
 
@@ -437,6 +447,11 @@ class StorageCacheStore(CacheStore):
         name = record.value_digest.split(":", 1)[1][:40]
         record.value_location = f"{self.directory(record.key)}/{name}.value"  # relative to the root
         self.result.write_bytes_at(record.value_location, data)
+        if self.records is not self.result:  # before the record: gc must never miss the mark
+            record.value_store = _root_name(self.result)
+            self.result.write_bytes_at(
+                f"{self.directory(record.key)}/{RECORDS_ELSEWHERE}", _MARK_TEXT
+            )
         document = record.to_json()
         self.records.write_bytes_at(
             f"{self.directory(record.key)}/{record.record_id}.json", document
@@ -575,6 +590,17 @@ class StorageCacheStore(CacheStore):
 
 
 ResultCacheStore = StorageCacheStore  # flowcore 0.1.0's name
+
+
+_MARK_TEXT = (
+    b"The values in this directory are named by cache records kept in another store "
+    b"(a cache policy's key_storage): garbage collection of this store leaves them alone.\n"
+)
+
+
+def _root_name(result: Result) -> str:
+    """The root of ``result`` as a person names it (a directory, s3://bucket, ...)."""
+    return result._root().rstrip("/") or type(result).__name__
 
 
 def relative_location(result: Result, location: str) -> str:

@@ -11,7 +11,9 @@
 
 Every verb takes ``--store DIR|s3://BUCKET/PREFIX|gs://BUCKET/PREFIX``; without it, the
 store is config ``caching.store``, else ``<home_dir>/storage`` (where cache policies keep
-values by default). Each verb is a thin layer over :class:`flowcore.caching.cache.Cache`:
+values by default). ``ls``, ``show``, ``rm`` and ``gc`` also take ``--values STORE``: for
+records kept apart from their values (a policy's ``key_storage``), ``--store`` names the
+records and ``--values`` the values. Each verb is a thin layer over :class:`flowcore.caching.cache.Cache`:
 it opens the store (:func:`_open`), asks ``Cache`` once, and prints the answer as a table
 or, with ``--json``, as the ``to_dict()`` of what ``Cache`` returned.
 
@@ -69,6 +71,14 @@ def _store_option(command: _F) -> _F:
     )(command)  # fmt: skip
 
 
+def _values_option(command: _F) -> _F:
+    return click.option(
+        "--values", metavar="STORE",
+        help="Where the values are, when the records in --store are kept apart from them "
+        "(a cache policy's key_storage): as --store. Default: beside the records.",
+    )(command)  # fmt: skip
+
+
 def _filter_options(command: _F) -> _F:
     for option in reversed([
         click.option("--flow", metavar="FLOW", help="Only entries written by this flow."),
@@ -91,6 +101,7 @@ def _json_option(command: _F) -> _F:
 
 @cache.command("ls")
 @_store_option
+@_values_option
 @_filter_options
 @click.option(
     "--larger-than",
@@ -100,11 +111,11 @@ def _json_option(command: _F) -> _F:
 )
 @_json_option
 def ls(
-    store: str | None, flow: str | None, task: str | None, older_than: timedelta | None,
+    store: str | None, values: str | None, flow: str | None, task: str | None, older_than: timedelta | None,
     expired: bool, larger_than: int | None, as_json: bool,
 ) -> None:  # fmt: skip
     """List cache entries, oldest first."""
-    opened, where = _open(store)
+    opened, where = _open(store, values)
     with _storage_errors():
         entries = opened.entries(
             task=task, flow=flow, older_than=older_than, expired=expired or None
@@ -119,15 +130,17 @@ def ls(
     else:
         _echo_entries(entries, f"{_count(entries)}, {format_size(_bytes(entries))} in {where}")
         _echo_problems(entries, store)
+        _echo_elsewhere(entries, store)
 
 
 @cache.command("show")
 @click.argument("key")
 @_store_option
+@_values_option
 @_json_option
-def show(key: str, store: str | None, as_json: bool) -> None:
+def show(key: str, store: str | None, values: str | None, as_json: bool) -> None:
     """Show the entries of KEY (or of the one key that starts with KEY)."""
-    opened, where = _open(store)
+    opened, where = _open(store, values)
     with _storage_errors():
         entries = _find(opened, key, where, store)
     if as_json:
@@ -139,6 +152,7 @@ def show(key: str, store: str | None, as_json: bool) -> None:
             click.echo()
         _echo_details(entry, now)
     _echo_problems(entries, store)
+    _echo_elsewhere(entries, store)
 
 
 @cache.command("explain")
@@ -197,6 +211,7 @@ def explain(flow_file: str, params: dict[str, Any], store: str | None, as_json: 
 @cache.command("rm")
 @click.argument("key", required=False)
 @_store_option
+@_values_option
 @_filter_options
 @click.option(
     "--all",
@@ -210,7 +225,7 @@ def explain(flow_file: str, params: dict[str, Any], store: str | None, as_json: 
 )
 @_json_option
 def rm(
-    key: str | None, store: str | None, flow: str | None, task: str | None,
+    key: str | None, store: str | None, values: str | None, flow: str | None, task: str | None,
     older_than: timedelta | None, expired: bool, everything: bool, dry_run: bool, yes: bool,
     as_json: bool,
 ) -> None:  # fmt: skip
@@ -228,7 +243,7 @@ def rm(
         raise CliError(
             "--all removes every entry: give it alone, or drop it to remove by KEY or filters"
         )
-    opened, where = _open(store)
+    opened, where = _open(store, values)
     choice: dict[str, Any] = {
         "task": task,
         "flow": flow,
@@ -236,7 +251,7 @@ def rm(
         "expired": expired or None,
     }
     asked = False
-    with _storage_errors():
+    with _storage_errors(), _values_elsewhere():
         if key is not None:
             choice["key"] = _find(opened, key, where, store)[0].key
         planned = removed = opened.delete(**choice, dry_run=True)
@@ -267,6 +282,7 @@ def rm(
 
 @cache.command("gc")
 @_store_option
+@_values_option
 @click.option(
     "--max-age",
     callback=to_duration,
@@ -288,13 +304,13 @@ def rm(
 @click.option("--dry-run", is_flag=True, help="Only list what would be removed.")
 @_json_option
 def gc(
-    store: str | None, max_age: timedelta | None, max_size: int | None, max_entries: int | None,
+    store: str | None, values: str | None, max_age: timedelta | None, max_size: int | None, max_entries: int | None,
     dry_run: bool, as_json: bool,
 ) -> None:  # fmt: skip
     """Remove expired entries, entries beyond the given limits, values no record uses
     (older than an hour) and leftovers of interrupted writes."""
-    opened, where = _open(store)
-    with _storage_errors():
+    opened, where = _open(store, values)
+    with _storage_errors(), _values_elsewhere():
         report = opened.gc(
             max_age=max_age, max_bytes=max_size, max_entries=max_entries, dry_run=dry_run
         )
@@ -325,12 +341,25 @@ def _echo_gc(report: GcReport, where: str) -> None:
 # -- opening the store -----------------------------------------------------------------
 
 
-def _open(spec: str | None) -> tuple[Cache, str]:
-    """The cache at ``spec`` (``--store``; None: the configured or default store), and its
-    name for messages. A local store must be an existing directory, except the default."""
+def _open(spec: str | None, values: str | None = None) -> tuple[Cache, str]:
+    """The cache at ``spec`` (``--store``; None: the configured or default store), with
+    its values at ``values`` (``--values``; None: beside the records), and its name for
+    messages. A local store must be an existing directory, except the default."""
+    opened, where = _open_one(spec)
+    if values is None:
+        return opened, where
+    chosen, values_where = _open_one(values, "--values")
+    try:
+        return Cache(opened.store, values=chosen.store), f"{where} (values in {values_where})"
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _open_one(spec: str | None, option: str = "--store") -> tuple[Cache, str]:
+    """The cache at ``spec`` (``option``'s value) and its name (see ``_open``)."""
     from flowcore import configuration
 
-    source = "--store"
+    source = option
     if spec is None:
         configured = configuration.config.get_path("caching.store")
         if configured is None:
@@ -359,6 +388,16 @@ def _open(spec: str | None) -> tuple[Cache, str]:
             "cache_store names, s3://BUCKET/PREFIX or gs://BUCKET/PREFIX"
         )
     return Cache(path), path
+
+
+@contextmanager
+def _values_elsewhere() -> Iterator[None]:
+    """Removing records whose values are in a store not given (``Cache`` refuses) as one
+    line naming ``--values``."""
+    try:
+        yield
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
 
 
 @contextmanager
@@ -440,6 +479,21 @@ def _echo_problems(entries: list[CacheEntry], store: str | None) -> None:
         click.echo(f"  {entry.location or entry.key} {entry.problem}")
 
 
+def _echo_elsewhere(entries: list[CacheEntry], store: str | None) -> None:
+    """Where the values of entries kept apart from their records are, and how to see them."""
+    apart = sorted({e.elsewhere for e in entries if e.elsewhere is not None})
+    if not apart:
+        return
+    count = len([e for e in entries if e.elsewhere is not None])
+    given = "" if store is None else f" --store {store}"
+    click.echo(
+        f"{_count(range(count), 'entry keeps its value', 'entries keep their values')} "
+        f"apart from {'its record' if count == 1 else 'their records'} (key_storage), in "
+        f"{', '.join(apart)}; sizes are unknown here. "
+        f"'flowcore cache ls{given} --values {apart[0]}' checks them; rm and gc need --values."
+    )
+
+
 def _expires(entry: CacheEntry, now: datetime) -> str:
     if entry.problem is not None:
         return "damaged"
@@ -462,6 +516,7 @@ def _details(entry: CacheEntry) -> dict[str, Any]:
         "inputs": record.inputs,
         "parameters": record.parameters,
         "message": record.message,
+        "value_store": record.value_store,
     }
 
 
@@ -488,6 +543,7 @@ def _echo_details(entry: CacheEntry, now: datetime) -> None:
         ("created", created),
         ("expires", expires),
         ("value", record.value_location),
+        *([("value store", record.value_store)] if record.value_store is not None else []),
         ("size", format_size(entry.size)),
         ("serializer", record.serializer),
         ("digest", record.value_digest),

@@ -135,7 +135,8 @@ def test_gc_removes_old_orphans_and_stale_temporaries_only(tmp_path: Path) -> No
     store = StorageCacheStore(LocalResult(dir=tmp_path))
     put(store, "kept", 1)
     (tmp_path / "gone").mkdir()
-    old_orphan, new_orphan = tmp_path / "gone" / "old.value", tmp_path / "gone" / "new.value"
+    beside = tmp_path / store.directory("kept")  # orphans only where records are kept beside
+    old_orphan, new_orphan = beside / "old.value", beside / "new.value"
     old_orphan.write_bytes(b"x")
     new_orphan.write_bytes(b"y")
     temporary = tmp_path / "gone" / ".thing.value.0123456789ab.tmp"

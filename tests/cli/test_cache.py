@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from flowcore import Flow, Parameter
+from flowcore import Flow, Parameter, cache_policies, task
 from flowcore.caching import StorageCacheStore
 from flowcore.caching.cache import Cache
 from flowcore.engine.results import LocalResult
@@ -178,13 +178,9 @@ def test_gc_reports_orphaned_values_and_stale_temporary_files(
 ) -> None:
     store = tmp_path / "store"
     fill(str(store))
-    orphan = store / "gone" / "0123abcd.value"
-    temporary = (
-        store
-        / StorageCacheStore(LocalResult(dir=str(store))).directory("load")
-        / ".x.json.0123456789ab.tmp"
-    )
-    orphan.parent.mkdir()
+    beside = store / StorageCacheStore(LocalResult(dir=str(store))).directory("load")
+    orphan = beside / "0123abcd.value"  # beside records: not a key_storage store's value
+    temporary = beside / ".x.json.0123456789ab.tmp"
     for path in (orphan, temporary):
         path.write_bytes(b"left behind")
         two_hours_ago = time.time() - 7200
@@ -452,3 +448,62 @@ def test_rm_of_a_record_that_cannot_be_removed_fails_saying_so(
     assert removed.returncode == 1 and "Removed 2 entries" in removed.stdout
     assert "1 entry could not be removed" in removed.stderr and str(record) in removed.stderr
     assert record.is_symlink() and outside.exists()
+
+
+def test_verbs_on_records_kept_apart_from_their_values(flowcore: Flowcore, tmp_path: Path) -> None:
+    keys, values = tmp_path / "keys", tmp_path / "values"
+
+    @task(cache_policy=cache_policies.INPUTS.configure(key_storage=str(keys)))
+    def triple(n: int) -> int:
+        return 3 * n
+
+    runs = []
+    for n in (1, 2):
+        with Flow("apart") as flow:
+            triple(Parameter("n"))
+        runs.append(flow.run(n=n, cache_store=str(values)).flow_run_id)
+    assert backdate(str(keys), runs[0], days=2) == 1
+    then = time.time() - 3 * 3600  # values gc would take for orphans, were they
+    for value in values.rglob("*.value"):
+        os.utime(value, (then, then))
+    alone, both, in_values = flowcore.all(
+        ["cache", "ls", "--store", str(keys)],
+        ["cache", "ls", "--store", str(keys), "--values", str(values), "--json"],
+        ["cache", "gc", "--store", str(values), "--dry-run"],
+    )
+    assert alone.returncode == 0 and "damaged" not in alone.stdout, alone.stdout
+    assert (
+        "never" in alone.stdout
+        and (f"2 entries keep their values apart from their records (key_storage), in {values}")
+        in alone.stdout
+    )
+    assert [e["problem"] for e in parsed(both)] == [None, None]
+    assert all(e["size"] > 0 for e in parsed(both))
+    assert in_values.stdout == f"Nothing to remove in {values}.\n"
+
+    refused = flowcore("cache", "gc", "--store", str(keys), "--max-age", "1d")
+    assert refused.returncode == 1 and f"--values {values}" in refused.stderr
+    assert len(list(keys.rglob("*.json"))) == 2 and len(list(values.rglob("*.value"))) == 2
+
+    report = parsed(
+        flowcore(
+            "cache",
+            "gc",
+            "--store",
+            str(keys),
+            "--values",
+            str(values),
+            "--max-age",
+            "1d",
+            "--json",
+        )
+    )
+    assert [e["flow_run_id"] for e in report["entries"]] == runs[:1]
+    assert report["orphaned_values"] == []
+    [kept] = Cache(str(keys), values=str(values)).entries()
+    assert [v.name for v in values.rglob("*.value")] == [
+        Path(kept.record.value_location or "").name
+    ]
+    removed = flowcore("cache", "rm", kept.key, "--store", str(keys), "--values", str(values))
+    assert removed.returncode == 0 and "Removed 1 entry" in removed.stdout, removed.stderr
+    assert not list(keys.rglob("*.json")) and not list(values.rglob("*.value"))
