@@ -58,6 +58,7 @@ import hashlib
 import logging
 import os
 import posixpath
+import re
 import threading
 import weakref
 from collections.abc import Iterator
@@ -87,6 +88,7 @@ __all__ = [
 RECORDS_ELSEWHERE = ".records-elsewhere"
 """The mark, in a value directory, of values whose records are kept in another store."""
 
+_RECORD_FILE = re.compile(r"[0-9a-f]{32}\.json")  # <record id>.json (records.record_id_for)
 _LOGGER = get_logger("caching")
 
 
@@ -510,9 +512,15 @@ class StorageCacheStore(CacheStore):
         yield from self._stored(self.records.list(self.prefix))
 
     def _stored(self, locations: list[str]) -> Iterator[StoredRecord]:
-        """The record files among ``locations``, each read, or a stand-in saying why not."""
+        """The record files among ``locations``, each read, or a stand-in saying why not.
+
+        Only files named as records are (``<record id>.json``, 32 hex digits): a store's
+        prefix may hold the user's own JSON (a task's target) beside the records, and such
+        a file is not the store's to list, call damaged, or remove. A valid record kept
+        where another store rooted below this one keeps it (``s3://b/cache`` inside
+        ``s3://b``) is that store's, and is left out too."""
         for location in locations:
-            if not location.endswith(".json"):
+            if not _RECORD_FILE.fullmatch(posixpath.basename(location)):
                 continue
             name = relative_location(self.records, location)
             try:
@@ -523,7 +531,25 @@ class StorageCacheStore(CacheStore):
                 passing = isinstance(exc, _UnreadableRecord)
                 yield StoredRecord(self._stand_in(location, name), location, exc.reason, passing)
                 continue
-            yield StoredRecord(record, location, self._misplaced(record, name))
+            problem = self._misplaced(record, name)
+            if problem is not None and self._nested(record, name):
+                continue
+            yield StoredRecord(record, location, problem)
+
+    def _nested(self, record: CacheRecord, name: str) -> bool:
+        """Whether ``record``, stored as ``name``, is where a store rooted deeper than this
+        one keeps it: ``<deeper prefix>/<shard>/<key>/<record id>.json``."""
+        try:
+            home = posixpath.normpath(self._home_below_root(record.key))
+        except LocationEscapeError:
+            return False
+        directory = posixpath.dirname(posixpath.normpath(name))
+        return directory.endswith("/" + home)
+
+    def _home_below_root(self, key: str) -> str:
+        """``<shard>/<key>``: a key's directory under a store's root, whatever its prefix."""
+        directory = self.directory(key)
+        return directory[len(self.prefix) + 1 :] if self.prefix else directory
 
     def _stand_in(self, location: str, name: str) -> CacheRecord:
         """A record for a file that cannot be read: the key its directory names, the

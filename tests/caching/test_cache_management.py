@@ -274,6 +274,26 @@ def test_a_record_outside_its_key_s_directory_is_removed_once_and_reported_once(
     assert cache.gc().entries == [] and cache.entries() == []
 
 
+def test_the_users_json_and_a_nested_store_s_records_are_not_this_store_s(tmp_path: Path) -> None:
+    # a store at a bucket's (or directory's) root shares it with the user's files, a task's
+    # JSON target for one, and with stores rooted below it: gc deleted the JSON target as a
+    # damaged record, and the nested store's valid records as misplaced ones
+    store = StorageCacheStore(LocalResult(dir=tmp_path))
+    put(store, "k", 1, expires_in=timedelta(0))  # expired: gc removes it
+    report = tmp_path / "reports" / "report-1.json"
+    report.parent.mkdir()
+    report.write_text('{"total": 42}')
+    notes = tmp_path / "notes.json"
+    notes.write_text("not even JSON")
+    nested = StorageCacheStore(LocalResult(dir=tmp_path / "cache"))
+    put(nested, "inner", 2)
+    cache = Cache(str(tmp_path))
+    assert [e.record.key for e in cache.entries()] == ["k"]
+    assert [e.record.key for e in cache.gc(max_age=timedelta(0)).entries] == ["k"]
+    assert report.read_text() == '{"total": 42}' and notes.exists()
+    assert [e.record.key for e in Cache(str(tmp_path / "cache")).entries()] == ["inner"]
+
+
 def test_a_record_that_cannot_be_removed_is_not_reported_removed(tmp_path: Path) -> None:
     store_dir, outside = tmp_path / "store", tmp_path / "outside.json"
     put(StorageCacheStore(LocalResult(dir=store_dir)), "k", 1)
