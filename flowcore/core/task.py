@@ -171,7 +171,28 @@ class TaskMetaclass(type):
                     stacklevel=2,
                 )
                 break
-        return super().__call__(*args, **kwargs)
+        task = super().__call__(*args, **kwargs)
+        if cls is not Task and "run" not in task.__dict__:
+            own = task.__dict__.keys() - _task_attributes()
+            if own:
+                task.__dict__["_own_attributes"] = tuple(sorted(own))
+        return task
+
+
+_TASK_ATTRIBUTES: frozenset[str] | None = None
+
+
+def _task_attributes() -> frozenset[str]:
+    """The attributes ``Task.__init__`` sets on every task: those of a plain ``Task()``
+    (made once, outside any flow). A task class's own attributes are the others its
+    constructor set (``self.factor = factor``): its configuration, which ``TASK_SOURCE``
+    counts. A task whose ``run`` is its own attribute (``@task``) has none: its function
+    is all of it."""
+    global _TASK_ATTRIBUTES
+    if _TASK_ATTRIBUTES is None:
+        with _context.context(_unused_task_tracker=None):
+            _TASK_ATTRIBUTES = frozenset(vars(Task()))
+    return _TASK_ATTRIBUTES
 
 
 _CALL_EXTRAS = [
