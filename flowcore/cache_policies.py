@@ -28,7 +28,9 @@ value), followed to a bounded depth; installed packages count by name and versio
 by hand. A task class configured in its constructor (``self.factor = factor``) also counts
 by those attributes: the ones its constructor set beyond those every task has, each by its
 value (:func:`flowcore.caching.hash_value`); an attribute with no deterministic digest makes
-the key uncomputable, as an input does. A ``@task`` function has no such attributes.
+the key uncomputable, as an input does. A ``@task`` function has no such attributes. The
+key is the same in a process-pool worker as where the flow was built (the digest of the
+code travels with the task: :func:`flowcore.caching.code.carried_digest`).
 
 Keys are hashes of tagged structures, so different kinds of keys cannot collide. An input
 that cannot be hashed deterministically makes the key uncomputable: the task then runs
@@ -45,7 +47,7 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flowcore.caching.code import code_digest, source_digest
+from flowcore.caching.code import carried_digest, code_digest, source_digest
 from flowcore.caching.reasons import ATTRIBUTES_PART
 from flowcore.engine.result import Result
 from flowcore.locking.base import LockManager
@@ -241,6 +243,9 @@ class TaskSource(CachePolicy):
 
 def _code_key(task: Any) -> str:
     fn, version = _task_function(task), getattr(task, "cache_version", None)
+    carried = getattr(task, "__dict__", {}).get("_carried_code")
+    if carried is not None:
+        return _combine("code", [code_digest(fn, carried=carried), repr(version)])
     try:
         return _CODE_KEYS[fn, version]
     except (KeyError, TypeError):
@@ -265,6 +270,20 @@ def _attributes_digest(task: Any) -> str | None:
         exc.kind = "attribute"
         raise
     return _combine("attributes", sorted(digests.items())) if digests else None
+
+
+def carried_code(task: Any) -> tuple[str, str] | None:
+    """What ``task`` carries to another process so that ``TASK_SOURCE`` gives it the same
+    key there (:func:`flowcore.caching.code.carried_digest`); None when its policy does
+    not use ``TASK_SOURCE`` or its code has no digest here (the other process then makes
+    its own, and reports what stops it)."""
+    policy = getattr(task, "cache_policy", None)
+    if not any(isinstance(p, TaskSource) for p in getattr(policy, "policies", [policy])):
+        return None
+    try:
+        return carried_digest(_task_function(task))
+    except Exception:  # noqa: BLE001 - pickling the task must not fail for its digest
+        return None
 
 
 class FlowParameters(CachePolicy):

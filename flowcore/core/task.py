@@ -595,6 +595,20 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
 
     __hash__ = object.__hash__
 
+    def __getstate__(self) -> dict[str, Any]:
+        """The task's attributes, with the digest of its code when ``TASK_SOURCE`` needs it:
+        a process that receives the task's code by value (cloudpickle, for a flow file's
+        code) cannot read its source, so the digest made here, where it can, goes along
+        (:func:`flowcore.cache_policies.carried_code`)."""
+        state = dict(self.__dict__)
+        if self.__dict__.get("cache_policy") is not None and "_carried_code" not in state:
+            from flowcore.cache_policies import carried_code
+
+            carried = carried_code(self)
+            if carried is not None:
+                state["_carried_code"] = carried
+        return state
+
     @property
     def logger(self) -> logging.Logger:
         """``flowcore.<name>``."""
