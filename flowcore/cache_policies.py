@@ -3,7 +3,7 @@
 A policy turns a task run into a key; runs with the same key share one cached value::
 
     INPUTS            the task's inputs (by argument name)
-    TASK_SOURCE       the task's code (see below)
+    TASK_SOURCE       the task's code, and a task class's attributes (see below)
     FLOW_PARAMETERS   the flow run's parameters
     RUN_ID            the flow run id (a cache that lasts one flow run)
     DEFAULT           INPUTS + TASK_SOURCE + RUN_ID
@@ -25,7 +25,12 @@ and decorators do not count), plus what it uses from the user's own code: the fu
 classes it calls or reads, its closure cells and the module globals it reads (constants by
 value), followed to a bounded depth; installed packages count by name and version
 (:mod:`flowcore.caching.code`). ``Task(cache_version=...)`` is a part of the key to bump
-by hand.
+by hand. A task class configured in its constructor (``self.factor = factor``) also counts
+by those attributes: the ones its constructor set beyond those every task has, each by its
+value (:func:`flowcore.caching.hash_value`); an attribute with no deterministic digest makes
+the key uncomputable, as an input does. A ``@task`` function has no such attributes. The
+key is the same in a process-pool worker as where the flow was built (the digest of the
+code travels with the task: :func:`flowcore.caching.code.carried_digest`).
 
 Keys are hashes of tagged structures, so different kinds of keys cannot collide. An input
 that cannot be hashed deterministically makes the key uncomputable: the task then runs
@@ -42,11 +47,12 @@ import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flowcore.caching.code import code_digest, source_digest
+from flowcore.caching.code import carried_digest, code_digest, source_digest
+from flowcore.caching.reasons import ATTRIBUTES_PART
 from flowcore.engine.result import Result
 from flowcore.locking.base import LockManager
 from flowcore.transactions import IsolationLevel
-from flowcore.utilities.hashing import hash_mapping
+from flowcore.utilities.hashing import UnhashableValue, hash_mapping
 
 __all__ = [
     "DEFAULT",
@@ -109,6 +115,13 @@ class CachePolicy:
         """The tagged structure this policy contributes (None: no key)."""
         key = self.compute_key(context, inputs)
         return None if key is None else (type(self).__name__, key)
+
+    def _describe(
+        self, context: KeyContext, inputs: Mapping[str, Any]
+    ) -> tuple[Any, dict[str, str]]:
+        """:meth:`_part`, and this policy's named parts for records (``{repr: digest}``)."""
+        part = self._part(context, inputs)
+        return part, ({} if part is None else {repr(self): part[1]})
 
     def configure(
         self,
@@ -201,23 +214,76 @@ _CODE_KEYS: dict[tuple[Any, Any], str] = {}  # (function, cache_version) -> key,
 
 
 class TaskSource(CachePolicy):
-    """The task's code (see the module docstring for what counts)."""
+    """The task's code (see the module docstring for what counts), and a task class's own
+    attributes."""
 
     def compute_key(self, context: KeyContext, inputs: Mapping[str, Any]) -> str | None:
-        task = context.task
-        fn, version = _task_function(task), getattr(task, "cache_version", None)
-        try:
-            return _CODE_KEYS[fn, version]
-        except (KeyError, TypeError):
-            key = _combine("code", [code_digest(fn), repr(version)])
-        try:
-            _CODE_KEYS[fn, version] = key
-        except TypeError:  # an unhashable callable
-            pass
-        return key
+        return self.describe_key(context, inputs)[0]
+
+    def describe_key(
+        self, context: KeyContext, inputs: Mapping[str, Any]
+    ) -> tuple[str | None, dict[str, str]]:
+        """The key, and its parts for records: the code and the attributes apart, so that a
+        miss says which of them changed. A task with no attributes of its own (a ``@task``
+        function) has the code's key, as before attributes counted."""
+        code, attributes = _code_key(context.task), _attributes_digest(context.task)
+        if attributes is None:
+            return code, {repr(self): code}
+        return _combine("task", [code, attributes]), {repr(self): code, ATTRIBUTES_PART: attributes}
+
+    def _describe(
+        self, context: KeyContext, inputs: Mapping[str, Any]
+    ) -> tuple[Any, dict[str, str]]:
+        key, named = self.describe_key(context, inputs)
+        return (type(self).__name__, key), named
 
     def __repr__(self) -> str:
         return "TASK_SOURCE"
+
+
+def _code_key(task: Any) -> str:
+    fn, version = _task_function(task), getattr(task, "cache_version", None)
+    carried = getattr(task, "__dict__", {}).get("_carried_code")
+    if carried is not None:
+        return _combine("code", [code_digest(fn, carried=carried), repr(version)])
+    try:
+        return _CODE_KEYS[fn, version]
+    except (KeyError, TypeError):
+        key = _combine("code", [code_digest(fn), repr(version)])
+    try:
+        _CODE_KEYS[fn, version] = key
+    except TypeError:  # an unhashable callable
+        pass
+    return key
+
+
+def _attributes_digest(task: Any) -> str | None:
+    """The digest of the attributes a task class's constructor set beyond those of every
+    task (``self.factor = factor``: what the task computes depends on them); None when
+    there are none. An attribute with no deterministic digest raises
+    :class:`UnhashableValue` naming it (the task then runs uncached, with a WARNING)."""
+    state = getattr(task, "__dict__", {})
+    names = state.get("_own_attributes", ())
+    try:
+        digests = hash_mapping({name: state[name] for name in names if name in state})
+    except UnhashableValue as exc:
+        exc.kind = "attribute"
+        raise
+    return _combine("attributes", sorted(digests.items())) if digests else None
+
+
+def carried_code(task: Any) -> tuple[str, str] | None:
+    """What ``task`` carries to another process so that ``TASK_SOURCE`` gives it the same
+    key there (:func:`flowcore.caching.code.carried_digest`); None when its policy does
+    not use ``TASK_SOURCE`` or its code has no digest here (the other process then makes
+    its own, and reports what stops it)."""
+    policy = getattr(task, "cache_policy", None)
+    if not any(isinstance(p, TaskSource) for p in getattr(policy, "policies", [policy])):
+        return None
+    try:
+        return carried_digest(_task_function(task))
+    except Exception:  # noqa: BLE001 - pickling the task must not fail for its digest
+        return None
 
 
 class FlowParameters(CachePolicy):
@@ -285,11 +351,11 @@ class CompoundCachePolicy(CachePolicy):
     def describe_key(
         self, context: KeyContext, inputs: Mapping[str, Any]
     ) -> tuple[str | None, dict[str, str]]:
-        parts = [p._part(context, inputs) for p in self.policies]
-        if any(part is None for part in parts):
+        described = [p._describe(context, inputs) for p in self.policies]
+        if any(part is None for part, _ in described):
             return None, {}
-        named = {repr(p): part[1] for p, part in zip(self.policies, parts)}
-        return _combine("compound", parts), named
+        named = {name: digest for _, names in described for name, digest in names.items()}
+        return _combine("compound", [part for part, _ in described]), named
 
     def __sub__(self, name: str) -> CachePolicy:
         new = copy.copy(self)

@@ -19,6 +19,8 @@ import flowcore.caching.plan as plan_module
 from flowcore import Flow, Parameter, task
 from flowcore import cache_policies as cp
 from flowcore.cache_policies import KeyContext
+from flowcore.caching.code import code_digest
+from flowcore.core.task import Task
 from flowcore.engine.state import Cached, Success
 from flowcore.locking.memory import MemoryLockManager
 from flowcore.transactions import IsolationLevel
@@ -166,6 +168,112 @@ def test_task_source_of_a_task_and_a_class_task() -> None:
     key_b = cp.TASK_SOURCE.compute_key(ctx(B()), {})
     assert key_a and key_b and key_a != key_b
     assert key_a == cp.TASK_SOURCE.compute_key(ctx(a.copy()), {})
+
+
+class Mult(Task):
+    """A task class configured in its constructor, as Prefect 1's task library does."""
+
+    def __init__(self, factor: Any, **kwargs: Any) -> None:
+        self.factor = factor
+        super().__init__(**kwargs)
+
+    def run(self, x: int) -> Any:
+        return x * self.factor
+
+
+class Doubler(Task):
+    def run(self, x: int) -> int:
+        return x * 2
+
+
+def test_task_source_counts_a_task_class_s_constructor_arguments() -> None:
+    def key(task_: Any) -> str | None:
+        return cp.TASK_SOURCE.compute_key(ctx(task_), {})
+
+    assert key(Mult(2)) != key(Mult(3))
+    assert key(Mult(2)) == key(Mult(2, name="other", tags=["t"]))  # Task's own do not count
+    assert key(Mult(2)) == key(Mult(2).copy())
+    copied = Mult(2).copy(factor=3)
+    assert key(copied) == key(Mult(3))
+    changed = Mult(2)
+    changed.factor = 5  # reassigned after the constructor: its value now
+    assert key(changed) == key(Mult(5))
+
+
+def test_task_source_keys_of_tasks_without_own_attributes_are_unchanged() -> None:
+    """Records written before attributes counted keep hitting: a ``@task`` function and a
+    task class with no attributes of its own have the key TASK_SOURCE always gave them."""
+
+    @task(cache_policy=cp.INPUTS + cp.TASK_SOURCE)
+    def a(x: int) -> int:
+        return x + 1
+
+    for task_, fn in ((a, a.run), (Doubler(), Doubler.run)):
+        before = cp._combine("code", [code_digest(fn), repr(None)])
+        assert cp.TASK_SOURCE.describe_key(ctx(task_), {}) == (before, {"TASK_SOURCE": before})
+        compound = (cp.INPUTS + cp.TASK_SOURCE).compute_key(ctx(task_), {"x": 1})
+        inputs = cp.INPUTS.compute_key(ctx(), {"x": 1})
+        assert compound == cp._combine("compound", [("Inputs", inputs), ("TaskSource", before)])
+
+
+def test_engine_bookkeeping_on_a_task_does_not_change_its_key() -> None:
+    from flowcore.transactions import transaction
+
+    outside = cp.TASK_SOURCE.compute_key(ctx(Mult(2)), {})
+    with Flow("bookkeeping") as flow:
+        with transaction("group"):
+            inside = Mult(2, cache_policy=cp.INPUTS + cp.TASK_SOURCE)(1)
+    flow.run()
+    assert inside.cache_plan is not None and inside._transaction is not None
+    assert cp.TASK_SOURCE.compute_key(ctx(inside), {}) == outside
+
+
+def test_task_classes_that_differ_only_in_constructor_arguments_do_not_share_a_value(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    policy = cp.INPUTS + cp.TASK_SOURCE
+    with Flow("cls") as flow:
+        double = Mult(2, name="double", cache_policy=policy)(10)
+        triple = Mult(3, name="triple", cache_policy=policy)(10)
+    first = flow.run()
+    assert [type(first.result[t]).__name__ for t in (double, triple)] == ["Success", "Success"]
+    assert (first.result[double].result, first.result[triple].result) == (20, 30)
+    second = flow.run()
+    assert [type(second.result[t]).__name__ for t in (double, triple)] == ["Cached", "Cached"]
+    assert (second.result[double].result, second.result[triple].result) == (20, 30)
+
+    with Flow("cls") as changed:
+        Mult(4, name="triple", cache_policy=policy)(10)
+    logs.clear()
+    changed.run()
+    [miss] = [r.getMessage() for r in logs.records if "cache miss" in r.getMessage()]
+    assert "the task's attributes changed since the task's last record" in miss
+    assert "code changed" not in miss
+
+
+def test_an_attribute_without_a_digest_warns_once_naming_it_and_runs_uncached(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[int] = []
+
+    class Locked(Task):
+        def __init__(self, **kwargs: Any) -> None:
+            self.lock = threading.Lock()
+            super().__init__(**kwargs)
+
+        def run(self, x: int) -> int:
+            with self.lock:
+                calls.append(x)
+            return x
+
+    with Flow("locked") as flow:
+        Locked(cache_policy=cp.INPUTS + cp.TASK_SOURCE)(1)
+    flow.run()
+    flow.run()
+    assert calls == [1, 1]
+    warnings = [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
+    assert len(warnings) == 2  # one per run
+    assert all("cannot compute a key: attribute 'lock' (a _thread.lock)" in w for w in warnings)
 
 
 def test_cache_key_fn_policy_sees_the_context_and_the_inputs() -> None:

@@ -48,6 +48,14 @@ the cache.
 
 Digests are memoised per process and function object: a module edited while the process
 runs keeps its first digest until the next process.
+
+Other processes: cloudpickle sends a flow file's code (``__main__``) to a process-pool
+worker by value, without its file, so the worker cannot read its source and would hash
+bytecode instead. A task with ``TASK_SOURCE`` therefore carries :func:`carried_digest` of
+its function, made where it was pickled (``Task.__getstate__``); a process that cannot read
+the function's source and has the same bytecode uses it (``code_digest(fn, carried=...)``).
+A process that can read the source makes its own digest, so a task pickled long ago is not
+trusted after its code was edited.
 """
 
 from __future__ import annotations
@@ -67,7 +75,7 @@ from typing import Any
 
 from flowcore.utilities.hashing import UnhashableValue, hash_value, module_name
 
-__all__ = ["code_digest", "source_digest"]
+__all__ = ["carried_digest", "code_digest", "source_digest"]
 
 MAX_DEPTH = 6
 _PLAIN = (int, float, complex, str, bytes, bool, type(None))
@@ -75,9 +83,24 @@ _MEMO: dict[Any, str] = {}
 _MEMO_LOCK = threading.Lock()
 
 
-def code_digest(fn: Any, depth: int = MAX_DEPTH) -> str:
-    """The digest of ``fn``'s code and what it uses (see the module docstring)."""
+def code_digest(fn: Any, depth: int = MAX_DEPTH, carried: tuple[str, str] | None = None) -> str:
+    """The digest of ``fn``'s code and what it uses (see the module docstring).
+
+    Args:
+        fn: the function (or class).
+        depth: how deep to follow what it uses.
+        carried: :func:`carried_digest` of ``fn`` made in another process; its digest is
+            used when this process cannot read ``fn``'s source and ``fn`` is the same code
+            (its bytecode is the one carried). Where the source can be read, the digest is
+            made afresh, so a pickle loaded after the code was edited is not mistaken.
+    """
     fn = inspect.unwrap(fn)
+    if carried is not None and source_digest(fn) == carried[0]:
+        return carried[1]
+    return _code_digest(fn, depth)
+
+
+def _code_digest(fn: Any, depth: int) -> str:
     try:
         found = _MEMO.get(fn)
     except TypeError:  # an unhashable callable object
@@ -104,6 +127,19 @@ def source_digest(obj: Any) -> str:
 _SOURCES: dict[Any, str] = {}
 
 
+def carried_digest(fn: Any) -> tuple[str, str]:
+    """``fn``'s digest, made to travel with ``fn`` to a process that may not read its source.
+
+    cloudpickle sends the code of a flow file (``__main__``) by value, without its file: in
+    a process-pool worker :func:`source_digest` can only hash bytecode there, and the digest
+    would differ from the one made in the process that read the file. The pair is what
+    stands for ``fn`` where its source cannot be read, and ``fn``'s digest made here; see
+    :func:`code_digest`'s ``carried``.
+    """
+    fn = inspect.unwrap(fn)
+    return _sourceless_digest(fn), code_digest(fn)
+
+
 def _source_digest(obj: Any) -> str:
     # a function's own lines, found from its code object: inspect.getsource(function) would
     # give a functools.wraps wrapper's wrapped function instead
@@ -111,10 +147,7 @@ def _source_digest(obj: Any) -> str:
     try:
         tree = ast.parse(textwrap.dedent(inspect.getsource(own)))
     except (OSError, TypeError, SyntaxError, IndentationError):
-        code = getattr(obj, "__code__", None)
-        if code is None:
-            return hash_value(("no source", _qualified_name(obj)))
-        return hashlib.sha256(_bytecode(code).encode()).hexdigest()[:32]
+        return _sourceless_digest(obj)
     for node in ast.walk(tree):
         if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             node.decorator_list = []
@@ -127,6 +160,15 @@ def _source_digest(obj: Any) -> str:
             ):
                 node.body = body[1:] or [ast.Pass()]
     return hashlib.sha256(ast.dump(tree, annotate_fields=False).encode()).hexdigest()[:32]
+
+
+def _sourceless_digest(obj: Any) -> str:
+    """What stands for code whose source cannot be read: its bytecode (its name, for an
+    object with no code)."""
+    code = getattr(obj, "__code__", None)
+    if code is None:
+        return hash_value(("no source", _qualified_name(obj)))
+    return hashlib.sha256(_bytecode(code).encode()).hexdigest()[:32]
 
 
 def _describe(value: Any, depth: int, seen: set[int]) -> Any:

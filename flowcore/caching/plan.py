@@ -601,7 +601,7 @@ class CacheRun:
     def _warn_unhashable(self, exc: UnhashableValue) -> None:
         if self.uncached:
             return
-        what = f"input {exc.name!r}" if exc.name else "a value it depends on"
+        what = f"{exc.kind} {exc.name!r}" if exc.name else "a value it depends on"
         self._not_cached(
             f"cannot compute a key: {what} (a {exc.type_name}) has no deterministic hash, "
             f"so this run is not cached: {exc}",

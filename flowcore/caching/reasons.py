@@ -22,7 +22,10 @@ from flowcore.engine.state import Cached
 from flowcore.utilities.hashing import UnhashableValue, hash_value
 from flowcore.utilities.units import format_duration
 
-__all__ = ["describe_change", "explain_miss", "provenance"]
+__all__ = ["ATTRIBUTES_PART", "describe_change", "explain_miss", "provenance"]
+
+ATTRIBUTES_PART = "TASK_SOURCE attributes"
+"""The key part of a task class's own attributes (``self.factor``), in records."""
 
 Validator = Callable[[Cached, Mapping[str, Any], Mapping[str, Any]], bool]
 
@@ -36,9 +39,11 @@ def describe_change(
         return _changed_phrase("input", before, inputs)
     if part == "FLOW_PARAMETERS":
         return _changed_phrase("parameter", previous.parameters or {}, parameters)
-    return {"TASK_SOURCE": "code changed", "RUN_ID": "another flow run"}.get(
-        part, f"{part} changed"
-    )
+    return {
+        "TASK_SOURCE": "code changed",
+        ATTRIBUTES_PART: "the task's attributes changed",
+        "RUN_ID": "another flow run",
+    }.get(part, f"{part} changed")
 
 
 def _changed_phrase(what: str, before: Mapping[str, str], values: Mapping[str, Any]) -> str:

@@ -171,7 +171,28 @@ class TaskMetaclass(type):
                     stacklevel=2,
                 )
                 break
-        return super().__call__(*args, **kwargs)
+        task = super().__call__(*args, **kwargs)
+        if cls is not Task and "run" not in task.__dict__:
+            own = task.__dict__.keys() - _task_attributes()
+            if own:
+                task.__dict__["_own_attributes"] = tuple(sorted(own))
+        return task
+
+
+_TASK_ATTRIBUTES: frozenset[str] | None = None
+
+
+def _task_attributes() -> frozenset[str]:
+    """The attributes ``Task.__init__`` sets on every task: those of a plain ``Task()``
+    (made once, outside any flow). A task class's own attributes are the others its
+    constructor set (``self.factor = factor``): its configuration, which ``TASK_SOURCE``
+    counts. A task whose ``run`` is its own attribute (``@task``) has none: its function
+    is all of it."""
+    global _TASK_ATTRIBUTES
+    if _TASK_ATTRIBUTES is None:
+        with _context.context(_unused_task_tracker=None):
+            _TASK_ATTRIBUTES = frozenset(vars(Task()))
+    return _TASK_ATTRIBUTES
 
 
 _CALL_EXTRAS = [
@@ -573,6 +594,20 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         return f"<Task: {self.name}>"
 
     __hash__ = object.__hash__
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The task's attributes, with the digest of its code when ``TASK_SOURCE`` needs it:
+        a process that receives the task's code by value (cloudpickle, for a flow file's
+        code) cannot read its source, so the digest made here, where it can, goes along
+        (:func:`flowcore.cache_policies.carried_code`)."""
+        state = dict(self.__dict__)
+        if self.__dict__.get("cache_policy") is not None and "_carried_code" not in state:
+            from flowcore.cache_policies import carried_code
+
+            carried = carried_code(self)
+            if carried is not None:
+                state["_carried_code"] = carried
+        return state
 
     @property
     def logger(self) -> logging.Logger:

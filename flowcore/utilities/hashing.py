@@ -112,6 +112,7 @@ class UnhashableValue(ValueError):
 
     def __init__(self, value: Any, reason: str) -> None:
         self.name: str | None = None  # the input or parameter it was, when known
+        self.kind = "input"  # what ``name`` names: "input", or a task's "attribute"
         self.type_name = f"{type(value).__module__}.{type(value).__qualname__}"
         super().__init__(
             f"cannot hash a {type(value).__name__} deterministically ({reason}); register a "

@@ -307,3 +307,113 @@ def test_classes_and_recursion_that_refer_to_themselves_are_followed_once(
     assert _digest(tmp_path, monkeypatch, "uses_bound_method") != _digest(
         tmp_path, monkeypatch, "uses_bound_method", factor=5
     )
+
+
+EXECUTORS = """
+import os
+import sys
+
+from flowcore import Flow, Parameter, Task, task
+from flowcore import cache_policies as cp
+from flowcore.executors import LocalDaskExecutor, LocalExecutor
+
+K = 7
+
+
+def helper(x):
+    return x + K
+
+
+@task(cache_policy=cp.INPUTS + cp.TASK_SOURCE)
+def shifted(x):
+    return helper(x)
+
+
+class Mult(Task):
+    def __init__(self, factor, **kwargs):
+        self.factor = factor
+        super().__init__(**kwargs)
+
+    def run(self, x):
+        return helper(x) * self.factor
+
+
+with Flow("executors") as flow:
+    xs = Parameter("xs")
+    mapped = shifted.map(xs)
+    single = shifted(100)
+    tripled = Mult(3, cache_policy=cp.INPUTS + cp.TASK_SOURCE)(1)
+
+if __name__ == "__main__":
+    for name in sys.argv[1:]:
+        executor = (
+            LocalDaskExecutor("processes", num_workers=2) if name == "processes" else LocalExecutor()
+        )
+        state = flow.run(xs=[1, 2], executor=executor, cache_store=os.environ["STORE"])
+        children = [type(s).__name__ for s in state.result[mapped].map_states]
+        print("RESULT", name, *children, *(
+            type(state.result[t]).__name__ for t in (single, tripled)
+        ), state.result[tripled].result)
+"""
+
+
+def _run_on(tmp_path: Path, *executors: str) -> list[list[str]]:
+    tmp_path.mkdir(exist_ok=True)
+    script = tmp_path / "executors_flow.py"
+    script.write_text(EXECUTORS)
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(sys.path),
+        "FLOWCORE__HOME_DIR": str(tmp_path / "home"),
+        "FLOWCORE__RUNS__STORE": "none",
+        "STORE": str(tmp_path / "store"),
+    }
+    done = subprocess.run(
+        [sys.executable, str(script), *executors],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "code changed" not in done.stderr
+    return [line.split()[1:] for line in done.stdout.splitlines() if line.startswith("RESULT")]
+
+
+@pytest.mark.slow
+def test_a_process_pool_and_the_local_executor_hit_each_other_s_records(tmp_path: Path) -> None:
+    """A flow file's code reaches a pool worker by value, without its source: the worker
+    gives TASK_SOURCE the key the process that read the file gives it."""
+    ran = ["Success"] * 4
+    hit = ["Cached"] * 4
+    assert _run_on(tmp_path, "processes", "local") == [
+        ["processes", *ran, "24"],
+        ["local", *hit, "24"],
+    ]
+    assert _run_on(tmp_path / "other", "local", "processes") == [
+        ["local", *ran, "24"],
+        ["processes", *hit, "24"],
+    ]
+
+
+def test_a_carried_digest_is_used_only_where_the_source_cannot_be_read() -> None:
+    import cloudpickle
+
+    from flowcore.caching.code import carried_digest
+
+    namespace: dict[str, Any] = {"__name__": "__main__"}
+    exec(  # noqa: S102 - a function cloudpickle sends by value, as a flow file's
+        compile("def work(x):\n    return x + 1\n", str(Path(__file__)), "exec"), namespace
+    )
+    here = namespace["work"]
+    travelled = cloudpickle.loads(cloudpickle.dumps(here))
+    assert travelled.__code__.co_filename == "<dynamic-code>"
+    carried = carried_digest(here)
+    assert code_digest(travelled, carried=carried) == code_digest(here) == carried[1]
+    assert code_digest(travelled) != code_digest(here)  # what a worker computed before
+
+    other = dict(namespace)
+    exec("def work(x):\n    return x + 2\n", other)  # noqa: S102 - other code, no source
+    assert code_digest(other["work"], carried=carried) != carried[1]
+    assert code_digest(here, carried=("a", "b")) == carried[1]  # readable: its own digest

@@ -36,6 +36,6 @@ class FunctionTask(Task):
         return self.name
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
+        state = super().__getstate__()
         state.pop("_run_sig", None)
         return state

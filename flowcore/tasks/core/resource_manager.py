@@ -72,7 +72,7 @@ class ResourceInitTask(Task):
         super().__init__(**kwargs)
 
     def __getstate__(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
+        state = super().__getstate__()
         state.pop("_run_sig", None)
         return state
 
