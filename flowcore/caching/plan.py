@@ -237,6 +237,7 @@ class CacheRun:
         self.store = store
         self.flow_run_id: str | None = context.get("flow_run_id")
         self.flow_name: str | None = context.get("flow_name")
+        self.map_index: int | None = context.get("map_index")
         self.key_context = key_context
         self.name = name
         self.logger = logger
@@ -455,7 +456,13 @@ class CacheRun:
     def _policy_changes(
         self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]
     ) -> str | None:
-        """What differs from the task's last record, by key part (None: nothing to compare)."""
+        """What differs from the task's last record, by key part (None: nothing to compare).
+
+        A mapped child says nothing: the store keeps one last record per task, which its
+        siblings overwrite (in this run too), so it is another child's, of other inputs.
+        """
+        if self.map_index is not None:
+            return None
         previous = self.store.latest(self.plan.name)
         if previous is None or previous.key == self.key or not previous.key_parts:
             return None
