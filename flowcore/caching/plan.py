@@ -50,7 +50,13 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flowcore.caching.choice import policy_store
-from flowcore.caching.reasons import Validator, describe_change, explain_miss, provenance
+from flowcore.caching.reasons import (
+    Validator,
+    closest_miss,
+    describe_change,
+    explain_miss,
+    provenance,
+)
 from flowcore.caching.records import CacheRecord, CorruptRecord, inputs_part, record_id_for
 from flowcore.caching.stores import CacheStore, MemoryCacheStore
 from flowcore.engine.cache_validators import unexpired
@@ -385,10 +391,9 @@ class CacheRun:
             return Decision(None, unreadable)
         miss = f"cache miss for key {self.key!r}: "
         if candidates:
-            newest = candidates[-1].state
-            return Decision(
-                None, miss + explain_miss(newest, inputs, parameters, self.plan.validator), True
-            )
+            states = [candidate.state for candidate in candidates]
+            index, reason = closest_miss(states, inputs, parameters, self.plan.validator)
+            return Decision(None, miss + reason + _which(candidates, index), True)
         changes = self._policy_changes(inputs, parameters) if self.plan.policy is not None else None
         if changes is not None:
             return Decision(None, miss + changes, True)
@@ -697,6 +702,20 @@ class _TaskLogger(_Adapter):
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         return self.prefix + str(msg), kwargs
+
+
+def _which(candidates: list[Any], index: int) -> str:
+    """Which of several records a miss was told against (nothing when there is one)."""
+    if len(candidates) < 2:
+        return ""
+    record = candidates[index].record
+    written = (
+        ""
+        if record is None
+        else f", written by flow run {record.flow_run_id} "
+        f"{format_duration(_now() - record.created)} ago"
+    )
+    return f" (compared with the closest of the {len(candidates)} records read{written})"
 
 
 def _hashable_digests(values: Mapping[str, Any]) -> dict[str, str]:
