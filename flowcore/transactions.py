@@ -21,10 +21,13 @@ again::
 
 Each ``flow.run`` gives every group a :class:`TransactionRun` (in the run's context): task
 runs stage their writes in it, and SERIALIZABLE task runs hand it their lease, so a cache key
-stays locked until the group commits or rolls back. Staging lives in the memory of the
-process that called ``flow.run``; on executors that run tasks in other processes
-(``LocalDaskExecutor("processes")``, ``DaskExecutor``) a group's writes cannot reach it,
-so they are not made (a WARNING says so) and the group runs again next time.
+stays locked until the group commits or rolls back. The group's other tasks share that
+lease; any other task run of the same flow run that looks the key up (in another group, or
+in none) would wait for the end of its own flow run, so it does not wait: it runs without
+the cache, with a WARNING (:func:`group_holding` finds the group). Staging lives in the
+memory of the process that called ``flow.run``; on executors that run tasks in other
+processes (``LocalDaskExecutor("processes")``, ``DaskExecutor``) a group's writes cannot
+reach it, so they are not made (a WARNING says so) and the group runs again next time.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ import itertools
 import logging
 import os
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -50,6 +53,7 @@ __all__ = [
     "TransactionRun",
     "counts_as_success",
     "finish_transactions",
+    "group_holding",
     "transaction",
     "transaction_runs",
 ]
@@ -110,7 +114,7 @@ class TransactionRun:
         self.group = group
         self.pid = os.getpid()
         self._writes: list[StagedWrite] = []
-        self._leases: dict[str, Any] = {}
+        self._leases: dict[str, tuple[Any, str]] = {}  # key -> (lease, task run that took it)
         self._lock = threading.Lock()
 
     @property
@@ -129,21 +133,28 @@ class TransactionRun:
         with self._lock:
             self._writes.append(StagedWrite(description, write))
 
-    def hold(self, key: str, lease: Any) -> None:
-        """Keep ``lease`` (the lock on cache ``key``) until the group commits or rolls back."""
+    def hold(self, key: str, lease: Any, task: str) -> None:
+        """Keep ``lease`` (the lock on cache ``key``, taken by the task run named ``task``)
+        until the group commits or rolls back."""
         with self._lock:
-            self._leases[key] = lease
+            self._leases[key] = (lease, task)
 
     def lease(self, key: str) -> Any:
         """The lease this group already holds on ``key`` (its tasks share it), or None."""
+        return self.lease_holder(key)[0]
+
+    def lease_holder(self, key: str) -> tuple[Any, str | None]:
+        """The lease this group holds on ``key`` and the task run that took it (None, None:
+        the group holds no lease on ``key``)."""
         with self._lock:
-            return self._leases.get(key)
+            return self._leases.get(key, (None, None))
 
     def finish(self, succeeded: bool, logger: logging.Logger) -> None:
         """Apply the staged writes if ``succeeded``, then release every lease."""
         with self._lock:
             writes, self._writes = self._writes, []
-            leases, self._leases = list(self._leases.values()), {}
+            leases = [lease for lease, _ in self._leases.values()]
+            self._leases = {}
         name = self.group.name
         try:
             if succeeded and writes:
@@ -199,6 +210,19 @@ def transaction_runs(tasks: Iterable[Any]) -> dict[str, TransactionRun]:
         if group is not None and group.id not in runs:
             runs[group.id] = TransactionRun(group)
     return runs
+
+
+def group_holding(
+    runs: Mapping[str, TransactionRun] | None, key: str
+) -> tuple[TransactionRun, str] | None:
+    """The group of a flow run that keeps the lock on cache ``key``, and the task run that
+    took it (None: no group of the run does). ``runs`` is the run's
+    :func:`transaction_runs`; remote copies hold no lease, so they are never the answer."""
+    for run in (runs or {}).values():
+        lease, task = run.lease_holder(key)
+        if lease is not None and task is not None:
+            return run, task
+    return None
 
 
 def finish_transactions(

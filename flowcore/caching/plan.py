@@ -14,7 +14,10 @@ Both spellings compile to one plan; a task run asks it once and tells it once::
 
     CachePlan.start(...) -> CacheRun          one per task run
         check(state, inputs, ...)   -> State           the TaskRunner's one question
-          lookup(inputs, ...)       -> Cached | None   (SERIALIZABLE: takes the key's lease)
+          lookup(inputs, ...)       -> Cached | None   (SERIALIZABLE: takes the key's lease,
+                                                       unless another transaction group of
+                                                       the flow run keeps it: that wait would
+                                                       never end; a miss then runs uncached)
           revalidate(state, ...)    -> bool            (a Cached state from task_states)
         record(state, inputs, ...)  -> State           (writes now, or stages in a transaction)
         release()                                      (the lease, unless a transaction holds it)
@@ -47,14 +50,20 @@ from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flowcore.caching.choice import policy_store
-from flowcore.caching.reasons import Validator, describe_change, explain_miss, provenance
+from flowcore.caching.reasons import (
+    Validator,
+    closest_miss,
+    describe_change,
+    explain_miss,
+    provenance,
+)
 from flowcore.caching.records import CacheRecord, CorruptRecord, inputs_part, record_id_for
 from flowcore.caching.stores import CacheStore, MemoryCacheStore
 from flowcore.engine.cache_validators import unexpired
 from flowcore.engine.result import Result
 from flowcore.engine.state import Cached, Pending, State
 from flowcore.exceptions import LocationEscapeError, ResultStorageError, UnreadableValueError
-from flowcore.transactions import IsolationLevel
+from flowcore.transactions import IsolationLevel, TransactionRun, group_holding
 from flowcore.utilities.hashing import (
     UnhashableValue,
     file_contents_hashing,
@@ -64,6 +73,11 @@ from flowcore.utilities.hashing import (
 from flowcore.utilities.units import format_duration
 
 __all__ = ["CachePlan", "CacheRun", "Decision", "explain_miss"]
+
+# Under SERIALIZABLE, with transaction groups in the run, the seconds between two checks of
+# whether a group of this very flow run keeps the key (it took the lock a moment ago and had
+# not yet handed it to its group); other holders are waited for as long as they hold it
+_SELF_CHECK_INTERVAL = 0.25
 
 
 class Decision(NamedTuple):
@@ -229,6 +243,7 @@ class CacheRun:
         self.store = store
         self.flow_run_id: str | None = context.get("flow_run_id")
         self.flow_name: str | None = context.get("flow_name")
+        self.map_index: int | None = context.get("map_index")
         self.key_context = key_context
         self.name = name
         self.logger = logger
@@ -239,6 +254,7 @@ class CacheRun:
         self.uncached_reason = "this run is not cached"
         self.lease: Any = None
         self._input_digests: dict[str, str] | None = None
+        self._run_groups: Mapping[str, TransactionRun] | None = context.get("transactions")
 
     # -- asking -----------------------------------------------------------------------
 
@@ -314,7 +330,9 @@ class CacheRun:
             return Decision(None, self.uncached_reason)
         assert self.key is not None
         if lease and self.plan.serializable and self.lease is None:
-            self._take_lease()
+            keeper = self._take_lease()
+            if keeper is not None:
+                return self._decide_unlocked(inputs, parameters, keeper)
         if self.refresh:
             return Decision(
                 None, f"refresh_cache: running and replacing the cache of key {self.key!r}", True
@@ -373,10 +391,9 @@ class CacheRun:
             return Decision(None, unreadable)
         miss = f"cache miss for key {self.key!r}: "
         if candidates:
-            newest = candidates[-1].state
-            return Decision(
-                None, miss + explain_miss(newest, inputs, parameters, self.plan.validator), True
-            )
+            states = [candidate.state for candidate in candidates]
+            index, reason = closest_miss(states, inputs, parameters, self.plan.validator)
+            return Decision(None, miss + reason + _which(candidates, index), True)
         changes = self._policy_changes(inputs, parameters) if self.plan.policy is not None else None
         if changes is not None:
             return Decision(None, miss + changes, True)
@@ -444,7 +461,13 @@ class CacheRun:
     def _policy_changes(
         self, inputs: Mapping[str, Any], parameters: Mapping[str, Any]
     ) -> str | None:
-        """What differs from the task's last record, by key part (None: nothing to compare)."""
+        """What differs from the task's last record, by key part (None: nothing to compare).
+
+        A mapped child says nothing: the store keeps one last record per task, which its
+        siblings overwrite (in this run too), so it is another child's, of other inputs.
+        """
+        if self.map_index is not None:
+            return None
         previous = self.store.latest(self.plan.name)
         if previous is None or previous.key == self.key or not previous.key_parts:
             return None
@@ -580,19 +603,68 @@ class CacheRun:
 
     # -- helpers ----------------------------------------------------------------------
 
-    def _take_lease(self) -> None:
+    def _take_lease(self) -> str | None:
         """Lock the key for this run; inside a transaction the lease belongs to the
-        transaction (held until it commits or rolls back, shared by its tasks)."""
+        transaction (held until it commits or rolls back, shared by its tasks).
+
+        A key that another group of this same flow run keeps is not waited for: the group
+        keeps its lock until it commits, after the flow run, which waits for this task, so
+        the wait would never end (:meth:`_decide_unlocked` decides instead). With groups in
+        the run, the wait for other holders is cut into short tries with that check
+        between them, for a group whose task took the lock but has not yet handed it over.
+
+        Returns:
+            None once this run holds the key's lease; else the task run and group of this
+            flow run that keep the key.
+        """
         assert self.key is not None
         transaction = self._lease_keeper()
-        if transaction is not None:
-            self.lease = transaction.lease(self.key)
-            if self.lease is not None:
-                return
         holder = f"{self.flow_run_id}:{self.name}:{uuid.uuid4().hex}"
-        self.lease = self.plan.policy.lock_manager.hold(self.key, holder)
+        manager = self.plan.policy.lock_manager
+        if not any(not group.remote for group in (self._run_groups or {}).values()):
+            self.lease = manager.hold(self.key, holder)
+        while self.lease is None:
+            if transaction is not None:
+                self.lease = transaction.lease(self.key)
+                if self.lease is not None:
+                    return None
+            keeper = group_holding(self._run_groups, self.key)
+            if keeper is not None:
+                return f"task '{keeper[1]}' of transaction {keeper[0].group.name!r}"
+            with contextlib.suppress(TimeoutError):
+                self.lease = manager.hold(self.key, holder, acquire_timeout=_SELF_CHECK_INTERVAL)
         if transaction is not None:
-            transaction.hold(self.key, self.lease)
+            transaction.hold(self.key, self.lease, self.name)
+        return None
+
+    def _decide_unlocked(
+        self, inputs: Mapping[str, Any], parameters: Mapping[str, Any], keeper: str
+    ) -> Decision:
+        """The lookup of a key that ``keeper``, another transaction group of this flow run,
+        keeps locked: without the lock. A value already there is a hit (the group's task
+        found it too, or ran under ``refresh_cache``); else the run goes uncached, with one
+        WARNING, and records nothing: the group's task missed, its value is staged until
+        the group commits, and that value is the one the key gets, as if this run had
+        waited. This run writes nothing, so it can neither replace nor interleave with it.
+        """
+        decision = self._find(inputs, parameters) if not self.refresh else None
+        if self.uncached or (decision is not None and decision.hit is not None):
+            return decision or Decision(None, self.uncached_reason)
+        transaction = self._lease_keeper()
+        where = (
+            "outside any transaction"
+            if transaction is None
+            else f"in transaction {transaction.group.name!r}"
+        )
+        self._not_cached(
+            f"cache key {self.key!r} is locked by {keeper} in this same flow run, which "
+            f"keeps the lock until it commits at the end of the run; this task ({where}) "
+            "would wait for it forever, so it runs without the cache and records nothing "
+            "(the key gets the group's value when it commits). To share the lock, put both "
+            "tasks in one transaction()",
+            warn=True,
+        )
+        return Decision(None, self.uncached_reason)
 
     def _release_lease(self) -> None:
         lease, self.lease = self.lease, None
@@ -630,6 +702,20 @@ class _TaskLogger(_Adapter):
 
     def process(self, msg: Any, kwargs: Any) -> tuple[Any, Any]:
         return self.prefix + str(msg), kwargs
+
+
+def _which(candidates: list[Any], index: int) -> str:
+    """Which of several records a miss was told against (nothing when there is one)."""
+    if len(candidates) < 2:
+        return ""
+    record = candidates[index].record
+    written = (
+        ""
+        if record is None
+        else f", written by flow run {record.flow_run_id} "
+        f"{format_duration(_now() - record.created)} ago"
+    )
+    return f" (compared with the closest of the {len(candidates)} records read{written})"
 
 
 def _hashable_digests(values: Mapping[str, Any]) -> dict[str, str]:

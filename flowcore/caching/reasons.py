@@ -4,6 +4,8 @@ One place for the reasons a task run logs and ``flowcore cache explain`` prints:
 
     explain_miss(newest, inputs, parameters, validator)   "input 'x' changed", "the cached
                                                           value expired at ...", ...
+    closest_miss(candidates, inputs, parameters, ...)     the same, told against the record
+                                                          that differs least
     describe_change(part, previous, inputs, parameters)   one policy key part: "input 'x'
                                                           changed", "code changed", ...
     provenance(record)                                    " (written by flow run R 5m ago;
@@ -12,7 +14,7 @@ One place for the reasons a task run logs and ``flowcore cache explain`` prints:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -22,7 +24,7 @@ from flowcore.engine.state import Cached
 from flowcore.utilities.hashing import UnhashableValue, hash_value
 from flowcore.utilities.units import format_duration
 
-__all__ = ["ATTRIBUTES_PART", "describe_change", "explain_miss", "provenance"]
+__all__ = ["ATTRIBUTES_PART", "closest_miss", "describe_change", "explain_miss", "provenance"]
 
 ATTRIBUTES_PART = "TASK_SOURCE attributes"
 """The key part of a task class's own attributes (``self.factor``), in records."""
@@ -86,20 +88,51 @@ def explain_miss(
     validator: Validator | None = None,
 ) -> str:
     """Why ``candidate`` (the newest record) was not used, in words."""
+    return _miss(candidate, inputs, parameters, validator)[0]
+
+
+def closest_miss(
+    candidates: Sequence[Cached],
+    inputs: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    validator: Validator | None = None,
+) -> tuple[int, str]:
+    """Why none of ``candidates`` (oldest first) was used, told against the one closest to
+    this run: the fewest changed inputs or parameters (one of these very values, expired or
+    rejected otherwise, is closest), the newest of equals. Returns its position and why.
+
+    >>> from flowcore.utilities.hashing import hash_value
+    >>> def seen(**values): return Cached(hashed_inputs={k: hash_value(v) for k, v in values.items()})
+    >>> def all_inputs(state, inputs, parameters): return False
+    >>> closest_miss([seen(x=1, y=1), seen(x=5, y=5)], {"x": 1, "y": 2}, {}, all_inputs)
+    (0, "input 'y' changed")
+    """
+    told = [_miss(candidate, inputs, parameters, validator) for candidate in candidates]
+    index = min(range(len(told)), key=lambda i: (told[i][1], -i))
+    return index, told[index][0]
+
+
+def _miss(
+    candidate: Cached,
+    inputs: Mapping[str, Any],
+    parameters: Mapping[str, Any],
+    validator: Validator | None,
+) -> tuple[str, int]:
+    """Why ``candidate`` was not used, and how many inputs or parameters that names."""
     expiration = candidate.cached_result_expiration
     if not unexpired(expiration):
-        return f"the cached value expired at {expiration.isoformat()}"
+        return f"the cached value expired at {expiration.isoformat()}", 0
     name = getattr(validator, "__name__", "")
     keys = getattr(validator, "validate_on", None)
     if name in ("all_inputs", "partial_inputs_only"):
         changed = _changed(candidate.hashed_inputs or {}, inputs, keys)
         if changed:
-            return _named("input", changed)
+            return _named("input", changed), len(changed)
     if name in ("all_parameters", "partial_parameters_only"):
         changed = _changed_parameters(candidate, parameters, keys)
         if changed:
-            return _named("parameter", changed)
-    return f"cache_validator {name or validator!r} rejected it"
+            return _named("parameter", changed), len(changed)
+    return f"cache_validator {name or validator!r} rejected it", 0
 
 
 def _changed_parameters(

@@ -140,3 +140,43 @@ def test_an_error_while_deciding_is_unknown_with_the_error(tmp_path: Path) -> No
     assert found["after"].to_dict() == {
         "task": "after", "slug": "after-1", "answer": "unknown", "reason": "depends on out (unknown)",
     }  # fmt: skip
+
+
+def test_mapped_children_do_not_explain_a_miss_by_a_siblings_record(
+    tmp_path: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    @task(cache_policy=cp.INPUTS)
+    def sq(x: int) -> int:
+        return x * x
+
+    with Flow("mapwhy") as flow:
+        sq.map(Parameter("xs"))
+    store = str(tmp_path / "store")
+    assert flow.run(xs=[1, 2, 3], cache_store=store).is_successful()
+    misses = [r.getMessage() for r in logs.records if "cache miss" in r.getMessage()]
+    assert misses == []  # a first run says nothing; each child wrote the task's last record
+
+    changed = explained(flow, store, xs=[1, 2, 5])
+    assert changed["sq"].answer == "miss"
+    assert changed["sq"].reason.startswith("1 of 3 children would run; sq[2]: cache miss for key ")
+    assert changed["sq"].reason.endswith(": nothing is stored under it yet")
+
+
+def test_a_prefect1_miss_is_told_against_the_closest_record(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    @task(cache_for=timedelta(hours=1), cache_validator=cache_validators.all_inputs)
+    def pair(x: int, y: int) -> tuple[int, int]:
+        return x, y
+
+    with Flow("why") as flow:
+        pair(Parameter("x"), Parameter("y"))
+    for x, y in [(1, 1), (5, 5)]:
+        assert flow.run(x=x, y=y).is_successful()
+    logs.clear()
+    assert flow.run(x=1, y=2).is_successful()
+    misses = [r.getMessage() for r in logs.records if "cache miss" in r.getMessage()]
+    assert misses == [
+        "Task 'pair': cache miss for key 'pair': input 'y' changed "
+        "(compared with the closest of the 2 records read)"
+    ]  # (5, 5) is the newest record, but (1, 1) differs in y alone
