@@ -45,6 +45,7 @@ LAYERS: list[tuple[str, tuple[str, ...]]] = [
         (
             "flowcore.engine.flow_runner",
             "flowcore.engine.flow_run",
+            "flowcore.engine.waiting",
             "flowcore.engine.resume",
             "flowcore.engine.batches",
         ),

@@ -6,7 +6,7 @@ runs), then repeats FlowRunner passes (``engine/flow_runner.py``) inside one exe
 session until the flow state is finished, sleeping only until the earliest retry is due. A task that can
 only go on once a person resumes it (Paused with no start time) never makes ``flow.run``
 hang: on a terminal it asks, otherwise ``flow.run`` returns the Running state and says how
-to resume. After the run it commits transactions and updates an in-memory cache store.
+to resume (``engine/waiting.py``: what happens between passes). After the run it commits transactions and updates an in-memory cache store.
 
 Every run gets an id (``context.flow_run_id``, ``state.flow_run_id``) and, unless
 ``runs.store`` is ``none``, is recorded in the run store through a
@@ -46,11 +46,17 @@ from flowcore.engine.state import (
     Cancelled,
     Failed,
     Mapped,
-    Paused,
     Pending,
-    Resume,
     Scheduled,
     State,
+)
+from flowcore.engine.waiting import (
+    cannot_continue,
+    snapshot,
+    unchanged,
+    wait_for_next_pass,
+    wait_for_start,
+    waiting_for_time,
 )
 from flowcore.exceptions import ResumeError
 from flowcore.runs import open_store
@@ -479,7 +485,7 @@ def _run_passes(
     add_date_keys(run_context, flow.logger)  # once per run, not once per pass
     user_task_contexts = kwargs.pop("task_contexts", None) or {}
     return_tasks = kwargs.pop("return_tasks", None) or flow.tasks
-    _wait_for_start(flow, flow_state)
+    wait_for_start(flow, flow_state)
     previous: dict[Task, tuple[State, ...]] | None = None
     while True:
         slugs = flow.slugs
@@ -506,25 +512,13 @@ def _run_passes(
             _record_task_states(recorder, flow, flow_state.result)
         if flow_state.is_finished() or not isinstance(flow_state.result, dict):
             return flow_state
-        states = _snapshot(flow_state.result)
-        if _unchanged(previous, states) and not _waiting_for_time(flow_state.result):
-            _cannot_continue(flow, flow_state.result)  # (another pass now would change nothing)
+        states = snapshot(flow_state.result)
+        if unchanged(previous, states) and not waiting_for_time(flow_state.result):
+            cannot_continue(flow, flow_state.result)  # (another pass now would change nothing)
             return flow_state
         previous = states
-        if not _wait_for_next_pass(flow, flow_state.result):
+        if not wait_for_next_pass(flow, flow_state.result):
             return flow_state
-
-
-def _wait_for_start(flow: Flow, flow_state: State) -> None:
-    """A run given a ``Scheduled`` state whose start time is to come waits for it (Prefect 1:
-    ``flow.run(state=Scheduled(start_time=...))`` starts then)."""
-    start = getattr(flow_state, "start_time", None) if isinstance(flow_state, Scheduled) else None
-    if start is None:
-        return
-    delay = start.timestamp() - time.time()
-    if delay > 0:
-        flow.logger.info(f"Waiting for next scheduled run at {start}")
-        time.sleep(delay)
 
 
 def _record_task_states(recorder: RunRecorder, flow: Flow, task_states: dict[Task, State]) -> None:
@@ -590,115 +584,6 @@ def flow_source(flow: Flow) -> str | None:
             flow._cache["flowcore.source_name"] = name
             return f"{os.path.abspath(path)}:{name}"
     return None
-
-
-def _wait_for_next_pass(flow: Flow, task_states: dict[Task, State]) -> bool:
-    """Resume paused tasks if a person can answer, sleep until the next due task; False
-    when nothing can make progress without outside action."""
-    paused = [t for t, s in task_states.items() if isinstance(s, Paused)]
-    mapped = [t for t, s in task_states.items() if isinstance(s, Mapped)]
-    if (paused or mapped) and sys.stdin is not None and sys.stdin.isatty():
-        for task in paused:
-            if _approved(f"{task}"):
-                task_states[task] = Resume("Approval given to resume.")
-        for task in mapped:  # (Prefect 1 asks about paused children too, for ever)
-            parent = task_states[task]
-            assert isinstance(parent, Mapped)
-            if not any(isinstance(s, Paused) for s in parent.map_states):
-                continue
-            children = list(parent.map_states)
-            for i, child in enumerate(children):
-                if isinstance(child, Paused) and _approved(f"<Task: {task.name}[{i}]>"):
-                    children[i] = Resume("Approval given to resume.")
-            parent.map_states = children
-    start_times = [s.start_time for s in _scheduled_states(task_states) if s.start_time is not None]
-    if not start_times:
-        _cannot_continue(flow, task_states)
-        return False
-    next_start = min(start_times)
-    delay = next_start.timestamp() - time.time()
-    if delay > 0:
-        flow.logger.info(f"Waiting for next available Task run at {next_start}")
-        time.sleep(delay)
-    return True
-
-
-def _snapshot(task_states: dict[Task, State]) -> dict[Task, tuple[State, ...]]:
-    """What a pass ended with, to tell whether the next one changed anything: each task's
-    state and, for a mapped task, each child's (held, and compared by identity: a task or
-    child that could not run keeps its state object; a child held compactly is made anew
-    each time it is read, so it always counts as changed)."""
-    return {
-        task: (state, *state.map_states)
-        if isinstance(state, Mapped) and isinstance(state.map_states, list)
-        else (state,)
-        for task, state in task_states.items()
-    }
-
-
-def _unchanged(
-    before: dict[Task, tuple[State, ...]] | None, after: dict[Task, tuple[State, ...]]
-) -> bool:
-    """Whether two snapshots (:func:`_snapshot`) hold the very same states."""
-    if before is None or before.keys() != after.keys():
-        return False
-    return all(
-        len(old) == len(new) and all(a is b for a, b in zip(old, new))
-        for old, new in ((before[task], after[task]) for task in after)
-    )
-
-
-def _waiting_for_time(task_states: dict[Task, State]) -> bool:
-    """Whether a task (or child) waits for a start time still to come."""
-    now = pendulum.now("UTC")
-    return any(
-        s.start_time is not None and s.start_time > now for s in _scheduled_states(task_states)
-    )
-
-
-def _cannot_continue(flow: Flow, task_states: dict[Task, State]) -> None:
-    """Say that the run stops unfinished, waiting on its paused tasks (or children)."""
-    waiting = sorted(t.name for t, s in task_states.items() if isinstance(s, Paused))
-    children = _paused_children(task_states)
-    advice = (
-        ""
-        if not children
-        else "; for paused children of a mapped task, give the task "
-        "Mapped(map_states=[...]) with Resume() in their places and the other children's "
-        "states in theirs"
-    )
-    flow.logger.warning(
-        f"Flow run of {flow.name!r} cannot continue: task(s) {waiting + children} are "
-        "Paused. Resume them with flow.run(task_states={task: Resume(), ...}) (pass the "
-        f"other states too){advice}."
-    )
-
-
-def _approved(what: str) -> bool:
-    """Ask on the terminal whether the paused ``what`` may resume."""
-    answer = input(f"{what} is currently Paused; enter 'y' to resume:\n")
-    return answer.strip().lower() == "y"
-
-
-def _paused_children(task_states: dict[Task, State]) -> list[str]:
-    """``name[i]`` of each paused child of a mapped task, by task name and index."""
-    found: list[str] = []
-    for task, state in sorted(task_states.items(), key=lambda item: item[0].name):
-        if isinstance(state, Mapped):
-            found += [
-                f"{task.name}[{i}]" for i, s in enumerate(state.map_states) if isinstance(s, Paused)
-            ]
-    return found
-
-
-def _scheduled_states(task_states: dict[Task, State]) -> list[Scheduled]:
-    found: list[Scheduled] = []
-    for state in task_states.values():
-        if isinstance(state, Scheduled):
-            found.append(state)
-        elif isinstance(state, Mapped):
-            found.extend(s for s in state.map_states if isinstance(s, Scheduled))
-    return found
 
 
 def _cache_stores(flow: Flow, given: Any, caches: dict[str, list[Cached]]) -> dict[str, Any]:
