@@ -88,13 +88,19 @@ def test_values_of_records_kept_apart_survive_gc_in_a_directory_with_records_bes
     assert apart.load(candidate).result == 2
 
 
-def test_a_cache_of_the_records_alone_lists_them_as_usable_and_refuses_to_remove_them(
-    tmp_path: Path,
-) -> None:
+def _two_runs_kept_apart(tmp_path: Path) -> tuple[Path, Path]:
+    """Two runs of a task whose records go to ``keys`` and values to ``values``."""
     keys, values = tmp_path / "keys", tmp_path / "values"
     flow, _ = keyed_flow(keys, [])
     for x in (1, 2):
         flow.run(x=x, cache_store=str(values))
+    return keys, values
+
+
+def test_a_cache_of_the_records_alone_lists_them_as_usable_and_refuses_to_remove_them(
+    tmp_path: Path,
+) -> None:
+    keys, values = _two_runs_kept_apart(tmp_path)
     alone = Cache(str(keys))
     entries = alone.entries()
     assert len(entries) == 2
@@ -109,10 +115,7 @@ def test_a_cache_of_the_records_alone_lists_them_as_usable_and_refuses_to_remove
 def test_a_cache_given_both_stores_removes_and_collects_values_with_their_records(
     tmp_path: Path,
 ) -> None:
-    keys, values = tmp_path / "keys", tmp_path / "values"
-    flow, _ = keyed_flow(keys, [])
-    for x in (1, 2):
-        flow.run(x=x, cache_store=str(values))
+    keys, values = _two_runs_kept_apart(tmp_path)
     both = Cache(str(keys), values=str(values))
     first, second = both.entries()
     assert first.size is not None and first.size > 0 and first.elsewhere is None

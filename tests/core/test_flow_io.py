@@ -277,15 +277,20 @@ def test_visualize_escapes_names(tmp_path: Path) -> None:
     assert (tmp_path / "odd.png").exists()
 
 
-def test_visualize_without_filename_opens_a_viewer_or_says_where_the_file_is(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
-) -> None:
+def _bin_with_dot(tmp_path: Path) -> Path:
+    """A directory holding Graphviz's ``dot`` alone, for a PATH without a viewer."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     dot = shutil.which("dot")
     assert dot is not None
     (bin_dir / "dot").symlink_to(dot)
-    monkeypatch.setenv("PATH", str(bin_dir))  # dot, but no viewer (xdg-open)
+    return bin_dir
+
+
+def test_visualize_without_filename_opens_a_viewer_or_says_where_the_file_is(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, logs: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setenv("PATH", str(_bin_with_dot(tmp_path)))  # dot, but no viewer (xdg-open)
     flow, _ = demo_flow()
     flow.visualize()
     (warning,) = [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
@@ -299,11 +304,7 @@ def test_visualize_without_filename_and_without_a_display_says_where_the_file_is
 ) -> None:
     # xdg-open is there but there is no display: it printed six lines of why it could not
     # open anything, and nobody said where the drawing went
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    dot = shutil.which("dot")
-    assert dot is not None
-    (bin_dir / "dot").symlink_to(dot)
+    bin_dir = _bin_with_dot(tmp_path)
     opened = tmp_path / "opened"
     viewer = bin_dir / "xdg-open"
     viewer.write_text(f'#!/bin/sh\necho "$@" > {opened}\n')
