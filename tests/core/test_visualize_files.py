@@ -50,6 +50,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Path]
     viewer.write_text(f'#!/bin/sh\necho "$1" >> {paths["opened"]}\n')
     viewer.chmod(0o755)
     monkeypatch.setenv("PATH", str(paths["bin"]))
+    monkeypatch.setenv("DISPLAY", ":0")  # (a viewer is started only where there is a display)
     for variable in ("TMPDIR", "TEMP", "TMP"):
         monkeypatch.setenv(variable, str(paths["tmp"]))
     monkeypatch.setattr(tempfile, "tempdir", str(paths["tmp"]))
