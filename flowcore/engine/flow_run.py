@@ -486,7 +486,7 @@ def _run_passes(
     user_task_contexts = kwargs.pop("task_contexts", None) or {}
     return_tasks = kwargs.pop("return_tasks", None) or flow.tasks
     wait_for_start(flow, flow_state)
-    previous: dict[Task, tuple[State, ...]] | None = None
+    previous: dict[Task, tuple[Any, ...]] | None = None
     while True:
         slugs = flow.slugs
         task_contexts = {

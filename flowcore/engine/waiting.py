@@ -9,15 +9,16 @@ finished; these decide what happens between two passes:
   come, or, when nothing waits for a time, says it cannot continue (:func:`cannot_continue`)
   and stops: a paused task never makes ``flow.run`` hang;
 * :func:`snapshot` / :func:`unchanged` / :func:`waiting_for_time` - a pass that ended with
-  the very states of the one before, with nothing waiting for a time to come, would be
-  followed by the same pass for ever: the run stops instead.
+  the same states as the one before (by class, start time, run count and message), with
+  nothing waiting for a time to come, would be followed by the same pass for ever: the run
+  stops instead.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pendulum
 
@@ -80,29 +81,41 @@ def wait_for_next_pass(flow: Flow, task_states: dict[Task, State]) -> bool:
     return True
 
 
-def snapshot(task_states: dict[Task, State]) -> dict[Task, tuple[State, ...]]:
-    """What a pass ended with, to tell whether the next one changed anything: each task's
-    state and, for a mapped task, each child's (held, and compared by identity: a task or
-    child that could not run keeps its state object; a child held compactly is made anew
-    each time it is read, so it always counts as changed)."""
+def snapshot(task_states: dict[Task, State]) -> dict[Task, tuple[Any, ...]]:
+    """What a pass ended with, to tell whether the next one changed anything: for each task
+    and, for a mapped task, each child, its state's class, start time, run count and
+    message. States are compared by these values, not by identity: a task or child that
+    could not run keeps its state, but one that ran in another process (a process pool, a
+    Dask worker) comes back as a new object each pass. A message that is not text counts
+    as new each time, and so do the children of a map held compactly (a map in batches):
+    such passes count as changed, so that nothing is stopped that might still move."""
     return {
-        task: (state, *state.map_states)
-        if isinstance(state, Mapped) and isinstance(state.map_states, list)
-        else (state,)
+        task: (
+            (_signature(state), *map(_signature, state.map_states))
+            if isinstance(state.map_states, list)
+            else (_signature(state), object())
+        )
+        if isinstance(state, Mapped)
+        else (_signature(state),)
         for task, state in task_states.items()
     }
 
 
-def unchanged(
-    before: dict[Task, tuple[State, ...]] | None, after: dict[Task, tuple[State, ...]]
-) -> bool:
-    """Whether two snapshots (:func:`snapshot`) hold the very same states."""
-    if before is None or before.keys() != after.keys():
-        return False
-    return all(
-        len(old) == len(new) and all(a is b for a, b in zip(old, new))
-        for old, new in ((before[task], after[task]) for task in after)
+def _signature(state: Any) -> tuple[Any, ...]:
+    message = getattr(state, "message", None)
+    return (
+        type(state),
+        getattr(state, "start_time", None),
+        getattr(state, "run_count", None),
+        message if message is None or isinstance(message, str) else object(),
     )
+
+
+def unchanged(
+    before: dict[Task, tuple[Any, ...]] | None, after: dict[Task, tuple[Any, ...]]
+) -> bool:
+    """Whether two snapshots (:func:`snapshot`) are the same."""
+    return before is not None and before == after
 
 
 def waiting_for_time(task_states: dict[Task, State]) -> bool:
@@ -117,6 +130,13 @@ def cannot_continue(flow: Flow, task_states: dict[Task, State]) -> None:
     """Say that the run stops unfinished, waiting on its paused tasks (or children)."""
     waiting = sorted(t.name for t, s in task_states.items() if isinstance(s, Paused))
     children = _paused_children(task_states)
+    if not waiting and not children:  # (nothing paused: nothing a person can resume)
+        unfinished = sorted(t.name for t, s in task_states.items() if not s.is_finished())
+        flow.logger.warning(
+            f"Flow run of {flow.name!r} cannot continue: another pass would change nothing; "
+            f"unfinished task(s): {unfinished}"
+        )
+        return
     advice = (
         ""
         if not children

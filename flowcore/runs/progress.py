@@ -114,16 +114,17 @@ class RunProgress:
             file=self._stream or sys.stderr, highlight=False, markup=False, emoji=False
         )
         on_terminal = console.is_terminal
+        stdout_too = on_terminal and _isatty(sys.stdout)  # (not a stdout sent to a file)
         self._live = Live(
             get_renderable=self._table,
             console=console,
             refresh_per_second=4,
-            redirect_stdout=on_terminal,
+            redirect_stdout=stdout_too,
             redirect_stderr=on_terminal,
         )
         self._live.start()
         if on_terminal:
-            self._moved = _write_above(sys.stdout)
+            self._moved = _write_above(sys.stdout if stdout_too else sys.stderr)
 
     def stop(self) -> None:
         """Draw the final counts and stop (``Live.stop`` draws them: a refresh before it
@@ -246,6 +247,14 @@ class RunProgress:
         return f"{remaining // 3600}:{remaining // 60 % 60:02d}:{remaining % 60:02d}"
 
 
+def _isatty(stream: Any) -> bool:
+    isatty = getattr(stream, "isatty", None)
+    try:
+        return bool(isatty()) if isatty is not None else False
+    except (OSError, ValueError):  # a closed stream
+        return False
+
+
 def _write_above(proxy: Any) -> list[tuple[logging.StreamHandler[Any], Any]]:
     """Point the ``flowcore`` logger's handlers that write to a terminal at ``proxy`` (the
     display's stand-in for stdout, which writes above it); returns each handler moved and
@@ -254,11 +263,6 @@ def _write_above(proxy: Any) -> list[tuple[logging.StreamHandler[Any], Any]]:
     for handler in logging.getLogger("flowcore").handlers:
         if not isinstance(handler, logging.StreamHandler) or handler.stream is proxy:
             continue
-        isatty = getattr(handler.stream, "isatty", None)
-        try:
-            on_terminal = bool(isatty()) if isatty is not None else False
-        except (OSError, ValueError):  # a closed stream
-            on_terminal = False
-        if on_terminal:
+        if _isatty(handler.stream):
             moved.append((handler, handler.setStream(proxy)))
     return moved

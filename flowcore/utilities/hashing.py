@@ -325,10 +325,13 @@ def module_name(module: str | None) -> str:
     """The name a module goes by in digests. A flow file's code and types have one name
     however the file is run: ``python flow.py`` (``__main__``), ``flowcore run flow.py``
     and ``flowcore cache explain flow.py`` (a ``flowcore_flow_<digest>`` module) all give
-    ``<script>``, so they make the same keys."""
+    ``<script>``, so they make the same keys; so does ``__mp_main__``, the name a process
+    started by ``multiprocessing`` (a Dask worker of a local cluster) gives the script."""
     if not module:
         return "?"
-    return "<script>" if module == "__main__" or module.startswith(LOADED_FLOW_FILE) else module
+    if module in ("__main__", "__mp_main__") or module.startswith(LOADED_FLOW_FILE):
+        return "<script>"
+    return module
 
 
 def _is_pure(value: Any) -> bool:

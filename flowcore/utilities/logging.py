@@ -547,26 +547,27 @@ def stdout_to_log(logger: logging.Logger) -> Iterator[LinesToLog]:
 
     ``sys.stdout`` is one stream for the whole process, so it is replaced once, by a
     router (:class:`_StdoutRouter`) that sends each write to the stream of the task run
-    whose context writes it, and anything else to the stream it replaced; the last block
-    to end puts that stream back (unless something replaced the router meanwhile). Tasks
-    running at once on threads each log their own lines, and a ``print`` after the run
-    goes where it went before it."""
+    whose context writes it (a thread the task starts itself has no such context: its
+    lines go to the only task run logging stdout, when there is one), and anything else to
+    the stream it replaced; the last block to end puts that stream back (unless something
+    replaced the router meanwhile). Tasks running at once on threads each log their own
+    lines, and a ``print`` after the run goes where it went before it."""
     stream = LinesToLog(logger)
     with _STDOUT_LOCK:
         current = sys.stdout
         router = current if isinstance(current, _StdoutRouter) else _StdoutRouter(current)
         sys.stdout = router
-        router.users += 1
+        router.active.append(stream)
     token = _STDOUT_TARGET.set(stream)
     try:
         yield stream
     finally:
         _STDOUT_TARGET.reset(token)
-        stream.close()
         with _STDOUT_LOCK:
-            router.users -= 1
-            if router.users == 0 and sys.stdout is router:
+            router.active.remove(stream)
+            if not router.active and sys.stdout is router:
                 sys.stdout = router.original
+        stream.close()
 
 
 class _StdoutRouter:
@@ -574,11 +575,17 @@ class _StdoutRouter:
 
     def __init__(self, original: Any) -> None:
         self.original = original
-        self.users = 0
+        self.active: list[LinesToLog] = []  # the streams of the task runs logging stdout
 
     def _target(self) -> Any:
+        """The stream of the task run whose context writes; for a thread without one (a
+        thread the task started itself), the one task run logging stdout if there is one
+        (its output, as Prefect 1's redirect caught it), else the stream replaced."""
         target = _STDOUT_TARGET.get()
-        return self.original if target is None else target
+        if target is not None:
+            return target
+        active = self.active
+        return active[0] if len(active) == 1 else self.original
 
     def write(self, s: str) -> int:
         written: int = self._target().write(s)

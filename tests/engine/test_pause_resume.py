@@ -191,6 +191,42 @@ def test_a_task_due_behind_a_paused_one_does_not_make_the_run_spin(
     assert runs == []
 
 
+@pytest.mark.timeout(120)  # (without the fix the run never ends)
+@pytest.mark.usefixtures("no_tty")
+def test_a_task_due_behind_a_paused_one_does_not_spin_on_a_process_pool(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    # states that come back from worker processes are new objects each pass: the passes
+    # are told apart by their states' values, not their identity
+    from flowcore.executors import LocalDaskExecutor
+
+    runs: list[Any] = []
+    flow, u, g, d = gated_flow(runs)
+    due = Retrying(start_time=pendulum.now("UTC"), run_count=1)
+    state = run(flow, task_states={d: due}, executor=LocalDaskExecutor("processes", num_workers=1))
+    assert state.is_running() and type(state.result[g]) is Paused
+    assert len([m for m in logs.messages if m.startswith("Beginning Flow run")]) <= 3
+
+
+def test_a_batched_map_retrying_children_on_the_local_executor_finishes(tmp_path: Any) -> None:
+    # its children are held compactly: the parent is the same object after a pass in which
+    # children moved on, which must not count as a pass that changed nothing
+    marker = tmp_path / "failed-once"
+
+    @task(max_retries=1, retry_delay=timedelta(0))
+    def flaky(x: int) -> int:
+        if x == 3 and not marker.exists():
+            marker.touch()
+            raise ValueError("once")
+        return x
+
+    with Flow("batched") as flow:
+        m = flaky.map(list(range(10)))
+    state = run(flow, map_batch_size=5)
+    assert state.is_successful(), state
+    assert state.result[m].result == list(range(10))
+
+
 @pytest.mark.usefixtures("no_tty")
 def test_pause_task_pauses_and_reruns_the_whole_body_on_resume() -> None:
     runs: list[Any] = []

@@ -378,6 +378,23 @@ def test_log_stdout_on_threads_logs_each_line_under_its_own_task_run(
         assert lines == [f"child {i} line {n}" for n in range(3)], (i, lines)
 
 
+def test_log_stdout_logs_what_a_thread_the_task_started_prints(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    # a thread the task starts has no context of the task's: its prints went to the real
+    # stdout; with one task run logging stdout they are its (as Prefect 1's redirect did)
+    @task(log_stdout=True)
+    def chatty() -> None:
+        helper = threading.Thread(target=lambda: print("from a helper thread"))
+        helper.start()
+        helper.join()
+        print("from the task")
+
+    assert TaskRunner(chatty).run().is_successful()
+    lines = [r.getMessage() for r in logs.records if r.name == "flowcore.chatty"]
+    assert lines == ["from a helper thread", "from the task"]
+
+
 def test_running_state_given_is_not_rerun() -> None:
     calls: list[Any] = []
 

@@ -131,6 +131,21 @@ def test_on_a_terminal_log_lines_are_written_above_the_display(
     assert written.index("a line during the run") < written.index("total")  # above it
 
 
+def test_a_stdout_sent_to_a_file_stays_there_while_the_display_is_on_a_terminal(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # (the display moved a run's prints from a stdout redirected to a file onto the terminal)
+    terminal, to_file = _Terminal(), io.StringIO()
+    monkeypatch.setattr(sys, "stdout", to_file)
+    progress = RunProgress(STRUCTURE, stream=terminal)
+    progress.start()
+    assert sys.stdout is to_file
+    print("a print during the run")
+    progress.stop()
+    assert to_file.getvalue() == "a print during the run\n"
+    assert "a print" not in terminal.getvalue()
+
+
 def test_off_a_terminal_the_display_ends_its_last_line() -> None:
     # (forced on with stderr piped, the run's last line was glued to the table's)
     stream = io.StringIO()

@@ -436,5 +436,6 @@ def test_a_type_from_a_flow_file_hashes_the_same_however_the_file_is_run() -> No
         return cls(1)
 
     assert module_name("__main__") == module_name("flowcore_flow_0123456789ab") == "<script>"
+    assert module_name("__mp_main__") == "<script>"  # (the script in a local Dask worker)
     assert hash_value(point("__main__")) == hash_value(point("flowcore_flow_0123456789ab"))
     assert hash_value(point("__main__")) != hash_value(point("shapes"))
