@@ -44,15 +44,20 @@ _LEGACY_SUFFIX = ".flowcore"
 
 
 def slugify(text: str) -> str:
-    """A lower-case, dash-separated ASCII form of ``text``.
+    """A lower-case, dash-separated form of ``text`` for a file name: accents are dropped,
+    and letters of other scripts kept (dropping them made every Chinese, Greek or Russian
+    name ``flow``, so flows saved under such names overwrote each other).
 
     >>> slugify("My Flow: ETL (v2)")
     'my-flow-etl-v2'
     >>> slugify("Café déjà vu")
     'cafe-deja-vu'
+    >>> slugify("数据流"), slugify("Поток 2"), slugify("snake_case")
+    ('数据流', 'поток-2', 'snake-case')
     """
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
-    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    decomposed = unicodedata.normalize("NFKD", text)
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return re.sub(r"[\W_]+", "-", plain.lower()).strip("-")
 
 
 def default_flow_path(name: str, suffix: str = FLOW_SUFFIX) -> Path:

@@ -88,6 +88,11 @@ class Flow:
     ) -> None:
         if not name:
             raise ValueError("A name must be provided for the flow. E.g. Flow('my-flow').")
+        if not isinstance(name, str):
+            raise TypeError(
+                f"A flow's name is a str; Flow() got {type(name).__name__} {name!r}. E.g. "
+                "Flow('my-flow')."
+            )
         self.name = name
         self.schedule = schedule
         self.executor = executor
@@ -119,7 +124,7 @@ class Flow:
             self.state_handlers.append(_failure_callback(on_failure))  # type: ignore[arg-type]
         for task in tasks or ():
             self.add_task(task)
-        self._add_edges(edges or ())
+        self._add_edges(edges or (), validate)
         self.set_reference_tasks(reference_tasks or [])
         if validate:
             self.validate()
@@ -158,7 +163,14 @@ class Flow:
 
     @property
     def logger(self) -> logging.Logger:
-        return get_logger(self.name)
+        """``flowcore.<name>``, or the logger assigned (``flow.logger = ...``, as Prefect
+        1's plain attribute allowed)."""
+        assigned: logging.Logger | None = self.__dict__.get("_logger")
+        return get_logger(self.name) if assigned is None else assigned
+
+    @logger.setter
+    def logger(self, logger: logging.Logger) -> None:
+        self.__dict__["_logger"] = logger
 
     # -- the functional API -----------------------------------------------------------------
 
@@ -183,8 +195,9 @@ class Flow:
 
     # -- building ---------------------------------------------------------------------------
 
-    def _add_edges(self, edges: Iterable[Edge]) -> None:
-        """Add copies of ``edges`` (each an ``Edge`` of this flow's tasks), unvalidated."""
+    def _add_edges(self, edges: Iterable[Edge], validate: bool | None = False) -> None:
+        """Add copies of ``edges`` (each an ``Edge`` of this flow's tasks), each checked as
+        ``add_edge(validate=validate)`` checks it (None: ``flows.eager_edge_validation``)."""
         for edge in edges:
             self.add_edge(
                 edge.upstream_task,
@@ -192,7 +205,7 @@ class Flow:
                 key=edge.key,
                 mapped=edge.mapped,
                 flattened=edge.flattened,
-                validate=False,
+                validate=validate,
             )
 
     def add_task(self, task: Task) -> Task:
@@ -343,7 +356,7 @@ class Flow:
                     self.replace(param, incoming[param.name], validate=False)
         for task in flow._order:
             self.add_task(task)
-        self._add_edges(flow.edges)
+        self._add_edges(flow.edges, validate)
         for task, values in flow.constants.items():
             self.constants[task].update(values)
         self._cache.clear()
@@ -417,6 +430,7 @@ class Flow:
         new._slug_counts = dict(self._slug_counts)
         new._reference_tasks = set(self._reference_tasks)
         new._cache = {}
+        new._scopes = []  # (not inside the original's `with` block)
         new.state_handlers = list(self.state_handlers)
         return new
 
@@ -616,8 +630,33 @@ class Flow:
         for problem in template_problems(self, _context.current()):
             raise problem.error
 
+    def _follow_direct_changes(self) -> None:
+        """Make the graph's indexes follow ``flow.tasks`` and ``flow.edges`` where code
+        changed those sets directly, as Prefect 1 code does to drop a dependency
+        (``flow.edges.remove(edge)``) or add a task or an edge (``flow.tasks.add(task)``):
+        the sets are the flow, as in Prefect 1. Called when the flow runs or is validated;
+        cheap when nothing changed (a count per task)."""
+        edge_count = sum(len(edges) for edges in self._upstream.values())
+        if len(self.tasks) == len(self._order) and len(self.edges) == edge_count:
+            if self.tasks == self._order.keys() or set(self.tasks) == set(self._order):
+                return
+        for task in [t for t in self.tasks if t not in self._order]:
+            self.tasks.discard(task)
+            self.add_task(task)
+        # (a task taken out of flow.tasks is left to the checks: its edges now refer to a
+        # task outside the flow, which validate() says, as Prefect 1's does)
+        for index in (self._upstream, self._downstream):
+            for edges in index.values():
+                edges.clear()
+        for edge in self.edges:
+            if edge.upstream_task in self._order and edge.downstream_task in self._order:
+                self._downstream[edge.upstream_task][edge] = None
+                self._upstream[edge.downstream_task][edge] = None
+        self._cache.clear()
+
     def _check_graph(self) -> None:
         """The structural checks, also run while the graph is built (eager validation)."""
+        self._follow_direct_changes()
         if any(
             e.upstream_task not in self.tasks or e.downstream_task not in self.tasks
             for e in self.edges

@@ -611,8 +611,14 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
 
     @property
     def logger(self) -> logging.Logger:
-        """``flowcore.<name>``."""
-        return get_logger(self.name)
+        """``flowcore.<name>``, or the logger assigned (``self.logger = ...``, as Prefect
+        1's plain attribute allowed)."""
+        assigned: logging.Logger | None = self.__dict__.get("_logger")
+        return get_logger(self.name) if assigned is None else assigned
+
+    @logger.setter
+    def logger(self, logger: logging.Logger) -> None:
+        self.__dict__["_logger"] = logger
 
     def run(self) -> Any:
         """The work. Subclasses override it; arguments are bound by keyword."""

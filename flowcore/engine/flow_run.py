@@ -127,6 +127,9 @@ def run_flow(
     if rerun and resume is None:
         raise ValueError("flow.run(rerun=[...]) needs resume=RUN_ID (or resume='last')")
     run_parameters = _check_parameters(flow, dict(parameters or {}), kwargs)
+    flow._follow_direct_changes()
+    if len(flow.tasks) != len(flow.slugs):  # a task taken out of flow.tasks directly
+        flow._check_graph()  # (says so, and how to do it)
     try:
         flow.sorted_tasks()
     except ValueError as exc:  # a cycle: the run fails as Prefect 1's FlowRunner fails it

@@ -41,6 +41,11 @@ class DotDict(dict):  # type: ignore[type-arg]
     (3, <DotDict: 'a', 'b', 'z'>)
     """
 
+    def __init__(self, init_dict: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+        """Prefect 1's signature: the keys of ``init_dict``, then ``kwargs``."""
+        super().__init__()
+        self.update(init_dict or {}, **kwargs)
+
     def __getattr__(self, name: str) -> Any:
         try:
             return self[name]

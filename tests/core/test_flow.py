@@ -316,6 +316,64 @@ def test_running_a_flow_with_a_cycle_fails_it_as_prefect_1_does(
         flow.run()
 
 
+def test_edges_given_to_flow_or_update_are_checked_as_add_edge_checks_them() -> None:
+    """Prefect 1.4.1 (verified): ``Flow(edges=..., validate=True)`` and
+    ``update(..., validate=True)`` add each edge with that ``validate`` (they were added
+    unchecked, so an unknown argument or a second edge on one argument got in)."""
+
+    @task
+    def add(x: int, y: int = 1) -> int:
+        return x + y
+
+    a, b = Task(name="a"), Task(name="b")
+    with pytest.raises(TypeError, match="zz"):
+        Flow("f", edges=[Edge(a, add.copy(), key="zz")], validate=True)
+    twice = add.copy()
+    with pytest.raises(ValueError, match='Argument "x" .* has already been assigned'):
+        Flow("f", edges=[Edge(a, twice, key="x"), Edge(b, twice, key="x")], validate=True)
+    first, second, shared = Flow("one"), Flow("two"), add.copy()
+    first.add_edge(a, shared, key="x")
+    second.add_edge(b, shared, key="x")
+    with pytest.raises(ValueError, match='Argument "x" .* has already been assigned'):
+        first.update(second, validate=True)
+    with set_temporary_config({"flows.eager_edge_validation": True}):
+        with pytest.raises(ValueError, match="Cycle found"):
+            Flow("f", edges=[Edge(a, b), Edge(b, a)])
+
+
+def test_a_flow_name_must_be_text() -> None:
+    with pytest.raises(TypeError, match="A flow's name is a str; Flow\\(\\) got int 3"):
+        Flow(3)  # type: ignore[arg-type]
+
+
+def test_loggers_of_flows_and_tasks_can_be_assigned() -> None:
+    """Prefect 1's ``logger`` is a plain attribute: ``flow.logger = ...`` and a task class
+    setting ``self.logger`` in ``__init__`` work."""
+    mine = logging.getLogger("mine")
+
+    class Logs(Task):
+        def __init__(self) -> None:
+            self.logger = mine
+            super().__init__(name="logs")
+
+        def run(self) -> str:
+            return self.logger.name
+
+    flow = Flow("f")
+    assert flow.logger.name == "flowcore.f"
+    flow.logger = mine
+    assert flow.logger is mine
+    assert Logs().logger is mine and Task(name="t").logger.name == "flowcore.t"
+
+
+def test_a_copy_of_a_flow_has_its_own_with_block() -> None:
+    original = Flow("f")
+    copy = original.copy()
+    with copy:
+        copy.add_task(Task(name="inside"))
+        assert original.run().is_successful()  # (the original is not in a with block)
+
+
 def test_eager_edge_validation_config() -> None:
     a, b = Task(name="a"), Task(name="b")
     with set_temporary_config({"flows.eager_edge_validation": True}):
@@ -790,9 +848,33 @@ def test_run_success_messages() -> None:
     assert not isinstance(state.result[t], Pending)
 
 
-def test_validate_detects_edges_added_to_the_set_directly() -> None:
-    flow = Flow("f", tasks=[Task(name="a"), Task(name="b")])
-    a, b = flow.get_tasks(name="a")[0], flow.get_tasks(name="b")[0]
-    flow.edges.add(Edge(a, b))
-    with pytest.raises(ValueError, match="add_edge"):
-        flow.validate()
+def test_edges_and_tasks_changed_directly_are_the_flow_when_it_runs_or_validates() -> None:
+    """Prefect 1 code edits ``flow.edges`` and ``flow.tasks`` directly, to drop a dependency
+    (``flow.edges.remove(edge)``) or add one; as in Prefect 1, the sets are the flow. (A
+    removed edge was still followed by the run, and a task added to the set failed it
+    with a KeyError.)"""
+    ran: list[str] = []
+
+    @task
+    def fail() -> None:
+        raise ValueError("upstream fails")
+
+    @task
+    def after() -> str:
+        ran.append("after")
+        return "ran"
+
+    flow = Flow("f")
+    failing, later = fail.copy(), after.copy()
+    flow.add_edge(failing, later)
+    flow.edges.remove(next(iter(flow.edges_to(later))))
+    extra = after.copy(name="extra")
+    flow.tasks.add(extra)
+    state = flow.run()
+    assert type(state.result[later]).__name__ == "Success" and state.result[extra].result == "ran"
+    assert flow.upstream_tasks(later) == set() and extra in flow.slugs
+    a, b = Task(name="a"), Task(name="b")
+    other = Flow("g", tasks=[a, b])
+    other.edges.add(Edge(a, b))
+    other.validate()
+    assert other.upstream_tasks(b) == {a}

@@ -123,3 +123,9 @@ def test_ensure_iterable() -> None:
     assert ensure_iterable(3) == [3]
     items = [1, 2]
     assert ensure_iterable(items) is items
+
+
+def test_dotdict_takes_prefect_1_s_init_dict() -> None:
+    """Prefect 1.4.1 (verified): ``DotDict(init_dict=None, **kwargs)``."""
+    assert DotDict(init_dict={"a": 1}) == {"a": 1}
+    assert DotDict({"a": 1}, b=2) == {"a": 1, "b": 2} and DotDict().to_dict() == {}
