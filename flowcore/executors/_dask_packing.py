@@ -89,7 +89,10 @@ class BatchPacker:
     def pack(self, fn: Any, args: Any, kwargs: Any) -> tuple[bytes, list[Any], list[str]]:
         """``(payload, dependency futures, shared tokens)`` of one call: pickled with the
         standard (C) pickler when it can, else with cloudpickle (lambdas, closures, code
-        defined in ``__main__``)."""
+        defined in ``__main__``). The standard pickler names a class or function of the
+        flow's script as ``__main__.<name>``, which a worker started elsewhere cannot
+        import (a task class defined in the script failed there): a payload that names
+        ``__main__`` is made again with cloudpickle, which sends such code by value."""
         self._calls += 1
         self._top_dicts = {id(arg) for arg in args if type(arg) is dict}
         for pickler_class in (_CallPickler, _CloudCallPickler):
@@ -101,8 +104,11 @@ class BatchPacker:
                 if pickler_class is _CloudCallPickler:
                     raise
                 continue
+            payload = buffer.getvalue()
+            if pickler_class is _CallPickler and b"__main__" in payload:
+                continue
             break
-        return buffer.getvalue(), pickler.deps, pickler.tokens
+        return payload, pickler.deps, pickler.tokens
 
     def token(self, obj: Any) -> str | None:
         """The shared token of ``obj``, or None to pickle it inline: first met in this call

@@ -121,3 +121,52 @@ def test_the_worker_cache_is_bounded() -> None:
         payload, deps, tokens = _call(packer, item)
         unpack(payload, deps, tokens, [packer.blobs[t] for t in tokens])
     assert len(_dask_packing._cache) <= _dask_packing._CACHE_SIZE
+
+
+_SCRIPT = """
+import pickle, sys
+from flowcore import Task
+from flowcore.executors._dask_packing import BatchPacker
+
+class Mult(Task):
+    def __init__(self, factor):
+        self.factor = factor
+        super().__init__(name="mult")
+
+    def run(self, x):
+        return x * self.factor
+
+class Future:
+    pass
+
+payload, deps, tokens = BatchPacker(Future).pack(Mult(3).run, (7,), {})
+sys.stdout.buffer.write(pickle.dumps((payload, deps, tokens)))
+"""
+
+_LOAD = """
+import pickle, sys
+from flowcore.executors._dask_packing import unpack
+
+payload, deps, tokens = pickle.loads(sys.stdin.buffer.read())
+fn, args, kwargs = unpack(payload, deps, tokens, [])
+print(fn(*args, **kwargs))
+"""
+
+
+def test_a_task_class_of_the_flow_s_script_loads_where_the_script_is_not(tmp_path: Any) -> None:
+    # the standard pickler named it __main__.Mult, which a Dask worker started elsewhere
+    # (not from the script) cannot import: it goes by value, with cloudpickle
+    import subprocess
+    import sys
+
+    script = tmp_path / "flow_script.py"
+    script.write_text(_SCRIPT)
+    packed = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, check=True, timeout=60
+    ).stdout
+    loaded = subprocess.run(
+        [sys.executable, "-c", _LOAD], input=packed, capture_output=True, timeout=60,
+        cwd=tmp_path.parent,
+    )  # fmt: skip
+    assert loaded.returncode == 0, loaded.stderr.decode()[-2000:]
+    assert loaded.stdout.decode().strip() == "21"
