@@ -374,6 +374,24 @@ def test_uncomputable_key_warns_and_runs_uncached(logs: pytest.LogCaptureFixture
     )
 
 
+def test_a_key_function_that_raises_is_named_with_its_error(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    # (the WARNING said only "cannot compute a key ('day')": not the function, nor KeyError)
+    def by_day(context: Any, parameters: Any) -> str:
+        return str(context.parameters["day"])
+
+    @task(cache_key_fn=by_day)
+    def load() -> int:
+        return 1
+
+    with Flow("no-day") as flow:
+        load()
+    assert flow.run().is_successful()
+    (warning,) = [r.getMessage() for r in logs.records if "cannot compute a key" in r.getMessage()]
+    assert "CacheKeyFnPolicy(by_day) cannot compute a key (KeyError('day'))" in warning
+
+
 def test_expiration_is_stored_with_the_record_and_shared_by_the_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -5,6 +5,7 @@ policy's ``key_storage``, the task's storage Result, or ``<home_dir>/storage``."
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from flowcore.caching.stores import CacheStore, MemoryCacheStore, StorageCacheStore
@@ -95,6 +96,12 @@ def store_from_spec(spec: Any) -> CacheStore:
         raise TypeError(
             f"cache store must be a CacheStore or a string ('memory', a directory, "
             f"'s3://bucket/prefix', 'gs://bucket/prefix'), got {type(spec).__name__}"
+        )
+    scheme_like = re.match(r"([A-Za-z][A-Za-z0-9+.-]+):/", spec)
+    if scheme_like and not spec.startswith(("s3://", "gs://")):  # ("C:/" is a Windows path)
+        raise ValueError(
+            f"cache store {spec!r} looks like a URL, but flowcore knows 's3://bucket/prefix' "
+            "and 'gs://bucket/prefix' (two slashes) only; for a local directory give a path"
         )
     for scheme in ("s3://", "gs://"):
         if spec.startswith(scheme):

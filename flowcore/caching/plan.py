@@ -508,7 +508,8 @@ class CacheRun:
             return False
         except Exception as exc:
             self._not_cached(
-                f"the cache policy cannot compute a key ({exc}); running without the cache",
+                f"the cache policy {self.plan.policy!r} cannot compute a key ({exc!r}); "
+                "running without the cache",
                 warn=True,
             )
             return False

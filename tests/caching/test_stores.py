@@ -197,6 +197,9 @@ def test_store_from_spec(tmp_path: Path) -> None:
     )
     with pytest.raises(ValueError, match="no bucket"):
         store_from_spec("s3://")
+    for typo in ("s3:/bucket/x", "ftp://host/x"):  # (s3:/ made a directory ./s3: here)
+        with pytest.raises(ValueError, match=f"cache store {typo!r} looks like a URL"):
+            store_from_spec(typo)
     with pytest.raises(TypeError, match="cache store must be"):
         store_from_spec(42)
 
