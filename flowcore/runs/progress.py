@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
@@ -101,6 +102,10 @@ class RunProgress:
         self._live: Any = None
         self._pull: Callable[[], object] | None = None
         self._moved: list[tuple[logging.StreamHandler[Any], Any]] = []
+        self._above: _Above | None = None
+        self._stdout: Any = None  # (the sys.stdout replaced while the display is shown)
+        self._printer: threading.Thread | None = None
+        self._printing = threading.Event()
 
     def start(self, pull: Callable[[], object] | None = None) -> None:
         """Show the display; ``pull()`` is called before each redraw (it feeds
@@ -114,30 +119,71 @@ class RunProgress:
             file=self._stream or sys.stderr, highlight=False, markup=False, emoji=False
         )
         on_terminal = console.is_terminal
-        stdout_too = on_terminal and _isatty(sys.stdout)  # (not a stdout sent to a file)
         self._live = Live(
             get_renderable=self._table,
             console=console,
             refresh_per_second=4,
-            redirect_stdout=stdout_too,
-            redirect_stderr=on_terminal,
+            redirect_stdout=False,
+            redirect_stderr=on_terminal,  # (rare writes: each is printed above at once)
         )
         self._live.start()
-        if on_terminal:
-            self._moved = _write_above(sys.stdout if stdout_too else sys.stderr)
+        if not on_terminal:
+            return
+        # log lines and prints go above the display in batches (_print_above): printed one
+        # by one, each made rich redraw the table, which slowed a run down hundreds of times
+        self._above = _Above(console.file)  # (the terminal the display is on)
+        self._moved = _write_above(self._above)
+        if _isatty(sys.stdout):  # (a stdout sent to a file stays there)
+            self._stdout, sys.stdout = sys.stdout, self._above
+        self._printing.clear()
+        self._printer = threading.Thread(
+            target=self._print_above_until_stopped, name="flowcore-progress-lines", daemon=True
+        )
+        self._printer.start()
 
     def stop(self) -> None:
-        """Draw the final counts and stop (``Live.stop`` draws them: a refresh before it
-        drew the table twice, 0.8 ms a run)."""
+        """Print what is left above the display, draw the final counts and stop
+        (``Live.stop`` draws them: a refresh before it drew the table twice, 0.8 ms a
+        run), then give the streams back."""
         live, self._live = self._live, None
-        if live is not None:
-            live.stop()
-            for handler, stream in self._moved:
-                handler.setStream(stream)
-            self._moved = []
-            if not live.console.is_terminal:  # (its last row has no line end there)
-                live.console.file.write("\n")
+        if live is None:
+            return
+        printer, self._printer = self._printer, None
+        if printer is not None:
+            self._printing.set()
+            printer.join()
+            self._print_above(live, everything=True)
+        live.stop()
+        for handler, stream in self._moved:
+            handler.setStream(stream)
+        self._moved = []
+        above, self._above = self._above, None
+        if self._stdout is not None:
+            if sys.stdout is above:
+                sys.stdout = self._stdout
+            self._stdout = None
+        if above is not None:  # (written while the streams were given back)
+            for line in above.take(everything=True):
+                above.original.write(line + "\n")
+        if not live.console.is_terminal:  # (its last row has no line end there)
+            live.console.file.write("\n")
         self._pull = None
+
+    def _print_above_until_stopped(self) -> None:
+        while not self._printing.wait(_PRINT_EVERY):
+            live = self._live
+            if live is not None:
+                self._print_above(live)
+
+    def _print_above(self, live: Any, everything: bool = False) -> None:
+        """Print the lines written to the terminal since the last call above the display,
+        at once (one redraw of the table for all of them)."""
+        above = self._above
+        lines = above.take(everything) if above is not None else []
+        if lines:
+            from rich.text import Text
+
+            live.console.print(Text.from_ansi("\n".join(lines)), soft_wrap=True)
 
     def count_columns(
         self, slugs: Sequence[str], indexes: Sequence[int], states: Sequence[Any]
@@ -247,6 +293,53 @@ class RunProgress:
         return f"{remaining // 3600}:{remaining // 60 % 60:02d}:{remaining % 60:02d}"
 
 
+_PRINT_EVERY = 0.1  # seconds between the batches of lines printed above the display
+
+
+class _Above:
+    """A stream for what is written to the terminal while the display is shown: complete
+    lines are kept until :meth:`RunProgress._print_above` prints them above it; the rest
+    of a stream's interface is ``original``'s."""
+
+    def __init__(self, original: Any) -> None:
+        self.original = original
+        self._lock = threading.Lock()
+        self._lines: list[str] = []
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            pending = self._partial + text
+            if "\n" in pending:
+                *done, self._partial = pending.split("\n")
+                self._lines.extend(done)
+            else:
+                self._partial = pending
+        return len(text)
+
+    def flush(self) -> None:
+        """(Lines are printed in batches: nothing to do now.)"""
+
+    def writable(self) -> bool:
+        return True
+
+    def isatty(self) -> bool:
+        return True
+
+    def take(self, everything: bool = False) -> list[str]:
+        """The complete lines written since the last call (with ``everything``, an
+        unfinished last one too)."""
+        with self._lock:
+            lines, self._lines = self._lines, []
+            if everything and self._partial:
+                lines.append(self._partial)
+                self._partial = ""
+        return lines
+
+    def __getattr__(self, name: str) -> Any:  # encoding, fileno, buffer, ...
+        return getattr(self.original, name)
+
+
 def _isatty(stream: Any) -> bool:
     isatty = getattr(stream, "isatty", None)
     try:
@@ -256,9 +349,9 @@ def _isatty(stream: Any) -> bool:
 
 
 def _write_above(proxy: Any) -> list[tuple[logging.StreamHandler[Any], Any]]:
-    """Point the ``flowcore`` logger's handlers that write to a terminal at ``proxy`` (the
-    display's stand-in for stdout, which writes above it); returns each handler moved and
-    the stream to give it back."""
+    """Point the ``flowcore`` logger's handlers that write to a terminal at ``proxy`` (what
+    is printed above the display); returns each handler moved and the stream to give it
+    back."""
     moved: list[tuple[logging.StreamHandler[Any], Any]] = []
     for handler in logging.getLogger("flowcore").handlers:
         if not isinstance(handler, logging.StreamHandler) or handler.stream is proxy:

@@ -131,6 +131,31 @@ def test_on_a_terminal_log_lines_are_written_above_the_display(
     assert written.index("a line during the run") < written.index("total")  # above it
 
 
+def test_lines_written_while_the_display_is_shown_do_not_each_redraw_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # each line printed above the display made rich draw the table again: two log lines
+    # per task run made a run on a terminal hundreds of times slower; lines now go above
+    # it in batches, a few times a second
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stdout", terminal)
+    monkeypatch.setenv("TERM", "xterm-256color")  # (rich redraws only on a capable terminal)
+    handler = logging.StreamHandler(terminal)
+    logging.getLogger("flowcore").addHandler(handler)
+    progress = RunProgress(STRUCTURE, stream=terminal)
+    try:
+        progress.start()
+        for i in range(300):
+            get_logger("progress-test").warning(f"line {i}")
+        progress.stop()
+    finally:
+        logging.getLogger("flowcore").removeHandler(handler)
+    written = terminal.getvalue()
+    assert all(f"line {i}\n" in written for i in range(300))
+    drawn = written.count("total")  # (in the table's header: once each time it is drawn)
+    assert drawn < 50, drawn
+
+
 def test_a_stdout_sent_to_a_file_stays_there_while_the_display_is_on_a_terminal(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
