@@ -231,6 +231,18 @@ class ChildStates(Sequence[State]):
             if isinstance(state, cls):
                 yield state
 
+    def summary(self) -> tuple[Any, ...]:
+        """The children's states in brief, to tell whether they changed (a flow run's
+        passes, ``engine/waiting.py``) without a State per child: each batch's first
+        index, size and plain children's class, and each child kept whole or assigned
+        since by its :func:`signature`."""
+        parts: list[Any] = []
+        for batch in self._segments:
+            parts.append((batch.start, len(batch), type(batch.template)))
+            parts.extend((batch.start + i, signature(s)) for i, s in sorted(batch.full.items()))
+        parts.extend((i, signature(s)) for i, s in sorted(self.overrides.items()))
+        return tuple(parts)
+
     def kinds(self) -> list[State]:
         """One state for each kind of child there is (a batch's template, its children kept
         whole, assigned children): what decides a flow state, without a State per child."""
@@ -335,3 +347,15 @@ def expand_mapped(states: Iterable[State], whole: bool = False) -> list[State]:
         else:
             expanded.append(state)
     return expanded
+
+
+def signature(state: Any) -> tuple[Any, ...]:
+    """A state in brief: its class, start time, run count and message (a message that is
+    not text, an exception, counts as new each time)."""
+    message = getattr(state, "message", None)
+    return (
+        type(state),
+        getattr(state, "start_time", None),
+        getattr(state, "run_count", None),
+        message if message is None or isinstance(message, str) else object(),
+    )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import pendulum
 
+from flowcore.engine.child_states import ChildStates, signature
 from flowcore.engine.state import Mapped, Paused, Resume, Scheduled, State
 
 if TYPE_CHECKING:
@@ -83,32 +84,21 @@ def wait_for_next_pass(flow: Flow, task_states: dict[Task, State]) -> bool:
 
 def snapshot(task_states: dict[Task, State]) -> dict[Task, tuple[Any, ...]]:
     """What a pass ended with, to tell whether the next one changed anything: for each task
-    and, for a mapped task, each child, its state's class, start time, run count and
-    message. States are compared by these values, not by identity: a task or child that
-    could not run keeps its state, but one that ran in another process (a process pool, a
-    Dask worker) comes back as a new object each pass. A message that is not text counts
-    as new each time, and so do the children of a map held compactly (a map in batches):
-    such passes count as changed, so that nothing is stopped that might still move."""
-    return {
-        task: (
-            (_signature(state), *map(_signature, state.map_states))
-            if isinstance(state.map_states, list)
-            else (_signature(state), object())
-        )
-        if isinstance(state, Mapped)
-        else (_signature(state),)
-        for task, state in task_states.items()
-    }
-
-
-def _signature(state: Any) -> tuple[Any, ...]:
-    message = getattr(state, "message", None)
-    return (
-        type(state),
-        getattr(state, "start_time", None),
-        getattr(state, "run_count", None),
-        message if message is None or isinstance(message, str) else object(),
-    )
+    and, for a mapped task, each child, its state in brief (class, start time, run count
+    and message: :func:`~flowcore.engine.child_states.signature`). States are compared by
+    these values, not by identity: a task or child that could not run keeps its state,
+    but one that ran in another process (a process pool, a Dask worker) comes back as a
+    new object each pass. A map's children held compactly (a map in batches) are told by
+    :meth:`ChildStates.summary <flowcore.engine.child_states.ChildStates.summary>`."""
+    found: dict[Task, tuple[Any, ...]] = {}
+    for task, state in task_states.items():
+        if not isinstance(state, Mapped):
+            found[task] = (signature(state),)
+        elif isinstance(state.map_states, ChildStates):
+            found[task] = (signature(state), state.map_states.summary())
+        else:
+            found[task] = (signature(state), *map(signature, state.map_states))
+    return found
 
 
 def unchanged(

@@ -208,6 +208,28 @@ def test_a_task_due_behind_a_paused_one_does_not_spin_on_a_process_pool(
     assert len([m for m in logs.messages if m.startswith("Beginning Flow run")]) <= 3
 
 
+@pytest.mark.timeout(120)  # (without the fix the run never ends)
+@pytest.mark.usefixtures("no_tty")
+def test_a_task_due_behind_a_paused_one_does_not_spin_beside_a_map_in_batches(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    # a map in batches holds its children compactly; they are compared by their summary
+    # (counting them as changed every pass made this run spin again)
+    runs: list[Any] = []
+    flow, u, g, d = gated_flow(runs)
+
+    @task
+    def square(x: int) -> int:
+        return x * x
+
+    with flow:
+        square.map(list(range(10)))
+    due = Retrying(start_time=pendulum.now("UTC"), run_count=1)
+    state = run(flow, task_states={d: due}, map_batch_size=4)
+    assert state.is_running() and type(state.result[g]) is Paused
+    assert len([m for m in logs.messages if m.startswith("Beginning Flow run")]) <= 3
+
+
 def test_a_batched_map_retrying_children_on_the_local_executor_finishes(tmp_path: Any) -> None:
     # its children are held compactly: the parent is the same object after a pass in which
     # children moved on, which must not count as a pass that changed nothing
