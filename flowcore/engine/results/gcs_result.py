@@ -87,8 +87,14 @@ class GCSResult(Result):
         process), since a missing bucket makes every blob look missing."""
         if self.bucket in _KNOWN_BUCKETS:
             return
-        with self._boundary("find the bucket of", location):
-            found = self.gcs_bucket.exists()
+        errors = import_optional("google.api_core.exceptions", "GCSResult")
+        try:
+            with self._boundary("find the bucket of", location):
+                found = self.gcs_bucket.exists()
+        except ResultStorageError as exc:
+            if isinstance(exc.__cause__, errors.Forbidden):
+                return  # (credentials that may read objects, not buckets: a plain miss)
+            raise
         if not found:
             raise ResultStorageError(
                 f"GCSResult: no bucket {self.bucket!r} (looking for gs://{self.bucket}/"

@@ -16,6 +16,7 @@ __all__ = ["S3Result"]
 
 _MISSING_CODES = frozenset({"404", "NoSuchKey", "NotFound"})
 _KNOWN_BUCKETS: set[str] = set()  # buckets found to exist, in this process
+_FORBIDDEN_CODES = frozenset({"403", "AccessDenied", "Forbidden"})
 
 
 def _no_bucket(bucket: str | None, key: str) -> str:
@@ -118,6 +119,11 @@ class S3Result(Result):
                 self.client.head_bucket(Bucket=self.bucket)
         except FileNotFoundError:
             raise ResultStorageError(_no_bucket(self.bucket, key)) from None
+        except ResultStorageError as exc:
+            code = getattr(exc.__cause__, "response", {}).get("Error", {}).get("Code")
+            if code in _FORBIDDEN_CODES:
+                return  # (credentials that may read objects, not list the bucket: a miss)
+            raise
         _KNOWN_BUCKETS.add(str(self.bucket))
 
     def _read_bytes(self, location: str) -> bytes:

@@ -246,6 +246,42 @@ def test_a_missing_bucket_is_an_error_naming_it_not_a_missing_value(
             attempt()
 
 
+def test_credentials_that_cannot_look_at_the_bucket_still_get_a_plain_miss() -> None:
+    # the missing-bucket check asks for the bucket's metadata, which least-privilege roles
+    # (GCS objectViewer/objectAdmin; S3 without ListBucket) may not: "forbidden" there
+    # means "cannot tell", a miss as before, not a failed task. (No test server enforces
+    # permissions, so the two storage clients are stood in for here.)
+    from google.api_core.exceptions import Forbidden
+
+    class Blob:
+        def exists(self) -> bool:
+            return False
+
+    class Bucket:
+        def blob(self, name: str) -> Blob:
+            return Blob()
+
+        def exists(self) -> bool:
+            raise Forbidden("storage.buckets.get denied")
+
+    gcs = GCSResult(bucket=f"flowcore-forbidden-{uuid.uuid4().hex[:8]}")
+    gcs.__dict__["_gcs_bucket"] = Bucket()
+    assert gcs.exists("out/1.pkl") is False
+
+    from botocore.exceptions import ClientError
+
+    class Client:
+        def head_object(self, **kwargs: Any) -> None:
+            raise ClientError({"Error": {"Code": "404"}}, "HeadObject")
+
+        def head_bucket(self, **kwargs: Any) -> None:
+            raise ClientError({"Error": {"Code": "403"}}, "HeadBucket")
+
+    s3 = S3Result(bucket=f"flowcore-forbidden-{uuid.uuid4().hex[:8]}")
+    s3.__dict__["_client"] = Client()
+    assert s3.exists("out/1.pkl") is False
+
+
 def test_object_store_target_in_a_new_process(s3_bucket: str, tmp_path: Path) -> None:
     script = tmp_path / "cloud.py"
     script.write_text(
