@@ -634,17 +634,19 @@ class Flow:
         """Make the graph's indexes follow ``flow.tasks`` and ``flow.edges`` where code
         changed those sets directly, as Prefect 1 code does to drop a dependency
         (``flow.edges.remove(edge)``) or add a task or an edge (``flow.tasks.add(task)``):
-        the sets are the flow, as in Prefect 1. Called when the flow runs or is validated;
-        cheap when nothing changed (a count per task)."""
-        edge_count = sum(len(edges) for edges in self._upstream.values())
-        if len(self.tasks) == len(self._order) and len(self.edges) == edge_count:
-            if self.tasks == self._order.keys() or set(self.tasks) == set(self._order):
-                return
+        the sets are the flow, as in Prefect 1. Called when the flow runs or is validated
+        (it compares the sets with the indexes: one pass over the edges)."""
+        indexed = {edge for edges in self._upstream.values() for edge in edges}
+        if self.tasks == self._order.keys() and self.edges == indexed:
+            return
         for task in [t for t in self.tasks if t not in self._order]:
             self.tasks.discard(task)
             self.add_task(task)
-        # (a task taken out of flow.tasks is left to the checks: its edges now refer to a
-        # task outside the flow, which validate() says, as Prefect 1's does)
+        linked = {t for e in self.edges for t in (e.upstream_task, e.downstream_task)}
+        for task in [t for t in self._order if t not in self.tasks and t not in linked]:
+            self.tasks.add(task)
+            self._remove_task(task)  # (one with edges is left to the checks: they refer
+            # to a task outside the flow, which validate() says, as Prefect 1's does)
         for index in (self._upstream, self._downstream):
             for edges in index.values():
                 edges.clear()

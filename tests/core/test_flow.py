@@ -878,3 +878,19 @@ def test_edges_and_tasks_changed_directly_are_the_flow_when_it_runs_or_validates
     other.edges.add(Edge(a, b))
     other.validate()
     assert other.upstream_tasks(b) == {a}
+
+    @task
+    def value(x: int) -> int:
+        return x
+
+    swapped, one, two, shown = Flow("s"), value.copy(), value.copy(), value.copy()
+    swapped.add_edge(swapped.add_task(one), shown, key="x")
+    swapped.add_task(two)
+    swapped.constants[one]["x"], swapped.constants[two]["x"] = 1, 2
+    swapped.edges.remove(next(iter(swapped.edges_to(shown))))  # one edge for another: the
+    swapped.edges.add(Edge(two, shown, key="x"))  # same count (it was counted only)
+    assert swapped.run().result[shown].result == 2
+    alone = Task(name="alone")
+    swapped.add_task(alone)
+    swapped.tasks.remove(alone)  # a task with no edges taken out: it does not run
+    assert alone not in swapped.run().result
