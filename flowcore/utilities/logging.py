@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -538,6 +539,28 @@ _STDOUT_TARGET: contextvars.ContextVar[LinesToLog | None] = contextvars.ContextV
     "flowcore_stdout_target", default=None
 )
 _STDOUT_LOCK = threading.Lock()
+# One router per stream it stands in for, kept as long as that stream lives: Python's
+# print does not hold its own reference to sys.stdout while it writes, so a router freed
+# when it is taken out of sys.stdout could be freed under another thread's print
+_ROUTERS: weakref.WeakKeyDictionary[Any, _StdoutRouter] = weakref.WeakKeyDictionary()
+_KEPT_ROUTERS: list[_StdoutRouter] = []  # (for streams that take no weak reference)
+
+
+def _router_for(stream: Any) -> _StdoutRouter:
+    """The router standing in for ``stream`` (``stream`` itself if it is one)."""
+    if isinstance(stream, _StdoutRouter):
+        return stream
+    try:
+        router = _ROUTERS.get(stream)
+    except TypeError:  # (cannot be weakly referenced, or hashed)
+        router = next((r for r in _KEPT_ROUTERS if r.original is stream), None)
+    if router is None:
+        router = _StdoutRouter(stream)
+        try:
+            _ROUTERS[stream] = router
+        except TypeError:
+            _KEPT_ROUTERS.append(router)
+    return router
 
 
 @contextmanager
@@ -554,8 +577,7 @@ def stdout_to_log(logger: logging.Logger) -> Iterator[LinesToLog]:
     lines, and a ``print`` after the run goes where it went before it."""
     stream = LinesToLog(logger)
     with _STDOUT_LOCK:
-        current = sys.stdout
-        router = current if isinstance(current, _StdoutRouter) else _StdoutRouter(current)
+        router = _router_for(sys.stdout)
         sys.stdout = router
         router.active.append(stream)
     token = _STDOUT_TARGET.set(stream)
@@ -578,14 +600,18 @@ class _StdoutRouter:
         self.active: list[LinesToLog] = []  # the streams of the task runs logging stdout
 
     def _target(self) -> Any:
-        """The stream of the task run whose context writes; for a thread without one (a
-        thread the task started itself), the one task run logging stdout if there is one
-        (its output, as Prefect 1's redirect caught it), else the stream replaced."""
+        """The stream of the task run whose context writes; for a thread outside any flow
+        run (one a task started itself), the one task run logging stdout if there is one
+        (its output, as Prefect 1's redirect caught it); else the stream replaced (for a
+        task that does not log stdout, or the flow's own thread)."""
         target = _STDOUT_TARGET.get()
         if target is not None:
             return target
-        active = self.active
-        return active[0] if len(active) == 1 else self.original
+        if _context._scope.get() is None:
+            active = self.active[:]  # (a copy: other threads change the list)
+            if len(active) == 1:
+                return active[0]
+        return self.original
 
     def write(self, s: str) -> int:
         written: int = self._target().write(s)

@@ -395,6 +395,71 @@ def test_log_stdout_logs_what_a_thread_the_task_started_prints(
     assert lines == ["from a helper thread", "from the task"]
 
 
+def test_a_task_that_does_not_log_stdout_prints_to_stdout_beside_one_that_does(
+    logs: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # (its print went to the other task's log: the one task run logging stdout took the
+    # prints of every thread without a stream of its own)
+    from flowcore.executors import LocalDaskExecutor
+
+    started = threading.Event()
+
+    @task(log_stdout=True)
+    def logging_task() -> None:
+        started.set()
+        time.sleep(0.3)
+
+    @task
+    def plain() -> None:
+        started.wait(10)
+        print("PLAIN PRINT")
+
+    with Flow("both") as flow:
+        logging_task()
+        plain()
+    assert flow.run(executor=LocalDaskExecutor("threads", num_workers=2)).is_successful()
+    assert "PLAIN PRINT" in capsys.readouterr().out
+    assert not [r for r in logs.records if r.getMessage() == "PLAIN PRINT"]
+
+
+_TOGGLING = """
+import io, logging, sys, threading, time
+from flowcore.utilities.logging import stdout_to_log
+
+log = logging.getLogger("toggling")
+log.propagate = False
+sys.setswitchinterval(1e-6)
+stop = False
+
+def printer():
+    while not stop:
+        print("p")
+
+def toggler():
+    while not stop:
+        with stdout_to_log(log):
+            pass
+
+sys.stdout = io.StringIO()
+threads = [threading.Thread(target=f) for f in (printer, toggler, toggler)]
+for t in threads:
+    t.start()
+time.sleep(2)
+stop = True
+for t in threads:
+    t.join()
+"""
+
+
+def test_prints_while_task_runs_start_and_end_do_not_crash_the_process() -> None:
+    # a router taken out of sys.stdout was freed while another thread's print was in it
+    # (Python's print keeps no reference of its own): a segmentation fault
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", _TOGGLING], capture_output=True, timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr.decode()[-2000:])
+
+
 def test_running_state_given_is_not_rerun() -> None:
     calls: list[Any] = []
 
