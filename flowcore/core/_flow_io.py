@@ -60,6 +60,13 @@ def slugify(text: str) -> str:
     return re.sub(r"[\W_]+", "-", plain.lower()).strip("-")
 
 
+def _ascii_slug(text: str) -> str:
+    """The file name of a flow before names kept their letters of other scripts (only
+    ``a-z0-9`` were kept): a flow saved then is still loaded by its name."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+
+
 def default_flow_path(name: str, suffix: str = FLOW_SUFFIX) -> Path:
     """``<home_dir>/flows/<slug>.prefect``, with ``home_dir`` from the active config."""
     config = _context.current().get("config") or configuration.config
@@ -108,9 +115,12 @@ def load_flow(fpath: str | os.PathLike[str]) -> Flow:
     path = Path(fpath)
     if not path.is_absolute() and not path.is_file():
         path = default_flow_path(str(fpath))
-        legacy = default_flow_path(str(fpath), _LEGACY_SUFFIX)
-        if not path.is_file() and legacy.is_file():
-            path = legacy
+        earlier = [default_flow_path(str(fpath), _LEGACY_SUFFIX)]  # (an older suffix)
+        ascii_name = _ascii_slug(str(fpath))
+        if ascii_name:  # (an ASCII-only name; not "flow", which all such names shared)
+            earlier.append(path.with_name(f"{ascii_name}{FLOW_SUFFIX}"))
+        if not path.is_file():
+            path = next((p for p in earlier if p.is_file()), path)
     if not path.is_file():
         raise FileNotFoundError(
             f"No saved flow at {path}; save one with flow.save() or pass the file's path"

@@ -91,6 +91,20 @@ def test_load_by_name_finds_a_flow_saved_by_earlier_flowcore_versions(home: Path
     assert Flow.load("Old Save").name == "Old Save"
 
 
+def test_names_in_other_scripts_get_files_of_their_own(home: Path) -> None:
+    # (every letter outside a-z was dropped: all of these were saved as flow.prefect, each
+    # over the other, and Flow.load by name returned whichever came last)
+    names = ["数据流", "報告", "Поток", "αβγ"]
+    for name in names:
+        demo_flow(name)[0].save()
+    assert sorted(os.listdir(home / "flows")) == sorted(f"{n.lower()}.prefect" for n in names)
+    assert [Flow.load(name).name for name in names] == names
+    # a name whose file an earlier version gave only its a-z letters is still found
+    flow, _ = demo_flow("Søren flow")
+    flow.save(str(home / "flows" / "sren-flow.prefect"))
+    assert Flow.load("Søren flow").name == "Søren flow"
+
+
 def test_load_by_name_and_run(home: Path) -> None:
     flow, tasks = demo_flow()
     flow.save()
