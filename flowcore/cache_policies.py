@@ -218,7 +218,8 @@ def _combine(tag: str, parts: Any) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]
 
 
-_CODE_KEYS: dict[tuple[Any, Any], str] = {}  # (function, cache_version) -> key, per process
+# (function, cache_version, carried digest or None) -> key, per process
+_CODE_KEYS: dict[tuple[Any, Any, Any], str] = {}
 
 
 class TaskSource(CachePolicy):
@@ -252,15 +253,13 @@ class TaskSource(CachePolicy):
 def _code_key(task: Any) -> str:
     fn, version = _task_function(task), getattr(task, "cache_version", None)
     carried = getattr(task, "__dict__", {}).get("_carried_code")
-    if carried is not None:
-        return _combine("code", [code_digest(fn, carried=carried), repr(version)])
-    try:
-        return _CODE_KEYS[fn, version]
+    try:  # the code's digest (carried or not) is kept per function: so can the key be
+        return _CODE_KEYS[fn, version, carried]
     except (KeyError, TypeError):
-        key = _combine("code", [code_digest(fn), repr(version)])
+        key = _combine("code", [code_digest(fn, carried=carried), repr(version)])
     try:
-        _CODE_KEYS[fn, version] = key
-    except TypeError:  # an unhashable callable
+        _CODE_KEYS[fn, version, carried] = key
+    except TypeError:  # an unhashable callable or cache_version
         pass
     return key
 
