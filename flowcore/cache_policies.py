@@ -28,7 +28,9 @@ value), followed to a bounded depth; installed packages count by name and versio
 by hand. A task class configured in its constructor (``self.factor = factor``) also counts
 by those attributes: the ones its constructor set beyond those every task has, each by its
 value (:func:`flowcore.caching.hash_value`); an attribute with no deterministic digest makes
-the key uncomputable, as an input does. A ``@task`` function has no such attributes. The
+the key uncomputable, as an input does; they are hashed once per task object, again only
+when one is reassigned (a change in place is not seen). A ``@task`` function has no such
+attributes. The
 key is the same in a process-pool worker as where the flow was built (the digest of the
 code travels with the task: :func:`flowcore.caching.code.carried_digest`).
 
@@ -43,6 +45,7 @@ import copy
 import hashlib
 import inspect
 import json
+import operator
 import os
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
@@ -52,7 +55,12 @@ from flowcore.caching.reasons import ATTRIBUTES_PART
 from flowcore.engine.result import Result
 from flowcore.locking.base import LockManager
 from flowcore.transactions import IsolationLevel
-from flowcore.utilities.hashing import UnhashableValue, hash_mapping
+from flowcore.utilities.hashing import (
+    UnhashableValue,
+    hash_mapping,
+    hash_mapping_noting_files,
+    hashers_generation,
+)
 
 __all__ = [
     "DEFAULT",
@@ -210,7 +218,8 @@ def _combine(tag: str, parts: Any) -> str:
     return hashlib.sha256(body.encode("utf-8")).hexdigest()[:32]
 
 
-_CODE_KEYS: dict[tuple[Any, Any], str] = {}  # (function, cache_version) -> key, per process
+# (function, cache_version, carried digest or None) -> key, per process
+_CODE_KEYS: dict[tuple[Any, Any, Any], str] = {}
 
 
 class TaskSource(CachePolicy):
@@ -244,15 +253,13 @@ class TaskSource(CachePolicy):
 def _code_key(task: Any) -> str:
     fn, version = _task_function(task), getattr(task, "cache_version", None)
     carried = getattr(task, "__dict__", {}).get("_carried_code")
-    if carried is not None:
-        return _combine("code", [code_digest(fn, carried=carried), repr(version)])
-    try:
-        return _CODE_KEYS[fn, version]
+    try:  # the code's digest (carried or not) is kept per function: so can the key be
+        return _CODE_KEYS[fn, version, carried]
     except (KeyError, TypeError):
-        key = _combine("code", [code_digest(fn), repr(version)])
+        key = _combine("code", [code_digest(fn, carried=carried), repr(version)])
     try:
-        _CODE_KEYS[fn, version] = key
-    except TypeError:  # an unhashable callable
+        _CODE_KEYS[fn, version, carried] = key
+    except TypeError:  # an unhashable callable or cache_version
         pass
     return key
 
@@ -261,15 +268,43 @@ def _attributes_digest(task: Any) -> str | None:
     """The digest of the attributes a task class's constructor set beyond those of every
     task (``self.factor = factor``: what the task computes depends on them); None when
     there are none. An attribute with no deterministic digest raises
-    :class:`UnhashableValue` naming it (the task then runs uncached, with a WARNING)."""
+    :class:`UnhashableValue` naming it (the task then runs uncached, with a WARNING).
+
+    The digest is kept on the task (``_attributes_memo``, left out when it is pickled) with
+    the attribute objects it was made from, and made again only when one of them is
+    another object (reassigned, or the task copied with a new value), a hasher was
+    registered since, or it counted a file's state (a path: that changes by itself). A
+    value changed in place (``self.table[k] = v``) is not seen: every run of the task and
+    each of its mapped children pays for the digest once, not once per key."""
     state = getattr(task, "__dict__", {})
     names = state.get("_own_attributes", ())
+    if not names:
+        return None
+    values = tuple(state.get(name, _ABSENT) for name in names)
+    generation, memo = hashers_generation(), state.get(_ATTRIBUTES_MEMO)
+    if (
+        memo is not None
+        and memo[0] == generation
+        and len(memo[1]) == len(values)
+        and all(map(operator.is_, memo[1], values))
+    ):
+        digest: str | None = memo[2]
+        return digest
     try:
-        digests = hash_mapping({name: state[name] for name in names if name in state})
+        digests, read_files = hash_mapping_noting_files(
+            {name: value for name, value in zip(names, values) if value is not _ABSENT}
+        )
     except UnhashableValue as exc:
         exc.kind = "attribute"
         raise
-    return _combine("attributes", sorted(digests.items())) if digests else None
+    digest = _combine("attributes", sorted(digests.items())) if digests else None
+    if not read_files:
+        state[_ATTRIBUTES_MEMO] = (generation, values, digest)
+    return digest
+
+
+_ABSENT = object()  # an own attribute deleted since the constructor
+_ATTRIBUTES_MEMO = "_attributes_memo"  # (hashers generation, attribute objects, digest)
 
 
 def carried_code(task: Any) -> tuple[str, str] | None:

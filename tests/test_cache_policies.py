@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import pickle
 import sys
 import threading
 import time
@@ -214,6 +215,70 @@ def test_task_source_keys_of_tasks_without_own_attributes_are_unchanged() -> Non
         compound = (cp.INPUTS + cp.TASK_SOURCE).compute_key(ctx(task_), {"x": 1})
         inputs = cp.INPUTS.compute_key(ctx(), {"x": 1})
         assert compound == cp._combine("compound", [("Inputs", inputs), ("TaskSource", before)])
+
+
+@pytest.fixture
+def attribute_hashes(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """The names of the attributes ``TASK_SOURCE`` hashed, one tuple per hashing."""
+    hashed: list[tuple[str, ...]] = []
+    real = cp.hash_mapping_noting_files
+
+    def counting(values: Any, **kwargs: Any) -> Any:
+        hashed.append(tuple(values))
+        return real(values, **kwargs)
+
+    monkeypatch.setattr(cp, "hash_mapping_noting_files", counting)
+    return hashed
+
+
+def test_a_task_s_attributes_are_hashed_once_until_one_is_reassigned(
+    attribute_hashes: list[tuple[str, ...]],
+) -> None:
+    def key(task_: Any) -> str | None:
+        return cp.TASK_SOURCE.compute_key(ctx(task_), {})
+
+    mult = Mult({"a": 1})
+    first = key(mult)
+    assert [key(mult) for _ in range(3)] == [first] * 3 and len(attribute_hashes) == 1
+    mult.factor["a"] = 2  # changed in place: not seen (documented; bump cache_version)
+    assert key(mult) == first and len(attribute_hashes) == 1
+    mult.factor = {"a": 3}
+    assert key(mult) == key(Mult({"a": 3})) != first and len(attribute_hashes) == 3
+    copied = mult.copy(factor={"a": 4})
+    assert key(copied) == key(Mult({"a": 4})) and key(mult) == key(Mult({"a": 3}))
+    del mult.factor
+    assert key(mult) == cp._combine("code", [code_digest(Mult.run), repr(None)])
+
+
+def test_a_task_s_attribute_digest_is_not_pickled_and_each_copy_makes_its_own(
+    attribute_hashes: list[tuple[str, ...]],
+) -> None:
+    mult = Mult(2)
+    key = cp.TASK_SOURCE.compute_key(ctx(mult), {})
+    received = pickle.loads(pickle.dumps(mult))
+    assert "_attributes_memo" in vars(mult) and "_attributes_memo" not in vars(received)
+    assert cp.TASK_SOURCE.compute_key(ctx(received), {}) == key and len(attribute_hashes) == 2
+
+
+def test_a_path_attribute_is_read_again_for_every_key(
+    tmp_path: Path, attribute_hashes: list[tuple[str, ...]]
+) -> None:
+    data = tmp_path / "data.txt"
+    data.write_text("one")
+    reader = Mult(data)
+    first = cp.TASK_SOURCE.compute_key(ctx(reader), {})
+    data.write_text("two, longer")
+    assert cp.TASK_SOURCE.compute_key(ctx(reader), {}) != first and len(attribute_hashes) == 2
+
+
+def test_mapped_children_of_a_task_class_hash_its_attributes_once(
+    attribute_hashes: list[tuple[str, ...]],
+) -> None:
+    with Flow("mapped") as flow:
+        out = Mult(10, cache_policy=cp.INPUTS + cp.TASK_SOURCE).map(list(range(5)))
+    state = flow.run()
+    assert state.result[out].result == [0, 10, 20, 30, 40]
+    assert attribute_hashes == [("factor",)]
 
 
 def test_engine_bookkeeping_on_a_task_does_not_change_its_key() -> None:

@@ -168,7 +168,13 @@ def _sourceless_digest(obj: Any) -> str:
     code = getattr(obj, "__code__", None)
     if code is None:
         return hash_value(("no source", _qualified_name(obj)))
-    return hashlib.sha256(_bytecode(code).encode()).hexdigest()[:32]
+    found = _BYTECODES.get(code)
+    if found is None:  # (a task pickled for every call makes its carried digest each time)
+        found = _BYTECODES[code] = hashlib.sha256(_bytecode(code).encode()).hexdigest()[:32]
+    return found
+
+
+_BYTECODES: dict[types.CodeType, str] = {}  # code object -> _sourceless_digest, per process
 
 
 def _describe(value: Any, depth: int, seen: set[int]) -> Any:

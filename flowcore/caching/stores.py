@@ -26,7 +26,8 @@ One interface, two backends::
   values stay in ``result``, at the same locations; each record then names its value's
   store (``value.store``), and each value directory holds a mark, ``.records-elsewhere``,
   saying that records this store cannot see name values there (garbage collection of the
-  values' store leaves such values alone, see :mod:`flowcore.caching.cache`).
+  values' store leaves such values alone, see :mod:`flowcore.caching.cache`), written once
+  per directory per process, before the directory's first record.
 
   Stores written before the shards (``<prefix>/<key>/...``, the *flat* layout) keep
   working: a key's records are read from both places (of two records with one id, the
@@ -451,9 +452,7 @@ class StorageCacheStore(CacheStore):
         self.result.write_bytes_at(record.value_location, data)
         if self.records is not self.result:  # before the record: gc must never miss the mark
             record.value_store = _root_name(self.result)
-            self.result.write_bytes_at(
-                f"{self.directory(record.key)}/{RECORDS_ELSEWHERE}", _MARK_TEXT
-            )
+            self._mark(f"{self.directory(record.key)}/{RECORDS_ELSEWHERE}")
         document = record.to_json()
         self.records.write_bytes_at(
             f"{self.directory(record.key)}/{record.record_id}.json", document
@@ -463,6 +462,17 @@ class StorageCacheStore(CacheStore):
             self._remove_flat_copy(flat, record)
         if record.key_parts:  # a policy record: remembered per task, to explain later misses
             self.records.write_bytes_at(self._latest_location(record.task), document)
+
+    def _mark(self, location: str) -> None:
+        """Write the ``.records-elsewhere`` mark at ``location`` unless this process wrote
+        it already (one object write per directory, not one per record: a PUT on S3/GCS).
+        flowcore never removes a mark; one removed by hand is written again by the next
+        process that stores a value there."""
+        root = _known_root(self.result)
+        if root is None or (root, location) not in _MARKED:
+            self.result.write_bytes_at(location, _MARK_TEXT)
+            if root is not None:
+                _MARKED.add((root, location))
 
     def _remove_flat_copy(self, location: str, record: CacheRecord) -> None:
         """Remove the flat-layout copy of ``record`` at ``location`` if it still is one
@@ -616,6 +626,18 @@ class StorageCacheStore(CacheStore):
 
 
 ResultCacheStore = StorageCacheStore  # flowcore 0.1.0's name
+
+
+# (root, location) of the marks this process wrote (StorageCacheStore._mark)
+_MARKED: set[tuple[str, str]] = set()
+
+
+def _known_root(result: Result) -> str | None:
+    """What names the storage of ``result`` in this process (its class and directory or
+    bucket), or None when its class does not say (two of them may be different stores)."""
+    if type(result)._describe_root is Result._describe_root and not result._root():
+        return None
+    return f"{type(result).__name__}:{result._describe_root()}"
 
 
 _MARK_TEXT = (

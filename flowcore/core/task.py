@@ -599,8 +599,10 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         """The task's attributes, with the digest of its code when ``TASK_SOURCE`` needs it:
         a process that receives the task's code by value (cloudpickle, for a flow file's
         code) cannot read its source, so the digest made here, where it can, goes along
-        (:func:`flowcore.cache_policies.carried_code`)."""
+        (:func:`flowcore.cache_policies.carried_code`). The digest of its attributes kept
+        for ``TASK_SOURCE`` stays behind: the receiver makes its own, from what it got."""
         state = dict(self.__dict__)
+        state.pop("_attributes_memo", None)
         if self.__dict__.get("cache_policy") is not None and "_carried_code" not in state:
             from flowcore.cache_policies import carried_code
 

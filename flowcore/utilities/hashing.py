@@ -98,6 +98,7 @@ __all__ = [
 ]
 
 _HASHERS: dict[type, Callable[[Any], Any]] = {}
+_HASHERS_CHANGED = [0]  # how many times register_hasher ran: digests made before may differ
 
 # Values that describe themselves: never walked, never replaced.
 _LEAVES = frozenset({str, int, float, bool, bytes, type(None), complex})
@@ -135,6 +136,14 @@ def register_hasher(type_: type, hasher: Callable[[Any], Any]) -> None:
     if not callable(hasher):
         raise TypeError(f"register_hasher needs a callable hasher, got {hasher!r}")
     _HASHERS[type_] = hasher
+    _HASHERS_CHANGED[0] += 1
+
+
+def hashers_generation() -> int:
+    """A number that changes whenever :func:`register_hasher` runs: a digest kept while it
+    stays the same is still the digest of the same objects (unless they read files: see
+    :func:`hash_mapping_noting_files`)."""
+    return _HASHERS_CHANGED[0]
 
 
 _FILE_CONTENTS: ContextVar[bool] = ContextVar("flowcore_hash_file_contents", default=False)
@@ -162,11 +171,17 @@ def hash_value(value: Any, *, hash_file_contents: bool | None = None) -> str:
     Raises:
         UnhashableValue: the value has no deterministic digest.
     """
+    return _hash(value, _Walk(_file_mode(hash_file_contents)))
+
+
+def _file_mode(hash_file_contents: bool | None) -> bool:
+    return _FILE_CONTENTS.get() if hash_file_contents is None else hash_file_contents
+
+
+def _hash(value: Any, walk: _Walk) -> str:
     from dask.base import tokenize
 
-    if hash_file_contents is None:
-        hash_file_contents = _FILE_CONTENTS.get()
-    description = _Walk(hash_file_contents).describe(value)
+    description = walk.describe(value)
     try:
         return tokenize(description, ensure_deterministic=True)
     except Exception as exc:
@@ -177,24 +192,35 @@ def hash_mapping(
     values: Mapping[str, Any], *, hash_file_contents: bool | None = None
 ) -> dict[str, str]:
     """``{name: hash_value(value)}``; raises :class:`UnhashableValue` naming the entry."""
+    return hash_mapping_noting_files(values, hash_file_contents=hash_file_contents)[0]
+
+
+def hash_mapping_noting_files(
+    values: Mapping[str, Any], *, hash_file_contents: bool | None = None
+) -> tuple[dict[str, str], bool]:
+    """:func:`hash_mapping`, and whether a digest counted the state of a file (a concrete
+    path): such a digest can change while the values stay the same objects, so it cannot
+    be kept for them."""
+    walk = _Walk(_file_mode(hash_file_contents))
     digests = {}
     for name, value in values.items():
         try:
-            digests[name] = hash_value(value, hash_file_contents=hash_file_contents)
+            digests[name] = _hash(value, walk)
         except UnhashableValue as exc:
             exc.name = name
             raise
-    return digests
+    return digests, walk.read_files
 
 
 class _Walk:
     """One description: the file mode and the objects being described (to cut cycles)."""
 
-    __slots__ = ("file_contents", "open")
+    __slots__ = ("file_contents", "open", "read_files")
 
     def __init__(self, file_contents: bool) -> None:
         self.file_contents = file_contents
         self.open: dict[int, int] = {}
+        self.read_files = False  # a path was described by the state of what it names
 
     def describe(self, value: Any) -> Any:
         """``value`` itself, or its tagged description when it (or anything in it) has one."""
@@ -290,6 +316,7 @@ class _Walk:
 
     def _path(self, value: os.PathLike[Any]) -> tuple[Any, ...]:
         """A concrete path: its resolved name and the state of what it names."""
+        self.read_files = True
         name = os.fsdecode(os.fspath(value))
         path = Path(os.path.realpath(name))  # Path.resolve raises on a link loop before 3.13
         try:

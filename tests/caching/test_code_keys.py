@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from flowcore.caching.code import code_digest
+from flowcore.core.task import Task
 
 HELPERS = """
 K = {k}
@@ -417,3 +418,41 @@ def test_a_carried_digest_is_used_only_where_the_source_cannot_be_read() -> None
     exec("def work(x):\n    return x + 2\n", other)  # noqa: S102 - other code, no source
     assert code_digest(other["work"], carried=carried) != carried[1]
     assert code_digest(here, carried=("a", "b")) == carried[1]  # readable: its own digest
+
+
+class _Scaled(Task):
+    def __init__(self, factor: int, **kwargs: Any) -> None:
+        self.factor = factor
+        super().__init__(**kwargs)
+
+    def run(self, x: int) -> int:
+        return x * self.factor
+
+
+def test_a_carried_code_digest_is_made_once_per_code_and_its_key_once_per_task_class(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import copy
+    import pickle
+
+    from flowcore import cache_policies as cp
+    from flowcore.caching import code as code_module
+
+    bytecodes: list[Any] = []
+    real_bytecode = code_module._bytecode
+    monkeypatch.setattr(
+        code_module, "_bytecode", lambda code: bytecodes.append(code) or real_bytecode(code)
+    )
+    monkeypatch.setattr(code_module, "_BYTECODES", {})
+    scaled = _Scaled(2, cache_policy=cp.INPUTS + cp.TASK_SOURCE)
+    received = [pickle.loads(pickle.dumps(scaled)) for _ in range(3)] + [copy.copy(scaled)]
+    assert len(bytecodes) == 1  # the run method's bytecode, for the first pickle only
+    assert all("_carried_code" in vars(task_) for task_ in received)
+
+    digests: list[Any] = []
+    real_digest = cp.code_digest
+    monkeypatch.setattr(
+        cp, "code_digest", lambda fn, **kw: digests.append(fn) or real_digest(fn, **kw)
+    )
+    keys = {cp.TASK_SOURCE.compute_key(cp.KeyContext(t, "r", "f", {}), {}) for t in received}
+    assert len(keys) == 1 and len(digests) <= 1  # carried: one code key, then the memo

@@ -88,6 +88,26 @@ def test_values_of_records_kept_apart_survive_gc_in_a_directory_with_records_bes
     assert apart.load(candidate).result == 2
 
 
+def test_the_records_elsewhere_mark_is_written_once_per_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    written: list[str] = []
+    real = LocalResult._write_bytes
+
+    def counting(self: LocalResult, location: str, data: bytes) -> None:
+        written.append(os.path.basename(location))
+        real(self, location, data)
+
+    monkeypatch.setattr(LocalResult, "_write_bytes", counting)
+    values = LocalResult(dir=str(tmp_path / "values"))
+    for x in "abc":  # a store per task run, as a flow run makes them
+        put(StorageCacheStore(values, records=LocalResult(dir=str(tmp_path / "keys"))), "k", 1, x=x)
+    put(StorageCacheStore(values, records=LocalResult(dir=str(tmp_path / "keys"))), "j", 1)
+    assert written.count(".records-elsewhere") == 2  # one per key directory, not per record
+    assert (key_dir(tmp_path / "values", "k") / ".records-elsewhere").exists()
+    assert (key_dir(tmp_path / "values", "j") / ".records-elsewhere").exists()
+
+
 def _two_runs_kept_apart(tmp_path: Path) -> tuple[Path, Path]:
     """Two runs of a task whose records go to ``keys`` and values to ``values``."""
     keys, values = tmp_path / "keys", tmp_path / "values"
