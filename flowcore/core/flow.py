@@ -22,10 +22,9 @@ from flowcore import configuration
 from flowcore.core.edge import Edge
 from flowcore.core.task import Task
 from flowcore.utilities import context as _context
-from flowcore.utilities.logging import get_logger
+from flowcore.utilities.logging import NamedLogger
 
 if TYPE_CHECKING:
-    import logging
 
     from flowcore.core.parameter import Parameter
     from flowcore.engine.result import Result
@@ -161,16 +160,7 @@ class Flow:
         }
         return state
 
-    @property
-    def logger(self) -> logging.Logger:
-        """``flowcore.<name>``, or the logger assigned (``flow.logger = ...``, as Prefect
-        1's plain attribute allowed)."""
-        assigned: logging.Logger | None = self.__dict__.get("_logger")
-        return get_logger(self.name) if assigned is None else assigned
-
-    @logger.setter
-    def logger(self, logger: logging.Logger) -> None:
-        self.__dict__["_logger"] = logger
+    logger = NamedLogger()
 
     # -- the functional API -----------------------------------------------------------------
 

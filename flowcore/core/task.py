@@ -25,10 +25,9 @@ from flowcore.core._operators import OperatorMixin
 from flowcore.engine import cache_validators
 from flowcore.utilities import context as _context
 from flowcore.utilities.edges import EdgeAnnotation
-from flowcore.utilities.logging import get_logger
+from flowcore.utilities.logging import NamedLogger
 
 if TYPE_CHECKING:
-    import logging
 
     from flowcore.caching.plan import CachePlan
     from flowcore.core.flow import Flow
@@ -611,16 +610,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
                 state["_carried_code"] = carried
         return state
 
-    @property
-    def logger(self) -> logging.Logger:
-        """``flowcore.<name>``, or the logger assigned (``self.logger = ...``, as Prefect
-        1's plain attribute allowed)."""
-        assigned: logging.Logger | None = self.__dict__.get("_logger")
-        return get_logger(self.name) if assigned is None else assigned
-
-    @logger.setter
-    def logger(self, logger: logging.Logger) -> None:
-        self.__dict__["_logger"] = logger
+    logger = NamedLogger()
 
     def run(self) -> Any:
         """The work. Subclasses override it; arguments are bound by keyword."""

@@ -47,6 +47,7 @@ from flowcore.utilities import context as _context
 
 __all__ = [
     "LinesToLog",
+    "NamedLogger",
     "RedirectToLog",
     "add_line_sink",
     "configure_extra_loggers",
@@ -402,6 +403,21 @@ def get_logger(name: str | None = None) -> logging.Logger:
             logger.addFilter(_LOGGER_FILTER)
         _LOGGERS[name] = logger
     return logger
+
+
+class NamedLogger:
+    """A ``logger`` attribute of an object with a ``name`` (a Flow, a Task):
+    ``flowcore.<name>``, or the logger assigned to it (``flow.logger = ...``, as Prefect
+    1's plain attribute allowed), kept in the object's ``_logger``."""
+
+    def __get__(self, owner: Any, kind: type | None = None) -> Any:
+        if owner is None:
+            return self
+        assigned: logging.Logger | None = owner.__dict__.get("_logger")
+        return get_logger(owner.name) if assigned is None else assigned
+
+    def __set__(self, owner: Any, logger: logging.Logger) -> None:
+        owner.__dict__["_logger"] = logger
 
 
 def get_child_logger(parent: logging.Logger, full_name: str) -> logging.Logger:
