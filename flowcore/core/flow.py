@@ -25,7 +25,6 @@ from flowcore.utilities import context as _context
 from flowcore.utilities.logging import NamedLogger
 
 if TYPE_CHECKING:
-
     from flowcore.core.parameter import Parameter
     from flowcore.engine.result import Result
     from flowcore.engine.state import State

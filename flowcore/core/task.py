@@ -28,7 +28,6 @@ from flowcore.utilities.edges import EdgeAnnotation
 from flowcore.utilities.logging import NamedLogger
 
 if TYPE_CHECKING:
-
     from flowcore.caching.plan import CachePlan
     from flowcore.core.flow import Flow
     from flowcore.engine.result import Result
@@ -561,7 +560,13 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
     def _check_timeout(self, timeout: Any) -> int | None:
         if timeout is None:
             return None
-        if isinstance(timeout, timedelta) and timeout < timedelta(0):
+        if not isinstance(timeout, (int, timedelta)) or isinstance(timeout, bool):
+            raise TypeError(
+                "Only integer timeouts (representing seconds) are supported. Task "
+                f"{self.name!r} got {type(timeout).__name__} {timeout!r}; use an int or a "
+                "timedelta."
+            )
+        if (timeout.total_seconds() if isinstance(timeout, timedelta) else timeout) < 0:
             raise ValueError(
                 f"Task {self.name!r}: timeout={timeout!r} is negative; give the time the "
                 "task may run (more than 0), or None for no timeout"
@@ -576,17 +581,6 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
                     stacklevel=3,
                 )
             return seconds
-        if not isinstance(timeout, int) or isinstance(timeout, bool):
-            raise TypeError(
-                "Only integer timeouts (representing seconds) are supported. Task "
-                f"{self.name!r} got {type(timeout).__name__} {timeout!r}; use an int or a "
-                "timedelta."
-            )
-        if timeout < 0:
-            raise ValueError(
-                f"Task {self.name!r}: timeout={timeout!r} is negative; give the seconds the "
-                "task may run (more than 0), or None for no timeout"
-            )
         return timeout
 
     def __repr__(self) -> str:

@@ -53,7 +53,6 @@ from flowcore.engine.state import (
 from flowcore.engine.waiting import (
     cannot_continue,
     snapshot,
-    unchanged,
     wait_for_next_pass,
     wait_for_start,
     waiting_for_time,
@@ -133,9 +132,7 @@ def run_flow(
     try:
         flow.sorted_tasks()
     except ValueError as exc:  # a cycle: the run fails as Prefect 1's FlowRunner fails it
-        if (kwargs.get("context") or {}).get("raise_on_exception") or scope.get(
-            "raise_on_exception"
-        ):
+        if _raising(kwargs.get("context") or {}, scope):
             raise
         flow.logger.error(f"Unexpected error occured in FlowRunner: {exc!r}")
         return Failed(f"Unexpected error: {exc!r}", result=exc)
@@ -393,7 +390,7 @@ def _preflight(
         if message is not None:
             flow.logger.warning(message)
         return None
-    if run_context.get("raise_on_exception") or scope.get("raise_on_exception"):
+    if _raising(run_context, scope):
         raise problems[0].error
     task_states: dict[Task, State] = dict(kwargs.get("task_states") or {})
     for problem in problems:
@@ -405,6 +402,12 @@ def _preflight(
     more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
     message = f"Pre-flight check failed, no task ran: {problems[0].error}{more}"
     return Failed(message, result=task_states)
+
+
+def _raising(run_context: dict[str, Any], scope: dict[str, Any]) -> bool:
+    """Whether the run raises its errors (``raise_on_exception``, in the run's context
+    or the surrounding one) rather than ending Failed."""
+    return bool(run_context.get("raise_on_exception") or scope.get("raise_on_exception"))
 
 
 def _start_recording(
@@ -516,7 +519,7 @@ def _run_passes(
         if flow_state.is_finished() or not isinstance(flow_state.result, dict):
             return flow_state
         states = snapshot(flow_state.result)
-        if unchanged(previous, states) and not waiting_for_time(flow_state.result):
+        if states == previous and not waiting_for_time(flow_state.result):
             cannot_continue(flow, flow_state.result)  # (another pass now would change nothing)
             return flow_state
         previous = states

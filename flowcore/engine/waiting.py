@@ -8,7 +8,7 @@ finished; these decide what happens between two passes:
   mapped task) are asked about; then the run sleeps until the earliest start time to
   come, or, when nothing waits for a time, says it cannot continue (:func:`cannot_continue`)
   and stops: a paused task never makes ``flow.run`` hang;
-* :func:`snapshot` / :func:`unchanged` / :func:`waiting_for_time` - a pass that ended with
+* :func:`snapshot` / :func:`waiting_for_time` - a pass that ended with
   the same states as the one before (by class, start time, run count and message), with
   nothing waiting for a time to come, would be followed by the same pass for ever: the run
   stops instead.
@@ -32,7 +32,6 @@ if TYPE_CHECKING:
 __all__ = [
     "cannot_continue",
     "snapshot",
-    "unchanged",
     "wait_for_next_pass",
     "wait_for_start",
     "waiting_for_time",
@@ -42,7 +41,7 @@ __all__ = [
 def wait_for_start(flow: Flow, flow_state: State) -> None:
     """A run given a ``Scheduled`` state whose start time is to come waits for it (Prefect 1:
     ``flow.run(state=Scheduled(start_time=...))`` starts then)."""
-    start = getattr(flow_state, "start_time", None) if isinstance(flow_state, Scheduled) else None
+    start = flow_state.start_time if isinstance(flow_state, Scheduled) else None
     if start is None:
         return
     delay = start.timestamp() - time.time()
@@ -99,13 +98,6 @@ def snapshot(task_states: dict[Task, State]) -> dict[Task, tuple[Any, ...]]:
         else:
             found[task] = (signature(state), *map(signature, state.map_states))
     return found
-
-
-def unchanged(
-    before: dict[Task, tuple[Any, ...]] | None, after: dict[Task, tuple[Any, ...]]
-) -> bool:
-    """Whether two snapshots (:func:`snapshot`) are the same."""
-    return before is not None and before == after
 
 
 def waiting_for_time(task_states: dict[Task, State]) -> bool:

@@ -203,13 +203,14 @@ class RunProgress:
                 if line is None:
                     return
                 seen = line.seen
-                if category is None and seen.keys().isdisjoint(indexes):
-                    return  # (all entered Running, none counted before: nothing changes)
-                if category not in (None, "mapped") and seen.keys().isdisjoint(indexes):
-                    before = len(seen)
-                    seen.update(dict.fromkeys(indexes, category))
-                    line.counts[category] += len(seen) - before
-                    return
+                if seen.keys().isdisjoint(indexes):  # (none counted before)
+                    if category is None:  # (all entered Running: nothing changes)
+                        return
+                    if category != "mapped":
+                        before = len(seen)
+                        seen.update(dict.fromkeys(indexes, category))
+                        line.counts[category] += len(seen) - before
+                        return
         self.count(zip(slugs, indexes, states))
 
     def count(self, reported: Iterable[tuple[str, int, Any]]) -> None:
