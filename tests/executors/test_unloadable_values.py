@@ -114,32 +114,35 @@ def test_in_a_batched_map_only_the_child_whose_exception_cannot_be_loaded_fails(
     ]
 
 
-def test_a_result_that_cannot_be_loaded_fails_its_task_naming_it(executor: Executor) -> None:
-    with Flow("returns-noreduce") as flow:
-        returned = unloadable.returns_noreduce_inside(1)
+def _failed_beside_an_ok_task(executor: Executor, failing: Any) -> str:
+    """The message of ``failing()``'s task, run beside a task that succeeds: a Failed
+    holding a DaskTaskError, the other task untouched."""
+    with Flow("unloadable-result") as flow:
+        returned = failing()
         other = unloadable.ok(5)
     state = run(flow, executor)
     assert type(state.result[returned]) is Failed
     assert isinstance(state.result[returned].result, DaskTaskError)
-    assert state.result[returned].message.startswith(
+    assert state.result[other].result == 5
+    return str(state.result[returned].message)
+
+
+def test_a_result_that_cannot_be_loaded_fails_its_task_naming_it(executor: Executor) -> None:
+    message = _failed_beside_an_ok_task(executor, lambda: unloadable.returns_noreduce_inside(1))
+    assert message.startswith(
         "Task 'returns_noreduce_inside': its result cannot be loaded after pickling "
         "(TypeError: NoReduce.__init__() missing 1 required positional argument: 'b')"
     )
-    assert state.result[other].result == 5
 
 
 def test_a_result_the_flows_process_cannot_load_fails_its_task_naming_it(
     executor: Executor,
 ) -> None:
-    with Flow("loads-elsewhere") as flow:
-        returned = unloadable.returns_unloadable_in(os.getpid())
-        other = unloadable.ok(5)
-    state = run(flow, executor)
-    assert type(state.result[returned]) is Failed
-    assert isinstance(state.result[returned].result, DaskTaskError)
-    assert state.result[returned].message.startswith(
+    message = _failed_beside_an_ok_task(
+        executor, lambda: unloadable.returns_unloadable_in(os.getpid())
+    )
+    assert message.startswith(
         "Task 'returns_unloadable_in': its result cannot be loaded in the flow's process "
         f"after pickling (RuntimeError: NotInThatProcess cannot be loaded in process "
         f"{os.getpid()})"
     )
-    assert state.result[other].result == 5
