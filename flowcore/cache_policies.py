@@ -2,7 +2,7 @@
 
 A policy turns a task run into a key; runs with the same key share one cached value::
 
-    INPUTS            the task's inputs (by argument name)
+    INPUTS            the task's inputs (by argument name; defaults of those not given)
     TASK_SOURCE       the task's code, and a task class's attributes (see below)
     FLOW_PARAMETERS   the flow run's parameters
     RUN_ID            the flow run id (a cache that lasts one flow run)

@@ -409,6 +409,43 @@ def test_inputs_policy_caches_across_runs_in_storage_named_by_key(home: Path) ->
     assert third.result[out].result == 20
 
 
+def test_inputs_count_an_argument_s_default_as_if_it_were_given(home: Path) -> None:
+    """As in Prefect 3, a policy's inputs are the call's arguments with the defaults of
+    those not given: ``f(1)`` and ``f(1, y=1)`` share a key, a changed default does not."""
+    calls: list[tuple[int, int]] = []
+
+    def f(x: int, y: int = 1) -> int:
+        calls.append((x, y))
+        return x + y
+
+    class Add(Task):
+        def run(self, x: int, y: int = 1) -> int:
+            calls.append((x, -y))
+            return x + y
+
+    policy = cp.INPUTS + cp.TASK_SOURCE  # (the two tasks' records apart)
+    for make in (lambda: task(f, cache_policy=policy), lambda: Add(cache_policy=policy)):
+        calls.clear()
+        work = make()
+        flows = []
+        for kwargs in ({}, {"y": 1}, {"y": 2}):
+            with Flow("defaults") as flow:
+                work(1, **kwargs)
+            flows.append(flow)
+        states = [flow.run() for flow in flows]
+        assert len(calls) == 2, calls
+        assert isinstance(states[1].result[flows[1].get_tasks()[0]], Cached)
+        assert not isinstance(states[2].result[flows[2].get_tasks()[0]], Cached)
+
+    changed = task(lambda x, y=5: x + y, name="f", cache_policy=cp.INPUTS)
+    assert cp.INPUTS.compute_key(ctx(), {"x": 1, "y": 1}) != cp.INPUTS.compute_key(
+        ctx(), {"x": 1, "y": 5}
+    )
+    with Flow("defaults") as flow:
+        changed(1)
+    assert not isinstance(flow.run().result[flow.get_tasks()[0]], Cached)
+
+
 def test_run_id_caches_within_one_run_only() -> None:
     calls: list[int] = []
     work = counting(calls, cache_policy=cp.INPUTS + cp.RUN_ID)

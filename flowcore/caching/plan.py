@@ -326,8 +326,10 @@ class CacheRun:
     def _decide(
         self, inputs: Mapping[str, Any], parameters: Mapping[str, Any], lease: bool
     ) -> Decision:
-        if self.plan.policy is not None and not self._compute_key(inputs):
-            return Decision(None, self.uncached_reason)
+        if self.plan.policy is not None:
+            inputs = self._with_defaults(inputs)
+            if not self._compute_key(inputs):
+                return Decision(None, self.uncached_reason)
         assert self.key is not None
         if lease and self.plan.serializable and self.lease is None:
             keeper = self._take_lease()
@@ -499,6 +501,17 @@ class CacheRun:
             return None
         return inputs_part(self._input_digests)
 
+    def _with_defaults(self, inputs: Mapping[str, Any]) -> Mapping[str, Any]:
+        """``inputs`` and the task's default values of the arguments it was not given: a
+        policy keys ``f(1)`` and ``f(1, y=1)`` alike when ``y`` defaults to 1."""
+        defaults = getattr(self.key_context.task, "_run_defaults", None)
+        if defaults is None:
+            return inputs
+        missing = defaults().keys() - inputs.keys()
+        if not missing:
+            return inputs
+        return {**{name: defaults()[name] for name in missing}, **inputs}
+
     def _compute_key(self, inputs: Mapping[str, Any]) -> bool:
         policy = self.plan.policy
         try:
@@ -543,7 +556,9 @@ class CacheRun:
         self, state: State, inputs: Mapping[str, Any], parameters: Mapping[str, Any]
     ) -> State:
         assert self.key is not None
-        digests = hash_mapping if self.plan.policy is None else _marked_digests
+        digests: Callable[[Mapping[str, Any]], dict[str, str]] = hash_mapping
+        if self.plan.policy is not None:
+            digests, inputs = _marked_digests, self._with_defaults(inputs)
         try:
             input_digests = self._input_digests or digests(inputs)  # the lookup's, if any
             parameter_digests = digests(parameters)

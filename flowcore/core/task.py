@@ -618,6 +618,19 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
             self.__dict__["_run_sig"] = sig
         return sig
 
+    def _run_defaults(self) -> dict[str, Any]:
+        """The default values of ``run``'s named arguments, by name (made once per task):
+        what a cache policy's ``INPUTS`` counts for an argument the run was not given."""
+        defaults: dict[str, Any] | None = self.__dict__.get("_run_defaults_memo")
+        if defaults is None:
+            defaults = {
+                name: param.default
+                for name, param in self._run_signature().parameters.items()
+                if param.default is not inspect.Parameter.empty
+            }
+            self.__dict__["_run_defaults_memo"] = defaults
+        return defaults
+
     __signature__ = _InstanceSignature()
 
     def _takes_argument(self, name: str) -> bool:
