@@ -269,13 +269,15 @@ def unwritten_targets_message(
     run_context: dict[str, Any],
     task_contexts: dict[Task, dict[str, Any]] | None,
 ) -> str | None:
-    """The warning for tasks with a target in a run without checkpointing (None: none)."""
+    """The warning for tasks with a target in a run without checkpointing (None: none).
+    A run whose context turns checkpointing off by name (``checkpointing=False``) chose
+    it: no warning."""
     contexts = task_contexts or {}
     names = [
         task.name
         for task in flow.sorted_tasks()
         if task.target is not None
-        and not _checkpointing(scope, run_context, contexts.get(task) or {})
+        and _checkpointing(scope, run_context, contexts.get(task) or {}) is None
     ]
     if not names:
         return None
@@ -290,16 +292,17 @@ def unwritten_targets_message(
 
 def _checkpointing(
     scope: dict[str, Any], run_context: dict[str, Any], task_context: dict[str, Any]
-) -> bool:
-    """Whether a task run will checkpoint, decided as TaskRunner.initialize_run does."""
+) -> bool | None:
+    """Whether a task run will checkpoint, decided as TaskRunner.initialize_run does: True,
+    False when a context says so, None when it is off by configuration."""
     for layer in (task_context, run_context, scope):
         if "checkpointing" in layer:
             return layer["checkpointing"] is True
     config = scope.get("config")
     try:
-        return bool(config and config["flows"]["checkpointing"])
+        return True if config and config["flows"]["checkpointing"] else None
     except (KeyError, TypeError):
-        return False
+        return None
 
 
 # -- dry pickling ---------------------------------------------------------------------------

@@ -227,6 +227,8 @@ def _cancel_unfinished_task_runs(store: RunStore | None, run_id: str, flow: Flow
             f"were recorded: {exc}")  # fmt: skip
 
 
+# the warnings about targets never written given so far: each once per process
+_TARGETS_WARNED: set[str] = set()
 _FIRST_RUN_ONLY = ("state", "task_states", "flow_run_id", "flow_run_name")
 
 
@@ -387,7 +389,8 @@ def _preflight(
     problems = run_problems(flow, scope, run_context, task_contexts, executor)
     if not problems:
         message = unwritten_targets_message(flow, scope, run_context, task_contexts)
-        if message is not None:
+        if message is not None and message not in _TARGETS_WARNED:
+            _TARGETS_WARNED.add(message)  # (not again on each run of a schedule or a loop)
             flow.logger.warning(message)
         return None
     if _raising(run_context, scope):

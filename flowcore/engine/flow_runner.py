@@ -793,10 +793,16 @@ _DATE_KEYS = tuple(
 
 def add_date_keys(context: dict[str, Any], logger: Any) -> None:
     """Set ``context["date"]`` and, unless given, ``today``, ``yesterday``, ``tomorrow`` and
-    their ``_nodash`` forms. The date is the context's ``date`` (else the surrounding
-    ``flowcore.context``'s, else now, UTC), parsed when it is text; text that cannot be
-    parsed is kept as given, with a warning, and the keys follow the clock (Prefect 1).
-    A context that has them all (a later pass of the same run) is left as it is."""
+    their ``_nodash`` forms. Each comes from the context, else from the surrounding
+    ``flowcore.context`` (``with flowcore.context(today=...)``, as Prefect 1's run starts
+    from it), else from the date: the context's ``date`` (else the surrounding one's, else
+    now, UTC), parsed when it is text; text that cannot be parsed is kept as given, with a
+    warning, and the keys follow the clock (Prefect 1). A context that has them all (a
+    later pass of the same run) is left as it is."""
+    surrounding = _context.current()
+    for key in _DATE_KEYS:
+        if key not in context and key in surrounding:
+            context[key] = surrounding[key]
     if "date" in context and all(key in context for key in _DATE_KEYS):
         if isinstance(context["date"], str):
             parsed = _parsed(context["date"])

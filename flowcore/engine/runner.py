@@ -134,14 +134,21 @@ class Runner:
         message: str,
         log_message: str | None = None,
         state_class: type[State] = Failed,
+        *,
+        log_when_raised: bool = True,
     ) -> State:
         """The one place where an exception becomes a state: ``state_class(message)``
         carrying ``exc``, after an ERROR line with its traceback (``log_message``, default
-        ``message``). With ``raise_on_exception`` (debugging) ``exc`` is raised instead.
+        ``message``). With ``raise_on_exception`` (debugging) ``exc`` is raised instead,
+        after the line, as Prefect 1's runners log at each layer an error passes through
+        (``log_when_raised=False``: before it, as its task's own error is raised).
         Call it from the ``except`` clause that caught ``exc``."""
-        if self._debugging():
+        debugging = self._debugging()
+        if debugging and not log_when_raised:
             raise exc
         log(self.logger, ERROR, log_message or message, sinks=True, exc_info=exc)
+        if debugging:
+            raise exc
         return state_class(message, result=exc)
 
     def _debugging(self) -> bool:

@@ -670,6 +670,7 @@ class TaskRunner(Runner):
                 exc,
                 f"Error during execution of task: {exc!r}",
                 f"Task '{self._name}': Exception encountered during task execution!",
+                log_when_raised=False,
             )
         try:
             stored = self._store(value, inputs)

@@ -283,19 +283,28 @@ def test_a_fixed_flow_result_location_under_a_mapped_task_is_an_error(tmp_path: 
 # -- targets without checkpointing ------------------------------------------------------------
 
 
-def test_targets_without_checkpointing_give_one_warning_per_run(
+def test_targets_without_checkpointing_give_one_warning(
     tmp_path: Path, logs: pytest.LogCaptureFixture
 ) -> None:
+    """Once per process (not on every run of a loop or a schedule), and only when
+    checkpointing is off by configuration, not when the run's context says so."""
     with Flow("no-checkpoint", result=LocalResult(dir=tmp_path)) as flow:
         save(1, task_args={"target": "a.pkl"})
         pair(1, 2, task_args={"target": lambda **_: "b.pkl"})
         save(3)
+
+    def warned() -> list[str]:
+        warnings = [r.getMessage() for r in logs.records if r.levelno == logging.WARNING]
+        return [m for m in warnings if "targets are never written without checkpointing" in m]
+
+    assert flow.run(context={"checkpointing": False}).is_successful()
+    assert warned() == []
     assert flow.run().is_successful()
-    warnings = [r.getMessage() for r in logs.records if r.levelno == logging.WARNING]
-    matching = [m for m in warnings if "targets are never written without checkpointing" in m]
-    assert len(matching) == 1
-    assert "task(s) 'save', 'pair'" in matching[0] or "task(s) 'pair', 'save'" in matching[0]
+    [warning] = warned()
+    assert "task(s) 'save', 'pair'" in warning or "task(s) 'pair', 'save'" in warning
     logs.clear()
+    assert flow.run().is_successful()
+    assert warned() == []
     flow.run(context=CHECKPOINTING)
     assert not any(
         "checkpointing" in r.getMessage() for r in logs.records if r.levelno == logging.WARNING

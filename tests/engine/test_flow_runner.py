@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 import pendulum
@@ -415,6 +416,30 @@ def test_initialize_run_keeps_user_date_keys() -> None:
     )
     assert ctx["today"] == "mine"
     assert ctx["tomorrow"] == "2020-01-03"
+
+
+def test_a_surrounding_context_s_date_keys_reach_the_run_and_its_targets(tmp_path: Path) -> None:
+    """Prefect 1 starts a run's context from the surrounding one: a backfill written as
+    ``with prefect.context(today=...): flow.run()`` names its targets by that day."""
+    from flowcore.engine.results import LocalResult
+
+    seen = []
+
+    @task(result=LocalResult(dir=str(tmp_path)), target="{task_name}-{today}.txt", checkpoint=True)
+    def day() -> str:
+        ctx = context
+        seen.append((ctx.today, ctx.yesterday, ctx.today_nodash))
+        return ctx.today
+
+    with Flow("backfill") as flow:
+        day()
+    with context(today="2020-01-01", today_nodash="20200101", checkpointing=True):
+        state = flow.run()
+    assert state.is_successful()
+    today = pendulum.now("UTC")
+    assert seen[0][0] == "2020-01-01" and seen[0][2] == "20200101"
+    assert seen[0][1] in {today.subtract(days=d).strftime("%Y-%m-%d") for d in (1, 2)}
+    assert (tmp_path / "day-2020-01-01.txt").exists()
 
 
 def test_initialize_run_unparsable_date_warns_and_uses_now(logs: pytest.LogCaptureFixture) -> None:

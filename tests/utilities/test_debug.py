@@ -47,6 +47,24 @@ def test_the_exception_propagates_out_of_flow_run() -> None:
         flow.run()
 
 
+def test_each_layer_logs_the_error_before_it_goes_on(logs: pytest.LogCaptureFixture) -> None:
+    """As on Prefect 1.4.1: the task's own error is raised as it is, then each runner
+    layer it passes through logs its ERROR line (with the traceback) and raises it on."""
+    with Flow("explodes") as flow:
+        explode()
+    with raise_on_exception(), pytest.raises(CustomError):
+        flow.run()
+    errors = [(r.name, r.getMessage()) for r in logs.records if r.levelname == "ERROR"]
+    error = "CustomError('from inside the task')"
+    assert errors == [
+        ("flowcore.TaskRunner", f"Unexpected error: {error}"),
+        ("flowcore.TaskRunner", f"Task 'explode': Unexpected error while running task: {error}"),
+        ("flowcore.FlowRunner", f"Unexpected error: {error}"),
+        ("flowcore.FlowRunner", f"Unexpected error while running flow: {error}"),
+    ]
+    assert all(r.exc_info for r in logs.records if r.levelname == "ERROR")
+
+
 def test_it_sets_the_context_key_only_inside_the_block() -> None:
     with raise_on_exception():
         assert context.raise_on_exception is True
