@@ -21,6 +21,7 @@ event, each with its own ``flow_run_id``, until the schedule runs out or Ctrl-C.
 
 from __future__ import annotations
 
+import inspect
 import os
 import sys
 import time
@@ -160,6 +161,7 @@ def run_flow(
     executor = kwargs.pop("executor", None) or flow.executor
     if executor is None:
         executor = import_object(configuration.config.engine.executor.default_class)()
+    _refuse_unknown_arguments(runner_cls, kwargs)
     recorder = _start_recording(flow, run_parameters, kwargs, resume, rerun, progress)
     run_id = kwargs["flow_run_id"]
     state: State | None = None
@@ -528,6 +530,26 @@ def _run_passes(
         previous = states
         if not wait_for_next_pass(flow, flow_state.result):
             return flow_state
+
+
+# what run_flow's passes take out of flow.run's keywords before the runner's run sees them
+_TAKEN_BY_THE_PASSES = frozenset(
+    ("state", "task_states", "context", "flow_run_id", "flow_run_name", "task_contexts")
+)
+
+
+def _refuse_unknown_arguments(runner_cls: type, kwargs: dict[str, Any]) -> None:
+    """A keyword of ``flow.run`` that neither flowcore nor the runner's ``run`` takes is
+    refused before the run starts, with the TypeError Prefect 1's ``FlowRunner.run``
+    raises (it would otherwise be raised by the first pass, after the run was recorded)."""
+    parameters = inspect.signature(runner_cls.run).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return
+    for name in kwargs:
+        if name not in parameters and name not in _TAKEN_BY_THE_PASSES:
+            raise TypeError(
+                f"{runner_cls.__name__}.run() got an unexpected keyword argument {name!r}"
+            )
 
 
 def _record_task_states(recorder: RunRecorder, flow: Flow, task_states: dict[Task, State]) -> None:

@@ -669,3 +669,19 @@ def test_an_interrupted_run_on_a_process_pool_keeps_what_finished_for_its_resume
     assert [_count(tmp_path / f"a-{i}") for i in range(6)] == [1] * 6
     assert all(_count(tmp_path / f"b-{i}") == 1 for i in finished)
     assert _count(tmp_path / "b-0") == 2
+
+
+def test_a_keyword_flow_run_does_not_take_is_refused_before_a_run_is_recorded(
+    store: RunStore,
+) -> None:
+    """Prefect 1's FlowRunner.run raises this TypeError; flowcore raised it from the first
+    pass, after the run was recorded as a Failed run with no tasks."""
+    with Flow("refused") as flow:
+        task(lambda: 1, name="one")()
+    with pytest.raises(
+        TypeError, match="^FlowRunner.run\\(\\) got an unexpected keyword argument 'bogus'$"
+    ):
+        flow.run(bogus=1)
+    store.flush()
+    assert store.list_runs(flow="refused") == []
+    assert flow.run(flow_run_name="named", task_runner_state_handlers=[]).is_successful()
