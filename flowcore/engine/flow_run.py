@@ -538,7 +538,7 @@ _TAKEN_BY_THE_PASSES = frozenset(
 )
 
 
-def _refuse_unknown_arguments(runner_cls: type, kwargs: dict[str, Any]) -> None:
+def _refuse_unknown_arguments(runner_cls: Any, kwargs: dict[str, Any]) -> None:
     """A keyword of ``flow.run`` that neither flowcore nor the runner's ``run`` takes is
     refused before the run starts, with the TypeError Prefect 1's ``FlowRunner.run``
     raises (it would otherwise be raised by the first pass, after the run was recorded)."""
