@@ -336,6 +336,7 @@ def test_layer_lookup() -> None:
     assert layer_name("flowcore.utilities.collections") == "pure leaves"
     assert layer_name("flowcore.utilities.context") == "configuration and process-global utilities"
     assert layer_name("flowcore.tasks.core.function") == "graph model (core, tasks)"
+    assert layer_index("flowcore.core.task_arguments") == layer_index("flowcore.core.task")
     assert layer_index("flowcore.engine.task_runner") < layer_index("flowcore.core.task")  # type: ignore[operator]
 
 

@@ -117,9 +117,9 @@ class Flow:
             )
         self.state_handlers = list(state_handlers or [])
         if on_failure is not None:
-            from flowcore.core.task import _failure_callback
+            from flowcore.core.task_arguments import failure_callback
 
-            self.state_handlers.append(_failure_callback(on_failure))  # type: ignore[arg-type]
+            self.state_handlers.append(failure_callback(on_failure))  # type: ignore[arg-type]
         for task in tasks or ():
             self.add_task(task)
         self._add_edges(edges or (), validate)

@@ -6,8 +6,9 @@ the copy to the flow. ``run()`` itself is plain Python: ``add.run(1, 2)`` runs n
 
 Everything the engine needs to know about a task is an attribute set here (retries,
 timeout, trigger, caching, result, target, handlers); the engine never inspects a task's
-class. Validation happens at construction and at bind time, so mistakes surface while the
-flow is built, not deep inside a run.
+class. Validation happens at construction (the checks of the constructor's arguments are
+in ``task_arguments``) and at bind time, so mistakes surface while the flow is built, not
+deep inside a run.
 """
 
 from __future__ import annotations
@@ -20,9 +21,23 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
-from flowcore import configuration
 from flowcore.core._operators import OperatorMixin
-from flowcore.engine import cache_validators
+from flowcore.core.task_arguments import (
+    cache_policy_for,
+    cache_validator_for,
+    check_batch_size,
+    check_cache_arguments,
+    check_cache_version,
+    check_positional_only,
+    result_for_target,
+    retry_on_types,
+    retry_settings,
+    state_handler_list,
+    tag_set,
+    timeout_seconds,
+    validate_run_signature,
+    warn_of_reserved_attributes,
+)
 from flowcore.utilities import context as _context
 from flowcore.utilities.edges import EdgeAnnotation
 from flowcore.utilities.logging import NamedLogger
@@ -35,38 +50,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Task", "no_default"]
 
-_RESERVED_ORDER = ("upstream_tasks", "mapped", "task_args", "flow")
-RESERVED_ARGUMENTS = frozenset(_RESERVED_ORDER)
-_RESERVED_ATTRIBUTES = frozenset(
-    {
-        "name",
-        "slug",
-        "tags",
-        "max_retries",
-        "retry_delay",
-        "retry_on",
-        "timeout",
-        "trigger",
-        "skip_on_upstream_skip",
-        "cache_for",
-        "cache_key",
-        "cache_validator",
-        "checkpoint",
-        "result",
-        "target",
-        "task_run_name",
-        "state_handlers",
-        "auto_generated",
-        "log_stdout",
-        "nout",
-        "cache_policy",
-        "cache_expiration",
-        "refresh_cache",
-        "cache_version",
-        "hash_file_contents",
-    }
-)
-
 
 class _NoDefault:
     def __repr__(self) -> str:
@@ -77,58 +60,6 @@ class _NoDefault:
 
 
 no_default: Any = _NoDefault()
-
-
-def validate_run_signature(run: Callable[..., Any], owner: str) -> None:
-    """Reject ``run`` signatures the flow API cannot bind (at class or task creation).
-
-    Positional-only parameters are checked later, when a task is created
-    (:func:`check_positional_only`), as in Prefect 1.
-    """
-    try:
-        params = inspect.signature(run).parameters.values()
-    except (TypeError, ValueError) as exc:
-        raise ValueError(
-            "This function can not be inspected (this is common with `builtin` and `numpy` "
-            "functions). In order to use it as a task, please wrap it in a standard Python "
-            f"function. ({owner}: {exc})"
-        ) from exc
-    if any(p.kind is inspect.Parameter.VAR_POSITIONAL for p in params):
-        raise ValueError(
-            "Tasks with variable positional arguments (*args) are not supported, because "
-            f"all flowcore arguments are stored as keywords. As a workaround, {owner} can accept "
-            "**kwargs in run() instead."
-        )
-    reserved = [name for name in _RESERVED_ORDER if name in {p.name for p in params}]
-    if reserved:
-        raise ValueError(
-            f"Tasks cannot have the following argument names: {', '.join(reserved)}. "
-            f"These are reserved keyword arguments. Rename them in run() of {owner}."
-        )
-
-
-def check_positional_only(task: Task) -> None:
-    """Raise TypeError if ``task.run`` has positional-only parameters (arguments are
-    always passed by keyword). Memoised per function: tasks are created often."""
-    function = getattr(task.run, "__func__", task.run)
-    try:
-        positional = _POSITIONAL_ONLY[function]
-    except (KeyError, TypeError):
-        positional = [
-            name
-            for name, param in task._run_signature().parameters.items()
-            if param.kind is inspect.Parameter.POSITIONAL_ONLY
-        ]
-        try:
-            _POSITIONAL_ONLY[function] = positional
-        except TypeError:
-            pass
-    if positional:
-        raise TypeError(
-            "Found positional-only parameters in the function signature for task "
-            f"{task.name}: {positional}. flowcore passes arguments using keywords and does "
-            "not support positional-only parameters."
-        )
 
 
 class _InstanceSignature:
@@ -221,7 +152,6 @@ def _infer_nout(run: Callable[..., Any]) -> int | None:
 
 
 _NOUT_CACHE: weakref.WeakKeyDictionary[Any, int | None] = weakref.WeakKeyDictionary()
-_POSITIONAL_ONLY: weakref.WeakKeyDictionary[Any, list[str]] = weakref.WeakKeyDictionary()
 
 
 def _nout_from_annotation(run: Callable[..., Any]) -> int | None:
@@ -241,46 +171,6 @@ def _nout_from_annotation(run: Callable[..., Any]) -> int | None:
     if Ellipsis in args:
         return None
     return len(args)
-
-
-def _config_default(defaults: Any, key: str, valid: Callable[[Any], bool]) -> Any:
-    """``config.tasks.defaults.<key>``, checked by ``valid``: a value a task cannot take is
-    an error naming the setting, where it comes from and what it may be."""
-    value = defaults.get(key)
-    if value is None or value is False or valid(value):
-        return value
-    kinds = {
-        "max_retries": "a whole number of retries (0 or more)",
-        "retry_delay": "a number of seconds (or a timedelta)",
-        "timeout": "a whole number of seconds (or a timedelta)",
-    }
-    raise ValueError(
-        f"config tasks.defaults.{key} is {value!r}, which is not {kinds[key]}; fix it in "
-        f"~/.flowcore/config.toml or FLOWCORE__TASKS__DEFAULTS__{key.upper()}, or pass "
-        f"{key}= to the task"
-    )
-
-
-def _is_retry_count(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
-
-
-def _is_delay_seconds(value: Any) -> bool:
-    if isinstance(value, timedelta):
-        return True
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0
-
-
-def _is_timeout(value: Any) -> bool:
-    return isinstance(value, timedelta) or _is_retry_count(value)
-
-
-def _to_retry_delay(value: Any) -> timedelta | None:
-    if value is None or value is False:
-        return None
-    if isinstance(value, timedelta):
-        return value
-    return timedelta(seconds=value)
 
 
 class Task(OperatorMixin, metaclass=TaskMetaclass):
@@ -355,57 +245,16 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         cache_version: str | None = None,
         hash_file_contents: bool = False,
     ) -> None:
-        for attr in sorted(
-            _class_clashes(type(self)) | (set(self.__dict__) & _RESERVED_ATTRIBUTES)
-        ):
-            warnings.warn(
-                f"`{type(self).__name__}` sets a `{attr}` attribute, which will be "
-                "overwritten by `flowcore.Task`. Please rename this attribute to avoid this "
-                "issue (Task.__init__ sets it on every instance).",
-                stacklevel=2,
-            )
-        defaults = configuration.config.tasks.defaults
+        warn_of_reserved_attributes(self)
         self.name = name or type(self).__name__
         self.slug = slug
         check_positional_only(self)
-        if isinstance(tags, str):
-            raise TypeError(
-                f"Tags should be a set of tags, not a string. Task {self.name!r} got "
-                f"tags={tags!r}; write tags=[{tags!r}]."
-            )
-        self.tags = set(tags or ()) | set(_context.current().get("tags") or ())
-
-        if max_retries is None:
-            max_retries = _config_default(defaults, "max_retries", _is_retry_count) or 0
-        if retry_delay is None and max_retries:
-            retry_delay = _to_retry_delay(
-                _config_default(defaults, "retry_delay", _is_delay_seconds)
-            )
-        if max_retries and max_retries > 0 and retry_delay is None:
-            raise ValueError(
-                "A datetime.timedelta `retry_delay` must be provided if max_retries > 0. "
-                f"Task {self.name!r} has max_retries={max_retries}; add e.g. "
-                "retry_delay=timedelta(seconds=10)."
-            )
-        if retry_on and not (max_retries and max_retries > 0):
-            raise ValueError(
-                "A number of `max_retries` must be provided if `retry_on` is set. Give task "
-                f"{self.name!r} e.g. max_retries=3, retry_delay=timedelta(seconds=10)."
-            )
-        self.retry_on = self._check_retry_on(retry_on)
-        if retry_delay is not None and not max_retries:
-            raise ValueError(
-                "A `max_retries` argument greater than 0 must be provided if specifying a "
-                f"retry delay. Task {self.name!r} has max_retries={max_retries!r}; give "
-                "max_retries > 0 or drop retry_delay."
-            )
+        self.tags = tag_set(self.name, tags) | set(_context.current().get("tags") or ())
+        max_retries, retry_delay = retry_settings(self.name, max_retries, retry_delay, retry_on)
+        self.retry_on = retry_on_types(self.name, retry_on)
         self.max_retries: int = max_retries
         self.retry_delay = retry_delay
-
-        if timeout is None:
-            timeout = _config_default(defaults, "timeout", _is_timeout)
-        self.timeout = self._check_timeout(timeout)
-
+        self.timeout = timeout_seconds(self.name, timeout)
         if trigger is None:
             from flowcore import triggers
 
@@ -413,55 +262,28 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         self.trigger = trigger
         self.skip_on_upstream_skip = skip_on_upstream_skip
 
-        _check_cache_arguments(self.name, cache_for, cache_validator, cache_key, cache_expiration)
-        if refresh_cache not in (None, True, False):
-            raise TypeError(
-                f"Task {self.name!r}: refresh_cache={refresh_cache!r} must be True (always run "
-                "and replace the cache), False (never refresh) or None (follow the config "
-                "tasks.refresh_cache)"
-            )
-        if cache_for is None and cache_validator is not None:
-            if cache_validator is not cache_validators.never_use:
-                warnings.warn(
-                    "cache_validator provided without specifying cache expiration "
-                    f"(cache_for); this Task will not be cached. Give task {self.name!r} "
-                    "cache_for=timedelta(...) to cache it.",
-                    stacklevel=2,
-                )
-        if cache_validator is None:
-            cache_validator = (
-                cache_validators.never_use if cache_for is None else cache_validators.duration_only
-            )
+        check_cache_arguments(
+            self.name, cache_for, cache_validator, cache_key, cache_expiration, refresh_cache
+        )
         self.cache_for = cache_for
-        self.cache_validator = cache_validator
+        self.cache_validator = cache_validator_for(self.name, cache_for, cache_validator)
         self.cache_key = cache_key
         self.checkpoint = checkpoint
-
-        if state_handlers is not None and not isinstance(state_handlers, Sequence):
-            raise TypeError(
-                f"state_handlers should be iterable. Task {self.name!r} got a "
-                f"{type(state_handlers).__name__}; pass a list of callables."
-            )
-        self.state_handlers = list(state_handlers or [])
-        if on_failure is not None:
-            self.state_handlers.append(_failure_callback(on_failure))
-
+        self.state_handlers = state_handler_list(self.name, state_handlers, on_failure)
         self.log_stdout = log_stdout
         self.target = target
-        self.result = _result_for_target(result, target, self.name)
+        self.result = result_for_target(result, target, self.name)
         self.task_run_name = task_run_name
         self.auto_generated = False
         if nout is None and type(self).run is not Task.run:
             nout = _infer_nout(self.run)
         self.nout = nout
-        self.cache_policy = self._check_cache_policy(cache_policy, cache_key_fn, cache_expiration)
+        self.cache_policy = cache_policy_for(
+            self.name, cache_policy, cache_key_fn, cache_expiration, cache_for
+        )
         self.cache_expiration = cache_expiration
         self.refresh_cache = refresh_cache
-        if cache_version is not None and not isinstance(cache_version, (str, int)):
-            raise TypeError(
-                f"Task {self.name!r}: cache_version={cache_version!r} must be a str (or int), "
-                "e.g. cache_version='2'"
-            )
+        check_cache_version(self.name, cache_version)
         self.cache_version = cache_version
         self.hash_file_contents = hash_file_contents
 
@@ -492,96 +314,6 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
 
             memo = self.__dict__["_cache_plan_memo"] = (arguments, CachePlan.compile(*arguments))
         return memo[1]
-
-    def _check_cache_policy(self, policy: Any, key_fn: Any, expiration: Any) -> Any:
-        """The policy spelling of caching (``flowcore.cache_policies``), validated. (Its
-        modules are imported only for a task that uses it.)"""
-        if key_fn is None and policy is None:
-            if expiration is not None:
-                raise ValueError(
-                    f"Task {self.name!r}: cache_expiration needs a cache_policy or cache_key_fn"
-                )
-            return None
-        from flowcore import cache_policies
-        from flowcore.transactions import IsolationLevel
-
-        if key_fn is not None:
-            if policy is not None:
-                raise ValueError(
-                    f"Task {self.name!r}: give cache_policy or cache_key_fn, not both "
-                    "(combine them with cache_policy=CacheKeyFnPolicy(fn) + POLICY)"
-                )
-            if not callable(key_fn):
-                raise TypeError(
-                    f"Task {self.name!r}: cache_key_fn={key_fn!r} must be callable "
-                    "(fn(context, inputs) -> str | None)"
-                )
-            policy = cache_policies.CacheKeyFnPolicy(key_fn)
-        if not isinstance(policy, cache_policies.CachePolicy):
-            raise TypeError(
-                f"Task {self.name!r}: cache_policy={policy!r} must be a flowcore.cache_policies "
-                f"policy (e.g. cache_policies.INPUTS), got a {type(policy).__name__}"
-            )
-        if self.cache_for is not None:
-            raise ValueError(
-                f"Task {self.name!r}: use either Prefect 1 caching (cache_for, "
-                "cache_validator, cache_key) or a cache policy, not both"
-            )
-        if policy.isolation_level is IsolationLevel.SERIALIZABLE and policy.lock_manager is None:
-            raise ValueError(
-                f"Task {self.name!r}: isolation_level=SERIALIZABLE needs a lock manager: "
-                "policy.configure(isolation_level=..., lock_manager=MemoryLockManager())"
-            )
-        return policy
-
-    def _check_retry_on(
-        self, retry_on: type[Exception] | Iterable[type[Exception]] | None
-    ) -> set[type[Exception]] | None:
-        if not retry_on:
-            return None
-        if isinstance(retry_on, type) or not isinstance(retry_on, Iterable):
-            types = {retry_on}
-        else:
-            types = set(retry_on)
-        for exc_type in types:
-            if not isinstance(exc_type, type):
-                raise TypeError(
-                    f"Invalid `retry_on` value {exc_type!r}. Expected an exception type but "
-                    f"got an instance of {type(exc_type).__name__}. Task {self.name!r} takes "
-                    "Exception subclasses, e.g. retry_on={ValueError}."
-                )
-            if not issubclass(exc_type, Exception):
-                raise TypeError(
-                    f"Invalid `retry_on` value {exc_type!r}. Expected an exception subclass. "
-                    f"Task {self.name!r} takes Exception subclasses, e.g. retry_on={{ValueError}}."
-                )
-        return types
-
-    def _check_timeout(self, timeout: Any) -> int | None:
-        if timeout is None:
-            return None
-        if not isinstance(timeout, (int, timedelta)) or isinstance(timeout, bool):
-            raise TypeError(
-                "Only integer timeouts (representing seconds) are supported. Task "
-                f"{self.name!r} got {type(timeout).__name__} {timeout!r}; use an int or a "
-                "timedelta."
-            )
-        if (timeout.total_seconds() if isinstance(timeout, timedelta) else timeout) < 0:
-            raise ValueError(
-                f"Task {self.name!r}: timeout={timeout!r} is negative; give the time the "
-                "task may run (more than 0), or None for no timeout"
-            )
-        if isinstance(timeout, timedelta):
-            seconds = int(timeout.total_seconds())
-            if timeout.total_seconds() != seconds:
-                warnings.warn(
-                    "Task timeouts do not support a sub-second resolution; smaller units "
-                    f"will be ignored! Task {self.name!r}: {timeout} is truncated to "
-                    f"{seconds}s.",
-                    stacklevel=3,
-                )
-            return seconds
-        return timeout
 
     def __repr__(self) -> str:
         return f"<Task: {self.name}>"
@@ -685,7 +417,7 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
                 raise AttributeError(f"{self} does not have {attr} as an attribute")
             setattr(new, attr, value)
         if "target" in task_args or "result" in task_args:
-            new.result = _result_for_target(new.result, new.target, new.name)
+            new.result = result_for_target(new.result, new.target, new.name)
         new.tags = set(self.tags) | set(new.tags) | set(scope.get("tags") or ())
         tracker = scope.get("_unused_task_tracker")
         if tracker is not None:
@@ -856,145 +588,3 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         """``other | self``: a state dependency; ``other`` (a constant too) runs first."""
         self.set_dependencies(upstream_tasks=[other])
         return self
-
-
-def _class_clashes(cls: type) -> frozenset[str]:
-    """Reserved names that a Task subclass defines at class level (the instance attribute
-    Task.__init__ sets hides them). Memoised per class."""
-    found = _CLASS_CLASHES.get(cls)
-    if found is None:
-        found = _CLASS_CLASHES[cls] = frozenset(
-            name
-            for klass in cls.__mro__
-            if klass is not Task and issubclass(klass, Task)
-            for name in vars(klass)
-            if name in _RESERVED_ATTRIBUTES
-        )
-    return found
-
-
-_CLASS_CLASHES: weakref.WeakKeyDictionary[type, frozenset[str]] = weakref.WeakKeyDictionary()
-
-
-def _failure_callback(on_failure: Callable[[Task, State], None]) -> Callable[..., State]:
-    def on_failure_handler(task: Task, old_state: State, new_state: State) -> State:
-        if new_state.is_failed():
-            on_failure(task, new_state)
-        return new_state
-
-    on_failure_handler.__name__ = getattr(on_failure, "__name__", "on_failure")
-    return on_failure_handler
-
-
-def _result_for_target(result: Result | None, target: Any, name: str) -> Result | None:
-    """With both a result and a str target, a copy of the result located at the target."""
-    if result is None or target is None:
-        return result
-    new = result.copy()
-    if isinstance(target, str):
-        if result.location is not None and result.location != target:
-            warnings.warn(
-                "Both `result.location` and `target` were provided. The `target` value will "
-                f"be used. Task {name!r}: result.location={result.location!r}, "
-                f"target={target!r}.",
-                stacklevel=3,
-            )
-        new.location = target
-        new._formatter = None
-    else:
-        new.location = None
-        new._formatter = target
-    return new
-
-
-_LONGEST_CACHE = timedelta(days=365 * 7000)  # now + this stays inside datetime's range
-
-
-def _check_cache_arguments(
-    name: str, cache_for: Any, validator: Any, key: Any, expiration: Any
-) -> None:
-    """Caching arguments are checked when the task is made, not when it first runs."""
-    for argument, value in (("cache_for", cache_for), ("cache_expiration", expiration)):
-        if value is None:
-            continue
-        if not isinstance(value, timedelta):
-            raise TypeError(
-                f"Task {name!r}: {argument}={value!r} must be a datetime.timedelta, "
-                f"e.g. {argument}=timedelta(seconds={value!r})"
-                if isinstance(value, (int, float)) and not isinstance(value, bool)
-                else f"Task {name!r}: {argument}={value!r} must be a datetime.timedelta, "
-                f"e.g. {argument}=timedelta(hours=1)"
-            )
-        if value <= timedelta(0):
-            raise ValueError(
-                f"Task {name!r}: {argument}=timedelta(seconds={value.total_seconds():g}) must "
-                "be a positive timedelta (a "
-                "non-positive one would expire every value at once); e.g. timedelta(hours=1)"
-            )
-        if value > _LONGEST_CACHE:
-            raise ValueError(
-                f"Task {name!r}: {argument}=timedelta(days={value.days}) is too long: at most "
-                f"timedelta(days={_LONGEST_CACHE.days}) (about 7000 years, so that the expiry "
-                f"stays a date); for values that never expire use e.g. "
-                f"{argument}=timedelta(days=365 * 1000)"
-            )
-    if validator is not None:
-        _check_validator(name, validator)
-    if key is not None and not isinstance(key, str):
-        raise TypeError(
-            f"Task {name!r}: cache_key={key!r} must be a str (the name records are kept "
-            f"under), e.g. cache_key={str(key)!r}"
-        )
-    if key == "":
-        raise ValueError(
-            f"Task {name!r}: cache_key='' must not be empty (the name records are kept "
-            "under); leave cache_key out to keep them under the task's name"
-        )
-
-
-def _check_validator(name: str, validator: Any) -> None:
-    """A cache validator must be callable as ``validator(state, inputs, parameters)``."""
-    if not callable(validator):
-        hint = (
-            f"flowcore.engine.cache_validators.{validator}"
-            if isinstance(validator, str)
-            else "a function from flowcore.engine.cache_validators"
-        )
-        raise TypeError(
-            f"Task {name!r}: cache_validator={validator!r} must be callable "
-            f"(validator(state, inputs, parameters) -> bool); use {hint}"
-        )
-    factories = {
-        cache_validators.partial_inputs_only: "inputs",
-        cache_validators.partial_parameters_only: "parameters",
-    }
-    what = next((what for f, what in factories.items() if f is validator), None)
-    if what is not None:
-        raise TypeError(
-            f"Task {name!r}: cache_validator={validator.__name__} makes a validator, it is not "
-            f"one: call it with the {what} to compare, e.g. "
-            f"cache_validator={validator.__name__}(['x'])"
-        )
-    try:
-        inspect.signature(validator).bind(None, None, None)
-    except ValueError:  # no signature to read (some builtins): it is taken on trust
-        return
-    except TypeError as exc:
-        raise TypeError(
-            f"Task {name!r}: cache_validator={validator!r} cannot be called as "
-            f"validator(state, inputs, parameters) ({exc}); see "
-            "flowcore.engine.cache_validators for ready-made ones"
-        ) from None
-
-
-def check_batch_size(value: Any, where: str) -> int | None:
-    """``value`` as a mapped task's batch size (None: automatic; ``engine/batches.py``);
-    anything but a positive int is an error naming ``where`` it was given."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(
-            f"{where}: batch size must be a positive int (1 = one executor call per "
-            f"child), or None for automatic; got {value!r}"
-        )
-    return value

@@ -42,7 +42,7 @@ import math
 from collections.abc import Callable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from flowcore.core.task import check_batch_size
+from flowcore.core.task_arguments import check_batch_size
 from flowcore.engine.calls import attach_children, collect, run_child, shared_runner, with_value
 from flowcore.engine.child_states import ChildBatch, ChildStates
 from flowcore.engine.state import Mapped, State

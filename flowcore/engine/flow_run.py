@@ -38,7 +38,7 @@ from flowcore.caching import MemoryCacheStore
 from flowcore.caching.cache import collect_garbage
 from flowcore.caching.choice import run_stores
 from flowcore.core._preflight import run_problems, unwritten_targets_message
-from flowcore.core.task import check_batch_size
+from flowcore.core.task_arguments import check_batch_size
 from flowcore.engine.child_states import ChildStates
 from flowcore.engine.flow_runner import INTERRUPTED, add_date_keys, import_object
 from flowcore.engine.resume import constants_digest, resumed_task_states

@@ -6,7 +6,8 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from flowcore.core.task import Task, _infer_nout, validate_run_signature
+from flowcore.core.task import Task, _infer_nout
+from flowcore.core.task_arguments import validate_run_signature
 
 __all__ = ["FunctionTask"]
 

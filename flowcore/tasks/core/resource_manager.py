@@ -41,7 +41,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, overload
 
-from flowcore.core.task import Task, validate_run_signature
+from flowcore.core.task import Task
+from flowcore.core.task_arguments import validate_run_signature
 from flowcore.engine import signals
 from flowcore.utilities import context as _context
 
