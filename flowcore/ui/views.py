@@ -214,6 +214,7 @@ def cache_json(entry: CacheEntry, now: datetime) -> dict[str, Any]:
         **entry.to_dict(),
         "age": entry.age(now).total_seconds(),
         "expires_in": None if expires is None else (expires - now).total_seconds(),
+        "value_elsewhere": entry.elsewhere,
     }
 
 
