@@ -104,7 +104,7 @@ class CacheEntry:
             "flow_run_id": record.flow_run_id,
             "created": record.created.isoformat(),
             "expires": None if record.expires is None else record.expires.isoformat(),
-            "expired": record.expired(),
+            "expired": self.unusable(),  # damaged counts as expired, as --expired selects
             "value_location": record.value_location,
             "size": self.size,
             "location": self.location,

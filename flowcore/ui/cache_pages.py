@@ -84,6 +84,7 @@ def caches(request: Request) -> dict[str, Any]:
         "flow": flow,
         "entries": shown,
         "total_bytes": sum(e["size"] or 0 for e in shown),
+        "damaged": sum(e["problem"] is not None for e in shown),
         "values_elsewhere": sorted({e["value_elsewhere"] for e in shown if e["value_elsewhere"]}),
         "notice": notice,
     }

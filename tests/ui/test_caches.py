@@ -161,3 +161,14 @@ def test_entries_with_values_kept_apart_are_not_removed_without_their_values(
     assert f"flowcore cache gc --store {keys} --values {values}" in notice
     assert len(list(keys.rglob("*.json"))) == 2 and len(list(values.rglob("*.value"))) == 2
 
+
+def test_a_damaged_record_is_shown_as_damaged(caches: TestClient) -> None:
+    entry = caches.get("/api/caches?task=load").json()["entries"][0]
+    Path(entry["location"]).write_text("{not json")
+    [damaged] = [e for e in caches.get("/api/caches").json()["entries"] if e["problem"]]
+    assert damaged["task"] == "" and damaged["expired"] is True
+    page = caches.get("/caches").text
+    assert 'href="/caches?task="' not in page
+    assert "1 entry is damaged and never used" in page
+    assert f"{entry['location']} is not JSON" in page and ">damaged</td>" in page
+
