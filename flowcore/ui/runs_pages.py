@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from flowcore.exceptions import MissingExtraError
-from flowcore.runs.states import STATE_NAMES, canonical, is_failed
+from flowcore.runs.states import STATE_NAMES, canonical
 from flowcore.runs.store import (
     RunInfo,
     RunStore,
@@ -327,16 +327,18 @@ def _child(store: RunStore, run: RunInfo, task: dict[str, Any], map_index: int) 
 
 
 async def resume(request: Request) -> Response:
-    """``POST /runs/<id>/resume``: start ``flowcore resume`` on a failed or crashed run,
-    then show the job."""
+    """``POST /runs/<id>/resume``: start ``flowcore resume`` on a failed, crashed or
+    cancelled run, then show the job."""
     await read_form(request)
 
     def start() -> str:
         store = _store(request)
         run = _run(store, request.path_params["run_id"])
-        if not is_failed(run.state):
+        if not views.ended_badly(run.state):
             raise HTTPException(
-                409, f"Run {run.run_id} is {run.state}: only a failed or crashed run can be resumed"
+                409,
+                f"Run {run.run_id} is {run.state}: only a failed, crashed or cancelled run "
+                "can be resumed",
             )
         if not run.source:
             raise HTTPException(

@@ -24,18 +24,20 @@ from urllib.parse import quote
 
 from flowcore.caching.cache import CacheEntry
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
-from flowcore.runs.states import is_failed, is_finished
+from flowcore.runs.states import is_failed, is_finished, is_resumable
 from flowcore.utilities.units import format_duration, format_seconds, format_size, format_time
 
 __all__ = [
     "cache_json",
     "child_json",
     "duration",
+    "ended_badly",
     "format_age",
     "format_seconds",
     "format_time",
     "log_json",
     "run_json",
+    "resumable",
     "run_url",
     "task_rows",
     "task_url",
@@ -84,7 +86,7 @@ def run_json(run: RunInfo, now: datetime | None = None) -> dict[str, Any]:
         "duration": duration(run.started, until),
         "finished": finished,
         "failed": is_failed(run.state),
-        "resumable": is_failed(run.state) and bool(run.source),
+        "resumable": resumable(run),
         "host": run.host,
         "pid": run.pid,
         "parameters": run.parameters,
@@ -93,6 +95,19 @@ def run_json(run: RunInfo, now: datetime | None = None) -> dict[str, Any]:
         "task_counts": run.task_counts,
         "url": run_url(run.run_id),
     }
+
+
+def ended_badly(state: str) -> bool:
+    """Whether a run in ``state`` ended, not well: failed, crashed or cancelled, what
+    ``flowcore resume`` resumes. The UI offers no Resume for a run not finished: it
+    may still be running (a run whose process died is Crashed once the store sees it)."""
+    return is_finished(state) and is_resumable(state)
+
+
+def resumable(run: RunInfo) -> bool:
+    """Whether the run page offers Resume: the run ended badly and recorded the file its
+    flow came from."""
+    return ended_badly(run.state) and bool(run.source)
 
 
 def task_rows(
