@@ -171,4 +171,3 @@ def test_a_damaged_record_is_shown_as_damaged(caches: TestClient) -> None:
     assert 'href="/caches?task="' not in page
     assert "1 entry is damaged and never used" in page
     assert f"{entry['location']} is not JSON" in page and ">damaged</td>" in page
-

@@ -9,6 +9,7 @@ from urllib.parse import quote
 import pytest
 from starlette.testclient import TestClient
 
+from flowcore import Flow, task
 from flowcore.ui import runs_pages
 from tests.ui import flows
 from tests.ui.conftest import Recorded, client_for, recording_into
@@ -217,6 +218,26 @@ def test_each_task_counts_all_its_log_lines_and_says_when_some_are_cut(
         )
         assert not client.get("/api" + early["url"]).json()["logs_cut"]
         assert "lines-cut" not in client.get(early["url"]).text
+
+
+def test_a_task_named_with_a_tab_and_a_newline_has_a_page(tmp_path: Path) -> None:
+    name = "tab\tnl\nx"
+
+    @task(name=name)
+    def odd() -> int:
+        return 1
+
+    with recording_into(tmp_path / "runs.db") as store:
+        with Flow("odd names") as flow:
+            odd()
+        run_id = flow.run().flow_run_id
+        store.flush()
+    with client_for(store) as client:
+        [row] = client.get(f"/api/runs/{run_id}").json()["tasks"]
+        assert row["task"] == name and row["url"].endswith("/tasks/tab%09nl%0Ax-1")
+        assert client.get("/api" + row["url"]).json()["task"]["slug"] == name + "-1"
+        page = client.get(row["url"])
+        assert page.status_code == 200 and "<h1>" in page.text
 
 
 def test_task_page_pages_its_children(client: TestClient, recorded: Recorded) -> None:
