@@ -288,9 +288,9 @@ def task_detail(request: Request) -> dict[str, Any]:
     chosen = store.children(run.run_id, slug, child_state, offset, CHILDREN_SHOWN)
     child = _child(store, run, rows[0], map_index) if map_index >= 0 else None
     lines = store.logs(
-        run.run_id, task_slug=slug, limit=TASK_LOG_LINES + 1 if map_index < 0 else None
+        run.run_id, slug, TASK_LOG_LINES + 1, map_index=map_index if map_index >= 0 else None
     )
-    logs = [views.log_json(line) for line in lines if map_index < 0 or line.map_index == map_index]
+    logs = [views.log_json(line) for line in lines]
     return {
         "run": views.run_json(run),
         "task": rows[0],

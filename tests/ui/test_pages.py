@@ -183,6 +183,7 @@ def test_task_page_lists_children_and_a_childs_history(
         child["child"]["state"] == "Failed"
         and [t["state"] for t in child["history"]][-1] == "Failed"
     )
+    assert child["logs"] and {line["map_index"] for line in child["logs"]} == {2}
     page = client.get(square["url"] + "?map_index=2")
     assert page.status_code == 200 and XSS_MESSAGE not in page.text and "&lt;img src=x" in page.text
     spooky = client.get(run["tasks"][1]["url"])
