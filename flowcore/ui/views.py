@@ -163,14 +163,13 @@ def _task_row(
 
 def _span_children(row: dict[str, Any], summary: TaskSummary, now: datetime | None) -> None:
     """A task whose own record has no start (a mapped task's parent) spans its
-    children: from the first one's start to the last one's end, or to now while some
+    children (:meth:`TaskSummary.children_span`), its duration up to now while some
     have not finished."""
-    first, last = summary.first_start, summary.last_end
+    first, last = summary.children_span()
     if first is None:
         return
-    finished = row["done"] == row["total"]
-    row["started"], row["ended"] = _iso(first), _iso(last) if finished else None
-    row["duration"] = duration(first, last if finished else (now or datetime.now(timezone.utc)))
+    row["started"], row["ended"] = _iso(first), _iso(last)
+    row["duration"] = duration(first, last or now or datetime.now(timezone.utc))
 
 
 def _task_duration(record: TaskRunInfo | None, now: datetime | None) -> float | None:

@@ -171,3 +171,10 @@ def test_a_damaged_record_is_shown_as_damaged(caches: TestClient) -> None:
     assert 'href="/caches?task="' not in page
     assert "1 entry is damaged and never used" in page
     assert f"{entry['location']} is not JSON" in page and ">damaged</td>" in page
+
+
+def test_the_count_of_entries_is_singular_for_one(caches: TestClient) -> None:
+    assert "4 entries," in caches.get("/caches").text
+    csrf = csrf_of(caches)
+    assert caches.post("/caches/gc", data={"csrf_token": csrf, "max_entries": "1"}).is_redirect
+    assert ": 1 entry," in caches.get("/caches").text
