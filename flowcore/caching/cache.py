@@ -104,7 +104,7 @@ class CacheEntry:
             "flow_run_id": record.flow_run_id,
             "created": record.created.isoformat(),
             "expires": None if record.expires is None else record.expires.isoformat(),
-            "expired": record.expired(),
+            "expired": self.unusable(),  # damaged counts as expired, as --expired selects
             "value_location": record.value_location,
             "size": self.size,
             "location": self.location,
@@ -176,9 +176,11 @@ class Cache:
         older_than: timedelta | None = None,
         expired: bool | None = None,
         key: str | None = None,
+        record_id: str | None = None,
     ) -> list[CacheEntry]:
-        """The entries matching every given filter, oldest first. Damaged entries have
-        no task or flow (``task`` and ``flow`` leave them out) and count as expired."""
+        """The entries matching every given filter, oldest first (``record_id``: the one
+        record of that id). Damaged entries have no task or flow (``task`` and ``flow``
+        leave them out) and count as expired."""
         now = datetime.now(timezone.utc)
         found = [
             stored
@@ -186,6 +188,7 @@ class Cache:
             if (task is None or stored.record.task == task)
             and (flow is None or stored.record.flow == flow)
             and (key is None or stored.record.key == key)
+            and (record_id is None or stored.record.record_id == record_id)
             and (older_than is None or now - stored.record.created > older_than)
         ]
         found.sort(key=lambda s: s.record.created)
@@ -206,9 +209,15 @@ class Cache:
         older_than: timedelta | None = None,
         expired: bool | None = None,
         dry_run: bool = False,
+        record_id: str | None = None,
     ) -> list[CacheEntry]:
-        """Remove the matching entries (all of them when no filter is given); return them."""
-        doomed = self.entries(task=task, flow=flow, older_than=older_than, expired=expired, key=key)
+        """Remove the matching entries (all of them when no filter is given); return them.
+        Refuses (ValueError, nothing removed) entries whose value is in a store this cache
+        was not given (``CacheEntry.elsewhere``)."""
+        doomed = self.entries(
+            task=task, flow=flow, older_than=older_than, expired=expired, key=key,
+            record_id=record_id,
+        )  # fmt: skip
         return doomed if dry_run else self._remove(doomed)
 
     def gc(

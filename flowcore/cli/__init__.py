@@ -17,7 +17,8 @@ otherwise prints a table (rich, for people).
 (:class:`CliError`), click's (a bad option or value) or one raised by the code a command
 calls (a storage error, a missing extra), is printed as one line on stderr, ``Error: ...``,
 saying what to do, and the exit status is 1. ``--debug`` shows the traceback of an
-unexpected error instead. Success is exit status 0.
+unexpected error instead. Success is exit status 0. A group given no command (``flowcore``,
+``flowcore runs``) prints its help, as ``--help`` does, with exit status 0.
 """
 
 from __future__ import annotations
@@ -90,6 +91,10 @@ def cli(ctx: click.Context, debug: bool) -> None:
     ctx.ensure_object(Settings).debug = debug
 
 
+# what click (8.2 on) raises for a group given no command; click 8.1 prints the help itself
+_NO_COMMAND: Any = getattr(click.exceptions, "NoArgsIsHelpError", ())
+
+
 def main(args: Sequence[str] | None = None, prog_name: str | None = None) -> None:
     """Run the command line and exit: 0 on success, 1 on any failure."""
     settings = Settings()
@@ -98,6 +103,9 @@ def main(args: Sequence[str] | None = None, prog_name: str | None = None) -> Non
     except click.Abort:
         click.echo("Aborted.", err=True)
         status = 1
+    except _NO_COMMAND as exc:  # `flowcore`, `flowcore runs`: as --help
+        click.echo(exc.ctx.get_help())
+        status = 0
     except click.ClickException as exc:
         click.echo(f"Error: {_one_line(_message(exc))}", err=True)
         status = 1

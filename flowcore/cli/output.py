@@ -20,7 +20,12 @@ import click
 if TYPE_CHECKING:
     from rich.console import Console
 
-__all__ = ["console", "echo_json", "echo_table"]
+__all__ = ["console", "echo_json", "echo_table", "one_line"]
+
+# control characters as Python writes them in a str's repr: a row of a table stays one line
+_ESCAPES = {
+    code: repr(chr(code))[1:-1] for code in [*range(32), 127]
+}  # fmt: skip
 
 
 def echo_json(data: Any) -> None:
@@ -43,6 +48,15 @@ def console(err: bool = False) -> Console:
     )
 
 
+def one_line(text: str) -> str:
+    r"""``text`` with its control characters escaped, as in a str's repr.
+
+    >>> print(one_line("tab\tnl\nx"))
+    tab\tnl\nx
+    """
+    return text.translate(_ESCAPES)
+
+
 def echo_table(
     columns: Sequence[str],
     rows: Sequence[Sequence[str]],
@@ -51,7 +65,8 @@ def echo_table(
     err: bool = False,
 ) -> None:
     """A table with a header row, then ``caption``; ``right``: the columns aligned right
-    (numbers); ``err``: on stderr."""
+    (numbers); ``err``: on stderr. Each row is one line: control characters in a cell
+    (a task named with a newline) are escaped (:func:`one_line`)."""
     from rich import box
     from rich.table import Table
 
@@ -61,7 +76,7 @@ def echo_table(
             column, justify="right" if column in right else "left", no_wrap=column == "key"
         )
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*map(one_line, row))
     out = console(err)
     out.print(table)
     if caption:

@@ -147,7 +147,7 @@ def ls(flow: str | None, state: str | None, limit: int, as_json: bool, store: st
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables.")
 @click.option("--store", help=_STORE_HELP)
 def show(run_id: str, as_json: bool, store: str | None) -> None:
-    """A run: its state, parameters and tasks (``last``: the newest run)."""
+    """A run: its state, parameters and tasks (last: the newest run)."""
     opened = open_cli_store(store)
     found = find_run(opened, run_id)
     tasks = _task_rows(found, opened.task_summaries(found.run_id))
@@ -192,7 +192,7 @@ def show(run_id: str, as_json: bool, store: str | None) -> None:
 @click.option("--task", help="Only this task's lines (by name or slug).")
 @click.option("--store", help=_STORE_HELP)
 def logs(run_id: str, task: str | None, store: str | None) -> None:
-    """The log lines a run wrote (``last``: the newest run)."""
+    """The log lines a run wrote (last: the newest run)."""
     opened = open_cli_store(store)
     found = find_run(opened, run_id)
     slug = None
@@ -253,7 +253,8 @@ def _prefix_hint(run_id: str) -> str:
 
 def _task_rows(run: RunInfo, summaries: list[TaskSummary]) -> list[dict[str, Any]]:
     """One row per recorded task in flow order: the task's own record (a mapped
-    parent's), and its children counted by state."""
+    parent's), and its children counted by state. A task whose own record has no start
+    (a mapped parent) is timed by its children, as the UI times it."""
     order = {t["slug"]: i for i, t in enumerate(run.structure.get("tasks", []))}
     names = {t["slug"]: t["name"] for t in run.structure.get("tasks", [])}
     rows = []
@@ -261,6 +262,11 @@ def _task_rows(run: RunInfo, summaries: list[TaskSummary]) -> list[dict[str, Any
         summaries, key=lambda s: (order.get(s.task_slug, len(order)), s.task_slug)
     ):
         record, slug = summary.record, summary.task_slug
+        started, ended = (
+            (record.started, record.ended)
+            if record is not None and record.started is not None
+            else summary.children_span()
+        )
         rows.append(
             {
                 "task": names.get(slug, slug),
@@ -268,8 +274,8 @@ def _task_rows(run: RunInfo, summaries: list[TaskSummary]) -> list[dict[str, Any
                 "state": record.state if record else "Pending",
                 "message": record.message if record else None,
                 "run_count": record.run_count if record else 0,
-                "started": record.started if record else None,
-                "ended": record.ended if record else None,
+                "started": started,
+                "ended": ended,
                 "result_location": record.result_location if record else None,
                 "n_map_states": record.n_map_states if record else None,
                 "children": dict(summary.children),

@@ -237,11 +237,13 @@ def transitions(
 
 
 def logs(
-    reader: Reader, run_id: str, task_slug: str | None, limit: int | None
-) -> list[StoredLogLine]:
-    """The run's lines oldest first (the last ``limit``), then, unless narrowed to one
-    task, a line counting those dropped over ``runs.max_log_lines``, if any."""
-    where, params = _where(run_id=run_id, task_slug=task_slug)
+    reader: Reader, run_id: str, task_slug: str | None, limit: int | None,
+    map_index: int | None = None,
+) -> list[StoredLogLine]:  # fmt: skip
+    """The run's lines oldest first (the last ``limit``; ``map_index``: only those of that
+    mapped child, -1 the task's own), then, unless narrowed to one task, a line counting
+    those dropped over ``runs.max_log_lines``, if any."""
+    where, params = _where(run_id=run_id, task_slug=task_slug, map_index=map_index)
     sql = f"SELECT id, task_slug, map_index, time, level, logger, message FROM log_lines{where}"
     if limit is not None:
         sql += " ORDER BY time DESC, id DESC LIMIT :limit"

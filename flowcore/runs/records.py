@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from flowcore.runs.states import is_finished
+
 __all__ = ["RunInfo", "StoredLogLine", "TaskRunInfo", "TaskSummary", "Transition", "count_text"]
 
 
@@ -69,6 +71,18 @@ class TaskSummary:
     children: dict[str, int] = field(default_factory=dict)
     first_start: datetime | None = None
     last_end: datetime | None = None
+
+    def children_span(self) -> tuple[datetime | None, datetime | None]:
+        """When its children ran, the times of a task whose own record has no start (a
+        mapped task's parent): from the first child's start to the last one's end, the
+        end None while some have not finished (of the children recorded, or of the
+        ``n_map_states`` its record says it has); (None, None) while none has started."""
+        if self.first_start is None:
+            return None, None
+        done = sum(n for state, n in self.children.items() if is_finished(state))
+        n_map = self.record.n_map_states if self.record is not None else None
+        finished = done == max(n_map or 0, sum(self.children.values()))
+        return self.first_start, self.last_end if finished else None
 
 
 @dataclass(frozen=True, slots=True)

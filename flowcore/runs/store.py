@@ -506,13 +506,15 @@ class RunStore:
         return self._read(lambda c: queries.transitions(c, run_id, task_slug, map_index), [run_id])
 
     def logs(
-        self, run_id: str, task_slug: str | None = None, limit: int | None = None
-    ) -> list[StoredLogLine]:
-        """The run's log lines, oldest first; with ``limit``, the last ``limit`` of them.
-        When lines were dropped over ``runs.max_log_lines``, the last line says how many."""
+        self, run_id: str, task_slug: str | None = None, limit: int | None = None,
+        map_index: int | None = None,
+    ) -> list[StoredLogLine]:  # fmt: skip
+        """The run's log lines, oldest first; with ``limit``, the last ``limit`` of them;
+        with ``map_index``, only that mapped child's. When lines were dropped over
+        ``runs.max_log_lines``, the last line says how many."""
         from flowcore.runs import queries
 
-        return self._read(lambda c: queries.logs(c, run_id, task_slug, limit), [run_id])
+        return self._read(lambda c: queries.logs(c, run_id, task_slug, limit, map_index), [run_id])
 
     def resumes_of(self, run_id: str) -> list[RunInfo]:
         """The runs that resumed run ``run_id`` (``flow.run(resume=...)``), newest first."""

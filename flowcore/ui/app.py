@@ -34,6 +34,7 @@ from typing import Any
 import jinja2
 from starlette.applications import Starlette
 from starlette.concurrency import run_in_threadpool
+from starlette.convertors import PathConvertor, register_url_convertor
 from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
@@ -50,6 +51,16 @@ from flowcore.ui.security import Guard, new_csrf_token
 __all__ = ["create_app", "render"]
 
 Builder = Callable[[Request], dict[str, Any]]
+
+
+class _Anything(PathConvertor):
+    """A path parameter that is any text, slashes, tabs and newlines too: a task's slug
+    is its name, which may hold them (Starlette's ``path`` stops at a newline)."""
+
+    regex = "[\\s\\S]*"
+
+
+register_url_convertor("anything", _Anything())
 
 
 def create_app(
@@ -73,8 +84,8 @@ def create_app(
         *_pair("/runs/{run_id}", "/api/runs/{run_id}", runs_pages.run_detail, "run.html"),
         Route("/runs/{run_id}/graph.svg", runs_pages.graph_svg, methods=["GET"]),
         *_pair(
-            "/runs/{run_id}/tasks/{slug:path}",
-            "/api/runs/{run_id}/tasks/{slug:path}",
+            "/runs/{run_id}/tasks/{slug:anything}",
+            "/api/runs/{run_id}/tasks/{slug:anything}",
             runs_pages.task_detail,
             "task.html",
         ),  # fmt: skip

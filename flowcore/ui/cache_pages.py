@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from flowcore.caching.cache import Cache
+from flowcore.caching.cache import Cache, CacheEntry
 from flowcore.exceptions import ResultStorageError
 from flowcore.ui import views
 from flowcore.ui.security import read_form
@@ -84,6 +84,8 @@ def caches(request: Request) -> dict[str, Any]:
         "flow": flow,
         "entries": shown,
         "total_bytes": sum(e["size"] or 0 for e in shown),
+        "damaged": sum(e["problem"] is not None for e in shown),
+        "values_elsewhere": sorted({e["value_elsewhere"] for e in shown if e["value_elsewhere"]}),
         "notice": notice,
     }
 
@@ -97,13 +99,20 @@ async def delete(request: Request) -> Response:
 
     def remove() -> str:
         cache = _cache(request)
-        found = [e for e in cache.show(key) if e.record.record_id == record_id]
-        if not found:
+        try:  # as `flowcore cache rm` removes: the value goes with its record
+            removed = cache.delete(key=key, record_id=record_id)
+        except ValueError as exc:
+            return _kept_apart(
+                request,
+                exc,
+                f"flowcore cache rm {key}",
+                cache.entries(key=key, record_id=record_id),
+            )
+        if not removed:
             raise HTTPException(
                 404, f"No cache entry {key!r} / {record_id!r} (it may be gone already)"
             )
-        cache.store.delete(key, record_id or None)
-        entry = found[0]
+        entry = removed[0]
         return f"Deleted the entry of {entry.record.task!r} with key {key} ({format_size(entry.size)})."
 
     return _back(request, await run_in_threadpool(remove))
@@ -122,7 +131,11 @@ async def gc(request: Request) -> Response:
         raise HTTPException(400, "max_entries must be 0 or more")
 
     def collect() -> str:
-        report = _cache(request).gc(max_age=max_age, max_bytes=max_bytes, max_entries=max_entries)
+        cache = _cache(request)
+        try:
+            report = cache.gc(max_age=max_age, max_bytes=max_bytes, max_entries=max_entries)
+        except ValueError as exc:
+            return _kept_apart(request, exc, "flowcore cache gc", cache.entries())
         return (
             f"Garbage collection removed {len(report.entries)} entries ({format_size(report.bytes_freed)}), "
             f"{len(report.orphans)} orphaned values and {report.temporaries} temporary files."
@@ -136,6 +149,21 @@ def _cache(request: Request) -> Cache:
     if cache is None:
         raise HTTPException(409, problem or "No cache store")
     return cache
+
+
+def _kept_apart(
+    request: Request, refusal: ValueError, command: str, apart: list[CacheEntry]
+) -> str:
+    """The notice for entries ``Cache`` refused to remove (``refusal``): ``apart`` keep
+    their values apart from their records (key_storage), in a store the UI was not
+    given. It says what ``flowcore cache`` prints, and the command that removes them."""
+    _, where, _ = open_cache(request.app.state.cache_store)
+    values = sorted({e.elsewhere for e in apart if e.elsewhere is not None})
+    return (
+        f"{refusal} The UI manages only the records' store it was given (flowcore ui "
+        f"--cache-store); remove them with: {command} --store {where} --values "
+        f"{values[0] if values else 'STORE'}"
+    )
 
 
 def _back(request: Request, notice: str) -> Response:

@@ -30,7 +30,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from flowcore.exceptions import MissingExtraError
-from flowcore.runs.states import STATE_NAMES, canonical, is_failed
+from flowcore.runs.states import STATE_NAMES, canonical
 from flowcore.runs.store import (
     RunInfo,
     RunStore,
@@ -288,9 +288,9 @@ def task_detail(request: Request) -> dict[str, Any]:
     chosen = store.children(run.run_id, slug, child_state, offset, CHILDREN_SHOWN)
     child = _child(store, run, rows[0], map_index) if map_index >= 0 else None
     lines = store.logs(
-        run.run_id, task_slug=slug, limit=TASK_LOG_LINES + 1 if map_index < 0 else None
+        run.run_id, slug, TASK_LOG_LINES + 1, map_index=map_index if map_index >= 0 else None
     )
-    logs = [views.log_json(line) for line in lines if map_index < 0 or line.map_index == map_index]
+    logs = [views.log_json(line) for line in lines]
     return {
         "run": views.run_json(run),
         "task": rows[0],
@@ -327,16 +327,18 @@ def _child(store: RunStore, run: RunInfo, task: dict[str, Any], map_index: int) 
 
 
 async def resume(request: Request) -> Response:
-    """``POST /runs/<id>/resume``: start ``flowcore resume`` on a failed or crashed run,
-    then show the job."""
+    """``POST /runs/<id>/resume``: start ``flowcore resume`` on a failed, crashed or
+    cancelled run, then show the job."""
     await read_form(request)
 
     def start() -> str:
         store = _store(request)
         run = _run(store, request.path_params["run_id"])
-        if not is_failed(run.state):
+        if not views.ended_badly(run.state):
             raise HTTPException(
-                409, f"Run {run.run_id} is {run.state}: only a failed or crashed run can be resumed"
+                409,
+                f"Run {run.run_id} is {run.state}: only a failed, crashed or cancelled run "
+                "can be resumed",
             )
         if not run.source:
             raise HTTPException(

@@ -24,18 +24,20 @@ from urllib.parse import quote
 
 from flowcore.caching.cache import CacheEntry
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
-from flowcore.runs.states import is_failed, is_finished
+from flowcore.runs.states import is_failed, is_finished, is_resumable
 from flowcore.utilities.units import format_duration, format_seconds, format_size, format_time
 
 __all__ = [
     "cache_json",
     "child_json",
     "duration",
+    "ended_badly",
     "format_age",
     "format_seconds",
     "format_time",
     "log_json",
     "run_json",
+    "resumable",
     "run_url",
     "task_rows",
     "task_url",
@@ -84,7 +86,7 @@ def run_json(run: RunInfo, now: datetime | None = None) -> dict[str, Any]:
         "duration": duration(run.started, until),
         "finished": finished,
         "failed": is_failed(run.state),
-        "resumable": is_failed(run.state) and bool(run.source),
+        "resumable": resumable(run),
         "host": run.host,
         "pid": run.pid,
         "parameters": run.parameters,
@@ -93,6 +95,19 @@ def run_json(run: RunInfo, now: datetime | None = None) -> dict[str, Any]:
         "task_counts": run.task_counts,
         "url": run_url(run.run_id),
     }
+
+
+def ended_badly(state: str) -> bool:
+    """Whether a run in ``state`` ended, not well: failed, crashed or cancelled, what
+    ``flowcore resume`` resumes. The UI offers no Resume for a run not finished: it
+    may still be running (a run whose process died is Crashed once the store sees it)."""
+    return is_finished(state) and is_resumable(state)
+
+
+def resumable(run: RunInfo) -> bool:
+    """Whether the run page offers Resume: the run ended badly and recorded the file its
+    flow came from."""
+    return ended_badly(run.state) and bool(run.source)
 
 
 def task_rows(
@@ -148,14 +163,13 @@ def _task_row(
 
 def _span_children(row: dict[str, Any], summary: TaskSummary, now: datetime | None) -> None:
     """A task whose own record has no start (a mapped task's parent) spans its
-    children: from the first one's start to the last one's end, or to now while some
+    children (:meth:`TaskSummary.children_span`), its duration up to now while some
     have not finished."""
-    first, last = summary.first_start, summary.last_end
+    first, last = summary.children_span()
     if first is None:
         return
-    finished = row["done"] == row["total"]
-    row["started"], row["ended"] = _iso(first), _iso(last) if finished else None
-    row["duration"] = duration(first, last if finished else (now or datetime.now(timezone.utc)))
+    row["started"], row["ended"] = _iso(first), _iso(last)
+    row["duration"] = duration(first, last or now or datetime.now(timezone.utc))
 
 
 def _task_duration(record: TaskRunInfo | None, now: datetime | None) -> float | None:
@@ -214,6 +228,7 @@ def cache_json(entry: CacheEntry, now: datetime) -> dict[str, Any]:
         **entry.to_dict(),
         "age": entry.age(now).total_seconds(),
         "expires_in": None if expires is None else (expires - now).total_seconds(),
+        "value_elsewhere": entry.elsewhere,
     }
 
 

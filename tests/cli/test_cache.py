@@ -389,17 +389,20 @@ def test_a_damaged_record_is_listed_as_damaged_and_can_be_removed(
     store = tmp_path / "store"
     fill(str(store))
     damaged = _damage_a_load_record(store, how)
-    table, show, dry = flowcore.all(
+    table, show, dry, listed = flowcore.all(
         ["cache", "ls", "--store", str(store)],
         ["cache", "show", "load", "--store", str(store)],
         ["cache", "gc", "--dry-run", "--store", str(store)],
+        ["cache", "ls", "--json", "--store", str(store)],
     )
-    for process in (table, show, dry):
+    for process in (table, show, dry, listed):
         assert process.returncode == 0 and process.stderr == "", process.stderr
     assert "6 entries" in table.stdout and "damaged" in table.stdout
     assert f"1 entry is damaged and never used; 'flowcore cache gc --store {store}'" in table.stdout
     assert str(damaged) in table.stdout and str(damaged) in show.stdout
     assert "Would remove 1 entry" in dry.stdout and damaged.exists()
+    # never used, as --expired selects it
+    assert [e["expired"] for e in parsed(listed) if e["problem"]] == [True]
 
     removed = flowcore("cache", "rm", "load", "-y", "--store", str(store))
     assert removed.returncode == 0, removed.stderr

@@ -26,6 +26,19 @@ def test_python_m_flowcore_is_the_same_command_line(flowcore: Flowcore) -> None:
     assert "cache" in script.stdout and "--debug" in script.stdout
 
 
+def test_a_group_without_a_command_prints_its_help(flowcore: Flowcore) -> None:
+    alone, runs, cache = flowcore.all([], ["runs"], ["cache"])
+    for process, args in (
+        (alone, ["--help"]),
+        (runs, ["runs", "--help"]),
+        (cache, ["cache", "--help"]),
+    ):
+        assert process.returncode == 0 and process.stderr == "", process.stderr
+        assert process.stdout == flowcore(*args).stdout  # the whole help, many lines
+    assert alone.stdout.startswith("Usage: flowcore [OPTIONS] COMMAND [ARGS]...\n")
+    assert "\nCommands:\n" in runs.stdout and "  ls " in runs.stdout
+
+
 def test_version(flowcore: Flowcore) -> None:
     version = flowcore("--version")
     assert version.returncode == 0 and version.stdout == f"flowcore {__version__}\n"

@@ -366,3 +366,51 @@ def test_json_times_are_iso_8601_and_a_moved_flow_file_is_named(
         f"Error: Run {run['run_id']} came from {flow_file}, which is not there any more: resume "
         f"it with the flow file where it is now, `flowcore run FILE.py --resume {run['run_id']}`\n"
     )
+
+
+def test_runs_show_prints_a_task_named_with_a_tab_and_a_newline_on_one_line(
+    flowcore: Flowcore, tmp_path: Path
+) -> None:
+    path = tmp_path / "odd_flow.py"
+    path.write_text(
+        "from flowcore import Flow, task\n"
+        "@task(name='tab\\tnl\\nx')\n"
+        "def odd():\n"
+        "    return 1\n"
+        "with Flow('odd names') as flow:\n"
+        "    odd()\n"
+    )
+    assert flowcore("run", str(path)).returncode == 0
+    shown = flowcore("runs", "show", "last")
+    assert shown.returncode == 0, shown.stderr
+    [row] = [line for line in shown.stdout.splitlines() if "tab" in line]
+    assert row.split()[:2] == ["tab\\tnl\\nx", "tab\\tnl\\nx-1"]
+    assert [t["task"] for t in _json(flowcore("runs", "show", "last", "--json"))["tasks"]] == [  # type: ignore[index]
+        "tab\tnl\nx"
+    ]
+
+
+def test_runs_show_times_a_mapped_task_by_its_children_as_the_ui_does(
+    flowcore: Flowcore, flow_file: Path
+) -> None:
+    from flowcore.runs import open_store
+    from tests.ui.conftest import client_for
+
+    assert flowcore("run", f"{flow_file}:flow", "--param", "n=3").returncode == 0
+    shown = _json(flowcore("runs", "show", "last", "--json"))
+    assert isinstance(shown, dict)
+    square = {t["task"]: t for t in shown["tasks"]}["square"]
+    assert square["started"] is not None and square["started"] <= square["ended"]
+    store = open_store(str(flowcore.home / "flowcore.db"))
+    assert store is not None
+    with client_for(store) as client:
+        tasks = client.get(f"/api/runs/{shown['run_id']}").json()["tasks"]
+    in_ui = {t["task"]: t for t in tasks}["square"]
+    assert (square["started"], square["ended"]) == (in_ui["started"], in_ui["ended"])
+
+
+def test_runs_help_is_plain_text(flowcore: Flowcore) -> None:
+    for verb in ("show", "logs"):
+        shown = flowcore("runs", verb, "--help")
+        assert shown.returncode == 0 and "(last: the newest run)" in shown.stdout
+        assert "``" not in shown.stdout

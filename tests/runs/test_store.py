@@ -256,6 +256,28 @@ def test_log_lines_are_capped_per_run_and_the_rest_counted(
     assert [x.message for x in store.logs("other")] == ["line 0"]
 
 
+def test_log_lines_of_one_mapped_child_are_read_by_the_query(
+    make_store: Callable[..., RunStore],
+) -> None:
+    """``map_index`` narrows the read itself: ``limit`` counts that child's lines alone
+    (the UI's page of a child reads no other line of its task)."""
+    store = make_store()
+    _run(store, "mapped", final=None)
+    for i in range(12):
+        store.submit(
+            LogLine("mapped", "sq-1", i % 3 - 1, at(i).timestamp(), logging.INFO, "flowcore", f"line {i}")
+        )  # fmt: skip
+    store.flush()
+    assert [x.message for x in store.logs("mapped", "sq-1", limit=2, map_index=1)] == [
+        "line 8",
+        "line 11",
+    ]
+    assert [x.message for x in store.logs("mapped", "sq-1", map_index=-1)] == [
+        f"line {i}" for i in (0, 3, 6, 9)
+    ]
+    assert len(store.logs("mapped", "sq-1", limit=5)) == 5
+
+
 # -- crashes -------------------------------------------------------------------------------
 
 

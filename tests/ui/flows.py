@@ -7,8 +7,9 @@
   test), all successful.
 * :func:`record_chatty` - ``ui chatty``: a task that logs 5 lines, then one that logs 300.
 * ``RESUMABLE`` - a flow file (``ui resumable``) whose mapped child 3 fails while a file
-  ``broken`` lies beside it, checkpointing to ``results/`` beside it: a run can be resumed
-  by ``flowcore resume`` once ``broken`` is gone.
+  ``broken`` lies beside it (is interrupted, as by Ctrl-C, while a file ``interrupt``
+  does), checkpointing to ``results/`` beside it: a run can be resumed by ``flowcore
+  resume`` once the file is gone.
 * ``LIVE`` - a flow file (``ui live``) whose children 2 and 3 wait for a file ``release``
   beside it (at most 60 s), so a test can watch the run while it is in progress.
 """
@@ -93,6 +94,8 @@ def numbers(n):
 def square(x):
     if x == 3 and (HERE / "broken").exists():
         raise ValueError("three is broken")
+    if x == 3 and (HERE / "interrupt").exists():
+        raise KeyboardInterrupt  # as Ctrl-C: the run ends Cancelled
     return x * x
 
 
@@ -148,6 +151,22 @@ def record_resumable(directory: Path) -> State:
     (directory / "broken").unlink()
     assert state is not None and state.is_failed(), state
     return state
+
+
+def record_cancelled(directory: Path) -> None:
+    """A run of ``RESUMABLE`` from ``directory`` interrupted as by Ctrl-C (it ends
+    Cancelled), recorded with its source, in the test process."""
+    path = write_flow(directory, RESUMABLE)
+    (directory / "interrupt").touch()
+    loaded = load_flow(f"{path}:flow")
+    try:
+        loaded.flow.run(context={"checkpointing": True, "flow_source": loaded.spec})
+    except KeyboardInterrupt:
+        pass
+    else:
+        raise AssertionError("the run was not interrupted")
+    finally:
+        (directory / "interrupt").unlink()
 
 
 @task

@@ -14,7 +14,7 @@ from tests.ui.conftest import Recorded, client_for, csrf_of
 
 ENTRY_KEYS = {
     "key", "record_id", "task", "flow", "flow_run_id", "created", "expires", "expired",
-    "value_location", "size", "location", "problem", "age", "expires_in",
+    "value_location", "size", "location", "problem", "age", "expires_in", "value_elsewhere",
 }  # fmt: skip
 
 
@@ -121,3 +121,60 @@ def test_a_missing_store_is_said_on_the_page(recorded: Recorded, tmp_path: Path)
     assert client.post("/caches/gc", data={"csrf_token": csrf}).status_code == 409
     memory = client_for(recorded.store, cache_store="memory").get("/api/caches").json()
     assert "lives only in the process" in memory["problem"]
+
+
+def test_entries_with_values_kept_apart_are_not_removed_without_their_values(
+    recorded: Recorded, tmp_path: Path
+) -> None:
+    """Over the records of a policy's key_storage alone, delete and gc refuse as
+    ``flowcore cache rm`` and ``gc`` do (removing a record alone would leave its value for
+    good), with a notice naming the command that removes both; the page says why."""
+    keys, values = tmp_path / "keys", tmp_path / "values"
+
+    @task(cache_policy=cache_policies.INPUTS.configure(key_storage=str(keys)))
+    def fetch(city: str) -> str:
+        return city.upper()
+
+    for city in ("oslo", "lima"):
+        with Flow("keyed") as flow:
+            fetch(Parameter("city"))
+        assert flow.run(city=city, cache_store=str(values)).is_successful()
+    client = client_for(recorded.store, cache_store=str(keys))
+    entries = client.get("/api/caches").json()["entries"]
+    assert [e["value_elsewhere"] for e in entries] == [str(values)] * 2
+    page = client.get("/caches").text
+    assert "keep their values apart from their records (key_storage)" in page
+    assert f"--values {values}" in page and 'class="delete-button"' not in page
+    csrf = csrf_of(client)
+    deleted = client.post(
+        "/caches/delete",
+        data={"csrf_token": csrf, "key": entries[0]["key"], "record_id": entries[0]["record_id"]},
+    )
+    assert deleted.status_code == 303
+    notice = client.get(deleted.headers["location"]).text
+    assert "nothing was removed" in notice and f"flowcore cache rm {entries[0]['key']}" in notice
+    assert f"--store {keys} --values {values}" in notice
+    collected = client.post("/caches/gc", data={"csrf_token": csrf, "max_entries": "0"})
+    assert collected.status_code == 303
+    notice = client.get(collected.headers["location"]).text
+    assert "2 cache entries keep their values" in notice
+    assert f"flowcore cache gc --store {keys} --values {values}" in notice
+    assert len(list(keys.rglob("*.json"))) == 2 and len(list(values.rglob("*.value"))) == 2
+
+
+def test_a_damaged_record_is_shown_as_damaged(caches: TestClient) -> None:
+    entry = caches.get("/api/caches?task=load").json()["entries"][0]
+    Path(entry["location"]).write_text("{not json")
+    [damaged] = [e for e in caches.get("/api/caches").json()["entries"] if e["problem"]]
+    assert damaged["task"] == "" and damaged["expired"] is True
+    page = caches.get("/caches").text
+    assert 'href="/caches?task="' not in page
+    assert "1 entry is damaged and never used" in page
+    assert f"{entry['location']} is not JSON" in page and ">damaged</td>" in page
+
+
+def test_the_count_of_entries_is_singular_for_one(caches: TestClient) -> None:
+    assert "4 entries," in caches.get("/caches").text
+    csrf = csrf_of(caches)
+    assert caches.post("/caches/gc", data={"csrf_token": csrf, "max_entries": "1"}).is_redirect
+    assert ": 1 entry," in caches.get("/caches").text

@@ -9,6 +9,7 @@ from urllib.parse import quote
 import pytest
 from starlette.testclient import TestClient
 
+from flowcore import Flow, task
 from flowcore.ui import runs_pages
 from tests.ui import flows
 from tests.ui.conftest import Recorded, client_for, recording_into
@@ -182,6 +183,7 @@ def test_task_page_lists_children_and_a_childs_history(
         child["child"]["state"] == "Failed"
         and [t["state"] for t in child["history"]][-1] == "Failed"
     )
+    assert child["logs"] and {line["map_index"] for line in child["logs"]} == {2}
     page = client.get(square["url"] + "?map_index=2")
     assert page.status_code == 200 and XSS_MESSAGE not in page.text and "&lt;img src=x" in page.text
     spooky = client.get(run["tasks"][1]["url"])
@@ -217,6 +219,26 @@ def test_each_task_counts_all_its_log_lines_and_says_when_some_are_cut(
         )
         assert not client.get("/api" + early["url"]).json()["logs_cut"]
         assert "lines-cut" not in client.get(early["url"]).text
+
+
+def test_a_task_named_with_a_tab_and_a_newline_has_a_page(tmp_path: Path) -> None:
+    name = "tab\tnl\nx"
+
+    @task(name=name)
+    def odd() -> int:
+        return 1
+
+    with recording_into(tmp_path / "runs.db") as store:
+        with Flow("odd names") as flow:
+            odd()
+        run_id = flow.run().flow_run_id
+        store.flush()
+    with client_for(store) as client:
+        [row] = client.get(f"/api/runs/{run_id}").json()["tasks"]
+        assert row["task"] == name and row["url"].endswith("/tasks/tab%09nl%0Ax-1")
+        assert client.get("/api" + row["url"]).json()["task"]["slug"] == name + "-1"
+        page = client.get(row["url"])
+        assert page.status_code == 200 and "<h1>" in page.text
 
 
 def test_task_page_pages_its_children(client: TestClient, recorded: Recorded) -> None:

@@ -123,7 +123,9 @@ def test_resume_refuses_runs_that_did_not_fail_or_have_no_source(
 ) -> None:
     csrf = csrf_of(client)
     succeeded = client.post(f"/runs/{recorded.ok[0]}/resume", data={"csrf_token": csrf})
-    assert succeeded.status_code == 409 and "only a failed or crashed run" in succeeded.text
+    assert (
+        succeeded.status_code == 409 and "only a failed, crashed or cancelled run" in succeeded.text
+    )
     sourceless = client.post(f"/runs/{recorded.demo}/resume", data={"csrf_token": csrf})
     assert sourceless.status_code == 409 and "flow.run(resume=" in sourceless.text
     assert client.post("/runs/nope-nope/resume", data={"csrf_token": csrf}).status_code == 404
