@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import re
 import threading
@@ -107,6 +108,7 @@ HEARTBEAT_EVERY = 10.0  # seconds between the writer's heartbeats of its live ru
 # BATCH_SIZE), so another writer of the file waits for one batch's fold, not a run's
 FOLD_ROWS = 1
 SETTING = "runs.store (FLOWCORE__RUNS__STORE)"
+MAX_LOG_LINES = 10_000  # runs.max_log_lines' default
 _DIALECTS = ("sqlite", "postgresql")
 
 
@@ -213,6 +215,36 @@ def _sqlite_url(value: str, home: str, cwd: str) -> str:
             "give a path in a directory you can write"
         ) from None
     return f"sqlite:///{path}"
+
+
+def limit(name: str, value: object = None, *, whole: bool, none: bool = True) -> float:
+    """The run store's limit ``name`` (``runs.retention_days``, ``runs.max_runs``,
+    ``runs.max_log_lines``), checked: ``value``, else the setting's value in the config.
+    A number >= 0 (``whole``: a whole number); ``none``: None or "" are 0, which for the
+    retention settings means no limit.
+
+    >>> limit("runs.max_runs", 5, whole=True), limit("runs.retention_days", 0.5, whole=False)
+    (5, 0.5)
+    >>> limit("runs.max_runs", -1, whole=True)
+    Traceback (most recent call last):
+    ...
+    flowcore.runs.store.RunStoreError: runs.max_runs (FLOWCORE__RUNS__MAX_RUNS) is -1: expected a whole number >= 0 (0: no limit)
+
+    Raises:
+        RunStoreError: it is anything else; the message names the setting, its value and
+            what it may be.
+    """
+    if value is None:
+        value = config.get_path(name)
+    if none and (value is None or value == ""):
+        return 0
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if number is None or not math.isfinite(number) or number < 0 or (whole and number % 1):
+        kind = "a whole number" if whole else "a number"
+        meaning = " (0: no limit)" if none else ""
+        environment = "FLOWCORE__" + name.upper().replace(".", "__")
+        raise RunStoreError(f"{name} ({environment}) is {value!r}: expected {kind} >= 0{meaning}")
+    return int(number) if whole else float(number)
 
 
 def _bad_setting(value: object) -> RunStoreError:
@@ -350,10 +382,15 @@ class RunStore:
             self._feeder.raise_error()
 
     def kept_log_lines(self) -> int:
-        """Log lines kept per run: ``max_log_lines`` if given, else ``runs.max_log_lines``."""
+        """Log lines kept per run: ``max_log_lines`` if given, else ``runs.max_log_lines``
+        (a bad value is an ERROR, once, and the default is kept)."""
         if self.max_log_lines is not None:
             return self.max_log_lines
-        return int(config.get_path("runs.max_log_lines", 10_000))
+        try:
+            return int(limit("runs.max_log_lines", whole=True, none=False))
+        except RunStoreError as exc:
+            _error_once(f"{exc}; keeping the default, {MAX_LOG_LINES} lines per run")
+            return MAX_LOG_LINES
 
     # -- the engine ------------------------------------------------------------------------
 
@@ -523,18 +560,20 @@ class RunStore:
     def prune(self, retention_days: float | None = None, max_runs: int | None = None) -> int:
         """Delete finished runs started more than ``retention_days`` ago and the oldest
         beyond the newest ``max_runs`` (defaults: ``runs.retention_days``,
-        ``runs.max_runs``; None or 0 in the config means no limit). Unfinished runs are
-        kept: their driver may be alive. Returns how many runs were deleted."""
+        ``runs.max_runs``; None or 0 means no limit). Unfinished runs are kept: their
+        driver may be alive. Returns how many runs were deleted.
+
+        Raises:
+            RunStoreError: a limit is not a number >= 0 (nothing is deleted).
+        """
         from flowcore.runs import writes
 
-        days = (
-            retention_days if retention_days is not None else config.get_path("runs.retention_days")
-        )
-        most = max_runs if max_runs is not None else config.get_path("runs.max_runs")
-        cutoff = _now() - timedelta(days=float(days)) if days else None
+        days = limit("runs.retention_days", retention_days, whole=False)
+        most = int(limit("runs.max_runs", max_runs, whole=True))
+        cutoff = _now() - timedelta(days=days) if days else None
         with self._reading() as reader:
             self._detect_crashes(reader)
-        return self.write(lambda c: writes.prune(c, cutoff, int(most) if most else None))
+        return self.write(lambda c: writes.prune(c, cutoff, most or None))
 
     def _read(self, query: Callable[[Reader], T], run_ids: Sequence[str] | None = None) -> T:
         """``query`` in a read transaction, after crash detection and after folding the
@@ -675,6 +714,17 @@ def _run_ids_in(answer: object) -> list[str]:
     if isinstance(answer, list):
         return [item.run_id for item in answer if isinstance(item, RunInfo)]
     return []
+
+
+_errors_told: set[str] = set()
+
+
+def _error_once(message: str) -> None:
+    """``message`` at ERROR on ``flowcore.runs``, once per process (a bad setting read
+    on every batch)."""
+    if message not in _errors_told:
+        _errors_told.add(message)
+        logger.error("%s", message)
 
 
 def _canonical(state: str | None) -> str | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sqlite3
@@ -17,8 +18,9 @@ import pytest
 import flowcore.engine.state as state_module
 from flowcore.configuration import config
 from flowcore.runs import RunStore, RunStoreError, open_store, store_url
+from flowcore.runs.events import LogLine
 from flowcore.runs.states import FAILED_STATES, FINISHED_STATES, STATE_NAMES
-from tests.runs.conftest import started
+from tests.runs.conftest import at, started
 from tests.servers import free_port
 
 
@@ -210,6 +212,67 @@ def test_at_most_max_runs_runs_are_kept_after_each_run(
         if prune_every == 0.0:
             assert [r.run_id for r in store.list_runs()] == ["run-3", "run-2"]
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("max_runs", "abc", "a whole number >= 0 (0: no limit)"),
+        ("max_runs", -1, "a whole number >= 0 (0: no limit)"),
+        ("max_runs", 2.5, "a whole number >= 0 (0: no limit)"),
+        ("retention_days", -5, "a number >= 0 (0: no limit)"),
+        ("retention_days", "a month", "a number >= 0 (0: no limit)"),
+    ],
+)
+def test_a_bad_retention_setting_is_an_error_and_deletes_nothing(
+    settings: Path, logs: pytest.LogCaptureFixture, setting: str, value: object, expected: str
+) -> None:
+    """A bad ``runs.max_runs`` or ``runs.retention_days`` is one ERROR naming the setting,
+    its value and what it may be; runs are recorded as ever (the writer and every flush
+    keep working) and none is pruned, not even a run far past any retention."""
+    from tests.runs.conftest import flow_state
+
+    config.set_path("runs.retention_days", 0)
+    store = RunStore(f"sqlite:///{settings / f'{setting}{value}.db'}")
+    store.submit(started("old", time=at(-400 * 86_400)))
+    store.submit(flow_state("old", "Success", -400 * 86_400 + 5))
+    store.flush()
+    store.close()
+    config.set_path(f"runs.{setting}", value)
+    store = RunStore(store.url)
+    from flowcore.runs import feeder
+
+    feeder._pruned.discard(store.url)  # (pruned once per process and URL: this is another)
+    for n in range(3):
+        store.submit(started(f"new-{n}", time=at(n)))
+        store.submit(flow_state(f"new-{n}", "Success", n + 1))
+        store.flush()
+    assert [r.run_id for r in store.list_runs()] == ["new-2", "new-1", "new-0", "old"]
+    variable = f"FLOWCORE__RUNS__{setting.upper()}"
+    told = f"runs.{setting} ({variable}) is {value!r}: expected {expected}"
+    errors = [r.getMessage() for r in logs.records if r.levelno >= logging.ERROR]
+    assert errors == [f"{told}; old runs in {store.display} are not pruned"]
+    with pytest.raises(RunStoreError) as raised:
+        store.prune()
+    assert str(raised.value) == told
+    assert store.count_runs() == 4
+    store.close()
+
+
+def test_a_bad_max_log_lines_is_an_error_and_keeps_the_default(
+    settings: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    store = RunStore(f"sqlite:///{settings / 'lines.db'}")
+    config.set_path("runs.max_log_lines", -5)
+    assert store.kept_log_lines() == 10_000
+    store.submit(started("r"))
+    store.submit(LogLine("r", None, -1, at(1).timestamp(), logging.INFO, "flowcore", "kept"))
+    store.flush()
+    assert [line.message for line in store.logs("r")] == ["kept"]
+    told = "runs.max_log_lines (FLOWCORE__RUNS__MAX_LOG_LINES) is -5: expected a whole number >= 0"
+    errors = [r.getMessage() for r in logs.records if r.levelno >= logging.ERROR]
+    assert errors == [f"{told}; keeping the default, 10000 lines per run"]
+    store.close()
 
 
 def test_a_sqlite_store_is_in_wal_mode(tmp_path: Path) -> None:
