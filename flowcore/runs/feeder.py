@@ -365,6 +365,7 @@ class Feeder:
             "crash_after": self.store.crash_after,
             "driver_pid": os.getpid(),
             "retention": retention,
+            "directory_seen": self.store.directory_seen,
             "max_log_lines": self.store.kept_log_lines(),
         }
 

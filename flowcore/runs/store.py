@@ -177,7 +177,8 @@ def store_url(spec: str | None = None) -> str | None:
 
     ``"none"`` (or empty) turns the store off: None. ``"sqlite"`` is
     ``<home_dir>/flowcore.db``; any other string without ``://`` is a SQLite file path; a
-    ``sqlite://`` or ``postgresql[+driver]://`` URL is used as it is.
+    ``sqlite://`` or ``postgresql[+driver]://`` URL is used as it is (the directory of
+    a ``sqlite:///`` file made, as a file path's is).
     """
     value: Any = config.get_path("runs.store") if spec is None else spec
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
@@ -187,8 +188,11 @@ def store_url(spec: str | None = None) -> str | None:
     value = value.strip()
     match = _URL.match(value)
     if match:
-        if match["scheme"].split("+")[0].lower() not in _DIALECTS:
+        dialect = match["scheme"].split("+")[0].lower()
+        if dialect not in _DIALECTS:
             raise _bad_setting(value)
+        if dialect == "sqlite":
+            _sqlite_url_directory(value, os.getcwd())
         return str(value)
     if "://" in value:
         raise _bad_setting(value)
@@ -203,6 +207,30 @@ def _sqlite_url(value: str, home: str, cwd: str) -> str:
     took milliseconds on a busy overlay file system."""
     path = Path(home).expanduser() / "flowcore.db" if home else Path(value).expanduser()
     path = path.absolute()
+    _make_directory(path, value)
+    return f"sqlite:///{path}"
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_url_directory(url: str, cwd: str) -> None:
+    """Make the directory of the file a ``sqlite:///`` URL names, as of a file path. A
+    relative path (``sqlite:///tmp/x.db``: three slashes, where ``/tmp/x.db`` takes four)
+    whose directory does not exist is an error saying so: making ``tmp/`` in the working
+    directory would hide the slip."""
+    path = Path(url[len("sqlite:///") :].split("?")[0]) if url.startswith("sqlite:///") else None
+    if path is None or str(path) in ("", ".", ":memory:") or str(path).startswith("file:"):
+        return  # (in memory, or a URI SQLite reads for itself)
+    if not path.is_absolute() and not (Path(cwd) / path).parent.is_dir():
+        raise RunStoreError(
+            f"{SETTING} is {url!r}, a path relative to the working directory ({cwd}), whose "
+            f"directory {path.parent} does not exist there: for the absolute path /{path} "
+            f"write four slashes, 'sqlite:////{path}', or make the directory"
+        )
+    _make_directory(Path(cwd) / path, url)
+
+
+def _make_directory(path: Path, value: str) -> None:
+    """Make the directory of the SQLite file ``path`` (named by ``value``)."""
     if path.is_dir():
         raise RunStoreError(f"{SETTING} is {value!r}, a directory; give a file path for SQLite")
     try:
@@ -214,7 +242,6 @@ def _sqlite_url(value: str, home: str, cwd: str) -> str:
             f"{SETTING} is {value!r}, whose directory {path.parent} cannot be made ({why}): "
             "give a path in a directory you can write"
         ) from None
-    return f"sqlite:///{path}"
 
 
 def limit(name: str, value: object = None, *, whole: bool, none: bool = True) -> float:
@@ -313,6 +340,9 @@ class RunStore:
         self._write_lock = threading.Lock()
         self._sqlite_conn: sqlite3.Connection | None = None  # (see write)
         self._host = host_name()
+        # a SQLite file's directory missing when the writer opens the file was removed
+        # (a test's temporary home) if it was there when the store was made, else never made
+        self.directory_seen = self.removed_directory() is None
         self._feeder = Feeder(self)
 
     def __repr__(self) -> str:
@@ -628,7 +658,7 @@ class RunStore:
         """The directory of this store's SQLite file if it no longer exists (removed with a
         test's temporary home directory, say), else None."""
         path = self.sqlite_path()
-        directory = None if path is None else os.path.dirname(path)
+        directory = None if path is None else os.path.dirname(path) or "."
         return directory if directory is not None and not os.path.isdir(directory) else None
 
     def _fold(self, reader: Reader, run_ids: Sequence[str]) -> bool:

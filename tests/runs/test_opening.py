@@ -53,6 +53,55 @@ def test_store_url_forms(settings: Path) -> None:
     assert store_url() == f"sqlite:///{home / 'flowcore.db'}"
 
 
+def test_a_sqlite_url_s_directory_is_made_as_a_path_s(
+    settings: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{settings / 'never' / 'made' / 'runs.db'}"
+    assert store_url(url) == url
+    assert (settings / "never" / "made").is_dir()
+    store = RunStore(url)
+    store.submit(started("r"))
+    store.flush()
+    assert [r.run_id for r in store.list_runs()] == ["r"]
+    store.close()
+    assert [r for r in logs.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_relative_sqlite_url_to_a_missing_directory_says_so(
+    settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sqlite:///tmp/x.db`` (three slashes: a relative path) where ``tmp/`` is not in the
+    working directory is an error naming the four slashes, and makes nothing; a relative
+    path in a directory that exists is a store."""
+    monkeypatch.chdir(settings)
+    with pytest.raises(RunStoreError) as raised:
+        store_url("sqlite:///tmp/runs/x.db")
+    assert str(raised.value) == (
+        "runs.store (FLOWCORE__RUNS__STORE) is 'sqlite:///tmp/runs/x.db', a path relative to "
+        f"the working directory ({settings}), whose directory tmp/runs does not exist there: "
+        "for the absolute path /tmp/runs/x.db write four slashes, 'sqlite:////tmp/runs/x.db', "
+        "or make the directory"
+    )
+    assert not (settings / "tmp").exists()
+    assert store_url("sqlite:///here.db") == "sqlite:///here.db"
+
+
+def test_a_store_whose_directory_never_existed_says_so_and_warns_of_no_removal(
+    tmp_path: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    """A RunStore made on a SQLite URL whose directory does not exist (``store_url`` would
+    have made it): every flush says the directory does not exist; no WARNING says it was
+    removed."""
+    missing = tmp_path / "never" / "made"
+    store = RunStore(f"sqlite:///{missing / 'runs.db'}")
+    store.submit(started("r"))
+    with pytest.raises(RunStoreError, match=f"its directory {missing} does not exist$"):
+        store.flush()
+    store.close()
+    assert [r for r in logs.records if r.levelno == logging.WARNING] == []
+    assert not missing.exists()
+
+
 @pytest.mark.parametrize("spec", ["http://example.com/db", "s3://bucket/runs", "://nothing"])
 def test_store_url_refuses_what_is_not_a_database(spec: str) -> None:
     with pytest.raises(RunStoreError, match=r"runs\.store \(FLOWCORE__RUNS__STORE\) is") as raised:
