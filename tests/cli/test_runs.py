@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.cli.conftest import Flowcore
+from tests.servers import free_port
 
 FLOW_FILE = """
 import os
@@ -296,6 +297,27 @@ def test_errors_are_one_line_with_exit_status_1(
     assert completed.returncode == 1
     assert not (tmp_path / "absent").exists()  # (read-only commands create no store)
     assert error in completed.stderr and completed.stderr.count("\n") == 1, completed.stderr
+
+
+def test_a_store_given_with_store_is_named_so_in_the_errors_of_its_reads(
+    flowcore: Flowcore, flow_file: Path
+) -> None:
+    """A connection is made by a store's first read, not when it is opened: its error
+    names ``--store`` as where the store came from, not the setting."""
+    url = f"postgresql+psycopg://u:pw@127.0.0.1:{free_port()}/db"
+    commands = [
+        ["runs", "ls"],
+        ["runs", "show", "last"],
+        ["runs", "logs", "abcd"],
+        ["visualize", f"{flow_file}:other", "--run", "last", "-o", str(flow_file) + ".dot"],
+    ]
+    running = [flowcore.start([*args, "--store", url]) for args in commands]
+    for command in running:
+        completed = command.finish()
+        assert completed.returncode == 1
+        masked = url.replace(":pw@", ":***@")
+        assert completed.stderr.startswith(f"Error: run store {masked} (--store): "), command.args
+        assert "FLOWCORE__RUNS__STORE" not in completed.stderr
 
 
 def test_runs_store_none_is_a_clear_error(flowcore: Flowcore) -> None:
