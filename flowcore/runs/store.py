@@ -155,6 +155,12 @@ _SQLITE_UNAVAILABLE_TEXTS = (
 )
 
 
+# SQLite's primary result codes (and messages) for a file that is not a database, or a
+# damaged one: CORRUPT, NOTADB
+_SQLITE_DAMAGED = frozenset({11, 26})
+_SQLITE_DAMAGED_TEXTS = ("file is not a database", "database disk image is malformed")
+
+
 # -- where the store is ------------------------------------------------------------------
 
 _URL = re.compile(r"^(?P<scheme>[A-Za-z][A-Za-z0-9_]*(\+[A-Za-z0-9_]+)?)://")
@@ -439,7 +445,7 @@ class RunStore:
         on one connection kept for it (the writer process then never imports
         SQLAlchemy); a file to create or migrate is opened by the engine first, and
         PostgreSQL is written through the engine."""
-        with self._write_lock:
+        with self._write_lock, self._explaining():
             if self._sqlite_conn is None and self.sqlite_path() is not None:
                 self._sqlite_conn = self._open_for_writing()
             conn = self._sqlite_conn
@@ -633,20 +639,54 @@ class RunStore:
 
         path = self.sqlite_path()
         reader = None
-        if path is not None and self._engine_obj is None:
-            reader = SqliteReader.open(path)
-        if reader is None:
-            from flowcore.runs import database
+        with self._explaining():
+            if path is not None and self._engine_obj is None:
+                reader = SqliteReader.open(path)
+            if reader is None:
+                from flowcore.runs import database
 
-            with database.connection(self.engine(), self.display) as conn:
-                yield AlchemyReader(conn)
-            return
+                with database.connection(self.engine(), self.display) as conn:
+                    yield AlchemyReader(conn)
+                return
+            try:
+                yield reader
+            except sqlite3.Error as error:
+                raise RunStoreError(f"run store {self.display} ({SETTING}): {error}") from error
+            finally:
+                reader.close()
+
+    @contextmanager
+    def _explaining(self) -> Iterator[None]:
+        """The block's errors of a SQLite file that only its user can fix (a file that
+        is not a database; see :meth:`_explained`) say what the file is, and what to do.
+        They are not errors of a database unavailable for now: a writer does not wait
+        for them to pass."""
         try:
-            yield reader
-        except sqlite3.Error as error:
-            raise RunStoreError(f"run store {self.display} ({SETTING}): {error}") from error
-        finally:
-            reader.close()
+            yield
+        except RunStoreError as error:
+            explained = self._explained(error)
+            if explained is None:
+                raise
+            raise explained from None
+
+    def _explained(self, error: RunStoreError) -> RunStoreError | None:
+        """``error`` (of this store, from SQLite) said with its fix, if it has one."""
+        import sqlite3
+
+        path = self.sqlite_path()
+        cause = error.__cause__
+        cause = getattr(cause, "orig", None) or cause  # (SQLAlchemy's wrap the driver's)
+        if path is None or not isinstance(cause, sqlite3.Error):
+            return None
+        code = (getattr(cause, "sqlite_errorcode", None) or 0) & 0xFF
+        where = f"run store {self.display} ({SETTING})"
+        if code in _SQLITE_DAMAGED or str(cause).startswith(_SQLITE_DAMAGED_TEXTS):
+            return RunStoreError(
+                f"{where}: {path} is not a SQLite database, or a damaged one ({cause}): move "
+                f"it aside (the next run makes a new store there), or set {SETTING} to "
+                "another path"
+            )
+        return None
 
     def sqlite_path(self) -> str | None:
         """This store's SQLite file (None: not a SQLite file)."""

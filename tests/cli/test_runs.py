@@ -256,6 +256,12 @@ def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path
         (["runs", "ls", "--store", "ftp://host/x"], "Error: --store is 'ftp://host/x'; expected"),
         (["ui", "--store", "{tmp}/absent/x.db"], "Error: No run store at '"),
         (
+            ["runs", "ls", "--store", "{file}"],
+            "demo_flow.py (--store): {file} is not a SQLite database, or a damaged one (file is "
+            "not a database): move it aside (the next run makes a new store there), or set "
+            "--store to another path",
+        ),
+        (
             ["run", "{file}:flow", "--param", "n=1"],
             "whose directory {file}/x cannot be made ({file} is a file): give a path",
         ),
@@ -290,6 +296,7 @@ def test_errors_are_one_line_with_exit_status_1(
         "with Flow('needs') as flow:\n    use(Parameter('a'))\n"
     )
     env = {}
+    error = error.replace("{file}", str(flow_file))
     if "cannot be made" in error:  # (a store under a file, from the environment)
         env["FLOWCORE__RUNS__STORE"] = f"{flow_file}/x/runs.db"
         error = error.format(file=flow_file)

@@ -102,6 +102,28 @@ def test_a_store_whose_directory_never_existed_says_so_and_warns_of_no_removal(
     assert not missing.exists()
 
 
+def test_a_file_that_is_not_a_database_is_named_with_what_to_do(tmp_path: Path) -> None:
+    """Reading or writing a store file of garbage (or a damaged one) names the file and the
+    fix, and records are not kept waiting for it to pass."""
+    path = tmp_path / "runs.db"
+    path.write_bytes(bytes(range(256)) * 32)
+    told = (
+        f"run store sqlite:///{path} (runs.store (FLOWCORE__RUNS__STORE)): {path} is not a "
+        "SQLite database, or a damaged one (file is not a database): move it aside (the next "
+        "run makes a new store there), or set runs.store (FLOWCORE__RUNS__STORE) to another path"
+    )
+    store = RunStore(f"sqlite:///{path}")
+    with pytest.raises(RunStoreError) as raised:
+        store.count_runs()
+    assert str(raised.value) == told
+    store.submit(started("r"))
+    with pytest.raises(RunStoreError) as raised:
+        store.flush()
+    assert str(raised.value) == told
+    assert store._feeder.broken is not None  # (not kept in memory to try again)
+    store.close()
+
+
 @pytest.mark.parametrize("spec", ["http://example.com/db", "s3://bucket/runs", "://nothing"])
 def test_store_url_refuses_what_is_not_a_database(spec: str) -> None:
     with pytest.raises(RunStoreError, match=r"runs\.store \(FLOWCORE__RUNS__STORE\) is") as raised:
