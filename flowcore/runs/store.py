@@ -129,10 +129,7 @@ def is_unavailable(error: BaseException) -> bool:
     if isinstance(driver_error, sqlite3.Error):
         cause = driver_error
     if isinstance(cause, sqlite3.Error):
-        code = getattr(cause, "sqlite_errorcode", None)  # (Python 3.11+)
-        if code is not None:
-            return code & 0xFF in _SQLITE_UNAVAILABLE
-        return str(cause).startswith(_SQLITE_UNAVAILABLE_TEXTS)
+        return _sqlite_code(cause) in _SQLITE_UNAVAILABLE
     if type(cause).__module__.startswith("sqlalchemy"):  # (only loaded when in use)
         from sqlalchemy import exc
 
@@ -140,25 +137,35 @@ def is_unavailable(error: BaseException) -> bool:
     return False
 
 
+def _sqlite_code(error: sqlite3.Error) -> int:
+    """SQLite's primary result code of ``error`` (0: not known)."""
+    code = getattr(error, "sqlite_errorcode", None)  # (Python 3.11+; before, its message)
+    if code is not None:
+        return int(code) & 0xFF
+    text = str(error)
+    return next((code for start, code in _SQLITE_TEXTS.items() if text.startswith(start)), 0)
+
+
 # SQLite's primary result codes for a file that cannot be written for now: BUSY, LOCKED,
-# NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL; and their messages (before 3.11)
+# NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL; for a file that is not a database, or
+# a damaged one: CORRUPT, NOTADB; for one that cannot be written or opened: READONLY,
+# CANTOPEN (whether this user may write it is asked of the file system); and the codes'
+# messages (before Python 3.11)
 _SQLITE_UNAVAILABLE = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
-_SQLITE_UNAVAILABLE_TEXTS = (
-    "database is locked",
-    "database table is locked",
-    "out of memory",
-    "attempt to write a readonly database",
-    "disk I/O error",
-    "database or disk is full",
-    "unable to open database file",
-    "locking protocol",
-)
-
-
-# SQLite's primary result codes (and messages) for a file that is not a database, or a
-# damaged one: CORRUPT, NOTADB
 _SQLITE_DAMAGED = frozenset({11, 26})
-_SQLITE_DAMAGED_TEXTS = ("file is not a database", "database disk image is malformed")
+_SQLITE_READONLY = frozenset({8, 14})
+_SQLITE_TEXTS = {
+    "database is locked": 5,
+    "database table is locked": 6,
+    "out of memory": 7,
+    "attempt to write a readonly database": 8,
+    "disk I/O error": 10,
+    "database disk image is malformed": 11,
+    "database or disk is full": 13,
+    "unable to open database file": 14,
+    "locking protocol": 15,
+    "file is not a database": 26,
+}
 
 
 # -- where the store is ------------------------------------------------------------------
@@ -678,13 +685,35 @@ class RunStore:
         cause = getattr(cause, "orig", None) or cause  # (SQLAlchemy's wrap the driver's)
         if path is None or not isinstance(cause, sqlite3.Error):
             return None
-        code = (getattr(cause, "sqlite_errorcode", None) or 0) & 0xFF
+        code = _sqlite_code(cause)
         where = f"run store {self.display} ({SETTING})"
-        if code in _SQLITE_DAMAGED or str(cause).startswith(_SQLITE_DAMAGED_TEXTS):
+        if code in _SQLITE_DAMAGED:
             return RunStoreError(
                 f"{where}: {path} is not a SQLite database, or a damaged one ({cause}): move "
                 f"it aside (the next run makes a new store there), or set {SETTING} to "
                 "another path"
+            )
+        why = self._unwritable(path) if code in _SQLITE_READONLY else None
+        if why is not None:
+            return RunStoreError(
+                f"{where}: {path} cannot be written by this user: {why} ({cause}): make it "
+                f"writable, or set {SETTING} to a path in a directory you can write (or to "
+                "'none' to record no runs)"
+            )
+        return None
+
+    @staticmethod
+    def _unwritable(path: str) -> str | None:
+        """Why this user cannot write the SQLite file ``path`` (None: it can, as far as
+        permissions say)."""
+        directory = os.path.dirname(path) or "."
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            return "the file is read-only"
+        if not os.access(directory, os.W_OK):
+            name = os.path.basename(path)
+            return (
+                f"its directory {directory} is read-only (SQLite writes {name}-wal and "
+                f"{name}-shm beside the file)"
             )
         return None
 
@@ -711,6 +740,14 @@ class RunStore:
         pending = reader.transaction(lambda r: queries.pending_runs(r, run_ids))
         if not pending:
             return False
+        if reader.read_only:
+            path = self.sqlite_path()
+            raise RunStoreError(
+                f"run store {self.display} ({SETTING}): {len(pending)} run(s) have records in "
+                f"its journal still to be folded into its tables, which takes writing, and "
+                f"{self._unwritable(path or '') or 'it is read-only'}: read it as a user "
+                "who can write there (or once the runs' writer has folded them)"
+            )
         if not self._feeder.fold(pending):
             self.fold_here(pending, self.kept_log_lines())
         return True
@@ -740,6 +777,8 @@ class RunStore:
     def _detect_crashes(self, reader: Reader) -> None:
         from flowcore.runs import queries
 
+        if reader.read_only:  # (marking them takes writing: they show as recorded)
+            return
         now = _now()
         stale = now - timedelta(seconds=self.crash_after)
         candidates = reader.transaction(lambda r: queries.stale_runs(r, stale))
