@@ -14,7 +14,10 @@ newest run.
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,7 +32,15 @@ from flowcore.utilities.units import format_seconds, format_time
 if TYPE_CHECKING:
     from flowcore.runs.store import RunInfo, RunStore, TaskSummary
 
-__all__ = ["LAST", "find_run", "open_cli_store", "runs", "store_source"]
+__all__ = [
+    "LAST",
+    "find_run",
+    "naming_store_source",
+    "open_cli_store",
+    "reading_store",
+    "runs",
+    "store_source",
+]
 
 LAST = "last"  # a run id argument that names the newest run (see find_run)
 MAX_LIMIT = 1_000_000_000  # the largest --limit (SQLite's LIMIT is a 64-bit integer)
@@ -51,19 +62,40 @@ def open_cli_store(spec: str | None, *, create: bool = False) -> RunStore:
             "in runs.store, by default <home_dir>/flowcore.db), or run a flow recording "
             "there first"
         )
-    from flowcore.runs.store import SETTING, RunStoreError
-
-    try:
+    with naming_store_source(spec):
         store = open_store(spec)
-    except RunStoreError as exc:  # (it names the setting; here the value came from --store)
-        if spec is None:
-            raise
-        raise CliError(str(exc).replace(SETTING, "--store")) from None
     if store is None:
         raise CliError(
             "The run store is off (runs.store = 'none'): give --store PATH|URL, or set FLOWCORE__RUNS__STORE"
         )
     return store
+
+
+@contextmanager
+def naming_store_source(spec: str | None) -> Iterator[None]:
+    """Run store errors raised in the block (opening the store, and each read: the
+    connection is made by the first) name ``--store`` when the store came from there
+    (``spec``); they name the setting ``runs.store``."""
+    from flowcore.runs.store import SETTING, RunStoreError
+
+    try:
+        yield
+    except RunStoreError as exc:
+        if spec is None:
+            raise
+        raise CliError(str(exc).replace(SETTING, "--store")) from None
+
+
+def reading_store(command: Callable[..., None]) -> Callable[..., None]:
+    """A command taking ``--store`` (its ``store`` argument): run store errors it meets
+    name where the store came from (:func:`naming_store_source`)."""
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> None:
+        with naming_store_source(kwargs.get("store")):
+            command(*args, **kwargs)
+
+    return run
 
 
 def store_source(spec: str | None) -> str:
@@ -112,6 +144,7 @@ def runs() -> None:
 )
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of a table.")
 @click.option("--store", help=_STORE_HELP)
+@reading_store
 def ls(flow: str | None, state: str | None, limit: int, as_json: bool, store: str | None) -> None:
     """List runs, newest first."""
     opened = open_cli_store(store)
@@ -146,6 +179,7 @@ def ls(flow: str | None, state: str | None, limit: int, as_json: bool, store: st
 @click.argument("run_id", metavar="RUN_ID|last")
 @click.option("--json", "as_json", is_flag=True, help="One JSON document instead of tables.")
 @click.option("--store", help=_STORE_HELP)
+@reading_store
 def show(run_id: str, as_json: bool, store: str | None) -> None:
     """A run: its state, parameters and tasks (last: the newest run)."""
     opened = open_cli_store(store)
@@ -191,6 +225,7 @@ def show(run_id: str, as_json: bool, store: str | None) -> None:
 @click.argument("run_id", metavar="RUN_ID|last")
 @click.option("--task", help="Only this task's lines (by name or slug).")
 @click.option("--store", help=_STORE_HELP)
+@reading_store
 def logs(run_id: str, task: str | None, store: str | None) -> None:
     """The log lines a run wrote (last: the newest run)."""
     opened = open_cli_store(store)

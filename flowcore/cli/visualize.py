@@ -46,15 +46,16 @@ def visualize(
     flow = load_flow(flow_file).flow
     summaries = []
     if run_id is not None:
-        from flowcore.cli.runs import find_run, open_cli_store
+        from flowcore.cli.runs import find_run, naming_store_source, open_cli_store
 
-        opened = open_cli_store(store)
-        found = find_run(opened, run_id, flow=flow.name)
-        if found.flow_name != flow.name:
-            raise CliError(
-                f"Run {found.run_id} is a run of {found.flow_name!r}, not of {flow.name!r}"
-            )
-        summaries = opened.task_summaries(found.run_id)
+        with naming_store_source(store):
+            opened = open_cli_store(store)
+            found = find_run(opened, run_id, flow=flow.name)
+            if found.flow_name != flow.name:
+                raise CliError(
+                    f"Run {found.run_id} is a run of {found.flow_name!r}, not of {flow.name!r}"
+                )
+            summaries = opened.task_summaries(found.run_id)
     graph = run_graph(run_structure(flow), summaries, horizontal=horizontal)
     target = output or Path(f"{slugify(flow.name) or 'flow'}.svg")
     fmt = target.suffix.lstrip(".").lower() or "svg"

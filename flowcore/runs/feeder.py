@@ -47,7 +47,6 @@ from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from flowcore.configuration import config
 from flowcore.runs.events import LogLine, RunEvent, TaskRunState
 from flowcore.runs.journal import Row, pack
 from flowcore.runs.writer import Channel, ProcessChannel, ThreadChannel
@@ -366,18 +365,27 @@ class Feeder:
             "crash_after": self.store.crash_after,
             "driver_pid": os.getpid(),
             "retention": retention,
+            "directory_seen": self.store.directory_seen,
             "max_log_lines": self.store.kept_log_lines(),
         }
 
     def _retention_once(self) -> tuple[float | None, int | None] | None:
-        """What the writer prunes with after opening: once per process and URL."""
+        """What the writer prunes with after opening: once per process and URL. A bad
+        ``runs.retention_days`` or ``runs.max_runs`` is an ERROR, and nothing is pruned:
+        runs are recorded as ever, and no history is deleted by a limit nobody meant."""
+        from flowcore.runs.store import limit
+
         with _pruned_lock:
             if self.store.url in _pruned:
                 return None
             _pruned.add(self.store.url)
-        days = config.get_path("runs.retention_days")
-        most = config.get_path("runs.max_runs")
-        return (float(days) if days else 0.0, int(most) if most else 0)
+        try:
+            days = limit("runs.retention_days", whole=False)
+            most = int(limit("runs.max_runs", whole=True))
+        except _store_error_class() as exc:
+            logger.error("%s; old runs in %s are not pruned", exc, self.store.display)
+            return None
+        return (days, most)
 
     def _answer(self, message: tuple[Any, ...]) -> None:
         """An answer of the writer (on the thread that reads them)."""

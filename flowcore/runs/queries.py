@@ -13,6 +13,7 @@ runs at once.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
@@ -63,6 +64,7 @@ class Reader:
     folded by another connection in between included. See the two kinds below."""
 
     dialect = "sqlite"
+    read_only = False  # (the store's file cannot be written here: see SqliteReader.open)
 
     def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         raise NotImplementedError
@@ -82,15 +84,23 @@ class SqliteReader(Reader):
     transactions are this class's own ``BEGIN``), so between them it holds no lock and
     no snapshot: WAL readers never block the writer, and a step sees the folds before it."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: sqlite3.Connection, read_only: bool = False) -> None:
         self.conn = conn
+        self.read_only = read_only
 
     @classmethod
     def open(cls, path: str) -> SqliteReader | None:
         """A reader of the SQLite file ``path`` when it exists and is at the newest schema;
-        None otherwise (the store's engine then opens, creates or migrates it)."""
+        None otherwise (the store's engine then opens, creates or migrates it). A file
+        in a directory this user cannot write is read without writing (``read_only``:
+        see :func:`flowcore.runs.sql.open_sqlite`)."""
         conn = open_sqlite(path)
-        return None if conn is None else cls(conn)
+        if conn is not None:
+            return cls(conn)
+        if os.access(os.path.dirname(path) or ".", os.W_OK):
+            return None
+        conn = open_sqlite(path, read_only=True)
+        return None if conn is None else cls(conn, read_only=True)
 
     def all(self, sql: str, params: Mapping[str, Any] | None = None) -> list[Sequence[Any]]:
         return self.conn.execute(sql, dict(params or {})).fetchall()

@@ -53,18 +53,27 @@ SQLITE_WRITING = (
 )
 
 
-def open_sqlite(path: str, writing: bool = False) -> sqlite3.Connection | None:
+def open_sqlite(
+    path: str, writing: bool = False, read_only: bool = False
+) -> sqlite3.Connection | None:
     """A connection to the SQLite file ``path`` when it exists and is at the newest
     schema; None otherwise (the store's engine then opens, creates or migrates it).
 
     The connection is in autocommit mode (its transactions are its user's own ``BEGIN``)
     and waits up to 30 s for a lock. ``writing`` also sets what the store's writes use
-    (``synchronous = NORMAL``; the file is in WAL mode since it was created)."""
+    (``synchronous = NORMAL``; the file is in WAL mode since it was created).
+    ``read_only`` (a file in a directory this user cannot write, where SQLite cannot make
+    the WAL's index file): the file is read as it is on disk (SQLite's ``immutable``),
+    or, when a WAL file is beside it, read-only through the WAL and its index, which
+    SQLite then needs to find there."""
     if not os.path.isfile(path):
         return None
+    mode = "rw"
+    if read_only:
+        mode = "ro" if os.path.exists(f"{path}-wal") else "ro&immutable=1"
     try:
         conn = sqlite3.connect(
-            f"file:{quote(path)}?mode=rw",
+            f"file:{quote(path)}?mode={mode}",
             uri=True,
             timeout=30,
             isolation_level=None,

@@ -57,6 +57,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import re
 import threading
@@ -107,6 +108,7 @@ HEARTBEAT_EVERY = 10.0  # seconds between the writer's heartbeats of its live ru
 # BATCH_SIZE), so another writer of the file waits for one batch's fold, not a run's
 FOLD_ROWS = 1
 SETTING = "runs.store (FLOWCORE__RUNS__STORE)"
+MAX_LOG_LINES = 10_000  # runs.max_log_lines' default
 _DIALECTS = ("sqlite", "postgresql")
 
 
@@ -127,10 +129,7 @@ def is_unavailable(error: BaseException) -> bool:
     if isinstance(driver_error, sqlite3.Error):
         cause = driver_error
     if isinstance(cause, sqlite3.Error):
-        code = getattr(cause, "sqlite_errorcode", None)  # (Python 3.11+)
-        if code is not None:
-            return code & 0xFF in _SQLITE_UNAVAILABLE
-        return str(cause).startswith(_SQLITE_UNAVAILABLE_TEXTS)
+        return _sqlite_code(cause) in _SQLITE_UNAVAILABLE
     if type(cause).__module__.startswith("sqlalchemy"):  # (only loaded when in use)
         from sqlalchemy import exc
 
@@ -138,19 +137,35 @@ def is_unavailable(error: BaseException) -> bool:
     return False
 
 
+def _sqlite_code(error: sqlite3.Error) -> int:
+    """SQLite's primary result code of ``error`` (0: not known)."""
+    code = getattr(error, "sqlite_errorcode", None)  # (Python 3.11+; before, its message)
+    if code is not None:
+        return int(code) & 0xFF
+    text = str(error)
+    return next((code for start, code in _SQLITE_TEXTS.items() if text.startswith(start)), 0)
+
+
 # SQLite's primary result codes for a file that cannot be written for now: BUSY, LOCKED,
-# NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL; and their messages (before 3.11)
+# NOMEM, READONLY, IOERR, FULL, CANTOPEN, PROTOCOL; for a file that is not a database, or
+# a damaged one: CORRUPT, NOTADB; for one that cannot be written or opened: READONLY,
+# CANTOPEN (whether this user may write it is asked of the file system); and the codes'
+# messages (before Python 3.11)
 _SQLITE_UNAVAILABLE = frozenset({5, 6, 7, 8, 10, 13, 14, 15})
-_SQLITE_UNAVAILABLE_TEXTS = (
-    "database is locked",
-    "database table is locked",
-    "out of memory",
-    "attempt to write a readonly database",
-    "disk I/O error",
-    "database or disk is full",
-    "unable to open database file",
-    "locking protocol",
-)
+_SQLITE_DAMAGED = frozenset({11, 26})
+_SQLITE_READONLY = frozenset({8, 14})
+_SQLITE_TEXTS = {
+    "database is locked": 5,
+    "database table is locked": 6,
+    "out of memory": 7,
+    "attempt to write a readonly database": 8,
+    "disk I/O error": 10,
+    "database disk image is malformed": 11,
+    "database or disk is full": 13,
+    "unable to open database file": 14,
+    "locking protocol": 15,
+    "file is not a database": 26,
+}
 
 
 # -- where the store is ------------------------------------------------------------------
@@ -175,7 +190,8 @@ def store_url(spec: str | None = None) -> str | None:
 
     ``"none"`` (or empty) turns the store off: None. ``"sqlite"`` is
     ``<home_dir>/flowcore.db``; any other string without ``://`` is a SQLite file path; a
-    ``sqlite://`` or ``postgresql[+driver]://`` URL is used as it is.
+    ``sqlite://`` or ``postgresql[+driver]://`` URL is used as it is (the directory of
+    a ``sqlite:///`` file made, as a file path's is).
     """
     value: Any = config.get_path("runs.store") if spec is None else spec
     if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none")):
@@ -185,8 +201,11 @@ def store_url(spec: str | None = None) -> str | None:
     value = value.strip()
     match = _URL.match(value)
     if match:
-        if match["scheme"].split("+")[0].lower() not in _DIALECTS:
+        dialect = match["scheme"].split("+")[0].lower()
+        if dialect not in _DIALECTS:
             raise _bad_setting(value)
+        if dialect == "sqlite":
+            _sqlite_url_directory(value, os.getcwd())
         return str(value)
     if "://" in value:
         raise _bad_setting(value)
@@ -201,6 +220,30 @@ def _sqlite_url(value: str, home: str, cwd: str) -> str:
     took milliseconds on a busy overlay file system."""
     path = Path(home).expanduser() / "flowcore.db" if home else Path(value).expanduser()
     path = path.absolute()
+    _make_directory(path, value)
+    return f"sqlite:///{path}"
+
+
+@functools.lru_cache(maxsize=64)
+def _sqlite_url_directory(url: str, cwd: str) -> None:
+    """Make the directory of the file a ``sqlite:///`` URL names, as of a file path. A
+    relative path (``sqlite:///tmp/x.db``: three slashes, where ``/tmp/x.db`` takes four)
+    whose directory does not exist is an error saying so: making ``tmp/`` in the working
+    directory would hide the slip."""
+    path = Path(url[len("sqlite:///") :].split("?")[0]) if url.startswith("sqlite:///") else None
+    if path is None or str(path) in ("", ".", ":memory:") or str(path).startswith("file:"):
+        return  # (in memory, or a URI SQLite reads for itself)
+    if not path.is_absolute() and not (Path(cwd) / path).parent.is_dir():
+        raise RunStoreError(
+            f"{SETTING} is {url!r}, a path relative to the working directory ({cwd}), whose "
+            f"directory {path.parent} does not exist there: for the absolute path /{path} "
+            f"write four slashes, 'sqlite:////{path}', or make the directory"
+        )
+    _make_directory(Path(cwd) / path, url)
+
+
+def _make_directory(path: Path, value: str) -> None:
+    """Make the directory of the SQLite file ``path`` (named by ``value``)."""
     if path.is_dir():
         raise RunStoreError(f"{SETTING} is {value!r}, a directory; give a file path for SQLite")
     try:
@@ -212,7 +255,36 @@ def _sqlite_url(value: str, home: str, cwd: str) -> str:
             f"{SETTING} is {value!r}, whose directory {path.parent} cannot be made ({why}): "
             "give a path in a directory you can write"
         ) from None
-    return f"sqlite:///{path}"
+
+
+def limit(name: str, value: object = None, *, whole: bool, none: bool = True) -> float:
+    """The run store's limit ``name`` (``runs.retention_days``, ``runs.max_runs``,
+    ``runs.max_log_lines``), checked: ``value``, else the setting's value in the config.
+    A number >= 0 (``whole``: a whole number); ``none``: None or "" are 0, which for the
+    retention settings means no limit.
+
+    >>> limit("runs.max_runs", 5, whole=True), limit("runs.retention_days", 0.5, whole=False)
+    (5, 0.5)
+    >>> limit("runs.max_runs", -1, whole=True)
+    Traceback (most recent call last):
+    ...
+    flowcore.runs.store.RunStoreError: runs.max_runs (FLOWCORE__RUNS__MAX_RUNS) is -1: expected a whole number >= 0 (0: no limit)
+
+    Raises:
+        RunStoreError: it is anything else; the message names the setting, its value and
+            what it may be.
+    """
+    if value is None:
+        value = config.get_path(name)
+    if none and (value is None or value == ""):
+        return 0
+    number = value if isinstance(value, (int, float)) and not isinstance(value, bool) else None
+    if number is None or not math.isfinite(number) or number < 0 or (whole and number % 1):
+        kind = "a whole number" if whole else "a number"
+        meaning = " (0: no limit)" if none else ""
+        environment = "FLOWCORE__" + name.upper().replace(".", "__")
+        raise RunStoreError(f"{name} ({environment}) is {value!r}: expected {kind} >= 0{meaning}")
+    return int(number) if whole else float(number)
 
 
 def _bad_setting(value: object) -> RunStoreError:
@@ -281,6 +353,9 @@ class RunStore:
         self._write_lock = threading.Lock()
         self._sqlite_conn: sqlite3.Connection | None = None  # (see write)
         self._host = host_name()
+        # a SQLite file's directory missing when the writer opens the file was removed
+        # (a test's temporary home) if it was there when the store was made, else never made
+        self.directory_seen = self.removed_directory() is None
         self._feeder = Feeder(self)
 
     def __repr__(self) -> str:
@@ -350,10 +425,15 @@ class RunStore:
             self._feeder.raise_error()
 
     def kept_log_lines(self) -> int:
-        """Log lines kept per run: ``max_log_lines`` if given, else ``runs.max_log_lines``."""
+        """Log lines kept per run: ``max_log_lines`` if given, else ``runs.max_log_lines``
+        (a bad value is an ERROR, once, and the default is kept)."""
         if self.max_log_lines is not None:
             return self.max_log_lines
-        return int(config.get_path("runs.max_log_lines", 10_000))
+        try:
+            return int(limit("runs.max_log_lines", whole=True, none=False))
+        except RunStoreError as exc:
+            _error_once(f"{exc}; keeping the default, {MAX_LOG_LINES} lines per run")
+            return MAX_LOG_LINES
 
     # -- the engine ------------------------------------------------------------------------
 
@@ -372,7 +452,7 @@ class RunStore:
         on one connection kept for it (the writer process then never imports
         SQLAlchemy); a file to create or migrate is opened by the engine first, and
         PostgreSQL is written through the engine."""
-        with self._write_lock:
+        with self._write_lock, self._explaining():
             if self._sqlite_conn is None and self.sqlite_path() is not None:
                 self._sqlite_conn = self._open_for_writing()
             conn = self._sqlite_conn
@@ -525,18 +605,20 @@ class RunStore:
     def prune(self, retention_days: float | None = None, max_runs: int | None = None) -> int:
         """Delete finished runs started more than ``retention_days`` ago and the oldest
         beyond the newest ``max_runs`` (defaults: ``runs.retention_days``,
-        ``runs.max_runs``; None or 0 in the config means no limit). Unfinished runs are
-        kept: their driver may be alive. Returns how many runs were deleted."""
+        ``runs.max_runs``; None or 0 means no limit). Unfinished runs are kept: their
+        driver may be alive. Returns how many runs were deleted.
+
+        Raises:
+            RunStoreError: a limit is not a number >= 0 (nothing is deleted).
+        """
         from flowcore.runs import writes
 
-        days = (
-            retention_days if retention_days is not None else config.get_path("runs.retention_days")
-        )
-        most = max_runs if max_runs is not None else config.get_path("runs.max_runs")
-        cutoff = _now() - timedelta(days=float(days)) if days else None
+        days = limit("runs.retention_days", retention_days, whole=False)
+        most = int(limit("runs.max_runs", max_runs, whole=True))
+        cutoff = _now() - timedelta(days=days) if days else None
         with self._reading() as reader:
             self._detect_crashes(reader)
-        return self.write(lambda c: writes.prune(c, cutoff, int(most) if most else None))
+        return self.write(lambda c: writes.prune(c, cutoff, most or None))
 
     def _read(self, query: Callable[[Reader], T], run_ids: Sequence[str] | None = None) -> T:
         """``query`` in a read transaction, after crash detection and after folding the
@@ -566,20 +648,76 @@ class RunStore:
 
         path = self.sqlite_path()
         reader = None
-        if path is not None and self._engine_obj is None:
-            reader = SqliteReader.open(path)
-        if reader is None:
-            from flowcore.runs import database
+        with self._explaining():
+            if path is not None and self._engine_obj is None:
+                reader = SqliteReader.open(path)
+            if reader is None:
+                from flowcore.runs import database
 
-            with database.connection(self.engine(), self.display) as conn:
-                yield AlchemyReader(conn)
-            return
+                with database.connection(self.engine(), self.display) as conn:
+                    yield AlchemyReader(conn)
+                return
+            try:
+                yield reader
+            except sqlite3.Error as error:
+                raise RunStoreError(f"run store {self.display} ({SETTING}): {error}") from error
+            finally:
+                reader.close()
+
+    @contextmanager
+    def _explaining(self) -> Iterator[None]:
+        """The block's errors of a SQLite file that only its user can fix (a file that
+        is not a database; see :meth:`_explained`) say what the file is, and what to do.
+        They are not errors of a database unavailable for now: a writer does not wait
+        for them to pass."""
         try:
-            yield reader
-        except sqlite3.Error as error:
-            raise RunStoreError(f"run store {self.display} ({SETTING}): {error}") from error
-        finally:
-            reader.close()
+            yield
+        except RunStoreError as error:
+            explained = self._explained(error)
+            if explained is None:
+                raise
+            raise explained from None
+
+    def _explained(self, error: RunStoreError) -> RunStoreError | None:
+        """``error`` (of this store, from SQLite) said with its fix, if it has one."""
+        import sqlite3
+
+        path = self.sqlite_path()
+        cause = error.__cause__
+        cause = getattr(cause, "orig", None) or cause  # (SQLAlchemy's wrap the driver's)
+        if path is None or not isinstance(cause, sqlite3.Error):
+            return None
+        code = _sqlite_code(cause)
+        where = f"run store {self.display} ({SETTING})"
+        if code in _SQLITE_DAMAGED:
+            return RunStoreError(
+                f"{where}: {path} is not a SQLite database, or a damaged one ({cause}): move "
+                f"it aside (the next run makes a new store there), or set {SETTING} to "
+                "another path"
+            )
+        why = self._unwritable(path) if code in _SQLITE_READONLY else None
+        if why is not None:
+            return RunStoreError(
+                f"{where}: {path} cannot be written by this user: {why} ({cause}): make it "
+                f"writable, or set {SETTING} to a path in a directory you can write (or to "
+                "'none' to record no runs)"
+            )
+        return None
+
+    @staticmethod
+    def _unwritable(path: str) -> str | None:
+        """Why this user cannot write the SQLite file ``path`` (None: it can, as far as
+        permissions say)."""
+        directory = os.path.dirname(path) or "."
+        if os.path.exists(path) and not os.access(path, os.W_OK):
+            return "the file is read-only"
+        if not os.access(directory, os.W_OK):
+            name = os.path.basename(path)
+            return (
+                f"its directory {directory} is read-only (SQLite writes {name}-wal and "
+                f"{name}-shm beside the file)"
+            )
+        return None
 
     def sqlite_path(self) -> str | None:
         """This store's SQLite file (None: not a SQLite file)."""
@@ -591,7 +729,7 @@ class RunStore:
         """The directory of this store's SQLite file if it no longer exists (removed with a
         test's temporary home directory, say), else None."""
         path = self.sqlite_path()
-        directory = None if path is None else os.path.dirname(path)
+        directory = None if path is None else os.path.dirname(path) or "."
         return directory if directory is not None and not os.path.isdir(directory) else None
 
     def _fold(self, reader: Reader, run_ids: Sequence[str]) -> bool:
@@ -604,6 +742,14 @@ class RunStore:
         pending = reader.transaction(lambda r: queries.pending_runs(r, run_ids))
         if not pending:
             return False
+        if reader.read_only:
+            path = self.sqlite_path()
+            raise RunStoreError(
+                f"run store {self.display} ({SETTING}): {len(pending)} run(s) have records in "
+                f"its journal still to be folded into its tables, which takes writing, and "
+                f"{self._unwritable(path or '') or 'it is read-only'}: read it as a user "
+                "who can write there (or once the runs' writer has folded them)"
+            )
         if not self._feeder.fold(pending):
             self.fold_here(pending, self.kept_log_lines())
         return True
@@ -633,6 +779,8 @@ class RunStore:
     def _detect_crashes(self, reader: Reader) -> None:
         from flowcore.runs import queries
 
+        if reader.read_only:  # (marking them takes writing: they show as recorded)
+            return
         now = _now()
         stale = now - timedelta(seconds=self.crash_after)
         candidates = reader.transaction(lambda r: queries.stale_runs(r, stale))
@@ -677,6 +825,17 @@ def _run_ids_in(answer: object) -> list[str]:
     if isinstance(answer, list):
         return [item.run_id for item in answer if isinstance(item, RunInfo)]
     return []
+
+
+_errors_told: set[str] = set()
+
+
+def _error_once(message: str) -> None:
+    """``message`` at ERROR on ``flowcore.runs``, once per process (a bad setting read
+    on every batch)."""
+    if message not in _errors_told:
+        _errors_told.add(message)
+        logger.error("%s", message)
 
 
 def _canonical(state: str | None) -> str | None:

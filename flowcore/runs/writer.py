@@ -16,8 +16,9 @@ the writing then shares the flow's GIL), so recording goes on.
 Messages from the store, each a tuple, in order:
 
 * ``("open", options)``, first: the database URL, what to call it in messages, the
-  heartbeat period, the pid of the process driving the runs, and the retention to prune
-  with (None: no pruning);
+  heartbeat period, the pid of the process driving the runs, the retention to prune
+  with (None: no pruning), and whether a SQLite file's directory was there when the
+  store's process started the writer (if not, its absence is not a removal);
 * ``("events", flow_events, journal)``: flow-level events
   (:class:`~flowcore.runs.events.FlowRunStarted`, ``FlowRunState``, ``Heartbeat``) and
   the task states and log lines packed as journal rows, one per run
@@ -285,6 +286,7 @@ class Writer:
         self.driver_pid = int(options["driver_pid"])
         self.retention: tuple[float | None, int | None] | None = options.get("retention")
         self.fold_at_end = bool(options.get("fold_at_end"))
+        self.directory_seen = bool(options.get("directory_seen", True))
         self.max_log_lines = int(options.get("max_log_lines", 10_000))
         self.error: str | None = None
         self.failing = False
@@ -317,8 +319,11 @@ class Writer:
             self.store.write(lambda changes: None)  # open (create, migrate) the database
         except RunStoreError as exc:
             directory = self.store.removed_directory()
-            if directory is not None:
+            if directory is not None and self.directory_seen:
                 self.reply(("broken", str(exc), directory))  # removed before it was opened
+                return
+            if directory is not None:
+                self.reply(("broken", f"{exc}: its directory {directory} does not exist"))
                 return
             if not is_unavailable(exc):
                 self.reply(("broken", str(exc)))

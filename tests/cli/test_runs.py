@@ -5,13 +5,18 @@ directory (the default ``runs.store``)."""
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import textwrap
 from datetime import datetime
 from pathlib import Path
 
 import pytest
 
+from flowcore.runs import RunStore
 from tests.cli.conftest import Flowcore
+from tests.runs.conftest import started, task_state
+from tests.servers import free_port
 
 FLOW_FILE = """
 import os
@@ -255,6 +260,12 @@ def test_last_names_the_newest_run(flowcore: Flowcore, flow_file: Path, tmp_path
         (["runs", "ls", "--store", "ftp://host/x"], "Error: --store is 'ftp://host/x'; expected"),
         (["ui", "--store", "{tmp}/absent/x.db"], "Error: No run store at '"),
         (
+            ["runs", "ls", "--store", "{file}"],
+            "demo_flow.py (--store): {file} is not a SQLite database, or a damaged one (file is "
+            "not a database): move it aside (the next run makes a new store there), or set "
+            "--store to another path",
+        ),
+        (
             ["run", "{file}:flow", "--param", "n=1"],
             "whose directory {file}/x cannot be made ({file} is a file): give a path",
         ),
@@ -289,6 +300,7 @@ def test_errors_are_one_line_with_exit_status_1(
         "with Flow('needs') as flow:\n    use(Parameter('a'))\n"
     )
     env = {}
+    error = error.replace("{file}", str(flow_file))
     if "cannot be made" in error:  # (a store under a file, from the environment)
         env["FLOWCORE__RUNS__STORE"] = f"{flow_file}/x/runs.db"
         error = error.format(file=flow_file)
@@ -296,6 +308,90 @@ def test_errors_are_one_line_with_exit_status_1(
     assert completed.returncode == 1
     assert not (tmp_path / "absent").exists()  # (read-only commands create no store)
     assert error in completed.stderr and completed.stderr.count("\n") == 1, completed.stderr
+
+
+def test_a_store_given_with_store_is_named_so_in_the_errors_of_its_reads(
+    flowcore: Flowcore, flow_file: Path
+) -> None:
+    """A connection is made by a store's first read, not when it is opened: its error
+    names ``--store`` as where the store came from, not the setting."""
+    url = f"postgresql+psycopg://u:pw@127.0.0.1:{free_port()}/db"
+    commands = [
+        ["runs", "ls"],
+        ["runs", "show", "last"],
+        ["runs", "logs", "abcd"],
+        ["visualize", f"{flow_file}:other", "--run", "last", "-o", str(flow_file) + ".dot"],
+    ]
+    running = [flowcore.start([*args, "--store", url]) for args in commands]
+    for command in running:
+        completed = command.finish()
+        assert completed.returncode == 1
+        masked = url.replace(":pw@", ":***@")
+        assert completed.stderr.startswith(f"Error: run store {masked} (--store): "), command.args
+        assert "FLOWCORE__RUNS__STORE" not in completed.stderr
+
+
+def _obeying_permissions(flowcore: Flowcore) -> Flowcore:
+    """``flowcore`` run so that file permissions hold: as root (who may write anywhere),
+    without the capabilities that override them (util-linux's ``setpriv``)."""
+    if os.geteuid() != 0:
+        return flowcore
+    setpriv = shutil.which("setpriv")
+    if setpriv is None:
+        pytest.fail("as root, this test needs setpriv (util-linux) to drop CAP_DAC_OVERRIDE")
+    bounded = Flowcore(flowcore.home)
+    bounded.command = [setpriv, "--bounding-set=-dac_override,-dac_read_search", "--"]
+    bounded.command += flowcore.command
+    return bounded
+
+
+def test_a_store_in_a_read_only_directory_is_read_and_its_writing_says_why_not(
+    flowcore: Flowcore, flow_file: Path, tmp_path: Path
+) -> None:
+    """Reading a store in a directory this user cannot write works (as it is on disk: a
+    journal still to fold is an error saying why); a run's writing there is one ERROR
+    naming the directory and the fix, not a promise to try again."""
+    directory = tmp_path / "read-only"
+    directory.mkdir()
+    path = directory / "runs.db"
+    store = RunStore(f"sqlite:///{path}", writer="thread")
+    store.submit(started("written-and-folded"))
+    store.flush()
+    assert store.count_runs() == 1 and store.get_run("written-and-folded") is not None  # folds
+    store.close()
+    directory.chmod(0o555)
+    try:
+        reader = _obeying_permissions(flowcore)
+        listed = _json(reader("runs", "ls", "--json", "--store", str(path)))
+        assert [run["run_id"] for run in listed] == ["written-and-folded"]  # type: ignore[index,union-attr]
+        run = reader("run", f"{flow_file}:other", FLOWCORE__RUNS__STORE=str(path))
+        assert run.returncode == 0, run.stderr
+        logged = run.stdout + run.stderr  # (flowcore's log lines go to stdout)
+        assert (
+            f"/runs.db cannot be written by this user: its directory {directory} is read-only "
+            "(SQLite writes runs.db-wal and runs.db-shm beside the file)"
+        ) in logged
+        assert (
+            "set runs.store (FLOWCORE__RUNS__STORE) to a path in a directory you can write"
+            in logged
+        )
+        assert "kept in memory" not in logged and "tries every few seconds" not in logged
+
+        directory.chmod(0o755)
+        store = RunStore(f"sqlite:///{path}", writer="thread")
+        store.submit(started("in-the-journal"))
+        store.submit(task_state("in-the-journal", "t-1", "Success", 1))
+        store.flush()
+        store.close()
+        directory.chmod(0o555)
+        refused = reader("runs", "show", "in-the-journal", "--store", str(path))
+        assert refused.returncode == 1
+        assert (
+            "(--store): 1 run(s) have records in its journal still to be folded into its tables, "
+            f"which takes writing, and its directory {directory} is read-only"
+        ) in refused.stderr
+    finally:
+        directory.chmod(0o755)
 
 
 def test_runs_store_none_is_a_clear_error(flowcore: Flowcore) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import sqlite3
@@ -17,8 +18,9 @@ import pytest
 import flowcore.engine.state as state_module
 from flowcore.configuration import config
 from flowcore.runs import RunStore, RunStoreError, open_store, store_url
+from flowcore.runs.events import LogLine
 from flowcore.runs.states import FAILED_STATES, FINISHED_STATES, STATE_NAMES
-from tests.runs.conftest import started
+from tests.runs.conftest import at, started
 from tests.servers import free_port
 
 
@@ -49,6 +51,77 @@ def test_store_url_forms(settings: Path) -> None:
     assert store_url() is None
     config.runs.store = "sqlite"
     assert store_url() == f"sqlite:///{home / 'flowcore.db'}"
+
+
+def test_a_sqlite_url_s_directory_is_made_as_a_path_s(
+    settings: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    url = f"sqlite:///{settings / 'never' / 'made' / 'runs.db'}"
+    assert store_url(url) == url
+    assert (settings / "never" / "made").is_dir()
+    store = RunStore(url)
+    store.submit(started("r"))
+    store.flush()
+    assert [r.run_id for r in store.list_runs()] == ["r"]
+    store.close()
+    assert [r for r in logs.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_relative_sqlite_url_to_a_missing_directory_says_so(
+    settings: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sqlite:///tmp/x.db`` (three slashes: a relative path) where ``tmp/`` is not in the
+    working directory is an error naming the four slashes, and makes nothing; a relative
+    path in a directory that exists is a store."""
+    monkeypatch.chdir(settings)
+    with pytest.raises(RunStoreError) as raised:
+        store_url("sqlite:///tmp/runs/x.db")
+    assert str(raised.value) == (
+        "runs.store (FLOWCORE__RUNS__STORE) is 'sqlite:///tmp/runs/x.db', a path relative to "
+        f"the working directory ({settings}), whose directory tmp/runs does not exist there: "
+        "for the absolute path /tmp/runs/x.db write four slashes, 'sqlite:////tmp/runs/x.db', "
+        "or make the directory"
+    )
+    assert not (settings / "tmp").exists()
+    assert store_url("sqlite:///here.db") == "sqlite:///here.db"
+
+
+def test_a_store_whose_directory_never_existed_says_so_and_warns_of_no_removal(
+    tmp_path: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    """A RunStore made on a SQLite URL whose directory does not exist (``store_url`` would
+    have made it): every flush says the directory does not exist; no WARNING says it was
+    removed."""
+    missing = tmp_path / "never" / "made"
+    store = RunStore(f"sqlite:///{missing / 'runs.db'}")
+    store.submit(started("r"))
+    with pytest.raises(RunStoreError, match=f"its directory {missing} does not exist$"):
+        store.flush()
+    store.close()
+    assert [r for r in logs.records if r.levelno == logging.WARNING] == []
+    assert not missing.exists()
+
+
+def test_a_file_that_is_not_a_database_is_named_with_what_to_do(tmp_path: Path) -> None:
+    """Reading or writing a store file of garbage (or a damaged one) names the file and the
+    fix, and records are not kept waiting for it to pass."""
+    path = tmp_path / "runs.db"
+    path.write_bytes(bytes(range(256)) * 32)
+    told = (
+        f"run store sqlite:///{path} (runs.store (FLOWCORE__RUNS__STORE)): {path} is not a "
+        "SQLite database, or a damaged one (file is not a database): move it aside (the next "
+        "run makes a new store there), or set runs.store (FLOWCORE__RUNS__STORE) to another path"
+    )
+    store = RunStore(f"sqlite:///{path}")
+    with pytest.raises(RunStoreError) as raised:
+        store.count_runs()
+    assert str(raised.value) == told
+    store.submit(started("r"))
+    with pytest.raises(RunStoreError) as raised:
+        store.flush()
+    assert str(raised.value) == told
+    assert store._feeder.broken is not None  # (not kept in memory to try again)
+    store.close()
 
 
 @pytest.mark.parametrize("spec", ["http://example.com/db", "s3://bucket/runs", "://nothing"])
@@ -210,6 +283,67 @@ def test_at_most_max_runs_runs_are_kept_after_each_run(
         if prune_every == 0.0:
             assert [r.run_id for r in store.list_runs()] == ["run-3", "run-2"]
         store.close()
+
+
+@pytest.mark.parametrize(
+    ("setting", "value", "expected"),
+    [
+        ("max_runs", "abc", "a whole number >= 0 (0: no limit)"),
+        ("max_runs", -1, "a whole number >= 0 (0: no limit)"),
+        ("max_runs", 2.5, "a whole number >= 0 (0: no limit)"),
+        ("retention_days", -5, "a number >= 0 (0: no limit)"),
+        ("retention_days", "a month", "a number >= 0 (0: no limit)"),
+    ],
+)
+def test_a_bad_retention_setting_is_an_error_and_deletes_nothing(
+    settings: Path, logs: pytest.LogCaptureFixture, setting: str, value: object, expected: str
+) -> None:
+    """A bad ``runs.max_runs`` or ``runs.retention_days`` is one ERROR naming the setting,
+    its value and what it may be; runs are recorded as ever (the writer and every flush
+    keep working) and none is pruned, not even a run far past any retention."""
+    from tests.runs.conftest import flow_state
+
+    config.set_path("runs.retention_days", 0)
+    store = RunStore(f"sqlite:///{settings / f'{setting}{value}.db'}")
+    store.submit(started("old", time=at(-400 * 86_400)))
+    store.submit(flow_state("old", "Success", -400 * 86_400 + 5))
+    store.flush()
+    store.close()
+    config.set_path(f"runs.{setting}", value)
+    store = RunStore(store.url)
+    from flowcore.runs import feeder
+
+    feeder._pruned.discard(store.url)  # (pruned once per process and URL: this is another)
+    for n in range(3):
+        store.submit(started(f"new-{n}", time=at(n)))
+        store.submit(flow_state(f"new-{n}", "Success", n + 1))
+        store.flush()
+    assert [r.run_id for r in store.list_runs()] == ["new-2", "new-1", "new-0", "old"]
+    variable = f"FLOWCORE__RUNS__{setting.upper()}"
+    told = f"runs.{setting} ({variable}) is {value!r}: expected {expected}"
+    errors = [r.getMessage() for r in logs.records if r.levelno >= logging.ERROR]
+    assert errors == [f"{told}; old runs in {store.display} are not pruned"]
+    with pytest.raises(RunStoreError) as raised:
+        store.prune()
+    assert str(raised.value) == told
+    assert store.count_runs() == 4
+    store.close()
+
+
+def test_a_bad_max_log_lines_is_an_error_and_keeps_the_default(
+    settings: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    store = RunStore(f"sqlite:///{settings / 'lines.db'}")
+    config.set_path("runs.max_log_lines", -5)
+    assert store.kept_log_lines() == 10_000
+    store.submit(started("r"))
+    store.submit(LogLine("r", None, -1, at(1).timestamp(), logging.INFO, "flowcore", "kept"))
+    store.flush()
+    assert [line.message for line in store.logs("r")] == ["kept"]
+    told = "runs.max_log_lines (FLOWCORE__RUNS__MAX_LOG_LINES) is -5: expected a whole number >= 0"
+    errors = [r.getMessage() for r in logs.records if r.levelno >= logging.ERROR]
+    assert errors == [f"{told}; keeping the default, 10000 lines per run"]
+    store.close()
 
 
 def test_a_sqlite_store_is_in_wal_mode(tmp_path: Path) -> None:
