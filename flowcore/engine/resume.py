@@ -20,7 +20,10 @@ Pending, Retrying, Cancelled, no record
 ==========================================  ===========================================
 
 ``rerun`` tasks and everything downstream of them run again whatever their record says,
-and so do Parameters (with the values given to the new run) and constants.
+and so do the tasks whose inputs changed since (:func:`_changed_tasks`: their edges, their
+constant inputs, or the value of a Parameter they take). Parameters and constants always
+run: a resumed run's parameters are the recorded run's (read back from their ``repr``),
+overridden by those the new run is given (:func:`resumed_parameters`).
 Everything is checked before a task runs: a value that a task which runs needs, but which
 was never checkpointed, is a :class:`~flowcore.exceptions.ResumeError` naming the tasks
 and the fix.
@@ -28,9 +31,10 @@ and the fix.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flowcore.engine.result import Result
 from flowcore.engine.state import Mapped, Pending, Skipped, State, Success
@@ -42,23 +46,49 @@ if TYPE_CHECKING:
     from flowcore.core.task import Task
     from flowcore.runs.store import RunInfo, RunStore, TaskRunInfo
 
-__all__ = ["constants_digest", "find_resumable", "resumed_task_states"]
+__all__ = [
+    "Resumed",
+    "constants_digest",
+    "find_resumable",
+    "resumed_parameters",
+    "resumed_task_states",
+]
 
 _DONE = frozenset({"Success", "Cached"})
+_UNREADABLE = (ValueError, TypeError, SyntaxError, MemoryError, RecursionError)  # literal_eval's
+
+
+class Resumed(NamedTuple):
+    """What a new run of a flow starts from when it resumes ``run``: ``states``, the
+    restored task states (the module docstring's table); ``parameters``, the recorded
+    run's, overridden by those given; ``warnings``, lines for the new run's log (recorded
+    parameters dropped, tasks that changed since)."""
+
+    run: RunInfo
+    states: dict[Task, State]
+    parameters: dict[str, Any]
+    warnings: list[str]
 
 
 def resumed_task_states(
-    flow: Flow, store: RunStore, resume: str, rerun: Iterable[Task] = ()
-) -> tuple[RunInfo, dict[Task, State], str | None]:
-    """The run ``resume`` names (an id, a unique prefix of one, or ``"last"``), the
-    states a new run of ``flow`` starts from (see the module docstring), and a line
-    naming the tasks that run again because their inputs changed since (None: none did)."""
+    flow: Flow,
+    store: RunStore,
+    resume: str,
+    rerun: Iterable[Task] = (),
+    parameters: dict[str, Any] | None = None,
+) -> Resumed:
+    """Resume the run ``resume`` names (an id, a unique prefix of one, or ``"last"``)
+    with ``flow``, given ``parameters`` (which override the recorded run's): the states
+    the new run starts from (see the module docstring), its parameters, and warnings."""
     store.flush()  # this process's own runs are read back too
     run = _find_run(flow, store, resume)
+    values, warnings = resumed_parameters(flow, run, parameters or {})
     records: dict[str, dict[int, TaskRunInfo]] = {}
     for record in store.task_runs(run.run_id):
         records.setdefault(record.task_slug, {})[record.map_index] = record
     changed = _changed_tasks(flow, run)
+    for task, why in _parameter_changes(flow, run, parameters or {}).items():
+        changed[task] = f"{changed[task]}; {why}" if task in changed else why
     forced = _downstream_closure(flow, [*rerun, *changed])
     fresh = forced | set(flow.parameters())  # parameters take this run's values
     states: dict[Task, State] = {}
@@ -70,7 +100,87 @@ def resumed_task_states(
         if restored is not None:
             states[task] = restored
     _load_needed_values(flow, states, run)
-    return run, states, _changed_note(flow, changed)
+    note = _changed_note(flow, changed)
+    return Resumed(run, states, values, warnings if note is None else [*warnings, note])
+
+
+def resumed_parameters(
+    flow: Flow, run: RunInfo, given: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The parameters a resumed run of ``flow`` runs with: ``run``'s recorded values (read
+    back from their ``repr``) of the flow's Parameters, overridden by those ``given``; and
+    a warning naming the recorded parameters the flow no longer has (they are dropped).
+
+    Raises:
+        ResumeError: a recorded value needed (not given again) cannot be read back.
+    """
+    names = {p.name for p in flow.parameters()}
+    values: dict[str, Any] = {}
+    unreadable = []
+    for name, text in run.parameters.items():
+        if name not in names or name in given:
+            continue
+        try:
+            values[name] = ast.literal_eval(text)
+        except _UNREADABLE:
+            unreadable.append(name)
+    if unreadable:
+        raise ResumeError(
+            f"Cannot resume run {run.run_id}: its parameter(s) "
+            + ", ".join(f"{n!r} (recorded as {run.parameters[n]})" for n in unreadable)
+            + " cannot be read back from their repr: give them again, "
+            + f"flow.run(resume=..., parameters={{{', '.join(f'{n!r}: ...' for n in unreadable)}}})"
+            + f" (flowcore: {' '.join(f'--param {n}=VALUE' for n in unreadable)})"
+        )
+    dropped = sorted(set(run.parameters) - names)
+    warnings = []
+    if dropped:
+        warnings.append(
+            f"Flow {flow.name!r} no longer has the parameter(s) {', '.join(map(repr, dropped))} "
+            f"of the resumed run {run.run_id}: they are dropped"
+        )
+    return {**values, **given}, warnings
+
+
+def _parameter_changes(flow: Flow, run: RunInfo, given: dict[str, Any]) -> dict[Task, str]:
+    """The tasks that take a Parameter whose value given to the new run is not the one
+    the resumed run recorded, with why. Values are compared by their ``repr`` (as the run
+    recorded them): a recorded ``repr`` that was shortened, or none, counts as changed."""
+    changed: dict[Task, list[str]] = {}
+    for parameter in sorted(flow.parameters(), key=lambda p: p.name):
+        name = parameter.name
+        recorded = run.parameters.get(name)
+        if recorded is not None and (name not in given or _same_value(recorded, given[name])):
+            continue
+        was = "not recorded" if recorded is None else _brief(recorded)
+        now = _brief(_repr(given[name])) if name in given else "its default"
+        why = f"parameter {name!r} differs (was {was}, now {now})"
+        for edge in flow.edges_from(parameter):
+            changed.setdefault(edge.downstream_task, []).append(why)
+    return {task: "; ".join(reasons) for task, reasons in changed.items()}
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:  # (a user's __repr__ that fails)
+        return f"<unrepresentable {type(value).__name__}: {exc!r}>"
+
+
+def _brief(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _same_value(recorded: str, value: Any) -> bool:
+    """Whether ``value`` is the one whose ``repr`` was recorded (a ``repr`` that cannot be
+    read back, such as a shortened one, is not known to be the same)."""
+    if _repr(value) != recorded:
+        return False
+    try:
+        ast.literal_eval(recorded)
+    except _UNREADABLE:
+        return False
+    return True
 
 
 def _find_run(flow: Flow, store: RunStore, resume: str) -> RunInfo:

@@ -1,0 +1,140 @@
+"""``flow.run(resume=...)`` when the inputs of the resumed run's tasks are not what they
+were: parameters given again or left out, literals edited, values that were None, lost
+or never needed, and tasks or flows that are not the ones recorded.
+
+Every test has its own SQLite store and checkpoints into its own directory; a task that
+fails while ``tmp_path/broken`` exists makes the run to resume."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from flowcore import Flow, Parameter, task
+from flowcore.engine.results import LocalResult
+from flowcore.exceptions import ResumeError
+from flowcore.runs import RunStore
+from flowcore.utilities.configuration import set_temporary_config
+from tests.engine.test_run_recording import _configured
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[RunStore]:
+    """A SQLite store of the test's own, as config ``runs.store``, with checkpointing on."""
+    with set_temporary_config({"flows.checkpointing": True}):
+        yield from _configured(str(tmp_path / "runs.db"))
+
+
+@pytest.fixture
+def broken(tmp_path: Path) -> Path:
+    """While this file exists, the tasks that check it fail."""
+    path = tmp_path / "broken"
+    path.touch()
+    return path
+
+
+def _results(tmp_path: Path) -> LocalResult:
+    return LocalResult(dir=str(tmp_path / "results"))
+
+
+def _warnings(logs: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
+
+
+# -- parameters ------------------------------------------------------------------------------
+
+
+def _parameter_flow(tmp_path: Path, broken: Path, seen: list[tuple[int, int, str]]) -> Flow:
+    """report(double(n), n, label), report failing while ``broken`` exists."""
+
+    @task
+    def double(n: int) -> int:
+        return 2 * n
+
+    @task
+    def report(doubled: int, n: int, label: str) -> None:
+        if broken.exists():
+            raise RuntimeError("not yet")
+        seen.append((doubled, n, label))
+
+    with Flow("parameters", result=_results(tmp_path)) as flow:
+        n = Parameter("n")
+        report(double(n), n, Parameter("label", default="plain"))
+    return flow
+
+
+def test_a_resumed_run_takes_the_recorded_parameters_unless_given_again(
+    store: RunStore, tmp_path: Path, broken: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    seen: list[tuple[int, int, str]] = []
+    flow = _parameter_flow(tmp_path, broken, seen)
+    first = flow.run(parameters={"n": 5, "label": "bold"})
+    assert first.is_failed()
+    broken.unlink()
+
+    # none given: the required one and the one with a default are the recorded run's
+    assert flow.run(resume=first.flow_run_id).is_successful()
+    assert seen == [(10, 5, "bold")]
+    assert not any("changed since" in m for m in _warnings(logs))
+    store.flush()
+    assert store.list_runs(limit=1)[0].parameters == {"n": "5", "label": "'bold'"}
+
+    # one given again with another value: what it feeds runs again, with a warning
+    broken.touch()
+    second = flow.run(parameters={"n": 5, "label": "bold"})
+    broken.unlink()
+    logs.clear()
+    assert flow.run(resume=second.flow_run_id, parameters={"n": 7}).is_successful()
+    assert seen[-1] == (14, 7, "bold")
+    (warning,) = [m for m in _warnings(logs) if "changed since" in m]
+    assert "double-1 (parameter 'n' differs (was 5, now 7))" in warning
+    assert "report-1 (parameter 'n' differs (was 5, now 7))" in warning
+
+    # given again with the same value: nothing changed, double is restored
+    broken.touch()
+    third = flow.run(parameters={"n": 5})
+    broken.unlink()
+    logs.clear()
+    state = flow.run(resume=third.flow_run_id, parameters={"n": 5})
+    (double_task,) = flow.get_tasks(name="double")
+    assert "Restored from run" in (state.result[double_task].message or "")
+    assert seen[-1] == (10, 5, "plain") and not _warnings(logs)
+
+
+def test_a_recorded_parameter_the_flow_no_longer_has_is_dropped_with_a_warning(
+    store: RunStore, tmp_path: Path, broken: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    seen: list[tuple[int, int, str]] = []
+    first = _parameter_flow(tmp_path, broken, seen).run(parameters={"n": 5})
+    broken.unlink()
+
+    @task
+    def tripled(n: int) -> int:
+        seen.append((3 * n, n, "tripled"))
+        return 3 * n
+
+    with Flow("parameters", result=_results(tmp_path)) as edited:
+        tripled(Parameter("n"))
+    assert edited.run(resume=first.flow_run_id).is_successful()
+    assert seen == [(15, 5, "tripled")]
+    assert (
+        f"Flow 'parameters' no longer has the parameter(s) 'label' of the resumed run "
+        f"{first.flow_run_id}: they are dropped"
+    ) in _warnings(logs)
+
+
+def test_a_recorded_parameter_that_cannot_be_read_back_must_be_given_again(
+    store: RunStore, tmp_path: Path, broken: Path
+) -> None:
+    seen: list[tuple[int, int, str]] = []
+    flow = _parameter_flow(tmp_path, broken, seen)
+    first = flow.run(parameters={"n": 5, "label": object()})
+    broken.unlink()
+    with pytest.raises(ResumeError) as raised:
+        flow.run(resume=first.flow_run_id)
+    assert "its parameter(s) 'label' (recorded as <object object at" in str(raised.value)
+    assert "parameters={'label': ...}) (flowcore: --param label=VALUE)" in str(raised.value)
+    assert flow.run(resume=first.flow_run_id, parameters={"label": "new"}).is_successful()
+    assert seen == [(10, 5, "new")]
