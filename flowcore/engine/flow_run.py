@@ -569,7 +569,7 @@ def run_structure(flow: Flow) -> dict[str, Any]:
                     "slug": slugs[t],
                     "name": t.name,
                     "mapped": t in mapped,
-                    "constants": constants_digest(flow.constants.get(t, {})),
+                    "constants": constants_digest(_constant_inputs(flow, t)),
                 }
                 for t in flow.sorted_tasks()
             ],
@@ -588,6 +588,20 @@ def run_structure(flow: Flow) -> dict[str, Any]:
         }
         flow._cache["flowcore.run_structure"] = structure
     return structure
+
+
+def _constant_inputs(flow: Flow, task: Task) -> dict[str, Any]:
+    """The task's constant inputs: ``flow.constants[task]``, and the values of the
+    constant tasks it takes (a literal mapped over or flattened stays a task of its own,
+    ``Constant``), so that a changed literal changes the task's digest too."""
+    values = dict(flow.constants.get(task, {}))
+    unnamed = 0
+    for edge in flow.edges_to(task):
+        upstream = edge.upstream_task
+        if upstream._is_constant:
+            unnamed += edge.key is None
+            values[edge.key or f"(upstream_tasks {unnamed})"] = upstream.value  # type: ignore[attr-defined]
+    return values
 
 
 def flow_source(flow: Flow) -> str | None:

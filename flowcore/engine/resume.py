@@ -274,6 +274,11 @@ def _plain_text(value: Any) -> str | None:
     kind = type(value)
     if kind in _PLAIN:
         return f"{kind.__name__}:{value!r}"
+    if kind in (list, tuple) and value:
+        items = set(map(type, value))
+        if len(items) == 1 and (item := items.pop()) in _PLAIN:  # (a big list, quickly)
+            name = item.__name__
+            return f"{kind.__name__}({name}:" + f",{name}:".join(map(repr, value)) + ")"
     if kind in (list, tuple, set, frozenset):
         parts = [_plain_text(item) for item in value]
         if any(part is None for part in parts):

@@ -138,3 +138,54 @@ def test_a_recorded_parameter_that_cannot_be_read_back_must_be_given_again(
     assert "parameters={'label': ...}) (flowcore: --param label=VALUE)" in str(raised.value)
     assert flow.run(resume=first.flow_run_id, parameters={"label": "new"}).is_successful()
     assert seen == [(10, 5, "new")]
+
+
+# -- literals ------------------------------------------------------------------------------
+
+
+def _squares_flow(tmp_path: Path, broken: Path, items: list[int], calls: list[int]) -> Flow:
+    """total(square.map(items)), the square of 3 failing while ``broken`` exists."""
+
+    @task
+    def square(x: int) -> int:
+        calls.append(x)
+        if x == 3 and broken.exists():
+            raise ValueError("three is broken")
+        return x * x
+
+    @task
+    def total(values: list[int]) -> int:
+        return sum(values)
+
+    with Flow("squares", result=_results(tmp_path)) as flow:
+        total(square.map(items))
+    return flow
+
+
+@pytest.mark.parametrize(
+    ("edited", "ran_again"),
+    [([1, 2, 3, 4, 5], [1, 2, 3, 4, 5]), ([10, 20, 3, 40], [3, 10, 20, 40]), ([1, 2, 3, 4], [3])],
+)
+def test_a_literal_mapped_over_that_was_edited_runs_the_map_again(
+    store: RunStore,
+    tmp_path: Path,
+    broken: Path,
+    logs: pytest.LogCaptureFixture,
+    edited: list[int],
+    ran_again: list[int],
+) -> None:
+    calls: list[int] = []
+    first = _squares_flow(tmp_path, broken, [1, 2, 3, 4], calls).run()
+    assert first.is_failed()
+    broken.unlink()
+    calls.clear()
+    flow = _squares_flow(tmp_path, broken, edited, calls)
+    state = flow.run(resume=first.flow_run_id)
+    (total_task,) = flow.get_tasks(name="total")
+    assert state.result[total_task].result == sum(x * x for x in edited)
+    assert sorted(calls) == ran_again
+    changed = [m for m in _warnings(logs) if "changed since" in m]
+    if edited == [1, 2, 3, 4]:
+        assert not changed
+    else:
+        assert "square-1 (constant inputs differ)" in changed[0]
