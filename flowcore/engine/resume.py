@@ -10,7 +10,9 @@ recorded (latest state of the task run)     state the new run starts from
 ==========================================  ===========================================
 Success, Cached                             ``Success`` with the recorded result location
                                             (the value is read through the task's Result
-                                            only where a task that runs needs it)
+                                            only where a task that runs needs it), or
+                                            with None when the value checkpointed was None
+                                            (``runs.events.NONE_CHECKPOINTED``)
 Skipped                                     ``Skipped``
 Mapped (the parent)                         ``Mapped`` whose children are restored one
                                             by one by these rules, the others ``Pending``
@@ -36,9 +38,10 @@ import hashlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from flowcore.engine.result import Result
+from flowcore.engine.result import Result, checkpointed_none, is_checkpointed_none
 from flowcore.engine.state import Mapped, Pending, Skipped, State, Success
 from flowcore.exceptions import ResumeError
+from flowcore.runs.events import NONE_CHECKPOINTED
 from flowcore.runs.states import is_resumable
 
 if TYPE_CHECKING:
@@ -390,7 +393,10 @@ def _restored(
         return parent
     if record.state in _DONE:
         result = _reader(task, flow)
-        result.location = record.result_location
+        if record.result_location == NONE_CHECKPOINTED:
+            result = checkpointed_none(result)  # (recorded so again if this run is resumed)
+        else:
+            result.location = record.result_location
         return Success(f"Restored from run {run_id}.", result=result)
     if record.state == "Skipped":
         return Skipped(f"Restored from run {run_id}: {record.message or 'skipped'}")
@@ -461,7 +467,7 @@ def _load(state: State) -> bool:
     if isinstance(state, Skipped) or not state.is_successful():
         return True
     stored = state._result
-    if stored.value is not None:
+    if stored.value is not None or is_checkpointed_none(stored):
         return True
     if stored.location is None:
         return False

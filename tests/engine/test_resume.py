@@ -189,3 +189,37 @@ def test_a_literal_mapped_over_that_was_edited_runs_the_map_again(
         assert not changed
     else:
         assert "square-1 (constant inputs differ)" in changed[0]
+
+
+# -- values that were None, lost, or never needed --------------------------------------------
+
+
+def test_a_task_whose_value_was_none_is_restored_with_none(
+    store: RunStore, tmp_path: Path, broken: Path
+) -> None:
+    calls: list[int] = []
+
+    @task
+    def maybe(x: int) -> int | None:
+        calls.append(x)
+        return x if x % 2 == 0 else None
+
+    @task
+    def summarize(values: list[int | None]) -> list[int | None]:
+        if broken.exists():
+            raise RuntimeError("not yet")
+        return values
+
+    with Flow("nones", result=_results(tmp_path)) as flow:
+        summarize(maybe.map([0, 1, 2, 3]))
+    first = flow.run()
+    assert first.is_failed()
+    broken.unlink()
+    calls.clear()
+    state = flow.run(resume=first.flow_run_id)
+    assert state.is_successful() and calls == []
+    (summarize_task,) = flow.get_tasks(name="summarize")
+    assert state.result[summarize_task].result == [0, None, 2, None]
+    store.flush()
+    children = store.children(state.flow_run_id, "maybe-1")
+    assert [c.result_location == "" for c in children] == [False, True, False, True]
