@@ -425,6 +425,8 @@ def _load_needed_values(flow: Flow, states: dict[Task, State], run: RunInfo) -> 
             upstream = states.get(edge.upstream_task)
             if upstream is None:
                 continue  # runs again: its value is made in this run
+            if edge.key is None and not edge.mapped and not edge.flattened:
+                continue  # upstream_tasks=[...]: the trigger needs its state, not its value
             if isinstance(upstream, Mapped):
                 wanted = (
                     [upstream.map_states[i] for i in pending if i < len(upstream.map_states)]

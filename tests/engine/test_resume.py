@@ -223,3 +223,29 @@ def test_a_task_whose_value_was_none_is_restored_with_none(
     store.flush()
     children = store.children(state.flow_run_id, "maybe-1")
     assert [c.result_location == "" for c in children] == [False, True, False, True]
+
+
+def test_an_upstream_task_only_waited_for_need_not_be_checkpointed(
+    store: RunStore, tmp_path: Path, broken: Path
+) -> None:
+    ran: list[str] = []
+
+    @task(checkpoint=False)
+    def setup() -> str:
+        ran.append("setup")
+        return "ready"
+
+    @task
+    def work() -> int:
+        ran.append("work")
+        if broken.exists():
+            raise RuntimeError("not yet")
+        return 1
+
+    with Flow("ordering", result=_results(tmp_path)) as flow:
+        work(upstream_tasks=[setup])
+    first = flow.run()
+    assert first.is_failed()
+    broken.unlink()
+    assert flow.run(resume=first.flow_run_id).is_successful()
+    assert ran == ["setup", "work", "work"]
