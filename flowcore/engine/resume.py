@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from flowcore.engine.result import Result, checkpointed_none, is_checkpointed_none
 from flowcore.engine.state import Mapped, Pending, Skipped, State, Success
-from flowcore.exceptions import ResumeError
+from flowcore.exceptions import ResumeError, ValueNotFoundError
 from flowcore.runs.events import NONE_CHECKPOINTED
 from flowcore.runs.states import is_resumable
 
@@ -414,8 +414,10 @@ def _reader(task: Task, flow: Flow) -> Result:
 
 def _load_needed_values(flow: Flow, states: dict[Task, State], run: RunInfo) -> None:
     """Read each restored value that a task which runs needs; collect the ones that
-    cannot be read (never checkpointed) into one ResumeError."""
-    missing: dict[Task, set[Task]] = {}
+    cannot be read (never checkpointed, or no longer where they were written) into one
+    ResumeError (:func:`_unreadable_values`)."""
+    never: dict[Task, set[Task]] = {}
+    lost: dict[Task, set[str]] = {}
     for task in flow.sorted_tasks():
         mine = states.get(task)
         pending = _pending_indices(mine)
@@ -436,23 +438,51 @@ def _load_needed_values(flow: Flow, states: dict[Task, State], run: RunInfo) -> 
             else:
                 wanted = [upstream]
             for needed in wanted:
-                if not _load(needed):
-                    missing.setdefault(edge.upstream_task, set()).add(task)
+                if _never_written(needed):
+                    never.setdefault(edge.upstream_task, set()).add(task)
+                elif (gone := _load(needed, edge.upstream_task, run)) is not None:
+                    lost.setdefault(edge.upstream_task, set()).add(gone)
         if isinstance(mine, Mapped):
             mine.result = [child.result for child in mine.map_states]
-    if missing:
+    if never or lost:
+        raise _unreadable_values(run, never, lost)
+
+
+def _unreadable_values(
+    run: RunInfo, never: dict[Task, set[Task]], lost: dict[Task, set[str]]
+) -> ResumeError:
+    """The error for restored values that tasks which run need but that cannot be read:
+    ``never`` (upstream task: the tasks that need it) were not checkpointed, ``lost``
+    (upstream task: its locations) were, but nothing is stored there any more."""
+    parts = []
+    if never:
         lines = "; ".join(
             f"{up.name!r} (needed by {', '.join(sorted(repr(t.name) for t in needers))})"
-            for up, needers in sorted(missing.items(), key=lambda item: item[0].name)
+            for up, needers in sorted(never.items(), key=lambda item: item[0].name)
         )
-        raise ResumeError(
-            f"Cannot resume run {run.run_id}: these tasks finished but their values were "
-            f"never checkpointed, and tasks that run again need them: {lines}. Give those "
-            "tasks (or the flow) a result, e.g. result=LocalResult(dir=...), and turn "
-            "checkpointing on (checkpoint=True, and config flows.checkpointing or "
-            "FLOWCORE__FLOWS__CHECKPOINTING=true; `flowcore run` turns it on), then run "
-            "the flow again; or rerun them with rerun=[...]."
+        parts.append(
+            f"these tasks finished but their values were never checkpointed, and tasks "
+            f"that run again need them: {lines}. Give those tasks (or the flow) a result, "
+            "e.g. result=LocalResult(dir=...), and turn checkpointing on (checkpoint=True, "
+            "and config flows.checkpointing or FLOWCORE__FLOWS__CHECKPOINTING=true; "
+            "`flowcore run` turns it on), then run the flow again; or rerun them with "
+            "rerun=[...]."
         )
+    if lost:
+        ordered = sorted(lost.items(), key=lambda item: item[0].name)
+        lines = "; ".join(f"{up.name!r} ({_listed(sorted(where))})" for up, where in ordered)
+        names = ", ".join(up.name for up, _ in ordered)
+        parts.append(
+            "nothing is stored any more where these tasks' values were checkpointed, and "
+            f"tasks that run again need them: {lines}. Run them again with "
+            f"rerun=[{names}] (flowcore: --rerun for each), or put the files back."
+        )
+    return ResumeError(f"Cannot resume run {run.run_id}: " + " And ".join(parts))
+
+
+def _listed(locations: list[str], most: int = 3) -> str:
+    more = f" and {len(locations) - most} more" if len(locations) > most else ""
+    return ", ".join(locations[:most]) + more
 
 
 def _pending_indices(state: State | None) -> list[int] | None:
@@ -463,15 +493,31 @@ def _pending_indices(state: State | None) -> list[int] | None:
     return None if state is None else []
 
 
-def _load(state: State) -> bool:
-    """Read ``state``'s value if it is not in memory; False when it cannot be (no
-    location was recorded)."""
+def _never_written(state: State) -> bool:
+    """Whether ``state`` is a finished task's whose value is not in memory and was never
+    checkpointed (no location was recorded)."""
     if isinstance(state, Skipped) or not state.is_successful():
-        return True
-    stored = state._result
-    if stored.value is not None or is_checkpointed_none(stored):
-        return True
-    if stored.location is None:
         return False
-    state.load_result()
-    return True
+    stored = state._result
+    return stored.value is None and stored.location is None and not is_checkpointed_none(stored)
+
+
+def _load(state: State, task: Task, run: RunInfo) -> str | None:
+    """Read ``state``'s value (of ``task``) from its location if it is not in memory;
+    the location when nothing is stored there any more, else None.
+
+    Raises:
+        ResumeError: reading it failed otherwise; the storage error is its cause.
+    """
+    location = state._result.location
+    try:
+        state.load_result()
+    except ValueNotFoundError:
+        return location
+    except Exception as exc:
+        raise ResumeError(
+            f"Cannot resume run {run.run_id}: the value of task {task.name!r}, checkpointed "
+            f"at {location}, cannot be read: {str(exc).rstrip('.')}. Fix the storage, or run the task again "
+            f"with rerun=[{task.name}]"
+        ) from exc
+    return None

@@ -249,3 +249,56 @@ def test_an_upstream_task_only_waited_for_need_not_be_checkpointed(
     broken.unlink()
     assert flow.run(resume=first.flow_run_id).is_successful()
     assert ran == ["setup", "work", "work"]
+
+
+def _failed_after_checkpointing(tmp_path: Path, broken: Path) -> tuple[Flow, str]:
+    """a -> b, b failing while ``broken`` exists: the flow and its failed run's id."""
+
+    @task
+    def a() -> int:
+        return 1
+
+    @task
+    def b(x: int) -> int:
+        if broken.exists():
+            raise RuntimeError("not yet")
+        return x + 1
+
+    with Flow("lost", result=_results(tmp_path)) as flow:
+        b(a())
+    first = flow.run()
+    assert first.is_failed()
+    broken.unlink()
+    return flow, first.flow_run_id
+
+
+def test_a_checkpoint_deleted_since_is_a_resume_error_naming_the_task_and_the_fix(
+    store: RunStore, tmp_path: Path, broken: Path
+) -> None:
+    flow, run_id = _failed_after_checkpointing(tmp_path, broken)
+    (written,) = [p for p in (tmp_path / "results").rglob("*") if p.is_file()]
+    written.unlink()
+    with pytest.raises(ResumeError) as raised:
+        flow.run(resume=run_id)
+    assert str(raised.value) == (
+        f"Cannot resume run {run_id}: nothing is stored any more where these tasks' values "
+        f"were checkpointed, and tasks that run again need them: 'a' ({written}). Run them "
+        "again with rerun=[a] (flowcore: --rerun for each), or put the files back."
+    )
+    (a_task,) = flow.get_tasks(name="a")
+    assert flow.run(resume=run_id, rerun=[a_task]).is_successful()
+
+
+def test_a_checkpoint_that_cannot_be_read_is_a_resume_error_naming_the_task_with_its_cause(
+    store: RunStore, tmp_path: Path, broken: Path
+) -> None:
+    flow, run_id = _failed_after_checkpointing(tmp_path, broken)
+    (written,) = [p for p in (tmp_path / "results").rglob("*") if p.is_file()]
+    written.write_bytes(b"not a pickle")
+    with pytest.raises(ResumeError) as raised:
+        flow.run(resume=run_id)
+    assert f"the value of task 'a', checkpointed at {written}, cannot be read: " in str(
+        raised.value
+    )
+    assert str(raised.value).endswith("Fix the storage, or run the task again with rerun=[a]")
+    assert "invalid load key" in str(raised.value.__cause__)  # (the unpickler's error)
