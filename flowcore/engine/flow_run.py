@@ -570,6 +570,7 @@ def run_structure(flow: Flow) -> dict[str, Any]:
                     "name": t.name,
                     "mapped": t in mapped,
                     "constants": constants_digest(_constant_inputs(flow, t)),
+                    **({"constant": True} if t._is_constant else {}),  # (a literal's task)
                 }
                 for t in flow.sorted_tasks()
             ],

@@ -89,6 +89,9 @@ def resumed_task_states(
     records: dict[str, dict[int, TaskRunInfo]] = {}
     for record in store.task_runs(run.run_id):
         records.setdefault(record.task_slug, {})[record.map_index] = record
+    unknown = _unknown_recorded_tasks(flow, run, records)
+    if unknown is not None:
+        warnings.append(unknown)
     changed = _changed_tasks(flow, run)
     for task, why in _parameter_changes(flow, run, parameters or {}).items():
         changed[task] = f"{changed[task]}; {why}" if task in changed else why
@@ -296,6 +299,23 @@ def _plain_text(value: Any) -> str | None:
     return None
 
 
+def _unknown_recorded_tasks(flow: Flow, run: RunInfo, records: dict[str, Any]) -> str | None:
+    """A warning naming the tasks ``run`` recorded that ``flow`` has no task for (their
+    records are not used: the flow was edited since, or is another flow of that name);
+    None when it knows them all. Literals' own tasks are left out: an edited literal is
+    reported as a changed input of the tasks it feeds."""
+    known = set(flow.slugs.values())
+    constants = {t["slug"] for t in run.structure.get("tasks", []) if t.get("constant")}
+    unknown = sorted(slug for slug in records if slug not in known and slug not in constants)
+    if not unknown:
+        return None
+    return (
+        f"{len(unknown)} task(s) recorded in run {run.run_id} are not in flow {flow.name!r}, "
+        f"so their records are not used: {', '.join(unknown)} (was the run made by another "
+        "flow of this name, or the flow edited since?)"
+    )
+
+
 def _changed_tasks(flow: Flow, run: RunInfo) -> dict[Task, str]:
     """The tasks of ``flow`` whose inputs are not what they were in ``run``, with why: its
     upstream edges (upstream task slug, key, mapped) differ from the recorded ones, or its
@@ -372,7 +392,12 @@ def _downstream_closure(flow: Flow, tasks: Iterable[Task]) -> set[Task]:
     given = list(tasks)
     unknown = [t for t in given if t not in flow.tasks]
     if unknown:
-        raise ResumeError(f"rerun= names tasks that are not in flow {flow.name!r}: {unknown}")
+        raise ResumeError(
+            f"rerun= names tasks that are not in flow {flow.name!r}: {unknown}; pass the tasks "
+            "the calls in the flow returned (the flow's copies, `b = my_task(...)` inside "
+            "`with Flow(...)`), not the @task functions, or find them with "
+            + ", ".join(sorted({f"flow.get_tasks(name={t.name!r})" for t in unknown}))
+        )
     return set(flow.sorted_tasks(root_tasks=given)) if given else set()
 
 

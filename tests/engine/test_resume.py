@@ -302,3 +302,47 @@ def test_a_checkpoint_that_cannot_be_read_is_a_resume_error_naming_the_task_with
     )
     assert str(raised.value).endswith("Fix the storage, or run the task again with rerun=[a]")
     assert "invalid load key" in str(raised.value.__cause__)  # (the unpickler's error)
+
+
+# -- tasks and flows that are not the ones recorded ------------------------------------------
+
+
+def test_rerun_with_the_task_function_says_to_pass_the_flows_copy(
+    store: RunStore, tmp_path: Path, broken: Path
+) -> None:
+    flow, run_id = _failed_after_checkpointing(tmp_path, broken)
+    (b_copy,) = flow.get_tasks(name="b")
+
+    @task
+    def b(x: int) -> int:  # a @task function of the same name, not the flow's copy
+        return x
+
+    with pytest.raises(ResumeError) as raised:
+        flow.run(resume=run_id, rerun=[b])
+    assert str(raised.value) == (
+        "rerun= names tasks that are not in flow 'lost': [<Task: b>]; pass the tasks the calls "
+        "in the flow returned (the flow's copies, `b = my_task(...)` inside `with Flow(...)`), "
+        "not the @task functions, or find them with flow.get_tasks(name='b')"
+    )
+    assert flow.run(resume=run_id, rerun=[b_copy]).is_successful()
+
+
+def test_resuming_another_flows_run_of_the_same_name_warns_of_the_tasks_it_does_not_know(
+    store: RunStore, tmp_path: Path, broken: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    calls: list[int] = []
+    _squares_flow(tmp_path, broken, [1, 2, 3, 4], calls).run()
+    broken.unlink()
+
+    @task
+    def other() -> int:
+        return 1
+
+    with Flow("squares") as another:
+        other()
+    assert another.run(resume="last").is_successful()
+    (warning,) = [m for m in _warnings(logs) if "not in flow" in m]
+    assert warning.startswith("2 task(s) recorded in run ")
+    assert "are not in flow 'squares', so their records are not used: square-1, total-1 " in (
+        warning
+    )  # (and not the literal's own task, [1, 2, 3, 4]-1)
