@@ -87,9 +87,10 @@ def to_size(ctx: click.Context, param: click.Parameter, value: str | None) -> in
         raise click.BadParameter(str(exc), ctx, param) from None
 
 
-def checked_params(flow: Any, given: dict[str, Any]) -> dict[str, Any]:
-    """``given`` (``--param`` values), once every name is a Parameter of ``flow`` and every
-    required Parameter has a value; else a CliError saying which and the fix."""
+def checked_params(flow: Any, given: dict[str, Any], required: bool = True) -> dict[str, Any]:
+    """``given`` (``--param`` values), once every name is a Parameter of ``flow`` and (with
+    ``required``) every required Parameter has a value; else a CliError saying which and
+    the fix. A resumed run leaves ``required`` out: it takes the recorded values."""
     names = {p.name: p for p in flow.parameters()}
     unknown = [name for name in given if name not in names]
     if unknown:
@@ -99,7 +100,7 @@ def checked_params(flow: Any, given: dict[str, Any]) -> dict[str, Any]:
             f"(its parameters: {known}): fix the --param name"
         )
     missing = sorted(n for n, p in names.items() if p.required and n not in given)
-    if missing:
+    if missing and required:
         raise CliError(
             f"Flow {flow.name!r} needs parameter {', '.join(map(repr, missing))}: give it with "
             + " ".join(f"--param {name}=VALUE" for name in missing)

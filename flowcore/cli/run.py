@@ -10,14 +10,13 @@ A run started here is like one started by Prefect 1's agent: checkpointing is on
 values of tasks that have a ``result`` (their own, or the flow's) are written, and the run
 can be resumed from any process. (No result is made up for a flow without one: that would
 also move where its cache policies keep their values.) ``resume`` loads the flow from the
-file the run recorded and runs it again with the run's parameters (``--param`` overrides
-them), through ``flow.run(resume=RUN_ID)``. The exit status is 0 when the run succeeds, 1
+file the run recorded and runs it again through ``flow.run(resume=RUN_ID)``, which takes
+the run's parameters (``--param`` overrides them), as ``run --resume`` does. The exit status is 0 when the run succeeds, 1
 otherwise.
 """
 
 from __future__ import annotations
 
-import ast
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -106,12 +105,7 @@ def resume(
             f"Python with flow.run(resume={found.run_id!r}), or `flowcore run FILE.py --resume {found.run_id}`"
         )
     _check_source(found.run_id, found.source)
-    given = params
-    parameters = {
-        **_recorded_parameters({k: v for k, v in found.parameters.items() if k not in given}),
-        **given,
-    }
-    _run_recorded(found.source, parameters, executor, found.run_id, rerun, progress)
+    _run_recorded(found.source, params, executor, found.run_id, rerun, progress)
 
 
 def _check_source(run_id: str, source: str) -> None:
@@ -136,7 +130,7 @@ def _run_recorded(
     rerun = [_task_named(flow, name) for name in rerun_names]
     if rerun and resume_from is None:
         raise CliError("--rerun needs --resume RUN_ID (or --resume last)")
-    checked_params(flow, parameters)
+    checked_params(flow, parameters, required=resume_from is None)  # (resume: the run's)
     run_id = str(uuid.uuid4())
     try:
         state = flow.run(
@@ -192,18 +186,3 @@ def _executor(name: str) -> Any:
     if name.startswith(("dask://", "tcp://")):
         return DaskExecutor(address="tcp://" + name.split("://", 1)[1])
     raise CliError(f"Unknown executor {name!r}: use {_EXECUTORS}")
-
-
-def _recorded_parameters(recorded: dict[str, str]) -> dict[str, Any]:
-    """The run's parameter values back from their recorded ``repr``; a value that is not
-    a Python literal must be given again with ``--param``."""
-    values: dict[str, Any] = {}
-    for name, text in recorded.items():
-        try:
-            values[name] = ast.literal_eval(text)
-        except (ValueError, SyntaxError):
-            raise CliError(
-                f"The resumed run's parameter {name!r} was {text}, which cannot be read back: "
-                f"give it again with --param {name}=VALUE"
-            ) from None
-    return values

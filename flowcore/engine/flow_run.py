@@ -126,7 +126,7 @@ def run_flow(
     progress = wants_progress(kwargs.pop("progress", None))
     if rerun and resume is None:
         raise ValueError("flow.run(rerun=[...]) needs resume=RUN_ID (or resume='last')")
-    run_parameters = _check_parameters(flow, dict(parameters or {}), kwargs)
+    run_parameters = _check_parameters(flow, dict(parameters or {}), kwargs, resume is None)
     flow._follow_direct_changes()
     if len(flow.tasks) != len(flow.slugs):  # a task taken out of flow.tasks directly
         flow._check_graph()  # (says so, and how to do it)
@@ -364,7 +364,12 @@ def _kept_tasks(
     return return_tasks
 
 
-def _check_parameters(flow: Flow, given: dict[str, Any], kwargs: dict[str, Any]) -> dict[str, Any]:
+def _check_parameters(
+    flow: Flow, given: dict[str, Any], kwargs: dict[str, Any], required: bool = True
+) -> dict[str, Any]:
+    """The parameters given (also as keyword arguments of ``flow.run``), once each names
+    a Parameter of ``flow`` and (with ``required``) every required one is given; a resumed
+    run is checked for required ones once the recorded values are added."""
     names = {p.name: p for p in flow.parameters()}
     for key in [k for k in kwargs if k in names]:
         given[key] = kwargs.pop(key)
@@ -373,12 +378,18 @@ def _check_parameters(flow: Flow, given: dict[str, Any], kwargs: dict[str, Any])
         raise ValueError(
             f"Flow.run received the following unexpected parameters: {', '.join(unknown)}"
         )
+    if required:
+        _check_required(flow, given)
+    return given
+
+
+def _check_required(flow: Flow, given: dict[str, Any]) -> None:
+    names = {p.name: p for p in flow.parameters()}
     missing = sorted(n for n, p in names.items() if p.required and n not in given)
     if missing:
         raise ValueError(
             f"Flow.run did not receive the following required parameters: {', '.join(missing)}"
         )
-    return given
 
 
 def _preflight(
@@ -424,23 +435,26 @@ def _start_recording(
     progress: bool,
 ) -> RunRecorder | None:
     """Give the run its id (``kwargs["flow_run_id"]``), restore what ``resume`` names
-    (``kwargs["task_states"]``), start its recorder (the run store's and the progress
+    (``kwargs["task_states"]``, and the resumed run's parameters not given, added to
+    ``parameters``), start its recorder (the run store's and the progress
     display's; None when neither is on), which goes into the run context as
     ``run_recorder``, and log the run's first line (its id; then what a resume restored,
     which the store keeps too)."""
     store = open_store()
     resumed_from = resuming = None
-    changed: str | None = None
+    warnings: list[str] = []
     if resume is not None:
         if store is None:
             raise ResumeError(
                 "flow.run(resume=...) needs the run store; it is off (runs.store = 'none')"
             )
-        resumed, restored, changed = resumed_task_states(flow, store, str(resume), rerun)
-        resumed_from = resumed.run_id
-        kwargs["task_states"] = {**restored, **(kwargs.get("task_states") or {})}
+        resumed = resumed_task_states(flow, store, str(resume), rerun, parameters)
+        parameters.update(resumed.parameters)
+        _check_required(flow, parameters)
+        resumed_from, warnings = resumed.run.run_id, resumed.warnings
+        kwargs["task_states"] = {**resumed.states, **(kwargs.get("task_states") or {})}
         resuming = (
-            f"Resuming run {resumed_from} of {flow.name!r}: {len(restored)} of "
+            f"Resuming run {resumed_from} of {flow.name!r}: {len(resumed.states)} of "
             f"{len(flow.tasks)} tasks restored, the others run again"
         )
     run_id = kwargs["flow_run_id"] = kwargs.get("flow_run_id") or str(uuid.uuid4())
@@ -468,8 +482,8 @@ def _start_recording(
     if resuming is not None:  # (the store keeps this one, logged in the run's scope)
         with _context.context(flow_run_id=run_id):
             log(flow.logger, INFO, resuming, sinks=True)
-            if changed is not None:
-                log(flow.logger, WARNING, changed, sinks=True)
+            for warning in warnings:
+                log(flow.logger, WARNING, warning, sinks=True)
     return recorder
 
 
@@ -577,7 +591,8 @@ def run_structure(flow: Flow) -> dict[str, Any]:
                     "slug": slugs[t],
                     "name": t.name,
                     "mapped": t in mapped,
-                    "constants": constants_digest(flow.constants.get(t, {})),
+                    "constants": constants_digest(_constant_inputs(flow, t)),
+                    **({"constant": True} if t._is_constant else {}),  # (a literal's task)
                 }
                 for t in flow.sorted_tasks()
             ],
@@ -596,6 +611,20 @@ def run_structure(flow: Flow) -> dict[str, Any]:
         }
         flow._cache["flowcore.run_structure"] = structure
     return structure
+
+
+def _constant_inputs(flow: Flow, task: Task) -> dict[str, Any]:
+    """The task's constant inputs: ``flow.constants[task]``, and the values of the
+    constant tasks it takes (a literal mapped over or flattened stays a task of its own,
+    ``Constant``), so that a changed literal changes the task's digest too."""
+    values = dict(flow.constants.get(task, {}))
+    unnamed = 0
+    for edge in flow.edges_to(task):
+        upstream = edge.upstream_task
+        if upstream._is_constant:
+            unnamed += edge.key is None
+            values[edge.key or f"(upstream_tasks {unnamed})"] = upstream.value  # type: ignore[attr-defined]
+    return values
 
 
 def flow_source(flow: Flow) -> str | None:

@@ -10,7 +10,9 @@ recorded (latest state of the task run)     state the new run starts from
 ==========================================  ===========================================
 Success, Cached                             ``Success`` with the recorded result location
                                             (the value is read through the task's Result
-                                            only where a task that runs needs it)
+                                            only where a task that runs needs it), or
+                                            with None when the value checkpointed was None
+                                            (``runs.events.NONE_CHECKPOINTED``)
 Skipped                                     ``Skipped``
 Mapped (the parent)                         ``Mapped`` whose children are restored one
                                             by one by these rules, the others ``Pending``
@@ -20,7 +22,10 @@ Pending, Retrying, Cancelled, no record
 ==========================================  ===========================================
 
 ``rerun`` tasks and everything downstream of them run again whatever their record says,
-and so do Parameters (with the values given to the new run) and constants.
+and so do the tasks whose inputs changed since (:func:`_changed_tasks`: their edges, their
+constant inputs, or the value of a Parameter they take). Parameters and constants always
+run: a resumed run's parameters are the recorded run's (read back from their ``repr``),
+overridden by those the new run is given (:func:`resumed_parameters`).
 Everything is checked before a task runs: a value that a task which runs needs, but which
 was never checkpointed, is a :class:`~flowcore.exceptions.ResumeError` naming the tasks
 and the fix.
@@ -28,13 +33,15 @@ and the fix.
 
 from __future__ import annotations
 
+import ast
 import hashlib
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
-from flowcore.engine.result import Result
+from flowcore.engine.result import Result, checkpointed_none, is_checkpointed_none
 from flowcore.engine.state import Mapped, Pending, Skipped, State, Success
-from flowcore.exceptions import ResumeError
+from flowcore.exceptions import ResumeError, ValueNotFoundError
+from flowcore.runs.events import NONE_CHECKPOINTED
 from flowcore.runs.states import is_resumable
 
 if TYPE_CHECKING:
@@ -42,23 +49,52 @@ if TYPE_CHECKING:
     from flowcore.core.task import Task
     from flowcore.runs.store import RunInfo, RunStore, TaskRunInfo
 
-__all__ = ["constants_digest", "find_resumable", "resumed_task_states"]
+__all__ = [
+    "Resumed",
+    "constants_digest",
+    "find_resumable",
+    "resumed_parameters",
+    "resumed_task_states",
+]
 
 _DONE = frozenset({"Success", "Cached"})
+_UNREADABLE = (ValueError, TypeError, SyntaxError, MemoryError, RecursionError)  # literal_eval's
+
+
+class Resumed(NamedTuple):
+    """What a new run of a flow starts from when it resumes ``run``: ``states``, the
+    restored task states (the module docstring's table); ``parameters``, the recorded
+    run's, overridden by those given; ``warnings``, lines for the new run's log (recorded
+    parameters dropped, tasks that changed since)."""
+
+    run: RunInfo
+    states: dict[Task, State]
+    parameters: dict[str, Any]
+    warnings: list[str]
 
 
 def resumed_task_states(
-    flow: Flow, store: RunStore, resume: str, rerun: Iterable[Task] = ()
-) -> tuple[RunInfo, dict[Task, State], str | None]:
-    """The run ``resume`` names (an id, a unique prefix of one, or ``"last"``), the
-    states a new run of ``flow`` starts from (see the module docstring), and a line
-    naming the tasks that run again because their inputs changed since (None: none did)."""
+    flow: Flow,
+    store: RunStore,
+    resume: str,
+    rerun: Iterable[Task] = (),
+    parameters: dict[str, Any] | None = None,
+) -> Resumed:
+    """Resume the run ``resume`` names (an id, a unique prefix of one, or ``"last"``)
+    with ``flow``, given ``parameters`` (which override the recorded run's): the states
+    the new run starts from (see the module docstring), its parameters, and warnings."""
     store.flush()  # this process's own runs are read back too
     run = _find_run(flow, store, resume)
+    values, warnings = resumed_parameters(flow, run, parameters or {})
     records: dict[str, dict[int, TaskRunInfo]] = {}
     for record in store.task_runs(run.run_id):
         records.setdefault(record.task_slug, {})[record.map_index] = record
+    unknown = _unknown_recorded_tasks(flow, run, records)
+    if unknown is not None:
+        warnings.append(unknown)
     changed = _changed_tasks(flow, run)
+    for task, why in _parameter_changes(flow, run, parameters or {}).items():
+        changed[task] = f"{changed[task]}; {why}" if task in changed else why
     forced = _downstream_closure(flow, [*rerun, *changed])
     fresh = forced | set(flow.parameters())  # parameters take this run's values
     states: dict[Task, State] = {}
@@ -70,7 +106,87 @@ def resumed_task_states(
         if restored is not None:
             states[task] = restored
     _load_needed_values(flow, states, run)
-    return run, states, _changed_note(flow, changed)
+    note = _changed_note(flow, changed)
+    return Resumed(run, states, values, warnings if note is None else [*warnings, note])
+
+
+def resumed_parameters(
+    flow: Flow, run: RunInfo, given: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """The parameters a resumed run of ``flow`` runs with: ``run``'s recorded values (read
+    back from their ``repr``) of the flow's Parameters, overridden by those ``given``; and
+    a warning naming the recorded parameters the flow no longer has (they are dropped).
+
+    Raises:
+        ResumeError: a recorded value needed (not given again) cannot be read back.
+    """
+    names = {p.name for p in flow.parameters()}
+    values: dict[str, Any] = {}
+    unreadable = []
+    for name, text in run.parameters.items():
+        if name not in names or name in given:
+            continue
+        try:
+            values[name] = ast.literal_eval(text)
+        except _UNREADABLE:
+            unreadable.append(name)
+    if unreadable:
+        raise ResumeError(
+            f"Cannot resume run {run.run_id}: its parameter(s) "
+            + ", ".join(f"{n!r} (recorded as {run.parameters[n]})" for n in unreadable)
+            + " cannot be read back from their repr: give them again, "
+            + f"flow.run(resume=..., parameters={{{', '.join(f'{n!r}: ...' for n in unreadable)}}})"
+            + f" (flowcore: {' '.join(f'--param {n}=VALUE' for n in unreadable)})"
+        )
+    dropped = sorted(set(run.parameters) - names)
+    warnings = []
+    if dropped:
+        warnings.append(
+            f"Flow {flow.name!r} no longer has the parameter(s) {', '.join(map(repr, dropped))} "
+            f"of the resumed run {run.run_id}: they are dropped"
+        )
+    return {**values, **given}, warnings
+
+
+def _parameter_changes(flow: Flow, run: RunInfo, given: dict[str, Any]) -> dict[Task, str]:
+    """The tasks that take a Parameter whose value given to the new run is not the one
+    the resumed run recorded, with why. Values are compared by their ``repr`` (as the run
+    recorded them): a recorded ``repr`` that was shortened, or none, counts as changed."""
+    changed: dict[Task, list[str]] = {}
+    for parameter in sorted(flow.parameters(), key=lambda p: p.name):
+        name = parameter.name
+        recorded = run.parameters.get(name)
+        if recorded is not None and (name not in given or _same_value(recorded, given[name])):
+            continue
+        was = "not recorded" if recorded is None else _brief(recorded)
+        now = _brief(_repr(given[name])) if name in given else "its default"
+        why = f"parameter {name!r} differs (was {was}, now {now})"
+        for edge in flow.edges_from(parameter):
+            changed.setdefault(edge.downstream_task, []).append(why)
+    return {task: "; ".join(reasons) for task, reasons in changed.items()}
+
+
+def _repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception as exc:  # (a user's __repr__ that fails)
+        return f"<unrepresentable {type(value).__name__}: {exc!r}>"
+
+
+def _brief(text: str, limit: int = 40) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _same_value(recorded: str, value: Any) -> bool:
+    """Whether ``value`` is the one whose ``repr`` was recorded (a ``repr`` that cannot be
+    read back, such as a shortened one, is not known to be the same)."""
+    if _repr(value) != recorded:
+        return False
+    try:
+        ast.literal_eval(recorded)
+    except _UNREADABLE:
+        return False
+    return True
 
 
 def _find_run(flow: Flow, store: RunStore, resume: str) -> RunInfo:
@@ -164,6 +280,11 @@ def _plain_text(value: Any) -> str | None:
     kind = type(value)
     if kind in _PLAIN:
         return f"{kind.__name__}:{value!r}"
+    if kind in (list, tuple) and value:
+        items = set(map(type, value))
+        if len(items) == 1 and (item := items.pop()) in _PLAIN:  # (a big list, quickly)
+            name = item.__name__
+            return f"{kind.__name__}({name}:" + f",{name}:".join(map(repr, value)) + ")"
     if kind in (list, tuple, set, frozenset):
         parts = [_plain_text(item) for item in value]
         if any(part is None for part in parts):
@@ -176,6 +297,23 @@ def _plain_text(value: Any) -> str | None:
             return None
         return "dict(" + ",".join(sorted(f"{k}={v}" for k, v in pairs)) + ")"
     return None
+
+
+def _unknown_recorded_tasks(flow: Flow, run: RunInfo, records: dict[str, Any]) -> str | None:
+    """A warning naming the tasks ``run`` recorded that ``flow`` has no task for (their
+    records are not used: the flow was edited since, or is another flow of that name);
+    None when it knows them all. Literals' own tasks are left out: an edited literal is
+    reported as a changed input of the tasks it feeds."""
+    known = set(flow.slugs.values())
+    constants = {t["slug"] for t in run.structure.get("tasks", []) if t.get("constant")}
+    unknown = sorted(slug for slug in records if slug not in known and slug not in constants)
+    if not unknown:
+        return None
+    return (
+        f"{len(unknown)} task(s) recorded in run {run.run_id} are not in flow {flow.name!r}, "
+        f"so their records are not used: {', '.join(unknown)} (was the run made by another "
+        "flow of this name, or the flow edited since?)"
+    )
 
 
 def _changed_tasks(flow: Flow, run: RunInfo) -> dict[Task, str]:
@@ -254,7 +392,12 @@ def _downstream_closure(flow: Flow, tasks: Iterable[Task]) -> set[Task]:
     given = list(tasks)
     unknown = [t for t in given if t not in flow.tasks]
     if unknown:
-        raise ResumeError(f"rerun= names tasks that are not in flow {flow.name!r}: {unknown}")
+        raise ResumeError(
+            f"rerun= names tasks that are not in flow {flow.name!r}: {unknown}; pass the tasks "
+            "the calls in the flow returned (the flow's copies, `b = my_task(...)` inside "
+            "`with Flow(...)`), not the @task functions, or find them with "
+            + ", ".join(sorted({f"flow.get_tasks(name={t.name!r})" for t in unknown}))
+        )
     return set(flow.sorted_tasks(root_tasks=given)) if given else set()
 
 
@@ -275,7 +418,10 @@ def _restored(
         return parent
     if record.state in _DONE:
         result = _reader(task, flow)
-        result.location = record.result_location
+        if record.result_location == NONE_CHECKPOINTED:
+            result = checkpointed_none(result)  # (recorded so again if this run is resumed)
+        else:
+            result.location = record.result_location
         return Success(f"Restored from run {run_id}.", result=result)
     if record.state == "Skipped":
         return Skipped(f"Restored from run {run_id}: {record.message or 'skipped'}")
@@ -293,8 +439,10 @@ def _reader(task: Task, flow: Flow) -> Result:
 
 def _load_needed_values(flow: Flow, states: dict[Task, State], run: RunInfo) -> None:
     """Read each restored value that a task which runs needs; collect the ones that
-    cannot be read (never checkpointed) into one ResumeError."""
-    missing: dict[Task, set[Task]] = {}
+    cannot be read (never checkpointed, or no longer where they were written) into one
+    ResumeError (:func:`_unreadable_values`)."""
+    never: dict[Task, set[Task]] = {}
+    lost: dict[Task, set[str]] = {}
     for task in flow.sorted_tasks():
         mine = states.get(task)
         pending = _pending_indices(mine)
@@ -304,6 +452,8 @@ def _load_needed_values(flow: Flow, states: dict[Task, State], run: RunInfo) -> 
             upstream = states.get(edge.upstream_task)
             if upstream is None:
                 continue  # runs again: its value is made in this run
+            if edge.key is None and not edge.mapped and not edge.flattened:
+                continue  # upstream_tasks=[...]: the trigger needs its state, not its value
             if isinstance(upstream, Mapped):
                 wanted = (
                     [upstream.map_states[i] for i in pending if i < len(upstream.map_states)]
@@ -313,23 +463,51 @@ def _load_needed_values(flow: Flow, states: dict[Task, State], run: RunInfo) -> 
             else:
                 wanted = [upstream]
             for needed in wanted:
-                if not _load(needed):
-                    missing.setdefault(edge.upstream_task, set()).add(task)
+                if _never_written(needed):
+                    never.setdefault(edge.upstream_task, set()).add(task)
+                elif (gone := _load(needed, edge.upstream_task, run)) is not None:
+                    lost.setdefault(edge.upstream_task, set()).add(gone)
         if isinstance(mine, Mapped):
             mine.result = [child.result for child in mine.map_states]
-    if missing:
+    if never or lost:
+        raise _unreadable_values(run, never, lost)
+
+
+def _unreadable_values(
+    run: RunInfo, never: dict[Task, set[Task]], lost: dict[Task, set[str]]
+) -> ResumeError:
+    """The error for restored values that tasks which run need but that cannot be read:
+    ``never`` (upstream task: the tasks that need it) were not checkpointed, ``lost``
+    (upstream task: its locations) were, but nothing is stored there any more."""
+    parts = []
+    if never:
         lines = "; ".join(
             f"{up.name!r} (needed by {', '.join(sorted(repr(t.name) for t in needers))})"
-            for up, needers in sorted(missing.items(), key=lambda item: item[0].name)
+            for up, needers in sorted(never.items(), key=lambda item: item[0].name)
         )
-        raise ResumeError(
-            f"Cannot resume run {run.run_id}: these tasks finished but their values were "
-            f"never checkpointed, and tasks that run again need them: {lines}. Give those "
-            "tasks (or the flow) a result, e.g. result=LocalResult(dir=...), and turn "
-            "checkpointing on (checkpoint=True, and config flows.checkpointing or "
-            "FLOWCORE__FLOWS__CHECKPOINTING=true; `flowcore run` turns it on), then run "
-            "the flow again; or rerun them with rerun=[...]."
+        parts.append(
+            f"these tasks finished but their values were never checkpointed, and tasks "
+            f"that run again need them: {lines}. Give those tasks (or the flow) a result, "
+            "e.g. result=LocalResult(dir=...), and turn checkpointing on (checkpoint=True, "
+            "and config flows.checkpointing or FLOWCORE__FLOWS__CHECKPOINTING=true; "
+            "`flowcore run` turns it on), then run the flow again; or rerun them with "
+            "rerun=[...]."
         )
+    if lost:
+        ordered = sorted(lost.items(), key=lambda item: item[0].name)
+        lines = "; ".join(f"{up.name!r} ({_listed(sorted(where))})" for up, where in ordered)
+        names = ", ".join(up.name for up, _ in ordered)
+        parts.append(
+            "nothing is stored any more where these tasks' values were checkpointed, and "
+            f"tasks that run again need them: {lines}. Run them again with "
+            f"rerun=[{names}] (flowcore: --rerun for each), or put the files back."
+        )
+    return ResumeError(f"Cannot resume run {run.run_id}: " + " And ".join(parts))
+
+
+def _listed(locations: list[str], most: int = 3) -> str:
+    more = f" and {len(locations) - most} more" if len(locations) > most else ""
+    return ", ".join(locations[:most]) + more
 
 
 def _pending_indices(state: State | None) -> list[int] | None:
@@ -340,15 +518,31 @@ def _pending_indices(state: State | None) -> list[int] | None:
     return None if state is None else []
 
 
-def _load(state: State) -> bool:
-    """Read ``state``'s value if it is not in memory; False when it cannot be (no
-    location was recorded)."""
+def _never_written(state: State) -> bool:
+    """Whether ``state`` is a finished task's whose value is not in memory and was never
+    checkpointed (no location was recorded)."""
     if isinstance(state, Skipped) or not state.is_successful():
-        return True
-    stored = state._result
-    if stored.value is not None:
-        return True
-    if stored.location is None:
         return False
-    state.load_result()
-    return True
+    stored = state._result
+    return stored.value is None and stored.location is None and not is_checkpointed_none(stored)
+
+
+def _load(state: State, task: Task, run: RunInfo) -> str | None:
+    """Read ``state``'s value (of ``task``) from its location if it is not in memory;
+    the location when nothing is stored there any more, else None.
+
+    Raises:
+        ResumeError: reading it failed otherwise; the storage error is its cause.
+    """
+    location = state._result.location
+    try:
+        state.load_result()
+    except ValueNotFoundError:
+        return location
+    except Exception as exc:
+        raise ResumeError(
+            f"Cannot resume run {run.run_id}: the value of task {task.name!r}, checkpointed "
+            f"at {location}, cannot be read: {str(exc).rstrip('.')}. Fix the storage, or run the task again "
+            f"with rerun=[{task.name}]"
+        ) from exc
+    return None

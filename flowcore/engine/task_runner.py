@@ -58,7 +58,7 @@ from flowcore import configuration
 from flowcore.caching.plan import CacheRun
 from flowcore.core.edge import Edge
 from flowcore.engine import signals
-from flowcore.engine.result import NoResult, Result
+from flowcore.engine.result import NoResult, Result, checkpointed_none
 from flowcore.engine.runner import Runner, call_state_handlers, unwrap_state
 from flowcore.engine.signals import ENDRUN
 from flowcore.engine.state import (
@@ -784,15 +784,15 @@ class TaskRunner(Runner):
 
     def _store(self, value: Any, inputs: dict[str, Result]) -> Result:
         """Checkpoint ``value`` when checkpointing is on (staged inside a transaction);
-        else just carry it."""
+        else just carry it. None is not written (as in Prefect 1), but marked as
+        checkpointed (``checkpointed_none``), so a resume can restore it."""
         context = self.context
         if context is self._made_in:
             context = _context.current()
-        if (
-            value is not None
-            and context.get("checkpointing") is True
-            and self.task.checkpoint is not False
-        ):
+        checkpointing = context.get("checkpointing") is True and self.task.checkpoint is not False
+        if checkpointing and value is None and self.result.stores_values():
+            return checkpointed_none(self.result)
+        if checkpointing and value is not None:
             kwargs = self.formatting_kwargs(inputs)
             transaction = self._transaction(context)
             try:

@@ -26,6 +26,7 @@ from datetime import datetime
 from typing import Any, NamedTuple
 
 __all__ = [
+    "NONE_CHECKPOINTED",
     "FlowRunStarted",
     "FlowRunState",
     "Heartbeat",
@@ -110,10 +111,18 @@ class FlowRunState:
     time: datetime
 
 
+NONE_CHECKPOINTED = ""
+"""The ``result_location`` of a task run whose value was None, with checkpointing on for
+it: as Prefect 1, flowcore writes no None, and a resume restores the value None from this.
+No backend stores a value at an empty location (an S3 key or a GCS blob name is never
+empty, a LocalResult's root is a directory), so it names no real location."""
+
+
 class TaskRunState(NamedTuple):
     """A task run (or mapped child ``map_index``) entered ``state`` at ``time`` (epoch
     seconds). ``run_count`` is the task's run count at that moment; ``result_location``
-    where its value was checkpointed (None when it was not); ``n_map_states`` a mapped
+    where its value was checkpointed (None when it was not; :data:`NONE_CHECKPOINTED`
+    when checkpointing was on and the value was None, which is not written); ``n_map_states`` a mapped
     parent's child count; ``started`` (epoch seconds) when this run of it entered
     ``Running``, if that was not reported as an event of its own (the recorder folds a
     quick task run's ``Running`` into its final state, see :mod:`flowcore.runs.recorder`)."""

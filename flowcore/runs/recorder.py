@@ -54,8 +54,10 @@ from datetime import datetime, timezone
 from operator import is_
 from typing import TYPE_CHECKING, Any
 
+from flowcore.engine.result import is_checkpointed_none
 from flowcore.engine.state import Mapped, Running, State, Success
 from flowcore.runs.events import (
+    NONE_CHECKPOINTED,
     FlowRunStarted,
     FlowRunState,
     LogLine,
@@ -419,6 +421,12 @@ class RunRecorder:
             message = state.message
             if message is not None and type(message) is not str:
                 message = str(message)
+            location = None
+            if kind >= _SUCCESS:
+                result = state._result
+                location = result.location
+                if location is None and result.value is None and is_checkpointed_none(result):
+                    location = NONE_CHECKPOINTED
             append(
                 (
                     run_id,
@@ -428,7 +436,7 @@ class RunRecorder:
                     message,
                     when,
                     run_count,
-                    state._result.location if kind >= _SUCCESS else None,
+                    location,
                     state.n_map_states if kind == _MAPPED else None,
                     started,
                 )

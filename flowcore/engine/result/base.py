@@ -52,7 +52,7 @@ from flowcore.exceptions import (
     UnreadableValueError,
 )
 
-__all__ = ["NoResult", "NoResultType", "Result"]
+__all__ = ["NoResult", "NoResultType", "Result", "checkpointed_none", "is_checkpointed_none"]
 
 _DEFAULT_SERIALIZER = PickleSerializer()
 
@@ -494,6 +494,21 @@ class NoResultType(Result):
 
 
 NoResult = NoResultType()
+
+
+def checkpointed_none(result: Result) -> Result:
+    """A copy of ``result`` carrying the value None, marked as checkpointed. Prefect 1
+    writes no None (a Success whose Result has no location is the value None), so without
+    the mark a run store could not tell a task whose value was None from one whose value
+    was never written, and a resume could not restore the first."""
+    new = result.from_value(None)
+    new.__dict__["_checkpointed_none"] = True  # (private: not compared, travels pickled)
+    return new
+
+
+def is_checkpointed_none(result: Result) -> bool:
+    """Whether ``result`` is one :func:`checkpointed_none` made (and still carries None)."""
+    return result.value is None and result.__dict__.get("_checkpointed_none") is True
 
 
 def _no_storage(result: Result, operation: str) -> str:
