@@ -446,6 +446,29 @@ def test_inputs_count_an_argument_s_default_as_if_it_were_given(home: Path) -> N
     assert not isinstance(flow.run().result[flow.get_tasks()[0]], Cached)
 
 
+def test_a_default_with_no_digest_is_named_as_the_default_with_the_way_out(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    client = threading.Lock()  # (no deterministic digest)
+
+    def fetch(x: int, client: Any = client) -> int:
+        return x
+
+    with Flow("unhashable-default") as flow:
+        task(fetch, cache_policy=cp.INPUTS)(1)
+    assert flow.run().is_successful()
+    (warning,) = [r.getMessage() for r in logs.records if r.levelname == "WARNING"]
+    assert "cannot compute a key: the default value of argument 'client' (a _thread.lock)" in (
+        warning
+    )
+    assert warning.endswith("; or leave it out of the key with INPUTS - 'client'")
+    logs.clear()
+    with Flow("unhashable-default") as flow:
+        task(fetch, cache_policy=cp.INPUTS - "client")(1)
+    assert flow.run().is_successful()
+    assert not [r for r in logs.records if r.levelname == "WARNING"]
+
+
 def test_run_id_caches_within_one_run_only() -> None:
     calls: list[int] = []
     work = counting(calls, cache_policy=cp.INPUTS + cp.RUN_ID)

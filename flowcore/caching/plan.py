@@ -254,6 +254,7 @@ class CacheRun:
         self.uncached_reason = "this run is not cached"
         self.lease: Any = None
         self._input_digests: dict[str, str] | None = None
+        self._defaulted: frozenset[str] = frozenset()  # inputs a policy took from defaults
         self._run_groups: Mapping[str, TransactionRun] | None = context.get("transactions")
 
     # -- asking -----------------------------------------------------------------------
@@ -510,6 +511,7 @@ class CacheRun:
         missing = defaults().keys() - inputs.keys()
         if not missing:
             return inputs
+        self._defaulted = frozenset(missing)
         return {**{name: defaults()[name] for name in missing}, **inputs}
 
     def _compute_key(self, inputs: Mapping[str, Any]) -> bool:
@@ -690,9 +692,13 @@ class CacheRun:
         if self.uncached:
             return
         what = f"{exc.kind} {exc.name!r}" if exc.name else "a value it depends on"
+        advice = ""
+        if exc.kind == "input" and exc.name in self._defaulted:
+            what = f"the default value of argument {exc.name!r}"  # (not given: a policy counts it)
+            advice = f"; or leave it out of the key with INPUTS - {exc.name!r}"
         self._not_cached(
             f"cannot compute a key: {what} (a {exc.type_name}) has no deterministic hash, "
-            f"so this run is not cached: {exc}",
+            f"so this run is not cached: {exc}{advice}",
             warn=True,
         )
 

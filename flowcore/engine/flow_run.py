@@ -231,6 +231,7 @@ def _cancel_unfinished_task_runs(store: RunStore | None, run_id: str, flow: Flow
 
 # the warnings about targets never written given so far: each once per process
 _TARGETS_WARNED: set[str] = set()
+_TARGETS_WARNED_AT_MOST = 256
 _FIRST_RUN_ONLY = ("state", "task_states", "flow_run_id", "flow_run_name")
 
 
@@ -403,6 +404,8 @@ def _preflight(
     if not problems:
         message = unwritten_targets_message(flow, scope, run_context, task_contexts)
         if message is not None and message not in _TARGETS_WARNED:
+            if len(_TARGETS_WARNED) >= _TARGETS_WARNED_AT_MOST:  # (a long-lived process)
+                _TARGETS_WARNED.clear()
             _TARGETS_WARNED.add(message)  # (not again on each run of a schedule or a loop)
             flow.logger.warning(message)
         return None

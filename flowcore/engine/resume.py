@@ -161,8 +161,16 @@ def _parameter_changes(flow: Flow, run: RunInfo, given: dict[str, Any]) -> dict[
         was = "not recorded" if recorded is None else _brief(recorded)
         now = _brief(_repr(given[name])) if name in given else "its default"
         why = f"parameter {name!r} differs (was {was}, now {now})"
-        for edge in flow.edges_from(parameter):
-            changed.setdefault(edge.downstream_task, []).append(why)
+        takers = {edge.downstream_task for edge in flow.edges_from(parameter)}
+        for task in takers:
+            changed.setdefault(task, []).append(why)
+        if not takers:
+            flow.logger.warning(
+                f"Resuming run {run.run_id}: {why}, and no task takes it as an input, so "
+                "nothing is run again for it: tasks that read it from "
+                "flowcore.context.parameters are restored with the values the old one gave. "
+                "Pass those tasks in rerun=[...] to run them with the new value."
+            )
     return {task: "; ".join(reasons) for task, reasons in changed.items()}
 
 
@@ -440,7 +448,29 @@ def _reader(task: Task, flow: Flow) -> Result:
 def _load_needed_values(flow: Flow, states: dict[Task, State], run: RunInfo) -> None:
     """Read each restored value that a task which runs needs; collect the ones that
     cannot be read (never checkpointed, or no longer where they were written) into one
-    ResumeError (:func:`_unreadable_values`)."""
+    ResumeError (:func:`_unreadable_values`). A task whose value is lost would have to run
+    again, and then needs its own inputs: those are checked too, so that the error names
+    every task to rerun at once."""
+    never, lost = _unreadable(flow, states, run)
+    trial, rerun = states, set(lost)
+    while rerun:
+        trial = {t: s for t, s in trial.items() if t not in rerun}
+        more_never, more_lost = _unreadable(flow, trial, run)
+        for up, needers in more_never.items():
+            never.setdefault(up, set()).update(needers)
+        rerun = set(more_lost) - set(lost)
+        for up, where in more_lost.items():
+            lost.setdefault(up, set()).update(where)
+    if never or lost:
+        raise _unreadable_values(run, never, lost)
+
+
+def _unreadable(
+    flow: Flow, states: dict[Task, State], run: RunInfo
+) -> tuple[dict[Task, set[Task]], dict[Task, set[str]]]:
+    """Read the restored values (in ``states``) that the tasks which run need: those never
+    checkpointed (upstream task: the tasks that need it), and those no longer where they
+    were written (upstream task: its locations)."""
     never: dict[Task, set[Task]] = {}
     lost: dict[Task, set[str]] = {}
     for task in flow.sorted_tasks():
@@ -469,8 +499,7 @@ def _load_needed_values(flow: Flow, states: dict[Task, State], run: RunInfo) -> 
                     lost.setdefault(edge.upstream_task, set()).add(gone)
         if isinstance(mine, Mapped):
             mine.result = [child.result for child in mine.map_states]
-    if never or lost:
-        raise _unreadable_values(run, never, lost)
+    return never, lost
 
 
 def _unreadable_values(
@@ -496,11 +525,12 @@ def _unreadable_values(
     if lost:
         ordered = sorted(lost.items(), key=lambda item: item[0].name)
         lines = "; ".join(f"{up.name!r} ({_listed(sorted(where))})" for up, where in ordered)
-        names = ", ".join(up.name for up, _ in ordered)
+        found = ", ".join(f"*flow.get_tasks(name={up.name!r})" for up, _ in ordered)
+        options = " ".join(f"--rerun {up.name}" for up, _ in ordered)
         parts.append(
             "nothing is stored any more where these tasks' values were checkpointed, and "
-            f"tasks that run again need them: {lines}. Run them again with "
-            f"rerun=[{names}] (flowcore: --rerun for each), or put the files back."
+            f"tasks that run again need them: {lines}. Run them again, with "
+            f"rerun=[{found}] (flowcore run: {options}), or put the files back."
         )
     return ResumeError(f"Cannot resume run {run.run_id}: " + " And ".join(parts))
 
@@ -542,7 +572,8 @@ def _load(state: State, task: Task, run: RunInfo) -> str | None:
     except Exception as exc:
         raise ResumeError(
             f"Cannot resume run {run.run_id}: the value of task {task.name!r}, checkpointed "
-            f"at {location}, cannot be read: {str(exc).rstrip('.')}. Fix the storage, or run the task again "
-            f"with rerun=[{task.name}]"
+            f"at {location}, cannot be read: {str(exc).rstrip('.')}. Fix the storage, or run "
+            f"the task again with rerun=[*flow.get_tasks(name={task.name!r})] (flowcore run: "
+            f"--rerun {task.name})"
         ) from exc
     return None

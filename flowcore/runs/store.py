@@ -230,7 +230,8 @@ def _sqlite_url_directory(url: str, cwd: str) -> None:
     relative path (``sqlite:///tmp/x.db``: three slashes, where ``/tmp/x.db`` takes four)
     whose directory does not exist is an error saying so: making ``tmp/`` in the working
     directory would hide the slip."""
-    path = Path(url[len("sqlite:///") :].split("?")[0]) if url.startswith("sqlite:///") else None
+    found = re.match(r"^sqlite(\+[A-Za-z0-9_]+)?:///", url)  # (sqlite+pysqlite:/// too)
+    path = Path(url[found.end() :].split("?")[0]) if found else None
     if path is None or str(path) in ("", ".", ":memory:") or str(path).startswith("file:"):
         return  # (in memory, or a URI SQLite reads for itself)
     if not path.is_absolute() and not (Path(cwd) / path).parent.is_dir():
@@ -689,6 +690,14 @@ class RunStore:
             return None
         code = _sqlite_code(cause)
         where = f"run store {self.display} ({SETTING})"
+        if code in _SQLITE_DAMAGED and self._unwritable(path) is not None:
+            # (read as it is on disk, without locks: a write meanwhile can look like damage)
+            return RunStoreError(
+                f"{where}: {path} could not be read ({cause}); this user cannot write its "
+                "directory, so it is read without the locks SQLite takes, and a process "
+                "writing it at the same moment makes it look damaged: try again, and if it "
+                "persists, ask its owner to check it"
+            )
         if code in _SQLITE_DAMAGED:
             return RunStoreError(
                 f"{where}: {path} is not a SQLite database, or a damaged one ({cause}): move "

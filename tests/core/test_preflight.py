@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -288,7 +289,7 @@ def test_targets_without_checkpointing_give_one_warning(
 ) -> None:
     """Once per process (not on every run of a loop or a schedule), and only when
     checkpointing is off by configuration, not when the run's context says so."""
-    with Flow("no-checkpoint", result=LocalResult(dir=tmp_path)) as flow:
+    with Flow(f"no-checkpoint-{uuid.uuid4()}", result=LocalResult(dir=tmp_path)) as flow:
         save(1, task_args={"target": "a.pkl"})
         pair(1, 2, task_args={"target": lambda **_: "b.pkl"})
         save(3)

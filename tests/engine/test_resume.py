@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+import flowcore
 from flowcore import Flow, Parameter, task
 from flowcore.engine.results import LocalResult
 from flowcore.exceptions import ResumeError
@@ -101,6 +102,38 @@ def test_a_resumed_run_takes_the_recorded_parameters_unless_given_again(
     (double_task,) = flow.get_tasks(name="double")
     assert "Restored from run" in (state.result[double_task].message or "")
     assert seen[-1] == (10, 5, "plain") and not _warnings(logs)
+
+
+def test_a_changed_parameter_that_tasks_read_from_the_context_is_warned_of(
+    store: RunStore, tmp_path: Path, broken: Path, logs: pytest.LogCaptureFixture
+) -> None:
+    """A task reading ``flowcore.context.parameters`` is no edge of the Parameter, so its
+    change cannot be followed: the resume says so, and how to run such tasks again."""
+
+    @task
+    def label() -> str:
+        return f"n is {flowcore.context.parameters['n']}"
+
+    @task
+    def last(text: str) -> str:
+        if broken.exists():
+            raise RuntimeError("not yet")
+        return text
+
+    with Flow("context-parameter", result=_results(tmp_path)) as flow:
+        flow.add_task(Parameter("n"))
+        last(label())
+    first = flow.run(parameters={"n": 1})
+    broken.unlink()
+    logs.clear()
+    assert flow.run(resume=first.flow_run_id, parameters={"n": 2}).is_successful()
+    (warning,) = [m for m in _warnings(logs) if "no task takes it" in m]
+    assert "parameter 'n' differs (was 1, now 2)" in warning
+    assert "flowcore.context.parameters" in warning and "rerun=[...]" in warning
+    state = flow.run(
+        resume=first.flow_run_id, parameters={"n": 2}, rerun=flow.get_tasks(name="label")
+    )
+    assert state.result[flow.get_tasks(name="last")[0]].result == "n is 2"
 
 
 def test_a_recorded_parameter_the_flow_no_longer_has_is_dropped_with_a_warning(
@@ -283,10 +316,43 @@ def test_a_checkpoint_deleted_since_is_a_resume_error_naming_the_task_and_the_fi
     assert str(raised.value) == (
         f"Cannot resume run {run_id}: nothing is stored any more where these tasks' values "
         f"were checkpointed, and tasks that run again need them: 'a' ({written}). Run them "
-        "again with rerun=[a] (flowcore: --rerun for each), or put the files back."
+        "again, with rerun=[*flow.get_tasks(name='a')] (flowcore run: --rerun a), or put the "
+        "files back."
     )
-    (a_task,) = flow.get_tasks(name="a")
-    assert flow.run(resume=run_id, rerun=[a_task]).is_successful()
+    assert flow.run(resume=run_id, rerun=[*flow.get_tasks(name="a")]).is_successful()
+
+
+def test_lost_checkpoints_are_named_at_once_with_those_their_rerun_would_need(
+    store: RunStore, tmp_path: Path, broken: Path
+) -> None:
+    """A lost value's task would run again, and need its own inputs: if those are lost
+    too, the one error names both, so the rerun it suggests works the first time."""
+
+    @task
+    def a() -> int:
+        return 1
+
+    @task
+    def b(x: int) -> int:
+        return x + 1
+
+    @task
+    def c(x: int) -> int:
+        if broken.exists():
+            raise RuntimeError("not yet")
+        return x + 1
+
+    with Flow("lost-twice", result=_results(tmp_path)) as flow:
+        c(b(a()))
+    run_id = flow.run().flow_run_id
+    broken.unlink()
+    for written in [p for p in (tmp_path / "results").rglob("*") if p.is_file()]:
+        written.unlink()
+    with pytest.raises(ResumeError, match=r"'a' \(.*\); 'b' \(") as raised:
+        flow.run(resume=run_id)
+    assert "rerun=[*flow.get_tasks(name='a'), *flow.get_tasks(name='b')]" in str(raised.value)
+    rerun = [*flow.get_tasks(name="a"), *flow.get_tasks(name="b")]
+    assert flow.run(resume=run_id, rerun=rerun).is_successful()
 
 
 def test_a_checkpoint_that_cannot_be_read_is_a_resume_error_naming_the_task_with_its_cause(
@@ -300,7 +366,10 @@ def test_a_checkpoint_that_cannot_be_read_is_a_resume_error_naming_the_task_with
     assert f"the value of task 'a', checkpointed at {written}, cannot be read: " in str(
         raised.value
     )
-    assert str(raised.value).endswith("Fix the storage, or run the task again with rerun=[a]")
+    assert str(raised.value).endswith(
+        "Fix the storage, or run the task again with rerun=[*flow.get_tasks(name='a')] "
+        "(flowcore run: --rerun a)"
+    )
     assert "invalid load key" in str(raised.value.__cause__)  # (the unpickler's error)
 
 

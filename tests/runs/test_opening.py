@@ -65,6 +65,9 @@ def test_a_sqlite_url_s_directory_is_made_as_a_path_s(
     assert [r.run_id for r in store.list_runs()] == ["r"]
     store.close()
     assert [r for r in logs.records if r.levelno >= logging.WARNING] == []
+    driver_url = f"sqlite+pysqlite:///{settings / 'with' / 'driver' / 'runs.db'}"
+    assert store_url(driver_url) == driver_url
+    assert (settings / "with" / "driver").is_dir()
 
 
 def test_a_relative_sqlite_url_to_a_missing_directory_says_so(
