@@ -49,6 +49,11 @@ def total(xs: list[int]) -> int:
 
 
 @task
+def add_all(x: int, ys: list[int]) -> int:
+    return x + sum(ys)
+
+
+@task
 def numbers(n: int) -> list[int]:
     return list(range(n))
 

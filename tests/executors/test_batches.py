@@ -58,6 +58,19 @@ def test_a_map_of_50000_items_gives_every_child_state(local_cluster: Any) -> Non
     assert state.result[summed].result == sum(range(101, n + 101))
 
 
+def test_batches_of_a_map_with_another_map_as_an_unmapped_input(local_cluster: Any) -> None:
+    """Every batch after the first used to fail the flow run with KeyError(Edge): its
+    upstream states reached the worker apart from the other map's children."""
+    with Flow("unmapped-map") as flow:
+        first = flows.inc.map(list(range(3)))
+        out = flows.add_all.map(list(range(40)), unmapped(first), batch_size=10)
+        after = flows.inc.map(list(range(40)), upstream_tasks=[unmapped(first)], batch_size=10)
+    state = run(flow, DaskExecutor(address=local_cluster.scheduler_address))
+    assert type(state) is Success
+    assert state.result[out].result == [x + 6 for x in range(40)]
+    assert state.result[after].result == [x + 1 for x in range(40)]
+
+
 def test_batch_size_1_is_one_dask_call_per_child(local_cluster: Any) -> None:
     with Flow("one-per-child") as flow:
         single = flows.dask_key.map(list(range(100)), batch_size=1)
