@@ -334,14 +334,17 @@ def collect_children(executor: Any, outcomes: Any, task: Task, children: Any) ->
     lost: list[tuple[_Batch, dict[int, State], dict[int, Any]]] = []
     for batch, outcome in zip(children.batches, found):
         if isinstance(outcome, ChildBatch):
-            segments.append(outcome)
+            segments.append(_settle_errors(outcomes, task, outcome))
         elif isinstance(outcome, WorkerCrashed):
             lost.append(_rerun_lost(executor, outcomes, task, children, batch, outcome))
         else:
             states = [outcomes.state(task, i, outcome) for i in range(batch.start, batch.stop)]
             segments.append(ChildBatch(batch.start, states))
     for batch, settled, again in lost:
-        runs = dict(zip(again, collect(executor, list(again.values()))))
+        runs = {
+            first: _settle_errors(outcomes, task, run) if isinstance(run, ChildBatch) else run
+            for first, run in zip(again, collect(executor, list(again.values())))
+        }
         firsts = sorted(runs)  # the first child of each call that ran children again
         states = []
         for index in range(batch.start, batch.stop):
@@ -356,6 +359,14 @@ def collect_children(executor: Any, outcomes: Any, task: Task, children: Any) ->
                 states.append(outcomes.state(task, index, outcome))
         segments.append(ChildBatch(batch.start, states))
     return ChildStates(segments)
+
+
+def _settle_errors(outcomes: Any, task: Task, batch: ChildBatch) -> ChildBatch:
+    """``batch`` with each child whose state could not leave its worker process
+    (``ChildBatch.errors``) settled as a call the executor could not carry out is."""
+    for offset, error in batch.errors.items():
+        batch.full[offset] = outcomes.state(task, batch.start + offset, error)
+    return batch
 
 
 def _rerun_lost(
