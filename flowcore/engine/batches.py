@@ -25,9 +25,13 @@ children in batches (``submit_batches``)::
 
 A batch lost with its worker (``WorkerCrashed``): the children it reported as finished
 (``executors.progress``: the batch's ChildBatch is read and what is new sent to the driver
-every ``progress.FLUSH_EVERY`` seconds while the batch runs) keep their states; the
-others run again, each as its own call, so a child that kills its worker again is
-``Crashed`` on its own (by the executor's usual rules) and takes no other child with it.
+every ``progress.FLUSH_EVERY`` seconds while the batch runs, and a child reported running
+says it ended before the next starts) keep their states; the child reported running
+when the worker died is ``Crashed`` and the children after it run again as one call; with
+no child reported running, the others run again, each as its own call, so a child that
+kills its worker again is ``Crashed`` on its own (by the executor's usual rules) and
+takes no other child with it. A call of children run again that is lost too is settled
+by the same rules, until every child has a state.
 A child that finished less than ``progress.FLUSH_EVERY`` seconds before its worker died
 had not been reported, and runs again (a target or checkpoint-backed cache makes that run a
 hit). A batch that never started (``UpstreamCrashed``) or that the executor could not
@@ -47,7 +51,7 @@ from flowcore.engine.calls import attach_children, collect, run_child, shared_ru
 from flowcore.engine.child_states import ChildBatch, ChildStates
 from flowcore.engine.state import Mapped, State
 from flowcore.exceptions import WorkerCrashed
-from flowcore.executors.progress import follow
+from flowcore.executors.progress import follow, piece_ended
 from flowcore.utilities import context as _context
 from flowcore.utilities.garbage import configured_threshold, fewer_collections
 
@@ -272,6 +276,7 @@ def run_batch(
                     runner_args,
                 )
                 out.append(state)
+                piece_ended(index)
     finally:
         if token is not None:
             _context.pop(token)
@@ -331,33 +336,38 @@ def collect_children(executor: Any, outcomes: Any, task: Task, children: Any) ->
         return result
     found = collect(executor, [batch.future for batch in children.batches])
     segments: list[ChildBatch] = []
-    lost: list[tuple[_Batch, dict[int, State], dict[int, Any]]] = []
+    lost: list[tuple[_Batch, WorkerCrashed]] = []
     for batch, outcome in zip(children.batches, found):
         if isinstance(outcome, ChildBatch):
             segments.append(_settle_errors(outcomes, task, outcome))
         elif isinstance(outcome, WorkerCrashed):
-            lost.append(_rerun_lost(executor, outcomes, task, children, batch, outcome))
+            lost.append((batch, outcome))
         else:
             states = [outcomes.state(task, i, outcome) for i in range(batch.start, batch.stop)]
             segments.append(ChildBatch(batch.start, states))
-    for batch, settled, again in lost:
-        runs = {
-            first: _settle_errors(outcomes, task, run) if isinstance(run, ChildBatch) else run
-            for first, run in zip(again, collect(executor, list(again.values())))
-        }
-        firsts = sorted(runs)  # the first child of each call that ran children again
-        states = []
-        for index in range(batch.start, batch.stop):
-            if index in settled:
-                states.append(settled[index])
-                continue
-            first = firsts[bisect.bisect_right(firsts, index) - 1]  # the call that ran it
-            outcome = runs[first]
+    settled: dict[int, State] = {}
+    lost_batches = [batch for batch, _ in lost]
+    while lost:
+        again = [
+            rerun
+            for batch, error in lost
+            for rerun in _rerun_lost(executor, outcomes, task, children, batch, error, settled)
+        ]
+        lost = []
+        for rerun, outcome in zip(again, collect(executor, [b.future for b in again])):
             if isinstance(outcome, ChildBatch):
-                states.append(outcome.state(index - first))
-            else:
-                states.append(outcomes.state(task, index, outcome))
-        segments.append(ChildBatch(batch.start, states))
+                _settle_errors(outcomes, task, outcome)
+                settled.update((outcome.start + i, outcome.state(i)) for i in range(len(outcome)))
+            elif isinstance(outcome, WorkerCrashed) and rerun.stop - rerun.start > 1:
+                lost.append((rerun, outcome))
+            else:  # (one child lost with its worker: Crashed, with its own label)
+                settled.update(
+                    (i, outcomes.state(task, i, outcome)) for i in range(rerun.start, rerun.stop)
+                )
+    for batch in lost_batches:
+        segments.append(
+            ChildBatch(batch.start, [settled[i] for i in range(batch.start, batch.stop)])
+        )
     return ChildStates(segments)
 
 
@@ -376,36 +386,31 @@ def _rerun_lost(
     children: BatchedChildren,
     batch: _Batch,
     error: WorkerCrashed,
-) -> tuple[_Batch, dict[int, State], dict[int, Any]]:
-    """A batch lost with its worker: ``(batch, {index: state} of the children settled now,
-    {first index: future} of the calls that run the others again)``. Reported children
-    keep their states; the child the last report said was running is Crashed (as a single
-    call would be), and the children after it run again as one batch; without such a
-    report every unreported child runs again on its own (module docs)."""
+    settled: dict[int, State],
+) -> list[_Batch]:
+    """A call of children lost with its worker: the calls that run its unsettled
+    children again. Reported children keep their states (into ``settled``); the child
+    the last report says was running when the worker died is Crashed (as a single call
+    would be), and the children after it run again as one call; when no report says
+    which child was running, each unreported child runs again on its own (module docs)."""
     pieces, running = executor.partial_results(batch.future)
-    settled: dict[int, State] = dict(pieces)
+    settled.update(pieces)
     rest = [i for i in range(batch.start, batch.stop) if i not in settled]
 
-    def prior(start: int, stop: int) -> list[Any] | None:
-        if batch.priors is None:
-            return None
-        return batch.priors[start - batch.start : stop - batch.start]
+    def again(start: int, stop: int) -> _Batch:
+        prior = (
+            None if batch.priors is None else batch.priors[start - batch.start : stop - batch.start]
+        )
+        return _Batch(start, stop, children._submit(start, stop, prior), prior)
 
-    again: dict[int, Any] = {}
-    if rest and running == rest[0]:
+    if running is not None and running in rest:
         label = f"{task.name}[{running}]"
         crashed = WorkerCrashed(
             label, error.cause, f"Task {label!r}: its Dask worker died while it ran"
         )
         settled[running] = outcomes.state(task, running, crashed)
-        if running + 1 < batch.stop:
-            again[running + 1] = children._submit(
-                running + 1, batch.stop, prior(running + 1, batch.stop)
-            )
-        return batch, settled, again
-    for index in rest:
-        again[index] = children._submit(index, index + 1, prior(index, index + 1))
-    return batch, settled, again
+        return [again(running + 1, batch.stop)] if running + 1 < batch.stop else []
+    return [again(index, index + 1) for index in rest]
 
 
 def finished(value: Any) -> Any:

@@ -452,6 +452,36 @@ def _wait_until_reported_running(index: int, timeout: float = 60) -> None:
     raise TimeoutError(f"no progress report of child {index} reached the scheduler")
 
 
+def _crash_every_time(x: int, directory: str, bad: int) -> int:
+    """``x + 1``, leaving a file per run; item 0 ends once its batch has reported it
+    running (so the report is stale when the next child starts); item ``bad`` kills its
+    worker on every attempt, once the scheduler knows the call started (so that Dask does
+    not run it again: ``executors/_dask_outcomes.py``)."""
+    _run_file(directory, x)
+    if x == 0:
+        _wait_until_reported_running(0)
+    if x == bad:
+        _wait_until_start_reported()
+        os._exit(1)
+    return x + 1
+
+
+def _wait_until_start_reported(timeout: float = 60) -> None:
+    from distributed import get_client, get_worker
+
+    from flowcore.executors._dask_outcomes import _STARTED_TOPIC
+
+    key = get_worker().get_current_task()
+    client = get_client()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(m.get("key") == key for _, m in client.get_events(_STARTED_TOPIC)):
+            return
+        time.sleep(0.05)
+    raise TimeoutError(f"the start of {key} did not reach the scheduler")
+
+
+crash_every_time = task(_crash_every_time, name="crash_every_time")
 crash_in_batch = task(_crash_in_batch, name="crash_in_batch")
 crash_in_batch_retried = task(
     _crash_in_batch,

@@ -231,6 +231,24 @@ def test_a_child_that_crashed_its_batch_is_retried_alone(
     assert runs == {i: 2 if i == 12 else 1 for i in range(30)}
 
 
+def test_a_worker_killed_after_a_reported_child_ended_blames_the_child_running(
+    temporary_cluster: DaskExecutor, tmp_path: Path
+) -> None:
+    """Child 0 was reported running, then ended; child 1 kills its worker every time.
+    The stale report used to have child 0 Crashed, and the batch run again for the others
+    lost with its worker too, every child of it Crashed as 'crash_every_time[1-5]'."""
+    with Flow("stale-report") as flow:
+        out = flows.crash_every_time.map(
+            list(range(6)), unmapped(str(tmp_path)), unmapped(1), batch_size=6
+        )
+    state = run(flow, temporary_cluster)
+    children = state.result[out].map_states
+    assert [type(child) for child in children] == [Success, Crashed] + [Success] * 4
+    assert children[1].message == "Task 'crash_every_time[1]': its Dask worker died while it ran"
+    assert [children[i].result for i in (0, 2, 3, 4, 5)] == [1, 3, 4, 5, 6]
+    assert flows.runs_of(str(tmp_path)) == {0: 1, 1: 2, 2: 1, 3: 1, 4: 1, 5: 1}
+
+
 def test_a_lost_batch_without_progress_reruns_its_children_one_per_call(
     temporary_cluster: DaskExecutor, tmp_path: Path
 ) -> None:
