@@ -28,10 +28,13 @@ A batch lost with its worker (``WorkerCrashed``): the children it reported as fi
 every ``progress.FLUSH_EVERY`` seconds while the batch runs, and a child reported running
 says it ended before the next starts) keep their states; the child reported running
 when the worker died is ``Crashed`` and the children after it run again as one call; with
-no child reported running, the others run again, each as its own call, so a child that
-kills its worker again is ``Crashed`` on its own (by the executor's usual rules) and
-takes no other child with it. A call of children run again that is lost too is settled
-by the same rules, until every child has a state.
+no child reported running, the others run again, each as its own call. A call of
+children run again that is lost too is settled by the same rules, until every child has
+a state; a call of one child is ``Crashed`` (by the executor's usual rules) when it was
+the only call lost, else run again alone, one after the other (a broken process pool
+fails every call it held, a Dask worker of several threads runs several), so a child
+that kills its worker every time is ``Crashed`` on its own and takes no other child with
+it.
 A child that finished less than ``progress.FLUSH_EVERY`` seconds before its worker died
 had not been reported, and runs again (a target or checkpoint-backed cache makes that run a
 hit). A batch that never started (``UpstreamCrashed``) or that the executor could not
@@ -347,23 +350,21 @@ def collect_children(executor: Any, outcomes: Any, task: Task, children: Any) ->
             segments.append(ChildBatch(batch.start, states))
     settled: dict[int, State] = {}
     lost_batches = [batch for batch, _ in lost]
-    while lost:
-        again = [
-            rerun
-            for batch, error in lost
-            for rerun in _rerun_lost(executor, outcomes, task, children, batch, error, settled)
-        ]
-        lost = []
-        for rerun, outcome in zip(again, collect(executor, [b.future for b in again])):
-            if isinstance(outcome, ChildBatch):
-                _settle_errors(outcomes, task, outcome)
-                settled.update((outcome.start + i, outcome.state(i)) for i in range(len(outcome)))
-            elif isinstance(outcome, WorkerCrashed) and rerun.stop - rerun.start > 1:
-                lost.append((rerun, outcome))
-            else:  # (one child lost with its worker: Crashed, with its own label)
-                settled.update(
-                    (i, outcomes.state(task, i, outcome)) for i in range(rerun.start, rerun.stop)
-                )
+    pending = [(batch, error, False) for batch, error in lost]
+    while pending:
+        shared: list[_Batch] = []
+        solo: list[_Batch] = []
+        for call, error, alone in pending:
+            if call.stop - call.start > 1:
+                shared.extend(_rerun_lost(executor, outcomes, task, children, call, error, settled))
+            elif alone:  # (the only call its worker's death cost: this child killed it)
+                settled[call.start] = outcomes.state(task, call.start, error)
+            else:
+                solo.append(call)
+        pending = _run_again(executor, outcomes, task, shared, settled) if shared else []
+        for call in solo:  # one at a time, so that a death is the child's own
+            again = _again(children, call, call.start, call.stop)
+            pending += _run_again(executor, outcomes, task, [again], settled)
     for batch in lost_batches:
         segments.append(
             ChildBatch(batch.start, [settled[i] for i in range(batch.start, batch.stop)])
@@ -377,6 +378,32 @@ def _settle_errors(outcomes: Any, task: Task, batch: ChildBatch) -> ChildBatch:
     for offset, error in batch.errors.items():
         batch.full[offset] = outcomes.state(task, batch.start + offset, error)
     return batch
+
+
+def _run_again(
+    executor: Any, outcomes: Any, task: Task, calls: list[_Batch], settled: dict[int, State]
+) -> list[tuple[_Batch, WorkerCrashed, bool]]:
+    """Wait for ``calls`` (children run again) and put their children's states in
+    ``settled``; the calls lost with their worker are returned, each with whether it was
+    the only one lost (then a child alone in its call is the one that killed it)."""
+    lost = []
+    for call, outcome in zip(calls, collect(executor, [c.future for c in calls])):
+        if isinstance(outcome, ChildBatch):
+            _settle_errors(outcomes, task, outcome)
+            settled.update((outcome.start + i, outcome.state(i)) for i in range(len(outcome)))
+        elif isinstance(outcome, WorkerCrashed):
+            lost.append((call, outcome))
+        else:
+            settled.update(
+                (i, outcomes.state(task, i, outcome)) for i in range(call.start, call.stop)
+            )
+    return [(call, error, len(lost) == 1) for call, error in lost]
+
+
+def _again(children: BatchedChildren, batch: _Batch, start: int, stop: int) -> _Batch:
+    """A new call of ``batch``'s children ``start .. stop - 1``."""
+    prior = None if batch.priors is None else batch.priors[start - batch.start : stop - batch.start]
+    return _Batch(start, stop, children._submit(start, stop, prior), prior)
 
 
 def _rerun_lost(
@@ -397,20 +424,16 @@ def _rerun_lost(
     settled.update(pieces)
     rest = [i for i in range(batch.start, batch.stop) if i not in settled]
 
-    def again(start: int, stop: int) -> _Batch:
-        prior = (
-            None if batch.priors is None else batch.priors[start - batch.start : stop - batch.start]
-        )
-        return _Batch(start, stop, children._submit(start, stop, prior), prior)
-
     if running is not None and running in rest:
         label = f"{task.name}[{running}]"
         crashed = WorkerCrashed(
             label, error.cause, f"Task {label!r}: its Dask worker died while it ran"
         )
         settled[running] = outcomes.state(task, running, crashed)
-        return [again(running + 1, batch.stop)] if running + 1 < batch.stop else []
-    return [again(index, index + 1) for index in rest]
+        return (
+            [_again(children, batch, running + 1, batch.stop)] if running + 1 < batch.stop else []
+        )
+    return [_again(children, batch, index, index + 1) for index in rest]
 
 
 def finished(value: Any) -> Any:

@@ -471,7 +471,10 @@ def _wait_until_start_reported(timeout: float = 60) -> None:
 
     from flowcore.executors._dask_outcomes import _STARTED_TOPIC
 
-    key = get_worker().get_current_task()
+    try:
+        key = get_worker().get_current_task()
+    except ValueError:  # a process pool: no scheduler to tell
+        return
     client = get_client()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -481,7 +484,20 @@ def _wait_until_start_reported(timeout: float = 60) -> None:
     raise TimeoutError(f"the start of {key} did not reach the scheduler")
 
 
+def _kill_pool_every_time(x: int, directory: str) -> int:
+    """``x + 1``, leaving a file per run; item 0 kills its pool process on every attempt
+    (leaving a ``died-*`` file first), and the others wait (up to 60 s) until it has done
+    so twice, so they are in the pool when it breaks the first two times."""
+    _run_file(directory, x)
+    if x == 0:
+        Path(directory, f"died-{os.getpid()}-{time.monotonic_ns()}").touch()
+        os._exit(1)
+    wait_until(lambda: len(list(Path(directory).glob("died-*"))) >= 2, what="two deaths")
+    return x + 1
+
+
 crash_every_time = task(_crash_every_time, name="crash_every_time")
+kill_pool_every_time = task(_kill_pool_every_time, name="kill_pool_every_time")
 crash_in_batch = task(_crash_in_batch, name="crash_in_batch")
 crash_in_batch_retried = task(
     _crash_in_batch,

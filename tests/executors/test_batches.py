@@ -263,6 +263,22 @@ def test_a_lost_batch_without_progress_reruns_its_children_one_per_call(
     assert flows.runs_of(str(tmp_path)) == {i: 2 if i == 0 else 1 for i in range(12)}
 
 
+def test_a_child_that_kills_its_pool_process_every_time_ends_crashed_alone(
+    tmp_path: Path,
+) -> None:
+    """A broken pool fails every call it held: the children run again with the killer
+    (each in a call of its own) used to end Crashed with it; each now runs again alone."""
+    with Flow("killer-in-pool") as flow:
+        out = flows.kill_pool_every_time.map(list(range(6)), unmapped(str(tmp_path)), batch_size=3)
+    state = run(flow, LocalDaskExecutor("processes", num_workers=2))
+    children = state.result[out].map_states
+    assert [type(child) for child in children] == [Crashed] + [Success] * 5
+    assert children[0].message.startswith(
+        "Task 'kill_pool_every_time[0]': a process of the pool died while the task ran"
+    )
+    assert [child.result for child in children[1:]] == [2, 3, 4, 5, 6]
+
+
 def test_batches_on_local_dask_threads_keep_per_child_retries(tmp_path: Path) -> None:
     with Flow("threads-batches") as flow:
         out = flows.fail_odd_once.map(list(range(20)), unmapped(str(tmp_path)), batch_size=6)
