@@ -13,7 +13,7 @@ follows a source, so a call that reports nothing (a single task run) pays for ne
 
     worker:  follow(source) ──(flusher thread, every FLUSH_EVERY s, once the call has
              run that long: source(pieces sent so far))──> Dask event "flowcore-progress"
-             {key, pickled (sequence number, new pieces, marker)} ──> scheduler ──> the
+             {key, pickled (attempt, sequence number, new pieces, marker)} ──> scheduler ──> the
              driver's subscription keeps them by key until the call finishes
              piece_ended(marker) (the call, as each piece ends): when the driver was last
              told that this piece is running, the call tells it at once that nothing
@@ -33,6 +33,7 @@ only read what the call has finished (under the GIL, a list's length and then it
 from __future__ import annotations
 
 import contextvars
+import os
 import pickle
 import threading
 import time
@@ -96,6 +97,7 @@ class ProgressSink:
         self._started = time.monotonic()
         self._sent_marker: Any = None
         self._sequence = 0
+        self._attempt = os.urandom(8)  # (Dask may run a call again: an existing cluster)
 
     def follow(self, source: Source) -> None:
         if self._send is None:
@@ -130,7 +132,7 @@ class ProgressSink:
 
     def _send_now(self, send: Send, pieces: list[Any], marker: Any, wait: bool) -> None:
         self._sequence += 1
-        message = (self._sequence, pieces, marker)
+        message = (self._attempt, self._sequence, pieces, marker)
         try:
             data = pickle.dumps(message, protocol=pickle.HIGHEST_PROTOCOL)
         except Exception:  # noqa: BLE001 - closures, __main__ code: cloudpickle does it
@@ -185,14 +187,19 @@ def reporting(connect: Callable[[], Send]) -> Iterator[ProgressSink]:
 
 
 def decode(flushes: list[bytes]) -> tuple[list[Any], Any]:
-    """``(pieces, last marker)`` of a call's flushes, in the order sent (which their
-    sequence numbers tell: a flush that waited may reach the driver before one that
-    did not)."""
+    """``(pieces, last marker)`` of a call's flushes, in the order sent: by attempt (a
+    call Dask ran again), in the order their first flushes came, and within an attempt by
+    sequence number (a flush that waited may reach the driver before one that did not)."""
+    attempts: dict[bytes, list[tuple[Any, ...]]] = {}
+    for data in flushes:
+        attempt, *message = pickle.loads(data)
+        attempts.setdefault(attempt, []).append(tuple(message))
     pieces: list[Any] = []
     marker = None
-    for message in sorted((pickle.loads(data) for data in flushes), key=_first):
-        pieces.extend(message[1])
-        marker = message[2]
+    for messages in attempts.values():
+        for message in sorted(messages, key=_first):
+            pieces.extend(message[1])
+            marker = message[2]
     return pieces, marker
 
 

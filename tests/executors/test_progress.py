@@ -85,6 +85,19 @@ def test_a_piece_reported_running_that_ends_is_reported_at_once() -> None:
         assert len(sent) == count
 
 
+def test_the_marker_is_the_last_attempt_s_when_dask_ran_a_call_again() -> None:
+    """On an existing cluster Dask may run a lost call again under the same key: its
+    flushes are read after the first attempt's, whatever their sequence numbers."""
+    import pickle
+
+    def flush(attempt: bytes, sequence: int, pieces: list[Any], marker: Any) -> bytes:
+        return pickle.dumps((attempt, sequence, pieces, marker))
+
+    first = [flush(b"a", 1, [(0, "s0")], 1), flush(b"a", 2, [(1, "s1")], 2)]
+    again = [flush(b"b", 2, [], None), flush(b"b", 1, [(0, "s0")], 1)]  # (out of order)
+    assert decode(first + again) == ([(0, "s0"), (1, "s1"), (0, "s0")], None)
+
+
 def test_following_outside_a_call_goes_nowhere() -> None:
     follow(lambda taken: ([], None))
 
