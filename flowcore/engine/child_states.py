@@ -42,6 +42,7 @@ from flowcore.engine.state import Failed, Mapped, State
 __all__ = ["ChildBatch", "ChildStates", "child_results", "expand_mapped"]
 
 _PLAIN_CONTEXT = (str, int, float, bool, type(None))
+_PICKLED = ("start", "template", "values", "locations", "full", "reported", "errors")
 
 
 class ChildBatch:
@@ -64,26 +65,11 @@ class ChildBatch:
         return len(self.values)
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return (
-            self.start,
-            self.template,
-            self.values,
-            self.locations,
-            self.full,
-            self.reported,
-            self.errors,
-        )
+        return tuple(getattr(self, name) for name in _PICKLED)
 
     def __setstate__(self, data: tuple[Any, ...]) -> None:
-        (
-            self.start,
-            self.template,
-            self.values,
-            self.locations,
-            self.full,
-            self.reported,
-            self.errors,
-        ) = data
+        for name, value in zip(_PICKLED, data):
+            setattr(self, name, value)
 
     def append(self, state: State) -> None:
         """Add the next child's state. Its value goes in last, so that another thread

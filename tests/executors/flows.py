@@ -433,23 +433,31 @@ def _crash_in_batch(x: int, directory: str, bad: int) -> int:
     return x + 1
 
 
-def _wait_until_reported_running(index: int, timeout: float = 60) -> None:
-    from distributed import get_client, get_worker
-
+def _wait_until_reported_running(index: int) -> None:
     from flowcore.executors.progress import TOPIC, decode
+
+    def running(messages: list[dict[str, Any]]) -> bool:
+        return bool(messages) and decode([m["data"] for m in messages])[1] == index
+
+    _wait_for_events(TOPIC, running, f"a progress report of child {index}")
+
+
+def _wait_for_events(topic: str, seen: Any, what: str, timeout: float = 60) -> None:
+    """On a Dask worker, wait until ``seen(the scheduler's events of topic for the running
+    call)`` is true; at once in a process pool (no scheduler there)."""
+    from distributed import get_client, get_worker
 
     try:
         key = get_worker().get_current_task()
-    except ValueError:  # a process pool: nothing reports progress there
+    except ValueError:  # a process pool
         return
     client = get_client()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        flushes = [m["data"] for _, m in client.get_events(TOPIC) if m.get("key") == key]
-        if flushes and decode(flushes)[1] == index:
+        if seen([m for _, m in client.get_events(topic) if m.get("key") == key]):
             return
         time.sleep(0.05)
-    raise TimeoutError(f"no progress report of child {index} reached the scheduler")
+    raise TimeoutError(f"{what} did not reach the scheduler")
 
 
 def _crash_every_time(x: int, directory: str, bad: int) -> int:
@@ -466,22 +474,10 @@ def _crash_every_time(x: int, directory: str, bad: int) -> int:
     return x + 1
 
 
-def _wait_until_start_reported(timeout: float = 60) -> None:
-    from distributed import get_client, get_worker
-
+def _wait_until_start_reported() -> None:
     from flowcore.executors._dask_outcomes import _STARTED_TOPIC
 
-    try:
-        key = get_worker().get_current_task()
-    except ValueError:  # a process pool: no scheduler to tell
-        return
-    client = get_client()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(m.get("key") == key for _, m in client.get_events(_STARTED_TOPIC)):
-            return
-        time.sleep(0.05)
-    raise TimeoutError(f"the start of {key} did not reach the scheduler")
+    _wait_for_events(_STARTED_TOPIC, bool, "the start of the call")
 
 
 def _kill_pool_every_time(x: int, directory: str) -> int:
