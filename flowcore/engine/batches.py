@@ -25,9 +25,16 @@ children in batches (``submit_batches``)::
 
 A batch lost with its worker (``WorkerCrashed``): the children it reported as finished
 (``executors.progress``: the batch's ChildBatch is read and what is new sent to the driver
-every ``progress.FLUSH_EVERY`` seconds while the batch runs) keep their states; the
-others run again, each as its own call, so a child that kills its worker again is
-``Crashed`` on its own (by the executor's usual rules) and takes no other child with it.
+every ``progress.FLUSH_EVERY`` seconds while the batch runs, and a child reported running
+says it ended before the next starts) keep their states; the child reported running
+when the worker died is ``Crashed`` and the children after it run again as one call; with
+no child reported running, the others run again, each as its own call. A call of
+children run again that is lost too is settled by the same rules, until every child has
+a state; a call of one child is ``Crashed`` (by the executor's usual rules) when it was
+the only call lost, else run again alone, one after the other (a broken process pool
+fails every call it held, a Dask worker of several threads runs several), so a child
+that kills its worker every time is ``Crashed`` on its own and takes no other child with
+it.
 A child that finished less than ``progress.FLUSH_EVERY`` seconds before its worker died
 had not been reported, and runs again (a target or checkpoint-backed cache makes that run a
 hit). A batch that never started (``UpstreamCrashed``) or that the executor could not
@@ -47,7 +54,7 @@ from flowcore.engine.calls import attach_children, collect, run_child, shared_ru
 from flowcore.engine.child_states import ChildBatch, ChildStates
 from flowcore.engine.state import Mapped, State
 from flowcore.exceptions import WorkerCrashed
-from flowcore.executors.progress import follow
+from flowcore.executors.progress import follow, piece_ended
 from flowcore.utilities import context as _context
 from flowcore.utilities.garbage import configured_threshold, fewer_collections
 
@@ -272,6 +279,7 @@ def run_batch(
                     runner_args,
                 )
                 out.append(state)
+                piece_ended(index)
     finally:
         if token is not None:
             _context.pop(token)
@@ -331,31 +339,71 @@ def collect_children(executor: Any, outcomes: Any, task: Task, children: Any) ->
         return result
     found = collect(executor, [batch.future for batch in children.batches])
     segments: list[ChildBatch] = []
-    lost: list[tuple[_Batch, dict[int, State], dict[int, Any]]] = []
+    lost: list[tuple[_Batch, WorkerCrashed]] = []
     for batch, outcome in zip(children.batches, found):
         if isinstance(outcome, ChildBatch):
-            segments.append(outcome)
+            segments.append(_settle_errors(outcomes, task, outcome))
         elif isinstance(outcome, WorkerCrashed):
-            lost.append(_rerun_lost(executor, outcomes, task, children, batch, outcome))
+            lost.append((batch, outcome))
         else:
             states = [outcomes.state(task, i, outcome) for i in range(batch.start, batch.stop)]
             segments.append(ChildBatch(batch.start, states))
-    for batch, settled, again in lost:
-        runs = dict(zip(again, collect(executor, list(again.values()))))
-        firsts = sorted(runs)  # the first child of each call that ran children again
-        states = []
-        for index in range(batch.start, batch.stop):
-            if index in settled:
-                states.append(settled[index])
-                continue
-            first = firsts[bisect.bisect_right(firsts, index) - 1]  # the call that ran it
-            outcome = runs[first]
-            if isinstance(outcome, ChildBatch):
-                states.append(outcome.state(index - first))
+    settled: dict[int, State] = {}
+    lost_batches = [batch for batch, _ in lost]
+    pending = [(batch, error, False) for batch, error in lost]
+    while pending:
+        shared: list[_Batch] = []
+        solo: list[_Batch] = []
+        for call, error, alone in pending:
+            if call.stop - call.start > 1:
+                shared.extend(_rerun_lost(executor, outcomes, task, children, call, error, settled))
+            elif alone:  # (the only call its worker's death cost: this child killed it)
+                settled[call.start] = outcomes.state(task, call.start, error)
             else:
-                states.append(outcomes.state(task, index, outcome))
-        segments.append(ChildBatch(batch.start, states))
+                solo.append(call)
+        pending = _run_again(executor, outcomes, task, shared, settled) if shared else []
+        for call in solo:  # one at a time, so that a death is the child's own
+            again = _again(children, call, call.start, call.stop)
+            pending += _run_again(executor, outcomes, task, [again], settled)
+    for batch in lost_batches:
+        segments.append(
+            ChildBatch(batch.start, [settled[i] for i in range(batch.start, batch.stop)])
+        )
     return ChildStates(segments)
+
+
+def _settle_errors(outcomes: Any, task: Task, batch: ChildBatch) -> ChildBatch:
+    """``batch`` with each child whose state could not leave its worker process
+    (``ChildBatch.errors``) settled as a call the executor could not carry out is."""
+    for offset, error in batch.errors.items():
+        batch.full[offset] = outcomes.state(task, batch.start + offset, error)
+    return batch
+
+
+def _run_again(
+    executor: Any, outcomes: Any, task: Task, calls: list[_Batch], settled: dict[int, State]
+) -> list[tuple[_Batch, WorkerCrashed, bool]]:
+    """Wait for ``calls`` (children run again) and put their children's states in
+    ``settled``; the calls lost with their worker are returned, each with whether it was
+    the only one lost (then a child alone in its call is the one that killed it)."""
+    lost = []
+    for call, outcome in zip(calls, collect(executor, [c.future for c in calls])):
+        if isinstance(outcome, ChildBatch):
+            _settle_errors(outcomes, task, outcome)
+            settled.update((outcome.start + i, outcome.state(i)) for i in range(len(outcome)))
+        elif isinstance(outcome, WorkerCrashed):
+            lost.append((call, outcome))
+        else:
+            settled.update(
+                (i, outcomes.state(task, i, outcome)) for i in range(call.start, call.stop)
+            )
+    return [(call, error, len(lost) == 1) for call, error in lost]
+
+
+def _again(children: BatchedChildren, batch: _Batch, start: int, stop: int) -> _Batch:
+    """A new call of ``batch``'s children ``start .. stop - 1``."""
+    prior = None if batch.priors is None else batch.priors[start - batch.start : stop - batch.start]
+    return _Batch(start, stop, children._submit(start, stop, prior), prior)
 
 
 def _rerun_lost(
@@ -365,36 +413,27 @@ def _rerun_lost(
     children: BatchedChildren,
     batch: _Batch,
     error: WorkerCrashed,
-) -> tuple[_Batch, dict[int, State], dict[int, Any]]:
-    """A batch lost with its worker: ``(batch, {index: state} of the children settled now,
-    {first index: future} of the calls that run the others again)``. Reported children
-    keep their states; the child the last report said was running is Crashed (as a single
-    call would be), and the children after it run again as one batch; without such a
-    report every unreported child runs again on its own (module docs)."""
+    settled: dict[int, State],
+) -> list[_Batch]:
+    """A call of children lost with its worker: the calls that run its unsettled
+    children again. Reported children keep their states (into ``settled``); the child
+    the last report says was running when the worker died is Crashed (as a single call
+    would be), and the children after it run again as one call; when no report says
+    which child was running, each unreported child runs again on its own (module docs)."""
     pieces, running = executor.partial_results(batch.future)
-    settled: dict[int, State] = dict(pieces)
+    settled.update(pieces)
     rest = [i for i in range(batch.start, batch.stop) if i not in settled]
 
-    def prior(start: int, stop: int) -> list[Any] | None:
-        if batch.priors is None:
-            return None
-        return batch.priors[start - batch.start : stop - batch.start]
-
-    again: dict[int, Any] = {}
-    if rest and running == rest[0]:
+    if running is not None and running in rest:
         label = f"{task.name}[{running}]"
         crashed = WorkerCrashed(
             label, error.cause, f"Task {label!r}: its Dask worker died while it ran"
         )
         settled[running] = outcomes.state(task, running, crashed)
-        if running + 1 < batch.stop:
-            again[running + 1] = children._submit(
-                running + 1, batch.stop, prior(running + 1, batch.stop)
-            )
-        return batch, settled, again
-    for index in rest:
-        again[index] = children._submit(index, index + 1, prior(index, index + 1))
-    return batch, settled, again
+        return (
+            [_again(children, batch, running + 1, batch.stop)] if running + 1 < batch.stop else []
+        )
+    return [_again(children, batch, index, index + 1) for index in rest]
 
 
 def finished(value: Any) -> Any:

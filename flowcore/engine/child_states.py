@@ -17,6 +17,10 @@ unchanged::
       locations  each child's result location (None when no child has one)
       full       {offset: State} for children that differ from the template in anything
                  but value and location (a Failed child, a Retrying one, a Cached hit...)
+      errors     {offset: error} for children whose state could not leave their worker
+                 process (``settle_unpicklable``): ``full`` holds them Failed with that
+                 error, and the driver makes their final state from it, as for a child
+                 run on its own
 
 A plain child costs one slot in ``values`` (and one in ``locations`` if checkpointed): for
 ``inc.map(range(1_000_000))`` about 16 MB instead of a State, a Result and two dicts per
@@ -30,20 +34,21 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, overload
 
-from flowcore.engine.state import Mapped, State
+from flowcore.engine.state import Failed, Mapped, State
 
 __all__ = ["ChildBatch", "ChildStates", "child_results", "expand_mapped"]
 
 _PLAIN_CONTEXT = (str, int, float, bool, type(None))
+_PICKLED = ("start", "template", "values", "locations", "full", "reported", "errors")
 
 
 class ChildBatch:
     """The states of children ``start .. start + len - 1`` in compact form (module docs)."""
 
-    __slots__ = ("full", "locations", "reported", "start", "template", "values")
+    __slots__ = ("errors", "full", "locations", "reported", "start", "template", "values")
 
     def __init__(self, start: int, states: Iterable[State], reported: bool = False) -> None:
         self.start = start
@@ -52,6 +57,7 @@ class ChildBatch:
         self.values: list[Any] = []
         self.locations: list[str | None] | None = None
         self.full: dict[int, State] = {}
+        self.errors: dict[int, Exception] = {}
         for state in states:
             self.append(state)
 
@@ -59,10 +65,11 @@ class ChildBatch:
         return len(self.values)
 
     def __getstate__(self) -> tuple[Any, ...]:
-        return (self.start, self.template, self.values, self.locations, self.full, self.reported)
+        return tuple(getattr(self, name) for name in _PICKLED)
 
     def __setstate__(self, data: tuple[Any, ...]) -> None:
-        self.start, self.template, self.values, self.locations, self.full, self.reported = data
+        for name, value in zip(_PICKLED, data):
+            setattr(self, name, value)
 
     def append(self, state: State) -> None:
         """Add the next child's state. Its value goes in last, so that another thread
@@ -85,6 +92,21 @@ class ChildBatch:
             self.locations.append(None)
         self.full[offset] = state
         self.values.append(None)
+
+    def settle_unpicklable(self, check: Callable[[State, int], None]) -> None:
+        """(In a worker process, when the batch cannot be pickled to leave it.) Each child
+        whose state fails ``check(state, map index)`` keeps the error raised in place of
+        its state (``errors``; ``full`` holds it Failed with that error, which the batches
+        downstream read on the workers); the other children keep theirs."""
+        for offset in range(len(self.values)):
+            try:
+                check(self.state(offset), self.start + offset)
+            except Exception as exc:  # noqa: BLE001 - this child's outcome, not the batch's
+                self.errors[offset] = exc
+                self.full[offset] = Failed(str(exc), result=exc)
+                self.values[offset] = None
+                if self.locations is not None:
+                    self.locations[offset] = None
 
     def state(self, offset: int) -> State:
         """A State for the child at ``offset`` in this batch."""

@@ -15,9 +15,15 @@ So the executor pickles each call itself, once, when a batch is sent (``pack``):
                                              + the tokens of shared objects used
 
     an object with a __dict__ (a Task, a State, a Result, the Config, ...), or a dict passed
-    as an argument (the flow's context), met again in a later call of the same batch, whose
-    pickle is >= 512 bytes and holds no future, is pickled once into a "shared" blob that
-    becomes one Dask key; the calls refer to it by token.
+    as an argument whose keys are plain values (the flow's context), met again in a later
+    call of the same batch, whose pickle is >= 512 bytes and holds no future, is pickled
+    once into a "shared" blob that becomes one Dask key; the calls refer to it by token.
+
+A blob is pickled on its own, so what it holds is a copy apart from the rest of the call
+on the worker. A dict keyed by objects (the upstream states of a task run, keyed by Edge)
+is a lookup table for other arguments keyed by the same Edges, whose equality is the
+identity of their tasks: it is never shared whole, so its keys are the call's own objects
+(its values are shared one by one, as anywhere in the call).
 
 On a worker, :func:`unpack` rebuilds the call: futures are replaced by the values Dask
 resolved, tokens by the objects of the shared blobs, which each worker process unpickles
@@ -94,7 +100,7 @@ class BatchPacker:
         import (a task class defined in the script failed there): a payload that names
         ``__main__`` is made again with cloudpickle, which sends such code by value."""
         self._calls += 1
-        self._top_dicts = {id(arg) for arg in args if type(arg) is dict}
+        self._top_dicts = {id(arg) for arg in args if type(arg) is dict and _plain_keys(arg)}
         for pickler_class in (_CallPickler, _CloudCallPickler):
             buffer = io.BytesIO()
             pickler = pickler_class(buffer, self)
@@ -135,6 +141,12 @@ class BatchPacker:
         token = f"flowcore-shared-{type(obj).__name__}-{uuid.uuid4().hex}"
         self.blobs[token] = blob
         return token
+
+
+def _plain_keys(mapping: dict[Any, Any]) -> bool:
+    """Whether every key of ``mapping`` is a plain value (a context's names), so that a
+    copy of it keyed apart from the call looks up the same (module docstring)."""
+    return all(type(key) in _PLAIN for key in mapping)
 
 
 class _Sharing:

@@ -80,18 +80,23 @@ def run_call(
     return result
 
 
-def _channel_to_driver() -> Callable[[bytes], None]:
+def _channel_to_driver() -> Callable[[bytes, bool], None]:
     """(In the call's thread, when it first reports progress.) Send the running call's
-    progress to the driver as Dask events."""
-    from distributed import get_worker
+    progress to the driver as Dask events: through the worker's stream to the scheduler,
+    or with ``wait`` (from the call's thread) as a request the scheduler answers once it
+    has the event."""
+    from distributed import get_client, get_worker
 
     from flowcore.executors.progress import TOPIC
 
     worker = get_worker()
     key = worker.get_current_task()
 
-    def send(data: bytes) -> None:
-        worker.log_event(TOPIC, {"key": key, "data": data})
+    def send(data: bytes, wait: bool) -> None:
+        if wait:
+            get_client().log_event(TOPIC, {"key": key, "data": data})
+        else:
+            worker.log_event(TOPIC, {"key": key, "data": data})
 
     return send
 

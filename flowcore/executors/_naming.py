@@ -1,6 +1,7 @@
 """Names of task runs on Dask: the label in messages and the Dask key (as Prefect 1 makes it).
 
-    label  "<task name>[<map index>]" or "<task name>"
+    label  "<task name>[<map index>]" or "<task name>" ("<task name>[<first>-<last>]" for
+           a batch of mapped children)
     key    "<task name>-<map index>-<uuid4 hex>" or "<task name>-<uuid4 hex>"
 
 Both come from the ``extra_context`` the FlowRunner passes to ``submit`` (``task_name``,
@@ -12,7 +13,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-__all__ = ["fn_name", "task_key", "task_label"]
+__all__ = ["child_label", "fn_name", "task_key", "task_label"]
 
 
 def task_label(extra_context: dict[str, Any] | None, default: str = "<task>") -> str:
@@ -21,6 +22,13 @@ def task_label(extra_context: dict[str, Any] | None, default: str = "<task>") ->
     name = extra.get("task_name") or default
     index = extra.get("task_index")
     return f"{name}[{index}]" if index is not None else str(name)
+
+
+def child_label(label: str, index: int) -> str:
+    """The label of mapped child ``index`` of the batch labelled ``label``
+    (``"name[0-9]"`` -> ``"name[3]"``)."""
+    name = label[: label.rindex("[")] if label.endswith("]") else label
+    return f"{name}[{index}]"
 
 
 def task_key(extra_context: dict[str, Any] | None, default: str) -> str:

@@ -94,7 +94,8 @@ class Executor:
 
     def partial_results(self, future: Any) -> tuple[list[Any], Any]:
         """``(pieces, marker)`` a lost call reported before it was lost: the pieces it
-        finished and what it was doing at its last report (see the module docs)."""
+        finished and the one it was running when it was lost (None: not known; see the
+        module docs)."""
         return [], None
 
     def cancellation_event(self) -> str | None:

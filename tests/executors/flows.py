@@ -49,6 +49,11 @@ def total(xs: list[int]) -> int:
 
 
 @task
+def add_all(x: int, ys: list[int]) -> int:
+    return x + sum(ys)
+
+
+@task
 def numbers(n: int) -> list[int]:
     return list(range(n))
 
@@ -428,25 +433,67 @@ def _crash_in_batch(x: int, directory: str, bad: int) -> int:
     return x + 1
 
 
-def _wait_until_reported_running(index: int, timeout: float = 60) -> None:
-    from distributed import get_client, get_worker
-
+def _wait_until_reported_running(index: int) -> None:
     from flowcore.executors.progress import TOPIC, decode
+
+    def running(messages: list[dict[str, Any]]) -> bool:
+        return bool(messages) and decode([m["data"] for m in messages])[1] == index
+
+    _wait_for_events(TOPIC, running, f"a progress report of child {index}")
+
+
+def _wait_for_events(topic: str, seen: Any, what: str, timeout: float = 60) -> None:
+    """On a Dask worker, wait until ``seen(the scheduler's events of topic for the running
+    call)`` is true; at once in a process pool (no scheduler there)."""
+    from distributed import get_client, get_worker
 
     try:
         key = get_worker().get_current_task()
-    except ValueError:  # a process pool: nothing reports progress there
+    except ValueError:  # a process pool
         return
     client = get_client()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        flushes = [m["data"] for _, m in client.get_events(TOPIC) if m.get("key") == key]
-        if flushes and decode(flushes)[1] == index:
+        if seen([m for _, m in client.get_events(topic) if m.get("key") == key]):
             return
         time.sleep(0.05)
-    raise TimeoutError(f"no progress report of child {index} reached the scheduler")
+    raise TimeoutError(f"{what} did not reach the scheduler")
 
 
+def _crash_every_time(x: int, directory: str, bad: int) -> int:
+    """``x + 1``, leaving a file per run; item 0 ends once its batch has reported it
+    running (so the report is stale when the next child starts); item ``bad`` kills its
+    worker on every attempt, once the scheduler knows the call started (so that Dask does
+    not run it again: ``executors/_dask_outcomes.py``)."""
+    _run_file(directory, x)
+    if x == 0:
+        _wait_until_reported_running(0)
+    if x == bad:
+        _wait_until_start_reported()
+        os._exit(1)
+    return x + 1
+
+
+def _wait_until_start_reported() -> None:
+    from flowcore.executors._dask_outcomes import _STARTED_TOPIC
+
+    _wait_for_events(_STARTED_TOPIC, bool, "the start of the call")
+
+
+def _kill_pool_every_time(x: int, directory: str) -> int:
+    """``x + 1``, leaving a file per run; item 0 kills its pool process on every attempt
+    (leaving a ``died-*`` file first), and the others wait (up to 60 s) until it has done
+    so twice, so they are in the pool when it breaks the first two times."""
+    _run_file(directory, x)
+    if x == 0:
+        Path(directory, f"died-{os.getpid()}-{time.monotonic_ns()}").touch()
+        os._exit(1)
+    wait_until(lambda: len(list(Path(directory).glob("died-*"))) >= 2, what="two deaths")
+    return x + 1
+
+
+crash_every_time = task(_crash_every_time, name="crash_every_time")
+kill_pool_every_time = task(_kill_pool_every_time, name="kill_pool_every_time")
 crash_in_batch = task(_crash_in_batch, name="crash_in_batch")
 crash_in_batch_retried = task(
     _crash_in_batch,

@@ -58,6 +58,19 @@ def test_a_map_of_50000_items_gives_every_child_state(local_cluster: Any) -> Non
     assert state.result[summed].result == sum(range(101, n + 101))
 
 
+def test_batches_of_a_map_with_another_map_as_an_unmapped_input(local_cluster: Any) -> None:
+    """Every batch after the first used to fail the flow run with KeyError(Edge): its
+    upstream states reached the worker apart from the other map's children."""
+    with Flow("unmapped-map") as flow:
+        first = flows.inc.map(list(range(3)))
+        out = flows.add_all.map(list(range(40)), unmapped(first), batch_size=10)
+        after = flows.inc.map(list(range(40)), upstream_tasks=[unmapped(first)], batch_size=10)
+    state = run(flow, DaskExecutor(address=local_cluster.scheduler_address))
+    assert type(state) is Success
+    assert state.result[out].result == [x + 6 for x in range(40)]
+    assert state.result[after].result == [x + 1 for x in range(40)]
+
+
 def test_batch_size_1_is_one_dask_call_per_child(local_cluster: Any) -> None:
     with Flow("one-per-child") as flow:
         single = flows.dask_key.map(list(range(100)), batch_size=1)
@@ -218,6 +231,24 @@ def test_a_child_that_crashed_its_batch_is_retried_alone(
     assert runs == {i: 2 if i == 12 else 1 for i in range(30)}
 
 
+def test_a_worker_killed_after_a_reported_child_ended_blames_the_child_running(
+    temporary_cluster: DaskExecutor, tmp_path: Path
+) -> None:
+    """Child 0 was reported running, then ended; child 1 kills its worker every time.
+    The stale report used to have child 0 Crashed, and the batch run again for the others
+    lost with its worker too, every child of it Crashed as 'crash_every_time[1-5]'."""
+    with Flow("stale-report") as flow:
+        out = flows.crash_every_time.map(
+            list(range(6)), unmapped(str(tmp_path)), unmapped(1), batch_size=6
+        )
+    state = run(flow, temporary_cluster)
+    children = state.result[out].map_states
+    assert [type(child) for child in children] == [Success, Crashed] + [Success] * 4
+    assert children[1].message == "Task 'crash_every_time[1]': its Dask worker died while it ran"
+    assert [children[i].result for i in (0, 2, 3, 4, 5)] == [1, 3, 4, 5, 6]
+    assert flows.runs_of(str(tmp_path)) == {0: 1, 1: 2, 2: 1, 3: 1, 4: 1, 5: 1}
+
+
 def test_a_lost_batch_without_progress_reruns_its_children_one_per_call(
     temporary_cluster: DaskExecutor, tmp_path: Path
 ) -> None:
@@ -230,6 +261,22 @@ def test_a_lost_batch_without_progress_reruns_its_children_one_per_call(
     state = run(flow, LocalDaskExecutor("processes", num_workers=1))
     assert state.result[out].result == [i + 1 for i in range(12)]
     assert flows.runs_of(str(tmp_path)) == {i: 2 if i == 0 else 1 for i in range(12)}
+
+
+def test_a_child_that_kills_its_pool_process_every_time_ends_crashed_alone(
+    tmp_path: Path,
+) -> None:
+    """A broken pool fails every call it held: the children run again with the killer
+    (each in a call of its own) used to end Crashed with it; each now runs again alone."""
+    with Flow("killer-in-pool") as flow:
+        out = flows.kill_pool_every_time.map(list(range(6)), unmapped(str(tmp_path)), batch_size=3)
+    state = run(flow, LocalDaskExecutor("processes", num_workers=2))
+    children = state.result[out].map_states
+    assert [type(child) for child in children] == [Crashed] + [Success] * 5
+    assert children[0].message.startswith(
+        "Task 'kill_pool_every_time[0]': a process of the pool died while the task ran"
+    )
+    assert [child.result for child in children[1:]] == [2, 3, 4, 5, 6]
 
 
 def test_batches_on_local_dask_threads_keep_per_child_retries(tmp_path: Path) -> None:

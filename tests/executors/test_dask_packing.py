@@ -88,6 +88,22 @@ def test_a_dict_argument_repeated_across_calls_is_shared() -> None:
         assert _call(nested, {"inner": context})[2] == []  # only arguments themselves
 
 
+def test_a_dict_keyed_by_objects_keeps_its_keys_the_call_s_own() -> None:
+    """A batch's upstream states and its mapped upstreams' children are two dicts keyed
+    by the same Edges (equal when their tasks are the same objects): shared whole, the
+    first was a copy apart from the second on the worker, and looking one up in the other
+    failed (KeyError)."""
+    packer = BatchPacker(FakeFuture)
+    edge = Big("edge")
+    states = {edge: Big("state")}
+    for n in range(2):
+        payload, deps, tokens = _call(packer, states, {edge: [FakeFuture(str(n))]})
+    _, args, _ = unpack(payload, ["child"], tokens, [packer.blobs[t] for t in tokens])
+    [(key, state)] = args[0].items()
+    assert key is next(iter(args[1]))
+    assert state.label == "state" and args[1][key] == ["child"]
+
+
 def test_small_objects_and_objects_holding_futures_stay_inline() -> None:
     packer = BatchPacker(FakeFuture)
     small = Small()

@@ -13,7 +13,7 @@ from typing import Any
 from flowcore.executors._dask_worker import cancel_locally, event_is_set
 from flowcore.executors._futures import find_futures, map_futures
 from flowcore.executors._pools import TaskFuture
-from flowcore.executors.progress import FLUSH_EVERY, decode, follow, reporting
+from flowcore.executors.progress import FLUSH_EVERY, decode, follow, piece_ended, reporting
 from tests.executors import flows
 
 
@@ -22,7 +22,7 @@ def test_a_call_that_reports_nothing_opens_no_channel() -> None:
 
     def connect() -> Any:
         opened.append(1)
-        return lambda data: None
+        return lambda data, wait: None
 
     with reporting(connect):
         pass
@@ -42,7 +42,7 @@ def test_a_call_that_follows_a_source_opens_one_channel_and_its_pieces_reach_it(
 
     def connect() -> Any:
         opened.append(1)
-        return sent.append
+        return lambda data, wait: sent.append(data)
 
     with reporting(connect):
         follow(source)
@@ -58,6 +58,44 @@ def test_a_call_that_follows_a_source_opens_one_channel_and_its_pieces_reach_it(
     pieces, marker = decode(sent)
     assert pieces == [(0, "state 0"), (1, "state 1"), (2, "state 2"), (3, "state 3")]
     assert marker == 4
+
+
+def test_a_piece_reported_running_that_ends_is_reported_at_once() -> None:
+    """The driver is never left believing that a finished piece is running: the piece's
+    end is sent (waiting) before the call goes on, and the marker is then None."""
+    sent: list[tuple[bytes, bool]] = []
+    finished: list[tuple[int, str]] = []
+    running = [0]  # (moves on only after piece_ended, whenever the flusher reads it)
+
+    def source(taken: int) -> tuple[list[Any], Any]:
+        return finished[taken:], running[0]
+
+    with reporting(lambda: lambda data, wait: sent.append((data, wait))):
+        follow(source)
+        piece_ended(None)  # (nothing reported yet: nothing to say)
+        flows.wait_until(lambda: bool(sent), what="a flush")
+        assert decode([data for data, _ in sent]) == ([], 0)
+        finished.append((0, "state 0"))
+        piece_ended(0)
+        assert sent[-1][1] is True
+        assert decode([data for data, _ in sent]) == ([(0, "state 0")], None)
+        count = len(sent)
+        piece_ended(0)
+        running[0] = 1
+        assert len(sent) == count
+
+
+def test_the_marker_is_the_last_attempt_s_when_dask_ran_a_call_again() -> None:
+    """On an existing cluster Dask may run a lost call again under the same key: its
+    flushes are read after the first attempt's, whatever their sequence numbers."""
+    import pickle
+
+    def flush(attempt: bytes, sequence: int, pieces: list[Any], marker: Any) -> bytes:
+        return pickle.dumps((attempt, sequence, pieces, marker))
+
+    first = [flush(b"a", 1, [(0, "s0")], 1), flush(b"a", 2, [(1, "s1")], 2)]
+    again = [flush(b"b", 2, [], None), flush(b"b", 1, [(0, "s0")], 1)]  # (out of order)
+    assert decode(first + again) == ([(0, "s0"), (1, "s1"), (0, "s0")], None)
 
 
 def test_following_outside_a_call_goes_nowhere() -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from flowcore import Flow
+from flowcore import Flow, unmapped
 from flowcore.engine.state import Failed, State, Success
 from flowcore.exceptions import DaskTaskError
 from flowcore.executors import DaskExecutor, Executor, LocalDaskExecutor
@@ -112,6 +112,35 @@ def test_in_a_batched_map_only_the_child_whose_exception_cannot_be_loaded_fails(
     assert [child.result for i, child in enumerate(states) if i != 13] == [
         i for i in range(30) if i != 13
     ]
+
+
+@pytest.mark.parametrize("how", ["return", "fail"])
+def test_in_a_batched_map_only_the_child_whose_state_cannot_be_pickled_fails(
+    executor: Executor, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """It used to fail every child of its batch (as ``load[0-3]``), and their downstream."""
+    with Flow("unpicklable-child") as flow:
+        children = unloadable.lock_on.map(list(range(8)), unmapped(3), unmapped(how), batch_size=4)
+        after = unloadable.ok.map(children, batch_size=4)
+    state = run(flow, executor)
+    states = state.result[children].map_states
+    assert [type(child) for child in states] == [Success] * 3 + [Failed] + [Success] * 4
+    assert states[3].message.startswith(
+        "Task 'lock_on[3]': its result cannot be pickled to leave the worker process "
+        "(TypeError: cannot pickle '_thread.lock' object)"
+    )
+    assert isinstance(states[3].result, DaskTaskError)
+    downstream = state.result[after].map_states
+    assert [type(child).__name__ for child in downstream] == ["Success"] * 3 + ["TriggerFailed"] + [
+        "Success"
+    ] * 4
+    assert state.result[after].map_states[7].result == 7
+    errors = [
+        r
+        for r in caplog.records
+        if r.levelname == "ERROR" and "cannot be pickled" in r.getMessage()
+    ]
+    assert len(errors) == 1
 
 
 def _failed_beside_an_ok_task(executor: Executor, failing: Any) -> str:

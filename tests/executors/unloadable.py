@@ -4,9 +4,11 @@ worker processes import (``test_unloadable_values.py``)."""
 from __future__ import annotations
 
 import os
+import threading
 from typing import Any
 
 from flowcore import task
+from flowcore.engine import signals
 
 
 class NoReduce(Exception):
@@ -67,3 +69,14 @@ def returns_unloadable_in(pid: int) -> NotInThatProcess:
 @task
 def ok(x: int) -> int:
     return x
+
+
+@task
+def lock_on(x: int, bad: int, how: str) -> Any:
+    """``x``; child ``bad`` returns a lock (``how`` "return") or fails with one as its
+    result (``how`` "fail"): a state that cannot be pickled."""
+    if x != bad:
+        return x
+    if how == "fail":
+        raise signals.FAIL("failed with a lock", result=threading.Lock())
+    return threading.Lock()
