@@ -430,9 +430,12 @@ def _rerun_lost(
             label, error.cause, f"Task {label!r}: its Dask worker died while it ran"
         )
         settled[running] = outcomes.state(task, running, crashed)
-        return (
-            [_again(children, batch, running + 1, batch.stop)] if running + 1 < batch.stop else []
-        )
+        # (children before it were reported before it began; should a report have been
+        # lost on the way, they run again too rather than be left without a state)
+        again = [_again(children, batch, i, i + 1) for i in rest if i < running]
+        if running + 1 < batch.stop:
+            again.append(_again(children, batch, running + 1, batch.stop))
+        return again
     return [_again(children, batch, index, index + 1) for index in rest]
 
 
