@@ -38,7 +38,14 @@ PACKAGE_DIR = Path(flowcore.__file__).resolve().parent
 LAYERS: list[tuple[str, tuple[str, ...]]] = [
     (
         "cli and the package facade",
-        ("flowcore.cli", "flowcore.ui", "=flowcore", "=flowcore.__main__"),
+        # (and flowcore.engine.executors, Prefect 1's old name of flowcore.executors)
+        (
+            "flowcore.cli",
+            "flowcore.ui",
+            "=flowcore",
+            "=flowcore.__main__",
+            "=flowcore.engine.executors",
+        ),
     ),
     (
         "flow runner",

@@ -283,11 +283,12 @@ class CacheRun:
         if self.plan.target is not None:
             hit = self._find_target(inputs, parameters, format_kwargs or dict).hit
         elif isinstance(state, Cached):
-            return (
-                state
-                if self.revalidate(state, inputs, parameters)
-                else Pending("Cache was invalid; ready to run.")
-            )
+            if self.revalidate(state, inputs, parameters):
+                return state
+            # (as Prefect 1: a given Cached state that is no longer valid still lets the
+            # run's caches be looked in)
+            state = Pending("Cache was invalid; ready to run.")
+            hit = self.lookup(inputs, parameters)
         else:
             hit = self.lookup(inputs, parameters)
         return state if hit is None else hit

@@ -38,7 +38,7 @@ import sys
 from collections.abc import Callable, Iterable, Iterator
 from datetime import date as Date
 from datetime import datetime, timedelta, timezone
-from logging import INFO
+from logging import DEBUG, INFO
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import pendulum
@@ -146,6 +146,13 @@ class FlowRunner(Runner):
         return f"<FlowRunner: {self.flow.name}>"
 
     def call_runner_target_handlers(self, old_state: State, new_state: State) -> State:
+        if self.logger.isEnabledFor(DEBUG):
+            self.logger.debug(
+                "Flow '%s': Handling state change from %s to %s",
+                self.flow.name,
+                type(old_state).__name__,
+                type(new_state).__name__,
+            )
         for handler in self.flow.state_handlers:
             new_state = handler(self.flow, old_state, new_state) or new_state
         return new_state
@@ -168,6 +175,7 @@ class FlowRunner(Runner):
                 self.flow.executor
                 or import_object(configuration.config.engine.executor.default_class)()
             )
+        self.logger.debug("Using executor type %s", type(executor).__name__)
         self.raise_on_exception = bool((context or {}).get("raise_on_exception")) or bool(
             _context.current().get("raise_on_exception")
         )

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from flowcore.engine import state as _state
-from flowcore.exceptions import FlowcoreSignal
+from flowcore.exceptions import FlowcoreSignal, PrefectSignal
 
 __all__ = [
     "ENDRUN",
@@ -29,6 +29,7 @@ __all__ = [
     "SUCCESS",
     "TRIGGERFAIL",
     "VALIDATIONFAIL",
+    "PrefectSignal",
     "PrefectStateSignal",
     "signal_from_state",
 ]

@@ -205,8 +205,10 @@ class TaskRunner(Runner):
         self, state: State, upstream_states: dict[Edge, State], is_mapped_parent: bool
     ) -> State:
         """The run once its context is set: the steps (the fused path when it applies),
-        looping, between the run's two log lines."""
-        log(self.logger, INFO, f"Task '{self._name}': Starting task run...")
+        looping, between the run's two log lines (the first not when the run goes on
+        with a loop, from a state that carries its count, as in Prefect 1)."""
+        if self.context.get("task_loop_count") is None:
+            log(self.logger, INFO, f"Task '{self._name}': Starting task run...")
         given = state
         if not is_mapped_parent and self._fusable(state, upstream_states):
             state = self._fused(state, upstream_states)
@@ -638,6 +640,8 @@ class TaskRunner(Runner):
     @call_state_handlers
     def get_task_run_state(self, state: State, inputs: dict[str, Result]) -> State:
         """Call ``task.run`` with the input values; checkpoint and wrap the outcome."""
+        if isinstance(state, Running) and self.logger.isEnabledFor(logging.DEBUG):
+            self.logger.debug("Task '%s': Calling task.run() method...", self._name)
         return self._task_run_state(state, inputs)
 
     def _task_run_state(self, state: State, inputs: dict[str, Result]) -> State:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
@@ -586,3 +587,21 @@ def test_default_class_with_a_bad_path_warns_and_falls_back(key: str, fallback: 
     with set_temporary_config({f"engine.{key}.default_class": "flowcore.engine. bad path"}):
         with pytest.warns(UserWarning, match="^Could not import flowcore.engine. bad path"):
             assert getattr(engine, f"get_default_{key}_class")() is fallback
+
+
+def test_debug_lines_as_prefect_1_writes_them(logs: pytest.LogCaptureFixture) -> None:
+    """With DEBUG on, the flow and task runners say what Prefect 1.4.1's say: the executor,
+    the flow's state changes, and the call of ``task.run``."""
+
+    @task
+    def t() -> int:
+        return 1
+
+    with Flow("lg") as flow:
+        t()
+    assert flow.run(executor=LocalExecutor()).is_successful()
+    debug = [r.getMessage() for r in logs.records if r.levelno == logging.DEBUG]
+    assert "Using executor type LocalExecutor" in debug
+    assert "Flow 'lg': Handling state change from Scheduled to Running" in debug
+    assert "Flow 'lg': Handling state change from Running to Success" in debug
+    assert "Task 't': Calling task.run() method..." in debug

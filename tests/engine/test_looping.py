@@ -205,3 +205,28 @@ def test_looped_is_not_cached_but_the_final_success_is() -> None:
 def test_a_looped_state_given_is_final() -> None:
     looped = Looped(result=1)
     assert TaskRunner(Task()).run(state=looped) is looped
+
+
+def test_a_retry_that_goes_on_with_a_loop_does_not_say_it_starts_again(
+    logs: pytest.LogCaptureFixture,
+) -> None:
+    """Prefect 1.4.1 writes "Starting task run..." only for a run that does not go on
+    with a loop (``task_loop_count`` unset): a retry from the second loop iteration does."""
+    runs = {"n": 0}
+
+    @task(max_retries=2, retry_delay=timedelta(seconds=0))
+    def loop_then_fail() -> int:
+        runs["n"] += 1
+        count = context.get("task_loop_count", 1)
+        if count == 2 and runs["n"] == 2:
+            raise ValueError("flaky at 2")
+        if count < 4:
+            raise signals.LOOP(result=count)
+        return count
+
+    with Flow("loop-retry") as flow:
+        out = loop_then_fail()
+    state = flow.run()
+    assert state.result[out].result == 4 and runs["n"] == 5
+    starts = [r for r in logs.records if r.getMessage().endswith("Starting task run...")]
+    assert len(starts) == 1

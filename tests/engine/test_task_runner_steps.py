@@ -13,7 +13,7 @@ from typing import Any
 import pendulum
 import pytest
 
-from flowcore import Task, context, task
+from flowcore import Flow, Task, context, task
 from flowcore.core.edge import Edge
 from flowcore.engine import signals
 from flowcore.engine.cache_validators import all_inputs
@@ -436,6 +436,26 @@ def test_check_task_is_cached_invalid_incoming_state_becomes_pending() -> None:
     new = ready_runner(Task(cache_for=timedelta(minutes=1))).check_task_is_cached(state, {})
     assert type(new) is Pending
     assert new.message == "Cache was invalid; ready to run."
+
+
+def test_an_invalid_incoming_cached_state_still_lets_the_run_s_caches_be_looked_in() -> None:
+    """Prefect 1.4.1: flow.run(task_states={t: expired Cached}) with a valid entry of the
+    task in the run's caches is a hit from the caches, not a run."""
+    calls: list[int] = []
+
+    @task(cache_for=timedelta(hours=1))
+    def c1() -> str:
+        calls.append(1)
+        return "fresh"
+
+    with Flow("given-and-cached") as flow:
+        out = c1()
+    expired = Cached(result="old", cached_result_expiration=now().subtract(hours=1))
+    valid = Cached(result="from-cache", cached_result_expiration=now().add(hours=1))
+    with context(caches={"c1": [valid]}):
+        state = flow.run(task_states={out: expired})
+    assert calls == [] and isinstance(state.result[out], Cached)
+    assert state.result[out].result == "from-cache"
 
 
 def test_check_task_is_cached_incoming_cached_checked_even_without_cache_for() -> None:
