@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import os
 import pickle
 import sys
@@ -199,6 +200,25 @@ def test_task_source_counts_a_task_class_s_constructor_arguments() -> None:
     changed = Mult(2)
     changed.factor = 5  # reassigned after the constructor: its value now
     assert key(changed) == key(Mult(5))
+
+
+def test_the_engine_s_memos_and_an_assigned_logger_are_no_own_attributes() -> None:
+    """Which of a class's tasks came first, or whether a plain Task was made before, must
+    not decide what TASK_SOURCE counts: the engine's memos (the run signature, made while
+    the first task of a class is checked) and ``self.logger = ...`` are not configuration."""
+
+    class Scaled(Task):
+        def __init__(self, factor: int, **kwargs: Any) -> None:
+            self.factor = factor
+            self.logger = logging.getLogger("scaled")
+            super().__init__(**kwargs)
+
+        def run(self, x: int) -> int:
+            return x * self.factor
+
+    first, second = Scaled(2), Scaled(2)
+    assert first._own_attributes == second._own_attributes == ("factor",)
+    assert cp.TASK_SOURCE.compute_key(ctx(first), {}) == cp.TASK_SOURCE.compute_key(ctx(second), {})
 
 
 def test_task_source_keys_of_tasks_without_own_attributes_are_unchanged() -> None:

@@ -102,13 +102,19 @@ class TaskMetaclass(type):
                 break
         task = super().__call__(*args, **kwargs)
         if cls is not Task and "run" not in task.__dict__:
-            own = task.__dict__.keys() - _task_attributes()
+            own = task.__dict__.keys() - _task_attributes() - _ENGINE_MEMOS
             if own:
                 task.__dict__["_own_attributes"] = tuple(sorted(own))
         return task
 
 
 _TASK_ATTRIBUTES: frozenset[str] | None = None
+# what the engine keeps on a task object for itself (memos made on first use, which may
+# be while the task is made), or on its behalf (``task.logger = ...``): never a task
+# class's own attribute, whichever task of its class came first
+_ENGINE_MEMOS = frozenset(
+    ("_run_sig", "_run_defaults_memo", "_cache_plan_memo", "_attributes_memo", "_logger")
+)
 
 
 def _task_attributes() -> frozenset[str]:
