@@ -110,7 +110,12 @@ def test_a_corrupt_store_is_a_503_naming_where_it_was_given(tmp_path: Path) -> N
         status, body = _get(url + "api/runs")
         assert status == 503
         error = json.loads(body)["error"]
-        assert f"{corrupt} (--store): file is not a database" in error
+        assert f"{corrupt} (--store): {corrupt} is not a SQLite database, or a damaged one" in (
+            error
+        )
+        assert error.endswith(
+            "move it aside (the next run makes a new store there), or set --store to another path"
+        )
         assert "FLOWCORE__RUNS__STORE" not in error
 
 
