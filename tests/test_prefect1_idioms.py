@@ -856,13 +856,13 @@ def test_cache_validators_and_targets_as_in_prefect_1_4_1(tmp_path: Path) -> Non
 def test_the_old_engine_executors_path_imports_the_same_classes_with_a_warning() -> None:
     """``prefect.engine.executors`` (Prefect 1's older path) still imports in 1.4.1."""
     import importlib
-    import sys
 
     import flowcore.executors
 
-    sys.modules.pop("flowcore.engine.executors", None)
-    with pytest.warns(UserWarning, match="import them from flowcore.executors"):
-        old = importlib.import_module("flowcore.engine.executors")
-    assert old.LocalExecutor is flowcore.executors.LocalExecutor
-    assert old.LocalDaskExecutor is flowcore.executors.LocalDaskExecutor
-    assert old.DaskExecutor is flowcore.executors.DaskExecutor
+    old = importlib.import_module("flowcore.engine.executors")
+    for name in ("LocalExecutor", "LocalDaskExecutor", "DaskExecutor", "Executor"):
+        with pytest.warns(UserWarning, match=f"executors.{name} is Prefect 1's old place"):
+            assert getattr(old, name) is getattr(flowcore.executors, name)
+    with pytest.warns(UserWarning, match="import it from flowcore.executors"):
+        from flowcore.engine.executors import LocalDaskExecutor
+    assert LocalDaskExecutor is flowcore.executors.LocalDaskExecutor
