@@ -252,6 +252,11 @@ class Task(OperatorMixin, metaclass=TaskMetaclass):
         hash_file_contents: bool = False,
     ) -> None:
         warn_of_reserved_attributes(self)
+        if name is not None and not isinstance(name, str):  # (Prefect 1 raised TypeError too)
+            raise TypeError(
+                f"A task's name is a str; {type(self).__name__}() got {type(name).__name__} "
+                f"{name!r}. E.g. name='load'."
+            )
         self.name = name or type(self).__name__
         self.slug = slug
         check_positional_only(self)

@@ -526,8 +526,10 @@ def test_passing_a_task_to_a_task_constructor_warns() -> None:
     # verified against prefect 1.4.1 (its first sentence)
     with pytest.warns(UserWarning, match="A Task was passed as an argument to Add"):
         Add(checkpoint=upstream)  # type: ignore[arg-type]
+    # (a Task as the name: Prefect 1.4.1 then raised TypeError too)
     with pytest.warns(UserWarning, match="A Task was passed as an argument to Task"):
-        Task(upstream)  # type: ignore[arg-type]
+        with pytest.raises(TypeError, match="A task's name is a str; Task\\(\\) got Task"):
+            Task(upstream)  # type: ignore[arg-type]
 
 
 def test_subclass_setting_reserved_attribute_warns() -> None:
@@ -968,3 +970,12 @@ def test_edges_are_edge_objects() -> None:
         t = Add()(Task(name="a"))
     (edge,) = flow.edges
     assert isinstance(edge, Edge) and edge.downstream_task is t
+
+
+def test_a_task_name_that_is_not_a_str_is_a_type_error() -> None:
+    """Prefect 1.4.1 raised a TypeError for it too (from deep inside, when the task was
+    tagged); flowcore says what it got and what it takes."""
+    with pytest.raises(TypeError, match=r"^A task's name is a str; Task\(\) got int 3\. E\.g\."):
+        Task(name=3)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="A task's name is a str; FunctionTask"):
+        task(lambda: 1, name=3)  # type: ignore[arg-type]
