@@ -366,10 +366,21 @@ def collect_children(executor: Any, outcomes: Any, task: Task, children: Any) ->
             again = _again(children, call, call.start, call.stop)
             pending += _run_again(executor, outcomes, task, [again], settled)
     for batch in lost_batches:
-        segments.append(
-            ChildBatch(batch.start, [settled[i] for i in range(batch.start, batch.stop)])
-        )
+        segments.append(ChildBatch(batch.start, _settled_prefix(settled, batch)))
     return ChildStates(segments)
+
+
+def _settled_prefix(settled: dict[int, State], batch: _Batch) -> list[State]:
+    """The states of ``batch``'s children up to the first without one (a call run again
+    that a cancelled run stopped early: as a batch's own short ChildBatch, the children
+    after it did not run)."""
+    states = []
+    for index in range(batch.start, batch.stop):
+        state = settled.get(index)
+        if state is None:
+            break
+        states.append(state)
+    return states
 
 
 def _settle_errors(outcomes: Any, task: Task, batch: ChildBatch) -> ChildBatch:

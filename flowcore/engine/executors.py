@@ -17,6 +17,10 @@ if TYPE_CHECKING:
 __all__ = ["DaskExecutor", "Executor", "LocalDaskExecutor", "LocalExecutor"]
 
 
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
+
+
 def __getattr__(name: str) -> Any:
     """The executor class ``name`` of :mod:`flowcore.executors`, with the warning."""
     if name not in __all__:
