@@ -161,6 +161,11 @@ def run_flow(
     executor = kwargs.pop("executor", None) or flow.executor
     if executor is None:
         executor = import_object(configuration.config.engine.executor.default_class)()
+    if not callable(getattr(executor, "start", None)):  # (Prefect 1 failed the run on it)
+        raise TypeError(
+            f"flow.run(executor=...) takes an executor, such as LocalExecutor() or "
+            f"LocalDaskExecutor(); got {type(executor).__name__} {executor!r}"
+        )
     _refuse_unknown_arguments(runner_cls, kwargs)
     recorder = _start_recording(flow, run_parameters, kwargs, resume, rerun, progress)
     run_id = kwargs["flow_run_id"]

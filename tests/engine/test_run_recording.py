@@ -685,3 +685,18 @@ def test_a_keyword_flow_run_does_not_take_is_refused_before_a_run_is_recorded(
     store.flush()
     assert store.list_runs(flow="refused") == []
     assert flow.run(flow_run_name="named", task_runner_state_handlers=[]).is_successful()
+
+
+def test_an_executor_that_is_not_one_is_refused_before_a_run_is_recorded(
+    store: RunStore,
+) -> None:
+    """Prefect 1 failed the run with "'str' object has no attribute 'start'"; flowcore says
+    what it takes, before anything is recorded."""
+    with Flow("not-an-executor") as flow:
+        task(lambda: 1, name="one")()
+    with pytest.raises(
+        TypeError, match=r"takes an executor, such as LocalExecutor\(\).*got str 'local'"
+    ):
+        flow.run(executor="local")
+    store.flush()
+    assert store.list_runs(flow="not-an-executor") == []
