@@ -21,6 +21,7 @@ event, each with its own ``flow_run_id``, until the schedule runs out or Ctrl-C.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import sys
@@ -564,14 +565,24 @@ def _refuse_unknown_arguments(runner_cls: Any, kwargs: dict[str, Any]) -> None:
     """A keyword of ``flow.run`` that neither flowcore nor the runner's ``run`` takes is
     refused before the run starts, with the TypeError Prefect 1's ``FlowRunner.run``
     raises (it would otherwise be raised by the first pass, after the run was recorded)."""
-    parameters = inspect.signature(runner_cls.run).parameters
-    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+    taken = _run_keywords(runner_cls)
+    if taken is None:
         return
     for name in kwargs:
-        if name not in parameters and name not in _TAKEN_BY_THE_PASSES:
+        if name not in taken:
             raise TypeError(
                 f"{runner_cls.__name__}.run() got an unexpected keyword argument {name!r}"
             )
+
+
+@functools.lru_cache(maxsize=16)
+def _run_keywords(runner_cls: Any) -> frozenset[str] | None:
+    """The keywords a run with ``runner_cls`` takes (None: any, its ``run`` takes
+    ``**kwargs``), found once per class rather than on every ``flow.run``."""
+    parameters = inspect.signature(runner_cls.run).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values()):
+        return None
+    return frozenset(parameters) | _TAKEN_BY_THE_PASSES
 
 
 def _record_task_states(recorder: RunRecorder, flow: Flow, task_states: dict[Task, State]) -> None:
