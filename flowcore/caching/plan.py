@@ -509,11 +509,12 @@ class CacheRun:
         defaults = getattr(self.key_context.task, "_run_defaults", None)
         if defaults is None:
             return inputs
-        missing = defaults().keys() - inputs.keys()
+        values = defaults()
+        missing = values.keys() - inputs.keys()
         if not missing:
             return inputs
         self._defaulted = frozenset(missing)
-        return {**{name: defaults()[name] for name in missing}, **inputs}
+        return {**{name: values[name] for name in missing}, **inputs}
 
     def _compute_key(self, inputs: Mapping[str, Any]) -> bool:
         policy = self.plan.policy

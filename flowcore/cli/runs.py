@@ -62,8 +62,7 @@ def open_cli_store(spec: str | None, *, create: bool = False) -> RunStore:
             "in runs.store, by default <home_dir>/flowcore.db), or run a flow recording "
             "there first"
         )
-    with naming_store_source(spec):
-        store = open_store(spec)
+    store = open_store(spec)  # (its errors: the caller's naming_store_source)
     if store is None:
         raise CliError(
             "The run store is off (runs.store = 'none'): give --store PATH|URL, or set FLOWCORE__RUNS__STORE"

@@ -65,7 +65,7 @@ def ui(
     open_browser: bool,
 ) -> None:
     """Serve the web UI: runs, their graphs and logs, resume, caches."""
-    from flowcore.cli.runs import open_cli_store, store_source
+    from flowcore.cli.runs import naming_store_source, open_cli_store, store_source
     from flowcore.utilities._optional import require_optional
 
     require_optional("flowcore ui", *_UI_MODULES)
@@ -80,7 +80,8 @@ def ui(
             f"--host {host} lets other machines reach the UI: give a token with --token TOKEN "
             "(or FLOWCORE__UI__TOKEN), which every request will have to carry"
         )
-    opened = open_cli_store(store)
+    with naming_store_source(store):
+        opened = open_cli_store(store)
     app = create_app(
         opened,
         cache_store=cache_store,

@@ -24,7 +24,7 @@ from urllib.parse import quote
 
 from flowcore.caching.cache import CacheEntry
 from flowcore.runs.records import RunInfo, StoredLogLine, TaskRunInfo, TaskSummary, Transition
-from flowcore.runs.states import is_failed, is_finished, is_resumable
+from flowcore.runs.states import RESUMABLE_FINISHED_STATES, is_failed, is_finished
 from flowcore.utilities.units import format_duration, format_seconds, format_size, format_time
 
 __all__ = [
@@ -101,7 +101,7 @@ def ended_badly(state: str) -> bool:
     """Whether a run in ``state`` ended, not well: failed, crashed or cancelled, what
     ``flowcore resume`` resumes. The UI offers no Resume for a run not finished: it
     may still be running (a run whose process died is Crashed once the store sees it)."""
-    return is_finished(state) and is_resumable(state)
+    return state in RESUMABLE_FINISHED_STATES
 
 
 def resumable(run: RunInfo) -> bool:

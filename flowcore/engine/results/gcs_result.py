@@ -92,8 +92,9 @@ class GCSResult(Result):
             with self._boundary("find the bucket of", location):
                 found = self.gcs_bucket.exists()
         except ResultStorageError as exc:
-            if isinstance(exc.__cause__, errors.Forbidden):
-                return  # (credentials that may read objects, not buckets: a plain miss)
+            if isinstance(exc.__cause__, errors.Forbidden):  # (credentials that may read
+                _KNOWN_BUCKETS.add(str(self.bucket))  # objects, not buckets: a plain miss,
+                return  # not asked again)
             raise
         if not found:
             raise ResultStorageError(

@@ -121,8 +121,9 @@ class S3Result(Result):
             raise ResultStorageError(_no_bucket(self.bucket, key)) from None
         except ResultStorageError as exc:
             code = getattr(exc.__cause__, "response", {}).get("Error", {}).get("Code")
-            if code in _FORBIDDEN_CODES:
-                return  # (credentials that may read objects, not list the bucket: a miss)
+            if code in _FORBIDDEN_CODES:  # (credentials that may read objects, not list
+                _KNOWN_BUCKETS.add(str(self.bucket))  # the bucket: a miss, not asked again)
+                return
             raise
         _KNOWN_BUCKETS.add(str(self.bucket))
 
