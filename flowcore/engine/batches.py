@@ -341,13 +341,11 @@ def collect_children(executor: Any, outcomes: Any, task: Task, children: Any) ->
     segments: list[ChildBatch] = []
     lost: list[tuple[_Batch, WorkerCrashed]] = []
     for batch, outcome in zip(children.batches, found):
-        if isinstance(outcome, ChildBatch):
-            segments.append(_settle_errors(outcomes, task, outcome))
-        elif isinstance(outcome, WorkerCrashed):
+        segment = _outcome_states(outcomes, task, batch, outcome)
+        if segment is None:
             lost.append((batch, outcome))
         else:
-            states = [outcomes.state(task, i, outcome) for i in range(batch.start, batch.stop)]
-            segments.append(ChildBatch(batch.start, states))
+            segments.append(segment)
     settled: dict[int, State] = {}
     lost_batches = [batch for batch, _ in lost]
     pending = [(batch, error, False) for batch, error in lost]
@@ -399,16 +397,25 @@ def _run_again(
     the only one lost (then a child alone in its call is the one that killed it)."""
     lost = []
     for call, outcome in zip(calls, collect(executor, [c.future for c in calls])):
-        if isinstance(outcome, ChildBatch):
-            _settle_errors(outcomes, task, outcome)
-            settled.update((outcome.start + i, outcome.state(i)) for i in range(len(outcome)))
-        elif isinstance(outcome, WorkerCrashed):
+        segment = _outcome_states(outcomes, task, call, outcome)
+        if segment is None:
             lost.append((call, outcome))
         else:
-            settled.update(
-                (i, outcomes.state(task, i, outcome)) for i in range(call.start, call.stop)
-            )
+            settled.update((segment.start + i, segment.state(i)) for i in range(len(segment)))
     return [(call, error, len(lost) == 1) for call, error in lost]
+
+
+def _outcome_states(outcomes: Any, task: Task, call: _Batch, outcome: Any) -> ChildBatch | None:
+    """The children's states a call of them came back with: its ChildBatch (each child
+    whose state could not leave its worker settled), or the call's error as every
+    child's state; None when the call was lost with its worker (``WorkerCrashed``)."""
+    if isinstance(outcome, ChildBatch):
+        return _settle_errors(outcomes, task, outcome)
+    if isinstance(outcome, WorkerCrashed):
+        return None
+    return ChildBatch(
+        call.start, [outcomes.state(task, i, outcome) for i in range(call.start, call.stop)]
+    )
 
 
 def _again(children: BatchedChildren, batch: _Batch, start: int, stop: int) -> _Batch:
